@@ -1,0 +1,1 @@
+//! `bfp-collector`: the central service.

@@ -1,0 +1,18 @@
+//! `bfp-common`: what the agent and the collector share.
+//!
+//! One job: define the behavioural fingerprint and everything that must mean
+//! the same thing on the device and on the server — the feature schema and its
+//! validation ([`fingerprint`]), the compact model format and its
+//! allocation-free inference ([`model`]), and (in later modules) log parsing,
+//! session reconstruction and the agent-to-collector wire format.
+//!
+//! This crate never links tokio, axum, rusqlite or smartcore: the agent must
+//! stay small, and the model must load without the training library.
+
+pub mod error;
+pub mod fingerprint;
+pub mod model;
+
+pub use error::Error;
+pub use fingerprint::{Fingerprint, Protocol, FEATURE_COUNT, FEATURE_NAMES, SCHEMA_VERSION};
+pub use model::{CompactModel, Verdict};
