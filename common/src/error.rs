@@ -36,6 +36,9 @@ pub enum Error {
     /// A model artifact could not be decoded or does not fit this build.
     #[error("model artifact: {0}")]
     Model(String),
+    /// An agent batch could not be encoded or decoded.
+    #[error("wire format: {0}")]
+    Wire(String),
 }
 
 /// Result alias for `bfp-common`.

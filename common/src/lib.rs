@@ -12,6 +12,7 @@
 pub mod error;
 pub mod fingerprint;
 pub mod model;
+pub mod wire;
 
 pub use error::Error;
 pub use fingerprint::{Fingerprint, Protocol, FEATURE_COUNT, FEATURE_NAMES, SCHEMA_VERSION};
