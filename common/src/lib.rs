@@ -10,6 +10,7 @@
 //! stay small, and the model must load without the training library.
 
 pub mod error;
+pub mod explain;
 pub mod fingerprint;
 pub mod model;
 pub mod wire;
