@@ -1,2 +1,62 @@
 //! `bfp-models`: builds the labelled data, trains with smartcore, evaluates, and
 //! exports the compact model the agent and the collector embed.
+//!
+//! One job: produce `models/artifacts/bfp-model.postcard` and its model card
+//! from a documented scenario simulator, reproducibly. The pipeline is
+//! [`sim`] (labelled fingerprints) → [`train`] (smartcore random forest) →
+//! [`export`] (common's [`CompactModel`]) → [`eval`] (held-out populations,
+//! against the original approach and a fail2ban-style rule) → [`card`].
+//! `bfp-models train` runs it all.
+
+pub mod card;
+pub mod error;
+pub mod eval;
+pub mod export;
+pub mod seed;
+pub mod sim;
+pub mod train;
+
+use bfp_common::{CompactModel, FEATURE_COUNT};
+
+pub use error::{Error, Result};
+use sim::{Sample, SimConfig};
+use train::{Forest, TrainConfig};
+
+/// Version of the trained model (not of the container or the schema).
+/// Bump when the simulator, the features or the training settings change.
+pub const MODEL_VERSION: &str = "bfp-sim-forest-1.0.0";
+
+/// The committed artifact, as the agent and the collector embed it.
+pub const ARTIFACT: &[u8] = include_bytes!("../artifacts/bfp-model.postcard");
+
+/// The committed artifact, decoded and checked.
+pub fn embedded() -> Result<CompactModel> {
+    Ok(CompactModel::from_bytes(ARTIFACT)?)
+}
+
+/// Feature rows and labels of samples.
+pub fn features(samples: &[Sample]) -> (Vec<[f32; FEATURE_COUNT]>, Vec<bool>) {
+    samples.iter().map(|s| (s.fingerprint.features(), s.suspicious)).unzip()
+}
+
+/// Everything one training run produces.
+pub struct Built {
+    /// Training populations.
+    pub train: Vec<Sample>,
+    /// Held-out populations.
+    pub eval: Vec<Sample>,
+    /// The smartcore forest.
+    pub forest: Forest,
+    /// Its compact export.
+    pub model: CompactModel,
+}
+
+/// Simulates, splits by population, trains and exports. Deterministic.
+pub fn build(sim_cfg: &SimConfig, train_cfg: &TrainConfig) -> Result<Built> {
+    let all = sim::simulate(sim_cfg);
+    let (train_set, eval_set) = sim::split(&all, sim_cfg);
+    let (x, y) = features(&train_set);
+    let forest = train::fit(&x, &y, train_cfg)?;
+    let model = export::export(&forest, MODEL_VERSION, &x, &y)?;
+    Ok(Built { train: train_set, eval: eval_set, forest, model })
+}

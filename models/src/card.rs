@@ -1,0 +1,331 @@
+//! The model card (`models/MODEL_CARD.md`) and the run that regenerates it
+//! together with the artifact.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use bfp_common::{CompactModel, FEATURE_COUNT, FEATURE_NAMES, SCHEMA_VERSION};
+
+use crate::error::{Error, Result};
+use crate::eval::{self, Report};
+use crate::sim::{Scenario, SimConfig};
+use crate::train::{self, TrainConfig};
+use crate::{build, features, seed, MODEL_VERSION};
+
+/// Scores rows with the compact model.
+pub fn compact_predictions(model: &CompactModel, rows: &[[f32; FEATURE_COUNT]]) -> Vec<bool> {
+    rows.iter().map(|x| model.score(x).suspicious).collect()
+}
+
+/// Rows on which the compact model disagrees with smartcore (label or
+/// vote share). Must be zero.
+pub fn disagreements(built: &crate::Built, rows: &[[f32; FEATURE_COUNT]]) -> Result<usize> {
+    let reference = train::predict(&built.forest, rows)?;
+    let votes = train::suspicious_votes(&built.forest, rows)?;
+    let trees = built.model.trees() as f32;
+    Ok(rows
+        .iter()
+        .zip(reference.iter().zip(&votes))
+        .filter(|(x, (&label, &v))| {
+            let verdict = built.model.score(x);
+            let share = if verdict.suspicious { verdict.confidence } else { 1.0 - verdict.confidence };
+            // Votes are whole numbers; the share is their f32 ratio.
+            verdict.suspicious != label || (share * trees).round() as u32 != v
+        })
+        .count())
+}
+
+fn pct(x: f64) -> String {
+    if x.is_nan() {
+        "–".into()
+    } else {
+        format!("{:.1}%", x * 100.0)
+    }
+}
+
+/// Runs the whole pipeline, writes the artifact and the card, returns a
+/// one-paragraph summary.
+pub fn regenerate(artifact: &Path, card: &Path, seed_dir: Option<PathBuf>) -> Result<String> {
+    let sim_cfg = SimConfig::default();
+    let train_cfg = TrainConfig::default();
+    let built = build(&sim_cfg, &train_cfg)?;
+    let (eval_x, eval_y) = features(&built.eval);
+
+    let mismatches = disagreements(&built, &eval_x)?;
+    if mismatches != 0 {
+        return Err(Error::Export(format!("compact model disagrees with smartcore on {mismatches} held-out rows")));
+    }
+
+    let seed_dir = seed_dir.or_else(seed::seed_dir).ok_or_else(|| Error::Seed {
+        path: "shared/data/seed".into(),
+        detail: "not found (set BFP_SEED_DIR)".into(),
+    })?;
+    let (seed_x, seed_y) = seed::read(&seed_dir.join("behavior_dataset.csv"))?;
+    let seed_y =
+        seed_y.ok_or_else(|| Error::Seed { path: "behavior_dataset.csv".into(), detail: "no Label".into() })?;
+    let original = train::fit(&seed_x, &seed_y, &TrainConfig::library_default())?;
+
+    let ours = compact_predictions(&built.model, &eval_x);
+    let reports = vec![
+        eval::evaluate("bfp model (this card)", &built.eval, &ours),
+        eval::evaluate("original approach (default RF on seed set)", &built.eval, &train::predict(&original, &eval_x)?),
+        eval::evaluate(
+            "fail2ban-style rule (5 failures / 10 min)",
+            &built.eval,
+            &built.eval.iter().map(|s| eval::fail2ban(&s.fingerprint)).collect::<Vec<_>>(),
+        ),
+    ];
+    debug_assert_eq!(eval_y.len(), ours.len());
+
+    let mut compat = Vec::new();
+    for name in ["behavior_dataset.csv", "behavior_dataset_noisy.csv"] {
+        let path = seed_dir.join(name);
+        if !path.is_file() {
+            continue;
+        }
+        let (x, y) = seed::read(&path)?;
+        let y = y.unwrap_or_default();
+        let p = compact_predictions(&built.model, &x);
+        let agree = p.iter().zip(&y).filter(|(a, b)| a == b).count();
+        let flagged = p.iter().filter(|&&s| s).count();
+        compat.push((name, x.len(), agree, flagged, y.iter().filter(|&&s| s).count()));
+    }
+    let (test_x, _) = seed::read(&seed_dir.join("test.csv"))?;
+    let test_verdicts: Vec<String> = test_x
+        .iter()
+        .map(|x| {
+            let v = built.model.score(x);
+            format!("{} ({:.2})", v.label(), v.confidence)
+        })
+        .collect();
+
+    let bytes = built.model.to_bytes()?;
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| Error::Io { path, source }
+    };
+    if let Some(dir) = artifact.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    std::fs::write(artifact, &bytes).map_err(io(artifact))?;
+
+    let text = render(&Inputs {
+        sim_cfg: &sim_cfg,
+        train_cfg: &train_cfg,
+        built: &built,
+        bytes: bytes.len(),
+        reports: &reports,
+        compat: &compat,
+        test_verdicts: &test_verdicts,
+        seed_rows: seed_x.len(),
+    });
+    std::fs::write(card, text).map_err(io(card))?;
+    let o = &reports[0].overall;
+    Ok(format!(
+        "{MODEL_VERSION}: {} trees, {} nodes, {} bytes -> {}; held-out precision {}, recall {}, FPR {}; card -> {}",
+        built.model.trees(),
+        built.model.nodes.len(),
+        bytes.len(),
+        artifact.display(),
+        pct(o.precision()),
+        pct(o.recall()),
+        pct(o.fpr()),
+        card.display()
+    ))
+}
+
+struct Inputs<'a> {
+    sim_cfg: &'a SimConfig,
+    train_cfg: &'a TrainConfig,
+    built: &'a crate::Built,
+    bytes: usize,
+    reports: &'a [Report],
+    compat: &'a [(&'a str, usize, usize, usize, usize)],
+    test_verdicts: &'a [String],
+    seed_rows: usize,
+}
+
+fn render(i: &Inputs) -> String {
+    let mut s = String::new();
+    let b = i.built;
+    let count = |v: &[crate::sim::Sample], attack: bool| v.iter().filter(|x| x.suspicious == attack).count();
+    let _ = writeln!(s, "# Model card: {MODEL_VERSION}\n");
+    let _ = writeln!(
+        s,
+        "Generated by `cargo run --release -p bfp-models -- train` (deterministic: same code, same bytes). \
+         Do not edit by hand.\n"
+    );
+    let _ = writeln!(s, "## Summary\n");
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| artifact | `models/artifacts/bfp-model.postcard` |");
+    let _ = writeln!(s, "| model version | `{MODEL_VERSION}` |");
+    let _ = writeln!(s, "| feature schema version | {SCHEMA_VERSION} |");
+    let _ = writeln!(s, "| features | {} |", FEATURE_NAMES.map(|n| format!("`{n}`")).join(", "));
+    let _ = writeln!(
+        s,
+        "| learner | smartcore random forest, {} trees, max depth {}, min samples per leaf {}, {} features tried per split (floor of sqrt), Gini, seed {} |",
+        i.train_cfg.trees,
+        i.train_cfg.max_depth.map_or("unbounded".into(), |d| d.to_string()),
+        i.train_cfg.min_samples_leaf,
+        (FEATURE_COUNT as f64).sqrt().floor(),
+        i.train_cfg.seed
+    );
+    let _ = writeln!(s, "| size | {} bytes ({} nodes) |", i.bytes, b.model.nodes.len());
+    let _ = writeln!(
+        s,
+        "| exactness | the compact model gives smartcore's label and vote share on all {} held-out rows (checked at every run and by `models/tests/artifact.rs`) |",
+        b.eval.len()
+    );
+    let _ = writeln!(s, "| output | `Suspicious` when more than half the trees vote so; confidence = share of trees voting for the verdict |\n");
+
+    let _ = writeln!(s, "## Data and labels\n");
+    let _ = writeln!(
+        s,
+        "The training data is simulated (`models/src/sim/`), because the real logs in `shared/data/real` carry no \
+         labels for benign sessions and the original seed set is labelled \"logged in at night\". Every fingerprint \
+         comes from a scenario, and the label is the scenario's: benign scenarios are Normal whatever the hour, \
+         attacks are Suspicious whatever the hour (attack hours are uniform over the day). Each scenario has {} \
+         populations (a team of users with their own habits, or a set of campaigns with their own tools), each \
+         drawn from its own seed and read through its own kind of log: typing speed unknown (-1) and risky commands \
+         unknown (-1) occur in every scenario at a per-population rate, as with real logs that lack keystroke timing \
+         or command lines.\n",
+        i.sim_cfg.populations
+    );
+    let _ = writeln!(s, "| scenario | label | what it is |\n|---|---|---|");
+    for sc in Scenario::ALL {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            sc.name(),
+            if sc.is_attack() { "Suspicious" } else { "Normal" },
+            describe(sc)
+        );
+    }
+    let _ = writeln!(s, "\nLimits: simulated behaviour is only as real as its assumptions (stated per scenario in the code). Tor is rare among benign users here (one small scenario), so Tor weighs heavily; automation that fetches packages overlaps with credential stuffing by construction.\n");
+
+    let _ = writeln!(s, "## Split\n");
+    let _ = writeln!(
+        s,
+        "By population, never by row: of the {} populations of every scenario, the last {} are held out whole \
+         (their users, jobs and campaigns never appear in training). Training: {} rows ({} Normal, {} Suspicious). \
+         Held out: {} rows ({} Normal, {} Suspicious). Simulator seed {}.\n",
+        i.sim_cfg.populations,
+        i.sim_cfg.holdout,
+        b.train.len(),
+        count(&b.train, false),
+        count(&b.train, true),
+        b.eval.len(),
+        count(&b.eval, false),
+        count(&b.eval, true),
+        i.sim_cfg.seed
+    );
+
+    let _ = writeln!(s, "## Results on the held-out populations\n");
+    let _ = writeln!(
+        s,
+        "The original approach is smartcore's default random forest (100 fully grown trees) trained on the \
+         original seed set ({} rows, label \"night\"), scored on the same held-out rows. The fail2ban-style rule \
+         flags 5 or more failed logins within 10 minutes (see `eval::fail2ban`).\n",
+        i.seed_rows
+    );
+    let _ = writeln!(
+        s,
+        "| detector | Suspicious precision | Suspicious recall | Suspicious F1 | FPR | Normal precision | Normal recall | Normal F1 |\n|---|---|---|---|---|---|---|---|"
+    );
+    for r in i.reports {
+        let o = &r.overall;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.detector,
+            pct(o.precision()),
+            pct(o.recall()),
+            pct(o.f1()),
+            pct(o.fpr()),
+            pct(o.normal_precision()),
+            pct(o.normal_recall()),
+            pct(o.normal_f1())
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n### Per scenario\n\nAttack scenarios: share detected (recall). Benign scenarios: share wrongly flagged (false-positive rate).\n"
+    );
+    let _ = write!(s, "| scenario | label | rows |");
+    for r in i.reports {
+        let _ = write!(s, " {} |", r.detector);
+    }
+    let _ = write!(s, "\n|---|---|---|");
+    for _ in i.reports {
+        let _ = write!(s, "---|");
+    }
+    let _ = writeln!(s);
+    for (k, (sc, c)) in i.reports[0].per_scenario.iter().enumerate() {
+        let _ =
+            write!(s, "| {} | {} | {} |", sc.name(), if sc.is_attack() { "Suspicious" } else { "Normal" }, c.total());
+        for r in i.reports {
+            let c = r.per_scenario[k].1;
+            let _ = write!(
+                s,
+                " {} |",
+                if sc.is_attack() { format!("recall {}", pct(c.recall())) } else { format!("FPR {}", pct(c.fpr())) }
+            );
+        }
+        let _ = writeln!(s);
+    }
+
+    let _ = writeln!(s, "\n## Seed sets (compatibility check)\n");
+    let _ = writeln!(
+        s,
+        "The original seed sets are labelled by login hour only, so agreement with them measures how much this \
+         model still behaves like \"night = suspicious\" (it should not, much). They are not a quality measure.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| file | rows | agreement with its night label | flagged Suspicious | night-labelled |\n|---|---|---|---|---|"
+    );
+    for (name, rows, agree, flagged, night) in i.compat {
+        let _ = writeln!(
+            s,
+            "| {name} | {rows} | {} | {} | {} |",
+            pct(*agree as f64 / *rows as f64),
+            pct(*flagged as f64 / *rows as f64),
+            pct(*night as f64 / *rows as f64)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nThe original acceptance CSV (`seed/test.csv`, expected Normal, Suspicious, Normal): {}.\n",
+        i.test_verdicts.join(", ")
+    );
+    let _ = writeln!(s, "## Regenerate\n\n```\ncargo run --release -p bfp-models -- train\n```\n");
+    s
+}
+
+fn describe(sc: Scenario) -> &'static str {
+    match sc {
+        Scenario::OfficeWorker => {
+            "day-time staff with their own working day, web or SSH, a rare mistyped password, rare curl"
+        }
+        Scenario::NightShiftAdmin => {
+            "administrators working 20:00-06:00 over SSH, occasional package fetch or crontab edit"
+        }
+        Scenario::TravellingAdmin => "administrators whose hours shift with time zones, up to 3 failed attempts",
+        Scenario::Automation => {
+            "cron and configuration management: fixed hours, machine-speed commands, no failures, some fetch packages"
+        }
+        Scenario::Mistyper => "users who fail 1-7 times then log in, or give up (short burst, no session)",
+        Scenario::FtpUser => "FTP transfers, mostly without keystroke timing",
+        Scenario::TorPrivacyUser => "rare legitimate users reaching the device through Tor",
+        Scenario::FastBruteForce => {
+            "per-source windows of 10-20,000 failures at 3-300/min; some get in and run a few commands"
+        }
+        Scenario::SlowBruteForce => "per-source windows of 3-48 failures spaced 4-180 min apart",
+        Scenario::CredentialStuffing => "leaked credentials: 0-3 failures, then a short scripted session",
+        Scenario::MachineSpeedBot => {
+            "Mirai-style bots: default-credential guesses, command chains at machine speed, droppers"
+        }
+        Scenario::TorOperator => "human operators behind Tor: a few guesses, human typing, recon and tools",
+        Scenario::PostCompromise => "download-and-run, persistence and history wiping after getting in",
+    }
+}
