@@ -101,3 +101,56 @@ fn original_json_example_is_suspicious_with_valid_confidence() {
     assert!((0.5..=1.0).contains(&v.confidence), "{}", v.confidence);
     assert!(v.top_features(3).count() > 0, "a verdict says why");
 }
+
+fn session(hour: u8, minutes: f32, commands: u32, failed: u32, protocol: Protocol, wpm: Option<f32>) -> Fingerprint {
+    Fingerprint {
+        login_hour: hour,
+        session_duration_min: minutes,
+        commands,
+        failed_logins: failed,
+        protocol,
+        typing_speed_wpm: wpm,
+        risky_commands: Some(0),
+    }
+}
+
+#[test]
+fn user_who_mistypes_a_few_times_then_works_is_normal() {
+    for failed in [2, 3, 6] {
+        let v = score(session(10, 30.0, 20, failed, Protocol::Https, Some(35.0)));
+        assert!(!v.suspicious, "{failed} mistakes: {v:?}");
+    }
+}
+
+#[test]
+fn brute_force_windows_are_suspicious_fast_or_slow() {
+    // 2 attempts an hour over a day: under fail2ban's 5-in-10-minutes.
+    assert!(score(session(0, 1440.0, 0, 48, Protocol::Ssh, None)).suspicious);
+    // 200 attempts in 3 minutes at 14:00.
+    assert!(score(session(14, 3.0, 0, 200, Protocol::Ssh, None)).suspicious);
+}
+
+#[test]
+fn download_and_run_after_login_is_suspicious() {
+    let mut fp = session(3, 4.0, 6, 0, Protocol::Ssh, Some(60.0));
+    fp.risky_commands = Some(2);
+    assert!(score(fp).suspicious);
+}
+
+#[test]
+fn the_hour_alone_never_flips_these_verdicts() {
+    // A night-hour rule fails every one of these at some hour.
+    let cases = [
+        (session(23, 60.0, 20, 0, Protocol::Ssh, Some(45.0)), false),
+        (session(10, 40.0, 10, 0, Protocol::Https, Some(45.0)), false),
+        (session(2, 0.5, 10, 0, Protocol::Ssh, Some(1200.0)), false),
+        (session(14, 3.0, 0, 200, Protocol::Ssh, None), true),
+        (session(14, 10.0, 12, 8, Protocol::Tor, Some(150.0)), true),
+    ];
+    for (fp, suspicious) in cases {
+        for hour in 0..24 {
+            let v = score(Fingerprint { login_hour: hour, ..fp });
+            assert_eq!(v.suspicious, suspicious, "{fp:?} at {hour}:00 -> {v:?}");
+        }
+    }
+}
