@@ -39,6 +39,9 @@ pub enum Error {
     /// An agent batch could not be encoded or decoded.
     #[error("wire format: {0}")]
     Wire(String),
+    /// A baseline state file could not be written or read back.
+    #[error("baseline state: {0}")]
+    Baseline(String),
 }
 
 /// Result alias for `bfp-common`.

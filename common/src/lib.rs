@@ -9,6 +9,7 @@
 //! This crate never links tokio, axum, rusqlite or smartcore: the agent must
 //! stay small, and the model must load without the training library.
 
+pub mod baseline;
 pub mod error;
 pub mod explain;
 pub mod fingerprint;
