@@ -79,6 +79,7 @@ pub fn regenerate(artifact: &Path, card: &Path, seed_dir: Option<PathBuf>) -> Re
 
     let unseen = leave_one_scenario_out(&built, &train_cfg)?;
     let sweep = size_sweep(&built, &train_cfg)?;
+    let stability = seed_stability(&train_cfg)?;
 
     let mut compat = Vec::new();
     for name in ["behavior_dataset.csv", "behavior_dataset_noisy.csv"] {
@@ -123,6 +124,7 @@ pub fn regenerate(artifact: &Path, card: &Path, seed_dir: Option<PathBuf>) -> Re
         seed_rows: seed_x.len(),
         unseen: &unseen,
         sweep: &sweep,
+        stability: &stability,
     });
     std::fs::write(card, text).map_err(io(card))?;
     let o = &reports[0].overall;
@@ -150,6 +152,23 @@ struct Inputs<'a> {
     seed_rows: usize,
     unseen: &'a [(Scenario, f64)],
     sweep: &'a [(TrainConfig, usize, crate::eval::Counts)],
+    stability: &'a [(u64, crate::eval::Counts)],
+}
+
+/// The whole pipeline with other simulator seeds (other users, campaigns and
+/// held-out populations): the spread shows the shipped figures are not a
+/// lucky draw.
+pub fn seed_stability(cfg: &TrainConfig) -> Result<Vec<(u64, crate::eval::Counts)>> {
+    let mut out = Vec::new();
+    for seed in [1u64, 2, 3] {
+        let built = build(&SimConfig { seed, ..SimConfig::default() }, cfg)?;
+        let mut counts = crate::eval::Counts::default();
+        for s in &built.eval {
+            counts.add(built.model.score(&s.fingerprint.features()).suspicious, s.suspicious);
+        }
+        out.push((seed, counts));
+    }
+    Ok(out)
 }
 
 /// Other forest sizes on the same split: artifact bytes and held-out counts.
@@ -338,6 +357,26 @@ fn render(i: &Inputs) -> String {
         let _ = writeln!(s, "| {} | {} | {what} |", sc.name(), if sc.is_attack() { "Suspicious" } else { "Normal" });
     }
 
+    let _ = writeln!(s, "\n### Other simulator seeds\n");
+    let _ = writeln!(
+        s,
+        "The whole pipeline rerun with other simulator seeds (new users, campaigns and held-out populations), same settings.\n"
+    );
+    let _ = writeln!(s, "| simulator seed | Suspicious precision | recall | F1 | FPR |\n|---|---|---|---|---|");
+    let shipped = &i.reports[0].overall;
+    let mut rows = vec![(i.sim_cfg.seed, *shipped)];
+    rows.extend_from_slice(i.stability);
+    for (seed, c) in rows {
+        let _ = writeln!(
+            s,
+            "| {seed} | {} | {} | {} | {} |",
+            pct(c.precision()),
+            pct(c.recall()),
+            pct(c.f1()),
+            pct(c.fpr())
+        );
+    }
+
     let _ = writeln!(s, "\n### Size against quality\n");
     let _ = writeln!(
         s,
@@ -384,7 +423,7 @@ fn render(i: &Inputs) -> String {
         "\nThe original acceptance CSV (`seed/test.csv`, expected Normal, Suspicious, Normal): {}.\n",
         i.test_verdicts.join(", ")
     );
-    let _ = writeln!(s, "## Regenerate\n\n```\ncargo run --release -p bfp-models -- train\n```\n");
+    let _ = writeln!(s, "## Regenerate\n\n```\ncargo run --release -p bfp-models -- train                     # artifact + this card\ncargo run --release -p bfp-models -- dataset --out sim.csv    # the labelled rows, with scenario, population and split\n```\n");
     s
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use bfp_models::sim::{write_csv, SimConfig};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -26,13 +27,22 @@ enum Command {
         #[arg(long, env = "BFP_SEED_DIR")]
         seed_dir: Option<PathBuf>,
     },
+    /// Write the simulated, labelled data set (train and held-out rows) as CSV.
+    Dataset {
+        /// Output file; `-` for standard output.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
-    let Command::Train { artifact, card, seed_dir } = Cli::parse().command;
-    match bfp_models::card::regenerate(&artifact, &card, seed_dir) {
+    let result = match Cli::parse().command {
+        Command::Train { artifact, card, seed_dir } => bfp_models::card::regenerate(&artifact, &card, seed_dir),
+        Command::Dataset { out } => dataset(&out),
+    };
+    match result {
         Ok(summary) => {
-            println!("{summary}");
+            eprintln!("{summary}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -40,4 +50,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn dataset(out: &std::path::Path) -> bfp_models::Result<String> {
+    let cfg = SimConfig::default();
+    let samples = bfp_models::sim::simulate(&cfg);
+    let io = |e: csv::Error| bfp_models::Error::Io { path: out.display().to_string(), source: e.into() };
+    if out.as_os_str() == "-" {
+        write_csv(&samples, &cfg, std::io::stdout().lock()).map_err(io)?;
+    } else {
+        let file = std::fs::File::create(out)
+            .map_err(|source| bfp_models::Error::Io { path: out.display().to_string(), source })?;
+        write_csv(&samples, &cfg, std::io::BufWriter::new(file)).map_err(io)?;
+    }
+    Ok(format!("{} rows written to {}", samples.len(), out.display()))
 }
