@@ -1,1 +1,115 @@
-//! `bfp-collector`: the central service.
+//! `bfp-collector`: the central Behavioral Fingerprinting service.
+//!
+//! One job: receive fingerprints (single JSON predictions, CSV uploads, and
+//! later agents' batches), score them with the compact model, store every
+//! prediction in SQLite, and serve the original Flask system's REST API over
+//! them, unchanged for its clients, plus metrics and an OpenAPI document.
+//!
+//! Layout: [`config`] (command line), [`store`] (the database seam: group
+//! commits on one writer thread, reads on their own connections), [`api`]
+//! (routes and handlers), [`error`] (the one error type, which is also the
+//! HTTP error body).
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use bfp_common::CompactModel;
+use tokio::net::TcpListener;
+
+pub use error::{Error, Result};
+
+/// The model artifact embedded at build time, if the build had one.
+#[cfg(bfp_embedded_model)]
+pub const EMBEDDED_MODEL: Option<&[u8]> = Some(include_bytes!(env!("BFP_EMBEDDED_MODEL")));
+/// The model artifact embedded at build time, if the build had one.
+#[cfg(not(bfp_embedded_model))]
+pub const EMBEDDED_MODEL: Option<&[u8]> = None;
+
+/// Loads the model from `path`, or the embedded one.
+pub fn load_model(path: Option<&Path>) -> Result<CompactModel> {
+    let bytes = match path {
+        Some(p) => std::fs::read(p).map_err(|e| Error::Config(format!("cannot read model {}: {e}", p.display())))?,
+        None => EMBEDDED_MODEL
+            .ok_or_else(|| Error::Config("this build embeds no model artifact: pass --model PATH".into()))?
+            .to_vec(),
+    };
+    Ok(CompactModel::from_bytes(&bytes)?)
+}
+
+/// A bound, ready-to-run collector.
+pub struct Server {
+    listener: TcpListener,
+    app: axum::Router,
+    store: Arc<store::Store>,
+}
+
+impl Server {
+    /// Loads the model, opens the store and binds the listener.
+    pub async fn bind(args: &config::ServeArgs, port_env: Option<&str>) -> Result<Server> {
+        let model = load_model(args.model.as_deref())?;
+        let mut store_config = store::StoreConfig::new(&args.db);
+        store_config.synchronous = args.sync;
+        store_config.max_batch = args.max_batch;
+        let store = Arc::new(store::Store::open(&store_config)?);
+        let state = api::AppState {
+            store: store.clone(),
+            model_version: Arc::from(model.model_version.as_str()),
+            model: Arc::new(model),
+            metrics: Arc::default(),
+        };
+        let app = api::router(
+            state,
+            &api::ApiConfig {
+                max_body_bytes: args.max_body_bytes,
+                max_upload_bytes: args.max_upload_bytes,
+                cors_origins: args.cors_origins.clone(),
+            },
+        )?;
+        let addr = args.listen_addr(port_env)?;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+        Ok(Server { listener, app, store })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and
+    /// commits every queued write before returning.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+        let served = axum::serve(self.listener, self.app).with_graceful_shutdown(shutdown).await;
+        self.store.shutdown().await;
+        served.map_err(Error::Io)
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing requests and pending writes");
+}

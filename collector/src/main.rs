@@ -1,1 +1,46 @@
-fn main() {}
+//! `bfp-collector`: the central service. See the library for what it does.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use bfp_collector::config::{Cli, Command};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bfp-collector: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let port_env = std::env::var("PORT").ok();
+    let result = runtime.block_on(async {
+        let server = bfp_collector::Server::bind(&args, port_env.as_deref()).await?;
+        let addr = server.local_addr()?;
+        // Tests and scripts read the bound address (port 0 resolved) from here.
+        println!("bfp-collector listening on http://{addr}");
+        let _ = std::io::stdout().flush();
+        tracing::info!(%addr, db = %args.db.display(), "serving");
+        server.run(bfp_collector::shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => {
+            println!("bfp-collector stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bfp-collector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,2 +1,267 @@
 //! Support for the end-to-end tests: locating the real binaries, starting them
 //! on free loopback ports with temporary state, and talking to them.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+use bfp_common::model::{CompactModel, Node, FORMAT_VERSION, LEAF, MAGIC};
+use bfp_common::{FEATURE_NAMES, SCHEMA_VERSION};
+
+/// The repository root (the workspace).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The shared data folder: `$BFP_SHARED_DATA`, else `../shared/data` from the
+/// repository root (or from a folder above it, for worktrees nested deeper).
+pub fn shared_data() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BFP_SHARED_DATA") {
+        return PathBuf::from(dir);
+    }
+    let root = repo_root();
+    root.ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/data"))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| root.join("../shared/data"))
+}
+
+/// The target directory's profile folder the test executable runs from
+/// (`target/debug`), so a custom `CARGO_TARGET_DIR` works too.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/collector-abc123 -> target/debug
+    exe.parent().and_then(Path::parent).expect("test executable lives in target/<profile>/deps").to_path_buf()
+}
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Path of a workspace binary (`bfp-collector`, ...), built with a nested
+/// `cargo build` if it is missing. `scripts/test.sh` builds every binary
+/// first; rebuild by hand after changing a binary's code.
+pub fn binary(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    if !path.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(repo_root())
+            .args(["build", "--bin", name])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --bin {name} failed");
+    }
+    assert!(path.is_file(), "{} missing after cargo build", path.display());
+    path
+}
+
+/// A model for tests while the trained artifact is not yet in the
+/// repository: one tree, "more than 3 failed logins is Suspicious". Written
+/// to `dir`; returns the arguments that make the collector use it, or none
+/// when the build embeds the real artifact.
+pub fn model_args(dir: &Path) -> Vec<String> {
+    if repo_root().join("models/artifacts/bfp-model.postcard").is_file() {
+        return Vec::new();
+    }
+    let leaf =
+        |output, share| Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, output, suspicious_share: share };
+    let model = CompactModel {
+        magic: MAGIC,
+        format_version: FORMAT_VERSION,
+        schema_version: SCHEMA_VERSION,
+        model_version: "e2e-stand-in".into(),
+        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        roots: vec![0],
+        nodes: vec![
+            Node { feature: 3, threshold: 3.5, left: 1, right: 2, output: 0, suspicious_share: 128 },
+            leaf(0, 10),
+            leaf(1, 250),
+        ],
+    };
+    let path = dir.join("stand-in-model.postcard");
+    std::fs::write(&path, model.to_bytes().expect("encode stand-in model")).expect("write stand-in model");
+    vec!["--model".into(), path.display().to_string()]
+}
+
+/// A running `bfp-collector` on a loopback port. Killed on drop.
+pub struct Collector {
+    child: Child,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Collector {
+    /// Starts the real binary with `--listen 127.0.0.1:0 --db DB` plus `args`,
+    /// and waits for it to print its bound address.
+    pub fn start(db: &Path, args: &[String]) -> Collector {
+        let mut cmd = Command::new(binary("bfp-collector"));
+        cmd.arg("--listen").arg("127.0.0.1:0").arg("--db").arg(db).args(args);
+        Collector::spawn(cmd)
+    }
+
+    /// Starts the binary exactly as `cmd` says (for tests of the defaults),
+    /// and waits for it to print its bound address.
+    pub fn spawn(mut cmd: Command) -> Collector {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).env("RUST_LOG", "warn");
+        let mut child = cmd.spawn().expect("spawn bfp-collector");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("bfp-collector listening on http://") {
+                        let addr = addr.trim().parse().expect("bound address");
+                        return Collector { child, addr, lines };
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    panic!("bfp-collector did not report its address (exit: {status:?})");
+                }
+            }
+        }
+    }
+
+    /// `http://ADDR` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends SIGTERM and waits (up to 30 s) for a clean exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // The last line says the writer finished.
+                let rest: Vec<String> = self.lines.try_iter().collect();
+                assert!(rest.iter().any(|l| l == "bfp-collector stopped"), "no clean stop: {rest:?}");
+                return status;
+            }
+            assert!(Instant::now() < deadline, "bfp-collector ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// Other headers of interest, lower-case name and value.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON (panics with the body if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut r = r.expect("HTTP request");
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect::<Vec<_>>();
+    let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = r.body_mut().with_config().limit(512 * 1024 * 1024).read_to_string().expect("read body");
+    Reply { status: r.status().as_u16(), content_type, headers, body }
+}
+
+/// `GET url`.
+pub fn get(url: &str) -> Reply {
+    reply(agent().get(url).call())
+}
+
+/// A request with any method and headers, and no body.
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    for (n, v) in headers {
+        builder = builder.header(*n, *v);
+    }
+    reply(agent().run(builder.body(()).expect("request")))
+}
+
+/// `POST url` with a body and (optionally) a content type.
+pub fn post(url: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
+    let mut req = agent().post(url);
+    if let Some(ct) = content_type {
+        req = req.header("Content-Type", ct);
+    }
+    reply(req.send(body))
+}
+
+/// `POST url` with a JSON body.
+pub fn post_json(url: &str, body: &serde_json::Value) -> Reply {
+    post(url, Some("application/json"), body.to_string().as_bytes())
+}
+
+/// A `multipart/form-data` body with one file field; returns (content type, body).
+pub fn multipart(field: &str, filename: &str, content: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "bfp-e2e-boundary-7d1f3a";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// `POST url` uploading `content` as the multipart field `field`.
+pub fn upload(url: &str, field: &str, content: &[u8]) -> Reply {
+    let (ct, body) = multipart(field, "upload.csv", content);
+    post(url, Some(&ct), &body)
+}
+
+/// A free loopback port (bound and released; fine for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}

@@ -1,0 +1,448 @@
+//! The HTTP API: the original Flask contract (`/health`, `/api/predict`,
+//! `/api/predict-csv`, `/api/analytics`, `/api/results`) plus `/metrics` and
+//! `/api/openapi.json`. Every error is a JSON body (see [`crate::error`]).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Multipart, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bfp_common::{explain, CompactModel, Fingerprint};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::error::{Error, Result};
+use crate::store::{self, AgentContext, CsvSpool, NewPrediction, ResultsQuery, Source, Store, StoredPrediction};
+
+/// Reasons given per prediction.
+pub const MAX_REASONS: usize = 3;
+/// `/api/results` page size when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Largest `/api/results` page; larger `limit`s are clamped to it.
+pub const MAX_PAGE: u32 = 1000;
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<Store>,
+    /// The model that scores single and CSV predictions.
+    pub model: Arc<CompactModel>,
+    /// `model.model_version`, shared without copying per row.
+    pub model_version: Arc<str>,
+    /// Request counters for `/metrics`.
+    pub metrics: Arc<HttpMetrics>,
+}
+
+/// Limits and browser access of the router.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest JSON body, bytes.
+    pub max_body_bytes: usize,
+    /// Largest CSV upload, bytes.
+    pub max_upload_bytes: usize,
+    /// Origins allowed by CORS (`*` = any); empty = no CORS layer.
+    pub cors_origins: Vec<String>,
+}
+
+/// Requests answered, by matched route and status.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    counts: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+impl HttpMetrics {
+    fn record(&self, route: &str, status: u16) {
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry((route.to_string(), status)).or_default() += 1;
+        }
+    }
+
+    fn snapshot(&self) -> Vec<((String, u16), u64)> {
+        self.counts.lock().map(|c| c.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default()
+    }
+}
+
+/// The service's router.
+pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
+    let mut app = Router::new()
+        .route("/health", get(health))
+        .route("/api/predict", post(predict).layer(DefaultBodyLimit::max(config.max_body_bytes)))
+        .route("/api/predict-csv", post(predict_csv).layer(DefaultBodyLimit::max(config.max_upload_bytes)))
+        .route("/api/analytics", get(analytics))
+        .route("/api/results", get(results))
+        .route("/api/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), track))
+        .with_state(state);
+    if !config.cors_origins.is_empty() {
+        let origin = if config.cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            let list = config
+                .cors_origins
+                .iter()
+                .map(|o| HeaderValue::from_str(o).map_err(|_| Error::Config(format!("bad --cors-origin {o:?}"))))
+                .collect::<Result<Vec<_>>>()?;
+            AllowOrigin::list(list)
+        };
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(origin)
+                .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+        );
+    }
+    Ok(app)
+}
+
+async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let response = next.run(req).await;
+    metrics.record(route.as_deref().unwrap_or("unmatched"), response.status().as_u16());
+    response
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Error {
+    Error::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "OK", "message": "Backend is running"}))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// The features as the API shows them (input names of the original JSON).
+pub fn features_json(fp: &Fingerprint) -> Value {
+    json!({
+        "login_hour": fp.login_hour,
+        "session_duration": fp.session_duration_min,
+        "commands_count": fp.commands,
+        "failed_logins": fp.failed_logins,
+        "protocol": fp.protocol.as_str(),
+        "typing_speed": fp.typing_speed_wpm,
+        "risky_commands": fp.risky_commands,
+    })
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+fn body_error(status: StatusCode, text: String) -> Error {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::TooLarge(text)
+    } else {
+        Error::BadInput(text)
+    }
+}
+
+async fn predict(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>> {
+    let body = body.map_err(|r| body_error(r.status(), r.body_text()))?;
+    if !is_json(&headers) {
+        return Err(Error::BadInput("Content-Type must be application/json".into()));
+    }
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| Error::BadInput(format!("body is not valid JSON: {e}")))?;
+    let (fp, command_list) = Fingerprint::from_json(&value).map_err(|e| Error::BadInput(e.to_string()))?;
+    let verdict = s.model.score(&fp.features());
+    let reasons = explain::reasons(&fp, &verdict, MAX_REASONS);
+    let commands = value.get("commands").is_some_and(Value::is_array).then_some(command_list);
+    let prediction = NewPrediction {
+        source: Source::Single,
+        fingerprint: fp,
+        suspicious: verdict.suspicious,
+        confidence: verdict.confidence,
+        commands,
+        model_version: s.model_version.clone(),
+        reasons: reasons.clone(),
+        device: None,
+        agent: AgentContext::default(),
+    };
+    let ids = s.store.insert(vec![prediction]).await?;
+    Ok(Json(json!({
+        "prediction": verdict.label(),
+        "confidence": store::round_confidence(verdict.confidence),
+        "features": features_json(&fp),
+        "reasons": reasons,
+        "model_version": &*s.model_version,
+        "id": ids.first().copied(),
+    })))
+}
+
+fn multipart_error(e: MultipartError) -> Error {
+    body_error(e.status(), format!("upload failed: {}", e.body_text()))
+}
+
+async fn predict_csv(
+    State(s): State<AppState>,
+    multipart: std::result::Result<Multipart, MultipartRejection>,
+) -> Result<Json<Value>> {
+    let mut multipart = multipart.map_err(|r| {
+        Error::BadInput(format!("expected a multipart/form-data upload with a field `file`: {}", r.body_text()))
+    })?;
+    let mut field = loop {
+        match multipart.next_field().await.map_err(multipart_error)? {
+            Some(field) if field.name() == Some("file") => break field,
+            Some(_) => continue,
+            None => return Err(Error::BadInput("missing multipart field `file`".into())),
+        }
+    };
+
+    // The upload streams through a small channel into a blocking parser that
+    // scores each row and spools it to disk: memory does not grow with the file.
+    let spool = s.store.csv_spool()?;
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
+    let model = s.model.clone();
+    let model_version = s.model_version.clone();
+    let parser = tokio::task::spawn_blocking(move || {
+        parse_csv(ChannelReader { rx, current: Bytes::new() }, spool, &model, model_version)
+    });
+    let mut upload_error = None;
+    let mut parser_listening = true;
+    loop {
+        match field.chunk().await {
+            Ok(Some(bytes)) => {
+                // After a bad row the parser has hung up; keep reading (and
+                // dropping) the rest so the client gets our answer, not a reset.
+                if parser_listening && tx.send(Ok(bytes)).await.is_err() {
+                    parser_listening = false;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other("upload interrupted"))).await;
+                upload_error = Some(multipart_error(e));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let parsed = parser.await.map_err(|e| Error::Internal(format!("CSV parser: {e}")))?;
+    let spool = match parsed {
+        Ok(spool) => spool,
+        // The parser only saw the stream break; the upload error says why.
+        Err(Error::BadInput(d)) if d == UPLOAD_BROKEN => return Err(upload_error.unwrap_or(Error::BadInput(d))),
+        Err(e) => return Err(e),
+    };
+    if spool.totals().total() == 0 {
+        return Err(Error::BadInput("the CSV file has a header but no data rows".into()));
+    }
+    let summary = s.store.commit_csv(spool).await?;
+    Ok(Json(json!({
+        "total_records": summary.total,
+        "normal_users": summary.normal,
+        "suspicious_users": summary.suspicious,
+    })))
+}
+
+const UPLOAD_BROKEN: &str = "the upload was interrupted";
+
+/// Reads a streamed upload from the async side as a blocking `Read`.
+struct ChannelReader {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(bytes)) => self.current = bytes,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+fn parse_csv(input: impl Read, mut spool: CsvSpool, model: &CompactModel, model_version: Arc<str>) -> Result<CsvSpool> {
+    let csv_error = |e: csv::Error, row: u64| match e.kind() {
+        csv::ErrorKind::Io(_) => Error::BadInput(UPLOAD_BROKEN.into()),
+        csv::ErrorKind::Utf8 { .. } => Error::BadInput(format!("CSV row {row}: not valid UTF-8")),
+        _ => Error::BadInput(format!("CSV row {row}: {e}")),
+    };
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
+    let header = reader.headers().map_err(|e| csv_error(e, 0))?.clone();
+    if header.iter().all(|h| h.trim().is_empty()) {
+        return Err(Error::BadInput("the uploaded file is empty".into()));
+    }
+    Fingerprint::check_csv_header(&header).map_err(|e| Error::BadInput(e.to_string()))?;
+    let mut record = csv::StringRecord::new();
+    let mut row = 0u64;
+    while reader.read_record(&mut record).map_err(|e| csv_error(e, row + 1))? {
+        row += 1;
+        let fp = Fingerprint::from_csv_record(&record, row).map_err(|e| Error::BadInput(e.to_string()))?;
+        let verdict = model.score(&fp.features());
+        spool.push(&NewPrediction {
+            source: Source::Csv,
+            fingerprint: fp,
+            suspicious: verdict.suspicious,
+            confidence: verdict.confidence,
+            commands: None,
+            model_version: model_version.clone(),
+            reasons: explain::reasons(&fp, &verdict, MAX_REASONS),
+            device: None,
+            agent: AgentContext::default(),
+        })?;
+    }
+    Ok(spool)
+}
+
+fn percent(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        (part as f64 * 1000.0 / total as f64).round() / 10.0
+    }
+}
+
+async fn analytics(State(s): State<AppState>) -> Result<Json<Value>> {
+    let t = s.store.totals().await?;
+    Ok(Json(json!({
+        "total_predictions": t.total(),
+        "normal_users": t.normal,
+        "suspicious_users": t.suspicious,
+        "normal_percent": percent(t.normal, t.total()),
+        "suspicious_percent": percent(t.suspicious, t.total()),
+    })))
+}
+
+/// Query string of `/api/results`; all text, parsed below for precise errors.
+#[derive(Debug, Default, Deserialize)]
+struct ResultsParams {
+    limit: Option<String>,
+    offset: Option<String>,
+    after_id: Option<String>,
+    source: Option<String>,
+    device: Option<String>,
+    prediction: Option<String>,
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Option<T>> {
+    value
+        .map(|v| {
+            v.trim()
+                .parse::<T>()
+                .map_err(|_| Error::BadInput(format!("{name} must be a non-negative integer, got {v:?}")))
+        })
+        .transpose()
+}
+
+impl ResultsParams {
+    fn into_query(self) -> Result<ResultsQuery> {
+        let prediction = match self.prediction.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(p) if p.eq_ignore_ascii_case("suspicious") => Some(true),
+            Some(p) if p.eq_ignore_ascii_case("normal") => Some(false),
+            Some(p) => return Err(Error::BadInput(format!("prediction must be Normal or Suspicious, got {p:?}"))),
+        };
+        Ok(ResultsQuery {
+            limit: number::<u32>("limit", self.limit.as_deref())?.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE),
+            offset: number::<u64>("offset", self.offset.as_deref())?.unwrap_or(0),
+            after_id: number::<i64>("after_id", self.after_id.as_deref())?,
+            source: self.source.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(Source::parse).transpose()?,
+            device: self.device.filter(|d| !d.is_empty()),
+            suspicious: prediction,
+        })
+    }
+}
+
+fn stored_json(p: &StoredPrediction) -> Value {
+    json!({
+        "id": p.id,
+        "prediction": if p.suspicious { "Suspicious" } else { "Normal" },
+        "confidence": p.confidence,
+        "created_at": p.created_at,
+        "source": p.source.as_str(),
+        "device": p.device,
+        "features": features_json(&p.fingerprint),
+        "commands": p.commands,
+        "reasons": p.reasons,
+        "model_version": p.model_version,
+        "kind": p.agent.kind,
+        "source_ip": p.agent.source_ip,
+        "user": p.agent.user,
+        "started_at": p.agent.started_at,
+        "ended_at": p.agent.ended_at,
+    })
+}
+
+async fn results(
+    State(s): State<AppState>,
+    params: std::result::Result<Query<ResultsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(params) = params.map_err(|r| Error::BadInput(r.body_text()))?;
+    let query = params.into_query()?;
+    let limit = query.limit;
+    let page = s.store.results(query).await?;
+    let next_after_id = match page.results.last() {
+        Some(last) if page.results.len() as u32 == limit => Some(last.id),
+        _ => None,
+    };
+    Ok(Json(json!({
+        "count": page.count,
+        "results": page.results.iter().map(stored_json).collect::<Vec<_>>(),
+        "next_after_id": next_after_id,
+    })))
+}
+
+async fn metrics(State(s): State<AppState>) -> Result<Response> {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::with_capacity(2048);
+    let _ = writeln!(out, "# HELP bfp_http_requests_total HTTP requests answered, by matched route and status.");
+    let _ = writeln!(out, "# TYPE bfp_http_requests_total counter");
+    for ((route, status), n) in s.metrics.snapshot() {
+        let _ = writeln!(out, "bfp_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(out, "# HELP bfp_predictions_stored Predictions in the database, by source and label.");
+    let _ = writeln!(out, "# TYPE bfp_predictions_stored gauge");
+    for (source, prediction, n) in s.store.counters().await? {
+        let _ = writeln!(out, "bfp_predictions_stored{{source=\"{source}\",prediction=\"{prediction}\"}} {n}");
+    }
+    let w = s.store.stats();
+    let _ = writeln!(out, "# HELP bfp_writer_commits_total Write transactions committed (each a group of requests).");
+    let _ = writeln!(out, "# TYPE bfp_writer_commits_total counter");
+    let _ = writeln!(out, "bfp_writer_commits_total {}", w.commits.load(Relaxed));
+    let _ = writeln!(out, "# HELP bfp_writer_rows_total Rows committed by the writer.");
+    let _ = writeln!(out, "# TYPE bfp_writer_rows_total counter");
+    let _ = writeln!(out, "bfp_writer_rows_total {}", w.rows.load(Relaxed));
+    let _ = writeln!(out, "# HELP bfp_writer_busy_seconds_total Time spent in committed write transactions.");
+    let _ = writeln!(out, "# TYPE bfp_writer_busy_seconds_total counter");
+    let _ = writeln!(out, "bfp_writer_busy_seconds_total {}", w.busy_micros.load(Relaxed) as f64 / 1e6);
+    let _ = writeln!(out, "# HELP bfp_writer_failures_total Write transactions rolled back after an error.");
+    let _ = writeln!(out, "# TYPE bfp_writer_failures_total counter");
+    let _ = writeln!(out, "bfp_writer_failures_total {}", w.failures.load(Relaxed));
+    let _ = writeln!(out, "# HELP bfp_model_info The model that scores predictions.");
+    let _ = writeln!(out, "# TYPE bfp_model_info gauge");
+    let _ = writeln!(out, "bfp_model_info{{version=\"{}\",trees=\"{}\"}} 1", s.model_version, s.model.trees());
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}

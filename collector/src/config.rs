@@ -1,0 +1,114 @@
+//! Command line and environment: `bfp-collector [serve] [--listen ADDR]
+//! [--db PATH] [--model PATH] ...`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::store::Synchronous;
+
+/// Port of the original Flask system, kept as the default.
+pub const DEFAULT_PORT: u16 = 5000;
+
+/// `bfp-collector`: the central Behavioral Fingerprinting service.
+#[derive(Debug, Parser)]
+#[command(name = "bfp-collector", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; without a subcommand the collector serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `serve`, also accepted without the subcommand.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve(ServeArgs),
+}
+
+/// Options of the service.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Default: `127.0.0.1:5000`, where the `PORT`
+    /// environment variable replaces the port (as the original honoured).
+    /// Port 0 picks a free port; the bound address is printed on stdout.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// SQLite database file, created with its parent directory at start-up.
+    /// Default: `instance/app.db` (the original's location).
+    #[arg(long, value_name = "PATH", default_value = "instance/app.db")]
+    pub db: PathBuf,
+    /// Compact model artifact to use instead of the embedded one.
+    /// Default: the model embedded at build time.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Origin allowed to call the API from a browser (repeatable; `*` allows
+    /// any). Default: none (no CORS headers).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Largest JSON body accepted, in bytes. Default: 65536.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest CSV upload accepted, in bytes. Default: 268435456 (256 MiB,
+    /// about ten million rows).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+    /// Durability of each commit: `full` (fsync, survives power loss) or
+    /// `normal` (survives a process crash). Default: full.
+    #[arg(long, value_enum, default_value_t = Synchronous::Full)]
+    pub sync: Synchronous,
+    /// Most rows one group commit takes. Default: 4096.
+    #[arg(long, value_name = "ROWS", default_value_t = 4096)]
+    pub max_batch: usize,
+}
+
+impl ServeArgs {
+    /// The address to bind: `--listen`, else `127.0.0.1:$PORT`, else
+    /// `127.0.0.1:5000`. `port_env` is the value of `PORT`, if set.
+    pub fn listen_addr(&self, port_env: Option<&str>) -> Result<SocketAddr> {
+        if let Some(addr) = self.listen {
+            return Ok(addr);
+        }
+        let port = match port_env.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(p) => p.parse::<u16>().map_err(|_| Error::Config(format!("PORT must be a port number, got {p:?}")))?,
+            None => DEFAULT_PORT,
+        };
+        Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("bfp-collector").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let cli = parse(&[]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.db, PathBuf::from("instance/app.db"));
+        assert_eq!(cli.serve.listen_addr(None).unwrap(), "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(cli.serve.listen_addr(Some("8080")).unwrap(), "127.0.0.1:8080".parse().unwrap());
+        assert!(cli.serve.listen_addr(Some("http")).is_err());
+    }
+
+    #[test]
+    fn serve_is_optional_and_listen_beats_port() {
+        let cli = parse(&["serve", "--listen", "127.0.0.1:0", "--db", "x.db"]);
+        let Some(Command::Serve(args)) = cli.command else { panic!("serve expected") };
+        assert_eq!(args.listen_addr(Some("8080")).unwrap(), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(args.db, PathBuf::from("x.db"));
+        let cli = parse(&["--listen", "0.0.0.0:7000", "--cors-origin", "*", "--sync", "normal"]);
+        assert_eq!(cli.serve.listen.unwrap().port(), 7000);
+        assert_eq!(cli.serve.cors_origins, vec!["*"]);
+        assert_eq!(cli.serve.sync, Synchronous::Normal);
+    }
+}

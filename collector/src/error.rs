@@ -1,0 +1,101 @@
+//! The one error type of `bfp-collector`. Every variant knows its HTTP status,
+//! so a handler returns `Result<_, Error>` and the client always gets a JSON
+//! body `{"error": ..., "detail": ...}`, never an HTML page or a bare 500.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// The `error` value the original Flask system answered for bad input; its
+/// clients match on it, so it stays word for word.
+pub const INVALID_INPUT: &str = "Invalid or missing input data";
+
+/// Everything that can go wrong in the collector.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The client sent something unusable (bad JSON, bad field, bad CSV, bad
+    /// query parameter). `detail` says what, precisely.
+    #[error("invalid input: {0}")]
+    BadInput(String),
+    /// The body exceeds the configured limit.
+    #[error("payload too large: {0}")]
+    TooLarge(String),
+    /// No such route.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The store is shutting down and takes no more writes.
+    #[error("the collector is shutting down")]
+    ShuttingDown,
+    /// The database failed (disk full, I/O error, corruption).
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A write batch failed in the database; every request of the batch
+    /// gets this (the batch was rolled back as a whole).
+    #[error("database write failed: {0}")]
+    Store(String),
+    /// A file could not be read or written (CSV spool, database directory).
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The model artifact could not be loaded.
+    #[error("model: {0}")]
+    Model(#[from] bfp_common::Error),
+    /// Bad command-line or environment configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A background task died (a bug, reported rather than hidden).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Result alias for the collector.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadInput(_) => StatusCode::BAD_REQUEST,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (error, detail) = match &self {
+            Error::BadInput(d) => (INVALID_INPUT, d.clone()),
+            Error::TooLarge(d) => ("Payload too large", d.clone()),
+            Error::NotFound(d) => ("Not found", d.clone()),
+            Error::MethodNotAllowed => ("Method not allowed", "this route does not accept this method".into()),
+            Error::ShuttingDown => ("Service unavailable", self.to_string()),
+            other => {
+                // Server-side failures are logged in full; the client gets the
+                // category, not internals such as file paths.
+                tracing::error!(error = %other, "request failed");
+                ("Internal server error", other.to_string().split(':').next().unwrap_or_default().to_string())
+            }
+        };
+        (status, Json(json!({ "error": error, "detail": detail }))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_mistakes_are_4xx_with_the_original_error_key() {
+        assert_eq!(Error::BadInput("x".into()).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(Error::TooLarge("x".into()).status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(Error::Db(rusqlite::Error::InvalidQuery).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -1,0 +1,964 @@
+//! The store: every prediction (single, CSV, agent) and the counters that
+//! make analytics O(1).
+//!
+//! This module is the seam between the service and its database: the API
+//! layer only sees [`Store`], [`NewPrediction`], [`ResultsQuery`] and the read
+//! models below, never SQL, so a PostgreSQL backend can later sit behind the
+//! same methods. SQLite (WAL) is the zero-set-up default.
+//!
+//! Writes: one writer thread owns the only write connection. Requests send
+//! their rows over a bounded channel; the writer takes everything queued
+//! (up to `max_batch` rows), inserts it in one transaction, updates the
+//! counters in that same transaction, commits, and only then answers each
+//! request. One commit (one fsync with `synchronous=FULL`) thus serves a whole
+//! burst of requests: group commit.
+//!
+//! A CSV upload is scored and spooled to an anonymous temp file next to the
+//! database while it streams in (memory stays flat); only when every row is
+//! valid does the writer insert the spool in a single transaction, so a bad
+//! row stores nothing.
+//!
+//! Reads use their own connections (WAL lets them run beside the writer).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bfp_common::{Fingerprint, Protocol};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+
+/// Version of the database schema below, kept in SQLite's `user_version`.
+/// A later version adds a migration step in [`migrate`].
+pub const STORE_SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS predictions (
+    id               INTEGER PRIMARY KEY,
+    created_at       TEXT NOT NULL DEFAULT (datetime('now')),
+    source           TEXT NOT NULL CHECK (source IN ('single', 'csv', 'agent')),
+    prediction       TEXT NOT NULL CHECK (prediction IN ('Normal', 'Suspicious')),
+    confidence       REAL NOT NULL,
+    login_hour       INTEGER NOT NULL,
+    session_duration REAL NOT NULL,
+    commands_count   INTEGER NOT NULL,
+    failed_logins    INTEGER NOT NULL,
+    protocol         TEXT NOT NULL,
+    typing_speed     REAL,
+    risky_commands   INTEGER,
+    commands         TEXT,
+    model_version    TEXT NOT NULL,
+    reasons          TEXT NOT NULL,
+    device           TEXT,
+    kind             TEXT,
+    source_ip        TEXT,
+    user             TEXT,
+    started_at       TEXT,
+    ended_at         TEXT
+);
+-- Filtered pages walk these in id order; the device index is partial since
+-- single and CSV rows have no device and should not pay for it.
+CREATE INDEX IF NOT EXISTS predictions_source_id ON predictions (source, id);
+CREATE INDEX IF NOT EXISTS predictions_prediction_id ON predictions (prediction, id);
+CREATE INDEX IF NOT EXISTS predictions_device_id ON predictions (device, id) WHERE device IS NOT NULL;
+-- Kept in the same transactions as the rows: analytics and filtered counts
+-- read a handful of counter rows instead of counting millions.
+CREATE TABLE IF NOT EXISTS counters (
+    source     TEXT NOT NULL,
+    device     TEXT NOT NULL DEFAULT '',
+    prediction TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    PRIMARY KEY (source, device, prediction)
+) WITHOUT ROWID;
+";
+
+const INSERT_SQL: &str = "INSERT INTO predictions (source, prediction, confidence, login_hour, session_duration,
+    commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
+    kind, source_ip, user, started_at, ended_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
+
+const INSERT_CSV_SQL: &str = "INSERT INTO predictions (source, prediction, confidence, login_hour, session_duration,
+    commands_count, failed_logins, protocol, typing_speed, risky_commands, model_version, reasons)
+    VALUES ('csv', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+const COUNTER_SQL: &str = "INSERT INTO counters (source, device, prediction, n) VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (source, device, prediction) DO UPDATE SET n = n + excluded.n";
+
+const SELECT_COLUMNS: &str = "id, created_at, source, prediction, confidence, login_hour, session_duration,
+    commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
+    kind, source_ip, user, started_at, ended_at";
+
+/// Where a prediction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `POST /api/predict`.
+    Single,
+    /// `POST /api/predict-csv`.
+    Csv,
+    /// A fingerprint scored on a device and forwarded by its agent.
+    Agent,
+}
+
+impl Source {
+    /// The stored and public name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Single => "single",
+            Source::Csv => "csv",
+            Source::Agent => "agent",
+        }
+    }
+
+    /// Parses `single`, `csv` or `agent`.
+    pub fn parse(s: &str) -> Result<Source> {
+        match s {
+            "single" => Ok(Source::Single),
+            "csv" => Ok(Source::Csv),
+            "agent" => Ok(Source::Agent),
+            other => Err(Error::BadInput(format!("source must be one of single, csv, agent, got {other:?}"))),
+        }
+    }
+}
+
+fn label(suspicious: bool) -> &'static str {
+    if suspicious {
+        "Suspicious"
+    } else {
+        "Normal"
+    }
+}
+
+/// Confidence as stored and answered: 4 decimals, so `0.7` is not
+/// `0.699999988` (an `f32` seen as `f64`).
+pub fn round_confidence(c: f32) -> f64 {
+    (f64::from(c) * 10_000.0).round() / 10_000.0
+}
+
+/// What an agent result carries beyond the fingerprint. All optional: single
+/// and CSV predictions have none of it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentContext {
+    /// `session` (one login session) or `source` (one attacking address).
+    pub kind: Option<String>,
+    /// Remote address of the session or the source.
+    pub source_ip: Option<String>,
+    /// User name the session logged in as (or tried).
+    pub user: Option<String>,
+    /// Start of the session, `YYYY-MM-DD HH:MM:SS`.
+    pub started_at: Option<String>,
+    /// End of the session, `YYYY-MM-DD HH:MM:SS`.
+    pub ended_at: Option<String>,
+}
+
+/// A scored fingerprint to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPrediction {
+    /// Where it came from.
+    pub source: Source,
+    /// The features that were scored.
+    pub fingerprint: Fingerprint,
+    /// The verdict.
+    pub suspicious: bool,
+    /// Probability of the predicted class, in [0.5, 1].
+    pub confidence: f32,
+    /// The command strings, when the client sent them.
+    pub commands: Option<Vec<String>>,
+    /// Version of the model that scored it.
+    pub model_version: Arc<str>,
+    /// Why, in words (see `bfp_common::explain`).
+    pub reasons: Vec<String>,
+    /// Name of the device that sent it (agent results).
+    pub device: Option<String>,
+    /// Session/source context (agent results).
+    pub agent: AgentContext,
+}
+
+/// Totals over every stored prediction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Predictions labelled Normal.
+    pub normal: u64,
+    /// Predictions labelled Suspicious.
+    pub suspicious: u64,
+}
+
+impl Totals {
+    /// All predictions.
+    pub fn total(&self) -> u64 {
+        self.normal + self.suspicious
+    }
+}
+
+/// A page request for stored predictions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResultsQuery {
+    /// Page size (the API clamps it).
+    pub limit: u32,
+    /// Rows to skip after the cursor (O(offset): prefer `after_id`).
+    pub offset: u64,
+    /// Keyset cursor: only ids greater than this.
+    pub after_id: Option<i64>,
+    /// Only this source.
+    pub source: Option<Source>,
+    /// Only this device.
+    pub device: Option<String>,
+    /// Only this label (`true` = Suspicious).
+    pub suspicious: Option<bool>,
+}
+
+/// One stored prediction as `/api/results` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPrediction {
+    /// Row id, increasing in insertion order.
+    pub id: i64,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub created_at: String,
+    /// Where it came from.
+    pub source: Source,
+    /// The verdict.
+    pub suspicious: bool,
+    /// Probability of the predicted class (4 decimals).
+    pub confidence: f64,
+    /// The scored features.
+    pub fingerprint: Fingerprint,
+    /// Command strings, if they were given (a JSON list).
+    pub commands: Option<Vec<String>>,
+    /// Model version that scored it.
+    pub model_version: String,
+    /// Reasons in words.
+    pub reasons: Vec<String>,
+    /// Device name (agent results).
+    pub device: Option<String>,
+    /// Session/source context (agent results).
+    pub agent: AgentContext,
+}
+
+/// A page of stored predictions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultsPage {
+    /// Total rows matching the filters (not just this page).
+    pub count: u64,
+    /// The page, ordered by id.
+    pub results: Vec<StoredPrediction>,
+}
+
+/// What one CSV upload stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvSummary {
+    /// Rows stored.
+    pub total: u64,
+    /// Of which Normal.
+    pub normal: u64,
+    /// Of which Suspicious.
+    pub suspicious: u64,
+}
+
+/// SQLite's `synchronous` setting for the write connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Synchronous {
+    /// fsync at every commit: a reply means the row survives power loss.
+    Full,
+    /// fsync at checkpoints only: a reply means the row survives a crash of
+    /// the process, not of the machine.
+    Normal,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Database file; its parent directory is created. CSV spools go there too.
+    pub path: PathBuf,
+    /// Durability of a commit. Default: `Full`.
+    pub synchronous: Synchronous,
+    /// Idle read connections kept open. Default: 4.
+    pub read_connections: usize,
+    /// Most rows one group commit takes. Default: 4096.
+    pub max_batch: usize,
+    /// Write requests that may wait for the writer before senders are
+    /// slowed down (back-pressure). Default: 8192.
+    pub queue: usize,
+}
+
+impl StoreConfig {
+    /// The defaults above for a database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            path: path.into(),
+            synchronous: Synchronous::Full,
+            read_connections: 4,
+            max_batch: 4096,
+            queue: 8192,
+        }
+    }
+}
+
+/// Counters of the writer, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Rows committed.
+    pub rows: AtomicU64,
+    /// Time spent in committed write transactions, microseconds.
+    pub busy_micros: AtomicU64,
+    /// Transactions that failed and were rolled back.
+    pub failures: AtomicU64,
+}
+
+enum WriteOp {
+    Insert { rows: Vec<NewPrediction>, reply: oneshot::Sender<Result<Vec<i64>>> },
+    Csv { spool: CsvSpool, reply: oneshot::Sender<Result<CsvSummary>> },
+    Shutdown,
+}
+
+/// The store handle: cheap to share behind an `Arc`.
+pub struct Store {
+    tx: mpsc::Sender<WriteOp>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    reads: Arc<ReadPool>,
+    stats: Arc<WriterStats>,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, applies the schema, and
+    /// starts the writer thread.
+    pub fn open(config: &StoreConfig) -> Result<Store> {
+        let dir = match config.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)?;
+        let mut conn = Connection::open(&config.path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match config.synchronous {
+                Synchronous::Full => "FULL",
+                Synchronous::Normal => "NORMAL",
+            },
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Enough cache for a large CSV transaction's index pages.
+        conn.pragma_update(None, "cache_size", -32_768)?;
+        conn.set_prepared_statement_cache_capacity(16);
+        migrate(&mut conn)?;
+
+        let stats = Arc::new(WriterStats::default());
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let max_batch = config.max_batch.max(1);
+        let writer_stats = stats.clone();
+        let writer = std::thread::Builder::new()
+            .name("bfp-writer".into())
+            .spawn(move || writer_loop(conn, rx, max_batch, &writer_stats))?;
+        let reads = Arc::new(ReadPool {
+            path: config.path.clone(),
+            idle: Mutex::new(Vec::new()),
+            max_idle: config.read_connections.max(1),
+        });
+        // Open one read connection now so a bad path fails at start-up.
+        let first = reads.get()?;
+        reads.put(first);
+        Ok(Store { tx, writer: Mutex::new(Some(writer)), reads, stats, dir })
+    }
+
+    /// Stores predictions atomically (one transaction, grouped with other
+    /// requests'), returning their ids once committed.
+    pub async fn insert(&self, rows: Vec<NewPrediction>) -> Result<Vec<i64>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(WriteOp::Insert { rows, reply }).await.map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// A new, empty CSV spool next to the database.
+    pub fn csv_spool(&self) -> Result<CsvSpool> {
+        CsvSpool::new(&self.dir)
+    }
+
+    /// Stores a spooled CSV upload in one transaction: all rows or none.
+    pub async fn commit_csv(&self, spool: CsvSpool) -> Result<CsvSummary> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(WriteOp::Csv { spool, reply }).await.map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Normal/Suspicious totals, from the counters (O(number of counter rows)).
+    pub async fn totals(&self) -> Result<Totals> {
+        self.reads.run(|c| totals(c, &CounterFilter::default())).await
+    }
+
+    /// Counters per (source, prediction), for `/metrics`.
+    pub async fn counters(&self) -> Result<Vec<(String, String, u64)>> {
+        self.reads
+            .run(|c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT source, prediction, SUM(n) FROM counters GROUP BY source, prediction ORDER BY 1, 2",
+                )?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
+    }
+
+    /// One page of stored predictions with the filtered total.
+    pub async fn results(&self, q: ResultsQuery) -> Result<ResultsPage> {
+        self.reads.run(move |c| results(c, &q)).await
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Finishes every write already queued, commits it, and stops the
+    /// writer. Writes sent afterwards fail with [`Error::ShuttingDown`].
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(WriteOp::Shutdown).await;
+        let handle = self.writer.lock().map(|mut h| h.take()).unwrap_or(None);
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > STORE_SCHEMA_VERSION {
+        return Err(Error::Config(format!(
+            "database schema version {version} is newer than this collector's ({STORE_SCHEMA_VERSION})"
+        )));
+    }
+    let tx = conn.transaction()?;
+    if version < 1 {
+        tx.execute_batch(SCHEMA_V1)?;
+    }
+    tx.pragma_update(None, "user_version", STORE_SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- writer ---
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize, stats: &WriterStats) {
+    let mut pending: Option<WriteOp> = None;
+    loop {
+        let op = match pending.take().or_else(|| rx.blocking_recv()) {
+            Some(op) => op,
+            None => break,
+        };
+        match op {
+            WriteOp::Shutdown => break,
+            WriteOp::Csv { spool, reply } => {
+                let started = Instant::now();
+                let result = commit_csv(&mut conn, spool);
+                account(stats, started, result.as_ref().map(|s| s.total).map_err(|_| ()));
+                let _ = reply.send(result);
+            }
+            WriteOp::Insert { rows, reply } => {
+                let mut n = rows.len();
+                let mut batch = vec![(rows, reply)];
+                while n < max_batch {
+                    match rx.try_recv() {
+                        Ok(WriteOp::Insert { rows, reply }) => {
+                            n += rows.len();
+                            batch.push((rows, reply));
+                        }
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let started = Instant::now();
+                match insert_batch(&mut conn, &batch) {
+                    Ok(ids) => {
+                        account(stats, started, Ok(n as u64));
+                        for ((_, reply), ids) in batch.into_iter().zip(ids) {
+                            let _ = reply.send(Ok(ids));
+                        }
+                    }
+                    Err(e) => {
+                        account(stats, started, Err(()));
+                        tracing::error!(error = %e, rows = n, "write batch rolled back");
+                        for (_, reply) in batch {
+                            let _ = reply.send(Err(Error::Store(e.to_string())));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Fold the WAL back into the database so a stopped collector leaves one
+    // self-contained file.
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "final checkpoint failed");
+    }
+}
+
+fn account(stats: &WriterStats, started: Instant, rows: std::result::Result<u64, ()>) {
+    match rows {
+        Ok(rows) => {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats.rows.fetch_add(rows, Ordering::Relaxed);
+            stats.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+        Err(()) => {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Per-(source, device, label) increments of one transaction.
+#[derive(Default)]
+struct CounterDelta(Vec<(Source, String, bool, i64)>);
+
+impl CounterDelta {
+    fn add(&mut self, source: Source, device: Option<&str>, suspicious: bool, n: i64) {
+        let device = device.unwrap_or("");
+        match self.0.iter_mut().find(|(s, d, p, _)| *s == source && d == device && *p == suspicious) {
+            Some(entry) => entry.3 += n,
+            None => self.0.push((source, device.to_string(), suspicious, n)),
+        }
+    }
+
+    fn apply(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+        let mut stmt = tx.prepare_cached(COUNTER_SQL)?;
+        for (source, device, suspicious, n) in &self.0 {
+            stmt.execute(params![source.as_str(), device, label(*suspicious), n])?;
+        }
+        Ok(())
+    }
+}
+
+type Batch = [(Vec<NewPrediction>, oneshot::Sender<Result<Vec<i64>>>)];
+
+fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Vec<Vec<i64>>> {
+    let tx = conn.transaction()?;
+    let mut delta = CounterDelta::default();
+    let mut all = Vec::with_capacity(batch.len());
+    {
+        let mut stmt = tx.prepare_cached(INSERT_SQL)?;
+        for (rows, _) in batch {
+            let mut ids = Vec::with_capacity(rows.len());
+            for p in rows {
+                let fp = &p.fingerprint;
+                let commands = p.commands.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default());
+                let reasons = serde_json::to_string(&p.reasons).unwrap_or_else(|_| "[]".into());
+                stmt.execute(params![
+                    p.source.as_str(),
+                    label(p.suspicious),
+                    round_confidence(p.confidence),
+                    fp.login_hour,
+                    f64::from(fp.session_duration_min),
+                    fp.commands,
+                    fp.failed_logins,
+                    fp.protocol.as_str(),
+                    fp.typing_speed_wpm.map(f64::from),
+                    fp.risky_commands,
+                    commands,
+                    &*p.model_version,
+                    reasons,
+                    p.device,
+                    p.agent.kind,
+                    p.agent.source_ip,
+                    p.agent.user,
+                    p.agent.started_at,
+                    p.agent.ended_at,
+                ])?;
+                ids.push(tx.last_insert_rowid());
+                delta.add(p.source, p.device.as_deref(), p.suspicious, 1);
+            }
+            all.push(ids);
+        }
+    }
+    delta.apply(&tx)?;
+    tx.commit()?;
+    Ok(all)
+}
+
+// ------------------------------------------------------------- CSV spool ---
+
+/// One scored CSV row as spooled to disk.
+#[derive(Serialize, Deserialize)]
+struct SpoolRecord<'a> {
+    fingerprint: Fingerprint,
+    suspicious: bool,
+    confidence: f32,
+    #[serde(borrow)]
+    reasons_json: &'a str,
+}
+
+/// Scored CSV rows waiting for their all-or-nothing commit. Lives in an
+/// anonymous temp file next to the database (never in memory, never in a
+/// tmpfs), which the OS removes when the spool is dropped.
+pub struct CsvSpool {
+    out: BufWriter<File>,
+    buf: Vec<u8>,
+    model_version: Arc<str>,
+    totals: Totals,
+}
+
+impl CsvSpool {
+    fn new(dir: &Path) -> Result<CsvSpool> {
+        Ok(CsvSpool {
+            out: BufWriter::with_capacity(1 << 16, tempfile::tempfile_in(dir)?),
+            buf: Vec::with_capacity(256),
+            model_version: Arc::from(""),
+            totals: Totals::default(),
+        })
+    }
+
+    /// Appends one scored row.
+    pub fn push(&mut self, p: &NewPrediction) -> Result<()> {
+        if self.totals.total() == 0 {
+            self.model_version = p.model_version.clone();
+        }
+        let reasons_json = serde_json::to_string(&p.reasons).map_err(|e| Error::Internal(e.to_string()))?;
+        let record = SpoolRecord {
+            fingerprint: p.fingerprint,
+            suspicious: p.suspicious,
+            confidence: p.confidence,
+            reasons_json: &reasons_json,
+        };
+        self.buf.clear();
+        let encoded = postcard::to_extend(&record, std::mem::take(&mut self.buf))
+            .map_err(|e| Error::Internal(format!("spool encode: {e}")))?;
+        self.out.write_all(&(encoded.len() as u32).to_le_bytes())?;
+        self.out.write_all(&encoded)?;
+        self.buf = encoded;
+        if p.suspicious {
+            self.totals.suspicious += 1;
+        } else {
+            self.totals.normal += 1;
+        }
+        Ok(())
+    }
+
+    /// Rows spooled so far.
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+}
+
+fn commit_csv(conn: &mut Connection, spool: CsvSpool) -> Result<CsvSummary> {
+    let CsvSpool { out, model_version, totals, .. } = spool;
+    let mut file = out.into_inner().map_err(|e| Error::Io(e.into_error()))?;
+    file.rewind()?;
+    let mut input = BufReader::with_capacity(1 << 16, file);
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(INSERT_CSV_SQL)?;
+        let mut len = [0u8; 4];
+        let mut buf = Vec::with_capacity(256);
+        let mut stored = 0u64;
+        loop {
+            match input.read_exact(&mut len) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e.into()),
+            }
+            buf.resize(u32::from_le_bytes(len) as usize, 0);
+            input.read_exact(&mut buf)?;
+            let r: SpoolRecord<'_> =
+                postcard::from_bytes(&buf).map_err(|e| Error::Internal(format!("spool decode: {e}")))?;
+            let fp = &r.fingerprint;
+            stmt.execute(params![
+                label(r.suspicious),
+                round_confidence(r.confidence),
+                fp.login_hour,
+                f64::from(fp.session_duration_min),
+                fp.commands,
+                fp.failed_logins,
+                fp.protocol.as_str(),
+                fp.typing_speed_wpm.map(f64::from),
+                fp.risky_commands,
+                &*model_version,
+                r.reasons_json,
+            ])?;
+            stored += 1;
+        }
+        if stored != totals.total() {
+            // The spool is ours and was just written: a mismatch is a bug,
+            // and storing a partial upload would break all-or-nothing.
+            return Err(Error::Internal(format!("spool holds {stored} rows, expected {}", totals.total())));
+        }
+    }
+    let mut delta = CounterDelta::default();
+    delta.add(Source::Csv, None, false, totals.normal as i64);
+    delta.add(Source::Csv, None, true, totals.suspicious as i64);
+    delta.apply(&tx)?;
+    tx.commit()?;
+    Ok(CsvSummary { total: totals.total(), normal: totals.normal, suspicious: totals.suspicious })
+}
+
+// ----------------------------------------------------------------- reads ---
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+}
+
+impl ReadPool {
+    fn get(&self) -> Result<Connection> {
+        if let Some(c) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Ok(c);
+        }
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(c)
+    }
+
+    fn put(&self, c: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < self.max_idle {
+                idle.push(c);
+            }
+        }
+    }
+
+    /// Runs a read on a pooled connection off the async runtime.
+    async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = pool.get()?;
+            let r = f(&c);
+            pool.put(c);
+            r
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("read task: {e}")))?
+    }
+}
+
+#[derive(Default)]
+struct CounterFilter<'a> {
+    source: Option<Source>,
+    device: Option<&'a str>,
+    suspicious: Option<bool>,
+}
+
+fn totals(c: &Connection, f: &CounterFilter<'_>) -> Result<Totals> {
+    let mut stmt = c.prepare_cached(
+        "SELECT prediction, COALESCE(SUM(n), 0) FROM counters
+         WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR device = ?2) AND (?3 IS NULL OR prediction = ?3)
+         GROUP BY prediction",
+    )?;
+    let mut t = Totals::default();
+    let rows = stmt.query_map(params![f.source.map(Source::as_str), f.device, f.suspicious.map(label)], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (prediction, n) = row?;
+        match prediction.as_str() {
+            "Suspicious" => t.suspicious += n as u64,
+            _ => t.normal += n as u64,
+        }
+    }
+    Ok(t)
+}
+
+fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
+    // One read transaction: the count and the page see the same snapshot.
+    let tx = c.unchecked_transaction()?;
+    let count =
+        totals(&tx, &CounterFilter { source: q.source, device: q.device.as_deref(), suspicious: q.suspicious })?
+            .total();
+    let mut sql = format!("SELECT {SELECT_COLUMNS} FROM predictions WHERE id > ?1");
+    let mut args: Vec<rusqlite::types::Value> = vec![q.after_id.unwrap_or(0).into()];
+    if let Some(s) = q.source {
+        args.push(s.as_str().to_string().into());
+        sql.push_str(&format!(" AND source = ?{}", args.len()));
+    }
+    if let Some(d) = &q.device {
+        args.push(d.clone().into());
+        sql.push_str(&format!(" AND device = ?{}", args.len()));
+    }
+    if let Some(s) = q.suspicious {
+        args.push(label(s).to_string().into());
+        sql.push_str(&format!(" AND prediction = ?{}", args.len()));
+    }
+    args.push(i64::from(q.limit).into());
+    args.push((q.offset.min(i64::MAX as u64) as i64).into());
+    sql.push_str(&format!(" ORDER BY id LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_stored)?;
+    let results = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(stmt);
+    tx.finish()?;
+    Ok(ResultsPage { count, results })
+}
+
+fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
+    let bad =
+        |i: usize, what: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into());
+    let source: String = r.get(2)?;
+    let protocol: String = r.get(9)?;
+    let commands: Option<String> = r.get(12)?;
+    let reasons: String = r.get(14)?;
+    Ok(StoredPrediction {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        source: Source::parse(&source).map_err(|e| bad(2, e.to_string()))?,
+        suspicious: r.get::<_, String>(3)? == "Suspicious",
+        confidence: r.get(4)?,
+        fingerprint: Fingerprint {
+            login_hour: r.get(5)?,
+            session_duration_min: r.get::<_, f64>(6)? as f32,
+            commands: r.get(7)?,
+            failed_logins: r.get(8)?,
+            protocol: Protocol::parse(&protocol).map_err(|e| bad(9, e.to_string()))?,
+            typing_speed_wpm: r.get::<_, Option<f64>>(10)?.map(|v| v as f32),
+            risky_commands: r.get(11)?,
+        },
+        commands: commands.map(|c| serde_json::from_str(&c)).transpose().map_err(|e| bad(12, e.to_string()))?,
+        model_version: r.get(13)?,
+        reasons: serde_json::from_str(&reasons).map_err(|e| bad(14, e.to_string()))?,
+        device: r.get(15)?,
+        agent: AgentContext {
+            kind: r.get(16)?,
+            source_ip: r.get(17)?,
+            user: r.get(18)?,
+            started_at: r.get(19)?,
+            ended_at: r.get(20)?,
+        },
+    })
+}
+
+/// The schema version recorded in a database file (for tests and tools).
+pub fn schema_version_of(path: &Path) -> Result<Option<i64>> {
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0)).optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(failed: u32) -> Fingerprint {
+        Fingerprint {
+            login_hour: 3,
+            session_duration_min: 5.0,
+            commands: 3,
+            failed_logins: failed,
+            protocol: Protocol::Tor,
+            typing_speed_wpm: Some(120.0),
+            risky_commands: Some(0),
+        }
+    }
+
+    fn prediction(source: Source, suspicious: bool, device: Option<&str>) -> NewPrediction {
+        NewPrediction {
+            source,
+            fingerprint: fp(if suspicious { 8 } else { 0 }),
+            suspicious,
+            confidence: 0.7,
+            commands: Some(vec!["ls".into()]),
+            model_version: Arc::from("m1"),
+            reasons: vec!["8 failed logins before this session".into()],
+            device: device.map(str::to_string),
+            agent: AgentContext { kind: device.map(|_| "session".to_string()), ..AgentContext::default() },
+        }
+    }
+
+    fn open(dir: &tempfile::TempDir) -> Store {
+        Store::open(&StoreConfig::new(dir.path().join("sub/app.db"))).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_inserts_are_all_committed_with_counters_in_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(&dir));
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let source = if i % 10 == 0 { Source::Agent } else { Source::Single };
+                let device = (source == Source::Agent).then_some("pi-1");
+                store.insert(vec![prediction(source, i % 4 == 0, device)]).await.unwrap()[0]
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 200);
+        assert_eq!(store.totals().await.unwrap(), Totals { normal: 150, suspicious: 50 });
+        assert_eq!(store.stats().rows.load(Ordering::Relaxed), 200);
+
+        let page = store
+            .results(ResultsQuery { limit: 1000, device: Some("pi-1".into()), ..ResultsQuery::default() })
+            .await
+            .unwrap();
+        assert_eq!(page.count, 20);
+        assert_eq!(page.results.len(), 20);
+        assert!(page.results.iter().all(|r| r.source == Source::Agent && r.agent.kind.as_deref() == Some("session")));
+        let first = &page.results[0];
+        assert_eq!(first.fingerprint.protocol, Protocol::Tor);
+        assert_eq!(first.commands.as_deref(), Some(&["ls".to_string()][..]));
+        assert_eq!(first.confidence, 0.7);
+        store.shutdown().await;
+        assert!(matches!(store.insert(vec![prediction(Source::Single, false, None)]).await, Err(Error::ShuttingDown)));
+    }
+
+    #[tokio::test]
+    async fn a_csv_spool_commits_whole_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let mut spool = store.csv_spool().unwrap();
+        for i in 0..1000 {
+            spool.push(&prediction(Source::Csv, i % 5 == 0, None)).unwrap();
+        }
+        // A spool that is dropped instead of committed stores nothing.
+        let mut abandoned = store.csv_spool().unwrap();
+        abandoned.push(&prediction(Source::Csv, true, None)).unwrap();
+        drop(abandoned);
+        let summary = store.commit_csv(spool).await.unwrap();
+        assert_eq!(summary, CsvSummary { total: 1000, normal: 800, suspicious: 200 });
+        store.shutdown().await;
+        drop(store);
+
+        assert_eq!(schema_version_of(&dir.path().join("sub/app.db")).unwrap(), Some(STORE_SCHEMA_VERSION));
+        let store = open(&dir);
+        assert_eq!(store.totals().await.unwrap(), Totals { normal: 800, suspicious: 200 });
+        let page = store
+            .results(ResultsQuery {
+                limit: 10,
+                after_id: Some(995),
+                suspicious: Some(false),
+                ..ResultsQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.count, 800);
+        assert_eq!(page.results.iter().map(|r| r.id).collect::<Vec<_>>(), vec![997, 998, 999, 1000]);
+        assert!(page.results.iter().all(|r| r.source == Source::Csv && r.commands.is_none()));
+        store.shutdown().await;
+    }
+
+    #[test]
+    fn refuses_a_database_from_a_newer_collector() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(Store::open(&StoreConfig::new(&path)), Err(Error::Config(_))));
+    }
+}
