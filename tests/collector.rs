@@ -2,15 +2,14 @@
 //! the original system's acceptance tests, every bad input of issue 2, paging
 //! and filters, metrics/OpenAPI/CORS, and a restart that keeps the data.
 
-use bfp_e2e::{get, model_args, post, post_json, request, shared_data, upload, Collector, Reply};
+use bfp_e2e::{get, post, post_json, request, shared_data, stand_in_model, upload, Collector, Reply};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
 const INVALID: &str = "Invalid or missing input data";
 
 fn start(dir: &TempDir, extra: &[&str]) -> Collector {
-    let mut args = model_args(dir.path());
-    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     Collector::start(&dir.path().join("instance/app.db"), &args)
 }
 
@@ -342,11 +341,41 @@ fn port_env_sets_the_port_and_the_db_directory_is_created() {
     let dir = TempDir::new().unwrap();
     let port = bfp_e2e::free_port();
     let mut cmd = std::process::Command::new(bfp_e2e::binary("bfp-collector"));
-    cmd.current_dir(dir.path()).env("PORT", port.to_string()).args(model_args(dir.path()));
+    cmd.current_dir(dir.path()).env("PORT", port.to_string());
     let c = Collector::spawn(cmd);
     assert_eq!(c.addr.port(), port);
     assert_eq!(c.addr.ip().to_string(), "127.0.0.1");
     assert_eq!(get(&c.url("/health")).status, 200);
     assert!(dir.path().join("instance/app.db").is_file(), "default database instance/app.db");
     assert!(c.stop().success());
+}
+
+#[test]
+fn model_flag_replaces_the_embedded_model_and_a_bad_one_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let embedded = start(&dir, &[]);
+    let version = post_json(&embedded.url("/api/predict"), &example()).json()["model_version"].clone();
+    assert!(embedded.stop().success());
+    assert_ne!(version, "e2e-stand-in");
+
+    let model = stand_in_model(dir.path());
+    let c = start(&dir, &["--model", model.to_str().unwrap()]);
+    let mut quiet = example();
+    quiet["failed_logins"] = json!(0);
+    let p = post_json(&c.url("/api/predict"), &quiet).json();
+    assert_eq!((p["model_version"].as_str(), p["prediction"].as_str()), (Some("e2e-stand-in"), Some("Normal")));
+    assert_eq!(p["reasons"], json!(["no failed logins before this session"]));
+    drop(c);
+
+    let garbage = dir.path().join("garbage.postcard");
+    std::fs::write(&garbage, b"not a model").unwrap();
+    let out = std::process::Command::new(bfp_e2e::binary("bfp-collector"))
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("x.db"))
+        .arg("--model")
+        .arg(&garbage)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model"), "{}", String::from_utf8_lossy(&out.stderr));
 }

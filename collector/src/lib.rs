@@ -24,20 +24,14 @@ use tokio::net::TcpListener;
 
 pub use error::{Error, Result};
 
-/// The model artifact embedded at build time, if the build had one.
-#[cfg(bfp_embedded_model)]
-pub const EMBEDDED_MODEL: Option<&[u8]> = Some(include_bytes!(env!("BFP_EMBEDDED_MODEL")));
-/// The model artifact embedded at build time, if the build had one.
-#[cfg(not(bfp_embedded_model))]
-pub const EMBEDDED_MODEL: Option<&[u8]> = None;
+/// The trained model artifact (see `models/`), embedded at build time.
+pub const EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/artifacts/bfp-model.postcard");
 
 /// Loads the model from `path`, or the embedded one.
 pub fn load_model(path: Option<&Path>) -> Result<CompactModel> {
     let bytes = match path {
         Some(p) => std::fs::read(p).map_err(|e| Error::Config(format!("cannot read model {}: {e}", p.display())))?,
-        None => EMBEDDED_MODEL
-            .ok_or_else(|| Error::Config("this build embeds no model artifact: pass --model PATH".into()))?
-            .to_vec(),
+        None => return Ok(CompactModel::from_bytes(EMBEDDED_MODEL)?),
     };
     Ok(CompactModel::from_bytes(&bytes)?)
 }

@@ -59,14 +59,10 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A model for tests while the trained artifact is not yet in the
-/// repository: one tree, "more than 3 failed logins is Suspicious". Written
-/// to `dir`; returns the arguments that make the collector use it, or none
-/// when the build embeds the real artifact.
-pub fn model_args(dir: &Path) -> Vec<String> {
-    if repo_root().join("models/artifacts/bfp-model.postcard").is_file() {
-        return Vec::new();
-    }
+/// A one-tree model unlike the embedded one ("more than 3 failed logins is
+/// Suspicious", version `e2e-stand-in`), written to `dir`, for tests of
+/// `--model PATH`.
+pub fn stand_in_model(dir: &Path) -> PathBuf {
     let leaf =
         |output, share| Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, output, suspicious_share: share };
     let model = CompactModel {
@@ -84,7 +80,7 @@ pub fn model_args(dir: &Path) -> Vec<String> {
     };
     let path = dir.join("stand-in-model.postcard");
     std::fs::write(&path, model.to_bytes().expect("encode stand-in model")).expect("write stand-in model");
-    vec!["--model".into(), path.display().to_string()]
+    path
 }
 
 /// A running `bfp-collector` on a loopback port. Killed on drop.
