@@ -9,13 +9,18 @@
 //! This crate never links tokio, axum, rusqlite or smartcore: the agent must
 //! stay small, and the model must load without the training library.
 
+pub mod analyze;
 pub mod baseline;
 pub mod error;
 pub mod explain;
 pub mod fingerprint;
 pub mod model;
+pub mod parse;
+pub mod session;
+pub mod source;
 pub mod wire;
 
+pub use analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind, ParseStats, UtmpArch};
 pub use error::Error;
 pub use fingerprint::{Fingerprint, Protocol, FEATURE_COUNT, FEATURE_NAMES, SCHEMA_VERSION};
 pub use model::{CompactModel, Verdict};

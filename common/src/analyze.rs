@@ -1,0 +1,1006 @@
+//! The façade: lines and records in, fingerprints (observations) out.
+//!
+//! ```text
+//! feed_line / feed_utmp ─► parse::* (borrowed Event) ─► sessions + source windows ─► drain_ready / finish
+//! ```
+//!
+//! Times: every observation carries unix seconds (UTC). Syslog lines without
+//! an offset are read as the device's local time at
+//! [`AnalyzerConfig::utc_offset_secs`] from UTC (default 0: UTC); the login
+//! hour of a fingerprint is the hour in the log's own local time (the line's
+//! offset when it writes one, else that setting). Year-less syslog dates get
+//! their year from [`AnalyzerConfig::reference_time`] (see [`crate::parse::syslog`]).
+//!
+//! Nothing here panics on any input; lines that are not understood are
+//! counted in [`ParseStats::unknown`] by program.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+use rustc_hash::{FxHashMap, FxHasher};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fingerprint::{Fingerprint, Protocol};
+use crate::parse::{self, cowrie, journald, syslog, utmp, AuthMethod, Event};
+use crate::session::{ClosedSession, FailureLog, Key, OpenSession, Program, SessionDetail, Sessions};
+use crate::source::{DeviceStats, DeviceWindow, SourceStats, SourceWindow};
+
+pub use crate::parse::utmp::UtmpArch;
+
+/// The input's format. `Syslog` covers RFC 3164/5424, rsyslog's RFC 3339
+/// form, BusyBox/OpenWrt `logread` and vsftpd's own log, whatever the program
+/// (sshd, dropbear, su, sudo, login, PAM, FTP servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Decide per line (text) — JSON lines by their keys, else syslog.
+    Auto,
+    /// Syslog-style text lines.
+    Syslog,
+    /// `journalctl -o json` lines.
+    Journald,
+    /// Cowrie JSON lines.
+    Cowrie,
+    /// Binary wtmp/btmp records (use [`Analyzer::feed_utmp`]).
+    Utmp,
+}
+
+impl LogFormat {
+    /// Guesses a file's format from its first bytes (a few KB is plenty).
+    pub fn detect(first_bytes: &[u8]) -> LogFormat {
+        let head = &first_bytes[..first_bytes.len().min(4096)];
+        // wtmp: fixed records, a small ut_type, and NUL padding text never has.
+        if head.len() >= utmp::RECORD_SIZE
+            && head[0] <= 9
+            && head[1] == 0
+            && head[2] == 0
+            && head[3] == 0
+            && memchr::memchr(0, &head[8..40]).is_some()
+        {
+            return LogFormat::Utmp;
+        }
+        let first_line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+        let trimmed = first_line.trim_ascii_start();
+        if trimmed.first() == Some(&b'{') {
+            if memchr::memmem::find(first_line, b"\"eventid\"").is_some() {
+                return LogFormat::Cowrie;
+            }
+            if memchr::memmem::find(first_line, b"__REALTIME_TIMESTAMP").is_some() {
+                return LogFormat::Journald;
+            }
+            return LogFormat::Auto;
+        }
+        LogFormat::Syslog
+    }
+
+    /// Parses a format name (`auto`, `syslog`, `journald`, `cowrie`, `utmp`/`wtmp`/`btmp`).
+    pub fn from_name(name: &str) -> Result<LogFormat> {
+        match name.to_ascii_lowercase().as_str() {
+            "auto" => Ok(LogFormat::Auto),
+            "syslog" | "auth" | "logread" => Ok(LogFormat::Syslog),
+            "journald" | "journal" => Ok(LogFormat::Journald),
+            "cowrie" => Ok(LogFormat::Cowrie),
+            "utmp" | "wtmp" | "btmp" => Ok(LogFormat::Utmp),
+            _ => Err(Error::InvalidField {
+                field: "format",
+                detail: format!("must be one of auto, syslog, journald, cowrie, utmp; got {name:?}"),
+            }),
+        }
+    }
+}
+
+/// How the analyzer reads logs and cuts windows. Every field has a default
+/// ([`AnalyzerConfig::default`]) suited to a small device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyzerConfig {
+    /// Tor exit addresses; a session or source from one of them has protocol
+    /// `TOR`. Default: empty. Load with [`AnalyzerConfig::parse_tor_exit_list`].
+    pub tor_exit_list: HashSet<IpAddr>,
+    /// Length of a source (and device) window, seconds. Default 86 400 (a day:
+    /// a slow brute force of two attempts an hour still adds up to 48).
+    pub source_window_secs: i64,
+    /// A source window also ends after this many seconds without activity from
+    /// the source. Default 21 600 (six hours).
+    pub source_idle_secs: i64,
+    /// How far back failed logins count towards a session's `failed_logins`,
+    /// seconds. Default 86 400.
+    pub failure_lookback_secs: i64,
+    /// Unix time (seconds) that year-less syslog lines are read against: a line
+    /// is never dated more than a week after it. Default `None`: the current time.
+    pub reference_time: Option<i64>,
+    /// Offset of the device's local time from UTC, seconds, for timestamps that
+    /// do not carry one. Default 0.
+    pub utc_offset_secs: i32,
+    /// Commands kept per session (more are counted, not kept). Default 256.
+    pub max_commands_per_session: usize,
+    /// Open sessions kept at most; beyond it the oldest is reported as open.
+    /// Default 1024.
+    pub max_open_sessions: usize,
+    /// Connections in progress tracked at most (pid → address). Default 4096.
+    pub max_connections: usize,
+    /// Source windows kept at most; beyond it the least recently active is
+    /// closed early. Default 16 384.
+    pub max_sources: usize,
+    /// Recent failures remembered for `failed_logins`. Default 8192.
+    pub max_recent_failures: usize,
+    /// Report a device-wide observation per window (kind `device`). Default true.
+    pub device_observations: bool,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        AnalyzerConfig {
+            tor_exit_list: HashSet::new(),
+            source_window_secs: 86_400,
+            source_idle_secs: 21_600,
+            failure_lookback_secs: 86_400,
+            reference_time: None,
+            utc_offset_secs: 0,
+            max_commands_per_session: 256,
+            max_open_sessions: 1024,
+            max_connections: 4096,
+            max_sources: 16_384,
+            max_recent_failures: 8192,
+            device_observations: true,
+        }
+    }
+}
+
+impl AnalyzerConfig {
+    /// Reads a Tor exit list: one address per line, or the Tor Project's
+    /// `ExitAddress 1.2.3.4 2026-11-25 07:00:00` lines; `#` comments and other
+    /// lines of that format (`ExitNode`, `Published`, ...) are skipped. An
+    /// unreadable address is an error naming its line.
+    pub fn parse_tor_exit_list(text: &str) -> Result<HashSet<IpAddr>> {
+        let mut set = HashSet::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let addr = match line.strip_prefix("ExitAddress ") {
+                Some(rest) => rest.split_whitespace().next().unwrap_or(""),
+                None if line.contains(' ') => continue, // ExitNode / Published / LastStatus
+                None => line,
+            };
+            let ip = parse::parse_ip(addr).ok_or_else(|| Error::InvalidField {
+                field: "tor_exit_list",
+                detail: format!("line {}: not an IP address: {addr:?}", n + 1),
+            })?;
+            set.insert(ip);
+        }
+        Ok(set)
+    }
+}
+
+/// What an observation describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObservationKind {
+    /// One login session.
+    Session,
+    /// One source address over a window.
+    Source,
+    /// The whole device over a window (distributed attacks).
+    Device,
+}
+
+/// One fingerprint with its context: what the agent scores, prints and forwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// Session, source or device.
+    pub kind: ObservationKind,
+    /// The remote address (a session's, or the source itself); `None` when the log has none.
+    pub source_ip: Option<IpAddr>,
+    /// The session's user; `None` for sources and devices.
+    pub user: Option<String>,
+    /// Start, unix seconds (UTC).
+    pub start: i64,
+    /// End, unix seconds (UTC); `None` while open.
+    pub end: Option<i64>,
+    /// The session was still open at the end of the input.
+    pub open: bool,
+    /// What the model scores.
+    pub fingerprint: Fingerprint,
+    /// The session's commands (up to the configured bound), in order.
+    pub commands: Vec<String>,
+    /// Session details (sessions only).
+    pub session: Option<SessionDetail>,
+    /// Source statistics (sources only).
+    pub source: Option<SourceStats>,
+    /// Device statistics (devices only).
+    pub device: Option<DeviceStats>,
+}
+
+/// Known lines by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCounts {
+    /// OpenSSH sshd / sshd-session.
+    pub sshd: u64,
+    /// Dropbear.
+    pub dropbear: u64,
+    /// su.
+    pub su: u64,
+    /// sudo.
+    pub sudo: u64,
+    /// login.
+    pub login: u64,
+    /// PAM lines of other programs (systemd-user, chpasswd, ...).
+    pub pam: u64,
+    /// FTP servers.
+    pub ftp: u64,
+    /// cron's PAM sessions.
+    pub cron: u64,
+    /// Cowrie events.
+    pub cowrie: u64,
+    /// wtmp/btmp records.
+    pub utmp: u64,
+}
+
+/// What the analyzer has read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParseStats {
+    /// Lines (and records) read.
+    pub lines: u64,
+    /// Understood lines, by kind.
+    pub by_kind: KindCounts,
+    /// Lines not understood, by program (`<no header>` for lines without a
+    /// syslog header, `<bad json>`, `cowrie:<eventid>` for unknown Cowrie events).
+    pub unknown: BTreeMap<String, u64>,
+    /// Failed login attempts counted.
+    pub failed_logins: u64,
+    /// Successful logins.
+    pub accepted_logins: u64,
+    /// Sessions reported (closed and open).
+    pub sessions: u64,
+    /// Of those, still open at the end.
+    pub open_sessions: u64,
+    /// Source windows reported.
+    pub sources: u64,
+    /// Device windows reported.
+    pub devices: u64,
+    /// Commands attributed to a session.
+    pub commands: u64,
+    /// Commands whose user had no open session (a session that began before the log).
+    pub commands_outside_sessions: u64,
+    /// Session closes with no open session to match.
+    pub unmatched_closes: u64,
+    /// Sessions, connections or sources dropped early because a bound was hit.
+    pub evicted: u64,
+}
+
+impl ParseStats {
+    /// Lines not understood, all programs together.
+    pub fn unknown_total(&self) -> u64 {
+        self.unknown.values().sum()
+    }
+}
+
+/// At most this many distinct programs are named in `unknown`; the rest are `<other>`.
+const MAX_UNKNOWN_PROGRAMS: usize = 64;
+/// A disconnected session waits this long for its PAM close line before it is closed.
+const CLOSE_GRACE_MS: i64 = 60_000;
+/// Housekeeping runs when log time has moved on by this much.
+const SWEEP_EVERY_MS: i64 = 60_000;
+/// A connection (pid) with no news for this long is forgotten.
+const CONNECTION_IDLE_MS: i64 = 3_600_000;
+
+/// Per-connection state between a process's lines (pid → address, user).
+#[derive(Debug, Clone)]
+struct Conn {
+    ip: Option<IpAddr>,
+    user: Option<u64>,
+    invalid: bool,
+    pam_pending: u32,
+    last_ms: i64,
+}
+
+/// Where a line came from, for the state machine.
+#[derive(Debug, Clone, Copy)]
+struct Ctx {
+    ts_ms: i64,
+    offset_secs: i32,
+    program: Program,
+    key: Option<Key>,
+}
+
+/// Stable hash of a user name (sources remember users as hashes).
+pub fn hash_user(user: &str) -> u64 {
+    let mut h = FxHasher::default();
+    user.hash(&mut h);
+    h.finish()
+}
+
+fn hash_str(program: Program, s: &str) -> Key {
+    (program, hash_user(s))
+}
+
+/// Logs in, observations out. See the module doc.
+#[derive(Debug)]
+pub struct Analyzer {
+    config: AnalyzerConfig,
+    stats: ParseStats,
+    years: syslog::YearResolver,
+    now_ms: i64,
+    next_sweep_ms: i64,
+    conns: FxHashMap<Key, Conn>,
+    sessions: Sessions,
+    failures: FailureLog,
+    sources: FxHashMap<IpAddr, SourceWindow>,
+    device: Option<DeviceWindow>,
+    ready: Vec<Observation>,
+    pidless: u64,
+}
+
+impl Analyzer {
+    /// A new analyzer.
+    pub fn new(config: AnalyzerConfig) -> Self {
+        let reference = config.reference_time.unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+        });
+        Analyzer {
+            sessions: Sessions { open: Vec::new(), max_commands: config.max_commands_per_session },
+            failures: FailureLog::new(config.max_recent_failures),
+            years: syslog::YearResolver::new(reference),
+            config,
+            stats: ParseStats::default(),
+            now_ms: i64::MIN,
+            next_sweep_ms: i64::MIN,
+            conns: FxHashMap::default(),
+            sources: FxHashMap::default(),
+            device: None,
+            ready: Vec::new(),
+            pidless: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AnalyzerConfig {
+        &self.config
+    }
+
+    /// Marks the start of another file: its first year-less date is resolved
+    /// afresh against the reference time. Sessions and windows carry on.
+    pub fn new_input(&mut self) {
+        let reference = self.config.reference_time.unwrap_or(self.now_ms.div_euclid(1000));
+        self.years = syslog::YearResolver::new(reference);
+    }
+
+    /// What has been read so far.
+    pub fn stats(&self) -> &ParseStats {
+        &self.stats
+    }
+
+    /// Feeds one text line (without its trailing newline). Never panics;
+    /// lines not understood are counted by program.
+    pub fn feed_line(&mut self, line: &str, format: LogFormat) {
+        self.stats.lines += 1;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let format = match format {
+            LogFormat::Auto | LogFormat::Utmp => {
+                if line.trim_start().starts_with('{') {
+                    if memchr::memmem::find(line.as_bytes(), b"\"eventid\"").is_some() {
+                        LogFormat::Cowrie
+                    } else {
+                        LogFormat::Journald
+                    }
+                } else {
+                    LogFormat::Syslog
+                }
+            }
+            f => f,
+        };
+        match format {
+            LogFormat::Cowrie => self.feed_cowrie(line),
+            LogFormat::Journald => self.feed_journald(line),
+            _ => self.feed_syslog(line),
+        }
+    }
+
+    /// Feeds one binary utmp/wtmp/btmp record.
+    pub fn feed_utmp(&mut self, record: &[u8], arch: UtmpArch) {
+        self.stats.lines += 1;
+        let rec = match utmp::parse(record, arch) {
+            Ok(r) => r,
+            Err(_) => return self.unknown("<bad utmp record>"),
+        };
+        self.stats.by_kind.utmp += 1;
+        let ctx = Ctx {
+            ts_ms: rec.ts_ms,
+            offset_secs: self.config.utc_offset_secs,
+            program: Program::Utmp,
+            key: Some(hash_str(Program::Utmp, &rec.line)),
+        };
+        let event = match rec.ut_type {
+            utmp::USER_PROCESS if !rec.user.is_empty() => {
+                Event::Accepted { user: rec.user.clone(), ip: rec.ip, method: AuthMethod::Unknown }
+            }
+            utmp::DEAD_PROCESS => Event::SessionClosed { user: None, duration_secs: None },
+            utmp::LOGIN_PROCESS if !rec.user.is_empty() && rec.user != "LOGIN" => Event::AuthFailed {
+                user: Some(rec.user.clone()),
+                ip: rec.ip,
+                invalid_user: false,
+                count: 1,
+                tentative: false,
+            },
+            _ => Event::Noise,
+        };
+        self.apply(ctx, event);
+    }
+
+    /// Observations that are complete (closed sessions, ended windows), moved out.
+    pub fn drain_ready(&mut self) -> Vec<Observation> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// End of input: everything still pending. Sessions still open are
+    /// reported with `open: true` and no end; windows end at their last event.
+    pub fn finish(&mut self) -> Vec<Observation> {
+        let mut open = std::mem::take(&mut self.sessions.open);
+        for s in open.drain(..) {
+            let end = s.disconnected_ms;
+            let closed = ClosedSession { session: s, end_ms: end };
+            self.emit_session(closed);
+        }
+        let mut ips: Vec<IpAddr> = self.sources.keys().copied().collect();
+        ips.sort_by_key(|ip| self.sources[ip].start_ms);
+        for ip in ips {
+            if let Some(w) = self.sources.remove(&ip) {
+                self.emit_source(w);
+            }
+        }
+        if let Some(d) = self.device.take() {
+            self.emit_device(d);
+        }
+        self.conns.clear();
+        std::mem::take(&mut self.ready)
+    }
+
+    // ---- input formats ----
+
+    fn feed_syslog(&mut self, line: &str) {
+        let Some(h) = syslog::parse(line) else { return self.unknown("<no header>") };
+        let year = match h.time.year {
+            Some(y) => y,
+            None => self.years.year_for(h.time.month, h.time.day),
+        };
+        let ts_ms = h.time.to_unix_ms(year, self.config.utc_offset_secs);
+        let offset_secs = h.time.offset_secs.unwrap_or(self.config.utc_offset_secs);
+        self.dispatch(h.program, h.pid, h.message, ts_ms, offset_secs);
+    }
+
+    fn feed_journald(&mut self, line: &str) {
+        let Some(e) = journald::parse(line) else { return self.unknown("<bad json>") };
+        self.dispatch(&e.program, e.pid, &e.message, e.ts_ms, self.config.utc_offset_secs);
+    }
+
+    fn feed_cowrie(&mut self, line: &str) {
+        let rec = match cowrie::parse(line) {
+            Ok(r) => r,
+            Err(cowrie::CowrieError::NotCowrie) => return self.unknown("<bad json>"),
+            Err(cowrie::CowrieError::UnknownEvent) => {
+                let id = serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v.get("eventid").and_then(|e| e.as_str()).map(|e| format!("cowrie:{e}")))
+                    .unwrap_or_else(|| "cowrie:?".into());
+                return self.unknown(&id);
+            }
+        };
+        self.stats.by_kind.cowrie += 1;
+        let ts_ms = rec.ts_ms.unwrap_or(self.now_ms.max(0));
+        let key = rec.session.as_deref().map(|s| hash_str(Program::Cowrie, s));
+        let ctx = Ctx { ts_ms, offset_secs: self.config.utc_offset_secs, program: Program::Cowrie, key };
+        if let (Event::Accepted { .. }, Some(sid)) = (&rec.event, rec.session.as_deref()) {
+            let sid = sid.to_owned();
+            self.apply(ctx, rec.event);
+            if let Some(i) = key.and_then(|k| self.sessions.find(k)) {
+                self.sessions.open[i].detail.session_id = Some(sid);
+            }
+            return;
+        }
+        // Cowrie names the address on every event; a connection keyed by session id carries it.
+        if let (Some(ip), Some(k)) = (rec.ip, key) {
+            if !matches!(rec.event, Event::Connected { .. }) {
+                self.conn(k, ts_ms).ip.get_or_insert(ip);
+            }
+        }
+        self.apply(ctx, rec.event);
+    }
+
+    /// Routes one syslog-style message to its program's parser.
+    fn dispatch(&mut self, program: &str, pid: Option<u32>, message: &str, ts_ms: i64, offset_secs: i32) {
+        // Old Red Hat tags: "sshd(pam_unix)", "su(pam_unix)".
+        let (base, pam_tag) = match program.split_once('(') {
+            Some((base, rest)) if rest.starts_with("pam_") => (base, true),
+            _ => (program, false),
+        };
+        let (prog, event) = match base {
+            "sshd" | "sshd-session" | "sshd-auth" => {
+                self.stats.by_kind.sshd += 1;
+                let e = if pam_tag { Some(parse::pam::parse_body(message)) } else { parse::sshd::parse(message) };
+                (Program::Sshd, e)
+            }
+            "dropbear" => {
+                self.stats.by_kind.dropbear += 1;
+                (Program::Dropbear, parse::dropbear::parse(message))
+            }
+            "su" => {
+                self.stats.by_kind.su += 1;
+                let e = if pam_tag {
+                    Some(parse::su::from_pam(parse::pam::parse_body(message)))
+                } else {
+                    parse::su::parse(message)
+                };
+                (Program::Su, e)
+            }
+            "sudo" => {
+                self.stats.by_kind.sudo += 1;
+                (Program::Sudo, parse::sudo::parse(message))
+            }
+            "login" => {
+                self.stats.by_kind.login += 1;
+                let e = if pam_tag { Some(parse::pam::parse_body(message)) } else { parse::login::parse(message) };
+                (Program::Login, e)
+            }
+            "vsftpd" | "proftpd" | "ftpd" | "in.ftpd" | "pure-ftpd" => {
+                self.stats.by_kind.ftp += 1;
+                let e = if pam_tag { Some(parse::pam::parse_body(message)) } else { parse::ftp::parse(base, message) };
+                (Program::Ftp, e)
+            }
+            "CRON" | "cron" | "crond" => {
+                self.stats.by_kind.cron += 1;
+                (Program::Cron, Some(Event::Noise))
+            }
+            _ if pam_tag || message.starts_with("pam_") => {
+                // Other programs' PAM lines (systemd-user, chpasswd, gdm): known, no session of interest.
+                self.stats.by_kind.pam += 1;
+                (Program::Pam, Some(Event::Noise))
+            }
+            _ => {
+                let name = if base.is_empty() { "<no program>" } else { base };
+                return self.unknown(name);
+            }
+        };
+        // The kind counter above counted the line as known; undo that for unknown messages.
+        let Some(event) = event else {
+            self.uncount(prog);
+            return self.unknown(base);
+        };
+        let key = pid.map(|pid| (prog, u64::from(pid)));
+        self.apply(Ctx { ts_ms, offset_secs, program: prog, key }, event);
+    }
+
+    fn uncount(&mut self, program: Program) {
+        let k = &mut self.stats.by_kind;
+        let c = match program {
+            Program::Sshd => &mut k.sshd,
+            Program::Dropbear => &mut k.dropbear,
+            Program::Su => &mut k.su,
+            Program::Sudo => &mut k.sudo,
+            Program::Login => &mut k.login,
+            Program::Ftp => &mut k.ftp,
+            Program::Cron => &mut k.cron,
+            Program::Pam => &mut k.pam,
+            Program::Cowrie => &mut k.cowrie,
+            Program::Utmp => &mut k.utmp,
+        };
+        *c = c.saturating_sub(1);
+    }
+
+    fn unknown(&mut self, program: &str) {
+        if let Some(n) = self.stats.unknown.get_mut(program) {
+            *n += 1;
+        } else if self.stats.unknown.len() < MAX_UNKNOWN_PROGRAMS {
+            self.stats.unknown.insert(program.chars().take(64).collect(), 1);
+        } else {
+            *self.stats.unknown.entry("<other>".into()).or_default() += 1;
+        }
+    }
+
+    // ---- the state machine ----
+
+    fn conn(&mut self, key: Key, ts_ms: i64) -> &mut Conn {
+        if self.conns.len() >= self.config.max_connections && !self.conns.contains_key(&key) {
+            // Bounded: forget the stalest connection.
+            if let Some(oldest) = self.conns.iter().min_by_key(|(_, c)| c.last_ms).map(|(k, _)| *k) {
+                self.conns.remove(&oldest);
+                self.stats.evicted += 1;
+            }
+        }
+        let c = self.conns.entry(key).or_insert(Conn {
+            ip: None,
+            user: None,
+            invalid: false,
+            pam_pending: 0,
+            last_ms: ts_ms,
+        });
+        c.last_ms = ts_ms;
+        c
+    }
+
+    fn protocol_for(&self, program: Program, ip: Option<IpAddr>) -> Protocol {
+        match ip {
+            Some(ip) if self.config.tor_exit_list.contains(&ip) => Protocol::Tor,
+            _ => program.protocol(),
+        }
+    }
+
+    fn source(&mut self, ip: IpAddr, ctx: &Ctx) -> &mut SourceWindow {
+        let window_ms = self.config.source_window_secs.saturating_mul(1000);
+        let expired = self.sources.get(&ip).is_some_and(|w| ctx.ts_ms - w.start_ms >= window_ms);
+        if expired {
+            if let Some(w) = self.sources.remove(&ip) {
+                self.emit_source(w);
+            }
+        }
+        if !self.sources.contains_key(&ip) && self.sources.len() >= self.config.max_sources {
+            if let Some(oldest) = self.sources.values().min_by_key(|w| w.last_ms).map(|w| w.ip) {
+                if let Some(w) = self.sources.remove(&oldest) {
+                    self.stats.evicted += 1;
+                    self.emit_source(w);
+                }
+            }
+        }
+        let protocol = self.protocol_for(ctx.program, Some(ip));
+        let w = self.sources.entry(ip).or_insert_with(|| SourceWindow::new(ip, ctx.ts_ms, ctx.offset_secs));
+        w.touch(ctx.ts_ms, protocol);
+        w
+    }
+
+    fn device(&mut self, ctx: &Ctx) -> Option<&mut DeviceWindow> {
+        if !self.config.device_observations {
+            return None;
+        }
+        let window_ms = self.config.source_window_secs.saturating_mul(1000);
+        if self.device.as_ref().is_some_and(|d| ctx.ts_ms - d.start_ms >= window_ms) {
+            if let Some(d) = self.device.take() {
+                self.emit_device(d);
+            }
+        }
+        Some(self.device.get_or_insert_with(|| DeviceWindow::new(ctx.ts_ms, ctx.offset_secs)))
+    }
+
+    fn apply(&mut self, ctx: Ctx, event: Event<'_>) {
+        if ctx.ts_ms > self.now_ms {
+            self.now_ms = ctx.ts_ms;
+            if self.now_ms >= self.next_sweep_ms {
+                self.sweep();
+                self.next_sweep_ms = self.now_ms + SWEEP_EVERY_MS;
+            }
+        }
+        match event {
+            Event::Noise => {}
+            Event::AuthFailed { user, ip, invalid_user, count, tentative } => {
+                self.on_failure(&ctx, user.as_deref(), ip, invalid_user, count, tentative)
+            }
+            Event::InvalidUser { user, ip } => {
+                let hash = hash_user(&user);
+                if let Some(k) = ctx.key {
+                    let c = self.conn(k, ctx.ts_ms);
+                    c.user = Some(hash);
+                    c.invalid = true;
+                    if ip.is_some() {
+                        c.ip = ip;
+                    }
+                }
+                if let Some(ip) = ip {
+                    let w = self.source(ip, &ctx);
+                    w.user(Some(&user), hash);
+                    w.invalid_user();
+                }
+            }
+            Event::Accepted { user, ip, method } => self.on_login(&ctx, &user, ip, method),
+            Event::SessionOpened { user, by: _ } => {
+                if !ctx.program.opens_sessions() {
+                    return;
+                }
+                let existing = ctx.key.and_then(|k| self.sessions.find(k));
+                match existing {
+                    Some(i) if self.sessions.open[i].user == user.as_ref() => {}
+                    _ => {
+                        let ip = ctx.key.and_then(|k| self.conns.get(&k)).and_then(|c| c.ip);
+                        self.on_login(&ctx, &user, ip, AuthMethod::Unknown);
+                    }
+                }
+            }
+            Event::SessionClosed { user, duration_secs } => self.on_close(&ctx, user.as_deref(), duration_secs),
+            Event::Disconnected { ip, preauth } => {
+                let conn = ctx.key.and_then(|k| self.conns.remove(&k));
+                let ip = ip.or(conn.and_then(|c| c.ip));
+                let index = ctx.key.and_then(|k| self.sessions.find(k)).or_else(|| {
+                    // Another process of the same connection (OpenSSH's session child).
+                    if preauth {
+                        None
+                    } else {
+                        ip.and_then(|ip| self.sessions.newest_from(ip, ctx.program))
+                    }
+                });
+                if let Some(i) = index {
+                    let s = &mut self.sessions.open[i];
+                    s.disconnected_ms.get_or_insert(ctx.ts_ms);
+                    s.last_ms = s.last_ms.max(ctx.ts_ms);
+                }
+            }
+            Event::Connected { ip } => {
+                if let Some(k) = ctx.key {
+                    self.conn(k, ctx.ts_ms).ip = Some(ip);
+                }
+                self.source(ip, &ctx).connection();
+            }
+            Event::Probe { ip } => self.source(ip, &ctx).probe(),
+            Event::Command { user, command } => self.on_command(&ctx, user, &command),
+            Event::Download { url: _ } => {
+                if let Some(i) = ctx.key.and_then(|k| self.sessions.find(k)) {
+                    let s = &mut self.sessions.open[i];
+                    s.detail.downloads += 1;
+                    s.last_ms = s.last_ms.max(ctx.ts_ms);
+                }
+            }
+        }
+    }
+
+    fn on_failure(
+        &mut self,
+        ctx: &Ctx,
+        user: Option<&str>,
+        ip: Option<IpAddr>,
+        invalid: bool,
+        count: u32,
+        tentative: bool,
+    ) {
+        let mut ip = ip;
+        let mut user_hash = user.map(hash_user);
+        let mut invalid = invalid;
+        let mut count = count;
+        if let Some(k) = ctx.key {
+            let c = self.conn(k, ctx.ts_ms);
+            if ip.is_none() {
+                ip = c.ip;
+            } else {
+                c.ip = ip;
+            }
+            if user_hash.is_none() {
+                user_hash = c.user;
+                invalid |= c.invalid;
+            } else if c.user.is_none() {
+                c.user = user_hash;
+            }
+            // PAM's failure line and sshd's "Failed password" are one attempt.
+            if tentative {
+                c.pam_pending += count;
+            } else {
+                let paired = c.pam_pending.min(count);
+                c.pam_pending -= paired;
+                count -= paired;
+            }
+        }
+        let user_name = user.filter(|u| !u.is_empty());
+        if let Some(ip) = ip {
+            let w = self.source(ip, ctx);
+            if let Some(h) = user_hash {
+                w.user(user_name, h);
+            }
+            w.failed(count, invalid);
+        }
+        if count == 0 {
+            return;
+        }
+        self.stats.failed_logins += u64::from(count);
+        self.failures.push(ctx.ts_ms, ip, user_hash.unwrap_or(0), count);
+        if let Some(d) = self.device(ctx) {
+            d.failed(ctx.ts_ms, ip, user_hash, count);
+        }
+    }
+
+    fn on_login(&mut self, ctx: &Ctx, user: &str, ip: Option<IpAddr>, method: AuthMethod) {
+        self.stats.accepted_logins += 1;
+        let key = match ctx.key {
+            Some(k) => k,
+            None => {
+                // No pid: a key of its own, closed by user (see the session module).
+                self.pidless += 1;
+                (ctx.program, u64::MAX - self.pidless)
+            }
+        };
+        let conn = self.conns.remove(&key);
+        let ip = ip.or(conn.and_then(|c| c.ip));
+        // A second login on the same key (pid reuse, wtmp line reuse) ends the first.
+        if let Some(i) = self.sessions.find(key) {
+            let closed = self.sessions.close(i, Some(ctx.ts_ms));
+            self.emit_session(closed);
+        }
+        if self.sessions.open.len() >= self.config.max_open_sessions {
+            let oldest = self.sessions.close(0, None);
+            self.stats.evicted += 1;
+            self.emit_session(oldest);
+        }
+        let since = ctx.ts_ms - self.config.failure_lookback_secs.saturating_mul(1000);
+        let prior = self.failures.prior(since, ip, hash_user(user));
+        if let Some(ip) = ip {
+            let w = self.source(ip, ctx);
+            w.user(Some(user), hash_user(user));
+            w.success();
+        }
+        if let Some(d) = self.device(ctx) {
+            d.success(ctx.ts_ms, ip);
+        }
+        let session_id = match ctx.program {
+            Program::Cowrie | Program::Utmp => None, // set by the caller / not meaningful
+            _ => ctx.key.map(|(_, pid)| pid.to_string()),
+        };
+        self.sessions.open.push(OpenSession {
+            key,
+            user: user.to_owned(),
+            ip,
+            start_ms: ctx.ts_ms,
+            offset_secs: ctx.offset_secs,
+            last_ms: ctx.ts_ms,
+            disconnected_ms: None,
+            protocol: self.protocol_for(ctx.program, ip),
+            detail: SessionDetail {
+                program: ctx.program,
+                session_id,
+                auth_method: method,
+                failed_from_source: prior.from_source,
+                failed_for_user: prior.for_user,
+                failed_source_and_user: prior.source_and_user,
+                downloads: 0,
+                commands_total: 0,
+                duration_reported: false,
+            },
+            commands: Vec::new(),
+            risky: 0,
+            typed_chars: 0,
+            last_command_ms: None,
+            reported_secs: None,
+        });
+    }
+
+    fn on_close(&mut self, ctx: &Ctx, user: Option<&str>, duration_secs: Option<f64>) {
+        let by_key = ctx.key.and_then(|k| self.sessions.find(k));
+        let index = match (by_key, user) {
+            (Some(i), _) => Some(i),
+            // No pid, or a pid that logged no login (old sshd child): the oldest session of that user.
+            (None, Some(u)) => self.sessions.oldest_of_user(u, ctx.program),
+            (None, None) => None,
+        };
+        match index {
+            Some(i) => {
+                let mut closed = self.sessions.close(i, Some(ctx.ts_ms));
+                if let Some(secs) = duration_secs {
+                    closed.session.reported_secs = Some(secs);
+                    closed.session.detail.duration_reported = true;
+                }
+                self.emit_session(closed);
+            }
+            None => {
+                if ctx.program.opens_sessions() && ctx.program != Program::Cowrie {
+                    self.stats.unmatched_closes += 1;
+                }
+            }
+        }
+        if let Some(k) = ctx.key {
+            self.conns.remove(&k);
+        }
+    }
+
+    fn on_command(&mut self, ctx: &Ctx, user: Option<&str>, command: &str) {
+        let index = match (ctx.program, user) {
+            (Program::Cowrie, _) => ctx.key.and_then(|k| self.sessions.find(k)),
+            (_, Some(u)) => self.sessions.newest_of_user(u),
+            _ => None,
+        };
+        match index {
+            Some(i) => {
+                self.stats.commands += 1;
+                self.sessions.command(i, ctx.ts_ms, command);
+            }
+            None => self.stats.commands_outside_sessions += 1,
+        }
+    }
+
+    /// Housekeeping at most once a minute of log time: ends idle and full
+    /// windows, closes disconnected sessions whose close line never came,
+    /// forgets stale connections and old failures.
+    fn sweep(&mut self) {
+        let now = self.now_ms;
+        let mut i = 0;
+        while i < self.sessions.open.len() {
+            if self.sessions.open[i].disconnected_ms.is_some_and(|d| now - d >= CLOSE_GRACE_MS) {
+                let end = self.sessions.open[i].disconnected_ms;
+                let closed = self.sessions.close(i, end);
+                self.emit_session(closed);
+            } else {
+                i += 1;
+            }
+        }
+        let window_ms = self.config.source_window_secs.saturating_mul(1000);
+        let idle_ms = self.config.source_idle_secs.saturating_mul(1000);
+        let mut ended: Vec<IpAddr> = self
+            .sources
+            .values()
+            .filter(|w| now - w.start_ms >= window_ms || now - w.last_ms >= idle_ms)
+            .map(|w| w.ip)
+            .collect();
+        ended.sort_by_key(|ip| self.sources[ip].start_ms);
+        for ip in ended {
+            if let Some(w) = self.sources.remove(&ip) {
+                self.emit_source(w);
+            }
+        }
+        if self.device.as_ref().is_some_and(|d| now - d.start_ms >= window_ms) {
+            if let Some(d) = self.device.take() {
+                self.emit_device(d);
+            }
+        }
+        self.conns.retain(|_, c| now - c.last_ms < CONNECTION_IDLE_MS);
+        self.failures.expire(now - self.config.failure_lookback_secs.saturating_mul(1000));
+    }
+
+    fn emit_session(&mut self, closed: ClosedSession) {
+        let fingerprint = closed.fingerprint();
+        let s = closed.session;
+        let open = closed.end_ms.is_none();
+        self.stats.sessions += 1;
+        if open {
+            self.stats.open_sessions += 1;
+        }
+        if let Some(w) = s.ip.and_then(|ip| self.sources.get_mut(&ip)) {
+            w.commands = w.commands.saturating_add(s.detail.commands_total);
+            w.risky = w.risky.saturating_add(s.risky);
+        }
+        self.ready.push(Observation {
+            kind: ObservationKind::Session,
+            source_ip: s.ip,
+            user: Some(s.user),
+            start: s.start_ms.div_euclid(1000),
+            end: closed.end_ms.map(|e| e.div_euclid(1000)),
+            open,
+            fingerprint,
+            commands: s.commands,
+            session: Some(s.detail),
+            source: None,
+            device: None,
+        });
+    }
+
+    fn emit_source(&mut self, w: SourceWindow) {
+        self.stats.sources += 1;
+        let tor = self.config.tor_exit_list.contains(&w.ip);
+        self.ready.push(Observation {
+            kind: ObservationKind::Source,
+            source_ip: Some(w.ip),
+            user: None,
+            start: w.start_ms.div_euclid(1000),
+            end: Some(w.last_ms.div_euclid(1000)),
+            open: false,
+            fingerprint: w.fingerprint(tor),
+            commands: Vec::new(),
+            session: None,
+            source: Some(w.stats()),
+            device: None,
+        });
+    }
+
+    fn emit_device(&mut self, d: DeviceWindow) {
+        if !d.has_failures() {
+            return;
+        }
+        self.stats.devices += 1;
+        self.ready.push(Observation {
+            kind: ObservationKind::Device,
+            source_ip: None,
+            user: None,
+            start: d.start_ms.div_euclid(1000),
+            end: Some(d.last_ms.div_euclid(1000)),
+            open: false,
+            fingerprint: d.fingerprint(),
+            commands: Vec::new(),
+            session: None,
+            source: None,
+            device: Some(d.stats()),
+        });
+    }
+}

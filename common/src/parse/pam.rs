@@ -1,0 +1,104 @@
+//! PAM module messages, written by whichever program called PAM:
+//! `pam_unix(sshd:auth): authentication failure; ... rhost=1.2.3.4  user=root`,
+//! `pam_unix(sudo:session): session opened for user root by ubuntu(uid=0)`,
+//! and the old Red Hat form where the module is in the tag
+//! (`sshd(pam_unix)[19939]: session opened for user test by (uid=509)`).
+
+use std::borrow::Cow;
+
+use super::{parse_ip, split_once_str, word, Event};
+
+/// Parses `pam_MODULE(SERVICE:TYPE): BODY`; `None` when `msg` is not a PAM line.
+pub fn parse(msg: &str) -> Option<Event<'_>> {
+    let rest = msg.strip_prefix("pam_")?;
+    let (_module, rest) = rest.split_once('(')?;
+    let (_service_type, body) = split_once_str(rest, "): ")?;
+    Some(parse_body(body))
+}
+
+/// The service of a `pam_MODULE(SERVICE:TYPE)` line (`sshd`, `su-l`, `proftpd`, ...).
+pub fn service(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("pam_")?;
+    let (_, rest) = rest.split_once('(')?;
+    let (service, _) = rest.split_once([':', ')'])?;
+    Some(service)
+}
+
+/// Parses the body of a PAM message. Bodies that carry no authentication or
+/// session fact (`check pass; user unknown`, pam_env, pam_systemd, ...) are
+/// known noise: a PAM line is never "unknown".
+pub fn parse_body(body: &str) -> Event<'_> {
+    if let Some(rest) = body.strip_prefix("authentication failure;") {
+        let user = field(rest, "user=").filter(|u| !u.is_empty());
+        let ip = field(rest, "rhost=").and_then(parse_ip);
+        return Event::AuthFailed { user: user.map(Cow::Borrowed), ip, invalid_user: false, count: 1, tentative: true };
+    }
+    if let Some(rest) = body.strip_prefix("session opened for user ") {
+        let (user, rest) = word(rest);
+        // OpenSSH 9 era pam_unix: "user pi(uid=1000) by (uid=0)".
+        let user = user.split_once('(').map_or(user, |(u, _)| u);
+        let by = rest.strip_prefix("by ").map(|b| b.split_once('(').map_or(b, |(name, _)| name).trim());
+        return Event::SessionOpened { user: Cow::Borrowed(user), by: by.filter(|b| !b.is_empty()) };
+    }
+    if let Some(rest) = body.strip_prefix("session closed for user ") {
+        let (user, _) = word(rest.trim_end());
+        return Event::SessionClosed { user: Some(Cow::Borrowed(user)), duration_secs: None };
+    }
+    Event::Noise
+}
+
+/// The value of `key` in PAM's `k=v k=v` list (empty values allowed).
+fn field<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+    s.split([' ', ';']).find_map(|t| t.strip_prefix(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_carry_rhost_and_user_not_ruser() {
+        let e = parse("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=218.60.136.106  user=root").unwrap();
+        assert_eq!(
+            e,
+            Event::AuthFailed {
+                user: Some("root".into()),
+                ip: "218.60.136.106".parse().ok(),
+                invalid_user: false,
+                count: 1,
+                tentative: true
+            }
+        );
+        let e = parse_body(
+            "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=n219076184117.netvigator.com",
+        );
+        assert!(matches!(e, Event::AuthFailed { user: None, ip: None, .. }), "{e:?}");
+        let e = parse_body(
+            "authentication failure; logname=ubuntu uid=1000 euid=0 tty=/dev/pts/0 ruser=ubuntu rhost=  user=root",
+        );
+        assert!(matches!(e, Event::AuthFailed { user: Some(ref u), ip: None, .. } if u == "root"), "{e:?}");
+    }
+
+    #[test]
+    fn sessions_old_and_new_forms() {
+        assert_eq!(
+            parse("pam_unix(sudo:session): session opened for user root by ubuntu(uid=0)").unwrap(),
+            Event::SessionOpened { user: "root".into(), by: Some("ubuntu") }
+        );
+        assert_eq!(
+            parse("pam_unix(sshd:session): session opened for user pi(uid=1000) by (uid=0)").unwrap(),
+            Event::SessionOpened { user: "pi".into(), by: None }
+        );
+        assert_eq!(
+            parse_body("session opened for user root by LOGIN(uid=0)"),
+            Event::SessionOpened { user: "root".into(), by: Some("LOGIN") }
+        );
+        assert_eq!(
+            parse_body("session closed for user test "),
+            Event::SessionClosed { user: Some("test".into()), duration_secs: None }
+        );
+        assert_eq!(service("pam_unix(su-l:session): session opened"), Some("su-l"));
+        assert_eq!(parse("pam_env(proftpd:setcred): Unable to open config file").unwrap(), Event::Noise);
+        assert_eq!(parse("not pam"), None);
+    }
+}

@@ -1,0 +1,322 @@
+//! OpenSSH `sshd` (and `sshd-session`, OpenSSH 9.8+) messages, OpenSSH 6 to 9.
+//!
+//! PAM lines that sshd writes (`pam_unix(sshd:auth): ...`) are handed to
+//! [`super::pam`]. Returns `None` for a message this parser does not know.
+
+use std::borrow::Cow;
+
+use super::{pam, parse_ip, rsplit_once_str, split_once_str, word, AuthMethod, Event};
+
+/// Parses one sshd message.
+pub fn parse(msg: &str) -> Option<Event<'_>> {
+    let b = msg.as_bytes();
+    match b.first()? {
+        b'F' => {
+            if let Some(rest) = msg.strip_prefix("Failed ") {
+                return failed(rest, 1);
+            }
+        }
+        b'A' => {
+            if let Some(rest) = msg.strip_prefix("Accepted ") {
+                let (method, rest) = word(rest);
+                let rest = rest.strip_prefix("for ")?;
+                let (user, rest) = rsplit_once_str(rest, " from ")?;
+                let (ip, _) = word(rest);
+                return Some(Event::Accepted {
+                    user: Cow::Borrowed(user),
+                    ip: parse_ip(ip),
+                    method: AuthMethod::from_sshd(method),
+                });
+            }
+            if msg.starts_with("Address ") {
+                return Some(Event::Noise); // "Address X maps to Y, but this does not map back"
+            }
+        }
+        b'I' => {
+            if let Some(rest) = msg.strip_prefix("Invalid user ") {
+                let (user, rest) = rsplit_once_str(rest, " from ")?;
+                let (ip, _) = word(rest);
+                return Some(Event::InvalidUser { user: Cow::Borrowed(user), ip: parse_ip(ip) });
+            }
+        }
+        b'p'
+            if msg.starts_with("pam_") => {
+                return pam::parse(msg);
+            }
+        b'P'
+            // "PAM 5 more authentication failures; ..." summarises failures already
+            // logged one by one; "PAM service(sshd) ignoring max retries".
+            if (msg.starts_with("PAM ") || msg.starts_with("Postponed ")) => {
+                return Some(Event::Noise);
+            }
+        b'C' => {
+            if let Some(rest) =
+                msg.strip_prefix("Connection closed by ").or_else(|| msg.strip_prefix("Connection reset by "))
+            {
+                return Some(closed_by(rest));
+            }
+            if let Some(rest) = msg.strip_prefix("Connection from ") {
+                let (ip, _) = word(rest);
+                return parse_ip(ip).map(|ip| Event::Connected { ip });
+            }
+            if msg.starts_with("Close session") || msg.starts_with("Changed root directory") {
+                return Some(Event::Noise);
+            }
+        }
+        b'D' => {
+            if let Some(rest) = msg.strip_prefix("Did not receive identification string from ") {
+                let (ip, _) = word(rest);
+                return parse_ip(ip).map(|ip| Event::Probe { ip });
+            }
+            if let Some(rest) = msg.strip_prefix("Disconnected from ") {
+                return Some(disconnected_from(rest, msg.ends_with("[preauth]")));
+            }
+            if msg.starts_with("Disconnecting") {
+                // "Disconnecting: Too many authentication failures [for root] [preauth]"
+                return Some(Event::Noise);
+            }
+        }
+        b'R' => {
+            if let Some(rest) = msg.strip_prefix("Received disconnect from ") {
+                let (ip, _) = rest.split_once([' ', ']']).map_or((rest, ""), |x| x);
+                let ip = ip.strip_suffix(':').unwrap_or(ip);
+                return Some(Event::Disconnected { ip: parse_ip(ip), preauth: msg.ends_with("[preauth]") });
+            }
+            if msg.starts_with("Received signal") || msg.starts_with("Received SIGHUP") {
+                return Some(Event::Noise);
+            }
+        }
+        b'm' => {
+            // "message repeated 5 times: [ Failed password for root from ...]"
+            if let Some(rest) = msg.strip_prefix("message repeated ") {
+                let (n, rest) = word(rest);
+                let n: u32 = n.parse().ok()?;
+                let inner = rest.strip_prefix("times: [ ")?;
+                let inner = inner.strip_suffix(']').unwrap_or(inner);
+                if let Some(f) = inner.strip_prefix("Failed ") {
+                    return failed(f, n);
+                }
+                return Some(Event::Noise);
+            }
+        }
+        b'B' => {
+            if let Some(rest) = msg.strip_prefix("Bad protocol version identification ") {
+                let (_, rest) = rsplit_once_str(rest, " from ")?;
+                let (ip, _) = word(rest);
+                return parse_ip(ip).map(|ip| Event::Probe { ip });
+            }
+        }
+        b'e' => {
+            // "error: maximum authentication attempts exceeded for [invalid user] X from IP port N ssh2 [preauth]"
+            if let Some(rest) = msg.strip_prefix("error: maximum authentication attempts exceeded for ") {
+                let (_, rest) = rsplit_once_str(rest, " from ")?;
+                let (ip, _) = word(rest);
+                return Some(Event::Disconnected { ip: parse_ip(ip), preauth: true });
+            }
+            if let Some(rest) = msg.strip_prefix("error: Received disconnect from ") {
+                let (ip, _) = rest.split_once([' ', ':']).map_or((rest, ""), |x| x);
+                return Some(Event::Disconnected { ip: parse_ip(ip), preauth: msg.ends_with("[preauth]") });
+            }
+            if msg.starts_with("error: ") {
+                return Some(Event::Noise);
+            }
+        }
+        b'f' if msg.starts_with("fatal: ") => return Some(Event::Noise),
+        b'r' if msg.starts_with("reverse mapping checking") => return Some(Event::Noise),
+        b'i' if msg.starts_with("input_userauth_request") || msg.starts_with("invalid public DH") => {
+            return Some(Event::Noise)
+        }
+        b'S' if msg.starts_with("Server listening")
+            || msg.starts_with("Starting session")
+            || msg.starts_with("ssh_dispatch_run_fatal") =>
+        {
+            return Some(Event::Noise)
+        }
+        b'U' if msg.starts_with("User child is on pid") => return Some(Event::Noise),
+        b'T' if msg.starts_with("Timeout before authentication") => {
+            let (_, rest) = rsplit_once_str(msg, " for ")?;
+            let (ip, _) = word(rest);
+            return Some(Event::Disconnected { ip: parse_ip(ip), preauth: true });
+        }
+        b's' if msg.starts_with("ssh_dispatch_run_fatal") || msg.starts_with("subsystem request") => {
+            return Some(Event::Noise)
+        }
+        b'N' if msg.starts_with("NOTICE:") => return Some(Event::Noise),
+        _ => {}
+    }
+    None
+}
+
+/// After "Failed ": `METHOD for [invalid user ]USER from IP port N ssh2[: key]`.
+fn failed(rest: &str, count: u32) -> Option<Event<'_>> {
+    let (method, rest) = word(rest);
+    if method.is_empty() {
+        return None;
+    }
+    let rest = rest.strip_prefix("for ")?;
+    let (user, invalid_user) = match rest.strip_prefix("invalid user ") {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    let (user, rest) = rsplit_once_str(user, " from ")?;
+    let (ip, _) = word(rest);
+    Some(Event::AuthFailed { user: Some(Cow::Borrowed(user)), ip: parse_ip(ip), invalid_user, count, tentative: false })
+}
+
+/// After "Connection closed by " / "Connection reset by ":
+/// `[authenticating user X |invalid user X ]IP [port N] [[preauth]]`.
+fn closed_by(rest: &str) -> Event<'_> {
+    let preauth = rest.ends_with("[preauth]");
+    let rest = rest.strip_suffix(" [preauth]").unwrap_or(rest);
+    let rest = match rest.strip_suffix(|c: char| c.is_ascii_digit()) {
+        Some(_) => match rsplit_once_str(rest, " port ") {
+            Some((head, _)) => head,
+            None => rest,
+        },
+        None => rest,
+    };
+    // The address is the last word of what is left.
+    let ip = rest.rsplit(' ').next().unwrap_or(rest);
+    Event::Disconnected { ip: parse_ip(ip), preauth }
+}
+
+/// After "Disconnected from ": `[authenticating |invalid ][user X ]IP port N`.
+fn disconnected_from(rest: &str, preauth: bool) -> Event<'_> {
+    let head = match split_once_str(rest, " port ") {
+        Some((head, _)) => head,
+        None => rest.strip_suffix(" [preauth]").unwrap_or(rest),
+    };
+    let ip = head.rsplit(' ').next().unwrap_or(head);
+    Event::Disconnected { ip: parse_ip(ip), preauth }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        s.parse().ok()
+    }
+
+    fn failed_user(e: Event<'_>) -> (Option<String>, Option<IpAddr>, bool, u32) {
+        match e {
+            Event::AuthFailed { user, ip, invalid_user, count, tentative: false } => {
+                (user.map(|u| u.into_owned()), ip, invalid_user, count)
+            }
+            other => panic!("not a failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn failures_of_every_method_and_form() {
+        let cases = [
+            ("Failed password for root from 218.60.136.106 port 56338 ssh2", "root", "218.60.136.106", false, 1),
+            (
+                "Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2",
+                "webmaster",
+                "173.234.31.186",
+                true,
+                1,
+            ),
+            (
+                "Failed publickey for elastic_user_2 from 85.245.107.41 port 50690 ssh2: RSA SHA256:aC2U",
+                "elastic_user_2",
+                "85.245.107.41",
+                false,
+                1,
+            ),
+            (
+                "Failed keyboard-interactive/pam for invalid user admin from 2001:db8::7 port 2200 ssh2",
+                "admin",
+                "2001:db8::7",
+                true,
+                1,
+            ),
+            ("Failed none for invalid user  from 1.2.3.4 port 5 ssh2", "", "1.2.3.4", true, 1),
+            (
+                "message repeated 5 times: [ Failed password for root from 218.60.136.106 port 56338 ssh2]",
+                "root",
+                "218.60.136.106",
+                false,
+                5,
+            ),
+            ("Failed password for invalid user a from b from 9.9.9.9 port 1 ssh2", "a from b", "9.9.9.9", true, 1),
+        ];
+        for (line, user, addr, invalid, count) in cases {
+            assert_eq!(failed_user(parse(line).unwrap()), (Some(user.to_string()), ip(addr), invalid, count), "{line}");
+        }
+    }
+
+    #[test]
+    fn accepted_logins() {
+        let e = parse("Accepted publickey for ubuntu from 85.245.107.41 port 54259 ssh2: RSA SHA256:Kl8k").unwrap();
+        assert_eq!(
+            e,
+            Event::Accepted { user: "ubuntu".into(), ip: ip("85.245.107.41"), method: AuthMethod::Publickey }
+        );
+        let e = parse("Accepted keyboard-interactive/pam for pi from fe80::1%eth0 port 2 ssh2").unwrap();
+        assert!(matches!(e, Event::Accepted { method: AuthMethod::KeyboardInteractive, ip: None, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn connection_ends_and_probes() {
+        let d = |s: &str, p: bool| Event::Disconnected { ip: ip(s), preauth: p };
+        assert_eq!(parse("Connection closed by 1.2.3.4 port 22 [preauth]"), Some(d("1.2.3.4", true)));
+        assert_eq!(parse("Connection closed by 1.2.3.4 [preauth]"), Some(d("1.2.3.4", true)));
+        assert_eq!(
+            parse("Connection closed by authenticating user root 1.2.3.4 port 41234 [preauth]"),
+            Some(d("1.2.3.4", true))
+        );
+        assert_eq!(
+            parse("Connection reset by invalid user x 2001:db8::2 port 1 [preauth]"),
+            Some(d("2001:db8::2", true))
+        );
+        assert_eq!(
+            parse("Received disconnect from 119.137.62.142: 11: disconnected by user"),
+            Some(d("119.137.62.142", false))
+        );
+        assert_eq!(parse("Received disconnect from 1.2.3.4 port 5:11: Bye Bye [preauth]"), Some(d("1.2.3.4", true)));
+        assert_eq!(parse("Disconnected from user pi 2001:db8::3 port 50000"), Some(d("2001:db8::3", false)));
+        assert_eq!(parse("Disconnected from 1.2.3.4 port 5 [preauth]"), Some(d("1.2.3.4", true)));
+        assert_eq!(
+            parse(
+                "error: maximum authentication attempts exceeded for invalid user x from 1.2.3.4 port 5 ssh2 [preauth]"
+            ),
+            Some(d("1.2.3.4", true))
+        );
+        assert_eq!(
+            parse("Did not receive identification string from 5.6.7.8 port 9"),
+            Some(Event::Probe { ip: "5.6.7.8".parse().unwrap() })
+        );
+        assert_eq!(
+            parse("Bad protocol version identification 'GET / HTTP/1.1' from 5.6.7.8 port 9"),
+            Some(Event::Probe { ip: "5.6.7.8".parse().unwrap() })
+        );
+    }
+
+    #[test]
+    fn invalid_users_pam_and_noise() {
+        assert_eq!(
+            parse("Invalid user printer from 152.89.198.106 port 30262"),
+            Some(Event::InvalidUser { user: "printer".into(), ip: ip("152.89.198.106") })
+        );
+        assert!(matches!(
+            parse("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4  user=root"),
+            Some(Event::AuthFailed { tentative: true, .. })
+        ));
+        for noise in [
+            "Disconnecting: Too many authentication failures [preauth]",
+            "PAM 5 more authentication failures; logname= uid=0",
+            "reverse mapping checking getaddrinfo for x [1.2.3.4] failed - POSSIBLE BREAK-IN ATTEMPT!",
+            "Server listening on :: port 22.",
+            "input_userauth_request: invalid user x [preauth]",
+        ] {
+            assert_eq!(parse(noise), Some(Event::Noise), "{noise}");
+        }
+        assert_eq!(parse("Something sshd never said"), None);
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("Failed "), None);
+        assert_eq!(parse("Accepted password for"), None);
+    }
+}

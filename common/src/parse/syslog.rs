@@ -1,0 +1,476 @@
+//! Syslog line headers and their timestamps.
+//!
+//! Accepted forms (an optional `<PRI>` prefix is skipped in all of them):
+//! - RFC 3164 / BSD: `Mar 27 13:06:56 host prog[pid]: msg` (no year; the day may
+//!   be space-padded). BusyBox `syslogd` inserts `facility.level` after the host.
+//! - rsyslog's RFC 3339 form (Debian 12's default): `2026-03-27T13:06:56.123+01:00 host prog[pid]: msg`.
+//! - RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG`.
+//! - OpenWrt `logread`: `Thu Mar 27 13:06:56 2026 authpriv.info dropbear[99]: msg` (with year, no host).
+//! - vsftpd's own log: `Thu Mar 27 13:06:56 2026 [pid 99] [alice] OK LOGIN: ...` (program `vsftpd`).
+//!
+//! The tag `prog(pam_unix)[pid]` of old Red Hat systems is kept whole in
+//! [`Header::program`]; the caller splits it.
+//!
+//! Year-less timestamps get their year from [`YearResolver`]: the year that puts
+//! the first line at most a week after the reference time, then one more each
+//! time the month jumps backwards by half a year or more (December → January).
+
+/// A wall-clock timestamp as the line gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CivilTime {
+    /// `None` for year-less RFC 3164 timestamps.
+    pub year: Option<i32>,
+    /// 1–12.
+    pub month: u8,
+    /// 1–31.
+    pub day: u8,
+    /// 0–23.
+    pub hour: u8,
+    /// 0–59.
+    pub minute: u8,
+    /// 0–60 (leap second tolerated).
+    pub second: u8,
+    /// Milliseconds, 0–999.
+    pub millis: u16,
+    /// Offset from UTC written in the line (`Z` is 0); `None` when the line is
+    /// in the device's local time without saying which.
+    pub offset_secs: Option<i32>,
+}
+
+impl CivilTime {
+    /// Unix milliseconds of this wall-clock time in `year`, read at `offset_secs`
+    /// from UTC (the line's own offset wins when it has one).
+    pub fn to_unix_ms(&self, year: i32, default_offset_secs: i32) -> i64 {
+        let days = days_from_civil(year, self.month, self.day);
+        let secs = days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second);
+        let offset = self.offset_secs.unwrap_or(default_offset_secs);
+        (secs - i64::from(offset)) * 1000 + i64::from(self.millis)
+    }
+}
+
+/// The parts of a syslog line. All borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// When.
+    pub time: CivilTime,
+    /// The host name, if the form has one.
+    pub host: Option<&'a str>,
+    /// The tag's program (`sshd`, `sshd(pam_unix)`, `sudo`, ...); empty when
+    /// the line has no tag (e.g. "last message repeated 3 times").
+    pub program: &'a str,
+    /// The tag's process id, if any.
+    pub pid: Option<u32>,
+    /// The message after the tag, leading spaces removed.
+    pub message: &'a str,
+}
+
+const MONTHS: [&[u8; 3]; 12] =
+    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+const WEEKDAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+
+/// Parses the header of one line; `None` when the line has no known header.
+pub fn parse(line: &str) -> Option<Header<'_>> {
+    let line = skip_pri(line);
+    let b = line.as_bytes();
+    if b.len() < 15 {
+        return None;
+    }
+    if b[0].is_ascii_digit() {
+        if b.len() > 2 && b[0] == b'1' && b[1] == b' ' {
+            return parse_5424(&line[2..]);
+        }
+        let (time, rest) = parse_rfc3339(line)?;
+        let rest = rest.strip_prefix(' ')?;
+        return Some(tagged(time, rest, true));
+    }
+    if let Some(month) = month_of(&b[..3]) {
+        if b[3] != b' ' {
+            return None;
+        }
+        let (time, rest) = parse_day_clock(&line[4..], None, month)?;
+        return Some(tagged(time, rest, true));
+    }
+    if WEEKDAYS.iter().any(|d| &b[..3] == *d) && b[3] == b' ' {
+        // ctime with year: "Thu Mar 27 13:06:56 2026 ..."
+        let month = month_of(&b[4..7])?;
+        if b.get(7) != Some(&b' ') {
+            return None;
+        }
+        let (mut time, rest) = parse_day_clock(&line[8..], None, month)?;
+        let (year, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        if year.len() != 4 {
+            return None;
+        }
+        time.year = Some(year.parse().ok()?);
+        if let Some(after) = rest.strip_prefix("[pid ") {
+            // vsftpd's own log file.
+            let (pid, message) = after.split_once(']')?;
+            return Some(Header {
+                time,
+                host: None,
+                program: "vsftpd",
+                pid: pid.trim().parse().ok(),
+                message: message.trim_start(),
+            });
+        }
+        return Some(tagged(time, rest, false));
+    }
+    None
+}
+
+fn skip_pri(line: &str) -> &str {
+    if let Some(rest) = line.strip_prefix('<') {
+        if let Some(end) = rest.as_bytes().iter().take(4).position(|&c| c == b'>') {
+            if end > 0 && rest.as_bytes()[..end].iter().all(u8::is_ascii_digit) {
+                return &rest[end + 1..];
+            }
+        }
+    }
+    line
+}
+
+fn month_of(b: &[u8]) -> Option<u8> {
+    MONTHS.iter().position(|m| b == *m).map(|i| i as u8 + 1)
+}
+
+#[inline]
+fn two_digits(b: &[u8]) -> Option<u8> {
+    match b {
+        [a @ b'0'..=b'9', c @ b'0'..=b'9'] => Some((a - b'0') * 10 + (c - b'0')),
+        _ => None,
+    }
+}
+
+/// `dd hh:mm:ss rest` (day may be space-padded or single-digit).
+fn parse_day_clock(s: &str, year: Option<i32>, month: u8) -> Option<(CivilTime, &str)> {
+    let b = s.as_bytes();
+    let (day, at) = match b {
+        [b' ', d @ b'0'..=b'9', b' ', ..] => (d - b'0', 3),
+        [d @ b'0'..=b'9', b' ', ..] => (d - b'0', 2),
+        [_, _, b' ', ..] => (two_digits(&b[..2])?, 3),
+        _ => return None,
+    };
+    let clock = b.get(at..at + 8)?;
+    if clock[2] != b':' || clock[5] != b':' {
+        return None;
+    }
+    let (hour, minute, second) = (two_digits(&clock[..2])?, two_digits(&clock[3..5])?, two_digits(&clock[6..8])?);
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &s[at + 8..];
+    let mut millis = 0;
+    // Some syslogds add fractions to the BSD form: "13:06:56.123".
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        millis = frac_millis(&frac[..digits]);
+        rest = &frac[digits..];
+    }
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    Some((CivilTime { year, month, day, hour, minute, second, millis, offset_secs: None }, rest))
+}
+
+fn frac_millis(digits: &str) -> u16 {
+    let mut ms = 0u16;
+    for (i, c) in digits.bytes().take(3).enumerate() {
+        ms += u16::from(c - b'0') * [100, 10, 1][i];
+    }
+    ms
+}
+
+/// Parses an RFC 3339 timestamp at the start of `s`: `YYYY-MM-DDTHH:MM:SS[.f](Z|±HH:MM)`.
+/// A missing offset is taken as local time. Returns the rest after it.
+pub fn parse_rfc3339(s: &str) -> Option<(CivilTime, &str)> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let year = i32::from(two_digits(&b[..2])?) * 100 + i32::from(two_digits(&b[2..4])?);
+    let (month, day) = (two_digits(&b[5..7])?, two_digits(&b[8..10])?);
+    let (hour, minute, second) = (two_digits(&b[11..13])?, two_digits(&b[14..16])?, two_digits(&b[17..19])?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        millis = frac_millis(&frac[..digits]);
+        rest = &frac[digits..];
+    }
+    let offset_secs = match rest.as_bytes().first() {
+        Some(b'Z' | b'z') => {
+            rest = &rest[1..];
+            Some(0)
+        }
+        Some(&sign @ (b'+' | b'-')) => {
+            let o = rest.as_bytes().get(1..6)?;
+            if o[2] != b':' {
+                return None;
+            }
+            let secs = i32::from(two_digits(&o[..2])?) * 3600 + i32::from(two_digits(&o[3..5])?) * 60;
+            rest = &rest[6..];
+            Some(if sign == b'-' { -secs } else { secs })
+        }
+        _ => None,
+    };
+    Some((CivilTime { year: Some(year), month, day, hour, minute, second, millis, offset_secs }, rest))
+}
+
+/// `[host] [facility.level] prog[pid]: message` after a timestamp.
+fn tagged(time: CivilTime, rest: &str, may_have_host: bool) -> Header<'_> {
+    let no_tag = |host| Header { time, host, program: "", pid: None, message: rest };
+    let Some(colon) = memchr::memchr(b':', rest.as_bytes()) else { return no_tag(None) };
+    let before = &rest[..colon];
+    let message = rest[colon + 1..].trim_start_matches(' ');
+    let (lead, tag) = match before.rfind(' ') {
+        Some(i) => (&before[..i], &before[i + 1..]),
+        None => ("", before),
+    };
+    // At most a host and a BusyBox "facility.level" before the tag.
+    let mut host = None;
+    let mut leads = 0;
+    for token in lead.split(' ').filter(|t| !t.is_empty()) {
+        leads += 1;
+        if !is_facility_level(token) {
+            if host.is_some() || !may_have_host {
+                return no_tag(host);
+            }
+            host = Some(token);
+        }
+    }
+    if leads > 2 || tag.is_empty() {
+        return no_tag(host);
+    }
+    let (program, pid) = match tag.strip_suffix(']').and_then(|t| t.rsplit_once('[')) {
+        Some((program, pid)) => (program, pid.parse().ok()),
+        None => (tag, None),
+    };
+    Header { time, host, program, pid, message }
+}
+
+fn is_facility_level(token: &str) -> bool {
+    token.split_once('.').is_some_and(|(f, l)| {
+        !f.is_empty()
+            && !l.is_empty()
+            && f.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && l.bytes().all(|c| c.is_ascii_lowercase())
+    })
+}
+
+/// `TIMESTAMP HOST APP PROCID MSGID SD MSG` (after "1 ").
+fn parse_5424(s: &str) -> Option<Header<'_>> {
+    let (time, rest) = if let Some(rest) = s.strip_prefix("- ") {
+        // A nil timestamp: the receiver's clock is all there is; take the epoch
+        // so the line is still counted and parsed (it will not open a window).
+        (
+            CivilTime {
+                year: Some(1970),
+                month: 1,
+                day: 1,
+                hour: 0,
+                minute: 0,
+                second: 0,
+                millis: 0,
+                offset_secs: Some(0),
+            },
+            rest,
+        )
+    } else {
+        let (time, rest) = parse_rfc3339(s)?;
+        (time, rest.strip_prefix(' ')?)
+    };
+    fn nil(f: &str) -> Option<&str> {
+        (f != "-").then_some(f)
+    }
+    let mut parts = rest.splitn(5, ' ');
+    let host = nil(parts.next()?);
+    let app = nil(parts.next()?).unwrap_or("");
+    let procid = nil(parts.next()?);
+    let _msgid = parts.next()?;
+    let rest = parts.next().unwrap_or("");
+    let message = skip_structured_data(rest)?;
+    let message = message.strip_prefix('\u{feff}').unwrap_or(message);
+    Some(Header { time, host, program: app, pid: procid.and_then(|p| p.parse().ok()), message })
+}
+
+fn skip_structured_data(s: &str) -> Option<&str> {
+    if let Some(rest) = s.strip_prefix('-') {
+        return Some(rest.strip_prefix(' ').unwrap_or(rest));
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    while b.get(i) == Some(&b'[') {
+        let mut in_quotes = false;
+        i += 1;
+        loop {
+            match *b.get(i)? {
+                b'\\' => i += 1,
+                b'"' => in_quotes = !in_quotes,
+                b']' if !in_quotes => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let rest = &s[i..];
+    Some(rest.strip_prefix(' ').unwrap_or(rest))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`; exact for every year an i32 holds).
+pub fn days_from_civil(year: i32, month: u8, day: u8) -> i64 {
+    let y = i64::from(year) - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (inverse of [`days_from_civil`]).
+pub fn civil_from_days(days: i64) -> (i32, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    ((yoe + era * 400 + i64::from(month <= 2)) as i32, month, day)
+}
+
+/// Gives year-less timestamps a year (see the module doc).
+#[derive(Debug, Clone)]
+pub struct YearResolver {
+    reference_secs: i64,
+    current: Option<(i32, u8)>,
+}
+
+impl YearResolver {
+    /// `reference_secs`: unix time the log is read at (or was written up to);
+    /// a line cannot be more than a week in its future.
+    pub fn new(reference_secs: i64) -> YearResolver {
+        YearResolver { reference_secs, current: None }
+    }
+
+    /// The year of a line dated `month`/`day`, in file order.
+    pub fn year_for(&mut self, month: u8, day: u8) -> i32 {
+        match self.current {
+            None => {
+                let (ref_year, _, _) = civil_from_days(self.reference_secs.div_euclid(86_400));
+                let ahead = days_from_civil(ref_year, month, day) * 86_400 - self.reference_secs;
+                let year = if ahead > 7 * 86_400 { ref_year - 1 } else { ref_year };
+                self.current = Some((year, month));
+                year
+            }
+            Some((year, last)) if month + 6 <= last => {
+                // December → January: a new year.
+                self.current = Some((year + 1, month));
+                year + 1
+            }
+            Some((year, last)) if month >= last + 6 => year - 1, // a late line from the old year
+            Some((year, _)) => {
+                self.current = Some((year, month));
+                year
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bsd_headers_with_padded_days_and_pam_tags() {
+        let h = parse("Jun  9 06:06:20 combo sshd(pam_unix)[19939]: authentication failure; logname=").unwrap();
+        assert_eq!((h.time.month, h.time.day, h.time.hour, h.time.second), (6, 9, 6, 20));
+        assert_eq!((h.host, h.program, h.pid), (Some("combo"), "sshd(pam_unix)", Some(19939)));
+        assert_eq!(h.message, "authentication failure; logname=");
+        let h = parse("Mar 27 13:09:37 ip-10-77-20-248 sudo:   ubuntu : TTY=pts/0 ; COMMAND=/bin/ls").unwrap();
+        assert_eq!((h.program, h.pid, h.message), ("sudo", None, "ubuntu : TTY=pts/0 ; COMMAND=/bin/ls"));
+        let h = parse("Aug 17 12:10:23 caccaaf proftpd: pam_unix(proftpd:session): session opened").unwrap();
+        assert_eq!((h.program, h.message), ("proftpd", "pam_unix(proftpd:session): session opened"));
+    }
+
+    #[test]
+    fn reads_busybox_logread_and_syslogd_forms() {
+        let h = parse("Thu Jan  1 00:00:52 2026 authpriv.info dropbear[1039]: Child connection from 192.168.1.5:51234")
+            .unwrap();
+        assert_eq!(h.time.year, Some(2026));
+        assert_eq!((h.host, h.program, h.pid), (None, "dropbear", Some(1039)));
+        assert_eq!(h.message, "Child connection from 192.168.1.5:51234");
+        let h = parse("<86>Jan  1 00:00:52 OpenWrt authpriv.info dropbear[1039]: Exit (root): Disconnect received")
+            .unwrap();
+        assert_eq!((h.host, h.program, h.message), (Some("OpenWrt"), "dropbear", "Exit (root): Disconnect received"));
+    }
+
+    #[test]
+    fn reads_rfc3339_and_rfc5424_with_offsets() {
+        let h =
+            parse("2026-03-27T13:06:56.250+01:00 pi sshd-session[812]: Accepted publickey for pi from ::1 port 2 ssh2")
+                .unwrap();
+        assert_eq!((h.time.offset_secs, h.time.millis, h.program, h.pid), (Some(3600), 250, "sshd-session", Some(812)));
+        assert_eq!(h.time.to_unix_ms(2026, 0), 1_774_613_216_250);
+        let h = parse(r#"<34>1 2026-03-27T12:06:56Z host sshd 812 - [x@1 a="]\"]"] Failed password for root"#).unwrap();
+        assert_eq!(
+            (h.host, h.program, h.pid, h.message),
+            (Some("host"), "sshd", Some(812), "Failed password for root")
+        );
+        let h = parse("<34>1 2026-03-27T12:06:56Z host su - - - \u{feff}FAILED su").unwrap();
+        assert_eq!((h.program, h.pid, h.message), ("su", None, "FAILED su"));
+    }
+
+    #[test]
+    fn reads_vsftpd_own_log() {
+        let h = parse(r#"Mon Mar 23 10:00:01 2026 [pid 3301] [alice] OK LOGIN: Client "203.0.113.9""#).unwrap();
+        assert_eq!((h.program, h.pid, h.message), ("vsftpd", Some(3301), r#"[alice] OK LOGIN: Client "203.0.113.9""#));
+    }
+
+    #[test]
+    fn lines_without_tag_or_header_are_told_apart() {
+        assert_eq!(parse("Mar 27 13:06:56 host last message repeated 3 times").unwrap().program, "");
+        assert!(parse("hello world, this is not syslog").is_none());
+        assert!(parse("Mar 32 13:06:56 host x: y").is_none());
+        assert!(parse("").is_none());
+    }
+
+    #[test]
+    fn civil_days_round_trip() {
+        for days in [-800_000i64, -1, 0, 1, 59, 10_957, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn year_turns_over_at_new_year_and_is_never_in_the_future() {
+        let nov_2026 = days_from_civil(2026, 11, 25) * 86_400;
+        let mut years = YearResolver::new(nov_2026);
+        assert_eq!(years.year_for(12, 30), 2025, "December is ahead of November: last year");
+        assert_eq!(years.year_for(12, 31), 2025);
+        assert_eq!(years.year_for(1, 1), 2026, "new year");
+        assert_eq!(years.year_for(12, 31), 2025, "a late line from before midnight");
+        assert_eq!(years.year_for(1, 2), 2026);
+        let mut years = YearResolver::new(nov_2026);
+        assert_eq!(years.year_for(11, 20), 2026);
+        assert_eq!(years.year_for(11, 30), 2026, "within the week of slack, same year");
+    }
+}
