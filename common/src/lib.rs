@@ -11,6 +11,7 @@
 
 pub mod analyze;
 pub mod baseline;
+pub mod campaign;
 pub mod error;
 pub mod explain;
 pub mod fingerprint;
