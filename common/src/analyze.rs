@@ -294,6 +294,8 @@ struct Conn {
     user: Option<u64>,
     invalid: bool,
     pam_pending: u32,
+    /// Of those, how many had no address yet (rhost was a host name).
+    pam_unsourced: u32,
     last_ms: i64,
 }
 
@@ -614,6 +616,7 @@ impl Analyzer {
             user: None,
             invalid: false,
             pam_pending: 0,
+            pam_unsourced: 0,
             last_ms: ts_ms,
         });
         c.last_ms = ts_ms;
@@ -708,13 +711,20 @@ impl Analyzer {
             Event::SessionClosed { user, duration_secs } => self.on_close(&ctx, user.as_deref(), duration_secs),
             Event::Disconnected { ip, preauth } => {
                 let conn = ctx.key.and_then(|k| self.conns.remove(&k));
+                if let (None, Some(ip)) = (&conn, ip) {
+                    // A connection that ends before saying anything else is still
+                    // a source that showed up (port scanners, key probes).
+                    if ctx.key.and_then(|k| self.sessions.find(k)).is_none() {
+                        self.source(ip, &ctx).connection();
+                    }
+                }
                 let ip = ip.or(conn.and_then(|c| c.ip));
                 let index = ctx.key.and_then(|k| self.sessions.find(k)).or_else(|| {
                     // Another process of the same connection (OpenSSH's session child).
                     if preauth {
                         None
                     } else {
-                        ip.and_then(|ip| self.sessions.newest_from(ip, ctx.program))
+                        ip.and_then(|ip| self.sessions.only_one_from(ip, ctx.program))
                     }
                 });
                 if let Some(i) = index {
@@ -754,6 +764,8 @@ impl Analyzer {
         let mut user_hash = user.map(hash_user);
         let mut invalid = invalid;
         let mut count = count;
+        // PAM attempts that had no address, now attributed to this line's source.
+        let mut late_sourced = 0;
         if let Some(k) = ctx.key {
             let c = self.conn(k, ctx.ts_ms);
             if ip.is_none() {
@@ -770,10 +782,17 @@ impl Analyzer {
             // PAM's failure line and sshd's "Failed password" are one attempt.
             if tentative {
                 c.pam_pending += count;
+                if ip.is_none() {
+                    c.pam_unsourced += count;
+                }
             } else {
                 let paired = c.pam_pending.min(count);
                 c.pam_pending -= paired;
                 count -= paired;
+                if ip.is_some() {
+                    late_sourced = c.pam_unsourced.min(paired);
+                    c.pam_unsourced -= late_sourced;
+                }
             }
         }
         let user_name = user.filter(|u| !u.is_empty());
@@ -782,7 +801,7 @@ impl Analyzer {
             if let Some(h) = user_hash {
                 w.user(user_name, h);
             }
-            w.failed(count, invalid);
+            w.failed(count + late_sourced, invalid);
         }
         if count == 0 {
             return;

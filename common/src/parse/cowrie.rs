@@ -77,6 +77,8 @@ struct Raw<'a> {
     #[serde(borrow, default)]
     url: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
+    destfile: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
     duration: Option<Number<'a>>,
     #[serde(borrow, default)]
     duration_ms: Option<Number<'a>>,
@@ -111,10 +113,8 @@ pub fn parse(line: &str) -> Result<Record<'_>, CowrieError> {
             Some(input) => Event::Command { user: None, command: input },
             None => Event::Noise,
         },
-        "session.file_download" => match raw.url {
-            Some(url) => Event::Download { url },
-            None => Event::Noise,
-        },
+        // Telnet "redir" saves name the file written, not a URL.
+        "session.file_download" => Event::Download { url: raw.url.or(raw.destfile).unwrap_or_default() },
         "session.closed" => Event::SessionClosed {
             user: None,
             duration_secs: raw

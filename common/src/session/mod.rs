@@ -4,7 +4,10 @@
 //! "Exit", Cowrie `session.closed`, wtmp DEAD_PROCESS) ends it. Lines without
 //! a pid (ProFTPD on Plesk) close the oldest open session of that user and
 //! program; a "Disconnected"/"Received disconnect" from another process of the
-//! same sshd connection closes the newest open session from that address.
+//! same sshd connection ends the open session from that address if there is
+//! only one (with several, their own close lines decide). A session whose
+//! disconnect was seen is closed at that time if no close line follows
+//! within a minute.
 //!
 //! Between open and close the session collects commands: sudo `COMMAND=` and
 //! `su` by the session's user, Cowrie input, FTP transfers.
@@ -193,9 +196,20 @@ impl Sessions {
         self.open.iter().position(|s| s.user == user && s.detail.program == program)
     }
 
-    /// The newest open, not yet disconnected session from `ip` of `program`.
-    pub fn newest_from(&self, ip: IpAddr, program: Program) -> Option<usize> {
-        self.open.iter().rposition(|s| s.ip == Some(ip) && s.detail.program == program && s.disconnected_ms.is_none())
+    /// The one open, not yet disconnected session from `ip` of `program`;
+    /// `None` when there are several (which one ended is then unknown, and
+    /// their own close lines will tell).
+    pub fn only_one_from(&self, ip: IpAddr, program: Program) -> Option<usize> {
+        let mut found = None;
+        for (i, s) in self.open.iter().enumerate() {
+            if s.ip == Some(ip) && s.detail.program == program && s.disconnected_ms.is_none() {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(i);
+            }
+        }
+        found
     }
 
     pub fn close(&mut self, index: usize, end_ms: Option<i64>) -> ClosedSession {
