@@ -1,0 +1,65 @@
+//! `bfp-agent`: the program on the IoT device.
+//!
+//! One job: turn the device's own authentication logs into scored
+//! behavioural fingerprints — follow the configured logs (files across
+//! rotation, the journal) without re-reading or skipping a line across
+//! restarts, let `bfp_common::analyze` rebuild sessions and per-source
+//! windows, score each fingerprint with the compact model built into the
+//! binary, and write the results (with their reasons) to a sink. It links no
+//! async runtime: one thread polls, which keeps it small for ARM devices.
+
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod report;
+pub mod run;
+pub mod scan;
+pub mod scoring;
+pub mod sink;
+pub mod source;
+pub mod state;
+
+pub use error::{Error, Result};
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh empty directory under the target dir's tmp (no tempfile crate
+    /// needed for a handful of unit tests).
+    pub fn tempdir(name: &str) -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "bfp-agent-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
+
+/// The analyzer settings from the operator's Tor list, window length and
+/// the device's UTC offset; everything else keeps the parser's defaults.
+pub fn analyzer_config(
+    tor_exit_list: Option<&std::path::Path>,
+    source_window_secs: Option<u64>,
+    utc_offset_secs: Option<i32>,
+) -> Result<bfp_common::analyze::AnalyzerConfig> {
+    use bfp_common::analyze::AnalyzerConfig;
+    let mut config = AnalyzerConfig::default();
+    if let Some(path) = tor_exit_list {
+        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        config.tor_exit_list = AnalyzerConfig::parse_tor_exit_list(&text)
+            .map_err(|e| Error::Config { path: path.into(), detail: format!("tor exit list: {e}") })?;
+    }
+    if let Some(secs) = source_window_secs {
+        config.source_window_secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    }
+    if let Some(offset) = utc_offset_secs {
+        config.utc_offset_secs = offset;
+    }
+    Ok(config)
+}

@@ -1,0 +1,190 @@
+//! The `bfp-agent` command line: `scan` (offline) and `run` (follow).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use bfp_agent::run::{effective_config, run};
+use bfp_agent::scan::{scan, OutputFormat, ScanOptions};
+use bfp_agent::scoring::Scorer;
+use bfp_agent::{analyzer_config, Result};
+use bfp_common::analyze::LogFormat;
+use bfp_common::analyze::UtmpArch;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "bfp-agent",
+    version,
+    about = "Behavioural fingerprints from the device's own auth logs, scored on the device."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyse log files offline and print the scored fingerprints.
+    Scan {
+        /// Output: one JSON object per fingerprint then a summary, or a table.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: OutputFormat,
+        /// Log format of every file (default: detected per file).
+        #[arg(long, value_enum)]
+        log_format: Option<ScanLogFormat>,
+        /// Layout of utmp/wtmp/btmp records (default: this machine's).
+        #[arg(long, value_enum)]
+        utmp_arch: Option<Arch>,
+        /// Tor exit list (sessions from these addresses get protocol TOR).
+        #[arg(long, value_name = "FILE")]
+        tor_exit_list: Option<PathBuf>,
+        /// A model artifact instead of the embedded one.
+        #[arg(long, value_name = "PATH")]
+        model: Option<PathBuf>,
+        /// Source window length in seconds (default: the parser's).
+        #[arg(long, value_name = "SECS")]
+        source_window_secs: Option<u64>,
+        /// The logs' offset from UTC in seconds, for timestamps without one (default 0).
+        #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
+        utc_offset_secs: Option<i32>,
+        /// Log files; `-` reads standard input.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Follow logs and score as lines arrive (results as JSON lines).
+    Run {
+        /// The TOML configuration (see deploy/bfp-agent.example.toml).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Follow this log file (repeatable; added to the configured sources).
+        #[arg(long, value_name = "PATH")]
+        follow: Vec<PathBuf>,
+        /// Checkpoint directory (overrides the config's).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Results file, or `-` for stdout (overrides the config's).
+        #[arg(long, value_name = "FILE|-")]
+        output: Option<PathBuf>,
+        /// A model artifact instead of the embedded one (overrides the config's).
+        #[arg(long, value_name = "PATH")]
+        model: Option<PathBuf>,
+        /// Tor exit list (overrides the config's).
+        #[arg(long, value_name = "FILE")]
+        tor_exit_list: Option<PathBuf>,
+        /// Poll interval in milliseconds (overrides the config's).
+        #[arg(long, value_name = "MS")]
+        poll_interval_ms: Option<u64>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScanLogFormat {
+    Syslog,
+    Cowrie,
+    Journald,
+    Utmp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Arch {
+    #[value(name = "x86_64")]
+    X86_64,
+    Aarch64,
+    Armv7,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `bfp-agent scan ... | head`: the reader left, nothing to report.
+        Err(bfp_agent::Error::Sink { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bfp-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Scan {
+            format,
+            log_format,
+            utmp_arch,
+            tor_exit_list,
+            model,
+            source_window_secs,
+            utc_offset_secs,
+            files,
+        } => {
+            let scorer = Scorer::load(model.as_deref())?;
+            let opts = ScanOptions {
+                files: &files,
+                log_format: log_format.map(|f| match f {
+                    ScanLogFormat::Syslog => LogFormat::Syslog,
+                    ScanLogFormat::Cowrie => LogFormat::Cowrie,
+                    ScanLogFormat::Journald => LogFormat::Journald,
+                    ScanLogFormat::Utmp => LogFormat::Utmp,
+                }),
+                utmp_arch: match utmp_arch {
+                    Some(Arch::X86_64) => UtmpArch::X86_64,
+                    Some(Arch::Aarch64) => UtmpArch::Aarch64,
+                    Some(Arch::Armv7) => UtmpArch::Armv7,
+                    None => native_utmp_arch(),
+                },
+                analyzer: analyzer_config(tor_exit_list.as_deref(), source_window_secs, utc_offset_secs)?,
+                output: format,
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            scan(&opts, &scorer, &mut out)?;
+            Ok(())
+        }
+        Command::Run { config, follow, state_dir, output, model, tor_exit_list, poll_interval_ms } => {
+            let mut config = effective_config(config.as_deref(), &follow, state_dir.as_deref(), output.as_deref())?;
+            if model.is_some() {
+                config.model = model;
+            }
+            if tor_exit_list.is_some() {
+                config.tor_exit_list = tor_exit_list;
+            }
+            if let Some(ms) = poll_interval_ms {
+                config.poll_interval_ms = ms;
+                config.validate(std::path::Path::new("<flags>"))?;
+            }
+            let scorer = Scorer::load(config.model.as_deref())?;
+            let analyzer =
+                analyzer_config(config.tor_exit_list.as_deref(), config.source_window_secs, config.utc_offset_secs)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(signal, Arc::clone(&stop))
+                    .map_err(|e| bfp_agent::Error::Io { path: "<signals>".into(), source: e })?;
+            }
+            eprintln!(
+                "bfp-agent: following {} source(s), model {}, state in {}",
+                config.sources.len(),
+                scorer.version(),
+                config.state_dir.display()
+            );
+            let stats = run(&config, &analyzer, &scorer, &stop)?;
+            eprintln!("bfp-agent: stopped after {} lines, {} results", stats.lines, stats.records);
+            Ok(())
+        }
+    }
+}
+
+/// The utmp layout of the machine the agent runs on.
+fn native_utmp_arch() -> UtmpArch {
+    if cfg!(target_arch = "aarch64") {
+        UtmpArch::Aarch64
+    } else if cfg!(target_arch = "arm") {
+        UtmpArch::Armv7
+    } else {
+        UtmpArch::X86_64
+    }
+}

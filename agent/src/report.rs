@@ -1,0 +1,156 @@
+//! What the agent prints and writes: one record per scored fingerprint, a
+//! summary at the end of a scan, and the table for people.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use bfp_common::wire::{self, RecordKind};
+use bfp_common::{Fingerprint, Protocol};
+use serde::{Deserialize, Serialize};
+
+/// One scored fingerprint (a JSON line of `scan --format jsonl` and `run`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// `session` or `source` (an attacking address over a window).
+    pub kind: String,
+    /// The log it came from (file path or configured source name).
+    pub log: String,
+    /// The remote address, when the log gives one.
+    pub source_ip: Option<IpAddr>,
+    /// The account (null for a source).
+    pub user: Option<String>,
+    /// Start, unix seconds (UTC).
+    pub start: i64,
+    /// End, unix seconds (UTC); null while open.
+    pub end: Option<i64>,
+    /// The session was still open when the input ended.
+    pub open: bool,
+    /// Login hour, 0–23, in the log's local time.
+    pub login_hour: u8,
+    /// Duration in minutes.
+    pub duration_min: f32,
+    /// Failed attempts that preceded it.
+    pub failed_logins: u32,
+    /// The commands run, in order (at most the analyzer's per-session cap).
+    pub commands: Vec<String>,
+    /// How many commands ran (may exceed the list when the cap was hit).
+    pub command_count: u32,
+    /// How many commands are risky (downloads, chmod +x, ...); null if unknown.
+    pub risky_commands: Option<u32>,
+    /// SSH, FTP, HTTPS or TOR.
+    pub protocol: Protocol,
+    /// Words per minute from command timing; null when the log has none.
+    pub typing_speed: Option<f32>,
+    /// `Normal` or `Suspicious`.
+    pub prediction: String,
+    /// Probability of the predicted class, 0.5–1.
+    pub confidence: f32,
+    /// Why, strongest first.
+    pub reasons: Vec<String>,
+    /// Version of the model that scored it.
+    pub model_version: String,
+    /// Kind-specific details from the analyzer (a source's attempts,
+    /// distinct users, rate, ...).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+impl Record {
+    /// The fingerprint that was scored, rebuilt from the flat fields.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint {
+            login_hour: self.login_hour,
+            session_duration_min: self.duration_min,
+            commands: self.command_count,
+            failed_logins: self.failed_logins,
+            protocol: self.protocol,
+            typing_speed_wpm: self.typing_speed,
+            risky_commands: self.risky_commands,
+        }
+    }
+
+    /// The record as it travels to the collector (`bfp_common::wire`).
+    pub fn to_wire(&self) -> wire::Record {
+        wire::Record {
+            kind: match self.kind.as_str() {
+                "session" => RecordKind::Session,
+                "source" => RecordKind::Source,
+                _ => RecordKind::Device,
+            },
+            source_ip: self.source_ip.map(|ip| ip.to_string()),
+            user: self.user.clone(),
+            start: self.start,
+            end: self.end,
+            fingerprint: self.fingerprint(),
+            commands: self.commands.clone(),
+            suspicious: self.prediction == "Suspicious",
+            confidence: self.confidence,
+            reasons: self.reasons.clone(),
+        }
+    }
+}
+
+/// Writes records as an aligned table for people.
+pub fn write_table(out: &mut dyn Write, records: &[Record]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<7} {:<10} {:<39} {:<16} {:<16} {:>4} {:>9} {:>6} {:>4} {:<5} {:>6}  reasons",
+        "kind", "verdict", "source", "user", "start (UTC)", "hour", "dur(min)", "failed", "cmds", "proto", "conf"
+    )?;
+    for r in records {
+        writeln!(
+            out,
+            "{:<7} {:<10} {:<39} {:<16} {:<16} {:>4} {:>9.1} {:>6} {:>4} {:<5} {:>6.2}  {}",
+            r.kind,
+            r.prediction,
+            r.source_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into()),
+            truncate(r.user.as_deref().unwrap_or("-"), 16),
+            format_time(r.start),
+            r.login_hour,
+            r.duration_min,
+            r.failed_logins,
+            r.commands.len(),
+            r.protocol.as_str(),
+            r.confidence,
+            r.reasons.join("; ")
+        )?;
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) from unix seconds, without a date crate.
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(format_time(0), "1970-01-01 00:00");
+        assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00");
+    }
+}

@@ -1,0 +1,229 @@
+//! `bfp-agent run`: follow the configured logs and score as lines arrive.
+//!
+//! One thread, one loop: poll every source, feed the lines to that source's
+//! pipeline, write the completed records to the sink, commit the sink, then
+//! save the checkpoint (source positions + sink mark) atomically. A crash at
+//! any point leaves a checkpoint whose positions match the output it
+//! describes; on restart the sink drops output past its mark and each source
+//! re-reads (as replay) what its sessions need, so every result is written
+//! exactly once (to a file; at least once to stdout).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bfp_common::analyze::{AnalyzerConfig, LogFormat};
+
+use crate::config::{Config, SourceConfig, SourceKind};
+use crate::error::{Error, Result};
+use crate::pipeline::{log_format, Pipeline};
+use crate::scoring::Scorer;
+use crate::sink;
+use crate::source::file::FileFollower;
+use crate::source::journald::{JournalCheckpoint, JournalFollower};
+use crate::source::Line;
+use crate::state::{Checkpoint, SourceCheckpoint, StateDir, CHECKPOINT_VERSION};
+
+/// How long to wait before restarting a `journalctl` that exited.
+const JOURNAL_RESTART: Duration = Duration::from_secs(5);
+
+enum Follower {
+    File(FileFollower),
+    Journal {
+        follower: Option<JournalFollower>,
+        restart_at: Instant,
+        /// Where it stands, kept across restarts of `journalctl`.
+        last: JournalCheckpoint,
+    },
+}
+
+struct RunSource {
+    config: SourceConfig,
+    key: String,
+    follower: Follower,
+    pipeline: Pipeline,
+}
+
+/// Counters for the operator (and the memory benchmark).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunStats {
+    /// Lines handed to the analyzers (replays included).
+    pub lines: u64,
+    /// Records written.
+    pub records: u64,
+}
+
+/// Runs until `stop` is set (SIGTERM/SIGINT), then returns with everything
+/// written committed.
+pub fn run(
+    config: &Config,
+    analyzer_config: &AnalyzerConfig,
+    scorer: &Scorer,
+    stop: &Arc<AtomicBool>,
+) -> Result<RunStats> {
+    let state = StateDir::open(&config.state_dir)?;
+    let mut checkpoint = state.load()?;
+    let mut sink = sink::open(&config.output)?;
+    sink.recover(&checkpoint.sink)?;
+    let mut sources = Vec::new();
+    for sc in &config.sources {
+        sources.push(open_source(sc, &state, checkpoint.sources.get(&sc.key()), analyzer_config)?);
+    }
+    let poll_interval = Duration::from_millis(config.poll_interval_ms);
+    let mut stats = RunStats::default();
+    let mut records = Vec::new();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        let mut lines = 0u64;
+        for source in &mut sources {
+            lines += poll_source(source, &state)?;
+            source.pipeline.drain(scorer, &mut records);
+        }
+        stats.lines += lines;
+        let next = Checkpoint {
+            version: CHECKPOINT_VERSION,
+            sink: checkpoint.sink.clone(),
+            sources: sources.iter().map(|s| (s.key.clone(), source_checkpoint(s))).collect(),
+        };
+        if !records.is_empty() || next.sources != checkpoint.sources {
+            for record in records.drain(..) {
+                sink.write(&record)?;
+                stats.records += 1;
+            }
+            // Output first, then the positions that produced it.
+            let mark = sink.commit()?;
+            checkpoint = Checkpoint { sink: mark, ..next };
+            state.save(&checkpoint)?;
+        }
+        if stopping {
+            return Ok(stats);
+        }
+        if lines == 0 {
+            std::thread::sleep(poll_interval);
+        }
+    }
+}
+
+fn open_source(
+    sc: &SourceConfig,
+    state: &StateDir,
+    checkpoint: Option<&SourceCheckpoint>,
+    analyzer_config: &AnalyzerConfig,
+) -> Result<RunSource> {
+    let key = sc.key();
+    let (follower, format) = match sc.kind {
+        SourceKind::File => {
+            let path = sc.path.as_deref().expect("validated: file sources have a path");
+            let cp = match checkpoint {
+                Some(SourceCheckpoint::File(cp)) => Some(cp),
+                _ => None,
+            };
+            let mut follower = FileFollower::new(path, cp).map_err(Error::io(path))?;
+            for warning in follower.take_warnings() {
+                eprintln!("bfp-agent: warning: {warning}");
+            }
+            (Follower::File(follower), log_format(sc.format))
+        }
+        SourceKind::Journald => {
+            let last = match checkpoint {
+                Some(SourceCheckpoint::Journald(cp)) => cp.clone(),
+                _ => JournalCheckpoint::default(),
+            };
+            let follower = start_journal(sc, state, &key, &last)?;
+            (
+                Follower::Journal { follower: Some(follower), restart_at: Instant::now(), last },
+                Some(LogFormat::Journald),
+            )
+        }
+    };
+    Ok(RunSource {
+        config: sc.clone(),
+        pipeline: Pipeline::new(key.clone(), format, analyzer_config.clone()),
+        key,
+        follower,
+    })
+}
+
+fn start_journal(sc: &SourceConfig, state: &StateDir, key: &str, last: &JournalCheckpoint) -> Result<JournalFollower> {
+    let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    JournalFollower::start(
+        &sc.journalctl,
+        &sc.journalctl_args,
+        &state.path().join(format!("{safe}.cursor")),
+        Some(last),
+    )
+}
+
+/// Polls one source; returns the number of lines it gave.
+fn poll_source(source: &mut RunSource, state: &StateDir) -> Result<u64> {
+    let mut lines = 0u64;
+    let pipeline = &mut source.pipeline;
+    let mut feed = |line: Line<'_>| {
+        lines += 1;
+        pipeline.feed(line);
+    };
+    match &mut source.follower {
+        Follower::File(f) => f.poll(&mut feed).map_err(Error::io(f.path()))?,
+        Follower::Journal { follower, restart_at, last } => {
+            if follower.is_none() && Instant::now() >= *restart_at {
+                // Resume after the last line fed, which the next checkpoint covers.
+                match start_journal(&source.config, state, &source.key, last) {
+                    Ok(f) => *follower = Some(f),
+                    Err(e) => {
+                        eprintln!("bfp-agent: {e}; retrying in {}s", JOURNAL_RESTART.as_secs());
+                        *restart_at = Instant::now() + JOURNAL_RESTART;
+                    }
+                }
+            }
+            if let Some(f) = follower {
+                if let Err(e) = f.poll(&mut feed) {
+                    eprintln!("bfp-agent: {e}; restarting it in {}s", JOURNAL_RESTART.as_secs());
+                    *restart_at = Instant::now() + JOURNAL_RESTART;
+                }
+                *last = f.checkpoint();
+                if f.exited() {
+                    *follower = None;
+                }
+            }
+        }
+    }
+    Ok(lines)
+}
+
+fn source_checkpoint(source: &RunSource) -> SourceCheckpoint {
+    match &source.follower {
+        Follower::File(f) => SourceCheckpoint::File(f.checkpoint()),
+        Follower::Journal { last, .. } => SourceCheckpoint::Journald(last.clone()),
+    }
+}
+
+/// Builds the run configuration from `--config` and the quick-start flags.
+pub fn effective_config(
+    config_path: Option<&Path>,
+    follow: &[std::path::PathBuf],
+    state_dir: Option<&Path>,
+    output: Option<&Path>,
+) -> Result<Config> {
+    let (mut config, origin) = match config_path {
+        Some(path) => (Config::load(path)?, path.to_path_buf()),
+        None => {
+            if state_dir.is_none() {
+                return Err(Error::Config {
+                    path: "<flags>".into(),
+                    detail: "give --config PATH, or --state-dir DIR with --follow PATH".into(),
+                });
+            }
+            (Config::empty(), "<flags>".into())
+        }
+    };
+    config.sources.extend(follow.iter().map(SourceConfig::file));
+    if let Some(dir) = state_dir {
+        config.state_dir = dir.to_path_buf();
+    }
+    if let Some(output) = output {
+        config.output = output.to_path_buf();
+    }
+    config.validate(&origin)?;
+    Ok(config)
+}

@@ -1,0 +1,238 @@
+//! `bfp-agent scan`: offline analysis of log files (or stdin), each file's
+//! format detected from its first bytes, one analyzer per file.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bfp_common::analyze::{AnalyzerConfig, LogFormat, ParseStats, UtmpArch};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+use crate::report::{write_table, Record};
+use crate::scoring::Scorer;
+use crate::source::Line;
+use crate::source::{read_lines, UTMP_RECORD};
+
+/// How `scan` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object per fingerprint, then a summary object.
+    Jsonl,
+    /// An aligned table for people.
+    Table,
+}
+
+/// The last object of `scan --format jsonl`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Always `summary`.
+    pub kind: &'static str,
+    /// Files (or `-`) scanned.
+    pub files: usize,
+    /// Lines (and binary records) read.
+    pub lines_read: u64,
+    /// Lines by what the parser recognised (`sshd`, `sudo`, ...).
+    pub lines_by_kind: BTreeMap<String, u64>,
+    /// Lines the parser did not know.
+    pub unknown_lines: u64,
+    /// Unknown lines by program.
+    pub unknown_by_program: BTreeMap<String, u64>,
+    /// Session fingerprints reported.
+    pub sessions: u64,
+    /// Source (attacking address) fingerprints reported.
+    pub sources: u64,
+    /// Device-wide fingerprints reported.
+    pub devices: u64,
+    /// Failed login attempts read.
+    pub failed_logins: u64,
+    /// Accepted logins read.
+    pub accepted_logins: u64,
+    /// Of those, scored Suspicious.
+    pub suspicious: u64,
+    /// Version of the model used.
+    pub model_version: String,
+}
+
+impl Summary {
+    fn add_stats(&mut self, stats: &ParseStats) {
+        self.lines_read += stats.lines;
+        if let Ok(serde_json::Value::Object(kinds)) = serde_json::to_value(&stats.by_kind) {
+            for (kind, n) in kinds {
+                *self.lines_by_kind.entry(kind).or_default() += n.as_u64().unwrap_or(0);
+            }
+        }
+        self.unknown_lines += stats.unknown_total();
+        for (program, n) in &stats.unknown {
+            *self.unknown_by_program.entry(program.clone()).or_default() += n;
+        }
+        self.failed_logins += stats.failed_logins;
+        self.accepted_logins += stats.accepted_logins;
+    }
+
+    fn add_records(&mut self, records: &[Record]) {
+        for r in records {
+            match r.kind.as_str() {
+                "session" => self.sessions += 1,
+                "source" => self.sources += 1,
+                _ => self.devices += 1,
+            }
+            self.suspicious += u64::from(r.prediction == "Suspicious");
+        }
+    }
+}
+
+/// Options of one scan.
+pub struct ScanOptions<'a> {
+    /// Files; `-` is standard input.
+    pub files: &'a [PathBuf],
+    /// Overrides detection for every file.
+    pub log_format: Option<LogFormat>,
+    /// Layout of utmp/wtmp/btmp records.
+    pub utmp_arch: UtmpArch,
+    /// The analyzer's settings (Tor list, windows).
+    pub analyzer: AnalyzerConfig,
+    /// How to print.
+    pub output: OutputFormat,
+}
+
+/// Scans the files and prints the records and the summary.
+pub fn scan(opts: &ScanOptions<'_>, scorer: &Scorer, out: &mut dyn Write) -> Result<Summary> {
+    let mut summary = Summary { kind: "summary", model_version: scorer.version().to_string(), ..Summary::default() };
+    let mut table = Vec::new();
+    let out_err = |source| Error::Sink { path: "-".into(), source };
+    for path in opts.files {
+        let records = scan_one(path, opts, scorer, &mut summary)?;
+        summary.add_records(&records);
+        match opts.output {
+            OutputFormat::Jsonl => {
+                for r in &records {
+                    serde_json::to_writer(&mut *out, r).map_err(|e| out_err(e.into()))?;
+                    out.write_all(b"\n").map_err(out_err)?;
+                }
+            }
+            OutputFormat::Table => table.extend(records),
+        }
+        summary.files += 1;
+    }
+    match opts.output {
+        OutputFormat::Jsonl => {
+            serde_json::to_writer(&mut *out, &summary).map_err(|e| out_err(e.into()))?;
+            out.write_all(b"\n").map_err(out_err)?;
+        }
+        OutputFormat::Table => {
+            write_table(out, &table).map_err(out_err)?;
+            writeln!(
+                out,
+                "\n{} files, {} lines ({} unknown), {} sessions, {} sources, {} device windows, {} suspicious (model {})",
+                summary.files,
+                summary.lines_read,
+                summary.unknown_lines,
+                summary.sessions,
+                summary.sources,
+                summary.devices,
+                summary.suspicious,
+                summary.model_version
+            )
+            .map_err(out_err)?;
+        }
+    }
+    out.flush().map_err(out_err)?;
+    Ok(summary)
+}
+
+fn scan_one(path: &Path, opts: &ScanOptions<'_>, scorer: &Scorer, summary: &mut Summary) -> Result<Vec<Record>> {
+    let input: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(path).map_err(Error::io(path))?)
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, input);
+    let format = match opts.log_format {
+        Some(f) => f,
+        None => LogFormat::detect(reader.fill_buf().map_err(Error::io(path))?),
+    };
+    let log = path.display().to_string();
+    let mut records = Vec::new();
+    let mut pipeline =
+        Pipeline::new(log, if format == LogFormat::Auto { None } else { Some(format) }, opts.analyzer.clone());
+    if format == LogFormat::Utmp {
+        let mut record = [0u8; UTMP_RECORD];
+        loop {
+            match reader.read_exact(&mut record) {
+                Ok(()) => pipeline.analyzer_mut().feed_utmp(&record, opts.utmp_arch),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(Error::Io { path: path.into(), source: e }),
+            }
+            pipeline.drain(scorer, &mut records);
+        }
+    } else {
+        let mut n = 0u32;
+        read_lines(&mut reader, &mut |line: Line<'_>| {
+            pipeline.feed(line);
+            n = n.wrapping_add(1);
+            if n % 4096 == 0 {
+                pipeline.drain(scorer, &mut records);
+            }
+        })
+        .map_err(Error::io(path))?;
+    }
+    pipeline.finish(scorer, &mut records);
+    summary.add_stats(pipeline.analyzer().stats());
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bfp_common::parse::utmp::{encode, DEAD_PROCESS, USER_PROCESS};
+
+    fn scan_to_json(files: &[PathBuf]) -> Vec<serde_json::Value> {
+        let opts = ScanOptions {
+            files,
+            log_format: None,
+            utmp_arch: UtmpArch::X86_64,
+            analyzer: AnalyzerConfig::default(),
+            output: OutputFormat::Jsonl,
+        };
+        let mut out = Vec::new();
+        scan(&opts, &Scorer::load(None).unwrap(), &mut out).unwrap();
+        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_wtmp_file_is_detected_and_read_record_by_record() {
+        let dir = crate::testutil::tempdir("wtmp");
+        let path = dir.join("wtmp");
+        let ip = Some("203.0.113.9".parse().unwrap());
+        let login = 1_700_000_000;
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&encode(USER_PROCESS, 4242, "pts/0", "pi", "203.0.113.9", login, ip));
+        bytes.extend_from_slice(&encode(DEAD_PROCESS, 4242, "pts/0", "", "", login + 600, None));
+        bytes.extend_from_slice(&encode(USER_PROCESS, 4300, "pts/1", "root", "203.0.113.9", login + 700, ip));
+        std::fs::write(&path, &bytes).unwrap();
+        let objects = scan_to_json(&[path]);
+        let summary = objects.last().unwrap();
+        assert_eq!(summary["lines_read"], 3);
+        assert_eq!(summary["lines_by_kind"]["utmp"], 3);
+        let sessions: Vec<_> = objects.iter().filter(|o| o["kind"] == "session").collect();
+        assert_eq!(sessions.len(), 2, "{objects:?}");
+        let closed = sessions.iter().find(|o| o["user"] == "pi").unwrap();
+        assert_eq!(closed["duration_min"], 10.0);
+        assert_eq!(closed["open"], false);
+        assert_eq!(closed["source_ip"], "203.0.113.9");
+        let open = sessions.iter().find(|o| o["user"] == "root").unwrap();
+        assert_eq!(open["open"], true, "still logged in at the end: reported as open");
+    }
+
+    #[test]
+    fn json_lines_of_unknown_shape_are_counted_not_fatal() {
+        let dir = crate::testutil::tempdir("json");
+        let path = dir.join("odd.json");
+        std::fs::write(&path, "{\"hello\":1}\n{\"eventid\":\"cowrie.session.connect\"}\nplain text\n").unwrap();
+        let objects = scan_to_json(&[path]);
+        assert_eq!(objects.last().unwrap()["lines_read"], 3);
+    }
+}

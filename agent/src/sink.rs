@@ -1,0 +1,127 @@
+//! Where results go. A sink writes results, then `commit` makes them durable
+//! and returns a mark; the checkpoint stores that mark together with the log
+//! positions that produced those results. After a crash, `recover` forgets
+//! whatever was written past the mark (its lines are read again), so a file
+//! output holds every result exactly once. The spool that forwards to the
+//! collector (issue 4) is another sink with the same contract.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::report::Record;
+
+/// How far a sink's durable output reached at a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SinkMark {
+    /// Nothing to roll back to (standard output, or nothing written yet).
+    #[default]
+    None,
+    /// An output file (by identity, so a rotated output is left alone) and
+    /// its length.
+    File {
+        /// Device of the output file.
+        dev: u64,
+        /// Inode of the output file.
+        ino: u64,
+        /// Durable length.
+        len: u64,
+    },
+}
+
+/// A destination for scored results.
+pub trait Sink {
+    /// Writes one result (may buffer until `commit`).
+    fn write(&mut self, record: &Record) -> Result<()>;
+    /// Makes everything written so far durable and says how far it reached.
+    fn commit(&mut self) -> Result<SinkMark>;
+    /// At start-up, before anything is written: drop output written after
+    /// `mark` by a run that died before its checkpoint.
+    fn recover(&mut self, mark: &SinkMark) -> Result<()>;
+}
+
+/// Opens the sink an `output` setting names: `-` is standard output.
+pub fn open(output: &Path) -> Result<Box<dyn Sink>> {
+    if output == Path::new("-") {
+        Ok(Box::new(StdoutSink { out: BufWriter::new(std::io::stdout()) }))
+    } else {
+        Ok(Box::new(FileSink::open(output)?))
+    }
+}
+
+/// JSON lines on standard output. A crash between writing and checkpointing
+/// may repeat results there (a pipe cannot be rolled back).
+pub struct StdoutSink {
+    out: BufWriter<std::io::Stdout>,
+}
+
+impl Sink for StdoutSink {
+    fn write(&mut self, record: &Record) -> Result<()> {
+        let err = |source| Error::Sink { path: "-".into(), source };
+        serde_json::to_writer(&mut self.out, record).map_err(|e| err(e.into()))?;
+        self.out.write_all(b"\n").map_err(err)
+    }
+    fn commit(&mut self) -> Result<SinkMark> {
+        self.out.flush().map_err(|source| Error::Sink { path: "-".into(), source })?;
+        Ok(SinkMark::None)
+    }
+    fn recover(&mut self, _mark: &SinkMark) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// JSON lines appended to a file, fsynced at each commit.
+pub struct FileSink {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl FileSink {
+    /// Opens (creating) the output file for appending.
+    pub fn open(path: &Path) -> Result<FileSink> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(Error::io(parent))?;
+        }
+        let file = OpenOptions::new().append(true).create(true).open(path).map_err(Error::io(path))?;
+        Ok(FileSink { path: path.to_path_buf(), out: BufWriter::with_capacity(64 * 1024, file) })
+    }
+
+    fn err(&self) -> impl FnOnce(std::io::Error) -> Error {
+        let path = self.path.clone();
+        move |source| Error::Sink { path, source }
+    }
+}
+
+impl Sink for FileSink {
+    fn write(&mut self, record: &Record) -> Result<()> {
+        serde_json::to_writer(&mut self.out, record).map_err(|e| (self.err())(e.into()))?;
+        self.out.write_all(b"\n").map_err(self.err())
+    }
+
+    fn commit(&mut self) -> Result<SinkMark> {
+        self.out.flush().map_err(self.err())?;
+        let file = self.out.get_ref();
+        file.sync_data().map_err(self.err())?;
+        let meta = file.metadata().map_err(self.err())?;
+        Ok(SinkMark::File { dev: meta.dev(), ino: meta.ino(), len: meta.len() })
+    }
+
+    fn recover(&mut self, mark: &SinkMark) -> Result<()> {
+        let file = self.out.get_ref();
+        let meta = file.metadata().map_err(self.err())?;
+        match *mark {
+            SinkMark::File { dev, ino, len } if dev == meta.dev() && ino == meta.ino() && meta.len() > len => {
+                // Appends always go to the end, so truncating is enough.
+                file.set_len(len).map_err(self.err())?;
+                file.sync_all().map_err(self.err())?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

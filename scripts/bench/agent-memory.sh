@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Resident memory of `bfp-agent run` while a million real auth-log lines go
+# through a followed file (appended in bursts while it runs), measured with
+# /usr/bin/time -v. Prints the figures docs/benchmarks.md ("Agent") records.
+#
+# usage: scripts/bench/agent-memory.sh [LINES]   (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LINES=${1:-1000000}
+DATA=${BFP_SHARED_DATA:-../shared/data}
+command -v /usr/bin/time >/dev/null || { apt-get install -y time >/dev/null; }
+
+cargo build --release -p bfp-agent --quiet
+BIN=${CARGO_TARGET_DIR:-target}/release/bfp-agent
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# The input: the real sshd-heavy logs, repeated to LINES lines.
+cat "$DATA/real/exposed-rhel/secure" "$DATA/real/elastic/auth.log" "$DATA/real/loghub/OpenSSH_2k.log" > "$WORK/base.log"
+: > "$WORK/big.log"
+while [ "$(wc -l < "$WORK/big.log")" -lt "$LINES" ]; do cat "$WORK/base.log" >> "$WORK/big.log"; done
+head -n "$LINES" "$WORK/big.log" > "$WORK/input.log"
+rm "$WORK/big.log"
+TOTAL=$(stat -c %s "$WORK/input.log")
+split -n l/10 "$WORK/input.log" "$WORK/part."
+
+: > "$WORK/auth.log"
+/usr/bin/time -v -o "$WORK/time.txt" "$BIN" run --follow "$WORK/auth.log" --state-dir "$WORK/state" \
+  --output "$WORK/results.jsonl" --poll-interval-ms 50 2> "$WORK/agent.err" &
+TIME_PID=$!
+sleep 0.5
+START=$(date +%s.%N)
+for part in "$WORK"/part.*; do
+  cat "$part" >> "$WORK/auth.log"
+  sleep 0.2
+done
+# Wait until the checkpoint covers the whole file.
+until python3 -c "import json,sys; cp=json.load(open('$WORK/state/checkpoint.json')); sys.exit(0 if cp['sources']['$WORK/auth.log']['current']['offset']==$TOTAL else 1)" 2>/dev/null; do
+  sleep 0.1
+done
+END=$(date +%s.%N)
+kill -TERM "$(pgrep -P "$TIME_PID")"
+wait "$TIME_PID"
+
+echo "lines: $LINES ($TOTAL bytes), results: $(wc -l < "$WORK/results.jsonl")"
+echo "wall (first append to fully checkpointed): $(python3 -c "print(round($END - $START, 2))") s"
+grep -E "Maximum resident set size|User time|System time" "$WORK/time.txt"
+tail -n 1 "$WORK/agent.err"

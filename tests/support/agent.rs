@@ -1,0 +1,99 @@
+//! Helpers for the agent's end-to-end tests: the real `bfp-agent` binary,
+//! the shared real logs, JSON-lines output, a running `bfp-agent run`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{binary, shared_data};
+
+/// A real log under `shared/data/real/`.
+pub fn real_log(rel: &str) -> PathBuf {
+    let path = shared_data().join("real").join(rel);
+    assert!(path.exists(), "{} is missing (set BFP_SHARED_DATA)", path.display());
+    path
+}
+
+/// A fresh temporary directory, removed on drop.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("bfp-e2e-agent-").tempdir().expect("create temp dir")
+}
+
+/// Runs `bfp-agent ARGS` to completion.
+pub fn agent(args: &[&str]) -> Output {
+    Command::new(binary("bfp-agent")).args(args).output().expect("start bfp-agent")
+}
+
+/// Parses JSON lines (panics on a line that is not JSON: the agent must
+/// never print one).
+pub fn json_lines(text: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// A running `bfp-agent run`.
+pub struct RunningAgent {
+    child: Child,
+}
+
+impl RunningAgent {
+    /// Starts `bfp-agent run ARGS` with `path_prefix` put first on `PATH`
+    /// (for a fake `journalctl`).
+    pub fn start(args: &[&str], path_prefix: Option<&Path>) -> RunningAgent {
+        let mut cmd = Command::new(binary("bfp-agent"));
+        cmd.arg("run").args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        if let Some(prefix) = path_prefix {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", prefix.display()));
+        }
+        RunningAgent { child: cmd.spawn().expect("start bfp-agent run") }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "bfp-agent exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "bfp-agent did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `cond` holds (polling), failing after `secs`.
+pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
