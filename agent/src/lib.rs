@@ -21,26 +21,6 @@ pub mod state;
 
 pub use error::{Error, Result};
 
-#[cfg(test)]
-pub(crate) mod testutil {
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fresh empty directory under the target dir's tmp (no tempfile crate
-    /// needed for a handful of unit tests).
-    pub fn tempdir(name: &str) -> PathBuf {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "bfp-agent-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-}
-
 /// The analyzer settings from the operator's Tor list, window length and
 /// the device's UTC offset; everything else keeps the parser's defaults.
 pub fn analyzer_config(
@@ -62,4 +42,24 @@ pub fn analyzer_config(
         config.utc_offset_secs = offset;
     }
     Ok(config)
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh empty directory under the target dir's tmp (no tempfile crate
+    /// needed for a handful of unit tests).
+    pub fn tempdir(name: &str) -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "bfp-agent-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 }

@@ -110,6 +110,26 @@ pub fn record(obs: &Observation, log: &str, scorer: &Scorer) -> Record {
     }
 }
 
+/// The analyzer's kind-specific details, as one JSON object.
+fn details(obs: &Observation) -> Value {
+    let value = match (&obs.session, &obs.source, &obs.device) {
+        (Some(s), _, _) => serde_json::to_value(s),
+        (_, Some(s), _) => serde_json::to_value(s),
+        (_, _, Some(d)) => serde_json::to_value(d),
+        _ => return Value::Null,
+    };
+    value.unwrap_or(Value::Null)
+}
+
+/// `session`, `source`, ...: the kind's serde name, so a kind the analyzer
+/// adds later is printed under its own name.
+fn kind_name(kind: &ObservationKind) -> String {
+    match serde_json::to_value(kind) {
+        Ok(Value::String(name)) => name.to_ascii_lowercase(),
+        _ => format!("{kind:?}").to_ascii_lowercase(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,25 +177,5 @@ mod tests {
         pipeline.feed(Line { text: close2, replay: false });
         pipeline.drain(&scorer, &mut out);
         assert_eq!(out.iter().filter(|r| r.kind == "session").count(), 1, "opened in the replay, closed live");
-    }
-}
-
-/// The analyzer's kind-specific details, as one JSON object.
-fn details(obs: &Observation) -> Value {
-    let value = match (&obs.session, &obs.source, &obs.device) {
-        (Some(s), _, _) => serde_json::to_value(s),
-        (_, Some(s), _) => serde_json::to_value(s),
-        (_, _, Some(d)) => serde_json::to_value(d),
-        _ => return Value::Null,
-    };
-    value.unwrap_or(Value::Null)
-}
-
-/// `session`, `source`, ...: the kind's serde name, so a kind the analyzer
-/// adds later is printed under its own name.
-fn kind_name(kind: &ObservationKind) -> String {
-    match serde_json::to_value(kind) {
-        Ok(Value::String(name)) => name.to_ascii_lowercase(),
-        _ => format!("{kind:?}").to_ascii_lowercase(),
     }
 }

@@ -173,7 +173,7 @@ fn scan_one(path: &Path, opts: &ScanOptions<'_>, scorer: &Scorer, summary: &mut 
         read_lines(&mut reader, &mut |line: Line<'_>| {
             pipeline.feed(line);
             n = n.wrapping_add(1);
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 pipeline.drain(scorer, &mut records);
             }
         })
