@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
+use crate::campaign::AuthAttempt;
 use crate::error::{Error, Result};
 use crate::fingerprint::{Fingerprint, Protocol};
 use crate::parse::{self, cowrie, journald, syslog, utmp, AuthMethod, Event};
@@ -334,6 +335,8 @@ pub struct Analyzer {
     device: Option<DeviceWindow>,
     ready: Vec<Observation>,
     pidless: u64,
+    /// Authentication attempts for the campaign detectors, when recorded.
+    attempts: Option<Vec<AuthAttempt>>,
 }
 
 impl Analyzer {
@@ -355,6 +358,7 @@ impl Analyzer {
             device: None,
             ready: Vec::new(),
             pidless: 0,
+            attempts: None,
         }
     }
 
@@ -430,6 +434,47 @@ impl Analyzer {
             _ => Event::Noise,
         };
         self.apply(ctx, event);
+    }
+
+    /// From now on, also record every authentication attempt with a source
+    /// address (failures and successes, in log order) for
+    /// [`crate::campaign::CampaignDetector`]. Take them with
+    /// [`Analyzer::drain_auth_attempts`] after each batch of lines: they
+    /// accumulate until then.
+    pub fn record_auth_attempts(&mut self) {
+        self.attempts.get_or_insert_with(Vec::new);
+    }
+
+    /// The authentication attempts recorded since the last call (empty
+    /// unless [`Analyzer::record_auth_attempts`] was called).
+    pub fn drain_auth_attempts(&mut self) -> Vec<AuthAttempt> {
+        self.attempts.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn record_attempt(
+        &mut self,
+        ctx: &Ctx,
+        ip: Option<IpAddr>,
+        user: Option<u64>,
+        success: bool,
+        invalid: bool,
+        count: u32,
+    ) {
+        let Some(source) = ip else { return };
+        if self.attempts.is_none() {
+            return;
+        }
+        let protocol = self.protocol_for(ctx.program, ip);
+        let Some(list) = self.attempts.as_mut() else { return };
+        list.push(AuthAttempt {
+            at: ctx.ts_ms.div_euclid(1000),
+            source,
+            user,
+            success,
+            invalid_user: invalid,
+            count,
+            protocol,
+        });
     }
 
     /// Observations that are complete (closed sessions, ended windows), moved out.
@@ -806,6 +851,7 @@ impl Analyzer {
         if count == 0 {
             return;
         }
+        self.record_attempt(ctx, ip, user_hash, false, invalid, count);
         self.stats.failed_logins += u64::from(count);
         self.failures.push(ctx.ts_ms, ip, user_hash.unwrap_or(0), count);
         if let Some(d) = self.device(ctx) {
@@ -837,6 +883,7 @@ impl Analyzer {
         }
         let since = ctx.ts_ms - self.config.failure_lookback_secs.saturating_mul(1000);
         let prior = self.failures.prior(since, ip, hash_user(user));
+        self.record_attempt(ctx, ip, Some(hash_user(user)), true, false, 1);
         if let Some(ip) = ip {
             let w = self.source(ip, ctx);
             w.user(Some(user), hash_user(user));

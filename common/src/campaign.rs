@@ -21,7 +21,6 @@
 //! [`ThresholdRule`] is the fail2ban-style rule itself, kept as the baseline
 //! the model and these detectors are compared with.
 
-use std::hash::Hasher;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -93,15 +92,18 @@ impl Default for CampaignConfig {
     }
 }
 
-/// One authentication attempt, as the log parser saw it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AuthAttempt<'a> {
+/// One authentication attempt, as the log parser saw it (see
+/// [`Analyzer::record_auth_attempts`](crate::analyze::Analyzer::record_auth_attempts)).
+/// `Copy` and allocation-free: the user is a hash.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AuthAttempt {
     /// When, unix seconds.
     pub at: i64,
     /// From where.
     pub source: IpAddr,
-    /// The user name tried, if the log says.
-    pub user: Option<&'a str>,
+    /// Stable hash of the user name tried ([`crate::analyze::hash_user`]),
+    /// if the log names one.
+    pub user: Option<u64>,
     /// Whether it succeeded.
     pub success: bool,
     /// The user does not exist on the device.
@@ -169,12 +171,6 @@ impl CampaignAlert {
     }
 }
 
-fn user_hash(user: &str) -> u32 {
-    let mut h = fnv::FnvHasher::default();
-    h.write(user.as_bytes());
-    h.finish() as u32
-}
-
 fn unix_hour(t: i64) -> u32 {
     t.div_euclid(3600).clamp(0, i64::from(u32::MAX)) as u32
 }
@@ -199,7 +195,8 @@ struct SourceTrack {
     /// The distributed bucket this source was counted in (while in the window).
     counted_bucket: Option<u32>,
     protocol: Protocol,
-    flagged: bool,
+    /// The campaign this source was judged part of.
+    flagged: Option<CampaignKind>,
 }
 
 impl SourceTrack {
@@ -215,7 +212,7 @@ impl SourceTrack {
             recent: heapless::Deque::new(),
             counted_bucket: None,
             protocol,
-            flagged: false,
+            flagged: None,
         }
     }
 
@@ -317,7 +314,12 @@ impl CampaignDetector {
     /// Whether `ip` has been judged part of a campaign (slow brute force, or
     /// a failing address during a distributed one).
     pub fn is_suspicious_source(&self, ip: IpAddr) -> bool {
-        self.sources.iter().any(|s| s.ip == ip && s.flagged)
+        self.campaign_of(ip).is_some()
+    }
+
+    /// The kind of campaign `ip` was judged part of, if any.
+    pub fn campaign_of(&self, ip: IpAddr) -> Option<CampaignKind> {
+        self.sources.iter().find(|s| s.ip == ip).and_then(|s| s.flagged)
     }
 
     /// The distributed campaign under way, with its counts so far.
@@ -396,7 +398,7 @@ impl CampaignDetector {
 
     /// Feeds one attempt (any order within the last hour is fine; older
     /// lines count in the current hour's figures only where they still fit).
-    pub fn observe(&mut self, attempt: &AuthAttempt<'_>) {
+    pub fn observe(&mut self, attempt: &AuthAttempt) {
         self.advance(attempt.at);
         if attempt.success {
             self.success(attempt);
@@ -405,13 +407,13 @@ impl CampaignDetector {
         }
     }
 
-    fn success(&mut self, a: &AuthAttempt<'_>) {
+    fn success(&mut self, a: &AuthAttempt) {
         let Some(user) = a.user else { return };
-        let hash = user_hash(user);
+        let hash = user as u32;
         let cfg = &self.config;
         let Some(idx) = self.sources.iter().position(|s| s.ip == a.source) else { return };
         let track = &mut self.sources[idx];
-        if track.flagged {
+        if track.flagged.is_some() {
             return; // a campaign that got in stays a campaign
         }
         let typos: heapless::Vec<i64, RECENT_PER_SOURCE> = track
@@ -450,7 +452,7 @@ impl CampaignDetector {
         }
     }
 
-    fn failure(&mut self, a: &AuthAttempt<'_>) {
+    fn failure(&mut self, a: &AuthAttempt) {
         let n = a.count.max(1);
         let now_hour = unix_hour(self.now);
         let idx = match self.sources.iter().position(|s| s.ip == a.source) {
@@ -464,7 +466,7 @@ impl CampaignDetector {
                         .sources
                         .iter()
                         .enumerate()
-                        .min_by_key(|(_, s)| (s.flagged, s.window(now_hour).0, s.last_failure))
+                        .min_by_key(|(_, s)| (s.flagged.is_some(), s.window(now_hour).0, s.last_failure))
                         .map(|(i, _)| i)
                         .unwrap_or(0);
                     self.sources.swap_remove(victim);
@@ -487,7 +489,7 @@ impl CampaignDetector {
         if a.invalid_user {
             track.invalid = track.invalid.saturating_add(n);
         }
-        let hash = a.user.map(user_hash);
+        let hash = a.user.map(|u| u as u32);
         if let Some(h) = hash {
             if !track.users.contains(&h) {
                 let _ = track.users.push(h); // full: "8 or more" is enough to know
@@ -516,7 +518,7 @@ impl CampaignDetector {
         let cfg = &self.config;
         let now_hour = unix_hour(self.now);
         let t = &self.sources[idx];
-        if t.flagged {
+        if t.flagged.is_some() {
             return;
         }
         let (failures, hours) = t.window(now_hour);
@@ -549,7 +551,7 @@ impl CampaignDetector {
             protocol: t.protocol,
             reasons,
         };
-        self.sources[idx].flagged = true;
+        self.sources[idx].flagged = Some(CampaignKind::SlowBruteForce);
         self.alerts.push(alert);
     }
 
@@ -570,7 +572,7 @@ impl CampaignDetector {
                     active.alert.distinct_users += 1;
                 }
             }
-            self.sources[idx].flagged = true;
+            self.sources[idx].flagged.get_or_insert(CampaignKind::DistributedBruteForce);
             return;
         }
         let sources = self.failing_sources_last_hour();
@@ -586,7 +588,7 @@ impl CampaignDetector {
         let mut invalid = 0u32;
         let mut protocol = self.sources[idx].protocol;
         for s in self.sources.iter_mut().filter(|s| s.last_failure > since) {
-            s.flagged = true;
+            s.flagged.get_or_insert(CampaignKind::DistributedBruteForce);
             if s.first_failure < start {
                 start = s.first_failure.max(since);
                 protocol = s.protocol;
@@ -716,11 +718,11 @@ mod tests {
     /// 2026-11-02 00:00:00 UTC.
     const T0: i64 = 1_762_041_600;
 
-    fn fail<'a>(at: i64, ip: IpAddr, user: &'a str) -> AuthAttempt<'a> {
+    fn fail(at: i64, ip: IpAddr, user: &str) -> AuthAttempt {
         AuthAttempt {
             at,
             source: ip,
-            user: Some(user),
+            user: Some(crate::analyze::hash_user(user)),
             success: false,
             invalid_user: false,
             count: 1,
@@ -728,7 +730,7 @@ mod tests {
         }
     }
 
-    fn ok<'a>(at: i64, ip: IpAddr, user: &'a str) -> AuthAttempt<'a> {
+    fn ok(at: i64, ip: IpAddr, user: &str) -> AuthAttempt {
         AuthAttempt { success: true, ..fail(at, ip, user) }
     }
 

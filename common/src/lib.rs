@@ -12,6 +12,7 @@
 pub mod analyze;
 pub mod baseline;
 pub mod campaign;
+pub mod detect;
 pub mod error;
 pub mod explain;
 pub mod fingerprint;
