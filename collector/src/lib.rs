@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod store;
 

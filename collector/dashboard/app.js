@@ -1,0 +1,664 @@
+// The operator dashboard: a small single-page app over the collector's REST API.
+// No framework and no build step: the collector embeds this file as it is.
+// Chart.js (vendored, pinned by package-lock.json) is loaded only when the
+// analytics page is first opened, so the first paint needs just HTML and CSS.
+"use strict";
+
+(() => {
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+  // ---- API -----------------------------------------------------------------
+
+  /** An API failure, carrying the server's JSON error body when there was one. */
+  class ApiError extends Error {
+    constructor(status, body, fallback) {
+      super(describeError(body, fallback));
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  /** Turns the server's `{"error": ..., "detail": ..., "row": ...}` into one message. */
+  function describeError(body, fallback) {
+    if (!body || typeof body !== "object") return fallback;
+    const parts = [];
+    if (body.error) parts.push(String(body.error));
+    const detail = body.detail ?? body.message ?? body.details;
+    if (detail !== undefined && detail !== null && detail !== body.error) {
+      parts.push(typeof detail === "string" ? detail : JSON.stringify(detail));
+    }
+    if (body.row !== undefined && !parts.some((p) => p.includes(`row ${body.row}`))) {
+      parts.push(`(row ${body.row})`);
+    }
+    return parts.length ? parts.join(": ") : fallback;
+  }
+
+  async function parseBody(res) {
+    const text = await res.text();
+    if (!text) return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return { error: text.slice(0, 300) };
+    }
+  }
+
+  async function api(path, options = {}) {
+    let res;
+    try {
+      res = await fetch(path, { headers: { Accept: "application/json" }, ...options });
+    } catch (e) {
+      throw new ApiError(0, null, `The collector cannot be reached (${e.message}).`);
+    }
+    const body = await parseBody(res);
+    if (!res.ok) throw new ApiError(res.status, body, `The collector answered HTTP ${res.status}.`);
+    return body;
+  }
+
+  function query(params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) {
+      if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+    }
+    const s = q.toString();
+    return s ? `?${s}` : "";
+  }
+
+  // ---- Small view helpers --------------------------------------------------
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) {
+      if (c === undefined || c === null) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  function showError(box, err) {
+    box.textContent = err ? (err.message || String(err)) : "";
+    box.hidden = !err;
+  }
+
+  const pct = (x) => `${(Number(x) * 100).toFixed(1)}%`;
+  const fmtInt = (n) => Number(n ?? 0).toLocaleString("en-US");
+
+  function badge(prediction) {
+    return el("span", { class: `badge ${prediction}`, text: prediction });
+  }
+
+  /** Reasons may come as strings or as objects (feature, text, contribution). */
+  function reasonText(r) {
+    if (typeof r === "string") return r;
+    if (r && typeof r === "object") {
+      const text = r.text ?? r.reason ?? r.message ?? r.description;
+      if (text) return String(text);
+      if (r.feature !== undefined) {
+        const w = r.contribution ?? r.weight;
+        return w !== undefined ? `${r.feature} (${Number(w).toFixed(3)})` : String(r.feature);
+      }
+    }
+    return JSON.stringify(r);
+  }
+
+  function fillReasons(list, reasons) {
+    list.replaceChildren();
+    const items = Array.isArray(reasons) ? reasons : [];
+    if (!items.length) list.append(el("li", { class: "muted", text: "No single feature stood out." }));
+    for (const r of items) list.append(el("li", { text: reasonText(r) }));
+  }
+
+  // ---- Router --------------------------------------------------------------
+
+  const pages = {
+    scan: { init: initScan },
+    batch: { init: initBatch },
+    analytics: { init: initAnalytics, show: loadAnalytics },
+    results: { init: initResults, show: loadResults },
+    devices: { show: loadDevices },
+  };
+  const initialised = new Set();
+
+  function route() {
+    const hash = location.hash;
+    // In-page anchors such as the skip link are not routes.
+    if (hash && !hash.startsWith("#/")) return;
+    const name = (hash.slice(2).split("?")[0] || "scan");
+    const page = pages[name] ? name : "scan";
+    for (const section of $$(".page")) section.hidden = section.id !== `page-${page}`;
+    for (const a of $$("nav a[data-page]")) {
+      if (a.dataset.page === page) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    document.title = `${$(`#page-${page} h1`).textContent} — bfp dashboard`;
+    if (!initialised.has(page)) {
+      initialised.add(page);
+      pages[page].init?.();
+    }
+    pages[page].show?.();
+  }
+
+  // ---- 1. Single scan ------------------------------------------------------
+
+  // The server's bounds (common/src/fingerprint.rs), mirrored so a mistake is
+  // caught before a round trip; the server still checks everything.
+  const LIMITS = { duration: 525600, count: 10000000, typing: 1000000 };
+  const PROTOCOLS = ["HTTPS", "SSH", "FTP", "TOR"];
+
+  function checkNumber(input, { integer, max, min = 0 }) {
+    const raw = input.value.trim();
+    if (raw === "") return "Required.";
+    const n = Number(raw);
+    if (!Number.isFinite(n)) return "Must be a number.";
+    if (integer && !Number.isInteger(n)) return "Must be a whole number.";
+    if (n < min) return `Must be at least ${min}.`;
+    if (max !== undefined && n > max) return `Must be at most ${max}.`;
+    return null;
+  }
+
+  function commandList() {
+    return $("#f-command-list").value.split("\n").map((s) => s.trim()).filter(Boolean);
+  }
+
+  /** Validates the scan form; marks each bad field and returns the request body or null. */
+  function validateScan() {
+    const listed = commandList();
+    const checks = [
+      ["#f-hour", "#e-hour", (i) => checkNumber(i, { integer: true, max: 23 })],
+      ["#f-duration", "#e-duration", (i) => checkNumber(i, { max: LIMITS.duration })],
+      ["#f-commands", "#e-commands", (i) => (listed.length ? null : checkNumber(i, { integer: true, max: LIMITS.count }))],
+      ["#f-failed", "#e-failed", (i) => checkNumber(i, { integer: true, max: LIMITS.count })],
+      ["#f-protocol", "#e-protocol", (i) => (PROTOCOLS.includes(i.value) ? null : "Choose HTTPS, SSH, FTP or TOR.")],
+      ["#f-typing", "#e-typing", (i) => checkNumber(i, { max: LIMITS.typing })],
+    ];
+    let firstBad = null;
+    for (const [inputSel, errSel, check] of checks) {
+      const input = $(inputSel);
+      const problem = check(input);
+      $(errSel).textContent = problem || "";
+      if (problem) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+      if (problem && !firstBad) firstBad = input;
+    }
+    if (firstBad) {
+      firstBad.focus();
+      return null;
+    }
+    return {
+      login_time: Number($("#f-hour").value),
+      session_duration: Number($("#f-duration").value),
+      commands: listed.length ? listed : Number($("#f-commands").value),
+      failed_logins: Number($("#f-failed").value),
+      protocol: $("#f-protocol").value,
+      typing_speed: Number($("#f-typing").value),
+    };
+  }
+
+  function initScan() {
+    const form = $("#scan-form");
+    const list = $("#f-command-list");
+    // A listed command set fixes the count: keep the number in step with it.
+    list.addEventListener("input", () => {
+      const n = commandList().length;
+      const count = $("#f-commands");
+      count.readOnly = n > 0;
+      if (n > 0) count.value = String(n);
+    });
+    form.addEventListener("reset", () => {
+      setTimeout(() => {
+        $("#f-commands").readOnly = false;
+        for (const e of $$(".field-error", form)) e.textContent = "";
+        for (const i of $$("[aria-invalid]", form)) i.removeAttribute("aria-invalid");
+      });
+    });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = validateScan();
+      if (!body) return;
+      const button = $("#scan-submit");
+      button.disabled = true;
+      showError($("#scan-error"), null);
+      try {
+        const r = await api("/api/predict", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify(body),
+        });
+        const verdict = $("#scan-verdict");
+        verdict.textContent = r.prediction;
+        verdict.className = `badge ${r.prediction}`;
+        $("#scan-confidence").textContent = pct(r.confidence);
+        const meta = [];
+        if (r.id !== undefined) meta.push(`stored as #${r.id}`);
+        if (r.model_version) meta.push(`model ${r.model_version}`);
+        $("#scan-meta").textContent = meta.length ? `(${meta.join(", ")})` : "";
+        fillReasons($("#scan-reasons"), r.reasons);
+        $("#scan-result").hidden = false;
+      } catch (e) {
+        $("#scan-result").hidden = true;
+        showError($("#scan-error"), e);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  // ---- 2. CSV batch --------------------------------------------------------
+
+  const BATCH_PAGE = 50;
+  let batchState = null;
+
+  /** Uploads with XMLHttpRequest: fetch() cannot report upload progress. */
+  function upload(file, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", "/api/predict-csv");
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", (e) => {
+        if (e.lengthComputable) onProgress(e.loaded, e.total);
+      });
+      xhr.addEventListener("load", () => {
+        let body = null;
+        try {
+          body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch {
+          body = { error: xhr.responseText.slice(0, 300) };
+        }
+        if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+        else reject(new ApiError(xhr.status, body, `The collector answered HTTP ${xhr.status}.`));
+      });
+      xhr.addEventListener("error", () => reject(new ApiError(0, null, "The collector cannot be reached.")));
+      xhr.addEventListener("abort", () => reject(new ApiError(0, null, "Upload aborted.")));
+      const data = new FormData();
+      data.append("file", file, file.name);
+      xhr.send(data);
+    });
+  }
+
+  function initBatch() {
+    $("#batch-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const input = $("#f-file");
+      const file = input.files && input.files[0];
+      if (!file) {
+        $("#e-file").textContent = "Choose a CSV file.";
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        return;
+      }
+      $("#e-file").textContent = "";
+      input.removeAttribute("aria-invalid");
+      const button = $("#batch-submit");
+      button.disabled = true;
+      showError($("#batch-error"), null);
+      $("#batch-result").hidden = true;
+      const wrap = $("#batch-progress-wrap");
+      const bar = $("#batch-progress");
+      const text = $("#batch-progress-text");
+      wrap.hidden = false;
+      bar.value = 0;
+      text.textContent = "Uploading…";
+      try {
+        const summary = await upload(file, (loaded, total) => {
+          bar.value = Math.round((loaded / total) * 100);
+          text.textContent = loaded < total ? `${bar.value}% uploaded` : "Uploaded; scoring…";
+        });
+        bar.value = 100;
+        text.textContent = "Done.";
+        $("#batch-total").textContent = fmtInt(summary.total_records);
+        $("#batch-normal").textContent = fmtInt(summary.normal_users);
+        $("#batch-suspicious").textContent = fmtInt(summary.suspicious_users);
+        batchState = { filter: batchFilter(summary), total: summary.total_records, cursors: [0] };
+        const link = $("#batch-download");
+        link.hidden = !batchState.filter;
+        if (batchState.filter) link.href = `/api/export.csv${query(batchState.filter)}`;
+        link.setAttribute("download", file.name.replace(/\.csv$/i, "") + "-scored.csv");
+        $("#batch-result").hidden = false;
+        await loadBatchRows();
+      } catch (e) {
+        text.textContent = "Failed.";
+        showError($("#batch-error"), e);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  /** Which stored rows an upload produced, from what the server said about it. */
+  function batchFilter(summary) {
+    if (summary.batch_id !== undefined && summary.batch_id !== null) return { batch: summary.batch_id };
+    return null;
+  }
+
+  async function loadBatchRows() {
+    const tbody = $("#batch-rows tbody");
+    const pager = $("#batch-pager");
+    tbody.replaceChildren();
+    pager.replaceChildren();
+    if (!batchState.filter) {
+      tbody.append(el("tr", {}, el("td", { colspan: 9, class: "muted", text: "This collector does not report which rows an upload stored." })));
+      return;
+    }
+    const page = batchState.cursors.length - 1;
+    const r = await api(`/api/results${query({ ...batchState.filter, after_id: batchState.cursors[page], limit: BATCH_PAGE })}`);
+    let row = page * BATCH_PAGE;
+    for (const res of r.results) {
+      row += 1;
+      const f = res.features || {};
+      tbody.append(
+        el("tr", {},
+          el("td", { class: "num", text: row }),
+          el("td", { class: "num", text: f.login_hour ?? "" }),
+          el("td", { class: "num", text: f.session_duration_min ?? f.session_duration ?? "" }),
+          el("td", { class: "num", text: f.commands ?? "" }),
+          el("td", { class: "num", text: f.failed_logins ?? "" }),
+          el("td", { text: f.protocol ?? "" }),
+          el("td", { class: "num", text: f.typing_speed_wpm ?? f.typing_speed ?? "" }),
+          el("td", {}, badge(res.prediction)),
+          el("td", { class: "num", text: pct(res.confidence) }),
+        ),
+      );
+    }
+    const last = r.results.length ? r.results[r.results.length - 1].id : null;
+    const shownTo = page * BATCH_PAGE + r.results.length;
+    pager.append(el("span", { class: "muted", text: `Rows ${fmtInt(page * BATCH_PAGE + (r.results.length ? 1 : 0))}–${fmtInt(shownTo)} of ${fmtInt(r.count)}` }));
+    if (page > 0) {
+      pager.append(el("button", { type: "button", text: "Previous rows", onclick: () => { batchState.cursors.pop(); loadBatchRows(); } }));
+    }
+    if (last !== null && shownTo < r.count) {
+      pager.append(el("button", { type: "button", text: "Next rows", onclick: () => { batchState.cursors.push(last); loadBatchRows(); } }));
+    }
+  }
+
+  // ---- 3. Analytics --------------------------------------------------------
+
+  let chartLib = null;
+  const charts = {};
+  let bucket = "hour";
+  const COLORS = { normal: "#2e9d5f", suspicious: "#d0453b" };
+
+  /** Loads the vendored Chart.js once, on first use. */
+  function loadChartLib() {
+    if (chartLib) return chartLib;
+    chartLib = new Promise((resolve, reject) => {
+      const s = el("script", { src: `/assets/vendor/chart.umd.min.js?v=${assetVersion()}` });
+      s.addEventListener("load", () => resolve(window.Chart));
+      s.addEventListener("error", () => {
+        chartLib = null;
+        reject(new Error("The chart library did not load."));
+      });
+      document.head.append(s);
+    });
+    return chartLib;
+  }
+
+  function assetVersion() {
+    const own = $$("script[src]").map((s) => s.getAttribute("src")).find((s) => s.startsWith("/assets/app.js"));
+    return own ? new URL(own, location.href).searchParams.get("v") || "" : "";
+  }
+
+  function initAnalytics() {
+    for (const b of $$(".segmented button[data-bucket]")) {
+      b.addEventListener("click", () => {
+        bucket = b.dataset.bucket;
+        for (const o of $$(".segmented button[data-bucket]")) o.setAttribute("aria-pressed", String(o === b));
+        loadAnalytics();
+      });
+    }
+  }
+
+  async function loadAnalytics() {
+    const errBox = $("#analytics-error");
+    showError(errBox, null);
+    try {
+      const [a, insights, Chart] = await Promise.all([
+        api("/api/analytics"),
+        api(`/api/insights${query({ bucket })}`),
+        loadChartLib(),
+      ]);
+      $("#a-total").textContent = fmtInt(a.total_predictions);
+      $("#a-normal").textContent = fmtInt(a.normal_users);
+      $("#a-suspicious").textContent = fmtInt(a.suspicious_users);
+      $("#a-normal-pct").textContent = `${a.normal_percent}%`;
+      $("#a-suspicious-pct").textContent = `${a.suspicious_percent}%`;
+      drawStacked(Chart, "time", insights.over_time, "bucket", bucket === "hour" ? "Hour (UTC)" : "Day (UTC)");
+      drawStacked(Chart, "protocol", insights.by_protocol, "key", "Protocol");
+      drawStacked(Chart, "source", insights.by_source, "key", "Source");
+      drawStacked(Chart, "device", insights.by_device, "key", "Device");
+      drawTop(Chart, insights.top_suspicious_sources);
+      const note = [];
+      if (insights.window) note.push(`Charts cover ${insights.window}.`);
+      $("#analytics-note").textContent = note.join(" ");
+    } catch (e) {
+      showError(errBox, e);
+    }
+  }
+
+  function dataTable(container, head, rows) {
+    container.replaceChildren(
+      el("table", {},
+        el("thead", {}, el("tr", {}, head.map((h, i) => el("th", { scope: "col", class: i ? "num" : null, text: h })))),
+        el("tbody", {}, rows.length
+          ? rows.map((r) => el("tr", {}, r.map((c, i) => el("td", { class: i ? "num" : null, text: c }))))
+          : el("tr", {}, el("td", { colspan: head.length, class: "muted", text: "No data yet." }))),
+      ),
+    );
+  }
+
+  function replaceChart(Chart, name, config) {
+    charts[name]?.destroy();
+    charts[name] = new Chart($(`#chart-${name}`), config);
+  }
+
+  function drawStacked(Chart, name, items = [], keyField, axisTitle) {
+    const labels = items.map((i) => String(i[keyField] ?? "—"));
+    replaceChart(Chart, name, {
+      type: "bar",
+      data: {
+        labels,
+        datasets: [
+          { label: "Normal", data: items.map((i) => i.normal), backgroundColor: COLORS.normal },
+          { label: "Suspicious", data: items.map((i) => i.suspicious), backgroundColor: COLORS.suspicious },
+        ],
+      },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        scales: {
+          x: { stacked: true, title: { display: true, text: axisTitle } },
+          y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } },
+        },
+      },
+    });
+    dataTable($(`#table-${name}`), [axisTitle, "Normal", "Suspicious"], items.map((i) => [String(i[keyField] ?? "—"), fmtInt(i.normal), fmtInt(i.suspicious)]));
+  }
+
+  function drawTop(Chart, items = []) {
+    replaceChart(Chart, "ips", {
+      type: "bar",
+      data: {
+        labels: items.map((i) => i.key),
+        datasets: [{ label: "Suspicious", data: items.map((i) => i.suspicious), backgroundColor: COLORS.suspicious }],
+      },
+      options: {
+        indexAxis: "y",
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        plugins: { legend: { display: false } },
+        scales: { x: { beginAtZero: true, ticks: { precision: 0 } } },
+      },
+    });
+    dataTable($("#table-ips"), ["Source address", "Suspicious"], items.map((i) => [i.key, fmtInt(i.suspicious)]));
+  }
+
+  // ---- 4. Results ----------------------------------------------------------
+
+  // Keyset paging (after_id) stays fast however deep the page; the stack of
+  // cursors makes "Previous" exact without offsets.
+  let resultsState = { filters: {}, cursors: [0], last: null, lastCount: 0 };
+
+  /** `datetime-local` gives "YYYY-MM-DDTHH:MM[:SS]"; the API speaks "YYYY-MM-DD HH:MM:SS". */
+  function apiTime(v) {
+    if (!v) return "";
+    const [d, t] = v.split("T");
+    const hms = t.length === 5 ? `${t}:00` : t;
+    return `${d} ${hms}`;
+  }
+
+  function readFilters() {
+    const f = $("#results-filters");
+    return {
+      prediction: f.prediction.value,
+      source: f.source.value,
+      device: f.device.value.trim(),
+      from: apiTime(f.from.value),
+      to: apiTime(f.to.value),
+      limit: f.limit.value,
+    };
+  }
+
+  function initResults() {
+    const form = $("#results-filters");
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      resultsState = { filters: readFilters(), cursors: [0], last: null };
+      loadResults();
+    });
+    form.addEventListener("reset", () => {
+      setTimeout(() => {
+        resultsState = { filters: readFilters(), cursors: [0], last: null };
+        loadResults();
+      });
+    });
+    $("#results-first").addEventListener("click", () => {
+      resultsState.cursors = [0];
+      loadResults();
+    });
+    $("#results-prev").addEventListener("click", () => {
+      if (resultsState.cursors.length > 1) resultsState.cursors.pop();
+      loadResults();
+    });
+    $("#results-next").addEventListener("click", () => {
+      if (resultsState.last !== null) resultsState.cursors.push(resultsState.last);
+      loadResults();
+    });
+    resultsState.filters = readFilters();
+  }
+
+  async function loadResults() {
+    const errBox = $("#results-error");
+    showError(errBox, null);
+    const { filters, cursors } = resultsState;
+    const limit = Number(filters.limit || 25);
+    const page = cursors.length - 1;
+    try {
+      const r = await api(`/api/results${query({ ...filters, after_id: cursors[page] })}`);
+      const tbody = $("#results-table tbody");
+      tbody.replaceChildren();
+      for (const res of r.results) {
+        const open = () => openDetail(res);
+        tbody.append(
+          el("tr", { class: "clickable", "data-id": res.id, onclick: open },
+            el("td", { class: "num", text: res.id }),
+            el("td", { text: res.created_at }),
+            el("td", {}, badge(res.prediction)),
+            el("td", { class: "num", text: pct(res.confidence) }),
+            el("td", { text: res.source ?? "" }),
+            el("td", { text: res.device ?? "" }),
+            el("td", {}, el("button", {
+              type: "button", class: "details", text: "Details", "aria-label": `Details of prediction ${res.id}`,
+              onclick: (e) => { e.stopPropagation(); open(); },
+            })),
+          ),
+        );
+      }
+      if (!r.results.length) {
+        tbody.append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No stored predictions match." })));
+      }
+      resultsState.last = r.results.length ? r.results[r.results.length - 1].id : null;
+      const from = page * limit + (r.results.length ? 1 : 0);
+      const to = page * limit + r.results.length;
+      const pages = Math.max(1, Math.ceil(r.count / limit));
+      $("#results-page").textContent = `Page ${page + 1} of ${fmtInt(pages)}`;
+      $("#results-status").textContent = `Showing ${fmtInt(from)}–${fmtInt(to)} of ${fmtInt(r.count)} predictions.`;
+      $("#results-first").disabled = page === 0;
+      $("#results-prev").disabled = page === 0;
+      $("#results-next").disabled = to >= r.count || resultsState.last === null;
+    } catch (e) {
+      showError(errBox, e);
+    }
+  }
+
+  function openDetail(res) {
+    const dialog = $("#detail");
+    $("#detail-title").replaceChildren(`Prediction #${res.id} `, badge(res.prediction));
+    const kv = (pairs) => el("dl", { class: "kv" }, pairs.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+    const meta = [
+      ["Time (UTC)", res.created_at],
+      ["Confidence", pct(res.confidence)],
+      ["Source", res.source],
+      ["Device", res.device],
+      ["Source address", res.source_ip],
+      ["User", res.user],
+      ["Model", res.model_version],
+    ].filter(([, v]) => v !== undefined && v !== null && v !== "");
+    const features = Object.entries(res.features || {}).map(([k, v]) => [k, v === null ? "unknown" : Array.isArray(v) ? v.join(", ") : String(v)]);
+    if (Array.isArray(res.commands) && res.commands.length) features.push(["commands run", res.commands.join(" · ")]);
+    const reasons = el("ul", { class: "reasons" });
+    fillReasons(reasons, res.reasons);
+    $("#detail-body").replaceChildren(
+      kv(meta),
+      el("h3", { text: "Fingerprint" }),
+      features.length ? kv(features) : el("p", { class: "muted", text: "Not stored for this prediction." }),
+      el("h3", { text: "Why" }),
+      reasons,
+    );
+    dialog.showModal();
+  }
+
+  // ---- 5. Devices ----------------------------------------------------------
+
+  async function loadDevices() {
+    const errBox = $("#devices-error");
+    showError(errBox, null);
+    let devices = [];
+    try {
+      const r = await api("/api/devices");
+      devices = Array.isArray(r) ? r : r.devices || [];
+    } catch (e) {
+      // A collector without fleet support answers 404: that is "no devices".
+      if (e.status !== 404) showError(errBox, e);
+    }
+    $("#devices-empty").hidden = devices.length > 0 || !errBox.hidden;
+    $("#devices-wrap").hidden = devices.length === 0;
+    const tbody = $("#devices-table tbody");
+    tbody.replaceChildren(
+      ...devices.map((d) =>
+        el("tr", {},
+          el("td", { text: d.name ?? d.device ?? d.id }),
+          el("td", { text: d.last_seen ?? "never" }),
+          el("td", { text: d.agent_version ?? "" }),
+          el("td", { text: d.model_version ?? "" }),
+          el("td", { class: "num", text: fmtInt(d.spool_depth) }),
+          el("td", { class: "num", text: fmtInt(d.dropped ?? d.dropped_count) }),
+          el("td", { text: d.last_error ?? "" }),
+        ),
+      ),
+    );
+  }
+
+  // ---- Start ---------------------------------------------------------------
+
+  window.addEventListener("hashchange", route);
+  route();
+})();
