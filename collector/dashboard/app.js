@@ -427,8 +427,8 @@
       $("#a-total").textContent = fmtInt(a.total_predictions);
       $("#a-normal").textContent = fmtInt(a.normal_users);
       $("#a-suspicious").textContent = fmtInt(a.suspicious_users);
-      $("#a-normal-pct").textContent = `${a.normal_percent}%`;
-      $("#a-suspicious-pct").textContent = `${a.suspicious_percent}%`;
+      $("#a-normal-pct").textContent = `${Number(a.normal_percent).toFixed(1)}%`;
+      $("#a-suspicious-pct").textContent = `${Number(a.suspicious_percent).toFixed(1)}%`;
       drawStacked(Chart, "time", insights.over_time, "bucket", bucket === "hour" ? "Hour (UTC)" : "Day (UTC)");
       drawStacked(Chart, "protocol", insights.by_protocol, "key", "Protocol");
       drawStacked(Chart, "source", insights.by_source, "key", "Source");
