@@ -332,9 +332,12 @@
     });
   }
 
-  /** Which stored rows an upload produced, from what the server said about it. */
+  /** Which stored rows an upload produced: one upload is one transaction,
+   *  so its rows are the contiguous ids the server reports. */
   function batchFilter(summary) {
-    if (summary.batch_id !== undefined && summary.batch_id !== null) return { batch: summary.batch_id };
+    if (Number.isInteger(summary.first_id) && Number.isInteger(summary.last_id)) {
+      return { min_id: summary.first_id, max_id: summary.last_id };
+    }
     return null;
   }
 
@@ -586,6 +589,8 @@
         tbody.append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No stored predictions match." })));
       }
       resultsState.last = r.results.length ? r.results[r.results.length - 1].id : null;
+      const { limit: _limit, ...exportFilters } = filters;
+      $("#results-download").href = `/api/export.csv${query(exportFilters)}`;
       const from = page * limit + (r.results.length ? 1 : 0);
       const to = page * limit + r.results.length;
       const pages = Math.max(1, Math.ceil(r.count / limit));
