@@ -34,6 +34,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 
+pub mod insights;
+
 /// Version of the database schema below, kept in SQLite's `user_version`.
 /// A later version adds a migration step in [`migrate`].
 pub const STORE_SCHEMA_VERSION: i64 = 1;
@@ -211,6 +213,14 @@ pub struct ResultsQuery {
     pub device: Option<String>,
     /// Only this label (`true` = Suspicious).
     pub suspicious: Option<bool>,
+    /// Only ids at least this (e.g. the first row of one CSV upload).
+    pub min_id: Option<i64>,
+    /// Only ids at most this.
+    pub max_id: Option<i64>,
+    /// Only rows stored at or after this time (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub from: Option<String>,
+    /// Only rows stored at or before this time (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub to: Option<String>,
 }
 
 /// One stored prediction as `/api/results` lists it.
@@ -258,6 +268,12 @@ pub struct CsvSummary {
     pub normal: u64,
     /// Of which Suspicious.
     pub suspicious: u64,
+    /// Id of the upload's first stored row (`None` for an empty upload). One
+    /// upload is one transaction of the only writer, so its ids are
+    /// `first_id..=last_id` with no other row between them.
+    pub first_id: Option<i64>,
+    /// Id of the upload's last stored row.
+    pub last_id: Option<i64>,
 }
 
 /// SQLite's `synchronous` setting for the write connection.
@@ -351,6 +367,7 @@ impl Store {
         conn.pragma_update(None, "cache_size", -32_768)?;
         conn.set_prepared_statement_cache_capacity(16);
         migrate(&mut conn)?;
+        insights::ensure_schema(&mut conn)?;
 
         let stats = Arc::new(WriterStats::default());
         let (tx, rx) = mpsc::channel(config.queue.max(1));
@@ -544,6 +561,7 @@ type Batch = [(Vec<NewPrediction>, oneshot::Sender<Result<Vec<i64>>>)];
 fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Vec<Vec<i64>>> {
     let tx = conn.transaction()?;
     let mut delta = CounterDelta::default();
+    let mut rollup = insights::RollupDelta::default();
     let mut all = Vec::with_capacity(batch.len());
     {
         let mut stmt = tx.prepare_cached(INSERT_SQL)?;
@@ -576,11 +594,13 @@ fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Vec<Ve
                 ])?;
                 ids.push(tx.last_insert_rowid());
                 delta.add(p.source, p.device.as_deref(), p.suspicious, 1);
+                rollup.add(p.source, fp.protocol, p.suspicious, p.agent.source_ip.as_deref());
             }
             all.push(ids);
         }
     }
     delta.apply(&tx)?;
+    rollup.apply(&tx)?;
     tx.commit()?;
     Ok(all)
 }
@@ -655,6 +675,7 @@ fn commit_csv(conn: &mut Connection, spool: CsvSpool) -> Result<CsvSummary> {
     file.rewind()?;
     let mut input = BufReader::with_capacity(1 << 16, file);
     let tx = conn.transaction()?;
+    let mut rollup = insights::RollupDelta::default();
     {
         let mut stmt = tx.prepare_cached(INSERT_CSV_SQL)?;
         let mut len = [0u8; 4];
@@ -684,6 +705,7 @@ fn commit_csv(conn: &mut Connection, spool: CsvSpool) -> Result<CsvSummary> {
                 &*model_version,
                 r.reasons_json,
             ])?;
+            rollup.add(Source::Csv, fp.protocol, r.suspicious, None);
             stored += 1;
         }
         if stored != totals.total() {
@@ -696,8 +718,11 @@ fn commit_csv(conn: &mut Connection, spool: CsvSpool) -> Result<CsvSummary> {
     delta.add(Source::Csv, None, false, totals.normal as i64);
     delta.add(Source::Csv, None, true, totals.suspicious as i64);
     delta.apply(&tx)?;
+    rollup.apply(&tx)?;
+    let last_id = (totals.total() > 0).then(|| tx.last_insert_rowid());
+    let first_id = last_id.map(|last| last - totals.total() as i64 + 1);
     tx.commit()?;
-    Ok(CsvSummary { total: totals.total(), normal: totals.normal, suspicious: totals.suspicious })
+    Ok(CsvSummary { total: totals.total(), normal: totals.normal, suspicious: totals.suspicious, first_id, last_id })
 }
 
 // ----------------------------------------------------------------- reads ---
@@ -777,28 +802,35 @@ fn totals(c: &Connection, f: &CounterFilter<'_>) -> Result<Totals> {
 fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
     // One read transaction: the count and the page see the same snapshot.
     let tx = c.unchecked_transaction()?;
-    let count =
-        totals(&tx, &CounterFilter { source: q.source, device: q.device.as_deref(), suspicious: q.suspicious })?
-            .total();
-    let mut sql = format!("SELECT {SELECT_COLUMNS} FROM predictions WHERE id > ?1");
-    let mut args: Vec<rusqlite::types::Value> = vec![q.after_id.unwrap_or(0).into()];
-    if let Some(s) = q.source {
-        args.push(s.as_str().to_string().into());
-        sql.push_str(&format!(" AND source = ?{}", args.len()));
-    }
-    if let Some(d) = &q.device {
-        args.push(d.clone().into());
-        sql.push_str(&format!(" AND device = ?{}", args.len()));
-    }
-    if let Some(s) = q.suspicious {
-        args.push(label(s).to_string().into());
-        sql.push_str(&format!(" AND prediction = ?{}", args.len()));
-    }
-    args.push(i64::from(q.limit).into());
-    args.push((q.offset.min(i64::MAX as u64) as i64).into());
-    sql.push_str(&format!(" ORDER BY id LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
+    let (filter, mut args) = insights::filter_sql(q, 3);
+    let (count, lo, hi) = if insights::is_ranged(q) {
+        // An id or time range: count the rows in it (O(rows in range)).
+        match insights::resolve_range(&tx, q)? {
+            Some((lo, hi)) => {
+                let mut bind: Vec<rusqlite::types::Value> = vec![(lo - 1).into(), hi.into()];
+                bind.extend(args.iter().cloned());
+                let sql = format!("SELECT COUNT(*) FROM predictions WHERE id > ?1 AND id <= ?2 {filter}");
+                let n: i64 = tx.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(bind), |r| r.get(0))?;
+                (n as u64, lo, hi)
+            }
+            None => (0, 1, 0),
+        }
+    } else {
+        let f = CounterFilter { source: q.source, device: q.device.as_deref(), suspicious: q.suspicious };
+        (totals(&tx, &f)?.total(), 0, i64::MAX)
+    };
+    let after = q.after_id.unwrap_or(0).max(lo - 1);
+    let mut bind: Vec<rusqlite::types::Value> = vec![after.into(), hi.into()];
+    bind.append(&mut args);
+    bind.push(i64::from(q.limit).into());
+    bind.push((q.offset.min(i64::MAX as u64) as i64).into());
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM predictions WHERE id > ?1 AND id <= ?2 {filter} ORDER BY id LIMIT ?{} OFFSET ?{}",
+        bind.len() - 1,
+        bind.len()
+    );
     let mut stmt = tx.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_stored)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(bind), row_to_stored)?;
     let results = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     drop(stmt);
     tx.finish()?;
@@ -932,7 +964,10 @@ mod tests {
         abandoned.push(&prediction(Source::Csv, true, None)).unwrap();
         drop(abandoned);
         let summary = store.commit_csv(spool).await.unwrap();
-        assert_eq!(summary, CsvSummary { total: 1000, normal: 800, suspicious: 200 });
+        assert_eq!(
+            summary,
+            CsvSummary { total: 1000, normal: 800, suspicious: 200, first_id: Some(1), last_id: Some(1000) }
+        );
         store.shutdown().await;
         drop(store);
 
