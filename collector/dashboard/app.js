@@ -260,7 +260,7 @@
   function upload(file, onProgress) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
-      xhr.open("POST", "/api/predict-csv");
+      xhr.open("POST", "/api/predict-csv?ids=1");
       xhr.setRequestHeader("Accept", "application/json");
       xhr.upload.addEventListener("progress", (e) => {
         if (e.lengthComputable) onProgress(e.loaded, e.total);

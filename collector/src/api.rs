@@ -85,6 +85,8 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route("/api/results", get(results))
         .route("/api/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .merge(crate::insights::router())
+        .merge(crate::dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.metrics.clone(), track))
@@ -197,10 +199,19 @@ fn multipart_error(e: MultipartError) -> Error {
     body_error(e.status(), format!("upload failed: {}", e.body_text()))
 }
 
+/// `?ids=1` on `/api/predict-csv` adds `first_id`/`last_id` (the stored
+/// rows' ids, for the dashboard); without it the answer is the original's.
+#[derive(Debug, Default, Deserialize)]
+struct CsvParams {
+    ids: Option<String>,
+}
+
 async fn predict_csv(
     State(s): State<AppState>,
+    csv_params: std::result::Result<Query<CsvParams>, axum::extract::rejection::QueryRejection>,
     multipart: std::result::Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Value>> {
+    let Query(csv_params) = csv_params.map_err(|r| Error::BadInput(r.body_text()))?;
     let mut multipart = multipart.map_err(|r| {
         Error::BadInput(format!("expected a multipart/form-data upload with a field `file`: {}", r.body_text()))
     })?;
@@ -252,11 +263,16 @@ async fn predict_csv(
         return Err(Error::BadInput("the CSV file has a header but no data rows".into()));
     }
     let summary = s.store.commit_csv(spool).await?;
-    Ok(Json(json!({
+    let mut answer = json!({
         "total_records": summary.total,
         "normal_users": summary.normal,
         "suspicious_users": summary.suspicious,
-    })))
+    });
+    if matches!(csv_params.ids.as_deref(), Some("1" | "true")) {
+        answer["first_id"] = json!(summary.first_id);
+        answer["last_id"] = json!(summary.last_id);
+    }
+    Ok(Json(answer))
 }
 
 const UPLOAD_BROKEN: &str = "the upload was interrupted";
@@ -337,13 +353,17 @@ async fn analytics(State(s): State<AppState>) -> Result<Json<Value>> {
 
 /// Query string of `/api/results`; all text, parsed below for precise errors.
 #[derive(Debug, Default, Deserialize)]
-struct ResultsParams {
+pub(crate) struct ResultsParams {
     limit: Option<String>,
     offset: Option<String>,
     after_id: Option<String>,
     source: Option<String>,
     device: Option<String>,
     prediction: Option<String>,
+    min_id: Option<String>,
+    max_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 fn number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Option<T>> {
@@ -356,8 +376,15 @@ fn number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Optio
         .transpose()
 }
 
+fn time_param(name: &str, value: Option<&str>, end: bool) -> Result<Option<String>> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => store::insights::parse_time(name, v, end).map(Some),
+    }
+}
+
 impl ResultsParams {
-    fn into_query(self) -> Result<ResultsQuery> {
+    pub(crate) fn into_query(self) -> Result<ResultsQuery> {
         let prediction = match self.prediction.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(p) if p.eq_ignore_ascii_case("suspicious") => Some(true),
@@ -371,6 +398,10 @@ impl ResultsParams {
             source: self.source.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(Source::parse).transpose()?,
             device: self.device.filter(|d| !d.is_empty()),
             suspicious: prediction,
+            min_id: number::<i64>("min_id", self.min_id.as_deref())?,
+            max_id: number::<i64>("max_id", self.max_id.as_deref())?,
+            from: time_param("from", self.from.as_deref(), false)?,
+            to: time_param("to", self.to.as_deref(), true)?,
         })
     }
 }

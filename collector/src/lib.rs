@@ -14,6 +14,7 @@ pub mod api;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod insights;
 pub mod store;
 
 use std::net::SocketAddr;
