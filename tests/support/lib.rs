@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use bfp_common::model::{CompactModel, Node, FORMAT_VERSION, LEAF, MAGIC};
 use bfp_common::{FEATURE_NAMES, SCHEMA_VERSION};
 
+pub mod browser;
+
 /// The repository root (the workspace).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()

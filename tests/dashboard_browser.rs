@@ -1,0 +1,348 @@
+//! The operator dashboard in a real headless Chromium, against the real
+//! `bfp-collector` binary on loopback with a temporary database.
+//!
+//! One browser session walks every page the way an operator would and checks
+//! what the page shows against what the API says; screenshots of each page go
+//! to `docs/screenshots/` (override with `BFP_SCREENSHOTS`).
+
+use std::path::Path;
+
+use bfp_e2e::browser::{screenshots_dir, Browser};
+use bfp_e2e::{self as support, Collector};
+use serde_json::{json, Value};
+
+/// The API, to compare the pages with (blocking, through the shared helpers).
+struct Api {
+    base: String,
+}
+
+impl Api {
+    fn get(&self, path: &str) -> (u16, Value) {
+        let r = support::get(&format!("{}{path}", self.base));
+        let v = if r.status == 404 && !r.body.starts_with('{') { Value::Null } else { r.json() };
+        (r.status, v)
+    }
+
+    fn get_text(&self, path: &str) -> (u16, String, String) {
+        let r = support::get(&format!("{}{path}", self.base));
+        (r.status, r.content_type.unwrap_or_default(), r.body)
+    }
+
+    fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = support::post_json(&format!("{}{path}", self.base), body);
+        (r.status, r.json())
+    }
+
+    /// The same upload the page makes (multipart, field `file`).
+    fn post_csv(&self, content: &[u8]) -> (u16, Value) {
+        let r = support::upload(&format!("{}/api/predict-csv", self.base), "file", content);
+        (r.status, r.json())
+    }
+}
+
+async fn single_scan(b: &Browser, api: &Api, base: &str, shots: &Path) {
+    b.goto(&format!("{base}/#/scan")).await;
+    b.wait_visible("#scan-form").await;
+    let before = api.get("/api/analytics").1["total_predictions"].as_u64().unwrap();
+
+    // Client-side validation mirrors the server's: an hour of 24 and a
+    // negative duration never reach the server.
+    b.fill("#f-hour", "24").await;
+    b.fill("#f-duration", "-1").await;
+    b.click("#scan-submit").await;
+    b.wait_text("#e-hour", "an hour-range message", |t| t.contains("at most 23")).await;
+    assert!(b.text("#e-duration").await.contains("at least 0"), "duration error: {}", b.text("#e-duration").await);
+    assert_eq!(b.find("#f-hour").await.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
+    assert!(!b.visible("#scan-result").await, "a verdict was shown for invalid input");
+    assert_eq!(api.get("/api/analytics").1["total_predictions"].as_u64().unwrap(), before, "invalid input was sent");
+
+    // The original example, typed in the form: Suspicious, with reasons.
+    b.fill("#f-hour", "3").await;
+    b.fill("#f-duration", "5").await;
+    b.fill("#f-command-list", "ls\nsudo\nchmod").await;
+    b.fill("#f-failed", "4").await;
+    b.select("#f-protocol", "TOR").await;
+    b.fill("#f-typing", "120").await;
+    assert_eq!(b.find("#f-commands").await.prop("value").await.unwrap().as_deref(), Some("3"));
+    b.click("#scan-submit").await;
+    b.wait_visible("#scan-result").await;
+    assert_eq!(b.text("#scan-verdict").await, "Suspicious");
+    assert!(b.text("#e-hour").await.is_empty());
+    let confidence = b.text("#scan-confidence").await;
+    let pct: f64 = confidence.trim_end_matches('%').parse().unwrap_or_else(|_| panic!("confidence {confidence:?}"));
+    assert!((50.0..=100.0).contains(&pct), "confidence {pct}");
+    let reasons: Vec<String> = {
+        let mut out = Vec::new();
+        for li in b.find_all("#scan-reasons li").await {
+            out.push(li.text().await.unwrap());
+        }
+        out
+    };
+    assert!(!reasons.is_empty(), "no reasons shown");
+    // The page shows the server's reasons for this very prediction.
+    let (_, stored) = api.get("/api/results?limit=1000");
+    let last = stored["results"].as_array().unwrap().last().unwrap().clone();
+    let server_reasons: Vec<String> =
+        last["reasons"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+    assert_eq!(reasons, server_reasons);
+    assert!(reasons.iter().any(|r| r.contains("failed login") || r.contains("Tor")), "{reasons:?}");
+    b.screenshot(shots, "scan").await;
+}
+
+async fn csv_batch(b: &Browser, api: &Api, base: &str, shots: &Path) {
+    let seed = support::shared_data().join("seed/test.csv");
+    assert!(seed.is_file(), "{} not found (set BFP_SHARED_DATA to the shared data folder)", seed.display());
+    let seed = seed.canonicalize().unwrap();
+
+    b.goto(&format!("{base}/#/batch")).await;
+    b.wait_visible("#batch-form").await;
+    // Submitting without a file is caught on the page.
+    b.click("#batch-submit").await;
+    b.wait_text("#e-file", "a choose-a-file message", |t| t.contains("Choose a CSV")).await;
+
+    b.find("#f-file").await.send_keys(seed.to_str().unwrap()).await.unwrap();
+    b.click("#batch-submit").await;
+    b.wait_visible("#batch-result").await;
+    assert_eq!(b.text("#batch-total").await, "3");
+    assert_eq!(b.text("#batch-normal").await, "2");
+    assert_eq!(b.text("#batch-suspicious").await, "1");
+    assert_eq!(b.js("return document.getElementById('batch-progress').value;", vec![]).await, json!(100));
+    // Each row's verdict, in file order: the TOR row is the suspicious one.
+    b.wait_text("#batch-rows tbody", "three rows", |t| t.matches('%').count() == 3).await;
+    let mut verdicts = Vec::new();
+    for row in b.find_all("#batch-rows tbody tr").await {
+        verdicts.push(row.find(fantoccini::Locator::Css("td:nth-child(8)")).await.unwrap().text().await.unwrap());
+    }
+    assert_eq!(verdicts, ["Normal", "Suspicious", "Normal"]);
+    // The scored CSV the download link gives: the original columns plus the verdict.
+    let href = b.find("#batch-download").await.attr("href").await.unwrap().expect("download link");
+    let path = href.strip_prefix(base).unwrap_or(&href);
+    let (status, ty, scored) = api.get_text(path);
+    assert_eq!(status, 200, "{path}: {scored}");
+    assert!(ty.starts_with("text/csv"), "{ty}");
+    let lines: Vec<&str> = scored.lines().collect();
+    assert!(lines[0].starts_with(bfp_common::fingerprint::CSV_HEADER), "{}", lines[0]);
+    assert!(lines[0].contains("Prediction"), "{}", lines[0]);
+    assert_eq!(lines.len(), 4, "{scored}");
+    assert!(lines[2].starts_with("2,5,80,4,TOR,120") && lines[2].contains("Suspicious"), "{}", lines[2]);
+    b.screenshot(shots, "batch").await;
+
+    // A bad file: the page shows the server's own message, row included.
+    let bad = b"LoginHour,SessionDuration,CommandsCount,FailedLogins,Protocol,TypingSpeed\n9,40,10,0,HTTPS,45\n25,5,1,0,SSH,30\n";
+    let (status, server) = api.post_csv(bad);
+    assert_eq!(status, 400, "{server}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad_path = dir.path().join("bad.csv");
+    std::fs::write(&bad_path, bad).unwrap();
+    let total = api.get("/api/analytics").1["total_predictions"].clone();
+    b.goto(&format!("{base}/#/batch")).await;
+    b.find("#f-file").await.send_keys(bad_path.to_str().unwrap()).await.unwrap();
+    b.click("#batch-submit").await;
+    b.wait_visible("#batch-error").await;
+    let shown = b.text("#batch-error").await;
+    assert!(shown.contains(server["error"].as_str().unwrap()), "page {shown:?} vs server {server}");
+    if let Some(detail) = server["detail"].as_str() {
+        assert!(shown.contains(detail), "page {shown:?} vs server {server}");
+    }
+    assert!(shown.contains("row 2"), "the failing row is not named: {shown:?}");
+    assert!(!b.visible("#batch-result").await);
+    assert_eq!(api.get("/api/analytics").1["total_predictions"], total, "a bad file stored rows");
+    b.screenshot(shots, "batch-error").await;
+}
+
+async fn analytics(b: &Browser, api: &Api, base: &str, shots: &Path) {
+    let (_, a) = api.get("/api/analytics");
+    b.goto(&format!("{base}/#/analytics")).await;
+    let total = a["total_predictions"].as_u64().unwrap().to_string();
+    b.wait_text("#a-total", "the API's total", |t| t == total).await;
+    assert_eq!(b.text("#a-normal").await, a["normal_users"].as_u64().unwrap().to_string());
+    assert_eq!(b.text("#a-suspicious").await, a["suspicious_users"].as_u64().unwrap().to_string());
+    assert_eq!(b.text("#a-normal-pct").await, format!("{:.1}%", a["normal_percent"].as_f64().unwrap()));
+    assert_eq!(b.text("#a-suspicious-pct").await, format!("{:.1}%", a["suspicious_percent"].as_f64().unwrap()));
+    // The charts were drawn by the vendored Chart.js, and their data tables
+    // agree with the store: single and CSV predictions both appear by source.
+    b.wait_text("#table-source", "rows by source", |t| t.contains("csv")).await;
+    let drawn =
+        b.js("return !!window.Chart && !!Chart.getChart(document.getElementById('chart-source'));", vec![]).await;
+    assert_eq!(drawn, json!(true), "the source chart was not drawn");
+    let (_, insights) = api.get("/api/insights?bucket=hour");
+    let csv = insights["by_source"].as_array().unwrap().iter().find(|s| s["key"] == "csv").unwrap();
+    assert_eq!(csv["normal"].as_u64().unwrap() + csv["suspicious"].as_u64().unwrap(), 3, "{insights}");
+    let sum: u64 = insights["over_time"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["normal"].as_u64().unwrap() + p["suspicious"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum.to_string(), total, "over-time buckets do not add up to the total");
+    // Switching the bucket redraws by day.
+    b.click(".segmented button[data-bucket=day]").await;
+    b.wait_text("#table-time", "a day bucket", |t| t.contains("Day")).await;
+    b.screenshot(shots, "analytics").await;
+}
+
+async fn results(b: &Browser, api: &Api, base: &str, shots: &Path) {
+    // Enough rows for three pages of ten.
+    for i in 0..22u32 {
+        let protocol = ["SSH", "HTTPS", "FTP"][i as usize % 3];
+        let body = json!({"login_time": i % 24, "session_duration": 10 + i, "commands": i, "failed_logins": i % 3,
+                          "protocol": protocol, "typing_speed": 40});
+        assert_eq!(api.post_json("/api/predict", &body).0, 200);
+    }
+    let (_, all) = api.get("/api/results?limit=1000");
+    let count = all["count"].as_u64().unwrap();
+    let ids: Vec<u64> = all["results"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert!(count >= 26, "{count}");
+
+    b.goto(&format!("{base}/#/results")).await;
+    b.wait_visible("#results-filters").await;
+    b.select("#r-limit", "10").await;
+    b.click("#results-filters button[type=submit]").await;
+    b.wait_text("#results-status", "the first page", |t| t.starts_with("Showing 1–10 of")).await;
+    assert_eq!(page_ids(b).await, ids[..10]);
+    assert_eq!(b.text("#results-status").await, format!("Showing 1–10 of {count} predictions."));
+    b.click("#results-next").await;
+    b.wait_text("#results-status", "the second page", |t| t.starts_with("Showing 11–20")).await;
+    assert_eq!(page_ids(b).await, ids[10..20]);
+    b.click("#results-next").await;
+    b.wait_text("#results-status", "the third page", |t| t.starts_with("Showing 21–")).await;
+    assert_eq!(page_ids(b).await, ids[20..30.min(ids.len())]);
+    b.click("#results-prev").await;
+    b.wait_text("#results-status", "the second page again", |t| t.starts_with("Showing 11–20")).await;
+    assert_eq!(page_ids(b).await, ids[10..20]);
+
+    // Filter: suspicious predictions only; the count is the API's filtered total.
+    b.select("#r-prediction", "Suspicious").await;
+    b.click("#results-filters button[type=submit]").await;
+    let (_, sus) = api.get("/api/results?prediction=Suspicious&limit=10");
+    let n = sus["count"].as_u64().unwrap();
+    assert!(n >= 2, "{sus}");
+    b.wait_text("#results-status", "the filtered count", |t| t.ends_with(&format!("of {n} predictions."))).await;
+    let want: Vec<u64> = sus["results"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(page_ids(b).await, want);
+    for badge in b.find_all("#results-table tbody .badge").await {
+        assert_eq!(badge.text().await.unwrap(), "Suspicious");
+    }
+    // Filter by source and a time range that excludes everything.
+    b.select("#r-prediction", "").await;
+    b.select("#r-source", "csv").await;
+    b.click("#results-filters button[type=submit]").await;
+    b.wait_text("#results-status", "the three CSV rows", |t| t == "Showing 1–3 of 3 predictions.").await;
+    b.js(
+        "document.getElementById('r-to').value = '2000-01-01T00:00:00'; \
+         document.querySelector('#results-filters button[type=submit]').click();",
+        vec![],
+    )
+    .await;
+    b.wait_text("#results-status", "nothing before 2000", |t| t == "Showing 0–0 of 0 predictions.").await;
+
+    // A row opens its fingerprint and reasons, with the keyboard too.
+    b.click("#results-filters button[type=reset]").await;
+    b.wait_text("#results-status", "all rows again", |t| t.ends_with(&format!("of {count} predictions."))).await;
+    b.screenshot(shots, "results").await;
+    let first = format!("#results-table tbody tr[data-id='{}'] button.details", ids[0]);
+    b.find(&first).await.send_keys("\u{E007}").await.unwrap(); // Enter
+    b.wait_visible("#detail[open]").await;
+    let detail = b.text("#detail-body").await;
+    let row = &all["results"][0];
+    assert!(detail.contains("Fingerprint") && detail.contains("login_hour"), "{detail}");
+    for r in row["reasons"].as_array().unwrap() {
+        assert!(detail.contains(r.as_str().unwrap()), "reason {r} missing from {detail:?}");
+    }
+    b.screenshot(shots, "result-detail").await;
+    b.js("document.getElementById('detail').close();", vec![]).await;
+}
+
+/// The ids of the rows the results table shows, in order.
+async fn page_ids(b: &Browser) -> Vec<u64> {
+    let script =
+        "return [...document.querySelectorAll('#results-table tbody tr[data-id]')].map(r => Number(r.dataset.id));";
+    b.js(script, vec![]).await.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+}
+
+async fn devices(b: &Browser, api: &Api, base: &str, shots: &Path) {
+    b.goto(&format!("{base}/#/devices")).await;
+    let (status, body) = api.get("/api/devices");
+    let none = status == 404
+        || body.as_array().map(|a| a.is_empty()).unwrap_or(false)
+        || body["devices"].as_array().map(|a| a.is_empty()).unwrap_or(false);
+    if none {
+        b.wait_visible("#devices-empty").await;
+        assert!(b.text("#devices-empty").await.starts_with("No devices yet"));
+        assert!(!b.visible("#devices-error").await, "{}", b.text("#devices-error").await);
+    } else {
+        b.wait_visible("#devices-table").await;
+    }
+    b.screenshot(shots, "devices").await;
+}
+
+async fn phone(b: &Browser, base: &str, shots: &Path) {
+    b.client.set_window_size(390, 844).await.unwrap();
+    for page in ["scan", "results"] {
+        b.goto(&format!("{base}/#/{page}")).await;
+        b.wait_visible(&format!("#page-{page}")).await;
+        // Readable on a phone: the page itself never scrolls sideways (wide
+        // tables scroll inside their own box).
+        let overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth;", vec![]).await;
+        assert!(overflow.as_i64().unwrap() <= 0, "{page} overflows a phone screen by {overflow}px");
+    }
+    b.goto(&format!("{base}/#/scan")).await;
+    b.wait_visible("#page-scan").await;
+    b.screenshot(shots, "scan-phone").await;
+}
+
+async fn keyboard_navigation(b: &Browser, base: &str) {
+    b.goto(&format!("{base}/")).await;
+    b.wait_visible("#page-scan").await;
+    // The first page needs only the HTML, the stylesheet and app.js: the chart
+    // library loads when the analytics page is first opened.
+    let loaded = b
+        .js("return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname).sort();", vec![])
+        .await;
+    assert_eq!(loaded, json!(["/assets/app.js", "/assets/style.css"]), "first load fetched more than it needs");
+    // Reported, not asserted (timing belongs in benchmarks): see docs/benchmarks.md.
+    let paint = b
+        .js(
+            "const p = performance.getEntriesByName('first-contentful-paint')[0]; return p ? p.startTime : null;",
+            vec![],
+        )
+        .await;
+    eprintln!("dashboard first contentful paint: {paint} ms");
+    // Every page is reachable from its nav link; the current one is marked.
+    for page in ["batch", "analytics", "results", "devices", "scan"] {
+        b.find(&format!("nav a[data-page={page}]")).await.send_keys("\u{E007}").await.unwrap();
+        b.wait_visible(&format!("#page-{page}")).await;
+        let current = b.find(&format!("nav a[data-page={page}]")).await.attr("aria-current").await.unwrap();
+        assert_eq!(current.as_deref(), Some("page"));
+    }
+    // Every form control has a label.
+    let unlabelled = b
+        .js(
+            "return [...document.querySelectorAll('input, select, textarea')]
+               .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.id);",
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(&dir.path().join("app.db"), &[]);
+    let base = collector.url("");
+    let api = Api { base: base.clone() };
+    let shots = screenshots_dir();
+    let b = Browser::start().await;
+
+    keyboard_navigation(&b, &base).await;
+    single_scan(&b, &api, &base, &shots).await;
+    csv_batch(&b, &api, &base, &shots).await;
+    analytics(&b, &api, &base, &shots).await;
+    results(&b, &api, &base, &shots).await;
+    devices(&b, &api, &base, &shots).await;
+    phone(&b, &base, &shots).await;
+
+    b.close().await;
+    drop(collector);
+}
