@@ -148,8 +148,12 @@ impl Collector {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                // The last line says the writer finished.
-                let rest: Vec<String> = self.lines.try_iter().collect();
+                // The last line says the writer finished. Read to the end of
+                // stdout: the reader thread may not have passed it on yet.
+                let mut rest = Vec::new();
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+                    rest.push(line);
+                }
                 assert!(rest.iter().any(|l| l == "bfp-collector stopped"), "no clean stop: {rest:?}");
                 return status;
             }
