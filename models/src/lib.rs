@@ -12,6 +12,7 @@ pub mod card;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod real;
 pub mod seed;
 pub mod sim;
 pub mod train;

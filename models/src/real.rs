@@ -1,0 +1,128 @@
+//! Fingerprints from the real logs in `shared/data/real`, through common's
+//! log analyzer (as the agent reads them), in labelled groups for
+//! evaluation only: none of them is used in training.
+//!
+//! How each group is labelled, and its caveat, is stated beside it: honeypot
+//! traffic is malicious by construction; on the hosts whose every accepted
+//! login comes from one address, sessions from that address are taken as
+//! the admin's (Normal) and sources that only ever failed as hostile.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind};
+use bfp_common::Fingerprint;
+
+use crate::error::{Error, Result};
+
+/// One labelled group of real fingerprints.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// What it is, for the tables.
+    pub name: &'static str,
+    /// Its label.
+    pub suspicious: bool,
+    /// Why it carries that label, and how sure that is.
+    pub basis: &'static str,
+    /// The fingerprints.
+    pub rows: Vec<Fingerprint>,
+}
+
+/// Finds `shared/data/real` beside the repository (or any ancestor of the
+/// crate), or at `$BFP_SHARED_DATA/real`.
+pub fn real_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("BFP_SHARED_DATA") {
+        return Some(PathBuf::from(dir).join("real"));
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/data/real"))
+        .find(|d| d.join("cowrie").is_dir())
+}
+
+/// Runs one log file through the analyzer.
+pub fn observe(path: &Path) -> Result<Vec<Observation>> {
+    let text = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let text = String::from_utf8_lossy(&text);
+    let mut analyzer = Analyzer::new(AnalyzerConfig::default());
+    let mut out = Vec::new();
+    for line in text.lines() {
+        analyzer.feed_line(line, LogFormat::Auto);
+        out.extend(analyzer.drain_ready());
+    }
+    out.extend(analyzer.finish());
+    Ok(out)
+}
+
+fn tried(o: &Observation) -> bool {
+    o.fingerprint.failed_logins > 0 || o.fingerprint.commands > 0 || o.source.as_ref().is_some_and(|s| s.successes > 0)
+}
+
+fn only_failed(o: &Observation) -> bool {
+    o.fingerprint.failed_logins > 0 && o.source.as_ref().is_some_and(|s| s.successes == 0)
+}
+
+/// The labelled groups (files that are missing are skipped).
+pub fn groups(real: &Path) -> Result<Vec<Group>> {
+    let mut groups = Vec::new();
+    let kind = |obs: &[Observation], k: ObservationKind, keep: &dyn Fn(&Observation) -> bool| -> Vec<Fingerprint> {
+        obs.iter().filter(|o| o.kind == k && keep(o)).map(|o| o.fingerprint).collect()
+    };
+
+    let mut cowrie = Vec::new();
+    for f in ["cowrie/cowrie.json.2018-05-19", "cowrie/cowrie-telnet.json"] {
+        let p = real.join(f);
+        if p.is_file() {
+            cowrie.extend(observe(&p)?);
+        }
+    }
+    groups.push(Group {
+        name: "Cowrie honeypot: sessions",
+        suspicious: true,
+        basis: "a honeypot has no legitimate users: every login is an intruder",
+        rows: kind(&cowrie, ObservationKind::Session, &|_| true),
+    });
+    groups.push(Group {
+        name: "Cowrie honeypot: sources that tried to log in",
+        suspicious: true,
+        basis: "as above; sources that only connected (scans) are left out",
+        rows: kind(&cowrie, ObservationKind::Source, &tried),
+    });
+
+    let elastic = real.join("elastic/auth.log");
+    if elastic.is_file() {
+        let obs = observe(&elastic)?;
+        let admin: IpAddr = "85.245.107.41".parse().expect("literal address");
+        groups.push(Group {
+            name: "elastic auth.log: sessions from the admins' address",
+            suspicious: false,
+            basis: "every accepted login on this host comes from 85.245.107.41 (users ubuntu and elastic_user_*): taken as its admins; unverified",
+            rows: kind(&obs, ObservationKind::Session, &|o| o.source_ip == Some(admin)),
+        });
+        groups.push(Group {
+            name: "elastic auth.log: other sources that only failed",
+            suspicious: true,
+            basis: "never logged in on a host whose every login comes from one address; includes the injected brute force; unlabelled by the authors",
+            rows: kind(&obs, ObservationKind::Source, &|o| o.source_ip != Some(admin) && only_failed(o)),
+        });
+    }
+
+    for (file, name) in [
+        ("exposed-rhel/secure", "exposed RHEL secure: sources that only failed"),
+        ("loghub/OpenSSH_2k.log", "Loghub OpenSSH: sources that only failed"),
+    ] {
+        let p = real.join(file);
+        if p.is_file() {
+            let obs = observe(&p)?;
+            groups.push(Group {
+                name,
+                suspicious: true,
+                basis:
+                    "internet scanners and brute force against an exposed server: sources with failures and no success",
+                rows: kind(&obs, ObservationKind::Source, &only_failed),
+            });
+        }
+    }
+    groups.retain(|g| !g.rows.is_empty());
+    Ok(groups)
+}
