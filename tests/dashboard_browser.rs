@@ -165,6 +165,11 @@ async fn analytics(b: &Browser, api: &Api, base: &str, shots: &Path) {
     let drawn =
         b.js("return !!window.Chart && !!Chart.getChart(document.getElementById('chart-source'));", vec![]).await;
     assert_eq!(drawn, json!(true), "the source chart was not drawn");
+    // No agent has reported: the device and source-address charts say so
+    // rather than drawing empty axes.
+    assert!(b.visible("#chart-device ~ .chart-empty").await && !b.visible("#chart-device").await);
+    assert!(b.visible("#chart-ips ~ .chart-empty").await);
+    assert!(!b.visible("#chart-source ~ .chart-empty").await);
     let (_, insights) = api.get("/api/insights?bucket=hour");
     let csv = insights["by_source"].as_array().unwrap().iter().find(|s| s["key"] == "csv").unwrap();
     assert_eq!(csv["normal"].as_u64().unwrap() + csv["suspicious"].as_u64().unwrap(), 3, "{insights}");
@@ -345,4 +350,49 @@ async fn dashboard_in_a_real_browser() {
 
     b.close().await;
     drop(collector);
+}
+
+/// The dashboard's own endpoints: bad input is a 4xx JSON error like the rest
+/// of the API, and the original CSV answer is unchanged unless `?ids=1`.
+#[test]
+fn dashboard_endpoints_answer_json_errors_and_keep_the_original_csv_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Collector::start(&dir.path().join("app.db"), &[]);
+    for path in [
+        "/api/insights?bucket=week",
+        "/api/results?from=yesterday",
+        "/api/results?to=2026-02-30%2025:00",
+        "/api/results?min_id=-x",
+        "/api/export.csv?prediction=maybe",
+        "/api/export.csv?from=2026/01/01",
+    ] {
+        let r = support::get(&c.url(path));
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"], "Invalid or missing input data", "{path}");
+        assert!(r.json()["detail"].as_str().is_some_and(|d| !d.is_empty()), "{path}: {}", r.body);
+    }
+    let r = support::get(&c.url("/assets/nope.js"));
+    assert_eq!((r.status, r.json()["error"].as_str()), (404, Some("Not found")));
+    let r = support::get(&c.url("/"));
+    assert_eq!((r.status, r.content_type.as_deref()), (200, Some("text/html; charset=utf-8")));
+    assert!(r.body.contains("<title>") && r.body.contains("/assets/app.js?v="));
+
+    let csv = std::fs::read(support::shared_data().join("seed/test.csv")).unwrap();
+    let plain = support::upload(&c.url("/api/predict-csv"), "file", &csv);
+    assert_eq!(plain.json(), json!({"total_records": 3, "normal_users": 2, "suspicious_users": 1}));
+    let with_ids = support::upload(&c.url("/api/predict-csv?ids=1"), "file", &csv);
+    assert_eq!(
+        with_ids.json(),
+        json!({"total_records": 3, "normal_users": 2, "suspicious_users": 1, "first_id": 4, "last_id": 6})
+    );
+    let r = support::get(&c.url("/api/results?min_id=4&max_id=6"));
+    assert_eq!(r.json()["count"], 3);
+    // Empty store windows are fine; here the two uploads fill one hour.
+    let i = support::get(&c.url("/api/insights")).json();
+    let hours = i["over_time"].as_array().unwrap();
+    assert_eq!(hours.iter().map(|h| h["normal"].as_u64().unwrap() + h["suspicious"].as_u64().unwrap()).sum::<u64>(), 6);
+    let export = support::get(&c.url("/api/export.csv?min_id=4&max_id=6"));
+    assert_eq!(export.status, 200);
+    assert_eq!(export.header("content-disposition"), Some("attachment; filename=\"bfp-scored.csv\""));
+    assert_eq!(export.body.lines().count(), 4, "{}", export.body);
 }

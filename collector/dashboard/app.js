@@ -456,9 +456,20 @@
     );
   }
 
-  function replaceChart(Chart, name, config) {
+  /** Draws a chart, or says there is nothing to draw (an empty plot reads as broken). */
+  function replaceChart(Chart, name, config, empty) {
     charts[name]?.destroy();
-    charts[name] = new Chart($(`#chart-${name}`), config);
+    delete charts[name];
+    const canvas = $(`#chart-${name}`);
+    const box = canvas.parentElement;
+    let note = box.querySelector(".chart-empty");
+    if (!note) {
+      note = el("p", { class: "chart-empty", text: "No data yet." });
+      box.append(note);
+    }
+    note.hidden = !empty;
+    canvas.hidden = empty;
+    if (!empty) charts[name] = new Chart(canvas, config);
   }
 
   function drawStacked(Chart, name, items = [], keyField, axisTitle) {
@@ -481,7 +492,7 @@
           y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } },
         },
       },
-    });
+    }, !items.some((i) => i.normal + i.suspicious > 0));
     dataTable($(`#table-${name}`), [axisTitle, "Normal", "Suspicious"], items.map((i) => [String(i[keyField] ?? "—"), fmtInt(i.normal), fmtInt(i.suspicious)]));
   }
 
@@ -500,7 +511,7 @@
         plugins: { legend: { display: false } },
         scales: { x: { beginAtZero: true, ticks: { precision: 0 } } },
       },
-    });
+    }, items.length === 0);
     dataTable($("#table-ips"), ["Source address", "Suspicious"], items.map((i) => [i.key, fmtInt(i.suspicious)]));
   }
 

@@ -468,6 +468,226 @@ pub(super) fn export_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{AgentContext, NewPrediction, StoreConfig};
+    use bfp_common::Fingerprint;
+    use std::sync::Arc;
+
+    fn row(
+        source: Source,
+        protocol: Protocol,
+        suspicious: bool,
+        device: Option<&str>,
+        ip: Option<&str>,
+    ) -> NewPrediction {
+        NewPrediction {
+            source,
+            fingerprint: Fingerprint {
+                login_hour: 14,
+                session_duration_min: 2.5,
+                commands: 3,
+                failed_logins: if suspicious { 8 } else { 0 },
+                protocol,
+                typing_speed_wpm: Some(40.0),
+                risky_commands: Some(0),
+            },
+            suspicious,
+            confidence: 0.75,
+            commands: None,
+            model_version: Arc::from("m1"),
+            reasons: vec!["8 failed logins before this session".into(), "arrived over Tor".into()],
+            device: device.map(str::to_string),
+            agent: AgentContext { source_ip: ip.map(str::to_string), ..AgentContext::default() },
+        }
+    }
+
+    fn open(path: &std::path::Path) -> Store {
+        Store::open(&StoreConfig::new(path)).unwrap()
+    }
+
+    /// Sets `created_at` of ids `lo..=hi` (the writer stamps "now"; tests
+    /// need a spread of times).
+    fn stamp(path: &std::path::Path, lo: i64, hi: i64, at: &str) {
+        let c = Connection::open(path).unwrap();
+        c.execute("UPDATE predictions SET created_at = ?1 WHERE id BETWEEN ?2 AND ?3", params![at, lo, hi]).unwrap();
+    }
+
+    fn ids(page: &super::super::ResultsPage) -> Vec<i64> {
+        page.results.iter().map(|r| r.id).collect()
+    }
+
+    #[tokio::test]
+    async fn roll_ups_follow_every_write_path_and_add_up_to_the_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("app.db"));
+        let empty = store.insights(Bucket::Hour).await.unwrap();
+        assert!(empty.over_time.is_empty() && empty.window.is_none() && empty.by_source.is_empty());
+
+        store
+            .insert(vec![
+                row(Source::Single, Protocol::Tor, true, None, None),
+                row(Source::Agent, Protocol::Ssh, true, Some("pi-1"), Some("203.0.113.9")),
+                row(Source::Agent, Protocol::Ssh, true, Some("pi-1"), Some("203.0.113.9")),
+                row(Source::Agent, Protocol::Ssh, false, Some("pi-2"), Some("198.51.100.4")),
+                row(Source::Agent, Protocol::Ssh, true, Some("pi-2"), Some("198.51.100.4")),
+            ])
+            .await
+            .unwrap();
+        let mut spool = store.csv_spool().unwrap();
+        for i in 0..10 {
+            spool
+                .push(&row(Source::Csv, if i % 2 == 0 { Protocol::Https } else { Protocol::Ftp }, i == 3, None, None))
+                .unwrap();
+        }
+        let summary = store.commit_csv(spool).await.unwrap();
+        assert_eq!((summary.first_id, summary.last_id), (Some(6), Some(15)));
+
+        let i = store.insights(Bucket::Hour).await.unwrap();
+        assert_eq!(i.over_time.len(), HOURS_SHOWN as usize);
+        let total: u64 = i.over_time.iter().map(|s| s.normal + s.suspicious).sum();
+        assert_eq!(total, 15);
+        // Only the newest bucket holds rows; the older ones are zero-filled.
+        assert_eq!(i.over_time.iter().filter(|s| s.normal + s.suspicious > 0).count(), 1);
+        assert_eq!(i.window.as_ref().unwrap().1, i.over_time.last().unwrap().key);
+        let split = |v: &[Split], k: &str| v.iter().find(|s| s.key == k).map(|s| (s.normal, s.suspicious));
+        assert_eq!(split(&i.by_protocol, "TOR"), Some((0, 1)));
+        assert_eq!(split(&i.by_protocol, "SSH"), Some((1, 3)));
+        assert_eq!(split(&i.by_protocol, "HTTPS"), Some((5, 0)));
+        assert_eq!(split(&i.by_protocol, "FTP"), Some((4, 1)));
+        assert_eq!(i.by_protocol.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(), ["HTTPS", "SSH", "FTP", "TOR"]);
+        assert_eq!(split(&i.by_source, "single"), Some((0, 1)));
+        assert_eq!(split(&i.by_source, "csv"), Some((9, 1)));
+        assert_eq!(split(&i.by_source, "agent"), Some((1, 3)));
+        assert_eq!(split(&i.by_device, "pi-1"), Some((0, 2)));
+        assert_eq!(split(&i.by_device, "pi-2"), Some((1, 1)));
+        assert_eq!(i.top_sources, vec![("203.0.113.9".to_string(), 2, 2), ("198.51.100.4".to_string(), 1, 2)]);
+
+        let d = store.insights(Bucket::Day).await.unwrap();
+        assert_eq!(d.over_time.len(), DAYS_SHOWN as usize);
+        assert_eq!(d.over_time.last().unwrap().key.len(), 10, "day keys are YYYY-MM-DD");
+        assert_eq!(d.over_time.iter().map(|s| s.normal + s.suspicious).sum::<u64>(), 15);
+        store.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_older_database_is_back_filled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = open(&path);
+        store.insert(vec![row(Source::Agent, Protocol::Tor, true, Some("pi-1"), Some("192.0.2.1"))]).await.unwrap();
+        store.shutdown().await;
+        drop(store);
+        // As if written by a collector without roll-ups.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE rollup_hourly; DROP TABLE source_ips;").unwrap();
+        c.execute("UPDATE predictions SET created_at = '2026-01-02 03:04:05'", []).unwrap();
+        drop(c);
+
+        let store = open(&path);
+        let i = store.insights(Bucket::Hour).await.unwrap();
+        assert_eq!(i.over_time.last().unwrap(), &Split { key: "2026-01-02 03:00:00".into(), normal: 0, suspicious: 1 });
+        assert_eq!(i.top_sources, vec![("192.0.2.1".to_string(), 1, 1)]);
+        store.shutdown().await;
+        drop(store);
+        // Opening again does not count the old rows twice.
+        let store = open(&path);
+        let i = store.insights(Bucket::Hour).await.unwrap();
+        assert_eq!(i.over_time.iter().map(|s| s.suspicious).sum::<u64>(), 1);
+        store.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn time_and_id_ranges_filter_pages_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = open(&path);
+        let rows: Vec<_> = (0..30).map(|i| row(Source::Single, Protocol::Ssh, i % 3 == 0, None, None)).collect();
+        store.insert(rows).await.unwrap();
+        // Ten rows per day, with a gap in the ids (rows 11..=12 deleted).
+        stamp(&path, 1, 10, "2026-03-01 10:00:00");
+        stamp(&path, 11, 20, "2026-03-02 10:00:00");
+        stamp(&path, 21, 30, "2026-03-03 10:00:00");
+        Connection::open(&path).unwrap().execute("DELETE FROM predictions WHERE id IN (11, 12)", []).unwrap();
+
+        let q = |from: Option<&str>, to: Option<&str>| ResultsQuery {
+            limit: 100,
+            from: from.map(str::to_string),
+            to: to.map(str::to_string),
+            ..ResultsQuery::default()
+        };
+        let page = store.results(q(Some("2026-03-02 00:00:00"), Some("2026-03-02 23:59:59"))).await.unwrap();
+        assert_eq!(ids(&page), (13..=20).collect::<Vec<_>>());
+        assert_eq!(page.count, 8);
+        let page = store.results(q(Some("2026-03-02 10:00:00"), None)).await.unwrap();
+        assert_eq!((page.count, page.results[0].id), (18, 13));
+        let page = store.results(q(None, Some("2026-03-01 10:00:00"))).await.unwrap();
+        assert_eq!(ids(&page), (1..=10).collect::<Vec<_>>());
+        for (from, to) in [(Some("2027-01-01 00:00:00"), None), (None, Some("2026-02-28 23:59:59"))] {
+            let page = store.results(q(from, to)).await.unwrap();
+            assert_eq!((page.count, page.results.len()), (0, 0), "{from:?} {to:?}");
+        }
+        // With a label filter and keyset paging inside the range.
+        let mut query = q(Some("2026-03-01 00:00:00"), Some("2026-03-02 23:59:59"));
+        query.suspicious = Some(true);
+        query.limit = 2;
+        let page = store.results(query.clone()).await.unwrap();
+        assert_eq!((page.count, ids(&page)), (7, vec![1, 4]));
+        query.after_id = Some(4);
+        assert_eq!(ids(&store.results(query).await.unwrap()), vec![7, 10]);
+        // An id range (one CSV upload's) combined with a time range.
+        let mut query = q(Some("2026-03-03 00:00:00"), None);
+        query.min_id = Some(5);
+        query.max_id = Some(24);
+        let page = store.results(query).await.unwrap();
+        assert_eq!((page.count, ids(&page)), (4, vec![21, 22, 23, 24]));
+        store.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn export_writes_every_matching_row_as_scored_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = open(&path);
+        // More rows than one read chunk, so the export pages internally.
+        let n = EXPORT_CHUNK as usize * 2 + 7;
+        let rows: Vec<_> = (0..n)
+            .map(|i| row(Source::Agent, Protocol::Tor, i % 2 == 0, Some("pi,\"1\""), Some("192.0.2.7")))
+            .collect();
+        store.insert(rows).await.unwrap();
+        let q = ResultsQuery { suspicious: Some(true), ..ResultsQuery::default() };
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        struct Sink(std::sync::mpsc::Sender<Vec<u8>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.send(b.to_vec()).unwrap();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let written = store.export_csv(q, Sink(tx)).await.unwrap();
+        let text = String::from_utf8(rx.try_iter().flatten().collect()).unwrap();
+        assert_eq!(written as usize, n / 2 + 1);
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>().join(","), EXPORT_HEADER);
+        let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(records.len(), n / 2 + 1);
+        let first = &records[0];
+        assert_eq!(
+            &first.iter().take(8).collect::<Vec<_>>(),
+            &["14", "2.5", "3", "8", "TOR", "40", "Suspicious", "0.75"]
+        );
+        assert_eq!(&first[8], "8 failed logins before this session; arrived over Tor");
+        assert_eq!((&first[9], &first[11], &first[12], &first[13]), ("1", "agent", "pi,\"1\"", "192.0.2.7"));
+        let ids: Vec<i64> = records.iter().map(|r| r[9].parse().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[1] == w[0] + 2), "every suspicious row once, in id order");
+        // Nothing matches: just the header.
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let none = ResultsQuery { min_id: Some(1_000_000), ..ResultsQuery::default() };
+        assert_eq!(store.export_csv(none, Sink(tx)).await.unwrap(), 0);
+        assert_eq!(String::from_utf8(rx.try_iter().flatten().collect()).unwrap(), format!("{EXPORT_HEADER}\n"));
+        store.shutdown().await;
+    }
 
     #[test]
     fn time_filters_accept_the_stored_form_and_coarser_ones() {
