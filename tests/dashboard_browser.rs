@@ -371,6 +371,10 @@ fn dashboard_endpoints_answer_json_errors_and_keep_the_original_csv_answer() {
         assert_eq!(r.json()["error"], "Invalid or missing input data", "{path}");
         assert!(r.json()["detail"].as_str().is_some_and(|d| !d.is_empty()), "{path}: {}", r.body);
     }
+    let doc = support::get(&c.url("/api/openapi.json")).json();
+    for path in ["/api/insights", "/api/export.csv"] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} missing from the OpenAPI document");
+    }
     let r = support::get(&c.url("/assets/nope.js"));
     assert_eq!((r.status, r.json()["error"].as_str()), (404, Some("Not found")));
     let r = support::get(&c.url("/"));
