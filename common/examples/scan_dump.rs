@@ -1,21 +1,39 @@
-//! Dev aid: prints the stats and observations of one log file as JSON lines.
-//! `cargo run -p bfp-common --example scan_dump -- FILE`
+//! Dev aid and whole-process benchmark: streams one log file (or `-` for
+//! stdin) through the analyzer and prints each observation as a JSON line,
+//! then the stats on stderr. The format is detected from the first 4 KB.
+//!
+//! `cargo run --release -p bfp-common --example scan_dump -- FILE > obs.jsonl`
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+
 use bfp_common::{Analyzer, AnalyzerConfig, LogFormat};
 
-fn main() {
-    let path = std::env::args().nth(1).expect("usage: scan_dump FILE");
-    let bytes = std::fs::read(&path).expect("read");
-    let format = LogFormat::detect(&bytes);
-    let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(1_795_000_000), ..Default::default() });
-    let text = String::from_utf8_lossy(&bytes);
-    let mut out = Vec::new();
-    for line in text.lines() {
-        a.feed_line(line, format);
-        out.extend(a.drain_ready());
+fn main() -> std::io::Result<()> {
+    let path = std::env::args().nth(1).unwrap_or_else(|| "-".into());
+    let input: Box<dyn Read> =
+        if path == "-" { Box::new(std::io::stdin()) } else { Box::new(std::fs::File::open(&path)?) };
+    let mut reader = BufReader::with_capacity(64 * 1024, input);
+    let format = LogFormat::detect(reader.fill_buf()?);
+    let reference = std::env::var("BFP_REFERENCE_TIME").ok().and_then(|t| t.parse().ok());
+    let mut a = Analyzer::new(AnalyzerConfig { reference_time: reference, ..Default::default() });
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line));
+        a.feed_line(&text, format);
+        for o in a.drain_ready() {
+            serde_json::to_writer(&mut out, &o)?;
+            out.write_all(b"\n")?;
+        }
     }
-    out.extend(a.finish());
-    for o in &out {
-        println!("{}", serde_json::to_string(o).unwrap());
+    for o in a.finish() {
+        serde_json::to_writer(&mut out, &o)?;
+        out.write_all(b"\n")?;
     }
-    eprintln!("{}", serde_json::to_string_pretty(a.stats()).unwrap());
+    out.flush()?;
+    eprintln!("{}", serde_json::to_string_pretty(a.stats()).unwrap_or_default());
+    Ok(())
 }
