@@ -309,6 +309,18 @@ struct Ctx {
     key: Option<Key>,
 }
 
+/// The keys of the oldest quarter (at least one) of `items` by time.
+fn oldest_quarter<K>(items: impl Iterator<Item = (i64, K)>) -> Vec<K> {
+    let mut all: Vec<(i64, K)> = items.collect();
+    if all.is_empty() {
+        return Vec::new();
+    }
+    let n = (all.len() / 4).max(1);
+    all.select_nth_unstable_by_key(n - 1, |e| e.0);
+    all.truncate(n);
+    all.into_iter().map(|e| e.1).collect()
+}
+
 /// Stable hash of a user name (sources remember users as hashes).
 pub fn hash_user(user: &str) -> u64 {
     let mut h = FxHasher::default();
@@ -524,24 +536,18 @@ impl Analyzer {
     }
 
     fn feed_cowrie(&mut self, line: &str) {
-        let rec = match cowrie::parse(line) {
-            Ok(r) => r,
-            Err(cowrie::CowrieError::NotCowrie) => return self.unknown("<bad json>"),
-            Err(cowrie::CowrieError::UnknownEvent) => {
-                let id = serde_json::from_str::<serde_json::Value>(line)
-                    .ok()
-                    .and_then(|v| v.get("eventid").and_then(|e| e.as_str()).map(|e| format!("cowrie:{e}")))
-                    .unwrap_or_else(|| "cowrie:?".into());
-                return self.unknown(&id);
-            }
+        let Ok(rec) = cowrie::parse(line) else { return self.unknown("<bad json>") };
+        let Some(event) = rec.event else {
+            let id = format!("cowrie:{}", rec.event_id);
+            return self.unknown(&id);
         };
         self.stats.by_kind.cowrie += 1;
         let ts_ms = rec.ts_ms.unwrap_or(self.now_ms.max(0));
         let key = rec.session.as_deref().map(|s| hash_str(Program::Cowrie, s));
         let ctx = Ctx { ts_ms, offset_secs: self.config.utc_offset_secs, program: Program::Cowrie, key };
-        if let (Event::Accepted { .. }, Some(sid)) = (&rec.event, rec.session.as_deref()) {
+        if let (Event::Accepted { .. }, Some(sid)) = (&event, rec.session.as_deref()) {
             let sid = sid.to_owned();
-            self.apply(ctx, rec.event);
+            self.apply(ctx, event);
             if let Some(i) = key.and_then(|k| self.sessions.find(k)) {
                 self.sessions.open[i].detail.session_id = Some(sid);
             }
@@ -549,11 +555,11 @@ impl Analyzer {
         }
         // Cowrie names the address on every event; a connection keyed by session id carries it.
         if let (Some(ip), Some(k)) = (rec.ip, key) {
-            if !matches!(rec.event, Event::Connected { .. }) {
+            if !matches!(event, Event::Connected { .. }) {
                 self.conn(k, ts_ms).ip.get_or_insert(ip);
             }
         }
-        self.apply(ctx, rec.event);
+        self.apply(ctx, event);
     }
 
     /// Routes one syslog-style message to its program's parser.
@@ -650,9 +656,9 @@ impl Analyzer {
 
     fn conn(&mut self, key: Key, ts_ms: i64) -> &mut Conn {
         if self.conns.len() >= self.config.max_connections && !self.conns.contains_key(&key) {
-            // Bounded: forget the stalest connection.
-            if let Some(oldest) = self.conns.iter().min_by_key(|(_, c)| c.last_ms).map(|(k, _)| *k) {
-                self.conns.remove(&oldest);
+            // Bounded: forget the stalest quarter at once (amortised, not a scan per line).
+            for k in oldest_quarter(self.conns.iter().map(|(k, c)| (c.last_ms, *k))) {
+                self.conns.remove(&k);
                 self.stats.evicted += 1;
             }
         }
@@ -684,8 +690,9 @@ impl Analyzer {
             }
         }
         if !self.sources.contains_key(&ip) && self.sources.len() >= self.config.max_sources {
-            if let Some(oldest) = self.sources.values().min_by_key(|w| w.last_ms).map(|w| w.ip) {
-                if let Some(w) = self.sources.remove(&oldest) {
+            // Bounded: the least recently active quarter ends its windows early (reported, not lost).
+            for old in oldest_quarter(self.sources.values().map(|w| (w.last_ms, w.ip))) {
+                if let Some(w) = self.sources.remove(&old) {
                     self.stats.evicted += 1;
                     self.emit_source(w);
                 }
@@ -1068,5 +1075,47 @@ impl Analyzer {
             source: None,
             device: Some(d.stats()),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_formats_from_first_bytes() {
+        assert_eq!(LogFormat::detect(b"Mar 27 13:06:56 host sshd[1]: x\n"), LogFormat::Syslog);
+        assert_eq!(LogFormat::detect(br#"{"eventid": "cowrie.session.connect"}"#), LogFormat::Cowrie);
+        assert_eq!(LogFormat::detect(br#"{"__CURSOR":"s","__REALTIME_TIMESTAMP":"1"}"#), LogFormat::Journald);
+        assert_eq!(LogFormat::detect(br#"{"other":1}"#), LogFormat::Auto);
+        let rec = utmp::encode(utmp::USER_PROCESS, 1, "pts/0", "pi", "", 0, None);
+        assert_eq!(LogFormat::detect(&rec), LogFormat::Utmp);
+        assert_eq!(LogFormat::detect(b""), LogFormat::Syslog);
+        assert_eq!(LogFormat::from_name("WTMP").unwrap(), LogFormat::Utmp);
+        assert!(LogFormat::from_name("xml").unwrap_err().to_string().contains("format"));
+    }
+
+    #[test]
+    fn oldest_quarter_picks_the_stalest() {
+        let mut got = oldest_quarter((0..8i64).rev().map(|t| (t, t)));
+        got.sort();
+        assert_eq!(got, vec![0, 1]);
+        assert_eq!(oldest_quarter([(5i64, 'a')].into_iter()), vec!['a']);
+        assert!(oldest_quarter(std::iter::empty::<(i64, u8)>()).is_empty());
+    }
+
+    #[test]
+    fn unknown_programs_are_counted_and_bounded() {
+        let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(0), ..AnalyzerConfig::default() });
+        for i in 0..100 {
+            a.feed_line(&format!("Jan  1 00:00:00 h prog{i}[1]: hello"), LogFormat::Syslog);
+        }
+        a.feed_line("garbage", LogFormat::Syslog);
+        a.feed_line("Jan  1 00:00:00 h sshd[2]: a message sshd never wrote", LogFormat::Syslog);
+        let s = a.stats();
+        assert_eq!(s.lines, 102);
+        assert_eq!(s.unknown_total(), 102);
+        assert_eq!(s.unknown.len(), MAX_UNKNOWN_PROGRAMS + 1, "64 names and <other>");
+        assert_eq!(s.by_kind.sshd, 0, "an unknown sshd message is not a known sshd line");
     }
 }

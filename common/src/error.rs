@@ -42,6 +42,15 @@ pub enum Error {
     /// A baseline state file could not be written or read back.
     #[error("baseline state: {0}")]
     Baseline(String),
+    /// A log record that cannot be read at all (not JSON, a truncated wtmp
+    /// record, ...). The analyzer counts these; it never stops on them.
+    #[error("{format} record: {detail}")]
+    LogRecord {
+        /// The format (`cowrie`, `utmp`, ...).
+        format: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
 }
 
 /// Result alias for `bfp-common`.

@@ -3,8 +3,9 @@
 //! One job: define the behavioural fingerprint and everything that must mean
 //! the same thing on the device and on the server — the feature schema and its
 //! validation ([`fingerprint`]), the compact model format and its
-//! allocation-free inference ([`model`]), and (in later modules) log parsing,
-//! session reconstruction and the agent-to-collector wire format.
+//! allocation-free inference ([`model`]), log parsing ([`parse`]), session
+//! reconstruction ([`session`]) and source windows ([`source`]) behind one
+//! façade ([`analyze::Analyzer`]), and the agent-to-collector wire format.
 //!
 //! This crate never links tokio, axum, rusqlite or smartcore: the agent must
 //! stay small, and the model must load without the training library.

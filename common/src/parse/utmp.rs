@@ -27,6 +27,7 @@ use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::parse_ip;
+use crate::error::{Error, Result};
 
 /// Size of one record.
 pub const RECORD_SIZE: usize = 384;
@@ -81,15 +82,6 @@ pub struct Record<'a> {
     pub ip: Option<IpAddr>,
 }
 
-/// Why a record could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UtmpError {
-    /// Not exactly [`RECORD_SIZE`] bytes.
-    WrongSize(usize),
-    /// A `ut_type` outside 0–9.
-    BadType(i16),
-}
-
 fn text(bytes: &[u8]) -> Cow<'_, str> {
     let end = memchr::memchr(0, bytes).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end])
@@ -99,14 +91,16 @@ fn i32_at(b: &[u8], at: usize) -> i32 {
     i32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Reads one record.
-pub fn parse(record: &[u8], arch: UtmpArch) -> Result<Record<'_>, UtmpError> {
+/// Reads one record; a record of the wrong size or with a `ut_type` outside
+/// 0–9 is an error.
+pub fn parse(record: &[u8], arch: UtmpArch) -> Result<Record<'_>> {
+    let bad = |detail: String| Error::LogRecord { format: "utmp", detail };
     if record.len() != arch.record_size() {
-        return Err(UtmpError::WrongSize(record.len()));
+        return Err(bad(format!("{} bytes, expected {}", record.len(), arch.record_size())));
     }
     let ut_type = i16::from_le_bytes([record[0], record[1]]);
     if !(0..=9).contains(&ut_type) {
-        return Err(UtmpError::BadType(ut_type));
+        return Err(bad(format!("ut_type {ut_type} is not 0-9")));
     }
     let secs = i64::from(i32_at(record, 340)) & 0xffff_ffff; // unsigned: past 2038 on 32-bit time
     let usecs = i64::from(i32_at(record, 344)).clamp(0, 999_999);
@@ -185,9 +179,12 @@ mod tests {
 
     #[test]
     fn rejects_wrong_sizes_and_types() {
-        assert_eq!(parse(&[0u8; 100], UtmpArch::X86_64), Err(UtmpError::WrongSize(100)));
+        assert_eq!(
+            parse(&[0u8; 100], UtmpArch::X86_64).unwrap_err().to_string(),
+            "utmp record: 100 bytes, expected 384"
+        );
         let mut r = encode(USER_PROCESS, 1, "x", "y", "", 0, None);
         r[0] = 0x7f;
-        assert_eq!(parse(&r, UtmpArch::X86_64), Err(UtmpError::BadType(0x7f)));
+        assert_eq!(parse(&r, UtmpArch::X86_64).unwrap_err().to_string(), "utmp record: ut_type 127 is not 0-9");
     }
 }
