@@ -38,19 +38,10 @@ fn session_key(o: &Value) -> String {
     serde_json::to_string(&o).unwrap()
 }
 
-/// Who, from where, when: enough to tell sessions apart.
-fn identity(o: &Value) -> String {
-    format!("{} {} {} {}", o["user"], o["source_ip"], o["start"], o["end"])
-}
-
 fn counts(objects: &[Value], kind: &str) -> BTreeMap<String, usize> {
-    counts_by(objects, kind, session_key)
-}
-
-fn counts_by(objects: &[Value], kind: &str, key: fn(&Value) -> String) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for o in objects.iter().filter(|o| o["kind"] == kind && o["open"] == false) {
-        *out.entry(key(o)).or_default() += 1;
+        *out.entry(session_key(o)).or_default() += 1;
     }
     out
 }
@@ -141,25 +132,31 @@ fn follows_rotation_and_restarts_reporting_every_session_once() {
 }
 
 #[test]
-fn config_file_and_fake_journalctl_resume_from_the_cursor() {
+fn journald_resumes_from_the_cursor_and_rebuilds_open_sessions_after_a_kill() {
     let dir = temp_dir();
     let journal = dir.path().join("journal.jsonl");
     let bin = dir.path().join("bin");
     fs::create_dir_all(&bin).unwrap();
-    // A fake journalctl: prints the journal after the cursor in
-    // --cursor-file, then follows it like `-f` (tail -f).
+    // A fake journalctl. Following (`-f`): prints the journal after the
+    // cursor in --cursor-file, then follows it like `tail -f`. One-shot
+    // (`--since=@T`): prints the entries from T on and exits.
     let fake = bin.join("journalctl");
-    fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\nset -e\nCF=\nfor a; do case \"$a\" in --cursor-file=*) CF=\"${{a#--cursor-file=}}\";; esac; done\n\
-             N=0\nif [ -n \"$CF\" ] && [ -s \"$CF\" ]; then\n  N=$(grep -n -F \"\\\"__CURSOR\\\":\\\"$(cat \"$CF\")\\\"\" {j} | cut -d: -f1)\nfi\n\
-             echo \"$@\" >> {log}\nexec tail -n +$((N + 1)) -f {j}\n",
-            j = journal.display(),
-            log = dir.path().join("journalctl-args.log").display()
-        ),
-    )
-    .unwrap();
+    let script = r#"#!/bin/sh
+set -e
+CF=; SINCE=0; FOLLOW=
+for a; do case "$a" in --cursor-file=*) CF="${a#--cursor-file=}";; --since=@*) SINCE="${a#--since=@}";; -f) FOLLOW=1;; esac; done
+echo "$@" >> ARGS
+if [ -z "$FOLLOW" ]; then
+  exec awk -v s="$SINCE" 'match($0, /"__REALTIME_TIMESTAMP":"[0-9]+"/) { t = substr($0, RSTART + 24, RLENGTH - 25); if (t / 1000000 >= s) print }' JOURNAL
+fi
+N=0
+if [ -n "$CF" ] && [ -s "$CF" ]; then N=$(grep -n -F "\"__CURSOR\":\"$(cat "$CF")\"" JOURNAL | cut -d: -f1); fi
+exec tail -n +$((N + 1)) -f JOURNAL
+"#;
+    let script = script
+        .replace("JOURNAL", journal.to_str().unwrap())
+        .replace("ARGS", dir.path().join("journalctl-args.log").to_str().unwrap());
+    fs::write(&fake, script).unwrap();
     let mut perms = fs::metadata(&fake).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     fs::set_permissions(&fake, perms).unwrap();
@@ -196,45 +193,35 @@ fn config_file_and_fake_journalctl_resume_from_the_cursor() {
     };
     let agent1 = RunningAgent::start(&args, Some(&bin));
     wait_until(30, "the first half of the journal", || committed(&cursor_of(refs[half - 1])));
-    agent1.stop();
+    agent1.kill();
     append(&journal, &refs[half..]);
     let agent2 = RunningAgent::start(&args, Some(&bin));
     wait_until(30, "the whole journal", || committed(&cursor_of(refs[refs.len() - 1])));
     agent2.stop();
 
     let calls = fs::read_to_string(dir.path().join("journalctl-args.log")).unwrap();
-    assert_eq!(calls.lines().count(), 2, "{calls}");
-    assert!(calls.lines().all(|c| c.starts_with("-o json -f --cursor-file=") && c.ends_with("_COMM=sshd")), "{calls}");
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(calls.len(), 3, "follow, replay after the restart, follow: {calls:?}");
+    assert!(calls[0].starts_with("-o json -f --cursor-file=") && calls[0].ends_with(" -b _COMM=sshd"), "{calls:?}");
+    assert!(calls[1].starts_with("-o json --since=@") && calls[1].ends_with(" _COMM=sshd"), "{calls:?}");
+    assert!(calls[2].starts_with("-o json -f --cursor-file=") && calls[2].ends_with(".cursor _COMM=sshd"), "{calls:?}");
 
+    // Compared with a scan of the same entries: the sessions open at the
+    // kill were rebuilt from the re-read journal, so every session is there
+    // once, with the same content.
     let reported = json_lines(&fs::read(&out).unwrap());
-    let got = counts_by(&reported, "session", identity);
-    assert!(got.values().all(|&n| n == 1), "a session reported twice");
-    // Compared with a scan of the same entries. The journal is not re-read
-    // after a restart, so a session that started before the restart may be
-    // missed; every later one is there, and nothing scan does not find.
     let scan = agent(&["scan", "--format", "jsonl", journal.to_str().unwrap()]);
     assert!(scan.status.success(), "{}", String::from_utf8_lossy(&scan.stderr));
     let mut expected = json_lines(&scan.stdout);
     expected.pop();
-    let want = counts_by(&expected, "session", identity);
+    let got = counts(&reported, "session");
+    let want = counts(&expected, "session");
     assert!(want.len() > 100, "{} sessions in the journal", want.len());
-    for key in got.keys() {
-        assert!(want.contains_key(key), "run reported a session scan does not: {key}");
-    }
-    let restart_at: i64 = serde_json::from_str::<Value>(refs[half - 1]).unwrap()["__REALTIME_TIMESTAMP"]
-        .as_str()
-        .unwrap()
-        .parse::<i64>()
-        .unwrap()
-        / 1_000_000;
-    let after: Vec<&Value> = expected
-        .iter()
-        .filter(|o| o["kind"] == "session" && o["open"] == false && o["start"].as_i64().unwrap() > restart_at)
-        .collect();
-    assert!(!after.is_empty());
-    for o in after {
-        assert!(got.contains_key(&identity(o)), "a session after the restart is missing: {o}");
-    }
+    let doubled = got.values().filter(|&&n| n > 1).count();
+    assert_eq!(doubled, 0, "sessions reported twice");
+    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+    assert!(missing.is_empty(), "{} sessions missing, e.g. {:?}", missing.len(), missing.first());
+    assert_eq!(got, want);
 }
 
 /// `Mon DD HH:MM:SS host prog[pid]: message` as a `journalctl -o json` entry.

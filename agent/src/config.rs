@@ -76,6 +76,11 @@ pub struct SourceConfig {
     /// (looked up on `PATH`).
     #[serde(default = "default_journalctl")]
     pub journalctl: PathBuf,
+    /// After a restart, how much of the journal before the saved cursor is
+    /// re-read (seconds) to rebuild the sessions open at the restart; 0
+    /// turns it off (kind `journald` only). Default 86400 (a day).
+    #[serde(default = "default_journal_replay_secs")]
+    pub journal_replay_secs: u64,
 }
 
 /// What kind of log a source is.
@@ -113,6 +118,9 @@ fn default_output() -> PathBuf {
 fn default_poll_interval_ms() -> u64 {
     500
 }
+fn default_journal_replay_secs() -> u64 {
+    86_400
+}
 fn default_journalctl() -> PathBuf {
     PathBuf::from("journalctl")
 }
@@ -127,6 +135,7 @@ impl SourceConfig {
             name: None,
             journalctl_args: Vec::new(),
             journalctl: default_journalctl(),
+            journal_replay_secs: default_journal_replay_secs(),
         }
     }
 

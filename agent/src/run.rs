@@ -21,7 +21,7 @@ use crate::pipeline::{log_format, Pipeline};
 use crate::scoring::Scorer;
 use crate::sink;
 use crate::source::file::FileFollower;
-use crate::source::journald::{JournalCheckpoint, JournalFollower};
+use crate::source::journald::{self, JournalCheckpoint, JournalFollower};
 use crate::source::Line;
 use crate::state::{Checkpoint, SourceCheckpoint, StateDir, CHECKPOINT_VERSION};
 
@@ -130,11 +130,17 @@ fn open_source(
                 Some(SourceCheckpoint::Journald(cp)) => cp.clone(),
                 _ => JournalCheckpoint::default(),
             };
+            let mut pipeline = Pipeline::new(key.clone(), Some(LogFormat::Journald), analyzer_config.clone());
+            let replayed =
+                journald::replay(&sc.journalctl, &sc.journalctl_args, &last, sc.journal_replay_secs, &mut |line| {
+                    pipeline.feed(line)
+                })?;
+            if replayed > 0 {
+                eprintln!("bfp-agent: {key}: re-read {replayed} journal entries to rebuild open sessions");
+            }
             let follower = start_journal(sc, state, &key, &last)?;
-            (
-                Follower::Journal { follower: Some(follower), restart_at: Instant::now(), last },
-                Some(LogFormat::Journald),
-            )
+            let follower = Follower::Journal { follower: Some(follower), restart_at: Instant::now(), last };
+            return Ok(RunSource { config: sc.clone(), pipeline, key, follower });
         }
     };
     Ok(RunSource {

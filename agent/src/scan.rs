@@ -98,23 +98,27 @@ pub struct ScanOptions<'a> {
     pub output: OutputFormat,
 }
 
-/// Scans the files and prints the records and the summary.
+/// Scans the files and prints the records (as they complete, for jsonl:
+/// memory stays flat on large files) and the summary.
 pub fn scan(opts: &ScanOptions<'_>, scorer: &Scorer, out: &mut dyn Write) -> Result<Summary> {
     let mut summary = Summary { kind: "summary", model_version: scorer.version().to_string(), ..Summary::default() };
     let mut table = Vec::new();
     let out_err = |source| Error::Sink { path: "-".into(), source };
     for path in opts.files {
-        let records = scan_one(path, opts, scorer, &mut summary)?;
-        summary.add_records(&records);
-        match opts.output {
-            OutputFormat::Jsonl => {
-                for r in &records {
-                    serde_json::to_writer(&mut *out, r).map_err(|e| out_err(e.into()))?;
-                    out.write_all(b"\n").map_err(out_err)?;
+        let mut emit = |records: &mut Vec<Record>, summary: &mut Summary| -> std::io::Result<()> {
+            summary.add_records(records);
+            match opts.output {
+                OutputFormat::Jsonl => {
+                    for r in records.drain(..) {
+                        serde_json::to_writer(&mut *out, &r)?;
+                        out.write_all(b"\n")?;
+                    }
                 }
+                OutputFormat::Table => table.append(records),
             }
-            OutputFormat::Table => table.extend(records),
-        }
+            Ok(())
+        };
+        scan_one(path, opts, scorer, &mut summary, &mut emit)?;
         summary.files += 1;
     }
     match opts.output {
@@ -143,7 +147,17 @@ pub fn scan(opts: &ScanOptions<'_>, scorer: &Scorer, out: &mut dyn Write) -> Res
     Ok(summary)
 }
 
-fn scan_one(path: &Path, opts: &ScanOptions<'_>, scorer: &Scorer, summary: &mut Summary) -> Result<Vec<Record>> {
+/// How [`scan_one`] hands out completed records.
+type Emit<'a> = dyn FnMut(&mut Vec<Record>, &mut Summary) -> std::io::Result<()> + 'a;
+
+fn scan_one(
+    path: &Path,
+    opts: &ScanOptions<'_>,
+    scorer: &Scorer,
+    summary: &mut Summary,
+    emit: &mut Emit<'_>,
+) -> Result<()> {
+    let out_err = |source| Error::Sink { path: "-".into(), source };
     let input: Box<dyn Read> = if path == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
@@ -167,21 +181,29 @@ fn scan_one(path: &Path, opts: &ScanOptions<'_>, scorer: &Scorer, summary: &mut 
                 Err(e) => return Err(Error::Io { path: path.into(), source: e }),
             }
             pipeline.drain(scorer, &mut records);
+            emit(&mut records, summary).map_err(out_err)?;
         }
     } else {
         let mut n = 0u32;
+        // The line callback cannot return an error: keep the first one.
+        let mut failed = None;
         read_lines(&mut reader, &mut |line: Line<'_>| {
             pipeline.feed(line);
             n = n.wrapping_add(1);
-            if n.is_multiple_of(4096) {
+            if n.is_multiple_of(4096) && failed.is_none() {
                 pipeline.drain(scorer, &mut records);
+                failed = emit(&mut records, summary).err();
             }
         })
         .map_err(Error::io(path))?;
+        if let Some(e) = failed {
+            return Err(out_err(e));
+        }
     }
     pipeline.finish(scorer, &mut records);
+    emit(&mut records, summary).map_err(out_err)?;
     summary.add_stats(pipeline.analyzer().stats());
-    Ok(records)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LINES=${1:-1000000}
-DATA=${BFP_SHARED_DATA:-../shared/data}
+DATA=${BFP_SHARED_DATA:-}
+if [ -z "$DATA" ]; then
+  for d in ../shared/data ../../shared/data; do [ -d "$d/real" ] && DATA=$d && break; done
+fi
+[ -d "$DATA/real" ] || { echo "shared data not found: set BFP_SHARED_DATA" >&2; exit 1; }
 command -v /usr/bin/time >/dev/null || { apt-get install -y time >/dev/null; }
 
 cargo build --release -p bfp-agent --quiet
@@ -23,6 +27,10 @@ head -n "$LINES" "$WORK/big.log" > "$WORK/input.log"
 rm "$WORK/big.log"
 TOTAL=$(stat -c %s "$WORK/input.log")
 split -n l/10 "$WORK/input.log" "$WORK/part."
+
+# Offline: the same lines through `scan` (whole process, one core).
+/usr/bin/time -v -o "$WORK/scan-time.txt" "$BIN" scan --format jsonl "$WORK/input.log" > "$WORK/scan.jsonl"
+echo "scan: $(grep -E "Elapsed" "$WORK/scan-time.txt" | sed 's/.*: //') elapsed, $(grep -E "Maximum resident" "$WORK/scan-time.txt" | sed 's/.*: //') KB max RSS, $(($(wc -l < "$WORK/scan.jsonl") - 1)) fingerprints"
 
 : > "$WORK/auth.log"
 /usr/bin/time -v -o "$WORK/time.txt" "$BIN" run --follow "$WORK/auth.log" --state-dir "$WORK/state" \

@@ -7,8 +7,11 @@
 //! (journalctl also rewrites that file when it exits, possibly past what the
 //! agent processed; the checkpoint, not that file, is the truth.)
 //!
-//! Known limit: unlike files, the journal is not re-read to rebuild sessions
-//! after a restart, so a session open across an agent restart is missed.
+//! After a restart, sessions still open are rebuilt the way files rebuild
+//! them: a one-shot `journalctl -o json --since=@T` (T = the checkpointed
+//! entry's time less a replay window, a day by default) is read up to the
+//! checkpointed cursor, as replay; then the follower starts after it. A
+//! session that began before the window is missed.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -28,15 +31,71 @@ const MAX_LINES_PER_POLL: usize = 20_000;
 pub struct JournalCheckpoint {
     /// `__CURSOR` of the last processed entry; `None` before the first.
     pub cursor: Option<String>,
+    /// Its `__REALTIME_TIMESTAMP` (µs since the epoch), where the replay
+    /// window ends.
+    #[serde(default)]
+    pub realtime_us: Option<u64>,
 }
 
 /// A running `journalctl -f`.
 pub struct JournalFollower {
     child: Child,
     lines: Receiver<String>,
-    cursor: Option<String>,
+    checkpoint: JournalCheckpoint,
     program: PathBuf,
     exited: bool,
+}
+
+/// Re-reads the journal before the checkpointed cursor (at most
+/// `window_secs` of it) and hands the entries out as replay, so sessions open
+/// at the restart are rebuilt. Returns how many entries it replayed.
+pub fn replay(
+    program: &Path,
+    args: &[String],
+    checkpoint: &JournalCheckpoint,
+    window_secs: u64,
+    f: &mut dyn FnMut(Line<'_>),
+) -> Result<u64> {
+    let (Some(cursor), Some(realtime_us)) = (&checkpoint.cursor, checkpoint.realtime_us) else { return Ok(0) };
+    if window_secs == 0 {
+        return Ok(0);
+    }
+    let since = (realtime_us / 1_000_000).saturating_sub(window_secs);
+    let mut child = Command::new(program)
+        .arg("-o")
+        .arg("json")
+        .arg(format!("--since=@{since}"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| Error::Journal(format!("cannot start {}: {e}", program.display())))?;
+    let mut reader = BufReader::new(child.stdout.take().expect("piped"));
+    let mut buf = Vec::new();
+    let mut replayed = 0;
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Err(Error::Journal(format!("reading {}: {e}", program.display()))),
+        }
+        let line = String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
+        let entry = entry_position(&line);
+        // Past the checkpoint (the cursor itself vanished with a vacuum): stop.
+        if entry.realtime_us.is_some_and(|t| t > realtime_us) {
+            break;
+        }
+        f(Line { text: &line, replay: true });
+        replayed += 1;
+        if entry.cursor.as_deref() == Some(cursor.as_str()) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(replayed)
 }
 
 impl JournalFollower {
@@ -87,7 +146,8 @@ impl JournalFollower {
                 }
             })
             .map_err(|e| Error::Journal(format!("cannot start reader thread: {e}")))?;
-        Ok(JournalFollower { child, lines: rx, cursor, program: program.into(), exited: false })
+        let checkpoint = checkpoint.cloned().unwrap_or_default();
+        Ok(JournalFollower { child, lines: rx, checkpoint, program: program.into(), exited: false })
     }
 
     /// Hands out the lines that arrived since the last poll. Errors when
@@ -96,8 +156,9 @@ impl JournalFollower {
         for _ in 0..MAX_LINES_PER_POLL {
             match self.lines.try_recv() {
                 Ok(line) => {
-                    if let Some(cursor) = entry_cursor(&line) {
-                        self.cursor = Some(cursor);
+                    let entry = entry_position(&line);
+                    if entry.cursor.is_some() {
+                        self.checkpoint = entry;
                     }
                     f(Line { text: &line, replay: false });
                 }
@@ -122,7 +183,7 @@ impl JournalFollower {
 
     /// Where the source stands.
     pub fn checkpoint(&self) -> JournalCheckpoint {
-        JournalCheckpoint { cursor: self.cursor.clone() }
+        self.checkpoint.clone()
     }
 }
 
@@ -133,14 +194,20 @@ impl Drop for JournalFollower {
     }
 }
 
-/// The `__CURSOR` of one `journalctl -o json` line.
-fn entry_cursor(line: &str) -> Option<String> {
+/// The `__CURSOR` and `__REALTIME_TIMESTAMP` of one `journalctl -o json`
+/// line (the timestamp is a decimal string there).
+fn entry_position(line: &str) -> JournalCheckpoint {
     #[derive(Deserialize)]
     struct Entry {
         #[serde(rename = "__CURSOR")]
         cursor: Option<String>,
+        #[serde(rename = "__REALTIME_TIMESTAMP")]
+        realtime: Option<String>,
     }
-    serde_json::from_str::<Entry>(line).ok()?.cursor
+    match serde_json::from_str::<Entry>(line) {
+        Ok(e) => JournalCheckpoint { cursor: e.cursor, realtime_us: e.realtime.and_then(|t| t.parse().ok()) },
+        Err(_) => JournalCheckpoint::default(),
+    }
 }
 
 #[cfg(test)]
@@ -148,10 +215,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_cursor_of_an_entry() {
-        let line = r#"{"__CURSOR":"s=abc;i=1f","MESSAGE":"Accepted password for pi","_COMM":"sshd"}"#;
-        assert_eq!(entry_cursor(line).as_deref(), Some("s=abc;i=1f"));
-        assert_eq!(entry_cursor("not json"), None);
-        assert_eq!(entry_cursor(r#"{"MESSAGE":"x"}"#), None);
+    fn reads_the_cursor_and_time_of_an_entry() {
+        let line = r#"{"__CURSOR":"s=abc;i=1f","__REALTIME_TIMESTAMP":"1700000000123456","MESSAGE":"Accepted password for pi"}"#;
+        let pos = entry_position(line);
+        assert_eq!(pos.cursor.as_deref(), Some("s=abc;i=1f"));
+        assert_eq!(pos.realtime_us, Some(1_700_000_000_123_456));
+        assert_eq!(entry_position("not json"), JournalCheckpoint::default());
+        assert_eq!(entry_position(r#"{"MESSAGE":"x"}"#).cursor, None);
     }
 }
