@@ -30,7 +30,7 @@ split -n l/10 "$WORK/input.log" "$WORK/part."
 
 # Offline: the same lines through `scan` (whole process, one core).
 /usr/bin/time -v -o "$WORK/scan-time.txt" "$BIN" scan --format jsonl "$WORK/input.log" > "$WORK/scan.jsonl"
-echo "scan: $(grep -E "Elapsed" "$WORK/scan-time.txt" | sed 's/.*: //') elapsed, $(grep -E "Maximum resident" "$WORK/scan-time.txt" | sed 's/.*: //') KB max RSS, $(($(wc -l < "$WORK/scan.jsonl") - 1)) fingerprints"
+echo "scan: $(grep -E "Elapsed" "$WORK/scan-time.txt" | sed 's/.*: //') elapsed, $(grep -E "User time" "$WORK/scan-time.txt" | sed 's/.*: //') s user, $(grep -E "Maximum resident" "$WORK/scan-time.txt" | sed 's/.*: //') KB max RSS, $(($(wc -l < "$WORK/scan.jsonl") - 1)) fingerprints"
 
 : > "$WORK/auth.log"
 /usr/bin/time -v -o "$WORK/time.txt" "$BIN" run --follow "$WORK/auth.log" --state-dir "$WORK/state" \
