@@ -238,6 +238,8 @@ pub struct KindCounts {
     pub cowrie: u64,
     /// wtmp/btmp records.
     pub utmp: u64,
+    /// Web logins (LuCI/uhttpd).
+    pub web: u64,
 }
 
 /// What the analyzer has read.
@@ -602,6 +604,10 @@ impl Analyzer {
                 let e = if pam_tag { Some(parse::pam::parse_body(message)) } else { parse::ftp::parse(base, message) };
                 (Program::Ftp, e)
             }
+            "uhttpd" | "luci" => {
+                self.stats.by_kind.web += 1;
+                (Program::Web, parse::web::parse(message))
+            }
             "CRON" | "cron" | "crond" => {
                 self.stats.by_kind.cron += 1;
                 (Program::Cron, Some(Event::Noise))
@@ -638,6 +644,7 @@ impl Analyzer {
             Program::Pam => &mut k.pam,
             Program::Cowrie => &mut k.cowrie,
             Program::Utmp => &mut k.utmp,
+            Program::Web => &mut k.web,
         };
         *c = c.saturating_sub(1);
     }
@@ -929,6 +936,12 @@ impl Analyzer {
             last_command_ms: None,
             reported_secs: None,
         });
+        if ctx.program.logs_no_logout() {
+            // Nothing will close it: report it now, as open.
+            let last = self.sessions.open.len() - 1;
+            let session = self.sessions.close(last, None);
+            self.emit_session(session);
+        }
     }
 
     fn on_close(&mut self, ctx: &Ctx, user: Option<&str>, duration_secs: Option<f64>) {

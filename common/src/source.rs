@@ -178,6 +178,8 @@ impl SourceWindow {
             Protocol::Ssh
         } else if self.protocols & (1 << Protocol::Ftp.code() as u8) != 0 {
             Protocol::Ftp
+        } else if self.protocols & (1 << Protocol::Https.code() as u8) != 0 {
+            Protocol::Https
         } else {
             Protocol::Ssh
         };

@@ -319,3 +319,31 @@ fn cowrie_typing_speed_comes_from_command_times() {
     assert!((fp.session_duration_min - 70.0 / 60.0).abs() < 1e-6);
     assert_eq!(s[0].session.as_ref().unwrap().session_id.as_deref(), Some("abc"));
 }
+
+#[test]
+fn luci_web_logins_are_https_sessions_reported_at_once() {
+    let (obs, a) = run(&fixture("luci-logread.log"), LogFormat::Auto, config());
+    assert_eq!(a.stats().by_kind.web, 5);
+    assert_eq!(a.stats().unknown.get("dnsmasq-dhcp"), Some(&1));
+    let s = of_kind(&obs, ObservationKind::Session);
+    assert_eq!(s.len(), 2);
+    let night = s.iter().find(|o| o.source_ip == Some(ip("203.0.113.77"))).unwrap();
+    assert_eq!(night.fingerprint.protocol, Protocol::Https);
+    assert_eq!((night.fingerprint.failed_logins, night.fingerprint.login_hour), (3, 2));
+    assert_eq!(night.session.as_ref().unwrap().failed_source_and_user, 2);
+    assert!(night.open && night.end.is_none(), "the web UI logs no logout");
+    let src = of_kind(&obs, ObservationKind::Source);
+    let s77 = src.iter().find(|o| o.source_ip == Some(ip("203.0.113.77"))).unwrap().source.as_ref().unwrap();
+    assert_eq!((s77.failed_logins, s77.distinct_users, s77.successes), (3, 2, 1));
+    assert!(s77.success_after_failures);
+    assert_eq!(s77.protocols, vec![Protocol::Https]);
+    let src77 = src.iter().find(|o| o.source_ip == Some(ip("203.0.113.77"))).unwrap();
+    assert_eq!(src77.fingerprint.protocol, Protocol::Https);
+    // Reported as soon as it is seen (a follower needs no end of input for it).
+    let mut a = Analyzer::new(config());
+    a.feed_line(
+        "Mon Nov 23 09:30:00 2026 daemon.err uhttpd[1561]: [info] luci: accepted login on / for root from fd00::10",
+        LogFormat::Syslog,
+    );
+    assert_eq!(a.drain_ready().len(), 1);
+}

@@ -3,7 +3,7 @@
 //! headers and known message prefixes (so the deep branches are reached).
 
 use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat};
-use bfp_common::parse::{cowrie, dropbear, ftp, journald, login, pam, sshd, su, sudo, syslog, utmp};
+use bfp_common::parse::{cowrie, dropbear, ftp, journald, login, pam, sshd, su, sudo, syslog, utmp, web};
 use proptest::prelude::*;
 
 const PREFIXES: &[&str] = &[
@@ -33,6 +33,8 @@ const PREFIXES: &[&str] = &[
     "h (1.2.3.4[",
     "connection from ",
     "Timeout before authentication for ",
+    "[info] luci: failed login on ",
+    "luci: accepted login on / for ",
 ];
 
 const HEADERS: &[&str] = &[
@@ -45,6 +47,7 @@ const HEADERS: &[&str] = &[
     "Nov 24 10:00:00 host login[6]: ",
     "Nov 24 10:00:00 host proftpd[7]: ",
     "Mon Nov 23 10:00:01 2026 [pid 8] ",
+    "Mon Nov 23 10:00:01 2026 daemon.err uhttpd[9]: ",
 ];
 
 fn parse_all(s: &str) {
@@ -60,6 +63,7 @@ fn parse_all(s: &str) {
     for p in ["vsftpd", "proftpd", "ftpd"] {
         let _ = ftp::parse(p, s);
     }
+    let _ = web::parse(s);
     let _ = journald::parse(s);
     let _ = cowrie::parse(s);
 }

@@ -135,7 +135,7 @@ fn loghub_linux() {
 
 fn known(stats: &ParseStats) -> u64 {
     let k = &stats.by_kind;
-    k.sshd + k.dropbear + k.su + k.sudo + k.login + k.pam + k.ftp + k.cron + k.cowrie + k.utmp
+    k.sshd + k.dropbear + k.su + k.sudo + k.login + k.pam + k.ftp + k.cron + k.cowrie + k.utmp + k.web
 }
 
 #[test]

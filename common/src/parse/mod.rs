@@ -7,8 +7,8 @@
 //! - [`syslog`]: the line header (RFC 3164, RFC 5424, RFC 3339 "high precision"
 //!   rsyslog, BusyBox/OpenWrt `logread`, vsftpd's own log) and the year-less
 //!   timestamp's year.
-//! - [`sshd`], [`dropbear`], [`su`], [`sudo`], [`login`], [`pam`], [`ftp`]: the
-//!   message of one syslog program.
+//! - [`sshd`], [`dropbear`], [`su`], [`sudo`], [`login`], [`pam`], [`ftp`],
+//!   [`web`] (OpenWrt LuCI via uhttpd): the message of one syslog program.
 //! - [`journald`] (`journalctl -o json`), [`cowrie`] (honeypot JSON) and
 //!   [`utmp`] (binary wtmp/btmp records): whole-record formats.
 
@@ -26,6 +26,7 @@ pub mod su;
 pub mod sudo;
 pub mod syslog;
 pub mod utmp;
+pub mod web;
 
 /// How a login was authenticated (as the log names it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

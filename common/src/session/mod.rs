@@ -42,6 +42,8 @@ pub enum Program {
     Cowrie,
     /// wtmp records.
     Utmp,
+    /// Web logins (OpenWrt LuCI through uhttpd).
+    Web,
     /// su.
     Su,
     /// sudo.
@@ -57,6 +59,7 @@ impl Program {
     pub fn protocol(self) -> Protocol {
         match self {
             Program::Ftp => Protocol::Ftp,
+            Program::Web => Protocol::Https,
             _ => Protocol::Ssh,
         }
     }
@@ -68,6 +71,11 @@ impl Program {
             self,
             Program::Sshd | Program::Dropbear | Program::Login | Program::Ftp | Program::Cowrie | Program::Utmp
         )
+    }
+
+    /// Whether its log writes no logout: a login is reported at once, as open.
+    pub fn logs_no_logout(self) -> bool {
+        matches!(self, Program::Web)
     }
 
     /// Whether every command of its sessions is logged with its time, which
