@@ -236,7 +236,7 @@ impl Fingerprint {
 /// Whether a command line is one an intruder runs and an admin rarely does:
 /// fetching code, making it executable, persistence, wiping traces.
 pub fn is_risky_command(command: &str) -> bool {
-    const RISKY: [&str; 16] = [
+    const RISKY: [&str; 23] = [
         "wget",
         "curl",
         "tftp",
@@ -251,8 +251,18 @@ pub fn is_risky_command(command: &str) -> bool {
         "authorized_keys",
         "history -c",
         "rm -rf /var/log",
-        "unset histfile",
+        // Any touch of HISTFILE/HISTSIZE is history tampering (unset, =/dev/null, =0).
+        "histfile",
+        "histsize=0",
         "/tmp/",
+        "/dev/shm/",
+        // Turning defences off.
+        "iptables -f",
+        "iptables stop",
+        "ufw disable",
+        "setenforce 0",
+        // Making planted files undeletable.
+        "chattr +i",
     ];
     let lower = command.to_ascii_lowercase();
     RISKY.iter().any(|needle| lower.contains(needle))
@@ -393,6 +403,18 @@ mod tests {
         assert_eq!((fp.login_hour, fp.commands, fp.protocol), (14, 7, Protocol::Ssh));
         assert!(cmds.is_empty());
         assert_eq!(fp.risky_commands, None, "a bare count says nothing about which commands");
+    }
+
+    #[test]
+    fn flags_history_tampering_and_disabled_defences() {
+        // Seen verbatim in the Cowrie logs of shared/data/real.
+        assert!(is_risky_command("unset HISTORY HISTFILE HISTSAVE HISTZONE HISTORY HISTLOG WATCH ; history -n"));
+        assert!(is_risky_command("export HISTFILE=/dev/null ; export HISTSIZE=0"));
+        assert!(is_risky_command("service iptables stop"));
+        assert!(is_risky_command("chattr +i /dev/shm/.x"));
+        for benign in ["uname -a", "ps -x", "apt update", "systemctl status sshd", "history | tail"] {
+            assert!(!is_risky_command(benign), "{benign}");
+        }
     }
 
     #[test]
