@@ -491,6 +491,19 @@ impl Analyzer {
         });
     }
 
+    /// Tells the analyzer the current time (unix seconds) while no line
+    /// arrives: a follower calls it now and then so the windows of sources
+    /// that went quiet end, and disconnected sessions close, without waiting
+    /// for the next line. Times before the latest line's are ignored.
+    pub fn tick(&mut self, now_secs: i64) {
+        let now_ms = now_secs.saturating_mul(1000);
+        if now_ms > self.now_ms {
+            self.now_ms = now_ms;
+            self.sweep();
+            self.next_sweep_ms = now_ms.saturating_add(SWEEP_EVERY_MS);
+        }
+    }
+
     /// Observations that are complete (closed sessions, ended windows), moved out.
     pub fn drain_ready(&mut self) -> Vec<Observation> {
         std::mem::take(&mut self.ready)
@@ -1106,6 +1119,26 @@ mod tests {
         assert_eq!(LogFormat::detect(b""), LogFormat::Syslog);
         assert_eq!(LogFormat::from_name("WTMP").unwrap(), LogFormat::Utmp);
         assert!(LogFormat::from_name("xml").unwrap_err().to_string().contains("format"));
+    }
+
+    #[test]
+    fn tick_ends_quiet_windows_without_a_new_line() {
+        let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(86_400 * 30), ..AnalyzerConfig::default() });
+        a.feed_line(
+            "Jan  2 00:00:00 h sshd[9]: Failed password for root from 203.0.113.4 port 1 ssh2",
+            LogFormat::Syslog,
+        );
+        assert!(a.drain_ready().is_empty());
+        a.tick(86_400 + 3600);
+        assert!(a.drain_ready().is_empty(), "an hour of quiet is not the end of a slow attack");
+        a.tick(86_400 + 7 * 3600);
+        let ready = a.drain_ready();
+        assert_eq!(ready.len(), 1, "six idle hours end the source window: {ready:?}");
+        assert_eq!(ready[0].kind, ObservationKind::Source);
+        a.tick(2 * 86_400);
+        assert_eq!(a.drain_ready()[0].kind, ObservationKind::Device, "the device window ends after a day");
+        a.tick(0);
+        assert!(a.finish().is_empty());
     }
 
     #[test]

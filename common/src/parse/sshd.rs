@@ -17,6 +17,9 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
             }
         }
         b'A' => {
+            if msg.starts_with("Accepted key ") || msg.starts_with("Authentication refused") {
+                return Some(Event::Noise); // debug-level key lines
+            }
             if let Some(rest) = msg.strip_prefix("Accepted ") {
                 let (method, rest) = word(rest);
                 let rest = rest.strip_prefix("for ")?;
@@ -82,7 +85,7 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
                 let ip = ip.strip_suffix(':').unwrap_or(ip);
                 return Some(Event::Disconnected { ip: parse_ip(ip), preauth: msg.ends_with("[preauth]") });
             }
-            if msg.starts_with("Received signal") || msg.starts_with("Received SIGHUP") {
+            if msg.starts_with("Received signal") || msg.starts_with("Received SIGHUP") || msg.starts_with("ROOT LOGIN REFUSED") {
                 return Some(Event::Noise);
             }
         }
@@ -142,6 +145,38 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
             return Some(Event::Noise)
         }
         b'N' if msg.starts_with("NOTICE:") => return Some(Event::Noise),
+        // Scanners that never get to authentication.
+        b'U' if msg.starts_with("Unable to negotiate with ") => {
+            let (ip, _) = word(&msg["Unable to negotiate with ".len()..]);
+            return parse_ip(ip).map(|ip| Event::Probe { ip });
+        }
+        b'b' if msg.starts_with("banner exchange: Connection from ") => {
+            let (ip, _) = word(&msg["banner exchange: Connection from ".len()..]);
+            return parse_ip(ip).map(|ip| Event::Probe { ip });
+        }
+        b'P' if msg.starts_with("Protocol major versions differ for ") => {
+            let (ip, _) = word(&msg["Protocol major versions differ for ".len()..]);
+            return parse_ip(ip.trim_end_matches(':')).map(|ip| Event::Probe { ip });
+        }
+        b'k' if msg.starts_with("kex_exchange_identification") || msg.starts_with("kex_protocol_error") => {
+            return Some(Event::Noise)
+        }
+        b'd' if msg.starts_with("drop connection #") => {
+            // "drop connection #3 from [203.0.113.5]:40000 on [10.0.0.1]:22 past MaxStartups"
+            let (_, rest) = split_once_str(msg, " from [")?;
+            let (ip, _) = rest.split_once(']')?;
+            return parse_ip(ip).map(|ip| Event::Probe { ip });
+        }
+        b'r' if msg.starts_with("refused connect from ") => {
+            // tcp_wrappers: "refused connect from host (203.0.113.5)"
+            let ip = msg.rsplit_once('(').and_then(|(_, r)| r.strip_suffix(')')).and_then(parse_ip);
+            return ip.map(|ip| Event::Probe { ip });
+        }
+        // PerSourcePenalties (OpenSSH 9.8), AllowUsers refusals (the failure lines follow),
+        // debug-level key lines.
+        b's' if msg.starts_with("srclimit_penalise") => return Some(Event::Noise),
+        b'U' if msg.starts_with("User ") && msg.contains(" not allowed because ") => return Some(Event::Noise),
+
         _ => {}
     }
     None
@@ -314,6 +349,32 @@ mod tests {
         ] {
             assert_eq!(parse(noise), Some(Event::Noise), "{noise}");
         }
+        let probe = |s: &str| Some(Event::Probe { ip: s.parse().unwrap() });
+        assert_eq!(
+            parse("Unable to negotiate with 203.0.113.5 port 40000: no matching key exchange method found."),
+            probe("203.0.113.5")
+        );
+        assert_eq!(parse("banner exchange: Connection from 2001:db8::5 port 1: invalid format"), probe("2001:db8::5"));
+        assert_eq!(
+            parse("Protocol major versions differ for 203.0.113.5 port 2: SSH-2.0-OpenSSH_9 vs. SSH-1.5-x"),
+            probe("203.0.113.5")
+        );
+        assert_eq!(
+            parse("drop connection #3 from [203.0.113.5]:40000 on [10.0.0.1]:22 past MaxStartups"),
+            probe("203.0.113.5")
+        );
+        assert_eq!(parse("refused connect from scan.example (203.0.113.5)"), probe("203.0.113.5"));
+        assert_eq!(
+            parse("srclimit_penalise: ipv4: new 203.0.113.5/32 deferred penalty of 10 seconds"),
+            Some(Event::Noise)
+        );
+        assert_eq!(
+            parse("User root from 203.0.113.5 not allowed because not listed in AllowUsers"),
+            Some(Event::Noise)
+        );
+        assert_eq!(parse("kex_exchange_identification: Connection closed by remote host"), Some(Event::Noise));
+        assert_eq!(parse("Accepted key RSA SHA256:abc found at /home/pi/.ssh/authorized_keys:1"), Some(Event::Noise));
+        assert_eq!(parse("ROOT LOGIN REFUSED FROM 203.0.113.5 port 3"), Some(Event::Noise));
         assert_eq!(parse("Something sshd never said"), None);
         assert_eq!(parse(""), None);
         assert_eq!(parse("Failed "), None);
