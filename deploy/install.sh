@@ -7,6 +7,7 @@
 #   sh install.sh --collector           # also bfp-collector and its unit (systemd only)
 #   sh install.sh --root /mnt/sdcard    # into an image or a mounted root (also DESTDIR=)
 #   sh install.sh --uninstall [--purge] # remove; --purge also removes config and state
+#   sh install.sh --uninstall --collector   # the collector too
 #   sh install.sh --print-target        # print the Rust target it would install
 #
 # Idempotent: a second run changes nothing (files are only rewritten when their
@@ -23,7 +24,7 @@ usage() {
 usage: install.sh [options]
   --root DIR            install below DIR instead of / (default: $DESTDIR or /)
   --binary FILE         the bfp-agent binary to install (default: found for the target, see below)
-  --collector           also install bfp-collector and its systemd unit
+  --collector           also install (or uninstall) bfp-collector and its systemd unit
   --collector-binary F  the bfp-collector binary (default: found like the agent's)
   --init systemd|procd|none   service manager (default: detected)
   --arch ARCH           uname -m of the device (default: this machine's)
@@ -292,19 +293,21 @@ uninstall_all() {
 		"$R/usr/lib/sysusers.d/bfp-agent.conf" "$R/usr/lib/tmpfiles.d/bfp-agent.conf" \
 		"$R/etc/rc.d/S95bfp-agent" "$R/etc/rc.d/K10bfp-agent" "$R/etc/init.d/bfp-agent" \
 		"$R/usr/bin/bfp-agent" "$R/usr/share/bfp-agent"
-	# The collector goes only if it was installed by this script (its unit is there).
-	if [ -e "$SYSTEMD_UNIT_DIR/bfp-collector.service" ] || [ "$COLLECTOR" = 1 ]; then
+	# The collector only when asked: a server may run it without the agent.
+	if [ "$COLLECTOR" = 1 ]; then
 		remove "$WANTS_DIR/bfp-collector.service" "$SYSTEMD_UNIT_DIR/bfp-collector.service" "$R/usr/bin/bfp-collector"
-		COLLECTOR=1
+	elif [ -e "$R/usr/bin/bfp-collector" ]; then
+		say "left bfp-collector installed (--uninstall --collector removes it)"
 	fi
-	if [ "$PURGE" = 1 ]; then
-		remove "$R/etc/bfp-agent" "$R/etc/config/bfp-agent" "$R/var/lib/bfp-agent"
-		[ "$COLLECTOR" = 0 ] || remove "$R/etc/default/bfp-collector" "$R/var/lib/bfp-collector"
-	else
-		for f in "$R/etc/bfp-agent" "$R/etc/config/bfp-agent" "$R/var/lib/bfp-agent" "$R/etc/default/bfp-collector" "$R/var/lib/bfp-collector"; do
-			[ -e "$f" ] && say "kept $f (--purge removes it)"
-		done
-	fi
+	keep="$R/etc/bfp-agent $R/etc/config/bfp-agent $R/var/lib/bfp-agent"
+	[ "$COLLECTOR" = 0 ] || keep="$keep $R/etc/default/bfp-collector $R/var/lib/bfp-collector"
+	for f in $keep; do
+		if [ "$PURGE" = 1 ]; then
+			remove "$f"
+		elif [ -e "$f" ]; then
+			say "kept $f (--purge removes it)"
+		fi
+	done
 	if [ "$LIVE" = 1 ]; then
 		[ "$INIT" != systemd ] || systemctl daemon-reload
 	else
