@@ -3,7 +3,7 @@
 //! `/api/openapi.json`. Every error is a JSON body (see [`crate::error`]).
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -18,11 +18,14 @@ use axum::{Json, Router};
 use bfp_common::{explain, CompactModel, Fingerprint};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::io::AsyncWriteExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::{Error, Result};
-use crate::store::{self, AgentContext, CsvSpool, NewPrediction, ResultsQuery, Source, Store, StoredPrediction};
+use crate::store::{
+    self, AgentContext, CsvChunk, CsvRow, CsvSender, NewPrediction, Reason, ResultsQuery, Source, Store,
+    StoredPrediction,
+};
 
 /// Reasons given per prediction.
 pub const MAX_REASONS: usize = 3;
@@ -180,7 +183,7 @@ async fn predict(
         confidence: verdict.confidence,
         commands,
         model_version: s.model_version.clone(),
-        reasons: reasons.clone(),
+        reasons: Reason::from_verdict(&fp, &verdict, MAX_REASONS),
         device: None,
         agent: AgentContext::default(),
     };
@@ -223,46 +226,38 @@ async fn predict_csv(
         }
     };
 
-    // The upload streams through a small channel into a blocking parser that
-    // scores each row and spools it to disk: memory does not grow with the file.
-    let spool = s.store.csv_spool()?;
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
+    // Stage the upload in an anonymous temp file next to the database (not in
+    // memory, not in a tmpfs): memory stays flat whatever the file's size,
+    // and a slow client never holds the writer.
+    let mut staged = tokio::fs::File::from_std(tempfile::tempfile_in(s.store.dir())?);
+    let mut size = 0usize;
+    while let Some(bytes) = field.chunk().await.map_err(multipart_error)? {
+        size += bytes.len();
+        staged.write_all(&bytes).await?;
+    }
+    if size == 0 {
+        return Err(Error::BadInput("the uploaded file is empty".into()));
+    }
+    staged.flush().await?;
+    let mut staged = staged.into_std().await;
+    staged.rewind()?;
+
+    // Parse, score and insert in one pass: the parser (a blocking task) feeds
+    // the writer's open transaction, which commits only if every row is valid.
+    let (rows, committed) = s.store.begin_csv(s.model_version.clone()).await?;
     let model = s.model.clone();
-    let model_version = s.model_version.clone();
-    let parser = tokio::task::spawn_blocking(move || {
-        parse_csv(ChannelReader { rx, current: Bytes::new() }, spool, &model, model_version)
-    });
-    let mut upload_error = None;
-    let mut parser_listening = true;
-    loop {
-        match field.chunk().await {
-            Ok(Some(bytes)) => {
-                // After a bad row the parser has hung up; keep reading (and
-                // dropping) the rest so the client gets our answer, not a reset.
-                if parser_listening && tx.send(Ok(bytes)).await.is_err() {
-                    parser_listening = false;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                let _ = tx.send(Err(std::io::Error::other("upload interrupted"))).await;
-                upload_error = Some(multipart_error(e));
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let parsed = parser.await.map_err(|e| Error::Internal(format!("CSV parser: {e}")))?;
-    let spool = match parsed {
-        Ok(spool) => spool,
-        // The parser only saw the stream break; the upload error says why.
-        Err(Error::BadInput(d)) if d == UPLOAD_BROKEN => return Err(upload_error.unwrap_or(Error::BadInput(d))),
-        Err(e) => return Err(e),
+    let parsed = tokio::task::spawn_blocking(move || parse_csv(std::io::BufReader::new(staged), rows, &model))
+        .await
+        .map_err(|e| Error::Internal(format!("CSV parser: {e}")))?;
+    let committed = committed.await;
+    let summary = match (parsed, committed) {
+        (Ok(()), committed) => committed?,
+        // The client's mistake is the answer; the writer rolled back.
+        (Err(e @ Error::BadInput(_)), _) => return Err(e),
+        // The parser stopped because the writer failed: the writer says why.
+        (Err(_), Err(e)) => return Err(e),
+        (Err(e), Ok(_)) => return Err(e),
     };
-    if spool.totals().total() == 0 {
-        return Err(Error::BadInput("the CSV file has a header but no data rows".into()));
-    }
-    let summary = s.store.commit_csv(spool).await?;
     let mut answer = json!({
         "total_records": summary.total,
         "normal_users": summary.normal,
@@ -275,36 +270,16 @@ async fn predict_csv(
     Ok(Json(answer))
 }
 
-const UPLOAD_BROKEN: &str = "the upload was interrupted";
+/// Rows per message from the CSV parser to the writer.
+const PARSE_CHUNK: usize = 1024;
 
-/// Reads a streamed upload from the async side as a blocking `Read`.
-struct ChannelReader {
-    rx: mpsc::Receiver<std::io::Result<Bytes>>,
-    current: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(bytes)) => self.current = bytes,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.current.len());
-        out[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
-    }
-}
-
-fn parse_csv(input: impl Read, mut spool: CsvSpool, model: &CompactModel, model_version: Arc<str>) -> Result<CsvSpool> {
+fn parse_csv(input: impl Read, rows: CsvSender, model: &CompactModel) -> Result<()> {
     let csv_error = |e: csv::Error, row: u64| match e.kind() {
-        csv::ErrorKind::Io(_) => Error::BadInput(UPLOAD_BROKEN.into()),
         csv::ErrorKind::Utf8 { .. } => Error::BadInput(format!("CSV row {row}: not valid UTF-8")),
+        csv::ErrorKind::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
         _ => Error::BadInput(format!("CSV row {row}: {e}")),
     };
+    let writer_gone = || Error::Store("the writer stopped during the upload".into());
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
     let header = reader.headers().map_err(|e| csv_error(e, 0))?.clone();
     if header.iter().all(|h| h.trim().is_empty()) {
@@ -313,23 +288,25 @@ fn parse_csv(input: impl Read, mut spool: CsvSpool, model: &CompactModel, model_
     Fingerprint::check_csv_header(&header).map_err(|e| Error::BadInput(e.to_string()))?;
     let mut record = csv::StringRecord::new();
     let mut row = 0u64;
+    let mut batch = Vec::with_capacity(PARSE_CHUNK);
     while reader.read_record(&mut record).map_err(|e| csv_error(e, row + 1))? {
         row += 1;
         let fp = Fingerprint::from_csv_record(&record, row).map_err(|e| Error::BadInput(e.to_string()))?;
         let verdict = model.score(&fp.features());
-        spool.push(&NewPrediction {
-            source: Source::Csv,
-            fingerprint: fp,
-            suspicious: verdict.suspicious,
-            confidence: verdict.confidence,
-            commands: None,
-            model_version: model_version.clone(),
-            reasons: explain::reasons(&fp, &verdict, MAX_REASONS),
-            device: None,
-            agent: AgentContext::default(),
-        })?;
+        let reasons = Reason::from_verdict(&fp, &verdict, MAX_REASONS);
+        batch.push(CsvRow::new(&fp, verdict.suspicious, verdict.confidence, &reasons));
+        if batch.len() == PARSE_CHUNK {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(PARSE_CHUNK));
+            rows.send(CsvChunk::Rows(full)).map_err(|_| writer_gone())?;
+        }
     }
-    Ok(spool)
+    if row == 0 {
+        return Err(Error::BadInput("the CSV file has a header but no data rows".into()));
+    }
+    if !batch.is_empty() {
+        rows.send(CsvChunk::Rows(batch)).map_err(|_| writer_gone())?;
+    }
+    rows.send(CsvChunk::Done).map_err(|_| writer_gone())
 }
 
 fn percent(part: u64, total: u64) -> f64 {

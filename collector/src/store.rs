@@ -20,14 +20,12 @@
 //!
 //! Reads use their own connections (WAL lets them run beside the writer).
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bfp_common::{Fingerprint, Protocol};
+use bfp_common::{explain, Fingerprint, Protocol};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -56,7 +54,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     risky_commands   INTEGER,
     commands         TEXT,
     model_version    TEXT NOT NULL,
-    reasons          TEXT NOT NULL,
+    reasons          TEXT NOT NULL, -- JSON list: feature index (worded at read time) or text
     device           TEXT,
     kind             TEXT,
     source_ip        TEXT,
@@ -65,9 +63,10 @@ CREATE TABLE IF NOT EXISTS predictions (
     ended_at         TEXT
 );
 -- Filtered pages walk these in id order; the device index is partial since
--- single and CSV rows have no device and should not pay for it.
+-- single and CSV rows have no device and should not pay for it. A label
+-- filter walks the primary key instead: neither label is rare enough to need
+-- an index that every insert would pay for.
 CREATE INDEX IF NOT EXISTS predictions_source_id ON predictions (source, id);
-CREATE INDEX IF NOT EXISTS predictions_prediction_id ON predictions (prediction, id);
 CREATE INDEX IF NOT EXISTS predictions_device_id ON predictions (device, id) WHERE device IS NOT NULL;
 -- Kept in the same transactions as the rows: analytics and filtered counts
 -- read a handful of counter rows instead of counting millions.
@@ -85,9 +84,21 @@ const INSERT_SQL: &str = "INSERT INTO predictions (source, prediction, confidenc
     kind, source_ip, user, started_at, ended_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
 
-const INSERT_CSV_SQL: &str = "INSERT INTO predictions (source, prediction, confidence, login_hour, session_duration,
-    commands_count, failed_logins, protocol, typing_speed, risky_commands, model_version, reasons)
-    VALUES ('csv', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+const INSERT_CSV_HEAD: &str = "INSERT INTO predictions (source, prediction, confidence, login_hour, session_duration,
+    commands_count, failed_logins, protocol, typing_speed, risky_commands, model_version, reasons) VALUES ";
+
+/// Parameters per row of a CSV insert (see [`CsvRow::bind`]).
+const CSV_COLUMNS: usize = 11;
+
+/// Rows per multi-row INSERT of a CSV commit: one statement step per chunk
+/// instead of per row.
+const CSV_CHUNK: usize = 32;
+
+/// `INSERT ... VALUES ('csv', ?, ...), ...` for `rows` rows.
+fn csv_insert_sql(rows: usize) -> String {
+    let one = format!("('csv'{})", ", ?".repeat(CSV_COLUMNS));
+    format!("{INSERT_CSV_HEAD}{}", vec![one; rows].join(", "))
+}
 
 const COUNTER_SQL: &str = "INSERT INTO counters (source, device, prediction, n) VALUES (?1, ?2, ?3, ?4)
     ON CONFLICT (source, device, prediction) DO UPDATE SET n = n + excluded.n";
@@ -143,6 +154,49 @@ pub fn round_confidence(c: f32) -> f64 {
     (f64::from(c) * 10_000.0).round() / 10_000.0
 }
 
+/// One reason of a stored prediction. Reasons the model's contributions give
+/// are stored as the feature's index and worded at read time (a few bytes per
+/// row instead of a sentence); other reasons (e.g. an agent's novelty
+/// findings) are stored as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reason {
+    /// A feature of the schema that drove the verdict (index into
+    /// `bfp_common::FEATURE_NAMES`).
+    Feature(u8),
+    /// A sentence, stored as is.
+    Text(String),
+}
+
+impl Reason {
+    /// The reasons of a verdict, strongest first, at most `max`; the same
+    /// sentences as `bfp_common::explain::reasons` once worded.
+    pub fn from_verdict(fp: &Fingerprint, verdict: &bfp_common::Verdict, max: usize) -> Vec<Reason> {
+        let mut out: Vec<Reason> = verdict.top_features(max).map(|(i, _)| Reason::Feature(i as u8)).collect();
+        if out.is_empty() {
+            out = explain::reasons(fp, verdict, max).into_iter().map(Reason::Text).collect();
+        }
+        out
+    }
+
+    /// Words a list of reasons for the fingerprint they explain.
+    pub fn words(reasons: &[Reason], fp: &Fingerprint) -> Vec<String> {
+        reasons
+            .iter()
+            .map(|r| match r {
+                Reason::Feature(i) => explain::describe(fp, usize::from(*i)),
+                Reason::Text(t) => t.clone(),
+            })
+            .collect()
+    }
+}
+
+impl From<&str> for Reason {
+    fn from(text: &str) -> Reason {
+        Reason::Text(text.to_string())
+    }
+}
+
 /// What an agent result carries beyond the fingerprint. All optional: single
 /// and CSV predictions have none of it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -174,8 +228,8 @@ pub struct NewPrediction {
     pub commands: Option<Vec<String>>,
     /// Version of the model that scored it.
     pub model_version: Arc<str>,
-    /// Why, in words (see `bfp_common::explain`).
-    pub reasons: Vec<String>,
+    /// Why (see [`Reason`]).
+    pub reasons: Vec<Reason>,
     /// Name of the device that sent it (agent results).
     pub device: Option<String>,
     /// Session/source context (agent results).
@@ -329,8 +383,15 @@ pub struct WriterStats {
 }
 
 enum WriteOp {
-    Insert { rows: Vec<NewPrediction>, reply: oneshot::Sender<Result<Vec<i64>>> },
-    Csv { spool: CsvSpool, reply: oneshot::Sender<Result<CsvSummary>> },
+    Insert {
+        rows: Vec<NewPrediction>,
+        reply: oneshot::Sender<Result<Vec<i64>>>,
+    },
+    Csv {
+        chunks: std::sync::mpsc::Receiver<CsvChunk>,
+        model_version: Arc<str>,
+        reply: oneshot::Sender<Result<CsvSummary>>,
+    },
     Shutdown,
 }
 
@@ -395,16 +456,24 @@ impl Store {
         rx.await.map_err(|_| Error::ShuttingDown)?
     }
 
-    /// A new, empty CSV spool next to the database.
-    pub fn csv_spool(&self) -> Result<CsvSpool> {
-        CsvSpool::new(&self.dir)
+    /// Starts a CSV upload's transaction: the writer stores the rows sent
+    /// to the returned sender as they come and commits them all once it gets
+    /// [`CsvChunk::Done`], or rolls them all back if the sender is dropped
+    /// first. Other writes wait meanwhile, so send from a local file, never
+    /// straight from a (possibly slow) client.
+    pub async fn begin_csv(
+        &self,
+        model_version: Arc<str>,
+    ) -> Result<(CsvSender, impl std::future::Future<Output = Result<CsvSummary>>)> {
+        let (sender, chunks) = std::sync::mpsc::sync_channel(CSV_QUEUE);
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(WriteOp::Csv { chunks, model_version, reply }).await.map_err(|_| Error::ShuttingDown)?;
+        Ok((sender, async move { rx.await.map_err(|_| Error::ShuttingDown)? }))
     }
 
-    /// Stores a spooled CSV upload in one transaction: all rows or none.
-    pub async fn commit_csv(&self, spool: CsvSpool) -> Result<CsvSummary> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(WriteOp::Csv { spool, reply }).await.map_err(|_| Error::ShuttingDown)?;
-        rx.await.map_err(|_| Error::ShuttingDown)?
+    /// Directory of the database (where uploads are staged).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Normal/Suspicious totals, from the counters (O(number of counter rows)).
@@ -446,6 +515,22 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+impl Store {
+    /// One CSV upload of `rows` (model version `m1`), as the API's parser
+    /// would send it.
+    pub(crate) async fn commit_csv_rows(&self, rows: Vec<CsvRow>) -> Result<CsvSummary> {
+        let (sender, committed) = self.begin_csv(Arc::from("m1")).await?;
+        let feeder = std::thread::spawn(move || {
+            let _ = sender.send(CsvChunk::Rows(rows));
+            let _ = sender.send(CsvChunk::Done);
+        });
+        let result = committed.await;
+        let _ = feeder.join();
+        result
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > STORE_SCHEMA_VERSION {
@@ -473,9 +558,9 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch:
         };
         match op {
             WriteOp::Shutdown => break,
-            WriteOp::Csv { spool, reply } => {
+            WriteOp::Csv { chunks, model_version, reply } => {
                 let started = Instant::now();
-                let result = commit_csv(&mut conn, spool);
+                let result = commit_csv(&mut conn, chunks, &model_version);
                 account(stats, started, result.as_ref().map(|s| s.total).map_err(|_| ()));
                 let _ = reply.send(result);
             }
@@ -605,114 +690,131 @@ fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Vec<Ve
     Ok(all)
 }
 
-// ------------------------------------------------------------- CSV spool ---
+// ------------------------------------------------------------ CSV upload ---
 
-/// One scored CSV row as spooled to disk.
-#[derive(Serialize, Deserialize)]
-struct SpoolRecord<'a> {
-    fingerprint: Fingerprint,
+/// One scored CSV row, ready to bind. Built by the CSV parser (off the
+/// writer thread) so the writer only binds and steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvRow {
     suspicious: bool,
-    confidence: f32,
-    #[serde(borrow)]
-    reasons_json: &'a str,
+    confidence: f64,
+    login_hour: u8,
+    duration: f64,
+    commands: u32,
+    failed_logins: u32,
+    protocol: Protocol,
+    protocol_name: &'static str,
+    typing_speed: Option<f64>,
+    risky_commands: Option<u32>,
+    reasons: String,
 }
 
-/// Scored CSV rows waiting for their all-or-nothing commit. Lives in an
-/// anonymous temp file next to the database (never in memory, never in a
-/// tmpfs), which the OS removes when the spool is dropped.
-pub struct CsvSpool {
-    out: BufWriter<File>,
-    buf: Vec<u8>,
-    model_version: Arc<str>,
-    totals: Totals,
-}
-
-impl CsvSpool {
-    fn new(dir: &Path) -> Result<CsvSpool> {
-        Ok(CsvSpool {
-            out: BufWriter::with_capacity(1 << 16, tempfile::tempfile_in(dir)?),
-            buf: Vec::with_capacity(256),
-            model_version: Arc::from(""),
-            totals: Totals::default(),
-        })
-    }
-
-    /// Appends one scored row.
-    pub fn push(&mut self, p: &NewPrediction) -> Result<()> {
-        if self.totals.total() == 0 {
-            self.model_version = p.model_version.clone();
+impl CsvRow {
+    /// A scored fingerprint of a CSV upload.
+    pub fn new(fp: &Fingerprint, suspicious: bool, confidence: f32, reasons: &[Reason]) -> CsvRow {
+        CsvRow {
+            suspicious,
+            confidence: round_confidence(confidence),
+            login_hour: fp.login_hour,
+            duration: f64::from(fp.session_duration_min),
+            commands: fp.commands,
+            failed_logins: fp.failed_logins,
+            protocol: fp.protocol,
+            protocol_name: fp.protocol.as_str(),
+            typing_speed: fp.typing_speed_wpm.map(f64::from),
+            risky_commands: fp.risky_commands,
+            reasons: serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into()),
         }
-        let reasons_json = serde_json::to_string(&p.reasons).map_err(|e| Error::Internal(e.to_string()))?;
-        let record = SpoolRecord {
-            fingerprint: p.fingerprint,
-            suspicious: p.suspicious,
-            confidence: p.confidence,
-            reasons_json: &reasons_json,
-        };
-        self.buf.clear();
-        let encoded = postcard::to_extend(&record, std::mem::take(&mut self.buf))
-            .map_err(|e| Error::Internal(format!("spool encode: {e}")))?;
-        self.out.write_all(&(encoded.len() as u32).to_le_bytes())?;
-        self.out.write_all(&encoded)?;
-        self.buf = encoded;
-        if p.suspicious {
-            self.totals.suspicious += 1;
-        } else {
-            self.totals.normal += 1;
-        }
-        Ok(())
     }
 
-    /// Rows spooled so far.
-    pub fn totals(&self) -> Totals {
-        self.totals
+    /// Appends this row's [`CSV_COLUMNS`] parameters in insert order.
+    fn bind<'a>(&'a self, args: &mut Vec<&'a dyn rusqlite::ToSql>, model_version: &'a &'a str) {
+        args.extend_from_slice(&[
+            label_ref(self.suspicious) as &dyn rusqlite::ToSql,
+            &self.confidence,
+            &self.login_hour,
+            &self.duration,
+            &self.commands,
+            &self.failed_logins,
+            &self.protocol_name,
+            &self.typing_speed,
+            &self.risky_commands,
+            model_version,
+            &self.reasons,
+        ]);
     }
 }
 
-fn commit_csv(conn: &mut Connection, spool: CsvSpool) -> Result<CsvSummary> {
-    let CsvSpool { out, model_version, totals, .. } = spool;
-    let mut file = out.into_inner().map_err(|e| Error::Io(e.into_error()))?;
-    file.rewind()?;
-    let mut input = BufReader::with_capacity(1 << 16, file);
+fn label_ref(suspicious: bool) -> &'static &'static str {
+    if suspicious {
+        &"Suspicious"
+    } else {
+        &"Normal"
+    }
+}
+
+/// What a CSV parser sends the writer: rows, then `Done` once every row of
+/// the file was valid. A parser that stops without `Done` (a bad row, a
+/// broken upload) makes the writer roll the whole upload back.
+#[derive(Debug)]
+pub enum CsvChunk {
+    /// The next rows, in file order.
+    Rows(Vec<CsvRow>),
+    /// The file ended and every row was valid: commit.
+    Done,
+}
+
+/// The sending side of a CSV upload's transaction (see [`Store::begin_csv`]).
+pub type CsvSender = std::sync::mpsc::SyncSender<CsvChunk>;
+
+/// Chunks in flight between a CSV parser and the writer: bounds memory.
+const CSV_QUEUE: usize = 4;
+
+fn commit_csv(
+    conn: &mut Connection,
+    chunks: std::sync::mpsc::Receiver<CsvChunk>,
+    model_version: &str,
+) -> Result<CsvSummary> {
     let tx = conn.transaction()?;
+    let mut totals = Totals::default();
     let mut rollup = insights::RollupDelta::default();
     {
-        let mut stmt = tx.prepare_cached(INSERT_CSV_SQL)?;
-        let mut len = [0u8; 4];
-        let mut buf = Vec::with_capacity(256);
-        let mut stored = 0u64;
+        let mut one = tx.prepare_cached(&csv_insert_sql(1))?;
+        let mut many = tx.prepare_cached(&csv_insert_sql(CSV_CHUNK))?;
+        let mv: &str = model_version;
         loop {
-            match input.read_exact(&mut len) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(e.into()),
+            // A closed channel without `Done` means the parser gave up:
+            // returning drops `tx`, which rolls everything back.
+            let rows = match chunks.recv() {
+                Ok(CsvChunk::Rows(rows)) => rows,
+                Ok(CsvChunk::Done) => break,
+                Err(_) => return Err(Error::BadInput("the CSV upload was abandoned".into())),
+            };
+            let mut groups = rows.chunks_exact(CSV_CHUNK);
+            for group in groups.by_ref() {
+                let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(CSV_CHUNK * CSV_COLUMNS);
+                for row in group {
+                    row.bind(&mut args, &mv);
+                }
+                many.execute(&*args)?;
             }
-            buf.resize(u32::from_le_bytes(len) as usize, 0);
-            input.read_exact(&mut buf)?;
-            let r: SpoolRecord<'_> =
-                postcard::from_bytes(&buf).map_err(|e| Error::Internal(format!("spool decode: {e}")))?;
-            let fp = &r.fingerprint;
-            stmt.execute(params![
-                label(r.suspicious),
-                round_confidence(r.confidence),
-                fp.login_hour,
-                f64::from(fp.session_duration_min),
-                fp.commands,
-                fp.failed_logins,
-                fp.protocol.as_str(),
-                fp.typing_speed_wpm.map(f64::from),
-                fp.risky_commands,
-                &*model_version,
-                r.reasons_json,
-            ])?;
-            rollup.add(Source::Csv, fp.protocol, r.suspicious, None);
-            stored += 1;
+            for row in groups.remainder() {
+                let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(CSV_COLUMNS);
+                row.bind(&mut args, &mv);
+                one.execute(&*args)?;
+            }
+            for row in &rows {
+                if row.suspicious {
+                    totals.suspicious += 1;
+                } else {
+                    totals.normal += 1;
+                }
+                rollup.add(Source::Csv, row.protocol, row.suspicious, None);
+            }
         }
-        if stored != totals.total() {
-            // The spool is ours and was just written: a mismatch is a bug,
-            // and storing a partial upload would break all-or-nothing.
-            return Err(Error::Internal(format!("spool holds {stored} rows, expected {}", totals.total())));
-        }
+    }
+    if totals.total() == 0 {
+        return Err(Error::BadInput("the CSV file has a header but no data rows".into()));
     }
     let mut delta = CounterDelta::default();
     delta.add(Source::Csv, None, false, totals.normal as i64);
@@ -844,7 +946,8 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
     let protocol: String = r.get(9)?;
     let commands: Option<String> = r.get(12)?;
     let reasons: String = r.get(14)?;
-    Ok(StoredPrediction {
+    let reasons: Vec<Reason> = serde_json::from_str(&reasons).map_err(|e| bad(14, e.to_string()))?;
+    let mut stored = StoredPrediction {
         id: r.get(0)?,
         created_at: r.get(1)?,
         source: Source::parse(&source).map_err(|e| bad(2, e.to_string()))?,
@@ -861,7 +964,7 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
         },
         commands: commands.map(|c| serde_json::from_str(&c)).transpose().map_err(|e| bad(12, e.to_string()))?,
         model_version: r.get(13)?,
-        reasons: serde_json::from_str(&reasons).map_err(|e| bad(14, e.to_string()))?,
+        reasons: Vec::new(),
         device: r.get(15)?,
         agent: AgentContext {
             kind: r.get(16)?,
@@ -870,7 +973,9 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
             started_at: r.get(19)?,
             ended_at: r.get(20)?,
         },
-    })
+    };
+    stored.reasons = Reason::words(&reasons, &stored.fingerprint);
+    Ok(stored)
 }
 
 /// The schema version recorded in a database file (for tests and tools).
@@ -903,7 +1008,7 @@ mod tests {
             confidence: 0.7,
             commands: Some(vec!["ls".into()]),
             model_version: Arc::from("m1"),
-            reasons: vec!["8 failed logins before this session".into()],
+            reasons: vec![Reason::Feature(3), Reason::Text("new source for this user".into())],
             device: device.map(str::to_string),
             agent: AgentContext { kind: device.map(|_| "session".to_string()), ..AgentContext::default() },
         }
@@ -947,23 +1052,41 @@ mod tests {
         assert_eq!(first.fingerprint.protocol, Protocol::Tor);
         assert_eq!(first.commands.as_deref(), Some(&["ls".to_string()][..]));
         assert_eq!(first.confidence, 0.7);
+        // Feature reasons are worded for the row's own fingerprint; text stays text.
+        assert!(first.reasons[0].ends_with("failed logins before this session"), "{:?}", first.reasons);
+        assert_eq!(first.reasons[1], "new source for this user");
         store.shutdown().await;
         assert!(matches!(store.insert(vec![prediction(Source::Single, false, None)]).await, Err(Error::ShuttingDown)));
     }
 
     #[tokio::test]
-    async fn a_csv_spool_commits_whole_and_survives_reopening() {
+    async fn a_csv_upload_commits_whole_or_not_at_all_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
-        let mut spool = store.csv_spool().unwrap();
-        for i in 0..1000 {
-            spool.push(&prediction(Source::Csv, i % 5 == 0, None)).unwrap();
-        }
-        // A spool that is dropped instead of committed stores nothing.
-        let mut abandoned = store.csv_spool().unwrap();
-        abandoned.push(&prediction(Source::Csv, true, None)).unwrap();
-        drop(abandoned);
-        let summary = store.commit_csv(spool).await.unwrap();
+        let row = |i: usize| {
+            let suspicious = i.is_multiple_of(5);
+            CsvRow::new(&fp(if suspicious { 8 } else { 0 }), suspicious, 0.9, &[Reason::Feature(3)])
+        };
+
+        // A parser that gives up (sender dropped without Done) stores nothing.
+        let (sender, committed) = store.begin_csv(Arc::from("m1")).await.unwrap();
+        let feeder = std::thread::spawn(move || {
+            sender.send(CsvChunk::Rows((0..100).map(row).collect())).unwrap();
+        });
+        assert!(matches!(committed.await, Err(Error::BadInput(_))));
+        feeder.join().unwrap();
+        assert_eq!(store.totals().await.unwrap(), Totals::default());
+
+        // Chunks of 100 rows: full multi-row groups plus a remainder each.
+        let (sender, committed) = store.begin_csv(Arc::from("m1")).await.unwrap();
+        let feeder = std::thread::spawn(move || {
+            for chunk in 0..10 {
+                sender.send(CsvChunk::Rows((chunk * 100..chunk * 100 + 100).map(row).collect())).unwrap();
+            }
+            sender.send(CsvChunk::Done).unwrap();
+        });
+        let summary = committed.await.unwrap();
+        feeder.join().unwrap();
         assert_eq!(
             summary,
             CsvSummary { total: 1000, normal: 800, suspicious: 200, first_id: Some(1), last_id: Some(1000) }
@@ -986,6 +1109,8 @@ mod tests {
         assert_eq!(page.count, 800);
         assert_eq!(page.results.iter().map(|r| r.id).collect::<Vec<_>>(), vec![997, 998, 999, 1000]);
         assert!(page.results.iter().all(|r| r.source == Source::Csv && r.commands.is_none()));
+        assert_eq!(page.results[0].reasons, vec!["no failed logins before this session"]);
+        assert_eq!(page.results[0].model_version, "m1");
         store.shutdown().await;
     }
 

@@ -532,13 +532,13 @@ mod tests {
             ])
             .await
             .unwrap();
-        let mut spool = store.csv_spool().unwrap();
-        for i in 0..10 {
-            spool
-                .push(&row(Source::Csv, if i % 2 == 0 { Protocol::Https } else { Protocol::Ftp }, i == 3, None, None))
-                .unwrap();
-        }
-        let summary = store.commit_csv(spool).await.unwrap();
+        let csv = (0..10)
+            .map(|i| {
+                let p = row(Source::Csv, if i % 2 == 0 { Protocol::Https } else { Protocol::Ftp }, i == 3, None, None);
+                super::super::CsvRow::new(&p.fingerprint, p.suspicious, p.confidence, &p.reasons)
+            })
+            .collect();
+        let summary = store.commit_csv_rows(csv).await.unwrap();
         assert_eq!((summary.first_id, summary.last_id), (Some(6), Some(15)));
 
         let i = store.insights(Bucket::Hour).await.unwrap();
