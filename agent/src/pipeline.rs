@@ -3,6 +3,8 @@
 //! rebuilds exactly its state), then the model.
 
 use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind};
+use bfp_common::campaign::AuthAttempt;
+use bfp_common::detect::{DetectConfig, Detector};
 use serde_json::Value;
 
 use crate::config::FormatName;
@@ -16,6 +18,10 @@ pub struct Pipeline {
     analyzer: Analyzer,
     /// `None` until the first line shows an `auto` log's format.
     format: Option<LogFormat>,
+    /// Per-user baselines and campaign detection over this log's lines.
+    detector: Detector,
+    /// Offset of the log's local time, for campaign fingerprints' hours.
+    utc_offset_secs: i32,
 }
 
 /// The analyzer format a config/CLI name stands for (`None` = detect).
@@ -31,7 +37,27 @@ pub fn log_format(name: FormatName) -> Option<LogFormat> {
 impl Pipeline {
     /// A pipeline for the log named `log`.
     pub fn new(log: impl Into<String>, format: Option<LogFormat>, config: AnalyzerConfig) -> Pipeline {
-        Pipeline { log: log.into(), analyzer: Analyzer::new(config), format }
+        let utc_offset_secs = config.utc_offset_secs;
+        let mut analyzer = Analyzer::new(config);
+        analyzer.record_auth_attempts();
+        Pipeline {
+            log: log.into(),
+            analyzer,
+            format,
+            detector: Detector::new(DetectConfig::default()),
+            utc_offset_secs,
+        }
+    }
+
+    /// Uses `detector` (e.g. baselines loaded from the state directory).
+    pub fn with_detector(mut self, detector: Detector) -> Pipeline {
+        self.detector = detector;
+        self
+    }
+
+    /// The baselines and campaign detectors (to save their state).
+    pub fn detector(&self) -> &Detector {
+        &self.detector
     }
 
     /// Feeds one line. What a replayed line completes was reported before
@@ -43,13 +69,37 @@ impl Pipeline {
         self.analyzer.feed_line(line.text, format);
         if line.replay {
             drop(self.analyzer.drain_ready());
+            self.detector.replay_attempts(&self.analyzer.drain_auth_attempts());
         }
     }
 
     /// Scores what the analyzer completed since the last call.
     pub fn drain(&mut self, scorer: &Scorer, out: &mut Vec<Record>) {
-        for obs in self.analyzer.drain_ready() {
-            out.push(record(&obs, &self.log, scorer));
+        let attempts = self.analyzer.drain_auth_attempts();
+        let mut observations = self.analyzer.drain_ready();
+        // In log-time order: an observation is judged on the attempts up to
+        // its end, not on what the rest of the batch holds.
+        observations.sort_by_key(|o| o.end.unwrap_or(o.start));
+        let mut next = 0;
+        for obs in observations {
+            let until = obs.end.unwrap_or(obs.start);
+            let upto = next + attempts[next..].iter().take_while(|a| a.at <= until).count();
+            self.observe_attempts(&attempts[next..upto], scorer, out);
+            next = upto;
+            out.push(judged_record(&obs, &self.log, scorer, &mut self.detector));
+        }
+        self.observe_attempts(&attempts[next..], scorer, out);
+    }
+
+    /// Feeds attempts to the campaign detectors; each campaign they detect
+    /// becomes a Suspicious record of its own.
+    fn observe_attempts(&mut self, attempts: &[AuthAttempt], scorer: &Scorer, out: &mut Vec<Record>) {
+        for alert in self.detector.observe_attempts(attempts) {
+            let obs = Detector::alert_observation(&alert, self.utc_offset_secs);
+            let mut r = judged_record(&obs, &self.log, scorer, &mut self.detector);
+            r.reasons.splice(0..0, alert.reasons.iter().cloned());
+            r.details = serde_json::to_value(&alert).unwrap_or(Value::Null);
+            out.push(r);
         }
     }
 
@@ -58,7 +108,7 @@ impl Pipeline {
     pub fn finish(&mut self, scorer: &Scorer, out: &mut Vec<Record>) {
         self.drain(scorer, out);
         for obs in self.analyzer.finish() {
-            out.push(record(&obs, &self.log, scorer));
+            out.push(judged_record(&obs, &self.log, scorer, &mut self.detector));
         }
     }
 
@@ -110,6 +160,25 @@ pub fn record(obs: &Observation, log: &str, scorer: &Scorer) -> Record {
     }
 }
 
+/// Scores one observation, then lets the baselines and campaign detectors
+/// raise the verdict (their reasons first when they do, after the model's
+/// otherwise) and learn it if Normal.
+pub fn judged_record(obs: &Observation, log: &str, scorer: &Scorer, detector: &mut Detector) -> Record {
+    let mut r = record(obs, log, scorer);
+    let verdict = scorer.score(&obs.fingerprint).verdict;
+    let j = detector.judge(obs, &verdict);
+    if j.escalated {
+        // The detectors decided: their reasons lead.
+        r.prediction = "Suspicious".to_string();
+        r.confidence = j.confidence;
+        r.reasons.splice(0..0, j.reasons);
+    } else {
+        // The model decided; what is new for this user is context after it.
+        r.reasons.extend(j.reasons);
+    }
+    r
+}
+
 /// The analyzer's kind-specific details, as one JSON object.
 fn details(obs: &Observation) -> Value {
     let value = match (&obs.session, &obs.source, &obs.device) {
@@ -153,11 +222,43 @@ mod tests {
         let session = out.iter().find(|r| r.kind == "session").expect("a session");
         let wire = session.to_wire();
         assert_eq!(wire.fingerprint, session.fingerprint());
-        assert_eq!(scorer.score(&wire.fingerprint).verdict.confidence, session.confidence);
+        // The detectors raise a Normal verdict, never lower one: here a
+        // never-seen user's first risky command (wget) is Suspicious.
+        let model = scorer.score(&wire.fingerprint).verdict;
+        if model.suspicious {
+            assert_eq!(model.confidence, session.confidence);
+        }
+        assert_eq!(session.prediction, "Suspicious");
+        assert_eq!(wire.confidence, session.confidence);
+        assert!(session.reasons.iter().any(|r| r == "first login by root on this device"), "{:?}", session.reasons);
         assert_eq!(wire.user.as_deref(), Some("root"));
         assert_eq!(wire.source_ip.as_deref(), Some("192.0.2.4"));
         assert_eq!(session.duration_min, 10.0);
         assert_eq!(session.failed_logins, 1);
+    }
+
+    #[test]
+    fn a_slow_brute_force_becomes_a_suspicious_record_of_its_own() {
+        let scorer = Scorer::load(None).unwrap();
+        let mut pipeline = Pipeline::new("t", Some(LogFormat::Syslog), AnalyzerConfig::default());
+        let mut out = Vec::new();
+        for hour in 0..8 {
+            for minute in [5, 35] {
+                let text = format!(
+                    "Mar 27 {hour:02}:{minute:02}:00 host sshd[{}]: Failed password for root from 203.0.113.7 port 1 ssh2",
+                    100 + hour * 60 + minute
+                );
+                pipeline.feed(Line { text: &text, replay: false });
+                pipeline.drain(&scorer, &mut out);
+            }
+        }
+        let alerts: Vec<_> = out.iter().filter(|r| r.details["kind"] == "slow_brute_force").collect();
+        assert_eq!(alerts.len(), 1, "{out:?}");
+        let a = alerts[0];
+        assert_eq!((a.kind.as_str(), a.prediction.as_str()), ("source", "Suspicious"));
+        assert_eq!(a.source_ip, Some("203.0.113.7".parse().unwrap()));
+        assert!(a.reasons[0].starts_with("slow brute force from 203.0.113.7: 10 failed logins over 5 distinct hours"));
+        assert!((0.5..=1.0).contains(&a.confidence));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bfp_common::analyze::{AnalyzerConfig, LogFormat};
+use bfp_common::detect::{DetectConfig, Detector};
 
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
@@ -43,6 +44,8 @@ struct RunSource {
     key: String,
     follower: Follower,
     pipeline: Pipeline,
+    /// `pipeline.detector().learnt()` when its baselines were last saved.
+    baselines_saved: u64,
 }
 
 /// Counters for the operator (and the memory benchmark).
@@ -96,6 +99,18 @@ pub fn run(
             checkpoint = Checkpoint { sink: mark, ..next };
             state.save(&checkpoint)?;
         }
+        // Baselines change only when a Normal session is learnt (rare next
+        // to lines): saved then, after the output and positions it follows.
+        for source in &mut sources {
+            let learnt = source.pipeline.detector().learnt();
+            if learnt != source.baselines_saved {
+                let path = baselines_path(&state, &source.key);
+                if let Err(e) = source.pipeline.detector().save(&path) {
+                    eprintln!("bfp-agent: warning: {e}");
+                }
+                source.baselines_saved = learnt;
+            }
+        }
         if stopping {
             return Ok(stats);
         }
@@ -143,12 +158,25 @@ fn open_source(
             return Ok(RunSource { config: sc.clone(), pipeline, key, follower });
         }
     };
+    // Baselines learnt before the restart; a damaged file is reported and
+    // replaced by fresh baselines, never fatal.
+    let (detector, damaged) = Detector::load_or_fresh(&baselines_path(state, &key), DetectConfig::default());
+    if let Some(e) = damaged {
+        eprintln!("bfp-agent: warning: {e}; starting with fresh baselines");
+    }
     Ok(RunSource {
         config: sc.clone(),
-        pipeline: Pipeline::new(key.clone(), format, analyzer_config.clone()),
+        pipeline: Pipeline::new(key.clone(), format, analyzer_config.clone()).with_detector(detector),
         key,
         follower,
+        baselines_saved: 0,
     })
+}
+
+/// Where a source's baselines live in the state directory.
+fn baselines_path(state: &StateDir, key: &str) -> std::path::PathBuf {
+    let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    state.path().join(format!("{safe}.baselines"))
 }
 
 fn start_journal(sc: &SourceConfig, state: &StateDir, key: &str, last: &JournalCheckpoint) -> Result<JournalFollower> {

@@ -39,6 +39,10 @@ pub const DISTRIBUTED_WINDOW_SECS: i64 = BUCKETS as i64 * BUCKET_SECS;
 const USERS_PER_SOURCE: usize = 8;
 /// Recent failures remembered per source for forgiving typos.
 const RECENT_PER_SOURCE: usize = 8;
+/// Failures per hour that count towards a slow brute force: above it, the
+/// hour is a fast burst (fail2ban's job and the model's), and only this many
+/// of its failures add to the slow tally.
+const SLOW_HOURLY_CAP: u16 = 5;
 /// Addresses listed in a distributed campaign's alert.
 const SAMPLE_SOURCES: usize = 8;
 /// Distinct users remembered for a distributed campaign.
@@ -56,6 +60,10 @@ pub struct CampaignConfig {
     /// Slow brute force: fewest distinct hours (of the last 24) in which the
     /// source failed; spread, not a single burst. Default 4.
     pub slow_min_hours: u32,
+    /// Slow brute force: an address whose logins succeed this often (share
+    /// of successes among successes and counted failures in the window) is
+    /// where people work from, not an attacker. Default 0.2.
+    pub slow_max_success_share: f32,
     /// Failures of a user from an address followed within this many seconds
     /// by that user's success from the same address are typos. Default 600.
     pub typo_window_secs: i64,
@@ -82,6 +90,7 @@ impl Default for CampaignConfig {
             max_sources: 1024,
             slow_min_failures: 10,
             slow_min_hours: 4,
+            slow_max_success_share: 0.2,
             typo_window_secs: 600,
             typo_max_failures: 5,
             distributed_min_sources: 50,
@@ -188,6 +197,7 @@ struct SourceTrack {
     /// Unix hour each slot counts (slot = hour % 24).
     slot_hour: [u32; SOURCE_HOURS],
     slot_failures: [u16; SOURCE_HOURS],
+    slot_successes: [u16; SOURCE_HOURS],
     users: heapless::Vec<u32, USERS_PER_SOURCE>,
     invalid: u32,
     /// (time, user hash) of the latest failures, for forgiving typos.
@@ -207,6 +217,7 @@ impl SourceTrack {
             last_failure: at,
             slot_hour: [0; SOURCE_HOURS],
             slot_failures: [0; SOURCE_HOURS],
+            slot_successes: [0; SOURCE_HOURS],
             users: heapless::Vec::new(),
             invalid: 0,
             recent: heapless::Deque::new(),
@@ -216,11 +227,18 @@ impl SourceTrack {
         }
     }
 
-    fn live_slots(&self, now_hour: u32) -> impl Iterator<Item = u16> + '_ {
+    fn live(&self, now_hour: u32) -> impl Iterator<Item = usize> + '_ {
         let oldest = now_hour.saturating_sub(SOURCE_HOURS as u32 - 1);
-        (0..SOURCE_HOURS)
-            .filter(move |&i| self.slot_hour[i] >= oldest && self.slot_hour[i] <= now_hour)
-            .map(|i| self.slot_failures[i])
+        (0..SOURCE_HOURS).filter(move |&i| self.slot_hour[i] >= oldest && self.slot_hour[i] <= now_hour)
+    }
+
+    fn live_slots(&self, now_hour: u32) -> impl Iterator<Item = u16> + '_ {
+        self.live(now_hour).map(|i| self.slot_failures[i])
+    }
+
+    /// Successful logins in the last 24 hours.
+    fn successes(&self, now_hour: u32) -> u32 {
+        self.live(now_hour).map(|i| u32::from(self.slot_successes[i])).sum()
     }
 
     /// Failures in the last 24 hours and the hours they fall in.
@@ -228,17 +246,32 @@ impl SourceTrack {
         self.live_slots(now_hour).filter(|&n| n > 0).fold((0, 0), |(f, h), n| (f + u32::from(n), h + 1))
     }
 
-    fn add_failures(&mut self, at: i64, n: u32) {
+    /// The slot of `at`'s hour, emptied if it held an older hour; `None`
+    /// for a line more than a day late (outside the window).
+    fn slot(&mut self, at: i64) -> Option<usize> {
         let hour = unix_hour(at);
         let slot = hour as usize % SOURCE_HOURS;
         if self.slot_hour[slot] != hour {
             if self.slot_hour[slot] > hour {
-                return; // a line more than a day late: outside the window
+                return None;
             }
             self.slot_hour[slot] = hour;
             self.slot_failures[slot] = 0;
+            self.slot_successes[slot] = 0;
         }
-        self.slot_failures[slot] = self.slot_failures[slot].saturating_add(n.min(u32::from(u16::MAX)) as u16);
+        Some(slot)
+    }
+
+    fn add_failures(&mut self, at: i64, n: u32) {
+        if let Some(slot) = self.slot(at) {
+            self.slot_failures[slot] = self.slot_failures[slot].saturating_add(n.min(u32::from(u16::MAX)) as u16);
+        }
+    }
+
+    fn add_success(&mut self, at: i64) {
+        if let Some(slot) = self.slot(at) {
+            self.slot_successes[slot] = self.slot_successes[slot].saturating_add(1);
+        }
     }
 
     fn remove_failure(&mut self, at: i64) {
@@ -408,14 +441,15 @@ impl CampaignDetector {
     }
 
     fn success(&mut self, a: &AuthAttempt) {
-        let Some(user) = a.user else { return };
-        let hash = user as u32;
+        let idx = self.track(a);
         let cfg = &self.config;
-        let Some(idx) = self.sources.iter().position(|s| s.ip == a.source) else { return };
         let track = &mut self.sources[idx];
+        track.add_success(a.at);
         if track.flagged.is_some() {
             return; // a campaign that got in stays a campaign
         }
+        let Some(user) = a.user else { return };
+        let hash = user as u32;
         let typos: heapless::Vec<i64, RECENT_PER_SOURCE> = track
             .recent
             .iter()
@@ -448,33 +482,37 @@ impl CampaignDetector {
                     self.hour_sources = self.hour_sources.saturating_sub(1);
                 }
             }
-            self.sources.swap_remove(idx);
         }
+    }
+
+    /// The index of `a.source`'s tracker, made (forgetting another if full)
+    /// when there is none.
+    fn track(&mut self, a: &AuthAttempt) -> usize {
+        if let Some(i) = self.sources.iter().position(|s| s.ip == a.source) {
+            return i;
+        }
+        if self.sources.len() >= self.config.max_sources {
+            // Forget the source with the fewest failures in the window (then
+            // the stalest): one-shot addresses replace each other, a patient
+            // attacker stays.
+            let now_hour = unix_hour(self.now);
+            let victim = self
+                .sources
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| (s.flagged.is_some(), s.window(now_hour).0, s.last_failure))
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            self.sources.swap_remove(victim);
+        }
+        self.sources.push(SourceTrack::new(a.source, a.at, a.protocol));
+        self.sources.len() - 1
     }
 
     fn failure(&mut self, a: &AuthAttempt) {
         let n = a.count.max(1);
         let now_hour = unix_hour(self.now);
-        let idx = match self.sources.iter().position(|s| s.ip == a.source) {
-            Some(i) => i,
-            None => {
-                if self.sources.len() >= self.config.max_sources {
-                    // Forget the source with the fewest failures in the
-                    // window (then the stalest): one-shot addresses replace
-                    // each other, a patient attacker stays.
-                    let victim = self
-                        .sources
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, s)| (s.flagged.is_some(), s.window(now_hour).0, s.last_failure))
-                        .map(|(i, _)| i)
-                        .unwrap_or(0);
-                    self.sources.swap_remove(victim);
-                }
-                self.sources.push(SourceTrack::new(a.source, a.at, a.protocol));
-                self.sources.len() - 1
-            }
-        };
+        let idx = self.track(a);
 
         // Distributed window: a source counts once per hour of activity.
         let bucket = self.bucket_slot(a.at);
@@ -522,8 +560,14 @@ impl CampaignDetector {
             return;
         }
         let (failures, hours) = t.window(now_hour);
-        if failures < cfg.slow_min_failures || hours < cfg.slow_min_hours {
+        // Spread, not a burst: each hour adds at most SLOW_HOURLY_CAP.
+        let slow: u32 = t.live_slots(now_hour).map(|n| u32::from(n.min(SLOW_HOURLY_CAP))).sum();
+        if slow < cfg.slow_min_failures || hours < cfg.slow_min_hours {
             return;
+        }
+        let successes = t.successes(now_hour);
+        if successes as f32 >= cfg.slow_max_success_share * (successes + slow) as f32 {
+            return; // people log in from here all the time: their typos add up, no attack
         }
         let busiest = t.live_slots(now_hour).max().unwrap_or(0);
         let users = t.users.len();
@@ -840,8 +884,7 @@ mod tests {
         }
         assert!(d.drain_alerts().is_empty());
         assert!(!d.is_suspicious_source(office));
-        assert_eq!(d.tracked_sources(), 0, "forgiven typos leave nothing behind");
-        assert_eq!(d.failing_sources_last_hour(), 0);
+        assert_eq!(d.failing_sources_last_hour(), 0, "forgiven typos leave no failing source behind");
     }
 
     #[test]
@@ -855,6 +898,43 @@ mod tests {
         }
         assert_eq!(d.drain_alerts().len(), 1);
         assert!(d.is_suspicious_source(office));
+    }
+
+    #[test]
+    fn an_office_address_with_sparse_typos_and_a_fast_burst_is_no_slow_brute_force() {
+        // The pattern of elastic/auth.log's 24.151.103.17: ten users log in
+        // all day, a few give up after a typo (no success within minutes),
+        // and one burst of 147 failures in 8 minutes (fast: fail2ban's and
+        // the model's case, not this detector's).
+        let mut d = CampaignDetector::new(CampaignConfig::default());
+        let office = ip("24.151.103.17");
+        let mut at = T0 + 10 * 3600;
+        for i in 0..30 {
+            d.observe(&ok(at, office, &format!("elastic_user_{}", i % 10)));
+            if i % 5 == 2 {
+                d.observe(&fail(at + 900, office, &format!("elastic_user_{}", (i + 3) % 10)));
+                d.observe(&fail(at + 900, office, &format!("elastic_user_{}", (i + 3) % 10)));
+            }
+            at += 800;
+        }
+        for k in 0..147 {
+            d.observe(&fail(at + k * 3, office, "elastic_user_0"));
+        }
+        d.observe(&ok(at + 450, office, "elastic_user_0"));
+        assert!(d.drain_alerts().is_empty());
+        assert!(!d.is_suspicious_source(office));
+        // Without the day's successful logins, the same failures are spread
+        // over enough hours to be a slow brute force.
+        let mut d = CampaignDetector::new(CampaignConfig::default());
+        let mut at = T0 + 10 * 3600;
+        for i in 0..30 {
+            if i % 5 == 2 {
+                d.observe(&fail(at + 900, office, &format!("elastic_user_{}", (i + 3) % 10)));
+                d.observe(&fail(at + 900, office, &format!("elastic_user_{}", (i + 3) % 10)));
+            }
+            at += 800;
+        }
+        assert_eq!(d.drain_alerts().len(), 1);
     }
 
     #[test]
@@ -877,7 +957,7 @@ mod tests {
             d.observe(&fail(T0 + 7 * 3600 + k, guesser, "admin"));
         }
         d.observe(&ok(T0 + 7 * 3600 + 10, guesser, "admin"));
-        assert_eq!(d.tracked_sources(), 2, "the guesser's failures stay counted");
+        assert_eq!(d.failing_sources_last_hour(), 1, "the guesser's failures stay counted");
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Detector {
     campaigns: CampaignDetector,
     /// Start and end of recent distributed campaigns.
     recent: Vec<(i64, i64)>,
+    /// Sessions learnt since start (tells when the baselines need saving).
+    learnt: u64,
 }
 
 impl Detector {
@@ -85,7 +87,7 @@ impl Detector {
 
     /// Detectors around baselines loaded from a state file.
     pub fn with_baselines(baselines: Baselines, campaign: CampaignConfig) -> Self {
-        Detector { baselines, campaigns: CampaignDetector::new(campaign), recent: Vec::new() }
+        Detector { baselines, campaigns: CampaignDetector::new(campaign), recent: Vec::new(), learnt: 0 }
     }
 
     /// Loads the baselines from `path` (see [`Baselines::load_or_fresh`]):
@@ -100,6 +102,12 @@ impl Detector {
     /// after a restart they refill from the log lines that follow).
     pub fn save(&self, path: &Path) -> Result<()> {
         self.baselines.save(path)
+    }
+
+    /// Sessions learnt since this detector was made: when it moved, the
+    /// baselines changed and are worth saving.
+    pub fn learnt(&self) -> u64 {
+        self.learnt
     }
 
     /// The baselines.
@@ -132,6 +140,24 @@ impl Detector {
             self.recent.push((a.start, a.end));
         }
         alerts
+    }
+
+    /// Feeds attempts from lines re-read after a restart (already reported
+    /// before it): they rebuild the campaign windows, which are not
+    /// persisted, but raise no alert and are not counted again in the
+    /// device's rates, which are.
+    pub fn replay_attempts(&mut self, attempts: &[AuthAttempt]) {
+        for a in attempts {
+            self.campaigns.observe(a);
+        }
+        for a in self.campaigns.drain_alerts() {
+            if a.kind == CampaignKind::DistributedBruteForce {
+                self.recent.push((a.start, a.end));
+                if self.recent.len() > RECENT_CAMPAIGNS {
+                    self.recent.remove(0);
+                }
+            }
+        }
     }
 
     /// Judges one observation given the model's verdict, and learns it into
@@ -188,6 +214,7 @@ impl Detector {
                 let facts =
                     SessionFacts::new(user, obs.source_ip, obs.start, &obs.fingerprint, &obs.commands, obs.open);
                 learnt = self.baselines.learn(&facts, suspicious);
+                self.learnt += u64::from(learnt);
             }
         }
         Judgement { suspicious, confidence, escalated, reasons, novelty, campaign, learnt }
