@@ -127,6 +127,12 @@ fn open_source(
     analyzer_config: &AnalyzerConfig,
 ) -> Result<RunSource> {
     let key = sc.key();
+    // Baselines learnt before the restart; a damaged file is reported and
+    // replaced by fresh baselines, never fatal.
+    let (detector, damaged) = Detector::load_or_fresh(&baselines_path(state, &key), DetectConfig::default());
+    if let Some(e) = damaged {
+        eprintln!("bfp-agent: warning: {e}; starting with fresh baselines");
+    }
     let (follower, format) = match sc.kind {
         SourceKind::File => {
             let path = sc.path.as_deref().expect("validated: file sources have a path");
@@ -145,7 +151,8 @@ fn open_source(
                 Some(SourceCheckpoint::Journald(cp)) => cp.clone(),
                 _ => JournalCheckpoint::default(),
             };
-            let mut pipeline = Pipeline::new(key.clone(), Some(LogFormat::Journald), analyzer_config.clone());
+            let mut pipeline =
+                Pipeline::new(key.clone(), Some(LogFormat::Journald), analyzer_config.clone()).with_detector(detector);
             let replayed =
                 journald::replay(&sc.journalctl, &sc.journalctl_args, &last, sc.journal_replay_secs, &mut |line| {
                     pipeline.feed(line)
@@ -155,15 +162,9 @@ fn open_source(
             }
             let follower = start_journal(sc, state, &key, &last)?;
             let follower = Follower::Journal { follower: Some(follower), restart_at: Instant::now(), last };
-            return Ok(RunSource { config: sc.clone(), pipeline, key, follower });
+            return Ok(RunSource { config: sc.clone(), pipeline, key, follower, baselines_saved: 0 });
         }
     };
-    // Baselines learnt before the restart; a damaged file is reported and
-    // replaced by fresh baselines, never fatal.
-    let (detector, damaged) = Detector::load_or_fresh(&baselines_path(state, &key), DetectConfig::default());
-    if let Some(e) = damaged {
-        eprintln!("bfp-agent: warning: {e}; starting with fresh baselines");
-    }
     Ok(RunSource {
         config: sc.clone(),
         pipeline: Pipeline::new(key.clone(), format, analyzer_config.clone()).with_detector(detector),
