@@ -147,6 +147,69 @@ fn follows_rotation_and_restarts_reporting_every_session_once() {
 }
 
 #[test]
+fn killed_at_random_moments_every_session_is_still_reported_once() {
+    let source = real_log("elastic/auth.log");
+    let text = fs::read_to_string(&source).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let dir = temp_dir();
+    let log = dir.path().join("auth.log");
+    let state = dir.path().join("state");
+    let out = dir.path().join("results.jsonl");
+    let args = [
+        "--follow",
+        log.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--poll-interval-ms",
+        "10",
+    ];
+    // Random kill moments, reproducible from the seed printed on failure.
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut rng = seed | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    const ROUNDS: usize = 12;
+    let chunk = lines.len().div_ceil(ROUNDS);
+    for (round, part) in lines.chunks(chunk).enumerate() {
+        let running = RunningAgent::start(&args, None);
+        if round == ROUNDS / 2 {
+            // Rotate once the agent has checkpointed the file at least once: a
+            // file rotated away before the agent ever saw it cannot be found.
+            wait_until(60, "a checkpoint before the rotation", || consumed(&state, &log));
+            fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+        }
+        for piece in part.chunks(part.len().div_ceil(3)) {
+            append(&log, piece);
+            std::thread::sleep(Duration::from_millis(next(15)));
+        }
+        std::thread::sleep(Duration::from_millis(next(40)));
+        running.kill();
+    }
+    let last = RunningAgent::start(&args, None);
+    wait_until(60, "the whole log", || consumed(&state, &log));
+    last.stop();
+
+    let reported = json_lines(&fs::read(&out).unwrap());
+    let scan = agent(&["scan", "--format", "jsonl", source.to_str().unwrap()]);
+    assert!(scan.status.success());
+    let mut expected = json_lines(&scan.stdout);
+    expected.pop();
+    let got = counts(&reported, "session");
+    let want = counts(&expected, "session");
+    let doubled = got.values().filter(|&&n| n > 1).count();
+    assert_eq!(doubled, 0, "sessions reported twice (seed {seed})");
+    let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
+    assert_eq!(missing, 0, "sessions missing (seed {seed})");
+    assert_eq!(got, want, "seed {seed}");
+}
+
+#[test]
 fn journald_resumes_from_the_cursor_and_rebuilds_open_sessions_after_a_kill() {
     let dir = temp_dir();
     let journal = dir.path().join("journal.jsonl");

@@ -146,6 +146,12 @@ fn execute(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run { config, follow, state_dir, output, model, tor_exit_list, poll_interval_ms } => {
+            // First thing: a stop request during start-up ends the loop cleanly.
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(signal, Arc::clone(&stop))
+                    .map_err(|e| bfp_agent::Error::Io { path: "<signals>".into(), source: e })?;
+            }
             let mut config = effective_config(config.as_deref(), &follow, state_dir.as_deref(), output.as_deref())?;
             if model.is_some() {
                 config.model = model;
@@ -160,11 +166,6 @@ fn execute(cli: Cli) -> Result<()> {
             let scorer = Scorer::load(config.model.as_deref())?;
             let analyzer =
                 analyzer_config(config.tor_exit_list.as_deref(), config.source_window_secs, config.utc_offset_secs)?;
-            let stop = Arc::new(AtomicBool::new(false));
-            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                signal_hook::flag::register(signal, Arc::clone(&stop))
-                    .map_err(|e| bfp_agent::Error::Io { path: "<signals>".into(), source: e })?;
-            }
             eprintln!(
                 "bfp-agent: following {} source(s), model {}, state in {}",
                 config.sources.len(),
@@ -172,7 +173,10 @@ fn execute(cli: Cli) -> Result<()> {
                 config.state_dir.display()
             );
             let stats = run(&config, &analyzer, &scorer, &stop)?;
-            eprintln!("bfp-agent: stopped after {} lines, {} results", stats.lines, stats.records);
+            eprintln!(
+                "bfp-agent: stopped after {} lines ({} not understood), {} results",
+                stats.lines, stats.unknown_lines, stats.records
+            );
             Ok(())
         }
     }

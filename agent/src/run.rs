@@ -20,7 +20,7 @@ use crate::config::{Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::pipeline::{log_format, Pipeline};
 use crate::scoring::Scorer;
-use crate::sink;
+use crate::sink::{self, SinkMark};
 use crate::source::file::FileFollower;
 use crate::source::journald::{self, JournalCheckpoint, JournalFollower};
 use crate::source::Line;
@@ -46,6 +46,8 @@ struct RunSource {
     pipeline: Pipeline,
     /// `pipeline.detector().learnt()` when its baselines were last saved.
     baselines_saved: u64,
+    /// The last read error, until the source reads again.
+    last_error: Option<String>,
 }
 
 /// Counters for the operator (and the memory benchmark).
@@ -55,6 +57,9 @@ pub struct RunStats {
     pub lines: u64,
     /// Records written.
     pub records: u64,
+    /// Lines the parser did not understand (counted by program in the
+    /// analyzer's statistics).
+    pub unknown_lines: u64,
 }
 
 /// Runs until `stop` is set (SIGTERM/SIGINT), then returns with everything
@@ -69,6 +74,12 @@ pub fn run(
     let mut checkpoint = state.load()?;
     let mut sink = sink::open(&config.output)?;
     sink.recover(&checkpoint.sink)?;
+    if checkpoint.sink == SinkMark::None {
+        // First start (or a new output): record where the output begins, so
+        // results written before the first checkpoint can be cut back too.
+        checkpoint.sink = sink.commit()?;
+        state.save(&checkpoint)?;
+    }
     let mut sources = Vec::new();
     for sc in &config.sources {
         sources.push(open_source(sc, &state, checkpoint.sources.get(&sc.key()), analyzer_config)?);
@@ -112,6 +123,7 @@ pub fn run(
             }
         }
         if stopping {
+            stats.unknown_lines = sources.iter().map(|s| s.pipeline.analyzer().stats().unknown_total()).sum();
             return Ok(stats);
         }
         if lines == 0 {
@@ -162,7 +174,7 @@ fn open_source(
             }
             let follower = start_journal(sc, state, &key, &last)?;
             let follower = Follower::Journal { follower: Some(follower), restart_at: Instant::now(), last };
-            return Ok(RunSource { config: sc.clone(), pipeline, key, follower, baselines_saved: 0 });
+            return Ok(RunSource { config: sc.clone(), pipeline, key, follower, baselines_saved: 0, last_error: None });
         }
     };
     Ok(RunSource {
@@ -171,6 +183,7 @@ fn open_source(
         key,
         follower,
         baselines_saved: 0,
+        last_error: None,
     })
 }
 
@@ -199,7 +212,24 @@ fn poll_source(source: &mut RunSource, state: &StateDir) -> Result<u64> {
         pipeline.feed(line);
     };
     match &mut source.follower {
-        Follower::File(f) => f.poll(&mut feed).map_err(Error::io(f.path()))?,
+        Follower::File(f) => {
+            // A file that cannot be read now (permissions, a vanished
+            // mount) is retried at the next poll; the others go on.
+            match f.poll(&mut feed) {
+                Ok(()) => {
+                    if source.last_error.take().is_some() {
+                        eprintln!("bfp-agent: {}: readable again", f.path().display());
+                    }
+                }
+                Err(e) => {
+                    let message = Error::Io { path: f.path().into(), source: e }.to_string();
+                    if source.last_error.as_deref() != Some(message.as_str()) {
+                        eprintln!("bfp-agent: {message}; retrying");
+                    }
+                    source.last_error = Some(message);
+                }
+            }
+        }
         Follower::Journal { follower, restart_at, last } => {
             if follower.is_none() && Instant::now() >= *restart_at {
                 // Resume after the last line fed, which the next checkpoint covers.
@@ -208,6 +238,7 @@ fn poll_source(source: &mut RunSource, state: &StateDir) -> Result<u64> {
                     Err(e) => {
                         eprintln!("bfp-agent: {e}; retrying in {}s", JOURNAL_RESTART.as_secs());
                         *restart_at = Instant::now() + JOURNAL_RESTART;
+                        source.last_error = Some(e.to_string());
                     }
                 }
             }
@@ -215,6 +246,7 @@ fn poll_source(source: &mut RunSource, state: &StateDir) -> Result<u64> {
                 if let Err(e) = f.poll(&mut feed) {
                     eprintln!("bfp-agent: {e}; restarting it in {}s", JOURNAL_RESTART.as_secs());
                     *restart_at = Instant::now() + JOURNAL_RESTART;
+                    source.last_error = Some(e.to_string());
                 }
                 *last = f.checkpoint();
                 if f.exited() {

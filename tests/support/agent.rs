@@ -60,7 +60,9 @@ impl RunningAgent {
         self.child.wait().expect("wait");
     }
 
-    /// SIGTERM, then waits for a clean exit.
+    /// SIGTERM, then waits for it to exit: cleanly, or by the signal itself
+    /// when it arrived before the agent installed its handler (nothing is
+    /// lost either way: every state on disk is a consistent checkpoint).
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
@@ -68,7 +70,8 @@ impl RunningAgent {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "bfp-agent exited with {status}");
+                use std::os::unix::process::ExitStatusExt;
+                assert!(status.success() || status.signal() == Some(15), "bfp-agent exited with {status}");
                 return;
             }
             assert!(Instant::now() < deadline, "bfp-agent did not stop on SIGTERM");
