@@ -34,6 +34,8 @@ pub const DEFAULT_PAGE: u32 = 100;
 /// Largest `/api/results` page; larger `limit`s are clamped to it.
 pub const MAX_PAGE: u32 = 1000;
 
+pub mod ingest;
+
 const OPENAPI: &str = include_str!("openapi.json");
 
 /// Everything the handlers share.
@@ -47,6 +49,9 @@ pub struct AppState {
     pub model_version: Arc<str>,
     /// Request counters for `/metrics`.
     pub metrics: Arc<HttpMetrics>,
+    /// Bearer token that allows device administration from a non-loopback
+    /// peer (`--admin-token`); `None`: loopback only.
+    pub admin_token: Option<Arc<str>>,
 }
 
 /// Limits and browser access of the router.
@@ -88,6 +93,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route("/api/results", get(results))
         .route("/api/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .merge(ingest::router())
         .merge(crate::insights::router())
         .merge(crate::dashboard::router())
         .fallback(not_found)

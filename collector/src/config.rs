@@ -29,6 +29,36 @@ pub struct Cli {
 pub enum Command {
     /// Run the service (the default).
     Serve(ServeArgs),
+    /// Manage agent devices (tokens) in the database.
+    Device(DeviceArgs),
+}
+
+/// `bfp-collector device add|revoke|list`.
+#[derive(Debug, Clone, Args)]
+pub struct DeviceArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: DeviceAction,
+    /// SQLite database file (the service's `--db`). Default: `instance/app.db`.
+    #[arg(long, value_name = "PATH", default_value = "instance/app.db", global = true)]
+    pub db: PathBuf,
+}
+
+/// A device action.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeviceAction {
+    /// Create a device and print its token (shown once; only its hash is kept).
+    Add {
+        /// Device name: 1-64 letters, digits, '.', '_' or '-'.
+        name: String,
+    },
+    /// Revoke a device's token (its data stays).
+    Revoke {
+        /// Device name.
+        name: String,
+    },
+    /// List the devices as JSON.
+    List,
 }
 
 /// Options of the service.
@@ -65,6 +95,11 @@ pub struct ServeArgs {
     /// Most rows one group commit takes. Default: 4096.
     #[arg(long, value_name = "ROWS", default_value_t = 4096)]
     pub max_batch: usize,
+    /// Bearer token that allows `POST /api/devices` and
+    /// `DELETE /api/devices/NAME` from other machines. Default: none (device
+    /// administration only from loopback or with `bfp-collector device`).
+    #[arg(long, value_name = "TOKEN", env = "BFP_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 impl ServeArgs {

@@ -21,6 +21,12 @@ pub enum Error {
     /// The body exceeds the configured limit.
     #[error("payload too large: {0}")]
     TooLarge(String),
+    /// Missing, unknown or revoked device token (or admin credentials).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The request clashes with what exists (a device name taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// No such route.
     #[error("not found: {0}")]
     NotFound(String),
@@ -61,6 +67,8 @@ impl Error {
             Error::BadInput(_) => StatusCode::BAD_REQUEST,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -75,6 +83,8 @@ impl IntoResponse for Error {
             Error::BadInput(d) => (INVALID_INPUT, d.clone()),
             Error::TooLarge(d) => ("Payload too large", d.clone()),
             Error::NotFound(d) => ("Not found", d.clone()),
+            Error::Unauthorized(d) => ("Unauthorized", d.clone()),
+            Error::Conflict(d) => ("Conflict", d.clone()),
             Error::MethodNotAllowed => ("Method not allowed", "this route does not accept this method".into()),
             Error::ShuttingDown => ("Service unavailable", self.to_string()),
             other => {

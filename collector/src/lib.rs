@@ -58,6 +58,7 @@ impl Server {
             model_version: Arc::from(model.model_version.as_str()),
             model: Arc::new(model),
             metrics: Arc::default(),
+            admin_token: args.admin_token.as_deref().map(Arc::from),
         };
         let app = api::router(
             state,
@@ -81,7 +82,9 @@ impl Server {
     /// Serves until `shutdown` resolves, then finishes in-flight requests and
     /// commits every queued write before returning.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
-        let served = axum::serve(self.listener, self.app).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, self.app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         self.store.shutdown().await;
         served.map_err(Error::Io)
     }

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Device(args)) => return device(&args),
         None => cli.serve,
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -38,6 +39,39 @@ fn main() -> ExitCode {
             println!("bfp-collector stopped");
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("bfp-collector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bfp-collector device ...`: works on the database directly, beside a
+/// running service or without one.
+fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
+    use bfp_collector::config::DeviceAction;
+    use bfp_collector::store::devices;
+    let run = || -> bfp_collector::Result<()> {
+        let conn = devices::open_admin(&args.db)?;
+        match &args.action {
+            DeviceAction::Add { name } => {
+                let token = devices::add_device(&conn, name)?;
+                eprintln!("device {name:?} created; its token is shown only this once:");
+                println!("{token}");
+            }
+            DeviceAction::Revoke { name } => {
+                devices::revoke_device(&conn, name)?;
+                eprintln!("device {name:?} revoked");
+            }
+            DeviceAction::List => {
+                let list = devices::list_devices(&conn)?;
+                println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+            }
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bfp-collector: {e}");
             ExitCode::FAILURE

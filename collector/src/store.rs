@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 
+pub mod devices;
 pub mod insights;
 
 /// Version of the database schema below, kept in SQLite's `user_version`.
@@ -392,6 +393,8 @@ enum WriteOp {
         model_version: Arc<str>,
         reply: oneshot::Sender<Result<CsvSummary>>,
     },
+    Ingest(devices::IngestOp),
+    Admin(devices::AdminOp),
     Shutdown,
 }
 
@@ -429,6 +432,7 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(16);
         migrate(&mut conn)?;
         insights::ensure_schema(&mut conn)?;
+        devices::ensure_schema(&mut conn)?;
 
         let stats = Arc::new(WriterStats::default());
         let (tx, rx) = mpsc::channel(config.queue.max(1));
@@ -558,6 +562,12 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch:
         };
         match op {
             WriteOp::Shutdown => break,
+            WriteOp::Ingest(op) => {
+                let started = Instant::now();
+                let rows = devices::run_ingest(&mut conn, op);
+                account(stats, started, rows);
+            }
+            WriteOp::Admin(op) => devices::run_admin(&mut conn, op),
             WriteOp::Csv { chunks, model_version, reply } => {
                 let started = Instant::now();
                 let result = commit_csv(&mut conn, chunks, &model_version);
@@ -648,46 +658,55 @@ fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Vec<Ve
     let mut delta = CounterDelta::default();
     let mut rollup = insights::RollupDelta::default();
     let mut all = Vec::with_capacity(batch.len());
-    {
-        let mut stmt = tx.prepare_cached(INSERT_SQL)?;
-        for (rows, _) in batch {
-            let mut ids = Vec::with_capacity(rows.len());
-            for p in rows {
-                let fp = &p.fingerprint;
-                let commands = p.commands.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default());
-                let reasons = serde_json::to_string(&p.reasons).unwrap_or_else(|_| "[]".into());
-                stmt.execute(params![
-                    p.source.as_str(),
-                    label(p.suspicious),
-                    round_confidence(p.confidence),
-                    fp.login_hour,
-                    f64::from(fp.session_duration_min),
-                    fp.commands,
-                    fp.failed_logins,
-                    fp.protocol.as_str(),
-                    fp.typing_speed_wpm.map(f64::from),
-                    fp.risky_commands,
-                    commands,
-                    &*p.model_version,
-                    reasons,
-                    p.device,
-                    p.agent.kind,
-                    p.agent.source_ip,
-                    p.agent.user,
-                    p.agent.started_at,
-                    p.agent.ended_at,
-                ])?;
-                ids.push(tx.last_insert_rowid());
-                delta.add(p.source, p.device.as_deref(), p.suspicious, 1);
-                rollup.add(p.source, fp.protocol, p.suspicious, p.agent.source_ip.as_deref());
-            }
-            all.push(ids);
-        }
+    for (rows, _) in batch {
+        all.push(insert_rows(&tx, rows, &mut delta, &mut rollup)?);
     }
     delta.apply(&tx)?;
     rollup.apply(&tx)?;
     tx.commit()?;
     Ok(all)
+}
+
+/// Inserts rows inside `tx`, adding their counts to `delta` and `rollup`
+/// (which the caller applies in the same transaction).
+fn insert_rows(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[NewPrediction],
+    delta: &mut CounterDelta,
+    rollup: &mut insights::RollupDelta,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = tx.prepare_cached(INSERT_SQL)?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for p in rows {
+        let fp = &p.fingerprint;
+        let commands = p.commands.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default());
+        let reasons = serde_json::to_string(&p.reasons).unwrap_or_else(|_| "[]".into());
+        stmt.execute(params![
+            p.source.as_str(),
+            label(p.suspicious),
+            round_confidence(p.confidence),
+            fp.login_hour,
+            f64::from(fp.session_duration_min),
+            fp.commands,
+            fp.failed_logins,
+            fp.protocol.as_str(),
+            fp.typing_speed_wpm.map(f64::from),
+            fp.risky_commands,
+            commands,
+            &*p.model_version,
+            reasons,
+            p.device,
+            p.agent.kind,
+            p.agent.source_ip,
+            p.agent.user,
+            p.agent.started_at,
+            p.agent.ended_at,
+        ])?;
+        ids.push(tx.last_insert_rowid());
+        delta.add(p.source, p.device.as_deref(), p.suspicious, 1);
+        rollup.add(p.source, fp.protocol, p.suspicious, p.agent.source_ip.as_deref());
+    }
+    Ok(ids)
 }
 
 // ------------------------------------------------------------ CSV upload ---

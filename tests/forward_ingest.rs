@@ -1,0 +1,137 @@
+//! `POST /api/ingest` and the fleet endpoints against the real collector:
+//! tokens from the real `device add`, refusals that store nothing, idempotent
+//! batches, agent rows in results/analytics, model download.
+
+use bfp_common::wire::{Batch, CONTENT_TYPE};
+use bfp_common::CompactModel;
+use bfp_e2e::agent::temp_dir;
+use bfp_e2e::forward::{device_add, post_auth, sample_batch};
+use bfp_e2e::{get, post_json, request, Collector};
+
+fn total(c: &Collector) -> u64 {
+    get(&c.url("/api/analytics")).json()["total_predictions"].as_u64().unwrap()
+}
+
+#[test]
+fn refusals_store_nothing_and_batches_are_stored_once() {
+    let dir = temp_dir();
+    let db = dir.path().join("app.db");
+    let token = device_add(&db, "pi-1");
+    let c = Collector::start(&db, &[]);
+    let ingest = c.url("/api/ingest");
+    let body = sample_batch(1, 5).encode().unwrap();
+
+    // Missing, wrong and malformed tokens: 401 JSON, nothing stored.
+    for t in [None, Some("bfp_0000"), Some(&token[..token.len() - 1])] {
+        let r = post_auth(&ingest, t, CONTENT_TYPE, &body);
+        assert_eq!(r.status, 401, "{t:?}: {}", r.body);
+        assert_eq!(r.json()["error"], "Unauthorized");
+    }
+    // Garbage, every truncation of a valid body, trailing bytes, bad JSON,
+    // wrong media type, out-of-range numbers: 400 JSON, nothing stored.
+    let mut bad: Vec<(String, Vec<u8>)> = vec![
+        (CONTENT_TYPE.into(), b"garbage".to_vec()),
+        (CONTENT_TYPE.into(), Vec::new()),
+        ("application/json".into(), b"{\"seq\":1".to_vec()),
+        ("text/plain".into(), body.clone()),
+    ];
+    for cut in (0..body.len()).step_by(7) {
+        bad.push((CONTENT_TYPE.into(), body[..cut].to_vec()));
+    }
+    let mut longer = body.clone();
+    longer.push(0);
+    bad.push((CONTENT_TYPE.into(), longer));
+    let mut nan = sample_batch(1, 1);
+    nan.records[0].confidence = f32::NAN;
+    bad.push((CONTENT_TYPE.into(), nan.encode().unwrap()));
+    for (ct, b) in &bad {
+        let r = post_auth(&ingest, Some(&token), ct, b);
+        assert_eq!(r.status, 400, "{ct} {} bytes: {}", b.len(), r.body);
+        assert!(r.json()["error"].is_string());
+    }
+    assert_eq!(total(&c), 0);
+    assert_eq!(get(&c.url("/api/devices")).json()["devices"][0]["records"], 0);
+
+    // A good batch, then the same batch again (a retry after a lost reply).
+    let r = post_auth(&ingest, Some(&token), CONTENT_TYPE, &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["duplicate"], false);
+    assert_eq!(r.json()["stored"], 5);
+    let r = post_auth(&ingest, Some(&token), CONTENT_TYPE, &body);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["duplicate"], true);
+    assert_eq!(r.json()["stored"], 0);
+    assert_eq!(total(&c), 5);
+    // The JSON form of the next batch.
+    let json_batch = serde_json::to_vec(&sample_batch(2, 2)).unwrap();
+    let r = post_auth(&ingest, Some(&token), "application/json", &json_batch);
+    assert_eq!((r.status, r.json()["stored"].as_u64()), (200, Some(2)), "{}", r.body);
+    // A heartbeat alone stores no record and takes no sequence number.
+    let mut hb = Batch { seq: 0, records: vec![], ..sample_batch(0, 0) };
+    hb.heartbeat.dropped = 9;
+    hb.heartbeat.spool_depth = 4;
+    hb.heartbeat.last_error = Some("collector unreachable".into());
+    assert_eq!(post_auth(&ingest, Some(&token), CONTENT_TYPE, &hb.encode().unwrap()).status, 200);
+    assert_eq!(total(&c), 7);
+
+    let fleet = get(&c.url("/api/devices")).json();
+    let d = &fleet["devices"][0];
+    assert_eq!(d["name"], "pi-1");
+    assert_eq!((d["records"].as_u64(), d["last_seq"].as_u64()), (Some(7), Some(2)));
+    assert_eq!((d["dropped"].as_u64(), d["spool_depth"].as_u64()), (Some(9), Some(4)));
+    assert_eq!(d["agent_version"], "e2e");
+    assert_eq!(d["last_error"], "collector unreachable");
+    assert!(d["last_seen"].is_string());
+
+    // Agent rows beside single predictions, filtered with filtered counts.
+    let single = serde_json::json!({"login_time":"03:00","session_duration":5,"commands":["ls"],
+        "failed_logins":4,"protocol":"TOR","typing_speed":120});
+    assert_eq!(post_json(&c.url("/api/predict"), &single).status, 200);
+    let all = get(&c.url("/api/results")).json();
+    assert_eq!(all["count"], 8);
+    let agent = get(&c.url("/api/results?source=agent&device=pi-1")).json();
+    assert_eq!(agent["count"], 7);
+    let row = &agent["results"][0];
+    assert_eq!((row["source"].as_str(), row["kind"].as_str()), (Some("agent"), Some("session")));
+    assert_eq!((row["user"].as_str(), row["source_ip"].as_str()), (Some("user0"), Some("192.0.2.0")));
+    assert_eq!(row["started_at"], "2023-11-14 22:13:20");
+    assert_eq!(row["reasons"][0], "e2e");
+    let suspicious = get(&c.url("/api/results?source=agent&prediction=Suspicious")).json();
+    // Records 0 and 3 of the first batch, record 0 of the second.
+    assert_eq!(suspicious["count"], 3);
+    assert_eq!(get(&c.url("/api/results?device=nope")).json()["count"], 0);
+    assert_eq!(get(&c.url("/api/results?source=robot")).status, 400);
+
+    // Revocation over the API (loopback is allowed): the token stops working.
+    let r = request("DELETE", &c.url("/api/devices/pi-1"), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = post_auth(&ingest, Some(&token), CONTENT_TYPE, &sample_batch(3, 1).encode().unwrap());
+    assert_eq!(r.status, 401);
+    assert_eq!(total(&c), 8);
+    c.stop();
+}
+
+#[test]
+fn devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum() {
+    let dir = temp_dir();
+    let c = Collector::start(&dir.path().join("app.db"), &["--admin-token".into(), "s3cret-admin".into()]);
+    let r = post_json(&c.url("/api/devices"), &serde_json::json!({"name": "gw-7"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(post_json(&c.url("/api/devices"), &serde_json::json!({"name": "gw-7"})).status, 409);
+    assert_eq!(post_json(&c.url("/api/devices"), &serde_json::json!({"name": "a b"})).status, 400);
+    let r = post_auth(&c.url("/api/ingest"), Some(&token), CONTENT_TYPE, &sample_batch(1, 3).encode().unwrap());
+    assert_eq!(r.json()["stored"], 3);
+
+    let version = get(&c.url("/api/model/version")).json();
+    let mut r = ureq::get(&c.url("/api/model")).call().unwrap();
+    let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    assert_eq!(header("x-bfp-model-version").as_deref(), version["model_version"].as_str());
+    assert_eq!(header("x-bfp-model-sha256").as_deref(), version["sha256"].as_str());
+    assert_eq!(version["sha256"].as_str().unwrap().len(), 64);
+    let bytes = r.body_mut().read_to_vec().unwrap();
+    assert_eq!(bytes.len() as u64, version["bytes"].as_u64().unwrap());
+    let model = CompactModel::from_bytes(&bytes).unwrap();
+    assert_eq!(model.model_version, version["model_version"].as_str().unwrap());
+    c.stop();
+}
