@@ -22,7 +22,12 @@ fn main() -> std::io::Result<()> {
         if reader.read_until(b'\n', &mut line)? == 0 {
             break;
         }
-        let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line));
+        let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+        // Valid UTF-8 (nearly every line) is borrowed; only broken lines are copied.
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         a.feed_line(&text, format);
         for o in a.drain_ready() {
             serde_json::to_writer(&mut out, &o)?;

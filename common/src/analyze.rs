@@ -580,8 +580,8 @@ impl Analyzer {
     /// Routes one syslog-style message to its program's parser.
     fn dispatch(&mut self, program: &str, pid: Option<u32>, message: &str, ts_ms: i64, offset_secs: i32) {
         // Old Red Hat tags: "sshd(pam_unix)", "su(pam_unix)".
-        let (base, pam_tag) = match program.split_once('(') {
-            Some((base, rest)) if rest.starts_with("pam_") => (base, true),
+        let (base, pam_tag) = match memchr::memchr(b'(', program.as_bytes()) {
+            Some(i) if program[i + 1..].starts_with("pam_") => (&program[..i], true),
             _ => (program, false),
         };
         let (prog, event) = match base {

@@ -47,9 +47,22 @@ pub fn parse_body(body: &str) -> Event<'_> {
     Event::Noise
 }
 
-/// The value of `key` in PAM's `k=v k=v` list (empty values allowed).
+/// The value of `key` in PAM's `k=v k=v` list (empty values allowed);
+/// `key` must start the list or follow a space or `;`, so `user=` is not
+/// found inside `ruser=`.
 fn field<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    s.split([' ', ';']).find_map(|t| t.strip_prefix(key))
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(&b[from..], key.as_bytes()) {
+        let at = from + i;
+        if at == 0 || matches!(b[at - 1], b' ' | b';') {
+            let rest = &s[at + key.len()..];
+            let end = memchr::memchr2(b' ', b';', rest.as_bytes()).unwrap_or(rest.len());
+            return Some(&rest[..end]);
+        }
+        from = at + key.len();
+    }
+    None
 }
 
 #[cfg(test)]

@@ -182,6 +182,10 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
     None
 }
 
+fn last_word(s: &str) -> &str {
+    memchr::memrchr(b' ', s.as_bytes()).map_or(s, |i| &s[i + 1..])
+}
+
 /// After "Failed ": `METHOD for [invalid user ]USER from IP port N ssh2[: key]`.
 fn failed(rest: &str, count: u32) -> Option<Event<'_>> {
     let (method, rest) = word(rest);
@@ -211,7 +215,7 @@ fn closed_by(rest: &str) -> Event<'_> {
         None => rest,
     };
     // The address is the last word of what is left.
-    let ip = rest.rsplit(' ').next().unwrap_or(rest);
+    let ip = last_word(rest);
     Event::Disconnected { ip: parse_ip(ip), preauth }
 }
 
@@ -221,7 +225,7 @@ fn disconnected_from(rest: &str, preauth: bool) -> Event<'_> {
         Some((head, _)) => head,
         None => rest.strip_suffix(" [preauth]").unwrap_or(rest),
     };
-    let ip = head.rsplit(' ').next().unwrap_or(head);
+    let ip = last_word(head);
     Event::Disconnected { ip: parse_ip(ip), preauth }
 }
 

@@ -231,14 +231,33 @@ fn tagged(time: CivilTime, rest: &str, may_have_host: bool) -> Header<'_> {
     let no_tag = |host| Header { time, host, program: "", pid: None, message: rest };
     let Some(colon) = memchr::memchr(b':', rest.as_bytes()) else { return no_tag(None) };
     let before = &rest[..colon];
-    let message = rest[colon + 1..].trim_start_matches(' ');
-    let (lead, tag) = match before.rfind(' ') {
+    let message = skip_spaces(&rest[colon + 1..]);
+    let (lead, tag) = match memchr::memrchr(b' ', before.as_bytes()) {
         Some(i) => (&before[..i], &before[i + 1..]),
         None => ("", before),
     };
     // At most a host and a BusyBox "facility.level" before the tag.
     let mut host = None;
     let mut leads = 0;
+    if tag.is_empty() {
+        return no_tag(None);
+    }
+    if !lead.is_empty() && memchr::memchr(b' ', lead.as_bytes()).is_none() {
+        // The common case: just a host name (or just a facility.level).
+        return if is_facility_level(lead) {
+            {
+                let (program, pid) = split_tag(tag);
+                Header { time, host: None, program, pid, message }
+            }
+        } else if may_have_host {
+            {
+                let (program, pid) = split_tag(tag);
+                Header { time, host: Some(lead), program, pid, message }
+            }
+        } else {
+            no_tag(None)
+        };
+    }
     for token in lead.split(' ').filter(|t| !t.is_empty()) {
         leads += 1;
         if !is_facility_level(token) {
@@ -248,14 +267,41 @@ fn tagged(time: CivilTime, rest: &str, may_have_host: bool) -> Header<'_> {
             host = Some(token);
         }
     }
-    if leads > 2 || tag.is_empty() {
+    if leads > 2 {
         return no_tag(host);
     }
-    let (program, pid) = match tag.strip_suffix(']').and_then(|t| t.rsplit_once('[')) {
-        Some((program, pid)) => (program, pid.parse().ok()),
-        None => (tag, None),
-    };
+    let (program, pid) = split_tag(tag);
     Header { time, host, program, pid, message }
+}
+
+/// `prog[pid]` → (`prog`, pid); a tag without `[pid]` is all program.
+fn split_tag(tag: &str) -> (&str, Option<u32>) {
+    if let Some(t) = tag.strip_suffix(']') {
+        // Tags are short: a plain backwards scan beats a SIMD search's set-up.
+        if let Some(i) = t.bytes().rposition(|c| c == b'[') {
+            return (&tag[..i], parse_u32(&t[i + 1..]));
+        }
+    }
+    (tag, None)
+}
+
+fn parse_u32(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for c in s.bytes() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(c - b'0');
+    }
+    u32::try_from(n).ok()
+}
+
+fn skip_spaces(s: &str) -> &str {
+    let n = s.bytes().take_while(|&c| c == b' ').count();
+    &s[n..]
 }
 
 fn is_facility_level(token: &str) -> bool {
