@@ -592,24 +592,24 @@ impl Baselines {
             }
             if !session.open {
                 let minutes = fp.session_duration_min.max(0.0);
-                let x = minutes.ln_1p();
+                let x = log1p(minutes);
                 if u.length.n >= cfg.min_sessions && u.length.z(x, LOG_STD_FLOOR).abs() > cfg.unusual_z {
                     n.unusual_session_length = true;
                     n.reasons.push(format!(
                         "session of {} min, {user} usually stays about {} min",
                         round(minutes),
-                        round(u.length.mean.exp_m1())
+                        round(expm1(u.length.mean))
                     ));
                 }
                 if fp.commands > 0 {
                     let rate = fp.commands as f32 / minutes.max(1.0);
-                    let x = rate.ln_1p();
+                    let x = log1p(rate);
                     if u.cadence.n >= cfg.min_sessions && u.cadence.z(x, LOG_STD_FLOOR) > cfg.unusual_z {
                         n.unusual_command_cadence = true;
                         n.reasons.push(format!(
                             "{} commands a minute, {user} usually runs about {}",
                             round(rate),
-                            round(u.cadence.mean.exp_m1())
+                            round(expm1(u.cadence.mean))
                         ));
                     }
                 }
@@ -727,9 +727,9 @@ impl Baselines {
 
         if !session.open {
             let minutes = fp.session_duration_min.max(0.0);
-            u.length.update(minutes.ln_1p(), alpha);
+            u.length.update(log1p(minutes), alpha);
             if fp.commands > 0 {
-                u.cadence.update((fp.commands as f32 / minutes.max(1.0)).ln_1p(), alpha);
+                u.cadence.update(log1p(fp.commands as f32 / minutes.max(1.0)), alpha);
             }
         }
 
@@ -822,6 +822,18 @@ impl Baselines {
             Err(e) => (Baselines::new(config), Some(e)),
         }
     }
+}
+
+/// ln(1 + x) in f64, rounded to f32: the C library's f32 logarithm may
+/// differ by an ulp between glibc and musl, and the agent must give the same
+/// verdicts on every target; after rounding from f64 they agree.
+fn log1p(x: f32) -> f32 {
+    f64::from(x).ln_1p() as f32
+}
+
+/// The inverse of [`log1p`], the same way.
+fn expm1(x: f32) -> f32 {
+    f64::from(x).exp_m1() as f32
 }
 
 /// `12` rather than `12.0`, `2.5` rather than `2.4999`.
