@@ -25,7 +25,7 @@ use train::{Forest, TrainConfig};
 
 /// Version of the trained model (not of the container or the schema).
 /// Bump when the simulator, the features or the training settings change.
-pub const MODEL_VERSION: &str = "bfp-sim-forest-1.0.0";
+pub const MODEL_VERSION: &str = "bfp-sim-forest-1.1.0";
 
 /// The committed artifact, as the agent and the collector embed it.
 pub const ARTIFACT: &[u8] = include_bytes!("../artifacts/bfp-model.postcard");

@@ -99,6 +99,17 @@ pub fn groups(real: &Path) -> Result<Vec<Group>> {
             basis: "every accepted login on this host comes from 85.245.107.41 (users ubuntu and elastic_user_*): taken as its admins; unverified",
             rows: kind(&obs, ObservationKind::Session, &|o| o.source_ip == Some(admin)),
         });
+        // Diagnostic twin of the group above: the same sessions with their
+        // failed logins not counted, to show what the key-probe counting costs.
+        groups.push(Group {
+            name: "what-if: the same admin sessions with failed_logins = 0",
+            suspicious: false,
+            basis: "diagnostic, not a result: most of these sessions' failures are `Failed publickey` key probes before the password login",
+            rows: kind(&obs, ObservationKind::Session, &|o| o.source_ip == Some(admin))
+                .into_iter()
+                .map(|f| Fingerprint { failed_logins: 0, ..f })
+                .collect(),
+        });
         groups.push(Group {
             name: "elastic auth.log: other sources that only failed",
             suspicious: true,

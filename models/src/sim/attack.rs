@@ -189,3 +189,33 @@ impl Actor for PostCompromise {
         Draft::session(rng.int(0, 23) as u8, duration, commands, failed, protocol, wpm, risky)
     }
 }
+
+/// Credential-checking bots: log in, maybe send one probe (`uname`, `echo`),
+/// leave within seconds; the working login is sold or added to a botnet's
+/// list. Half arrive with valid credentials (no failure); the rest guessed
+/// them from the same address first.
+pub struct CredentialCheckBot {
+    guesses: bool,
+    protocols: [f64; 4],
+}
+
+impl CredentialCheckBot {
+    pub fn new(rng: &mut Rng) -> Self {
+        CredentialCheckBot {
+            guesses: rng.chance(0.5),
+            protocols: if rng.chance(0.85) { [0.0, 0.95, 0.0, 0.05] } else { [0.0, 0.3, 0.0, 0.7] },
+        }
+    }
+}
+
+impl Actor for CredentialCheckBot {
+    fn session(&mut self, rng: &mut Rng) -> Draft {
+        let failed = if self.guesses { rng.log_normal(5.0, 1.0, 1.0, 60.0).round() as u32 } else { 0 };
+        let duration = rng.log_normal(0.1, 1.0, 0.005, 1.0);
+        let commands = if rng.chance(0.7) { 0 } else { rng.int(1, 2) };
+        let wpm =
+            if commands == 0 || rng.chance(0.5) { None } else { Some(rng.log_normal(3000.0, 0.8, 300.0, 50_000.0)) };
+        let protocol = pick_protocol(rng, &self.protocols);
+        Draft::session(rng.int(0, 23) as u8, duration, commands, failed, protocol, wpm, 0)
+    }
+}

@@ -102,6 +102,8 @@ pub enum Scenario {
     FtpUser,
     /// Legitimate users behind Tor (rare).
     TorPrivacyUser,
+    /// scp/sftp/git/monitoring: seconds long, no command typed.
+    ShortExec,
     /// Fast brute force, per source.
     FastBruteForce,
     /// Slow brute force, per source, over long windows.
@@ -114,11 +116,13 @@ pub enum Scenario {
     TorOperator,
     /// Download-and-run, persistence, history wiping.
     PostCompromise,
+    /// Bots that log in, check the login works, and leave.
+    CredentialCheckBot,
 }
 
 impl Scenario {
     /// Every scenario, benign first.
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 15] = [
         Scenario::OfficeWorker,
         Scenario::NightShiftAdmin,
         Scenario::TravellingAdmin,
@@ -126,12 +130,14 @@ impl Scenario {
         Scenario::Mistyper,
         Scenario::FtpUser,
         Scenario::TorPrivacyUser,
+        Scenario::ShortExec,
         Scenario::FastBruteForce,
         Scenario::SlowBruteForce,
         Scenario::CredentialStuffing,
         Scenario::MachineSpeedBot,
         Scenario::TorOperator,
         Scenario::PostCompromise,
+        Scenario::CredentialCheckBot,
     ];
 
     /// Whether the scenario's sessions are attacks (label Suspicious).
@@ -149,12 +155,14 @@ impl Scenario {
             Scenario::Mistyper => "mistyping_user",
             Scenario::FtpUser => "ftp_user",
             Scenario::TorPrivacyUser => "tor_privacy_user",
+            Scenario::ShortExec => "short_exec_session",
             Scenario::FastBruteForce => "fast_brute_force",
             Scenario::SlowBruteForce => "slow_brute_force",
             Scenario::CredentialStuffing => "credential_stuffing",
             Scenario::MachineSpeedBot => "machine_speed_bot",
             Scenario::TorOperator => "tor_operator",
             Scenario::PostCompromise => "post_compromise",
+            Scenario::CredentialCheckBot => "credential_check_bot",
         }
     }
 
@@ -169,6 +177,7 @@ impl Scenario {
             Scenario::Mistyper => (10, 150),
             Scenario::FtpUser => (6, 100),
             Scenario::TorPrivacyUser => (3, 40),
+            Scenario::ShortExec => (6, 150),
             _ => (3, 150),
         }
     }
@@ -182,12 +191,14 @@ impl Scenario {
             Scenario::Mistyper => Box::new(normal::Mistyper::new(rng)),
             Scenario::FtpUser => Box::new(normal::FtpUser::new(rng)),
             Scenario::TorPrivacyUser => Box::new(normal::TorPrivacyUser::new(rng)),
+            Scenario::ShortExec => Box::new(normal::ShortExec::new(rng)),
             Scenario::FastBruteForce => Box::new(attack::FastBruteForce::new(rng)),
             Scenario::SlowBruteForce => Box::new(attack::SlowBruteForce::new(rng)),
             Scenario::CredentialStuffing => Box::new(attack::CredentialStuffing::new(rng)),
             Scenario::MachineSpeedBot => Box::new(attack::MachineSpeedBot::new(rng)),
             Scenario::TorOperator => Box::new(attack::TorOperator::new(rng)),
             Scenario::PostCompromise => Box::new(attack::PostCompromise::new(rng)),
+            Scenario::CredentialCheckBot => Box::new(attack::CredentialCheckBot::new(rng)),
         }
     }
 }

@@ -266,3 +266,36 @@ fn commands_for(rng: &mut Rng, duration_min: f64, rate_per_min: f64) -> u32 {
 fn human_wpm(rng: &mut Rng, habit: f64) -> f64 {
     rng.normal(habit, 5.0).clamp(8.0, 140.0)
 }
+
+/// Short non-interactive sessions: scp/sftp/rsync copies, git over SSH,
+/// monitoring checks. Key-based (no failures), seconds long, nothing typed,
+/// at most one logged command. As a single session they look like a
+/// credential-checking bot; only who and from where tells them apart.
+pub struct ShortExec {
+    hour: Option<u8>,
+    start: f64,
+    duration_median: f64,
+    protocol: Protocol,
+}
+
+impl ShortExec {
+    pub fn new(rng: &mut Rng) -> Self {
+        ShortExec {
+            // Monitoring runs around the clock at one hour; copies follow the working day.
+            hour: if rng.chance(0.4) { Some(rng.int(0, 23) as u8) } else { None },
+            start: rng.uniform(7.0, 11.0),
+            duration_median: rng.log_normal(0.15, 0.8, 0.01, 2.0),
+            protocol: pick_protocol(rng, &[0.1, 0.9, 0.0, 0.0]),
+        }
+    }
+}
+
+impl Actor for ShortExec {
+    fn session(&mut self, rng: &mut Rng) -> Draft {
+        let hour = self.hour.unwrap_or_else(|| ((self.start + rng.uniform(0.0, 10.0)) as u32 % 24) as u8);
+        let duration = rng.log_normal(self.duration_median, 0.6, 0.005, 10.0);
+        let commands = if rng.chance(0.8) { 0 } else { 1 };
+        let failed = if rng.chance(0.03) { 1 } else { 0 };
+        Draft::session(hour, duration, commands, failed, self.protocol, None, 0)
+    }
+}
