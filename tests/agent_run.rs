@@ -112,14 +112,18 @@ fn follows_rotation_and_restarts_reporting_every_session_once() {
     assert!(agent4.alive());
     agent4.stop();
 
-    // The per-user baselines learnt from the log's Normal sessions were saved.
+    // The per-user baselines learnt from the log's Normal sessions were saved,
+    // once: the file of the last checkpoint's generation, no stale ones.
     let baselines: Vec<_> = fs::read_dir(&state)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".baselines"))
+        .filter(|e| e.file_name().to_string_lossy().contains(".baselines"))
         .collect();
     assert_eq!(baselines.len(), 1, "one baselines file for the one source");
     assert!(fs::read(baselines[0].path()).unwrap().starts_with(b"BFPB"));
+    let cp: Value = serde_json::from_slice(&fs::read(state.join("checkpoint.json")).unwrap()).unwrap();
+    let generation = cp["baselines"][log.to_str().unwrap()].as_u64().expect("the checkpoint names its baselines");
+    assert!(baselines[0].file_name().to_string_lossy().ends_with(&format!(".baselines.{generation}")));
 
     let reported = json_lines(&fs::read(&out).unwrap());
     let scan = agent(&["scan", "--format", "jsonl", source.to_str().unwrap()]);

@@ -82,7 +82,10 @@ pub fn run(
     }
     let mut sources = Vec::new();
     for sc in &config.sources {
-        sources.push(open_source(sc, &state, checkpoint.sources.get(&sc.key()), analyzer_config)?);
+        let key = sc.key();
+        let baselines = baselines_path(&state, &key, checkpoint.baselines.get(&key).copied());
+        sources.push(open_source(sc, &state, checkpoint.sources.get(&key), &baselines, analyzer_config)?);
+        remove_stale_baselines(&state, &key, checkpoint.baselines.get(&key).copied());
     }
     let poll_interval = Duration::from_millis(config.poll_interval_ms);
     let mut stats = RunStats::default();
@@ -95,31 +98,46 @@ pub fn run(
             source.pipeline.drain(scorer, &mut records);
         }
         stats.lines += lines;
-        let next = Checkpoint {
+        let mut next = Checkpoint {
             version: CHECKPOINT_VERSION,
             sink: checkpoint.sink.clone(),
             sources: sources.iter().map(|s| (s.key.clone(), source_checkpoint(s))).collect(),
+            generation: checkpoint.generation + 1,
+            baselines: checkpoint.baselines.clone(),
         };
-        if !records.is_empty() || next.sources != checkpoint.sources {
+        let learnt = sources.iter().any(|s| s.pipeline.detector().learnt() != s.baselines_saved);
+        if !records.is_empty() || next.sources != checkpoint.sources || learnt {
             for record in records.drain(..) {
                 sink.write(&record)?;
                 stats.records += 1;
             }
-            // Output first, then the positions that produced it.
+            // Output first, then the baselines those results taught, then
+            // the positions that produced both: one checkpoint names them
+            // all, so a kill anywhere leaves a consistent set.
             let mark = sink.commit()?;
+            for source in &mut sources {
+                let learnt = source.pipeline.detector().learnt();
+                if learnt != source.baselines_saved {
+                    let path = baselines_path(&state, &source.key, Some(next.generation));
+                    match source.pipeline.detector().save(&path) {
+                        Ok(()) => {
+                            next.baselines.insert(source.key.clone(), next.generation);
+                        }
+                        Err(e) => eprintln!("bfp-agent: warning: {e}"),
+                    }
+                    source.baselines_saved = learnt;
+                }
+            }
+            let superseded: Vec<(String, u64)> = checkpoint
+                .baselines
+                .iter()
+                .filter(|(key, gen)| next.baselines.get(*key) != Some(*gen))
+                .map(|(key, gen)| (key.clone(), *gen))
+                .collect();
             checkpoint = Checkpoint { sink: mark, ..next };
             state.save(&checkpoint)?;
-        }
-        // Baselines change only when a Normal session is learnt (rare next
-        // to lines): saved then, after the output and positions it follows.
-        for source in &mut sources {
-            let learnt = source.pipeline.detector().learnt();
-            if learnt != source.baselines_saved {
-                let path = baselines_path(&state, &source.key);
-                if let Err(e) = source.pipeline.detector().save(&path) {
-                    eprintln!("bfp-agent: warning: {e}");
-                }
-                source.baselines_saved = learnt;
+            for (key, gen) in superseded {
+                let _ = std::fs::remove_file(baselines_path(&state, &key, Some(gen)));
             }
         }
         if stopping {
@@ -136,12 +154,13 @@ fn open_source(
     sc: &SourceConfig,
     state: &StateDir,
     checkpoint: Option<&SourceCheckpoint>,
+    baselines: &Path,
     analyzer_config: &AnalyzerConfig,
 ) -> Result<RunSource> {
     let key = sc.key();
     // Baselines learnt before the restart; a damaged file is reported and
     // replaced by fresh baselines, never fatal.
-    let (detector, damaged) = Detector::load_or_fresh(&baselines_path(state, &key), DetectConfig::default());
+    let (detector, damaged) = Detector::load_or_fresh(baselines, DetectConfig::default());
     if let Some(e) = damaged {
         eprintln!("bfp-agent: warning: {e}; starting with fresh baselines");
     }
@@ -187,14 +206,36 @@ fn open_source(
     })
 }
 
-/// Where a source's baselines live in the state directory.
-fn baselines_path(state: &StateDir, key: &str) -> std::path::PathBuf {
-    let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    state.path().join(format!("{safe}.baselines"))
+/// A file name made of a source's name.
+fn safe_name(key: &str) -> String {
+    key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+/// Where a source's baselines of a checkpoint generation live in the state
+/// directory (`None`: the file of agents before generations, if any).
+fn baselines_path(state: &StateDir, key: &str, generation: Option<u64>) -> std::path::PathBuf {
+    match generation {
+        Some(gen) => state.path().join(format!("{}.baselines.{gen}", safe_name(key))),
+        None => state.path().join(format!("{}.baselines", safe_name(key))),
+    }
+}
+
+/// Removes baselines files a kill left behind (written for a checkpoint
+/// that was never saved).
+fn remove_stale_baselines(state: &StateDir, key: &str, current: Option<u64>) {
+    let prefix = format!("{}.baselines.", safe_name(key));
+    let Ok(entries) = std::fs::read_dir(state.path()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(gen) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        if gen.parse::<u64>().is_ok() && gen.parse::<u64>().ok() != current {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn start_journal(sc: &SourceConfig, state: &StateDir, key: &str, last: &JournalCheckpoint) -> Result<JournalFollower> {
-    let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let safe = safe_name(key);
     JournalFollower::start(
         &sc.journalctl,
         &sc.journalctl_args,

@@ -29,6 +29,13 @@ pub struct Checkpoint {
     pub sink: SinkMark,
     /// Per source (by its configured name).
     pub sources: BTreeMap<String, SourceCheckpoint>,
+    /// Incremented at every save; names the baselines files written for it.
+    #[serde(default)]
+    pub generation: u64,
+    /// Per source: the generation of the baselines file that matches these
+    /// positions (baselines learn from the sessions those lines closed).
+    #[serde(default)]
+    pub baselines: BTreeMap<String, u64>,
 }
 
 /// Where one source stands.
