@@ -43,6 +43,12 @@ pub enum Error {
     /// `journalctl` could not be started or stopped unexpectedly.
     #[error("journald source: {0}")]
     Journal(String),
+    /// The spool (store-and-forward to the collector) failed.
+    #[error("spool: {0}")]
+    Spool(String),
+    /// Forwarding to the collector is misconfigured (URL, token, CA file).
+    #[error("collector: {0}")]
+    Forward(String),
     /// The output sink failed.
     #[error("output {path}: {source}")]
     Sink {

@@ -17,6 +17,7 @@ pub mod scan;
 pub mod scoring;
 pub mod sink;
 pub mod source;
+pub mod spool;
 pub mod state;
 
 pub use error::{Error, Result};
