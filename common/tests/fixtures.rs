@@ -347,3 +347,39 @@ fn luci_web_logins_are_https_sessions_reported_at_once() {
     );
     assert_eq!(a.drain_ready().len(), 1);
 }
+
+#[test]
+fn observations_round_trip_as_json_with_stable_keys() {
+    let (obs, _) = run(&fixture("dropbear-logread.log"), LogFormat::Auto, config());
+    for o in &obs {
+        let json = serde_json::to_value(o).unwrap();
+        for key in ["kind", "source_ip", "user", "start", "end", "open", "fingerprint", "commands"] {
+            assert!(json.get(key).is_some(), "{key} missing in {json}");
+        }
+        let back: Observation = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(&back, o);
+    }
+    let session = obs.iter().find(|o| o.kind == ObservationKind::Session).unwrap();
+    let json = serde_json::to_value(session).unwrap();
+    assert_eq!(json["kind"], "session");
+    assert_eq!(json["fingerprint"]["protocol"], "SSH");
+    assert_eq!(json["session"]["program"], "dropbear");
+}
+
+#[test]
+fn rfc5424_and_rfc3339_syslog_through_the_analyzer() {
+    let text = [
+        "<38>1 2026-11-24T22:15:03.120+01:00 edge sshd 812 - - Failed password for pi from 2001:db8::9 port 3 ssh2",
+        "<38>1 2026-11-24T22:15:09.000+01:00 edge sshd 812 - - Accepted password for pi from 2001:db8::9 port 3 ssh2",
+        "2026-11-24T22:45:09.000+01:00 edge sshd[812]: pam_unix(sshd:session): session closed for user pi",
+    ]
+    .join("\n");
+    let (obs, a) = run(&text, LogFormat::Auto, config());
+    assert_eq!(a.stats().unknown_total(), 0);
+    let s = of_kind(&obs, ObservationKind::Session);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].fingerprint.login_hour, 22, "the line's own offset gives the local hour");
+    assert_eq!(s[0].start, NOV_25_2026 - 86_400 + 21 * 3600 + 15 * 60 + 9);
+    assert_eq!(s[0].fingerprint.session_duration_min, 30.0);
+    assert_eq!(s[0].fingerprint.failed_logins, 1);
+}
