@@ -661,16 +661,28 @@
     tbody.replaceChildren(
       ...devices.map((d) =>
         el("tr", {},
-          el("td", { text: d.name ?? d.device ?? d.id }),
+          el("td", {}, el("a", { href: "#/results", text: d.name ?? d.device ?? d.id, onclick: () => showDevice(d.name ?? d.device) })),
           el("td", { text: d.last_seen ?? "never" }),
           el("td", { text: d.agent_version ?? "" }),
           el("td", { text: d.model_version ?? "" }),
           el("td", { class: "num", text: fmtInt(d.spool_depth) }),
           el("td", { class: "num", text: fmtInt(d.dropped ?? d.dropped_count) }),
+          el("td", { class: "num", text: d.lines_read === undefined ? "" : fmtInt(d.lines_read) }),
+          el("td", { class: "num", text: d.records === undefined ? "" : fmtInt(d.records) }),
           el("td", { text: d.last_error ?? "" }),
         ),
       ),
     );
+  }
+
+  /** Opens the results page filtered to one device. */
+  function showDevice(name) {
+    if (!initialised.has("results")) {
+      initialised.add("results");
+      initResults();
+    }
+    $("#r-device").value = name ?? "";
+    resultsState = { filters: readFilters(), cursors: [0], last: null };
   }
 
   // ---- Start ---------------------------------------------------------------
