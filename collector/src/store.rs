@@ -925,15 +925,9 @@ fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
     let tx = c.unchecked_transaction()?;
     let (filter, mut args) = insights::filter_sql(q, 3);
     let (count, lo, hi) = if insights::is_ranged(q) {
-        // An id or time range: count the rows in it (O(rows in range)).
+        // An id or time range: the counters cannot say, count in the range.
         match insights::resolve_range(&tx, q)? {
-            Some((lo, hi)) => {
-                let mut bind: Vec<rusqlite::types::Value> = vec![(lo - 1).into(), hi.into()];
-                bind.extend(args.iter().cloned());
-                let sql = format!("SELECT COUNT(*) FROM predictions WHERE id > ?1 AND id <= ?2 {filter}");
-                let n: i64 = tx.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(bind), |r| r.get(0))?;
-                (n as u64, lo, hi)
-            }
+            Some((lo, hi)) => (insights::range_count(&tx, lo, hi, &filter, &args)?, lo, hi),
             None => (0, 1, 0),
         }
     } else {
