@@ -173,3 +173,49 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     let (_, summary) = scan(&["--log-format", "syslog", garbage.to_str().unwrap()]);
     assert!(summary["lines_read"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn a_tor_exit_list_marks_that_address_tor_and_only_it() {
+    let log = real_log("loghub/OpenSSH_2k.log");
+    let (plain, _) = scan(&[log.to_str().unwrap()]);
+    // The address with the most fingerprints in the plain scan.
+    let mut by_ip = std::collections::BTreeMap::<String, usize>::new();
+    for o in &plain {
+        if let Some(ip) = o["source_ip"].as_str() {
+            *by_ip.entry(ip.to_string()).or_default() += 1;
+        }
+    }
+    let (ip, _) = by_ip.iter().max_by_key(|(_, n)| **n).expect("fingerprints with addresses");
+    assert!(plain.iter().all(|o| o["protocol"] != "TOR"), "no Tor list, no TOR");
+    let dir = temp_dir();
+    let list = dir.path().join("exits.txt");
+    std::fs::write(&list, format!("# test list\n192.0.2.1\nExitAddress {ip} 2026-11-25 07:00:00\n")).unwrap();
+    let (marked, _) = scan(&["--tor-exit-list", list.to_str().unwrap(), log.to_str().unwrap()]);
+    assert_eq!(marked.len(), plain.len());
+    for o in &marked {
+        let from_exit = o["source_ip"].as_str() == Some(ip.as_str());
+        assert_eq!(o["protocol"] == "TOR", from_exit, "{o}");
+    }
+}
+
+#[test]
+fn model_override_scores_with_the_given_artifact() {
+    let dir = temp_dir();
+    let model = bfp_e2e::stand_in_model(dir.path());
+    let log = real_log("elastic/auth.log");
+    let (embedded, summary) = scan(&[log.to_str().unwrap()]);
+    assert_ne!(summary["model_version"], "e2e-stand-in");
+    let (objects, summary) = scan(&["--model", model.to_str().unwrap(), log.to_str().unwrap()]);
+    assert_eq!(summary["model_version"], "e2e-stand-in");
+    assert_eq!(objects.len(), embedded.len());
+    // The stand-in says Suspicious when more than 3 failed logins preceded
+    // (the baselines may raise a verdict, never lower one), Normal otherwise.
+    let sessions: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "session").collect();
+    for o in &sessions {
+        if o["failed_logins"].as_u64().unwrap() > 3 {
+            assert_eq!(o["prediction"], "Suspicious", "{o}");
+        }
+    }
+    assert!(sessions.iter().any(|o| o["failed_logins"].as_u64().unwrap() <= 3 && o["prediction"] == "Normal"));
+    assert!(objects.iter().all(|o| o["model_version"] == "e2e-stand-in"));
+}
