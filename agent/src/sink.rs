@@ -125,3 +125,70 @@ impl Sink for FileSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(user: &str) -> Record {
+        Record {
+            kind: "session".into(),
+            log: "t".into(),
+            source_ip: None,
+            user: Some(user.into()),
+            start: 0,
+            end: Some(60),
+            open: false,
+            login_hour: 0,
+            duration_min: 1.0,
+            failed_logins: 0,
+            commands: Vec::new(),
+            command_count: 0,
+            risky_commands: Some(0),
+            protocol: bfp_common::Protocol::Ssh,
+            typing_speed: None,
+            prediction: "Normal".into(),
+            confidence: 0.9,
+            reasons: Vec::new(),
+            model_version: "m".into(),
+            details: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_file_sink_cuts_back_what_was_written_after_its_mark() {
+        let dir = crate::testutil::tempdir("sink");
+        let path = dir.join("out/results.jsonl");
+        let mut sink = FileSink::open(&path).unwrap();
+        sink.write(&record("a")).unwrap();
+        let mark = sink.commit().unwrap();
+        let SinkMark::File { len, .. } = mark else { panic!("a file mark") };
+        assert_eq!(len, std::fs::metadata(&path).unwrap().len());
+        // Written and even fsynced, but the checkpoint never recorded it.
+        sink.write(&record("b")).unwrap();
+        sink.commit().unwrap();
+        drop(sink);
+        let mut sink = FileSink::open(&path).unwrap();
+        sink.recover(&mark).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.contains("\"user\":\"a\""));
+        // Appends go on after the cut.
+        sink.write(&record("c")).unwrap();
+        sink.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn a_mark_of_another_file_leaves_the_output_alone() {
+        let dir = crate::testutil::tempdir("sink-other");
+        let path = dir.join("results.jsonl");
+        let mut sink = FileSink::open(&path).unwrap();
+        sink.write(&record("a")).unwrap();
+        let SinkMark::File { dev, ino, .. } = sink.commit().unwrap() else { panic!("a file mark") };
+        // The operator rotated the output: the mark names the old inode.
+        sink.recover(&SinkMark::File { dev, ino: ino + 1, len: 0 }).unwrap();
+        sink.recover(&SinkMark::None).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+    }
+}
