@@ -168,6 +168,9 @@ fn killed_at_random_moments_every_session_is_still_reported_once() {
         out.to_str().unwrap(),
         "--poll-interval-ms",
         "10",
+        // A checkpoint after every poll: the most moments for a kill to hit.
+        "--commit-interval-ms",
+        "0",
     ];
     // Random kill moments, reproducible from the seed printed on failure.
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;

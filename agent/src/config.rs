@@ -33,6 +33,13 @@ pub struct Config {
     /// truncation, in milliseconds (10–60000). Default 500.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// Least time between two checkpoints, in milliseconds (0–600000): each
+    /// costs three fsyncs, which flash storage pays in wear. Results wait in
+    /// memory at most this long (or until 256 are pending); a crash in
+    /// between only means the lines since the last checkpoint are read
+    /// again. Default 1000.
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
     /// Length of a source (attacking address) window in seconds: attempts
     /// of one address are aggregated over this long. Default: the parser's
     /// own default.
@@ -115,6 +122,9 @@ fn default_state_dir() -> PathBuf {
 fn default_output() -> PathBuf {
     PathBuf::from("-")
 }
+fn default_commit_interval_ms() -> u64 {
+    1000
+}
 fn default_poll_interval_ms() -> u64 {
     500
 }
@@ -158,6 +168,7 @@ impl Config {
             tor_exit_list: None,
             output: default_output(),
             poll_interval_ms: default_poll_interval_ms(),
+            commit_interval_ms: default_commit_interval_ms(),
             source_window_secs: None,
             utc_offset_secs: None,
             sources: Vec::new(),
@@ -183,6 +194,9 @@ impl Config {
         let bad = |detail: String| Err(Error::Config { path: path.into(), detail });
         if !(10..=60_000).contains(&self.poll_interval_ms) {
             return bad(format!("poll_interval_ms must be 10-60000, got {}", self.poll_interval_ms));
+        }
+        if self.commit_interval_ms > 600_000 {
+            return bad(format!("commit_interval_ms must be 0-600000, got {}", self.commit_interval_ms));
         }
         if self.source_window_secs == Some(0) {
             return bad("source_window_secs must be > 0".into());
@@ -224,6 +238,7 @@ mod tests {
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/bfp-agent"));
         assert_eq!(config.output, PathBuf::from("-"));
         assert_eq!(config.poll_interval_ms, 500);
+        assert_eq!(config.commit_interval_ms, 1000);
         assert_eq!(config.model, None);
         assert_eq!(config.sources, vec![SourceConfig::file("/var/log/auth.log")]);
         assert_eq!(config.sources[0].key(), "/var/log/auth.log");

@@ -76,6 +76,9 @@ enum Command {
         /// Poll interval in milliseconds (overrides the config's).
         #[arg(long, value_name = "MS")]
         poll_interval_ms: Option<u64>,
+        /// Least time between checkpoints in milliseconds (overrides the config's).
+        #[arg(long, value_name = "MS")]
+        commit_interval_ms: Option<u64>,
     },
 }
 
@@ -145,7 +148,16 @@ fn execute(cli: Cli) -> Result<()> {
             scan(&opts, &scorer, &mut out)?;
             Ok(())
         }
-        Command::Run { config, follow, state_dir, output, model, tor_exit_list, poll_interval_ms } => {
+        Command::Run {
+            config,
+            follow,
+            state_dir,
+            output,
+            model,
+            tor_exit_list,
+            poll_interval_ms,
+            commit_interval_ms,
+        } => {
             // First thing: a stop request during start-up ends the loop cleanly.
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -161,8 +173,11 @@ fn execute(cli: Cli) -> Result<()> {
             }
             if let Some(ms) = poll_interval_ms {
                 config.poll_interval_ms = ms;
-                config.validate(std::path::Path::new("<flags>"))?;
             }
+            if let Some(ms) = commit_interval_ms {
+                config.commit_interval_ms = ms;
+            }
+            config.validate(std::path::Path::new("<flags>"))?;
             let scorer = Scorer::load(config.model.as_deref())?;
             let analyzer =
                 analyzer_config(config.tor_exit_list.as_deref(), config.source_window_secs, config.utc_offset_secs)?;

@@ -26,6 +26,8 @@ use crate::source::journald::{self, JournalCheckpoint, JournalFollower};
 use crate::source::Line;
 use crate::state::{Checkpoint, SourceCheckpoint, StateDir, CHECKPOINT_VERSION};
 
+/// Results held before a checkpoint is forced (bounds memory in a burst).
+const MAX_PENDING_RECORDS: usize = 256;
 /// How long to wait before restarting a `journalctl` that exited.
 const JOURNAL_RESTART: Duration = Duration::from_secs(5);
 
@@ -88,6 +90,8 @@ pub fn run(
         remove_stale_baselines(&state, &key, checkpoint.baselines.get(&key).copied());
     }
     let poll_interval = Duration::from_millis(config.poll_interval_ms);
+    let commit_interval = Duration::from_millis(config.commit_interval_ms);
+    let mut last_commit = Instant::now();
     let mut stats = RunStats::default();
     let mut records = Vec::new();
     loop {
@@ -106,7 +110,12 @@ pub fn run(
             baselines: checkpoint.baselines.clone(),
         };
         let learnt = sources.iter().any(|s| s.pipeline.detector().learnt() != s.baselines_saved);
-        if !records.is_empty() || next.sources != checkpoint.sources || learnt {
+        let dirty = !records.is_empty() || next.sources != checkpoint.sources || learnt;
+        // Deferring is safe: until the checkpoint moves, a restart reads
+        // these lines again and makes the same results.
+        let due = stopping || records.len() >= MAX_PENDING_RECORDS || last_commit.elapsed() >= commit_interval;
+        if dirty && due {
+            last_commit = Instant::now();
             for record in records.drain(..) {
                 sink.write(&record)?;
                 stats.records += 1;
