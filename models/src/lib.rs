@@ -12,6 +12,7 @@ pub mod card;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod feedback;
 pub mod real;
 pub mod seed;
 pub mod sim;
@@ -50,14 +51,26 @@ pub struct Built {
     pub forest: Forest,
     /// Its compact export.
     pub model: CompactModel,
+    /// Analyst-labelled rows added to training (0 for the committed model).
+    pub extra: usize,
 }
 
 /// Simulates, splits by population, trains and exports. Deterministic.
 pub fn build(sim_cfg: &SimConfig, train_cfg: &TrainConfig) -> Result<Built> {
+    build_with(sim_cfg, train_cfg, &[])
+}
+
+/// As [`build`], with analyst-labelled rows added to training only. The
+/// model version then says so (`+feedback.N`).
+pub fn build_with(sim_cfg: &SimConfig, train_cfg: &TrainConfig, extra: &[feedback::Labelled]) -> Result<Built> {
     let all = sim::simulate(sim_cfg);
     let (train_set, eval_set) = sim::split(&all, sim_cfg);
-    let (x, y) = features(&train_set);
+    let (mut x, mut y) = features(&train_set);
+    x.extend(extra.iter().map(|l| l.fingerprint.features()));
+    y.extend(extra.iter().map(|l| l.suspicious));
     let forest = train::fit(&x, &y, train_cfg)?;
-    let model = export::export(&forest, MODEL_VERSION, &x, &y)?;
-    Ok(Built { train: train_set, eval: eval_set, forest, model })
+    let version =
+        if extra.is_empty() { MODEL_VERSION.to_string() } else { format!("{MODEL_VERSION}+feedback.{}", extra.len()) };
+    let model = export::export(&forest, &version, &x, &y)?;
+    Ok(Built { train: train_set, eval: eval_set, forest, model, extra: extra.len() })
 }

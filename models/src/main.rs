@@ -26,6 +26,10 @@ enum Command {
         /// Folder of the original seed CSVs (default: shared/data/seed beside the repository).
         #[arg(long, env = "BFP_SEED_DIR")]
         seed_dir: Option<PathBuf>,
+        /// Analyst-labelled rows (CSV: the original six columns, `Label`, optional `RiskyCommands`) to add to
+        /// training; repeatable. The result is a site model: write it elsewhere with --artifact and --card.
+        #[arg(long = "extra-labelled")]
+        extra_labelled: Vec<PathBuf>,
     },
     /// Write the simulated, labelled data set (train and held-out rows) as CSV.
     Dataset {
@@ -37,7 +41,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Train { artifact, card, seed_dir } => bfp_models::card::regenerate(&artifact, &card, seed_dir),
+        Command::Train { artifact, card, seed_dir, extra_labelled } => {
+            train(&artifact, &card, seed_dir, &extra_labelled)
+        }
         Command::Dataset { out } => dataset(&out),
     };
     match result {
@@ -50,6 +56,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn train(
+    artifact: &std::path::Path,
+    card: &std::path::Path,
+    seed_dir: Option<PathBuf>,
+    extra: &[PathBuf],
+) -> bfp_models::Result<String> {
+    let mut rows = Vec::new();
+    for path in extra {
+        rows.extend(bfp_models::feedback::read(path)?);
+    }
+    let committed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/bfp-model.postcard"));
+    let committed_card = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/MODEL_CARD.md"));
+    if !rows.is_empty() && (artifact == committed || card == committed_card) {
+        return Err(bfp_models::Error::Export(
+            "a model trained with --extra-labelled is a site model: give --artifact and --card outside models/".into(),
+        ));
+    }
+    bfp_models::card::regenerate(artifact, card, seed_dir, &rows)
 }
 
 fn dataset(out: &std::path::Path) -> bfp_models::Result<String> {
