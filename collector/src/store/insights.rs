@@ -84,7 +84,10 @@ pub(super) fn range_count(
 ) -> Result<u64> {
     if filter_sql.is_empty() {
         let (min, max, total): (Option<i64>, Option<i64>, i64) = c.query_row(
-            "SELECT MIN(id), MAX(id), (SELECT COALESCE(SUM(n), 0) FROM counters) FROM predictions",
+            // Separate sub-queries: SQLite answers a lone MIN or MAX from the
+            // b-tree's end, but scans the table for both in one SELECT.
+            "SELECT (SELECT MIN(id) FROM predictions), (SELECT MAX(id) FROM predictions),
+                    (SELECT COALESCE(SUM(n), 0) FROM counters)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
@@ -389,7 +392,9 @@ pub fn parse_time(field: &str, text: &str, end: bool) -> Result<String> {
 /// boundary off by the rows stored during the step.
 pub(super) fn id_range(c: &Connection, from: Option<&str>, to: Option<&str>) -> Result<Option<(i64, i64)>> {
     let (min, max): (Option<i64>, Option<i64>) =
-        c.query_row("SELECT MIN(id), MAX(id) FROM predictions", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        c.query_row("SELECT (SELECT MIN(id) FROM predictions), (SELECT MAX(id) FROM predictions)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     let (Some(min), Some(max)) = (min, max) else { return Ok(None) };
     let mut at = c.prepare_cached("SELECT id, created_at FROM predictions WHERE id >= ?1 ORDER BY id LIMIT 1")?;
     let mut first_at = |id: i64| -> Result<(i64, String)> { Ok(at.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?) };
