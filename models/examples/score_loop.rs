@@ -1,0 +1,32 @@
+//! Scores N varied fingerprints with the embedded model, for instruction
+//! counting: `valgrind --tool=callgrind` on N = 0 and N = 100000, the
+//! difference divided by N is the cost of one `CompactModel::score`
+//! (independent of machine load). See docs/benchmarks.md.
+
+use std::hint::black_box;
+
+use bfp_common::{Fingerprint, Protocol};
+
+fn main() {
+    let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let model = bfp_models::embedded().expect("artifact loads");
+    let rows: Vec<_> = (0..64u32)
+        .map(|i| {
+            Fingerprint {
+                login_hour: (i * 7 % 24) as u8,
+                session_duration_min: (i * 13 % 240) as f32 + 0.5,
+                commands: i * 5 % 90,
+                failed_logins: if i % 3 == 0 { i * 11 % 300 } else { i % 3 },
+                protocol: Protocol::ALL[(i % 4) as usize],
+                typing_speed_wpm: if i % 5 == 0 { None } else { Some((20 + i * 37 % 3000) as f32) },
+                risky_commands: if i % 4 == 0 { None } else { Some(i % 6) },
+            }
+            .features()
+        })
+        .collect();
+    let mut flagged = 0u32;
+    for k in 0..n {
+        flagged += u32::from(model.score(black_box(&rows[(k % 64) as usize])).suspicious);
+    }
+    println!("{flagged} of {n} flagged");
+}
