@@ -10,7 +10,8 @@
 #   scripts/build-arm.sh armv7-unknown-linux-musleabihf   # only the ones named
 #   SKIP_INSTALL=1 scripts/build-arm.sh   # toolchains already there
 #
-# Results: target/<triple>/release-small/bfp-agent, listed at the end.
+# Results: target/<triple>/release-small/bfp-agent (or below $CARGO_TARGET_DIR),
+# listed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ ALL_TARGETS=(aarch64-unknown-linux-gnu aarch64-unknown-linux-musl armv7-unknown-
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 PROFILE=release-small
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 # Versions checked on Debian 12 with Rust 1.95.
 ZIGLANG_VERSION=0.17.1
 ZIGBUILD_VERSION=0.24.1
@@ -104,7 +106,7 @@ echo
 echo "== bfp-agent sizes (profile $PROFILE, stripped)"
 printf '%-34s %10s %8s  %s\n' target bytes MiB kind
 for t in "${TARGETS[@]}"; do
-  bin="target/$t/$PROFILE/bfp-agent"
+  bin="$TARGET_DIR/$t/$PROFILE/bfp-agent"
   bytes=$(stat -c %s "$bin")
   kind=$(file -b "$bin" | sed -E 's/, BuildID\[[^]]*\]=[0-9a-f]*//; s/ version 1 \(SYSV\),//')
   printf '%-34s %10s %8s  %s\n' "$t" "$bytes" "$(awk -v b="$bytes" 'BEGIN{printf "%.2f", b/1048576}')" "$kind"
