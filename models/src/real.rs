@@ -118,6 +118,18 @@ pub fn groups(real: &Path) -> Result<Vec<Group>> {
         });
     }
 
+    let rhel = real.join("exposed-rhel/secure");
+    if rhel.is_file() {
+        let obs = observe(&rhel)?;
+        let owner: IpAddr = "35.235.244.33".parse().expect("literal address");
+        groups.push(Group {
+            name: "exposed RHEL secure: the owner's publickey session",
+            suspicious: false,
+            basis: "the host's only accepted login: a publickey login by its owner right after the account was created (Google Cloud guest agent); one row",
+            rows: kind(&obs, ObservationKind::Session, &|o| o.source_ip == Some(owner)),
+        });
+    }
+
     for (file, name) in [
         ("exposed-rhel/secure", "exposed RHEL secure: sources that only failed"),
         ("loghub/OpenSSH_2k.log", "Loghub OpenSSH: sources that only failed"),

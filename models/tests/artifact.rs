@@ -154,3 +154,13 @@ fn the_hour_alone_never_flips_these_verdicts() {
         }
     }
 }
+
+#[test]
+fn model_card_describes_the_committed_artifact() {
+    let card = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/MODEL_CARD.md")).unwrap();
+    assert!(card.contains(&format!("# Model card: {}", bfp_models::MODEL_VERSION)), "card is for another model");
+    assert!(
+        card.contains(&format!("| size | {} bytes", bfp_models::ARTIFACT.len())),
+        "card is stale: run `cargo run --release -p bfp-models -- train`"
+    );
+}
