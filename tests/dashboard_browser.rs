@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use bfp_e2e::browser::{screenshots_dir, Browser};
-use bfp_e2e::{self as support, Collector};
+use bfp_e2e::{self as support, forward, Collector};
 use serde_json::{json, Value};
 
 /// The API, to compare the pages with (blocking, through the shared helpers).
@@ -265,20 +265,62 @@ async fn page_ids(b: &Browser) -> Vec<u64> {
     b.js(script, vec![]).await.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
 }
 
-async fn devices(b: &Browser, api: &Api, base: &str, shots: &Path) {
-    b.goto(&format!("{base}/#/devices")).await;
-    let (status, body) = api.get("/api/devices");
-    let none = status == 404
-        || body.as_array().map(|a| a.is_empty()).unwrap_or(false)
-        || body["devices"].as_array().map(|a| a.is_empty()).unwrap_or(false);
-    if none {
-        b.wait_visible("#devices-empty").await;
-        assert!(b.text("#devices-empty").await.starts_with("No devices yet"));
-        assert!(!b.visible("#devices-error").await, "{}", b.text("#devices-error").await);
-    } else {
-        b.wait_visible("#devices-table").await;
-    }
+/// An agent reports (a real token from `device add`, a batch over
+/// `/api/ingest`): the devices page lists it, and the analytics page charts it
+/// by device and by source address.
+async fn fleet(b: &Browser, api: &Api, base: &str, token: &str, shots: &Path) {
+    // Choosing the current page again reloads it.
+    b.click("nav a[data-page=devices]").await;
+    b.wait_visible("#devices-wrap").await;
+    assert_eq!(b.text("#devices-table tbody td:nth-child(6)").await, "0", "records before the batch");
+
+    let mut batch = forward::sample_batch(1, 6);
+    batch.heartbeat.spool_depth = 4;
+    batch.heartbeat.dropped = 2;
+    batch.heartbeat.last_error = Some("collector unreachable for 5 min".into());
+    let body = batch.encode().unwrap();
+    let r = forward::post_auth(&format!("{base}/api/ingest"), Some(token), bfp_common::wire::CONTENT_TYPE, &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let (_, fleet) = api.get("/api/devices");
+    let d = &fleet["devices"][0];
+    b.click("nav a[data-page=devices]").await;
+    b.wait_text("#devices-table tbody", "the reported spool depth", |t| t.contains("collector unreachable")).await;
+    let cells = b
+        .js("return [...document.querySelectorAll('#devices-table tbody tr:first-child td')].map(td => td.textContent);", vec![])
+        .await;
+    let cell = |i: usize| cells[i].as_str().unwrap().to_string();
+    assert_eq!(cell(0), "pi-lab");
+    assert_eq!(cell(1), d["last_seen"].as_str().unwrap());
+    assert_eq!((cell(2), cell(3)), ("e2e".to_string(), "e2e-model".to_string()));
+    assert_eq!((cell(4), cell(5), cell(6), cell(7)), ("4".into(), "2".into(), "10".into(), "6".into()));
     b.screenshot(shots, "devices").await;
+
+    // The device's name opens its results.
+    b.click("#devices-table tbody tr:first-child a").await;
+    b.wait_text("#results-status", "the device's six results", |t| t == "Showing 1–6 of 6 predictions.").await;
+
+    // Analytics: by device and top suspicious source addresses (records 0 and
+    // 3 of the sample batch are suspicious: 192.0.2.0 and 192.0.2.3).
+    b.goto(&format!("{base}/#/analytics")).await;
+    b.wait_text("#table-device", "the device's bar", |t| t.contains("pi-lab")).await;
+    b.wait_text("#table-ips", "the suspicious addresses", |t| t.contains("192.0.2.0") && t.contains("192.0.2.3")).await;
+    assert!(!b.text("#table-ips").await.contains("192.0.2.1"), "a normal-only address among the suspicious");
+    assert!(b.visible("#chart-device").await && b.visible("#chart-ips").await);
+    b.wait_text("#table-source", "agent rows by source", |t| t.contains("agent")).await;
+    b.screenshot(shots, "analytics").await;
+}
+
+/// Before any agent exists the devices page says so (an empty fleet, or a
+/// collector without fleet support answering 404).
+async fn devices(b: &Browser, api: &Api, base: &str) {
+    let (status, body) = api.get("/api/devices");
+    assert!(status == 404 || body["devices"].as_array().is_some_and(|d| d.is_empty()), "{status} {body}");
+    b.goto(&format!("{base}/#/devices")).await;
+    b.wait_visible("#devices-empty").await;
+    assert!(b.text("#devices-empty").await.starts_with("No devices yet"));
+    assert!(!b.visible("#devices-error").await, "{}", b.text("#devices-error").await);
+    assert!(!b.visible("#devices-wrap").await);
 }
 
 async fn phone(b: &Browser, base: &str, shots: &Path) {
@@ -334,7 +376,8 @@ async fn keyboard_navigation(b: &Browser, base: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(&dir.path().join("app.db"), &[]);
+    let db = dir.path().join("app.db");
+    let collector = Collector::start(&db, &[]);
     let base = collector.url("");
     let api = Api { base: base.clone() };
     let shots = screenshots_dir();
@@ -345,7 +388,11 @@ async fn dashboard_in_a_real_browser() {
     csv_batch(&b, &api, &base, &shots).await;
     analytics(&b, &api, &base, &shots).await;
     results(&b, &api, &base, &shots).await;
-    devices(&b, &api, &base, &shots).await;
+    devices(&b, &api, &base).await;
+    // A device is registered over the API (allowed from loopback) and reports.
+    let (status, added) = api.post_json("/api/devices", &json!({"name": "pi-lab"}));
+    assert_eq!(status, 201, "{added}");
+    fleet(&b, &api, &base, added["token"].as_str().unwrap(), &shots).await;
     phone(&b, &base, &shots).await;
 
     b.close().await;

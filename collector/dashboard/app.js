@@ -661,7 +661,9 @@
     tbody.replaceChildren(
       ...devices.map((d) =>
         el("tr", {},
-          el("td", {}, el("a", { href: "#/results", text: d.name ?? d.device ?? d.id, onclick: () => showDevice(d.name ?? d.device) })),
+          el("td", {},
+            el("a", { href: "#/results", text: d.name ?? d.device ?? d.id, onclick: () => showDevice(d.name ?? d.device) }),
+            d.revoked ? el("span", { class: "muted", text: ` (revoked ${d.revoked})` }) : null),
           el("td", { text: d.last_seen ?? "never" }),
           el("td", { text: d.agent_version ?? "" }),
           el("td", { text: d.model_version ?? "" }),
@@ -688,5 +690,11 @@
   // ---- Start ---------------------------------------------------------------
 
   window.addEventListener("hashchange", route);
+  // Choosing the page already shown reloads its data (no hashchange fires).
+  for (const a of $$("nav a[data-page]")) {
+    a.addEventListener("click", () => {
+      if (location.hash === a.getAttribute("href")) route();
+    });
+  }
   route();
 })();
