@@ -524,9 +524,10 @@ against `credential_check_bot`, added to the simulator after this evaluation fir
 simulated recall of `credential_check_bot` shows the same blind spot). Telling them apart needs who and from \
 where: the source window (distinct users tried, success after failures) and per-user baselines (new network \
 for this user, password login as root), which feature schema 1 does not carry. \
-(3) The elastic admins' sessions are seconds long, run no command, and carry up to 10 `failed_logins`: the \
-analyzer counts each `Failed publickey` key probe that precedes a password login, over a day, without \
-resetting at a success. To the model that is the shape of a bot that guessed its way in, and it flags them; \
+(3) The elastic admins' sessions are seconds long, run no command, and carry up to 10 `failed_logins`: a \
+session's `failed_logins` is every failure from the same address in the previous 24 hours (for any user, \
+`PriorFailures::from_source`), not reset by the successes in between, and the admins' clients log a \
+`Failed publickey` key probe before each password login. To the model that is the shape of a bot that guessed its way in, and it flags them; \
 the what-if row (same sessions, failures not counted) shows the flags come from that count alone. Not \
 counting key probes followed by a success on the same connection is a fingerprinting fix (in the analyzer), \
 not something the model can undo.";
