@@ -50,6 +50,12 @@ pub struct Config {
     /// Default 0 (UTC).
     #[serde(default)]
     pub utc_offset_secs: Option<i32>,
+    /// Forward results to a collector (the `[collector]` table; see
+    /// `crate::forward::CollectorConfig` for its keys) through an on-disk
+    /// spool in `state_dir/spool`, instead of writing them to `output`.
+    /// Default: none.
+    #[serde(default)]
+    pub collector: Option<crate::forward::CollectorConfig>,
     /// The logs to follow, as `[[source]]` tables. At least one.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -171,6 +177,7 @@ impl Config {
             commit_interval_ms: default_commit_interval_ms(),
             source_window_secs: None,
             utc_offset_secs: None,
+            collector: None,
             sources: Vec::new(),
         }
     }
@@ -191,6 +198,9 @@ impl Config {
     /// Checks what serde cannot: ranges, required keys per kind, unique
     /// names, at least one source.
     pub fn validate(&self, path: &Path) -> Result<()> {
+        if let Some(collector) = &self.collector {
+            collector.validate().map_err(|e| Error::Config { path: path.into(), detail: e.to_string() })?;
+        }
         let bad = |detail: String| Err(Error::Config { path: path.into(), detail });
         if !(10..=60_000).contains(&self.poll_interval_ms) {
             return bad(format!("poll_interval_ms must be 10-60000, got {}", self.poll_interval_ms));

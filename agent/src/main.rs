@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use bfp_agent::forward::CollectorConfig;
 use bfp_agent::run::{effective_config, run};
 use bfp_agent::scan::{scan, OutputFormat, ScanOptions};
 use bfp_agent::scoring::Scorer;
@@ -79,6 +80,19 @@ enum Command {
         /// Least time between checkpoints in milliseconds (overrides the config's).
         #[arg(long, value_name = "MS")]
         commit_interval_ms: Option<u64>,
+        /// Forward results to this collector (http:// or https:// base URL)
+        /// through the on-disk spool, instead of writing them to the output.
+        #[arg(long, value_name = "URL")]
+        collector: Option<String>,
+        /// The device token from `bfp-collector device add NAME`.
+        #[arg(long, value_name = "TOKEN", env = "BFP_AGENT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Trust only this CA (or self-signed certificate) PEM for an https collector.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        /// Spool size cap in bytes (overrides the config's).
+        #[arg(long, value_name = "BYTES")]
+        spool_max_bytes: Option<u64>,
     },
 }
 
@@ -157,6 +171,10 @@ fn execute(cli: Cli) -> Result<()> {
             tor_exit_list,
             poll_interval_ms,
             commit_interval_ms,
+            collector,
+            token,
+            ca_file,
+            spool_max_bytes,
         } => {
             // First thing: a stop request during start-up ends the loop cleanly.
             let stop = Arc::new(AtomicBool::new(false));
@@ -178,7 +196,8 @@ fn execute(cli: Cli) -> Result<()> {
                 config.commit_interval_ms = ms;
             }
             config.validate(std::path::Path::new("<flags>"))?;
-            let scorer = Scorer::load(config.model.as_deref())?;
+            apply_collector_flags(&mut config, collector, token, ca_file, spool_max_bytes)?;
+            let scorer = load_run_model(&config)?;
             let analyzer =
                 analyzer_config(config.tor_exit_list.as_deref(), config.source_window_secs, config.utc_offset_secs)?;
             eprintln!(
@@ -195,6 +214,67 @@ fn execute(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `--collector`, `--token`, `--ca-file`, `--spool-max-bytes` over the
+/// config's `[collector]` table.
+fn apply_collector_flags(
+    config: &mut bfp_agent::config::Config,
+    url: Option<String>,
+    token: Option<String>,
+    ca_file: Option<PathBuf>,
+    spool_max_bytes: Option<u64>,
+) -> Result<()> {
+    let flags = std::path::Path::new("<flags>");
+    if let Some(url) = url {
+        match &mut config.collector {
+            Some(c) => c.url = url,
+            None => {
+                let token = token.clone().ok_or_else(|| bfp_agent::Error::Config {
+                    path: flags.into(),
+                    detail: "--collector needs --token TOKEN (from bfp-collector device add NAME)".into(),
+                })?;
+                config.collector = Some(CollectorConfig::new(url, token));
+            }
+        }
+    }
+    let given = token.is_some() || ca_file.is_some() || spool_max_bytes.is_some();
+    match &mut config.collector {
+        Some(c) => {
+            if let Some(token) = token {
+                c.token = token;
+            }
+            if ca_file.is_some() {
+                c.ca_file = ca_file;
+            }
+            if let Some(bytes) = spool_max_bytes {
+                c.spool_max_bytes = bytes;
+            }
+        }
+        None if given => {
+            return Err(bfp_agent::Error::Config {
+                path: flags.into(),
+                detail: "--token, --ca-file and --spool-max-bytes need --collector URL".into(),
+            })
+        }
+        None => {}
+    }
+    config.validate(flags)
+}
+
+/// The configured model; else, when forwarding, the last model fetched from
+/// the collector (if it still loads); else the embedded one.
+fn load_run_model(config: &bfp_agent::config::Config) -> Result<Scorer> {
+    if config.model.is_none() && config.collector.is_some() {
+        let fetched = config.state_dir.join(bfp_agent::forward::MODEL_FILE);
+        if fetched.is_file() {
+            match Scorer::load(Some(&fetched)) {
+                Ok(scorer) => return Ok(scorer),
+                Err(e) => eprintln!("bfp-agent: warning: {e}; using the embedded model"),
+            }
+        }
+    }
+    Scorer::load(config.model.as_deref())
 }
 
 /// The utmp layout of the machine the agent runs on.

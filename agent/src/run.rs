@@ -10,7 +10,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bfp_common::analyze::{AnalyzerConfig, LogFormat};
@@ -18,12 +18,14 @@ use bfp_common::detect::{DetectConfig, Detector};
 
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
+use crate::forward;
 use crate::pipeline::{log_format, Pipeline};
 use crate::scoring::Scorer;
 use crate::sink::{self, SinkMark};
 use crate::source::file::FileFollower;
 use crate::source::journald::{self, JournalCheckpoint, JournalFollower};
 use crate::source::Line;
+use crate::spool::{Spool, SpoolConfig, SpoolSink};
 use crate::state::{Checkpoint, SourceCheckpoint, StateDir, CHECKPOINT_VERSION};
 
 /// Results held before a checkpoint is forced (bounds memory in a burst).
@@ -74,7 +76,20 @@ pub fn run(
 ) -> Result<RunStats> {
     let state = StateDir::open(&config.state_dir)?;
     let mut checkpoint = state.load()?;
-    let mut sink = sink::open(&config.output)?;
+    // With a collector, results go to the spool and a forwarding thread
+    // sends what the checkpoints cover.
+    let status = Arc::new(forward::Status::default());
+    if let Ok(mut v) = status.model_version.lock() {
+        *v = scorer.version().to_string();
+    }
+    let (mut sink, spool): (Box<dyn sink::Sink>, _) = match &config.collector {
+        Some(cc) => {
+            let spool = Spool::open(SpoolConfig::new(state.path().join("spool"), cc.spool_max_bytes))?;
+            let spool = Arc::new(Mutex::new(spool));
+            (Box::new(SpoolSink::new(spool.clone())), Some(spool))
+        }
+        None => (sink::open(&config.output)?, None),
+    };
     sink.recover(&checkpoint.sink)?;
     if checkpoint.sink == SinkMark::None {
         // First start (or a new output): record where the output begins, so
@@ -82,6 +97,13 @@ pub fn run(
         checkpoint.sink = sink.commit()?;
         state.save(&checkpoint)?;
     }
+    sink.checkpointed(&checkpoint.sink);
+    if let (Some(cc), Some(spool)) = (&config.collector, spool) {
+        forward::Forwarder::new(cc.clone(), spool, status.clone(), state.path())?
+            .spawn(stop.clone())
+            .map_err(|e| Error::Forward(format!("cannot start the forwarding thread: {e}")))?;
+    }
+    let mut current_scorer = scorer.clone();
     let mut sources = Vec::new();
     for sc in &config.sources {
         let key = sc.key();
@@ -96,6 +118,15 @@ pub fn run(
     let mut records = Vec::new();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
+        // A model the forwarder fetched and verified replaces ours between
+        // two polls: every result is scored by exactly one model.
+        if let Some(newer) = status.new_model.lock().ok().and_then(|mut m| m.take()) {
+            if let Ok(mut v) = status.model_version.lock() {
+                *v = newer.version().to_string();
+            }
+            current_scorer = newer;
+        }
+        let scorer = &current_scorer;
         let mut lines = 0u64;
         for source in &mut sources {
             lines += poll_source(source, &state)?;
@@ -145,9 +176,15 @@ pub fn run(
                 .collect();
             checkpoint = Checkpoint { sink: mark, ..next };
             state.save(&checkpoint)?;
+            sink.checkpointed(&checkpoint.sink);
             for (key, gen) in superseded {
                 let _ = std::fs::remove_file(baselines_path(&state, &key, Some(gen)));
             }
+        }
+        // Published once checkpointed (or when nothing is pending): the
+        // heartbeat's count never runs ahead of the results of those lines.
+        if !dirty || due {
+            status.lines_read.store(stats.lines, Ordering::Relaxed);
         }
         if stopping {
             stats.unknown_lines = sources.iter().map(|s| s.pipeline.analyzer().stats().unknown_total()).sum();

@@ -32,6 +32,13 @@ pub enum SinkMark {
         /// Durable length.
         len: u64,
     },
+    /// The collector spool (see `crate::spool`): where its writes reached.
+    Spool {
+        /// Segment id.
+        segment: u64,
+        /// Offset in the segment.
+        offset: u64,
+    },
 }
 
 /// A destination for scored results.
@@ -43,6 +50,9 @@ pub trait Sink {
     /// At start-up, before anything is written: drop output written after
     /// `mark` by a run that died before its checkpoint.
     fn recover(&mut self, mark: &SinkMark) -> Result<()>;
+    /// The checkpoint holding `mark` is saved: output up to it may leave the
+    /// device (the spool forwards only checkpointed results).
+    fn checkpointed(&mut self, _mark: &SinkMark) {}
 }
 
 /// Opens the sink an `output` setting names: `-` is standard output.

@@ -77,3 +77,130 @@ pub fn sample_batch(seq: u64, n: usize) -> Batch {
             .collect(),
     }
 }
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) from unix seconds, as the collector stores times.
+pub fn format_unix(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Now, as the collector writes `last_seen`.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    format_unix(secs as i64)
+}
+
+/// Every agent row the collector holds (paged by `after_id`).
+pub fn agent_rows(base: &str) -> Vec<serde_json::Value> {
+    let mut rows = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let page = crate::get(&format!("{base}/api/results?source=agent&limit=1000&after_id={after}")).json();
+        let results = page["results"].as_array().expect("results").clone();
+        if results.is_empty() {
+            return rows;
+        }
+        after = results.last().and_then(|r| r["id"].as_i64()).expect("id");
+        rows.extend(results);
+    }
+}
+
+/// Identity of a fingerprint, the same from a collector row and from a
+/// `bfp-agent scan --format jsonl` object: kind, source, user, start, end,
+/// failed logins, command count, protocol, and (if `verdict`) prediction.
+pub fn key_of_row(row: &serde_json::Value, verdict: bool) -> String {
+    let f = &row["features"];
+    let mut key = format!(
+        "{}|{}|{}|{}|{}|{}|{}|{}",
+        row["kind"],
+        row["source_ip"],
+        row["user"],
+        row["started_at"],
+        row["ended_at"],
+        f["failed_logins"],
+        f["commands_count"],
+        f["protocol"]
+    );
+    if verdict {
+        key.push_str(&format!("|{}", row["prediction"]));
+    }
+    key
+}
+
+/// See [`key_of_row`].
+pub fn key_of_scan(o: &serde_json::Value, verdict: bool) -> String {
+    let time = |v: &serde_json::Value| v.as_i64().map(format_unix).map_or(serde_json::Value::Null, Into::into);
+    let mut key = format!(
+        "{}|{}|{}|{}|{}|{}|{}|{}",
+        o["kind"],
+        o["source_ip"],
+        o["user"],
+        time(&o["start"]),
+        time(&o["end"]),
+        o["failed_logins"],
+        o["command_count"],
+        o["protocol"]
+    );
+    if verdict {
+        key.push_str(&format!("|{}", o["prediction"]));
+    }
+    key
+}
+
+/// Multiset of keys.
+pub fn multiset(keys: impl IntoIterator<Item = String>) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for k in keys {
+        *m.entry(k).or_default() += 1;
+    }
+    m
+}
+
+/// A `bfp-agent run` configuration forwarding to `url` with a 1-second
+/// heartbeat (so tests see the spool drain quickly).
+pub fn agent_config(
+    dir: &Path,
+    url: &str,
+    token: &str,
+    log: &Path,
+    state: &Path,
+    spool_max_bytes: u64,
+) -> std::path::PathBuf {
+    let path = dir.join("agent.toml");
+    let text = format!(
+        "state_dir = {state:?}\npoll_interval_ms = 10\n\n[collector]\nurl = {url:?}\ntoken = {token:?}\n\
+         heartbeat_secs = 1\nbackoff_max_secs = 1\nspool_max_bytes = {spool_max_bytes}\nbatch_max_records = 200\n\n\
+         [[source]]\npath = {log:?}\n"
+    );
+    std::fs::write(&path, text).expect("write agent config");
+    path
+}
+
+/// Waits until the collector has heard from `device` after now (plus a
+/// second of margin) with an empty spool: everything the agent spooled
+/// until now has been acknowledged.
+pub fn wait_drained(base: &str, device: &str, secs: u64) -> serde_json::Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let after = format_unix(now as i64 + 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let fleet = crate::get(&format!("{base}/api/devices")).json();
+        if let Some(d) = fleet["devices"].as_array().and_then(|a| a.iter().find(|d| d["name"] == device)) {
+            if d["spool_depth"] == 0 && d["last_seen"].as_str().is_some_and(|s| s > after.as_str()) {
+                return d.clone();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the agent's spool did not drain: {fleet}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -86,9 +86,9 @@ pub struct SpoolConfig {
 
 impl SpoolConfig {
     /// A spool in `dir` capped at `max_bytes`, in segments of an eighth of
-    /// it (64 KiB to 4 MiB): dropping the oldest loses at most an eighth.
+    /// it (4 KiB to 4 MiB): dropping the oldest loses at most an eighth.
     pub fn new(dir: impl Into<PathBuf>, max_bytes: u64) -> SpoolConfig {
-        SpoolConfig { dir: dir.into(), max_bytes, segment_bytes: (max_bytes / 8).clamp(64 << 10, 4 << 20) }
+        SpoolConfig { dir: dir.into(), max_bytes, segment_bytes: (max_bytes / 8).clamp(4 << 10, 4 << 20) }
     }
 }
 
@@ -457,6 +457,48 @@ pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(Error::io(path))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))?;
     Ok(())
+}
+
+/// The spool as the run loop's [`Sink`](crate::sink::Sink): results go in
+/// as wire records; marks are spool positions.
+pub struct SpoolSink {
+    spool: std::sync::Arc<std::sync::Mutex<Spool>>,
+}
+
+impl SpoolSink {
+    /// A sink writing into `spool`.
+    pub fn new(spool: std::sync::Arc<std::sync::Mutex<Spool>>) -> SpoolSink {
+        SpoolSink { spool }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Spool>> {
+        self.spool.lock().map_err(|_| Error::Spool("spool lock poisoned".into()))
+    }
+}
+
+impl crate::sink::Sink for SpoolSink {
+    fn write(&mut self, record: &crate::report::Record) -> Result<()> {
+        self.lock()?.append(&record.to_wire())
+    }
+
+    fn commit(&mut self) -> Result<crate::sink::SinkMark> {
+        let pos = self.lock()?.commit()?;
+        Ok(crate::sink::SinkMark::Spool { segment: pos.segment, offset: pos.offset })
+    }
+
+    fn recover(&mut self, mark: &crate::sink::SinkMark) -> Result<()> {
+        let pos = match *mark {
+            crate::sink::SinkMark::Spool { segment, offset } => Some(Pos { segment, offset }),
+            _ => None,
+        };
+        self.lock()?.recover(pos)
+    }
+
+    fn checkpointed(&mut self, mark: &crate::sink::SinkMark) {
+        if let (crate::sink::SinkMark::Spool { segment, offset }, Ok(mut spool)) = (mark, self.spool.lock()) {
+            spool.checkpointed(Pos { segment: *segment, offset: *offset });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -277,7 +277,7 @@ impl Store {
 
     /// The fleet.
     pub async fn devices(&self) -> Result<Vec<DeviceInfo>> {
-        self.reads.run(|c| list_devices(c)).await
+        self.reads.run(list_devices).await
     }
 
     /// Creates a device (or re-keys a revoked one) through the writer;

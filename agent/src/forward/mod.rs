@@ -1,0 +1,431 @@
+//! Forwarding to the collector: a thread that sends the spool's records in
+//! numbered batches (`POST /api/ingest`, postcard, bearer token), retries
+//! with exponential backoff and jitter, sends a heartbeat when idle, and
+//! fetches newer models (`GET /api/model`).
+//!
+//! It uses reqwest's blocking client (HTTP/1.1, rustls with ring; a CA file
+//! may be given to trust a self-signed collector). The spool decides what is
+//! sent and keeps it until acknowledged; this thread only moves bytes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bfp_common::wire::{self, Batch, Heartbeat};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::scoring::Scorer;
+use crate::spool::{write_atomically, Spool};
+
+/// File in the state directory holding the last model fetched from the
+/// collector (used at start-up when no `model` is configured).
+pub const MODEL_FILE: &str = "collector-model.postcard";
+
+/// The `[collector]` table of the agent's configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Base URL of the collector, `http://` or `https://` (required), e.g.
+    /// `http://127.0.0.1:5000`.
+    pub url: String,
+    /// The device token printed by `bfp-collector device add NAME`
+    /// (required).
+    pub token: String,
+    /// PEM file of the certificate authority (or the self-signed
+    /// certificate) that the collector's HTTPS certificate must chain to.
+    /// Default: none (the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Size cap of the on-disk spool in bytes; past it the oldest results
+    /// are dropped and counted. Default 16777216 (16 MiB).
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
+    /// Most records per batch (1-10000). Default 500.
+    #[serde(default = "default_batch_max_records")]
+    pub batch_max_records: usize,
+    /// Heartbeat interval when there is nothing to send, seconds. Default 30.
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    /// How often to ask the collector for a newer model, seconds; 0 never.
+    /// Default 300.
+    #[serde(default = "default_model_check_secs")]
+    pub model_check_secs: u64,
+    /// Longest wait between retries, seconds (the wait doubles from 0.5 s up
+    /// to this, with jitter). Default 60.
+    #[serde(default = "default_backoff_max_secs")]
+    pub backoff_max_secs: u64,
+    /// Timeout of one request, seconds. Default 20.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_spool_max_bytes() -> u64 {
+    16 << 20
+}
+fn default_batch_max_records() -> usize {
+    500
+}
+fn default_heartbeat_secs() -> u64 {
+    30
+}
+fn default_model_check_secs() -> u64 {
+    300
+}
+fn default_backoff_max_secs() -> u64 {
+    60
+}
+fn default_timeout_secs() -> u64 {
+    20
+}
+
+impl CollectorConfig {
+    /// The defaults for `url` and `token` (quick start flags).
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> CollectorConfig {
+        CollectorConfig {
+            url: url.into(),
+            token: token.into(),
+            ca_file: None,
+            spool_max_bytes: default_spool_max_bytes(),
+            batch_max_records: default_batch_max_records(),
+            heartbeat_secs: default_heartbeat_secs(),
+            model_check_secs: default_model_check_secs(),
+            backoff_max_secs: default_backoff_max_secs(),
+            timeout_secs: default_timeout_secs(),
+        }
+    }
+
+    /// Checks ranges and forms.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |d: String| Err(Error::Forward(d));
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return bad(format!("url must start with http:// or https://, got {:?}", self.url));
+        }
+        if self.token.trim().is_empty() {
+            return bad("token is empty (bfp-collector device add NAME prints one)".into());
+        }
+        if !(1..=wire::MAX_RECORDS_PER_BATCH).contains(&self.batch_max_records) {
+            return bad(format!("batch_max_records must be 1-{}", wire::MAX_RECORDS_PER_BATCH));
+        }
+        if self.spool_max_bytes < 32 << 10 {
+            return bad("spool_max_bytes must be at least 32768".into());
+        }
+        if self.heartbeat_secs == 0 || self.backoff_max_secs == 0 || self.timeout_secs == 0 {
+            return bad("heartbeat_secs, backoff_max_secs and timeout_secs must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the run loop tells the forwarder (and the forwarder the heartbeat).
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Lines read since start.
+    pub lines_read: AtomicU64,
+    /// Version of the model scoring now.
+    pub model_version: Mutex<String>,
+    /// A model fetched from the collector, for the run loop to swap in.
+    pub new_model: Mutex<Option<Scorer>>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Status {
+    fn set_error(&self, e: Option<String>) {
+        if let Ok(mut last) = self.last_error.lock() {
+            // Said once per change, not at every retry.
+            match (&e, &*last) {
+                (Some(new), old) if old.as_ref() != Some(new) => eprintln!("bfp-agent: collector: {new}"),
+                (None, Some(_)) => eprintln!("bfp-agent: collector: delivering again"),
+                _ => {}
+            }
+            *last = e;
+        }
+    }
+}
+
+/// Builds the HTTP client: rustls with ring; only `ca_file`'s certificates
+/// are trusted when it is given.
+pub fn client(config: &CollectorConfig) -> Result<reqwest::blocking::Client> {
+    // Ignored if already installed (a second forwarder in tests).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(config.timeout_secs))
+        .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
+        .user_agent(concat!("bfp-agent/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &config.ca_file {
+        let pem = std::fs::read(path).map_err(Error::io(path))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Forward(format!("ca_file {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(Error::Forward(format!("ca_file {}: no certificate in it", path.display())));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    builder.build().map_err(|e| Error::Forward(format!("HTTP client: {e}")))
+}
+
+/// The forwarding thread's state.
+pub struct Forwarder {
+    config: CollectorConfig,
+    client: reqwest::blocking::Client,
+    spool: Arc<Mutex<Spool>>,
+    status: Arc<Status>,
+    state_dir: PathBuf,
+    rng: oorandom::Rand64,
+}
+
+/// Exponential backoff with jitter: `base * 2^failures`, capped, then a
+/// uniform draw in its upper half (so agents that lost the collector at the
+/// same moment do not come back in step).
+pub fn backoff(failures: u32, max: Duration, rng: &mut oorandom::Rand64) -> Duration {
+    let base = Duration::from_millis(500);
+    let full = base.saturating_mul(1u32 << failures.min(16)).min(max);
+    let half = full / 2;
+    half + Duration::from_nanos(rng.rand_range(0..(half.as_nanos() as u64).max(1)))
+}
+
+impl Forwarder {
+    /// A forwarder over `spool` (already recovered).
+    pub fn new(
+        config: CollectorConfig,
+        spool: Arc<Mutex<Spool>>,
+        status: Arc<Status>,
+        state_dir: &Path,
+    ) -> Result<Forwarder> {
+        let client = client(&config)?;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id()).rotate_left(32);
+        Ok(Forwarder {
+            config,
+            client,
+            spool,
+            status,
+            state_dir: state_dir.to_path_buf(),
+            rng: oorandom::Rand64::new(u128::from(seed)),
+        })
+    }
+
+    /// Starts the thread; it returns when `stop` is set.
+    pub fn spawn(mut self, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new().name("bfp-forward".into()).spawn(move || self.run(&stop))
+    }
+
+    fn heartbeat(&self, spool: &Spool, in_batch: u64) -> Heartbeat {
+        Heartbeat {
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            model_version: self.status.model_version.lock().map(|v| v.clone()).unwrap_or_default(),
+            // What waits besides this batch.
+            spool_depth: spool.depth().saturating_sub(in_batch),
+            dropped: spool.dropped(),
+            lines_read: self.status.lines_read.load(Ordering::Relaxed),
+            last_error: self.status.last_error.lock().ok().and_then(|e| e.clone()),
+        }
+    }
+
+    fn lock_spool(&self) -> Result<std::sync::MutexGuard<'_, Spool>> {
+        self.spool.lock().map_err(|_| Error::Spool("spool lock poisoned".into()))
+    }
+
+    /// The batch to send: the one in flight, else a new one from the spool,
+    /// else (`idle` true) a heartbeat.
+    fn next_batch(&mut self) -> Result<(Vec<u8>, bool)> {
+        let mut spool = self.lock_spool()?;
+        if let Some(bytes) = spool.inflight()? {
+            return Ok((bytes, false));
+        }
+        let (records, end) = spool.peek(self.config.batch_max_records)?;
+        if records.is_empty() {
+            let heartbeat = self.heartbeat(&spool, 0);
+            let bytes = Batch { seq: 0, heartbeat, records }.encode().map_err(|e| Error::Spool(e.to_string()))?;
+            return Ok((bytes, true));
+        }
+        let n = records.len() as u64;
+        let heartbeat = self.heartbeat(&spool, n);
+        let bytes = spool.begin(n, end, |seq| {
+            Batch { seq, heartbeat, records }.encode().map_err(|e| Error::Spool(format!("encode batch: {e}")))
+        })?;
+        Ok((bytes, false))
+    }
+
+    fn post(&self, body: Vec<u8>) -> std::result::Result<(), String> {
+        let url = format!("{}/api/ingest", self.config.url.trim_end_matches('/'));
+        let response = self
+            .client
+            .post(&url)
+            .bearer_auth(&self.config.token)
+            .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
+            .body(body)
+            .send()
+            .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().unwrap_or_default();
+        Err(format!("{url}: HTTP {status}: {}", text.chars().take(300).collect::<String>()))
+    }
+
+    /// Sleeps up to `d`, waking early on `stop`.
+    fn sleep(d: Duration, stop: &AtomicBool) {
+        let until = Instant::now() + d;
+        while !stop.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut failures = 0u32;
+        let heartbeat_every = Duration::from_secs(self.config.heartbeat_secs);
+        let mut last_contact = Instant::now() - heartbeat_every;
+        let model_every = Duration::from_secs(self.config.model_check_secs);
+        let mut next_model_check = Instant::now();
+        let max_backoff = Duration::from_secs(self.config.backoff_max_secs);
+        while !stop.load(Ordering::Relaxed) {
+            let (body, idle) = match self.next_batch() {
+                Ok(b) => b,
+                Err(e) => {
+                    self.status.set_error(Some(e.to_string()));
+                    Self::sleep(backoff(failures, max_backoff, &mut self.rng), stop);
+                    failures = failures.saturating_add(1);
+                    continue;
+                }
+            };
+            if !idle || last_contact.elapsed() >= heartbeat_every {
+                match self.post(body) {
+                    Ok(()) => {
+                        last_contact = Instant::now();
+                        if failures > 0 {
+                            self.status.set_error(None);
+                        }
+                        failures = 0;
+                        if !idle {
+                            if let Err(e) = self.lock_spool().and_then(|mut s| s.ack()) {
+                                self.status.set_error(Some(e.to_string()));
+                            }
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        self.status.set_error(Some(e));
+                        Self::sleep(backoff(failures, max_backoff, &mut self.rng), stop);
+                        failures = failures.saturating_add(1);
+                        continue;
+                    }
+                }
+            }
+            if self.config.model_check_secs > 0 && Instant::now() >= next_model_check {
+                next_model_check = Instant::now() + model_every;
+                if let Err(e) = self.check_model() {
+                    self.status.set_error(Some(format!("model update: {e}")));
+                }
+            }
+            Self::sleep(Duration::from_millis(200), stop);
+        }
+    }
+
+    /// Fetches the collector's model if its version differs from ours,
+    /// verifies it (checksum, format, schema), stores it atomically and hands
+    /// it to the run loop.
+    fn check_model(&self) -> std::result::Result<(), String> {
+        let base = self.config.url.trim_end_matches('/');
+        let info: serde_json::Value = self
+            .client
+            .get(format!("{base}/api/model/version"))
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.bytes())
+            .map_err(|e| error_chain(&e))
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("/api/model/version: {e}")))?;
+        let Some(version) = info.get("model_version").and_then(|v| v.as_str()) else {
+            return Err("no model_version in /api/model/version".into());
+        };
+        let current = self.status.model_version.lock().map(|v| v.clone()).unwrap_or_default();
+        if version == current {
+            return Ok(());
+        }
+        let response = self
+            .client
+            .get(format!("{base}/api/model"))
+            .send()
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| error_chain(&e))?;
+        let sha = response
+            .headers()
+            .get("x-bfp-model-sha256")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .ok_or("no x-bfp-model-sha256 header")?;
+        let bytes = response.bytes().map_err(|e| error_chain(&e))?;
+        let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        if actual != sha {
+            return Err(format!("checksum mismatch (header {sha}, body {actual})"));
+        }
+        let scorer = Scorer::from_bytes(&bytes, Path::new("<collector>")).map_err(|e| e.to_string())?;
+        write_atomically(&self.state_dir, &self.state_dir.join(MODEL_FILE), &bytes).map_err(|e| e.to_string())?;
+        eprintln!("bfp-agent: model {} from the collector (was {current})", scorer.version());
+        if let Ok(mut slot) = self.status.new_model.lock() {
+            *slot = Some(scorer);
+        }
+        Ok(())
+    }
+}
+
+/// An error with its causes (reqwest's top level says little).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let mut rng = oorandom::Rand64::new(7);
+        let max = Duration::from_secs(60);
+        let first = backoff(0, max, &mut rng);
+        assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500), "{first:?}");
+        let fifth = backoff(5, max, &mut rng);
+        assert!(fifth >= Duration::from_secs(8) && fifth <= Duration::from_secs(16), "{fifth:?}");
+        let draws: Vec<Duration> = (0..20).map(|_| backoff(30, max, &mut rng)).collect();
+        assert!(draws.iter().all(|d| *d >= Duration::from_secs(30) && *d <= max));
+        assert!(draws.windows(2).any(|w| w[0] != w[1]), "jitter");
+    }
+
+    #[test]
+    fn config_mistakes_are_named() {
+        assert!(CollectorConfig::new("http://127.0.0.1:5000", "bfp_x").validate().is_ok());
+        assert!(CollectorConfig::new("ftp://x", "t").validate().unwrap_err().to_string().contains("url"));
+        assert!(CollectorConfig::new("http://x", " ").validate().unwrap_err().to_string().contains("token"));
+        let mut c = CollectorConfig::new("http://x", "t");
+        c.batch_max_records = 0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_a_clear_error() {
+        let dir = crate::testutil::tempdir("ca");
+        let mut c = CollectorConfig::new("https://x", "t");
+        c.ca_file = Some(dir.join("missing.pem"));
+        assert!(client(&c).is_err());
+        std::fs::write(dir.join("empty.pem"), "").unwrap();
+        c.ca_file = Some(dir.join("empty.pem"));
+        assert!(client(&c).unwrap_err().to_string().contains("no certificate"));
+    }
+}

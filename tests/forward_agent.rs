@@ -1,0 +1,244 @@
+//! The real `bfp-agent run` forwarding a real log into the real
+//! `bfp-collector` on loopback: exactly once through kills, collector
+//! outages and a full spool.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bfp_e2e::agent::{agent, json_lines, real_log, temp_dir, wait_until, RunningAgent};
+use bfp_e2e::forward::{agent_config, agent_rows, device_add, key_of_row, key_of_scan, multiset, wait_drained};
+use bfp_e2e::{binary, free_port, Collector};
+use serde_json::Value;
+
+fn append(path: &Path, lines: &[&str]) {
+    let mut f = OpenOptions::new().append(true).create(true).open(path).unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+    f.sync_data().unwrap();
+}
+
+/// The checkpoint has reached the end of `log`.
+fn consumed(state: &Path, log: &Path) -> bool {
+    let Ok(bytes) = fs::read(state.join("checkpoint.json")) else { return false };
+    let Ok(cp) = serde_json::from_slice::<Value>(&bytes) else { return false };
+    let Ok(meta) = fs::metadata(log) else { return false };
+    let cur = &cp["sources"][log.to_str().unwrap()]["current"];
+    cur["ino"].as_u64() == Some(meta.ino()) && cur["offset"].as_u64() == Some(meta.len())
+}
+
+/// What `bfp-agent scan` reports for `source`: closed sessions (multiset of
+/// keys) and the set of sources.
+fn scan(source: &Path, verdict: bool) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let out = agent(&["scan", "--format", "jsonl", source.to_str().unwrap()]);
+    assert!(out.status.success());
+    let objects = json_lines(&out.stdout);
+    let closed = |kind: &str| {
+        multiset(objects.iter().filter(|o| o["kind"] == kind && o["open"] == false).map(|o| key_of_scan(o, verdict)))
+    };
+    (closed("session"), closed("source"))
+}
+
+fn collected(base: &str, verdict: bool) -> (BTreeMap<String, usize>, BTreeMap<String, usize>, usize) {
+    let rows = agent_rows(base);
+    let of = |kind: &str| multiset(rows.iter().filter(|r| r["kind"] == kind).map(|r| key_of_row(r, verdict)));
+    (of("session"), of("source"), rows.len())
+}
+
+/// Sessions exactly as scan has them; sources each once and each one scan
+/// also finds (a source window still open when the file ends is reported by
+/// scan at its end, by run only once it closes).
+fn assert_same(
+    got: &(BTreeMap<String, usize>, BTreeMap<String, usize>, usize),
+    want: &(BTreeMap<String, usize>, BTreeMap<String, usize>),
+    what: &str,
+) {
+    let doubled = got.0.values().filter(|&&n| n > 1).count();
+    assert_eq!(doubled, 0, "{what}: sessions stored twice");
+    let missing: Vec<_> = want.0.keys().filter(|k| !got.0.contains_key(*k)).collect();
+    assert!(missing.is_empty(), "{what}: {} sessions missing, e.g. {:?}", missing.len(), missing.first());
+    assert_eq!(got.0, want.0, "{what}");
+    assert!(want.0.len() > 100, "the log has many sessions ({})", want.0.len());
+    assert!(got.1.values().all(|&n| n == 1), "{what}: a source stored twice");
+    for key in got.1.keys() {
+        assert!(want.1.contains_key(key), "{what}: a source scan does not report: {key}");
+    }
+}
+
+#[test]
+fn a_real_log_replayed_through_the_agent_arrives_exactly_as_scan_reports_it() {
+    let source = real_log("elastic/auth.log");
+    let dir = temp_dir();
+    let db = dir.path().join("app.db");
+    let token = device_add(&db, "pi-replay");
+    let c = Collector::start(&db, &[]);
+    let log = dir.path().join("auth.log");
+    let state = dir.path().join("state");
+    let config = agent_config(dir.path(), &c.url(""), &token, &log, &state, 16 << 20);
+    fs::write(&log, fs::read(&source).unwrap()).unwrap();
+    let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
+    wait_until(60, "the whole log", || consumed(&state, &log));
+    let device = wait_drained(&c.url(""), "pi-replay", 60);
+    running.stop();
+
+    // One pass over the whole file: the verdicts match scan's too.
+    let got = collected(&c.url(""), true);
+    assert_same(&got, &scan(&source, true), "replay");
+    let lines = fs::read_to_string(&source).unwrap().lines().count() as u64;
+    assert_eq!(device["lines_read"].as_u64(), Some(lines));
+    assert_eq!(device["records"].as_u64(), Some(got.2 as u64));
+    assert_eq!(device["dropped"], 0);
+    assert!(device["model_version"].as_str().is_some_and(|v| !v.is_empty()));
+    c.stop();
+}
+
+#[test]
+fn killed_at_random_moments_the_agent_delivers_every_fingerprint_once() {
+    let source = real_log("elastic/auth.log");
+    let text = fs::read_to_string(&source).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let dir = temp_dir();
+    let db = dir.path().join("app.db");
+    let token = device_add(&db, "pi-kill");
+    let c = Collector::start(&db, &[]);
+    let log = dir.path().join("auth.log");
+    let state = dir.path().join("state");
+    let config = agent_config(dir.path(), &c.url(""), &token, &log, &state, 16 << 20);
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut rng = seed | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    const ROUNDS: usize = 12;
+    let chunk = lines.len().div_ceil(ROUNDS);
+    for part in lines.chunks(chunk) {
+        let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
+        for piece in part.chunks(part.len().div_ceil(3)) {
+            append(&log, piece);
+            std::thread::sleep(Duration::from_millis(next(60)));
+        }
+        std::thread::sleep(Duration::from_millis(next(80)));
+        running.kill();
+    }
+    let last = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
+    wait_until(60, "the whole log", || consumed(&state, &log));
+    let device = wait_drained(&c.url(""), "pi-kill", 60);
+    last.stop();
+    let got = collected(&c.url(""), false);
+    assert_same(&got, &scan(&source, false), &format!("kills (seed {seed})"));
+    assert_eq!(device["records"].as_u64(), Some(got.2 as u64));
+    assert_eq!(device["dropped"], 0);
+    c.stop();
+}
+
+fn start_collector_on(db: &Path, port: u16) -> Collector {
+    let mut cmd = Command::new(binary("bfp-collector"));
+    cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--db").arg(db);
+    Collector::spawn(cmd)
+}
+
+#[test]
+fn what_is_spooled_while_the_collector_is_down_arrives_after_it_restarts() {
+    let source = real_log("elastic/auth.log");
+    let text = fs::read_to_string(&source).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let dir = temp_dir();
+    let db = dir.path().join("app.db");
+    let token = device_add(&db, "pi-outage");
+    let port = free_port();
+    let c = start_collector_on(&db, port);
+    let url = c.url("");
+    let log = dir.path().join("auth.log");
+    let state = dir.path().join("state");
+    let config = agent_config(dir.path(), &url, &token, &log, &state, 16 << 20);
+    let (first, rest) = lines.split_at(lines.len() / 3);
+    append(&log, first);
+    let mut running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
+    wait_until(60, "the first third", || consumed(&state, &log));
+    wait_drained(&url, "pi-outage", 60);
+    let before = agent_rows(&url).len();
+    c.stop();
+
+    // The collector is away: the agent keeps reading and spools.
+    append(&log, rest);
+    wait_until(60, "the rest, spooled", || consumed(&state, &log));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(running.alive());
+    let c = start_collector_on(&db, port);
+    let device = wait_drained(&url, "pi-outage", 60);
+    running.stop();
+    let got = collected(&url, false);
+    assert!(got.2 > before, "nothing arrived after the restart");
+    assert_same(&got, &scan(&source, false), "outage");
+    assert_eq!(device["records"].as_u64(), Some(got.2 as u64));
+    assert!(device["last_error"].is_null(), "the error clears once delivered: {device}");
+    c.stop();
+}
+
+#[test]
+fn a_full_spool_drops_the_oldest_counts_them_and_keeps_running() {
+    let source = real_log("elastic/auth.log");
+    let dir = temp_dir();
+    let db = dir.path().join("app.db");
+    let token = device_add(&db, "pi-full");
+    // Nobody listens there until the end.
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let log = dir.path().join("auth.log");
+    let state = dir.path().join("state");
+    let cap = 48 << 10;
+    let config = agent_config(dir.path(), &url, &token, &log, &state, cap);
+    let mut agent_proc = Command::new(binary("bfp-agent"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    fs::write(&log, fs::read(&source).unwrap()).unwrap();
+    wait_until(60, "the whole log", || consumed(&state, &log));
+    let spooled: u64 = fs::read_dir(state.join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(spooled <= cap, "spool holds {spooled} bytes, cap {cap}");
+    assert!(agent_proc.try_wait().unwrap().is_none(), "the agent died");
+
+    let c = start_collector_on(&db, port);
+    let device = wait_drained(&url, "pi-full", 60);
+    let dropped = device["dropped"].as_u64().unwrap();
+    let stored = device["records"].as_u64().unwrap();
+    assert!(dropped > 0, "nothing dropped: {device}");
+    assert!(stored > 0, "nothing delivered: {device}");
+    // Stop the agent: it reports how many results it produced in all.
+    let pid = agent_proc.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = agent_proc.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let produced: u64 = stderr
+        .lines()
+        .find(|l| l.contains("stopped after"))
+        .and_then(|l| l.strip_suffix(" results"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line in {stderr}"));
+    assert_eq!(stored + dropped, produced, "every result either delivered or counted as dropped");
+    // The newest survived: the last session of the log is there.
+    let rows = agent_rows(&url);
+    assert_eq!(rows.len() as u64, stored);
+    let (sessions, _) = scan(&source, false);
+    let last_start = sessions.keys().filter_map(|k| k.split('|').nth(3).map(str::to_string)).max().unwrap();
+    assert!(rows.iter().any(|r| r["started_at"].to_string() == last_start), "the newest session was dropped");
+    c.stop();
+}
