@@ -99,7 +99,14 @@ pub fn groups(real: &Path) -> Result<Vec<Group>> {
             basis: "every accepted login on this host comes from 85.245.107.41 (users ubuntu and elastic_user_*): taken as its admins; unverified",
             rows: kind(&obs, ObservationKind::Session, &|o| o.source_ip == Some(admin)),
         });
-        // Diagnostic twin of the group above: the same sessions with their
+        groups.push(Group {
+            name: "elastic auth.log: the admins' address, source windows",
+            suspicious: false,
+            basis:
+                "the same address as a source over each window (all its users' logins, failures and commands together)",
+            rows: kind(&obs, ObservationKind::Source, &|o| o.source_ip == Some(admin)),
+        });
+        // Diagnostic twin of the sessions group: the same sessions with their
         // failed logins not counted, to show what the key-probe counting costs.
         groups.push(Group {
             name: "what-if: the same admin sessions with failed_logins = 0",
