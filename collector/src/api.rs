@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bfp_common::{explain, CompactModel, Fingerprint};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -235,6 +235,7 @@ async fn predict_csv(
     // Stage the upload in an anonymous temp file next to the database (not in
     // memory, not in a tmpfs): memory stays flat whatever the file's size,
     // and a slow client never holds the writer.
+    let started = std::time::Instant::now();
     let mut staged = tokio::fs::File::from_std(tempfile::tempfile_in(s.store.dir())?);
     let mut size = 0usize;
     while let Some(bytes) = field.chunk().await.map_err(multipart_error)? {
@@ -250,12 +251,22 @@ async fn predict_csv(
 
     // Parse, score and insert in one pass: the parser (a blocking task) feeds
     // the writer's open transaction, which commits only if every row is valid.
+    let staged_in = started.elapsed();
     let (rows, committed) = s.store.begin_csv(s.model_version.clone()).await?;
     let model = s.model.clone();
     let parsed = tokio::task::spawn_blocking(move || parse_csv(std::io::BufReader::new(staged), rows, &model))
         .await
         .map_err(|e| Error::Internal(format!("CSV parser: {e}")))?;
+    let parsed_in = started.elapsed();
     let committed = committed.await;
+    tracing::info!(
+        bytes = size,
+        ok = committed.is_ok(),
+        staged_ms = staged_in.as_millis() as u64,
+        parsed_ms = parsed_in.as_millis() as u64,
+        committed_ms = started.elapsed().as_millis() as u64,
+        "CSV upload"
+    );
     let summary = match (parsed, committed) {
         (Ok(()), committed) => committed?,
         // The client's mistake is the answer; the writer rolled back.
@@ -389,30 +400,74 @@ impl ResultsParams {
     }
 }
 
-fn stored_json(p: &StoredPrediction) -> Value {
-    json!({
-        "id": p.id,
-        "prediction": if p.suspicious { "Suspicious" } else { "Normal" },
-        "confidence": p.confidence,
-        "created_at": p.created_at,
-        "source": p.source.as_str(),
-        "device": p.device,
-        "features": features_json(&p.fingerprint),
-        "commands": p.commands,
-        "reasons": p.reasons,
-        "model_version": p.model_version,
-        "kind": p.agent.kind,
-        "source_ip": p.agent.source_ip,
-        "user": p.agent.user,
-        "started_at": p.agent.started_at,
-        "ended_at": p.agent.ended_at,
-    })
+/// The features of a stored row, serialized without building a `Value`
+/// (a page has up to 1000 rows).
+#[derive(Serialize)]
+struct FeaturesView {
+    login_hour: u8,
+    session_duration: f32,
+    commands_count: u32,
+    failed_logins: u32,
+    protocol: &'static str,
+    typing_speed: Option<f32>,
+    risky_commands: Option<u32>,
+}
+
+/// One row of `/api/results`.
+#[derive(Serialize)]
+struct StoredView<'a> {
+    id: i64,
+    prediction: &'static str,
+    confidence: f64,
+    created_at: &'a str,
+    source: &'static str,
+    device: Option<&'a str>,
+    features: FeaturesView,
+    commands: Option<&'a [String]>,
+    reasons: &'a [String],
+    model_version: &'a str,
+    kind: Option<&'a str>,
+    source_ip: Option<&'a str>,
+    user: Option<&'a str>,
+    started_at: Option<&'a str>,
+    ended_at: Option<&'a str>,
+}
+
+impl<'a> StoredView<'a> {
+    fn new(p: &'a StoredPrediction) -> StoredView<'a> {
+        let fp = &p.fingerprint;
+        StoredView {
+            id: p.id,
+            prediction: if p.suspicious { "Suspicious" } else { "Normal" },
+            confidence: p.confidence,
+            created_at: &p.created_at,
+            source: p.source.as_str(),
+            device: p.device.as_deref(),
+            features: FeaturesView {
+                login_hour: fp.login_hour,
+                session_duration: fp.session_duration_min,
+                commands_count: fp.commands,
+                failed_logins: fp.failed_logins,
+                protocol: fp.protocol.as_str(),
+                typing_speed: fp.typing_speed_wpm,
+                risky_commands: fp.risky_commands,
+            },
+            commands: p.commands.as_deref(),
+            reasons: &p.reasons,
+            model_version: &p.model_version,
+            kind: p.agent.kind.as_deref(),
+            source_ip: p.agent.source_ip.as_deref(),
+            user: p.agent.user.as_deref(),
+            started_at: p.agent.started_at.as_deref(),
+            ended_at: p.agent.ended_at.as_deref(),
+        }
+    }
 }
 
 async fn results(
     State(s): State<AppState>,
     params: std::result::Result<Query<ResultsParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let Query(params) = params.map_err(|r| Error::BadInput(r.body_text()))?;
     let query = params.into_query()?;
     let limit = query.limit;
@@ -421,11 +476,14 @@ async fn results(
         Some(last) if page.results.len() as u32 == limit => Some(last.id),
         _ => None,
     };
-    Ok(Json(json!({
-        "count": page.count,
-        "results": page.results.iter().map(stored_json).collect::<Vec<_>>(),
-        "next_after_id": next_after_id,
-    })))
+    #[derive(Serialize)]
+    struct Page<'a> {
+        count: u64,
+        results: Vec<StoredView<'a>>,
+        next_after_id: Option<i64>,
+    }
+    let body = Page { count: page.count, results: page.results.iter().map(StoredView::new).collect(), next_after_id };
+    Ok(Json(body).into_response())
 }
 
 async fn metrics(State(s): State<AppState>) -> Result<Response> {
