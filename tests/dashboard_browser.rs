@@ -323,6 +323,44 @@ async fn devices(b: &Browser, api: &Api, base: &str) {
     assert!(!b.visible("#devices-wrap").await);
 }
 
+/// axe-core (vendored in `tests/testdata/`, see `scripts/vendor-dashboard.sh`)
+/// finds no WCAG 2 A/AA or best-practice violation on any page, each page
+/// showing data. First it must find one that is planted, so the check can fail.
+async fn accessibility(b: &Browser, base: &str) {
+    let axe = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/axe.min.js"))
+        .expect("tests/testdata/axe.min.js (scripts/vendor-dashboard.sh --update)");
+    let run = "const done = arguments[arguments.length - 1];
+        axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})
+           .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact,
+                nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))))
+           .catch(e => done('axe failed: ' + e));";
+    let axe = &axe;
+    let violations = |page: &'static str| async move {
+        b.goto(&format!("{base}/#/{page}")).await;
+        b.wait_visible(&format!("#page-{page}")).await;
+        if b.js("return typeof axe;", vec![]).await != json!("object") {
+            b.js(axe, vec![]).await;
+        }
+        b.client.execute_async(run, vec![]).await.unwrap_or_else(|e| panic!("axe on {page}: {e}"))
+    };
+    // The planted mistake: an input with no label.
+    b.goto(&format!("{base}/#/scan")).await;
+    b.wait_visible("#page-scan").await;
+    b.js(
+        "document.getElementById('scan-form').append(Object.assign(document.createElement('input'), {id: 'planted'}));",
+        vec![],
+    )
+    .await;
+    let planted = violations("scan").await;
+    assert!(planted.to_string().contains("#planted"), "axe missed an unlabelled input: {planted}");
+    b.js("document.getElementById('planted').remove();", vec![]).await;
+
+    for page in ["scan", "batch", "analytics", "results", "devices"] {
+        let v = violations(page).await;
+        assert_eq!(v, json!([]), "accessibility violations on {page}");
+    }
+}
+
 async fn phone(b: &Browser, base: &str, shots: &Path) {
     b.client.set_window_size(390, 844).await.unwrap();
     for page in ["scan", "results"] {
@@ -393,6 +431,7 @@ async fn dashboard_in_a_real_browser() {
     let (status, added) = api.post_json("/api/devices", &json!({"name": "pi-lab"}));
     assert_eq!(status, 201, "{added}");
     fleet(&b, &api, &base, added["token"].as_str().unwrap(), &shots).await;
+    accessibility(&b, &base).await;
     phone(&b, &base, &shots).await;
 
     b.close().await;
