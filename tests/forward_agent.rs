@@ -242,3 +242,33 @@ fn a_full_spool_drops_the_oldest_counts_them_and_keeps_running() {
     assert!(rows.iter().any(|r| r["started_at"].to_string() == last_start), "the newest session was dropped");
     c.stop();
 }
+
+#[test]
+fn the_agent_fetches_verifies_and_runs_the_collectors_model() {
+    let dir = temp_dir();
+    let db = dir.path().join("app.db");
+    let token = device_add(&db, "pi-model");
+    let model = bfp_e2e::stand_in_model(dir.path());
+    let c = Collector::start(&db, &["--model".into(), model.to_str().unwrap().into()]);
+    let log = dir.path().join("auth.log");
+    let state = dir.path().join("state");
+    let config = agent_config(dir.path(), &c.url(""), &token, &log, &state, 16 << 20);
+    fs::write(&log, "").unwrap();
+    let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
+    wait_until(60, "the model swap reported in a heartbeat", || {
+        bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0]["model_version"] == "e2e-stand-in"
+    });
+    // Stored atomically in the state directory, byte for byte what was served.
+    let fetched = fs::read(state.join("collector-model.postcard")).unwrap();
+    assert_eq!(fetched, fs::read(&model).unwrap());
+    // Results from now on are scored by it.
+    let source = real_log("elastic/auth.log");
+    fs::write(&log, fs::read(&source).unwrap()).unwrap();
+    wait_until(60, "the whole log", || consumed(&state, &log));
+    wait_drained(&c.url(""), "pi-model", 60);
+    running.stop();
+    let rows = agent_rows(&c.url(""));
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["model_version"] == "e2e-stand-in"), "{}", rows[0]);
+    c.stop();
+}
