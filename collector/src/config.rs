@@ -100,6 +100,13 @@ pub struct ServeArgs {
     /// administration only from loopback or with `bfp-collector device`).
     #[arg(long, value_name = "TOKEN", env = "BFP_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`).
+    /// Default: plain HTTP (the loopback default).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {

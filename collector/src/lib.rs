@@ -43,6 +43,8 @@ pub struct Server {
     listener: TcpListener,
     app: axum::Router,
     store: Arc<store::Store>,
+    /// HTTPS settings when `--tls-cert`/`--tls-key` are given.
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
 }
 
 impl Server {
@@ -71,7 +73,29 @@ impl Server {
         let addr = args.listen_addr(port_env)?;
         let listener =
             TcpListener::bind(addr).await.map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
-        Ok(Server { listener, app, store })
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                // rustls with ring, as the agent (no aws-lc build); ignored
+                // if a provider is already installed.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(|e| {
+                    Error::Config(format!("TLS certificate {} / key {}: {e}", cert.display(), key.display()))
+                })?;
+                Some(config)
+            }
+            (None, None) => None,
+            _ => return Err(Error::Config("--tls-cert and --tls-key go together".into())),
+        };
+        Ok(Server { listener, app, store, tls })
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The address actually bound (port 0 resolved).
@@ -82,9 +106,20 @@ impl Server {
     /// Serves until `shutdown` resolves, then finishes in-flight requests and
     /// commits every queued write before returning.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
-        let served = axum::serve(self.listener, self.app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let make_service = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        let served = match self.tls {
+            None => axum::serve(self.listener, make_service).with_graceful_shutdown(shutdown).await,
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                });
+                let listener = self.listener.into_std()?;
+                axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle).serve(make_service).await
+            }
+        };
         self.store.shutdown().await;
         served.map_err(Error::Io)
     }

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         let server = bfp_collector::Server::bind(&args, port_env.as_deref()).await?;
         let addr = server.local_addr()?;
         // Tests and scripts read the bound address (port 0 resolved) from here.
-        println!("bfp-collector listening on http://{addr}");
+        println!("bfp-collector listening on {}://{addr}", server.scheme());
         let _ = std::io::stdout().flush();
         tracing::info!(%addr, db = %args.db.display(), "serving");
         server.run(bfp_collector::shutdown_signal()).await

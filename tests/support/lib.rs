@@ -122,7 +122,10 @@ impl Collector {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(addr) = line.strip_prefix("bfp-collector listening on http://") {
+                    let addr = line
+                        .strip_prefix("bfp-collector listening on http://")
+                        .or_else(|| line.strip_prefix("bfp-collector listening on https://"));
+                    if let Some(addr) = addr {
                         let addr = addr.trim().parse().expect("bound address");
                         return Collector { child, addr, lines };
                     }
