@@ -1068,6 +1068,24 @@ mod tests {
     }
 
     #[test]
+    fn worst_case_state_is_tens_of_kilobytes() {
+        // Every one of the 64 users with full network and command sets.
+        let mut b = Baselines::new(BaselineConfig::default());
+        let f = fp(10, 5.0, 1, 0, Protocol::Ssh);
+        for u in 0..64u32 {
+            let user = format!("user-with-a-long-name-{u}");
+            for i in 0..40u32 {
+                let net = IpAddr::V4(std::net::Ipv4Addr::from((u << 20) | (i << 8)));
+                let cmds = vec![format!("/usr/local/bin/tool-{i} --flag")];
+                b.learn(&SessionFacts::new(&user, Some(net), T0 + i64::from(u * 100 + i), &f, &cmds, false), false);
+            }
+        }
+        assert_eq!(b.user_count(), 64);
+        let size = b.state_size();
+        assert!(size < 32 * 1024, "worst case {size} bytes");
+    }
+
+    #[test]
     fn persistence_round_trip() {
         let mut b = alice_at_home();
         b.observe_failures(T0 + 3600, 3);

@@ -3,7 +3,7 @@
 //!
 //! - **Slow brute force**: one address, a few attempts an hour, all day. Each
 //!   source keeps a 24-slot ring of failures per hour, so a day of history
-//!   costs about 200 bytes per source, and the number of sources is capped
+//!   costs under 400 bytes per source, and the number of sources is capped
 //!   (the quietest, stalest is forgotten first, so a flood of one-shot
 //!   addresses cannot push a patient attacker out).
 //! - **Distributed brute force**: many addresses, each trying once or twice,
@@ -45,6 +45,10 @@ const RECENT_PER_SOURCE: usize = 8;
 const SLOW_HOURLY_CAP: u16 = 5;
 /// Addresses listed in a distributed campaign's alert.
 const SAMPLE_SOURCES: usize = 8;
+/// Trackers looked at to choose one to forget when the table is full: the
+/// weakest of a sample, so a flood of new addresses costs O(1) each, not a
+/// scan of the whole table.
+const EVICTION_SAMPLE: usize = 32;
 /// Distinct users remembered for a distributed campaign.
 const USERS_PER_CAMPAIGN: usize = 64;
 
@@ -52,7 +56,8 @@ const USERS_PER_CAMPAIGN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CampaignConfig {
-    /// Sources tracked at most (about 200 bytes each). Default 1024.
+    /// Sources tracked at most (under 400 bytes each: 1024 cost under 0.4 MB).
+    /// Default 1024.
     pub max_sources: usize,
     /// Slow brute force: fewest failed logins from one source in the last
     /// 24 hours. Default 10.
@@ -188,7 +193,7 @@ fn bucket_of(t: i64) -> u32 {
     t.div_euclid(BUCKET_SECS).clamp(0, i64::from(u32::MAX)) as u32
 }
 
-/// What is remembered of one failing source: about 200 bytes.
+/// What is remembered of one source: under 400 bytes (see the test).
 #[derive(Debug, Clone)]
 struct SourceTrack {
     ip: IpAddr,
@@ -201,7 +206,8 @@ struct SourceTrack {
     users: heapless::Vec<u32, USERS_PER_SOURCE>,
     invalid: u32,
     /// (time, user hash) of the latest failures, for forgiving typos.
-    recent: heapless::Deque<(i64, u32), RECENT_PER_SOURCE>,
+    /// Times are unix seconds as u32 (good until 2106): half the bytes.
+    recent: heapless::Deque<(u32, u32), RECENT_PER_SOURCE>,
     /// The distributed bucket this source was counted in (while in the window).
     counted_bucket: Option<u32>,
     protocol: Protocol,
@@ -299,6 +305,10 @@ pub struct CampaignDetector {
     /// Latest time seen (log time, not wall time).
     now: i64,
     sources: Vec<SourceTrack>,
+    /// Where each source's tracker is in `sources`.
+    index: rustc_hash::FxHashMap<IpAddr, u32>,
+    /// Where the next eviction sample starts.
+    cursor: usize,
     bucket_index: [u32; BUCKETS],
     bucket_sources: [u32; BUCKETS],
     bucket_failures: [u32; BUCKETS],
@@ -321,6 +331,8 @@ impl CampaignDetector {
             config,
             now: i64::MIN,
             sources: Vec::new(),
+            index: Default::default(),
+            cursor: 0,
             bucket_index: [0; BUCKETS],
             bucket_sources: [0; BUCKETS],
             bucket_failures: [0; BUCKETS],
@@ -352,7 +364,7 @@ impl CampaignDetector {
 
     /// The kind of campaign `ip` was judged part of, if any.
     pub fn campaign_of(&self, ip: IpAddr) -> Option<CampaignKind> {
-        self.sources.iter().find(|s| s.ip == ip).and_then(|s| s.flagged)
+        self.index.get(&ip).and_then(|&i| self.sources[i as usize].flagged)
     }
 
     /// The distributed campaign under way, with its counts so far.
@@ -450,19 +462,19 @@ impl CampaignDetector {
         }
         let Some(user) = a.user else { return };
         let hash = user as u32;
-        let typos: heapless::Vec<i64, RECENT_PER_SOURCE> = track
+        let typos: heapless::Vec<u32, RECENT_PER_SOURCE> = track
             .recent
             .iter()
-            .filter(|(t, u)| *u == hash && a.at - *t <= cfg.typo_window_secs)
+            .filter(|(t, u)| *u == hash && a.at - i64::from(*t) <= cfg.typo_window_secs)
             .map(|(t, _)| *t)
             .collect();
         if typos.is_empty() || typos.len() as u32 > cfg.typo_max_failures {
             return;
         }
         for &t in &typos {
-            track.remove_failure(t);
+            track.remove_failure(i64::from(t));
         }
-        let mut keep: heapless::Deque<(i64, u32), RECENT_PER_SOURCE> = heapless::Deque::new();
+        let mut keep: heapless::Deque<(u32, u32), RECENT_PER_SOURCE> = heapless::Deque::new();
         for &(t, u) in track.recent.iter().filter(|(t, u)| !(*u == hash && typos.contains(t))) {
             let _ = keep.push_back((t, u)); // a subset of a deque of the same size: always fits
         }
@@ -488,25 +500,34 @@ impl CampaignDetector {
     /// The index of `a.source`'s tracker, made (forgetting another if full)
     /// when there is none.
     fn track(&mut self, a: &AuthAttempt) -> usize {
-        if let Some(i) = self.sources.iter().position(|s| s.ip == a.source) {
-            return i;
+        if let Some(&i) = self.index.get(&a.source) {
+            return i as usize;
         }
-        if self.sources.len() >= self.config.max_sources {
+        let len = self.sources.len();
+        if len >= self.config.max_sources {
             // Forget the source with the fewest failures in the window (then
-            // the stalest): one-shot addresses replace each other, a patient
-            // attacker stays.
+            // the stalest) among a sample: one-shot addresses replace each
+            // other, a patient attacker stays.
             let now_hour = unix_hour(self.now);
-            let victim = self
-                .sources
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| (s.flagged.is_some(), s.window(now_hour).0, s.last_failure))
-                .map(|(i, _)| i)
+            let start = self.cursor % len;
+            let victim = (0..EVICTION_SAMPLE.min(len))
+                .map(|k| (start + k) % len)
+                .min_by_key(|&i| {
+                    let s = &self.sources[i];
+                    (s.flagged.is_some(), s.window(now_hour).0, s.last_failure)
+                })
                 .unwrap_or(0);
-            self.sources.swap_remove(victim);
+            self.cursor = start + EVICTION_SAMPLE;
+            let gone = self.sources.swap_remove(victim);
+            self.index.remove(&gone.ip);
+            if let Some(moved) = self.sources.get(victim) {
+                self.index.insert(moved.ip, victim as u32);
+            }
         }
         self.sources.push(SourceTrack::new(a.source, a.at, a.protocol));
-        self.sources.len() - 1
+        let i = self.sources.len() - 1;
+        self.index.insert(a.source, i as u32);
+        i
     }
 
     fn failure(&mut self, a: &AuthAttempt) {
@@ -535,7 +556,7 @@ impl CampaignDetector {
             if track.recent.is_full() {
                 track.recent.pop_front();
             }
-            let _ = track.recent.push_back((a.at, h));
+            let _ = track.recent.push_back((a.at.clamp(0, i64::from(u32::MAX)) as u32, h));
         }
         if let Some(i) = bucket {
             self.bucket_failures[i] = self.bucket_failures[i].saturating_add(n);
@@ -1018,6 +1039,12 @@ mod tests {
         }
         assert!(d.is_suspicious_source(attacker), "the slow attacker was not flushed out");
         assert_eq!(alerts.iter().filter(|a| a.source_ip == Some(attacker)).count(), 1);
+    }
+
+    #[test]
+    fn a_tracked_source_costs_under_400_bytes() {
+        let size = std::mem::size_of::<SourceTrack>();
+        assert!(size < 400, "{size} bytes");
     }
 
     #[test]

