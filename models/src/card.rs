@@ -573,7 +573,11 @@ session's `failed_logins` is every failure from the same address in the previous
 `Failed publickey` key probe before each password login. To the model that is the shape of a bot that guessed its way in, and it flags them; \
 the what-if row (same sessions, failures not counted) shows the flags come from that count alone. Not \
 counting key probes followed by a success on the same connection is a fingerprinting fix (in the analyzer), \
-not something the model can undo.";
+not something the model can undo. \
+(4) Independence: two things changed after these logs were first scored, so they are not fully unseen: the \
+simulator gained `short_exec_session` and `credential_check_bot` (model 1.0.0 did not have them), and common's \
+risky-command list gained history tampering (`HISTFILE`, `HISTSIZE=0`), disabled defences, `/dev/shm` and \
+`chattr +i`. No threshold, weight or setting was fitted to these rows.";
 
 fn describe(sc: Scenario) -> &'static str {
     match sc {
