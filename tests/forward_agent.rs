@@ -98,7 +98,7 @@ fn a_real_log_replayed_through_the_agent_arrives_exactly_as_scan_reports_it() {
 }
 
 #[test]
-fn killed_at_random_moments_the_agent_delivers_every_fingerprint_once() {
+fn killed_at_random_moments_and_rotated_the_agent_delivers_every_fingerprint_once() {
     let source = real_log("elastic/auth.log");
     let text = fs::read_to_string(&source).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -119,8 +119,13 @@ fn killed_at_random_moments_the_agent_delivers_every_fingerprint_once() {
     };
     const ROUNDS: usize = 12;
     let chunk = lines.len().div_ceil(ROUNDS);
-    for part in lines.chunks(chunk) {
+    for (round, part) in lines.chunks(chunk).enumerate() {
         let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
+        if round == ROUNDS / 2 {
+            // Rotated by rename once the agent has checkpointed the file.
+            wait_until(60, "a checkpoint before the rotation", || consumed(&state, &log));
+            fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+        }
         for piece in part.chunks(part.len().div_ceil(3)) {
             append(&log, piece);
             std::thread::sleep(Duration::from_millis(next(60)));

@@ -208,4 +208,58 @@ mod tests {
         assert_eq!(decode_body(wire::CONTENT_TYPE, &empty.encode().unwrap()).unwrap(), empty);
         assert_eq!(decode_body("application/json", &serde_json::to_vec(&empty).unwrap()).unwrap(), empty);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever the bytes, decoding answers Ok or a 400, never panics.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            for ct in [wire::CONTENT_TYPE, "application/json"] {
+                if let Err(e) = decode_body(ct, &body) {
+                    proptest::prop_assert!(matches!(e, Error::BadInput(_)));
+                }
+            }
+        }
+
+        /// A valid body with one byte changed or cut short decodes to a
+        /// valid batch or is refused; it is never accepted half-read.
+        #[test]
+        fn corrupted_valid_bodies_are_refused_or_whole(
+            n in 0usize..20, at in proptest::num::usize::ANY, flip in 1u8..=255, cut in proptest::num::usize::ANY
+        ) {
+            let mut batch = Batch { seq: 3, heartbeat: Default::default(), records: vec![] };
+            for i in 0..n {
+                batch.records.push(wire::Record {
+                    kind: wire::RecordKind::Source,
+                    source_ip: Some(format!("198.51.100.{i}")),
+                    user: None,
+                    start: 1_700_000_000,
+                    end: Some(1_700_003_600),
+                    fingerprint: bfp_common::Fingerprint {
+                        login_hour: 3,
+                        session_duration_min: 0.0,
+                        commands: 0,
+                        failed_logins: 40,
+                        protocol: bfp_common::Protocol::Ssh,
+                        typing_speed_wpm: None,
+                        risky_commands: None,
+                    },
+                    commands: vec![],
+                    suspicious: true,
+                    confidence: 0.9,
+                    reasons: vec!["40 failed logins".into()],
+                });
+            }
+            let bytes = batch.encode().unwrap();
+            let mut flipped = bytes.clone();
+            let i = at % flipped.len();
+            flipped[i] ^= flip;
+            if let Ok(b) = decode_body(wire::CONTENT_TYPE, &flipped) {
+                proptest::prop_assert!(devices::validate_batch(&b).is_ok());
+            }
+            let cut = cut % bytes.len();
+            proptest::prop_assert!(decode_body(wire::CONTENT_TYPE, &bytes[..cut]).is_err());
+        }
+    }
 }
