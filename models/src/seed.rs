@@ -19,9 +19,12 @@ pub fn seed_dir() -> Option<PathBuf> {
         .find(|d| d.join("behavior_dataset.csv").is_file())
 }
 
+/// Feature rows and, for a labelled file, their labels.
+pub type Labelled = (Vec<[f32; FEATURE_COUNT]>, Option<Vec<bool>>);
+
 /// Reads a seed CSV: the original six columns, plus `Label` (0/1) when
 /// present. Rows are validated as the collector validates uploads.
-pub fn read(path: &Path) -> Result<(Vec<[f32; FEATURE_COUNT]>, Option<Vec<bool>>)> {
+pub fn read(path: &Path) -> Result<Labelled> {
     let err = |detail: String| Error::Seed { path: path.display().to_string(), detail };
     let mut reader = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
     let header = reader.headers().map_err(|e| err(e.to_string()))?.clone();

@@ -269,6 +269,48 @@ pub fn split(samples: &[Sample], cfg: &SimConfig) -> (Vec<Sample>, Vec<Sample>) 
     samples.iter().partition(|s| s.population < first_held_out)
 }
 
+/// Header of [`write_csv`]: the original six columns, then what the
+/// simulator knows. Unknown values are written as -1, as the model sees them.
+pub const DATASET_HEADER: [&str; 11] = [
+    "LoginHour",
+    "SessionDuration",
+    "CommandsCount",
+    "FailedLogins",
+    "Protocol",
+    "TypingSpeed",
+    "RiskyCommands",
+    "Label",
+    "Scenario",
+    "Population",
+    "Split",
+];
+
+/// Writes samples as CSV (see [`DATASET_HEADER`]); `Split` is `train` or
+/// `eval` as [`split`] assigns it.
+pub fn write_csv<W: std::io::Write>(samples: &[Sample], cfg: &SimConfig, out: W) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(DATASET_HEADER)?;
+    for s in samples {
+        let f = s.fingerprint;
+        let held_out = s.population >= cfg.populations - cfg.holdout;
+        w.write_record([
+            f.login_hour.to_string(),
+            f.session_duration_min.to_string(),
+            f.commands.to_string(),
+            f.failed_logins.to_string(),
+            f.protocol.as_str().to_string(),
+            f.typing_speed_wpm.map_or("-1".into(), |v| v.to_string()),
+            f.risky_commands.map_or("-1".into(), |v| v.to_string()),
+            u8::from(s.suspicious).to_string(),
+            s.scenario.name().to_string(),
+            s.population.to_string(),
+            if held_out { "eval" } else { "train" }.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,46 +366,4 @@ mod tests {
         let six: csv::StringRecord = rows[0].iter().take(6).collect();
         Fingerprint::from_csv_record(&six, 1).unwrap();
     }
-}
-
-/// Header of [`write_csv`]: the original six columns, then what the
-/// simulator knows. Unknown values are written as -1, as the model sees them.
-pub const DATASET_HEADER: [&str; 11] = [
-    "LoginHour",
-    "SessionDuration",
-    "CommandsCount",
-    "FailedLogins",
-    "Protocol",
-    "TypingSpeed",
-    "RiskyCommands",
-    "Label",
-    "Scenario",
-    "Population",
-    "Split",
-];
-
-/// Writes samples as CSV (see [`DATASET_HEADER`]); `Split` is `train` or
-/// `eval` as [`split`] assigns it.
-pub fn write_csv<W: std::io::Write>(samples: &[Sample], cfg: &SimConfig, out: W) -> csv::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(DATASET_HEADER)?;
-    for s in samples {
-        let f = s.fingerprint;
-        let held_out = s.population >= cfg.populations - cfg.holdout;
-        w.write_record([
-            f.login_hour.to_string(),
-            f.session_duration_min.to_string(),
-            f.commands.to_string(),
-            f.failed_logins.to_string(),
-            f.protocol.as_str().to_string(),
-            f.typing_speed_wpm.map_or("-1".into(), |v| v.to_string()),
-            f.risky_commands.map_or("-1".into(), |v| v.to_string()),
-            u8::from(s.suspicious).to_string(),
-            s.scenario.name().to_string(),
-            s.population.to_string(),
-            if held_out { "eval" } else { "train" }.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    Ok(())
 }
