@@ -84,9 +84,6 @@ pub struct CampaignConfig {
     pub distributed_factor: f32,
     /// Weight of the newest hour in the usual rate. Default 0.1.
     pub ewma_alpha: f32,
-    /// Offset of the device's local time from UTC, seconds, for the login
-    /// hour of a campaign's fingerprint. Default 0.
-    pub utc_offset_secs: i32,
 }
 
 impl Default for CampaignConfig {
@@ -101,7 +98,6 @@ impl Default for CampaignConfig {
             distributed_min_sources: 50,
             distributed_factor: 4.0,
             ewma_alpha: 0.1,
-            utc_offset_secs: 0,
         }
     }
 }
