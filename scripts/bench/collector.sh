@@ -91,7 +91,8 @@ rows=$(total)
 echo "stored rows: $rows; database: $(du -sh "$WORK" | cut -f1)"
 # One client on a kept-alive connection: the latency one dashboard user sees.
 for path in "/api/analytics" "/api/results?limit=100" "/api/results?limit=100&after_id=$((rows / 2))" \
-  "/api/results?limit=100&source=single" "/api/results?limit=100&prediction=Normal"; do
+  "/api/results?limit=100&source=single" "/api/results?limit=100&prediction=Suspicious" \
+  "/api/results?limit=100&prediction=Normal"; do
   section "GET $path with $rows rows, 1 connection, 5s"
   load -t1 -c1 -d5s --latency "$URL$path" | grep -E '50%|90%|99%|Requests/sec|CPU per'
 done

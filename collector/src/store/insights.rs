@@ -117,8 +117,9 @@ pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<rusqlit
         sql.push_str(&format!(" AND device = ?{}", first + args.len() - 1));
     }
     if let Some(s) = q.suspicious {
-        args.push(label(s).to_string().into());
-        sql.push_str(&format!(" AND prediction = ?{}", first + args.len() - 1));
+        // A literal, not a parameter: only then can SQLite use the partial
+        // index of Suspicious rows (the value is one of two constants).
+        sql.push_str(if s { " AND prediction = 'Suspicious'" } else { " AND prediction = 'Normal'" });
     }
     (sql, args)
 }
