@@ -566,8 +566,25 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch:
         match op {
             WriteOp::Shutdown => break,
             WriteOp::Ingest(op) => {
+                // Group commit for agents too: every batch already queued
+                // goes into the same transaction (each in its savepoint).
+                let mut n = op.records();
+                let mut group = vec![op];
+                while n < max_batch {
+                    match rx.try_recv() {
+                        Ok(WriteOp::Ingest(op)) => {
+                            n += op.records();
+                            group.push(op);
+                        }
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
                 let started = Instant::now();
-                let rows = devices::run_ingest(&mut conn, op);
+                let rows = devices::run_ingests(&mut conn, group);
                 account(stats, started, rows);
             }
             WriteOp::Admin(op) => devices::run_admin(&mut conn, op),
@@ -645,7 +662,7 @@ impl CounterDelta {
         }
     }
 
-    fn apply(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    fn apply(&self, tx: &Connection) -> rusqlite::Result<()> {
         let mut stmt = tx.prepare_cached(COUNTER_SQL)?;
         for (source, device, suspicious, n) in &self.0 {
             stmt.execute(params![source.as_str(), device, label(*suspicious), n])?;
@@ -673,7 +690,7 @@ fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Vec<Ve
 /// Inserts rows inside `tx`, adding their counts to `delta` and `rollup`
 /// (which the caller applies in the same transaction).
 fn insert_rows(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     rows: &[NewPrediction],
     delta: &mut CounterDelta,
     rollup: &mut insights::RollupDelta,

@@ -201,7 +201,7 @@ impl RollupDelta {
     }
 
     /// Writes the increments inside the rows' transaction.
-    pub(super) fn apply(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    pub(super) fn apply(&self, tx: &rusqlite::Connection) -> rusqlite::Result<()> {
         let mut stmt = tx.prepare_cached(ROLLUP_SQL)?;
         for (source, protocol, suspicious, n) in &self.counts {
             stmt.execute(params![source.as_str(), protocol.as_str(), label(*suspicious), n])?;
