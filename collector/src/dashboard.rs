@@ -9,6 +9,8 @@
 //! HASH changes whenever any asset changes. Assets can therefore be cached for
 //! a year (`immutable`), while `/` itself is revalidated on every load
 //! (`no-cache` plus an `ETag`), so an upgraded collector is seen at once.
+//! Responses are gzipped for clients that accept it (the chart library goes
+//! from 210 KB to 71 KB, which matters on a phone, not on loopback).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::LazyLock;
@@ -90,7 +92,10 @@ fn hash_of<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
 /// `GET /assets/{path}`. Generic over the state so the collector can merge it
 /// into its own router as it is.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/", get(index)).route("/assets/{*path}", get(asset))
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/{*path}", get(asset))
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
 }
 
 async fn index(headers: HeaderMap) -> Response {
@@ -203,6 +208,26 @@ mod tests {
         let (_, headers, _) = get("/", None).await;
         let (status, _, _) = get("/", Some(headers[ETAG].to_str().unwrap())).await;
         assert_eq!(status, StatusCode::NOT_MODIFIED);
+    }
+
+    #[tokio::test]
+    async fn gzip_when_accepted_identity_otherwise() {
+        let req = |enc: Option<&str>| {
+            let mut r = Request::get("/assets/vendor/chart.umd.min.js");
+            if let Some(e) = enc {
+                r = r.header(axum::http::header::ACCEPT_ENCODING, e);
+            }
+            r.body(Body::empty()).unwrap()
+        };
+        let res = router::<()>().oneshot(req(Some("gzip, deflate"))).await.unwrap();
+        assert_eq!(res.headers()[axum::http::header::CONTENT_ENCODING], "gzip");
+        let gz = to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        let chart = ASSETS.iter().find(|a| a.path == "vendor/chart.umd.min.js").unwrap().body;
+        assert!(gz.len() < chart.len() / 2, "{} of {}", gz.len(), chart.len());
+        assert_eq!(&gz[..2], &[0x1f, 0x8b], "not a gzip stream");
+        let res = router::<()>().oneshot(req(None)).await.unwrap();
+        assert!(!res.headers().contains_key(axum::http::header::CONTENT_ENCODING));
+        assert_eq!(to_bytes(res.into_body(), usize::MAX).await.unwrap(), chart);
     }
 
     #[tokio::test]
