@@ -91,7 +91,8 @@ impl Browser {
         caps.insert("goog:chromeOptions".into(), json!({"binary": chromium, "args": args}));
 
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + WAIT;
+        // Generous: on a loaded CI machine chromedriver and Chromium start slowly.
+        let deadline = Instant::now() + Duration::from_secs(60);
         let mut browser = None;
         let mut driver = Some(driver);
         while browser.is_none() {
