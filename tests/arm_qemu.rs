@@ -1,16 +1,24 @@
 //! The agent cross-compiled for ARM (aarch64, static musl: the cheapest of the
 //! four targets to build and run here, and the libc of OpenWrt) and run under
 //! qemu-user: `bfp-agent scan --format jsonl` on the real logs prints exactly
-//! what the x86_64 build prints, byte for byte.
+//! what the x86_64 build prints, byte for byte; and `bfp-agent run` under qemu
+//! forwards a real log to the real `bfp-collector` on loopback, which then
+//! holds exactly the sessions the host's scan reports.
 //!
 //! Needs `scripts/setup/arm.sh` (rustup target, cross linker, qemu-user-static;
 //! scripts/test.sh runs it). Set BFP_SKIP_ARM=1 to skip on a machine without them.
 //! All four targets with the size profile: scripts/build-arm.sh.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use bfp_e2e::{binary, repo_root, shared_data};
+use bfp_e2e::agent::wait_until;
+use bfp_e2e::forward::{agent_config, agent_rows, device_add, key_of_row, key_of_scan, multiset, wait_drained};
+use bfp_e2e::{binary, get, repo_root, shared_data, Collector};
+use serde_json::Value;
+use tempfile::TempDir;
 
 const TARGET: &str = "aarch64-unknown-linux-musl";
 const QEMU: &str = "qemu-aarch64-static";
@@ -38,6 +46,11 @@ fn skip() -> bool {
 /// not the size profile) in its own target dir below this build's, so it
 /// neither waits for nor invalidates the outer cargo's lock and artifacts.
 fn arm_agent() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(build_arm_agent).clone()
+}
+
+fn build_arm_agent() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/debug/deps/arm_qemu-xxxx -> target
     let target_dir = exe.ancestors().nth(3).unwrap().join("arm-e2e");
@@ -118,4 +131,71 @@ fn aarch64_agent_under_qemu_scans_real_logs_exactly_like_the_host_build() {
         }
         eprintln!("{files:?}: {fingerprints} fingerprints, identical on aarch64 (qemu) and x86_64");
     }
+}
+
+#[test]
+fn aarch64_agent_under_qemu_forwards_a_real_log_to_the_collector() {
+    if skip() {
+        return;
+    }
+    let arm = arm_agent();
+    let source = shared_data().join("real/elastic/auth.log");
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("app.db");
+    let token = device_add(&db, "pi-qemu");
+    let c = Collector::start(&db, &[]);
+    let log = dir.path().join("auth.log");
+    let state = dir.path().join("state");
+    let config = agent_config(dir.path(), &c.url(""), &token, &log, &state, 16 << 20);
+    std::fs::copy(&source, &log).unwrap();
+
+    let mut agent = Command::new(QEMU)
+        .arg(&arm)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("TZ", "UTC")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start bfp-agent under qemu");
+    let lines = std::fs::read_to_string(&source).unwrap().lines().count() as u64;
+    wait_until(180, "the emulated agent to read the whole log", || {
+        let fleet = get(&c.url("/api/devices")).json();
+        let device = fleet["devices"].as_array().and_then(|a| a.iter().find(|d| d["name"] == "pi-qemu").cloned());
+        device.is_some_and(|d| d["lines_read"].as_u64() == Some(lines))
+    });
+    // Then a heartbeat from after now with an empty spool: everything acknowledged.
+    let device = wait_drained(&c.url(""), "pi-qemu", 120);
+    // SIGTERM: the agent stops cleanly (through qemu, which passes the signal on).
+    let _ = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the emulated agent did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "bfp-agent under qemu: {status}");
+
+    // What the host build's scan reports for the same file: its closed sessions, with verdicts.
+    let scan = run(Command::new(binary("bfp-agent")).args(["scan", "--format", "jsonl"]).arg(&source));
+    let objects: Vec<Value> =
+        String::from_utf8(scan.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let closed = |kind: &str| {
+        multiset(objects.iter().filter(|o| o["kind"] == kind && o["open"] == false).map(|o| key_of_scan(o, true)))
+    };
+    let rows = agent_rows(&c.url(""));
+    let stored = |kind: &str| multiset(rows.iter().filter(|r| r["kind"] == kind).map(|r| key_of_row(r, true)));
+    let (want, got) = (closed("session"), stored("session"));
+    assert!(want.len() > 100, "the log has many sessions ({})", want.len());
+    assert_eq!(got, want, "sessions stored from the emulated agent = the host's scan");
+    // Sources: each stored once, each one the host's scan also reports (a window still
+    // open at the end of the file is reported by scan at once, by run when it closes).
+    let (want_src, got_src) = (closed("source"), stored("source"));
+    assert!(got_src.values().all(|&n| n == 1), "a source stored twice");
+    assert!(got_src.keys().all(|k| want_src.contains_key(k)), "a source the host's scan does not report");
+    assert_eq!(device["records"].as_u64(), Some(rows.len() as u64));
+    assert_eq!(device["dropped"], 0);
+    eprintln!("{} sessions, {} sources forwarded from aarch64 under qemu", got.len(), got_src.len());
+    c.stop();
 }
