@@ -254,6 +254,22 @@ async fn results(b: &Browser, api: &Api, base: &str, shots: &Path) {
     for r in row["reasons"].as_array().unwrap() {
         assert!(detail.contains(r.as_str().unwrap()), "reason {r} missing from {detail:?}");
     }
+    // Analyst feedback: "Mark false positive" stores the other class and shows it.
+    assert_eq!(b.text("#detail-label").await, "Not labelled by an analyst.");
+    let other = if row["prediction"] == "Suspicious" { "Normal" } else { "Suspicious" };
+    b.click("#detail-fp").await;
+    let shown = b
+        .wait_text("#detail-label", "the analyst's label", |t| {
+            t.starts_with(&format!("Analyst label: {other} (marked"))
+        })
+        .await;
+    let (_, labelled) = api.get("/api/results?labelled=true");
+    assert_eq!(labelled["count"], 1, "{labelled}");
+    assert_eq!(
+        (&labelled["results"][0]["id"], &labelled["results"][0]["analyst_label"]),
+        (&json!(ids[0]), &json!(other))
+    );
+    assert!(shown.contains(labelled["results"][0]["labelled_at"].as_str().unwrap()), "{shown}");
     b.screenshot(shots, "result-detail").await;
     b.js("document.getElementById('detail').close();", vec![]).await;
 }

@@ -537,6 +537,7 @@
       device: f.device.value.trim(),
       from: apiTime(f.from.value),
       to: apiTime(f.to.value),
+      labelled: f.labelled ? f.labelled.value : "",
       limit: f.limit.value,
     };
   }
@@ -638,8 +639,46 @@
       features.length ? kv(features) : el("p", { class: "muted", text: "Not stored for this prediction." }),
       el("h3", { text: "Why" }),
       reasons,
+      feedbackBox(res),
     );
     dialog.showModal();
+  }
+
+  /** The analyst's label as a sentence (the stored value is the true class). */
+  function labelText(res) {
+    if (!res.analyst_label) return "Not labelled by an analyst.";
+    const verdict = res.analyst_label === res.prediction ? "confirmed" : "marked false positive";
+    const note = res.analyst_note ? ` Note: ${res.analyst_note}` : "";
+    return `Analyst label: ${res.analyst_label} (${verdict}, ${res.labelled_at} UTC).${note}`;
+  }
+
+  /** "Mark false positive" / "Confirm": POST /api/results/{id}/feedback, then show what was stored. */
+  function feedbackBox(res) {
+    const status = el("p", { id: "detail-label", role: "status", text: labelText(res) });
+    const errBox = el("p", { class: "error", role: "alert", hidden: true });
+    const send = async (label) => {
+      showError(errBox, null);
+      try {
+        const r = await api(`/api/results/${res.id}/feedback`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ label }),
+        });
+        Object.assign(res, { analyst_label: r.analyst_label, labelled_at: r.labelled_at, analyst_note: r.analyst_note });
+        status.textContent = labelText(res);
+      } catch (e) {
+        showError(errBox, e);
+      }
+    };
+    return el("section", { class: "feedback", "aria-label": "Analyst feedback" },
+      el("h3", { text: "Analyst feedback" }),
+      status,
+      el("div", { class: "actions" },
+        el("button", { type: "button", id: "detail-fp", text: "Mark false positive", onclick: () => send("false_positive") }),
+        el("button", { type: "button", id: "detail-confirm", text: "Confirm", onclick: () => send("true_positive") }),
+      ),
+      errBox,
+    );
   }
 
   // ---- 5. Devices ----------------------------------------------------------

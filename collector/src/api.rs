@@ -34,6 +34,7 @@ pub const DEFAULT_PAGE: u32 = 100;
 /// Largest `/api/results` page; larger `limit`s are clamped to it.
 pub const MAX_PAGE: u32 = 1000;
 
+pub mod feedback;
 pub mod ingest;
 
 const OPENAPI: &str = include_str!("openapi.json");
@@ -94,6 +95,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route("/api/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .merge(ingest::router())
+        .merge(feedback::router())
         .merge(crate::insights::router())
         .merge(crate::dashboard::router())
         .fallback(not_found)
@@ -358,6 +360,7 @@ pub(crate) struct ResultsParams {
     max_id: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    labelled: Option<String>,
 }
 
 fn number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Option<T>> {
@@ -396,6 +399,12 @@ impl ResultsParams {
             max_id: number::<i64>("max_id", self.max_id.as_deref())?,
             from: time_param("from", self.from.as_deref(), false)?,
             to: time_param("to", self.to.as_deref(), true)?,
+            labelled: match self.labelled.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some("true" | "1") => Some(true),
+                Some("false" | "0") => Some(false),
+                Some(l) => return Err(Error::BadInput(format!("labelled must be true or false, got {l:?}"))),
+            },
         })
     }
 }
@@ -431,6 +440,10 @@ struct StoredView<'a> {
     user: Option<&'a str>,
     started_at: Option<&'a str>,
     ended_at: Option<&'a str>,
+    /// The analyst's true class (`Normal`/`Suspicious`), if labelled.
+    analyst_label: Option<&'static str>,
+    labelled_at: Option<&'a str>,
+    analyst_note: Option<&'a str>,
 }
 
 impl<'a> StoredView<'a> {
@@ -460,6 +473,9 @@ impl<'a> StoredView<'a> {
             user: p.agent.user.as_deref(),
             started_at: p.agent.started_at.as_deref(),
             ended_at: p.agent.ended_at.as_deref(),
+            analyst_label: p.analyst.as_ref().map(|a| a.label()),
+            labelled_at: p.analyst.as_ref().map(|a| a.labelled_at.as_str()),
+            analyst_note: p.analyst.as_ref().and_then(|a| a.note.as_deref()),
         }
     }
 }

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, Result};
 
 pub mod devices;
+pub mod feedback;
 pub mod insights;
 
 /// Version of the database schema below, kept in SQLite's `user_version`.
@@ -279,6 +280,8 @@ pub struct ResultsQuery {
     pub from: Option<String>,
     /// Only rows stored at or before this time (`YYYY-MM-DD HH:MM:SS`, UTC).
     pub to: Option<String>,
+    /// Only rows an analyst labelled (`true`) or did not (`false`).
+    pub labelled: Option<bool>,
 }
 
 /// One stored prediction as `/api/results` lists it.
@@ -306,6 +309,8 @@ pub struct StoredPrediction {
     pub device: Option<String>,
     /// Session/source context (agent results).
     pub agent: AgentContext,
+    /// The analyst's label, if one was given (see [`feedback`]).
+    pub analyst: Option<feedback::AnalystLabel>,
 }
 
 /// A page of stored predictions.
@@ -398,6 +403,7 @@ enum WriteOp {
     },
     Ingest(devices::IngestOp),
     Admin(devices::AdminOp),
+    Feedback(feedback::FeedbackOp),
     Shutdown,
 }
 
@@ -436,6 +442,7 @@ impl Store {
         migrate(&mut conn)?;
         insights::ensure_schema(&mut conn)?;
         devices::ensure_schema(&mut conn)?;
+        feedback::ensure_schema(&mut conn)?;
 
         let stats = Arc::new(WriterStats::default());
         let (tx, rx) = mpsc::channel(config.queue.max(1));
@@ -588,6 +595,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch:
                 account(stats, started, rows);
             }
             WriteOp::Admin(op) => devices::run_admin(&mut conn, op),
+            WriteOp::Feedback(op) => feedback::run(&mut conn, op),
             WriteOp::Csv { chunks, model_version, reply } => {
                 let started = Instant::now();
                 let result = commit_csv(&mut conn, chunks, &model_version);
@@ -944,7 +952,8 @@ fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
     // One read transaction: the count and the page see the same snapshot.
     let tx = c.unchecked_transaction()?;
     let (filter, mut args) = insights::filter_sql(q, 3);
-    let (count, lo, hi) = if insights::is_ranged(q) {
+    // A label filter cannot come from the counters either.
+    let (count, lo, hi) = if insights::is_ranged(q) || q.labelled.is_some() {
         // An id or time range: the counters cannot say, count in the range.
         match insights::resolve_range(&tx, q)? {
             Some((lo, hi)) => (insights::range_count(&tx, lo, hi, &filter, &args)?, lo, hi),
@@ -966,8 +975,9 @@ fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
     );
     let mut stmt = tx.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(bind), row_to_stored)?;
-    let results = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut results = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     drop(stmt);
+    feedback::attach(&tx, &mut results)?;
     tx.finish()?;
     Ok(ResultsPage { count, results })
 }
@@ -1006,6 +1016,7 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
             started_at: r.get(19)?,
             ended_at: r.get(20)?,
         },
+        analyst: None,
     };
     stored.reasons = Reason::words(&reasons, &stored.fingerprint);
     Ok(stored)

@@ -121,6 +121,9 @@ pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<rusqlit
         // index of Suspicious rows (the value is one of two constants).
         sql.push_str(if s { " AND prediction = 'Suspicious'" } else { " AND prediction = 'Normal'" });
     }
+    if let Some(l) = q.labelled {
+        sql.push_str(super::feedback::filter_clause(l));
+    }
     (sql, args)
 }
 
