@@ -106,7 +106,11 @@ pub struct AnalyzerConfig {
     /// the source. Default 21 600 (six hours).
     pub source_idle_secs: i64,
     /// How far back failed logins count towards a session's `failed_logins`,
-    /// seconds. Default 86 400.
+    /// seconds. Default 86 400 (a day, as the source window). The count
+    /// already restarts at each success of the user from that source, so this
+    /// only bounds how long the failures of an account that has not logged in
+    /// are held against its next login: a slow guess of one account (two
+    /// attempts an hour) that finally gets in shows its whole day in that session.
     pub failure_lookback_secs: i64,
     /// Unix time (seconds) that year-less syslog lines are read against: a line
     /// is never dated more than a week after it. Default `None`: the current time.
@@ -300,6 +304,27 @@ struct Conn {
     /// Of those, how many had no address yet (rhost was a host name).
     pam_unsourced: u32,
     last_ms: i64,
+}
+
+/// What kind of failed attempt a line reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// A failure line of its own (`Failed password`, dropbear, FTP, ...).
+    Failed,
+    /// PAM's failure line, usually repeated by sshd's own line (counted once).
+    Pam,
+    /// A refused key or `none` probe: not held against a login of the same connection.
+    KeyProbe,
+}
+
+impl Attempt {
+    fn from_tentative(tentative: bool) -> Attempt {
+        if tentative {
+            Attempt::Pam
+        } else {
+            Attempt::Failed
+        }
+    }
 }
 
 /// Where a line came from, for the state machine.
@@ -748,7 +773,10 @@ impl Analyzer {
         match event {
             Event::Noise => {}
             Event::AuthFailed { user, ip, invalid_user, count, tentative } => {
-                self.on_failure(&ctx, user.as_deref(), ip, invalid_user, count, tentative)
+                self.on_failure(&ctx, user.as_deref(), ip, invalid_user, count, Attempt::from_tentative(tentative))
+            }
+            Event::KeyRejected { user, ip, invalid_user, count } => {
+                self.on_failure(&ctx, user.as_deref(), ip, invalid_user, count, Attempt::KeyProbe)
             }
             Event::InvalidUser { user, ip } => {
                 let hash = hash_user(&user);
@@ -830,7 +858,7 @@ impl Analyzer {
         ip: Option<IpAddr>,
         invalid: bool,
         count: u32,
-        tentative: bool,
+        attempt: Attempt,
     ) {
         let mut ip = ip;
         let mut user_hash = user.map(hash_user);
@@ -851,19 +879,24 @@ impl Analyzer {
             } else if c.user.is_none() {
                 c.user = user_hash;
             }
-            // PAM's failure line and sshd's "Failed password" are one attempt.
-            if tentative {
-                c.pam_pending += count;
-                if ip.is_none() {
-                    c.pam_unsourced += count;
+            // PAM's failure line and sshd's "Failed password" are one attempt
+            // (a refused key has no PAM line to pair with).
+            match attempt {
+                Attempt::KeyProbe => {}
+                Attempt::Pam => {
+                    c.pam_pending += count;
+                    if ip.is_none() {
+                        c.pam_unsourced += count;
+                    }
                 }
-            } else {
-                let paired = c.pam_pending.min(count);
-                c.pam_pending -= paired;
-                count -= paired;
-                if ip.is_some() {
-                    late_sourced = c.pam_unsourced.min(paired);
-                    c.pam_unsourced -= late_sourced;
+                Attempt::Failed => {
+                    let paired = c.pam_pending.min(count);
+                    c.pam_pending -= paired;
+                    count -= paired;
+                    if ip.is_some() {
+                        late_sourced = c.pam_unsourced.min(paired);
+                        c.pam_unsourced -= late_sourced;
+                    }
                 }
             }
         }
@@ -880,7 +913,7 @@ impl Analyzer {
         }
         self.record_attempt(ctx, ip, user_hash, false, invalid, count);
         self.stats.failed_logins += u64::from(count);
-        self.failures.push(ctx.ts_ms, ip, user_hash.unwrap_or(0), count);
+        self.failures.push(ctx.ts_ms, ip, user_hash.unwrap_or(0), count, ctx.key, attempt == Attempt::KeyProbe);
         if let Some(d) = self.device(ctx) {
             d.failed(ctx.ts_ms, ip, user_hash, count);
         }
@@ -909,7 +942,8 @@ impl Analyzer {
             self.emit_session(oldest);
         }
         let since = ctx.ts_ms - self.config.failure_lookback_secs.saturating_mul(1000);
-        let prior = self.failures.prior(since, ip, hash_user(user));
+        let prior = self.failures.prior(since, ip, hash_user(user), ctx.key);
+        self.failures.success(ctx.ts_ms, ip, hash_user(user));
         self.record_attempt(ctx, ip, Some(hash_user(user)), true, false, 1);
         if let Some(ip) = ip {
             let w = self.source(ip, ctx);
@@ -1139,6 +1173,111 @@ mod tests {
         assert_eq!(a.drain_ready()[0].kind, ObservationKind::Device, "the device window ends after a day");
         a.tick(0);
         assert!(a.finish().is_empty());
+    }
+
+    /// Feeds sshd lines (`MM:SS message`, pid given per line) on 2 Jan and
+    /// returns the sessions' `failed_logins` by user in login order, and the observations.
+    fn sshd(lines: &[(&str, u32, &str)]) -> (Vec<(String, u32)>, Vec<Observation>) {
+        let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(86_400 * 30), ..AnalyzerConfig::default() });
+        for (time, pid, msg) in lines {
+            a.feed_line(&format!("Jan  2 10:{time} h sshd[{pid}]: {msg}"), LogFormat::Syslog);
+        }
+        let mut obs = a.drain_ready();
+        obs.extend(a.finish());
+        let mut sessions: Vec<&Observation> = obs.iter().filter(|o| o.kind == ObservationKind::Session).collect();
+        sessions.sort_by_key(|o| o.start);
+        let counts =
+            sessions.iter().map(|o| (o.user.clone().unwrap_or_default(), o.fingerprint.failed_logins)).collect();
+        (counts, obs)
+    }
+
+    const IP: &str = "from 198.51.100.7 port 50690 ssh2";
+
+    #[test]
+    fn key_probes_of_the_connection_that_logs_in_are_not_failed_logins() {
+        let key = format!("Failed publickey for alice {IP}: RSA SHA256:aC2U");
+        let (counts, _) = sshd(&[
+            ("00:00", 7, &key),
+            ("00:00", 7, &key),
+            ("00:01", 7, &key),
+            ("00:02", 7, &format!("Accepted password for alice {IP}")),
+        ]);
+        assert_eq!(counts, vec![("alice".to_string(), 0)]);
+    }
+
+    #[test]
+    fn key_probes_of_a_connection_that_gave_up_count() {
+        let (counts, _) = sshd(&[
+            ("00:00", 7, &format!("Failed publickey for alice {IP}: RSA SHA256:aC2U")),
+            ("00:01", 7, "Connection closed by authenticating user alice 198.51.100.7 port 50690 [preauth]"),
+            ("00:05", 8, &format!("Failed publickey for alice {IP}: RSA SHA256:aC2U")),
+            ("00:06", 8, &format!("Accepted password for alice {IP}")),
+        ]);
+        assert_eq!(counts, vec![("alice".to_string(), 1)], "the first connection's refused key only");
+    }
+
+    #[test]
+    fn mistyped_passwords_before_the_login_count() {
+        let (counts, _) = sshd(&[
+            (
+                "00:00",
+                7,
+                "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.7  user=alice",
+            ),
+            ("00:02", 7, &format!("Failed password for alice {IP}")),
+            ("00:05", 7, &format!("Failed password for alice {IP}")),
+            ("00:09", 7, &format!("Accepted password for alice {IP}")),
+        ]);
+        assert_eq!(counts, vec![("alice".to_string(), 2)], "PAM's line and sshd's are one attempt");
+    }
+
+    #[test]
+    fn another_users_failures_are_the_sources_not_the_session() {
+        let root = format!("Failed password for root {IP}");
+        let (counts, obs) = sshd(&[
+            ("00:00", 5, &root),
+            ("00:01", 5, &root),
+            ("00:02", 6, &root),
+            ("00:09", 7, &format!("Accepted password for alice {IP}")),
+        ]);
+        assert_eq!(counts, vec![("alice".to_string(), 0)]);
+        let source = obs.iter().find(|o| o.kind == ObservationKind::Source).unwrap();
+        assert_eq!(source.fingerprint.failed_logins, 3, "the source window still sees them");
+        let detail = obs.iter().find_map(|o| o.session.as_ref()).unwrap();
+        assert_eq!((detail.failed_from_source, detail.failed_source_and_user), (3, 0));
+    }
+
+    #[test]
+    fn a_success_settles_earlier_failures_and_new_ones_count_again() {
+        let failed = format!("Failed password for alice {IP}");
+        let accepted = format!("Accepted password for alice {IP}");
+        let (counts, _) = sshd(&[
+            ("00:00", 7, &failed),
+            ("00:01", 7, &failed),
+            ("00:02", 7, &accepted),
+            ("05:00", 7, "pam_unix(sshd:session): session closed for user alice"),
+            ("10:00", 8, &accepted),
+            ("15:00", 8, "pam_unix(sshd:session): session closed for user alice"),
+            ("20:00", 9, &failed),
+            ("20:05", 9, &accepted),
+        ]);
+        let expect = [("alice", 2), ("alice", 0), ("alice", 1)];
+        assert_eq!(counts, expect.map(|(u, n)| (u.to_string(), n)).to_vec());
+    }
+
+    #[test]
+    fn failures_older_than_the_look_back_are_forgotten() {
+        let mut a = Analyzer::new(AnalyzerConfig {
+            reference_time: Some(86_400 * 30),
+            failure_lookback_secs: 3600,
+            ..AnalyzerConfig::default()
+        });
+        a.feed_line(&format!("Jan  2 08:00:00 h sshd[7]: Failed password for alice {IP}"), LogFormat::Syslog);
+        a.feed_line(&format!("Jan  2 09:30:00 h sshd[8]: Failed password for alice {IP}"), LogFormat::Syslog);
+        a.feed_line(&format!("Jan  2 10:00:00 h sshd[8]: Accepted password for alice {IP}"), LogFormat::Syslog);
+        let obs = a.finish();
+        let session = obs.iter().find(|o| o.kind == ObservationKind::Session).unwrap();
+        assert_eq!(session.fingerprint.failed_logins, 1, "08:00 is more than an hour before 10:00");
     }
 
     #[test]

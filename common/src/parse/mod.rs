@@ -75,6 +75,20 @@ pub enum Event<'a> {
         /// PAM's line (see above).
         tentative: bool,
     },
+    /// sshd `Failed publickey` / `Failed none`: a key (or no credential)
+    /// offered and refused. Clients try their keys before a password, so in a
+    /// connection that then logs in this is not a failed login; in one that
+    /// never does it counts as one (see `crate::session::FailureLog`).
+    KeyRejected {
+        /// User name tried.
+        user: Option<Cow<'a, str>>,
+        /// Remote address, if the line says.
+        ip: Option<IpAddr>,
+        /// The user does not exist on the system.
+        invalid_user: bool,
+        /// How many attempts the line stands for.
+        count: u32,
+    },
     /// "Invalid user X from IP": the next failures of this process are for a
     /// user that does not exist.
     InvalidUser {

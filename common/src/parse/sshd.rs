@@ -199,7 +199,13 @@ fn failed(rest: &str, count: u32) -> Option<Event<'_>> {
     };
     let (user, rest) = rsplit_once_str(user, " from ")?;
     let (ip, _) = word(rest);
-    Some(Event::AuthFailed { user: Some(Cow::Borrowed(user)), ip: parse_ip(ip), invalid_user, count, tentative: false })
+    let (user, ip) = (Some(Cow::Borrowed(user)), parse_ip(ip));
+    // A refused key (or the `none` method) is a client trying what it has,
+    // not a password guess: the analyzer decides once it knows how the connection ended.
+    if matches!(method, "publickey" | "none") {
+        return Some(Event::KeyRejected { user, ip, invalid_user, count });
+    }
+    Some(Event::AuthFailed { user, ip, invalid_user, count, tentative: false })
 }
 
 /// After "Connection closed by " / "Connection reset by ":
@@ -240,7 +246,8 @@ mod tests {
 
     fn failed_user(e: Event<'_>) -> (Option<String>, Option<IpAddr>, bool, u32) {
         match e {
-            Event::AuthFailed { user, ip, invalid_user, count, tentative: false } => {
+            Event::AuthFailed { user, ip, invalid_user, count, tentative: false }
+            | Event::KeyRejected { user, ip, invalid_user, count } => {
                 (user.map(|u| u.into_owned()), ip, invalid_user, count)
             }
             other => panic!("not a failure: {other:?}"),
@@ -285,6 +292,18 @@ mod tests {
         for (line, user, addr, invalid, count) in cases {
             assert_eq!(failed_user(parse(line).unwrap()), (Some(user.to_string()), ip(addr), invalid, count), "{line}");
         }
+    }
+
+    #[test]
+    fn refused_keys_are_told_apart_from_password_failures() {
+        let key = parse("Failed publickey for alice from 203.0.113.9 port 50690 ssh2: RSA SHA256:aC2U").unwrap();
+        assert!(matches!(key, Event::KeyRejected { count: 1, invalid_user: false, .. }), "{key:?}");
+        let none = parse("Failed none for invalid user x from 203.0.113.9 port 1 ssh2").unwrap();
+        assert!(matches!(none, Event::KeyRejected { invalid_user: true, .. }), "{none:?}");
+        let pw = parse("Failed password for alice from 203.0.113.9 port 50690 ssh2").unwrap();
+        assert!(matches!(pw, Event::AuthFailed { .. }), "{pw:?}");
+        let ki = parse("Failed keyboard-interactive/pam for alice from 203.0.113.9 port 1 ssh2").unwrap();
+        assert!(matches!(ki, Event::AuthFailed { .. }), "{ki:?}");
     }
 
     #[test]

@@ -13,10 +13,13 @@
 //! `su` by the session's user, Cowrie input, FTP transfers.
 //!
 //! Failed logins before the success are looked up in a bounded log of recent
-//! failures ([`FailureLog`]): the fingerprint's `failed_logins` counts those
-//! from the same source (or, when the session has no address, for the same
-//! user) within the look-back window; [`SessionDetail`] also carries the
-//! per-user and source-and-user counts.
+//! failures and successes ([`FailureLog`]): the fingerprint's `failed_logins`
+//! counts those from the same source and for the same user since that user's
+//! previous success from that source, within the look-back window, leaving
+//! out the keys the session's own connection tried before it got in.
+//! Attempts for other users from the same address are source-level evidence
+//! (the source window counts them); [`SessionDetail`] also carries the
+//! per-source and per-user counts for context.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -98,11 +101,14 @@ pub struct SessionDetail {
     pub session_id: Option<String>,
     /// How the user authenticated (`unknown` when only a PAM or wtmp line opened it).
     pub auth_method: AuthMethod,
-    /// Failed logins from the same address in the look-back window.
+    /// Failed logins from the same address, any user, in the look-back window
+    /// (context: the source window scores these).
     pub failed_from_source: u32,
-    /// Failed logins for the same user name, from anywhere.
+    /// Failed logins for the same user name, from anywhere, in the look-back window.
     pub failed_for_user: u32,
-    /// Failed logins from the same address for the same user.
+    /// Failed logins from the same address (none: local) for the same user
+    /// since that user's previous success from there, in the look-back
+    /// window: the fingerprint's `failed_logins`.
     pub failed_source_and_user: u32,
     /// Files downloaded (Cowrie).
     pub downloads: u32,
@@ -156,7 +162,7 @@ impl ClosedSession {
             login_hour: local_hour(s.start_ms, s.offset_secs),
             session_duration_min: duration_min.min(525_600.0) as f32,
             commands: s.detail.commands_total,
-            failed_logins: if s.ip.is_some() { s.detail.failed_from_source } else { s.detail.failed_for_user },
+            failed_logins: s.detail.failed_source_and_user,
             protocol: s.protocol,
             typing_speed_wpm,
             risky_commands: Some(s.risky),
@@ -242,27 +248,50 @@ impl Sessions {
     }
 }
 
-/// A bounded log of recent failed logins, for "failed attempts before the
-/// success". Users are kept as hashes: no allocation per failure.
+/// A bounded log of recent failed logins and successes, for "failed attempts
+/// before the success". Users are kept as hashes: no allocation per failure.
+///
+/// A session's own count ([`PriorFailures::source_and_user`], its
+/// `failed_logins`) takes the failures from the same source (no address:
+/// local failures) for the same user since that user's previous success from
+/// that source, within the look-back; a refused key of the session's own
+/// connection is the client trying its keys and is not counted.
 #[derive(Debug, Default)]
 pub(crate) struct FailureLog {
-    entries: VecDeque<Failure>,
+    entries: VecDeque<Entry>,
     cap: usize,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    /// A failed password (or equivalent) attempt.
+    Failure,
+    /// A refused key or `none` probe (sshd `Failed publickey`).
+    KeyProbe,
+    /// A successful login: the user's earlier failures from that source are settled.
+    Success,
+}
+
 #[derive(Debug, Clone, Copy)]
-struct Failure {
+struct Entry {
     ts_ms: i64,
     ip: Option<IpAddr>,
     user: u64,
     count: u32,
+    /// The connection (program and pid) that logged it, when known.
+    key: Option<Key>,
+    kind: EntryKind,
 }
 
 /// Failure counts before a login.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct PriorFailures {
+    /// From the same address, any user, within the look-back.
     pub from_source: u32,
+    /// For the same user, from anywhere, within the look-back.
     pub for_user: u32,
+    /// From the same address for the same user, since that user's previous
+    /// success from there: the session's `failed_logins`.
     pub source_and_user: u32,
 }
 
@@ -271,33 +300,58 @@ impl FailureLog {
         FailureLog { entries: VecDeque::new(), cap: cap.max(1) }
     }
 
-    pub fn push(&mut self, ts_ms: i64, ip: Option<IpAddr>, user: u64, count: u32) {
+    fn push_entry(&mut self, entry: Entry) {
         if self.entries.len() == self.cap {
-            self.entries.pop_front(); // bounded: the oldest failure is forgotten
+            self.entries.pop_front(); // bounded: the oldest entry is forgotten
         }
-        self.entries.push_back(Failure { ts_ms, ip, user, count });
+        self.entries.push_back(entry);
     }
 
-    /// Drops failures older than `oldest_ms`.
+    /// Records `count` failed attempts (`key_probe`: refused keys, which do
+    /// not count against a login of the same connection `key`).
+    pub fn push(&mut self, ts_ms: i64, ip: Option<IpAddr>, user: u64, count: u32, key: Option<Key>, key_probe: bool) {
+        let kind = if key_probe { EntryKind::KeyProbe } else { EntryKind::Failure };
+        self.push_entry(Entry { ts_ms, ip, user, count, key, kind });
+    }
+
+    /// Records a successful login of `user` from `ip`.
+    pub fn success(&mut self, ts_ms: i64, ip: Option<IpAddr>, user: u64) {
+        self.push_entry(Entry { ts_ms, ip, user, count: 0, key: None, kind: EntryKind::Success });
+    }
+
+    /// Drops entries older than `oldest_ms`.
     pub fn expire(&mut self, oldest_ms: i64) {
         while self.entries.front().is_some_and(|f| f.ts_ms < oldest_ms) {
             self.entries.pop_front();
         }
     }
 
-    /// Counts failures since `since_ms` from `ip` and for `user`.
-    pub fn prior(&self, since_ms: i64, ip: Option<IpAddr>, user: u64) -> PriorFailures {
+    /// Counts failures since `since_ms` before a login of `user` from `ip` on
+    /// connection `key` (see the type's doc).
+    pub fn prior(&self, since_ms: i64, ip: Option<IpAddr>, user: u64, key: Option<Key>) -> PriorFailures {
         let mut p = PriorFailures::default();
+        let mut settled = false;
         for f in self.entries.iter().rev().take_while(|f| f.ts_ms >= since_ms) {
-            let same_ip = ip.is_some() && f.ip == ip;
+            // No address on either side: a local login, whose source is "local".
+            let same_source = f.ip == ip;
             let same_user = f.user == user;
-            if same_ip {
+            match f.kind {
+                EntryKind::Success => {
+                    if same_source && same_user {
+                        settled = true;
+                    }
+                    continue;
+                }
+                EntryKind::KeyProbe if key.is_some() && f.key == key => continue,
+                EntryKind::KeyProbe | EntryKind::Failure => {}
+            }
+            if same_source && ip.is_some() {
                 p.from_source += f.count;
             }
             if same_user {
                 p.for_user += f.count;
             }
-            if same_ip && same_user {
+            if same_source && same_user && !settled {
                 p.source_and_user += f.count;
             }
         }
@@ -334,14 +388,49 @@ mod tests {
         let a: IpAddr = "203.0.113.1".parse().unwrap();
         let b: IpAddr = "203.0.113.2".parse().unwrap();
         let mut log = FailureLog::new(3);
-        log.push(0, Some(a), 1, 1); // dropped by the bound below
-        log.push(10, Some(a), 1, 2);
-        log.push(20, Some(b), 1, 1);
-        log.push(30, Some(a), 2, 1);
+        log.push(0, Some(a), 1, 1, None, false); // dropped by the bound below
+        log.push(10, Some(a), 1, 2, None, false);
+        log.push(20, Some(b), 1, 1, None, false);
+        log.push(30, Some(a), 2, 1, None, false);
         assert_eq!(log.len(), 3);
-        assert_eq!(log.prior(0, Some(a), 1), PriorFailures { from_source: 3, for_user: 3, source_and_user: 2 });
-        assert_eq!(log.prior(15, Some(a), 1), PriorFailures { from_source: 1, for_user: 1, source_and_user: 0 });
+        assert_eq!(log.prior(0, Some(a), 1, None), PriorFailures { from_source: 3, for_user: 3, source_and_user: 2 });
+        assert_eq!(log.prior(15, Some(a), 1, None), PriorFailures { from_source: 1, for_user: 1, source_and_user: 0 });
         log.expire(25);
-        assert_eq!(log.prior(0, None, 1), PriorFailures { from_source: 0, for_user: 0, source_and_user: 0 });
+        assert_eq!(log.prior(0, None, 1, None), PriorFailures { from_source: 0, for_user: 0, source_and_user: 0 });
+    }
+
+    #[test]
+    fn a_success_settles_the_users_earlier_failures_from_that_source_only() {
+        let a: IpAddr = "203.0.113.1".parse().unwrap();
+        let b: IpAddr = "203.0.113.2".parse().unwrap();
+        let mut log = FailureLog::new(16);
+        log.push(0, Some(a), 1, 3, None, false);
+        log.push(1, Some(b), 1, 1, None, false);
+        log.success(2, Some(a), 1);
+        log.success(3, Some(b), 2); // another user from b: settles nothing of user 1
+        log.push(4, Some(a), 1, 1, None, false);
+        assert_eq!(log.prior(0, Some(a), 1, None).source_and_user, 1, "only the failure after the success");
+        assert_eq!(log.prior(0, Some(b), 1, None).source_and_user, 1, "b's failure was not settled by a's success");
+        assert_eq!(log.prior(0, Some(a), 1, None).from_source, 4, "the source count is not reset");
+    }
+
+    #[test]
+    fn refused_keys_count_only_when_another_connection_logs_in() {
+        let a: IpAddr = "203.0.113.1".parse().unwrap();
+        let mut log = FailureLog::new(16);
+        let first = Some((Program::Sshd, 100));
+        let second = Some((Program::Sshd, 101));
+        log.push(0, Some(a), 1, 2, first, true);
+        assert_eq!(log.prior(0, Some(a), 1, first).source_and_user, 0, "its own connection's key probes");
+        assert_eq!(log.prior(0, Some(a), 1, second).source_and_user, 2, "a connection that tried keys and left");
+    }
+
+    #[test]
+    fn local_logins_count_local_failures() {
+        let a: IpAddr = "203.0.113.1".parse().unwrap();
+        let mut log = FailureLog::new(16);
+        log.push(0, None, 1, 2, None, false);
+        log.push(1, Some(a), 1, 5, None, false);
+        assert_eq!(log.prior(0, None, 1, None), PriorFailures { from_source: 0, for_user: 7, source_and_user: 2 });
     }
 }
