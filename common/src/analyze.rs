@@ -128,7 +128,7 @@ pub struct AnalyzerConfig {
     /// Source windows kept at most; beyond it the least recently active is
     /// closed early. Default 16 384.
     pub max_sources: usize,
-    /// Recent failures remembered for `failed_logins`. Default 8192.
+    /// Recent failures and successes remembered for `failed_logins`. Default 8192.
     pub max_recent_failures: usize,
     /// Report a device-wide observation per window (kind `device`). Default true.
     pub device_observations: bool,

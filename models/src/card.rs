@@ -567,17 +567,23 @@ against `credential_check_bot`, added to the simulator after this evaluation fir
 simulated recall of `credential_check_bot` shows the same blind spot). Telling them apart needs who and from \
 where: the source window (distinct users tried, success after failures) and per-user baselines (new network \
 for this user, password login as root), which feature schema 1 does not carry. \
-(3) The elastic admins' sessions are seconds long, run no command, and carry up to 10 `failed_logins`: a \
-session's `failed_logins` is every failure from the same address in the previous 24 hours (for any user, \
-`PriorFailures::from_source`), not reset by the successes in between, and the admins' clients log a \
-`Failed publickey` key probe before each password login. To the model that is the shape of a bot that guessed its way in, and it flags them; \
-the what-if row (same sessions, failures not counted) shows the flags come from that count alone. Not \
-counting key probes followed by a success on the same connection is a fingerprinting fix (in the analyzer), \
-not something the model can undo. \
-(4) Independence: two things changed after these logs were first scored, so they are not fully unseen: the \
-simulator gained `short_exec_session` and `credential_check_bot` (model 1.0.0 did not have them), and common's \
+(3) The elastic admins' sessions are seconds long and run no command. Until the analyzer's failure rule \
+was fixed, a session's `failed_logins` was every failure from the same address in the previous 24 hours, for \
+any user and not reset by the successes in between, and 139 of these 174 sessions were flagged. Now it counts \
+the failures for the session's user from its address since that user's previous success there (within a day), \
+leaving out keys its own connection tried before it got in (`docs/log-parsing.md`). The sessions still flagged \
+are those with 1-3 password failures for that user since their previous login, then a seconds-long login \
+without a command: as a \
+single session, the shape of a bot that guessed its way in; the what-if row shows those flags come from that \
+count. The same rule lowers the Cowrie session recall: a bot that tries other user names (admin, ubnt, pi) \
+before getting in as root, or logs in again after a success, no longer carries those failures in its session \
+(its source window still counts them). \
+(4) Independence: three things changed after these logs were first scored, so they are not fully unseen: the \
+simulator gained `short_exec_session` and `credential_check_bot` (model 1.0.0 did not have them); common's \
 risky-command list gained history tampering (`HISTFILE`, `HISTSIZE=0`), disabled defences, `/dev/shm` and \
-`chattr +i`. No threshold, weight or setting was fitted to these rows.";
+`chattr +i`; and the session failure count above was brought to issue 3's definition (prompted by these rows; \
+the rule is that definition and its one-day look-back the analyzer's existing default, not a fit). No threshold, weight or \
+setting was fitted to these rows.";
 
 fn describe(sc: Scenario) -> &'static str {
     match sc {

@@ -107,11 +107,11 @@ pub fn groups(real: &Path) -> Result<Vec<Group>> {
             rows: kind(&obs, ObservationKind::Source, &|o| o.source_ip == Some(admin)),
         });
         // Diagnostic twin of the sessions group: the same sessions with their
-        // failed logins not counted, to show what the key-probe counting costs.
+        // failed logins not counted, to show what that count alone adds.
         groups.push(Group {
             name: "what-if: the same admin sessions with failed_logins = 0",
             suspicious: false,
-            basis: "diagnostic, not a result: most of these sessions' failures are `Failed publickey` key probes before the password login",
+            basis: "diagnostic, not a result: what the sessions' own failed logins (password failures of the same user from this address before the login) add",
             rows: kind(&obs, ObservationKind::Session, &|o| o.source_ip == Some(admin))
                 .into_iter()
                 .map(|f| Fingerprint { failed_logins: 0, ..f })
