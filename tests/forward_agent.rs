@@ -144,6 +144,17 @@ fn killed_at_random_moments_and_rotated_the_agent_delivers_every_fingerprint_onc
     c.stop();
 }
 
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn start_collector_on(db: &Path, port: u16) -> Collector {
     let mut cmd = Command::new(binary("bfp-collector"));
     cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--db").arg(db);
@@ -201,13 +212,15 @@ fn a_full_spool_drops_the_oldest_counts_them_and_keeps_running() {
     let state = dir.path().join("state");
     let cap = 48 << 10;
     let config = agent_config(dir.path(), &url, &token, &log, &state, cap);
-    let mut agent_proc = Command::new(binary("bfp-agent"))
+    let agent_proc = Command::new(binary("bfp-agent"))
         .args(["run", "--config", config.to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Killed if an assertion fails before the clean stop below.
+    let mut agent_proc = KillOnDrop(Some(agent_proc));
     fs::write(&log, fs::read(&source).unwrap()).unwrap();
     wait_until(60, "the whole log", || consumed(&state, &log));
     let spooled: u64 = fs::read_dir(state.join("spool"))
@@ -217,7 +230,7 @@ fn a_full_spool_drops_the_oldest_counts_them_and_keeps_running() {
         .map(|e| e.metadata().unwrap().len())
         .sum();
     assert!(spooled <= cap, "spool holds {spooled} bytes, cap {cap}");
-    assert!(agent_proc.try_wait().unwrap().is_none(), "the agent died");
+    assert!(agent_proc.0.as_mut().unwrap().try_wait().unwrap().is_none(), "the agent died");
 
     let c = start_collector_on(&db, port);
     let device = wait_drained(&url, "pi-full", 60);
@@ -226,6 +239,7 @@ fn a_full_spool_drops_the_oldest_counts_them_and_keeps_running() {
     assert!(dropped > 0, "nothing dropped: {device}");
     assert!(stored > 0, "nothing delivered: {device}");
     // Stop the agent: it reports how many results it produced in all.
+    let agent_proc = agent_proc.0.take().unwrap();
     let pid = agent_proc.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let out = agent_proc.wait_with_output().unwrap();
