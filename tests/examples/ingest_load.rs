@@ -31,7 +31,9 @@ fn main() {
                 let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
                 let mut latencies = Vec::new();
                 let mut stored = 0u64;
-                let mut seq = 1;
+                // Above any earlier run's numbers on the same database.
+                let mut seq =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
                 while Instant::now() < deadline {
                     let body = sample_batch(seq, per_batch).encode().unwrap();
                     let t = Instant::now();
