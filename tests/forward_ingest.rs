@@ -26,6 +26,7 @@ fn refusals_store_nothing_and_batches_are_stored_once() {
         let r = post_auth(&ingest, t, CONTENT_TYPE, &body);
         assert_eq!(r.status, 401, "{t:?}: {}", r.body);
         assert_eq!(r.json()["error"], "Unauthorized");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     }
     // Garbage, every truncation of a valid body, trailing bytes, bad JSON,
     // wrong media type, out-of-range numbers: 400 JSON, nothing stored.

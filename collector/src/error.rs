@@ -94,7 +94,14 @@ impl IntoResponse for Error {
                 ("Internal server error", other.to_string().split(':').next().unwrap_or_default().to_string())
             }
         };
-        (status, Json(json!({ "error": error, "detail": detail }))).into_response()
+        let mut response = (status, Json(json!({ "error": error, "detail": detail }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: say which scheme is expected.
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 
