@@ -423,6 +423,35 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_collector_tables_parse_once_uncommented() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["deploy/bfp-agent.example.toml", "deploy/systemd/bfp-agent.toml", "deploy/openwrt/bfp-agent.toml"]
+        {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            // The commented example: "# [collector]" then "# key = value"
+            // lines ("# #" lines are comments about them).
+            let mut table = String::new();
+            let mut inside = false;
+            for line in text.lines() {
+                if line.trim() == "# [collector]" {
+                    inside = true;
+                } else if inside && (line.trim().is_empty() || !line.starts_with("# ")) {
+                    break;
+                }
+                if inside && !line.starts_with("# #") {
+                    table.push_str(line.trim_start_matches("# "));
+                    table.push('\n');
+                }
+            }
+            assert!(table.contains("url"), "{file}: no commented [collector] table");
+            let toml = format!("{table}\n[[source]]\npath = \"/var/log/auth.log\"\n");
+            let config = crate::config::Config::parse(&toml, Path::new(file)).unwrap();
+            config.validate(Path::new(file)).unwrap();
+            assert!(config.collector.is_some(), "{file}");
+        }
+    }
+
+    #[test]
     fn a_missing_or_empty_ca_file_is_a_clear_error() {
         let dir = crate::testutil::tempdir("ca");
         let mut c = CollectorConfig::new("https://x", "t");
