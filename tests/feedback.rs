@@ -2,10 +2,9 @@
 //! real collector, labelled through `POST /api/results/{id}/feedback`,
 //! listed with their labels, exported by `GET /api/export/labelled.csv`, and
 //! the export read by the very function `bfp-models train --extra-labelled`
-//! reads it with. The full retrain with the real `bfp-models` binary takes
-//! minutes in a debug build (simulation, training, leave-one-scenario-out
-//! evaluation), so it is an ignored test: run it with
-//! `cargo test -p bfp-e2e --test feedback -- --ignored`.
+//! reads it with, then a full retrain with the real `bfp-models` binary
+//! (bfp-models and smartcore are optimised even in test builds, see the root
+//! Cargo.toml, so this takes seconds rather than minutes).
 
 use std::process::Command;
 
@@ -121,7 +120,6 @@ fn labelled_results_are_listed_and_exported_in_the_retraining_format() {
 }
 
 #[test]
-#[ignore = "minutes in a debug build: the full bfp-models train"]
 fn the_labelled_export_retrains_a_site_model_with_the_real_bfp_models() {
     let dir = TempDir::new().unwrap();
     let (export, _) = store_label_and_export(&dir);
