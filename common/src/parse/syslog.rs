@@ -401,6 +401,14 @@ pub fn civil_from_days(days: i64) -> (i32, u8, u8) {
     ((yoe + era * 400 + i64::from(month <= 2)) as i32, month, day)
 }
 
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of unix seconds: how the collector stores
+/// times and how the agent prints them.
+pub fn format_utc(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// Gives year-less timestamps a year (see the module doc).
 #[derive(Debug, Clone)]
 pub struct YearResolver {
@@ -504,6 +512,10 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), days);
         }
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(format_utc(-1), "1969-12-31 23:59:59");
     }
 
     #[test]
