@@ -13,7 +13,10 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::real_lines;
 
 use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat};
 use bfp_common::baseline::{BaselineConfig, Baselines, SessionFacts};
@@ -22,26 +25,6 @@ use bfp_common::detect::{DetectConfig, Detector};
 use bfp_common::fingerprint::FEATURE_COUNT;
 use bfp_common::{Fingerprint, Protocol, Verdict};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-
-fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BFP_SHARED_DATA").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    root.ancestors()
-        .map(|a| a.join("shared/data"))
-        .find(|d| d.join("real").is_dir())
-        .expect("shared/data/real not found")
-}
-
-fn lines(files: &[&str], repeat: usize) -> Vec<String> {
-    let mut one = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(data_dir().join("real").join(f)).unwrap();
-        one.extend(text.lines().map(str::to_owned));
-    }
-    (0..repeat).flat_map(|_| one.iter().cloned()).collect()
-}
 
 fn config() -> AnalyzerConfig {
     AnalyzerConfig { reference_time: Some(1_795_564_800), ..AnalyzerConfig::default() }
@@ -80,7 +63,7 @@ fn parse_and_detect(lines: &[String]) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let auth = lines(&["loghub/OpenSSH_2k.log", "elastic/auth.log", "exposed-rhel/secure"], 4);
+    let auth = real_lines(&["loghub/OpenSSH_2k.log", "elastic/auth.log", "exposed-rhel/secure"], 4);
     let mut g = c.benchmark_group("detect");
     g.sample_size(20);
     g.throughput(Throughput::Elements(auth.len() as u64));

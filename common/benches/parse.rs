@@ -8,34 +8,13 @@
 //! (137,684 lines per iteration). `BFP_SHARED_DATA` overrides the data folder.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::real_lines;
 
 use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-
-fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BFP_SHARED_DATA").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    root.ancestors()
-        .map(|a| a.join("shared/data"))
-        .find(|d| d.join("real").is_dir())
-        .expect("shared/data/real not found")
-}
-
-fn lines(files: &[&str], repeat: usize) -> Vec<String> {
-    let mut one = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(data_dir().join("real").join(f)).unwrap();
-        one.extend(text.lines().map(str::to_owned));
-    }
-    let mut all = Vec::with_capacity(one.len() * repeat);
-    for _ in 0..repeat {
-        all.extend(one.iter().cloned());
-    }
-    all
-}
 
 fn run(lines: &[String], format: LogFormat) -> usize {
     let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(1_795_564_800), ..AnalyzerConfig::default() });
@@ -48,8 +27,8 @@ fn run(lines: &[String], format: LogFormat) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let auth = lines(&["loghub/OpenSSH_2k.log", "elastic/auth.log", "exposed-rhel/secure"], 4);
-    let cowrie = lines(&["cowrie/cowrie.json.2018-05-19"], 4);
+    let auth = real_lines(&["loghub/OpenSSH_2k.log", "elastic/auth.log", "exposed-rhel/secure"], 4);
+    let cowrie = real_lines(&["cowrie/cowrie.json.2018-05-19"], 4);
     let mut g = c.benchmark_group("parse_fingerprint");
     g.sample_size(20);
     g.throughput(Throughput::Elements(auth.len() as u64));

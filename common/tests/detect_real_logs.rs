@@ -11,7 +11,9 @@
 //! hosts whose admins are known.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+mod support;
+
+use support::data_dir;
 
 use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind};
 use bfp_common::campaign::{CampaignAlert, CampaignKind};
@@ -22,16 +24,6 @@ use bfp_common::CompactModel;
 static MODEL: &[u8] = include_bytes!("../../models/artifacts/bfp-model.postcard");
 /// 2026-11-25 00:00 UTC: year-less dates are read as the year before it.
 const REFERENCE: i64 = 1_795_564_800;
-
-fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BFP_SHARED_DATA").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    root.ancestors().map(|a| a.join("shared/data")).find(|d| d.join("real").is_dir()).unwrap_or_else(|| {
-        panic!("no shared/data/real beside {} or its ancestors; set BFP_SHARED_DATA", root.display())
-    })
-}
 
 /// One observation with the model's verdict and the agent's final one.
 struct Row {

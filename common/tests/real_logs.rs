@@ -16,24 +16,15 @@
 //!   END { for (p in pam) if (!(p in f)) f[p]=0; for (p in f) s += (pam[p]>f[p]?pam[p]:f[p]); print s+0 }' FILE
 //! ```
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use support::data_dir;
 
 use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind, ParseStats};
 use bfp_common::Protocol;
 
 /// 2026-11-25 00:00 UTC: year-less dates are read as the year before it.
 const REFERENCE: i64 = 1_795_564_800;
-
-fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BFP_SHARED_DATA").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    // The repository root's sibling `shared/` (CI), or the nearest ancestor's (worktrees).
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    root.ancestors().map(|a| a.join("shared/data")).find(|d| d.join("real").is_dir()).unwrap_or_else(|| {
-        panic!("no shared/data/real beside {} or its ancestors; set BFP_SHARED_DATA", root.display())
-    })
-}
 
 fn config() -> AnalyzerConfig {
     AnalyzerConfig { reference_time: Some(REFERENCE), ..AnalyzerConfig::default() }
