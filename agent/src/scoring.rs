@@ -42,8 +42,8 @@ impl Scorer {
 
     /// Checks and loads artifact bytes; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Scorer> {
-        let model =
-            CompactModel::from_bytes(bytes).map_err(|source| Error::Model { path: PathBuf::from(origin), source })?;
+        let model = CompactModel::from_bytes_of_schema(bytes, bfp_common::SCHEMA_VERSION, "the agent")
+            .map_err(|source| Error::Model { path: PathBuf::from(origin), source })?;
         Ok(Scorer { model })
     }
 

@@ -29,14 +29,19 @@ pub use error::{Error, Result};
 /// The trained model artifact (see `models/`), embedded at build time.
 pub const EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/artifacts/bfp-model.postcard");
 
-/// Loads the model from `path`, or the embedded one.
+/// Loads the model from `path`, or the embedded one. It must be a schema-1
+/// model: `/api/predict` and the CSV upload carry the six seed features, so a
+/// schema-2 (agent) artifact is refused with a clear error at start.
 pub fn load_model(path: Option<&Path>) -> Result<CompactModel> {
     let bytes = match path {
         Some(p) => std::fs::read(p).map_err(|e| Error::Config(format!("cannot read model {}: {e}", p.display())))?,
-        None => return Ok(CompactModel::from_bytes(EMBEDDED_MODEL)?),
+        None => return Ok(CompactModel::from_bytes_of_schema(EMBEDDED_MODEL, bfp_common::SCHEMA_VERSION, COLLECTOR)?),
     };
-    Ok(CompactModel::from_bytes(&bytes)?)
+    Ok(CompactModel::from_bytes_of_schema(&bytes, bfp_common::SCHEMA_VERSION, COLLECTOR)?)
 }
+
+/// How the collector names itself in a model's schema error.
+const COLLECTOR: &str = "the collector (/api/predict and CSV score the six seed features)";
 
 /// A bound, ready-to-run collector.
 pub struct Server {

@@ -41,7 +41,7 @@ fn parse_only(lines: &[String]) -> usize {
 }
 
 fn parse_and_detect(lines: &[String]) -> usize {
-    let normal = Verdict { suspicious: false, confidence: 0.9, contributions: [0.0; FEATURE_COUNT] };
+    let normal = Verdict::flat(false, 0.9, FEATURE_COUNT);
     let mut a = Analyzer::new(config());
     a.record_auth_attempts();
     let mut d = Detector::new(DetectConfig::default());

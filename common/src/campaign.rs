@@ -189,6 +189,22 @@ fn bucket_of(t: i64) -> u32 {
     t.div_euclid(BUCKET_SECS).clamp(0, i64::from(u32::MAX)) as u32
 }
 
+/// What the campaign detector holds against one source (see
+/// [`CampaignDetector::source_summary`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceSummary {
+    /// Failed logins in the current clock hour.
+    pub failures_last_hour: u32,
+    /// Failed logins in the last 24 hours.
+    pub failures_last_day: u32,
+    /// Distinct hours with failures in the last 24 hours.
+    pub failure_hours: u32,
+    /// Distinct user names tried (capped at 8).
+    pub users_tried: u32,
+    /// The campaign the source was judged part of.
+    pub campaign: Option<CampaignKind>,
+}
+
 /// What is remembered of one source: under 400 bytes (see the test).
 #[derive(Debug, Clone)]
 struct SourceTrack {
@@ -366,6 +382,27 @@ impl CampaignDetector {
     /// The distributed campaign under way, with its counts so far.
     pub fn active_campaign(&self) -> Option<&CampaignAlert> {
         self.active.as_ref().map(|a| &a.alert)
+    }
+
+    /// What this detector holds against `ip` now (its clock is the latest
+    /// attempt seen): the source context of feature schema 2. All zeros for
+    /// an address it does not track (never failed, or forgotten). Failures
+    /// forgiven as a user's typos are not counted.
+    pub fn source_summary(&self, ip: IpAddr) -> SourceSummary {
+        let Some(&i) = self.index.get(&ip) else { return SourceSummary::default() };
+        let track = &self.sources[i as usize];
+        let now_hour = unix_hour(self.now.max(0));
+        let (failures_last_day, failure_hours) = track.window(now_hour);
+        let slot = now_hour as usize % SOURCE_HOURS;
+        let failures_last_hour =
+            if track.slot_hour[slot] == now_hour { u32::from(track.slot_failures[slot]) } else { 0 };
+        SourceSummary {
+            failures_last_hour,
+            failures_last_day,
+            failure_hours,
+            users_tried: track.users.len() as u32,
+            campaign: track.flagged,
+        }
     }
 
     /// Distinct failing sources in the last hour.

@@ -31,6 +31,7 @@ use crate::analyze::{Observation, ObservationKind};
 use crate::baseline::{BaselineConfig, Baselines, Novelty, SessionFacts};
 use crate::campaign::{AuthAttempt, CampaignAlert, CampaignConfig, CampaignDetector, CampaignKind};
 use crate::error::Result;
+use crate::features::{self, SourceContext};
 use crate::model::Verdict;
 use crate::source::{DeviceStats, SourceStats};
 
@@ -68,6 +69,19 @@ pub struct Judgement {
     pub learnt: bool,
 }
 
+/// What the detectors know of one observation before the model scores it:
+/// its novelty against the user's baseline, its source context, and the two
+/// as the schema-2 feature vector ([`features::vector`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// The session's novelty (sessions with a user only).
+    pub novelty: Option<Novelty>,
+    /// What the device holds against the observation's address.
+    pub context: SourceContext,
+    /// The schema-2 feature vector.
+    pub features: [f32; features::FEATURE_COUNT],
+}
+
 /// Baselines and campaign detectors of one device.
 #[derive(Debug, Clone)]
 pub struct Detector {
@@ -77,6 +91,8 @@ pub struct Detector {
     recent: Vec<(i64, i64)>,
     /// Sessions learnt since start (tells when the baselines need saving).
     learnt: u64,
+    /// See [`Detector::set_session_rules`].
+    session_rules: bool,
 }
 
 impl Detector {
@@ -87,7 +103,13 @@ impl Detector {
 
     /// Detectors around baselines loaded from a state file.
     pub fn with_baselines(baselines: Baselines, campaign: CampaignConfig) -> Self {
-        Detector { baselines, campaigns: CampaignDetector::new(campaign), recent: Vec::new(), learnt: 0 }
+        Detector {
+            baselines,
+            campaigns: CampaignDetector::new(campaign),
+            recent: Vec::new(),
+            learnt: 0,
+            session_rules: true,
+        }
     }
 
     /// Loads the baselines from `path` (see [`Baselines::load_or_fresh`]):
@@ -160,26 +182,62 @@ impl Detector {
         }
     }
 
+    /// The novelty and source context of one observation, and its schema-2
+    /// feature vector: what the agent's model scores. Call after feeding the
+    /// attempts up to the observation's end ([`Detector::observe_attempts`]),
+    /// before [`Detector::judge_assessed`]. Learns nothing.
+    pub fn assess(&self, obs: &Observation) -> Assessment {
+        let novelty = match (obs.kind, obs.user.as_deref()) {
+            (ObservationKind::Session, Some(user)) => {
+                let facts =
+                    SessionFacts::new(user, obs.source_ip, obs.start, &obs.fingerprint, &obs.commands, obs.open);
+                Some(self.baselines.novelty(&facts))
+            }
+            _ => None,
+        };
+        let context = match obs.source_ip {
+            Some(ip) => {
+                SourceContext::new(&self.campaigns.source_summary(ip), self.campaigns.failing_sources_last_hour())
+            }
+            None => SourceContext {
+                device_failing_sources: self.campaigns.failing_sources_last_hour(),
+                ..SourceContext::default()
+            },
+        };
+        let features = features::vector(&obs.fingerprint, novelty.as_ref(), &context);
+        Assessment { novelty, context, features }
+    }
+
+    /// Whether the session-level rules (a login from a campaign's address, a
+    /// novelty that escalates) may raise a session's verdict. On by default,
+    /// for a schema-1 model that cannot see novelty; a schema-2 model sees
+    /// both as features (see docs/detection.md for the measurement).
+    pub fn set_session_rules(&mut self, on: bool) {
+        self.session_rules = on;
+    }
+
     /// Judges one observation given the model's verdict, and learns it into
     /// the user's baseline when the final verdict is Normal.
     pub fn judge(&mut self, obs: &Observation, verdict: &Verdict) -> Judgement {
+        let assessment = self.assess(obs);
+        self.judge_assessed(obs, verdict, assessment)
+    }
+
+    /// As [`Detector::judge`], with the assessment the model scored.
+    pub fn judge_assessed(&mut self, obs: &Observation, verdict: &Verdict, assessment: Assessment) -> Judgement {
         let mut reasons = Vec::new();
         let campaign = obs.source_ip.and_then(|ip| self.campaigns.campaign_of(ip));
         let mut escalate = false;
-        let mut novelty = None;
+        let novelty = assessment.novelty;
         match obs.kind {
             ObservationKind::Session => {
                 if let (Some(kind), Some(ip)) = (campaign, obs.source_ip) {
-                    escalate = true;
+                    escalate = self.session_rules;
                     reasons.push(format!("login from {ip}, which ran a {} against this device", campaign_words(kind)));
                 }
-                if let Some(user) = obs.user.as_deref() {
-                    let facts =
-                        SessionFacts::new(user, obs.source_ip, obs.start, &obs.fingerprint, &obs.commands, obs.open);
-                    let n = self.baselines.novelty(&facts);
-                    escalate |= n.escalates();
+                if let Some(n) = &novelty {
+                    escalate |= self.session_rules && n.escalates();
                     reasons.extend(n.reasons.iter().cloned());
-                    novelty = Some(n);
                 }
             }
             ObservationKind::Source => {
@@ -289,7 +347,7 @@ mod tests {
     use crate::fingerprint::FEATURE_COUNT;
 
     fn verdict(suspicious: bool, confidence: f32) -> Verdict {
-        Verdict { suspicious, confidence, contributions: [0.0; FEATURE_COUNT] }
+        Verdict::flat(suspicious, confidence, FEATURE_COUNT)
     }
 
     /// Runs `lines` through the analyzer and the detector, as the agent
@@ -362,6 +420,46 @@ mod tests {
             ));
         }
         lines
+    }
+
+    #[test]
+    fn assess_builds_the_schema_two_vector_from_novelty_and_the_source_context() {
+        let mut d = Detector::new(DetectConfig::default());
+        let mut lines = alice_history();
+        // A stranger tries three accounts from one address, then gets into alice's.
+        for (i, user) in ["admin", "oracle", "alice"].iter().enumerate() {
+            lines.push(format!(
+                "Nov 16 03:00:0{i} host sshd[3000]: Failed password for {user} from 203.0.113.50 port 1 ssh2"
+            ));
+        }
+        lines.extend(session(16, (3, 0), 3001, "alice", "203.0.113.50", 0, &["/usr/bin/wget http://x/a"]));
+        let config = AnalyzerConfig { reference_time: Some(1_796_083_200), ..AnalyzerConfig::default() };
+        let mut analyzer = Analyzer::new(config);
+        analyzer.record_auth_attempts();
+        let mut last = None;
+        for line in &lines {
+            analyzer.feed_line(line, LogFormat::Syslog);
+            d.observe_attempts(&analyzer.drain_auth_attempts());
+            for o in analyzer.drain_ready() {
+                let a = d.assess(&o);
+                if o.kind == ObservationKind::Session {
+                    d.judge_assessed(&o, &verdict(false, 0.9), a.clone());
+                    last = Some((o, a));
+                }
+            }
+        }
+        let (obs, a) = last.unwrap();
+        assert_eq!(obs.source_ip, Some("203.0.113.50".parse().unwrap()));
+        assert_eq!(a.features, features::vector(&obs.fingerprint, a.novelty.as_ref(), &a.context));
+        // alice's own failure, followed by her success, is forgiven as a typo.
+        assert_eq!(a.context.failures_last_day, 2);
+        assert_eq!(a.context.users_tried, 3);
+        assert_eq!(a.context.failure_hours, 1);
+        assert!(!a.context.in_campaign);
+        let n = a.novelty.as_ref().unwrap();
+        assert!(n.new_network_for_user && n.rare_hour_for_user && n.first_risky_command);
+        let at = |name: &str| a.features[features::FEATURE_NAMES.iter().position(|n| *n == name).unwrap()];
+        assert_eq!((at("new_network_for_user"), at("source_users_tried")), (1.0, 3.0));
     }
 
     #[test]

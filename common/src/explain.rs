@@ -97,7 +97,7 @@ mod tests {
     }
 
     fn verdict(suspicious: bool, contributions: [f32; FEATURE_COUNT]) -> Verdict {
-        Verdict { suspicious, confidence: 0.9, contributions }
+        Verdict::with_contributions(suspicious, 0.9, &contributions)
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod campaign;
 pub mod detect;
 pub mod error;
 pub mod explain;
+pub mod features;
 pub mod fingerprint;
 pub mod model;
 pub mod parse;

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fingerprint::{FEATURE_COUNT, FEATURE_NAMES, SCHEMA_VERSION};
+use crate::features;
 
 /// First bytes of every artifact: a file that is not a model fails fast.
 pub const MAGIC: [u8; 4] = *b"BFPM";
@@ -18,6 +18,9 @@ pub const MAGIC: [u8; 4] = *b"BFPM";
 pub const FORMAT_VERSION: u16 = 1;
 /// `Node::feature` of a leaf.
 pub const LEAF: u8 = u8::MAX;
+/// Most features any schema may have: a [`Verdict`] keeps its contributions
+/// in a fixed array of this size, so scoring never allocates.
+pub const MAX_FEATURES: usize = 32;
 
 /// One tree node. Internal nodes send `x[feature] <= threshold` to `left`,
 /// everything else to `right` (smartcore's rule). Leaves vote `output`.
@@ -44,11 +47,14 @@ pub struct CompactModel {
     pub magic: [u8; 4],
     /// Container format, [`FORMAT_VERSION`].
     pub format_version: u16,
-    /// Feature schema the model was trained on ([`SCHEMA_VERSION`]).
+    /// Feature schema the model was trained on: 1 (the seed six plus risky
+    /// commands, [`crate::fingerprint::SCHEMA_VERSION`]) or 2 (log-derived,
+    /// [`crate::features::SCHEMA_VERSION`]).
     pub schema_version: u16,
     /// Human-readable model version, e.g. `forest-2026.11.25`.
     pub model_version: String,
-    /// Feature names in vector order; must equal [`FEATURE_NAMES`].
+    /// Feature names in vector order; must equal the schema's names
+    /// ([`features::schema_names`]).
     pub feature_names: Vec<String>,
     /// Index of each tree's root in `nodes`.
     pub roots: Vec<u32>,
@@ -64,11 +70,37 @@ pub struct Verdict {
     /// Share of trees voting for the predicted class, in [0.5, 1].
     pub confidence: f32,
     /// Per-feature contribution towards Suspicious (positive) or Normal
-    /// (negative), averaged over the trees, in [`FEATURE_NAMES`] order.
-    pub contributions: [f32; FEATURE_COUNT],
+    /// (negative), averaged over the trees, in the schema's feature order;
+    /// only the first `features` entries are meaningful (the rest are 0).
+    pub contributions: [f32; MAX_FEATURES],
+    /// How many features the scoring model has.
+    pub features: u8,
 }
 
 impl Verdict {
+    /// A verdict with no feature contributions (a rule's verdict, a test's).
+    pub fn flat(suspicious: bool, confidence: f32, features: usize) -> Verdict {
+        Verdict {
+            suspicious,
+            confidence,
+            contributions: [0.0; MAX_FEATURES],
+            features: features.min(MAX_FEATURES) as u8,
+        }
+    }
+
+    /// A verdict with the given contributions (at most [`MAX_FEATURES`]).
+    pub fn with_contributions(suspicious: bool, confidence: f32, contributions: &[f32]) -> Verdict {
+        let mut v = Verdict::flat(suspicious, confidence, contributions.len());
+        let n = usize::from(v.features);
+        v.contributions[..n].copy_from_slice(&contributions[..n]);
+        v
+    }
+
+    /// The meaningful contributions, one per feature of the model's schema.
+    pub fn contributions(&self) -> &[f32] {
+        &self.contributions[..usize::from(self.features)]
+    }
+
     /// `"Suspicious"` or `"Normal"`, the labels of the public API.
     pub fn label(&self) -> &'static str {
         if self.suspicious {
@@ -82,10 +114,11 @@ impl Verdict {
     /// as `(feature index, contribution)`, at most `n`.
     pub fn top_features(&self, n: usize) -> impl Iterator<Item = (usize, f32)> {
         let sign = if self.suspicious { 1.0 } else { -1.0 };
-        let mut order: [usize; FEATURE_COUNT] = std::array::from_fn(|i| i);
+        let len = usize::from(self.features);
+        let mut order: [usize; MAX_FEATURES] = std::array::from_fn(|i| i);
         let c = self.contributions;
-        order.sort_by(|&a, &b| (c[b] * sign).total_cmp(&(c[a] * sign)));
-        order.into_iter().filter(move |&i| c[i] * sign > 1e-6).take(n).map(move |i| (i, c[i]))
+        order[..len].sort_by(|&a, &b| (c[b] * sign).total_cmp(&(c[a] * sign)));
+        order.into_iter().take(len).filter(move |&i| c[i] * sign > 1e-6).take(n).map(move |i| (i, c[i]))
     }
 }
 
@@ -95,9 +128,10 @@ impl CompactModel {
         postcard::to_allocvec(self).map_err(|e| Error::Model(format!("encode: {e}")))
     }
 
-    /// Decodes and checks an artifact: magic, container format, feature
-    /// schema, and that every node index stays inside the forest and every
-    /// path goes strictly downward (so scoring can never loop or panic).
+    /// Decodes and checks an artifact of any schema this build knows: magic,
+    /// container format, feature schema and names, and that every node index
+    /// stays inside the forest, every split names a feature of the schema and
+    /// every path goes strictly downward (so scoring can never loop or panic).
     pub fn from_bytes(bytes: &[u8]) -> Result<CompactModel> {
         if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
             return Err(Error::Model("not a bfp model (bad magic)".into()));
@@ -107,6 +141,29 @@ impl CompactModel {
         Ok(model)
     }
 
+    /// As [`CompactModel::from_bytes`], and the artifact must be of feature
+    /// schema `schema` (the collector's `/api/predict` needs 1, the agent 2).
+    /// `who` names the reader in the error.
+    pub fn from_bytes_of_schema(bytes: &[u8], schema: u16, who: &str) -> Result<CompactModel> {
+        let model = CompactModel::from_bytes(bytes)?;
+        if model.schema_version != schema {
+            return Err(Error::Model(format!(
+                "this artifact is a feature-schema {} model ({} features: {}...); {who} needs a schema-{schema} model \
+                 ({} features)",
+                model.schema_version,
+                model.feature_names.len(),
+                model.feature_names.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                features::schema_names(schema).map_or(0, <[&str]>::len),
+            )));
+        }
+        Ok(model)
+    }
+
+    /// Number of features a vector must have to be scored by this model.
+    pub fn feature_count(&self) -> usize {
+        self.feature_names.len()
+    }
+
     fn validate(&self) -> Result<()> {
         if self.format_version != FORMAT_VERSION {
             return Err(Error::Model(format!(
@@ -114,12 +171,20 @@ impl CompactModel {
                 self.format_version
             )));
         }
-        if self.schema_version != SCHEMA_VERSION || self.feature_names.iter().map(String::as_str).ne(FEATURE_NAMES) {
+        let Some(names) = features::schema_names(self.schema_version) else {
             return Err(Error::Model(format!(
-                "feature schema {} {:?} does not match this build's schema {SCHEMA_VERSION} {:?}",
-                self.schema_version, self.feature_names, FEATURE_NAMES
+                "feature schema {} is not known to this build (it reads schemas {:?})",
+                self.schema_version,
+                features::KNOWN_SCHEMAS
+            )));
+        };
+        if self.feature_names.iter().map(String::as_str).ne(names.iter().copied()) {
+            return Err(Error::Model(format!(
+                "feature names {:?} do not match this build's schema {} {:?}",
+                self.feature_names, self.schema_version, names
             )));
         }
+        let feature_count = names.len();
         if self.roots.is_empty() {
             return Err(Error::Model("the forest has no trees".into()));
         }
@@ -136,7 +201,7 @@ impl CompactModel {
                 }
                 continue;
             }
-            if usize::from(node.feature) >= FEATURE_COUNT || !node.threshold.is_finite() {
+            if usize::from(node.feature) >= feature_count || !node.threshold.is_finite() {
                 return Err(Error::Model(format!("node {i} splits on invalid feature/threshold")));
             }
             // Children after their parent: guarantees termination.
@@ -152,11 +217,19 @@ impl CompactModel {
         self.roots.len()
     }
 
-    /// Scores one feature vector. No allocation; cost is one root-to-leaf
-    /// walk per tree.
-    pub fn score(&self, x: &[f32; FEATURE_COUNT]) -> Verdict {
+    /// Scores one feature vector of the model's schema (see
+    /// [`CompactModel::feature_count`]). No allocation; cost is one
+    /// root-to-leaf walk per tree.
+    ///
+    /// # Panics
+    /// When `x` does not have the model's feature count: that is a
+    /// programming error (a vector of the wrong schema), never an input
+    /// error. Use [`CompactModel::try_score`] where the length is not known.
+    pub fn score(&self, x: &[f32]) -> Verdict {
+        let n = self.feature_names.len();
+        assert_eq!(x.len(), n, "a schema-{} model scores {n} features, got {}", self.schema_version, x.len());
         let mut votes = 0u32;
-        let mut contributions = [0f32; FEATURE_COUNT];
+        let mut contributions = [0f32; MAX_FEATURES];
         for &root in &self.roots {
             let mut node = &self.nodes[root as usize];
             while node.feature != LEAF {
@@ -172,16 +245,35 @@ impl CompactModel {
         let share = votes as f32 / trees;
         // Ties go to Normal, as smartcore's vote does (first class wins).
         let suspicious = share > 0.5;
-        for c in &mut contributions {
+        for c in &mut contributions[..n] {
             *c /= trees * 255.0;
         }
-        Verdict { suspicious, confidence: if suspicious { share } else { 1.0 - share }, contributions }
+        Verdict {
+            suspicious,
+            confidence: if suspicious { share } else { 1.0 - share },
+            contributions,
+            features: n as u8,
+        }
+    }
+
+    /// As [`CompactModel::score`], with a wrong-length vector an error.
+    pub fn try_score(&self, x: &[f32]) -> Result<Verdict> {
+        if x.len() != self.feature_count() {
+            return Err(Error::Model(format!(
+                "a schema-{} model scores {} features, got {}",
+                self.schema_version,
+                self.feature_count(),
+                x.len()
+            )));
+        }
+        Ok(self.score(x))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fingerprint::{FEATURE_NAMES, SCHEMA_VERSION};
 
     /// A one-tree forest: failed_logins <= 3.5 → Normal, else Suspicious.
     fn stump() -> CompactModel {
@@ -228,5 +320,54 @@ mod tests {
         let mut bad_feature = stump();
         bad_feature.nodes[0].feature = 40;
         assert!(CompactModel::from_bytes(&bad_feature.to_bytes().unwrap()).is_err());
+        // Feature 10 exists in schema 2, not in schema 1.
+        let mut beyond_schema = stump();
+        beyond_schema.nodes[0].feature = 10;
+        assert!(CompactModel::from_bytes(&beyond_schema.to_bytes().unwrap()).is_err());
+        let mut wrong_names = stump();
+        wrong_names.schema_version = features::SCHEMA_VERSION;
+        assert!(CompactModel::from_bytes(&wrong_names.to_bytes().unwrap()).unwrap_err().to_string().contains("names"));
+    }
+
+    fn schema2_stump() -> CompactModel {
+        let mut m = stump();
+        m.schema_version = features::SCHEMA_VERSION;
+        m.feature_names = features::FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
+        // Split on a schema-2-only feature: new network for the user.
+        m.nodes[0].feature = 9;
+        m.nodes[0].threshold = 0.5;
+        m
+    }
+
+    #[test]
+    fn any_known_schema_loads_and_readers_can_insist_on_theirs() {
+        let one = stump().to_bytes().unwrap();
+        let two = schema2_stump().to_bytes().unwrap();
+        assert_eq!(CompactModel::from_bytes(&two).unwrap().feature_count(), features::FEATURE_COUNT);
+        CompactModel::from_bytes_of_schema(&one, 1, "the collector").unwrap();
+        let err = CompactModel::from_bytes_of_schema(&two, 1, "the collector").unwrap_err().to_string();
+        assert!(err.contains("feature-schema 2") && err.contains("the collector needs a schema-1 model"), "{err}");
+        let err = CompactModel::from_bytes_of_schema(&one, 2, "the agent").unwrap_err().to_string();
+        assert!(err.contains("feature-schema 1") && err.contains("the agent needs a schema-2 model"), "{err}");
+    }
+
+    #[test]
+    fn scores_a_vector_of_its_own_length_only() {
+        let m = schema2_stump();
+        let mut x = [0f32; features::FEATURE_COUNT];
+        assert!(!m.score(&x).suspicious);
+        x[9] = 1.0;
+        let v = m.score(&x);
+        assert!(v.suspicious);
+        assert_eq!(v.contributions().len(), features::FEATURE_COUNT);
+        assert_eq!(v.top_features(2).map(|(i, _)| i).collect::<Vec<_>>(), vec![9]);
+        assert!(m.try_score(&[0.0; 7]).unwrap_err().to_string().contains("got 7"));
+        assert!(stump().try_score(&x).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "scores 7 features")]
+    fn scoring_a_vector_of_another_schema_is_a_programming_error() {
+        stump().score(&[0.0; features::FEATURE_COUNT]);
     }
 }

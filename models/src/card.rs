@@ -27,7 +27,7 @@ pub fn disagreements(built: &crate::Built, rows: &[[f32; FEATURE_COUNT]]) -> Res
         .iter()
         .zip(reference.iter().zip(&votes))
         .filter(|(x, (&label, &v))| {
-            let verdict = built.model.score(x);
+            let verdict = built.model.score(*x);
             let share = if verdict.suspicious { verdict.confidence } else { 1.0 - verdict.confidence };
             // Votes are whole numbers; the share is their f32 ratio.
             verdict.suspicious != label || (share * trees).round() as u32 != v

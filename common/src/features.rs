@@ -1,0 +1,201 @@
+//! Feature schema 2: the feature vector of a log-derived fingerprint, as the
+//! agent scores it.
+//!
+//! Schema 1 ([`crate::fingerprint`]) is the seed six plus risky commands: all
+//! a single `/api/predict` body or CSV row can tell, and still the contract of
+//! the collector. On the device the agent knows more at scoring time: how the
+//! session differs from its user's baseline ([`Novelty`]) and what the
+//! source did before it ([`SourceContext`]). Schema 2 is the schema-1 seven
+//! first (same order), then the novelty flags, then the source context.
+//!
+//! [`vector`] is the ONE place the vector is built: the agent calls it on
+//! live logs and the trainer (`bfp-models`) on simulated logs run through the
+//! same analyzer and detectors, so training and inference cannot drift.
+
+use crate::baseline::{Novelty, NOVELTY_FEATURE_COUNT};
+use crate::campaign::SourceSummary;
+use crate::fingerprint::{self, Fingerprint};
+
+/// Version of this schema, recorded in a model artifact's header.
+pub const SCHEMA_VERSION: u16 = 2;
+
+/// Every schema this build can score.
+pub const KNOWN_SCHEMAS: [u16; 2] = [fingerprint::SCHEMA_VERSION, SCHEMA_VERSION];
+
+/// Number of source-context features, see [`CONTEXT_FEATURE_NAMES`].
+pub const CONTEXT_FEATURE_COUNT: usize = 6;
+
+/// Names of [`SourceContext::features`], in vector order.
+pub const CONTEXT_FEATURE_NAMES: [&str; CONTEXT_FEATURE_COUNT] = [
+    "source_failures_last_hour",
+    "source_failures_last_day",
+    "source_failure_hours",
+    "source_users_tried",
+    "device_failing_sources_last_hour",
+    "source_in_campaign",
+];
+
+/// Features of schema 2.
+pub const FEATURE_COUNT: usize = fingerprint::FEATURE_COUNT + NOVELTY_FEATURE_COUNT + CONTEXT_FEATURE_COUNT;
+
+/// Index of the first novelty feature.
+pub const NOVELTY_START: usize = fingerprint::FEATURE_COUNT;
+/// Index of the first source-context feature.
+pub const CONTEXT_START: usize = NOVELTY_START + NOVELTY_FEATURE_COUNT;
+
+/// Names of schema 2, in vector order: schema 1's, then
+/// [`NOVELTY_FEATURE_NAMES`], then [`CONTEXT_FEATURE_NAMES`] (a test checks
+/// the concatenation).
+pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
+    "login_hour",
+    "session_duration_min",
+    "commands",
+    "failed_logins",
+    "protocol",
+    "typing_speed_wpm",
+    "risky_commands",
+    "never_seen_user",
+    "rare_hour_for_user",
+    "new_network_for_user",
+    "new_protocol_for_user",
+    "unusual_session_length",
+    "unusual_command_cadence",
+    "new_commands",
+    "first_risky_command",
+    "failure_spike",
+    "login_spike",
+    "network_churn_for_user",
+    "source_failures_last_hour",
+    "source_failures_last_day",
+    "source_failure_hours",
+    "source_users_tried",
+    "device_failing_sources_last_hour",
+    "source_in_campaign",
+];
+
+/// The feature names of a schema this build knows.
+pub fn schema_names(schema: u16) -> Option<&'static [&'static str]> {
+    match schema {
+        fingerprint::SCHEMA_VERSION => Some(&fingerprint::FEATURE_NAMES),
+        SCHEMA_VERSION => Some(&FEATURE_NAMES),
+        _ => None,
+    }
+}
+
+/// What the device knows of a session's (or a source window's) address at
+/// scoring time, beyond the session itself. All zeros for a local login or
+/// an address that never failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SourceContext {
+    /// Failed logins from the address in the current hour.
+    pub failures_last_hour: u32,
+    /// Failed logins from the address in the last 24 hours (a user's
+    /// forgiven typos excluded).
+    pub failures_last_day: u32,
+    /// Distinct hours with failures from the address in the last 24 hours:
+    /// a slow brute force spreads over many.
+    pub failure_hours: u32,
+    /// Distinct user names the address tried (capped at 8).
+    pub users_tried: u32,
+    /// Distinct addresses failing against the device in the last hour.
+    pub device_failing_sources: u32,
+    /// The address was judged part of a slow or distributed brute force.
+    pub in_campaign: bool,
+}
+
+impl SourceContext {
+    /// The context from the campaign detector's view of the address and the
+    /// device's failing sources in the last hour.
+    pub fn new(summary: &SourceSummary, device_failing_sources: u32) -> Self {
+        SourceContext {
+            failures_last_hour: summary.failures_last_hour,
+            failures_last_day: summary.failures_last_day,
+            failure_hours: summary.failure_hours,
+            users_tried: summary.users_tried,
+            device_failing_sources,
+            in_campaign: summary.campaign.is_some(),
+        }
+    }
+
+    /// The context as features, in [`CONTEXT_FEATURE_NAMES`] order.
+    pub fn features(&self) -> [f32; CONTEXT_FEATURE_COUNT] {
+        [
+            self.failures_last_hour as f32,
+            self.failures_last_day as f32,
+            self.failure_hours as f32,
+            self.users_tried as f32,
+            self.device_failing_sources as f32,
+            if self.in_campaign { 1.0 } else { 0.0 },
+        ]
+    }
+}
+
+/// The schema-2 vector of one observation: its fingerprint, its novelty
+/// against the user's baseline (`None` for a source or device window, or a
+/// session without a user: all novelty flags 0) and its source context.
+pub fn vector(fp: &Fingerprint, novelty: Option<&Novelty>, context: &SourceContext) -> [f32; FEATURE_COUNT] {
+    let mut x = [0f32; FEATURE_COUNT];
+    x[..NOVELTY_START].copy_from_slice(&fp.features());
+    if let Some(n) = novelty {
+        x[NOVELTY_START..CONTEXT_START].copy_from_slice(&n.features());
+    }
+    x[CONTEXT_START..].copy_from_slice(&context.features());
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::NOVELTY_FEATURE_NAMES;
+    use crate::fingerprint::Protocol;
+
+    #[test]
+    fn names_are_schema_one_then_novelty_then_context() {
+        let concat: Vec<&str> = fingerprint::FEATURE_NAMES
+            .iter()
+            .chain(NOVELTY_FEATURE_NAMES.iter())
+            .chain(CONTEXT_FEATURE_NAMES.iter())
+            .copied()
+            .collect();
+        assert_eq!(concat, FEATURE_NAMES);
+        assert!(FEATURE_COUNT <= crate::model::MAX_FEATURES);
+        assert_eq!(schema_names(1).unwrap().len(), 7);
+        assert_eq!(schema_names(2).unwrap().len(), FEATURE_COUNT);
+        assert!(schema_names(3).is_none());
+    }
+
+    #[test]
+    fn the_vector_puts_each_part_in_its_place() {
+        let fp = Fingerprint {
+            login_hour: 3,
+            session_duration_min: 12.5,
+            commands: 4,
+            failed_logins: 2,
+            protocol: Protocol::Ssh,
+            typing_speed_wpm: None,
+            risky_commands: Some(1),
+        };
+        let novelty = Novelty { new_network_for_user: true, new_commands: 3, ..Novelty::default() };
+        let ctx = SourceContext {
+            failures_last_hour: 5,
+            failures_last_day: 9,
+            failure_hours: 2,
+            users_tried: 3,
+            device_failing_sources: 40,
+            in_campaign: true,
+        };
+        let x = vector(&fp, Some(&novelty), &ctx);
+        assert_eq!(x[..7], fp.features());
+        let at = |name: &str| x[FEATURE_NAMES.iter().position(|n| *n == name).unwrap()];
+        assert_eq!(at("new_network_for_user"), 1.0);
+        assert_eq!(at("new_commands"), 3.0);
+        assert_eq!(at("rare_hour_for_user"), 0.0);
+        assert_eq!(at("source_failures_last_day"), 9.0);
+        assert_eq!(at("device_failing_sources_last_hour"), 40.0);
+        assert_eq!(at("source_in_campaign"), 1.0);
+        // A source window has no user: novelty all zeros, context kept.
+        let y = vector(&fp, None, &ctx);
+        assert!(y[NOVELTY_START..CONTEXT_START].iter().all(|&v| v == 0.0));
+        assert_eq!(y[CONTEXT_START..], x[CONTEXT_START..]);
+    }
+}
