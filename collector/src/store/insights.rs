@@ -156,7 +156,7 @@ INSERT INTO source_ips (source_ip, suspicious, total)
 ";
 
 const ROLLUP_SQL: &str = "INSERT INTO rollup_hourly (hour, source, protocol, prediction, n)
-    VALUES (strftime('%Y-%m-%d %H:00:00', 'now'), ?1, ?2, ?3, ?4)
+    VALUES (strftime('%Y-%m-%d %H:00:00', ?5), ?1, ?2, ?3, ?4)
     ON CONFLICT (hour, source, protocol, prediction) DO UPDATE SET n = n + excluded.n";
 
 const SOURCE_IP_SQL: &str = "INSERT INTO source_ips (source_ip, suspicious, total) VALUES (?1, ?2, ?3)
@@ -203,11 +203,18 @@ impl RollupDelta {
         }
     }
 
-    /// Writes the increments inside the rows' transaction.
+    /// Writes the increments inside the rows' transaction, filed under the
+    /// hour of SQLite's clock now.
     pub(super) fn apply(&self, tx: &rusqlite::Connection) -> rusqlite::Result<()> {
+        self.apply_at(tx, "now")
+    }
+
+    /// As [`RollupDelta::apply`], filed under the hour of `at` (a
+    /// `created_at` value the rows were stamped with, or `now`).
+    pub(super) fn apply_at(&self, tx: &rusqlite::Connection, at: &str) -> rusqlite::Result<()> {
         let mut stmt = tx.prepare_cached(ROLLUP_SQL)?;
         for (source, protocol, suspicious, n) in &self.counts {
-            stmt.execute(params![source.as_str(), protocol.as_str(), label(*suspicious), n])?;
+            stmt.execute(params![source.as_str(), protocol.as_str(), label(*suspicious), n, at])?;
         }
         if !self.ips.is_empty() {
             let mut stmt = tx.prepare_cached(SOURCE_IP_SQL)?;
