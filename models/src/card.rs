@@ -45,11 +45,16 @@ fn pct(x: f64) -> String {
 
 /// Runs the whole pipeline, writes the artifact and the card, returns a
 /// one-paragraph summary.
+///
+/// With `edge_artifact` (and no analyst rows), the schema-2 model of
+/// [`crate::edge`] is trained too, written there, and its section appended
+/// to the card. A site model retrained with analyst rows is schema 1 only.
 pub fn regenerate(
     artifact: &Path,
     card: &Path,
     seed_dir: Option<PathBuf>,
     extra: &[crate::feedback::Labelled],
+    edge_artifact: Option<&Path>,
 ) -> Result<String> {
     let sim_cfg = SimConfig::default();
     let train_cfg = TrainConfig::default();
@@ -123,7 +128,45 @@ pub fn regenerate(
     }
     std::fs::write(artifact, &bytes).map_err(io(artifact))?;
 
-    let text = render(&Inputs {
+    let mut edge_summary = String::new();
+    let edge_section = match edge_artifact.filter(|_| extra.is_empty()) {
+        None => String::new(),
+        Some(path) => {
+            let edge_built =
+                crate::edge::build(&crate::timeline::TimelineConfig::default(), &crate::edge::train_config())?;
+            let comparison = crate::edge::compare(&edge_built, &built.model, &original)?;
+            let scored: Vec<_> = comparison.scored.iter().map(|r| r.features).collect();
+            let mismatches = crate::edge::disagreements(&edge_built.forest, &edge_built.model, &scored)?;
+            if mismatches != 0 {
+                return Err(Error::Export(format!(
+                    "compact schema-2 model disagrees with smartcore on {mismatches} held-out rows"
+                )));
+            }
+            let ablation = crate::edge::ablation(&edge_built, &crate::edge::train_config())?;
+            let validation = crate::edge::validation_ablation(&edge_built, &crate::edge::train_config())?;
+            let real_edge = match crate::real::real_dir() {
+                Some(dir) => crate::edge::real(&dir, &edge_built.model, &built.model)?,
+                None => Vec::new(),
+            };
+            let edge_bytes = edge_built.model.to_bytes()?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+            }
+            std::fs::write(path, &edge_bytes).map_err(io(path))?;
+            edge_summary =
+                format!("; {}: {} bytes -> {}", edge_built.model.model_version, edge_bytes.len(), path.display());
+            crate::edge::render(&crate::edge::EdgeReport {
+                built: &edge_built,
+                bytes: edge_bytes.len(),
+                comparison: &comparison,
+                ablation: &ablation,
+                validation: &validation,
+                real: &real_edge,
+            })
+        }
+    };
+
+    let mut text = render(&Inputs {
         artifact: if built.extra == 0 {
             "models/artifacts/bfp-model.postcard".to_string()
         } else {
@@ -143,10 +186,14 @@ pub fn regenerate(
         ablation: &ablation,
         real: &real,
     });
+    if !edge_section.is_empty() {
+        text.push('\n');
+        text.push_str(&edge_section);
+    }
     std::fs::write(card, text).map_err(io(card))?;
     let o = &reports[0].overall;
     Ok(format!(
-        "{}: {} trees, {} nodes, {} bytes -> {}; held-out precision {}, recall {}, FPR {}; card -> {}",
+        "{}: {} trees, {} nodes, {} bytes -> {}; held-out precision {}, recall {}, FPR {}; card -> {}{edge_summary}",
         built.model.model_version,
         built.model.trees(),
         built.model.nodes.len(),

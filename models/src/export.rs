@@ -3,20 +3,36 @@
 //! exactly as smartcore's f64 comparison does.
 
 use bfp_common::model::{Node, FORMAT_VERSION, LEAF, MAGIC};
-use bfp_common::{CompactModel, FEATURE_COUNT, FEATURE_NAMES, SCHEMA_VERSION};
+use bfp_common::{CompactModel, FEATURE_COUNT, SCHEMA_VERSION};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::train::Forest;
 
-/// Exports `forest`; `rows`/`suspicious` (the training set) fill each node's
-/// share of suspicious samples, which drives the per-feature reasons.
+/// Exports a schema-1 `forest`; `rows`/`suspicious` (the training set) fill
+/// each node's share of suspicious samples, which drives the per-feature
+/// reasons.
 pub fn export(
     forest: &Forest,
     model_version: &str,
     rows: &[[f32; FEATURE_COUNT]],
     suspicious: &[bool],
 ) -> Result<CompactModel> {
+    export_schema(forest, model_version, SCHEMA_VERSION, rows, suspicious)
+}
+
+/// Exports a forest trained on vectors of feature schema `schema` (whose
+/// width is `N`).
+pub fn export_schema<const N: usize>(
+    forest: &Forest,
+    model_version: &str,
+    schema: u16,
+    rows: &[[f32; N]],
+    suspicious: &[bool],
+) -> Result<CompactModel> {
+    let names = bfp_common::features::schema_names(schema)
+        .filter(|n| n.len() == N)
+        .ok_or_else(|| Error::Export(format!("schema {schema} does not have {N} features")))?;
     let value = serde_json::to_value(forest).map_err(|e| Error::Export(e.to_string()))?;
     let trees = value.get("trees").and_then(Value::as_array).ok_or_else(|| Error::Export("no trees".into()))?;
     let mut nodes = Vec::new();
@@ -24,15 +40,15 @@ pub fn export(
     for tree in trees {
         let root = nodes.len();
         roots.push(root as u32);
-        copy_tree(tree, &mut nodes)?;
+        copy_tree(tree, N, &mut nodes)?;
         fill_shares(&mut nodes, root, rows, suspicious);
     }
     let model = CompactModel {
         magic: MAGIC,
         format_version: FORMAT_VERSION,
-        schema_version: SCHEMA_VERSION,
+        schema_version: schema,
         model_version: model_version.to_string(),
-        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        feature_names: names.iter().map(|s| s.to_string()).collect(),
         roots,
         nodes,
     };
@@ -67,7 +83,7 @@ fn index(v: &Value, what: &str) -> Result<usize> {
 }
 
 /// Copies one smartcore tree (pre-order, so children follow parents).
-fn copy_tree(tree: &Value, out: &mut Vec<Node>) -> Result<()> {
+fn copy_tree(tree: &Value, feature_count: usize, out: &mut Vec<Node>) -> Result<()> {
     let src = tree.get("nodes").and_then(Value::as_array).ok_or_else(|| Error::Export("tree without nodes".into()))?;
     let classes: Vec<u64> = tree
         .get("classes")
@@ -98,7 +114,7 @@ fn copy_tree(tree: &Value, out: &mut Vec<Node>) -> Result<()> {
             continue;
         }
         let feature = index(field(node, "split_feature")?, "split_feature")?;
-        if feature >= FEATURE_COUNT {
+        if feature >= feature_count {
             return Err(Error::Export(format!("split on feature {feature}")));
         }
         let split = field(node, "split_value")?.as_f64().ok_or_else(|| Error::Export("split without value".into()))?;
@@ -119,7 +135,7 @@ fn copy_tree(tree: &Value, out: &mut Vec<Node>) -> Result<()> {
 
 /// Routes every training row through the tree rooted at `root` and stores
 /// each node's share of suspicious rows (0–255).
-fn fill_shares(nodes: &mut [Node], root: usize, rows: &[[f32; FEATURE_COUNT]], suspicious: &[bool]) {
+fn fill_shares<const N: usize>(nodes: &mut [Node], root: usize, rows: &[[f32; N]], suspicious: &[bool]) {
     let end = nodes.len();
     let mut counts = vec![(0u32, 0u32); end - root];
     for (x, &label) in rows.iter().zip(suspicious) {

@@ -9,6 +9,7 @@
 //! `bfp-models train` runs it all.
 
 pub mod card;
+pub mod edge;
 pub mod error;
 pub mod eval;
 pub mod export;
@@ -16,6 +17,7 @@ pub mod feedback;
 pub mod real;
 pub mod seed;
 pub mod sim;
+pub mod timeline;
 pub mod train;
 
 use bfp_common::{CompactModel, FEATURE_COUNT};

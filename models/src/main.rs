@@ -20,6 +20,9 @@ enum Command {
         /// Where to write the artifact.
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/bfp-model.postcard"))]
         artifact: PathBuf,
+        /// Where to write the agent's schema-2 artifact (not written with --extra-labelled).
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/bfp-edge-model.postcard"))]
+        edge_artifact: PathBuf,
         /// Where to write the model card.
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/MODEL_CARD.md"))]
         card: PathBuf,
@@ -41,8 +44,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Train { artifact, card, seed_dir, extra_labelled } => {
-            train(&artifact, &card, seed_dir, &extra_labelled)
+        Command::Train { artifact, edge_artifact, card, seed_dir, extra_labelled } => {
+            train(&artifact, &edge_artifact, &card, seed_dir, &extra_labelled)
         }
         Command::Dataset { out } => dataset(&out),
     };
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
 
 fn train(
     artifact: &std::path::Path,
+    edge_artifact: &std::path::Path,
     card: &std::path::Path,
     seed_dir: Option<PathBuf>,
     extra: &[PathBuf],
@@ -75,7 +79,8 @@ fn train(
             "a model trained with --extra-labelled is a site model: give --artifact and --card outside models/".into(),
         ));
     }
-    bfp_models::card::regenerate(artifact, card, seed_dir, &rows)
+    let edge = if rows.is_empty() { Some(edge_artifact) } else { None };
+    bfp_models::card::regenerate(artifact, card, seed_dir, &rows, edge)
 }
 
 fn dataset(out: &std::path::Path) -> bfp_models::Result<String> {

@@ -1,6 +1,5 @@
 //! Training with smartcore: a random forest over the fingerprint features.
 
-use bfp_common::FEATURE_COUNT;
 use smartcore::ensemble::random_forest_classifier::{RandomForestClassifier, RandomForestClassifierParameters};
 use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::tree::decision_tree_classifier::DecisionTreeClassifier;
@@ -42,14 +41,14 @@ impl TrainConfig {
     }
 }
 
-/// Rows to a smartcore matrix.
-pub fn matrix(rows: &[[f32; FEATURE_COUNT]]) -> Result<Matrix> {
+/// Rows (of any schema's width `N`) to a smartcore matrix.
+pub fn matrix<const N: usize>(rows: &[[f32; N]]) -> Result<Matrix> {
     let values: Vec<f32> = rows.iter().flatten().copied().collect();
-    DenseMatrix::new(rows.len(), FEATURE_COUNT, values, false).map_err(|e| Error::Learner(e.to_string()))
+    DenseMatrix::new(rows.len(), N, values, false).map_err(|e| Error::Learner(e.to_string()))
 }
 
 /// Trains a forest on rows labelled `suspicious`.
-pub fn fit(rows: &[[f32; FEATURE_COUNT]], suspicious: &[bool], cfg: &TrainConfig) -> Result<Forest> {
+pub fn fit<const N: usize>(rows: &[[f32; N]], suspicious: &[bool], cfg: &TrainConfig) -> Result<Forest> {
     let x = matrix(rows)?;
     let y: Vec<u32> = suspicious.iter().map(|&s| u32::from(s)).collect();
     let mut params = RandomForestClassifierParameters::default()
@@ -63,7 +62,7 @@ pub fn fit(rows: &[[f32; FEATURE_COUNT]], suspicious: &[bool], cfg: &TrainConfig
 }
 
 /// The forest's own predictions (smartcore's majority vote).
-pub fn predict(forest: &Forest, rows: &[[f32; FEATURE_COUNT]]) -> Result<Vec<bool>> {
+pub fn predict<const N: usize>(forest: &Forest, rows: &[[f32; N]]) -> Result<Vec<bool>> {
     let y = forest.predict(&matrix(rows)?).map_err(|e| Error::Learner(e.to_string()))?;
     Ok(y.into_iter().map(|c| c == 1).collect())
 }
@@ -77,7 +76,7 @@ pub fn trees(forest: &Forest) -> Result<Vec<Tree>> {
 }
 
 /// Suspicious votes per row, counted by smartcore's own trees.
-pub fn suspicious_votes(forest: &Forest, rows: &[[f32; FEATURE_COUNT]]) -> Result<Vec<u32>> {
+pub fn suspicious_votes<const N: usize>(forest: &Forest, rows: &[[f32; N]]) -> Result<Vec<u32>> {
     let x = matrix(rows)?;
     let mut votes = vec![0u32; rows.len()];
     for tree in trees(forest)? {

@@ -1,0 +1,561 @@
+//! The agent's model: a forest on feature schema 2 (log-derived
+//! fingerprints plus novelty and source context), trained on the device
+//! timelines of [`crate::timeline`], exported to
+//! `models/artifacts/bfp-edge-model.postcard`, and compared on held-out
+//! devices with the schema-1 model (alone, and with today's rule detectors
+//! on top), the original approach and the fail2ban rule.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use bfp_common::analyze::{AnalyzerConfig, LogFormat, ObservationKind};
+use bfp_common::features::{self, CONTEXT_START, FEATURE_COUNT, NOVELTY_START};
+use bfp_common::CompactModel;
+
+use crate::error::{Error, Result};
+use crate::eval::Counts;
+use crate::timeline::{self, Class, Device, Row, TimelineConfig};
+use crate::train::{self, Forest, TrainConfig};
+
+/// Version of the schema-2 model. Bump when the timelines, the features or
+/// the training settings change.
+pub const EDGE_MODEL_VERSION: &str = "bfp-edge-forest-2.0.0";
+
+/// The committed schema-2 artifact, as the agent embeds it.
+pub const EDGE_ARTIFACT: &[u8] = include_bytes!("../artifacts/bfp-edge-model.postcard");
+
+/// Forest settings of the schema-2 model (as schema 1's: the artifact stays
+/// well under 64 KB).
+pub fn train_config() -> TrainConfig {
+    TrainConfig::default()
+}
+
+/// The committed schema-2 artifact, decoded and checked.
+pub fn embedded() -> Result<CompactModel> {
+    Ok(CompactModel::from_bytes_of_schema(EDGE_ARTIFACT, features::SCHEMA_VERSION, "bfp-models")?)
+}
+
+/// One schema-2 training run.
+pub struct EdgeBuilt {
+    /// The timeline settings.
+    pub cfg: TimelineConfig,
+    /// Training rows (oracle runs of the training devices).
+    pub train: Vec<Row>,
+    /// The held-out devices.
+    pub eval_devices: Vec<Device>,
+    /// Oracle runs of the held-out devices (their features do not depend on
+    /// any model; the ablation scores these).
+    pub eval_oracle: Vec<Row>,
+    /// The smartcore forest.
+    pub forest: Forest,
+    /// Its compact export.
+    pub model: CompactModel,
+}
+
+/// Most copies of one row the balancing makes.
+pub const MAX_REPLICAS: usize = 20;
+
+/// The training rows with every class weighted alike: each row repeated so
+/// its class has about as many rows as the largest class (at most
+/// [`MAX_REPLICAS`] copies). Attack sessions are ~1 % of a device's
+/// sessions; without this the forest's leaves vote Normal for nearly all of
+/// them (the card shows both versions).
+pub fn balanced(rows: &[Row]) -> Vec<Row> {
+    let mut counts = std::collections::HashMap::new();
+    for r in rows {
+        *counts.entry(r.class).or_insert(0usize) += 1;
+    }
+    let largest = counts.values().copied().max().unwrap_or(0);
+    let mut out = Vec::new();
+    for r in rows {
+        let copies = (largest / counts[&r.class]).clamp(1, MAX_REPLICAS);
+        out.extend(std::iter::repeat_n(r, copies).cloned());
+    }
+    out
+}
+
+/// Rows to (features, labels).
+pub fn xy(rows: &[Row]) -> (Vec<[f32; FEATURE_COUNT]>, Vec<bool>) {
+    rows.iter().map(|r| (r.features, r.suspicious())).unzip()
+}
+
+/// Simulates every device, trains on the training devices' oracle runs,
+/// exports. Deterministic.
+pub fn build(cfg: &TimelineConfig, train_cfg: &TrainConfig) -> Result<EdgeBuilt> {
+    let mut train_rows = Vec::new();
+    let mut eval_devices = Vec::new();
+    let mut eval_oracle = Vec::new();
+    for i in 0..cfg.devices {
+        let d = timeline::device(cfg, i);
+        let rows = timeline::labelled_run(&d);
+        if cfg.held_out(i) {
+            eval_oracle.extend(rows);
+            eval_devices.push(d);
+        } else {
+            train_rows.extend(rows);
+        }
+    }
+    let (x, y) = xy(&balanced(&train_rows));
+    let forest = train::fit(&x, &y, train_cfg)?;
+    let model = crate::export::export_schema(&forest, EDGE_MODEL_VERSION, features::SCHEMA_VERSION, &x, &y)?;
+    Ok(EdgeBuilt { cfg: *cfg, train: train_rows, eval_devices, eval_oracle, forest, model })
+}
+
+/// Held-out rows where the compact model and smartcore differ, in label or
+/// in vote share.
+pub fn disagreements(forest: &Forest, model: &CompactModel, x: &[[f32; FEATURE_COUNT]]) -> Result<usize> {
+    let labels = train::predict(forest, x)?;
+    let votes = train::suspicious_votes(forest, x)?;
+    let trees = model.trees() as f32;
+    Ok(x.iter()
+        .zip(labels.iter().zip(&votes))
+        .filter(|(row, (&label, &v))| {
+            let verdict = model.score(*row);
+            let share = v as f32 / trees;
+            let compact_share = if verdict.suspicious { verdict.confidence } else { 1.0 - verdict.confidence };
+            verdict.suspicious != label || (compact_share - share).abs() > 1e-6
+        })
+        .count())
+}
+
+/// The detectors compared on the held-out devices, in table order.
+pub const DETECTORS: [&str; 6] = [
+    "schema-2 model (the agent now)",
+    "schema-2 model + session rules",
+    "schema-1 model + rules (the agent before)",
+    "schema-1 model alone",
+    "original approach (default RF on seed set)",
+    "fail2ban rule (5 failures / 10 min)",
+];
+
+/// Each detector's verdict on every held-out row (the rows of the oracle
+/// run; the runs with a model in the loop see the same observations in the
+/// same order, which is checked).
+pub struct Comparison {
+    /// The held-out rows (classes, kinds).
+    pub rows: Vec<Row>,
+    /// Per detector ([`DETECTORS`] order), per row.
+    pub flagged: Vec<Vec<bool>>,
+    /// Rows of the schema-2 in-the-loop run (what the agent's model scored).
+    pub scored: Vec<Row>,
+}
+
+/// Runs the held-out devices through the agent's loop with each model.
+pub fn compare(built: &EdgeBuilt, schema1: &CompactModel, original: &Forest) -> Result<Comparison> {
+    let edge = &built.model;
+    let mut flagged = vec![Vec::new(); DETECTORS.len()];
+    let mut scored = Vec::new();
+    for d in &built.eval_devices {
+        let s2 = timeline::run(d, false, &mut |_, _, a| edge.score(&a.features));
+        let s2_rules = timeline::run(d, true, &mut |_, _, a| edge.score(&a.features));
+        let s1_rules = timeline::run(d, true, &mut |o, _, _| schema1.score(&o.fingerprint.features()));
+        for run in [&s2, &s2_rules, &s1_rules] {
+            if run.len() != s2.len() || run.iter().zip(&s2).any(|(a, b)| a.class != b.class || a.kind != b.kind) {
+                return Err(Error::Export("runs of one device saw different observations".into()));
+            }
+        }
+        flagged[0].extend(s2.iter().map(|r| r.predicted));
+        flagged[1].extend(s2_rules.iter().map(|r| r.predicted));
+        flagged[2].extend(s1_rules.iter().map(|r| r.predicted));
+        scored.extend(s2);
+    }
+    let x1: Vec<_> = scored.iter().map(|r| r.fingerprint.features()).collect();
+    flagged[3] = x1.iter().map(|x| schema1.score(x).suspicious).collect();
+    flagged[4] = train::predict(original, &x1)?;
+    flagged[5] = scored.iter().map(|r| r.fail2ban).collect();
+    Ok(Comparison { rows: scored.clone(), flagged, scored })
+}
+
+/// Trains on the columns `pick` keeps and scores the held-out oracle rows:
+/// (all records, sessions only).
+fn ablate<const N: usize>(
+    train_rows: &[Row],
+    eval_rows: &[Row],
+    cfg: &TrainConfig,
+    pick: fn(&[f32; FEATURE_COUNT]) -> [f32; N],
+) -> Result<(Counts, Counts)> {
+    let x: Vec<[f32; N]> = train_rows.iter().map(|r| pick(&r.features)).collect();
+    let y: Vec<bool> = train_rows.iter().map(Row::suspicious).collect();
+    let forest = train::fit(&x, &y, cfg)?;
+    let ex: Vec<[f32; N]> = eval_rows.iter().map(|r| pick(&r.features)).collect();
+    let (mut all, mut sess) = (Counts::default(), Counts::default());
+    for (p, r) in train::predict(&forest, &ex)?.into_iter().zip(eval_rows) {
+        all.add(p, r.suspicious());
+        if r.kind == ObservationKind::Session {
+            sess.add(p, r.suspicious());
+        }
+    }
+    Ok((all, sess))
+}
+
+fn take<const N: usize>(x: &[f32], from: usize) -> [f32; N] {
+    std::array::from_fn(|i| x[from + i])
+}
+
+/// Retrains on feature groups (each forest sees only its columns) and
+/// scores the held-out oracle rows: what each group adds. The last line is
+/// the full schema trained without class balancing.
+pub fn ablation(built: &EdgeBuilt, cfg: &TrainConfig) -> Result<Vec<(&'static str, Counts, Counts)>> {
+    ablation_on(&built.train, &built.eval_oracle, cfg)
+}
+
+/// The ablation inside the training devices: the last [`VALIDATION_DEVICES`]
+/// training devices validate, the others train. The feature groups of
+/// schema 2 were chosen on this table, never on the held-out one.
+pub fn validation_ablation(built: &EdgeBuilt, cfg: &TrainConfig) -> Result<Vec<(&'static str, Counts, Counts)>> {
+    let first_validation = built.cfg.devices - built.cfg.holdout - VALIDATION_DEVICES;
+    let (fit_rows, val_rows): (Vec<Row>, Vec<Row>) =
+        built.train.iter().cloned().partition(|r| r.device < first_validation);
+    ablation_on(&fit_rows, &val_rows, cfg)
+}
+
+/// Training devices set aside to choose the feature groups.
+pub const VALIDATION_DEVICES: u32 = 3;
+
+fn ablation_on(train: &[Row], ev: &[Row], cfg: &TrainConfig) -> Result<Vec<(&'static str, Counts, Counts)>> {
+    let train_rows = balanced(train);
+    const CTX: usize = FEATURE_COUNT - CONTEXT_START;
+    let (a, b) = ablate::<NOVELTY_START>(&train_rows, ev, cfg, |x| take(x, 0))?;
+    let mut out = vec![("schema-1 features only (log-derived)", a, b)];
+    let (a, b) = ablate::<CONTEXT_START>(&train_rows, ev, cfg, |x| take(x, 0))?;
+    out.push(("schema 1 + novelty", a, b));
+    let (a, b) = ablate::<{ NOVELTY_START + CTX }>(&train_rows, ev, cfg, |x| {
+        std::array::from_fn(|i| if i < NOVELTY_START { x[i] } else { x[CONTEXT_START + i - NOVELTY_START] })
+    })?;
+    out.push(("schema 1 + source context", a, b));
+    let (a, b) = ablate::<FEATURE_COUNT>(&train_rows, ev, cfg, |x| *x)?;
+    out.push(("schema 2 (all three groups): shipped", a, b));
+    let (a, b) = ablate::<FEATURE_COUNT>(train, ev, cfg, |x| *x)?;
+    out.push(("schema 2, trained without class balancing", a, b));
+    Ok(out)
+}
+
+/// One real-log group scored by the schema-2 agent loop and the others.
+pub struct RealEdge {
+    /// Group name.
+    pub name: &'static str,
+    /// Its label.
+    pub suspicious: bool,
+    /// Why.
+    pub basis: &'static str,
+    /// Rows.
+    pub rows: usize,
+    /// Flagged by: schema-2 alone, schema-2 + session rules, schema-1 + rules, schema-1 alone, fail2ban.
+    pub flagged: [usize; 5],
+}
+
+/// The real logs through the agent's loop (evaluation only: nothing here is
+/// trained on). Cowrie sessions are malicious by construction; on the
+/// elastic host every accepted login comes from one address, taken as its
+/// admins'.
+pub fn real(dir: &Path, edge: &CompactModel, schema1: &CompactModel) -> Result<Vec<RealEdge>> {
+    let read = |rel: &str| -> Result<Option<Device>> {
+        let path = dir.join(rel);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let lines = String::from_utf8_lossy(&bytes).lines().map(str::to_string).collect();
+        Ok(Some(Device { index: 0, lines, owners: Default::default(), attacks: Vec::new(), end: 0 }))
+    };
+    let runs = |d: &Device| -> [Vec<Row>; 4] {
+        let cfg = || AnalyzerConfig::default();
+        [
+            timeline::run_with(d, cfg(), LogFormat::Auto, false, &mut |_, _, a| edge.score(&a.features)),
+            timeline::run_with(d, cfg(), LogFormat::Auto, true, &mut |_, _, a| edge.score(&a.features)),
+            timeline::run_with(d, cfg(), LogFormat::Auto, true, &mut |o, _, _| {
+                schema1.score(&o.fingerprint.features())
+            }),
+            timeline::run_with(d, cfg(), LogFormat::Auto, false, &mut |o, _, _| {
+                schema1.score(&o.fingerprint.features())
+            }),
+        ]
+    };
+    let mut out = Vec::new();
+    let mut group = |name, suspicious, basis, runs: &[Vec<Row>; 4], keep: &dyn Fn(&Row) -> bool| {
+        let idx: Vec<usize> = (0..runs[0].len()).filter(|&i| keep(&runs[0][i])).collect();
+        if idx.is_empty() {
+            return;
+        }
+        let count = |run: &Vec<Row>| idx.iter().filter(|&&i| run[i].predicted).count();
+        let f2b = idx.iter().filter(|&&i| runs[0][i].fail2ban).count();
+        out.push(RealEdge {
+            name,
+            suspicious,
+            basis,
+            rows: idx.len(),
+            flagged: [count(&runs[0]), count(&runs[1]), count(&runs[2]), count(&runs[3]), f2b],
+        });
+    };
+    let mut cowrie = Vec::new();
+    for f in ["cowrie/cowrie.json.2018-05-19", "cowrie/cowrie-telnet.json"] {
+        if let Some(d) = read(f)? {
+            cowrie.push(runs(&d));
+        }
+    }
+    for r in &cowrie {
+        group("Cowrie honeypot: sessions", true, "a honeypot has no legitimate users", r, &|row: &Row| {
+            row.kind == ObservationKind::Session && !row.alert
+        });
+    }
+    if let Some(d) = read("elastic/auth.log")? {
+        let r = runs(&d);
+        let admin: std::net::IpAddr = "85.245.107.41".parse().expect("literal address");
+        group(
+            "elastic auth.log: sessions from the admins' address",
+            false,
+            "every accepted login on this host comes from 85.245.107.41: taken as its admins; unverified",
+            &r,
+            &|row: &Row| row.kind == ObservationKind::Session && row.ip == Some(admin),
+        );
+        group(
+            "elastic auth.log: other sources that only failed",
+            true,
+            "never logged in on a host whose every login comes from one address; unlabelled by the authors",
+            &r,
+            &|row: &Row| {
+                row.kind == ObservationKind::Source
+                    && !row.alert
+                    && row.ip != Some(admin)
+                    && row.obs.source.as_ref().is_some_and(|s| s.successes == 0 && s.failed_logins > 0)
+            },
+        );
+    }
+    // Merge the two Cowrie files' session groups.
+    let mut merged: Vec<RealEdge> = Vec::new();
+    for g in out {
+        if let Some(m) = merged.iter_mut().find(|m| m.name == g.name) {
+            m.rows += g.rows;
+            for k in 0..5 {
+                m.flagged[k] += g.flagged[k];
+            }
+        } else {
+            merged.push(g);
+        }
+    }
+    Ok(merged)
+}
+
+fn pct(x: f64) -> String {
+    if x.is_nan() {
+        "–".into()
+    } else {
+        format!("{:.1}%", x * 100.0)
+    }
+}
+
+/// Everything the card's schema-2 section shows.
+pub struct EdgeReport<'a> {
+    /// The build.
+    pub built: &'a EdgeBuilt,
+    /// Artifact bytes.
+    pub bytes: usize,
+    /// The held-out comparison.
+    pub comparison: &'a Comparison,
+    /// The ablation on held-out devices.
+    pub ablation: &'a [(&'static str, Counts, Counts)],
+    /// The ablation on validation devices (inside the training devices).
+    pub validation: &'a [(&'static str, Counts, Counts)],
+    /// Real logs.
+    pub real: &'a [RealEdge],
+}
+
+/// The card's schema-2 section (Markdown).
+pub fn render(r: &EdgeReport) -> String {
+    let mut s = String::new();
+    let b = r.built;
+    let m = &b.model;
+    let _ = writeln!(s, "## Schema 2: the agent's model ({})\n", m.model_version);
+    let _ = writeln!(
+        s,
+        "The agent scores each observation with a second artifact, `models/artifacts/bfp-edge-model.postcard` \
+         ({} bytes, {} trees, {} nodes, feature schema {}). Its {} features are schema 1's seven, then the \
+         session's novelty against its user's baseline, then what the device holds against the source address:\n",
+        r.bytes,
+        m.trees(),
+        m.nodes.len(),
+        m.schema_version,
+        m.feature_count()
+    );
+    let _ = writeln!(s, "{}\n", features::FEATURE_NAMES.map(|n| format!("`{n}`")).join(", "));
+    let _ = writeln!(s, "### Data: device timelines through the agent's own code\n");
+    let train_sessions = b.train.iter().filter(|r| r.kind == ObservationKind::Session).count();
+    let _ = writeln!(
+        s,
+        "{} simulated devices of {} days each (seed {}); the last {} are held out whole (split by device: their \
+         users, habits and attackers are never trained on). Each device's users and attacks are rendered as \
+         sshd/sudo syslog lines (RFC 3339 timestamps) and read by common's `Analyzer`; the authentication attempts \
+         feed common's `Detector` (baselines and campaign tracker) and each observation's vector comes from \
+         `Detector::assess` → `features::vector`, the very calls the agent makes. Training rows: {} ({} sessions, \
+         {} Suspicious); held-out rows: {}. Labels are the scenario's: every address belongs to one actor; a \
+         device window is Suspicious when attack traffic falls in it.\n",
+        b.cfg.devices,
+        b.cfg.days,
+        b.cfg.seed,
+        b.cfg.holdout,
+        b.train.len(),
+        train_sessions,
+        b.train.iter().filter(|r| r.suspicious()).count(),
+        b.eval_oracle.len()
+    );
+    let _ = writeln!(
+        s,
+        "Users per device: 2–5 office workers, 1–2 night-shift admins, 1–2 travelling admins (trips to new \
+         networks with shifted hours), 1–2 automation accounts (publickey, machine speed, on a schedule), 1–3 \
+         mistyping users (1–4 failures before most logins, sometimes giving up and coming back). Admins run a \
+         personal command set that includes a few \"risky\" ones (curl health checks, wget of a release, crontab \
+         -l). Attacks from day 4 on, at any hour: 2–4 fast brute forces, 1–2 slow ones (2–3 attempts an hour for \
+         10–30 hours), one distributed one (100–250 addresses, once or twice each, within an hour), 2–3 credential \
+         stuffings that get into an existing account (recon only or download-and-run), 2–3 post-compromise \
+         sessions on a stolen account from a new network, 2–4 bots logging in as root/pi/admin/ubnt and firing \
+         commands at machine speed.\n"
+    );
+    let _ = writeln!(s, "### Held-out devices, per class (share of the class's records flagged Suspicious)\n");
+    let _ = writeln!(
+        s,
+        "Records are everything the agent reports: sessions, source windows, device windows and campaign alerts. \
+         The first three detectors run the agent's loop with their model in it (so the baselines learn what that \
+         model judged Normal); the others are stateless and score the same records.\n"
+    );
+    let c = r.comparison;
+    let _ = write!(s, "| class | records |");
+    for d in DETECTORS {
+        let _ = write!(s, " {d} |");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "|---|---:|{}", "---:|".repeat(DETECTORS.len()));
+    for class in Class::ALL {
+        let idx: Vec<usize> = (0..c.rows.len()).filter(|&i| c.rows[i].class == class).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let kind = if class.is_attack() { "attack" } else { "benign" };
+        let _ = write!(s, "| {} ({kind}) | {} |", class.name(), idx.len());
+        for f in &c.flagged {
+            let n = idx.iter().filter(|&&i| f[i]).count();
+            let _ = write!(s, " {} |", pct(n as f64 / idx.len() as f64));
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "\n### Held-out devices, overall\n");
+    let _ = writeln!(s, "| detector | precision | recall | F1 | FPR | sessions: recall | sessions: FPR |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    for (d, f) in DETECTORS.iter().zip(&c.flagged) {
+        let (mut all, mut sess) = (Counts::default(), Counts::default());
+        for (row, &p) in c.rows.iter().zip(f) {
+            all.add(p, row.suspicious());
+            if row.kind == ObservationKind::Session {
+                sess.add(p, row.suspicious());
+            }
+        }
+        let _ = writeln!(
+            s,
+            "| {d} | {} | {} | {} | {} | {} | {} |",
+            pct(all.precision()),
+            pct(all.recall()),
+            pct(all.f1()),
+            pct(all.fpr()),
+            pct(sess.recall()),
+            pct(sess.fpr())
+        );
+    }
+    let _ = writeln!(s, "\n### Ablation: which features help\n");
+    let _ = writeln!(
+        s,
+        "Each line is a forest trained (class-balanced, as shipped, except the last line) on only the columns \
+         named, scored on the held-out devices' records (features from the label-gated run, so every line scores \
+         the same rows). The first version of this model was trained without balancing; the last line is that \
+         version, kept for comparison: balancing was added after seeing it miss most attack sessions.\n"
+    );
+    for (title, table) in [
+        (
+            format!(
+                "Validation: the last {VALIDATION_DEVICES} training devices, the other training devices fitting \
+                 (what the feature groups were chosen on)"
+            ),
+            r.validation,
+        ),
+        ("Held-out devices (reported, not chosen on)".to_string(), r.ablation),
+    ] {
+        let _ = writeln!(s, "{title}:\n");
+        let _ = writeln!(s, "| features | precision | recall | FPR | sessions: recall | sessions: FPR |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+        for (name, all, sess) in table {
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} |",
+                pct(all.precision()),
+                pct(all.recall()),
+                pct(all.fpr()),
+                pct(sess.recall()),
+                pct(sess.fpr())
+            );
+        }
+        let _ = writeln!(s);
+    }
+    if !r.real.is_empty() {
+        let _ = writeln!(s, "\n### Real logs (never trained on)\n");
+        let _ = writeln!(
+            s,
+            "| group | label | rows | schema-2 alone | schema-2 + session rules | schema-1 + rules | schema-1 alone | \
+             fail2ban | basis |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---|");
+        for g in r.real {
+            let share = |n: usize| format!("{n} ({})", pct(n as f64 / g.rows as f64));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                g.name,
+                if g.suspicious { "Suspicious" } else { "Normal" },
+                g.rows,
+                share(g.flagged[0]),
+                share(g.flagged[1]),
+                share(g.flagged[2]),
+                share(g.flagged[3]),
+                share(g.flagged[4]),
+                g.basis
+            );
+        }
+    }
+    let _ = writeln!(s, "\n### Caveats (schema 2)\n");
+    let _ = writeln!(
+        s,
+        "- The training runs learn baselines from the sessions whose *label* is Normal (an agent whose model never \
+           errs). In the field the baselines learn what the model judged Normal; the held-out table runs each \
+           model in that loop, so its figures include that effect, the training data does not.\n\
+         - The timelines are simulated: SSH only (no FTP, web or Tor), syslog without keystroke timing (typing \
+           speed is always unknown), one host clock (UTC). Attack tools and benign habits are the simulator's \
+           assumptions; the real-log table is the check against that.\n\
+         - Real logs, the main weakness: the table above was first produced before the simulator had shared office \
+           addresses (each user had their own); then the schema-2 model flagged 150 of the 174 elastic admin \
+           sessions. The office NAT address (several users and their typos behind one address) was added after \
+           that: a gap in the simulator, not a fit to the log, but the real-log figures are no longer a pure \
+           first look. The elastic admins' address logs into ten `elastic_user_N` accounts with zero-length \
+           sessions and failures spread across them; having learnt that one address failing across several \
+           accounts and then getting into a never-seen one is credential stuffing, the schema-2 model flags most \
+           of them, where schema 1, which sees the session alone, flags 7. No feature says \"this address is the \
+           device's usual admin address\" (the baselines know networks per user, not per device): the next step.\n\
+         - The elastic admin sessions are Normal by assumption (one address logs in; nobody verified it). Cowrie \
+           logs contain only hostile traffic, so they measure detection, not false positives, and a device whose \
+           every login is an intruder has no benign baseline to compare against.\n\
+         - Nothing was tuned on the held-out devices or the real logs: the forest settings are schema 1's, and the \
+           features were fixed before the first evaluation."
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_edge_artifact_is_schema_two_and_small() {
+        let m = embedded().unwrap();
+        assert_eq!(m.schema_version, features::SCHEMA_VERSION);
+        assert_eq!(m.feature_count(), FEATURE_COUNT);
+        assert!(EDGE_ARTIFACT.len() < 64 * 1024);
+        let v = m.score(&[0.0; FEATURE_COUNT]);
+        assert!((0.5..=1.0).contains(&v.confidence));
+    }
+}

@@ -1,0 +1,35 @@
+//! The schema-2 (agent) artifact: it is exactly the model `bfp-models train`
+//! builds from the device timelines, and gives smartcore's labels and vote
+//! shares on every held-out row.
+
+use bfp_common::features;
+use bfp_models::edge;
+use bfp_models::timeline::{self, TimelineConfig};
+
+#[test]
+fn the_edge_artifact_is_the_trained_model_and_matches_smartcore_exactly() {
+    let built = edge::build(&TimelineConfig::default(), &edge::train_config()).unwrap();
+    assert_eq!(
+        built.model.to_bytes().unwrap(),
+        edge::EDGE_ARTIFACT,
+        "the committed edge artifact is stale: run `cargo run --release -p bfp-models -- train`"
+    );
+    assert!(edge::EDGE_ARTIFACT.len() < 64 * 1024);
+    assert_eq!(built.model.schema_version, features::SCHEMA_VERSION);
+    // Every held-out row of the label-gated runs...
+    let (x, _) = edge::xy(&built.eval_oracle);
+    assert!(x.len() > 1000);
+    assert_eq!(edge::disagreements(&built.forest, &built.model, &x).unwrap(), 0);
+    // ...and of a run with the model itself in the loop (what the agent sees).
+    let model = &built.model;
+    let rows = timeline::run(&built.eval_devices[0], false, &mut |_, _, a| model.score(&a.features));
+    let (x, _) = edge::xy(&rows);
+    assert_eq!(edge::disagreements(&built.forest, &built.model, &x).unwrap(), 0);
+}
+
+#[test]
+fn the_model_card_describes_the_committed_edge_artifact() {
+    let card = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/MODEL_CARD.md")).unwrap();
+    assert!(card.contains(&format!("({} bytes,", edge::EDGE_ARTIFACT.len())), "card is stale");
+    assert!(card.contains(edge::EDGE_MODEL_VERSION));
+}
