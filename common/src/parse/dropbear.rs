@@ -10,11 +10,15 @@ use super::{parse_ip_port, rsplit_once_str, split_once_str, AuthMethod, Event};
 
 /// Parses one dropbear message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
+    let msg = strip_stderr_prefix(msg);
     if let Some(rest) = msg.strip_prefix("Child connection from ") {
         return parse_ip_port(rest.trim()).map(|ip| Event::Connected { ip });
     }
-    if let Some(rest) =
-        msg.strip_prefix("Bad password attempt for ").or_else(|| msg.strip_prefix("Bad PAM password attempt for "))
+    // Releases before 0.50 wrote "bad password attempt" and "login attempt" in lower case.
+    if let Some(rest) = msg
+        .strip_prefix("Bad password attempt for ")
+        .or_else(|| msg.strip_prefix("Bad PAM password attempt for "))
+        .or_else(|| msg.strip_prefix("bad password attempt for "))
     {
         let (user, from) = rsplit_once_str(rest, " from ")?;
         return Some(Event::AuthFailed {
@@ -25,7 +29,10 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
             tentative: false,
         });
     }
-    if let Some(rest) = msg.strip_prefix("Login attempt for nonexistent user") {
+    if let Some(rest) = msg
+        .strip_prefix("Login attempt for nonexistent user")
+        .or_else(|| msg.strip_prefix("login attempt for nonexistent user"))
+    {
         // Old: "... user 'admin' from 1.2.3.4:5"; new: "... user from 1.2.3.4:5" (name withheld).
         let (user, from) = rsplit_once_str(rest, " from ")?;
         let user = quoted(user.trim());
@@ -50,8 +57,12 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
         return Some(Event::Disconnected { ip: angle_ip(rest), preauth: true });
     }
     if let Some(rest) = msg.strip_prefix("Exit (") {
-        let (user, _) = rest.split_once(')')?;
-        return Some(Event::SessionClosed { user: Some(Cow::Borrowed(user)), duration_secs: None });
+        // Each connection is its own process, which logged the login under the same pid:
+        // the close is matched by pid alone. With the user name the analyzer would fall back
+        // to "the oldest open session of that user" when the login is not in the input
+        // (rotated away), and end an unrelated session of root months earlier.
+        rest.split_once(')')?;
+        return Some(Event::SessionClosed { user: None, duration_secs: None });
     }
     if msg.starts_with("Max auth tries reached")
         || msg.starts_with("Early exit")
@@ -62,10 +73,26 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
         || msg.starts_with("Premature exit")
         || msg.starts_with("Pubkey auth attempt")
         || msg.starts_with("Failed loading")
+        || msg.starts_with("Couldn't ")
     {
         return Some(Event::Noise);
     }
     None
+}
+
+/// Dropbear run with `-E` (logging to stderr) under a supervisor that forwards
+/// stderr to syslog or the journal prefixes its own `[pid] Mon DD HH:MM:SS `.
+fn strip_stderr_prefix(msg: &str) -> &str {
+    let Some(rest) = msg.strip_prefix('[') else { return msg };
+    let Some((pid, rest)) = rest.split_once("] ") else { return msg };
+    if pid.is_empty() || !pid.bytes().all(|c| c.is_ascii_digit()) {
+        return msg;
+    }
+    // "Jul 10 23:53:52 " is 16 bytes: month, day, clock.
+    match rest.as_bytes() {
+        [_, _, _, b' ', _, _, b' ', _, _, b':', _, _, b':', _, _, b' ', ..] => &rest[16..],
+        _ => msg,
+    }
 }
 
 fn quoted(s: &str) -> &str {
@@ -144,9 +171,46 @@ mod tests {
         );
         assert_eq!(
             parse("Exit (root) from <192.168.1.5:51234>: Disconnect received"),
-            Some(Event::SessionClosed { user: Some("root".into()), duration_secs: None })
+            Some(Event::SessionClosed { user: None, duration_secs: None })
         );
         assert_eq!(parse("Early exit: Terminated by signal"), Some(Event::Noise));
         assert_eq!(parse("Unheard of"), None);
+    }
+
+    #[test]
+    fn old_releases_and_stderr_forwarded_lines() {
+        // Verbatim (common/testdata/unseen/SOURCES.md).
+        let root = |addr: &str| Event::AuthFailed {
+            user: Some("root".into()),
+            ip: ip(addr),
+            invalid_user: false,
+            count: 1,
+            tentative: false,
+        };
+        assert_eq!(parse("bad password attempt for 'root' from 198.51.100.87:5543"), Some(root("198.51.100.87")));
+        assert_eq!(
+            parse("[825] Jul 10 23:53:52 Bad password attempt for 'root' from 1.2.3.4:52289"),
+            Some(root("1.2.3.4"))
+        );
+        assert_eq!(
+            parse("login attempt for nonexistent user from ::ffff:198.51.100.215:60495"),
+            Some(Event::AuthFailed {
+                user: None,
+                ip: ip("198.51.100.215"),
+                invalid_user: true,
+                count: 1,
+                tentative: false
+            })
+        );
+        assert_eq!(
+            parse("Exit before auth from <192.168.8.231:52482>: (user 'root', 3 fails): Max auth tries reached - user 'root'"),
+            Some(Event::Disconnected { ip: ip("192.168.8.231"), preauth: true })
+        );
+        assert_eq!(
+            parse("Couldn't create new file /etc/dropbear/dropbear_ed25519_host_key.tmp178: Read-only file system"),
+            Some(Event::Noise)
+        );
+        // Not a stderr prefix: left alone.
+        assert_eq!(parse("[x] Jul 10 23:53:52 Bad password attempt for 'root' from 1.2.3.4:1"), None);
     }
 }

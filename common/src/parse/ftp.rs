@@ -8,7 +8,7 @@ use super::{pam, parse_ip, split_once_str, AuthMethod, Event};
 
 /// Parses one message of an FTP server; `program` is the tag (`vsftpd`, `proftpd`, `ftpd`, ...).
 pub fn parse<'a>(program: &str, msg: &'a str) -> Option<Event<'a>> {
-    if msg.starts_with("pam_") {
+    if pam::is_pam(msg) {
         return pam::parse(msg);
     }
     match program {
@@ -45,19 +45,29 @@ fn vsftpd(msg: &str) -> Option<Event<'_>> {
     })
 }
 
-/// `host (1.2.3.4[1.2.3.4]) - USER alice: Login successful.` and friends.
+/// `host (1.2.3.4[1.2.3.4]) - USER alice: Login successful.` and friends; ProFTPD's
+/// own log and some syslog setups write `host (client[addr]): USER ...` instead.
 fn proftpd(msg: &str) -> Option<Event<'_>> {
-    let Some((client, what)) = split_once_str(msg, ") - ") else {
+    let dash = memchr::memmem::find(msg.as_bytes(), b") - ").map(|at| (at, 4));
+    let colon = memchr::memmem::find(msg.as_bytes(), b"): ").map(|at| (at, 3));
+    let split = match (dash, colon) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let Some((at, len)) = split else {
         return (msg.starts_with("ProFTPD") || msg.contains("FTP session")).then_some(Event::Noise);
     };
+    let (client, what) = (&msg[..at], &msg[at + len..]);
     let ip = client.rsplit_once('[').and_then(|(_, a)| parse_ip(a.trim_end_matches(']')));
     if let Some(rest) = what.strip_prefix("USER ").or_else(|| what.strip_prefix("ANON ")) {
         let (user, outcome) = rest.split_once(':').unwrap_or((rest, ""));
         if let Some(user) = user.strip_suffix(" (Login failed)") {
+            // "USER x (Login failed): No such user found" (mod_sql and others) is an unknown user.
+            let invalid_user = outcome.trim_start().to_ascii_lowercase().starts_with("no such user");
             return Some(Event::AuthFailed {
                 user: Some(Cow::Borrowed(user)),
                 ip,
-                invalid_user: false,
+                invalid_user,
                 count: 1,
                 tentative: false,
             });
@@ -172,5 +182,46 @@ mod tests {
             Some(Event::Connected { ip: "24.54.76.216".parse().unwrap() })
         );
         assert_eq!(parse("ftpd", "unknown words"), None);
+    }
+
+    #[test]
+    fn proftpd_colon_form_unknown_users_and_summaries() {
+        // Verbatim (common/testdata/unseen/SOURCES.md).
+        assert_eq!(
+            parse("proftpd", "mantis (192.168.1.142[192.168.1.142]): USER asd: no such user found from 192.168.1.142 [192.168.1.142] to ::ffff:192.168.1.23:21"),
+            Some(Event::AuthFailed {
+                user: Some("asd".into()),
+                ip: ip("192.168.1.142"),
+                invalid_user: true,
+                count: 1,
+                tentative: false
+            })
+        );
+        assert_eq!(
+            parse("proftpd", "localhost (2a02:8070:e186:16e1:1111:222:3333:b173[2a02:8070:e186:16e1:1111:222:3333:b173]): USER ccvv_ftp1 (Login failed): No such user found"),
+            Some(Event::AuthFailed {
+                user: Some("ccvv_ftp1".into()),
+                ip: ip("2a02:8070:e186:16e1:1111:222:3333:b173"),
+                invalid_user: true,
+                count: 1,
+                tentative: false
+            })
+        );
+        // The address is the client's, not one written into the user name.
+        let e = parse("proftpd", "platypus.ace-hosting.com.au (::ffff:59.167.242.100[::ffff:59.167.242.100]): USER platypus.ace-hosting.com.au proftpd[17424] platypus.ace-hosting.com.au (hihoinjection[1.2.3.44]): no such user found from ::ffff:59.167.242.100 [::ffff:59.167.242.100] to ::ffff:113.212.99.194:21").unwrap();
+        assert!(
+            matches!(e, Event::AuthFailed { ip: Some(a), invalid_user: true, .. } if Some(a) == ip("59.167.242.100")),
+            "{e:?}"
+        );
+        for noise in [
+            "platypus.ace-hosting.com.au (::ffff:59.167.242.100[::ffff:59.167.242.100]): SECURITY VIOLATION: root login attempted.",
+            "xxxxxxxxxx (::ffff:1.2.3.4[::ffff:1.2.3.4]) - Maximum login attempts (3) exceeded ",
+        ] {
+            assert_eq!(parse("proftpd", noise), Some(Event::Noise), "{noise}");
+        }
+        assert!(matches!(
+            parse("vsftpd", "(pam_unix) authentication failure; logname= uid=0 euid=0 tty= ruser= rhost=209.67.1.67"),
+            Some(Event::AuthFailed { tentative: true, .. })
+        ));
     }
 }

@@ -9,7 +9,7 @@ use super::{pam, parse_ip, split_once_str, Event};
 
 /// Parses one login message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
-    if msg.starts_with("pam_") {
+    if pam::is_pam(msg) {
         return pam::parse(msg);
     }
     if msg.starts_with("FAILED LOGIN") {

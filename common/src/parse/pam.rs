@@ -8,12 +8,31 @@ use std::borrow::Cow;
 
 use super::{parse_ip, split_once_str, word, Event};
 
-/// Parses `pam_MODULE(SERVICE:TYPE): BODY`; `None` when `msg` is not a PAM line.
+/// Parses `pam_MODULE(SERVICE:TYPE): BODY`, and the older forms without the
+/// service, `pam_MODULE: BODY` and PAM 0.7x's `(pam_MODULE) BODY`; `None` when
+/// `msg` is not a PAM line.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
+    if let Some(rest) = msg.strip_prefix("(pam_") {
+        let (module, body) = rest.split_once(") ")?;
+        return is_module_name(module).then(|| parse_body(body));
+    }
     let rest = msg.strip_prefix("pam_")?;
-    let (_module, rest) = rest.split_once('(')?;
-    let (_service_type, body) = split_once_str(rest, "): ")?;
-    Some(parse_body(body))
+    let i = rest.find(['(', ':'])?;
+    let body = if rest.as_bytes()[i] == b'(' {
+        split_once_str(&rest[i + 1..], "): ")?.1
+    } else {
+        rest[i + 1..].strip_prefix(' ')?
+    };
+    is_module_name(&rest[..i]).then(|| parse_body(body))
+}
+
+fn is_module_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+}
+
+/// Is `msg` in one of the forms [`parse`] reads?
+pub fn is_pam(msg: &str) -> bool {
+    msg.starts_with("pam_") || msg.starts_with("(pam_")
 }
 
 /// The service of a `pam_MODULE(SERVICE:TYPE)` line (`sshd`, `su-l`, `proftpd`, ...).
@@ -113,5 +132,29 @@ mod tests {
         assert_eq!(service("pam_unix(su-l:session): session opened"), Some("su-l"));
         assert_eq!(parse("pam_env(proftpd:setcred): Unable to open config file").unwrap(), Event::Noise);
         assert_eq!(parse("not pam"), None);
+    }
+
+    #[test]
+    fn old_pam_forms_without_service() {
+        // Verbatim (common/testdata/unseen/SOURCES.md): PAM 0.7x, and pam_unix without the service.
+        let e = parse(
+            "(pam_unix) authentication failure; logname= uid=0 euid=0 tty= ruser= rhost=66.232.129.62  user=mark",
+        )
+        .unwrap();
+        assert!(
+            matches!(e, Event::AuthFailed { user: Some(ref u), ip: Some(_), tentative: true, .. } if u == "mark"),
+            "{e:?}"
+        );
+        let e =
+            parse("pam_unix: authentication failure; logname= uid=0 euid=0 tty=ftp ruser=an8767 rhost=www3.google.com")
+                .unwrap();
+        assert!(matches!(e, Event::AuthFailed { user: None, ip: None, .. }), "{e:?}");
+        assert_eq!(
+            parse("pam_sss(sshd:auth): authentication success; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.122.150.31 user=p515324"),
+            Some(Event::Noise)
+        );
+        assert!(is_pam("(pam_unix) x") && is_pam("pam_unix: x") && !is_pam("(x) pam_unix"));
+        assert_eq!(parse("(pam unix) authentication failure;"), None);
+        assert_eq!(parse("pam_: x"), None);
     }
 }

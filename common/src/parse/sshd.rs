@@ -31,8 +31,9 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
                     method: AuthMethod::from_sshd(method),
                 });
             }
-            if msg.starts_with("Address ") {
-                return Some(Event::Noise); // "Address X maps to Y, but this does not map back"
+            if msg.starts_with("Address ") || msg.starts_with("AuthorizedKeysCommand") {
+                // "Address X maps to Y, but this does not map back"; AuthorizedKeysCommand errors.
+                return Some(Event::Noise);
             }
         }
         b'I' => {
@@ -46,6 +47,8 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
             if msg.starts_with("pam_") => {
                 return pam::parse(msg);
             }
+        // PAM before 0.99 (Red Hat 9, Fedora Core): "(pam_unix) authentication failure; ...".
+        b'(' if msg.starts_with("(pam_") => return pam::parse(msg),
         b'P'
             // "PAM 5 more authentication failures; ..." summarises failures already
             // logged one by one; "PAM service(sshd) ignoring max retries".
@@ -120,6 +123,12 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
                 let (ip, _) = rest.split_once([' ', ':']).map_or((rest, ""), |x| x);
                 return Some(Event::Disconnected { ip: parse_ip(ip), preauth: msg.ends_with("[preauth]") });
             }
+            // OpenSSH's PAM glue (macOS, old Linux, keyboard-interactive): "error: PAM:
+            // Authentication failure for [illegal user ]X from HOST[ via ADDR]". sshd's own
+            // "Failed ..." line of the same attempt pairs with it, as with pam_unix's line.
+            if let Some(rest) = msg.strip_prefix("error: PAM: ") {
+                return Some(pam_glue_failure(rest).unwrap_or(Event::Noise));
+            }
             if msg.starts_with("error: ") {
                 return Some(Event::Noise);
             }
@@ -145,6 +154,10 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
             return Some(Event::Noise)
         }
         b'N' if msg.starts_with("NOTICE:") => return Some(Event::Noise),
+        // A patched sshd's connection summaries ("SSH: Server;Ltype: Version;Remote: ...").
+        b'S' if msg.starts_with("SSH: Server;") => return Some(Event::Noise),
+        // OpenSSH 9.8+ sshd-session refusing a key type, and AuthorizedKeysCommand errors.
+        b'u' if msg.starts_with("userauth_") => return Some(Event::Noise),
         // Scanners that never get to authentication.
         b'U' if msg.starts_with("Unable to negotiate with ") => {
             let (ip, _) = word(&msg["Unable to negotiate with ".len()..]);
@@ -182,6 +195,35 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
     None
 }
 
+/// Splits `USER from IP port N sshN[: auth info]` into the user and the address.
+/// Both ends can hold text the client chose (a user name with " from " in it, a
+/// hostbased `ruser`), so the address is the first ` from IP port N sshN` that
+/// ends the line or is followed by sshd's `: ` before the auth info; lines of
+/// old sshd without `port` fall back to the last ` from `.
+fn user_and_address(s: &str) -> Option<(&str, Option<std::net::IpAddr>)> {
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(&s.as_bytes()[from..], b" from ") {
+        let at = from + i;
+        let after = &s[at + 6..];
+        let (ip, tail) = word(after);
+        if let Some(tail) = tail.strip_prefix("port ") {
+            let (port, tail) = word(tail);
+            let (proto, tail) = word(tail);
+            let ends = tail.is_empty() || proto.ends_with(':');
+            let proto = proto.strip_suffix(':').unwrap_or(proto);
+            if ends && port.bytes().all(|c| c.is_ascii_digit()) && proto.starts_with("ssh") {
+                if let Some(ip) = parse_ip(ip) {
+                    return Some((&s[..at], Some(ip)));
+                }
+            }
+        }
+        from = at + 1;
+    }
+    let (user, rest) = rsplit_once_str(s, " from ")?;
+    let (ip, _) = word(rest);
+    Some((user, parse_ip(ip)))
+}
+
 fn last_word(s: &str) -> &str {
     memchr::memrchr(b' ', s.as_bytes()).map_or(s, |i| &s[i + 1..])
 }
@@ -197,15 +239,39 @@ fn failed(rest: &str, count: u32) -> Option<Event<'_>> {
         Some(r) => (r, true),
         None => (rest, false),
     };
-    let (user, rest) = rsplit_once_str(user, " from ")?;
-    let (ip, _) = word(rest);
-    let (user, ip) = (Some(Cow::Borrowed(user)), parse_ip(ip));
-    // A refused key (or the `none` method) is a client trying what it has,
-    // not a password guess: the analyzer decides once it knows how the connection ended.
-    if matches!(method, "publickey" | "none") {
+    let (user, ip) = user_and_address(user)?;
+    let user = Some(Cow::Borrowed(user));
+    // A refused key (or the `none` method, or a host key for `hostbased`) is a client
+    // trying what it has, not a password guess: the analyzer decides once it knows how
+    // the connection ended.
+    if matches!(method, "publickey" | "none" | "hostbased") {
         return Some(Event::KeyRejected { user, ip, invalid_user, count });
     }
     Some(Event::AuthFailed { user, ip, invalid_user, count, tentative: false })
+}
+
+/// After "error: PAM: ": `Authentication failure for [illegal user ]X from HOST[ via ADDR]`,
+/// `User not known to the underlying authentication module for illegal user X from HOST`.
+fn pam_glue_failure(rest: &str) -> Option<Event<'_>> {
+    let (what, who) = split_once_str(rest, " for ")?;
+    let what = what.to_ascii_lowercase();
+    let unknown_user = what.starts_with("user not known");
+    if !(unknown_user || what.starts_with("authentication failure") || what.starts_with("authentication error")) {
+        return None;
+    }
+    let (user, host) = rsplit_once_str(who, " from ")?;
+    let (user, invalid_user) = match user.strip_prefix("illegal user ").or_else(|| user.strip_prefix("invalid user ")) {
+        Some(u) => (u, true),
+        None => (user, unknown_user),
+    };
+    let (host, _) = word(host.trim_end());
+    Some(Event::AuthFailed {
+        user: Some(Cow::Borrowed(user)),
+        ip: parse_ip(host),
+        invalid_user,
+        count: 1,
+        tentative: true,
+    })
 }
 
 /// After "Connection closed by " / "Connection reset by ":
@@ -402,5 +468,84 @@ mod tests {
         assert_eq!(parse(""), None);
         assert_eq!(parse("Failed "), None);
         assert_eq!(parse("Accepted password for"), None);
+    }
+
+    // The lines below are verbatim from logs nobody here wrote (common/testdata/unseen/SOURCES.md).
+
+    #[test]
+    fn address_is_not_taken_from_text_the_client_chose() {
+        // fail2ban's injection cases: a user name or a hostbased `ruser` holding " from ADDR".
+        let cases = [
+            ("Failed password for user from 127.0.0.1 port 20000 ssh1: ruser from 1.2.3.4", "user", false),
+            ("Failed password for invalid user from 10.10.1.1 from 127.0.0.1 port 58946 ssh2", "from 10.10.1.1", true),
+            (
+                "Failed password for invalid user test from 10.10.1.2 port 55555 ssh2 from 127.0.0.1 port 58946 ssh2",
+                "test from 10.10.1.2 port 55555 ssh2",
+                true,
+            ),
+            (
+                "Failed password for invalid user test from 127.0.0.1 port 58946 ssh2: from 10.10.1.2 port 55555 ssh2",
+                "test",
+                true,
+            ),
+        ];
+        for (line, user, invalid) in cases {
+            assert_eq!(failed_user(parse(line).unwrap()), (Some(user.into()), ip("127.0.0.1"), invalid, 1), "{line}");
+        }
+        // Old sshd wrote no port: the last " from " still finds the address.
+        assert_eq!(
+            failed_user(parse("Failed password for invalid user ROOT from aaaa:bbbb:cccc:1234::1:1").unwrap()),
+            (Some("ROOT".into()), ip("aaaa:bbbb:cccc:1234::1:1"), true, 1)
+        );
+    }
+
+    #[test]
+    fn openssh_pam_glue_failures_pair_like_pam_lines() {
+        let e = parse("error: PAM: Authentication failure for james from 205.186.180.99 via 192.168.1.201").unwrap();
+        assert_eq!(
+            e,
+            Event::AuthFailed {
+                user: Some("james".into()),
+                ip: ip("205.186.180.99"),
+                invalid_user: false,
+                count: 1,
+                tentative: true
+            }
+        );
+        let e = parse("error: PAM: authentication error for james from 205.186.180.103").unwrap();
+        assert!(matches!(e, Event::AuthFailed { tentative: true, ip: Some(_), .. }), "{e:?}");
+        let e = parse("error: PAM: Authentication failure for stefanor from example.com").unwrap();
+        assert!(matches!(e, Event::AuthFailed { ip: None, .. }), "{e:?}");
+        let e = parse("error: PAM: User not known to the underlying authentication module for illegal user kernelitshell from 10.215.4.227 ").unwrap();
+        assert_eq!(
+            e,
+            Event::AuthFailed {
+                user: Some("kernelitshell".into()),
+                ip: ip("10.215.4.227"),
+                invalid_user: true,
+                count: 1,
+                tentative: true
+            }
+        );
+        assert!(matches!(
+            parse("(pam_unix) authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=71-13-115-12.static.mdsn.wi.charter.com  user=root"),
+            Some(Event::AuthFailed { tentative: true, ip: None, .. })
+        ));
+    }
+
+    #[test]
+    fn hostbased_keys_are_key_probes_and_new_noise_is_known() {
+        let e = parse("Failed hostbased for dan from 127.0.0.1 port 45785 ssh2: RSA 8c:e3:aa:0f:64:51:02:f7:14:79:89:3f:65:84:7c:30, client user \"dan\", client host \"localhost.localdomain\"").unwrap();
+        assert!(matches!(e, Event::KeyRejected { ip: Some(_), .. }), "{e:?}");
+        for noise in [
+            "userauth_pubkey: signature algorithm ssh-rsa not in PubkeyAcceptedAlgorithms [preauth]",
+            "AuthorizedKeysCommand ... failed, status 22",
+            "SSH: Server;Ltype: Kex;Remote: 127.0.0.1-1780;Enc: aes128-ctr;MAC: hmac-sha1;Comp: none [preauth]",
+        ] {
+            assert_eq!(parse(noise), Some(Event::Noise), "{noise}");
+        }
+        // A method name sshd reports for RFC 5424 senders it cannot name ("unknown").
+        let e = parse("Failed unknown for invalid user redmond from 192.0.2.1 port 59197 ssh2").unwrap();
+        assert!(matches!(e, Event::AuthFailed { invalid_user: true, .. }), "{e:?}");
     }
 }

@@ -12,7 +12,7 @@ use super::{pam, rsplit_once_str, Event};
 
 /// Parses one su message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
-    if msg.starts_with("pam_") {
+    if pam::is_pam(msg) {
         return Some(from_pam(pam::parse(msg)?));
     }
     if let Some(rest) = msg.strip_prefix("FAILED su for ").or_else(|| msg.strip_prefix("FAILED SU (to ")) {

@@ -199,7 +199,8 @@ pub fn parse_rfc3339(s: &str) -> Option<(CivilTime, &str)> {
     }
     let mut rest = &s[19..];
     let mut millis = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
+    // ISO 8601 allows a comma before the fraction: ProFTPD's own log writes "18:08:01,124".
+    if let Some(frac) = rest.strip_prefix('.').or_else(|| rest.strip_prefix(',')) {
         let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
             return None;
@@ -228,6 +229,44 @@ pub fn parse_rfc3339(s: &str) -> Option<(CivilTime, &str)> {
 
 /// `[host] [facility.level] prog[pid]: message` after a timestamp.
 fn tagged(time: CivilTime, rest: &str, may_have_host: bool) -> Header<'_> {
+    let mut h = tagged_colon(time, rest, may_have_host);
+    if h.program.is_empty() {
+        if let Some(found) = tag_without_colon(time, rest, may_have_host) {
+            h = found;
+        }
+    }
+    // Solaris and macOS syslogd put a message id first: "[ID 800047 auth.info] Failed ...".
+    if let Some(after) = h.message.strip_prefix("[ID ") {
+        if let Some((id, msg)) = after.split_once("] ") {
+            if id.split(' ').next().is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())) {
+                h.message = msg;
+            }
+        }
+    }
+    h
+}
+
+/// ProFTPD's tag has no colon after it (`proftpd[12345] host (client[addr]): USER ...`), in
+/// syslog and in its own log alike: `[host] prog[pid] message`, the tag ending in `[digits]`.
+fn tag_without_colon(time: CivilTime, rest: &str, may_have_host: bool) -> Option<Header<'_>> {
+    let (first, after) = rest.split_once(' ')?;
+    let (host, tag, message) = match split_tag(first) {
+        (_, Some(_)) => (None, first, after),
+        _ if may_have_host => {
+            let (tag, message) = after.split_once(' ')?;
+            (Some(first), tag, message)
+        }
+        _ => return None,
+    };
+    match split_tag(tag) {
+        (program, Some(pid)) if !program.is_empty() && !program.contains(['[', ':']) => {
+            Some(Header { time, host, program, pid: Some(pid), message: skip_spaces(message) })
+        }
+        _ => None,
+    }
+}
+
+fn tagged_colon(time: CivilTime, rest: &str, may_have_host: bool) -> Header<'_> {
     let no_tag = |host| Header { time, host, program: "", pid: None, message: rest };
     let Some(colon) = memchr::memchr(b':', rest.as_bytes()) else { return no_tag(None) };
     let before = &rest[..colon];
@@ -274,9 +313,12 @@ fn tagged(time: CivilTime, rest: &str, may_have_host: bool) -> Header<'_> {
     Header { time, host, program, pid, message }
 }
 
-/// `prog[pid]` → (`prog`, pid); a tag without `[pid]` is all program.
+/// `prog[pid]` → (`prog`, pid); `[prog]` → (`prog`, none); a tag without `[pid]` is all program.
 fn split_tag(tag: &str) -> (&str, Option<u32>) {
     if let Some(t) = tag.strip_suffix(']') {
+        if let Some(program) = t.strip_prefix('[') {
+            return (program, None);
+        }
         // Tags are short: a plain backwards scan beats a SIMD search's set-up.
         if let Some(i) = t.bytes().rposition(|c| c == b'[') {
             return (&tag[..i], parse_u32(&t[i + 1..]));
@@ -530,5 +572,49 @@ mod tests {
         let mut years = YearResolver::new(nov_2026);
         assert_eq!(years.year_for(11, 20), 2026);
         assert_eq!(years.year_for(11, 30), 2026, "within the week of slack, same year");
+    }
+
+    // Verbatim lines from logs nobody here wrote (common/testdata/unseen/SOURCES.md).
+
+    #[test]
+    fn reads_proftpd_tags_without_a_colon_and_its_own_log() {
+        let h = parse("Jan 10 00:00:00 myhost proftpd[12345] myhost.domain.com (123.123.123.123[123.123.123.123]): USER username (Login failed): User in /etc/ftpusers").unwrap();
+        assert_eq!((h.host, h.program, h.pid), (Some("myhost"), "proftpd", Some(12345)));
+        assert!(h.message.starts_with("myhost.domain.com (123.123.123.123[123.123.123.123]): USER"), "{h:?}");
+        let h = parse("2021-05-28 18:08:01,124 mantis proftpd[498625] mantis (192.168.1.142[192.168.1.142]): USER asd: no such user found from 192.168.1.142 [192.168.1.142] to ::ffff:192.168.1.23:21").unwrap();
+        assert_eq!((h.time.year, h.time.second, h.time.millis, h.time.offset_secs), (Some(2021), 1, 124, None));
+        assert_eq!((h.host, h.program, h.pid), (Some("mantis"), "proftpd", Some(498625)));
+        // An IPv6 client puts colons before the message: still the tag without a colon.
+        let h = parse("Jun 09 07:30:58 platypus.ace-hosting.com.au proftpd[11864] platypus.ace-hosting.com.au (mail.bloodymonster.net[::ffff:67.227.224.66]): USER username (Login failed): Incorrect password.").unwrap();
+        assert_eq!((h.program, h.pid), ("proftpd", Some(11864)));
+    }
+
+    #[test]
+    fn drops_solaris_message_ids_and_reads_bracket_tags() {
+        let h = parse("Mar 29 05:59:23 dusky sshd[20878]: [ID 800047 auth.info] Failed keyboard-interactive for <invalid username> from 205.186.180.55 port 42742 ssh2").unwrap();
+        assert_eq!(h.message, "Failed keyboard-interactive for <invalid username> from 205.186.180.55 port 42742 ssh2");
+        let h =
+            parse("Mar  3 00:17:22 [sshd]: User root from 211.188.220.49 not allowed because not listed in AllowUsers")
+                .unwrap();
+        assert_eq!((h.host, h.program, h.pid), (None, "sshd", None));
+    }
+
+    #[test]
+    fn reads_rfc3339_without_offset_or_host() {
+        // Ubuntu 26.04's rsyslog with a local template: no offset, no host name.
+        let h = parse("2026-08-04T17:40:12 sshd-session[1893]: Connection closed by authenticating user root 139.19.117.130 port 35736 [preauth]").unwrap();
+        assert_eq!((h.time.offset_secs, h.host, h.program, h.pid), (None, None, "sshd-session", Some(1893)));
+        let h = parse("2025-03-04T01:06:36.645577 ip-172-31-3-150.ap-southeast-2.compute.internal vsftpd[1658]: [username] FAIL LOGIN: Client \"192.0.2.222\"").unwrap();
+        assert_eq!((h.time.millis, h.program, h.pid), (645, "vsftpd", Some(1658)));
+    }
+
+    #[test]
+    fn lines_that_only_look_like_tags_stay_untagged() {
+        // BusyBox syslogd's own start line and OpenWrt's empty tag are counted as unknown.
+        assert_eq!(
+            parse("Jan  1 00:00:02 buildroot syslog.info syslogd started: BusyBox v1.36.1").unwrap().program,
+            ""
+        );
+        assert_eq!(parse("Mon Aug 31 00:02:33 2026 user.notice : Added device handler type: vrf").unwrap().program, "");
     }
 }
