@@ -930,6 +930,14 @@ impl Analyzer {
             }
         };
         let conn = self.conns.remove(&key);
+        let stacked_pam =
+            |c: &&Conn| ctx.program == Program::Sshd && c.pam_pending > 0 && c.user == Some(hash_user(user));
+        if let Some(c) = conn.as_ref().filter(stacked_pam) {
+            // Stacked PAM: pam_unix failed for this very user, pam_sss/pam_ldap accepted the
+            // same password, and sshd never said "Failed". Failures that named no user, or
+            // another one, stay failures.
+            self.retract_pam_failures(key, c);
+        }
         let ip = ip.or(conn.and_then(|c| c.ip));
         // A second login on the same key (pid reuse, wtmp line reuse) ends the first.
         if let Some(i) = self.sessions.find(key) {
@@ -988,6 +996,34 @@ impl Analyzer {
             let last = self.sessions.open.len() - 1;
             let session = self.sessions.close(last, None);
             self.emit_session(session);
+        }
+    }
+
+    /// Takes back the PAM failures of a connection that logged in without sshd
+    /// confirming any of them (see `FailureLog::retract`): totals, source and
+    /// device windows, and recorded attempts.
+    fn retract_pam_failures(&mut self, key: Key, conn: &Conn) {
+        let n = self.failures.retract(key, conn.pam_pending);
+        self.stats.failed_logins = self.stats.failed_logins.saturating_sub(u64::from(n));
+        let sourced = n.saturating_sub(conn.pam_unsourced);
+        if let (Some(ip), true) = (conn.ip, sourced > 0) {
+            if let Some(w) = self.sources.get_mut(&ip) {
+                w.retract_failed(sourced);
+            }
+            if let Some(list) = self.attempts.as_mut() {
+                // Newest first: the connection's own attempts are the latest from that address.
+                let (mut left, mut i) = (sourced, list.len());
+                while left > 0 && i > 0 {
+                    i -= 1;
+                    if !list[i].success && list[i].source == ip && list[i].count <= left {
+                        left -= list[i].count;
+                        list.remove(i);
+                    }
+                }
+            }
+        }
+        if let Some(d) = self.device.as_mut() {
+            d.retract_failed(conn.ip, n);
         }
     }
 

@@ -134,6 +134,12 @@ impl SourceWindow {
         }
     }
 
+    /// Takes back `count` failed attempts that turned out not to be failures
+    /// (stacked PAM, see [`crate::session::FailureLog::retract`]).
+    pub fn retract_failed(&mut self, count: u32) {
+        self.failed = self.failed.saturating_sub(count);
+    }
+
     pub fn invalid_user(&mut self) {
         self.invalid = self.invalid.saturating_add(1);
     }
@@ -238,6 +244,19 @@ impl DeviceWindow {
         if let Some(u) = user {
             if self.users.len() < MAX_USERS_TRACKED {
                 self.users.insert(u);
+            }
+        }
+    }
+
+    /// Takes back `count` failed attempts from `ip` (see [`SourceWindow::retract_failed`]).
+    pub fn retract_failed(&mut self, ip: Option<IpAddr>, count: u32) {
+        self.failed = self.failed.saturating_sub(count);
+        if let Some(ip) = ip {
+            if let Some(n) = self.sources.get_mut(&ip) {
+                *n = n.saturating_sub(count);
+                if *n == 0 {
+                    self.sources.remove(&ip);
+                }
             }
         }
     }

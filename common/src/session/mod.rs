@@ -314,6 +314,26 @@ impl FailureLog {
         self.push_entry(Entry { ts_ms, ip, user, count, key, kind });
     }
 
+    /// Takes back up to `count` failed attempts (not refused keys) that
+    /// connection `key` recorded, newest first; returns how many it found.
+    /// For stacked PAM: `pam_unix` fails and `pam_sss`/`pam_ldap` then
+    /// accepts the same password, and sshd logs `Accepted` with no `Failed`
+    /// line: those PAM failures were never failed logins.
+    pub fn retract(&mut self, key: Key, count: u32) -> u32 {
+        let mut left = count;
+        for f in self.entries.iter_mut().rev() {
+            if left == 0 {
+                break;
+            }
+            if f.key == Some(key) && f.kind == EntryKind::Failure {
+                let n = f.count.min(left);
+                f.count -= n;
+                left -= n;
+            }
+        }
+        count - left
+    }
+
     /// Records a successful login of `user` from `ip`.
     pub fn success(&mut self, ts_ms: i64, ip: Option<IpAddr>, user: u64) {
         self.push_entry(Entry { ts_ms, ip, user, count: 0, key: None, kind: EntryKind::Success });
@@ -381,6 +401,21 @@ mod tests {
         assert_eq!(local_hour(0, 0), 0);
         assert_eq!(local_hour(23 * 3_600_000, 3600), 0);
         assert_eq!(local_hour(0, -3600), 23);
+    }
+
+    #[test]
+    fn retract_takes_back_only_that_connections_failures() {
+        // Stacked PAM (sssd-secure.log in common/testdata/unseen): pam_unix's failure, then
+        // pam_sss's success and "Accepted password" on pid 120959.
+        let a: IpAddr = "10.122.150.31".parse().unwrap();
+        let (conn, other) = ((Program::Sshd, 120_959), (Program::Sshd, 1));
+        let mut log = FailureLog::new(16);
+        log.push(0, Some(a), 7, 1, Some(other), false);
+        log.push(1, Some(a), 7, 1, Some(conn), true); // a refused key is not taken back
+        log.push(2, Some(a), 7, 1, Some(conn), false);
+        assert_eq!(log.retract(conn, 3), 1, "one failure of that connection");
+        assert_eq!(log.prior(0, Some(a), 7, Some(conn)).source_and_user, 1, "the other connection's failure stays");
+        assert_eq!(log.retract((Program::Sshd, 99), 1), 0);
     }
 
     #[test]
