@@ -454,8 +454,10 @@ impl Store {
             },
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Enough cache for a large CSV transaction's index pages.
-        conn.pragma_update(None, "cache_size", -32_768)?;
+        // 8 MB: bulk inserts only touch the right edge of each b-tree, and a
+        // 32 MB cache was no faster for a 1M-row upload but kept the process
+        // at ~47 MB resident afterwards instead of ~21 MB (docs/benchmarks.md).
+        conn.pragma_update(None, "cache_size", -8_192)?;
         conn.set_prepared_statement_cache_capacity(16);
         migrate(&mut conn)?;
         insights::ensure_schema(&mut conn)?;
