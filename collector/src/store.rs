@@ -92,28 +92,32 @@ const INSERT_SQL: &str = "INSERT INTO predictions (source, prediction, confidenc
 // `OR FAIL`: a failing row stops the statement without undoing the rows
 // before it, so SQLite keeps no statement journal for these multi-row
 // inserts; any failure drops the whole upload's transaction anyway.
-const INSERT_CSV_HEAD: &str = "INSERT OR FAIL INTO predictions (created_at, source, prediction, confidence, login_hour,
-    session_duration, commands_count, failed_logins, protocol, typing_speed, risky_commands, model_version, reasons)
-    VALUES ";
+const INSERT_CSV_HEAD: &str = "INSERT OR FAIL INTO predictions (created_at, model_version, source, prediction,
+    confidence, login_hour, session_duration, commands_count, failed_logins, protocol, typing_speed, risky_commands,
+    reasons) VALUES ";
 
 /// Parameters per row of a CSV insert (see [`CsvRow::bind`]).
-const CSV_COLUMNS: usize = 11;
+const CSV_COLUMNS: usize = 10;
+
+/// Parameters shared by every row of a CSV insert: `?1` the upload's time,
+/// `?2` the model version (bound once per statement, not per row).
+const CSV_SHARED: usize = 2;
 
 /// Rows per multi-row INSERT of a CSV commit: one statement step per chunk
 /// instead of per row.
 const CSV_CHUNK: usize = 128;
 
-/// `INSERT ... VALUES (?1, 'csv', ?, ...), ...` for `rows` rows: `?1` is the
-/// upload's time, stamped once rather than formatted by SQLite per row.
+/// `INSERT ... VALUES (?1, ?2, 'csv', ?3, ...), ...` for `rows` rows: the
+/// upload's time is stamped once rather than formatted by SQLite per row.
 fn csv_insert_sql(rows: usize) -> String {
     let mut sql = String::from(INSERT_CSV_HEAD);
     for row in 0..rows {
         if row > 0 {
             sql.push_str(", ");
         }
-        sql.push_str("(?1, 'csv'");
+        sql.push_str("(?1, ?2, 'csv'");
         for column in 0..CSV_COLUMNS {
-            sql.push_str(&format!(", ?{}", 2 + row * CSV_COLUMNS + column));
+            sql.push_str(&format!(", ?{}", 1 + CSV_SHARED + row * CSV_COLUMNS + column));
         }
         sql.push(')');
     }
@@ -819,7 +823,7 @@ impl CsvRow {
     }
 
     /// Appends this row's [`CSV_COLUMNS`] parameters in insert order.
-    fn bind<'a>(&'a self, args: &mut Vec<&'a dyn rusqlite::ToSql>, model_version: &'a &'a str) {
+    fn bind<'a>(&'a self, args: &mut Vec<&'a dyn rusqlite::ToSql>) {
         args.extend_from_slice(&[
             label_ref(self.suspicious) as &dyn rusqlite::ToSql,
             &self.confidence,
@@ -830,7 +834,6 @@ impl CsvRow {
             &self.protocol_name,
             &self.typing_speed,
             &self.risky_commands,
-            model_version,
             &self.reasons,
         ]);
     }
@@ -885,17 +888,17 @@ fn commit_csv(
             };
             let mut groups = rows.chunks_exact(CSV_CHUNK);
             for group in groups.by_ref() {
-                let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + CSV_CHUNK * CSV_COLUMNS);
-                args.push(&stamp);
+                let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(CSV_SHARED + CSV_CHUNK * CSV_COLUMNS);
+                args.extend_from_slice(&[&stamp as &dyn rusqlite::ToSql, &mv]);
                 for row in group {
-                    row.bind(&mut args, &mv);
+                    row.bind(&mut args);
                 }
                 many.execute(&*args)?;
             }
             for row in groups.remainder() {
-                let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + CSV_COLUMNS);
-                args.push(&stamp);
-                row.bind(&mut args, &mv);
+                let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(CSV_SHARED + CSV_COLUMNS);
+                args.extend_from_slice(&[&stamp as &dyn rusqlite::ToSql, &mv]);
+                row.bind(&mut args);
                 one.execute(&*args)?;
             }
             for row in &rows {
