@@ -778,9 +778,10 @@ fn insert_rows(
             p.agent.started_at,
             p.agent.ended_at,
         ])?;
-        ids.push(tx.last_insert_rowid());
+        let id = tx.last_insert_rowid();
+        ids.push(id);
         delta.add(p.source, p.device.as_deref(), p.suspicious, 1);
-        rollup.add(p.source, fp.protocol, p.suspicious, p.agent.source_ip.as_deref());
+        rollup.add(id, p.source, fp.protocol, p.suspicious, p.agent.source_ip.as_deref());
     }
     Ok(ids)
 }
@@ -901,13 +902,15 @@ fn commit_csv(
                 row.bind(&mut args);
                 one.execute(&*args)?;
             }
-            for row in &rows {
+            // The only writer inserted this chunk: its ids end at the last one.
+            let first_id = tx.last_insert_rowid() - rows.len() as i64 + 1;
+            for (id, row) in (first_id..).zip(&rows) {
                 if row.suspicious {
                     totals.suspicious += 1;
                 } else {
                     totals.normal += 1;
                 }
-                rollup.add(Source::Csv, row.protocol, row.suspicious, None);
+                rollup.add(id, Source::Csv, row.protocol, row.suspicious, None);
             }
         }
     }
@@ -1007,7 +1010,10 @@ fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
     let (count, lo, hi) = if insights::is_ranged(q) || q.labelled.is_some() {
         // An id or time range: the counters cannot say, count in the range.
         match insights::resolve_range(&tx, q)? {
-            Some((lo, hi)) => (insights::range_count(&tx, lo, hi, &filter, &args)?, lo, hi),
+            Some((lo, hi)) => {
+                let blocks = insights::BlockFilter::of(q);
+                (insights::range_count(&tx, lo, hi, &filter, &args, blocks)?, lo, hi)
+            }
             None => (0, 1, 0),
         }
     } else {
