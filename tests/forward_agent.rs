@@ -263,7 +263,9 @@ fn a_full_spool_drops_the_oldest_counts_them_and_keeps_running() {
 }
 
 #[test]
-fn the_agent_fetches_verifies_and_runs_the_collectors_model() {
+fn the_agent_keeps_its_schema_two_model_when_the_collector_serves_a_schema_one_model() {
+    // The collector's model is its /api/predict model (feature schema 1);
+    // an agent that took it would lose its novelty and source features.
     let dir = temp_dir();
     let db = dir.path().join("app.db");
     let token = device_add(&db, "pi-model");
@@ -274,13 +276,10 @@ fn the_agent_fetches_verifies_and_runs_the_collectors_model() {
     let config = agent_config(dir.path(), &c.url(""), &token, &log, &state, 16 << 20);
     fs::write(&log, "").unwrap();
     let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
-    wait_until(60, "the model swap reported in a heartbeat", || {
-        bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0]["model_version"] == "e2e-stand-in"
+    let embedded = bfp_common::CompactModel::from_bytes(bfp_agent::scoring::EMBEDDED_MODEL).unwrap().model_version;
+    wait_until(60, "a heartbeat", || {
+        bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0]["model_version"] == embedded.as_str()
     });
-    // Stored atomically in the state directory, byte for byte what was served.
-    let fetched = fs::read(state.join("collector-model.postcard")).unwrap();
-    assert_eq!(fetched, fs::read(&model).unwrap());
-    // Results from now on are scored by it.
     let source = real_log("elastic/auth.log");
     fs::write(&log, fs::read(&source).unwrap()).unwrap();
     wait_until(60, "the whole log", || consumed(&state, &log));
@@ -288,6 +287,9 @@ fn the_agent_fetches_verifies_and_runs_the_collectors_model() {
     running.stop();
     let rows = agent_rows(&c.url(""));
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r["model_version"] == "e2e-stand-in"), "{}", rows[0]);
+    assert!(rows.iter().all(|r| r["model_version"] == embedded.as_str()), "{}", rows[0]);
+    assert!(!state.join("collector-model.postcard").exists(), "the schema-1 model was not taken");
+    let device = &bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0];
+    assert!(device["last_error"].is_null(), "refusing a model is not a link error: {device}");
     c.stop();
 }

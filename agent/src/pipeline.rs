@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::config::FormatName;
 use crate::report::Record;
-use crate::scoring::Scorer;
+use crate::scoring::{Scored, Scorer};
 use crate::source::Line;
 
 /// Lines of one log → records.
@@ -132,10 +132,10 @@ fn detect(first_line: &str) -> LogFormat {
     }
 }
 
-/// Scores one observation into the record that is printed and forwarded.
-pub fn record(obs: &Observation, log: &str, scorer: &Scorer) -> Record {
+/// The record that is printed and forwarded, from one observation and the
+/// model's verdict on it.
+pub fn record(obs: &Observation, log: &str, scorer: &Scorer, scored: Scored) -> Record {
     let fp = &obs.fingerprint;
-    let scored = scorer.score(fp);
     Record {
         kind: kind_name(&obs.kind),
         log: log.to_string(),
@@ -160,13 +160,16 @@ pub fn record(obs: &Observation, log: &str, scorer: &Scorer) -> Record {
     }
 }
 
-/// Scores one observation, then lets the baselines and campaign detectors
-/// raise the verdict (their reasons first when they do, after the model's
-/// otherwise) and learn it if Normal.
+/// Scores one observation (its fingerprint with the detectors' novelty and
+/// source context: the schema-2 vector), then lets the detectors raise the
+/// verdict (their reasons first when they do, after the model's otherwise)
+/// and learn it if Normal.
 pub fn judged_record(obs: &Observation, log: &str, scorer: &Scorer, detector: &mut Detector) -> Record {
-    let mut r = record(obs, log, scorer);
-    let verdict = scorer.score(&obs.fingerprint).verdict;
-    let j = detector.judge(obs, &verdict);
+    let assessment = detector.assess(obs);
+    let scored = scorer.score(&obs.fingerprint, &assessment);
+    let verdict = scored.verdict;
+    let mut r = record(obs, log, scorer, scored);
+    let j = detector.judge_assessed(obs, &verdict, assessment);
     if j.escalated {
         // The detectors decided: their reasons lead.
         r.prediction = "Suspicious".to_string();
@@ -222,11 +225,23 @@ mod tests {
         let session = out.iter().find(|r| r.kind == "session").expect("a session");
         let wire = session.to_wire();
         assert_eq!(wire.fingerprint, session.fingerprint());
+        // The model scored the schema-2 vector the detectors assess: rebuild
+        // it with a fresh detector fed the same lines up to the session.
+        let mut detector = Detector::new(DetectConfig::default());
+        let mut analyzer = Analyzer::new(AnalyzerConfig::default());
+        analyzer.record_auth_attempts();
+        for text in &lines[..lines.len() - 1] {
+            analyzer.feed_line(text, LogFormat::Syslog);
+        }
+        detector.observe_attempts(&analyzer.drain_auth_attempts());
+        analyzer.feed_line(lines[lines.len() - 1], LogFormat::Syslog);
+        let obs = analyzer.drain_ready().into_iter().find(|o| o.kind == ObservationKind::Session).unwrap();
+        let model = scorer.score(&obs.fingerprint, &detector.assess(&obs)).verdict;
         // A fresh pipeline has no history, so the detectors leave the
         // model's verdict alone and add what is new as context.
-        let model = scorer.score(&wire.fingerprint).verdict;
         assert_eq!((session.prediction.as_str(), session.confidence), (model.label(), model.confidence));
         assert_eq!(wire.confidence, session.confidence);
+        assert_eq!(session.model_version, scorer.version());
         assert!(session.reasons.iter().any(|r| r == "first login by root on this device"), "{:?}", session.reasons);
         assert_eq!(wire.user.as_deref(), Some("root"));
         assert_eq!(wire.source_ip.as_deref(), Some("192.0.2.4"));

@@ -1,14 +1,22 @@
-//! The model the agent scores with: the compact forest built into the binary
-//! (`models/artifacts/bfp-model.postcard`), or a newer artifact from a file.
+//! The model the agent scores with: the feature-schema-2 forest built into
+//! the binary (`models/artifacts/bfp-edge-model.postcard`: the session's
+//! fingerprint, its novelty against the user's baseline and what the device
+//! holds against its address), or an artifact from a file.
+//!
+//! A schema-1 artifact (the collector's `/api/predict` model, or a site model
+//! retrained from analyst labels) is a documented fallback: it loads, with a
+//! note, and scores the seven seed features only; the detectors' rules still
+//! carry novelty and campaigns. Any other schema is refused.
 
 use std::path::{Path, PathBuf};
 
-use bfp_common::{CompactModel, Fingerprint, Verdict};
+use bfp_common::detect::Assessment;
+use bfp_common::{features, CompactModel, Fingerprint, Verdict};
 
 use crate::error::{Error, Result};
 
-/// The artifact built into the binary (a few tens of KB).
-pub static EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/artifacts/bfp-model.postcard");
+/// The artifact built into the binary (about 10 KB).
+pub static EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/artifacts/bfp-edge-model.postcard");
 
 /// How many reasons each verdict carries.
 pub const MAX_REASONS: usize = 3;
@@ -41,10 +49,28 @@ impl Scorer {
     }
 
     /// Checks and loads artifact bytes; `origin` names them in errors.
+    /// Schema 2 is the agent's; schema 1 loads as a fallback (see the module
+    /// documentation).
     pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Scorer> {
-        let model = CompactModel::from_bytes_of_schema(bytes, bfp_common::SCHEMA_VERSION, "the agent")
-            .map_err(|source| Error::Model { path: PathBuf::from(origin), source })?;
+        let model =
+            CompactModel::from_bytes(bytes).map_err(|source| Error::Model { path: PathBuf::from(origin), source })?;
+        // from_bytes knows only schemas 1 and 2 today; a later schema needs a
+        // later agent, so say so rather than score it wrongly.
+        if model.schema_version != features::SCHEMA_VERSION && model.schema_version != bfp_common::SCHEMA_VERSION {
+            return Err(Error::Model {
+                path: PathBuf::from(origin),
+                source: bfp_common::Error::Model(format!(
+                    "feature schema {} is not one the agent scores (2, or 1 as a fallback)",
+                    model.schema_version
+                )),
+            });
+        }
         Ok(Scorer { model })
+    }
+
+    /// The feature schema of the loaded model (2, or 1 for the fallback).
+    pub fn schema(&self) -> u16 {
+        self.model.schema_version
     }
 
     /// The model's version string.
@@ -52,10 +78,24 @@ impl Scorer {
         &self.model.model_version
     }
 
-    /// Scores one fingerprint and explains the verdict.
-    pub fn score(&self, fp: &Fingerprint) -> Scored {
-        let verdict = self.model.score(&fp.features());
-        Scored { verdict, reasons: bfp_common::explain::reasons(fp, &verdict, MAX_REASONS) }
+    /// Scores one observation: its fingerprint and the detectors'
+    /// assessment of it ([`bfp_common::detect::Detector::assess`]), and
+    /// explains the verdict.
+    pub fn score(&self, fp: &Fingerprint, assessment: &Assessment) -> Scored {
+        if self.model.schema_version == features::SCHEMA_VERSION {
+            let verdict = self.model.score(&assessment.features);
+            let reasons = bfp_common::explain::reasons_schema2(
+                fp,
+                assessment.novelty.as_ref(),
+                &assessment.context,
+                &verdict,
+                MAX_REASONS,
+            );
+            Scored { verdict, reasons }
+        } else {
+            let verdict = self.model.score(&fp.features());
+            Scored { verdict, reasons: bfp_common::explain::reasons(fp, &verdict, MAX_REASONS) }
+        }
     }
 }
 
@@ -63,10 +103,16 @@ impl Scorer {
 mod tests {
     use super::*;
 
+    fn assessment(fp: &Fingerprint) -> Assessment {
+        let context = features::SourceContext::default();
+        Assessment { novelty: None, context, features: features::vector(fp, None, &context) }
+    }
+
     #[test]
-    fn the_embedded_model_loads_and_scores() {
+    fn the_embedded_model_is_schema_two_and_scores() {
         let scorer = Scorer::load(None).unwrap();
         assert!(!scorer.version().is_empty());
+        assert_eq!(scorer.schema(), features::SCHEMA_VERSION);
         let fp = Fingerprint {
             login_hour: 3,
             session_duration_min: 5.0,
@@ -76,9 +122,29 @@ mod tests {
             typing_speed_wpm: Some(120.0),
             risky_commands: Some(0),
         };
-        let scored = scorer.score(&fp);
+        let scored = scorer.score(&fp, &assessment(&fp));
         assert!((0.5..=1.0).contains(&scored.verdict.confidence));
         assert!(!scored.reasons.is_empty());
+    }
+
+    #[test]
+    fn a_schema_one_model_is_the_documented_fallback_and_scores_the_seed_features() {
+        let dir = crate::testutil::tempdir("model1");
+        let path = dir.join("schema1.postcard");
+        std::fs::write(&path, include_bytes!("../../models/artifacts/bfp-model.postcard")).unwrap();
+        let scorer = Scorer::load(Some(&path)).unwrap();
+        assert_eq!(scorer.schema(), 1);
+        let fp = Fingerprint {
+            login_hour: 14,
+            session_duration_min: 3.0,
+            commands: 0,
+            failed_logins: 8,
+            protocol: bfp_common::Protocol::Tor,
+            typing_speed_wpm: Some(150.0),
+            risky_commands: Some(0),
+        };
+        let scored = scorer.score(&fp, &assessment(&fp));
+        assert_eq!(scored.verdict.contributions().len(), bfp_common::FEATURE_COUNT);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! an operator can act on ("4 failed logins before this session", "arrived
 //! over Tor") rather than feature indices and weights.
 
+use crate::baseline::Novelty;
+use crate::features::{SourceContext, CONTEXT_START, NOVELTY_START};
 use crate::fingerprint::{Fingerprint, Protocol, FEATURE_COUNT};
 use crate::model::Verdict;
 
@@ -71,6 +73,113 @@ pub fn describe(fp: &Fingerprint, feature: usize) -> String {
     }
 }
 
+/// Up to `max` reasons for a schema-2 `verdict` (see [`crate::features`]):
+/// as [`reasons`], with the novelty and source-context features in words.
+/// Novelty features of an observation without a user (a source or device
+/// window, where they are all 0) say nothing and are skipped.
+pub fn reasons_schema2(
+    fp: &Fingerprint,
+    novelty: Option<&Novelty>,
+    context: &SourceContext,
+    verdict: &Verdict,
+    max: usize,
+) -> Vec<String> {
+    let mut out: Vec<String> = verdict
+        .top_features(verdict.contributions().len())
+        .filter_map(|(feature, _)| describe_schema2(fp, novelty, context, feature))
+        .take(max)
+        .collect();
+    if out.is_empty() && max > 0 {
+        out.push("no single feature stood out".to_string());
+    }
+    out
+}
+
+/// One schema-2 feature in words; `None` for a novelty feature of an
+/// observation without a user.
+pub fn describe_schema2(
+    fp: &Fingerprint,
+    novelty: Option<&Novelty>,
+    c: &SourceContext,
+    feature: usize,
+) -> Option<String> {
+    if feature < NOVELTY_START {
+        return Some(describe(fp, feature));
+    }
+    let yes_no = |on: bool, yes: &str, no: &str| Some(if on { yes } else { no }.to_string());
+    if feature < CONTEXT_START {
+        let n = novelty?;
+        return match feature - NOVELTY_START {
+            0 => yes_no(n.never_seen_user, "first login by this user on this device", "a user this device knows"),
+            1 => yes_no(n.rare_hour_for_user, "an hour this user rarely logs in at", "an hour usual for this user"),
+            2 => yes_no(
+                n.new_network_for_user,
+                "from a network new to this user",
+                "from a network this user has logged in from before",
+            ),
+            3 => yes_no(n.new_protocol_for_user, "over a protocol new to this user", "over a protocol this user uses"),
+            4 => yes_no(
+                n.unusual_session_length,
+                "a session length unusual for this user",
+                "a session length usual for this user",
+            ),
+            5 => yes_no(
+                n.unusual_command_cadence,
+                "a command pace unusual for this user",
+                "a command pace usual for this user",
+            ),
+            6 => Some(match n.new_commands {
+                0 => "only commands this user has run before".to_string(),
+                1 => "1 command this user never ran before".to_string(),
+                k => format!("{k} commands this user never ran before"),
+            }),
+            7 => yes_no(
+                n.first_risky_command,
+                "a risky command this user never ran before",
+                "no risky command new to this user",
+            ),
+            8 => yes_no(n.failure_spike, "a spike of failed logins on this device", "no spike of failed logins"),
+            9 => yes_no(n.login_spike, "a spike of logins on this device", "no spike of logins"),
+            _ => yes_no(
+                n.network_churn,
+                "this account arrived from many new networks within a day",
+                "this account keeps to its networks",
+            ),
+        };
+    }
+    let count =
+        |k: u32, one: &str, many: &str| Some(if k == 1 { one.to_string() } else { many.replace('#', &k.to_string()) });
+    match feature - CONTEXT_START {
+        0 => count(
+            c.failures_last_hour,
+            "1 failed login from this address in the last hour",
+            "# failed logins from this address in the last hour",
+        ),
+        1 => count(
+            c.failures_last_day,
+            "1 failed login from this address in the last day",
+            "# failed logins from this address in the last day",
+        ),
+        2 => count(
+            c.failure_hours,
+            "failures from this address in 1 hour of the last day",
+            "failures from this address in # distinct hours of the last day",
+        ),
+        3 => count(c.users_tried, "this address tried 1 user name", "this address tried # user names"),
+        4 => count(
+            c.device_failing_sources,
+            "1 address failing against this device in the last hour",
+            "# addresses failing against this device in the last hour",
+        ),
+        5 => yes_no(
+            c.in_campaign,
+            "this address is part of a brute-force campaign",
+            "this address is in no brute-force campaign",
+        ),
+        other => Some(format!("feature {} (not in schema 2)", other + CONTEXT_START)),
+    }
+}
+
 /// `5` rather than `5.0`, `2.5` rather than `2.5000`.
 fn number(x: f32) -> String {
     if x.fract() == 0.0 && x.abs() < 1e9 {
@@ -125,6 +234,24 @@ mod tests {
                 "typing at 45 wpm (human pace)"
             ]
         );
+    }
+
+    #[test]
+    fn schema_two_reasons_speak_of_the_user_and_the_address() {
+        let mut c = [0f32; crate::features::FEATURE_COUNT];
+        c[NOVELTY_START + 2] = 0.4; // new network
+        c[CONTEXT_START + 3] = 0.3; // users tried
+        c[NOVELTY_START] = 0.2; // never-seen user: skipped for a source window
+        let v = Verdict::with_contributions(true, 0.9, &c);
+        let n = Novelty { new_network_for_user: true, ..Novelty::default() };
+        let ctx = SourceContext { users_tried: 4, ..SourceContext::default() };
+        assert_eq!(
+            reasons_schema2(&fp(), Some(&n), &ctx, &v, 3),
+            vec!["from a network new to this user", "this address tried 4 user names", "a user this device knows"]
+        );
+        assert_eq!(reasons_schema2(&fp(), None, &ctx, &v, 3), vec!["this address tried 4 user names"]);
+        let flat = Verdict::flat(false, 0.9, crate::features::FEATURE_COUNT);
+        assert_eq!(reasons_schema2(&fp(), None, &ctx, &flat, 3), vec!["no single feature stood out"]);
     }
 
     #[test]

@@ -129,6 +129,8 @@ pub struct Status {
     /// A model fetched from the collector, for the run loop to swap in.
     pub new_model: Mutex<Option<Scorer>>,
     last_error: Mutex<Option<String>>,
+    /// The collector's model last refused for its schema (said once).
+    refused_model: Mutex<Option<String>>,
 }
 
 impl Status {
@@ -354,6 +356,24 @@ impl Forwarder {
         };
         let current = self.status.model_version.lock().map(|v| v.clone()).unwrap_or_default();
         if version == current {
+            return Ok(());
+        }
+        // The collector's model is its /api/predict model (schema 1): taking
+        // it would silently drop this agent's novelty and source features.
+        let schema = info.get("schema_version").and_then(|v| v.as_u64());
+        // Not an error (nothing is wrong with the link): said once per version.
+        if schema != Some(u64::from(bfp_common::features::SCHEMA_VERSION)) {
+            if let Ok(mut refused) = self.status.refused_model.lock() {
+                if refused.as_deref() != Some(version) {
+                    eprintln!(
+                        "bfp-agent: collector serves model {version} of feature schema {}; this agent scores schema \
+                         {} and keeps {current}",
+                        schema.map_or("?".to_string(), |s| s.to_string()),
+                        bfp_common::features::SCHEMA_VERSION
+                    );
+                    *refused = Some(version.to_string());
+                }
+            }
             return Ok(());
         }
         let response = self
