@@ -5,12 +5,35 @@
 
 use std::borrow::Cow;
 
-use super::{pam, parse_ip, split_once_str, Event};
+use super::{pam, parse_ip, split_once_str, AuthMethod, Event};
 
 /// Parses one login message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
     if pam::is_pam(msg) {
         return pam::parse(msg);
+    }
+    // BusyBox login (routers, cameras: the telnet and serial-console login), which has no
+    // PAM session lines: "invalid password for 'root' on 'console'", "root login on 'pts/0'",
+    // both with " from 'HOST'" when telnetd passed the client's address.
+    if let Some(rest) = msg.strip_prefix("invalid password for '") {
+        let (user, rest) = rest.split_once('\'')?;
+        return Some(Event::AuthFailed {
+            user: Some(Cow::Borrowed(user)),
+            ip: busybox_from(rest),
+            invalid_user: false,
+            count: 1,
+            // BusyBox built with PAM logs pam_unix's line first: this one pairs with it.
+            tentative: false,
+        });
+    }
+    if let Some(rest) = msg.strip_prefix("root login") {
+        if rest.is_empty() || rest.starts_with(" on '") || rest.starts_with(" from '") {
+            return Some(Event::Accepted {
+                user: Cow::Borrowed("root"),
+                ip: busybox_from(rest),
+                method: AuthMethod::Password,
+            });
+        }
     }
     if msg.starts_with("FAILED LOGIN") {
         // "... FROM tty1 FOR root, Authentication failure" / "... on '/dev/tty1' FOR 'root', ..."
@@ -37,6 +60,12 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
     None
 }
 
+/// The address in BusyBox's ` on 'TTY' from 'HOST'` suffix, when it is one.
+fn busybox_from(rest: &str) -> Option<std::net::IpAddr> {
+    let (_, host) = split_once_str(rest, " from '")?;
+    parse_ip(host.split('\'').next()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +86,30 @@ mod tests {
         );
         assert_eq!(parse("ROOT LOGIN ON tty1"), Some(Event::Noise));
         assert_eq!(parse("something else"), None);
+    }
+
+    #[test]
+    fn busybox_login_without_pam() {
+        // Verbatim, a BusyBox console (common/testdata/unseen/busybox-login.log).
+        assert_eq!(
+            parse("invalid password for 'root' on 'console'"),
+            Some(Event::AuthFailed {
+                user: Some("root".into()),
+                ip: None,
+                invalid_user: false,
+                count: 1,
+                tentative: false
+            })
+        );
+        assert_eq!(
+            parse("root login on 'console'"),
+            Some(Event::Accepted { user: "root".into(), ip: None, method: AuthMethod::Password })
+        );
+        // telnetd passes the client with -h: BusyBox appends " from 'HOST'".
+        assert!(matches!(
+            parse("invalid password for 'admin' on 'pts/0' from '192.0.2.7'"),
+            Some(Event::AuthFailed { ip: Some(_), .. })
+        ));
+        assert_eq!(parse("root login onwards"), None);
     }
 }
