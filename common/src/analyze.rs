@@ -642,6 +642,11 @@ impl Analyzer {
                 let e = if pam_tag { Some(parse::pam::parse_body(message)) } else { parse::ftp::parse(base, message) };
                 (Program::Ftp, e)
             }
+            "twistd" => {
+                // Cowrie's text log (see parse::syslog): keyed by its transport number.
+                self.stats.by_kind.cowrie += 1;
+                (Program::Cowrie, parse::cowrie::parse_text(message))
+            }
             "uhttpd" | "luci" => {
                 self.stats.by_kind.web += 1;
                 (Program::Web, parse::web::parse(message))

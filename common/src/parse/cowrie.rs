@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::{parse_ip, syslog, AuthMethod, Event};
+use super::{parse_ip, parse_ip_port, split_once_str, syslog, AuthMethod, Event};
 use crate::error::{Error, Result};
 
 /// One Cowrie event, read.
@@ -152,6 +152,83 @@ pub fn parse(line: &str) -> Result<Record<'_>> {
     Ok(Record { event_id: raw.eventid, ts_ms, session: raw.session, ip, protocol: raw.protocol, event })
 }
 
+/// Reads one message of Cowrie's text log (`cowrie.log`, Twisted's format), as the
+/// header reader gives it (program `twistd`, the transport number as pid):
+/// `[SSHService 'ssh-userauth' on HoneyPotSSHTransport,3261,145.239.65.62] login attempt [mailman/123456] failed`.
+/// The address is the context's (`...Transport,N,ADDR`); `None` for a message it does not know.
+pub fn parse_text(msg: &str) -> Option<Event<'_>> {
+    let rest = msg.strip_prefix('[')?;
+    let (context, text) = split_once_str(rest, "] ").or_else(|| rest.strip_suffix(']').map(|c| (c, "")))?;
+    let ip = split_once_str(context, "Transport,").and_then(|(_, t)| t.split(',').nth(1)).and_then(parse_ip);
+    if let Some(addr) = text.strip_prefix("New connection: ") {
+        let (addr, _) = addr.split_once(' ').unwrap_or((addr, ""));
+        return parse_ip_port(addr).map(|ip| Event::Connected { ip });
+    }
+    if let Some(attempt) = text.strip_prefix("login attempt [") {
+        let (credentials, outcome) = attempt.rsplit_once("] ")?;
+        let user = credentials.split_once('/').map_or(credentials, |(u, _)| u);
+        // Python 3 releases of 2018-2019 wrote bytes: [b'root'/b'admin'].
+        let user = user.strip_prefix("b'").and_then(|u| u.strip_suffix('\'')).unwrap_or(user);
+        return match outcome {
+            "failed" => Some(Event::AuthFailed {
+                user: Some(Cow::Borrowed(user)),
+                ip,
+                invalid_user: false,
+                count: 1,
+                tentative: false,
+            }),
+            "succeeded" => Some(Event::Accepted { user: Cow::Borrowed(user), ip, method: AuthMethod::Password }),
+            _ => None,
+        };
+    }
+    if let Some(command) = text.strip_prefix("CMD: ") {
+        return Some(Event::Command { user: None, command: Cow::Borrowed(command) });
+    }
+    if let Some(secs) = text.strip_prefix("Connection lost after ").and_then(|t| t.strip_suffix(" seconds")) {
+        let secs: f64 = secs.parse().ok()?;
+        return Some(Event::SessionClosed { user: None, duration_secs: Some(secs) });
+    }
+    if let Some(url) = text.strip_prefix("Downloaded URL (") {
+        return Some(Event::Download { url: Cow::Borrowed(url.split_once(')').map_or(url, |(u, _)| u)) });
+    }
+    const NOISE: [&str; 30] = [
+        "No moduli",
+        "Remote SSH version",
+        "kex alg",
+        "outgoing:",
+        "incoming:",
+        "NEW KEYS",
+        "starting service",
+        "connection lost",
+        "Got remote error",
+        "avatar ",
+        "got global",
+        "got channel",
+        "direct-tcp connection request",
+        "discarded direct-tcp",
+        "failed to connect",
+        "sending close",
+        "sending request",
+        "remote close",
+        "channel open",
+        "executing command",
+        "Opening TTY Log",
+        "Closing TTY Log",
+        "Command found",
+        "Command not found",
+        "exitCode",
+        "received eof",
+        "Received CTRL-D",
+        "unauthorized login",
+        "Terminal Size",
+        "getting shell",
+    ];
+    // "'root' trying auth 'password'", "'root' failed auth 'password'", "'root' authenticated with 'password'".
+    let auth_step = text.starts_with('\'')
+        && [" trying auth ", " failed auth ", " authenticated with "].iter().any(|w| text.contains(w));
+    (auth_step || NOISE.iter().any(|n| text.starts_with(n))).then_some(Event::Noise)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +278,41 @@ mod tests {
         assert_eq!(parse(r#"{"eventid":"cowrie.brand.new"}"#).unwrap().event, None);
         assert!(parse("{not json").unwrap_err().to_string().starts_with("cowrie record: "));
         assert!(parse(r#"{"eventid": 3}"#).is_err());
+    }
+
+    #[test]
+    fn reads_cowries_text_log() {
+        // Verbatim (kareiva/cowrie-logs, cowrie.log.2018-05-19; common/testdata/unseen/kareiva-cowrie.log).
+        let ip = "145.239.65.62".parse().ok();
+        assert_eq!(
+            parse_text("[cowrie.ssh.factory.CowrieSSHFactory] New connection: 145.239.65.62:50540 (172.17.0.3:2222) [session: 524e0ff18104]"),
+            Some(Event::Connected { ip: ip.unwrap() })
+        );
+        assert_eq!(
+            parse_text("[SSHService 'ssh-userauth' on HoneyPotSSHTransport,3261,145.239.65.62] login attempt [mailman/123456] failed"),
+            Some(Event::AuthFailed { user: Some("mailman".into()), ip, invalid_user: false, count: 1, tentative: false })
+        );
+        assert_eq!(
+            parse_text("[SSHService 'ssh-userauth' on HoneyPotSSHTransport,3358,115.75.221.229] login attempt [root/] succeeded"),
+            Some(Event::Accepted { user: "root".into(), ip: "115.75.221.229".parse().ok(), method: AuthMethod::Password })
+        );
+        assert_eq!(
+            parse_text("[SSHChannel session (0) on SSHService 'ssh-connection' on HoneyPotSSHTransport,3359,115.75.221.229] CMD: cat /bin/ls"),
+            Some(Event::Command { user: None, command: "cat /bin/ls".into() })
+        );
+        assert_eq!(
+            parse_text("[HoneyPotSSHTransport,3263,194.63.141.141] Connection lost after 19 seconds"),
+            Some(Event::SessionClosed { user: None, duration_secs: Some(19.0) })
+        );
+        for noise in [
+            "[-] 'mailman' failed auth 'password'",
+            "[-] unauthorized login: ",
+            "[HoneyPotSSHTransport,3263,194.63.141.141] avatar root logging out",
+            "[SSHService 'ssh-userauth' on HoneyPotSSHTransport,3263,194.63.141.141] 'root' trying auth 'keyboard-interactive'",
+        ] {
+            assert_eq!(parse_text(noise), Some(Event::Noise), "{noise}");
+        }
+        assert_eq!(parse_text("[HoneyPotSSHTransport,1,1.2.3.4] something new"), None);
+        assert_eq!(parse_text("no context"), None);
     }
 }

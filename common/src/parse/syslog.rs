@@ -81,6 +81,9 @@ pub fn parse(line: &str) -> Option<Header<'_>> {
         }
         let (time, rest) = parse_rfc3339(line)?;
         let rest = rest.strip_prefix(' ')?;
+        if rest.starts_with('[') {
+            return Some(twisted(time, rest));
+        }
         return Some(tagged(time, rest, true));
     }
     if let Some(month) = month_of(&b[..3]) {
@@ -116,6 +119,19 @@ pub fn parse(line: &str) -> Option<Header<'_>> {
         return Some(tagged(time, rest, false));
     }
     None
+}
+
+/// Twisted's log format, which Cowrie's text log (`cowrie.log`) uses:
+/// `2018-05-19T00:03:09.084318+0000 [CONTEXT] message`. The program is `twistd`, the pid the
+/// connection's transport number (`...Transport,3261,ADDR`) when the context names one, and
+/// the message keeps its `[CONTEXT]` (it holds the client's address).
+fn twisted(time: CivilTime, rest: &str) -> Header<'_> {
+    let pid = rest
+        .split_once("] ")
+        .map_or(rest, |(context, _)| context)
+        .split_once("Transport,")
+        .and_then(|(_, t)| parse_u32(t.split(',').next().unwrap_or("")));
+    Header { time, host: None, program: "twistd", pid, message: rest }
 }
 
 fn skip_pri(line: &str) -> &str {
@@ -214,12 +230,14 @@ pub fn parse_rfc3339(s: &str) -> Option<(CivilTime, &str)> {
             Some(0)
         }
         Some(&sign @ (b'+' | b'-')) => {
-            let o = rest.as_bytes().get(1..6)?;
-            if o[2] != b':' {
-                return None;
-            }
-            let secs = i32::from(two_digits(&o[..2])?) * 3600 + i32::from(two_digits(&o[3..5])?) * 60;
-            rest = &rest[6..];
+            // `+01:00`, or `+0100` (ISO 8601 basic form: Cowrie's own log, older journalctl -o short-iso).
+            let o = rest.as_bytes();
+            let (hh, mm, len) = match o.get(3) {
+                Some(b':') => (o.get(1..3)?, o.get(4..6)?, 6),
+                _ => (o.get(1..3)?, o.get(3..5)?, 5),
+            };
+            let secs = i32::from(two_digits(hh)?) * 3600 + i32::from(two_digits(mm)?) * 60;
+            rest = &rest[len..];
             Some(if sign == b'-' { -secs } else { secs })
         }
         _ => None,
@@ -616,5 +634,17 @@ mod tests {
             ""
         );
         assert_eq!(parse("Mon Aug 31 00:02:33 2026 user.notice : Added device handler type: vrf").unwrap().program, "");
+    }
+
+    #[test]
+    fn offsets_without_a_colon() {
+        // Verbatim first line of a Cowrie text log (kareiva/cowrie-logs, cowrie.log.2018-05-19).
+        let (t, rest) =
+            parse_rfc3339("2018-05-19T00:03:08.823875+0000 [cowrie.ssh.factory.CowrieSSHFactory] No moduli").unwrap();
+        assert_eq!((t.offset_secs, t.millis), (Some(0), 823));
+        assert!(rest.starts_with(" [cowrie"));
+        let (t, _) = parse_rfc3339("2021-03-04T10:11:12-0130 host").unwrap();
+        assert_eq!(t.offset_secs, Some(-5400));
+        assert!(parse_rfc3339("2021-03-04T10:11:12+01").is_none());
     }
 }
