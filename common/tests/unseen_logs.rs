@@ -280,3 +280,51 @@ fn cowrie_releases() {
     assert_eq!(stats.failed_logins, 1);
     assert_eq!(of_kind(&obs, ObservationKind::Source).len(), 2, "1.2.3.4 and 2001:db8::1");
 }
+
+#[test]
+fn cowries_text_log() {
+    let (obs, stats) = analyze("kareiva-cowrie.log");
+    assert_eq!(stats.lines, 105);
+    // `grep -c $'^\t'` = 3: Twisted's continuation lines ("\treason: ...") have no header.
+    assert_eq!(stats.by_kind.cowrie, 102);
+    assert_eq!(unknown(&stats), BTreeMap::from([("<no header>", 3)]));
+    // `grep -c '] failed$'` = 1; `grep -c '] succeeded$'` = 3.
+    assert_eq!((stats.failed_logins, stats.accepted_logins), (1, 3));
+    let mut s: Vec<(Option<IpAddr>, f32, Vec<String>)> = of_kind(&obs, ObservationKind::Session)
+        .iter()
+        .map(|o| {
+            assert!(!o.open, "{o:?}");
+            (o.source_ip, o.fingerprint.session_duration_min * 60.0, o.commands.clone())
+        })
+        .collect();
+    s.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // `grep -E 'Transport,(3263|3358|3359),.*Connection lost after'`: 19, 23 and 5 seconds;
+    // `grep 'CMD: '`: one command on each of 3358 and 3359.
+    let sessions: Vec<(Option<IpAddr>, u32, Vec<String>)> =
+        s.into_iter().map(|(ip, secs, c)| (ip, secs.round() as u32, c)).collect();
+    assert_eq!(
+        sessions,
+        vec![
+            (ip("115.75.221.229"), 5, vec!["cat /bin/ls".to_string()]),
+            (ip("194.63.141.141"), 19, vec![]),
+            (ip("115.75.221.229"), 23, vec![r#"echo -en "\\x31\\x33\\x33\\x37""#.to_string()]),
+        ]
+    );
+    // `grep -c 'New connection: '` = 4 connections from 3 addresses.
+    assert_eq!(of_kind(&obs, ObservationKind::Source).len(), 3);
+}
+
+#[test]
+fn busybox_login_on_a_console() {
+    let (obs, stats) = analyze("busybox-login.log");
+    assert_eq!((stats.lines, stats.by_kind.login, stats.unknown_total()), (2, 2, 0));
+    // `invalid password for 'root'` then `root login on 'console'` from the same process.
+    assert_eq!((stats.failed_logins, stats.accepted_logins), (1, 1));
+    let s = of_kind(&obs, ObservationKind::Session);
+    assert_eq!(s.len(), 1);
+    // BusyBox logs no logout: the session is reported open, with the failure before it.
+    assert_eq!(
+        (s[0].user.as_deref(), s[0].source_ip, s[0].open, s[0].fingerprint.failed_logins),
+        (Some("root"), None, true, 1)
+    );
+}
