@@ -35,6 +35,16 @@ const PREFIXES: &[&str] = &[
     "Timeout before authentication for ",
     "[info] luci: failed login on ",
     "luci: accepted login on / for ",
+    // Shapes met in logs never seen before (common/testdata/unseen).
+    "error: PAM: Authentication failure for ",
+    "(pam_unix) authentication failure; rhost=",
+    "pam_unix: authentication failure; ",
+    "[825] Jul 10 23:53:52 ",
+    "invalid password for '",
+    "root login on '",
+    "Failed password for user from 127.0.0.1 port 1 ssh2: ruser from ",
+    "[SSHService 'ssh-userauth' on HoneyPotSSHTransport,1,",
+    "login attempt [",
 ];
 
 const HEADERS: &[&str] = &[
@@ -48,6 +58,11 @@ const HEADERS: &[&str] = &[
     "Nov 24 10:00:00 host proftpd[7]: ",
     "Mon Nov 23 10:00:01 2026 [pid 8] ",
     "Mon Nov 23 10:00:01 2026 daemon.err uhttpd[9]: ",
+    "2021-05-28 18:08:01,124 mantis proftpd[498625] ",
+    "Jan 10 00:00:00 myhost proftpd[12345] ",
+    "2018-05-19T00:03:09.084318+0000 [HoneyPotSSHTransport,3261,1.2.3.4] ",
+    "Mar 29 05:59:23 dusky sshd[20878]: [ID 800047 auth.info] ",
+    "Mar  3 00:17:22 [sshd]: ",
 ];
 
 fn parse_all(s: &str) {
@@ -66,6 +81,7 @@ fn parse_all(s: &str) {
     let _ = web::parse(s);
     let _ = journald::parse(s);
     let _ = cowrie::parse(s);
+    let _ = cowrie::parse_text(s);
 }
 
 fn analyzer() -> Analyzer {
