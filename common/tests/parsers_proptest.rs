@@ -63,6 +63,7 @@ const HEADERS: &[&str] = &[
     "2018-05-19T00:03:09.084318+0000 [HoneyPotSSHTransport,3261,1.2.3.4] ",
     "Mar 29 05:59:23 dusky sshd[20878]: [ID 800047 auth.info] ",
     "Mar  3 00:17:22 [sshd]: ",
+    "2025-02-19T22:48:41.710776+00:00 sonic auth.info inbandmgr#sshd[2566322]: ",
 ];
 
 fn parse_all(s: &str) {

@@ -328,3 +328,20 @@ fn busybox_login_on_a_console() {
         (Some("root"), None, true, 1)
     );
 }
+
+#[test]
+fn sonic_container_tags() {
+    let (obs, stats) = analyze("sonic-auth.log");
+    // `grep -c 'inbandmgr#sshd\['` = 9: SONiC's `container#program` tags, all sshd.
+    assert_eq!((stats.lines, stats.by_kind.sshd, stats.unknown_total()), (9, 9, 0));
+    // pid 300710: pam_unix's failure and `Failed password` are one attempt.
+    assert_eq!((stats.failed_logins, stats.accepted_logins), (1, 1));
+    assert_eq!(source_of(&obs, "2001:4860:f803:3fd::c"), vec![(1, 2, false)]);
+    let s = of_kind(&obs, ObservationKind::Session);
+    assert_eq!(
+        (s.len(), s[0].user.as_deref(), s[0].source_ip, s[0].open),
+        (1, Some("admin"), ip("2001:4860:f803:3fd::3"), true)
+    );
+    // The close of pid 2556425 belongs to a session begun before these lines.
+    assert_eq!(stats.unmatched_closes, 1);
+}

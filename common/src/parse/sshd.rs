@@ -17,7 +17,12 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
             }
         }
         b'A' => {
-            if msg.starts_with("Accepted key ") || msg.starts_with("Authentication refused") {
+            // Key lines at debug level; "Accepted certificate ID "x" (serial 2) signed by ... CA"
+            // precedes the "Accepted publickey for" line of a certificate login.
+            if msg.starts_with("Accepted key ")
+                || msg.starts_with("Accepted certificate ")
+                || msg.starts_with("Authentication refused")
+            {
                 return Some(Event::Noise); // debug-level key lines
             }
             if let Some(rest) = msg.strip_prefix("Accepted ") {
@@ -65,7 +70,10 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
                 let (ip, _) = word(rest);
                 return parse_ip(ip).map(|ip| Event::Connected { ip });
             }
-            if msg.starts_with("Close session") || msg.starts_with("Changed root directory") {
+            if msg.starts_with("Close session")
+                || msg.starts_with("Changed root directory")
+                || msg.starts_with("Certificate ")
+            {
                 return Some(Event::Noise);
             }
         }
@@ -133,7 +141,14 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
                 return Some(Event::Noise);
             }
         }
-        b'f' if msg.starts_with("fatal: ") => return Some(Event::Noise),
+        b'f' if msg.starts_with("fatal: ") => {
+            // LoginGraceTime expired: "fatal: Timeout before authentication for ADDR port N".
+            if let Some(rest) = msg.strip_prefix("fatal: Timeout before authentication for ") {
+                let (ip, _) = word(rest);
+                return Some(Event::Disconnected { ip: parse_ip(ip), preauth: true });
+            }
+            return Some(Event::Noise);
+        }
         b'r' if msg.starts_with("reverse mapping checking") => return Some(Event::Noise),
         b'i' if msg.starts_with("input_userauth_request") || msg.starts_with("invalid public DH") => {
             return Some(Event::Noise)
@@ -547,5 +562,19 @@ mod tests {
         // A method name sshd reports for RFC 5424 senders it cannot name ("unknown").
         let e = parse("Failed unknown for invalid user redmond from 192.0.2.1 port 59197 ssh2").unwrap();
         assert!(matches!(e, Event::AuthFailed { invalid_user: true, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn certificate_lines_and_grace_timeouts() {
+        // Message shapes from a network OS's log-parser tests (common/testdata/unseen/SOURCES.md).
+        assert_eq!(
+            parse("Accepted certificate ID \"good@gnxi\" (serial 2) signed by RSA CA SHA256:4 via /dir"),
+            Some(Event::Noise)
+        );
+        assert_eq!(parse("Certificate extension \"nope@gnxi.com\" is not supported"), Some(Event::Noise));
+        assert_eq!(
+            parse("fatal: Timeout before authentication for 2001:db8::4 port 1"),
+            Some(Event::Disconnected { ip: ip("2001:db8::4"), preauth: true })
+        );
     }
 }

@@ -331,8 +331,17 @@ fn tagged_colon(time: CivilTime, rest: &str, may_have_host: bool) -> Header<'_> 
     Header { time, host, program, pid, message }
 }
 
-/// `prog[pid]` → (`prog`, pid); `[prog]` → (`prog`, none); a tag without `[pid]` is all program.
+/// `prog[pid]` → (`prog`, pid); `[prog]` → (`prog`, none); a tag without `[pid]` is all
+/// program. SONiC (and other container hosts) tag `container#prog[pid]`: the container is dropped.
 fn split_tag(tag: &str) -> (&str, Option<u32>) {
+    let (program, pid) = split_tag_raw(tag);
+    match memchr::memchr(b'#', program.as_bytes()) {
+        Some(i) if i + 1 < program.len() => (&program[i + 1..], pid),
+        _ => (program, pid),
+    }
+}
+
+fn split_tag_raw(tag: &str) -> (&str, Option<u32>) {
     if let Some(t) = tag.strip_suffix(']') {
         if let Some(program) = t.strip_prefix('[') {
             return (program, None);
@@ -646,5 +655,13 @@ mod tests {
         let (t, _) = parse_rfc3339("2021-03-04T10:11:12-0130 host").unwrap();
         assert_eq!(t.offset_secs, Some(-5400));
         assert!(parse_rfc3339("2021-03-04T10:11:12+01").is_none());
+    }
+
+    #[test]
+    fn drops_sonic_container_prefixes() {
+        // Verbatim SONiC lines (common/testdata/unseen/sonic-auth.log).
+        let h = parse("2025-02-19T22:48:41.710776+00:00 sonic auth.info inbandmgr#sshd[2566322]: Accepted password for admin from 2001:4860:f803:3fd::3 port 60924 ssh2").unwrap();
+        assert_eq!((h.host, h.program, h.pid), (Some("sonic"), "sshd", Some(2_566_322)));
+        assert_eq!(parse("Nov 24 10:00:00 host x#: m").unwrap().program, "x#");
     }
 }
