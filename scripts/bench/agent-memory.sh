@@ -14,8 +14,10 @@ fi
 [ -d "$DATA/real" ] || { echo "shared data not found: set BFP_SHARED_DATA" >&2; exit 1; }
 command -v /usr/bin/time >/dev/null || { apt-get install -y time >/dev/null; }
 
-cargo build --release -p bfp-agent --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/bfp-agent
+# The profile the ARM builds and the installer ship (opt-level s, LTO,
+# stripped): resident memory includes the executable's touched code pages.
+cargo build --profile release-small -p bfp-agent --quiet
+BIN=${CARGO_TARGET_DIR:-target}/release-small/bfp-agent
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 

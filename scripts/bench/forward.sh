@@ -2,7 +2,8 @@
 # Forwarding benchmarks (docs/benchmarks.md, "Ingest"):
 #  1. ingest rate: 100 simulated devices (threads, one batch in flight each)
 #     posting postcard batches to a release `bfp-collector`;
-#  2. agent memory while the collector is away: a release `bfp-agent run`
+#  2. agent memory while the collector is away: `bfp-agent run` as shipped
+#     (profile release-small, as scripts/build-arm.sh builds it)
 #     pointed at a closed port spools LINES real auth-log lines (appended in
 #     bursts), then stays in backoff for OUTAGE_SECS; max RSS from
 #     /usr/bin/time -v, RSS sampled from /proc before and after the idle part.
@@ -20,9 +21,11 @@ fi
 [ -d "$DATA/real" ] || { echo "shared data not found: set BFP_SHARED_DATA" >&2; exit 1; }
 command -v /usr/bin/time >/dev/null || { apt-get install -y time >/dev/null; }
 
-cargo build --release -p bfp-agent -p bfp-collector --bins --quiet
+cargo build --release -p bfp-collector --bins --quiet
+cargo build --profile release-small -p bfp-agent --quiet
 cargo build --release -p bfp-e2e --example ingest_load --quiet
 T=${CARGO_TARGET_DIR:-target}/release
+AGENT=${CARGO_TARGET_DIR:-target}/release-small/bfp-agent
 WORK=$(mktemp -d)
 cleanup() { [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -50,7 +53,7 @@ TOTAL=$(stat -c %s "$WORK/input.log")
 split -n l/10 "$WORK/input.log" "$WORK/part."
 : > "$WORK/auth.log"
 CLOSED=$(free_port)
-/usr/bin/time -v -o "$WORK/time.txt" "$T/bfp-agent" run --follow "$WORK/auth.log" --state-dir "$WORK/state" \
+/usr/bin/time -v -o "$WORK/time.txt" "$AGENT" run --follow "$WORK/auth.log" --state-dir "$WORK/state" \
   --collector "http://127.0.0.1:$CLOSED" --token bench --poll-interval-ms 50 2> "$WORK/agent.err" &
 TIME_PID=$!
 sleep 0.5
