@@ -36,6 +36,7 @@ pub const MAX_PAGE: u32 = 1000;
 
 pub mod feedback;
 pub mod ingest;
+pub mod insights;
 
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -96,7 +97,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route("/metrics", get(metrics))
         .merge(ingest::router())
         .merge(feedback::router())
-        .merge(crate::insights::router())
+        .merge(insights::router())
         .merge(crate::dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })

@@ -6,15 +6,15 @@
 //! them, unchanged for its clients, plus metrics and an OpenAPI document.
 //!
 //! Layout: [`config`] (command line), [`store`] (the database seam: group
-//! commits on one writer thread, reads on their own connections), [`api`]
-//! (routes and handlers), [`error`] (the one error type, which is also the
-//! HTTP error body).
+//! commits on one writer thread, reads on their own connections; one
+//! submodule per concern), [`api`] (routes and handlers, with the same
+//! submodules: ingest, feedback, insights), [`dashboard`] (the embedded web
+//! page), [`error`] (the one error type, which is also the HTTP error body).
 
 pub mod api;
 pub mod config;
 pub mod dashboard;
 pub mod error;
-pub mod insights;
 pub mod store;
 
 use std::net::SocketAddr;

@@ -37,7 +37,7 @@ pub mod feedback;
 pub mod insights;
 
 /// Version of the database schema below, kept in SQLite's `user_version`.
-/// A later version adds a migration step in [`migrate`].
+/// A later version adds a migration step in `migrate`.
 pub const STORE_SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA_V1: &str = "
