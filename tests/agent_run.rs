@@ -5,30 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::time::Duration;
 
-use bfp_e2e::agent::{agent, json_lines, real_log, temp_dir, wait_until, RunningAgent};
+use bfp_e2e::agent::{
+    agent, append, consumed, feed_with_random_kills, json_lines, real_log, temp_dir, wait_until, KillPlan, RunningAgent,
+};
 use serde_json::Value;
-
-fn append(path: &Path, lines: &[&str]) {
-    let mut f = OpenOptions::new().append(true).create(true).open(path).unwrap();
-    for line in lines {
-        f.write_all(line.as_bytes()).unwrap();
-        f.write_all(b"\n").unwrap();
-    }
-}
-
-/// The checkpoint says everything in `log` (as it is now) was processed.
-fn consumed(state: &Path, log: &Path) -> bool {
-    let Ok(bytes) = fs::read(state.join("checkpoint.json")) else { return false };
-    let Ok(cp) = serde_json::from_slice::<Value>(&bytes) else { return false };
-    let Ok(meta) = fs::metadata(log) else { return false };
-    let cur = &cp["sources"][log.to_str().unwrap()]["current"];
-    cur["ino"].as_u64() == Some(meta.ino()) && cur["offset"].as_u64() == Some(meta.len())
-}
 
 /// A session's identity and content, for comparing reports.
 fn session_key(o: &Value) -> String {
@@ -172,32 +154,8 @@ fn killed_at_random_moments_every_session_is_still_reported_once() {
         "--commit-interval-ms",
         "0",
     ];
-    // Random kill moments, reproducible from the seed printed on failure.
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let mut rng = seed | 1;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
-    const ROUNDS: usize = 12;
-    let chunk = lines.len().div_ceil(ROUNDS);
-    for (round, part) in lines.chunks(chunk).enumerate() {
-        let running = RunningAgent::start(&args, None);
-        if round == ROUNDS / 2 {
-            // Rotate once the agent has checkpointed the file at least once: a
-            // file rotated away before the agent ever saw it cannot be found.
-            wait_until(60, "a checkpoint before the rotation", || consumed(&state, &log));
-            fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
-        }
-        for piece in part.chunks(part.len().div_ceil(3)) {
-            append(&log, piece);
-            std::thread::sleep(Duration::from_millis(next(15)));
-        }
-        std::thread::sleep(Duration::from_millis(next(40)));
-        running.kill();
-    }
+    let plan = KillPlan { rounds: 12, append_pause_ms: 15, kill_pause_ms: 40 };
+    let seed = feed_with_random_kills(&args, &state, &log, &lines, &plan);
     let last = RunningAgent::start(&args, None);
     wait_until(60, "the whole log", || consumed(&state, &log));
     last.stop();

@@ -3,34 +3,16 @@
 //! outages and a full spool.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::MetadataExt;
+use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bfp_e2e::agent::{agent, json_lines, real_log, temp_dir, wait_until, RunningAgent};
+use bfp_e2e::agent::{
+    agent, append, consumed, feed_with_random_kills, json_lines, real_log, temp_dir, wait_until, KillPlan, RunningAgent,
+};
 use bfp_e2e::forward::{agent_config, agent_rows, device_add, key_of_row, key_of_scan, multiset, wait_drained};
 use bfp_e2e::{binary, free_port, Collector};
-use serde_json::Value;
-
-fn append(path: &Path, lines: &[&str]) {
-    let mut f = OpenOptions::new().append(true).create(true).open(path).unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
-    f.sync_data().unwrap();
-}
-
-/// The checkpoint has reached the end of `log`.
-fn consumed(state: &Path, log: &Path) -> bool {
-    let Ok(bytes) = fs::read(state.join("checkpoint.json")) else { return false };
-    let Ok(cp) = serde_json::from_slice::<Value>(&bytes) else { return false };
-    let Ok(meta) = fs::metadata(log) else { return false };
-    let cur = &cp["sources"][log.to_str().unwrap()]["current"];
-    cur["ino"].as_u64() == Some(meta.ino()) && cur["offset"].as_u64() == Some(meta.len())
-}
 
 /// What `bfp-agent scan` reports for `source`: closed sessions (multiset of
 /// keys) and the set of sources.
@@ -109,30 +91,8 @@ fn killed_at_random_moments_and_rotated_the_agent_delivers_every_fingerprint_onc
     let log = dir.path().join("auth.log");
     let state = dir.path().join("state");
     let config = agent_config(dir.path(), &c.url(""), &token, &log, &state, 16 << 20);
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let mut rng = seed | 1;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
-    const ROUNDS: usize = 12;
-    let chunk = lines.len().div_ceil(ROUNDS);
-    for (round, part) in lines.chunks(chunk).enumerate() {
-        let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
-        if round == ROUNDS / 2 {
-            // Rotated by rename once the agent has checkpointed the file.
-            wait_until(60, "a checkpoint before the rotation", || consumed(&state, &log));
-            fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
-        }
-        for piece in part.chunks(part.len().div_ceil(3)) {
-            append(&log, piece);
-            std::thread::sleep(Duration::from_millis(next(60)));
-        }
-        std::thread::sleep(Duration::from_millis(next(80)));
-        running.kill();
-    }
+    let plan = KillPlan { rounds: 12, append_pause_ms: 60, kill_pause_ms: 80 };
+    let seed = feed_with_random_kills(&["--config", config.to_str().unwrap()], &state, &log, &lines, &plan);
     let last = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
     wait_until(60, "the whole log", || consumed(&state, &log));
     let device = wait_drained(&c.url(""), "pi-kill", 60);

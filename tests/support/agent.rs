@@ -1,6 +1,9 @@
 //! Helpers for the agent's end-to-end tests: the real `bfp-agent` binary,
 //! the shared real logs, JSON-lines output, a running `bfp-agent run`.
 
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -99,4 +102,68 @@ pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Appends `lines` to `path` (created if missing), as a logger would.
+pub fn append(path: &Path, lines: &[&str]) {
+    let mut f = OpenOptions::new().append(true).create(true).open(path).unwrap();
+    for line in lines {
+        writeln!(f, "{line}").unwrap();
+    }
+    f.sync_data().unwrap();
+}
+
+/// The agent's checkpoint (in `state`) says everything in `log`, as it is
+/// now, was processed.
+pub fn consumed(state: &Path, log: &Path) -> bool {
+    let Ok(bytes) = fs::read(state.join("checkpoint.json")) else { return false };
+    let Ok(cp) = serde_json::from_slice::<Value>(&bytes) else { return false };
+    let Ok(meta) = fs::metadata(log) else { return false };
+    let cur = &cp["sources"][log.to_str().unwrap()]["current"];
+    cur["ino"].as_u64() == Some(meta.ino()) && cur["offset"].as_u64() == Some(meta.len())
+}
+
+/// How [`feed_with_random_kills`] spaces its writes and kills.
+pub struct KillPlan {
+    /// Rounds: one agent start and one SIGKILL each.
+    pub rounds: usize,
+    /// Longest random pause after each of a round's three appends, ms.
+    pub append_pause_ms: u64,
+    /// Longest random pause before the round's kill, ms.
+    pub kill_pause_ms: u64,
+}
+
+/// Writes `lines` to the followed `log` over `plan.rounds` rounds: each
+/// round starts `bfp-agent run` with `args`, appends its share in three
+/// pieces at random moments and SIGKILLs the agent at a random moment. At
+/// the middle round `log` is rotated by rename (to `<log>.1`) once the agent
+/// has checkpointed it: a file rotated away before the agent ever saw it
+/// cannot be found. Returns the random seed, for failure messages.
+pub fn feed_with_random_kills(args: &[&str], state: &Path, log: &Path, lines: &[&str], plan: &KillPlan) -> u64 {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut rng = seed | 1;
+    let mut next = move |n: u64| {
+        // xorshift64: enough to spread kill moments.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n.max(1)
+    };
+    let chunk = lines.len().div_ceil(plan.rounds);
+    for (round, part) in lines.chunks(chunk).enumerate() {
+        let running = RunningAgent::start(args, None);
+        if round == plan.rounds / 2 {
+            wait_until(60, "a checkpoint before the rotation", || consumed(state, log));
+            let mut rotated = log.as_os_str().to_owned();
+            rotated.push(".1");
+            fs::rename(log, rotated).unwrap();
+        }
+        for piece in part.chunks(part.len().div_ceil(3)) {
+            append(log, piece);
+            std::thread::sleep(Duration::from_millis(next(plan.append_pause_ms)));
+        }
+        std::thread::sleep(Duration::from_millis(next(plan.kill_pause_ms)));
+        running.kill();
+    }
+    seed
 }
