@@ -24,20 +24,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 ZIGLANG_VERSION=0.17.1
 ZIGBUILD_VERSION=0.24.1
 
-apt_install() {
-  # Debian's mirror here sometimes fails once ("cannot access archive") and other
-  # jobs may hold the dpkg lock: wait for the lock and retry.
-  local i
-  for i in 1 2 3; do
-    if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@"; then
-      return 0
-    fi
-    echo "apt-get install failed (try $i), retrying" >&2
-    apt-get -o DPkg::Lock::Timeout=600 update || true
-    sleep 3
-  done
-  return 1
-}
+. "$(dirname "$0")/lib/apt.sh"
 
 wants() { local t; for t in "${TARGETS[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
 
@@ -52,7 +39,6 @@ install_tools() {
   command -v qemu-aarch64-static >/dev/null || pkgs+=(qemu-user-static)
   command -v file >/dev/null || pkgs+=(file)
   if [ ${#pkgs[@]} -gt 0 ]; then
-    apt-get -o DPkg::Lock::Timeout=600 update
     apt_install "${pkgs[@]}"
   fi
 

@@ -7,12 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LINES=${1:-1000000}
-DATA=${BFP_SHARED_DATA:-}
-if [ -z "$DATA" ]; then
-  for d in ../shared/data ../../shared/data; do [ -d "$d/real" ] && DATA=$d && break; done
-fi
-[ -d "$DATA/real" ] || { echo "shared data not found: set BFP_SHARED_DATA" >&2; exit 1; }
-command -v /usr/bin/time >/dev/null || { apt-get install -y time >/dev/null; }
+. scripts/lib/apt.sh
+DATA=$(shared_data)
+[ -x /usr/bin/time ] || apt_install time
 
 # The profile the ARM builds and the installer ship (opt-level s, LTO,
 # stripped): resident memory includes the executable's touched code pages.

@@ -21,8 +21,9 @@ ROWS_TOTAL=${ROWS_TOTAL:-10000000}
 NICE=${NICE:-0}
 BENCH=scripts/bench
 
-command -v wrk >/dev/null || { apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; }
-command -v curl >/dev/null || apt-get install -y curl
+. scripts/lib/apt.sh
+command -v wrk >/dev/null || apt_install wrk
+command -v curl >/dev/null || apt_install curl
 cargo build --release -p bfp-collector
 
 # On disk under target/ (not /tmp, which may be RAM): the database grows to GBs.

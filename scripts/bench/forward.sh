@@ -14,12 +14,9 @@ cd "$(dirname "$0")/../.."
 LINES=${1:-1000000}
 OUTAGE_SECS=${2:-60}
 INGEST_SECS=${3:-20}
-DATA=${BFP_SHARED_DATA:-}
-if [ -z "$DATA" ]; then
-  for d in ../shared/data ../../shared/data; do [ -d "$d/real" ] && DATA=$d && break; done
-fi
-[ -d "$DATA/real" ] || { echo "shared data not found: set BFP_SHARED_DATA" >&2; exit 1; }
-command -v /usr/bin/time >/dev/null || { apt-get install -y time >/dev/null; }
+. scripts/lib/apt.sh
+DATA=$(shared_data)
+[ -x /usr/bin/time ] || apt_install time
 
 cargo build --release -p bfp-collector --bins --quiet
 cargo build --profile release-small -p bfp-agent --quiet

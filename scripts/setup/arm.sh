@@ -5,27 +5,13 @@
 # All four targets are built by scripts/build-arm.sh, not here (CI time).
 set -euo pipefail
 
-apt_install() {
-  # Debian's mirror on this image sometimes fails once ("cannot access archive"),
-  # and other jobs may hold the dpkg lock: wait for it and retry.
-  local i
-  for i in 1 2 3; do
-    if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@"; then
-      return 0
-    fi
-    echo "apt-get install failed (try $i), updating the index and retrying" >&2
-    apt-get -o DPkg::Lock::Timeout=600 update || true
-    sleep 3
-  done
-  return 1
-}
+. "$(dirname "$0")/../lib/apt.sh"
 
 need=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "arm setup: installing ${need[*]}"
-  apt-get -o DPkg::Lock::Timeout=600 update
   apt_install "${need[@]}"
 fi
 

@@ -7,13 +7,8 @@ if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&
   exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-
-# apt on this machine sometimes fails once with "cannot access archive": retry once.
-install() {
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver
-}
-install || { echo "browser.sh: apt failed, retrying once" >&2; sleep 5; install; }
+. "$(dirname "$0")/../lib/apt.sh"
+# With recommends, as a desktop install has them (fonts for the pages).
+apt_install --with-recommends chromium chromium-driver
 
 command -v chromium >/dev/null && command -v chromedriver >/dev/null
