@@ -554,6 +554,22 @@ impl Baselines {
         postcard::experimental::serialized_size(&self.state).unwrap_or(usize::MAX)
     }
 
+    /// Whether the device has learnt enough sessions (of any users,
+    /// `min_sessions`) for "never seen" to be news: on a fresh install every
+    /// user and every network is new.
+    pub fn has_history(&self) -> bool {
+        let learnt: u32 = self.state.users.iter().map(|u| u.sessions).fold(0, u32::saturating_add);
+        learnt >= self.config.min_sessions
+    }
+
+    /// How many users the device has learnt sessions of from `ip`'s network
+    /// (its /24 or /48): 0 for a network no known user comes from. A new
+    /// account from the admins' usual address is not a stranger's.
+    pub fn users_from_network(&self, ip: IpAddr) -> u32 {
+        let key = network_key(ip);
+        self.state.users.iter().filter(|u| u.knows_network(key)).count() as u32
+    }
+
     fn find(&self, user: &str) -> Option<&UserBaseline> {
         let key = stable_hash(user.as_bytes());
         self.state.users.iter().find(|u| u.user == key)

@@ -196,9 +196,11 @@ impl Detector {
             _ => None,
         };
         let context = match obs.source_ip {
-            Some(ip) => {
-                SourceContext::new(&self.campaigns.source_summary(ip), self.campaigns.failing_sources_last_hour())
-            }
+            Some(ip) => SourceContext::new(
+                &self.campaigns.source_summary(ip),
+                self.campaigns.failing_sources_last_hour(),
+                self.baselines.has_history().then(|| self.baselines.users_from_network(ip)),
+            ),
             None => SourceContext {
                 device_failing_sources: self.campaigns.failing_sources_last_hour(),
                 ..SourceContext::default()
@@ -456,6 +458,7 @@ mod tests {
         assert_eq!(a.context.users_tried, 3);
         assert_eq!(a.context.failure_hours, 1);
         assert!(!a.context.in_campaign);
+        assert_eq!(a.context.known_users_from_network, Some(0), "no user came from 203.0.113.0/24");
         let n = a.novelty.as_ref().unwrap();
         assert!(n.new_network_for_user && n.rare_hour_for_user && n.first_risky_command);
         let at = |name: &str| a.features[features::FEATURE_NAMES.iter().position(|n| *n == name).unwrap()];

@@ -110,6 +110,7 @@ pub fn describe_schema2(
     if feature < CONTEXT_START {
         let n = novelty?;
         return match feature - NOVELTY_START {
+            0 if !n.device_has_history => None,
             0 => yes_no(n.never_seen_user, "first login by this user on this device", "a user this device knows"),
             1 => yes_no(n.rare_hour_for_user, "an hour this user rarely logs in at", "an hour usual for this user"),
             2 => yes_no(
@@ -176,6 +177,12 @@ pub fn describe_schema2(
             "this address is part of a brute-force campaign",
             "this address is in no brute-force campaign",
         ),
+        6 => Some(match c.known_users_from_network {
+            None => "the device has no history yet".to_string(),
+            Some(0) => "a network no known user of this device comes from".to_string(),
+            Some(1) => "a network 1 known user of this device comes from".to_string(),
+            Some(k) => format!("a network {k} known users of this device come from"),
+        }),
         other => Some(format!("feature {} (not in schema 2)", other + CONTEXT_START)),
     }
 }
@@ -243,7 +250,7 @@ mod tests {
         c[CONTEXT_START + 3] = 0.3; // users tried
         c[NOVELTY_START] = 0.2; // never-seen user: skipped for a source window
         let v = Verdict::with_contributions(true, 0.9, &c);
-        let n = Novelty { new_network_for_user: true, ..Novelty::default() };
+        let n = Novelty { new_network_for_user: true, device_has_history: true, ..Novelty::default() };
         let ctx = SourceContext { users_tried: 4, ..SourceContext::default() };
         assert_eq!(
             reasons_schema2(&fp(), Some(&n), &ctx, &v, 3),

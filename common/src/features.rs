@@ -14,7 +14,7 @@
 
 use crate::baseline::{Novelty, NOVELTY_FEATURE_COUNT};
 use crate::campaign::SourceSummary;
-use crate::fingerprint::{self, Fingerprint};
+use crate::fingerprint::{self, Fingerprint, UNKNOWN};
 
 /// Version of this schema, recorded in a model artifact's header.
 pub const SCHEMA_VERSION: u16 = 2;
@@ -23,7 +23,7 @@ pub const SCHEMA_VERSION: u16 = 2;
 pub const KNOWN_SCHEMAS: [u16; 2] = [fingerprint::SCHEMA_VERSION, SCHEMA_VERSION];
 
 /// Number of source-context features, see [`CONTEXT_FEATURE_NAMES`].
-pub const CONTEXT_FEATURE_COUNT: usize = 6;
+pub const CONTEXT_FEATURE_COUNT: usize = 7;
 
 /// Names of [`SourceContext::features`], in vector order.
 pub const CONTEXT_FEATURE_NAMES: [&str; CONTEXT_FEATURE_COUNT] = [
@@ -33,6 +33,7 @@ pub const CONTEXT_FEATURE_NAMES: [&str; CONTEXT_FEATURE_COUNT] = [
     "source_users_tried",
     "device_failing_sources_last_hour",
     "source_in_campaign",
+    "known_users_from_network",
 ];
 
 /// Features of schema 2.
@@ -71,6 +72,7 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "source_users_tried",
     "device_failing_sources_last_hour",
     "source_in_campaign",
+    "known_users_from_network",
 ];
 
 /// The feature names of a schema this build knows.
@@ -101,12 +103,18 @@ pub struct SourceContext {
     pub device_failing_sources: u32,
     /// The address was judged part of a slow or distributed brute force.
     pub in_campaign: bool,
+    /// Users whose baselines know the address's network (sessions judged
+    /// Normal came from it): 0 for a network new to the whole device; `None`
+    /// while the device has no history (everything is new on a fresh
+    /// install), which the model sees as [`UNKNOWN`].
+    pub known_users_from_network: Option<u32>,
 }
 
 impl SourceContext {
-    /// The context from the campaign detector's view of the address and the
-    /// device's failing sources in the last hour.
-    pub fn new(summary: &SourceSummary, device_failing_sources: u32) -> Self {
+    /// The context from the campaign detector's view of the address, the
+    /// device's failing sources in the last hour, and how many known users
+    /// come from the address's network.
+    pub fn new(summary: &SourceSummary, device_failing_sources: u32, known_users_from_network: Option<u32>) -> Self {
         SourceContext {
             failures_last_hour: summary.failures_last_hour,
             failures_last_day: summary.failures_last_day,
@@ -114,6 +122,7 @@ impl SourceContext {
             users_tried: summary.users_tried,
             device_failing_sources,
             in_campaign: summary.campaign.is_some(),
+            known_users_from_network,
         }
     }
 
@@ -126,6 +135,7 @@ impl SourceContext {
             self.users_tried as f32,
             self.device_failing_sources as f32,
             if self.in_campaign { 1.0 } else { 0.0 },
+            self.known_users_from_network.map_or(UNKNOWN, |k| k as f32),
         ]
     }
 }
@@ -133,11 +143,16 @@ impl SourceContext {
 /// The schema-2 vector of one observation: its fingerprint, its novelty
 /// against the user's baseline (`None` for a source or device window, or a
 /// session without a user: all novelty flags 0) and its source context.
+/// On a device without history, `never_seen_user` is [`UNKNOWN`]: every
+/// user is new there, which says nothing.
 pub fn vector(fp: &Fingerprint, novelty: Option<&Novelty>, context: &SourceContext) -> [f32; FEATURE_COUNT] {
     let mut x = [0f32; FEATURE_COUNT];
     x[..NOVELTY_START].copy_from_slice(&fp.features());
     if let Some(n) = novelty {
         x[NOVELTY_START..CONTEXT_START].copy_from_slice(&n.features());
+        if !n.device_has_history {
+            x[NOVELTY_START] = UNKNOWN;
+        }
     }
     x[CONTEXT_START..].copy_from_slice(&context.features());
     x
@@ -175,7 +190,8 @@ mod tests {
             typing_speed_wpm: None,
             risky_commands: Some(1),
         };
-        let novelty = Novelty { new_network_for_user: true, new_commands: 3, ..Novelty::default() };
+        let novelty =
+            Novelty { new_network_for_user: true, new_commands: 3, device_has_history: true, ..Novelty::default() };
         let ctx = SourceContext {
             failures_last_hour: 5,
             failures_last_day: 9,
@@ -183,6 +199,7 @@ mod tests {
             users_tried: 3,
             device_failing_sources: 40,
             in_campaign: true,
+            known_users_from_network: Some(2),
         };
         let x = vector(&fp, Some(&novelty), &ctx);
         assert_eq!(x[..7], fp.features());
@@ -193,9 +210,15 @@ mod tests {
         assert_eq!(at("source_failures_last_day"), 9.0);
         assert_eq!(at("device_failing_sources_last_hour"), 40.0);
         assert_eq!(at("source_in_campaign"), 1.0);
+        assert_eq!(at("known_users_from_network"), 2.0);
         // A source window has no user: novelty all zeros, context kept.
         let y = vector(&fp, None, &ctx);
         assert!(y[NOVELTY_START..CONTEXT_START].iter().all(|&v| v == 0.0));
         assert_eq!(y[CONTEXT_START..], x[CONTEXT_START..]);
+        // A fresh device: a never-seen user and the network's users are unknown, not news.
+        let fresh = Novelty { never_seen_user: true, ..Novelty::default() };
+        let ctx = SourceContext { known_users_from_network: None, ..ctx };
+        let z = vector(&fp, Some(&fresh), &ctx);
+        assert_eq!((z[NOVELTY_START], z[FEATURE_COUNT - 1]), (UNKNOWN, UNKNOWN));
     }
 }
