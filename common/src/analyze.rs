@@ -637,7 +637,7 @@ impl Analyzer {
                 let e = if pam_tag { Some(parse::pam::parse_body(message)) } else { parse::login::parse(message) };
                 (Program::Login, e)
             }
-            "vsftpd" | "proftpd" | "ftpd" | "in.ftpd" | "pure-ftpd" => {
+            "vsftpd" | "proftpd" | "ftpd" | "in.ftpd" | "pure-ftpd" | "xferlog" => {
                 self.stats.by_kind.ftp += 1;
                 let e = if pam_tag { Some(parse::pam::parse_body(message)) } else { parse::ftp::parse(base, message) };
                 (Program::Ftp, e)

@@ -64,6 +64,7 @@ const HEADERS: &[&str] = &[
     "Mar 29 05:59:23 dusky sshd[20878]: [ID 800047 auth.info] ",
     "Mar  3 00:17:22 [sshd]: ",
     "2025-02-19T22:48:41.710776+00:00 sonic auth.info inbandmgr#sshd[2566322]: ",
+    "Fri Mar 15 17:22:05 2024 0 10.10.14.119 2863 /x b _ o r u ftp 0 * c ",
 ];
 
 fn parse_all(s: &str) {

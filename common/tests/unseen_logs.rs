@@ -345,3 +345,12 @@ fn sonic_container_tags() {
     // The close of pid 2556425 belongs to a session begun before these lines.
     assert_eq!(stats.unmatched_closes, 1);
 }
+
+#[test]
+fn ftp_transfer_log() {
+    let (_, stats) = analyze("xferlog");
+    // Seven transfers (`grep -cE ' [oid] [rag] .* [ci]$'` = 7), each a command of its user; no
+    // login is in this file, so none has a session to join.
+    assert_eq!((stats.lines, stats.by_kind.ftp, stats.unknown_total()), (7, 7, 0));
+    assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 7));
+}

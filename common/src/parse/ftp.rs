@@ -14,6 +14,7 @@ pub fn parse<'a>(program: &str, msg: &'a str) -> Option<Event<'a>> {
     match program {
         "vsftpd" => vsftpd(msg),
         "proftpd" => proftpd(msg),
+        "xferlog" => xferlog(msg),
         _ => ftpd(msg),
     }
 }
@@ -93,6 +94,34 @@ fn proftpd(msg: &str) -> Option<Event<'_>> {
         return Some(Event::Disconnected { ip, preauth: false });
     }
     Some(Event::Noise)
+}
+
+/// One transfer of the xferlog (after its ctime stamp): `SECS HOST SIZE FILE TYPE ACTION
+/// DIRECTION MODE USER SERVICE AUTH AUTHID STATUS`. The file name may hold spaces, so the nine
+/// fixed fields are taken from the right. It becomes a command of the user's FTP session, worded
+/// as vsftpd's own log words it (`ok download /path`).
+fn xferlog(msg: &str) -> Option<Event<'_>> {
+    let mut right = msg.rsplitn(10, ' ');
+    let status = right.next()?;
+    let (_authid, _auth, _service) = (right.next()?, right.next()?, right.next()?);
+    let user = right.next()?;
+    let (_mode, direction, _action, _type) = (right.next()?, right.next()?, right.next()?, right.next()?);
+    let left = right.next()?;
+    let mut fields = left.splitn(4, ' ');
+    let (_secs, _host, _size) = (fields.next()?, fields.next()?, fields.next()?);
+    let file = fields.next()?;
+    let outcome = match status {
+        "c" => "ok",
+        "i" => "fail",
+        _ => return None,
+    };
+    let what = match direction {
+        "o" => "download",
+        "i" => "upload",
+        "d" => "delete",
+        _ => return None,
+    };
+    Some(Event::Command { user: Some(user), command: Cow::Owned(format!("{outcome} {what} {file}")) })
 }
 
 /// BSD/wu-ftpd: `connection from 1.2.3.4 (host) at Sun Jul 10 ...`.
@@ -223,5 +252,27 @@ mod tests {
             parse("vsftpd", "(pam_unix) authentication failure; logname= uid=0 euid=0 tty= ruser= rhost=209.67.1.67"),
             Some(Event::AuthFailed { tentative: true, .. })
         ));
+    }
+
+    #[test]
+    fn xferlog_transfers_are_commands_of_the_user() {
+        // Verbatim (common/testdata/unseen/xferlog), after the header's ctime stamp.
+        assert_eq!(
+            parse("xferlog", "1 10.20.220.39 4609 /share/batch/Exclusion_Group/Archive/20151118-151104-703EXCL_GRP_S200_F4.txt b _ o r ftp_user ftp 0 * c"),
+            Some(Event::Command {
+                user: Some("ftp_user"),
+                command: "ok download /share/batch/Exclusion_Group/Archive/20151118-151104-703EXCL_GRP_S200_F4.txt".into()
+            })
+        );
+        assert_eq!(
+            parse("xferlog", "1 x.x.x.x 0 /home/byoungguk/3 b _ i r byoungguk ftp 0 * c"),
+            Some(Event::Command { user: Some("byoungguk"), command: "ok upload /home/byoungguk/3".into() })
+        );
+        // A file name with a space is one path.
+        assert_eq!(
+            parse("xferlog", "0 h 0 /pub/release notes.txt a _ o a guest ftp 0 * i"),
+            Some(Event::Command { user: Some("guest"), command: "fail download /pub/release notes.txt".into() })
+        );
+        assert_eq!(parse("xferlog", "0 h 0 /x b _ q r u ftp 0 * c"), None);
     }
 }

@@ -105,6 +105,10 @@ pub fn parse(line: &str) -> Option<Header<'_>> {
             return None;
         }
         time.year = Some(year.parse().ok()?);
+        if is_xferlog(rest) {
+            // The transfer log of wu-ftpd, vsftpd (xferlog_std_format) and ProFTPD.
+            return Some(Header { time, host: None, program: "xferlog", pid: None, message: rest });
+        }
         if let Some(after) = rest.strip_prefix("[pid ") {
             // vsftpd's own log file.
             let (pid, message) = after.split_once(']')?;
@@ -132,6 +136,14 @@ fn twisted(time: CivilTime, rest: &str) -> Header<'_> {
         .split_once("Transport,")
         .and_then(|(_, t)| parse_u32(t.split(',').next().unwrap_or("")));
     Header { time, host: None, program: "twistd", pid, message: rest }
+}
+
+/// After the ctime stamp, xferlog's `SECS HOST SIZE FILE TYPE ACTION DIRECTION MODE USER SERVICE
+/// AUTH AUTHID STATUS`: a number first, at least 13 fields, `c` or `i` last.
+fn is_xferlog(rest: &str) -> bool {
+    rest.as_bytes().first().is_some_and(u8::is_ascii_digit)
+        && (rest.ends_with(" c") || rest.ends_with(" i"))
+        && rest.split(' ').filter(|f| !f.is_empty()).count() >= 13
 }
 
 fn skip_pri(line: &str) -> &str {
@@ -663,5 +675,13 @@ mod tests {
         let h = parse("2025-02-19T22:48:41.710776+00:00 sonic auth.info inbandmgr#sshd[2566322]: Accepted password for admin from 2001:4860:f803:3fd::3 port 60924 ssh2").unwrap();
         assert_eq!((h.host, h.program, h.pid), (Some("sonic"), "sshd", Some(2_566_322)));
         assert_eq!(parse("Nov 24 10:00:00 host x#: m").unwrap().program, "x#");
+    }
+
+    #[test]
+    fn reads_xferlog() {
+        // Verbatim (common/testdata/unseen/xferlog).
+        let h = parse("Fri Mar 15 17:22:05 2024 0 10.10.14.119 6147 /var/www/metapress.htb/blog/wp-admin/js/application-passwords.js b _ o r metapress.htb ftp 0 * c").unwrap();
+        assert_eq!((h.time.year, h.time.day, h.program, h.pid), (Some(2024), 15, "xferlog", None));
+        assert!(h.message.starts_with("0 10.10.14.119 6147 /var/www/"), "{h:?}");
     }
 }
