@@ -354,3 +354,20 @@ fn ftp_transfer_log() {
     assert_eq!((stats.lines, stats.by_kind.ftp, stats.unknown_total()), (7, 7, 0));
     assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 7));
 }
+
+#[test]
+fn pure_ftpd() {
+    let (obs, stats) = analyze("pureftpd.log");
+    assert_eq!((stats.lines, stats.by_kind.ftp), (9, 8));
+    // syslogd's `last message repeated 4 times` does not say what it repeats: counted, not guessed.
+    assert_eq!(unknown(&stats), BTreeMap::from([("pure-ftpd", 1)]));
+    // `grep -c 'Authentication failed'` = 6; `grep -c 'is now logged in'` = 1.
+    assert_eq!((stats.failed_logins, stats.accepted_logins), (6, 1));
+    let s = of_kind(&obs, ObservationKind::Session);
+    // Two failures for root from 172.21.10.2, then user@test.com logs in: not root's failures.
+    assert_eq!(
+        (s.len(), s[0].user.as_deref(), s[0].source_ip, s[0].fingerprint.failed_logins),
+        (1, Some("user@test.com"), ip("172.21.10.2"), 0)
+    );
+    assert_eq!(source_of(&obs, "172.21.10.2"), vec![(2, 0, true)]);
+}

@@ -15,6 +15,7 @@ pub fn parse<'a>(program: &str, msg: &'a str) -> Option<Event<'a>> {
         "vsftpd" => vsftpd(msg),
         "proftpd" => proftpd(msg),
         "xferlog" => xferlog(msg),
+        "pure-ftpd" => pure_ftpd(msg),
         _ => ftpd(msg),
     }
 }
@@ -94,6 +95,33 @@ fn proftpd(msg: &str) -> Option<Event<'_>> {
         return Some(Event::Disconnected { ip, preauth: false });
     }
     Some(Event::Noise)
+}
+
+/// Pure-FTPd (NAS boxes, hosting panels): `(USER@HOST) [LEVEL] text`, USER `?` before the
+/// login: `(?@1.2.3.4) [WARNING] Authentication failed for user [root]`, `(?@1.2.3.4) [INFO]
+/// alice is now logged in`, `(?@1.2.3.4) [INFO] New connection from 1.2.3.4`.
+fn pure_ftpd(msg: &str) -> Option<Event<'_>> {
+    let rest = msg.strip_prefix('(')?;
+    let (who, rest) = split_once_str(rest, ") [")?;
+    let (_, host) = who.rsplit_once('@')?;
+    let (_level, text) = rest.split_once("] ")?;
+    let (ip, text) = (parse_ip(host), text.trim_end());
+    if let Some(user) = text.strip_prefix("Authentication failed for user [").and_then(|u| u.strip_suffix(']')) {
+        return Some(Event::AuthFailed {
+            user: Some(Cow::Borrowed(user)),
+            ip,
+            invalid_user: false,
+            count: 1,
+            tentative: false,
+        });
+    }
+    if let Some(user) = text.strip_suffix(" is now logged in") {
+        return Some(Event::Accepted { user: Cow::Borrowed(user), ip, method: AuthMethod::Password });
+    }
+    if text.starts_with("New connection from ") {
+        return ip.map(|ip| Event::Connected { ip });
+    }
+    None
 }
 
 /// One transfer of the xferlog (after its ctime stamp): `SECS HOST SIZE FILE TYPE ACTION
@@ -274,5 +302,35 @@ mod tests {
             Some(Event::Command { user: Some("guest"), command: "fail download /pub/release notes.txt".into() })
         );
         assert_eq!(parse("xferlog", "0 h 0 /x b _ q r u ftp 0 * c"), None);
+    }
+
+    #[test]
+    fn pure_ftpd_logins_and_failures() {
+        // Verbatim (common/testdata/unseen/pureftpd.log).
+        assert_eq!(
+            parse("pure-ftpd", "(?@60.211.252.98) [WARNING] Authentication failed for user [Administrador]"),
+            Some(Event::AuthFailed {
+                user: Some("Administrador".into()),
+                ip: ip("60.211.252.98"),
+                invalid_user: false,
+                count: 1,
+                tentative: false
+            })
+        );
+        assert_eq!(
+            parse("pure-ftpd", "(?@172.21.10.2) [INFO] user@test.com is now logged in"),
+            Some(Event::Accepted { user: "user@test.com".into(), ip: ip("172.21.10.2"), method: AuthMethod::Password })
+        );
+        assert_eq!(
+            parse("pure-ftpd", "(?@60.211.252.98) [INFO] New connection from 60.211.252.98"),
+            Some(Event::Connected { ip: "60.211.252.98".parse().unwrap() })
+        );
+        // A trailing space, as one syslog wrote it.
+        assert!(matches!(
+            parse("pure-ftpd", "(?@68.4.142.211) [WARNING] Authentication failed for user [streetr1] "),
+            Some(Event::AuthFailed { .. })
+        ));
+        // syslogd's "last message repeated" does not say what was repeated: unknown, counted.
+        assert_eq!(parse("pure-ftpd", "last message repeated 4 times"), None);
     }
 }
