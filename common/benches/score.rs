@@ -8,6 +8,8 @@ use bfp_common::{CompactModel, Fingerprint, Protocol};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const ARTIFACT: &[u8] = include_bytes!("../../models/artifacts/bfp-model.postcard");
+/// The agent's schema-2 artifact.
+const EDGE_ARTIFACT: &[u8] = include_bytes!("../../models/artifacts/bfp-edge-model.postcard");
 
 fn fingerprints() -> Vec<[f32; bfp_common::FEATURE_COUNT]> {
     // A spread of benign and hostile shapes so branch prediction cannot learn one path.
@@ -40,6 +42,28 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("decode_artifact", |b| b.iter(|| CompactModel::from_bytes(black_box(ARTIFACT)).unwrap()));
+    // Schema 2: the same fingerprints with varied novelty and source context.
+    let edge = CompactModel::from_bytes(EDGE_ARTIFACT).expect("edge artifact loads");
+    let rows2: Vec<[f32; bfp_common::features::FEATURE_COUNT]> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let i = i as u32;
+            let mut v = [0f32; bfp_common::features::FEATURE_COUNT];
+            v[..x.len()].copy_from_slice(x);
+            for (k, slot) in v[x.len()..].iter_mut().enumerate() {
+                *slot = ((i + k as u32) * 7 % 11) as f32 % 3.0;
+            }
+            v
+        })
+        .collect();
+    let mut j = 0;
+    group.bench_function("score_one_schema2", |b| {
+        b.iter(|| {
+            j = (j + 1) % rows2.len();
+            black_box(edge.score(black_box(&rows2[j])))
+        })
+    });
     group.finish();
 }
 

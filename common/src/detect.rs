@@ -10,8 +10,9 @@
 //!     let obs = Detector::alert_observation(&alert, utc_offset);   // report it like any other
 //! }
 //! for obs in analyzer.drain_ready() {
-//!     let verdict = model.score(&obs.fingerprint.features());
-//!     let j = detector.judge(&obs, &verdict);                   // learns if Normal
+//!     let a = detector.assess(&obs);                  // novelty + source context
+//!     let verdict = model.score(&a.features);         // schema 2 (features::vector)
+//!     let j = detector.judge_assessed(&obs, &verdict, a);       // learns if Normal
 //!     // j.suspicious, j.confidence, j.reasons (first) + the model's reasons
 //! }
 //! detector.save(state_path)?;                                    // now and then
