@@ -655,6 +655,11 @@ impl Analyzer {
                 self.stats.by_kind.cron += 1;
                 (Program::Cron, Some(Event::Noise))
             }
+            _ if !pam_tag && syslog::program_in_container(base).is_some() => {
+                // SONiC's "container#program" tags (only programs not matched above get here).
+                let inner = syslog::program_in_container(base).unwrap_or(base);
+                return self.dispatch(inner, pid, message, ts_ms, offset_secs);
+            }
             _ if pam_tag || message.starts_with("pam_") => {
                 // Other programs' PAM lines (systemd-user, chpasswd, gdm): known, no session of interest.
                 self.stats.by_kind.pam += 1;

@@ -344,16 +344,8 @@ fn tagged_colon(time: CivilTime, rest: &str, may_have_host: bool) -> Header<'_> 
 }
 
 /// `prog[pid]` → (`prog`, pid); `[prog]` → (`prog`, none); a tag without `[pid]` is all
-/// program. SONiC (and other container hosts) tag `container#prog[pid]`: the container is dropped.
+/// program. (SONiC's `container#prog` tags are kept whole here; see [`program_in_container`].)
 fn split_tag(tag: &str) -> (&str, Option<u32>) {
-    let (program, pid) = split_tag_raw(tag);
-    match memchr::memchr(b'#', program.as_bytes()) {
-        Some(i) if i + 1 < program.len() => (&program[i + 1..], pid),
-        _ => (program, pid),
-    }
-}
-
-fn split_tag_raw(tag: &str) -> (&str, Option<u32>) {
     if let Some(t) = tag.strip_suffix(']') {
         if let Some(program) = t.strip_prefix('[') {
             return (program, None);
@@ -364,6 +356,12 @@ fn split_tag_raw(tag: &str) -> (&str, Option<u32>) {
         }
     }
     (tag, None)
+}
+
+/// SONiC (and other container hosts) tag `container#prog[pid]`: the program is the part after
+/// the `#`, if there is one. Called for unknown programs only, off the hot path.
+pub fn program_in_container(program: &str) -> Option<&str> {
+    program.split_once('#').map(|(_, p)| p).filter(|p| !p.is_empty() && !p.contains('#'))
 }
 
 fn parse_u32(s: &str) -> Option<u32> {
@@ -673,8 +671,11 @@ mod tests {
     fn drops_sonic_container_prefixes() {
         // Verbatim SONiC lines (common/testdata/unseen/sonic-auth.log).
         let h = parse("2025-02-19T22:48:41.710776+00:00 sonic auth.info inbandmgr#sshd[2566322]: Accepted password for admin from 2001:4860:f803:3fd::3 port 60924 ssh2").unwrap();
-        assert_eq!((h.host, h.program, h.pid), (Some("sonic"), "sshd", Some(2_566_322)));
-        assert_eq!(parse("Nov 24 10:00:00 host x#: m").unwrap().program, "x#");
+        assert_eq!((h.host, h.program, h.pid), (Some("sonic"), "inbandmgr#sshd", Some(2_566_322)));
+        assert_eq!(program_in_container(h.program), Some("sshd"));
+        assert_eq!(program_in_container("x#"), None);
+        assert_eq!(program_in_container("sshd"), None);
+        assert_eq!(program_in_container("a#b#c"), None);
     }
 
     #[test]
