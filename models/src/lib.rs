@@ -6,7 +6,10 @@
 //! [`sim`] (labelled fingerprints) → [`train`] (smartcore random forest) →
 //! [`export`] (common's [`CompactModel`]) → [`eval`] (held-out populations,
 //! against the original approach and a fail2ban-style rule) → [`card`].
-//! `bfp-models train` runs it all.
+//! `bfp-models train` runs it all, and also builds the agent's schema-2
+//! model: [`timeline`] (device timelines rendered as syslog, read through
+//! common's analyzer and detectors) → [`edge`] (training, export to
+//! `models/artifacts/bfp-edge-model.postcard`, comparison, card section).
 
 pub mod card;
 pub mod edge;
