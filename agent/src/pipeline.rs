@@ -165,6 +165,7 @@ pub fn record(obs: &Observation, log: &str, scorer: &Scorer, scored: Scored) -> 
 /// verdict (their reasons first when they do, after the model's otherwise)
 /// and learn it if Normal.
 pub fn judged_record(obs: &Observation, log: &str, scorer: &Scorer, detector: &mut Detector) -> Record {
+    detector.set_session_rules(scorer.session_rules());
     let assessment = detector.assess(obs);
     let scored = scorer.score(&obs.fingerprint, &assessment);
     let verdict = scored.verdict;

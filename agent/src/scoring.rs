@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bfp_common::detect::Assessment;
+use bfp_common::detect::{Assessment, SessionRules};
 use bfp_common::{features, CompactModel, Fingerprint, Verdict};
 
 use crate::error::{Error, Result};
@@ -71,6 +71,17 @@ impl Scorer {
     /// The feature schema of the loaded model (2, or 1 for the fallback).
     pub fn schema(&self) -> u16 {
         self.model.schema_version
+    }
+
+    /// The session rules that go on top of this model: only the
+    /// account-churn rule for a schema-2 model (it sees the rest as
+    /// features), all of them for a schema-1 model (see docs/detection.md).
+    pub fn session_rules(&self) -> SessionRules {
+        if self.model.schema_version == features::SCHEMA_VERSION {
+            SessionRules::AccountChurn
+        } else {
+            SessionRules::All
+        }
     }
 
     /// The model's version string.

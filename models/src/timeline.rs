@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind};
 use bfp_common::campaign::{AuthAttempt, ThresholdRule};
-use bfp_common::detect::{Assessment, DetectConfig, Detector};
+use bfp_common::detect::{Assessment, DetectConfig, Detector, SessionRules};
 use bfp_common::features;
 use bfp_common::parse::syslog::format_utc;
 use bfp_common::{Fingerprint, Verdict};
@@ -658,11 +658,11 @@ fn class_of(device: &Device, obs: &Observation) -> Class {
 /// Reads a device's log as the agent does (analyzer → attempts to the
 /// detectors → each observation assessed, decided, judged, learnt if
 /// Normal), with `decide` giving the verdict from the observation, its
-/// label and its assessment. With `session_rules`, the detectors may raise
-/// a session's verdict as today's agent lets them.
+/// label and its assessment; `session_rules` say which rules may raise a
+/// session's verdict on top.
 pub fn run(
     device: &Device,
-    session_rules: bool,
+    session_rules: SessionRules,
     decide: &mut dyn FnMut(&Observation, bool, &Assessment) -> Verdict,
 ) -> Vec<Row> {
     let config = AnalyzerConfig { reference_time: Some(device.end + 60), ..AnalyzerConfig::default() };
@@ -675,7 +675,7 @@ pub fn run_with(
     device: &Device,
     config: AnalyzerConfig,
     format: LogFormat,
-    session_rules: bool,
+    session_rules: SessionRules,
     decide: &mut dyn FnMut(&Observation, bool, &Assessment) -> Verdict,
 ) -> Vec<Row> {
     let mut analyzer = Analyzer::new(config);
@@ -745,7 +745,7 @@ pub fn run_with(
 /// baselines learn exactly the benign sessions (an agent whose model never
 /// errs; see the card's caveats), and no rule is layered on top.
 pub fn labelled_run(device: &Device) -> Vec<Row> {
-    run(device, false, &mut |_, label, _| Verdict::flat(label, 1.0, features::FEATURE_COUNT))
+    run(device, SessionRules::Off, &mut |_, label, _| Verdict::flat(label, 1.0, features::FEATURE_COUNT))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! builds from the device timelines, and gives smartcore's labels and vote
 //! shares on every held-out row.
 
+use bfp_common::detect::SessionRules;
 use bfp_common::features;
 use bfp_models::edge;
 use bfp_models::timeline::{self, TimelineConfig};
@@ -22,7 +23,7 @@ fn the_edge_artifact_is_the_trained_model_and_matches_smartcore_exactly() {
     assert_eq!(edge::disagreements(&built.forest, &built.model, &x).unwrap(), 0);
     // ...and of a run with the model itself in the loop (what the agent sees).
     let model = &built.model;
-    let rows = timeline::run(&built.eval_devices[0], false, &mut |_, _, a| model.score(&a.features));
+    let rows = timeline::run(&built.eval_devices[0], SessionRules::Off, &mut |_, _, a| model.score(&a.features));
     let (x, _) = edge::xy(&rows);
     assert_eq!(edge::disagreements(&built.forest, &built.model, &x).unwrap(), 0);
 }
