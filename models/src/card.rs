@@ -187,6 +187,12 @@ pub fn regenerate(
         real: &real,
     });
     if !edge_section.is_empty() {
+        let note = "Two models: the collector's (feature schema 1, the six seed features of `/api/predict` plus \
+                    risky commands), described from the summary on, and the agent's (feature schema 2), in the \
+                    last section, \"Schema 2\".\n\n";
+        if let Some(at) = text.find("## Summary") {
+            text.insert_str(at, note);
+        }
         text.push('\n');
         text.push_str(&edge_section);
     }
