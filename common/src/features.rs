@@ -39,6 +39,9 @@ pub const CONTEXT_FEATURE_NAMES: [&str; CONTEXT_FEATURE_COUNT] = [
 /// Features of schema 2.
 pub const FEATURE_COUNT: usize = fingerprint::FEATURE_COUNT + NOVELTY_FEATURE_COUNT + CONTEXT_FEATURE_COUNT;
 
+// A verdict keeps its contributions in a fixed array of MAX_FEATURES.
+const _: () = assert!(FEATURE_COUNT <= crate::model::MAX_FEATURES);
+
 /// Index of the first novelty feature.
 pub const NOVELTY_START: usize = fingerprint::FEATURE_COUNT;
 /// Index of the first source-context feature.
@@ -173,7 +176,6 @@ mod tests {
             .copied()
             .collect();
         assert_eq!(concat, FEATURE_NAMES);
-        assert!(FEATURE_COUNT <= crate::model::MAX_FEATURES);
         assert_eq!(schema_names(1).unwrap().len(), 7);
         assert_eq!(schema_names(2).unwrap().len(), FEATURE_COUNT);
         assert!(schema_names(3).is_none());

@@ -786,8 +786,7 @@ mod tests {
         // The oracle run learns the benign users: a known user from home is not novel.
         let late_office = rows
             .iter()
-            .filter(|r| r.class == Class::OfficeWorker && r.kind == ObservationKind::Session)
-            .next_back()
+            .rfind(|r| r.class == Class::OfficeWorker && r.kind == ObservationKind::Session)
             .expect("office sessions");
         let never_seen = features::NOVELTY_START;
         assert_eq!(late_office.features[never_seen], 0.0);
