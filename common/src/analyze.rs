@@ -287,6 +287,9 @@ impl ParseStats {
 
 /// At most this many distinct programs are named in `unknown`; the rest are `<other>`.
 const MAX_UNKNOWN_PROGRAMS: usize = 64;
+/// Most repeats one "last message repeated N times" line expands to: a bound
+/// on the work one line can cause.
+const MAX_REPEATS: u32 = 10_000;
 /// A disconnected session waits this long for its PAM close line before it is closed.
 const CLOSE_GRACE_MS: i64 = 60_000;
 /// Housekeeping runs when log time has moved on by this much.
@@ -376,6 +379,9 @@ pub struct Analyzer {
     pidless: u64,
     /// Authentication attempts for the campaign detectors, when recorded.
     attempts: Option<Vec<AuthAttempt>>,
+    /// The last syslog line, for syslogd's "last message repeated N times"
+    /// (reused: no allocation per line once it has grown).
+    last_syslog: String,
 }
 
 impl Analyzer {
@@ -398,6 +404,7 @@ impl Analyzer {
             ready: Vec::new(),
             pidless: 0,
             attempts: None,
+            last_syslog: String::new(),
         }
     }
 
@@ -561,6 +568,32 @@ impl Analyzer {
 
     fn feed_syslog(&mut self, line: &str) {
         let Some(h) = syslog::parse(line) else { return self.unknown("<no header>") };
+        if let Some(times) = syslog::repeated_times(&h) {
+            return self.replay_last_syslog(h.program, times);
+        }
+        self.last_syslog.clear();
+        self.last_syslog.push_str(line);
+        self.dispatch_syslog(&h);
+    }
+
+    /// sysklogd, macOS and some BusyBox builds fold identical lines into
+    /// "last message repeated N times": the previous line counts N more times
+    /// (a brute force would otherwise lose most of its failures). Only when
+    /// that line came from the same program, if the repeat names one.
+    fn replay_last_syslog(&mut self, program: &str, times: u32) {
+        let last = std::mem::take(&mut self.last_syslog);
+        match syslog::parse(&last) {
+            Some(h) if program.is_empty() || h.program == program => {
+                for _ in 0..times.min(MAX_REPEATS) {
+                    self.dispatch_syslog(&h);
+                }
+            }
+            _ => self.unknown(if program.is_empty() { "<repeat of nothing known>" } else { program }),
+        }
+        self.last_syslog = last;
+    }
+
+    fn dispatch_syslog(&mut self, h: &syslog::Header<'_>) {
         let year = match h.time.year {
             Some(y) => y,
             None => self.years.year_for(h.time.month, h.time.day),
@@ -1199,6 +1232,29 @@ mod tests {
         assert_eq!(LogFormat::detect(b""), LogFormat::Syslog);
         assert_eq!(LogFormat::from_name("WTMP").unwrap(), LogFormat::Utmp);
         assert!(LogFormat::from_name("xml").unwrap_err().to_string().contains("format"));
+    }
+
+    #[test]
+    fn last_message_repeated_counts_the_previous_line_again_from_the_same_program() {
+        let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(86_400 * 30), ..AnalyzerConfig::default() });
+        // A repeat before any line repeats nothing known.
+        a.feed_line("Jan  2 00:00:00 h last message repeated 2 times", LogFormat::Syslog);
+        assert_eq!(a.stats().failed_logins, 0);
+        a.feed_line(
+            "Jan  2 00:00:01 h sshd[9]: Failed password for root from 203.0.113.4 port 1 ssh2",
+            LogFormat::Syslog,
+        );
+        a.feed_line("Jan  2 00:00:31 h last message repeated 4 times", LogFormat::Syslog);
+        assert_eq!(a.stats().failed_logins, 5);
+        a.feed_line("Jan  2 00:00:40 h sshd[9]: last message repeated 1 time", LogFormat::Syslog);
+        assert_eq!(a.stats().failed_logins, 6);
+        // Another program's repeat does not repeat sshd's line.
+        a.feed_line("Jan  2 00:00:50 h sudo: last message repeated 3 times", LogFormat::Syslog);
+        assert_eq!(a.stats().failed_logins, 6);
+        assert_eq!(a.stats().unknown.get("<repeat of nothing known>"), Some(&1));
+        assert_eq!(a.stats().unknown.get("sudo"), Some(&1));
+        let source = a.finish().into_iter().find(|o| o.kind == ObservationKind::Source).expect("a source window");
+        assert_eq!(source.fingerprint.failed_logins, 6);
     }
 
     #[test]

@@ -358,11 +358,13 @@ fn ftp_transfer_log() {
 #[test]
 fn pure_ftpd() {
     let (obs, stats) = analyze("pureftpd.log");
-    assert_eq!((stats.lines, stats.by_kind.ftp), (9, 8));
-    // syslogd's `last message repeated 4 times` does not say what it repeats: counted, not guessed.
-    assert_eq!(unknown(&stats), BTreeMap::from([("pure-ftpd", 1)]));
-    // `grep -c 'Authentication failed'` = 6; `grep -c 'is now logged in'` = 1.
-    assert_eq!((stats.failed_logins, stats.accepted_logins), (6, 1));
+    // syslogd's `pure-ftpd: last message repeated 4 times` repeats the line
+    // before it (Administrador's failure): 8 lines + 4 repeats of FTP messages.
+    assert_eq!((stats.lines, stats.by_kind.ftp), (9, 12));
+    assert_eq!(unknown(&stats), BTreeMap::new());
+    // `grep -c 'Authentication failed'` = 6, plus the 4 repeats; `grep -c 'is now logged in'` = 1.
+    assert_eq!((stats.failed_logins, stats.accepted_logins), (10, 1));
+    assert_eq!(source_of(&obs, "60.211.252.98").iter().map(|s| s.0).sum::<u32>(), 5);
     let s = of_kind(&obs, ObservationKind::Session);
     // Two failures for root from 172.21.10.2, then user@test.com logs in: not root's failures.
     assert_eq!(

@@ -330,7 +330,8 @@ mod tests {
             parse("pure-ftpd", "(?@68.4.142.211) [WARNING] Authentication failed for user [streetr1] "),
             Some(Event::AuthFailed { .. })
         ));
-        // syslogd's "last message repeated" does not say what was repeated: unknown, counted.
+        // syslogd's "last message repeated" is not Pure-FTPd's own message: the
+        // analyzer repeats the line before it (analyze.rs, replay_last_syslog).
         assert_eq!(parse("pure-ftpd", "last message repeated 4 times"), None);
     }
 }

@@ -488,6 +488,29 @@ pub fn format_utc(secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// `N` of syslogd's "last message repeated N times" (sysklogd, BusyBox;
+/// macOS wraps it in `--- ... ---`), or `None` for any other line. Untagged,
+/// [`parse`] may leave the host name in front of it.
+pub fn repeated_times(h: &Header<'_>) -> Option<u32> {
+    const REPEATED: &str = "last message repeated ";
+    // Cheap test first: this runs on every line.
+    if !(h.program.is_empty() || h.message.starts_with(REPEATED) || h.message.starts_with("--- ")) {
+        return None;
+    }
+    let text = h.message.trim();
+    let at = memchr::memmem::find(text.as_bytes(), REPEATED.as_bytes())?;
+    let before = text[..at].trim_end();
+    let before = before.strip_suffix("---").unwrap_or(before).trim_end();
+    // Nothing, or a lone host name, may come before it.
+    if before.contains(' ') || before.contains(':') {
+        return None;
+    }
+    let text = &text[at..];
+    let text = text.strip_suffix(" ---").unwrap_or(text);
+    let (count, unit) = text.strip_prefix(REPEATED)?.split_once(' ')?;
+    matches!(unit, "times" | "time").then(|| count.parse().ok()).flatten()
+}
+
 /// Gives year-less timestamps a year (see the module doc).
 #[derive(Debug, Clone)]
 pub struct YearResolver {
@@ -574,6 +597,24 @@ mod tests {
     fn reads_vsftpd_own_log() {
         let h = parse(r#"Mon Mar 23 10:00:01 2026 [pid 3301] [alice] OK LOGIN: Client "203.0.113.9""#).unwrap();
         assert_eq!((h.program, h.pid, h.message), ("vsftpd", Some(3301), r#"[alice] OK LOGIN: Client "203.0.113.9""#));
+    }
+
+    #[test]
+    fn repeat_lines_give_their_count_and_nothing_else_does() {
+        let times = |line: &str| repeated_times(&parse(line).unwrap());
+        assert_eq!(times("Mar 27 13:06:56 host last message repeated 3 times"), Some(3));
+        assert_eq!(times("Mar 27 13:06:56 host pure-ftpd: last message repeated 4 times"), Some(4));
+        assert_eq!(times("Mar 27 13:06:56 host sshd[9]: last message repeated 1 time"), Some(1));
+        assert_eq!(times("Mar 27 13:06:56 host --- last message repeated 2 times ---"), Some(2));
+        // rsyslog's own form names what it repeats: sshd's parser reads it.
+        assert_eq!(
+            times("Mar 27 13:06:56 host sshd[9]: message repeated 5 times: [ Failed password for root from 192.0.2.1 port 1 ssh2]"),
+            None
+        );
+        assert_eq!(times("Mar 27 13:06:56 host last message repeated many times"), None);
+        assert_eq!(times("Mar 27 13:06:56 host last message repeated 99999999999 times"), None);
+        assert_eq!(times("Mar 27 13:06:56 host last message repeated 4 timesx"), None);
+        assert_eq!(times("Mar 27 13:06:56 host su: user said last message repeated 3 times"), None);
     }
 
     #[test]
