@@ -1020,7 +1020,14 @@ fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
         let f = CounterFilter { source: q.source, device: q.device.as_deref(), suspicious: q.suspicious };
         (totals(&tx, &f)?.total(), 0, i64::MAX)
     };
-    let after = q.after_id.unwrap_or(0).max(lo - 1);
+    let mut after = q.after_id.unwrap_or(0).max(lo - 1);
+    if let Some(f) = insights::BlockFilter::of(q).filter(|f| f.source.is_some() || f.suspicious.is_some()) {
+        // Nothing matches before the first block that holds a match.
+        after = match insights::first_possible_id(&tx, after.saturating_add(1), hi, f)? {
+            Some(first) => first - 1,
+            None => hi,
+        };
+    }
     let mut bind: Vec<rusqlite::types::Value> = vec![after.into(), hi.into()];
     bind.append(&mut args);
     bind.push(i64::from(q.limit).into());

@@ -93,7 +93,9 @@ echo "stored rows: $rows; database: $(du -sh "$WORK" | cut -f1)"
 # One client on a kept-alive connection: the latency one dashboard user sees.
 for path in "/api/analytics" "/api/results?limit=100" "/api/results?limit=100&after_id=$((rows / 2))" \
   "/api/results?limit=100&source=single" "/api/results?limit=100&prediction=Suspicious" \
-  "/api/results?limit=100&prediction=Normal"; do
+  "/api/results?limit=100&prediction=Normal" \
+  "/api/results?limit=100&min_id=1000&max_id=$((rows * 3 / 4))&prediction=Normal" \
+  "/api/results?limit=100&from=2000-01-01%2000:00:00&source=csv&prediction=Suspicious"; do
   section "GET $path with $rows rows, 1 connection, 5s"
   load -t1 -c1 -d5s --latency "$URL$path" | grep -E '50%|90%|99%|Requests/sec|CPU per'
 done
