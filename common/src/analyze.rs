@@ -306,6 +306,8 @@ struct Conn {
     pam_pending: u32,
     /// Of those, how many had no address yet (rhost was a host name).
     pam_unsourced: u32,
+    /// Failure lines of any kind seen for this connection.
+    failure_lines: u32,
     last_ms: i64,
 }
 
@@ -755,6 +757,7 @@ impl Analyzer {
             user: None,
             invalid: false,
             pam_pending: 0,
+            failure_lines: 0,
             pam_unsourced: 0,
             last_ms: ts_ms,
         });
@@ -852,6 +855,16 @@ impl Analyzer {
                 }
             }
             Event::SessionClosed { user, duration_secs } => self.on_close(&ctx, user.as_deref(), duration_secs),
+            Event::TooManyFailures { user, ip, invalid_user } => {
+                // Failures sshd logged for this connection were counted as they
+                // came; when it logged none (keys or `none` tried), the
+                // connection still failed: one failure stands for the lot.
+                let logged = ctx.key.and_then(|k| self.conns.get(&k)).is_some_and(|c| c.failure_lines > 0);
+                if !logged {
+                    self.on_failure(&ctx, user.as_deref(), ip, invalid_user, 1, Attempt::Failed);
+                }
+                self.apply(ctx, Event::Disconnected { ip, preauth: true });
+            }
             Event::Disconnected { ip, preauth } => {
                 let conn = ctx.key.and_then(|k| self.conns.remove(&k));
                 if let (None, Some(ip)) = (&conn, ip) {
@@ -911,6 +924,7 @@ impl Analyzer {
         let mut late_sourced = 0;
         if let Some(k) = ctx.key {
             let c = self.conn(k, ctx.ts_ms);
+            c.failure_lines = c.failure_lines.saturating_add(1);
             if ip.is_none() {
                 ip = c.ip;
             } else {

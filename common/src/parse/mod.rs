@@ -120,6 +120,18 @@ pub enum Event<'a> {
         /// Length the log itself reports, in seconds (Cowrie).
         duration_secs: Option<f64>,
     },
+    /// sshd gave up on the connection after MaxAuthTries failures ("maximum
+    /// authentication attempts exceeded"), which also ends it. sshd logs each
+    /// failure before this line, except attempts it does not log at the
+    /// default level (keys, `none`): then this line is the only trace.
+    TooManyFailures {
+        /// User name tried.
+        user: Option<Cow<'a, str>>,
+        /// Remote address.
+        ip: Option<IpAddr>,
+        /// The user does not exist on the system.
+        invalid_user: bool,
+    },
     /// The connection of this process ended.
     Disconnected {
         /// Remote address, if the line says.

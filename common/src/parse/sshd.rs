@@ -100,7 +100,14 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
                 return Some(Event::Noise);
             }
         }
-        b'm' => {
+        b'm' | b'M' => {
+            // Without "error: " (some builds and relays), capitalised by others.
+            if let Some(rest) = msg
+                .strip_prefix("maximum authentication attempts exceeded for ")
+                .or_else(|| msg.strip_prefix("Maximum authentication attempts exceeded for "))
+            {
+                return too_many_failures(rest);
+            }
             // "message repeated 5 times: [ Failed password for root from ...]"
             if let Some(rest) = msg.strip_prefix("message repeated ") {
                 let (n, rest) = word(rest);
@@ -123,9 +130,7 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
         b'e' => {
             // "error: maximum authentication attempts exceeded for [invalid user] X from IP port N ssh2 [preauth]"
             if let Some(rest) = msg.strip_prefix("error: maximum authentication attempts exceeded for ") {
-                let (_, rest) = rsplit_once_str(rest, " from ")?;
-                let (ip, _) = word(rest);
-                return Some(Event::Disconnected { ip: parse_ip(ip), preauth: true });
+                return too_many_failures(rest);
             }
             if let Some(rest) = msg.strip_prefix("error: Received disconnect from ") {
                 let (ip, _) = rest.split_once([' ', ':']).map_or((rest, ""), |x| x);
@@ -263,6 +268,22 @@ fn failed(rest: &str, count: u32) -> Option<Event<'_>> {
         return Some(Event::KeyRejected { user, ip, invalid_user, count });
     }
     Some(Event::AuthFailed { user, ip, invalid_user, count, tentative: false })
+}
+
+/// `[invalid user ]X from IP port N ssh2 [preauth]` after "maximum authentication
+/// attempts exceeded for ".
+fn too_many_failures(rest: &str) -> Option<Event<'_>> {
+    let (who, rest) = rsplit_once_str(rest, " from ")?;
+    let (ip, _) = word(rest);
+    let (user, invalid_user) = match who.strip_prefix("invalid user ") {
+        Some(user) => (user, true),
+        None => (who, false),
+    };
+    Some(Event::TooManyFailures {
+        user: (!user.is_empty()).then_some(Cow::Borrowed(user)),
+        ip: parse_ip(ip),
+        invalid_user,
+    })
 }
 
 /// After "error: PAM: ": `Authentication failure for [illegal user ]X from HOST[ via ADDR]`,
@@ -422,7 +443,35 @@ mod tests {
             parse(
                 "error: maximum authentication attempts exceeded for invalid user x from 1.2.3.4 port 5 ssh2 [preauth]"
             ),
-            Some(d("1.2.3.4", true))
+            Some(Event::TooManyFailures {
+                user: Some("x".into()),
+                ip: Some("1.2.3.4".parse().unwrap()),
+                invalid_user: true
+            })
+        );
+        // Seen without the "error: " prefix and capitalised in other tools' test logs.
+        for line in [
+            "maximum authentication attempts exceeded for root from 1.2.3.4 port 22 ssh2 [preauth]",
+            "Maximum authentication attempts exceeded for root from 1.2.3.4 port 41240 ssh2 [preauth]",
+        ] {
+            assert_eq!(
+                parse(line),
+                Some(Event::TooManyFailures {
+                    user: Some("root".into()),
+                    ip: Some("1.2.3.4".parse().unwrap()),
+                    invalid_user: false
+                }),
+                "{line}"
+            );
+        }
+        // elastic auth.log, line 86: no failure of this connection was logged before it.
+        assert_eq!(
+            parse("error: maximum authentication attempts exceeded for root from 122.176.37.221 port 37107 ssh2 [preauth]"),
+            Some(Event::TooManyFailures {
+                user: Some("root".into()),
+                ip: Some("122.176.37.221".parse().unwrap()),
+                invalid_user: false
+            })
         );
         assert_eq!(
             parse("Did not receive identification string from 5.6.7.8 port 9"),
