@@ -172,9 +172,14 @@ pub fn judged_record(obs: &Observation, log: &str, scorer: &Scorer, detector: &m
     let mut r = record(obs, log, scorer, scored);
     let j = detector.judge_assessed(obs, &verdict, assessment);
     if j.escalated {
-        // The detectors decided: their reasons lead.
+        // The detectors decided: their reasons lead. The model's own reasons
+        // explained a Normal verdict ("0 failed logins ..."): beside a
+        // Suspicious one they would contradict it, so they go.
         r.prediction = "Suspicious".to_string();
         r.confidence = j.confidence;
+        if !verdict.suspicious {
+            r.reasons.clear();
+        }
         r.reasons.splice(0..0, j.reasons);
     } else {
         // The model decided; what is new for this user is context after it.

@@ -99,6 +99,7 @@ impl Scorer {
                 fp,
                 assessment.novelty.as_ref(),
                 &assessment.context,
+                assessment.window,
                 &verdict,
                 MAX_REASONS,
             );
@@ -116,7 +117,7 @@ mod tests {
 
     fn assessment(fp: &Fingerprint) -> Assessment {
         let context = features::SourceContext::default();
-        Assessment { novelty: None, context, features: features::vector(fp, None, &context) }
+        Assessment { novelty: None, context, features: features::vector(fp, None, &context), window: false }
     }
 
     #[test]

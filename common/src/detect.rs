@@ -81,6 +81,9 @@ pub struct Assessment {
     pub context: SourceContext,
     /// The schema-2 feature vector.
     pub features: [f32; features::FEATURE_COUNT],
+    /// A source or device window rather than a session: its duration and
+    /// failures are the window's (reasons word them so).
+    pub window: bool,
 }
 
 /// Which session-level rules may raise a session's verdict (source- and
@@ -228,7 +231,7 @@ impl Detector {
             },
         };
         let features = features::vector(&obs.fingerprint, novelty.as_ref(), &context);
-        Assessment { novelty, context, features }
+        Assessment { novelty, context, features, window: obs.kind != ObservationKind::Session }
     }
 
     /// Which session-level rules may raise a session's verdict. All by

@@ -77,18 +77,30 @@ pub fn describe(fp: &Fingerprint, feature: usize) -> String {
 /// as [`reasons`], with the novelty and source-context features in words.
 /// Novelty features of an observation without a user (a source or device
 /// window, where they are all 0) say nothing and are skipped.
+///
+/// For a Suspicious verdict, features that show something (failures, a new
+/// network, a risky command) come before those that only show an absence
+/// or an unknown ("ran no commands", "the device has no history yet"), which
+/// the forest may weigh but an operator cannot act on; the latter only fill
+/// up to `max`.
 pub fn reasons_schema2(
     fp: &Fingerprint,
     novelty: Option<&Novelty>,
     context: &SourceContext,
+    window: bool,
     verdict: &Verdict,
     max: usize,
 ) -> Vec<String> {
-    let mut out: Vec<String> = verdict
+    let mut ranked: Vec<(bool, String)> = verdict
         .top_features(verdict.contributions().len())
-        .filter_map(|(feature, _)| describe_schema2(fp, novelty, context, feature))
-        .take(max)
+        .filter_map(|(feature, _)| {
+            let words = describe_schema2(fp, novelty, context, window, feature)?;
+            Some((verdict.suspicious && !shows_something(fp, novelty, context, feature), words))
+        })
         .collect();
+    // Stable: within each group, strongest first.
+    ranked.sort_by_key(|(absence, _)| *absence);
+    let mut out: Vec<String> = ranked.into_iter().map(|(_, words)| words).take(max).collect();
     if out.is_empty() && max > 0 {
         out.push("no single feature stood out".to_string());
     }
@@ -96,13 +108,28 @@ pub fn reasons_schema2(
 }
 
 /// One schema-2 feature in words; `None` for a novelty feature of an
-/// observation without a user.
+/// observation without a user. For a source or device `window` the seed
+/// features speak of the window, not of a session.
 pub fn describe_schema2(
     fp: &Fingerprint,
     novelty: Option<&Novelty>,
     c: &SourceContext,
+    window: bool,
     feature: usize,
 ) -> Option<String> {
+    if window {
+        match feature {
+            0 => return Some(format!("activity starting at {:02}:00", fp.login_hour)),
+            1 => return Some(format!("activity over {} min", number(fp.session_duration_min))),
+            3 => {
+                return Some(match fp.failed_logins {
+                    1 => "1 failed login in this window".to_string(),
+                    n => format!("{n} failed logins in this window"),
+                })
+            }
+            _ => {}
+        }
+    }
     if feature < NOVELTY_START {
         return Some(describe(fp, feature));
     }
@@ -187,6 +214,49 @@ pub fn describe_schema2(
     }
 }
 
+/// Whether schema-2 `feature` shows something present (a count above zero, a
+/// flag that is set, a known hostile value) rather than an absence or an
+/// unknown. Login hour and session length are always circumstances.
+fn shows_something(fp: &Fingerprint, novelty: Option<&Novelty>, c: &SourceContext, feature: usize) -> bool {
+    if feature < NOVELTY_START {
+        return match feature {
+            1 => !(2.0..=240.0).contains(&fp.session_duration_min),
+            2 => fp.commands > 0,
+            3 => fp.failed_logins > 0,
+            4 => fp.protocol == Protocol::Tor,
+            5 => fp.typing_speed_wpm.is_some_and(|w| w > MACHINE_TYPING_WPM),
+            6 => fp.risky_commands.is_some_and(|r| r > 0),
+            _ => false,
+        };
+    }
+    if feature < CONTEXT_START {
+        let Some(n) = novelty else { return false };
+        return match feature - NOVELTY_START {
+            0 => n.never_seen_user,
+            1 => n.rare_hour_for_user,
+            2 => n.new_network_for_user,
+            3 => n.new_protocol_for_user,
+            4 => n.unusual_session_length,
+            5 => n.unusual_command_cadence,
+            6 => n.new_commands > 0,
+            7 => n.first_risky_command,
+            8 => n.failure_spike,
+            9 => n.login_spike,
+            _ => n.network_churn,
+        };
+    }
+    match feature - CONTEXT_START {
+        0 => c.failures_last_hour > 0,
+        1 => c.failures_last_day > 0,
+        2 => c.failure_hours > 0,
+        3 => c.users_tried > 0,
+        4 => c.device_failing_sources > 0,
+        5 => c.in_campaign,
+        6 => c.known_users_from_network == Some(0),
+        _ => false,
+    }
+}
+
 /// `5` rather than `5.0`, `2.5` rather than `2.5000`.
 fn number(x: f32) -> String {
     if x.fract() == 0.0 && x.abs() < 1e9 {
@@ -253,12 +323,34 @@ mod tests {
         let n = Novelty { new_network_for_user: true, device_has_history: true, ..Novelty::default() };
         let ctx = SourceContext { users_tried: 4, ..SourceContext::default() };
         assert_eq!(
-            reasons_schema2(&fp(), Some(&n), &ctx, &v, 3),
+            reasons_schema2(&fp(), Some(&n), &ctx, false, &v, 3),
             vec!["from a network new to this user", "this address tried 4 user names", "a user this device knows"]
         );
-        assert_eq!(reasons_schema2(&fp(), None, &ctx, &v, 3), vec!["this address tried 4 user names"]);
+        assert_eq!(reasons_schema2(&fp(), None, &ctx, false, &v, 3), vec!["this address tried 4 user names"]);
+        // A source window: the forest weighed the missing history and the
+        // missing commands most, but the failures are what an operator acts on.
+        let mut window = fp();
+        window.commands = 0;
+        let mut c = [0f32; crate::features::FEATURE_COUNT];
+        c[CONTEXT_START + 6] = 0.3; // known users from the network: unknown
+        c[2] = 0.2; // no commands
+        c[CONTEXT_START + 1] = 0.1; // failures in the last day
+        let ctx = SourceContext { failures_last_day: 7, known_users_from_network: None, ..SourceContext::default() };
+        let suspicious = Verdict::with_contributions(true, 0.9, &c);
+        assert_eq!(
+            reasons_schema2(&window, None, &ctx, true, &suspicious, 2),
+            vec!["7 failed logins from this address in the last day", "the device has no history yet"]
+        );
+        // A Normal verdict keeps the forest's order: absences are its evidence.
+        let normal = Verdict::with_contributions(false, 0.9, &c.map(|x| -x));
+        assert_eq!(reasons_schema2(&window, None, &ctx, true, &normal, 1), vec!["the device has no history yet"]);
+        // A window's length and failures are the window's, not a session's.
+        window.failed_logins = 12;
+        assert_eq!(describe_schema2(&window, None, &ctx, true, 3).unwrap(), "12 failed logins in this window");
+        assert_eq!(describe_schema2(&window, None, &ctx, true, 1).unwrap(), "activity over 5 min");
+        assert_eq!(describe_schema2(&window, None, &ctx, false, 3).unwrap(), "12 failed logins before this session");
         let flat = Verdict::flat(false, 0.9, crate::features::FEATURE_COUNT);
-        assert_eq!(reasons_schema2(&fp(), None, &ctx, &flat, 3), vec!["no single feature stood out"]);
+        assert_eq!(reasons_schema2(&fp(), None, &ctx, false, &flat, 3), vec!["no single feature stood out"]);
     }
 
     #[test]
