@@ -1186,7 +1186,7 @@ mod tests {
         assert_eq!(store.totals().await.unwrap(), Totals::default());
 
         // Chunks of 250 rows: a full multi-row group plus a remainder each.
-        assert!(CSV_CHUNK < 250 && 250 % CSV_CHUNK != 0);
+        const { assert!(CSV_CHUNK < 250 && 250 % CSV_CHUNK != 0) };
         let (sender, committed) = store.begin_csv(Arc::from("m1")).await.unwrap();
         let feeder = std::thread::spawn(move || {
             for chunk in 0..4 {
