@@ -18,29 +18,17 @@
 
 mod support;
 
-use support::data_dir;
+use support::{analyze_file, data_dir, REFERENCE};
 
 use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind, ParseStats};
 use bfp_common::Protocol;
-
-/// 2026-11-25 00:00 UTC: year-less dates are read as the year before it.
-const REFERENCE: i64 = 1_795_564_800;
 
 fn config() -> AnalyzerConfig {
     AnalyzerConfig { reference_time: Some(REFERENCE), ..AnalyzerConfig::default() }
 }
 
 fn analyze_with(rel: &str, config: AnalyzerConfig) -> (Vec<Observation>, ParseStats) {
-    let bytes = std::fs::read(data_dir().join("real").join(rel)).unwrap();
-    let format = LogFormat::detect(&bytes);
-    let mut a = Analyzer::new(config);
-    let mut out = Vec::new();
-    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        a.feed_line(&String::from_utf8_lossy(line), format);
-        out.extend(a.drain_ready());
-    }
-    out.extend(a.finish());
-    (out, a.stats().clone())
+    analyze_file(&data_dir().join("real").join(rel), config)
 }
 
 fn analyze(rel: &str) -> (Vec<Observation>, ParseStats) {

@@ -20,23 +20,15 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind, ParseStats};
+use bfp_common::analyze::{AnalyzerConfig, Observation, ObservationKind, ParseStats};
 
-/// 2026-11-25 00:00 UTC: year-less dates are read as the year before it.
-const REFERENCE: i64 = 1_795_564_800;
+mod support;
+
+use support::{analyze_file, REFERENCE};
 
 fn analyze(name: &str) -> (Vec<Observation>, ParseStats) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/unseen").join(name);
-    let bytes = std::fs::read(&path).unwrap();
-    let format = LogFormat::detect(&bytes);
-    let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(REFERENCE), ..AnalyzerConfig::default() });
-    let mut out = Vec::new();
-    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        a.feed_line(&String::from_utf8_lossy(line), format);
-        out.extend(a.drain_ready());
-    }
-    out.extend(a.finish());
-    (out, a.stats().clone())
+    analyze_file(&path, AnalyzerConfig { reference_time: Some(REFERENCE), ..AnalyzerConfig::default() })
 }
 
 fn of_kind(obs: &[Observation], kind: ObservationKind) -> Vec<&Observation> {

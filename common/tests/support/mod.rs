@@ -3,6 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ParseStats};
+
+/// 2026-11-25 00:00 UTC: the tests read year-less dates as the year before it.
+#[allow(dead_code)] // used by the log tests, not by the benches
+pub const REFERENCE: i64 = 1_795_564_800;
+
 /// `$BFP_SHARED_DATA`, else the repository root's sibling `shared/data` (CI)
 /// or the nearest ancestor's (worktrees).
 pub fn data_dir() -> PathBuf {
@@ -25,4 +31,21 @@ pub fn real_lines(files: &[&str], repeat: usize) -> Vec<String> {
         one.extend(text.lines().map(str::to_owned));
     }
     (0..repeat).flat_map(|_| one.iter().cloned()).collect()
+}
+
+/// Everything the analyzer makes of the log file at `path` (format detected
+/// from its first bytes, lines fed as the agent feeds them, ready
+/// observations drained after each, the rest at the end), with its stats.
+#[allow(dead_code)] // used by the log tests, not by the benches
+pub fn analyze_file(path: &Path, config: AnalyzerConfig) -> (Vec<Observation>, ParseStats) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let format = LogFormat::detect(&bytes);
+    let mut a = Analyzer::new(config);
+    let mut out = Vec::new();
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        a.feed_line(&String::from_utf8_lossy(line), format);
+        out.extend(a.drain_ready());
+    }
+    out.extend(a.finish());
+    (out, a.stats().clone())
 }
