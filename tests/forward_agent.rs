@@ -223,22 +223,30 @@ fn a_full_spool_drops_the_oldest_counts_them_and_keeps_running() {
 }
 
 #[test]
-fn the_agent_keeps_its_schema_two_model_when_the_collector_serves_a_schema_one_model() {
-    // The collector's model is its /api/predict model (feature schema 1);
-    // an agent that took it would lose its novelty and source features.
+fn the_agent_takes_the_agents_model_from_the_collector_never_its_predict_model() {
+    // The collector scores /api/predict with a schema-1 model; agents score
+    // schema 2 (novelty and source features) and must get the agents' model.
     let dir = temp_dir();
     let db = dir.path().join("app.db");
     let token = device_add(&db, "pi-model");
-    let model = bfp_e2e::stand_in_model(dir.path());
-    let c = Collector::start(&db, &["--model".into(), model.to_str().unwrap().into()]);
+    let predict_model = bfp_e2e::stand_in_model(dir.path());
+    let agents_model = bfp_e2e::stand_in_agent_model(dir.path());
+    let c = Collector::start(
+        &db,
+        &[
+            "--model".into(),
+            predict_model.to_str().unwrap().into(),
+            "--agent-model".into(),
+            agents_model.to_str().unwrap().into(),
+        ],
+    );
     let log = dir.path().join("auth.log");
     let state = dir.path().join("state");
     let config = agent_config(dir.path(), &c.url(""), &token, &log, &state, 16 << 20);
     fs::write(&log, "").unwrap();
     let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
-    let embedded = bfp_common::CompactModel::from_bytes(bfp_agent::scoring::EMBEDDED_MODEL).unwrap().model_version;
-    wait_until(60, "a heartbeat", || {
-        bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0]["model_version"] == embedded.as_str()
+    wait_until(60, "the agents' model in a heartbeat", || {
+        bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0]["model_version"] == "e2e-agent-stand-in"
     });
     let source = real_log("elastic/auth.log");
     fs::write(&log, fs::read(&source).unwrap()).unwrap();
@@ -247,9 +255,10 @@ fn the_agent_keeps_its_schema_two_model_when_the_collector_serves_a_schema_one_m
     running.stop();
     let rows = agent_rows(&c.url(""));
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r["model_version"] == embedded.as_str()), "{}", rows[0]);
-    assert!(!state.join("collector-model.postcard").exists(), "the schema-1 model was not taken");
+    assert!(rows.iter().all(|r| r["model_version"] == "e2e-agent-stand-in"), "{}", rows[0]);
+    let kept = fs::read(state.join("collector-model.postcard")).expect("the fetched model is kept");
+    assert_eq!(kept, fs::read(&agents_model).unwrap());
     let device = &bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0];
-    assert!(device["last_error"].is_null(), "refusing a model is not a link error: {device}");
+    assert!(device["last_error"].is_null(), "{device}");
     c.stop();
 }

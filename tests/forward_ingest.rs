@@ -134,5 +134,38 @@ fn devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum() 
     assert_eq!(bytes.len() as u64, version["bytes"].as_u64().unwrap());
     let model = CompactModel::from_bytes(&bytes).unwrap();
     assert_eq!(model.model_version, version["model_version"].as_str().unwrap());
+    assert_eq!(version["schema_version"], 1, "the default is the /api/predict model");
+
+    // The agents' model (schema 2): the one embedded in the agent, unless
+    // --agent-model names another.
+    let agents = get(&c.url("/api/model/version?schema=2")).json();
+    assert_eq!(agents["schema_version"], 2);
+    let embedded = CompactModel::from_bytes(bfp_agent::scoring::EMBEDDED_MODEL).unwrap();
+    assert_eq!(agents["model_version"].as_str(), Some(embedded.model_version.as_str()));
+    let mut r = ureq::get(&c.url("/api/model?schema=2")).call().unwrap();
+    let sha = r.headers().get("x-bfp-model-sha256").and_then(|v| v.to_str().ok()).map(str::to_string);
+    assert_eq!(sha.as_deref(), agents["sha256"].as_str());
+    assert_eq!(r.body_mut().read_to_vec().unwrap(), bfp_agent::scoring::EMBEDDED_MODEL);
+    for bad in ["3", "two", ""] {
+        let r = get(&c.url(&format!("/api/model/version?schema={bad}")));
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(r.json()["detail"].as_str().is_some_and(|d| d.contains("schema")), "{}", r.body);
+    }
     c.stop();
+}
+
+#[test]
+fn the_agents_model_must_be_of_the_agents_schema() {
+    let dir = temp_dir();
+    let schema_one = bfp_e2e::stand_in_model(dir.path());
+    let out = std::process::Command::new(bfp_e2e::binary("bfp-collector"))
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("app.db"))
+        .arg("--agent-model")
+        .arg(&schema_one)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--agent-model") && err.contains("schema"), "{err}");
 }

@@ -49,6 +49,9 @@ pub struct AppState {
     pub model: Arc<CompactModel>,
     /// `model.model_version`, shared without copying per row.
     pub model_version: Arc<str>,
+    /// The model served to agents (feature schema 2, `GET /api/model?schema=2`);
+    /// the collector never scores with it.
+    pub agent_model: Arc<CompactModel>,
     /// Request counters for `/metrics`.
     pub metrics: Arc<HttpMetrics>,
     /// Bearer token that allows device administration from a non-loopback

@@ -40,6 +40,26 @@ pub fn load_model(path: Option<&Path>) -> Result<CompactModel> {
     Ok(CompactModel::from_bytes_of_schema(&bytes, bfp_common::SCHEMA_VERSION, COLLECTOR)?)
 }
 
+/// The agents' model (feature schema 2, see `models/`), embedded at build
+/// time and served at `GET /api/model?schema=2`.
+pub const EMBEDDED_AGENT_MODEL: &[u8] = include_bytes!("../../models/artifacts/bfp-edge-model.postcard");
+
+/// Loads the model served to agents from `path`, or the embedded one. It
+/// must be of the agents' feature schema (2): an agent refuses any other.
+pub fn load_agent_model(path: Option<&Path>) -> Result<CompactModel> {
+    let schema = bfp_common::features::SCHEMA_VERSION;
+    let bytes = match path {
+        Some(p) => {
+            std::fs::read(p).map_err(|e| Error::Config(format!("cannot read agent model {}: {e}", p.display())))?
+        }
+        None => return Ok(CompactModel::from_bytes_of_schema(EMBEDDED_AGENT_MODEL, schema, FOR_AGENTS)?),
+    };
+    Ok(CompactModel::from_bytes_of_schema(&bytes, schema, FOR_AGENTS)?)
+}
+
+/// How the served agents' model is named in a schema error.
+const FOR_AGENTS: &str = "--agent-model (agents score schema-2 features: sessions, novelty, source context)";
+
 /// How the collector names itself in a model's schema error.
 const COLLECTOR: &str = "the collector (/api/predict and CSV score the six seed features)";
 
@@ -56,6 +76,7 @@ impl Server {
     /// Loads the model, opens the store and binds the listener.
     pub async fn bind(args: &config::ServeArgs, port_env: Option<&str>) -> Result<Server> {
         let model = load_model(args.model.as_deref())?;
+        let agent_model = load_agent_model(args.agent_model.as_deref())?;
         let mut store_config = store::StoreConfig::new(&args.db);
         store_config.synchronous = args.sync;
         store_config.max_batch = args.max_batch;
@@ -64,6 +85,7 @@ impl Server {
             store: store.clone(),
             model_version: Arc::from(model.model_version.as_str()),
             model: Arc::new(model),
+            agent_model: Arc::new(agent_model),
             metrics: Arc::default(),
             admin_token: args.admin_token.as_deref().map(Arc::from),
         };

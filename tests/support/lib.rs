@@ -85,6 +85,21 @@ pub fn stand_in_model(dir: &Path) -> PathBuf {
     path
 }
 
+/// A one-tree agents' model (feature schema 2, "more than 3 failed logins is
+/// Suspicious", version `e2e-agent-stand-in`), written to `dir`, for tests
+/// of model distribution to agents.
+pub fn stand_in_agent_model(dir: &Path) -> PathBuf {
+    let mut model = CompactModel::from_bytes(&std::fs::read(stand_in_model(dir)).unwrap()).unwrap();
+    model.schema_version = bfp_common::features::SCHEMA_VERSION;
+    model.feature_names = bfp_common::features::FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
+    model.model_version = "e2e-agent-stand-in".into();
+    CompactModel::from_bytes_of_schema(&model.to_bytes().unwrap(), bfp_common::features::SCHEMA_VERSION, "test")
+        .expect("a valid schema-2 model");
+    let path = dir.join("stand-in-agent-model.postcard");
+    std::fs::write(&path, model.to_bytes().expect("encode stand-in agent model")).expect("write stand-in agent model");
+    path
+}
+
 /// A running `bfp-collector` on a loopback port. Killed on drop.
 pub struct Collector {
     child: Child,

@@ -343,9 +343,11 @@ impl Forwarder {
     /// it to the run loop.
     fn check_model(&self) -> std::result::Result<(), String> {
         let base = self.config.url.trim_end_matches('/');
+        // The agents' model, not the one /api/predict scores with.
+        let schema = bfp_common::features::SCHEMA_VERSION;
         let info: serde_json::Value = self
             .client
-            .get(format!("{base}/api/model/version"))
+            .get(format!("{base}/api/model/version?schema={schema}"))
             .send()
             .and_then(|r| r.error_for_status())
             .and_then(|r| r.bytes())
@@ -358,18 +360,18 @@ impl Forwarder {
         if version == current {
             return Ok(());
         }
-        // The collector's model is its /api/predict model (schema 1): taking
-        // it would silently drop this agent's novelty and source features.
-        let schema = info.get("schema_version").and_then(|v| v.as_u64());
+        // A collector from before agent models were served answers with its
+        // /api/predict model (schema 1): taking it would silently drop this
+        // agent's novelty and source features.
+        let served = info.get("schema_version").and_then(|v| v.as_u64());
         // Not an error (nothing is wrong with the link): said once per version.
-        if schema != Some(u64::from(bfp_common::features::SCHEMA_VERSION)) {
+        if served != Some(u64::from(schema)) {
             if let Ok(mut refused) = self.status.refused_model.lock() {
                 if refused.as_deref() != Some(version) {
                     eprintln!(
                         "bfp-agent: collector serves model {version} of feature schema {}; this agent scores schema \
-                         {} and keeps {current}",
-                        schema.map_or("?".to_string(), |s| s.to_string()),
-                        bfp_common::features::SCHEMA_VERSION
+                         {schema} and keeps {current}",
+                        served.map_or("?".to_string(), |s| s.to_string()),
                     );
                     *refused = Some(version.to_string());
                 }
@@ -378,7 +380,7 @@ impl Forwarder {
         }
         let response = self
             .client
-            .get(format!("{base}/api/model"))
+            .get(format!("{base}/api/model?schema={schema}"))
             .send()
             .and_then(|r| r.error_for_status())
             .map_err(|e| error_chain(&e))?;

@@ -16,13 +16,15 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use bfp_common::wire::{self, Batch};
+use bfp_common::CompactModel;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -162,31 +164,61 @@ async fn revoke_device(
     Ok(Json(json!({ "name": name, "revoked": true })))
 }
 
-/// The served model: its bytes, version and SHA-256.
-fn model_artifact(s: &AppState) -> Result<(Vec<u8>, String)> {
-    let bytes = s.model.to_bytes()?;
+/// `?schema=` of the model endpoints: which model is asked for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelQuery {
+    /// 1 (the default, and what older agents get): the model `/api/predict`
+    /// scores with; 2: the agents' model.
+    schema: Option<String>,
+}
+
+/// The model `q` asks for, or a 400 naming the schemas served.
+fn served_model(s: &AppState, q: std::result::Result<Query<ModelQuery>, QueryRejection>) -> Result<&CompactModel> {
+    let Query(q) = q.map_err(|r| Error::BadInput(r.body_text()))?;
+    let agents = s.agent_model.schema_version;
+    match q.schema.as_deref().map(str::trim) {
+        None | Some("1") => Ok(&s.model),
+        Some(v) if v == agents.to_string() => Ok(&s.agent_model),
+        Some(v) => Err(Error::BadInput(format!(
+            "schema must be 1 (the /api/predict model) or {agents} (the agents' model), got {v:?}"
+        ))),
+    }
+}
+
+/// A model's bytes and SHA-256.
+fn model_artifact(model: &CompactModel) -> Result<(Vec<u8>, String)> {
+    let bytes = model.to_bytes()?;
     let sha = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     Ok((bytes, sha))
 }
 
-async fn model(State(s): State<AppState>) -> Result<Response> {
-    let (bytes, sha) = model_artifact(&s)?;
+async fn model(
+    State(s): State<AppState>,
+    q: std::result::Result<Query<ModelQuery>, QueryRejection>,
+) -> Result<Response> {
+    let model = served_model(&s, q)?;
+    let (bytes, sha) = model_artifact(model)?;
     let header_value = |v: &str| HeaderValue::from_str(v).map_err(|e| Error::Internal(e.to_string()));
     let mut response = bytes.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(MODEL_VERSION_HEADER, header_value(&s.model_version)?);
+    h.insert(MODEL_VERSION_HEADER, header_value(&model.model_version)?);
     h.insert(MODEL_SHA256_HEADER, header_value(&sha)?);
     Ok(response)
 }
 
-async fn model_version(State(s): State<AppState>) -> Result<Json<Value>> {
-    let (bytes, sha) = model_artifact(&s)?;
+async fn model_version(
+    State(s): State<AppState>,
+    q: std::result::Result<Query<ModelQuery>, QueryRejection>,
+) -> Result<Json<Value>> {
+    let model = served_model(&s, q)?;
+    let (bytes, sha) = model_artifact(model)?;
     Ok(Json(json!({
-        "model_version": &*s.model_version,
+        "model_version": &model.model_version,
         "sha256": sha,
         "bytes": bytes.len(),
-        "schema_version": s.model.schema_version,
+        "schema_version": model.schema_version,
     })))
 }
 
