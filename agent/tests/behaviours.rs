@@ -7,42 +7,7 @@ use bfp_agent::report::Record;
 use bfp_agent::scoring::Scorer;
 use bfp_agent::source::Line;
 use bfp_common::analyze::{AnalyzerConfig, LogFormat};
-
-/// sshd and sudo lines of one login of `user` from `ip` on 2026-11-`day`
-/// at `hh:mm`, lasting 20 minutes, after `typos` failed passwords.
-fn session(
-    day: u32,
-    (hh, mm): (u32, u32),
-    pid: u32,
-    user: &str,
-    ip: &str,
-    typos: u32,
-    commands: &[&str],
-) -> Vec<String> {
-    let at = |m: u32| format!("Nov {day:2} {:02}:{:02}:{:02}", hh + (mm + m) / 60, (mm + m) % 60, 5);
-    let mut v = Vec::new();
-    for _ in 0..typos {
-        v.push(format!("{} host sshd[{pid}]: Failed password for {user} from {ip} port 50000 ssh2", at(0)));
-    }
-    v.push(format!("{} host sshd[{pid}]: Accepted password for {user} from {ip} port 50000 ssh2", at(0)));
-    v.push(format!("{} host sshd[{pid}]: pam_unix(sshd:session): session opened for user {user} by (uid=0)", at(0)));
-    for c in commands {
-        v.push(format!("{} host sudo:   {user} : TTY=pts/0 ; PWD=/home/{user} ; USER=root ; COMMAND={c}", at(1)));
-    }
-    v.push(format!("{} host sshd[{pid}]: pam_unix(sshd:session): session closed for user {user}", at(20)));
-    v
-}
-
-/// Two weeks of alice logging in from her home network in office hours.
-fn alice_history() -> Vec<String> {
-    let mut lines = Vec::new();
-    for day in 1..=14 {
-        let ip = format!("198.51.100.{}", 20 + day);
-        let cmds = ["/usr/bin/apt update", "/bin/systemctl restart nginx"];
-        lines.extend(session(day, (9 + day % 7, 0), 1000 + day, "alice", &ip, 0, &cmds));
-    }
-    lines
-}
+use bfp_common::testkit::{alice_history, sshd_session};
 
 /// The lines through the agent's pipeline with its embedded model.
 fn run(lines: &[String]) -> Vec<Record> {
@@ -66,7 +31,7 @@ fn last_session(out: &[Record], user: &str) -> Record {
 #[test]
 fn a_mistyping_user_from_home_is_normal() {
     let mut lines = alice_history();
-    lines.extend(session(16, (10, 30), 2000, "alice", "198.51.100.99", 2, &["/bin/systemctl restart nginx"]));
+    lines.extend(sshd_session(16, (10, 30), 2000, "alice", "198.51.100.99", 2, &["/bin/systemctl restart nginx"]));
     let out = run(&lines);
     let s = last_session(&out, "alice");
     assert_eq!(s.failed_logins, 2);
@@ -79,7 +44,7 @@ fn a_mistyping_user_from_home_is_normal() {
 #[test]
 fn the_same_user_from_a_new_network_at_three_running_wget_pipe_sh_is_suspicious() {
     let mut lines = alice_history();
-    lines.extend(session(
+    lines.extend(sshd_session(
         16,
         (3, 0),
         2001,

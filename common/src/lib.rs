@@ -22,6 +22,8 @@ pub mod model;
 pub mod parse;
 pub mod session;
 pub mod source;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod wire;
 
 pub use analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind, ParseStats, UtmpArch};
