@@ -195,6 +195,12 @@ pub(crate) fn word(s: &str) -> (&str, &str) {
 /// is one source whichever socket family saw it).
 pub fn parse_ip(s: &str) -> Option<IpAddr> {
     let s = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s);
+    // A link-local IPv6 address names its interface: "fe80::1%eth0". The
+    // zone is not part of the address (and std does not parse it).
+    let s = match s.split_once('%') {
+        Some((addr, zone)) if addr.contains(':') && !zone.is_empty() && zone.len() <= 16 => addr,
+        _ => s,
+    };
     if s.is_empty() || s.len() > 45 {
         return None;
     }
@@ -228,6 +234,10 @@ mod tests {
         assert_eq!(parse_ip("203.0.113.7"), "203.0.113.7".parse().ok());
         assert_eq!(parse_ip("2001:db8::1"), "2001:db8::1".parse().ok());
         assert_eq!(parse_ip("[2001:db8::1]"), "2001:db8::1".parse().ok());
+        assert_eq!(parse_ip("fe80::1%eth0"), "fe80::1".parse().ok(), "link-local with its zone");
+        assert_eq!(parse_ip("[fe80::1%br-lan]"), "fe80::1".parse().ok());
+        assert_eq!(parse_ip("203.0.113.7%eth0"), None, "zones are IPv6's");
+        assert_eq!(parse_ip("fe80::1%"), None);
         assert_eq!(parse_ip("::ffff:198.51.100.2"), "198.51.100.2".parse().ok());
         assert_eq!(parse_ip_port("198.51.100.2:5022"), "198.51.100.2".parse().ok());
         assert_eq!(parse_ip_port("[2001:db8::1]:22"), "2001:db8::1".parse().ok());

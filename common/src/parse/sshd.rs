@@ -416,7 +416,11 @@ mod tests {
             Event::Accepted { user: "ubuntu".into(), ip: ip("85.245.107.41"), method: AuthMethod::Publickey }
         );
         let e = parse("Accepted keyboard-interactive/pam for pi from fe80::1%eth0 port 2 ssh2").unwrap();
-        assert!(matches!(e, Event::Accepted { method: AuthMethod::KeyboardInteractive, ip: None, .. }), "{e:?}");
+        // A link-local address with its zone: the address without the zone.
+        assert!(
+            matches!(e, Event::Accepted { method: AuthMethod::KeyboardInteractive, ip: Some(a), .. } if a == ip("fe80::1").unwrap()),
+            "{e:?}"
+        );
     }
 
     #[test]

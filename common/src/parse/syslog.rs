@@ -79,6 +79,10 @@ pub fn parse(line: &str) -> Option<Header<'_>> {
         if b.len() > 2 && b[0] == b'1' && b[1] == b' ' {
             return parse_5424(&line[2..]);
         }
+        if let Some((time, rest)) = parse_epoch(line) {
+            // journalctl -o short-unix: "1714550403.123456 host prog[pid]: message".
+            return Some(tagged(time, rest, true));
+        }
         let (time, rest) = parse_rfc3339(line)?;
         let rest = rest.strip_prefix(' ')?;
         if rest.starts_with('[') {
@@ -91,6 +95,17 @@ pub fn parse(line: &str) -> Option<Header<'_>> {
             return None;
         }
         let (time, rest) = parse_day_clock(&line[4..], None, month)?;
+        return Some(tagged(time, rest, true));
+    }
+    if WEEKDAYS.iter().any(|d| &b[..3] == *d) && b[3] == b' ' && b[4].is_ascii_digit() {
+        // journalctl -o short-full: "Wed 2024-05-01 10:00:02 CEST host prog[pid]: message".
+        let (mut time, rest) = parse_rfc3339(&line[4..])?;
+        let (zone, rest) = rest.strip_prefix(' ')?.split_once(' ')?;
+        // Only UTC names an offset; other abbreviations (CEST, EST, IST) are
+        // ambiguous, so the line is read in the configured local time.
+        if matches!(zone, "UTC" | "GMT" | "Z") {
+            time.offset_secs = Some(0);
+        }
         return Some(tagged(time, rest, true));
     }
     if WEEKDAYS.iter().any(|d| &b[..3] == *d) && b[3] == b' ' {
@@ -204,6 +219,34 @@ fn frac_millis(digits: &str) -> u16 {
         ms += u16::from(c - b'0') * [100, 10, 1][i];
     }
     ms
+}
+
+/// Unix seconds (`1714550403` or `1714550403.123456`, at least 9 digits so a
+/// bare number is not taken for a time) at the start of `s`, as UTC; returns
+/// the rest after the following space.
+fn parse_epoch(s: &str) -> Option<(CivilTime, &str)> {
+    let (stamp, rest) = s.split_once(' ')?;
+    let (secs, frac) = stamp.split_once('.').unwrap_or((stamp, ""));
+    if !(9..=11).contains(&secs.len())
+        || !secs.bytes().all(|c| c.is_ascii_digit())
+        || !frac.bytes().all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let secs: i64 = secs.parse().ok()?;
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let of_day = secs.rem_euclid(86_400);
+    let time = CivilTime {
+        year: Some(year),
+        month,
+        day,
+        hour: (of_day / 3600) as u8,
+        minute: (of_day % 3600 / 60) as u8,
+        second: (of_day % 60) as u8,
+        millis: frac_millis(frac),
+        offset_secs: Some(0),
+    };
+    Some((time, rest))
 }
 
 /// Parses an RFC 3339 timestamp at the start of `s`: `YYYY-MM-DDTHH:MM:SS[.f](Z|±HH:MM)`.
@@ -597,6 +640,25 @@ mod tests {
     fn reads_vsftpd_own_log() {
         let h = parse(r#"Mon Mar 23 10:00:01 2026 [pid 3301] [alice] OK LOGIN: Client "203.0.113.9""#).unwrap();
         assert_eq!((h.program, h.pid, h.message), ("vsftpd", Some(3301), r#"[alice] OK LOGIN: Client "203.0.113.9""#));
+    }
+
+    #[test]
+    fn journalctl_short_unix_and_short_full_headers() {
+        let h =
+            parse("1714550403.123456 host sshd[14]: Failed password for root from 203.0.113.5 port 1 ssh2").unwrap();
+        assert_eq!((h.host, h.program, h.pid), (Some("host"), "sshd", Some(14)));
+        assert_eq!(h.time.to_unix_ms(2024, 0), 1_714_550_403_123);
+        assert!(h.message.starts_with("Failed password"));
+        let h = parse("Wed 2024-05-01 10:00:02 UTC host sshd[13]: Accepted password for a from 192.0.2.1 port 2 ssh2")
+            .unwrap();
+        assert_eq!((h.host, h.program, h.pid, h.time.offset_secs), (Some("host"), "sshd", Some(13), Some(0)));
+        assert_eq!(h.time.to_unix_ms(2024, 0), 1_714_557_602_000);
+        // An abbreviation that is not UTC is read in the configured local time.
+        let h = parse("Wed 2024-05-01 10:00:02 CEST host sshd[13]: x").unwrap();
+        assert_eq!((h.time.offset_secs, h.time.hour), (None, 10));
+        // Not a time: too few digits, or a ctime line.
+        assert!(parse("12345678 host sshd[1]: x").is_none());
+        assert_eq!(parse("Thu Mar 27 13:06:56 2026 host sshd[1]: x").unwrap().time.year, Some(2026));
     }
 
     #[test]
