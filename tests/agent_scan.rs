@@ -172,6 +172,17 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     std::fs::write(&garbage, (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>()).unwrap();
     let (_, summary) = scan(&["--log-format", "syslog", garbage.to_str().unwrap()]);
     assert!(summary["lines_read"].as_u64().unwrap() > 0);
+
+    // A rotated, compressed log is refused with the command that reads it,
+    // not miscounted as binary lines; decompressed on stdin it is the log.
+    let gz = dir.path().join("auth.log.2.gz");
+    let compressed = std::process::Command::new("gzip").arg("-c").arg(&log).output().expect("gzip");
+    std::fs::write(&gz, compressed.stdout).unwrap();
+    let out = agent(&["scan", gz.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gzip-compressed") && err.contains("zcat"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing reported from a file that was not read");
 }
 
 #[test]

@@ -49,6 +49,17 @@ pub enum Error {
     /// Forwarding to the collector is misconfigured (URL, token, CA file).
     #[error("collector: {0}")]
     Forward(String),
+    /// An input file is compressed (rotated logs: `auth.log.2.gz`); the
+    /// agent reads plain text and says so rather than miscount bytes.
+    #[error("{path}: {format}-compressed; decompress it first, e.g. `{tool} {path} | bfp-agent scan -`")]
+    Compressed {
+        /// The file.
+        path: PathBuf,
+        /// gzip, bzip2, xz or zstd.
+        format: &'static str,
+        /// The command that decompresses it to standard output.
+        tool: &'static str,
+    },
     /// The output sink failed.
     #[error("output {path}: {source}")]
     Sink {

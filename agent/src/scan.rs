@@ -147,6 +147,18 @@ pub fn scan(opts: &ScanOptions<'_>, scorer: &Scorer, out: &mut dyn Write) -> Res
     Ok(summary)
 }
 
+/// The compression format whose magic number `head` starts with, and the
+/// tool that decompresses it to standard output.
+fn compression(head: &[u8]) -> Option<(&'static str, &'static str)> {
+    const MAGIC: [(&[u8], &str, &str); 4] = [
+        (&[0x1f, 0x8b], "gzip", "zcat"),
+        (b"BZh", "bzip2", "bzcat"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "xz", "xzcat"),
+        (&[0x28, 0xb5, 0x2f, 0xfd], "zstd", "zstdcat"),
+    ];
+    MAGIC.iter().find(|(magic, _, _)| head.starts_with(magic)).map(|&(_, format, tool)| (format, tool))
+}
+
 /// How [`scan_one`] hands out completed records.
 type Emit<'a> = dyn FnMut(&mut Vec<Record>, &mut Summary) -> std::io::Result<()> + 'a;
 
@@ -164,9 +176,13 @@ fn scan_one(
         Box::new(File::open(path).map_err(Error::io(path))?)
     };
     let mut reader = BufReader::with_capacity(64 * 1024, input);
+    let head = reader.fill_buf().map_err(Error::io(path))?;
+    if let Some((format, tool)) = compression(head) {
+        return Err(Error::Compressed { path: path.into(), format, tool });
+    }
     let format = match opts.log_format {
         Some(f) => f,
-        None => LogFormat::detect(reader.fill_buf().map_err(Error::io(path))?),
+        None => LogFormat::detect(head),
     };
     let log = path.display().to_string();
     let mut records = Vec::new();
