@@ -19,13 +19,8 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 # The input: the real sshd-heavy logs, repeated to LINES lines.
-cat "$DATA/real/exposed-rhel/secure" "$DATA/real/elastic/auth.log" "$DATA/real/loghub/OpenSSH_2k.log" > "$WORK/base.log"
-: > "$WORK/big.log"
-while [ "$(wc -l < "$WORK/big.log")" -lt "$LINES" ]; do cat "$WORK/base.log" >> "$WORK/big.log"; done
-head -n "$LINES" "$WORK/big.log" > "$WORK/input.log"
-rm "$WORK/big.log"
+real_log_input "$DATA" "$LINES" "$WORK"
 TOTAL=$(stat -c %s "$WORK/input.log")
-split -n l/10 "$WORK/input.log" "$WORK/part."
 
 # Offline: the same lines through `scan` (whole process, one core).
 /usr/bin/time -v -o "$WORK/scan-time.txt" "$BIN" scan --format jsonl "$WORK/input.log" > "$WORK/scan.jsonl"

@@ -41,13 +41,8 @@ kill -TERM "$CPID"; wait "$CPID" || true; CPID=
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== agent spooling while the collector is away =="
-cat "$DATA/real/exposed-rhel/secure" "$DATA/real/elastic/auth.log" "$DATA/real/loghub/OpenSSH_2k.log" > "$WORK/base.log"
-: > "$WORK/big.log"
-while [ "$(wc -l < "$WORK/big.log")" -lt "$LINES" ]; do cat "$WORK/base.log" >> "$WORK/big.log"; done
-head -n "$LINES" "$WORK/big.log" > "$WORK/input.log"
-rm "$WORK/big.log"
+real_log_input "$DATA" "$LINES" "$WORK"
 TOTAL=$(stat -c %s "$WORK/input.log")
-split -n l/10 "$WORK/input.log" "$WORK/part."
 : > "$WORK/auth.log"
 CLOSED=$(free_port)
 /usr/bin/time -v -o "$WORK/time.txt" "$AGENT" run --follow "$WORK/auth.log" --state-dir "$WORK/state" \

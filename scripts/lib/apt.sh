@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Sourced by the installers (scripts/setup/*.sh, scripts/build-arm.sh, the
-# benches): Debian package installs that survive this image's flaky mirror.
+# benches): Debian package installs that survive this image's flaky mirror,
+# where the shared data is, and the benches' input built from it.
 #
 # apt_install [--with-recommends] PKG...: updates the index once, installs
 # (without recommended packages unless asked), and retries: the mirror
@@ -37,4 +38,17 @@ shared_data() {
   done
   echo "shared data not found: set BFP_SHARED_DATA" >&2
   return 1
+}
+
+# real_log_input DATA LINES DIR: DIR/input.log, the real sshd-heavy logs
+# (exposed RHEL, elastic, Loghub OpenSSH) repeated to LINES lines, and
+# DIR/part.* its ten parts, for the agent benches to append in bursts.
+real_log_input() {
+  local data=$1 lines=$2 dir=$3
+  cat "$data/real/exposed-rhel/secure" "$data/real/elastic/auth.log" "$data/real/loghub/OpenSSH_2k.log" > "$dir/base.log"
+  : > "$dir/big.log"
+  while [ "$(wc -l < "$dir/big.log")" -lt "$lines" ]; do cat "$dir/base.log" >> "$dir/big.log"; done
+  head -n "$lines" "$dir/big.log" > "$dir/input.log"
+  rm "$dir/big.log"
+  split -n l/10 "$dir/input.log" "$dir/part."
 }
