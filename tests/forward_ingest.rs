@@ -140,12 +140,12 @@ fn devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum() 
     // --agent-model names another.
     let agents = get(&c.url("/api/model/version?schema=2")).json();
     assert_eq!(agents["schema_version"], 2);
-    let embedded = CompactModel::from_bytes(bfp_agent::scoring::EMBEDDED_MODEL).unwrap();
+    let embedded = CompactModel::from_bytes(bfp_common::artifacts::EMBEDDED_AGENT_MODEL).unwrap();
     assert_eq!(agents["model_version"].as_str(), Some(embedded.model_version.as_str()));
     let mut r = ureq::get(&c.url("/api/model?schema=2")).call().unwrap();
     let sha = r.headers().get("x-bfp-model-sha256").and_then(|v| v.to_str().ok()).map(str::to_string);
     assert_eq!(sha.as_deref(), agents["sha256"].as_str());
-    assert_eq!(r.body_mut().read_to_vec().unwrap(), bfp_agent::scoring::EMBEDDED_MODEL);
+    assert_eq!(r.body_mut().read_to_vec().unwrap(), bfp_common::artifacts::EMBEDDED_AGENT_MODEL);
     for bad in ["3", "two", ""] {
         let r = get(&c.url(&format!("/api/model/version?schema={bad}")));
         assert_eq!(r.status, 400, "{bad}: {}", r.body);

@@ -3,7 +3,7 @@
 //! One job: turn the device's own authentication logs into scored
 //! behavioural fingerprints — follow the configured logs (files across
 //! rotation, the journal) without re-reading or skipping a line across
-//! restarts, let `bfp_common::analyze` rebuild sessions and per-source
+//! restarts, let `bfp_logs::analyze` rebuild sessions and per-source
 //! windows, score each fingerprint with the compact model built into the
 //! binary, and write the results (with their reasons) to a sink. It links no
 //! async runtime: one thread polls, which keeps it small for ARM devices.
@@ -29,8 +29,8 @@ pub fn analyzer_config(
     tor_exit_list: Option<&std::path::Path>,
     source_window_secs: Option<u64>,
     utc_offset_secs: Option<i32>,
-) -> Result<bfp_common::analyze::AnalyzerConfig> {
-    use bfp_common::analyze::AnalyzerConfig;
+) -> Result<bfp_logs::analyze::AnalyzerConfig> {
+    use bfp_logs::analyze::AnalyzerConfig;
     let mut config = AnalyzerConfig::default();
     if let Some(path) = tor_exit_list {
         let text = std::fs::read_to_string(path).map_err(Error::io(path))?;

@@ -10,8 +10,8 @@ use bfp_agent::run::{effective_config, run};
 use bfp_agent::scan::{scan, OutputFormat, ScanOptions};
 use bfp_agent::scoring::Scorer;
 use bfp_agent::{analyzer_config, Result};
-use bfp_common::analyze::LogFormat;
-use bfp_common::analyze::UtmpArch;
+use bfp_logs::analyze::LogFormat;
+use bfp_logs::analyze::UtmpArch;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]

@@ -1,27 +1,25 @@
-//! One log's way from lines to scored records: the analyzer of
-//! `bfp_common::analyze` (one per log, so re-reading a log after a restart
-//! rebuilds exactly its state), then the model.
+//! One log's way from lines to records: the detection engine of
+//! `bfp-detect` (one per log, so re-reading a log after a restart rebuilds
+//! exactly its state) scoring with the agent's model, and each judged
+//! observation turned into the record the agent prints and forwards.
 
-use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind};
-use bfp_common::campaign::AuthAttempt;
-use bfp_common::detect::{DetectConfig, Detector};
+use bfp_detect::detector::{Assessment, DetectConfig, Detector, SessionRules};
+use bfp_detect::engine::{Engine, Judged, Score, Scored};
+use bfp_logs::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation};
 use serde_json::Value;
 
 use crate::config::FormatName;
 use crate::report::Record;
-use crate::scoring::{Scored, Scorer};
+use crate::scoring::Scorer;
 use crate::source::Line;
 
 /// Lines of one log → records.
 pub struct Pipeline {
     log: String,
-    analyzer: Analyzer,
-    /// `None` until the first line shows an `auto` log's format.
-    format: Option<LogFormat>,
-    /// Per-user baselines and campaign detection over this log's lines.
-    detector: Detector,
-    /// Offset of the log's local time, for campaign fingerprints' hours.
-    utc_offset_secs: i32,
+    engine: Engine,
+    /// Judged observations between the engine and the records (kept to
+    /// reuse its allocation).
+    judged: Vec<Judged>,
 }
 
 /// The analyzer format a config/CLI name stands for (`None` = detect).
@@ -37,155 +35,108 @@ pub fn log_format(name: FormatName) -> Option<LogFormat> {
 impl Pipeline {
     /// A pipeline for the log named `log`.
     pub fn new(log: impl Into<String>, format: Option<LogFormat>, config: AnalyzerConfig) -> Pipeline {
-        let utc_offset_secs = config.utc_offset_secs;
-        let mut analyzer = Analyzer::new(config);
-        analyzer.record_auth_attempts();
-        Pipeline {
-            log: log.into(),
-            analyzer,
-            format,
-            detector: Detector::new(DetectConfig::default()),
-            utc_offset_secs,
-        }
+        Pipeline::with_engine(log, Engine::with_detector(config, format, Detector::new(DetectConfig::default())))
+    }
+
+    fn with_engine(log: impl Into<String>, engine: Engine) -> Pipeline {
+        Pipeline { log: log.into(), engine, judged: Vec::new() }
     }
 
     /// Uses `detector` (e.g. baselines loaded from the state directory).
-    pub fn with_detector(mut self, detector: Detector) -> Pipeline {
-        self.detector = detector;
-        self
+    pub fn with_detector(self, detector: Detector) -> Pipeline {
+        let config = self.engine.analyzer().config().clone();
+        let format = self.engine.format();
+        Pipeline::with_engine(self.log, Engine::with_detector(config, format, detector))
     }
 
     /// The baselines and campaign detectors (to save their state).
     pub fn detector(&self) -> &Detector {
-        &self.detector
+        self.engine.detector()
     }
 
     /// Feeds one line. What a replayed line completes was reported before
-    /// the restart, so it is dropped here; the rest waits for [`drain`].
+    /// the restart, so it is dropped; the rest waits for [`drain`].
     ///
     /// [`drain`]: Pipeline::drain
     pub fn feed(&mut self, line: Line<'_>) {
-        let format = *self.format.get_or_insert_with(|| detect(line.text));
-        self.analyzer.feed_line(line.text, format);
         if line.replay {
-            drop(self.analyzer.drain_ready());
-            self.detector.replay_attempts(&self.analyzer.drain_auth_attempts());
+            self.engine.replay(line.text);
+        } else {
+            self.engine.feed(line.text);
         }
     }
 
     /// Scores what the analyzer completed since the last call.
     pub fn drain(&mut self, scorer: &Scorer, out: &mut Vec<Record>) {
-        let attempts = self.analyzer.drain_auth_attempts();
-        let mut observations = self.analyzer.drain_ready();
-        // In log-time order: an observation is judged on the attempts up to
-        // its end, not on what the rest of the batch holds.
-        observations.sort_by_key(|o| o.end.unwrap_or(o.start));
-        let mut next = 0;
-        for obs in observations {
-            let until = obs.end.unwrap_or(obs.start);
-            let upto = next + attempts[next..].iter().take_while(|a| a.at <= until).count();
-            self.observe_attempts(&attempts[next..upto], scorer, out);
-            next = upto;
-            out.push(judged_record(&obs, &self.log, scorer, &mut self.detector));
-        }
-        self.observe_attempts(&attempts[next..], scorer, out);
-    }
-
-    /// Feeds attempts to the campaign detectors; each campaign they detect
-    /// becomes a Suspicious record of its own.
-    fn observe_attempts(&mut self, attempts: &[AuthAttempt], scorer: &Scorer, out: &mut Vec<Record>) {
-        for alert in self.detector.observe_attempts(attempts) {
-            let obs = Detector::alert_observation(&alert, self.utc_offset_secs);
-            let mut r = judged_record(&obs, &self.log, scorer, &mut self.detector);
-            r.reasons.splice(0..0, alert.reasons.iter().cloned());
-            r.details = serde_json::to_value(&alert).unwrap_or(Value::Null);
-            out.push(r);
-        }
+        self.engine.drain(&mut ModelScorer(scorer), &mut self.judged);
+        self.emit(scorer, out);
     }
 
     /// End of input (scan): scores everything still pending, open sessions
     /// marked open.
     pub fn finish(&mut self, scorer: &Scorer, out: &mut Vec<Record>) {
-        self.drain(scorer, out);
-        for obs in self.analyzer.finish() {
-            out.push(judged_record(&obs, &self.log, scorer, &mut self.detector));
-        }
+        self.engine.finish(&mut ModelScorer(scorer), &mut self.judged);
+        self.emit(scorer, out);
+    }
+
+    fn emit(&mut self, scorer: &Scorer, out: &mut Vec<Record>) {
+        out.extend(self.judged.drain(..).map(|j| record(j, &self.log, scorer.version())));
     }
 
     /// The analyzer (for its statistics).
     pub fn analyzer(&self) -> &Analyzer {
-        &self.analyzer
+        self.engine.analyzer()
     }
 
     /// The analyzer, to feed binary records directly.
     pub fn analyzer_mut(&mut self) -> &mut Analyzer {
-        &mut self.analyzer
+        self.engine.analyzer_mut()
     }
 }
 
-/// The format of a text log from its first line; when that says nothing
-/// (`Auto`), the analyzer tells each line's format itself.
-fn detect(first_line: &str) -> LogFormat {
-    match LogFormat::detect(first_line.as_bytes()) {
-        LogFormat::Utmp => LogFormat::Auto,
-        other => other,
+/// The agent's model as the engine's scorer.
+struct ModelScorer<'a>(&'a Scorer);
+
+impl Score for ModelScorer<'_> {
+    fn score(&mut self, observation: &Observation, assessment: &Assessment) -> Scored {
+        self.0.score(&observation.fingerprint, assessment)
+    }
+
+    fn session_rules(&self) -> SessionRules {
+        self.0.session_rules()
     }
 }
 
-/// The record that is printed and forwarded, from one observation and the
-/// model's verdict on it.
-pub fn record(obs: &Observation, log: &str, scorer: &Scorer, scored: Scored) -> Record {
-    let fp = &obs.fingerprint;
+/// The record that is printed and forwarded, from one judged observation.
+pub fn record(judged: Judged, log: &str, model_version: &str) -> Record {
+    let Judged { observation: obs, alert, prediction, confidence, reasons, .. } = judged;
+    let fp = obs.fingerprint;
+    let details = match &alert {
+        Some(alert) => serde_json::to_value(alert).unwrap_or(Value::Null),
+        None => details(&obs),
+    };
     Record {
-        kind: kind_name(&obs.kind),
+        kind: obs.kind,
         log: log.to_string(),
         source_ip: obs.source_ip,
-        user: obs.user.clone(),
+        user: obs.user,
         start: obs.start,
         end: obs.end,
         open: obs.open,
         login_hour: fp.login_hour,
         duration_min: fp.session_duration_min,
         failed_logins: fp.failed_logins,
-        commands: obs.commands.clone(),
+        commands: obs.commands,
         command_count: fp.commands,
         risky_commands: fp.risky_commands,
         protocol: fp.protocol,
         typing_speed: fp.typing_speed_wpm,
-        prediction: scored.verdict.label().to_string(),
-        confidence: scored.verdict.confidence,
-        reasons: scored.reasons,
-        model_version: scorer.version().to_string(),
-        details: details(obs),
+        prediction,
+        confidence,
+        reasons,
+        model_version: model_version.to_string(),
+        details,
     }
-}
-
-/// Scores one observation (its fingerprint with the detectors' novelty and
-/// source context: the schema-2 vector), then lets the detectors raise the
-/// verdict (their reasons first when they do, after the model's otherwise)
-/// and learn it if Normal.
-pub fn judged_record(obs: &Observation, log: &str, scorer: &Scorer, detector: &mut Detector) -> Record {
-    detector.set_session_rules(scorer.session_rules());
-    let assessment = detector.assess(obs);
-    let scored = scorer.score(&obs.fingerprint, &assessment);
-    let verdict = scored.verdict;
-    let mut r = record(obs, log, scorer, scored);
-    let j = detector.judge_assessed(obs, &verdict, assessment);
-    if j.escalated {
-        // The detectors decided: their reasons lead. The model's own reasons
-        // explained a Normal verdict ("0 failed logins ..."): beside a
-        // Suspicious one they would contradict it, so they go.
-        r.prediction = "Suspicious".to_string();
-        r.confidence = j.confidence;
-        if !verdict.suspicious {
-            r.reasons.clear();
-        }
-        r.reasons.splice(0..0, j.reasons);
-    } else {
-        // The model decided; what is new for this user is context after it.
-        r.reasons.extend(j.reasons);
-    }
-    r
 }
 
 /// The analyzer's kind-specific details, as one JSON object.
@@ -199,18 +150,10 @@ fn details(obs: &Observation) -> Value {
     value.unwrap_or(Value::Null)
 }
 
-/// `session`, `source`, ...: the kind's serde name, so a kind the analyzer
-/// adds later is printed under its own name.
-fn kind_name(kind: &ObservationKind) -> String {
-    match serde_json::to_value(kind) {
-        Ok(Value::String(name)) => name.to_ascii_lowercase(),
-        _ => format!("{kind:?}").to_ascii_lowercase(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bfp_common::wire::RecordKind;
 
     #[test]
     fn records_rebuild_the_scored_fingerprint_and_convert_to_the_wire_form() {
@@ -228,7 +171,7 @@ mod tests {
         }
         let mut out = Vec::new();
         pipeline.finish(&scorer, &mut out);
-        let session = out.iter().find(|r| r.kind == "session").expect("a session");
+        let session = out.iter().find(|r| r.kind == RecordKind::Session).expect("a session");
         let wire = session.to_wire();
         assert_eq!(wire.fingerprint, session.fingerprint());
         // The model scored the schema-2 vector the detectors assess: rebuild
@@ -241,11 +184,11 @@ mod tests {
         }
         detector.observe_attempts(&analyzer.drain_auth_attempts());
         analyzer.feed_line(lines[lines.len() - 1], LogFormat::Syslog);
-        let obs = analyzer.drain_ready().into_iter().find(|o| o.kind == ObservationKind::Session).unwrap();
+        let obs = analyzer.drain_ready().into_iter().find(|o| o.kind == RecordKind::Session).unwrap();
         let model = scorer.score(&obs.fingerprint, &detector.assess(&obs)).verdict;
         // A fresh pipeline has no history, so the detectors leave the
         // model's verdict alone and add what is new as context.
-        assert_eq!((session.prediction.as_str(), session.confidence), (model.label(), model.confidence));
+        assert_eq!((session.prediction.label(), session.confidence), (model.label(), model.confidence));
         assert_eq!(wire.confidence, session.confidence);
         assert_eq!(session.model_version, scorer.version());
         assert!(session.reasons.iter().any(|r| r == "first login by root on this device"), "{:?}", session.reasons);
@@ -273,7 +216,7 @@ mod tests {
         let alerts: Vec<_> = out.iter().filter(|r| r.details["kind"] == "slow_brute_force").collect();
         assert_eq!(alerts.len(), 1, "{out:?}");
         let a = alerts[0];
-        assert_eq!((a.kind.as_str(), a.prediction.as_str()), ("source", "Suspicious"));
+        assert_eq!((a.kind.as_str(), a.prediction.label()), ("source", "Suspicious"));
         assert_eq!(a.source_ip, Some("203.0.113.7".parse().unwrap()));
         assert!(a.reasons[0].starts_with("slow brute force from 203.0.113.7: 10 failed logins over 5 distinct hours"));
         assert!((0.5..=1.0).contains(&a.confidence));
@@ -295,6 +238,10 @@ mod tests {
         pipeline.feed(Line { text: open2, replay: true });
         pipeline.feed(Line { text: close2, replay: false });
         pipeline.drain(&scorer, &mut out);
-        assert_eq!(out.iter().filter(|r| r.kind == "session").count(), 1, "opened in the replay, closed live");
+        assert_eq!(
+            out.iter().filter(|r| r.kind == RecordKind::Session).count(),
+            1,
+            "opened in the replay, closed live"
+        );
     }
 }

@@ -5,14 +5,14 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use bfp_common::wire::{self, RecordKind};
-use bfp_common::{Fingerprint, Protocol};
+use bfp_common::{Fingerprint, Prediction, Protocol};
 use serde::{Deserialize, Serialize};
 
 /// One scored fingerprint (a JSON line of `scan --format jsonl` and `run`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// `session` or `source` (an attacking address over a window).
-    pub kind: String,
+    /// `session`, `source` (an attacking address over a window) or `device`.
+    pub kind: RecordKind,
     /// The log it came from (file path or configured source name).
     pub log: String,
     /// The remote address, when the log gives one.
@@ -42,7 +42,7 @@ pub struct Record {
     /// Words per minute from command timing; null when the log has none.
     pub typing_speed: Option<f32>,
     /// `Normal` or `Suspicious`.
-    pub prediction: String,
+    pub prediction: Prediction,
     /// Probability of the predicted class, 0.5–1.
     pub confidence: f32,
     /// Why, strongest first.
@@ -72,18 +72,14 @@ impl Record {
     /// The record as it travels to the collector (`bfp_common::wire`).
     pub fn to_wire(&self) -> wire::Record {
         wire::Record {
-            kind: match self.kind.as_str() {
-                "session" => RecordKind::Session,
-                "source" => RecordKind::Source,
-                _ => RecordKind::Device,
-            },
+            kind: self.kind,
             source_ip: self.source_ip.map(|ip| ip.to_string()),
             user: self.user.clone(),
             start: self.start,
             end: self.end,
             fingerprint: self.fingerprint(),
             commands: self.commands.clone(),
-            suspicious: self.prediction == "Suspicious",
+            suspicious: self.prediction.is_suspicious(),
             confidence: self.confidence,
             reasons: self.reasons.clone(),
         }
@@ -128,7 +124,7 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// `YYYY-MM-DD HH:MM` (UTC) from unix seconds.
 pub fn format_time(secs: i64) -> String {
-    let mut text = bfp_common::parse::syslog::format_utc(secs);
+    let mut text = bfp_common::time::format_utc(secs);
     text.truncate("YYYY-MM-DD HH:MM".len());
     text
 }

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bfp_common::analyze::{AnalyzerConfig, LogFormat};
-use bfp_common::detect::{DetectConfig, Detector};
+use bfp_detect::detector::{DetectConfig, Detector};
+use bfp_logs::analyze::{AnalyzerConfig, LogFormat};
 
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};

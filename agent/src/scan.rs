@@ -6,7 +6,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use bfp_common::analyze::{AnalyzerConfig, LogFormat, ParseStats, UtmpArch};
+use bfp_common::wire::RecordKind;
+use bfp_logs::analyze::{AnalyzerConfig, LogFormat, ParseStats, UtmpArch};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -74,12 +75,12 @@ impl Summary {
 
     fn add_records(&mut self, records: &[Record]) {
         for r in records {
-            match r.kind.as_str() {
-                "session" => self.sessions += 1,
-                "source" => self.sources += 1,
-                _ => self.devices += 1,
+            match r.kind {
+                RecordKind::Session => self.sessions += 1,
+                RecordKind::Source => self.sources += 1,
+                RecordKind::Device => self.devices += 1,
             }
-            self.suspicious += u64::from(r.prediction == "Suspicious");
+            self.suspicious += u64::from(r.prediction.is_suspicious());
         }
     }
 }
@@ -225,7 +226,7 @@ fn scan_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bfp_common::parse::utmp::{encode, DEAD_PROCESS, USER_PROCESS};
+    use bfp_logs::parse::utmp::{encode, DEAD_PROCESS, USER_PROCESS};
 
     fn scan_to_json(files: &[PathBuf]) -> Vec<serde_json::Value> {
         let opts = ScanOptions {

@@ -10,13 +10,13 @@
 
 use std::path::{Path, PathBuf};
 
-use bfp_common::detect::{Assessment, SessionRules};
-use bfp_common::{features, CompactModel, Fingerprint, Verdict};
+use bfp_common::artifacts::EMBEDDED_AGENT_MODEL;
+use bfp_common::schema::AGENT_SCHEMA;
+use bfp_common::{CompactModel, Fingerprint};
+use bfp_detect::detector::{Assessment, SessionRules};
+use bfp_detect::engine::Scored;
 
 use crate::error::{Error, Result};
-
-/// The artifact built into the binary (about 10 KB).
-pub static EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/artifacts/bfp-edge-model.postcard");
 
 /// How many reasons each verdict carries.
 pub const MAX_REASONS: usize = 3;
@@ -27,20 +27,11 @@ pub struct Scorer {
     model: CompactModel,
 }
 
-/// A verdict with its reasons in words.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scored {
-    /// The model's verdict.
-    pub verdict: Verdict,
-    /// Why, strongest first (see `bfp_common::explain`).
-    pub reasons: Vec<String>,
-}
-
 impl Scorer {
     /// The embedded model, or the artifact at `path` when given.
     pub fn load(path: Option<&Path>) -> Result<Scorer> {
         match path {
-            None => Scorer::from_bytes(EMBEDDED_MODEL, Path::new("<embedded>")),
+            None => Scorer::from_bytes(EMBEDDED_AGENT_MODEL, Path::new("<embedded>")),
             Some(path) => {
                 let bytes = std::fs::read(path).map_err(Error::io(path))?;
                 Scorer::from_bytes(&bytes, path)
@@ -56,7 +47,7 @@ impl Scorer {
             CompactModel::from_bytes(bytes).map_err(|source| Error::Model { path: PathBuf::from(origin), source })?;
         // from_bytes knows only schemas 1 and 2 today; a later schema needs a
         // later agent, so say so rather than score it wrongly.
-        if model.schema_version != features::SCHEMA_VERSION && model.schema_version != bfp_common::SCHEMA_VERSION {
+        if model.schema_version != AGENT_SCHEMA && model.schema_version != bfp_common::schema::PREDICT_SCHEMA {
             return Err(Error::Model {
                 path: PathBuf::from(origin),
                 source: bfp_common::Error::Model(format!(
@@ -77,7 +68,7 @@ impl Scorer {
     /// account-churn rule for a schema-2 model (it sees the rest as
     /// features), all of them for a schema-1 model (see docs/detection.md).
     pub fn session_rules(&self) -> SessionRules {
-        if self.model.schema_version == features::SCHEMA_VERSION {
+        if self.model.schema_version == AGENT_SCHEMA {
             SessionRules::AccountChurn
         } else {
             SessionRules::All
@@ -90,12 +81,12 @@ impl Scorer {
     }
 
     /// Scores one observation: its fingerprint and the detectors'
-    /// assessment of it ([`bfp_common::detect::Detector::assess`]), and
+    /// assessment of it ([`bfp_detect::detector::Detector::assess`]), and
     /// explains the verdict.
     pub fn score(&self, fp: &Fingerprint, assessment: &Assessment) -> Scored {
-        if self.model.schema_version == features::SCHEMA_VERSION {
+        if self.model.schema_version == AGENT_SCHEMA {
             let verdict = self.model.score(&assessment.features);
-            let reasons = bfp_common::explain::reasons_schema2(
+            let reasons = bfp_detect::reasons::reasons(
                 fp,
                 assessment.novelty.as_ref(),
                 &assessment.context,
@@ -116,15 +107,15 @@ mod tests {
     use super::*;
 
     fn assessment(fp: &Fingerprint) -> Assessment {
-        let context = features::SourceContext::default();
-        Assessment { novelty: None, context, features: features::vector(fp, None, &context), window: false }
+        let context = bfp_detect::features::SourceContext::default();
+        Assessment { novelty: None, context, features: bfp_detect::features::vector(fp, None, &context), window: false }
     }
 
     #[test]
     fn the_embedded_model_is_schema_two_and_scores() {
         let scorer = Scorer::load(None).unwrap();
         assert!(!scorer.version().is_empty());
-        assert_eq!(scorer.schema(), features::SCHEMA_VERSION);
+        assert_eq!(scorer.schema(), AGENT_SCHEMA);
         let fp = Fingerprint {
             login_hour: 3,
             session_duration_min: 5.0,
@@ -143,7 +134,7 @@ mod tests {
     fn a_schema_one_model_is_the_documented_fallback_and_scores_the_seed_features() {
         let dir = crate::testutil::tempdir("model1");
         let path = dir.join("schema1.postcard");
-        std::fs::write(&path, include_bytes!("../../models/artifacts/bfp-model.postcard")).unwrap();
+        std::fs::write(&path, bfp_common::artifacts::EMBEDDED_PREDICT_MODEL).unwrap();
         let scorer = Scorer::load(Some(&path)).unwrap();
         assert_eq!(scorer.schema(), 1);
         let fp = Fingerprint {
@@ -156,7 +147,7 @@ mod tests {
             risky_commands: Some(0),
         };
         let scored = scorer.score(&fp, &assessment(&fp));
-        assert_eq!(scored.verdict.contributions().len(), bfp_common::FEATURE_COUNT);
+        assert_eq!(scored.verdict.contributions().len(), bfp_common::schema::PREDICT_FEATURE_COUNT);
     }
 
     #[test]

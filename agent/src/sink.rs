@@ -142,7 +142,7 @@ mod tests {
 
     fn record(user: &str) -> Record {
         Record {
-            kind: "session".into(),
+            kind: bfp_common::wire::RecordKind::Session,
             log: "t".into(),
             source_ip: None,
             user: Some(user.into()),
@@ -157,7 +157,7 @@ mod tests {
             risky_commands: Some(0),
             protocol: bfp_common::Protocol::Ssh,
             typing_speed: None,
-            prediction: "Normal".into(),
+            prediction: bfp_common::Prediction::Normal,
             confidence: 0.9,
             reasons: Vec::new(),
             model_version: "m".into(),

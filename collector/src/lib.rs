@@ -21,13 +21,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use bfp_common::artifacts::{EMBEDDED_AGENT_MODEL, EMBEDDED_PREDICT_MODEL};
 use bfp_common::CompactModel;
 use tokio::net::TcpListener;
 
 pub use error::{Error, Result};
-
-/// The trained model artifact (see `models/`), embedded at build time.
-pub const EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/artifacts/bfp-model.postcard");
 
 /// Loads the model from `path`, or the embedded one. It must be a schema-1
 /// model: `/api/predict` and the CSV upload carry the six seed features, so a
@@ -35,19 +33,21 @@ pub const EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/artifacts/bfp-mod
 pub fn load_model(path: Option<&Path>) -> Result<CompactModel> {
     let bytes = match path {
         Some(p) => std::fs::read(p).map_err(|e| Error::Config(format!("cannot read model {}: {e}", p.display())))?,
-        None => return Ok(CompactModel::from_bytes_of_schema(EMBEDDED_MODEL, bfp_common::SCHEMA_VERSION, COLLECTOR)?),
+        None => {
+            return Ok(CompactModel::from_bytes_of_schema(
+                EMBEDDED_PREDICT_MODEL,
+                bfp_common::schema::PREDICT_SCHEMA,
+                COLLECTOR,
+            )?)
+        }
     };
-    Ok(CompactModel::from_bytes_of_schema(&bytes, bfp_common::SCHEMA_VERSION, COLLECTOR)?)
+    Ok(CompactModel::from_bytes_of_schema(&bytes, bfp_common::schema::PREDICT_SCHEMA, COLLECTOR)?)
 }
-
-/// The agents' model (feature schema 2, see `models/`), embedded at build
-/// time and served at `GET /api/model?schema=2`.
-pub const EMBEDDED_AGENT_MODEL: &[u8] = include_bytes!("../../models/artifacts/bfp-edge-model.postcard");
 
 /// Loads the model served to agents from `path`, or the embedded one. It
 /// must be of the agents' feature schema (2): an agent refuses any other.
 pub fn load_agent_model(path: Option<&Path>) -> Result<CompactModel> {
-    let schema = bfp_common::features::SCHEMA_VERSION;
+    let schema = bfp_common::schema::AGENT_SCHEMA;
     let bytes = match path {
         Some(p) => {
             std::fs::read(p).map_err(|e| Error::Config(format!("cannot read agent model {}: {e}", p.display())))?

@@ -4,14 +4,12 @@
 
 use std::hint::black_box;
 
+use bfp_common::artifacts::{EMBEDDED_AGENT_MODEL as EDGE_ARTIFACT, EMBEDDED_PREDICT_MODEL as ARTIFACT};
+use bfp_common::schema::PREDICT_FEATURE_COUNT;
 use bfp_common::{CompactModel, Fingerprint, Protocol};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-const ARTIFACT: &[u8] = include_bytes!("../../models/artifacts/bfp-model.postcard");
-/// The agent's schema-2 artifact.
-const EDGE_ARTIFACT: &[u8] = include_bytes!("../../models/artifacts/bfp-edge-model.postcard");
-
-fn fingerprints() -> Vec<[f32; bfp_common::FEATURE_COUNT]> {
+fn fingerprints() -> Vec<[f32; PREDICT_FEATURE_COUNT]> {
     // A spread of benign and hostile shapes so branch prediction cannot learn one path.
     let mut out = Vec::new();
     for i in 0..64u32 {
@@ -44,12 +42,12 @@ fn bench(c: &mut Criterion) {
     group.bench_function("decode_artifact", |b| b.iter(|| CompactModel::from_bytes(black_box(ARTIFACT)).unwrap()));
     // Schema 2: the same fingerprints with varied novelty and source context.
     let edge = CompactModel::from_bytes(EDGE_ARTIFACT).expect("edge artifact loads");
-    let rows2: Vec<[f32; bfp_common::features::FEATURE_COUNT]> = rows
+    let rows2: Vec<[f32; bfp_common::schema::AGENT_FEATURE_COUNT]> = rows
         .iter()
         .enumerate()
         .map(|(i, x)| {
             let i = i as u32;
-            let mut v = [0f32; bfp_common::features::FEATURE_COUNT];
+            let mut v = [0f32; bfp_common::schema::AGENT_FEATURE_COUNT];
             v[..x.len()].copy_from_slice(x);
             for (k, slot) in v[x.len()..].iter_mut().enumerate() {
                 *slot = ((i + k as u32) * 7 % 11) as f32 % 3.0;

@@ -39,18 +39,6 @@ pub enum Error {
     /// An agent batch could not be encoded or decoded.
     #[error("wire format: {0}")]
     Wire(String),
-    /// A baseline state file could not be written or read back.
-    #[error("baseline state: {0}")]
-    Baseline(String),
-    /// A log record that cannot be read at all (not JSON, a truncated wtmp
-    /// record, ...). The analyzer counts these; it never stops on them.
-    #[error("{format} record: {detail}")]
-    LogRecord {
-        /// The format (`cowrie`, `utmp`, ...).
-        format: &'static str,
-        /// What was wrong.
-        detail: String,
-    },
 }
 
 /// Result alias for `bfp-common`.

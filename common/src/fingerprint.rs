@@ -10,24 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-
-/// Version of the feature schema below. A model artifact records the schema it
-/// was trained on; inference refuses an artifact whose schema differs.
-pub const SCHEMA_VERSION: u16 = 1;
-
-/// Number of features in a feature vector of [`SCHEMA_VERSION`].
-pub const FEATURE_COUNT: usize = 7;
-
-/// Names of the features, in vector order. Used by model cards and reasons.
-pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
-    "login_hour",
-    "session_duration_min",
-    "commands",
-    "failed_logins",
-    "protocol",
-    "typing_speed_wpm",
-    "risky_commands",
-];
+use crate::schema::PREDICT_FEATURE_COUNT;
 
 /// Value a feature takes when the source cannot tell it (typing speed from a
 /// log without timing, risky commands when only a count was given). Never a
@@ -120,8 +103,9 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// The feature vector of [`SCHEMA_VERSION`], in [`FEATURE_NAMES`] order.
-    pub fn features(&self) -> [f32; FEATURE_COUNT] {
+    /// The feature vector of the predict schema, in
+    /// [`PREDICT_FEATURE_NAMES`](crate::schema::PREDICT_FEATURE_NAMES) order.
+    pub fn features(&self) -> [f32; PREDICT_FEATURE_COUNT] {
         [
             f32::from(self.login_hour),
             self.session_duration_min,

@@ -1,32 +1,32 @@
-//! `bfp-common`: what the agent and the collector share.
+//! `bfp-common`: the contract between the agent and the collector.
 //!
-//! One job: define the behavioural fingerprint and everything that must mean
-//! the same thing on the device and on the server — the feature schema and its
-//! validation ([`fingerprint`]), the compact model format and its
-//! allocation-free inference ([`model`]), log parsing ([`parse`]), session
-//! reconstruction ([`session`]) and source windows ([`source`]) behind one
-//! façade ([`analyze::Analyzer`]), and the agent-to-collector wire format.
+//! One job: define what must mean the same thing on the device and on the
+//! server, and nothing else:
 //!
-//! This crate never links tokio, axum, rusqlite or smartcore: the agent must
-//! stay small, and the model must load without the training library.
+//! - [`fingerprint`]: the behavioural fingerprint and its validation (the
+//!   original system's JSON and CSV forms, so every entry point validates alike);
+//! - [`schema`]: the feature schemas (which features, in which order, under
+//!   which names) of the collector's model and of the agents' model;
+//! - [`model`]: the compact model format and its allocation-free inference;
+//!   [`artifacts`]: the two trained models the programs embed;
+//! - [`explain`]: a verdict's reasons in an operator's words (seed features);
+//! - [`wire`]: the agent-to-collector batch format;
+//! - [`time`]: the one text form of a time both sides print.
+//!
+//! Reading logs is `bfp-logs`' job and judging them `bfp-detect`'s; the
+//! collector depends on this crate only. It never links tokio, axum,
+//! rusqlite or smartcore: the agent must stay small, and a model must load
+//! without the training library.
 
-pub mod analyze;
-pub mod baseline;
-pub mod campaign;
-pub mod detect;
+pub mod artifacts;
 pub mod error;
 pub mod explain;
-pub mod features;
 pub mod fingerprint;
 pub mod model;
-pub mod parse;
-pub mod session;
-pub mod source;
-#[cfg(any(test, feature = "testkit"))]
-pub mod testkit;
+pub mod schema;
+pub mod time;
 pub mod wire;
 
-pub use analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind, ParseStats, UtmpArch};
 pub use error::Error;
-pub use fingerprint::{Fingerprint, Protocol, FEATURE_COUNT, FEATURE_NAMES, SCHEMA_VERSION};
-pub use model::{CompactModel, Verdict};
+pub use fingerprint::{Fingerprint, Protocol, UNKNOWN};
+pub use model::{CompactModel, Prediction, Verdict};

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::features;
+use crate::schema;
 
 /// First bytes of every artifact: a file that is not a model fails fast.
 pub const MAGIC: [u8; 4] = *b"BFPM";
@@ -48,18 +48,59 @@ pub struct CompactModel {
     /// Container format, [`FORMAT_VERSION`].
     pub format_version: u16,
     /// Feature schema the model was trained on: 1 (the seed six plus risky
-    /// commands, [`crate::fingerprint::SCHEMA_VERSION`]) or 2 (log-derived,
-    /// [`crate::features::SCHEMA_VERSION`]).
+    /// commands, [`crate::schema::PREDICT_SCHEMA`]) or 2 (log-derived,
+    /// [`crate::schema::AGENT_SCHEMA`]).
     pub schema_version: u16,
     /// Human-readable model version, e.g. `forest-2026.11.25`.
     pub model_version: String,
     /// Feature names in vector order; must equal the schema's names
-    /// ([`features::schema_names`]).
+    /// ([`schema::feature_names`]).
     pub feature_names: Vec<String>,
     /// Index of each tree's root in `nodes`.
     pub roots: Vec<u32>,
     /// All trees' nodes.
     pub nodes: Vec<Node>,
+}
+
+/// A verdict's class, written `"Normal"` / `"Suspicious"` as the original
+/// API writes it, wherever a verdict crosses a boundary (the agent's JSON
+/// lines, the collector's rows and replies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Prediction {
+    /// Nothing to act on.
+    Normal,
+    /// Worth an analyst's look.
+    Suspicious,
+}
+
+impl Prediction {
+    /// `Suspicious` when `suspicious`, else `Normal`.
+    pub fn from_suspicious(suspicious: bool) -> Prediction {
+        if suspicious {
+            Prediction::Suspicious
+        } else {
+            Prediction::Normal
+        }
+    }
+
+    /// Whether this is [`Prediction::Suspicious`].
+    pub fn is_suspicious(self) -> bool {
+        self == Prediction::Suspicious
+    }
+
+    /// `"Normal"` or `"Suspicious"`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Prediction::Normal => "Normal",
+            Prediction::Suspicious => "Suspicious",
+        }
+    }
+}
+
+impl std::fmt::Display for Prediction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.label())
+    }
 }
 
 /// The result of scoring one fingerprint. `Copy`, no heap.
@@ -101,13 +142,14 @@ impl Verdict {
         &self.contributions[..usize::from(self.features)]
     }
 
+    /// The predicted class.
+    pub fn prediction(&self) -> Prediction {
+        Prediction::from_suspicious(self.suspicious)
+    }
+
     /// `"Suspicious"` or `"Normal"`, the labels of the public API.
     pub fn label(&self) -> &'static str {
-        if self.suspicious {
-            "Suspicious"
-        } else {
-            "Normal"
-        }
+        self.prediction().label()
     }
 
     /// The features that pushed towards the predicted class, strongest first,
@@ -153,7 +195,7 @@ impl CompactModel {
                 model.schema_version,
                 model.feature_names.len(),
                 model.feature_names.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
-                features::schema_names(schema).map_or(0, <[&str]>::len),
+                schema::feature_names(schema).map_or(0, <[&str]>::len),
             )));
         }
         Ok(model)
@@ -171,11 +213,11 @@ impl CompactModel {
                 self.format_version
             )));
         }
-        let Some(names) = features::schema_names(self.schema_version) else {
+        let Some(names) = schema::feature_names(self.schema_version) else {
             return Err(Error::Model(format!(
                 "feature schema {} is not known to this build (it reads schemas {:?})",
                 self.schema_version,
-                features::KNOWN_SCHEMAS
+                schema::KNOWN_SCHEMAS
             )));
         };
         if self.feature_names.iter().map(String::as_str).ne(names.iter().copied()) {
@@ -273,7 +315,7 @@ impl CompactModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fingerprint::{FEATURE_NAMES, SCHEMA_VERSION};
+    use crate::schema::{PREDICT_FEATURE_NAMES as FEATURE_NAMES, PREDICT_SCHEMA as SCHEMA_VERSION};
 
     /// A one-tree forest: failed_logins <= 3.5 → Normal, else Suspicious.
     fn stump() -> CompactModel {
@@ -325,14 +367,14 @@ mod tests {
         beyond_schema.nodes[0].feature = 10;
         assert!(CompactModel::from_bytes(&beyond_schema.to_bytes().unwrap()).is_err());
         let mut wrong_names = stump();
-        wrong_names.schema_version = features::SCHEMA_VERSION;
+        wrong_names.schema_version = schema::AGENT_SCHEMA;
         assert!(CompactModel::from_bytes(&wrong_names.to_bytes().unwrap()).unwrap_err().to_string().contains("names"));
     }
 
     fn schema2_stump() -> CompactModel {
         let mut m = stump();
-        m.schema_version = features::SCHEMA_VERSION;
-        m.feature_names = features::FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
+        m.schema_version = schema::AGENT_SCHEMA;
+        m.feature_names = schema::AGENT_FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
         // Split on a schema-2-only feature: new network for the user.
         m.nodes[0].feature = 9;
         m.nodes[0].threshold = 0.5;
@@ -343,7 +385,7 @@ mod tests {
     fn any_known_schema_loads_and_readers_can_insist_on_theirs() {
         let one = stump().to_bytes().unwrap();
         let two = schema2_stump().to_bytes().unwrap();
-        assert_eq!(CompactModel::from_bytes(&two).unwrap().feature_count(), features::FEATURE_COUNT);
+        assert_eq!(CompactModel::from_bytes(&two).unwrap().feature_count(), schema::AGENT_FEATURE_COUNT);
         CompactModel::from_bytes_of_schema(&one, 1, "the collector").unwrap();
         let err = CompactModel::from_bytes_of_schema(&two, 1, "the collector").unwrap_err().to_string();
         assert!(err.contains("feature-schema 2") && err.contains("the collector needs a schema-1 model"), "{err}");
@@ -354,12 +396,12 @@ mod tests {
     #[test]
     fn scores_a_vector_of_its_own_length_only() {
         let m = schema2_stump();
-        let mut x = [0f32; features::FEATURE_COUNT];
+        let mut x = [0f32; schema::AGENT_FEATURE_COUNT];
         assert!(!m.score(&x).suspicious);
         x[9] = 1.0;
         let v = m.score(&x);
         assert!(v.suspicious);
-        assert_eq!(v.contributions().len(), features::FEATURE_COUNT);
+        assert_eq!(v.contributions().len(), schema::AGENT_FEATURE_COUNT);
         assert_eq!(v.top_features(2).map(|(i, _)| i).collect::<Vec<_>>(), vec![9]);
         assert!(m.try_score(&[0.0; 7]).unwrap_err().to_string().contains("got 7"));
         assert!(stump().try_score(&x).is_err());
@@ -368,6 +410,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "scores 7 features")]
     fn scoring_a_vector_of_another_schema_is_a_programming_error() {
-        stump().score(&[0.0; features::FEATURE_COUNT]);
+        stump().score(&[0.0; schema::AGENT_FEATURE_COUNT]);
     }
 }

@@ -21,8 +21,9 @@ pub const MAX_RECORDS_PER_BATCH: usize = 10_000;
 /// Media type of a postcard batch body.
 pub const CONTENT_TYPE: &str = "application/x-bfp-batch";
 
-/// What a fingerprint describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a fingerprint describes: the kind of every observation, record and
+/// stored row, from the analyzer to the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordKind {
     /// One login session.
@@ -31,6 +32,23 @@ pub enum RecordKind {
     Source,
     /// The whole device over a window (distributed attacks).
     Device,
+}
+
+impl RecordKind {
+    /// `session`, `source` or `device`, as the JSON forms write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Session => "session",
+            RecordKind::Source => "source",
+            RecordKind::Device => "device",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// One scored fingerprint as the agent reports it.

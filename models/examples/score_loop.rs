@@ -32,7 +32,7 @@ fn main() {
             if edge {
                 let i = i as u32;
                 // Novelty flags and counts, then source context, varied.
-                row.extend((0..bfp_common::baseline::NOVELTY_FEATURE_COUNT as u32).map(|k| ((i + k) % 3 % 2) as f32));
+                row.extend((0..bfp_common::schema::NOVELTY_FEATURE_COUNT as u32).map(|k| ((i + k) % 3 % 2) as f32));
                 row.extend([i % 7, i * 3 % 40, i % 5, i % 9, i * 11 % 150, i % 2, i % 4].map(|v| v as f32));
             }
             row

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use bfp_common::{CompactModel, FEATURE_COUNT, FEATURE_NAMES, SCHEMA_VERSION};
+use bfp_common::schema::{PREDICT_FEATURE_COUNT, PREDICT_FEATURE_NAMES, PREDICT_SCHEMA};
+use bfp_common::CompactModel;
 
 use crate::error::{Error, Result};
 use crate::eval::{self, Report};
@@ -13,13 +14,13 @@ use crate::train::{self, TrainConfig};
 use crate::{build, features, seed, MODEL_VERSION};
 
 /// Scores rows with the compact model.
-pub fn compact_predictions(model: &CompactModel, rows: &[[f32; FEATURE_COUNT]]) -> Vec<bool> {
+pub fn compact_predictions(model: &CompactModel, rows: &[[f32; PREDICT_FEATURE_COUNT]]) -> Vec<bool> {
     rows.iter().map(|x| model.score(x).suspicious).collect()
 }
 
 /// Rows on which the compact model disagrees with smartcore (label or
 /// vote share). Must be zero.
-pub fn disagreements(built: &crate::Built, rows: &[[f32; FEATURE_COUNT]]) -> Result<usize> {
+pub fn disagreements(built: &crate::Built, rows: &[[f32; PREDICT_FEATURE_COUNT]]) -> Result<usize> {
     let reference = train::predict(&built.forest, rows)?;
     let votes = train::suspicious_votes(&built.forest, rows)?;
     let trees = built.model.trees() as f32;
@@ -235,8 +236,8 @@ pub fn ablation(built: &crate::Built, cfg: &TrainConfig) -> Result<Vec<(usize, c
     let (x, y) = features(&built.train);
     let (ex, ey) = features(&built.eval);
     let mut out = Vec::new();
-    for f in 0..FEATURE_COUNT {
-        let blank = |rows: &[[f32; FEATURE_COUNT]]| -> Vec<[f32; FEATURE_COUNT]> {
+    for f in 0..PREDICT_FEATURE_COUNT {
+        let blank = |rows: &[[f32; PREDICT_FEATURE_COUNT]]| -> Vec<[f32; PREDICT_FEATURE_COUNT]> {
             rows.iter()
                 .map(|r| {
                     let mut r = *r;
@@ -361,15 +362,15 @@ fn render(i: &Inputs) -> String {
             b.extra
         );
     }
-    let _ = writeln!(s, "| feature schema version | {SCHEMA_VERSION} |");
-    let _ = writeln!(s, "| features | {} |", FEATURE_NAMES.map(|n| format!("`{n}`")).join(", "));
+    let _ = writeln!(s, "| feature schema version | {PREDICT_SCHEMA} |");
+    let _ = writeln!(s, "| features | {} |", PREDICT_FEATURE_NAMES.map(|n| format!("`{n}`")).join(", "));
     let _ = writeln!(
         s,
         "| learner | smartcore random forest, {} trees, max depth {}, min samples per leaf {}, {} features tried per split (floor of sqrt), Gini, seed {} |",
         i.train_cfg.trees,
         i.train_cfg.max_depth.map_or("unbounded".into(), |d| d.to_string()),
         i.train_cfg.min_samples_leaf,
-        (FEATURE_COUNT as f64).sqrt().floor(),
+        (PREDICT_FEATURE_COUNT as f64).sqrt().floor(),
         i.train_cfg.seed
     );
     let _ = writeln!(s, "| size | {} bytes ({} nodes) |", i.bytes, b.model.nodes.len());
@@ -497,7 +498,7 @@ fn render(i: &Inputs) -> String {
         let _ = writeln!(
             s,
             "The real logs of `shared/data/real` read by common's analyzer exactly as the agent reads them \
-             (`bfp_common::analyze`, default settings: no Tor list, UTC hours), each session and each source window \
+             (`bfp_logs::analyze`, default settings: no Tor list, UTC hours), each session and each source window \
              one fingerprint. None of these rows was used in training or to choose settings. Labels are by \
              construction or by a stated assumption (column *basis*); no row was labelled by hand. Suspicious \
              groups: share flagged = recall. Normal groups: share flagged = false-positive rate.\n"
@@ -556,7 +557,14 @@ fn render(i: &Inputs) -> String {
     let _ =
         writeln!(s, "| none (shipped) | {} | {} | {} |", pct(shipped.f1()), pct(shipped.recall()), pct(shipped.fpr()));
     for (f, c) in i.ablation {
-        let _ = writeln!(s, "| `{}` | {} | {} | {} |", FEATURE_NAMES[*f], pct(c.f1()), pct(c.recall()), pct(c.fpr()));
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} |",
+            PREDICT_FEATURE_NAMES[*f],
+            pct(c.f1()),
+            pct(c.recall()),
+            pct(c.fpr())
+        );
     }
 
     let _ = writeln!(s, "\n### Size against quality\n");

@@ -8,10 +8,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use bfp_common::analyze::{AnalyzerConfig, LogFormat, ObservationKind};
-use bfp_common::detect::SessionRules;
-use bfp_common::features::{self, CONTEXT_START, FEATURE_COUNT, NOVELTY_START};
+use bfp_common::artifacts::EMBEDDED_AGENT_MODEL;
+use bfp_common::schema::{AGENT_FEATURE_COUNT, AGENT_FEATURE_NAMES, AGENT_SCHEMA, CONTEXT_START, NOVELTY_START};
 use bfp_common::CompactModel;
+use bfp_detect::detector::SessionRules;
+use bfp_logs::analyze::{AnalyzerConfig, LogFormat, RecordKind};
 
 use crate::error::{Error, Result};
 use crate::eval::Counts;
@@ -22,9 +23,6 @@ use crate::train::{self, Forest, TrainConfig};
 /// the training settings change.
 pub const EDGE_MODEL_VERSION: &str = "bfp-edge-forest-2.0.0";
 
-/// The committed schema-2 artifact, as the agent embeds it.
-pub const EDGE_ARTIFACT: &[u8] = include_bytes!("../artifacts/bfp-edge-model.postcard");
-
 /// Forest settings of the schema-2 model (as schema 1's: the artifact stays
 /// well under 64 KB).
 pub fn train_config() -> TrainConfig {
@@ -33,7 +31,7 @@ pub fn train_config() -> TrainConfig {
 
 /// The committed schema-2 artifact, decoded and checked.
 pub fn embedded() -> Result<CompactModel> {
-    Ok(CompactModel::from_bytes_of_schema(EDGE_ARTIFACT, features::SCHEMA_VERSION, "bfp-models")?)
+    Ok(CompactModel::from_bytes_of_schema(EMBEDDED_AGENT_MODEL, AGENT_SCHEMA, "bfp-models")?)
 }
 
 /// One schema-2 training run.
@@ -76,7 +74,7 @@ pub fn balanced(rows: &[Row]) -> Vec<Row> {
 }
 
 /// Rows to (features, labels).
-pub fn xy(rows: &[Row]) -> (Vec<[f32; FEATURE_COUNT]>, Vec<bool>) {
+pub fn xy(rows: &[Row]) -> (Vec<[f32; AGENT_FEATURE_COUNT]>, Vec<bool>) {
     rows.iter().map(|r| (r.features, r.suspicious())).unzip()
 }
 
@@ -98,13 +96,13 @@ pub fn build(cfg: &TimelineConfig, train_cfg: &TrainConfig) -> Result<EdgeBuilt>
     }
     let (x, y) = xy(&balanced(&train_rows));
     let forest = train::fit(&x, &y, train_cfg)?;
-    let model = crate::export::export_schema(&forest, EDGE_MODEL_VERSION, features::SCHEMA_VERSION, &x, &y)?;
+    let model = crate::export::export_schema(&forest, EDGE_MODEL_VERSION, AGENT_SCHEMA, &x, &y)?;
     Ok(EdgeBuilt { cfg: *cfg, train: train_rows, eval_devices, eval_oracle, forest, model })
 }
 
 /// Held-out rows where the compact model and smartcore differ, in label or
 /// in vote share.
-pub fn disagreements(forest: &Forest, model: &CompactModel, x: &[[f32; FEATURE_COUNT]]) -> Result<usize> {
+pub fn disagreements(forest: &Forest, model: &CompactModel, x: &[[f32; AGENT_FEATURE_COUNT]]) -> Result<usize> {
     let labels = train::predict(forest, x)?;
     let votes = train::suspicious_votes(forest, x)?;
     let trees = model.trees() as f32;
@@ -176,7 +174,7 @@ fn ablate<const N: usize>(
     train_rows: &[Row],
     eval_rows: &[Row],
     cfg: &TrainConfig,
-    pick: fn(&[f32; FEATURE_COUNT]) -> [f32; N],
+    pick: fn(&[f32; AGENT_FEATURE_COUNT]) -> [f32; N],
 ) -> Result<(Counts, Counts)> {
     let x: Vec<[f32; N]> = train_rows.iter().map(|r| pick(&r.features)).collect();
     let y: Vec<bool> = train_rows.iter().map(Row::suspicious).collect();
@@ -185,7 +183,7 @@ fn ablate<const N: usize>(
     let (mut all, mut sess) = (Counts::default(), Counts::default());
     for (p, r) in train::predict(&forest, &ex)?.into_iter().zip(eval_rows) {
         all.add(p, r.suspicious());
-        if r.kind == ObservationKind::Session {
+        if r.kind == RecordKind::Session {
             sess.add(p, r.suspicious());
         }
     }
@@ -218,7 +216,7 @@ pub const VALIDATION_DEVICES: u32 = 3;
 
 fn ablation_on(train: &[Row], ev: &[Row], cfg: &TrainConfig) -> Result<Vec<(&'static str, Counts, Counts)>> {
     let train_rows = balanced(train);
-    const CTX: usize = FEATURE_COUNT - CONTEXT_START;
+    const CTX: usize = AGENT_FEATURE_COUNT - CONTEXT_START;
     let (a, b) = ablate::<NOVELTY_START>(&train_rows, ev, cfg, |x| take(x, 0))?;
     let mut out = vec![("schema-1 features only (log-derived)", a, b)];
     let (a, b) = ablate::<CONTEXT_START>(&train_rows, ev, cfg, |x| take(x, 0))?;
@@ -227,9 +225,9 @@ fn ablation_on(train: &[Row], ev: &[Row], cfg: &TrainConfig) -> Result<Vec<(&'st
         std::array::from_fn(|i| if i < NOVELTY_START { x[i] } else { x[CONTEXT_START + i - NOVELTY_START] })
     })?;
     out.push(("schema 1 + source context", a, b));
-    let (a, b) = ablate::<FEATURE_COUNT>(&train_rows, ev, cfg, |x| *x)?;
+    let (a, b) = ablate::<AGENT_FEATURE_COUNT>(&train_rows, ev, cfg, |x| *x)?;
     out.push(("schema 2 (all three groups): shipped", a, b));
-    let (a, b) = ablate::<FEATURE_COUNT>(train, ev, cfg, |x| *x)?;
+    let (a, b) = ablate::<AGENT_FEATURE_COUNT>(train, ev, cfg, |x| *x)?;
     out.push(("schema 2, trained without class balancing", a, b));
     Ok(out)
 }
@@ -303,7 +301,7 @@ pub fn real(dir: &Path, edge: &CompactModel, schema1: &CompactModel) -> Result<V
     }
     for r in &cowrie {
         group("Cowrie honeypot: sessions", true, "a honeypot has no legitimate users", r, &|row: &Row| {
-            row.kind == ObservationKind::Session && !row.alert
+            row.kind == RecordKind::Session && !row.alert
         });
     }
     if let Some(d) = read("elastic/auth.log")? {
@@ -314,7 +312,7 @@ pub fn real(dir: &Path, edge: &CompactModel, schema1: &CompactModel) -> Result<V
             false,
             "every accepted login on this host comes from 85.245.107.41: taken as its admins; unverified",
             &r,
-            &|row: &Row| row.kind == ObservationKind::Session && row.ip == Some(admin),
+            &|row: &Row| row.kind == RecordKind::Session && row.ip == Some(admin),
         );
         group(
             "elastic auth.log: other sources that only failed",
@@ -322,7 +320,7 @@ pub fn real(dir: &Path, edge: &CompactModel, schema1: &CompactModel) -> Result<V
             "never logged in on a host whose every login comes from one address; unlabelled by the authors",
             &r,
             &|row: &Row| {
-                row.kind == ObservationKind::Source
+                row.kind == RecordKind::Source
                     && !row.alert
                     && row.ip != Some(admin)
                     && row.obs.source.as_ref().is_some_and(|s| s.successes == 0 && s.failed_logins > 0)
@@ -385,9 +383,9 @@ pub fn render(r: &EdgeReport) -> String {
         m.schema_version,
         m.feature_count()
     );
-    let _ = writeln!(s, "{}\n", features::FEATURE_NAMES.map(|n| format!("`{n}`")).join(", "));
+    let _ = writeln!(s, "{}\n", AGENT_FEATURE_NAMES.map(|n| format!("`{n}`")).join(", "));
     let _ = writeln!(s, "### Data: device timelines through the agent's own code\n");
-    let train_sessions = b.train.iter().filter(|r| r.kind == ObservationKind::Session).count();
+    let train_sessions = b.train.iter().filter(|r| r.kind == RecordKind::Session).count();
     let _ = writeln!(
         s,
         "{} simulated devices of {} days each (seed {}); the last {} are held out whole (split by device: their \
@@ -452,7 +450,7 @@ pub fn render(r: &EdgeReport) -> String {
         let (mut all, mut sess) = (Counts::default(), Counts::default());
         for (row, &p) in c.rows.iter().zip(f) {
             all.add(p, row.suspicious());
-            if row.kind == ObservationKind::Session {
+            if row.kind == RecordKind::Session {
                 sess.add(p, row.suspicious());
             }
         }
@@ -569,10 +567,10 @@ mod tests {
     #[test]
     fn the_committed_edge_artifact_is_schema_two_and_small() {
         let m = embedded().unwrap();
-        assert_eq!(m.schema_version, features::SCHEMA_VERSION);
-        assert_eq!(m.feature_count(), FEATURE_COUNT);
-        assert!(EDGE_ARTIFACT.len() < 64 * 1024);
-        let v = m.score(&[0.0; FEATURE_COUNT]);
+        assert_eq!(m.schema_version, AGENT_SCHEMA);
+        assert_eq!(m.feature_count(), AGENT_FEATURE_COUNT);
+        assert!(EMBEDDED_AGENT_MODEL.len() < 64 * 1024);
+        let v = m.score(&[0.0; AGENT_FEATURE_COUNT]);
         assert!((0.5..=1.0).contains(&v.confidence));
     }
 }

@@ -3,7 +3,8 @@
 //! exactly as smartcore's f64 comparison does.
 
 use bfp_common::model::{Node, FORMAT_VERSION, LEAF, MAGIC};
-use bfp_common::{CompactModel, FEATURE_COUNT, SCHEMA_VERSION};
+use bfp_common::schema::{PREDICT_FEATURE_COUNT, PREDICT_SCHEMA};
+use bfp_common::CompactModel;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -15,10 +16,10 @@ use crate::train::Forest;
 pub fn export(
     forest: &Forest,
     model_version: &str,
-    rows: &[[f32; FEATURE_COUNT]],
+    rows: &[[f32; PREDICT_FEATURE_COUNT]],
     suspicious: &[bool],
 ) -> Result<CompactModel> {
-    export_schema(forest, model_version, SCHEMA_VERSION, rows, suspicious)
+    export_schema(forest, model_version, PREDICT_SCHEMA, rows, suspicious)
 }
 
 /// Exports a forest trained on vectors of feature schema `schema` (whose
@@ -30,7 +31,7 @@ pub fn export_schema<const N: usize>(
     rows: &[[f32; N]],
     suspicious: &[bool],
 ) -> Result<CompactModel> {
-    let names = bfp_common::features::schema_names(schema)
+    let names = bfp_common::schema::feature_names(schema)
         .filter(|n| n.len() == N)
         .ok_or_else(|| Error::Export(format!("schema {schema} does not have {N} features")))?;
     let value = serde_json::to_value(forest).map_err(|e| Error::Export(e.to_string()))?;

@@ -23,7 +23,9 @@ pub mod sim;
 pub mod timeline;
 pub mod train;
 
-use bfp_common::{CompactModel, FEATURE_COUNT};
+use bfp_common::artifacts::EMBEDDED_PREDICT_MODEL;
+use bfp_common::schema::PREDICT_FEATURE_COUNT;
+use bfp_common::CompactModel;
 
 pub use error::{Error, Result};
 use sim::{Sample, SimConfig};
@@ -33,16 +35,13 @@ use train::{Forest, TrainConfig};
 /// Bump when the simulator, the features or the training settings change.
 pub const MODEL_VERSION: &str = "bfp-sim-forest-1.1.0";
 
-/// The committed artifact, as the agent and the collector embed it.
-pub const ARTIFACT: &[u8] = include_bytes!("../artifacts/bfp-model.postcard");
-
-/// The committed artifact, decoded and checked.
+/// The committed predict-schema artifact, decoded and checked.
 pub fn embedded() -> Result<CompactModel> {
-    Ok(CompactModel::from_bytes(ARTIFACT)?)
+    Ok(CompactModel::from_bytes(EMBEDDED_PREDICT_MODEL)?)
 }
 
 /// Feature rows and labels of samples.
-pub fn features(samples: &[Sample]) -> (Vec<[f32; FEATURE_COUNT]>, Vec<bool>) {
+pub fn features(samples: &[Sample]) -> (Vec<[f32; PREDICT_FEATURE_COUNT]>, Vec<bool>) {
     samples.iter().map(|s| (s.fingerprint.features(), s.suspicious)).unzip()
 }
 

@@ -10,8 +10,8 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind};
 use bfp_common::Fingerprint;
+use bfp_logs::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, RecordKind};
 
 use crate::error::{Error, Result};
 
@@ -65,7 +65,7 @@ fn only_failed(o: &Observation) -> bool {
 /// The labelled groups (files that are missing are skipped).
 pub fn groups(real: &Path) -> Result<Vec<Group>> {
     let mut groups = Vec::new();
-    let kind = |obs: &[Observation], k: ObservationKind, keep: &dyn Fn(&Observation) -> bool| -> Vec<Fingerprint> {
+    let kind = |obs: &[Observation], k: RecordKind, keep: &dyn Fn(&Observation) -> bool| -> Vec<Fingerprint> {
         obs.iter().filter(|o| o.kind == k && keep(o)).map(|o| o.fingerprint).collect()
     };
 
@@ -80,13 +80,13 @@ pub fn groups(real: &Path) -> Result<Vec<Group>> {
         name: "Cowrie honeypot: sessions",
         suspicious: true,
         basis: "a honeypot has no legitimate users: every login is an intruder",
-        rows: kind(&cowrie, ObservationKind::Session, &|_| true),
+        rows: kind(&cowrie, RecordKind::Session, &|_| true),
     });
     groups.push(Group {
         name: "Cowrie honeypot: sources that tried to log in",
         suspicious: true,
         basis: "as above; sources that only connected (scans) are left out",
-        rows: kind(&cowrie, ObservationKind::Source, &tried),
+        rows: kind(&cowrie, RecordKind::Source, &tried),
     });
 
     let elastic = real.join("elastic/auth.log");
@@ -97,14 +97,14 @@ pub fn groups(real: &Path) -> Result<Vec<Group>> {
             name: "elastic auth.log: sessions from the admins' address",
             suspicious: false,
             basis: "every accepted login on this host comes from 85.245.107.41 (users ubuntu and elastic_user_*): taken as its admins; unverified",
-            rows: kind(&obs, ObservationKind::Session, &|o| o.source_ip == Some(admin)),
+            rows: kind(&obs, RecordKind::Session, &|o| o.source_ip == Some(admin)),
         });
         groups.push(Group {
             name: "elastic auth.log: the admins' address, source windows",
             suspicious: false,
             basis:
                 "the same address as a source over each window (all its users' logins, failures and commands together)",
-            rows: kind(&obs, ObservationKind::Source, &|o| o.source_ip == Some(admin)),
+            rows: kind(&obs, RecordKind::Source, &|o| o.source_ip == Some(admin)),
         });
         // Diagnostic twin of the sessions group: the same sessions with their
         // failed logins not counted, to show what that count alone adds.
@@ -112,7 +112,7 @@ pub fn groups(real: &Path) -> Result<Vec<Group>> {
             name: "what-if: the same admin sessions with failed_logins = 0",
             suspicious: false,
             basis: "diagnostic, not a result: what the sessions' own failed logins (password failures of the same user from this address before the login) add",
-            rows: kind(&obs, ObservationKind::Session, &|o| o.source_ip == Some(admin))
+            rows: kind(&obs, RecordKind::Session, &|o| o.source_ip == Some(admin))
                 .into_iter()
                 .map(|f| Fingerprint { failed_logins: 0, ..f })
                 .collect(),
@@ -121,7 +121,7 @@ pub fn groups(real: &Path) -> Result<Vec<Group>> {
             name: "elastic auth.log: other sources that only failed",
             suspicious: true,
             basis: "never logged in on a host whose every login comes from one address; includes the injected brute force; unlabelled by the authors",
-            rows: kind(&obs, ObservationKind::Source, &|o| o.source_ip != Some(admin) && only_failed(o)),
+            rows: kind(&obs, RecordKind::Source, &|o| o.source_ip != Some(admin) && only_failed(o)),
         });
     }
 
@@ -133,7 +133,7 @@ pub fn groups(real: &Path) -> Result<Vec<Group>> {
             name: "exposed RHEL secure: the owner's publickey session",
             suspicious: false,
             basis: "the host's only accepted login: a publickey login by its owner right after the account was created (Google Cloud guest agent); one row",
-            rows: kind(&obs, ObservationKind::Session, &|o| o.source_ip == Some(owner)),
+            rows: kind(&obs, RecordKind::Session, &|o| o.source_ip == Some(owner)),
         });
     }
 
@@ -149,7 +149,7 @@ pub fn groups(real: &Path) -> Result<Vec<Group>> {
                 suspicious: true,
                 basis:
                     "internet scanners and brute force against an exposed server: sources with failures and no success",
-                rows: kind(&obs, ObservationKind::Source, &only_failed),
+                rows: kind(&obs, RecordKind::Source, &only_failed),
             });
         }
     }

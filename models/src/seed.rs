@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use bfp_common::{Fingerprint, FEATURE_COUNT};
+use bfp_common::schema::PREDICT_FEATURE_COUNT;
+use bfp_common::Fingerprint;
 
 use crate::error::{Error, Result};
 
@@ -20,7 +21,7 @@ pub fn seed_dir() -> Option<PathBuf> {
 }
 
 /// Feature rows and, for a labelled file, their labels.
-pub type Labelled = (Vec<[f32; FEATURE_COUNT]>, Option<Vec<bool>>);
+pub type Labelled = (Vec<[f32; PREDICT_FEATURE_COUNT]>, Option<Vec<bool>>);
 
 /// Reads a seed CSV: the original six columns, plus `Label` (0/1) when
 /// present. Rows are validated as the collector validates uploads.

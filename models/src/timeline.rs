@@ -21,12 +21,14 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use bfp_common::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ObservationKind};
-use bfp_common::campaign::{AuthAttempt, ThresholdRule};
-use bfp_common::detect::{Assessment, DetectConfig, Detector, SessionRules};
-use bfp_common::features;
-use bfp_common::parse::syslog::format_utc;
+use bfp_common::schema::AGENT_FEATURE_COUNT;
+use bfp_common::time::format_utc;
 use bfp_common::{Fingerprint, Verdict};
+use bfp_detect::campaign::ThresholdRule;
+use bfp_detect::detector::{Assessment, DetectConfig, SessionRules};
+use bfp_detect::engine::{Engine, EngineConfig, Judged, Score, Scored};
+use bfp_logs::analyze::{AnalyzerConfig, LogFormat, Observation, RecordKind};
+use bfp_logs::AuthAttempt;
 
 use crate::sim::rng::Rng;
 
@@ -615,7 +617,7 @@ pub struct Row {
     /// The class of its address (or window).
     pub class: Class,
     /// Session, source window, device window (campaign alerts are sources or devices).
-    pub kind: ObservationKind,
+    pub kind: RecordKind,
     /// A campaign alert rather than an analyzer window.
     pub alert: bool,
     /// The address.
@@ -625,7 +627,7 @@ pub struct Row {
     /// The fingerprint the analyzer made.
     pub fingerprint: Fingerprint,
     /// The schema-2 vector at scoring time.
-    pub features: [f32; features::FEATURE_COUNT],
+    pub features: [f32; AGENT_FEATURE_COUNT],
     /// The final verdict of the run (the `decide` verdict, raised by the
     /// rules when they are on).
     pub predicted: bool,
@@ -643,7 +645,7 @@ impl Row {
 
 fn class_of(device: &Device, obs: &Observation) -> Class {
     match (obs.kind, obs.source_ip) {
-        (ObservationKind::Device, _) | (_, None) => {
+        (RecordKind::Device, _) | (_, None) => {
             let end = obs.end.unwrap_or(obs.start);
             if device.attacks.iter().any(|&(s, e)| s <= end && e >= obs.start) {
                 Class::DeviceUnderAttack
@@ -678,79 +680,97 @@ pub fn run_with(
     session_rules: SessionRules,
     decide: &mut dyn FnMut(&Observation, bool, &Assessment) -> Verdict,
 ) -> Vec<Row> {
-    let mut analyzer = Analyzer::new(config);
-    analyzer.record_auth_attempts();
-    let mut detector = Detector::new(DetectConfig::default());
-    detector.set_session_rules(session_rules);
-    let mut rule = ThresholdRule::fail2ban();
-    let mut banned: HashMap<IpAddr, i64> = HashMap::new();
+    let mut engine =
+        Engine::new(EngineConfig { analyzer: config, detect: DetectConfig::default(), format: Some(format) });
+    let mut scorer = TruthScorer {
+        device,
+        decide,
+        session_rules,
+        rule: ThresholdRule::fail2ban(),
+        banned: HashMap::new(),
+        pending: Vec::new(),
+    };
     let mut rows = Vec::new();
-    let mut judge = |obs: &Observation, alert: bool, detector: &mut Detector, banned: &HashMap<IpAddr, i64>| {
-        let class = class_of(device, obs);
-        let assessment = detector.assess(obs);
-        let verdict = decide(obs, class.is_attack(), &assessment);
-        let features = assessment.features;
-        let j = detector.judge_assessed(obs, &verdict, assessment);
-        let end = obs.end.unwrap_or(obs.start);
-        rows.push(Row {
-            device: device.index,
-            class,
-            kind: obs.kind,
-            alert,
-            ip: obs.source_ip,
-            obs: obs.clone(),
-            fingerprint: obs.fingerprint,
-            features,
-            predicted: j.suspicious,
-            fail2ban: obs.source_ip.and_then(|ip| banned.get(&ip)).is_some_and(|&t| t <= end),
-        });
-    };
-    let mut attempts_of = |attempts: &[AuthAttempt], detector: &mut Detector, banned: &mut HashMap<IpAddr, i64>| {
-        for a in attempts.iter().filter(|a| !a.success) {
-            if rule.failure(a.source, a.at) {
-                banned.entry(a.source).or_insert(a.at);
-            }
-        }
-        detector.observe_attempts(attempts)
-    };
-    let mut drain = |analyzer: &mut Analyzer, observations: Vec<Observation>, detector: &mut Detector| {
-        let attempts = analyzer.drain_auth_attempts();
-        let mut observations = observations;
-        observations.sort_by_key(|o| o.end.unwrap_or(o.start));
-        let mut next = 0;
-        for obs in observations {
-            let until = obs.end.unwrap_or(obs.start);
-            let upto = next + attempts[next..].iter().take_while(|a| a.at <= until).count();
-            for alert in attempts_of(&attempts[next..upto], detector, &mut banned) {
-                judge(&Detector::alert_observation(&alert, 0), true, detector, &banned);
-            }
-            next = upto;
-            judge(&obs, false, detector, &banned);
-        }
-        for alert in attempts_of(&attempts[next..], detector, &mut banned) {
-            judge(&Detector::alert_observation(&alert, 0), true, detector, &banned);
-        }
-    };
+    let mut judged = Vec::new();
+    // Drained after every line, as a busy agent would: each observation is
+    // judged as soon as the analyzer completes it.
     for line in &device.lines {
-        analyzer.feed_line(line, format);
-        let ready = analyzer.drain_ready();
-        drain(&mut analyzer, ready, &mut detector);
+        engine.feed(line);
+        engine.drain(&mut scorer, &mut judged);
+        scorer.rows(&mut judged, &mut rows);
     }
-    let rest = analyzer.finish();
-    drain(&mut analyzer, rest, &mut detector);
+    engine.finish(&mut scorer, &mut judged);
+    scorer.rows(&mut judged, &mut rows);
     rows
+}
+
+/// The engine's scorer for simulated devices: `decide` gives the verdict from
+/// the truth; beside it the fail2ban rule sees every attempt.
+struct TruthScorer<'a> {
+    device: &'a Device,
+    decide: &'a mut dyn FnMut(&Observation, bool, &Assessment) -> Verdict,
+    session_rules: SessionRules,
+    rule: ThresholdRule,
+    /// When the fail2ban rule first banned each address.
+    banned: HashMap<IpAddr, i64>,
+    /// Class and fail2ban flag of each observation scored, in the order the
+    /// engine hands the judged ones back.
+    pending: Vec<(Class, bool)>,
+}
+
+impl Score for TruthScorer<'_> {
+    fn score(&mut self, obs: &Observation, assessment: &Assessment) -> Scored {
+        let class = class_of(self.device, obs);
+        let end = obs.end.unwrap_or(obs.start);
+        let fail2ban = obs.source_ip.and_then(|ip| self.banned.get(&ip)).is_some_and(|&t| t <= end);
+        self.pending.push((class, fail2ban));
+        Scored { verdict: (self.decide)(obs, class.is_attack(), assessment), reasons: Vec::new() }
+    }
+
+    fn session_rules(&self) -> SessionRules {
+        self.session_rules
+    }
+
+    fn attempt(&mut self, a: &AuthAttempt) {
+        if !a.success && self.rule.failure(a.source, a.at) {
+            self.banned.entry(a.source).or_insert(a.at);
+        }
+    }
+}
+
+impl TruthScorer<'_> {
+    /// The judged observations as rows, with what was noted when each was scored.
+    fn rows(&mut self, judged: &mut Vec<Judged>, rows: &mut Vec<Row>) {
+        for (j, (class, fail2ban)) in judged.drain(..).zip(self.pending.drain(..)) {
+            let obs = j.observation;
+            rows.push(Row {
+                device: self.device.index,
+                class,
+                kind: obs.kind,
+                alert: j.alert.is_some(),
+                ip: obs.source_ip,
+                fingerprint: obs.fingerprint,
+                obs,
+                features: j.features,
+                predicted: j.prediction.is_suspicious(),
+                fail2ban,
+            });
+        }
+    }
 }
 
 /// The oracle run used for training: the verdict is the label, so the
 /// baselines learn exactly the benign sessions (an agent whose model never
 /// errs; see the card's caveats), and no rule is layered on top.
 pub fn labelled_run(device: &Device) -> Vec<Row> {
-    run(device, SessionRules::Off, &mut |_, label, _| Verdict::flat(label, 1.0, features::FEATURE_COUNT))
+    run(device, SessionRules::Off, &mut |_, label, _| Verdict::flat(label, 1.0, AGENT_FEATURE_COUNT))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bfp_common::schema::NOVELTY_START;
+    use bfp_logs::Analyzer;
 
     fn small() -> TimelineConfig {
         TimelineConfig { days: 8, devices: 2, holdout: 1, ..TimelineConfig::default() }
@@ -786,12 +806,12 @@ mod tests {
         // The oracle run learns the benign users: a known user from home is not novel.
         let late_office = rows
             .iter()
-            .rfind(|r| r.class == Class::OfficeWorker && r.kind == ObservationKind::Session)
+            .rfind(|r| r.class == Class::OfficeWorker && r.kind == RecordKind::Session)
             .expect("office sessions");
-        let never_seen = features::NOVELTY_START;
+        let never_seen = NOVELTY_START;
         assert_eq!(late_office.features[never_seen], 0.0);
         // A post-compromise session is from a network new to its user.
-        let pc = rows.iter().find(|r| r.class == Class::PostCompromise && r.kind == ObservationKind::Session).unwrap();
-        assert_eq!(pc.features[features::NOVELTY_START + 2], 1.0, "new_network_for_user");
+        let pc = rows.iter().find(|r| r.class == Class::PostCompromise && r.kind == RecordKind::Session).unwrap();
+        assert_eq!(pc.features[NOVELTY_START + 2], 1.0, "new_network_for_user");
     }
 }

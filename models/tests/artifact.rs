@@ -17,10 +17,14 @@ fn score(fp: Fingerprint) -> Verdict {
 
 #[test]
 fn artifact_is_compact_and_versioned() {
-    assert!(bfp_models::ARTIFACT.len() < 64 * 1024, "artifact is {} bytes", bfp_models::ARTIFACT.len());
+    assert!(
+        bfp_common::artifacts::EMBEDDED_PREDICT_MODEL.len() < 64 * 1024,
+        "artifact is {} bytes",
+        bfp_common::artifacts::EMBEDDED_PREDICT_MODEL.len()
+    );
     let m = model();
     assert_eq!(m.model_version, bfp_models::MODEL_VERSION);
-    assert_eq!(m.schema_version, bfp_common::SCHEMA_VERSION);
+    assert_eq!(m.schema_version, bfp_common::schema::PREDICT_SCHEMA);
     assert_eq!(m.trees() % 2, 1, "odd number of trees: no tied votes");
 }
 
@@ -29,7 +33,7 @@ fn artifact_is_the_trained_model_and_matches_smartcore_exactly() {
     let built = bfp_models::build(&SimConfig::default(), &TrainConfig::default()).unwrap();
     assert_eq!(
         built.model.to_bytes().unwrap(),
-        bfp_models::ARTIFACT,
+        bfp_common::artifacts::EMBEDDED_PREDICT_MODEL,
         "the committed artifact is stale: run `cargo run --release -p bfp-models -- train`"
     );
     let (eval_x, _) = bfp_models::features(&built.eval);
@@ -160,7 +164,7 @@ fn model_card_describes_the_committed_artifact() {
     let card = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/MODEL_CARD.md")).unwrap();
     assert!(card.contains(&format!("# Model card: {}", bfp_models::MODEL_VERSION)), "card is for another model");
     assert!(
-        card.contains(&format!("| size | {} bytes", bfp_models::ARTIFACT.len())),
+        card.contains(&format!("| size | {} bytes", bfp_common::artifacts::EMBEDDED_PREDICT_MODEL.len())),
         "card is stale: run `cargo run --release -p bfp-models -- train`"
     );
 }

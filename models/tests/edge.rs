@@ -2,8 +2,7 @@
 //! builds from the device timelines, and gives smartcore's labels and vote
 //! shares on every held-out row.
 
-use bfp_common::detect::SessionRules;
-use bfp_common::features;
+use bfp_detect::detector::SessionRules;
 use bfp_models::edge;
 use bfp_models::timeline::{self, TimelineConfig};
 
@@ -12,11 +11,11 @@ fn the_edge_artifact_is_the_trained_model_and_matches_smartcore_exactly() {
     let built = edge::build(&TimelineConfig::default(), &edge::train_config()).unwrap();
     assert_eq!(
         built.model.to_bytes().unwrap(),
-        edge::EDGE_ARTIFACT,
+        bfp_common::artifacts::EMBEDDED_AGENT_MODEL,
         "the committed edge artifact is stale: run `cargo run --release -p bfp-models -- train`"
     );
-    assert!(edge::EDGE_ARTIFACT.len() < 64 * 1024);
-    assert_eq!(built.model.schema_version, features::SCHEMA_VERSION);
+    assert!(bfp_common::artifacts::EMBEDDED_AGENT_MODEL.len() < 64 * 1024);
+    assert_eq!(built.model.schema_version, bfp_common::schema::AGENT_SCHEMA);
     // Every held-out row of the label-gated runs...
     let (x, _) = edge::xy(&built.eval_oracle);
     assert!(x.len() > 1000);
@@ -31,6 +30,6 @@ fn the_edge_artifact_is_the_trained_model_and_matches_smartcore_exactly() {
 #[test]
 fn the_model_card_describes_the_committed_edge_artifact() {
     let card = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/MODEL_CARD.md")).unwrap();
-    assert!(card.contains(&format!("({} bytes,", edge::EDGE_ARTIFACT.len())), "card is stale");
+    assert!(card.contains(&format!("({} bytes,", bfp_common::artifacts::EMBEDDED_AGENT_MODEL.len())), "card is stale");
     assert!(card.contains(edge::EDGE_MODEL_VERSION));
 }

@@ -80,7 +80,7 @@ pub fn sample_batch(seq: u64, n: usize) -> Batch {
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) from unix seconds, as the collector stores times.
 pub fn format_unix(secs: i64) -> String {
-    bfp_common::parse::syslog::format_utc(secs)
+    bfp_common::time::format_utc(secs)
 }
 
 /// Now, as the collector writes `last_seen`.

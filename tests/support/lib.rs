@@ -9,28 +9,11 @@ use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use bfp_common::model::{CompactModel, Node, FORMAT_VERSION, LEAF, MAGIC};
-use bfp_common::{FEATURE_NAMES, SCHEMA_VERSION};
+use bfp_common::schema::{PREDICT_FEATURE_NAMES, PREDICT_SCHEMA};
 
 pub mod browser;
 
-/// The repository root (the workspace).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
-}
-
-/// The shared data folder: `$BFP_SHARED_DATA`, else `../shared/data` from the
-/// repository root (or from a folder above it, for worktrees nested deeper).
-pub fn shared_data() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BFP_SHARED_DATA") {
-        return PathBuf::from(dir);
-    }
-    let root = repo_root();
-    root.ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/data"))
-        .find(|d| d.is_dir())
-        .unwrap_or_else(|| root.join("../shared/data"))
-}
+pub use bfp_testkit::{repo_root, shared_data};
 
 /// The target directory's profile folder the test executable runs from
 /// (`target/debug`), so a custom `CARGO_TARGET_DIR` works too.
@@ -70,9 +53,9 @@ pub fn stand_in_model(dir: &Path) -> PathBuf {
     let model = CompactModel {
         magic: MAGIC,
         format_version: FORMAT_VERSION,
-        schema_version: SCHEMA_VERSION,
+        schema_version: PREDICT_SCHEMA,
         model_version: "e2e-stand-in".into(),
-        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        feature_names: PREDICT_FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         roots: vec![0],
         nodes: vec![
             Node { feature: 3, threshold: 3.5, left: 1, right: 2, output: 0, suspicious_share: 128 },
@@ -90,10 +73,10 @@ pub fn stand_in_model(dir: &Path) -> PathBuf {
 /// of model distribution to agents.
 pub fn stand_in_agent_model(dir: &Path) -> PathBuf {
     let mut model = CompactModel::from_bytes(&std::fs::read(stand_in_model(dir)).unwrap()).unwrap();
-    model.schema_version = bfp_common::features::SCHEMA_VERSION;
-    model.feature_names = bfp_common::features::FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
+    model.schema_version = bfp_common::schema::AGENT_SCHEMA;
+    model.feature_names = bfp_common::schema::AGENT_FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
     model.model_version = "e2e-agent-stand-in".into();
-    CompactModel::from_bytes_of_schema(&model.to_bytes().unwrap(), bfp_common::features::SCHEMA_VERSION, "test")
+    CompactModel::from_bytes_of_schema(&model.to_bytes().unwrap(), bfp_common::schema::AGENT_SCHEMA, "test")
         .expect("a valid schema-2 model");
     let path = dir.join("stand-in-agent-model.postcard");
     std::fs::write(&path, model.to_bytes().expect("encode stand-in agent model")).expect("write stand-in agent model");

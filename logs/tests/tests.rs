@@ -1,0 +1,8 @@
+//! The log reader's integration tests, in one binary (one link, one start):
+//! a module per area.
+
+mod fixtures;
+mod parsers_proptest;
+mod real_logs;
+mod support;
+mod unseen_logs;
