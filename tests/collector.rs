@@ -1,5 +1,5 @@
 //! The real `bfp-collector` binary on loopback with a temporary database:
-//! the original system's acceptance tests, every bad input of issue 2, paging
+//! the original system's acceptance tests, every bad input the contract names, paging
 //! and filters, metrics/OpenAPI/CORS, and a restart that keeps the data.
 
 use bfp_e2e::{get, post, post_json, request, shared_data, stand_in_model, upload, Collector, Reply};

@@ -1,4 +1,4 @@
-//! Analyst feedback end to end (issue 7, point 5): predictions stored by the
+//! Analyst feedback end to end: predictions stored by the
 //! real collector, labelled through `POST /api/results/{id}/feedback`,
 //! listed with their labels, exported by `GET /api/export/labelled.csv`, and
 //! the export read by the very function `bfp-models train --extra-labelled`

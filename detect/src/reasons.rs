@@ -199,16 +199,11 @@ mod tests {
     use super::*;
     use bfp_common::schema::AGENT_FEATURE_COUNT;
 
+    /// The original README's example: 03:00 over Tor, 4 failures, 120 wpm.
     fn fp() -> Fingerprint {
-        Fingerprint {
-            login_hour: 3,
-            session_duration_min: 5.0,
-            commands: 3,
-            failed_logins: 4,
-            protocol: Protocol::Tor,
-            typing_speed_wpm: Some(120.0),
-            risky_commands: Some(0),
-        }
+        let body = r#"{"login_time":"03:00","session_duration":5,"commands":["ls","sudo","chmod"],
+                      "failed_logins":4,"protocol":"TOR","typing_speed":120}"#;
+        Fingerprint::from_json(&serde_json::from_str(body).unwrap()).unwrap().0
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! stdin) through the analyzer and prints each observation as a JSON line,
 //! then the stats on stderr. The format is detected from the first 4 KB.
 //!
-//! `cargo run --release -p bfp-common --example scan_dump -- FILE > obs.jsonl`
+//! `cargo run --release -p bfp-logs --example scan_dump -- FILE > obs.jsonl`
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 
 use bfp_logs::{Analyzer, AnalyzerConfig, LogFormat};

@@ -35,7 +35,7 @@ const PREFIXES: &[&str] = &[
     "Timeout before authentication for ",
     "[info] luci: failed login on ",
     "luci: accepted login on / for ",
-    // Shapes met in logs never seen before (common/testdata/unseen).
+    // Shapes met in logs never seen before (logs/testdata/unseen).
     "error: PAM: Authentication failure for ",
     "(pam_unix) authentication failure; rhost=",
     "pam_unix: authentication failure; ",

@@ -1,5 +1,5 @@
 //! The analyzer on real logs written by other people, which the parsers were
-//! not built against: `common/testdata/unseen/` (sources and licences in its
+//! not built against: `logs/testdata/unseen/` (sources and licences in its
 //! SOURCES.md; the before/after table in docs/log-parsing.md, "Logs never
 //! seen before").
 //!

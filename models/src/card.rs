@@ -44,13 +44,14 @@ fn pct(x: f64) -> String {
     }
 }
 
-/// Runs the whole pipeline, writes the artifact and the card, returns a
+/// Trains the predict-schema model (and, see below, the agent-schema one),
+/// writes the artifacts and the card, returns a
 /// one-paragraph summary.
 ///
 /// With `edge_artifact` (and no analyst rows), the schema-2 model of
 /// [`crate::edge`] is trained too, written there, and its section appended
 /// to the card. A site model retrained with analyst rows is schema 1 only.
-pub fn regenerate(
+pub fn train_models_and_write_card(
     artifact: &Path,
     card: &Path,
     seed_dir: Option<PathBuf>,

@@ -80,7 +80,7 @@ fn train(
         ));
     }
     let edge = if rows.is_empty() { Some(edge_artifact) } else { None };
-    bfp_models::card::regenerate(artifact, card, seed_dir, &rows, edge)
+    bfp_models::card::train_models_and_write_card(artifact, card, seed_dir, &rows, edge)
 }
 
 fn dataset(out: &std::path::Path) -> bfp_models::Result<String> {

@@ -28,16 +28,10 @@ pub struct Group {
     pub rows: Vec<Fingerprint>,
 }
 
-/// Finds `shared/data/real` beside the repository (or any ancestor of the
-/// crate), or at `$BFP_SHARED_DATA/real`.
+/// `shared/data/real`, found as every test and bench finds it
+/// ([`bfp_testkit::try_shared_data`]); `None` when there is none.
 pub fn real_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("BFP_SHARED_DATA") {
-        return Some(PathBuf::from(dir).join("real"));
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/data/real"))
-        .find(|d| d.join("cowrie").is_dir())
+    bfp_testkit::try_shared_data().map(|d| d.join("real"))
 }
 
 /// Runs one log file through the analyzer.

@@ -8,16 +8,13 @@ use bfp_common::Fingerprint;
 
 use crate::error::{Error, Result};
 
-/// Finds `shared/data/seed` beside the repository (or any ancestor of the
-/// crate), or at `$BFP_SEED_DIR`.
+/// `$BFP_SEED_DIR`, else `seed/` of the shared data folder
+/// ([`bfp_testkit::try_shared_data`]).
 pub fn seed_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("BFP_SEED_DIR") {
         return Some(PathBuf::from(dir));
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/data/seed"))
-        .find(|d| d.join("behavior_dataset.csv").is_file())
+    bfp_testkit::try_shared_data().map(|d| d.join("seed")).filter(|d| d.join("behavior_dataset.csv").is_file())
 }
 
 /// Feature rows and, for a labelled file, their labels.

@@ -1,4 +1,4 @@
-//! Analyst feedback routes (issue 7, point 5):
+//! Analyst feedback routes:
 //!
 //! - `POST /api/results/{id}/feedback` with `{"label": "false_positive" |
 //!   "true_positive" | "clear", "note": "optional text"}` labels a stored

@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn reads_cowries_text_log() {
-        // Verbatim (kareiva/cowrie-logs, cowrie.log.2018-05-19; common/testdata/unseen/kareiva-cowrie.log).
+        // Verbatim (kareiva/cowrie-logs, cowrie.log.2018-05-19; logs/testdata/unseen/kareiva-cowrie.log).
         let ip = "145.239.65.62".parse().ok();
         assert_eq!(
             parse_text("[cowrie.ssh.factory.CowrieSSHFactory] New connection: 145.239.65.62:50540 (172.17.0.3:2222) [session: 524e0ff18104]"),

@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn old_releases_and_stderr_forwarded_lines() {
-        // Verbatim (common/testdata/unseen/SOURCES.md).
+        // Verbatim (logs/testdata/unseen/SOURCES.md).
         let root = |addr: &str| Event::AuthFailed {
             user: Some("root".into()),
             ip: ip(addr),

@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn proftpd_colon_form_unknown_users_and_summaries() {
-        // Verbatim (common/testdata/unseen/SOURCES.md).
+        // Verbatim (logs/testdata/unseen/SOURCES.md).
         assert_eq!(
             parse("proftpd", "mantis (192.168.1.142[192.168.1.142]): USER asd: no such user found from 192.168.1.142 [192.168.1.142] to ::ffff:192.168.1.23:21"),
             Some(Event::AuthFailed {
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn xferlog_transfers_are_commands_of_the_user() {
-        // Verbatim (common/testdata/unseen/xferlog), after the header's ctime stamp.
+        // Verbatim (logs/testdata/unseen/xferlog), after the header's ctime stamp.
         assert_eq!(
             parse("xferlog", "1 10.20.220.39 4609 /share/batch/Exclusion_Group/Archive/20151118-151104-703EXCL_GRP_S200_F4.txt b _ o r ftp_user ftp 0 * c"),
             Some(Event::Command {
@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn pure_ftpd_logins_and_failures() {
-        // Verbatim (common/testdata/unseen/pureftpd.log).
+        // Verbatim (logs/testdata/unseen/pureftpd.log).
         assert_eq!(
             parse("pure-ftpd", "(?@60.211.252.98) [WARNING] Authentication failed for user [Administrador]"),
             Some(Event::AuthFailed {

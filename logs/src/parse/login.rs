@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn busybox_login_without_pam() {
-        // Verbatim, a BusyBox console (common/testdata/unseen/busybox-login.log).
+        // Verbatim, a BusyBox console (logs/testdata/unseen/busybox-login.log).
         assert_eq!(
             parse("invalid password for 'root' on 'console'"),
             Some(Event::AuthFailed {

@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn old_pam_forms_without_service() {
-        // Verbatim (common/testdata/unseen/SOURCES.md): PAM 0.7x, and pam_unix without the service.
+        // Verbatim (logs/testdata/unseen/SOURCES.md): PAM 0.7x, and pam_unix without the service.
         let e = parse(
             "(pam_unix) authentication failure; logname= uid=0 euid=0 tty= ruser= rhost=66.232.129.62  user=mark",
         )

@@ -538,7 +538,7 @@ mod tests {
         assert_eq!(parse("Accepted password for"), None);
     }
 
-    // The lines below are verbatim from logs nobody here wrote (common/testdata/unseen/SOURCES.md).
+    // The lines below are verbatim from logs nobody here wrote (logs/testdata/unseen/SOURCES.md).
 
     #[test]
     fn address_is_not_taken_from_text_the_client_chose() {
@@ -619,7 +619,7 @@ mod tests {
 
     #[test]
     fn certificate_lines_and_grace_timeouts() {
-        // Message shapes from a network OS's log-parser tests (common/testdata/unseen/SOURCES.md).
+        // Message shapes from a network OS's log-parser tests (logs/testdata/unseen/SOURCES.md).
         assert_eq!(
             parse("Accepted certificate ID \"good@gnxi\" (serial 2) signed by RSA CA SHA256:4 via /dir"),
             Some(Event::Noise)

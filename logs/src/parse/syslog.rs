@@ -670,7 +670,7 @@ mod tests {
         assert_eq!(years.year_for(11, 30), 2026, "within the week of slack, same year");
     }
 
-    // Verbatim lines from logs nobody here wrote (common/testdata/unseen/SOURCES.md).
+    // Verbatim lines from logs nobody here wrote (logs/testdata/unseen/SOURCES.md).
 
     #[test]
     fn reads_proftpd_tags_without_a_colon_and_its_own_log() {
@@ -728,7 +728,7 @@ mod tests {
 
     #[test]
     fn drops_sonic_container_prefixes() {
-        // Verbatim SONiC lines (common/testdata/unseen/sonic-auth.log).
+        // Verbatim SONiC lines (logs/testdata/unseen/sonic-auth.log).
         let h = parse("2025-02-19T22:48:41.710776+00:00 sonic auth.info inbandmgr#sshd[2566322]: Accepted password for admin from 2001:4860:f803:3fd::3 port 60924 ssh2").unwrap();
         assert_eq!((h.host, h.program, h.pid), (Some("sonic"), "inbandmgr#sshd", Some(2_566_322)));
         assert_eq!(program_in_container(h.program), Some("sshd"));
@@ -739,7 +739,7 @@ mod tests {
 
     #[test]
     fn reads_xferlog() {
-        // Verbatim (common/testdata/unseen/xferlog).
+        // Verbatim (logs/testdata/unseen/xferlog).
         let h = parse("Fri Mar 15 17:22:05 2024 0 10.10.14.119 6147 /var/www/metapress.htb/blog/wp-admin/js/application-passwords.js b _ o r metapress.htb ftp 0 * c").unwrap();
         assert_eq!((h.time.year, h.time.day, h.program, h.pid), (Some(2024), 15, "xferlog", None));
         assert!(h.message.starts_with("0 10.10.14.119 6147 /var/www/"), "{h:?}");

@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn retract_takes_back_only_that_connections_failures() {
-        // Stacked PAM (sssd-secure.log in common/testdata/unseen): pam_unix's failure, then
+        // Stacked PAM (sssd-secure.log in logs/testdata/unseen): pam_unix's failure, then
         // pam_sss's success and "Accepted password" on pid 120959.
         let a: IpAddr = "10.122.150.31".parse().unwrap();
         let (conn, other) = ((Program::Sshd, 120_959), (Program::Sshd, 1));

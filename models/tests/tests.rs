@@ -1,0 +1,4 @@
+//! The models' integration tests, in one binary: a module per artifact.
+
+mod artifact;
+mod edge;

@@ -1,0 +1,16 @@
+//! End-to-end tests: the real binaries started on loopback (and the ARM
+//! agent under qemu, the dashboard in Chromium), a module per area, in one
+//! test binary.
+
+mod agent_run;
+mod agent_scan;
+mod arm_qemu;
+mod collector;
+mod dashboard_browser;
+mod feedback;
+mod forward_agent;
+mod forward_ingest;
+mod forward_tls;
+mod install;
+mod schema2;
+mod units;
