@@ -244,6 +244,8 @@ pub struct KindCounts {
     pub utmp: u64,
     /// Web logins (LuCI/uhttpd).
     pub web: u64,
+    /// Account management (`useradd`, `usermod`, `passwd`, `gpasswd`, ...).
+    pub account: u64,
 }
 
 /// What the analyzer has read.
@@ -276,6 +278,14 @@ pub struct ParseStats {
     pub unmatched_closes: u64,
     /// Sessions, connections or sources dropped early because a bound was hit.
     pub evicted: u64,
+    /// Debug-level lines (`debug1:` ...): known, ignored (also counted by kind).
+    pub debug_lines: u64,
+    /// sudo refusals (`user NOT in sudoers`, `command not allowed`).
+    pub privilege_refusals: u64,
+    /// Accounts and groups created or changed, passwords set (`useradd`, `passwd`, ...).
+    pub account_changes: u64,
+    /// Accounts locked after consecutive failures (`pam_faillock`).
+    pub accounts_locked: u64,
 }
 
 impl ParseStats {
@@ -296,6 +306,15 @@ const CLOSE_GRACE_MS: i64 = 60_000;
 const SWEEP_EVERY_MS: i64 = 60_000;
 /// A connection (pid) with no news for this long is forgotten.
 const CONNECTION_IDLE_MS: i64 = 3_600_000;
+/// PAM's closing line of a connection comes within this long of its end.
+const ENDED_CONNECTION_MS: i64 = 60_000;
+
+/// Takes up to `want` from `pool`; returns what was taken.
+fn take(pool: &mut u32, want: u32) -> u32 {
+    let n = (*pool).min(want);
+    *pool -= n;
+    n
+}
 
 /// Per-connection state between a process's lines (pid → address, user).
 #[derive(Debug, Clone)]
@@ -308,6 +327,12 @@ struct Conn {
     pam_unsourced: u32,
     /// Failure lines of any kind seen for this connection.
     failure_lines: u32,
+    /// Attempts counted from sshd's own lines with no PAM line to pair with: what a
+    /// later "PAM N more authentication failures" of the connection already stands for.
+    failed_unpaired: u32,
+    /// sshd refused the user by configuration (AllowUsers, DenyGroups, ...): its
+    /// failures are worded "for invalid user" but the user exists.
+    not_allowed: bool,
     last_ms: i64,
 }
 
@@ -373,6 +398,9 @@ pub struct Analyzer {
     now_ms: i64,
     next_sweep_ms: i64,
     conns: FxHashMap<Key, Conn>,
+    /// Connections ended in the last minute whose sshd lines counted attempts that
+    /// PAM's closing "N more authentication failures" (written after the end) repeats.
+    ended_unpaired: FxHashMap<Key, (u32, i64)>,
     sessions: Sessions,
     failures: FailureLog,
     sources: FxHashMap<IpAddr, SourceWindow>,
@@ -401,6 +429,7 @@ impl Analyzer {
             now_ms: i64::MIN,
             next_sweep_ms: i64::MIN,
             conns: FxHashMap::default(),
+            ended_unpaired: FxHashMap::default(),
             sources: FxHashMap::default(),
             device: None,
             ready: Vec::new(),
@@ -563,6 +592,7 @@ impl Analyzer {
             self.emit_device(d);
         }
         self.conns.clear();
+        self.ended_unpaired.clear();
         std::mem::take(&mut self.ready)
     }
 
@@ -690,6 +720,16 @@ impl Analyzer {
                 self.stats.by_kind.cron += 1;
                 (Program::Cron, Some(Event::Noise))
             }
+            // pam_unix's helper when the caller is not root: "password check failed for
+            // user (U)". The caller's own pam_unix line reports the same attempt.
+            "unix_chkpwd" => {
+                self.stats.by_kind.pam += 1;
+                (Program::Pam, message.starts_with("password check failed for user").then_some(Event::Noise))
+            }
+            _ if parse::account::is_account_tool(base) => {
+                self.stats.by_kind.account += 1;
+                (Program::Account, parse::account::parse(base, message))
+            }
             _ if !pam_tag && syslog::program_in_container(base).is_some() => {
                 // SONiC's "container#program" tags (only programs not matched above get here).
                 let inner = syslog::program_in_container(base).unwrap_or(base);
@@ -710,7 +750,12 @@ impl Analyzer {
             self.uncount(prog);
             return self.unknown(base);
         };
-        let key = pid.map(|pid| (prog, u64::from(pid)));
+        let key = pid.map(|pid| (prog, u64::from(pid))).or_else(|| match (&event, prog) {
+            // sudo logs without a pid by default: its PAM failure and its "N incorrect
+            // password attempts" pair by the user who asked instead.
+            (Event::AuthFailed { user: Some(u), .. }, Program::Sudo) => Some((prog, hash_user(u))),
+            _ => None,
+        });
         self.apply(Ctx { ts_ms, offset_secs, program: prog, key }, event);
     }
 
@@ -728,6 +773,7 @@ impl Analyzer {
             Program::Cowrie => &mut k.cowrie,
             Program::Utmp => &mut k.utmp,
             Program::Web => &mut k.web,
+            Program::Account => &mut k.account,
         };
         *c = c.saturating_sub(1);
     }
@@ -759,6 +805,8 @@ impl Analyzer {
             pam_pending: 0,
             failure_lines: 0,
             pam_unsourced: 0,
+            failed_unpaired: 0,
+            not_allowed: false,
             last_ms: ts_ms,
         });
         c.last_ms = ts_ms;
@@ -818,6 +866,48 @@ impl Analyzer {
         }
         match event {
             Event::Noise => {}
+            Event::Debug => self.stats.debug_lines += 1,
+            Event::PamMoreFailures { user, ip, count } => {
+                // What sshd's own lines of the connection counted beyond PAM's first
+                // failure are these same attempts.
+                let repeated = match ctx.key {
+                    Some(k) => match self.conns.get_mut(&k) {
+                        Some(c) => take(&mut c.failed_unpaired, count),
+                        None => self.ended_unpaired.get_mut(&k).map_or(0, |(n, _)| take(n, count)),
+                    },
+                    None => 0,
+                };
+                if count > repeated {
+                    self.on_failure(&ctx, user.as_deref(), ip, false, count - repeated, Attempt::Pam);
+                }
+            }
+            Event::NotAllowed { user, ip } => {
+                let hash = hash_user(&user);
+                if let Some(k) = ctx.key {
+                    let c = self.conn(k, ctx.ts_ms);
+                    c.user = Some(hash);
+                    c.not_allowed = true;
+                    if ip.is_some() {
+                        c.ip = ip;
+                    }
+                }
+                if let Some(ip) = ip {
+                    self.source(ip, &ctx).user(Some(&user), hash);
+                }
+            }
+            Event::PrivilegeRefused { user, reason: _, tty: _, target: _, command } => {
+                self.stats.privilege_refusals += 1;
+                self.on_command(&ctx, Some(user), &format!("sudo(denied) {command}"));
+            }
+            Event::AccountChange { tool, account: _, by, detail } => {
+                self.stats.account_changes += 1;
+                // Into the session of whoever made it, when the line names someone logged in.
+                if let Some(i) = by.and_then(|u| self.sessions.newest_of_user(u)) {
+                    self.stats.commands += 1;
+                    self.sessions.command(i, ctx.ts_ms, &format!("{tool}: {detail}"));
+                }
+            }
+            Event::AccountLocked { user: _ } => self.stats.accounts_locked += 1,
             Event::AuthFailed { user, ip, invalid_user, count, tentative } => {
                 self.on_failure(&ctx, user.as_deref(), ip, invalid_user, count, Attempt::from_tentative(tentative))
             }
@@ -867,6 +957,12 @@ impl Analyzer {
             }
             Event::Disconnected { ip, preauth } => {
                 let conn = ctx.key.and_then(|k| self.conns.remove(&k));
+                if let (Some(k), Some(c)) = (ctx.key, conn.as_ref().filter(|c| c.failed_unpaired > 0)) {
+                    if self.ended_unpaired.len() >= self.config.max_connections {
+                        self.ended_unpaired.clear(); // bounded; the sweep normally empties it first
+                    }
+                    self.ended_unpaired.insert(k, (c.failed_unpaired, ctx.ts_ms));
+                }
                 if let (None, Some(ip)) = (&conn, ip) {
                     // A connection that ends before saying anything else is still
                     // a source that showed up (port scanners, key probes).
@@ -936,6 +1032,9 @@ impl Analyzer {
             } else if c.user.is_none() {
                 c.user = user_hash;
             }
+            if c.not_allowed {
+                invalid = false;
+            }
             // PAM's failure line and sshd's "Failed password" are one attempt
             // (a refused key has no PAM line to pair with).
             match attempt {
@@ -950,6 +1049,7 @@ impl Analyzer {
                     let paired = c.pam_pending.min(count);
                     c.pam_pending -= paired;
                     count -= paired;
+                    c.failed_unpaired = c.failed_unpaired.saturating_add(count);
                     if ip.is_some() {
                         late_sourced = c.pam_unsourced.min(paired);
                         c.pam_unsourced -= late_sourced;
@@ -1162,6 +1262,7 @@ impl Analyzer {
             }
         }
         self.conns.retain(|_, c| now - c.last_ms < CONNECTION_IDLE_MS);
+        self.ended_unpaired.retain(|_, (_, ended)| now - *ended < ENDED_CONNECTION_MS);
         self.failures.expire(now - self.config.failure_lookback_secs.saturating_mul(1000));
     }
 

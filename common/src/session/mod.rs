@@ -55,6 +55,8 @@ pub enum Program {
     Cron,
     /// Any other program's PAM lines.
     Pam,
+    /// Account management tools (useradd, passwd, ...).
+    Account,
 }
 
 impl Program {
