@@ -963,7 +963,10 @@ impl Analyzer {
                     }
                     self.ended_unpaired.insert(k, (c.failed_unpaired, ctx.ts_ms));
                 }
-                if let (None, Some(ip)) = (&conn, ip) {
+                // A refusal that named no address ("User root not allowed because account
+                // is locked") said nothing about the source either.
+                let addressless_refusal = conn.as_ref().is_some_and(|c| c.not_allowed && c.ip.is_none());
+                if let (true, Some(ip)) = (conn.is_none() || addressless_refusal, ip) {
                     // A connection that ends before saying anything else is still
                     // a source that showed up (port scanners, key probes).
                     if ctx.key.and_then(|k| self.sessions.find(k)).is_none() {

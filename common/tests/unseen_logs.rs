@@ -434,6 +434,11 @@ fn sshd_refusals_are_neither_failures_nor_invalid_users() {
             .collect();
         assert_eq!(windows, vec![(0, 0, 1)], "{refused}");
     }
+    // `User root not allowed because account is locked` names no address; the disconnect
+    // that follows on the same pid does (`grep -B2 'Received disconnect from 198.51.100'`).
+    for locked in ["198.51.100.34", "198.51.100.76"] {
+        assert_eq!(source_of(&obs, locked), vec![(0, 0, false)], "{locked}");
+    }
 }
 
 #[test]
@@ -474,4 +479,15 @@ fn account_changes_locks_and_bsd_su() {
     assert_eq!((stats.by_kind.sshd, stats.accounts_locked), (2, 2));
     // `3 incorrect password attempts` (sudo, no PAM line here) + `BAD SU jpb to root` = 4.
     assert_eq!((stats.by_kind.sudo, stats.by_kind.su, stats.failed_logins), (1, 1, 4));
+}
+
+#[test]
+fn a_failed_su_is_one_attempt_and_a_refused_sudo_is_evidence() {
+    let (_, stats) = analyze("traverxec-journal.log");
+    // `grep -c ' su\['` = 6, `grep -c ' sudo\['` = 3, all understood.
+    assert_eq!((stats.lines, stats.by_kind.su, stats.by_kind.sudo, stats.unknown_total()), (9, 6, 3, 0));
+    // `grep -c 'FAILED SU'` = 3: each pairs with pam_unix's failure of the same pid (was 6).
+    assert_eq!(stats.failed_logins, 3);
+    // `grep -c 'command not allowed'` = 1, www-data's `sudo -l`; www-data has no login here.
+    assert_eq!((stats.privilege_refusals, stats.commands_outside_sessions), (1, 1));
 }
