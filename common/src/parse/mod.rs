@@ -58,6 +58,16 @@ impl AuthMethod {
     }
 }
 
+/// Why sudo refused a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refusal {
+    /// `user NOT in sudoers`.
+    NotInSudoers,
+    /// `command not allowed`.
+    CommandNotAllowed,
+}
+
 /// What one log line means for sessions and sources. Strings borrow from the
 /// line (or are unescaped copies for JSON).
 #[derive(Debug, Clone, PartialEq)]
@@ -191,8 +201,8 @@ pub enum Event<'a> {
     PrivilegeRefused {
         /// Who asked.
         user: &'a str,
-        /// Why (sudo's words: `user NOT in sudoers`, `command not allowed`).
-        reason: &'a str,
+        /// Why.
+        reason: Refusal,
         /// The terminal (`TTY=pts/1`), if the line says.
         tty: Option<&'a str>,
         /// The account asked for (`USER=root`), if the line says.

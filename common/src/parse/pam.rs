@@ -63,8 +63,12 @@ pub fn parse_body(body: &str) -> Event<'_> {
         let (user, _) = word(rest.trim_end());
         return Event::SessionClosed { user: Some(Cow::Borrowed(user)), duration_secs: None };
     }
-    if let Some(e) = more_failures(body) {
-        return e;
+    // Bodies of other lines ("check pass; user unknown", ...) are frequent: look at the first
+    // byte before trying the rarer forms.
+    match body.as_bytes().first() {
+        Some(b'0'..=b'9') => return more_failures(body).unwrap_or(Event::Noise),
+        Some(b'C') => {}
+        _ => return Event::Noise,
     }
     // pam_faillock: "Consecutive login failures for user root account temporarily locked".
     if let Some(rest) = body.strip_prefix("Consecutive login failures for user ") {

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{pam, split_once_str, Event};
+use super::{pam, split_once_str, Event, Refusal};
 
 /// Parses one sudo message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
@@ -36,7 +36,14 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
         // reason comes before the fields, which start at TTY=.
         if !fields.starts_with("TTY=") {
             if let Some((reason, _)) = split_once_str(fields, " ; ") {
-                if reason.contains("NOT in sudoers") || reason.contains("not allowed") {
+                let reason = if reason.contains("command not allowed") {
+                    Some(Refusal::CommandNotAllowed)
+                } else if reason.contains("NOT in sudoers") {
+                    Some(Refusal::NotInSudoers)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
                     return Some(Event::PrivilegeRefused {
                         user,
                         reason,
@@ -81,7 +88,7 @@ mod tests {
             parse("    ddp2 : user NOT in sudoers ; TTY=ttypZ ; PWD=/home/ddp2 ; USER=root ; COMMAND=/bin/ls").unwrap(),
             Event::PrivilegeRefused {
                 user: "ddp2",
-                reason: "user NOT in sudoers",
+                reason: Refusal::NotInSudoers,
                 tty: Some("ttypZ"),
                 target: Some("root"),
                 command: "/bin/ls"
@@ -92,7 +99,7 @@ mod tests {
                 .unwrap(),
             Event::PrivilegeRefused {
                 user: "eve",
-                reason: "command not allowed",
+                reason: Refusal::CommandNotAllowed,
                 tty: Some("pts/1"),
                 target: Some("root"),
                 command: "/usr/sbin/useradd -m x"
