@@ -752,8 +752,12 @@ impl Analyzer {
         };
         let key = pid.map(|pid| (prog, u64::from(pid))).or_else(|| match (&event, prog) {
             // sudo logs without a pid by default: its PAM failure and its "N incorrect
-            // password attempts" pair by the user who asked instead.
+            // password attempts" pair by the user who asked instead (and the command
+            // that ran, or was refused, ends that user's attempt).
             (Event::AuthFailed { user: Some(u), .. }, Program::Sudo) => Some((prog, hash_user(u))),
+            (Event::Command { user: Some(u), .. } | Event::PrivilegeRefused { user: u, .. }, Program::Sudo) => {
+                Some((prog, hash_user(u)))
+            }
             _ => None,
         });
         self.apply(Ctx { ts_ms, offset_secs, program: prog, key }, event);
@@ -896,6 +900,7 @@ impl Analyzer {
                 }
             }
             Event::PrivilegeRefused { user, reason: _, tty: _, target: _, command } => {
+                self.end_sudo_attempt(&ctx);
                 self.stats.privilege_refusals += 1;
                 self.on_command(&ctx, Some(user), &format!("sudo(denied) {command}"));
             }
@@ -995,7 +1000,10 @@ impl Analyzer {
                 self.source(ip, &ctx).connection();
             }
             Event::Probe { ip } => self.source(ip, &ctx).probe(),
-            Event::Command { user, command } => self.on_command(&ctx, user, &command),
+            Event::Command { user, command } => {
+                self.end_sudo_attempt(&ctx);
+                self.on_command(&ctx, user, &command)
+            }
             Event::Download { url: _ } => {
                 if let Some(i) = ctx.key.and_then(|k| self.sessions.find(k)) {
                     let s = &mut self.sessions.open[i];
@@ -1215,6 +1223,15 @@ impl Analyzer {
         }
     }
 
+    /// sudo got as far as running (or refusing) the command: a PAM failure of this
+    /// attempt that sudo's "N incorrect password attempts" never confirmed (a mistyped
+    /// password, then the right one) must not pair with the user's next attempt.
+    fn end_sudo_attempt(&mut self, ctx: &Ctx) {
+        if let (Program::Sudo, Some(k)) = (ctx.program, ctx.key) {
+            self.conns.remove(&k);
+        }
+    }
+
     fn on_command(&mut self, ctx: &Ctx, user: Option<&str>, command: &str) {
         let index = match (ctx.program, user) {
             (Program::Cowrie, _) => ctx.key.and_then(|k| self.sessions.find(k)),
@@ -1350,6 +1367,27 @@ mod tests {
         assert_eq!(LogFormat::detect(b""), LogFormat::Syslog);
         assert_eq!(LogFormat::from_name("WTMP").unwrap(), LogFormat::Utmp);
         assert!(LogFormat::from_name("xml").unwrap_err().to_string().contains("format"));
+    }
+
+    #[test]
+    fn sudo_tries_without_a_pid_pair_by_user_and_end_with_the_command() {
+        // qiita-sudo.log's lines (common/testdata/unseen): pam_unix's failure, sudo's count of
+        // the same three tries, the command that then ran.
+        let pam = "Apr 25 15:29:19 ohtsuka-qradar-target01 sudo: pam_unix(sudo:auth): authentication failure; logname=test uid=1000 euid=0 tty=/dev/pts/4 ruser=test rhost=  user=test";
+        let three = "Apr 25 15:29:28 ohtsuka-qradar-target01 sudo:     test : 3 incorrect password attempts ; TTY=pts/4 ; PWD=/home/test ; USER=root ; COMMAND=/usr/bin/su -";
+        let ran = "Apr 25 15:30:10 ohtsuka-qradar-target01 sudo:     test : TTY=pts/4 ; PWD=/home/test ; USER=root ; COMMAND=/usr/bin/su -";
+        let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(1_795_564_800), ..AnalyzerConfig::default() });
+        for line in [pam, three] {
+            a.feed_line(line, LogFormat::Syslog);
+        }
+        assert_eq!(a.stats().failed_logins, 3, "one PAM line for three tries");
+        // Replayed: a mistyped password then the right one (PAM's line, then the command),
+        // then three wrong ones: 1 + 3, not 1 + 1 + 2 (the first PAM line must not pair
+        // with the second attempt's count).
+        for line in [pam, ran, pam, three] {
+            a.feed_line(line, LogFormat::Syslog);
+        }
+        assert_eq!(a.stats().failed_logins, 3 + 1 + 3);
     }
 
     #[test]

@@ -454,6 +454,17 @@ fn sudo_tries_are_counted_once() {
     assert_eq!(stats.failed_logins, 3);
     // `sudo su -` and su's session line (`by test`): test's login is not in these lines.
     assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 2));
+
+    // Debian, three sudo runs of three wrong passwords (`grep -c 'incorrect password'` = 3, each
+    // `3 incorrect password attempts`): 9 tries; pam_unix logs one line for two of them (the
+    // first run's is before the excerpt). Counted 11 before the pairing.
+    let (_, stats) = analyze("debian-sudo-su.log");
+    // `grep -c ' sudo: '` = 13, `grep -c ' su: '` = 6.
+    assert_eq!((stats.lines, stats.by_kind.sudo, stats.by_kind.su, stats.unknown_total()), (19, 13, 6, 0));
+    assert_eq!(stats.failed_logins, 9);
+    // `grep -c 'COMMAND=/usr/bin/su$'` on Aug 5 = 3 commands (no login here); su's sessions are
+    // `by (uid=0)`, no person's.
+    assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 3));
 }
 
 #[test]
