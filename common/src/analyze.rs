@@ -310,7 +310,7 @@ const CONNECTION_IDLE_MS: i64 = 3_600_000;
 const ENDED_CONNECTION_MS: i64 = 60_000;
 
 /// Takes up to `want` from `pool`; returns what was taken.
-fn take(pool: &mut u32, want: u32) -> u32 {
+fn take_up_to(pool: &mut u32, want: u32) -> u32 {
     let n = (*pool).min(want);
     *pool -= n;
     n
@@ -876,8 +876,8 @@ impl Analyzer {
                 // failure are these same attempts.
                 let repeated = match ctx.key {
                     Some(k) => match self.conns.get_mut(&k) {
-                        Some(c) => take(&mut c.failed_unpaired, count),
-                        None => self.ended_unpaired.get_mut(&k).map_or(0, |(n, _)| take(n, count)),
+                        Some(c) => take_up_to(&mut c.failed_unpaired, count),
+                        None => self.ended_unpaired.get_mut(&k).map_or(0, |(n, _)| take_up_to(n, count)),
                     },
                     None => 0,
                 };

@@ -394,6 +394,10 @@ fn every_line_of_a_ruleset_test_suite_is_understood() {
     assert_eq!(stats.failed_logins, 10 + 5 + 4 + 2 + 1);
     // `grep -c 'Login successful'` = 3 (ProFTPD).
     assert_eq!(stats.accepted_logins, 3);
+    // Commands, none with a login here: `grep -c 'sudo: *[a-z0-9]* : TTY=.*COMMAND='` = 5 that
+    // ran, ddp2's refused `/bin/ls`, and BSD's `su: dcid to root on /dev/ttyp1`
+    // (`grep -c ' su: [a-z]* to [a-z]* on '` = 1).
+    assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 5 + 1 + 1));
     assert_eq!(source_of(&obs, "10.0.3.1"), vec![(2, 0, false)], "PAM's N more: N failures");
     // TCP wrappers and ProFTPD's own refusal are probes of the address.
     for probed in ["192.168.1.2", "66.249.66.80"] {

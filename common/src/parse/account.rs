@@ -58,7 +58,7 @@ pub fn parse<'a>(tool: &'a str, msg: &'a str) -> Option<Event<'a>> {
         let (name, _) = rest.split_once('\'')?;
         return Some(change(tool, Some(name), None, msg));
     }
-    // chage: "changed password expiry for X"; passwd (shadow): "password for X changed by Y".
+    // chage: "changed password expiry for X".
     if let Some((_, user)) = split_once_str(msg, "password expiry for ") {
         return Some(change(tool, Some(user), None, msg));
     }

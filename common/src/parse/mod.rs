@@ -223,7 +223,7 @@ pub enum Event<'a> {
         /// The message, as the tool wrote it.
         detail: &'a str,
     },
-    /// `pam_faillock`/`pam_tally2` locked an account after consecutive failures
+    /// `pam_faillock` locked an account after consecutive failures
     /// (the failures themselves were logged, and counted, before it).
     AccountLocked {
         /// The account locked.

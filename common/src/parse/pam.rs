@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn more_failures_and_locked_accounts() {
-        // Verbatim: Wazuh's ruleset tests (PAM 0.7x tag) and a Rocky Linux guide (pam_faillock).
+        // Verbatim: Wazuh's ruleset tests (PAM 0.7x tag) and a PAM guide (pam_faillock).
         assert_eq!(
             parse_body(
                 "2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.3.1  user=root"
