@@ -494,6 +494,13 @@ fn account_changes_locks_and_bsd_su() {
     assert_eq!((stats.by_kind.sshd, stats.accounts_locked), (2, 2));
     // `3 incorrect password attempts` (sudo, no PAM line here) + `BAD SU jpb to root` = 4.
     assert_eq!((stats.by_kind.sudo, stats.by_kind.su, stats.failed_logins), (1, 1, 4));
+
+    // A Debian journal: `adduser`/`deluser` narrate, the tools they run log the changes.
+    let (_, stats) = analyze("journal-accounts.log");
+    assert_eq!((stats.lines, stats.by_kind.account, stats.unknown_total()), (10, 10, 0));
+    // `grep -cE ' (chfn|gpasswd|userdel)\['` = 5: details changed, a group's members set, a user
+    // and its two groups deleted; `grep -cE ' (adduser|deluser)\['` = 5 narrations, not changes.
+    assert_eq!(stats.account_changes, 5);
 }
 
 #[test]

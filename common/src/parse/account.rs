@@ -2,14 +2,17 @@
 //! `usermod`, `groupadd`, `groupdel`, `groupmod`, `gpasswd`, `passwd`, `chage`,
 //! `chfn`, `chsh`. Each change is an [`Event::AccountChange`]: creating an
 //! account, adding one to a group or setting a password is how an intruder
-//! stays, so the analyst wants it next to the session.
+//! stays, so the analyst wants it next to the session. Debian's `adduser` and
+//! `deluser` wrappers narrate what they are about to do; the tools they run
+//! log the changes themselves, so the wrappers' lines are known noise.
 //!
 //! Forms read (real lines, `common/testdata/unseen/SOURCES.md` and the shared
 //! data's elastic host): `new user: name=X, UID=...`, `new group: name=X, GID=N`,
 //! `group added to /etc/group: name=X, GID=N`, `failed adding user 'X', data
 //! deleted`, `change user 'X' password`, `changed password expiry for X`,
-//! `user X added by root to group G`, `pam_unix(passwd:chauthtok): password
-//! changed for X`. A message that names no account is not guessed at: `None`.
+//! `user X added by root to group G`, `members of group G set by root to X`,
+//! `delete user 'X'`, `changed user 'X' information`, `pam_unix(passwd:chauthtok):
+//! password changed for X`. A message that names no account is not guessed at: `None`.
 
 use super::{pam, split_once_str, Event};
 
@@ -28,12 +31,17 @@ pub fn is_account_tool(program: &str) -> bool {
             | "chage"
             | "chfn"
             | "chsh"
+            | "adduser"
+            | "deluser"
     )
 }
 
 /// Parses one message of `tool` (one of [`is_account_tool`]'s programs).
 pub fn parse<'a>(tool: &'a str, msg: &'a str) -> Option<Event<'a>> {
     let msg = msg.trim_end();
+    if matches!(tool, "adduser" | "deluser") {
+        return Some(Event::Noise);
+    }
     if pam::is_pam(msg) {
         // passwd's PAM lines: the password change is the fact, the rest
         // (pam_pwquality's complaints, ...) is bookkeeping.
@@ -49,6 +57,12 @@ pub fn parse<'a>(tool: &'a str, msg: &'a str) -> Option<Event<'a>> {
             let by = rest.split(' ').next().filter(|b| !b.is_empty());
             return Some(change(tool, Some(user), by, msg));
         }
+    }
+    // gpasswd -M: "members of group users set by root to alice[,bob]": the group changed.
+    if let Some(rest) = msg.strip_prefix("members of group ") {
+        let (group, rest) = split_once_str(rest, " set by ")?;
+        let (by, _) = rest.split_once(' ')?;
+        return Some(change(tool, Some(group), Some(by), msg));
     }
     if let Some((_, rest)) = split_once_str(msg, "name=") {
         let end = rest.find([',', ' ']).unwrap_or(rest.len());
@@ -107,6 +121,15 @@ mod tests {
             account("gpasswd", "user binayakprashad removed by root from group google-sudoers"),
             Some((Some("binayakprashad"), Some("root")))
         );
+        assert_eq!(
+            account("gpasswd", "members of group users set by root to testuser-kartavya"),
+            Some((Some("users"), Some("root")))
+        );
+        assert_eq!(account("userdel", "delete user 'testuser-lowlevel'"), Some((Some("testuser-lowlevel"), None)));
+        assert_eq!(
+            account("chfn", "changed user 'testuser-kartavya' information"),
+            Some((Some("testuser-kartavya"), None))
+        );
     }
 
     #[test]
@@ -115,5 +138,6 @@ mod tests {
         assert_eq!(parse("useradd", "something else entirely"), None);
         assert_eq!(parse("useradd", "unbalanced 'quote"), None);
         assert!(is_account_tool("gpasswd") && !is_account_tool("chpasswd"));
+        assert_eq!(parse("adduser", "Adding user `testuser-kartavya' to group `users' ..."), Some(Event::Noise));
     }
 }
