@@ -284,6 +284,14 @@ pub struct ParseStats {
     pub unmatched_closes: u64,
     /// Sessions, connections or sources dropped early because a bound was hit.
     pub evicted: u64,
+    /// Debug-level lines (`debug1:` ...): known, ignored (also counted by kind).
+    pub debug_lines: u64,
+    /// sudo refusals (`user NOT in sudoers`, `command not allowed`).
+    pub privilege_refusals: u64,
+    /// Accounts and groups created or changed, passwords set (`useradd`, `passwd`, ...).
+    pub account_changes: u64,
+    /// Accounts locked after consecutive failures (`pam_faillock`).
+    pub accounts_locked: u64,
 }
 
 impl ParseStats {
@@ -304,6 +312,15 @@ const CLOSE_GRACE_MS: i64 = 60_000;
 const SWEEP_EVERY_MS: i64 = 60_000;
 /// A connection (pid) with no news for this long is forgotten.
 const CONNECTION_IDLE_MS: i64 = 3_600_000;
+/// PAM's closing line of a connection comes within this long of its end.
+const ENDED_CONNECTION_MS: i64 = 60_000;
+
+/// Takes up to `want` from `pool`; returns what was taken.
+fn take_up_to(pool: &mut u32, want: u32) -> u32 {
+    let n = (*pool).min(want);
+    *pool -= n;
+    n
+}
 
 /// Per-connection state between a process's lines (pid → address, user).
 #[derive(Debug, Clone)]
@@ -316,6 +333,12 @@ struct Conn {
     pam_unsourced: u32,
     /// Failure lines of any kind seen for this connection.
     failure_lines: u32,
+    /// Attempts counted from sshd's own lines with no PAM line to pair with: what a
+    /// later "PAM N more authentication failures" of the connection already stands for.
+    failed_unpaired: u32,
+    /// sshd refused the user by configuration (AllowUsers, DenyGroups, ...): its
+    /// failures are worded "for invalid user" but the user exists.
+    not_allowed: bool,
     last_ms: i64,
 }
 
@@ -381,6 +404,9 @@ pub struct Analyzer {
     now_ms: i64,
     next_sweep_ms: i64,
     conns: FxHashMap<Key, Conn>,
+    /// Connections ended in the last minute whose sshd lines counted attempts that
+    /// PAM's closing "N more authentication failures" (written after the end) repeats.
+    ended_unpaired: FxHashMap<Key, (u32, i64)>,
     sessions: Sessions,
     failures: FailureLog,
     sources: FxHashMap<IpAddr, SourceWindow>,
@@ -409,6 +435,7 @@ impl Analyzer {
             now_ms: i64::MIN,
             next_sweep_ms: i64::MIN,
             conns: FxHashMap::default(),
+            ended_unpaired: FxHashMap::default(),
             sources: FxHashMap::default(),
             device: None,
             ready: Vec::new(),
@@ -571,6 +598,7 @@ impl Analyzer {
             self.emit_device(d);
         }
         self.conns.clear();
+        self.ended_unpaired.clear();
         std::mem::take(&mut self.ready)
     }
 
@@ -681,6 +709,12 @@ impl Analyzer {
             }
             "uhttpd" | "luci" => (Program::Web, parse::web::parse(message)),
             "CRON" | "cron" | "crond" => (Program::Cron, Some(Event::Noise)),
+            // pam_unix's helper when the caller is not root: "password check failed for
+            // user (U)". The caller's own pam_unix line reports the same attempt.
+            "unix_chkpwd" => {
+                (Program::Pam, message.starts_with("password check failed for user").then_some(Event::Noise))
+            }
+            _ if parse::account::is_account_tool(base) => (Program::Account, parse::account::parse(base, message)),
             _ if !pam_tag && syslog::program_in_container(base).is_some() => {
                 // SONiC's "container#program" tags (only programs not matched above get here).
                 let inner = syslog::program_in_container(base).unwrap_or(base);
@@ -699,7 +733,16 @@ impl Analyzer {
             return self.unknown(base);
         };
         self.stats.by_kind[prog] += 1;
-        let key = pid.map(|pid| (prog, u64::from(pid)));
+        let key = pid.map(|pid| (prog, u64::from(pid))).or_else(|| match (&event, prog) {
+            // sudo logs without a pid by default: its PAM failure and its "N incorrect
+            // password attempts" pair by the user who asked instead (and the command
+            // that ran, or was refused, ends that user's attempt).
+            (Event::AuthFailed { user: Some(u), .. }, Program::Sudo) => Some((prog, hash_user(u))),
+            (Event::Command { user: Some(u), .. } | Event::PrivilegeRefused { user: u, .. }, Program::Sudo) => {
+                Some((prog, hash_user(u)))
+            }
+            _ => None,
+        });
         self.apply(Ctx { ts_ms, offset_secs, program: prog, key }, event);
     }
 
@@ -730,6 +773,8 @@ impl Analyzer {
             pam_pending: 0,
             failure_lines: 0,
             pam_unsourced: 0,
+            failed_unpaired: 0,
+            not_allowed: false,
             last_ms: ts_ms,
         });
         c.last_ms = ts_ms;
@@ -789,6 +834,49 @@ impl Analyzer {
         }
         match event {
             Event::Noise => {}
+            Event::Debug => self.stats.debug_lines += 1,
+            Event::PamMoreFailures { user, ip, count } => {
+                // What sshd's own lines of the connection counted beyond PAM's first
+                // failure are these same attempts.
+                let repeated = match ctx.key {
+                    Some(k) => match self.conns.get_mut(&k) {
+                        Some(c) => take_up_to(&mut c.failed_unpaired, count),
+                        None => self.ended_unpaired.get_mut(&k).map_or(0, |(n, _)| take_up_to(n, count)),
+                    },
+                    None => 0,
+                };
+                if count > repeated {
+                    self.on_failure(&ctx, user.as_deref(), ip, false, count - repeated, Attempt::Pam);
+                }
+            }
+            Event::NotAllowed { user, ip } => {
+                let hash = hash_user(&user);
+                if let Some(k) = ctx.key {
+                    let c = self.conn(k, ctx.ts_ms);
+                    c.user = Some(hash);
+                    c.not_allowed = true;
+                    if ip.is_some() {
+                        c.ip = ip;
+                    }
+                }
+                if let Some(ip) = ip {
+                    self.source(ip, &ctx).user(Some(&user), hash);
+                }
+            }
+            Event::PrivilegeRefused { user, reason: _, tty: _, target: _, command } => {
+                self.end_sudo_attempt(&ctx);
+                self.stats.privilege_refusals += 1;
+                self.on_command(&ctx, Some(user), &format!("sudo(denied) {command}"));
+            }
+            Event::AccountChange { tool, account: _, by, detail } => {
+                self.stats.account_changes += 1;
+                // Into the session of whoever made it, when the line names someone logged in.
+                if let Some(i) = by.and_then(|u| self.sessions.newest_of_user(u)) {
+                    self.stats.commands += 1;
+                    self.sessions.command(i, ctx.ts_ms, &format!("{tool}: {detail}"));
+                }
+            }
+            Event::AccountLocked { user: _ } => self.stats.accounts_locked += 1,
             Event::AuthFailed { user, ip, invalid_user, count, tentative } => {
                 self.on_failure(&ctx, user.as_deref(), ip, invalid_user, count, Attempt::from_tentative(tentative))
             }
@@ -838,7 +926,16 @@ impl Analyzer {
             }
             Event::Disconnected { ip, preauth } => {
                 let conn = ctx.key.and_then(|k| self.conns.remove(&k));
-                if let (None, Some(ip)) = (&conn, ip) {
+                if let (Some(k), Some(c)) = (ctx.key, conn.as_ref().filter(|c| c.failed_unpaired > 0)) {
+                    if self.ended_unpaired.len() >= self.config.max_connections {
+                        self.ended_unpaired.clear(); // bounded; the sweep normally empties it first
+                    }
+                    self.ended_unpaired.insert(k, (c.failed_unpaired, ctx.ts_ms));
+                }
+                // A refusal that named no address ("User root not allowed because account
+                // is locked") said nothing about the source either.
+                let addressless_refusal = conn.as_ref().is_some_and(|c| c.not_allowed && c.ip.is_none());
+                if let (true, Some(ip)) = (conn.is_none() || addressless_refusal, ip) {
                     // A connection that ends before saying anything else is still
                     // a source that showed up (port scanners, key probes).
                     if ctx.key.and_then(|k| self.sessions.find(k)).is_none() {
@@ -867,7 +964,10 @@ impl Analyzer {
                 self.source(ip, &ctx).connection();
             }
             Event::Probe { ip } => self.source(ip, &ctx).probe(),
-            Event::Command { user, command } => self.on_command(&ctx, user, &command),
+            Event::Command { user, command } => {
+                self.end_sudo_attempt(&ctx);
+                self.on_command(&ctx, user, &command)
+            }
             Event::Download { url: _ } => {
                 if let Some(i) = ctx.key.and_then(|k| self.sessions.find(k)) {
                     let s = &mut self.sessions.open[i];
@@ -907,6 +1007,9 @@ impl Analyzer {
             } else if c.user.is_none() {
                 c.user = user_hash;
             }
+            if c.not_allowed {
+                invalid = false;
+            }
             // PAM's failure line and sshd's "Failed password" are one attempt
             // (a refused key has no PAM line to pair with).
             match attempt {
@@ -921,6 +1024,7 @@ impl Analyzer {
                     let paired = c.pam_pending.min(count);
                     c.pam_pending -= paired;
                     count -= paired;
+                    c.failed_unpaired = c.failed_unpaired.saturating_add(count);
                     if ip.is_some() {
                         late_sourced = c.pam_unsourced.min(paired);
                         c.pam_unsourced -= late_sourced;
@@ -1083,6 +1187,15 @@ impl Analyzer {
         }
     }
 
+    /// sudo got as far as running (or refusing) the command: a PAM failure of this
+    /// attempt that sudo's "N incorrect password attempts" never confirmed (a mistyped
+    /// password, then the right one) must not pair with the user's next attempt.
+    fn end_sudo_attempt(&mut self, ctx: &Ctx) {
+        if let (Program::Sudo, Some(k)) = (ctx.program, ctx.key) {
+            self.conns.remove(&k);
+        }
+    }
+
     fn on_command(&mut self, ctx: &Ctx, user: Option<&str>, command: &str) {
         let index = match (ctx.program, user) {
             (Program::Cowrie, _) => ctx.key.and_then(|k| self.sessions.find(k)),
@@ -1133,6 +1246,7 @@ impl Analyzer {
             }
         }
         self.conns.retain(|_, c| now - c.last_ms < CONNECTION_IDLE_MS);
+        self.ended_unpaired.retain(|_, (_, ended)| now - *ended < ENDED_CONNECTION_MS);
         self.failures.expire(now - self.config.failure_lookback_secs.saturating_mul(1000));
     }
 
@@ -1217,6 +1331,27 @@ mod tests {
         assert_eq!(LogFormat::detect(b""), LogFormat::Syslog);
         assert_eq!(LogFormat::from_name("WTMP").unwrap(), LogFormat::Utmp);
         assert!(LogFormat::from_name("xml").unwrap_err().to_string().contains("format"));
+    }
+
+    #[test]
+    fn sudo_tries_without_a_pid_pair_by_user_and_end_with_the_command() {
+        // qiita-sudo.log's lines (logs/testdata/unseen): pam_unix's failure, sudo's count of
+        // the same three tries, the command that then ran.
+        let pam = "Apr 25 15:29:19 ohtsuka-qradar-target01 sudo: pam_unix(sudo:auth): authentication failure; logname=test uid=1000 euid=0 tty=/dev/pts/4 ruser=test rhost=  user=test";
+        let three = "Apr 25 15:29:28 ohtsuka-qradar-target01 sudo:     test : 3 incorrect password attempts ; TTY=pts/4 ; PWD=/home/test ; USER=root ; COMMAND=/usr/bin/su -";
+        let ran = "Apr 25 15:30:10 ohtsuka-qradar-target01 sudo:     test : TTY=pts/4 ; PWD=/home/test ; USER=root ; COMMAND=/usr/bin/su -";
+        let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(1_795_564_800), ..AnalyzerConfig::default() });
+        for line in [pam, three] {
+            a.feed_line(line, LogFormat::Syslog);
+        }
+        assert_eq!(a.stats().failed_logins, 3, "one PAM line for three tries");
+        // Replayed: a mistyped password then the right one (PAM's line, then the command),
+        // then three wrong ones: 1 + 3, not 1 + 1 + 2 (the first PAM line must not pair
+        // with the second attempt's count).
+        for line in [pam, ran, pam, three] {
+            a.feed_line(line, LogFormat::Syslog);
+        }
+        assert_eq!(a.stats().failed_logins, 3 + 1 + 3);
     }
 
     #[test]

@@ -50,6 +50,11 @@ fn vsftpd(msg: &str) -> Option<Event<'_>> {
 /// `host (1.2.3.4[1.2.3.4]) - USER alice: Login successful.` and friends; ProFTPD's
 /// own log and some syslog setups write `host (client[addr]): USER ...` instead.
 fn proftpd(msg: &str) -> Option<Event<'_>> {
+    // TCP wrappers (mod_wrap): "refused connect from 192.168.1.2 (192.168.1.2)".
+    if let Some(rest) = msg.strip_prefix("refused connect from ") {
+        let ip = rest.rsplit_once('(').and_then(|(_, a)| a.trim_end().strip_suffix(')')).and_then(parse_ip);
+        return ip.map(|ip| Event::Probe { ip });
+    }
     let dash = memchr::memmem::find(msg.as_bytes(), b") - ").map(|at| (at, 4));
     let colon = memchr::memmem::find(msg.as_bytes(), b"): ").map(|at| (at, 3));
     let split = match (dash, colon) {
@@ -57,7 +62,10 @@ fn proftpd(msg: &str) -> Option<Event<'_>> {
         (a, b) => a.or(b),
     };
     let Some((at, len)) = split else {
-        return (msg.starts_with("ProFTPD") || msg.contains("FTP session")).then_some(Event::Noise);
+        // "host: Fatal: unable to open incoming connection: ...": the client left before
+        // ProFTPD could read its address.
+        let known = msg.starts_with("ProFTPD") || msg.contains("FTP session") || msg.contains("Fatal: ");
+        return known.then_some(Event::Noise);
     };
     let (client, what) = (&msg[..at], &msg[at + len..]);
     let ip = client.rsplit_once('[').and_then(|(_, a)| parse_ip(a.trim_end_matches(']')));
@@ -93,6 +101,10 @@ fn proftpd(msg: &str) -> Option<Event<'_>> {
     }
     if what.starts_with("FTP session closed") {
         return Some(Event::Disconnected { ip, preauth: false });
+    }
+    // "Connection from HOST [ADDR] denied.": refused by the server's configuration.
+    if what.starts_with("Connection from ") && what.trim_end().ends_with("denied.") {
+        return ip.map(|ip| Event::Probe { ip });
     }
     Some(Event::Noise)
 }
@@ -178,6 +190,25 @@ mod tests {
 
     fn ip(s: &str) -> Option<IpAddr> {
         s.parse().ok()
+    }
+
+    #[test]
+    fn proftpd_refusals_and_fatal_errors() {
+        // Verbatim (Wazuh's ProFTPD rule tests).
+        let probe = |a: &str| Some(Event::Probe { ip: a.parse().unwrap() });
+        assert_eq!(parse("proftpd", "refused connect from 192.168.1.2 (192.168.1.2)"), probe("192.168.1.2"));
+        assert_eq!(
+            parse("proftpd", "valhalla (crawl-66-249-66-80.googlebot.com[66.249.66.80]) - Connection from crawl-66-249-66-80.googlebot.com [66.249.66.80] denied."),
+            probe("66.249.66.80")
+        );
+        assert_eq!(
+            parse(
+                "proftpd",
+                "server.example.net: Fatal: unable to open incoming connection: Der Socket ist nicht verbunden"
+            ),
+            Some(Event::Noise)
+        );
+        assert_eq!(parse("proftpd", "refused connect from nowhere"), None);
     }
 
     #[test]

@@ -8,13 +8,15 @@
 //!   rsyslog, BusyBox/OpenWrt `logread`, vsftpd's own log) and the year-less
 //!   timestamp's year.
 //! - [`sshd`], [`dropbear`], [`su`], [`sudo`], [`login`], [`pam`], [`ftp`],
-//!   [`web`] (OpenWrt LuCI via uhttpd): the message of one syslog program.
+//!   [`web`] (OpenWrt LuCI via uhttpd), [`account`] (`useradd`, `passwd`, ...):
+//!   the message of one syslog program.
 //! - [`journald`] (`journalctl -o json`), [`cowrie`] (honeypot JSON) and
 //!   [`utmp`] (binary wtmp/btmp records): whole-record formats.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+pub mod account;
 pub mod cowrie;
 pub mod dropbear;
 pub mod ftp;
@@ -54,6 +56,16 @@ impl AuthMethod {
             _ => AuthMethod::Other,
         }
     }
+}
+
+/// Why sudo refused a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refusal {
+    /// `user NOT in sudoers`.
+    NotInSudoers,
+    /// `command not allowed`.
+    CommandNotAllowed,
 }
 
 /// What one log line means for sessions and sources. Strings borrow from the
@@ -162,6 +174,64 @@ pub enum Event<'a> {
         /// Where from.
         url: Cow<'a, str>,
     },
+    /// PAM's "N more authentication failures" at the end of a connection
+    /// (RHEL and others): pam_unix logs the first failure of a connection on its
+    /// own line and the other N only here. sshd's own `Failed` lines usually
+    /// name them too: the analyzer counts what they did not.
+    PamMoreFailures {
+        /// User name tried, if the line says.
+        user: Option<Cow<'a, str>>,
+        /// Remote address, if the line says.
+        ip: Option<IpAddr>,
+        /// N.
+        count: u32,
+    },
+    /// sshd refused an existing user by its configuration (`AllowUsers`,
+    /// `DenyUsers`, `AllowGroups`, `DenyGroups`, a locked account). Not an
+    /// attempt itself (the password tries that follow are logged as failures,
+    /// which sshd words "for invalid user" although the user exists).
+    NotAllowed {
+        /// The user refused.
+        user: Cow<'a, str>,
+        /// Remote address, if the line says.
+        ip: Option<IpAddr>,
+    },
+    /// sudo refused to run a command: the user is not in sudoers, or the
+    /// command is not allowed to them. Privilege-escalation evidence.
+    PrivilegeRefused {
+        /// Who asked.
+        user: &'a str,
+        /// Why.
+        reason: Refusal,
+        /// The terminal (`TTY=pts/1`), if the line says.
+        tty: Option<&'a str>,
+        /// The account asked for (`USER=root`), if the line says.
+        target: Option<&'a str>,
+        /// The command line attempted.
+        command: &'a str,
+    },
+    /// An account or group was created, changed or deleted, or a password
+    /// changed (`useradd`, `usermod`, `passwd`, `chage`, `gpasswd`, ...):
+    /// persistence evidence.
+    AccountChange {
+        /// The tool that logged it.
+        tool: &'a str,
+        /// The account (or group) changed, if the line names it.
+        account: Option<&'a str>,
+        /// Who made the change, if the line says (`gpasswd`: `by root`).
+        by: Option<&'a str>,
+        /// The message, as the tool wrote it.
+        detail: &'a str,
+    },
+    /// `pam_faillock` locked an account after consecutive failures
+    /// (the failures themselves were logged, and counted, before it).
+    AccountLocked {
+        /// The account locked.
+        user: Cow<'a, str>,
+    },
+    /// A debug-level line (`debug1:` ... `debug3:`): known and ignored, counted
+    /// apart so a daemon left at `LogLevel DEBUG` shows.
+    Debug,
     /// A known line that bears on no session or source (server start, reverse
     /// DNS warnings, PAM's bookkeeping, ...).
     Noise,

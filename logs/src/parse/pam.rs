@@ -63,7 +63,32 @@ pub fn parse_body(body: &str) -> Event<'_> {
         let (user, _) = word(rest.trim_end());
         return Event::SessionClosed { user: Some(Cow::Borrowed(user)), duration_secs: None };
     }
+    // Bodies of other lines ("check pass; user unknown", ...) are frequent: look at the first
+    // byte before trying the rarer forms.
+    match body.as_bytes().first() {
+        Some(b'0'..=b'9') => return more_failures(body).unwrap_or(Event::Noise),
+        Some(b'C') => {}
+        _ => return Event::Noise,
+    }
+    // pam_faillock: "Consecutive login failures for user root account temporarily locked".
+    if let Some(rest) = body.strip_prefix("Consecutive login failures for user ") {
+        if let Some((user, _)) = split_once_str(rest, " account temporarily locked") {
+            return Event::AccountLocked { user: Cow::Borrowed(user) };
+        }
+    }
     Event::Noise
+}
+
+/// `N more authentication failures; logname= ... rhost=H  user=U`: the
+/// failures of a connection after its first, which pam_unix logs only here
+/// (sshd writes it as `PAM N more ...`, PAM 0.7x tags as `sshd(pam_unix)[pid]: N more ...`).
+pub fn more_failures(body: &str) -> Option<Event<'_>> {
+    let (n, rest) = word(body);
+    let rest = rest.strip_prefix("more authentication failures;")?;
+    let count: u32 = n.parse().ok()?;
+    let user = field(rest, "user=").filter(|u| !u.is_empty());
+    let ip = field(rest, "rhost=").and_then(parse_ip);
+    Some(Event::PamMoreFailures { user: user.map(Cow::Borrowed), ip, count })
 }
 
 /// The value of `key` in PAM's `k=v k=v` list (empty values allowed);
@@ -132,6 +157,23 @@ mod tests {
         assert_eq!(service("pam_unix(su-l:session): session opened"), Some("su-l"));
         assert_eq!(parse("pam_env(proftpd:setcred): Unable to open config file").unwrap(), Event::Noise);
         assert_eq!(parse("not pam"), None);
+    }
+
+    #[test]
+    fn more_failures_and_locked_accounts() {
+        // Verbatim: Wazuh's ruleset tests (PAM 0.7x tag) and a PAM guide (pam_faillock).
+        assert_eq!(
+            parse_body(
+                "2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=10.0.3.1  user=root"
+            ),
+            Event::PamMoreFailures { user: Some("root".into()), ip: "10.0.3.1".parse().ok(), count: 2 }
+        );
+        assert_eq!(
+            parse("pam_faillock(sshd:auth): Consecutive login failures for user root account temporarily locked"),
+            Some(Event::AccountLocked { user: "root".into() })
+        );
+        assert_eq!(more_failures("many more authentication failures;"), None);
+        assert_eq!(parse_body("Consecutive login failures for user \"jdoe\" (3)"), Event::Noise);
     }
 
     #[test]

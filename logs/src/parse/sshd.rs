@@ -55,10 +55,10 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
         // PAM before 0.99 (Red Hat 9, Fedora Core): "(pam_unix) authentication failure; ...".
         b'(' if msg.starts_with("(pam_") => return pam::parse(msg),
         b'P'
-            // "PAM 5 more authentication failures; ..." summarises failures already
-            // logged one by one; "PAM service(sshd) ignoring max retries".
+            // "PAM 5 more authentication failures; ..." (the connection's failures
+            // after the first, as PAM saw them); "PAM service(sshd) ignoring max retries".
             if (msg.starts_with("PAM ") || msg.starts_with("Postponed ")) => {
-                return Some(Event::Noise);
+                return Some(msg.strip_prefix("PAM ").and_then(pam::more_failures).unwrap_or(Event::Noise));
             }
         b'C' => {
             if let Some(rest) =
@@ -73,6 +73,8 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
             if msg.starts_with("Close session")
                 || msg.starts_with("Changed root directory")
                 || msg.starts_with("Certificate ")
+                // A damaged or hostile packet: the connection's other lines carry its address.
+                || msg.starts_with("Corrupted MAC on input")
             {
                 return Some(Event::Noise);
             }
@@ -93,6 +95,12 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
         b'R' => {
             if let Some(rest) = msg.strip_prefix("Received disconnect from ") {
                 let (ip, _) = rest.split_once([' ', ']']).map_or((rest, ""), |x| x);
+                let ip = ip.strip_suffix(':').unwrap_or(ip);
+                return Some(Event::Disconnected { ip: parse_ip(ip), preauth: msg.ends_with("[preauth]") });
+            }
+            // "Read error from remote host 192.168.1.1[ port 22]: Connection reset by peer [preauth]"
+            if let Some(rest) = msg.strip_prefix("Read error from remote host ") {
+                let (ip, _) = word(rest);
                 let ip = ip.strip_suffix(':').unwrap_or(ip);
                 return Some(Event::Disconnected { ip: parse_ip(ip), preauth: msg.ends_with("[preauth]") });
             }
@@ -125,6 +133,9 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
                 let (_, rest) = rsplit_once_str(rest, " from ")?;
                 let (ip, _) = word(rest);
                 return parse_ip(ip).map(|ip| Event::Probe { ip });
+            }
+            if msg.starts_with("Bad packet length ") {
+                return Some(Event::Noise); // as "Corrupted MAC on input"
             }
         }
         b'e' => {
@@ -205,10 +216,10 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
             let ip = msg.rsplit_once('(').and_then(|(_, r)| r.strip_suffix(')')).and_then(parse_ip);
             return ip.map(|ip| Event::Probe { ip });
         }
-        // PerSourcePenalties (OpenSSH 9.8), AllowUsers refusals (the failure lines follow),
-        // debug-level key lines.
+        // PerSourcePenalties (OpenSSH 9.8); AllowUsers/DenyUsers refusals; debug-level lines.
         b's' if msg.starts_with("srclimit_penalise") => return Some(Event::Noise),
-        b'U' if msg.starts_with("User ") && msg.contains(" not allowed because ") => return Some(Event::Noise),
+        b'U' if msg.starts_with("User ") => return not_allowed(&msg["User ".len()..]),
+        b'd' if msg.starts_with("debug") => return Some(Event::Debug),
 
         _ => {}
     }
@@ -286,10 +297,30 @@ fn too_many_failures(rest: &str) -> Option<Event<'_>> {
     })
 }
 
+/// After "User ": `X from HOST not allowed because REASON` (`not listed in AllowUsers`,
+/// `listed in DenyUsers`, `none of user's groups are listed in AllowGroups`, ...) or
+/// `X not allowed because account is locked`.
+fn not_allowed(rest: &str) -> Option<Event<'_>> {
+    let (who, _reason) = split_once_str(rest, " not allowed because ")?;
+    let (user, ip) = match rsplit_once_str(who, " from ") {
+        Some((user, host)) => (user, parse_ip(host)),
+        None => (who, None),
+    };
+    Some(Event::NotAllowed { user: Cow::Borrowed(user), ip })
+}
+
 /// After "error: PAM: ": `Authentication failure for [illegal user ]X from HOST[ via ADDR]`,
 /// `User not known to the underlying authentication module for illegal user X from HOST`.
 fn pam_glue_failure(rest: &str) -> Option<Event<'_>> {
     let (what, who) = split_once_str(rest, " for ")?;
+    // "unknown user for illegal user X from HOST" (macOS, PAM glue): sshd's "Invalid user"
+    // in other words, not a failure (the attempt's own failure line follows).
+    if what == "unknown user" {
+        let who = who.strip_prefix("illegal user ").unwrap_or(who);
+        let (user, host) = rsplit_once_str(who, " from ")?;
+        let (host, _) = word(host.trim_end());
+        return Some(Event::InvalidUser { user: Cow::Borrowed(user), ip: parse_ip(host) });
+    }
     let what = what.to_ascii_lowercase();
     let unknown_user = what.starts_with("user not known");
     if !(unknown_user || what.starts_with("authentication failure") || what.starts_with("authentication error")) {
@@ -499,7 +530,6 @@ mod tests {
         ));
         for noise in [
             "Disconnecting: Too many authentication failures [preauth]",
-            "PAM 5 more authentication failures; logname= uid=0",
             "reverse mapping checking getaddrinfo for x [1.2.3.4] failed - POSSIBLE BREAK-IN ATTEMPT!",
             "Server listening on :: port 22.",
             "input_userauth_request: invalid user x [preauth]",
@@ -527,7 +557,7 @@ mod tests {
         );
         assert_eq!(
             parse("User root from 203.0.113.5 not allowed because not listed in AllowUsers"),
-            Some(Event::Noise)
+            Some(Event::NotAllowed { user: "root".into(), ip: ip("203.0.113.5") })
         );
         assert_eq!(parse("kex_exchange_identification: Connection closed by remote host"), Some(Event::Noise));
         assert_eq!(parse("Accepted key RSA SHA256:abc found at /home/pi/.ssh/authorized_keys:1"), Some(Event::Noise));
@@ -615,6 +645,44 @@ mod tests {
         // A method name sshd reports for RFC 5424 senders it cannot name ("unknown").
         let e = parse("Failed unknown for invalid user redmond from 192.0.2.1 port 59197 ssh2").unwrap();
         assert!(matches!(e, Event::AuthFailed { invalid_user: true, .. }), "{e:?}");
+    }
+
+    // Verbatim from Wazuh's and fail2ban's sshd rule tests (logs/testdata/unseen/SOURCES.md).
+    #[test]
+    fn refusals_connection_errors_and_debug_lines() {
+        let refused = |u: &str, a: Option<IpAddr>| Some(Event::NotAllowed { user: u.to_owned().into(), ip: a });
+        assert_eq!(
+            parse("User root from 10.0.0.40 not allowed because none of user's groups are listed in AllowGroups"),
+            refused("root", ip("10.0.0.40"))
+        );
+        assert_eq!(
+            parse("User root from 172.18.1.100 not allowed because listed in DenyUsers"),
+            refused("root", ip("172.18.1.100"))
+        );
+        assert_eq!(
+            parse("User root from example.com not allowed because not listed in AllowUsers"),
+            refused("root", None)
+        );
+        assert_eq!(parse("User root not allowed because account is locked"), refused("root", None));
+        assert_eq!(parse("User root logged in somehow"), None);
+        assert_eq!(
+            parse("error: PAM: unknown user for illegal user badguy from 192.168.33.1"),
+            Some(Event::InvalidUser { user: "badguy".into(), ip: ip("192.168.33.1") })
+        );
+        assert_eq!(
+            parse("Read error from remote host 192.168.1.1: Connection reset by peer"),
+            Some(Event::Disconnected { ip: ip("192.168.1.1"), preauth: false })
+        );
+        for noise in ["Corrupted MAC on input. [preauth]", "Corrupted MAC on input.", "Bad packet length 4081586742."] {
+            assert_eq!(parse(noise), Some(Event::Noise), "{noise}");
+        }
+        assert_eq!(parse("debug1: channel 5: connection failed: Connection refused"), Some(Event::Debug));
+        assert_eq!(parse("debug1: get_remote_port failed"), Some(Event::Debug));
+        assert_eq!(
+            parse("PAM 5 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=61.178.85.205  user=root"),
+            Some(Event::PamMoreFailures { user: Some("root".into()), ip: ip("61.178.85.205"), count: 5 })
+        );
+        assert_eq!(parse("PAM service(sshd) ignoring max retries; 6 > 3"), Some(Event::Noise));
     }
 
     #[test]

@@ -1,30 +1,49 @@
-//! `su` messages (shadow-utils and util-linux): `Successful su for root by alice`,
-//! `FAILED su for root by alice`, `+ /dev/pts/0 alice:root`, and the PAM lines
+//! `su` messages: util-linux and shadow-utils (`FAILED SU (to root) alice on
+//! pts/2`, `FAILED su for root by alice`, `Successful su for root by alice`,
+//! `+ /dev/pts/0 alice:root`, `(to root) alice on pts/5`), BSD and old Unix
+//! (`BAD SU alice to root on /dev/ttyp0`, `alice to root on /dev/ttyp1`,
+//! `failed: ttyq4 changing from alice to root`), and the PAM lines
 //! (`pam_unix(su-l:session): session opened for user root by alice(uid=1000)`).
 //!
 //! A successful su is reported as a command (`su root`) of the invoking user,
-//! from the PAM session line, which every variant writes; the others are noise
-//! so the same su is not counted twice.
+//! from the PAM session line where the system writes one; the Linux lines that
+//! repeat it are noise so the same su is not counted twice. BSD's `alice to
+//! root on TTY` comes with no PAM session line: it is the command there.
+//!
+//! A failed su is one attempt however many lines describe it: su's own
+//! failure line pairs (per process) with `pam_unix(su:auth): authentication
+//! failure`, as sshd's `Failed password` does with its PAM line.
 
 use std::borrow::Cow;
 
-use super::{pam, rsplit_once_str, Event};
+use super::{pam, rsplit_once_str, split_once_str, word, Event};
 
 /// Parses one su message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
     if pam::is_pam(msg) {
         return Some(from_pam(pam::parse(msg)?));
     }
-    if let Some(rest) = msg.strip_prefix("FAILED su for ").or_else(|| msg.strip_prefix("FAILED SU (to ")) {
+    // "FAILED SU (to root) jsmith on pts/2" (util-linux).
+    if let Some(rest) = msg.strip_prefix("FAILED SU (to ") {
+        let (target, _) = rest.split_once(')')?;
+        return Some(failed(target));
+    }
+    // "FAILED su for root by alice" (shadow-utils).
+    if let Some(rest) = msg.strip_prefix("FAILED su for ") {
         let (target, _by) = rsplit_once_str(rest, " by ").unwrap_or((rest, ""));
-        let target = target.trim_end_matches(')');
-        return Some(Event::AuthFailed {
-            user: Some(Cow::Borrowed(target)),
-            ip: None,
-            invalid_user: false,
-            count: 1,
-            tentative: true, // pam_unix(su:auth) may say the same
-        });
+        return Some(failed(target));
+    }
+    // "BAD SU ger to fwmaster on /dev/ttyp0" (BSD).
+    if let Some(rest) = msg.strip_prefix("BAD SU ") {
+        let (_, rest) = split_once_str(rest, " to ")?;
+        let (target, _) = word(rest);
+        return Some(failed(target));
+    }
+    // "failed: ttyq4 changing from ldap to root" (IRIX and other old su).
+    if let Some(rest) = msg.strip_prefix("failed: ") {
+        let (_, rest) = split_once_str(rest, " changing from ")?;
+        let (_, target) = rsplit_once_str(rest, " to ")?;
+        return Some(failed(target.trim()));
     }
     if msg.starts_with("Successful su for ")
         || msg.starts_with("+ ")
@@ -34,7 +53,24 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
     {
         return Some(Event::Noise);
     }
+    // "dcid to root on /dev/ttyp1" (BSD: a successful su).
+    let (by, rest) = word(msg);
+    let (target, rest) = word(rest.strip_prefix("to ")?);
+    if !by.is_empty() && !target.is_empty() && rest.starts_with("on ") {
+        return Some(Event::Command { user: Some(by), command: Cow::Owned(format!("su {target}")) });
+    }
     None
+}
+
+/// su's own failure line for `target`: paired with the PAM line of the same process.
+fn failed(target: &str) -> Event<'_> {
+    Event::AuthFailed {
+        user: (!target.is_empty()).then_some(Cow::Borrowed(target)),
+        ip: None,
+        invalid_user: false,
+        count: 1,
+        tentative: false,
+    }
 }
 
 /// su's PAM lines, or the body of an old `su(pam_unix)` tag.
@@ -53,6 +89,13 @@ pub fn from_pam(event: Event<'_>) -> Event<'_> {
 mod tests {
     use super::*;
 
+    fn failed_for(line: &str) -> Option<String> {
+        match parse(line) {
+            Some(Event::AuthFailed { user, tentative: false, count: 1, .. }) => user.map(|u| u.into_owned()),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
     #[test]
     fn su_to_root_is_a_command_of_the_invoking_user() {
         assert_eq!(
@@ -61,9 +104,30 @@ mod tests {
         );
         assert_eq!(parse("pam_unix(su:session): session closed for user root").unwrap(), Event::Noise);
         assert_eq!(from_pam(pam::parse_body("session opened for user news by (uid=0)")), Event::Noise);
-        assert!(matches!(parse("FAILED su for root by alice"), Some(Event::AuthFailed { .. })));
         assert_eq!(parse("Successful su for root by root"), Some(Event::Noise));
         assert_eq!(parse("+ /dev/pts/0 root:root"), Some(Event::Noise));
+        assert_eq!(parse("(to root) root on pts/5"), Some(Event::Noise));
         assert_eq!(parse("whatever"), None);
+        // Verbatim (Wazuh's su rule tests): BSD's successful su.
+        assert_eq!(
+            parse("dcid to root on /dev/ttyp1"),
+            Some(Event::Command { user: Some("dcid"), command: "su root".into() })
+        );
+    }
+
+    #[test]
+    fn every_failure_form_names_the_target_and_pairs_with_pam() {
+        // Verbatim lines (logs/testdata/unseen/SOURCES.md) except the shadow-utils one.
+        assert_eq!(failed_for("FAILED SU (to root) jsmith on pts/2").as_deref(), Some("root"));
+        assert_eq!(failed_for("FAILED su for root by alice").as_deref(), Some("root"));
+        assert_eq!(failed_for("BAD SU ger to fwmaster on /dev/ttyp0").as_deref(), Some("fwmaster"));
+        assert_eq!(failed_for("BAD SU jpb to root on /dev/ttyp3").as_deref(), Some("root"));
+        assert_eq!(failed_for("failed: ttyq4 changing from ldap to root").as_deref(), Some("root"));
+        assert!(matches!(
+            parse("pam_unix(su:auth): authentication failure; logname=alice uid=1000 euid=0 tty=pts/0 ruser=alice rhost=  user=root"),
+            Some(Event::AuthFailed { tentative: true, .. })
+        ));
+        assert_eq!(parse("BAD SU nobody"), None);
+        assert_eq!(parse("failed: nothing here"), None);
     }
 }

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{pam, split_once_str, Event};
+use super::{pam, split_once_str, Event, Refusal};
 
 /// Parses one sudo message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
@@ -31,12 +31,37 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
             tentative: false,
         });
     }
-    if let Some((_, command)) = split_once_str(rest, "COMMAND=") {
-        let denied = rest.contains("NOT in sudoers") || rest.contains("command not allowed");
-        let command = if denied { Cow::Owned(format!("sudo(denied) {command}")) } else { Cow::Borrowed(command) };
-        return Some(Event::Command { user: Some(user), command });
+    if let Some((fields, command)) = split_once_str(rest, "COMMAND=") {
+        // "user NOT in sudoers ; TTY=...", "command not allowed ; TTY=...": the refusal's
+        // reason comes before the fields, which start at TTY=.
+        if !fields.starts_with("TTY=") {
+            if let Some((reason, _)) = split_once_str(fields, " ; ") {
+                let reason = if reason.contains("command not allowed") {
+                    Some(Refusal::CommandNotAllowed)
+                } else if reason.contains("NOT in sudoers") {
+                    Some(Refusal::NotInSudoers)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    return Some(Event::PrivilegeRefused {
+                        user,
+                        reason,
+                        tty: field(fields, "TTY="),
+                        target: field(fields, "USER="),
+                        command,
+                    });
+                }
+            }
+        }
+        return Some(Event::Command { user: Some(user), command: Cow::Borrowed(command) });
     }
     Some(Event::Noise)
+}
+
+/// The value of `key` (`TTY=`, `USER=`) in sudo's ` ; `-separated fields before `COMMAND=`.
+fn field<'a>(fields: &'a str, key: &str) -> Option<&'a str> {
+    fields.split(" ; ").find_map(|f| f.trim().strip_prefix(key)).filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -54,10 +79,37 @@ mod tests {
             parse("bob : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/sh -c echo a ; echo b").unwrap(),
             Event::Command { user: Some("bob"), command: "/bin/sh -c echo a ; echo b".into() }
         );
+    }
+
+    #[test]
+    fn refusals_carry_user_tty_target_and_command() {
+        // Verbatim (Wazuh's sudo rule tests).
         assert_eq!(
-            parse("eve : user NOT in sudoers ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/bash").unwrap(),
-            Event::Command { user: Some("eve"), command: "sudo(denied) /bin/bash".into() }
+            parse("    ddp2 : user NOT in sudoers ; TTY=ttypZ ; PWD=/home/ddp2 ; USER=root ; COMMAND=/bin/ls").unwrap(),
+            Event::PrivilegeRefused {
+                user: "ddp2",
+                reason: Refusal::NotInSudoers,
+                tty: Some("ttypZ"),
+                target: Some("root"),
+                command: "/bin/ls"
+            }
         );
+        assert_eq!(
+            parse("eve : command not allowed ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/usr/sbin/useradd -m x")
+                .unwrap(),
+            Event::PrivilegeRefused {
+                user: "eve",
+                reason: Refusal::CommandNotAllowed,
+                tty: Some("pts/1"),
+                target: Some("root"),
+                command: "/usr/sbin/useradd -m x"
+            }
+        );
+        // A command line that merely mentions the words is not a refusal.
+        assert!(matches!(
+            parse("bob : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/echo user NOT in sudoers ; x"),
+            Some(Event::Command { .. })
+        ));
     }
 
     #[test]

@@ -56,11 +56,13 @@ pub enum Program {
     Cron,
     /// Any other program's PAM lines.
     Pam,
+    /// Account management tools (useradd, passwd, ...).
+    Account,
 }
 
 impl Program {
     /// Every program, in declaration order (the index of each).
-    pub const ALL: [Program; 11] = [
+    pub const ALL: [Program; 12] = [
         Program::Sshd,
         Program::Dropbear,
         Program::Login,
@@ -72,6 +74,7 @@ impl Program {
         Program::Sudo,
         Program::Cron,
         Program::Pam,
+        Program::Account,
     ];
 
     /// Its lowercase name, as counts and records write it.
@@ -88,6 +91,7 @@ impl Program {
             Program::Sudo => "sudo",
             Program::Cron => "cron",
             Program::Pam => "pam",
+            Program::Account => "account",
         }
     }
 
