@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bfp_common::analyze::{AnalyzerConfig, LogFormat, ParseStats, UtmpArch};
+use bfp_common::detect::{DetectConfig, Detector};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -94,6 +95,8 @@ pub struct ScanOptions<'a> {
     pub utmp_arch: UtmpArch,
     /// The analyzer's settings (Tor list, windows).
     pub analyzer: AnalyzerConfig,
+    /// The detectors' settings (`[detect]`).
+    pub detect: DetectConfig,
     /// How to print.
     pub output: OutputFormat,
 }
@@ -187,7 +190,8 @@ fn scan_one(
     let log = path.display().to_string();
     let mut records = Vec::new();
     let mut pipeline =
-        Pipeline::new(log, if format == LogFormat::Auto { None } else { Some(format) }, opts.analyzer.clone());
+        Pipeline::new(log, if format == LogFormat::Auto { None } else { Some(format) }, opts.analyzer.clone())
+            .with_detector(Detector::new(opts.detect.clone()));
     if format == LogFormat::Utmp {
         let mut record = [0u8; UTMP_RECORD];
         loop {
@@ -233,6 +237,7 @@ mod tests {
             log_format: None,
             utmp_arch: UtmpArch::X86_64,
             analyzer: AnalyzerConfig::default(),
+            detect: DetectConfig::default(),
             output: OutputFormat::Jsonl,
         };
         let mut out = Vec::new();

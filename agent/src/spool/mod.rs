@@ -5,7 +5,9 @@
 //! of frames `[len: u32 LE][crc32 of payload: u32 LE][payload]`, the payload
 //! a postcard [`wire::Record`]; `meta.json` (written atomically) with the
 //! read cursor, the next batch sequence number, the dropped count and the
-//! batch in flight; `inflight.batch`, the exact bytes of that batch.
+//! batch in flight; `inflight.batch`, the exact bytes of that batch. The
+//! directory is the state directory's (`crate::state`), and so are its
+//! modes and its atomic write.
 //!
 //! Ordering rules that make delivery exactly once:
 //! - the run loop writes results, `commit` fsyncs them, then the checkpoint
@@ -26,12 +28,13 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bfp_common::wire;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::state::{create_private_dir, open_private_append, write_atomically};
 
 const META: &str = "meta.json";
 const INFLIGHT: &str = "inflight.batch";
@@ -117,7 +120,7 @@ fn seg_name(id: u64) -> String {
 impl Spool {
     /// Opens (creating) the spool. Call [`Spool::recover`] before use.
     pub fn open(config: SpoolConfig) -> Result<Spool> {
-        fs::create_dir_all(&config.dir).map_err(Error::io(&config.dir))?;
+        create_private_dir(&config.dir)?;
         let mut segments = BTreeMap::new();
         for entry in fs::read_dir(&config.dir).map_err(Error::io(&config.dir))? {
             let entry = entry.map_err(Error::io(&config.dir))?;
@@ -226,7 +229,7 @@ impl Spool {
             self.write = Pos { segment: self.write.segment + 1, offset: 0 };
         }
         let path = self.config.dir.join(seg_name(self.write.segment));
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(Error::io(&path))?;
+        let file = open_private_append(&path)?;
         self.write.offset = file.metadata().map_err(Error::io(&path))?.len();
         self.segments.entry(self.write.segment).or_insert(self.write.offset);
         self.out = Some(BufWriter::with_capacity(32 << 10, file));
@@ -388,7 +391,7 @@ impl Spool {
         let seq = self.meta.next_seq;
         let bytes = encode(seq)?;
         let path = self.config.dir.join(INFLIGHT);
-        write_atomically(&self.config.dir, &path, &bytes)?;
+        write_atomically(&path, &bytes)?;
         self.meta.inflight = Some(Inflight { seq, end, records });
         self.meta.next_seq = seq + 1;
         self.save_meta()?;
@@ -422,7 +425,7 @@ impl Spool {
 
     fn save_meta(&self) -> Result<()> {
         let bytes = serde_json::to_vec(&self.meta).map_err(|e| Error::Spool(e.to_string()))?;
-        write_atomically(&self.config.dir, &self.config.dir.join(META), &bytes)
+        write_atomically(&self.config.dir.join(META), &bytes)
     }
 
     /// Records neither acknowledged nor dropped (spool depth).
@@ -444,19 +447,6 @@ impl Spool {
     pub fn has_inflight(&self) -> bool {
         self.meta.inflight.is_some()
     }
-}
-
-/// Temporary file, fsync, rename, fsync of the directory: the old or the
-/// new content after a crash, never a mix.
-pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(Error::io(&tmp))?;
-    f.write_all(bytes).map_err(Error::io(&tmp))?;
-    f.sync_all().map_err(Error::io(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(Error::io(path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))?;
-    Ok(())
 }
 
 /// The spool as the run loop's [`Sink`](crate::sink::Sink): results go in
