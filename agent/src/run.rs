@@ -336,3 +336,27 @@ fn source_checkpoint(source: &RunSource) -> SourceCheckpoint {
         Follower::Journal { last, .. } => SourceCheckpoint::Journald(last.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_detectors_get_the_configured_settings_with_or_without_saved_baselines() {
+        let dir = crate::testutil::tempdir("run-detector");
+        let state = StateDir::open(&dir).unwrap();
+        let mut config = DetectConfig::default();
+        config.baseline.max_users = 8;
+        config.baseline.min_sessions = 2;
+        let fresh = load_detector(&state, "auth", None, &config);
+        assert_eq!(fresh.baselines().config(), &config.baseline);
+        state.save_baselines("auth", 3, &fresh.baselines().to_bytes().unwrap()).unwrap();
+        let loaded = load_detector(&state, "auth", Some(3), &config);
+        assert_eq!(loaded.baselines().config(), &config.baseline);
+        // A damaged file: fresh baselines, still configured.
+        state.save_baselines("auth", 4, b"BFPB\xff").unwrap();
+        let damaged = load_detector(&state, "auth", Some(4), &config);
+        assert_eq!(damaged.baselines().config(), &config.baseline);
+        assert_eq!(damaged.baselines().user_count(), 0);
+    }
+}

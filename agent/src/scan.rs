@@ -232,12 +232,16 @@ mod tests {
     use bfp_common::parse::utmp::{encode, DEAD_PROCESS, USER_PROCESS};
 
     fn scan_to_json(files: &[PathBuf]) -> Vec<serde_json::Value> {
+        scan_with(files, DetectConfig::default())
+    }
+
+    fn scan_with(files: &[PathBuf], detect: DetectConfig) -> Vec<serde_json::Value> {
         let opts = ScanOptions {
             files,
             log_format: None,
             utmp_arch: UtmpArch::X86_64,
             analyzer: AnalyzerConfig::default(),
-            detect: DetectConfig::default(),
+            detect,
             output: OutputFormat::Jsonl,
         };
         let mut out = Vec::new();
@@ -277,5 +281,34 @@ mod tests {
         std::fs::write(&path, "{\"hello\":1}\n{\"eventid\":\"cowrie.session.connect\"}\nplain text\n").unwrap();
         let objects = scan_to_json(&[path]);
         assert_eq!(objects.last().unwrap()["lines_read"], 3);
+    }
+
+    #[test]
+    fn the_detect_settings_reach_the_detectors() {
+        // Twelve failures from one address spread over six hours: a slow
+        // brute force by the default thresholds.
+        let dir = crate::testutil::tempdir("scan-detect");
+        let path = dir.join("slow.log");
+        let mut text = String::new();
+        for hour in 1..=6 {
+            for minute in [10, 40] {
+                text.push_str(&format!(
+                    "2024-03-01T{hour:02}:{minute}:00+00:00 host sshd[{hour}{minute}]: Failed password for root \
+                     from 198.51.100.7 port 40{minute} ssh2\n"
+                ));
+            }
+        }
+        std::fs::write(&path, text).unwrap();
+        let slow_brute_force = |objects: &[serde_json::Value]| {
+            objects.iter().any(|o| {
+                o["reasons"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r.as_str().is_some_and(|r| r.starts_with("slow brute force"))))
+            })
+        };
+        assert!(slow_brute_force(&scan_with(std::slice::from_ref(&path), DetectConfig::default())));
+        let mut lenient = DetectConfig::default();
+        lenient.campaign.slow_min_failures = 1000;
+        assert!(!slow_brute_force(&scan_with(&[path], lenient)));
     }
 }

@@ -3,7 +3,7 @@
 //! positions that produced those results. After a crash, `recover` forgets
 //! whatever was written past the mark (its lines are read again), so a file
 //! output holds every result exactly once. The spool that forwards to the
-//! collector (issue 4) is another sink with the same contract.
+//! collector is another sink with the same contract.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};

@@ -10,7 +10,10 @@
 //!   <source>.baselines                (layout 1 before generations: read once, then superseded)
 //!   <source>.cursor                   the journal cursor `journalctl --cursor-file` reads and rewrites
 //!   collector-model.postcard          the last model fetched from the collector
-//!   spool/                            0700, owned by `crate::spool` (segments, meta.json, inflight.batch)
+//!   spool/                            0700, the spool's (`crate::spool`):
+//!     <id, 20 digits>.seg             records appended in frames (ids increase)
+//!     meta.json                       read cursor, next batch number, dropped count, batch in flight
+//!     inflight.batch                  the exact bytes of the batch in flight
 //! ```
 //!
 //! `<source>` is the source's configured name with every character other
@@ -241,7 +244,7 @@ impl StateDir {
         self.dir.join(format!("{}{CURSOR_SUFFIX}", file_stem(source)))
     }
 
-    /// The spool's directory (its contents are the spool's).
+    /// The spool's directory (its files: [`SpoolFiles`]).
     pub fn spool_dir(&self) -> PathBuf {
         self.dir.join(SPOOL_DIR)
     }
@@ -254,6 +257,43 @@ impl StateDir {
     /// Stores a model fetched (and verified) from the collector.
     pub fn save_fetched_model(&self, bytes: &[u8]) -> Result<()> {
         write_atomically(&self.fetched_model(), bytes)
+    }
+}
+
+/// The names of the spool's files in its directory (what they hold is the
+/// spool's business).
+#[derive(Debug, Clone)]
+pub struct SpoolFiles {
+    dir: PathBuf,
+}
+
+impl SpoolFiles {
+    const SEGMENT_SUFFIX: &str = ".seg";
+
+    /// The files of the spool in `dir` ([`StateDir::spool_dir`], or any
+    /// directory in the spool's own tests).
+    pub fn new(dir: &Path) -> SpoolFiles {
+        SpoolFiles { dir: dir.to_path_buf() }
+    }
+
+    /// Segment `id` (zero-padded, so names sort as ids do).
+    pub fn segment(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("{id:020}{}", Self::SEGMENT_SUFFIX))
+    }
+
+    /// The segment id a file name stands for, if it is a segment's.
+    pub fn segment_id(name: &str) -> Option<u64> {
+        name.strip_suffix(Self::SEGMENT_SUFFIX)?.parse().ok()
+    }
+
+    /// The spool's cursor, counters and batch in flight.
+    pub fn meta(&self) -> PathBuf {
+        self.dir.join("meta.json")
+    }
+
+    /// The bytes of the batch in flight.
+    pub fn inflight(&self) -> PathBuf {
+        self.dir.join("inflight.batch")
     }
 }
 
