@@ -368,8 +368,10 @@ impl Config {
         match path {
             Some(path) => {
                 let config = Config::load(path)?;
-                // The file's own mistakes are named with the file.
+                // The file's own mistakes are named with the file (its
+                // sources may still come from --follow).
                 config.validate_settings(path)?;
+                config.validate_sources(path, false)?;
                 Ok(config)
             }
             None => Ok(Config::empty()),
@@ -459,8 +461,13 @@ impl Config {
     /// names, at least one source.
     pub fn validate(&self, path: &Path) -> Result<()> {
         self.validate_settings(path)?;
+        self.validate_sources(path, true)
+    }
+
+    /// Required keys per kind, unique names, and (`at_least_one`) a source.
+    fn validate_sources(&self, path: &Path, at_least_one: bool) -> Result<()> {
         let bad = |detail: String| Err(Error::Config { path: path.into(), detail });
-        if self.sources.is_empty() {
+        if at_least_one && self.sources.is_empty() {
             return bad("no sources: add a [[source]] table (or use --follow PATH)".into());
         }
         let mut names = std::collections::BTreeSet::new();
@@ -678,6 +685,19 @@ mod tests {
         assert!(run(no_collector).contains("need --collector"));
         let bad_value = Flags { poll_interval_ms: Some(1), ..base };
         assert!(run(bad_value).contains("poll_interval_ms"));
+    }
+
+    #[test]
+    fn a_mistake_in_the_file_is_named_with_the_file_and_one_in_a_flag_with_flags() {
+        let dir = crate::testutil::tempdir("config-origin");
+        let path = dir.join("agent.toml");
+        std::fs::write(&path, "[[source]]\npath = \"/a\"\n[[source]]\npath = \"/a\"\n").unwrap();
+        let err = Config::for_run(Some(&path), Flags::default()).unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("used twice"), "{err}");
+        std::fs::write(&path, "[[source]]\npath = \"/a\"\n").unwrap();
+        let flags = Flags { follow: vec!["/a".into()], ..Flags::default() };
+        let err = Config::for_run(Some(&path), flags).unwrap_err().to_string();
+        assert!(err.contains("<flags>") && err.contains("used twice"), "{err}");
     }
 
     #[test]
