@@ -297,3 +297,97 @@ fn to_journal_json(i: usize, line: &str) -> Option<String> {
         .to_string(),
     )
 }
+
+/// The first `n` lines of the real elastic auth.log with their year-less
+/// syslog dates made explicit (2024), so that what they mean does not
+/// depend on the day the test runs.
+fn dated_elastic_lines(n: usize) -> Vec<String> {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let text = fs::read_to_string(real_log("elastic/auth.log")).unwrap();
+    text.lines()
+        .take(n)
+        .map(|line| {
+            // "Mar 27 13:08:09 host ..." -> "2024-03-27T13:08:09+00:00 host ..."
+            let month = MONTHS.iter().position(|m| line.starts_with(m)).expect("a syslog date") + 1;
+            let day: u32 = line[4..6].trim().parse().unwrap();
+            format!("2024-{month:02}-{day:02}T{}+00:00{}", &line[7..15], &line[15..])
+        })
+        .collect()
+}
+
+#[test]
+fn a_state_directory_of_layout_1_resumes_where_it_stood_and_is_made_private() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // tests/testdata/agent-state-layout-1 was written by the agent before the
+    // layout was versioned (commit cf54fac), following the first 450 of these
+    // lines with `name = "auth"`, output to results.jsonl, under umask 022.
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/agent-state-layout-1");
+    let lines = dated_elastic_lines(900);
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let dir = temp_dir();
+    let log = dir.path().join("auth.log");
+    let state = dir.path().join("state");
+    let out = dir.path().join("results.jsonl");
+    append(&log, &lines[..450]);
+    fs::create_dir(&state).unwrap();
+    fs::copy(fixture.join("results.jsonl"), &out).unwrap();
+    fs::copy(fixture.join("auth.baselines.1"), state.join("auth.baselines.1")).unwrap();
+    // The files it names are these copies now (same bytes, other inodes).
+    let mut cp: Value = serde_json::from_slice(&fs::read(fixture.join("checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(cp["sources"]["auth"]["current"]["offset"].as_u64(), Some(fs::metadata(&log).unwrap().len()));
+    for (pointer, file) in [("/sources/auth/current", &log), ("/sink", &out)] {
+        let meta = fs::metadata(file).unwrap();
+        let mark = cp.pointer_mut(pointer).unwrap();
+        mark["dev"] = meta.dev().into();
+        mark["ino"] = meta.ino().into();
+    }
+    fs::write(state.join("checkpoint.json"), serde_json::to_vec(&cp).unwrap()).unwrap();
+    // The modes that agent left under umask 022.
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(state.join("checkpoint.json"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(state.join("auth.baselines.1"), fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\noutput = {out:?}\npoll_interval_ms = 20\ncommit_interval_ms = 0\n\
+             [[source]]\npath = {log:?}\nname = \"auth\"\n"
+        ),
+    )
+    .unwrap();
+    let at_end = |state: &std::path::Path, log: &std::path::Path| {
+        let Ok(bytes) = fs::read(state.join("checkpoint.json")) else { return false };
+        let Ok(cp) = serde_json::from_slice::<Value>(&bytes) else { return false };
+        cp["sources"]["auth"]["current"]["offset"].as_u64() == Some(fs::metadata(log).unwrap().len())
+    };
+
+    let agent_run = RunningAgent::start_with_umask(&["--config", config.to_str().unwrap()], 0o022);
+    append(&log, &lines[450..]);
+    wait_until(60, "the lines after the old checkpoint", || at_end(&state, &log));
+    agent_run.stop();
+
+    // The old results stand as they were; what follows continues them.
+    let written = fs::read(&out).unwrap();
+    assert!(written.starts_with(&fs::read(fixture.join("results.jsonl")).unwrap()), "the old output was cut");
+    let reported = json_lines(&written);
+    let full = dir.path().join("full.log");
+    append(&full, &lines);
+    let scan = agent(&["scan", "--format", "jsonl", full.to_str().unwrap()]);
+    assert!(scan.status.success());
+    let mut expected = json_lines(&scan.stdout);
+    expected.pop(); // summary
+    let got = counts(&reported, "session");
+    let want = counts(&expected, "session");
+    assert!(want.len() >= 5, "the lines hold sessions on both sides of the old checkpoint ({})", want.len());
+    assert!(got.values().all(|&n| n == 1), "a session reported twice: the old checkpoint was not honoured");
+    assert_eq!(got, want);
+
+    // The layout is now the current one, and private.
+    assert_eq!(fs::read_to_string(state.join("layout-version")).unwrap(), "2\n");
+    let files = bfp_e2e::agent::assert_private_tree(&state);
+    assert!(files.iter().any(|f| f == "checkpoint.json"), "{files:?}");
+    let cp: Value = serde_json::from_slice(&fs::read(state.join("checkpoint.json")).unwrap()).unwrap();
+    let generation = cp["baselines"]["auth"].as_u64().expect("the checkpoint still names its baselines");
+    let baselines: Vec<_> = files.iter().filter(|f| f.contains(".baselines")).collect();
+    assert_eq!(baselines, vec![&format!("auth.baselines.{generation}")], "one baselines file, the one named");
+}

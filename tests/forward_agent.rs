@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bfp_e2e::agent::{
-    agent, append, consumed, feed_with_random_kills, json_lines, real_log, temp_dir, wait_until, KillPlan, RunningAgent,
+    agent, append, assert_private_tree, consumed, feed_with_random_kills, json_lines, real_log, temp_dir, wait_until,
+    KillPlan, RunningAgent,
 };
 use bfp_e2e::forward::{agent_config, agent_rows, device_add, key_of_row, key_of_scan, multiset, wait_drained};
 use bfp_e2e::{binary, free_port, Collector};
@@ -244,7 +245,9 @@ fn the_agent_takes_the_agents_model_from_the_collector_never_its_predict_model()
     let state = dir.path().join("state");
     let config = agent_config(dir.path(), &c.url(""), &token, &log, &state, 16 << 20);
     fs::write(&log, "").unwrap();
-    let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
+    // Under a loose umask: the state (results, addresses, the model) is
+    // still created readable by the agent's user only.
+    let running = RunningAgent::start_with_umask(&["--config", config.to_str().unwrap()], 0o022);
     wait_until(60, "the agents' model in a heartbeat", || {
         bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0]["model_version"] == "e2e-agent-stand-in"
     });
@@ -258,6 +261,12 @@ fn the_agent_takes_the_agents_model_from_the_collector_never_its_predict_model()
     assert!(rows.iter().all(|r| r["model_version"] == "e2e-agent-stand-in"), "{}", rows[0]);
     let kept = fs::read(state.join("collector-model.postcard")).expect("the fetched model is kept");
     assert_eq!(kept, fs::read(&agents_model).unwrap());
+    let files = assert_private_tree(&state);
+    for expected in ["layout-version", "checkpoint.json", "collector-model.postcard", "spool/meta.json"] {
+        assert!(files.iter().any(|f| f == expected), "{expected} missing from {files:?}");
+    }
+    assert!(files.iter().any(|f| f.starts_with("spool/") && f.ends_with(".seg")), "{files:?}");
+    assert!(files.iter().any(|f| f.contains(".baselines.")), "{files:?}");
     let device = &bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0];
     assert!(device["last_error"].is_null(), "{device}");
     c.stop();

@@ -1,9 +1,14 @@
 //! The agent's TOML configuration (`bfp-agent run --config PATH`), every key
-//! documented with its default. `deploy/bfp-agent.example.toml` is the
-//! commented example; a test parses it.
+//! documented with its default, and the command-line flags that override it
+//! ([`Flags`], merged in one place: [`Config::apply_flags`]). Precedence:
+//! a flag, else the file's key, else the default. `deploy/bfp-agent.example.toml`
+//! is the commented example; a test loads it and every other shipped config.
 
 use std::path::{Path, PathBuf};
 
+use bfp_logs::analyze::AnalyzerConfig;
+use bfp_detect::detector::DetectConfig;
+use bfp_common::wire;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -51,14 +56,116 @@ pub struct Config {
     #[serde(default)]
     pub utc_offset_secs: Option<i32>,
     /// Forward results to a collector (the `[collector]` table; see
-    /// `crate::forward::CollectorConfig` for its keys) through an on-disk
-    /// spool in `state_dir/spool`, instead of writing them to `output`.
-    /// Default: none.
+    /// [`CollectorConfig`] for its keys) through an on-disk spool in
+    /// `state_dir/spool`, instead of writing them to `output`. Default: none.
     #[serde(default)]
-    pub collector: Option<crate::forward::CollectorConfig>,
+    pub collector: Option<CollectorConfig>,
+    /// The detectors beyond the model: per-user and per-device baselines
+    /// (`[detect.baseline]`) and slow or distributed brute-force campaigns
+    /// (`[detect.campaign]`); every key and its default is documented on
+    /// `bfp_detect::baseline::BaselineConfig` and
+    /// `bfp_detect::campaign::CampaignConfig`, and in the example config.
+    /// Default: every default.
+    #[serde(default)]
+    pub detect: DetectConfig,
     /// The logs to follow, as `[[source]]` tables. At least one.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+}
+
+/// The `[collector]` table of the agent's configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Base URL of the collector, `http://` or `https://` (required), e.g.
+    /// `http://127.0.0.1:5000`.
+    pub url: String,
+    /// The device token printed by `bfp-collector device add NAME`
+    /// (required).
+    pub token: String,
+    /// PEM file of the certificate authority (or the self-signed
+    /// certificate) that the collector's HTTPS certificate must chain to.
+    /// Default: none (the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Size cap of the on-disk spool in bytes; past it the oldest results
+    /// are dropped and counted. Default 16777216 (16 MiB).
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
+    /// Most records per batch (1-10000). Default 500.
+    #[serde(default = "default_batch_max_records")]
+    pub batch_max_records: usize,
+    /// Heartbeat interval when there is nothing to send, seconds. Default 30.
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    /// How often to ask the collector for a newer model, seconds; 0 never.
+    /// Default 300.
+    #[serde(default = "default_model_check_secs")]
+    pub model_check_secs: u64,
+    /// Longest wait between retries, seconds (the wait doubles from 0.5 s up
+    /// to this, with jitter). Default 60.
+    #[serde(default = "default_backoff_max_secs")]
+    pub backoff_max_secs: u64,
+    /// Timeout of one request, seconds. Default 20.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_spool_max_bytes() -> u64 {
+    16 << 20
+}
+fn default_batch_max_records() -> usize {
+    500
+}
+fn default_heartbeat_secs() -> u64 {
+    30
+}
+fn default_model_check_secs() -> u64 {
+    300
+}
+fn default_backoff_max_secs() -> u64 {
+    60
+}
+fn default_timeout_secs() -> u64 {
+    20
+}
+
+impl CollectorConfig {
+    /// The defaults for `url` and `token` (quick start flags).
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> CollectorConfig {
+        CollectorConfig {
+            url: url.into(),
+            token: token.into(),
+            ca_file: None,
+            spool_max_bytes: default_spool_max_bytes(),
+            batch_max_records: default_batch_max_records(),
+            heartbeat_secs: default_heartbeat_secs(),
+            model_check_secs: default_model_check_secs(),
+            backoff_max_secs: default_backoff_max_secs(),
+            timeout_secs: default_timeout_secs(),
+        }
+    }
+
+    /// Checks ranges and forms.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |d: String| Err(Error::Forward(d));
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return bad(format!("url must start with http:// or https://, got {:?}", self.url));
+        }
+        if self.token.trim().is_empty() {
+            return bad("token is empty (bfp-collector device add NAME prints one)".into());
+        }
+        if !(1..=wire::MAX_RECORDS_PER_BATCH).contains(&self.batch_max_records) {
+            return bad(format!("batch_max_records must be 1-{}", wire::MAX_RECORDS_PER_BATCH));
+        }
+        if self.spool_max_bytes < 32 << 10 {
+            return bad("spool_max_bytes must be at least 32768".into());
+        }
+        if self.heartbeat_secs == 0 || self.backoff_max_secs == 0 || self.timeout_secs == 0 {
+            return bad("heartbeat_secs, backoff_max_secs and timeout_secs must be > 0".into());
+        }
+        Ok(())
+    }
 }
 
 /// One followed log (`[[source]]`).
@@ -165,6 +272,41 @@ impl SourceConfig {
     }
 }
 
+/// Label of errors in settings given on the command line.
+const FLAGS: &str = "<flags>";
+
+/// Settings given on the command line (`bfp-agent run` and `scan`); each
+/// overrides the file's key of the same name. `None` (or empty): not given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flags {
+    /// `--follow PATH`: file sources added to the configured ones.
+    pub follow: Vec<PathBuf>,
+    /// `--state-dir DIR`.
+    pub state_dir: Option<PathBuf>,
+    /// `--output FILE|-`.
+    pub output: Option<PathBuf>,
+    /// `--model PATH`.
+    pub model: Option<PathBuf>,
+    /// `--tor-exit-list FILE`.
+    pub tor_exit_list: Option<PathBuf>,
+    /// `--poll-interval-ms MS`.
+    pub poll_interval_ms: Option<u64>,
+    /// `--commit-interval-ms MS`.
+    pub commit_interval_ms: Option<u64>,
+    /// `--source-window-secs SECS`.
+    pub source_window_secs: Option<u64>,
+    /// `--utc-offset-secs SECS`.
+    pub utc_offset_secs: Option<i32>,
+    /// `--collector URL`: the `[collector]` table's `url`.
+    pub collector: Option<String>,
+    /// `--token TOKEN` (or `BFP_AGENT_TOKEN`): the `[collector]` table's `token`.
+    pub token: Option<String>,
+    /// `--ca-file PEM`: the `[collector]` table's `ca_file`.
+    pub ca_file: Option<PathBuf>,
+    /// `--spool-max-bytes BYTES`: the `[collector]` table's `spool_max_bytes`.
+    pub spool_max_bytes: Option<u64>,
+}
+
 impl Config {
     /// A configuration with every default and no sources.
     pub fn empty() -> Config {
@@ -178,6 +320,7 @@ impl Config {
             source_window_secs: None,
             utc_offset_secs: None,
             collector: None,
+            detect: DetectConfig::default(),
             sources: Vec::new(),
         }
     }
@@ -195,26 +338,136 @@ impl Config {
         Ok(config)
     }
 
+    /// The configuration `bfp-agent run` uses: the file at `path` (or, with
+    /// no file, the defaults, which then need `--state-dir` so state never
+    /// lands somewhere unintended), the flags over it, checked whole.
+    pub fn for_run(path: Option<&Path>, flags: Flags) -> Result<Config> {
+        if path.is_none() && flags.state_dir.is_none() {
+            return Err(Error::Config {
+                path: FLAGS.into(),
+                detail: "give --config PATH, or --state-dir DIR with --follow PATH".into(),
+            });
+        }
+        let mut config = Config::load_or_defaults(path)?;
+        config.apply_flags(flags)?;
+        config.validate(Path::new(FLAGS))?;
+        Ok(config)
+    }
+
+    /// The configuration `bfp-agent scan` uses: as [`Config::for_run`], but
+    /// the sources (scan reads the files it is given) and the state
+    /// directory (scan keeps none) are not needed.
+    pub fn for_scan(path: Option<&Path>, flags: Flags) -> Result<Config> {
+        let mut config = Config::load_or_defaults(path)?;
+        config.apply_flags(flags)?;
+        config.validate_settings(Path::new(FLAGS))?;
+        Ok(config)
+    }
+
+    fn load_or_defaults(path: Option<&Path>) -> Result<Config> {
+        match path {
+            Some(path) => {
+                let config = Config::load(path)?;
+                // The file's own mistakes are named with the file (its
+                // sources may still come from --follow).
+                config.validate_settings(path)?;
+                config.validate_sources(path, false)?;
+                Ok(config)
+            }
+            None => Ok(Config::empty()),
+        }
+    }
+
+    /// Puts the flags given over the file's settings: the one place where
+    /// flags and file meet. `--follow` adds sources; `--collector` with
+    /// `--token` makes a `[collector]` table when the file has none; the
+    /// other collector flags need one (from the file or `--collector`).
+    pub fn apply_flags(&mut self, flags: Flags) -> Result<()> {
+        let Flags {
+            follow,
+            state_dir,
+            output,
+            model,
+            tor_exit_list,
+            poll_interval_ms,
+            commit_interval_ms,
+            source_window_secs,
+            utc_offset_secs,
+            collector,
+            token,
+            ca_file,
+            spool_max_bytes,
+        } = flags;
+        self.sources.extend(follow.into_iter().map(SourceConfig::file));
+        let set = |slot: &mut PathBuf, value: Option<PathBuf>| {
+            if let Some(value) = value {
+                *slot = value;
+            }
+        };
+        set(&mut self.state_dir, state_dir);
+        set(&mut self.output, output);
+        self.model = model.or(self.model.take());
+        self.tor_exit_list = tor_exit_list.or(self.tor_exit_list.take());
+        self.poll_interval_ms = poll_interval_ms.unwrap_or(self.poll_interval_ms);
+        self.commit_interval_ms = commit_interval_ms.unwrap_or(self.commit_interval_ms);
+        self.source_window_secs = source_window_secs.or(self.source_window_secs);
+        self.utc_offset_secs = utc_offset_secs.or(self.utc_offset_secs);
+        let flag_error = |detail: &str| Error::Config { path: FLAGS.into(), detail: detail.into() };
+        if let Some(url) = collector {
+            match &mut self.collector {
+                Some(c) => c.url = url,
+                None => {
+                    let token = token.clone().ok_or_else(|| {
+                        flag_error("--collector needs --token TOKEN (from bfp-collector device add NAME)")
+                    })?;
+                    self.collector = Some(CollectorConfig::new(url, token));
+                }
+            }
+        }
+        match &mut self.collector {
+            Some(c) => {
+                c.token = token.unwrap_or(std::mem::take(&mut c.token));
+                c.ca_file = ca_file.or(c.ca_file.take());
+                c.spool_max_bytes = spool_max_bytes.unwrap_or(c.spool_max_bytes);
+            }
+            None if token.is_some() || ca_file.is_some() || spool_max_bytes.is_some() => {
+                return Err(flag_error("--token, --ca-file and --spool-max-bytes need --collector URL"));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// The analyzer's settings: the Tor list (read now), the window length
+    /// and the device's UTC offset; everything else keeps the parser's
+    /// defaults.
+    pub fn analyzer_config(&self) -> Result<AnalyzerConfig> {
+        let mut config = AnalyzerConfig::default();
+        if let Some(path) = &self.tor_exit_list {
+            let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+            config.tor_exit_list = AnalyzerConfig::parse_tor_exit_list(&text)
+                .map_err(|e| Error::Config { path: path.into(), detail: format!("tor exit list: {e}") })?;
+        }
+        if let Some(secs) = self.source_window_secs {
+            config.source_window_secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        }
+        if let Some(offset) = self.utc_offset_secs {
+            config.utc_offset_secs = offset;
+        }
+        Ok(config)
+    }
+
     /// Checks what serde cannot: ranges, required keys per kind, unique
     /// names, at least one source.
     pub fn validate(&self, path: &Path) -> Result<()> {
-        if let Some(collector) = &self.collector {
-            collector.validate().map_err(|e| Error::Config { path: path.into(), detail: e.to_string() })?;
-        }
+        self.validate_settings(path)?;
+        self.validate_sources(path, true)
+    }
+
+    /// Required keys per kind, unique names, and (`at_least_one`) a source.
+    fn validate_sources(&self, path: &Path, at_least_one: bool) -> Result<()> {
         let bad = |detail: String| Err(Error::Config { path: path.into(), detail });
-        if !(10..=60_000).contains(&self.poll_interval_ms) {
-            return bad(format!("poll_interval_ms must be 10-60000, got {}", self.poll_interval_ms));
-        }
-        if self.commit_interval_ms > 600_000 {
-            return bad(format!("commit_interval_ms must be 0-600000, got {}", self.commit_interval_ms));
-        }
-        if self.source_window_secs == Some(0) {
-            return bad("source_window_secs must be > 0".into());
-        }
-        if self.utc_offset_secs.is_some_and(|o| o.abs() > 14 * 3600) {
-            return bad(format!("utc_offset_secs must be within ±50400, got {:?}", self.utc_offset_secs));
-        }
-        if self.sources.is_empty() {
+        if at_least_one && self.sources.is_empty() {
             return bad("no sources: add a [[source]] table (or use --follow PATH)".into());
         }
         let mut names = std::collections::BTreeSet::new();
@@ -232,6 +485,27 @@ impl Config {
             if !names.insert(source.key()) {
                 return bad(format!("source {}: name {:?} is used twice (set `name`)", i + 1, source.key()));
             }
+        }
+        Ok(())
+    }
+
+    /// The checks of [`Config::validate`] that do not concern sources.
+    pub fn validate_settings(&self, path: &Path) -> Result<()> {
+        if let Some(collector) = &self.collector {
+            collector.validate().map_err(|e| Error::Config { path: path.into(), detail: e.to_string() })?;
+        }
+        let bad = |detail: String| Err(Error::Config { path: path.into(), detail });
+        if !(10..=60_000).contains(&self.poll_interval_ms) {
+            return bad(format!("poll_interval_ms must be 10-60000, got {}", self.poll_interval_ms));
+        }
+        if self.commit_interval_ms > 600_000 {
+            return bad(format!("commit_interval_ms must be 0-600000, got {}", self.commit_interval_ms));
+        }
+        if self.source_window_secs == Some(0) {
+            return bad("source_window_secs must be > 0".into());
+        }
+        if self.utc_offset_secs.is_some_and(|o| o.abs() > 14 * 3600) {
+            return bad(format!("utc_offset_secs must be within ±50400, got {:?}", self.utc_offset_secs));
         }
         Ok(())
     }
@@ -262,6 +536,220 @@ mod tests {
         assert!(config.sources.iter().any(|s| s.kind == SourceKind::Journald));
         assert!(config.sources.iter().any(|s| s.kind == SourceKind::File));
         assert!(config.tor_exit_list.is_some());
+    }
+
+    #[test]
+    fn every_shipped_config_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["deploy/bfp-agent.example.toml", "deploy/systemd/bfp-agent.toml", "deploy/openwrt/bfp-agent.toml"]
+        {
+            let path = root.join(file);
+            Config::for_run(Some(&path), Flags::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_example_documents_every_detector_setting_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/bfp-agent.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = Config::parse(&text, &path).unwrap();
+        assert_eq!(config.detect, DetectConfig::default(), "a value shown is not the default");
+        // Every key is written out (none left to a silent default).
+        let shown: toml::Table = toml::from_str(&text).unwrap();
+        let default = toml::Table::try_from(DetectConfig::default()).unwrap();
+        for (section, keys) in &default {
+            let listed = shown["detect"][section].as_table().unwrap();
+            for key in keys.as_table().unwrap().keys() {
+                assert!(listed.contains_key(key), "[detect.{section}] does not show {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn detect_settings_reach_the_config_and_typos_are_named() {
+        let p = Path::new("t.toml");
+        let text = "[detect.baseline]\nmax_users = 8\n[detect.campaign]\nslow_min_failures = 3\n";
+        let config = Config::parse(text, p).unwrap();
+        assert_eq!(config.detect.baseline.max_users, 8);
+        assert_eq!(config.detect.baseline.min_sessions, DetectConfig::default().baseline.min_sessions);
+        assert_eq!(config.detect.campaign.slow_min_failures, 3);
+        let err = Config::parse("[detect.baseline]\nmax_user = 8\n", p).unwrap_err().to_string();
+        assert!(err.contains("max_user"), "{err}");
+    }
+
+    /// A config file setting every key the flags can override.
+    fn file_with_every_overridable_key(dir: &Path) -> PathBuf {
+        let path = dir.join("agent.toml");
+        let text = "state_dir = \"/file/state\"\noutput = \"/file/out\"\nmodel = \"/file/model\"\n\
+                    tor_exit_list = \"/file/tor\"\npoll_interval_ms = 100\ncommit_interval_ms = 200\n\
+                    source_window_secs = 300\nutc_offset_secs = 3600\n\
+                    [collector]\nurl = \"http://file:1\"\ntoken = \"file-token\"\nca_file = \"/file/ca\"\n\
+                    spool_max_bytes = 65536\n[[source]]\npath = \"/file/log\"\n";
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn every_flag() -> Flags {
+        Flags {
+            follow: vec!["/flag/log".into()],
+            state_dir: Some("/flag/state".into()),
+            output: Some("/flag/out".into()),
+            model: Some("/flag/model".into()),
+            tor_exit_list: Some("/flag/tor".into()),
+            poll_interval_ms: Some(40),
+            commit_interval_ms: Some(50),
+            source_window_secs: Some(60),
+            utc_offset_secs: Some(-7200),
+            collector: Some("https://flag:2".into()),
+            token: Some("flag-token".into()),
+            ca_file: Some("/flag/ca".into()),
+            spool_max_bytes: Some(1 << 20),
+        }
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_file() {
+        let dir = crate::testutil::tempdir("flags-win");
+        let config = Config::for_run(Some(&file_with_every_overridable_key(&dir)), every_flag()).unwrap();
+        assert_eq!(config.state_dir, PathBuf::from("/flag/state"));
+        assert_eq!(config.output, PathBuf::from("/flag/out"));
+        assert_eq!(config.model, Some("/flag/model".into()));
+        assert_eq!(config.tor_exit_list, Some("/flag/tor".into()));
+        assert_eq!((config.poll_interval_ms, config.commit_interval_ms), (40, 50));
+        assert_eq!((config.source_window_secs, config.utc_offset_secs), (Some(60), Some(-7200)));
+        let c = config.collector.unwrap();
+        assert_eq!((c.url.as_str(), c.token.as_str()), ("https://flag:2", "flag-token"));
+        assert_eq!((c.ca_file, c.spool_max_bytes), (Some("/flag/ca".into()), 1 << 20));
+        // --follow adds to the file's sources rather than replacing them.
+        let paths: Vec<_> = config.sources.iter().filter_map(|s| s.path.clone()).collect();
+        assert_eq!(paths, vec![PathBuf::from("/file/log"), PathBuf::from("/flag/log")]);
+    }
+
+    #[test]
+    fn the_file_wins_over_the_default_when_no_flag_is_given() {
+        let dir = crate::testutil::tempdir("file-wins");
+        let config = Config::for_run(Some(&file_with_every_overridable_key(&dir)), Flags::default()).unwrap();
+        assert_eq!(config.state_dir, PathBuf::from("/file/state"));
+        assert_eq!(config.output, PathBuf::from("/file/out"));
+        assert_eq!(config.model, Some("/file/model".into()));
+        assert_eq!(config.tor_exit_list, Some("/file/tor".into()));
+        assert_eq!((config.poll_interval_ms, config.commit_interval_ms), (100, 200));
+        assert_eq!((config.source_window_secs, config.utc_offset_secs), (Some(300), Some(3600)));
+        let c = config.collector.unwrap();
+        assert_eq!((c.url.as_str(), c.token.as_str()), ("http://file:1", "file-token"));
+        assert_eq!((c.ca_file, c.spool_max_bytes), (Some("/file/ca".into()), 65536));
+    }
+
+    #[test]
+    fn the_default_holds_when_neither_file_nor_flag_sets_a_key() {
+        let flags = Flags { follow: vec!["/a".into()], state_dir: Some("/s".into()), ..Flags::default() };
+        let config = Config::for_run(None, flags).unwrap();
+        let default = Config::empty();
+        assert_eq!(config.output, default.output);
+        assert_eq!((config.model, config.tor_exit_list), (None, None));
+        assert_eq!(config.poll_interval_ms, default.poll_interval_ms);
+        assert_eq!(config.commit_interval_ms, default.commit_interval_ms);
+        assert_eq!((config.source_window_secs, config.utc_offset_secs), (None, None));
+        assert_eq!(config.collector, None);
+        assert_eq!(config.detect, DetectConfig::default());
+        // A collector made from flags alone gets the table's defaults.
+        let flags = Flags {
+            collector: Some("http://127.0.0.1:5000".into()),
+            token: Some("t".into()),
+            follow: vec!["/a".into()],
+            state_dir: Some("/s".into()),
+            ..Flags::default()
+        };
+        let config = Config::for_run(None, flags).unwrap();
+        assert_eq!(config.collector, Some(CollectorConfig::new("http://127.0.0.1:5000", "t")));
+    }
+
+    #[test]
+    fn a_flag_overrides_one_key_of_the_collector_table_and_keeps_the_others() {
+        let dir = crate::testutil::tempdir("flags-collector");
+        let flags = Flags { token: Some("rotated".into()), ..Flags::default() };
+        let config = Config::for_run(Some(&file_with_every_overridable_key(&dir)), flags).unwrap();
+        let c = config.collector.unwrap();
+        assert_eq!((c.url.as_str(), c.token.as_str()), ("http://file:1", "rotated"));
+        assert_eq!(c.spool_max_bytes, 65536);
+    }
+
+    #[test]
+    fn flags_that_cannot_stand_alone_are_refused() {
+        let run = |flags: Flags| Config::for_run(None, flags).unwrap_err().to_string();
+        let base = Flags { follow: vec!["/a".into()], state_dir: Some("/s".into()), ..Flags::default() };
+        assert!(run(Flags { follow: vec!["/a".into()], ..Flags::default() }).contains("--state-dir"));
+        let no_token = Flags { collector: Some("http://x".into()), ..base.clone() };
+        assert!(run(no_token).contains("--collector needs --token"));
+        let no_collector = Flags { token: Some("t".into()), ..base.clone() };
+        assert!(run(no_collector).contains("need --collector"));
+        let bad_value = Flags { poll_interval_ms: Some(1), ..base };
+        assert!(run(bad_value).contains("poll_interval_ms"));
+    }
+
+    #[test]
+    fn a_mistake_in_the_file_is_named_with_the_file_and_one_in_a_flag_with_flags() {
+        let dir = crate::testutil::tempdir("config-origin");
+        let path = dir.join("agent.toml");
+        std::fs::write(&path, "[[source]]\npath = \"/a\"\n[[source]]\npath = \"/a\"\n").unwrap();
+        let err = Config::for_run(Some(&path), Flags::default()).unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("used twice"), "{err}");
+        std::fs::write(&path, "[[source]]\npath = \"/a\"\n").unwrap();
+        let flags = Flags { follow: vec!["/a".into()], ..Flags::default() };
+        let err = Config::for_run(Some(&path), flags).unwrap_err().to_string();
+        assert!(err.contains("<flags>") && err.contains("used twice"), "{err}");
+    }
+
+    #[test]
+    fn scan_takes_the_analysis_settings_without_sources() {
+        let dir = crate::testutil::tempdir("scan-config");
+        let path = dir.join("scan.toml");
+        std::fs::write(&path, "utc_offset_secs = 3600\n[detect.baseline]\nmin_sessions = 9\n").unwrap();
+        let flags = Flags { source_window_secs: Some(120), ..Flags::default() };
+        let config = Config::for_scan(Some(&path), flags).unwrap();
+        assert_eq!(config.detect.baseline.min_sessions, 9);
+        let analyzer = config.analyzer_config().unwrap();
+        assert_eq!((analyzer.utc_offset_secs, analyzer.source_window_secs), (3600, 120));
+        assert!(Config::for_scan(None, Flags::default()).is_ok(), "no file: the defaults");
+    }
+
+    #[test]
+    fn collector_mistakes_are_named() {
+        assert!(CollectorConfig::new("http://127.0.0.1:5000", "bfp_x").validate().is_ok());
+        assert!(CollectorConfig::new("ftp://x", "t").validate().unwrap_err().to_string().contains("url"));
+        assert!(CollectorConfig::new("http://x", " ").validate().unwrap_err().to_string().contains("token"));
+        let mut c = CollectorConfig::new("http://x", "t");
+        c.batch_max_records = 0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn the_documented_collector_tables_parse_once_uncommented() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["deploy/bfp-agent.example.toml", "deploy/systemd/bfp-agent.toml", "deploy/openwrt/bfp-agent.toml"]
+        {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            // The commented example: "# [collector]" then "# key = value"
+            // lines ("# #" lines are comments about them).
+            let mut table = String::new();
+            let mut inside = false;
+            for line in text.lines() {
+                if line.trim() == "# [collector]" {
+                    inside = true;
+                } else if inside && (line.trim().is_empty() || !line.starts_with("# ")) {
+                    break;
+                }
+                if inside && !line.starts_with("# #") {
+                    table.push_str(line.trim_start_matches("# "));
+                    table.push('\n');
+                }
+            }
+            assert!(table.contains("url"), "{file}: no commented [collector] table");
+            let toml = format!("{table}\n[[source]]\npath = \"/var/log/auth.log\"\n");
+            let config = Config::parse(&toml, Path::new(file)).unwrap();
+            config.validate(Path::new(file)).unwrap();
+            assert!(config.collector.is_some(), "{file}");
+        }
     }
 
     #[test]

@@ -23,29 +23,6 @@ pub mod state;
 
 pub use error::{Error, Result};
 
-/// The analyzer settings from the operator's Tor list, window length and
-/// the device's UTC offset; everything else keeps the parser's defaults.
-pub fn analyzer_config(
-    tor_exit_list: Option<&std::path::Path>,
-    source_window_secs: Option<u64>,
-    utc_offset_secs: Option<i32>,
-) -> Result<bfp_logs::analyze::AnalyzerConfig> {
-    use bfp_logs::analyze::AnalyzerConfig;
-    let mut config = AnalyzerConfig::default();
-    if let Some(path) = tor_exit_list {
-        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-        config.tor_exit_list = AnalyzerConfig::parse_tor_exit_list(&text)
-            .map_err(|e| Error::Config { path: path.into(), detail: format!("tor exit list: {e}") })?;
-    }
-    if let Some(secs) = source_window_secs {
-        config.source_window_secs = i64::try_from(secs).unwrap_or(i64::MAX);
-    }
-    if let Some(offset) = utc_offset_secs {
-        config.utc_offset_secs = offset;
-    }
-    Ok(config)
-}
-
 #[cfg(test)]
 pub(crate) mod testutil {
     use std::path::PathBuf;

@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use bfp_agent::forward::CollectorConfig;
-use bfp_agent::run::{effective_config, run};
+use bfp_agent::config::{Config, Flags};
+use bfp_agent::run::run;
 use bfp_agent::scan::{scan, OutputFormat, ScanOptions};
 use bfp_agent::scoring::Scorer;
-use bfp_agent::{analyzer_config, Result};
+use bfp_agent::state::StateDir;
+use bfp_agent::Result;
 use bfp_logs::analyze::LogFormat;
 use bfp_logs::analyze::UtmpArch;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -29,6 +30,10 @@ struct Cli {
 enum Command {
     /// Analyse log files offline and print the scored fingerprints.
     Scan {
+        /// A TOML configuration whose analysis settings (Tor list, windows,
+        /// UTC offset, model, [detect]) apply; its sources are not read.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
         /// Output: one JSON object per fingerprint then a summary, or a table.
         #[arg(long, value_enum, default_value = "jsonl")]
         format: OutputFormat,
@@ -38,18 +43,8 @@ enum Command {
         /// Layout of utmp/wtmp/btmp records (default: this machine's).
         #[arg(long, value_enum)]
         utmp_arch: Option<Arch>,
-        /// Tor exit list (sessions from these addresses get protocol TOR).
-        #[arg(long, value_name = "FILE")]
-        tor_exit_list: Option<PathBuf>,
-        /// A model artifact instead of the embedded one.
-        #[arg(long, value_name = "PATH")]
-        model: Option<PathBuf>,
-        /// Source window length in seconds (default: the parser's).
-        #[arg(long, value_name = "SECS")]
-        source_window_secs: Option<u64>,
-        /// The logs' offset from UTC in seconds, for timestamps without one (default 0).
-        #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
-        utc_offset_secs: Option<i32>,
+        #[command(flatten)]
+        analysis: AnalysisFlags,
         /// Log files; `-` reads standard input.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -68,12 +63,8 @@ enum Command {
         /// Results file, or `-` for stdout (overrides the config's).
         #[arg(long, value_name = "FILE|-")]
         output: Option<PathBuf>,
-        /// A model artifact instead of the embedded one (overrides the config's).
-        #[arg(long, value_name = "PATH")]
-        model: Option<PathBuf>,
-        /// Tor exit list (overrides the config's).
-        #[arg(long, value_name = "FILE")]
-        tor_exit_list: Option<PathBuf>,
+        #[command(flatten)]
+        analysis: AnalysisFlags,
         /// Poll interval in milliseconds (overrides the config's).
         #[arg(long, value_name = "MS")]
         poll_interval_ms: Option<u64>,
@@ -94,6 +85,35 @@ enum Command {
         #[arg(long, value_name = "BYTES")]
         spool_max_bytes: Option<u64>,
     },
+}
+
+/// Settings of `scan` and `run` alike; each overrides the config's.
+#[derive(clap::Args)]
+struct AnalysisFlags {
+    /// Tor exit list (sessions from these addresses get protocol TOR).
+    #[arg(long, value_name = "FILE")]
+    tor_exit_list: Option<PathBuf>,
+    /// A model artifact instead of the embedded one.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// Source window length in seconds (default: the parser's).
+    #[arg(long, value_name = "SECS")]
+    source_window_secs: Option<u64>,
+    /// The logs' offset from UTC in seconds, for timestamps without one (default 0).
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
+    utc_offset_secs: Option<i32>,
+}
+
+impl AnalysisFlags {
+    fn into_flags(self) -> Flags {
+        Flags {
+            tor_exit_list: self.tor_exit_list,
+            model: self.model,
+            source_window_secs: self.source_window_secs,
+            utc_offset_secs: self.utc_offset_secs,
+            ..Flags::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,17 +166,9 @@ fn one_malloc_arena() {}
 
 fn execute(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Scan {
-            format,
-            log_format,
-            utmp_arch,
-            tor_exit_list,
-            model,
-            source_window_secs,
-            utc_offset_secs,
-            files,
-        } => {
-            let scorer = Scorer::load(model.as_deref())?;
+        Command::Scan { config, format, log_format, utmp_arch, analysis, files } => {
+            let config = Config::for_scan(config.as_deref(), analysis.into_flags())?;
+            let scorer = Scorer::load(config.model.as_deref())?;
             let opts = ScanOptions {
                 files: &files,
                 log_format: log_format.map(|f| match f {
@@ -171,7 +183,8 @@ fn execute(cli: Cli) -> Result<()> {
                     Some(Arch::Armv7) => UtmpArch::Armv7,
                     None => native_utmp_arch(),
                 },
-                analyzer: analyzer_config(tor_exit_list.as_deref(), source_window_secs, utc_offset_secs)?,
+                analyzer: config.analyzer_config()?,
+                detect: config.detect.clone(),
                 output: format,
             };
             let stdout = std::io::stdout();
@@ -184,8 +197,7 @@ fn execute(cli: Cli) -> Result<()> {
             follow,
             state_dir,
             output,
-            model,
-            tor_exit_list,
+            analysis,
             poll_interval_ms,
             commit_interval_ms,
             collector,
@@ -199,31 +211,29 @@ fn execute(cli: Cli) -> Result<()> {
                 signal_hook::flag::register(signal, Arc::clone(&stop))
                     .map_err(|e| bfp_agent::Error::Io { path: "<signals>".into(), source: e })?;
             }
-            let mut config = effective_config(config.as_deref(), &follow, state_dir.as_deref(), output.as_deref())?;
-            if model.is_some() {
-                config.model = model;
-            }
-            if tor_exit_list.is_some() {
-                config.tor_exit_list = tor_exit_list;
-            }
-            if let Some(ms) = poll_interval_ms {
-                config.poll_interval_ms = ms;
-            }
-            if let Some(ms) = commit_interval_ms {
-                config.commit_interval_ms = ms;
-            }
-            config.validate(std::path::Path::new("<flags>"))?;
-            apply_collector_flags(&mut config, collector, token, ca_file, spool_max_bytes)?;
-            let scorer = load_run_model(&config)?;
-            let analyzer =
-                analyzer_config(config.tor_exit_list.as_deref(), config.source_window_secs, config.utc_offset_secs)?;
+            let flags = Flags {
+                follow,
+                state_dir,
+                output,
+                poll_interval_ms,
+                commit_interval_ms,
+                collector,
+                token,
+                ca_file,
+                spool_max_bytes,
+                ..analysis.into_flags()
+            };
+            let config = Config::for_run(config.as_deref(), flags)?;
+            let state = StateDir::open(&config.state_dir)?;
+            let scorer = load_run_model(&config, &state)?;
+            let analyzer = config.analyzer_config()?;
             eprintln!(
                 "bfp-agent: following {} source(s), model {}, state in {}",
                 config.sources.len(),
                 scorer.version(),
                 config.state_dir.display()
             );
-            let stats = run(&config, &analyzer, &scorer, &stop)?;
+            let stats = run(&config, &state, &analyzer, &scorer, &stop)?;
             eprintln!(
                 "bfp-agent: stopped after {} lines ({} not understood), {} results",
                 stats.lines, stats.unknown_lines, stats.records
@@ -233,57 +243,11 @@ fn execute(cli: Cli) -> Result<()> {
     }
 }
 
-/// `--collector`, `--token`, `--ca-file`, `--spool-max-bytes` over the
-/// config's `[collector]` table.
-fn apply_collector_flags(
-    config: &mut bfp_agent::config::Config,
-    url: Option<String>,
-    token: Option<String>,
-    ca_file: Option<PathBuf>,
-    spool_max_bytes: Option<u64>,
-) -> Result<()> {
-    let flags = std::path::Path::new("<flags>");
-    if let Some(url) = url {
-        match &mut config.collector {
-            Some(c) => c.url = url,
-            None => {
-                let token = token.clone().ok_or_else(|| bfp_agent::Error::Config {
-                    path: flags.into(),
-                    detail: "--collector needs --token TOKEN (from bfp-collector device add NAME)".into(),
-                })?;
-                config.collector = Some(CollectorConfig::new(url, token));
-            }
-        }
-    }
-    let given = token.is_some() || ca_file.is_some() || spool_max_bytes.is_some();
-    match &mut config.collector {
-        Some(c) => {
-            if let Some(token) = token {
-                c.token = token;
-            }
-            if ca_file.is_some() {
-                c.ca_file = ca_file;
-            }
-            if let Some(bytes) = spool_max_bytes {
-                c.spool_max_bytes = bytes;
-            }
-        }
-        None if given => {
-            return Err(bfp_agent::Error::Config {
-                path: flags.into(),
-                detail: "--token, --ca-file and --spool-max-bytes need --collector URL".into(),
-            })
-        }
-        None => {}
-    }
-    config.validate(flags)
-}
-
 /// The configured model; else, when forwarding, the last model fetched from
 /// the collector (if it still loads); else the embedded one.
-fn load_run_model(config: &bfp_agent::config::Config) -> Result<Scorer> {
+fn load_run_model(config: &Config, state: &StateDir) -> Result<Scorer> {
     if config.model.is_none() && config.collector.is_some() {
-        let fetched = config.state_dir.join(bfp_agent::forward::MODEL_FILE);
+        let fetched = state.fetched_model();
         if fetched.is_file() {
             match Scorer::load(Some(&fetched)) {
                 Ok(scorer) => return Ok(scorer),

@@ -8,11 +8,11 @@
 //! re-reads (as replay) what its sessions need, so every result is written
 //! exactly once (to a file; at least once to stdout).
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bfp_detect::baseline::Baselines;
 use bfp_detect::detector::{DetectConfig, Detector};
 use bfp_logs::analyze::{AnalyzerConfig, LogFormat};
 
@@ -70,12 +70,12 @@ pub struct RunStats {
 /// written committed.
 pub fn run(
     config: &Config,
+    state: &StateDir,
     analyzer_config: &AnalyzerConfig,
     scorer: &Scorer,
     stop: &Arc<AtomicBool>,
 ) -> Result<RunStats> {
-    let state = StateDir::open(&config.state_dir)?;
-    let mut checkpoint = state.load()?;
+    let mut checkpoint = state.load_checkpoint()?;
     // With a collector, results go to the spool and a forwarding thread
     // sends what the checkpoints cover.
     let status = Arc::new(forward::Status::default());
@@ -84,7 +84,7 @@ pub fn run(
     }
     let (mut sink, spool): (Box<dyn sink::Sink>, _) = match &config.collector {
         Some(cc) => {
-            let spool = Spool::open(SpoolConfig::new(state.path().join("spool"), cc.spool_max_bytes))?;
+            let spool = Spool::open(SpoolConfig::new(state.spool_dir(), cc.spool_max_bytes))?;
             let spool = Arc::new(Mutex::new(spool));
             (Box::new(SpoolSink::new(spool.clone())), Some(spool))
         }
@@ -95,11 +95,11 @@ pub fn run(
         // First start (or a new output): record where the output begins, so
         // results written before the first checkpoint can be cut back too.
         checkpoint.sink = sink.commit()?;
-        state.save(&checkpoint)?;
+        state.save_checkpoint(&checkpoint)?;
     }
     sink.checkpointed(&checkpoint.sink);
     if let (Some(cc), Some(spool)) = (&config.collector, spool) {
-        forward::Forwarder::new(cc.clone(), spool, status.clone(), state.path())?
+        forward::Forwarder::new(cc.clone(), spool, status.clone(), state.clone())?
             .spawn(stop.clone())
             .map_err(|e| Error::Forward(format!("cannot start the forwarding thread: {e}")))?;
     }
@@ -107,9 +107,10 @@ pub fn run(
     let mut sources = Vec::new();
     for sc in &config.sources {
         let key = sc.key();
-        let baselines = baselines_path(&state, &key, checkpoint.baselines.get(&key).copied());
-        sources.push(open_source(sc, &state, checkpoint.sources.get(&key), &baselines, analyzer_config)?);
-        remove_stale_baselines(&state, &key, checkpoint.baselines.get(&key).copied());
+        let generation = checkpoint.baselines.get(&key).copied();
+        let detector = load_detector(state, &key, generation, &config.detect);
+        sources.push(open_source(sc, state, checkpoint.sources.get(&key), detector, analyzer_config)?);
+        state.remove_stale_baselines(&key, generation);
     }
     let poll_interval = Duration::from_millis(config.poll_interval_ms);
     let commit_interval = Duration::from_millis(config.commit_interval_ms);
@@ -129,7 +130,7 @@ pub fn run(
         let scorer = &current_scorer;
         let mut lines = 0u64;
         for source in &mut sources {
-            lines += poll_source(source, &state)?;
+            lines += poll_source(source, state)?;
             source.pipeline.drain(scorer, &mut records);
         }
         stats.lines += lines;
@@ -158,12 +159,15 @@ pub fn run(
             for source in &mut sources {
                 let learnt = source.pipeline.detector().learnt();
                 if learnt != source.baselines_saved {
-                    let path = baselines_path(&state, &source.key, Some(next.generation));
-                    match source.pipeline.detector().save(&path) {
+                    let saved = match source.pipeline.detector().baselines().to_bytes() {
+                        Ok(bytes) => state.save_baselines(&source.key, next.generation, &bytes),
+                        Err(e) => Err(Error::State { path: state.path().into(), detail: e.to_string() }),
+                    };
+                    match saved {
                         Ok(()) => {
                             next.baselines.insert(source.key.clone(), next.generation);
                         }
-                        Err(e) => eprintln!("bfp-agent: warning: {e}"),
+                        Err(e) => eprintln!("bfp-agent: warning: baselines of {}: {e}", source.key),
                     }
                     source.baselines_saved = learnt;
                 }
@@ -175,10 +179,10 @@ pub fn run(
                 .map(|(key, gen)| (key.clone(), *gen))
                 .collect();
             checkpoint = Checkpoint { sink: mark, ..next };
-            state.save(&checkpoint)?;
+            state.save_checkpoint(&checkpoint)?;
             sink.checkpointed(&checkpoint.sink);
             for (key, gen) in superseded {
-                let _ = std::fs::remove_file(baselines_path(&state, &key, Some(gen)));
+                state.remove_baselines(&key, gen);
             }
         }
         // Published once checkpointed (or when nothing is pending): the
@@ -196,20 +200,35 @@ pub fn run(
     }
 }
 
+/// A source's detectors, configured by `[detect]`, with the baselines
+/// learnt before the restart (of the checkpoint's `generation`). A damaged
+/// or unreadable file is reported and replaced by fresh baselines, never
+/// fatal.
+fn load_detector(state: &StateDir, key: &str, generation: Option<u64>, config: &DetectConfig) -> Detector {
+    let loaded = state.load_baselines(key, generation).and_then(|bytes| {
+        bytes
+            .map(|bytes| Baselines::from_bytes(&bytes, config.baseline.clone()))
+            .transpose()
+            .map_err(|e| Error::State { path: state.path().into(), detail: format!("baselines of {key}: {e}") })
+    });
+    match loaded {
+        Ok(Some(baselines)) => Detector::with_baselines(baselines, config.campaign.clone()),
+        Ok(None) => Detector::new(config.clone()),
+        Err(e) => {
+            eprintln!("bfp-agent: warning: {e}; starting with fresh baselines");
+            Detector::new(config.clone())
+        }
+    }
+}
+
 fn open_source(
     sc: &SourceConfig,
     state: &StateDir,
     checkpoint: Option<&SourceCheckpoint>,
-    baselines: &Path,
+    detector: Detector,
     analyzer_config: &AnalyzerConfig,
 ) -> Result<RunSource> {
     let key = sc.key();
-    // Baselines learnt before the restart; a damaged file is reported and
-    // replaced by fresh baselines, never fatal.
-    let (detector, damaged) = Detector::load_or_fresh(baselines, DetectConfig::default());
-    if let Some(e) = damaged {
-        eprintln!("bfp-agent: warning: {e}; starting with fresh baselines");
-    }
     let (follower, format) = match sc.kind {
         SourceKind::File => {
             let path = sc.path.as_deref().expect("validated: file sources have a path");
@@ -252,42 +271,8 @@ fn open_source(
     })
 }
 
-/// A file name made of a source's name.
-fn safe_name(key: &str) -> String {
-    key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
-}
-
-/// Where a source's baselines of a checkpoint generation live in the state
-/// directory (`None`: the file of agents before generations, if any).
-fn baselines_path(state: &StateDir, key: &str, generation: Option<u64>) -> std::path::PathBuf {
-    match generation {
-        Some(gen) => state.path().join(format!("{}.baselines.{gen}", safe_name(key))),
-        None => state.path().join(format!("{}.baselines", safe_name(key))),
-    }
-}
-
-/// Removes baselines files a kill left behind (written for a checkpoint
-/// that was never saved).
-fn remove_stale_baselines(state: &StateDir, key: &str, current: Option<u64>) {
-    let prefix = format!("{}.baselines.", safe_name(key));
-    let Ok(entries) = std::fs::read_dir(state.path()) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(gen) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
-        if gen.parse::<u64>().is_ok() && gen.parse::<u64>().ok() != current {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 fn start_journal(sc: &SourceConfig, state: &StateDir, key: &str, last: &JournalCheckpoint) -> Result<JournalFollower> {
-    let safe = safe_name(key);
-    JournalFollower::start(
-        &sc.journalctl,
-        &sc.journalctl_args,
-        &state.path().join(format!("{safe}.cursor")),
-        Some(last),
-    )
+    JournalFollower::start(&sc.journalctl, &sc.journalctl_args, &state.journal_cursor(key), Some(last))
 }
 
 /// Polls one source; returns the number of lines it gave.
@@ -352,32 +337,26 @@ fn source_checkpoint(source: &RunSource) -> SourceCheckpoint {
     }
 }
 
-/// Builds the run configuration from `--config` and the quick-start flags.
-pub fn effective_config(
-    config_path: Option<&Path>,
-    follow: &[std::path::PathBuf],
-    state_dir: Option<&Path>,
-    output: Option<&Path>,
-) -> Result<Config> {
-    let (mut config, origin) = match config_path {
-        Some(path) => (Config::load(path)?, path.to_path_buf()),
-        None => {
-            if state_dir.is_none() {
-                return Err(Error::Config {
-                    path: "<flags>".into(),
-                    detail: "give --config PATH, or --state-dir DIR with --follow PATH".into(),
-                });
-            }
-            (Config::empty(), "<flags>".into())
-        }
-    };
-    config.sources.extend(follow.iter().map(SourceConfig::file));
-    if let Some(dir) = state_dir {
-        config.state_dir = dir.to_path_buf();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_detectors_get_the_configured_settings_with_or_without_saved_baselines() {
+        let dir = crate::testutil::tempdir("run-detector");
+        let state = StateDir::open(&dir).unwrap();
+        let mut config = DetectConfig::default();
+        config.baseline.max_users = 8;
+        config.baseline.min_sessions = 2;
+        let fresh = load_detector(&state, "auth", None, &config);
+        assert_eq!(fresh.baselines().config(), &config.baseline);
+        state.save_baselines("auth", 3, &fresh.baselines().to_bytes().unwrap()).unwrap();
+        let loaded = load_detector(&state, "auth", Some(3), &config);
+        assert_eq!(loaded.baselines().config(), &config.baseline);
+        // A damaged file: fresh baselines, still configured.
+        state.save_baselines("auth", 4, b"BFPB\xff").unwrap();
+        let damaged = load_detector(&state, "auth", Some(4), &config);
+        assert_eq!(damaged.baselines().config(), &config.baseline);
+        assert_eq!(damaged.baselines().user_count(), 0);
     }
-    if let Some(output) = output {
-        config.output = output.to_path_buf();
-    }
-    config.validate(&origin)?;
-    Ok(config)
 }

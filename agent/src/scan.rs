@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bfp_common::wire::RecordKind;
+use bfp_detect::detector::{DetectConfig, Detector};
 use bfp_logs::analyze::{AnalyzerConfig, LogFormat, ParseStats, UtmpArch};
 use serde::Serialize;
 
@@ -95,6 +96,8 @@ pub struct ScanOptions<'a> {
     pub utmp_arch: UtmpArch,
     /// The analyzer's settings (Tor list, windows).
     pub analyzer: AnalyzerConfig,
+    /// The detectors' settings (`[detect]`).
+    pub detect: DetectConfig,
     /// How to print.
     pub output: OutputFormat,
 }
@@ -188,7 +191,8 @@ fn scan_one(
     let log = path.display().to_string();
     let mut records = Vec::new();
     let mut pipeline =
-        Pipeline::new(log, if format == LogFormat::Auto { None } else { Some(format) }, opts.analyzer.clone());
+        Pipeline::new(log, if format == LogFormat::Auto { None } else { Some(format) }, opts.analyzer.clone())
+            .with_detector(Detector::new(opts.detect.clone()));
     if format == LogFormat::Utmp {
         let mut record = [0u8; UTMP_RECORD];
         loop {
@@ -229,11 +233,16 @@ mod tests {
     use bfp_logs::parse::utmp::{encode, DEAD_PROCESS, USER_PROCESS};
 
     fn scan_to_json(files: &[PathBuf]) -> Vec<serde_json::Value> {
+        scan_with(files, DetectConfig::default())
+    }
+
+    fn scan_with(files: &[PathBuf], detect: DetectConfig) -> Vec<serde_json::Value> {
         let opts = ScanOptions {
             files,
             log_format: None,
             utmp_arch: UtmpArch::X86_64,
             analyzer: AnalyzerConfig::default(),
+            detect,
             output: OutputFormat::Jsonl,
         };
         let mut out = Vec::new();
@@ -273,5 +282,34 @@ mod tests {
         std::fs::write(&path, "{\"hello\":1}\n{\"eventid\":\"cowrie.session.connect\"}\nplain text\n").unwrap();
         let objects = scan_to_json(&[path]);
         assert_eq!(objects.last().unwrap()["lines_read"], 3);
+    }
+
+    #[test]
+    fn the_detect_settings_reach_the_detectors() {
+        // Twelve failures from one address spread over six hours: a slow
+        // brute force by the default thresholds.
+        let dir = crate::testutil::tempdir("scan-detect");
+        let path = dir.join("slow.log");
+        let mut text = String::new();
+        for hour in 1..=6 {
+            for minute in [10, 40] {
+                text.push_str(&format!(
+                    "2024-03-01T{hour:02}:{minute}:00+00:00 host sshd[{hour}{minute}]: Failed password for root \
+                     from 198.51.100.7 port 40{minute} ssh2\n"
+                ));
+            }
+        }
+        std::fs::write(&path, text).unwrap();
+        let slow_brute_force = |objects: &[serde_json::Value]| {
+            objects.iter().any(|o| {
+                o["reasons"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r.as_str().is_some_and(|r| r.starts_with("slow brute force"))))
+            })
+        };
+        assert!(slow_brute_force(&scan_with(std::slice::from_ref(&path), DetectConfig::default())));
+        let mut lenient = DetectConfig::default();
+        lenient.campaign.slow_min_failures = 1000;
+        assert!(!slow_brute_force(&scan_with(&[path], lenient)));
     }
 }

@@ -821,23 +821,12 @@ impl Baselines {
         Ok(baselines)
     }
 
-    /// Writes the state to `path` atomically: a temporary file beside it,
-    /// synced, then renamed over it, so a crash leaves the old or the new
-    /// state, never half of one.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        use std::io::Write;
+    /// Writes the state file's bytes ([`Baselines::to_bytes`]) to `out`.
+    /// Making them durable is the caller's job: the agent writes them with
+    /// its state directory's one atomic write, beside the checkpoint.
+    pub fn save(&self, out: &mut dyn std::io::Write) -> Result<()> {
         let bytes = self.to_bytes()?;
-        let io = |what: &str, e: std::io::Error| Error::Baseline(format!("{what} {}: {e}", path.display()));
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io("create temporary file for", e))?;
-        tmp.write_all(&bytes).map_err(|e| io("write", e))?;
-        tmp.as_file().sync_all().map_err(|e| io("sync", e))?;
-        tmp.persist(path).map_err(|e| io("rename into", e.error))?;
-        // The rename itself is durable only once the directory is synced.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        out.write_all(&bytes).map_err(|e| Error::Baseline(format!("write: {e}")))
     }
 
     /// Reads the state file at `path`.
@@ -1170,12 +1159,12 @@ mod tests {
         b.observe_failures(T0 + 3600, 3);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("baselines.bin");
-        b.save(&path).unwrap();
+        b.save(&mut std::fs::File::create(&path).unwrap()).unwrap();
         let back = Baselines::load(&path, BaselineConfig::default()).unwrap();
         assert_eq!(back, b);
-        // Saving again replaces the file (and leaves no temporary behind).
-        back.save(&path).unwrap();
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mut bytes = Vec::new();
+        back.save(&mut bytes).unwrap();
+        assert_eq!(bytes, std::fs::read(&path).unwrap());
         let (again, err) = Baselines::load_or_fresh(&path, BaselineConfig::default());
         assert!(err.is_none());
         assert_eq!(again.sessions_of("alice"), 21);

@@ -132,10 +132,10 @@ impl Detector {
         (Detector::with_baselines(baselines, config.campaign), err)
     }
 
-    /// Saves the baselines atomically (campaign windows are not persisted:
+    /// Writes the baselines' state (campaign windows are not persisted:
     /// after a restart they refill from the log lines that follow).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        self.baselines.save(path)
+    pub fn save(&self, out: &mut dyn std::io::Write) -> Result<()> {
+        self.baselines.save(out)
     }
 
     /// Sessions learnt since this detector was made: when it moved, the
@@ -578,7 +578,7 @@ mod tests {
         run(&mut d, &alice_history());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("baselines.bin");
-        d.save(&path).unwrap();
+        d.save(&mut std::fs::File::create(&path).unwrap()).unwrap();
         let (again, err) = Detector::load_or_fresh(&path, DetectConfig::default());
         assert!(err.is_none());
         assert_eq!(again.baselines().sessions_of("alice"), 14);

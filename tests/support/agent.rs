@@ -57,6 +57,20 @@ impl RunningAgent {
         RunningAgent { child: cmd.spawn().expect("start bfp-agent run") }
     }
 
+    /// Starts `bfp-agent run ARGS` under `umask` (through `sh`, which
+    /// `exec`s the agent: same process, same signals).
+    pub fn start_with_umask(args: &[&str], umask: u32) -> RunningAgent {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask:03o} && exec \"$0\" run \"$@\""))
+            .arg(binary("bfp-agent"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        RunningAgent { child: cmd.spawn().expect("start bfp-agent run under a umask") }
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill(mut self) {
         self.child.kill().expect("kill");
@@ -166,4 +180,30 @@ pub fn feed_with_random_kills(args: &[&str], state: &Path, log: &Path, lines: &[
         running.kill();
     }
     seed
+}
+
+/// Asserts that `dir` and everything in it is its owner's only: directories
+/// 0700, files 0600. Returns the files seen (relative names), for checking
+/// that the ones expected were there.
+pub fn assert_private_tree(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let mode = fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}: mode {mode:o}", d.display());
+        for entry in fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}: mode {mode:o}", path.display());
+            seen.push(path.strip_prefix(dir).unwrap().display().to_string());
+        }
+    }
+    seen.sort();
+    seen
 }

@@ -7,117 +7,19 @@
 //! may be given to trust a self-signed collector). The spool decides what is
 //! sent and keeps it until acknowledged; this thread only moves bytes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bfp_common::wire::{self, Batch, Heartbeat};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::config::CollectorConfig;
 use crate::error::{Error, Result};
 use crate::scoring::Scorer;
-use crate::spool::{write_atomically, Spool};
-
-/// File in the state directory holding the last model fetched from the
-/// collector (used at start-up when no `model` is configured).
-pub const MODEL_FILE: &str = "collector-model.postcard";
-
-/// The `[collector]` table of the agent's configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CollectorConfig {
-    /// Base URL of the collector, `http://` or `https://` (required), e.g.
-    /// `http://127.0.0.1:5000`.
-    pub url: String,
-    /// The device token printed by `bfp-collector device add NAME`
-    /// (required).
-    pub token: String,
-    /// PEM file of the certificate authority (or the self-signed
-    /// certificate) that the collector's HTTPS certificate must chain to.
-    /// Default: none (the system's roots).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Size cap of the on-disk spool in bytes; past it the oldest results
-    /// are dropped and counted. Default 16777216 (16 MiB).
-    #[serde(default = "default_spool_max_bytes")]
-    pub spool_max_bytes: u64,
-    /// Most records per batch (1-10000). Default 500.
-    #[serde(default = "default_batch_max_records")]
-    pub batch_max_records: usize,
-    /// Heartbeat interval when there is nothing to send, seconds. Default 30.
-    #[serde(default = "default_heartbeat_secs")]
-    pub heartbeat_secs: u64,
-    /// How often to ask the collector for a newer model, seconds; 0 never.
-    /// Default 300.
-    #[serde(default = "default_model_check_secs")]
-    pub model_check_secs: u64,
-    /// Longest wait between retries, seconds (the wait doubles from 0.5 s up
-    /// to this, with jitter). Default 60.
-    #[serde(default = "default_backoff_max_secs")]
-    pub backoff_max_secs: u64,
-    /// Timeout of one request, seconds. Default 20.
-    #[serde(default = "default_timeout_secs")]
-    pub timeout_secs: u64,
-}
-
-fn default_spool_max_bytes() -> u64 {
-    16 << 20
-}
-fn default_batch_max_records() -> usize {
-    500
-}
-fn default_heartbeat_secs() -> u64 {
-    30
-}
-fn default_model_check_secs() -> u64 {
-    300
-}
-fn default_backoff_max_secs() -> u64 {
-    60
-}
-fn default_timeout_secs() -> u64 {
-    20
-}
-
-impl CollectorConfig {
-    /// The defaults for `url` and `token` (quick start flags).
-    pub fn new(url: impl Into<String>, token: impl Into<String>) -> CollectorConfig {
-        CollectorConfig {
-            url: url.into(),
-            token: token.into(),
-            ca_file: None,
-            spool_max_bytes: default_spool_max_bytes(),
-            batch_max_records: default_batch_max_records(),
-            heartbeat_secs: default_heartbeat_secs(),
-            model_check_secs: default_model_check_secs(),
-            backoff_max_secs: default_backoff_max_secs(),
-            timeout_secs: default_timeout_secs(),
-        }
-    }
-
-    /// Checks ranges and forms.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |d: String| Err(Error::Forward(d));
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return bad(format!("url must start with http:// or https://, got {:?}", self.url));
-        }
-        if self.token.trim().is_empty() {
-            return bad("token is empty (bfp-collector device add NAME prints one)".into());
-        }
-        if !(1..=wire::MAX_RECORDS_PER_BATCH).contains(&self.batch_max_records) {
-            return bad(format!("batch_max_records must be 1-{}", wire::MAX_RECORDS_PER_BATCH));
-        }
-        if self.spool_max_bytes < 32 << 10 {
-            return bad("spool_max_bytes must be at least 32768".into());
-        }
-        if self.heartbeat_secs == 0 || self.backoff_max_secs == 0 || self.timeout_secs == 0 {
-            return bad("heartbeat_secs, backoff_max_secs and timeout_secs must be > 0".into());
-        }
-        Ok(())
-    }
-}
+use crate::spool::Spool;
+use crate::state::StateDir;
 
 /// What the run loop tells the forwarder (and the forwarder the heartbeat).
 #[derive(Debug, Default)]
@@ -178,7 +80,7 @@ pub struct Forwarder {
     client: reqwest::blocking::Client,
     spool: Arc<Mutex<Spool>>,
     status: Arc<Status>,
-    state_dir: PathBuf,
+    state: StateDir,
     rng: oorandom::Rand64,
 }
 
@@ -198,7 +100,7 @@ impl Forwarder {
         config: CollectorConfig,
         spool: Arc<Mutex<Spool>>,
         status: Arc<Status>,
-        state_dir: &Path,
+        state: StateDir,
     ) -> Result<Forwarder> {
         let client = client(&config)?;
         let seed = std::time::SystemTime::now()
@@ -206,14 +108,7 @@ impl Forwarder {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(std::process::id()).rotate_left(32);
-        Ok(Forwarder {
-            config,
-            client,
-            spool,
-            status,
-            state_dir: state_dir.to_path_buf(),
-            rng: oorandom::Rand64::new(u128::from(seed)),
-        })
+        Ok(Forwarder { config, client, spool, status, state, rng: oorandom::Rand64::new(u128::from(seed)) })
     }
 
     /// Starts the thread; it returns when `stop` is set.
@@ -396,7 +291,7 @@ impl Forwarder {
             return Err(format!("checksum mismatch (header {sha}, body {actual})"));
         }
         let scorer = Scorer::from_bytes(&bytes, Path::new("<collector>")).map_err(|e| e.to_string())?;
-        write_atomically(&self.state_dir, &self.state_dir.join(MODEL_FILE), &bytes).map_err(|e| e.to_string())?;
+        self.state.save_fetched_model(&bytes).map_err(|e| e.to_string())?;
         eprintln!("bfp-agent: model {} from the collector (was {current})", scorer.version());
         if let Ok(mut slot) = self.status.new_model.lock() {
             *slot = Some(scorer);
@@ -432,45 +327,6 @@ mod tests {
         let draws: Vec<Duration> = (0..20).map(|_| backoff(30, max, &mut rng)).collect();
         assert!(draws.iter().all(|d| *d >= Duration::from_secs(30) && *d <= max));
         assert!(draws.windows(2).any(|w| w[0] != w[1]), "jitter");
-    }
-
-    #[test]
-    fn config_mistakes_are_named() {
-        assert!(CollectorConfig::new("http://127.0.0.1:5000", "bfp_x").validate().is_ok());
-        assert!(CollectorConfig::new("ftp://x", "t").validate().unwrap_err().to_string().contains("url"));
-        assert!(CollectorConfig::new("http://x", " ").validate().unwrap_err().to_string().contains("token"));
-        let mut c = CollectorConfig::new("http://x", "t");
-        c.batch_max_records = 0;
-        assert!(c.validate().is_err());
-    }
-
-    #[test]
-    fn the_documented_collector_tables_parse_once_uncommented() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for file in ["deploy/bfp-agent.example.toml", "deploy/systemd/bfp-agent.toml", "deploy/openwrt/bfp-agent.toml"]
-        {
-            let text = std::fs::read_to_string(root.join(file)).unwrap();
-            // The commented example: "# [collector]" then "# key = value"
-            // lines ("# #" lines are comments about them).
-            let mut table = String::new();
-            let mut inside = false;
-            for line in text.lines() {
-                if line.trim() == "# [collector]" {
-                    inside = true;
-                } else if inside && (line.trim().is_empty() || !line.starts_with("# ")) {
-                    break;
-                }
-                if inside && !line.starts_with("# #") {
-                    table.push_str(line.trim_start_matches("# "));
-                    table.push('\n');
-                }
-            }
-            assert!(table.contains("url"), "{file}: no commented [collector] table");
-            let toml = format!("{table}\n[[source]]\npath = \"/var/log/auth.log\"\n");
-            let config = crate::config::Config::parse(&toml, Path::new(file)).unwrap();
-            config.validate(Path::new(file)).unwrap();
-            assert!(config.collector.is_some(), "{file}");
-        }
     }
 
     #[test]

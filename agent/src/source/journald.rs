@@ -109,7 +109,8 @@ impl JournalFollower {
     ) -> Result<Self> {
         let cursor = checkpoint.and_then(|c| c.cursor.clone());
         match &cursor {
-            Some(c) => std::fs::write(cursor_file, c).map_err(Error::io(cursor_file))?,
+            // Atomic: a torn cursor would make journalctl refuse to start.
+            Some(c) => crate::state::write_atomically(cursor_file, c.as_bytes())?,
             None => match std::fs::remove_file(cursor_file) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

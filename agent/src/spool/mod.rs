@@ -5,7 +5,9 @@
 //! of frames `[len: u32 LE][crc32 of payload: u32 LE][payload]`, the payload
 //! a postcard [`wire::Record`]; `meta.json` (written atomically) with the
 //! read cursor, the next batch sequence number, the dropped count and the
-//! batch in flight; `inflight.batch`, the exact bytes of that batch.
+//! batch in flight; `inflight.batch`, the exact bytes of that batch. The
+//! directory is the state directory's (`crate::state`), and so are its
+//! modes and its atomic write.
 //!
 //! Ordering rules that make delivery exactly once:
 //! - the run loop writes results, `commit` fsyncs them, then the checkpoint
@@ -26,15 +28,14 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bfp_common::wire;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::state::{create_private_dir, open_private_append, write_atomically, SpoolFiles};
 
-const META: &str = "meta.json";
-const INFLIGHT: &str = "inflight.batch";
 const HEADER: u64 = 8;
 /// Largest frame payload accepted when reading (a corrupted length must not
 /// make the agent allocate gigabytes).
@@ -96,6 +97,7 @@ impl SpoolConfig {
 /// behind a mutex).
 pub struct Spool {
     config: SpoolConfig,
+    files: SpoolFiles,
     /// Segment id → length on disk (plus what is buffered, for the last).
     segments: BTreeMap<u64, u64>,
     out: Option<BufWriter<File>>,
@@ -110,26 +112,22 @@ pub struct Spool {
     unacked: u64,
 }
 
-fn seg_name(id: u64) -> String {
-    format!("{id:020}.seg")
-}
-
 impl Spool {
     /// Opens (creating) the spool. Call [`Spool::recover`] before use.
     pub fn open(config: SpoolConfig) -> Result<Spool> {
-        fs::create_dir_all(&config.dir).map_err(Error::io(&config.dir))?;
+        create_private_dir(&config.dir)?;
         let mut segments = BTreeMap::new();
         for entry in fs::read_dir(&config.dir).map_err(Error::io(&config.dir))? {
             let entry = entry.map_err(Error::io(&config.dir))?;
             let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".seg")).and_then(|n| n.parse::<u64>().ok())
-            else {
+            let Some(id) = name.to_str().and_then(SpoolFiles::segment_id) else {
                 continue;
             };
             let len = entry.metadata().map_err(Error::io(entry.path()))?.len();
             segments.insert(id, len);
         }
-        let meta_path = config.dir.join(META);
+        let files = SpoolFiles::new(&config.dir);
+        let meta_path = files.meta();
         let meta = match fs::read(&meta_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::State {
                 path: meta_path.clone(),
@@ -140,6 +138,7 @@ impl Spool {
         };
         Ok(Spool {
             config,
+            files,
             segments,
             out: None,
             dir_dirty: false,
@@ -161,7 +160,7 @@ impl Spool {
         }
         if let Some(len) = self.segments.get_mut(&mark.segment) {
             if *len > mark.offset {
-                let path = self.config.dir.join(seg_name(mark.segment));
+                let path = self.files.segment(mark.segment);
                 let f = OpenOptions::new().write(true).open(&path).map_err(Error::io(&path))?;
                 f.set_len(mark.offset).map_err(Error::io(&path))?;
                 f.sync_all().map_err(Error::io(&path))?;
@@ -179,7 +178,7 @@ impl Spool {
         // Bad frames are counted when the forwarder reaches them.
         let (waiting, _) = self.count_from(cursor, self.visible)?;
         self.unacked = waiting + self.meta.inflight.map_or(0, |i| i.records);
-        if self.meta.inflight.is_some() && !self.config.dir.join(INFLIGHT).exists() {
+        if self.meta.inflight.is_some() && !self.files.inflight().exists() {
             // Cannot happen with the write order above; if the file was
             // removed by hand, resume after it rather than stall forever.
             let lost = self.meta.inflight.take().map_or(0, |i| i.records);
@@ -189,7 +188,7 @@ impl Spool {
             self.save_meta()?;
         }
         if self.meta.inflight.is_none() {
-            let _ = fs::remove_file(self.config.dir.join(INFLIGHT));
+            let _ = fs::remove_file(self.files.inflight());
         }
         Ok(())
     }
@@ -205,7 +204,7 @@ impl Spool {
         if self.write.offset >= self.config.segment_bytes || self.out.is_none() {
             self.rotate()?;
         }
-        let path = self.config.dir.join(seg_name(self.write.segment));
+        let path = self.files.segment(self.write.segment);
         let out = self.out.as_mut().expect("rotate opened a segment");
         let mut header = [0u8; 8];
         header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -220,13 +219,13 @@ impl Spool {
 
     fn rotate(&mut self) -> Result<()> {
         if let Some(mut out) = self.out.take() {
-            let path = self.config.dir.join(seg_name(self.write.segment));
+            let path = self.files.segment(self.write.segment);
             out.flush().map_err(Error::io(&path))?;
             out.get_ref().sync_data().map_err(Error::io(&path))?;
             self.write = Pos { segment: self.write.segment + 1, offset: 0 };
         }
-        let path = self.config.dir.join(seg_name(self.write.segment));
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(Error::io(&path))?;
+        let path = self.files.segment(self.write.segment);
+        let file = open_private_append(&path)?;
         self.write.offset = file.metadata().map_err(Error::io(&path))?.len();
         self.segments.entry(self.write.segment).or_insert(self.write.offset);
         self.out = Some(BufWriter::with_capacity(32 << 10, file));
@@ -238,7 +237,7 @@ impl Spool {
     /// the mark to checkpoint.
     pub fn commit(&mut self) -> Result<Pos> {
         if let Some(out) = self.out.as_mut() {
-            let path = self.config.dir.join(seg_name(self.write.segment));
+            let path = self.files.segment(self.write.segment);
             out.flush().map_err(Error::io(&path))?;
             out.get_ref().sync_data().map_err(Error::io(&path))?;
         }
@@ -278,7 +277,7 @@ impl Spool {
     }
 
     fn remove_segment(&mut self, id: u64) -> Result<()> {
-        let path = self.config.dir.join(seg_name(id));
+        let path = self.files.segment(id);
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -331,7 +330,7 @@ impl Spool {
     /// Reads the frame at `pos`: its payload and the position after it, or
     /// `None` if it is torn or corrupt.
     fn read_frame(&self, pos: Pos) -> Result<Option<(Vec<u8>, Pos)>> {
-        let path = self.config.dir.join(seg_name(pos.segment));
+        let path = self.files.segment(pos.segment);
         // Only called below a committed (flushed) position.
         let mut f = File::open(&path).map_err(Error::io(&path))?;
         f.seek(SeekFrom::Start(pos.offset)).map_err(Error::io(&path))?;
@@ -387,8 +386,8 @@ impl Spool {
     pub fn begin(&mut self, records: u64, end: Pos, encode: impl FnOnce(u64) -> Result<Vec<u8>>) -> Result<Vec<u8>> {
         let seq = self.meta.next_seq;
         let bytes = encode(seq)?;
-        let path = self.config.dir.join(INFLIGHT);
-        write_atomically(&self.config.dir, &path, &bytes)?;
+        let path = self.files.inflight();
+        write_atomically(&path, &bytes)?;
         self.meta.inflight = Some(Inflight { seq, end, records });
         self.meta.next_seq = seq + 1;
         self.save_meta()?;
@@ -400,7 +399,7 @@ impl Spool {
         if self.meta.inflight.is_none() {
             return Ok(None);
         }
-        let path = self.config.dir.join(INFLIGHT);
+        let path = self.files.inflight();
         fs::read(&path).map(Some).map_err(Error::io(&path))
     }
 
@@ -410,7 +409,7 @@ impl Spool {
         self.meta.read = self.meta.read.max(inflight.end);
         self.unacked -= inflight.records.min(self.unacked);
         self.save_meta()?;
-        let _ = fs::remove_file(self.config.dir.join(INFLIGHT));
+        let _ = fs::remove_file(self.files.inflight());
         // Fully read segments (never the one being written) go.
         let done: Vec<u64> =
             self.segments.range(..self.meta.read.segment.min(self.write.segment)).map(|(id, _)| *id).collect();
@@ -422,7 +421,7 @@ impl Spool {
 
     fn save_meta(&self) -> Result<()> {
         let bytes = serde_json::to_vec(&self.meta).map_err(|e| Error::Spool(e.to_string()))?;
-        write_atomically(&self.config.dir, &self.config.dir.join(META), &bytes)
+        write_atomically(&self.files.meta(), &bytes)
     }
 
     /// Records neither acknowledged nor dropped (spool depth).
@@ -444,19 +443,6 @@ impl Spool {
     pub fn has_inflight(&self) -> bool {
         self.meta.inflight.is_some()
     }
-}
-
-/// Temporary file, fsync, rename, fsync of the directory: the old or the
-/// new content after a crash, never a mix.
-pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(Error::io(&tmp))?;
-    f.write_all(bytes).map_err(Error::io(&tmp))?;
-    f.sync_all().map_err(Error::io(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(Error::io(path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))?;
-    Ok(())
 }
 
 /// The spool as the run loop's [`Sink`](crate::sink::Sink): results go in

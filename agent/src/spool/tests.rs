@@ -1,6 +1,7 @@
 use super::*;
 use bfp_common::wire::{Record, RecordKind};
 use bfp_common::{Fingerprint, Protocol};
+use std::path::Path;
 
 fn record(i: u32) -> Record {
     Record {
