@@ -3,7 +3,8 @@
 //!
 //! One browser session walks every page the way an operator would and checks
 //! what the page shows against what the API says; screenshots of each page go
-//! to `docs/screenshots/` (override with `BFP_SCREENSHOTS`).
+//! to `target/screenshots/` (`scripts/refresh-screenshots.sh` writes the
+//! README's, in `docs/screenshots/`).
 
 use std::path::Path;
 

@@ -225,11 +225,13 @@ impl Browser {
     }
 }
 
-/// Where the browser tests save their screenshots: `docs/screenshots/` of the
-/// repository (the README shows the latest), or `BFP_SCREENSHOTS`.
+/// Where the browser tests save their screenshots: `target/screenshots/`
+/// (ignored, so a test run changes no tracked file), or `BFP_SCREENSHOTS`.
+/// `scripts/refresh-screenshots.sh` points it at `docs/screenshots/`, which
+/// the README shows, when someone refreshes them on purpose.
 pub fn screenshots_dir() -> PathBuf {
     match std::env::var_os("BFP_SCREENSHOTS") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("docs").join("screenshots"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("screenshots"),
     }
 }
