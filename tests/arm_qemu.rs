@@ -21,7 +21,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 const TARGET: &str = "aarch64-unknown-linux-musl";
-const QEMU: &str = "qemu-aarch64-static";
+pub(crate) const QEMU: &str = "qemu-aarch64-static";
 
 /// The real logs of ../shared/data/real that the agent reads (every text log there).
 const LOGS: &[&str] = &[
@@ -34,7 +34,7 @@ const LOGS: &[&str] = &[
     "real/cowrie/cowrie-telnet.json",
 ];
 
-fn skip() -> bool {
+pub(crate) fn skip() -> bool {
     if std::env::var_os("BFP_SKIP_ARM").is_some_and(|v| v == "1") {
         eprintln!("SKIP: BFP_SKIP_ARM=1");
         return true;
@@ -45,7 +45,7 @@ fn skip() -> bool {
 /// Builds bfp-agent for TARGET (debug: the comparison needs the same code,
 /// not the size profile) in its own target dir below this build's, so it
 /// neither waits for nor invalidates the outer cargo's lock and artifacts.
-fn arm_agent() -> PathBuf {
+pub(crate) fn arm_agent() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(build_arm_agent).clone()
 }

@@ -97,19 +97,9 @@ fn agent_unit_is_hardened_and_runs_as_its_own_user_with_log_groups() {
 /// A root with the host's own systemd units (targets, sockets) and the
 /// project's units and stand-in binaries, for `systemd-analyze --root`.
 fn analyze_root() -> Option<(TempDir, PathBuf)> {
-    let host_units =
-        ["/usr/lib/systemd/system", "/lib/systemd/system"].iter().map(PathBuf::from).find(|d| d.is_dir())?;
-    which("systemd-analyze")?;
     let dir = TempDir::new().unwrap();
     let root = dir.path().to_path_buf();
-    let lib = root.join("usr/lib/systemd/system");
-    std::fs::create_dir_all(&lib).unwrap();
-    for e in std::fs::read_dir(&host_units).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), lib.join(e.file_name())).unwrap();
-        }
-    }
+    copy_host_units(&root)?;
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     std::fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
     for (bin, unit) in [("bfp-agent", "bfp-agent.service"), ("bfp-collector", "bfp-collector.service")] {
@@ -119,13 +109,37 @@ fn analyze_root() -> Option<(TempDir, PathBuf)> {
     Some((dir, root))
 }
 
+/// Copies the host's own systemd units (targets, sockets) into `root`, so
+/// `systemd-analyze --root` finds what our units refer to. `None` when the
+/// host has no units or no systemd-analyze.
+pub(crate) fn copy_host_units(root: &Path) -> Option<()> {
+    let host_units =
+        ["/usr/lib/systemd/system", "/lib/systemd/system"].iter().map(PathBuf::from).find(|d| d.is_dir())?;
+    which("systemd-analyze")?;
+    let lib = root.join("usr/lib/systemd/system");
+    std::fs::create_dir_all(&lib).unwrap();
+    for e in std::fs::read_dir(&host_units).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), lib.join(e.file_name())).unwrap();
+        }
+    }
+    Some(())
+}
+
 /// `systemd-analyze verify`: exit 0 and not one complaint about our units
 /// (it only warns, with exit 0, about unknown keys and bad values).
 fn verify(root: &Path, unit: &str) -> Result<(), String> {
+    verify_unit_file(root, &root.join("etc/systemd/system").join(unit))
+}
+
+/// `systemd-analyze verify --root=ROOT UNIT_FILE`, as [`verify`] judges it.
+pub(crate) fn verify_unit_file(root: &Path, unit_file: &Path) -> Result<(), String> {
+    let unit = unit_file.file_name().unwrap_or_default().to_string_lossy().into_owned();
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(format!("--root={}", root.display()))
-        .arg(root.join("etc/systemd/system").join(unit))
+        .arg(unit_file)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

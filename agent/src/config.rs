@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use bfp_logs::analyze::AnalyzerConfig;
-use bfp_detect::detector::DetectConfig;
 use bfp_common::wire;
+use bfp_detect::detector::DetectConfig;
+use bfp_logs::analyze::AnalyzerConfig;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};

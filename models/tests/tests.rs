@@ -1,4 +1,5 @@
-//! The models' integration tests, in one binary: a module per artifact.
+//! The models' integration tests, in one binary: a module per area.
 
 mod artifact;
 mod edge;
+mod real_logs;
