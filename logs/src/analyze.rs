@@ -989,8 +989,9 @@ impl Analyzer {
             Event::Probe { ip } => self.source(ip, &ctx).probe(),
             Event::Command { user, tty, command } => {
                 self.end_sudo_attempt(&ctx);
+                // su's terminal line stands for its one PAM session line: used once.
                 let su_tty = match (&self.su_tty, ctx.program) {
-                    (Some((k, t)), Program::Su) if ctx.key == Some(*k) => Some(t.clone()),
+                    (Some((k, _)), Program::Su) if ctx.key == Some(*k) => self.su_tty.take().map(|(_, t)| t),
                     _ => None,
                 };
                 self.on_command(&ctx, user, tty.or(su_tty.as_deref()), &command)
