@@ -1229,7 +1229,7 @@ impl Analyzer {
     /// belongs to (see `Sessions::for_command`), or counted outside sessions.
     fn on_command(&mut self, ctx: &Ctx, user: Option<&str>, tty: Option<&str>, command: &str) {
         let chosen = match (ctx.program, user) {
-            (Program::Cowrie, _) => ctx.key.and_then(|k| self.sessions.find(k)).map(|i| (i, Attribution::Time)),
+            (Program::Cowrie, _) => ctx.key.and_then(|k| self.sessions.find(k)).map(|i| (i, Attribution::Key)),
             (_, Some(u)) => self.sessions.for_command(u, tty, ctx.ts_ms),
             _ => None,
         };
@@ -1244,7 +1244,7 @@ impl Analyzer {
         match how {
             Attribution::Tty => self.stats.commands_by_tty += 1,
             Attribution::Guessed => self.stats.commands_guessed += 1,
-            Attribution::Time => {}
+            Attribution::Key | Attribution::Time => {}
         }
         self.sessions.command(index, ts_ms, command);
     }

@@ -236,6 +236,8 @@ pub fn local_hour(ms: i64, offset_secs: i32) -> u8 {
 /// How [`Sessions::for_command`] chose a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Attribution {
+    /// The line names the session's own key (Cowrie's session id).
+    Key,
     /// The session is on the line's terminal (known before, or learnt now).
     Tty,
     /// The only session of the user open at the line's time.
