@@ -109,6 +109,20 @@ fn elastic_host_two_concurrent_sessions_of_ubuntu() {
     assert_eq!(newer.commands.len(), 4, "{:?}", newer.commands);
     assert!(newer.commands.iter().all(|c| c.contains("filebeat.yml") || c.contains("audit.log")));
     assert_eq!(tty(newer), Some("pts/1"));
-    // Nothing else in the file had two sessions of one user open with a command between.
+    // Commands made while two sessions of their user were open (sshd pid open from `Accepted`
+    // to its `session closed`):
+    //   awk 'match($0, /sshd\[[0-9]+\]: Accepted [a-z-]+ for [^ ]+ /) { split(substr($0,RSTART,RLENGTH), a, " ");
+    //          owner[a[1]]=a[5]; open[a[5]]++; next }
+    //        match($0, /sshd\[[0-9]+\]: pam_unix\(sshd:session\): session closed for user [^ ]+/) {
+    //          split(substr($0,RSTART,RLENGTH), a, " "); if (a[1] in owner) { open[owner[a[1]]]--; delete owner[a[1]] }; next }
+    //        match($0, /sudo: +[^ ]+ : TTY=[^ ]+ .*COMMAND=|su\[[0-9]+\]: pam_unix\(su:session\): session opened for user [^ ]+ by [a-z][^(]*/) {
+    //          if ($0 ~ /sudo:/) { split($0, b, "sudo: +"); split(b[2], c, " "); u=c[1] }
+    //          else { match($0, / by [a-z][^(]*/); u=substr($0, RSTART+4, RLENGTH-4) }
+    //          if (open[u] >= 2) n++ } END { print n+0 }' auth.log
+    // = 27: the 22 + 4 sudo lines and the 11:43:44 su above, each placed by its terminal.
+    // So none was a guess. And every command in a session was placed by its terminal: all
+    // sudo command lines name one (`grep -c 'COMMAND='` = `grep -c 'TTY=pts/'` = 186) and so
+    // do the 9 su's own lines (`grep -c 'su\[[0-9]*\]: + /dev/pts/'` = 9).
     assert_eq!(stats.commands_guessed, 0);
+    assert_eq!(stats.commands_by_tty, stats.commands);
 }
