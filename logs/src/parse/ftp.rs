@@ -41,7 +41,11 @@ fn vsftpd(msg: &str) -> Option<Event<'_>> {
         (v, Some(u)) if v.starts_with("OK ") || v.starts_with("FAIL ") => {
             // Transfers and file operations are what the FTP session did.
             let path = tail.trim_start_matches(", \"").split('"').next().unwrap_or("");
-            Event::Command { user: Some(u), command: Cow::Owned(format!("{} {path}", v.to_ascii_lowercase())) }
+            Event::Command {
+                user: Some(u),
+                tty: None,
+                command: Cow::Owned(format!("{} {path}", v.to_ascii_lowercase())),
+            }
         }
         _ => Event::Noise,
     })
@@ -161,7 +165,7 @@ fn xferlog(msg: &str) -> Option<Event<'_>> {
         "d" => "delete",
         _ => return None,
     };
-    Some(Event::Command { user: Some(user), command: Cow::Owned(format!("{outcome} {what} {file}")) })
+    Some(Event::Command { user: Some(user), tty: None, command: Cow::Owned(format!("{outcome} {what} {file}")) })
 }
 
 /// BSD/wu-ftpd: `connection from 1.2.3.4 (host) at Sun Jul 10 ...`.
@@ -233,7 +237,7 @@ mod tests {
         );
         assert_eq!(
             parse("vsftpd", r#"[alice] OK UPLOAD: Client "203.0.113.9", "/srv/x.sh", 120 bytes, 1.2Kbyte/sec"#),
-            Some(Event::Command { user: Some("alice"), command: "ok upload /srv/x.sh".into() })
+            Some(Event::Command { user: Some("alice"), tty: None, command: "ok upload /srv/x.sh".into() })
         );
     }
 
@@ -320,17 +324,22 @@ mod tests {
             parse("xferlog", "1 10.20.220.39 4609 /share/batch/Exclusion_Group/Archive/20151118-151104-703EXCL_GRP_S200_F4.txt b _ o r ftp_user ftp 0 * c"),
             Some(Event::Command {
                 user: Some("ftp_user"),
+                tty: None,
                 command: "ok download /share/batch/Exclusion_Group/Archive/20151118-151104-703EXCL_GRP_S200_F4.txt".into()
             })
         );
         assert_eq!(
             parse("xferlog", "1 x.x.x.x 0 /home/byoungguk/3 b _ i r byoungguk ftp 0 * c"),
-            Some(Event::Command { user: Some("byoungguk"), command: "ok upload /home/byoungguk/3".into() })
+            Some(Event::Command { user: Some("byoungguk"), tty: None, command: "ok upload /home/byoungguk/3".into() })
         );
         // A file name with a space is one path.
         assert_eq!(
             parse("xferlog", "0 h 0 /pub/release notes.txt a _ o a guest ftp 0 * i"),
-            Some(Event::Command { user: Some("guest"), command: "fail download /pub/release notes.txt".into() })
+            Some(Event::Command {
+                user: Some("guest"),
+                tty: None,
+                command: "fail download /pub/release notes.txt".into()
+            })
         );
         assert_eq!(parse("xferlog", "0 h 0 /x b _ q r u ftp 0 * c"), None);
     }

@@ -166,6 +166,9 @@ pub enum Event<'a> {
     Command {
         /// Who ran it (the session's user), if known.
         user: Option<&'a str>,
+        /// The terminal it was run on (`pts/1`, without `/dev/`), if the line says:
+        /// what tells concurrent sessions of one user apart.
+        tty: Option<&'a str>,
         /// The command line.
         command: Cow<'a, str>,
     },
@@ -235,6 +238,17 @@ pub enum Event<'a> {
     /// A known line that bears on no session or source (server start, reverse
     /// DNS warnings, PAM's bookkeeping, ...).
     Noise,
+}
+
+/// A terminal name as logs write it (`pts/1`, `/dev/pts/1`, `ttyp1`) in the
+/// one form sessions compare (`pts/1`); `None` for none at all (sudo's
+/// `TTY=unknown`, PAM's empty `tty=`, `ssh`/`NODEVssh` pseudo-names).
+pub fn tty_name(s: &str) -> Option<&str> {
+    let s = s.strip_prefix("/dev/").unwrap_or(s);
+    match s {
+        "" | "unknown" | "ssh" | "NODEVssh" | "none" => None,
+        s => Some(s),
+    }
 }
 
 /// Splits `s` at the first occurrence of `pat`.
@@ -316,5 +330,15 @@ mod tests {
         assert_eq!(parse_ip_port("2001:db8::"), "2001:db8::".parse().ok(), "no port");
         assert_eq!(parse_ip("ec2-52-80-34-196.cn-north-1.compute"), None);
         assert_eq!(parse_ip(""), None);
+    }
+
+    #[test]
+    fn tty_names_lose_dev_and_pseudo_names_are_none() {
+        assert_eq!(tty_name("pts/1"), Some("pts/1"));
+        assert_eq!(tty_name("/dev/pts/4"), Some("pts/4"));
+        assert_eq!(tty_name("/dev/ttyp1"), Some("ttyp1"));
+        assert_eq!(tty_name("unknown"), None, "sudo without a terminal (cron, scripts)");
+        assert_eq!(tty_name("ssh"), None, "PAM's service name in tty= for sshd");
+        assert_eq!(tty_name(""), None);
     }
 }

@@ -16,7 +16,7 @@
 
 use std::borrow::Cow;
 
-use super::{pam, rsplit_once_str, split_once_str, word, Event};
+use super::{pam, rsplit_once_str, split_once_str, tty_name, word, Event};
 
 /// Parses one su message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
@@ -56,10 +56,23 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
     // "dcid to root on /dev/ttyp1" (BSD: a successful su).
     let (by, rest) = word(msg);
     let (target, rest) = word(rest.strip_prefix("to ")?);
-    if !by.is_empty() && !target.is_empty() && rest.starts_with("on ") {
-        return Some(Event::Command { user: Some(by), command: Cow::Owned(format!("su {target}")) });
+    if let (false, false, Some(on)) = (by.is_empty(), target.is_empty(), rest.strip_prefix("on ")) {
+        let tty = tty_name(word(on).0);
+        return Some(Event::Command { user: Some(by), tty, command: Cow::Owned(format!("su {target}")) });
     }
     None
+}
+
+/// The terminal su's own lines name: util-linux/shadow's `+ /dev/pts/0 alice:root`
+/// (`-` when it failed) and Debian's `(to root) alice on pts/0`. The PAM session
+/// line of the same process, which is the command, names none.
+pub fn tty(msg: &str) -> Option<&str> {
+    let t = match msg.as_bytes().first()? {
+        b'+' | b'-' => word(msg.get(2..)?).0,
+        b'(' => word(split_once_str(msg, " on ")?.1).0,
+        _ => return None,
+    };
+    tty_name(t)
 }
 
 /// su's own failure line for `target`: paired with the PAM line of the same process.
@@ -77,7 +90,9 @@ fn failed(target: &str) -> Event<'_> {
 pub fn from_pam(event: Event<'_>) -> Event<'_> {
     match event {
         Event::SessionOpened { user, by: Some(by) } => {
-            Event::Command { user: Some(by), command: Cow::Owned(format!("su {user}")) }
+            // su's PAM line names no terminal (its "+ /dev/pts/0" line does, but by the
+            // target's name, not the session's user).
+            Event::Command { user: Some(by), tty: None, command: Cow::Owned(format!("su {user}")) }
         }
         // "by (uid=0)": a system job switching user (logrotate, cron), not a person.
         Event::SessionOpened { .. } | Event::SessionClosed { .. } => Event::Noise,
@@ -100,7 +115,7 @@ mod tests {
     fn su_to_root_is_a_command_of_the_invoking_user() {
         assert_eq!(
             parse("pam_unix(su-l:session): session opened for user root by binayakprashad(uid=1000)").unwrap(),
-            Event::Command { user: Some("binayakprashad"), command: "su root".into() }
+            Event::Command { user: Some("binayakprashad"), tty: None, command: "su root".into() }
         );
         assert_eq!(parse("pam_unix(su:session): session closed for user root").unwrap(), Event::Noise);
         assert_eq!(from_pam(pam::parse_body("session opened for user news by (uid=0)")), Event::Noise);
@@ -111,8 +126,19 @@ mod tests {
         // Verbatim (Wazuh's su rule tests): BSD's successful su.
         assert_eq!(
             parse("dcid to root on /dev/ttyp1"),
-            Some(Event::Command { user: Some("dcid"), command: "su root".into() })
+            Some(Event::Command { user: Some("dcid"), tty: Some("ttyp1"), command: "su root".into() })
         );
+    }
+
+    #[test]
+    fn su_lines_name_the_terminal() {
+        // Verbatim (shared data elastic/auth.log, logs/testdata/unseen/debian-sudo-su.log).
+        assert_eq!(tty("+ /dev/pts/0 root:root"), Some("pts/0"));
+        assert_eq!(tty("(to root) debian on pts/0"), Some("pts/0"));
+        assert_eq!(tty("- /dev/pts/3 alice:root"), Some("pts/3"));
+        assert_eq!(tty("pam_unix(su:session): session opened for user root by ubuntu(uid=0)"), None);
+        assert_eq!(tty("Successful su for root by root"), None);
+        assert_eq!(tty("+"), None);
     }
 
     #[test]

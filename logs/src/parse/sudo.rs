@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{pam, split_once_str, Event, Refusal};
+use super::{pam, split_once_str, tty_name, Event, Refusal};
 
 /// Parses one sudo message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
@@ -47,14 +47,17 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
                     return Some(Event::PrivilegeRefused {
                         user,
                         reason,
-                        tty: field(fields, "TTY="),
+                        tty: field(fields, "TTY=").and_then(tty_name),
                         target: field(fields, "USER="),
                         command,
                     });
                 }
             }
         }
-        return Some(Event::Command { user: Some(user), command: Cow::Borrowed(command) });
+        // The terminal tells the user's concurrent sessions apart; a command line's own
+        // " ; " cannot be mistaken for a field: the fields end where COMMAND= starts.
+        let tty = field(fields, "TTY=").and_then(tty_name);
+        return Some(Event::Command { user: Some(user), tty, command: Cow::Borrowed(command) });
     }
     Some(Event::Noise)
 }
@@ -73,11 +76,20 @@ mod tests {
         assert_eq!(
             parse("  ubuntu : TTY=pts/0 ; PWD=/home/ubuntu ; USER=root ; COMMAND=/usr/bin/curl -L -O https://x/a.deb")
                 .unwrap(),
-            Event::Command { user: Some("ubuntu"), command: "/usr/bin/curl -L -O https://x/a.deb".into() }
+            Event::Command {
+                user: Some("ubuntu"),
+                tty: Some("pts/0"),
+                command: "/usr/bin/curl -L -O https://x/a.deb".into()
+            }
         );
         assert_eq!(
             parse("bob : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/sh -c echo a ; echo b").unwrap(),
-            Event::Command { user: Some("bob"), command: "/bin/sh -c echo a ; echo b".into() }
+            Event::Command { user: Some("bob"), tty: Some("pts/1"), command: "/bin/sh -c echo a ; echo b".into() }
+        );
+        // sudo run without a terminal (cron, a script) writes TTY=unknown.
+        assert_eq!(
+            parse("backup : TTY=unknown ; PWD=/ ; USER=root ; COMMAND=/usr/bin/rsync -a /srv /mnt").unwrap(),
+            Event::Command { user: Some("backup"), tty: None, command: "/usr/bin/rsync -a /srv /mnt".into() }
         );
     }
 

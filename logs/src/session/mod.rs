@@ -10,7 +10,13 @@
 //! within a minute.
 //!
 //! Between open and close the session collects commands: sudo `COMMAND=` and
-//! `su` by the session's user, Cowrie input, FTP transfers.
+//! `su` by the session's user, Cowrie input, FTP transfers. Which of a user's
+//! open sessions takes a command (or a refused sudo) is decided by
+//! [`Sessions::for_command`]: the terminal first, then the line's time, and
+//! only when neither tells them apart the newest (counted as a guess). A
+//! session learns its terminal from wtmp, or from the first sudo/su line that
+//! names one while it is the only session of its user that could have written
+//! it (see docs/log-parsing.md, "Which session a command belongs to").
 //!
 //! Failed logins before the success are looked up in a bounded log of recent
 //! failures and successes ([`FailureLog`]): the fingerprint's `failed_logins`
@@ -153,6 +159,9 @@ pub struct SessionDetail {
     pub commands_total: u32,
     /// The duration comes from the log's own figure (Cowrie) rather than open/close times.
     pub duration_reported: bool,
+    /// The session's terminal (`pts/0`), when wtmp or a sudo/su line of it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<String>,
 }
 
 /// An open session.
@@ -224,6 +233,19 @@ pub fn local_hour(ms: i64, offset_secs: i32) -> u8 {
     ((ms.div_euclid(1000) + i64::from(offset_secs)).rem_euclid(86_400) / 3600) as u8
 }
 
+/// How [`Sessions::for_command`] chose a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attribution {
+    /// The line names the session's own key (Cowrie's session id).
+    Key,
+    /// The session is on the line's terminal (known before, or learnt now).
+    Tty,
+    /// The only session of the user open at the line's time.
+    Time,
+    /// The newest of several that nothing told apart.
+    Guessed,
+}
+
 /// The open sessions. Few at a time on a device, so a vector.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
@@ -236,10 +258,71 @@ impl Sessions {
         self.open.iter().rposition(|s| s.key == key)
     }
 
-    /// The newest open session of `user` that takes commands (not Cowrie's,
-    /// whose commands come by session id).
-    pub fn newest_of_user(&self, user: &str) -> Option<usize> {
-        self.open.iter().rposition(|s| s.user == user && s.detail.program != Program::Cowrie)
+    /// The open session of `user` that a command (or a refusal) logged at
+    /// `ts_ms` on terminal `tty` belongs to; Cowrie's sessions are left out
+    /// (their commands come by session id). In order:
+    ///
+    /// 1. of the sessions open at `ts_ms` (started by then, not disconnected
+    ///    before), the one on `tty`;
+    /// 2. else, of those, the only one whose terminal is not known yet: it
+    ///    learns `tty` (another user's session cannot have written the line,
+    ///    and a session on another terminal did not);
+    /// 3. else the only one open at `ts_ms`;
+    /// 4. else the newest of those open at `ts_ms` that could be on `tty`, or
+    ///    of all the user's open sessions when none was open then (a line
+    ///    older than every open session): a guess, [`Attribution::Guessed`]
+    ///    when there was more than one to choose from.
+    pub fn for_command(&mut self, user: &str, tty: Option<&str>, ts_ms: i64) -> Option<(usize, Attribution)> {
+        let takes = |s: &OpenSession| s.user == user && s.detail.program != Program::Cowrie;
+        let open_then = |s: &OpenSession| s.start_ms <= ts_ms && s.disconnected_ms.is_none_or(|d| d >= ts_ms);
+        // Few sessions per user: one pass keeps what each rule needs.
+        let (mut on_tty, mut unknown_tty, mut unknown_count) = (None, None, 0u32);
+        let (mut newest_then, mut then_count, mut newest_any, mut any_count) = (None, 0u32, None, 0u32);
+        let newer = |best: Option<usize>, i: usize, open: &[OpenSession]| {
+            best.is_none_or(|b: usize| open[i].start_ms >= open[b].start_ms)
+        };
+        for (i, s) in self.open.iter().enumerate() {
+            if !takes(s) {
+                continue;
+            }
+            any_count += 1;
+            if newer(newest_any, i, &self.open) {
+                newest_any = Some(i);
+            }
+            if !open_then(s) {
+                continue;
+            }
+            then_count += 1;
+            if newer(newest_then, i, &self.open) {
+                newest_then = Some(i);
+            }
+            match (&s.detail.tty, tty) {
+                (Some(known), Some(t)) if known == t && newer(on_tty, i, &self.open) => on_tty = Some(i),
+                (Some(_), _) => {}
+                (None, _) => {
+                    unknown_count += 1;
+                    if newer(unknown_tty, i, &self.open) {
+                        unknown_tty = Some(i);
+                    }
+                }
+            }
+        }
+        if let Some(i) = on_tty {
+            return Some((i, Attribution::Tty));
+        }
+        if let (Some(t), Some(i), 1) = (tty, unknown_tty, unknown_count) {
+            self.open[i].detail.tty = Some(t.to_owned());
+            return Some((i, Attribution::Tty));
+        }
+        if then_count == 1 {
+            return newest_then.map(|i| (i, Attribution::Time));
+        }
+        let (pick, choices) = match (unknown_tty, newest_then) {
+            (Some(i), _) if tty.is_some() => (Some(i), unknown_count),
+            (_, Some(i)) => (Some(i), then_count),
+            (_, None) => (newest_any, any_count),
+        };
+        pick.map(|i| (i, if choices > 1 { Attribution::Guessed } else { Attribution::Time }))
     }
 
     /// The oldest open session of `user` from `program` (pid-less closes).
@@ -431,6 +514,83 @@ mod tests {
             assert_eq!(*p as usize, i, "{p:?}");
             assert_eq!(serde_json::to_value(p).unwrap(), p.name());
         }
+    }
+
+    fn open_session(pid: u64, user: &str, start_ms: i64, tty: Option<&str>) -> OpenSession {
+        OpenSession {
+            key: (Program::Sshd, pid),
+            user: user.to_owned(),
+            ip: None,
+            start_ms,
+            offset_secs: 0,
+            last_ms: start_ms,
+            disconnected_ms: None,
+            protocol: Protocol::Ssh,
+            detail: SessionDetail {
+                program: Program::Sshd,
+                session_id: Some(pid.to_string()),
+                auth_method: AuthMethod::Publickey,
+                failed_from_source: 0,
+                failed_for_user: 0,
+                failed_source_and_user: 0,
+                downloads: 0,
+                commands_total: 0,
+                duration_reported: false,
+                tty: tty.map(str::to_owned),
+            },
+            commands: Vec::new(),
+            risky: 0,
+            typed_chars: 0,
+            last_command_ms: None,
+            reported_secs: None,
+        }
+    }
+
+    fn sessions(open: Vec<OpenSession>) -> Sessions {
+        Sessions { open, max_commands: 8 }
+    }
+
+    #[test]
+    fn the_terminal_decides_first_and_is_learnt_only_when_one_session_could_have_it() {
+        let mut s = sessions(vec![open_session(1, "alice", 0, None), open_session(2, "alice", 100, None)]);
+        // Two open, neither terminal known: nothing tells them apart.
+        assert_eq!(s.for_command("alice", Some("pts/0"), 200), Some((1, Attribution::Guessed)));
+        assert_eq!(s.open[1].detail.tty, None, "a guess teaches no terminal");
+        // At 50 only the first was open: it learns pts/0.
+        assert_eq!(s.for_command("alice", Some("pts/0"), 50), Some((0, Attribution::Tty)));
+        assert_eq!(s.open[0].detail.tty.as_deref(), Some("pts/0"));
+        // Now pts/0 is known, so pts/1 can only be the other one's.
+        assert_eq!(s.for_command("alice", Some("pts/0"), 300), Some((0, Attribution::Tty)));
+        assert_eq!(s.for_command("alice", Some("pts/1"), 300), Some((1, Attribution::Tty)));
+        assert_eq!(s.open[1].detail.tty.as_deref(), Some("pts/1"));
+        // A third terminal neither is on: the newest of them, a guess.
+        assert_eq!(s.for_command("alice", Some("pts/7"), 300), Some((1, Attribution::Guessed)));
+        // No terminal: both open at 300, a guess; at 50 only the first.
+        assert_eq!(s.for_command("alice", None, 300), Some((1, Attribution::Guessed)));
+        assert_eq!(s.for_command("alice", None, 50), Some((0, Attribution::Time)));
+        assert_eq!(s.for_command("bob", Some("pts/0"), 300), None);
+    }
+
+    #[test]
+    fn a_line_older_than_every_open_session_still_reaches_one() {
+        let mut s = sessions(vec![open_session(1, "alice", 1_000, None), open_session(2, "alice", 2_000, None)]);
+        assert_eq!(s.for_command("alice", Some("pts/0"), 10), Some((1, Attribution::Guessed)));
+        assert_eq!(s.open.iter().filter(|o| o.detail.tty.is_some()).count(), 0);
+        let mut one = sessions(vec![open_session(1, "alice", 1_000, None)]);
+        assert_eq!(one.for_command("alice", None, 10), Some((0, Attribution::Time)), "the only one");
+    }
+
+    #[test]
+    fn a_disconnected_session_did_not_run_what_came_after_its_end() {
+        let mut gone = open_session(1, "alice", 0, Some("pts/0"));
+        gone.disconnected_ms = Some(500);
+        let mut s = sessions(vec![gone, open_session(2, "alice", 100, None)]);
+        assert_eq!(s.for_command("alice", Some("pts/0"), 600), Some((1, Attribution::Tty)), "pts/0 reused");
+        assert_eq!(s.for_command("alice", None, 400), Some((1, Attribution::Guessed)));
+        // Cowrie's sessions take commands by session id only.
+        let mut cowrie = open_session(3, "alice", 0, None);
+        cowrie.detail.program = Program::Cowrie;
+        assert_eq!(sessions(vec![cowrie]).for_command("alice", None, 10), None);
     }
 
     #[test]
