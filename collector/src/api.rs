@@ -44,7 +44,7 @@ const OPENAPI: &str = include_str!("openapi.json");
 #[derive(Clone)]
 pub struct AppState {
     /// The database.
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     /// The model that scores single and CSV predictions.
     pub model: Arc<CompactModel>,
     /// `model.model_version`, shared without copying per row.
@@ -242,7 +242,7 @@ async fn predict_csv(
     // memory, not in a tmpfs): memory stays flat whatever the file's size,
     // and a slow client never holds the writer.
     let started = std::time::Instant::now();
-    let mut staged = tokio::fs::File::from_std(tempfile::tempfile_in(s.store.dir())?);
+    let mut staged = tokio::fs::File::from_std(tempfile::tempfile_in(s.store.staging_dir())?);
     let mut size = 0usize;
     while let Some(bytes) = field.chunk().await.map_err(multipart_error)? {
         size += bytes.len();

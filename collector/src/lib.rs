@@ -67,7 +67,7 @@ const COLLECTOR: &str = "the collector (/api/predict and CSV score the six seed 
 pub struct Server {
     listener: TcpListener,
     app: axum::Router,
-    store: Arc<store::Store>,
+    store: Arc<dyn store::Store>,
     /// HTTPS settings when `--tls-cert`/`--tls-key` are given.
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
 }
@@ -77,10 +77,7 @@ impl Server {
     pub async fn bind(args: &config::ServeArgs, port_env: Option<&str>) -> Result<Server> {
         let model = load_model(args.model.as_deref())?;
         let agent_model = load_agent_model(args.agent_model.as_deref())?;
-        let mut store_config = store::StoreConfig::new(&args.db);
-        store_config.synchronous = args.sync;
-        store_config.max_batch = args.max_batch;
-        let store = Arc::new(store::Store::open(&store_config)?);
+        let store = store::open(&args.store_config())?;
         let state = api::AppState {
             store: store.clone(),
             model_version: Arc::from(model.model_version.as_str()),

@@ -90,7 +90,7 @@ async fn export_csv(
     let errors = tx.clone();
     let store = s.store.clone();
     tokio::spawn(async move {
-        if let Err(e) = store.export_csv(query, ChannelWriter(tx)).await {
+        if let Err(e) = store.export_csv(query, Box::new(ChannelWriter(tx))).await {
             // Headers are gone already: end the body with an error so the
             // client sees a broken transfer, not a short file that looks whole.
             tracing::warn!(error = %e, "csv export stopped");
