@@ -2,12 +2,12 @@
 //! seam.
 //!
 //! - [`migrations`]: the schema as one numbered ladder, applied at open;
-//! - [`writer`]: the one writer thread and its group commits (predictions,
+//! - `writer`: the one writer thread and its group commits (predictions,
 //!   CSV uploads, ingest; counters, roll-ups and id blocks in the same
 //!   transactions), and [`SqliteStore::exclusive`], the one way any other
 //!   write reaches it;
-//! - [`reads`]: read-only connections, counters and pages at any depth;
-//! - [`devices`], [`feedback`], [`insights`]: each resource's SQL.
+//! - `reads`: read-only connections, counters and pages at any depth;
+//! - `devices`, `feedback`, `insights`: each resource's SQL.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
