@@ -414,10 +414,10 @@ mod tests {
         // A large upload (over CHECKPOINT_PAGES of 16 KB) commits into the
         // WAL; the checkpoint follows the reply, before the writer takes its
         // next request.
-        let rows: Vec<CsvRow> = (0..150_000).map(|_| CsvRow::new(&fp(0), false, 0.9, &[Reason::Feature(3)])).collect();
+        let rows: Vec<CsvRow> = (0..250_000).map(|_| CsvRow::new(&fp(0), false, 0.9, &[Reason::Feature(3)])).collect();
         store.commit_csv_rows(rows).await.unwrap();
         store.insert(vec![prediction(Source::Single, false, None)]).await.unwrap();
-        assert!(db_bytes() > empty + 150_000 * 40, "rows still only in the WAL: db {} bytes", db_bytes());
+        assert!(db_bytes() > empty + 250_000 * 40, "rows still only in the WAL: db {} bytes", db_bytes());
         let after_upload = wal_bytes();
 
         // Thousands of small commits reuse the WAL from its start instead

@@ -419,8 +419,9 @@ pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<rusqlit
     let mut sql = String::new();
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(s) = q.source {
-        args.push(s.as_str().to_string().into());
-        sql.push_str(&format!(" AND source = ?{}", first + args.len() - 1));
+        // A literal (one of three constants), not a parameter: only then can
+        // SQLite use the partial index of that source's ids.
+        sql.push_str(&format!(" AND source = '{}'", s.as_str()));
     }
     if let Some(d) = &q.device {
         args.push(d.clone().into());
