@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::store::Synchronous;
+use crate::store::sqlite::{SqliteConfig, Synchronous};
 
 /// Port of the original Flask system, kept as the default.
 pub const DEFAULT_PORT: u16 = 5000;
@@ -116,6 +116,14 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// How to open the store these options name.
+    pub fn store_config(&self) -> SqliteConfig {
+        let mut config = SqliteConfig::new(&self.db);
+        config.synchronous = self.sync;
+        config.max_batch = self.max_batch;
+        config
+    }
+
     /// The address to bind: `--listen`, else `127.0.0.1:$PORT`, else
     /// `127.0.0.1:5000`. `port_env` is the value of `PORT`, if set.
     pub fn listen_addr(&self, port_env: Option<&str>) -> Result<SocketAddr> {

@@ -36,9 +36,10 @@ pub enum Error {
     /// The store is shutting down and takes no more writes.
     #[error("the collector is shutting down")]
     ShuttingDown,
-    /// The database failed (disk full, I/O error, corruption).
+    /// The database failed (disk full, I/O error, corruption). Boxed so no
+    /// driver's type shows above the store seam.
     #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(Box<dyn std::error::Error + Send + Sync>),
     /// A write batch failed in the database; every request of the batch
     /// gets this (the batch was rolled back as a whole).
     #[error("database write failed: {0}")]
@@ -60,7 +61,22 @@ pub enum Error {
 /// Result alias for the collector.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Db(Box::new(e))
+    }
+}
+
 impl Error {
+    /// A database failure inside a write becomes [`Error::Store`] (the
+    /// write was rolled back); the client's own mistakes stay what they are.
+    pub fn into_store(self) -> Error {
+        match self {
+            Error::Db(e) => Error::Store(e.to_string()),
+            other => other,
+        }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -113,6 +129,6 @@ mod tests {
     fn client_mistakes_are_4xx_with_the_original_error_key() {
         assert_eq!(Error::BadInput("x".into()).status(), StatusCode::BAD_REQUEST);
         assert_eq!(Error::TooLarge("x".into()).status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(Error::Db(rusqlite::Error::InvalidQuery).status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(Error::from(rusqlite::Error::InvalidQuery).status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

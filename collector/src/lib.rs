@@ -1,15 +1,55 @@
 //! `bfp-collector`: the central Behavioral Fingerprinting service.
 //!
-//! One job: receive fingerprints (single JSON predictions, CSV uploads, and
-//! later agents' batches), score them with the compact model, store every
-//! prediction in SQLite, and serve the original Flask system's REST API over
-//! them, unchanged for its clients, plus metrics and an OpenAPI document.
+//! One job: receive fingerprints (single JSON predictions, CSV uploads,
+//! agents' batches), score them with the compact model, store every
+//! prediction, and serve the original Flask system's REST API over them,
+//! unchanged for its clients, plus ingest, the fleet, the dashboard, metrics
+//! and an OpenAPI document.
 //!
-//! Layout: [`config`] (command line), [`store`] (the database seam: group
-//! commits on one writer thread, reads on their own connections; one
-//! submodule per concern), [`api`] (routes and handlers, with the same
-//! submodules: ingest, feedback, insights), [`dashboard`] (the embedded web
-//! page), [`error`] (the one error type, which is also the HTTP error body).
+//! # A guide to the layout
+//!
+//! ```text
+//! main.rs, config.rs   command line (serve, device add|revoke|list)
+//! lib.rs               Server: opens the store, builds the router, serves
+//! error.rs             the one error type; each variant knows its HTTP status
+//! api/                 HTTP, one module per resource
+//!   mod.rs             AppState, the route table, CORS, the metrics layer
+//!   extract.rs         extractors: JSON body, query, path, device/admin auth
+//!   health, predict, predict_csv, analytics, results   the original contract
+//!   ingest, devices, models                            agents and the fleet
+//!   feedback, insights, metrics                        dashboard and operators
+//! dashboard.rs         the embedded web page
+//! store/               the store seam (traits and the values crossing it)
+//!   sqlite/            the SQLite implementation
+//!     migrations.rs    one numbered schema ladder, applied at open
+//!     writer.rs        the writer thread: group commits, CSV transactions,
+//!                      counters, roll-ups and id blocks in the same commits
+//!     reads.rs         read connections, counters, pages at any offset
+//!     devices, feedback, insights   each resource's SQL
+//! ```
+//!
+//! # The store seam
+//!
+//! Routes hold an `Arc<dyn store::Store>` and call its async methods; the
+//! traits ([`store::Predictions`], [`store::Devices`],
+//! [`store::AnalystFeedback`], together [`store::Store`]) take and return
+//! plain values ([`store::NewPrediction`], [`store::ResultsQuery`],
+//! [`store::ResultsPage`], ...), never a driver's types, so a second backend
+//! (PostgreSQL) is a second implementation of the same traits, opened in
+//! [`store::open`]. What each backend must guarantee: a write is committed
+//! before its request is answered (grouping concurrent requests into one
+//! commit), the counters behind analytics change in the same transaction as
+//! the rows, a CSV upload is stored whole or not at all, an agent's batch is
+//! stored once per `(device, seq)`, and a page of results costs the same at
+//! any depth.
+//!
+//! # Adding to it
+//!
+//! A new resource (users and API tokens, alerts and their outbox) gets a
+//! trait in `store/` (a supertrait of `Store`), its tables as new steps at
+//! the end of `store/sqlite/migrations.rs`, its SQL in `store/sqlite/`, its
+//! routes in a module of `api/` listed in `api::router`, and its
+//! authentication as an extractor in `api/extract.rs`.
 
 pub mod api;
 pub mod config;
@@ -67,7 +107,7 @@ const COLLECTOR: &str = "the collector (/api/predict and CSV score the six seed 
 pub struct Server {
     listener: TcpListener,
     app: axum::Router,
-    store: Arc<store::Store>,
+    store: Arc<dyn store::Store>,
     /// HTTPS settings when `--tls-cert`/`--tls-key` are given.
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
 }
@@ -77,10 +117,7 @@ impl Server {
     pub async fn bind(args: &config::ServeArgs, port_env: Option<&str>) -> Result<Server> {
         let model = load_model(args.model.as_deref())?;
         let agent_model = load_agent_model(args.agent_model.as_deref())?;
-        let mut store_config = store::StoreConfig::new(&args.db);
-        store_config.synchronous = args.sync;
-        store_config.max_batch = args.max_batch;
-        let store = Arc::new(store::Store::open(&store_config)?);
+        let store = store::open(&args.store_config())?;
         let state = api::AppState {
             store: store.clone(),
             model_version: Arc::from(model.model_version.as_str()),

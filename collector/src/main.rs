@@ -47,30 +47,34 @@ fn main() -> ExitCode {
 }
 
 /// `bfp-collector device ...`: works on the database directly, beside a
-/// running service or without one.
+/// running service or without one (SQLite's WAL and busy timeout let both
+/// write), through the same store seam as the service.
 fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
     use bfp_collector::config::DeviceAction;
-    use bfp_collector::store::devices;
-    let run = || -> bfp_collector::Result<()> {
-        let conn = devices::open_admin(&args.db)?;
-        match &args.action {
-            DeviceAction::Add { name } => {
-                let token = devices::add_device(&conn, name)?;
+    use bfp_collector::store::{self, sqlite::SqliteConfig};
+    let run = async {
+        let store = store::open(&SqliteConfig::new(&args.db))?;
+        let done = match &args.action {
+            DeviceAction::Add { name } => store.add_device(name.clone()).await.map(|token| {
                 eprintln!("device {name:?} created; its token is shown only this once:");
                 println!("{token}");
-            }
+            }),
             DeviceAction::Revoke { name } => {
-                devices::revoke_device(&conn, name)?;
-                eprintln!("device {name:?} revoked");
+                store.revoke_device(name.clone()).await.map(|()| eprintln!("device {name:?} revoked"))
             }
-            DeviceAction::List => {
-                let list = devices::list_devices(&conn)?;
-                println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
-            }
-        }
-        Ok(())
+            DeviceAction::List => store
+                .devices()
+                .await
+                .map(|list| println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default())),
+        };
+        store.shutdown().await;
+        done
     };
-    match run() {
+    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run),
+        Err(e) => Err(bfp_collector::Error::Io(e)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bfp-collector: {e}");

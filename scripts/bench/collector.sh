@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load harness for bfp-collector (release build) with real load generators:
 # wrk for /health, POST /api/predict (64 connections), /api/analytics and
-# /api/results pages with ~10M stored rows; curl for 1M-row CSV uploads;
+# /api/results pages (cursor and offset, with filters) with ~10M stored rows;
+# curl for 1M-row CSV uploads (also into the 10M-row store);
 # /proc for resident memory. Prints a summary; docs/benchmarks.md has figures.
 #
 #   scripts/bench/collector.sh            # full run (~10M rows, a few GB of disk under target/)
@@ -95,7 +96,11 @@ for path in "/api/analytics" "/api/results?limit=100" "/api/results?limit=100&af
   "/api/results?limit=100&source=single" "/api/results?limit=100&prediction=Suspicious" \
   "/api/results?limit=100&prediction=Normal" \
   "/api/results?limit=100&min_id=1000&max_id=$((rows * 3 / 4))&prediction=Normal" \
-  "/api/results?limit=100&from=2000-01-01%2000:00:00&source=csv&prediction=Suspicious"; do
+  "/api/results?limit=100&from=2000-01-01%2000:00:00&source=csv&prediction=Suspicious" \
+  "/api/results?offset=$((rows / 2))&limit=100" "/api/results?offset=$((rows - 150))&limit=100" \
+  "/api/results?offset=$((rows / 20))&limit=100&prediction=Suspicious" \
+  "/api/results?offset=$((rows / 4))&limit=100&prediction=Normal&source=csv" \
+  "/api/results?offset=100000&limit=100&min_id=1000&max_id=$((rows * 3 / 4))&prediction=Normal"; do
   section "GET $path with $rows rows, 1 connection, 5s"
   load -t1 -c1 -d5s --latency "$URL$path" | grep -E '50%|90%|99%|Requests/sec|CPU per'
 done
@@ -105,5 +110,13 @@ for path in "/api/analytics" "/api/results?limit=100&after_id=$((rows / 2))" "/a
   load -t2 -c32 -d"$DURATION" --latency "$URL$path"
 done
 
-section "resident memory with $rows rows stored"
+section "CSV upload, 1,000,000 rows, into $rows stored rows"
+for i in 1 2 3; do
+  cpu0=$(cpu)
+  curl -s -o /dev/null -w "POST 1M rows #$i: %{http_code} in %{time_total} s" -F file=@"$WORK/1m.csv" "$URL/api/predict-csv"
+  echo " (collector CPU $(echo "$(cpu) - $cpu0" | bc) s)"
+done
+grep 'CSV upload' "$WORK/collector.err" | tail -3 | sed 's/\x1b\[[0-9;]*m//g'
+
+section "resident memory with $(total) rows stored"
 echo "RSS now: $(rss); peak: $(hwm)"

@@ -11,38 +11,34 @@
 //! Like the rest of the dashboard's API these are open to whoever reaches
 //! the collector; put it behind the same network controls.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
-use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{body_error, is_json, AppState};
+use super::extract::{ApiPath, JsonBody, RequestBody};
+use super::AppState;
 use crate::error::{Error, Result};
 use crate::store::feedback::{Feedback, FeedbackOutcome, MAX_NOTE_CHARS};
 
 /// Largest feedback body: a label and a note of [`MAX_NOTE_CHARS`]
 /// characters, each up to 12 bytes once JSON-escaped (a `\uXXXX` pair).
-const MAX_FEEDBACK_BYTES: usize = 12 * MAX_NOTE_CHARS + 1024;
+pub const MAX_FEEDBACK_BYTES: usize = 12 * MAX_NOTE_CHARS + 1024;
 
-/// The feedback routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/results/{id}/feedback", post(feedback).layer(DefaultBodyLimit::max(MAX_FEEDBACK_BYTES)))
-        .route("/api/export/labelled.csv", get(export_labelled))
-}
-
+/// The body of a feedback request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FeedbackBody {
+pub struct FeedbackBody {
     label: String,
     #[serde(default)]
     note: Option<String>,
+}
+
+impl RequestBody for FeedbackBody {
+    const WHAT: &'static str = "feedback";
 }
 
 /// The answer of a feedback request (also what `/api/results` shows).
@@ -56,31 +52,35 @@ fn outcome_json(o: &FeedbackOutcome) -> Value {
     })
 }
 
-async fn feedback(
-    State(s): State<AppState>,
-    id: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
-    headers: HeaderMap,
-    body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>> {
-    let Path(id) = id.map_err(|r| Error::BadInput(r.body_text()))?;
-    let id: i64 = id
-        .trim()
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| Error::BadInput(format!("result id must be a positive integer, got {id:?}")))?;
-    let body = body.map_err(|r| body_error(r.status(), r.body_text()))?;
-    if !is_json(&headers) {
-        return Err(Error::BadInput("Content-Type must be application/json".into()));
+/// The `{id}` of a feedback route: a positive integer, checked before the
+/// body is read.
+pub struct ResultId(i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for ResultId {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let ApiPath(id) = ApiPath::<String>::from_request_parts(parts, state).await?;
+        id.trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(ResultId)
+            .ok_or_else(|| Error::BadInput(format!("result id must be a positive integer, got {id:?}")))
     }
-    let body: FeedbackBody =
-        serde_json::from_slice(&body).map_err(|e| Error::BadInput(format!("bad feedback body: {e}")))?;
+}
+
+pub(super) async fn feedback(
+    State(s): State<AppState>,
+    ResultId(id): ResultId,
+    JsonBody(body): JsonBody<FeedbackBody>,
+) -> Result<Json<Value>> {
     let feedback = Feedback::parse(body.label.trim())?;
     let outcome = s.store.set_feedback(id, feedback, body.note).await?;
     Ok(Json(outcome_json(&outcome)))
 }
 
-async fn export_labelled(State(s): State<AppState>) -> Result<Response> {
+pub(super) async fn export_labelled(State(s): State<AppState>) -> Result<Response> {
     let csv = s.store.export_labelled().await?;
     Ok((
         [

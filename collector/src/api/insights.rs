@@ -11,27 +11,23 @@
 use std::io::Write;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::api::{AppState, ResultsParams};
+use super::extract::ApiQuery;
+use super::results::ResultsParams;
+use super::AppState;
 use crate::error::{Error, Result};
 use crate::store::insights::{Bucket, Split};
 
-/// The routes, merged into the collector's router.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/insights", get(insights)).route("/api/export.csv", get(export_csv))
-}
-
 #[derive(Debug, Default, Deserialize)]
-struct InsightsParams {
+pub(super) struct InsightsParams {
     bucket: Option<String>,
 }
 
@@ -39,11 +35,10 @@ fn split_json(s: &Split, key: &str) -> Value {
     json!({ key: s.key, "normal": s.normal, "suspicious": s.suspicious })
 }
 
-async fn insights(
+pub(super) async fn insights(
     State(s): State<AppState>,
-    params: std::result::Result<Query<InsightsParams>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(params): ApiQuery<InsightsParams>,
 ) -> Result<Json<Value>> {
-    let Query(params) = params.map_err(|r| Error::BadInput(r.body_text()))?;
     let bucket = match params.bucket.as_deref().map(str::trim) {
         None | Some("") | Some("hour") => Bucket::Hour,
         Some("day") => Bucket::Day,
@@ -80,17 +75,16 @@ impl Write for ChannelWriter {
     }
 }
 
-async fn export_csv(
+pub(super) async fn export_csv(
     State(s): State<AppState>,
-    params: std::result::Result<Query<ResultsParams>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(params): ApiQuery<ResultsParams>,
 ) -> Result<Response> {
-    let Query(params) = params.map_err(|r| Error::BadInput(r.body_text()))?;
     let query = params.into_query()?;
     let (tx, mut rx) = mpsc::channel(8);
     let errors = tx.clone();
     let store = s.store.clone();
     tokio::spawn(async move {
-        if let Err(e) = store.export_csv(query, ChannelWriter(tx)).await {
+        if let Err(e) = store.export_csv(query, Box::new(ChannelWriter(tx))).await {
             // Headers are gone already: end the body with an error so the
             // client sees a broken transfer, not a short file that looks whole.
             tracing::warn!(error = %e, "csv export stopped");

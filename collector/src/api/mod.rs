@@ -1,0 +1,146 @@
+//! The HTTP API: the original Flask contract (`/health`, `/api/predict`,
+//! `/api/predict-csv`, `/api/analytics`, `/api/results`), agent ingest, the
+//! fleet, model distribution, analyst feedback, the dashboard's read models,
+//! `/metrics` and `/api/openapi.json`. Every error is a JSON body (see
+//! [`crate::error`]).
+//!
+//! One module per resource, each with its handlers; [`router`] lists every
+//! route in one table. Handlers take their input through the extractors of
+//! [`extract`] (JSON bodies, queries, paths, device and admin
+//! authentication), which answer the 4xx themselves, and reach the database
+//! only through [`crate::store::Store`].
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use bfp_common::{CompactModel, Fingerprint};
+use serde_json::{json, Value};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+pub mod analytics;
+pub mod devices;
+pub mod extract;
+pub mod feedback;
+pub mod health;
+pub mod ingest;
+pub mod insights;
+pub mod metrics;
+pub mod models;
+pub mod predict;
+pub mod predict_csv;
+pub mod results;
+
+pub use metrics::HttpMetrics;
+
+/// Reasons given per prediction.
+pub const MAX_REASONS: usize = 3;
+/// `/api/results` page size when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Largest `/api/results` page; larger `limit`s are clamped to it.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// The model that scores single and CSV predictions.
+    pub model: Arc<CompactModel>,
+    /// `model.model_version`, shared without copying per row.
+    pub model_version: Arc<str>,
+    /// The model served to agents (feature schema 2, `GET /api/model?schema=2`);
+    /// the collector never scores with it.
+    pub agent_model: Arc<CompactModel>,
+    /// Request counters for `/metrics`.
+    pub metrics: Arc<HttpMetrics>,
+    /// Bearer token that allows device administration from a non-loopback
+    /// peer (`--admin-token`); `None`: loopback only.
+    pub admin_token: Option<Arc<str>>,
+}
+
+/// Limits and browser access of the router.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest JSON body, bytes.
+    pub max_body_bytes: usize,
+    /// Largest CSV upload, bytes.
+    pub max_upload_bytes: usize,
+    /// Origins allowed by CORS (`*` = any); empty = no CORS layer.
+    pub cors_origins: Vec<String>,
+}
+
+/// The service's router: every route, its body limit, and the layers
+/// (request metrics, CORS) around them.
+pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
+    let mut app = Router::new()
+        .route("/health", get(health::health))
+        .route("/api/openapi.json", get(health::openapi))
+        .route("/api/predict", post(predict::predict).layer(DefaultBodyLimit::max(config.max_body_bytes)))
+        .route("/api/predict-csv", post(predict_csv::predict_csv).layer(DefaultBodyLimit::max(config.max_upload_bytes)))
+        .route("/api/analytics", get(analytics::analytics))
+        .route("/api/results", get(results::results))
+        .route(
+            "/api/results/{id}/feedback",
+            post(feedback::feedback).layer(DefaultBodyLimit::max(feedback::MAX_FEEDBACK_BYTES)),
+        )
+        .route("/api/export/labelled.csv", get(feedback::export_labelled))
+        .route("/api/insights", get(insights::insights))
+        .route("/api/export.csv", get(insights::export_csv))
+        .route("/api/ingest", post(ingest::ingest).layer(DefaultBodyLimit::max(ingest::MAX_INGEST_BYTES)))
+        .route(
+            "/api/devices",
+            get(devices::list_devices).post(devices::add_device).layer(DefaultBodyLimit::max(config.max_body_bytes)),
+        )
+        .route("/api/devices/{name}", delete(devices::revoke_device))
+        .route("/api/model", get(models::model))
+        .route("/api/model/version", get(models::model_version))
+        .route("/metrics", get(metrics::metrics))
+        .merge(crate::dashboard::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .with_state(state);
+    if !config.cors_origins.is_empty() {
+        let origin = if config.cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            let list = config
+                .cors_origins
+                .iter()
+                .map(|o| HeaderValue::from_str(o).map_err(|_| Error::Config(format!("bad --cors-origin {o:?}"))))
+                .collect::<Result<Vec<_>>>()?;
+            AllowOrigin::list(list)
+        };
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(origin)
+                .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+        );
+    }
+    Ok(app)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Error {
+    Error::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+/// The features as the API shows them (input names of the original JSON).
+pub fn features_json(fp: &Fingerprint) -> Value {
+    json!({
+        "login_hour": fp.login_hour,
+        "session_duration": fp.session_duration_min,
+        "commands_count": fp.commands,
+        "failed_logins": fp.failed_logins,
+        "protocol": fp.protocol.as_str(),
+        "typing_speed": fp.typing_speed_wpm,
+        "risky_commands": fp.risky_commands,
+    })
+}

@@ -1,0 +1,73 @@
+//! Model distribution: `GET /api/model` (the artifact's bytes, with its
+//! version and SHA-256 in headers) and `GET /api/model/version`;
+//! `?schema=2` asks for the agents' model, without it (or `schema=1`) the
+//! model `/api/predict` scores with.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bfp_common::CompactModel;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::extract::ApiQuery;
+use super::AppState;
+use crate::error::{Error, Result};
+
+/// Header carrying the served model's version.
+pub const MODEL_VERSION_HEADER: &str = "x-bfp-model-version";
+/// Header carrying the served model's SHA-256 (hex).
+pub const MODEL_SHA256_HEADER: &str = "x-bfp-model-sha256";
+
+/// `?schema=` of the model endpoints: which model is asked for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ModelQuery {
+    /// 1 (the default, and what older agents get): the model `/api/predict`
+    /// scores with; 2: the agents' model.
+    schema: Option<String>,
+}
+
+/// The model `q` asks for, or a 400 naming the schemas served.
+fn served_model(s: &AppState, q: ModelQuery) -> Result<&CompactModel> {
+    let agents = s.agent_model.schema_version;
+    match q.schema.as_deref().map(str::trim) {
+        None | Some("1") => Ok(&s.model),
+        Some(v) if v == agents.to_string() => Ok(&s.agent_model),
+        Some(v) => Err(Error::BadInput(format!(
+            "schema must be 1 (the /api/predict model) or {agents} (the agents' model), got {v:?}"
+        ))),
+    }
+}
+
+/// A model's bytes and SHA-256.
+fn model_artifact(model: &CompactModel) -> Result<(Vec<u8>, String)> {
+    let bytes = model.to_bytes()?;
+    let sha = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    Ok((bytes, sha))
+}
+
+pub(super) async fn model(State(s): State<AppState>, ApiQuery(q): ApiQuery<ModelQuery>) -> Result<Response> {
+    let model = served_model(&s, q)?;
+    let (bytes, sha) = model_artifact(model)?;
+    let header_value = |v: &str| HeaderValue::from_str(v).map_err(|e| Error::Internal(e.to_string()));
+    let mut response = bytes.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(MODEL_VERSION_HEADER, header_value(&model.model_version)?);
+    h.insert(MODEL_SHA256_HEADER, header_value(&sha)?);
+    Ok(response)
+}
+
+pub(super) async fn model_version(State(s): State<AppState>, ApiQuery(q): ApiQuery<ModelQuery>) -> Result<Json<Value>> {
+    let model = served_model(&s, q)?;
+    let (bytes, sha) = model_artifact(model)?;
+    Ok(Json(json!({
+        "model_version": &model.model_version,
+        "sha256": sha,
+        "bytes": bytes.len(),
+        "schema_version": model.schema_version,
+    })))
+}

@@ -1,0 +1,143 @@
+//! `POST /api/predict-csv`: a CSV upload (multipart field `file`) scored
+//! and stored whole or not at all.
+//!
+//! The upload is staged in an anonymous file next to the database while it
+//! streams in (memory stays flat whatever its size, and a slow client never
+//! holds the writer); a parser thread then scores it row by row into the
+//! store's open transaction, which commits only if every row was valid.
+
+use std::io::{Read, Seek};
+
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::{Multipart, State};
+use axum::Json;
+use bfp_common::{CompactModel, Fingerprint};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use super::extract::{body_error, ApiQuery};
+use super::{AppState, MAX_REASONS};
+use crate::error::{Error, Result};
+use crate::store::{CsvChunk, CsvRow, CsvSender, Reason};
+
+fn multipart_error(e: MultipartError) -> Error {
+    body_error(e.status(), format!("upload failed: {}", e.body_text()))
+}
+
+/// `?ids=1` on `/api/predict-csv` adds `first_id`/`last_id` (the stored
+/// rows' ids, for the dashboard); without it the answer is the original's.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct CsvParams {
+    ids: Option<String>,
+}
+
+pub(super) async fn predict_csv(
+    State(s): State<AppState>,
+    ApiQuery(csv_params): ApiQuery<CsvParams>,
+    multipart: std::result::Result<Multipart, MultipartRejection>,
+) -> Result<Json<Value>> {
+    let mut multipart = multipart.map_err(|r| {
+        Error::BadInput(format!("expected a multipart/form-data upload with a field `file`: {}", r.body_text()))
+    })?;
+    let mut field = loop {
+        match multipart.next_field().await.map_err(multipart_error)? {
+            Some(field) if field.name() == Some("file") => break field,
+            Some(_) => continue,
+            None => return Err(Error::BadInput("missing multipart field `file`".into())),
+        }
+    };
+
+    // Stage the upload in an anonymous temp file next to the database (not in
+    // memory, not in a tmpfs): memory stays flat whatever the file's size,
+    // and a slow client never holds the writer.
+    let started = std::time::Instant::now();
+    let mut staged = tokio::fs::File::from_std(tempfile::tempfile_in(s.store.staging_dir())?);
+    let mut size = 0usize;
+    while let Some(bytes) = field.chunk().await.map_err(multipart_error)? {
+        size += bytes.len();
+        staged.write_all(&bytes).await?;
+    }
+    if size == 0 {
+        return Err(Error::BadInput("the uploaded file is empty".into()));
+    }
+    staged.flush().await?;
+    let mut staged = staged.into_std().await;
+    staged.rewind()?;
+
+    // Parse, score and insert in one pass: the parser (a blocking task) feeds
+    // the writer's open transaction, which commits only if every row is valid.
+    let staged_in = started.elapsed();
+    let (rows, committed) = s.store.begin_csv(s.model_version.clone()).await?;
+    let model = s.model.clone();
+    let parsed = tokio::task::spawn_blocking(move || parse_csv(std::io::BufReader::new(staged), rows, &model))
+        .await
+        .map_err(|e| Error::Internal(format!("CSV parser: {e}")))?;
+    let parsed_in = started.elapsed();
+    let committed = committed.await;
+    tracing::info!(
+        bytes = size,
+        ok = committed.is_ok(),
+        staged_ms = staged_in.as_millis() as u64,
+        parsed_ms = parsed_in.as_millis() as u64,
+        committed_ms = started.elapsed().as_millis() as u64,
+        "CSV upload"
+    );
+    let summary = match (parsed, committed) {
+        (Ok(()), committed) => committed?,
+        // The client's mistake is the answer; the writer rolled back.
+        (Err(e @ Error::BadInput(_)), _) => return Err(e),
+        // The parser stopped because the writer failed: the writer says why.
+        (Err(_), Err(e)) => return Err(e),
+        (Err(e), Ok(_)) => return Err(e),
+    };
+    let mut answer = json!({
+        "total_records": summary.total,
+        "normal_users": summary.normal,
+        "suspicious_users": summary.suspicious,
+    });
+    if matches!(csv_params.ids.as_deref(), Some("1" | "true")) {
+        answer["first_id"] = json!(summary.first_id);
+        answer["last_id"] = json!(summary.last_id);
+    }
+    Ok(Json(answer))
+}
+
+/// Rows per message from the CSV parser to the writer.
+const PARSE_CHUNK: usize = 1024;
+
+fn parse_csv(input: impl Read, rows: CsvSender, model: &CompactModel) -> Result<()> {
+    let csv_error = |e: csv::Error, row: u64| match e.kind() {
+        csv::ErrorKind::Utf8 { .. } => Error::BadInput(format!("CSV row {row}: not valid UTF-8")),
+        csv::ErrorKind::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+        _ => Error::BadInput(format!("CSV row {row}: {e}")),
+    };
+    let writer_gone = || Error::Store("the writer stopped during the upload".into());
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
+    let header = reader.headers().map_err(|e| csv_error(e, 0))?.clone();
+    if header.iter().all(|h| h.trim().is_empty()) {
+        return Err(Error::BadInput("the uploaded file is empty".into()));
+    }
+    Fingerprint::check_csv_header(&header).map_err(|e| Error::BadInput(e.to_string()))?;
+    let mut record = csv::StringRecord::new();
+    let mut row = 0u64;
+    let mut batch = Vec::with_capacity(PARSE_CHUNK);
+    while reader.read_record(&mut record).map_err(|e| csv_error(e, row + 1))? {
+        row += 1;
+        let fp = Fingerprint::from_csv_record(&record, row).map_err(|e| Error::BadInput(e.to_string()))?;
+        let verdict = model.score(&fp.features());
+        let reasons = Reason::from_verdict(&fp, &verdict, MAX_REASONS);
+        batch.push(CsvRow::new(&fp, verdict.suspicious, verdict.confidence, &reasons));
+        if batch.len() == PARSE_CHUNK {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(PARSE_CHUNK));
+            rows.send(CsvChunk::Rows(full)).map_err(|_| writer_gone())?;
+        }
+    }
+    if row == 0 {
+        return Err(Error::BadInput("the CSV file has a header but no data rows".into()));
+    }
+    if !batch.is_empty() {
+        rows.send(CsvChunk::Rows(batch)).map_err(|_| writer_gone())?;
+    }
+    rows.send(CsvChunk::Done).map_err(|_| writer_gone())
+}

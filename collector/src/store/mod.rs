@@ -1,0 +1,133 @@
+//! The store seam: everything the routes keep and read goes through the
+//! [`Store`] trait, and nothing above it knows which database is behind it.
+//!
+//! The seam is a small set of traits, one per resource, all async and
+//! object-safe so the service holds one `Arc<dyn Store>`:
+//!
+//! - [`Predictions`]: storing predictions (grouped commits), a CSV upload's
+//!   single transaction, the counters behind analytics, pages of results at
+//!   any offset or cursor, the dashboard's roll-ups and the scored export;
+//! - [`Devices`]: device tokens, the fleet, and idempotent agent ingest;
+//! - [`AnalystFeedback`]: analysts' labels and their training export;
+//! - [`Store`]: all of them plus the writer's statistics and shutdown.
+//!
+//! The values crossing it ([`model`], [`devices`], [`feedback`],
+//! [`insights`]) are plain Rust types; no driver type appears above it.
+//! [`sqlite`] is the implementation (and the zero-set-up default); a new
+//! backend implements the same traits, and a new resource (users, alerts)
+//! adds a trait here, a supertrait of [`Store`], with its tables appended to
+//! each backend's migration ladder.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bfp_common::wire::Batch;
+use futures_util::future::BoxFuture;
+
+use crate::error::Result;
+
+pub mod devices;
+pub mod feedback;
+pub mod insights;
+pub mod model;
+pub mod sqlite;
+
+pub use devices::{DeviceId, DeviceInfo, IngestOutcome};
+pub use feedback::{Feedback, FeedbackOutcome};
+pub use insights::{Bucket, Insights};
+pub use model::{
+    round_confidence, AgentContext, CsvChunk, CsvRow, CsvSender, CsvSummary, NewPrediction, Reason, ResultsPage,
+    ResultsQuery, Source, StoredPrediction, Totals, WriterStats,
+};
+
+/// Resolves once a CSV upload's transaction has committed (or rolled back).
+pub type CsvCommit = BoxFuture<'static, Result<CsvSummary>>;
+
+/// Stored predictions and what is read from them.
+#[async_trait]
+pub trait Predictions: Send + Sync {
+    /// Stores predictions atomically (one transaction, grouped with other
+    /// requests'), returning their ids once committed.
+    async fn insert(&self, rows: Vec<NewPrediction>) -> Result<Vec<i64>>;
+
+    /// Starts a CSV upload's transaction: the store keeps the rows sent to
+    /// the returned sender as they come and commits them all once it gets
+    /// [`CsvChunk::Done`], or rolls them all back if the sender is dropped
+    /// first. Other writes may wait meanwhile, so send from a local file,
+    /// never straight from a (possibly slow) client.
+    async fn begin_csv(&self, model_version: Arc<str>) -> Result<(CsvSender, CsvCommit)>;
+
+    /// A directory on the collector's disk (not a tmpfs) where uploads are
+    /// staged before they are parsed.
+    fn staging_dir(&self) -> &Path;
+
+    /// Normal/Suspicious totals over every stored prediction, from counters
+    /// (never a count of the rows).
+    async fn totals(&self) -> Result<Totals>;
+
+    /// Stored predictions per (source, label), for `/metrics`.
+    async fn counters(&self) -> Result<Vec<(String, String, u64)>>;
+
+    /// One page of stored predictions with the filtered total; fast at any
+    /// `offset` or `after_id`.
+    async fn results(&self, q: ResultsQuery) -> Result<ResultsPage>;
+
+    /// What the analytics page charts.
+    async fn insights(&self, bucket: Bucket) -> Result<Insights>;
+
+    /// Writes the predictions matching `q` (its filters and ranges; paging
+    /// ignored) to `out` as scored CSV, in id order, from one snapshot.
+    /// Returns the rows written.
+    async fn export_csv(&self, q: ResultsQuery, out: Box<dyn Write + Send>) -> Result<u64>;
+}
+
+/// Devices (agents), their tokens, and their batches.
+#[async_trait]
+pub trait Devices: Send + Sync {
+    /// The active device holding `token`, if any.
+    async fn authenticate(&self, token: String) -> Result<Option<DeviceId>>;
+
+    /// The fleet, by name.
+    async fn devices(&self) -> Result<Vec<DeviceInfo>>;
+
+    /// Creates a device (or re-keys a revoked one, keeping its history);
+    /// returns its token, which the store does not keep.
+    async fn add_device(&self, name: String) -> Result<String>;
+
+    /// Revokes a device: its token stops working at once.
+    async fn revoke_device(&self, name: String) -> Result<()>;
+
+    /// Stores a device's batch: its records and its heartbeat in one
+    /// transaction, or only the heartbeat if the batch was stored before.
+    async fn ingest(&self, device: DeviceId, batch: Batch) -> Result<IngestOutcome>;
+}
+
+/// Analysts' labels on stored predictions.
+#[async_trait]
+pub trait AnalystFeedback: Send + Sync {
+    /// Records (or clears) an analyst's feedback on prediction `id`;
+    /// [`crate::Error::NotFound`] if no such prediction exists.
+    async fn set_feedback(&self, id: i64, feedback: Feedback, note: Option<String>) -> Result<FeedbackOutcome>;
+
+    /// Every labelled prediction as CSV (see [`feedback::LABELLED_HEADER`]),
+    /// in id order.
+    async fn export_labelled(&self) -> Result<String>;
+}
+
+/// The whole store, as the service holds it (`Arc<dyn Store>`).
+#[async_trait]
+pub trait Store: Predictions + Devices + AnalystFeedback {
+    /// The writer's counters.
+    fn stats(&self) -> &WriterStats;
+
+    /// Finishes every write already queued, commits it, and stops taking
+    /// writes: later ones fail with [`crate::Error::ShuttingDown`].
+    async fn shutdown(&self);
+}
+
+/// Opens the configured store (creating and migrating it as needed).
+pub fn open(config: &sqlite::SqliteConfig) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(sqlite::SqliteStore::open(config)?))
+}

@@ -1,0 +1,307 @@
+//! The values that cross the store seam: what the API hands a store to keep
+//! and what a store answers. Nothing here knows which database holds them.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use bfp_common::{explain, Fingerprint, Protocol};
+use serde::{Deserialize, Serialize};
+
+use super::feedback::AnalystLabel;
+use crate::error::{Error, Result};
+
+/// Where a prediction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `POST /api/predict`.
+    Single,
+    /// `POST /api/predict-csv`.
+    Csv,
+    /// A fingerprint scored on a device and forwarded by its agent.
+    Agent,
+}
+
+impl Source {
+    /// The stored and public name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Single => "single",
+            Source::Csv => "csv",
+            Source::Agent => "agent",
+        }
+    }
+
+    /// Parses `single`, `csv` or `agent`.
+    pub fn parse(s: &str) -> Result<Source> {
+        match s {
+            "single" => Ok(Source::Single),
+            "csv" => Ok(Source::Csv),
+            "agent" => Ok(Source::Agent),
+            other => Err(Error::BadInput(format!("source must be one of single, csv, agent, got {other:?}"))),
+        }
+    }
+}
+
+pub(crate) fn label(suspicious: bool) -> &'static str {
+    if suspicious {
+        "Suspicious"
+    } else {
+        "Normal"
+    }
+}
+
+/// Confidence as stored and answered: 4 decimals, so `0.7` is not
+/// `0.699999988` (an `f32` seen as `f64`).
+pub fn round_confidence(c: f32) -> f64 {
+    (f64::from(c) * 10_000.0).round() / 10_000.0
+}
+
+/// One reason of a stored prediction. Reasons the model's contributions give
+/// are stored as the feature's index and worded at read time (a few bytes per
+/// row instead of a sentence); other reasons (e.g. an agent's novelty
+/// findings) are stored as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reason {
+    /// A feature of the schema that drove the verdict (index into
+    /// `bfp_common::FEATURE_NAMES`).
+    Feature(u8),
+    /// A sentence, stored as is.
+    Text(String),
+}
+
+impl Reason {
+    /// The reasons of a verdict, strongest first, at most `max`; the same
+    /// sentences as `bfp_common::explain::reasons` once worded.
+    pub fn from_verdict(fp: &Fingerprint, verdict: &bfp_common::Verdict, max: usize) -> Vec<Reason> {
+        let mut out: Vec<Reason> = verdict.top_features(max).map(|(i, _)| Reason::Feature(i as u8)).collect();
+        if out.is_empty() {
+            out = explain::reasons(fp, verdict, max).into_iter().map(Reason::Text).collect();
+        }
+        out
+    }
+
+    /// Words a list of reasons for the fingerprint they explain.
+    pub fn words(reasons: &[Reason], fp: &Fingerprint) -> Vec<String> {
+        reasons
+            .iter()
+            .map(|r| match r {
+                Reason::Feature(i) => explain::describe(fp, usize::from(*i)),
+                Reason::Text(t) => t.clone(),
+            })
+            .collect()
+    }
+}
+
+impl From<&str> for Reason {
+    fn from(text: &str) -> Reason {
+        Reason::Text(text.to_string())
+    }
+}
+
+/// What an agent result carries beyond the fingerprint. All optional: single
+/// and CSV predictions have none of it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentContext {
+    /// `session` (one login session) or `source` (one attacking address).
+    pub kind: Option<String>,
+    /// Remote address of the session or the source.
+    pub source_ip: Option<String>,
+    /// User name the session logged in as (or tried).
+    pub user: Option<String>,
+    /// Start of the session, `YYYY-MM-DD HH:MM:SS`.
+    pub started_at: Option<String>,
+    /// End of the session, `YYYY-MM-DD HH:MM:SS`.
+    pub ended_at: Option<String>,
+}
+
+/// A scored fingerprint to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPrediction {
+    /// Where it came from.
+    pub source: Source,
+    /// The features that were scored.
+    pub fingerprint: Fingerprint,
+    /// The verdict.
+    pub suspicious: bool,
+    /// Probability of the predicted class, in [0.5, 1].
+    pub confidence: f32,
+    /// The command strings, when the client sent them.
+    pub commands: Option<Vec<String>>,
+    /// Version of the model that scored it.
+    pub model_version: Arc<str>,
+    /// Why (see [`Reason`]).
+    pub reasons: Vec<Reason>,
+    /// Name of the device that sent it (agent results).
+    pub device: Option<String>,
+    /// Session/source context (agent results).
+    pub agent: AgentContext,
+}
+
+/// Totals over every stored prediction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Predictions labelled Normal.
+    pub normal: u64,
+    /// Predictions labelled Suspicious.
+    pub suspicious: u64,
+}
+
+impl Totals {
+    /// All predictions.
+    pub fn total(&self) -> u64 {
+        self.normal + self.suspicious
+    }
+}
+
+/// A page request for stored predictions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResultsQuery {
+    /// Page size (the API clamps it).
+    pub limit: u32,
+    /// Rows to skip after the cursor (O(offset): prefer `after_id`).
+    pub offset: u64,
+    /// Keyset cursor: only ids greater than this.
+    pub after_id: Option<i64>,
+    /// Only this source.
+    pub source: Option<Source>,
+    /// Only this device.
+    pub device: Option<String>,
+    /// Only this label (`true` = Suspicious).
+    pub suspicious: Option<bool>,
+    /// Only ids at least this (e.g. the first row of one CSV upload).
+    pub min_id: Option<i64>,
+    /// Only ids at most this.
+    pub max_id: Option<i64>,
+    /// Only rows stored at or after this time (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub from: Option<String>,
+    /// Only rows stored at or before this time (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub to: Option<String>,
+    /// Only rows an analyst labelled (`true`) or did not (`false`).
+    pub labelled: Option<bool>,
+}
+
+/// One stored prediction as `/api/results` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPrediction {
+    /// Row id, increasing in insertion order.
+    pub id: i64,
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub created_at: String,
+    /// Where it came from.
+    pub source: Source,
+    /// The verdict.
+    pub suspicious: bool,
+    /// Probability of the predicted class (4 decimals).
+    pub confidence: f64,
+    /// The scored features.
+    pub fingerprint: Fingerprint,
+    /// Command strings, if they were given (a JSON list).
+    pub commands: Option<Vec<String>>,
+    /// Model version that scored it.
+    pub model_version: String,
+    /// Reasons in words.
+    pub reasons: Vec<String>,
+    /// Device name (agent results).
+    pub device: Option<String>,
+    /// Session/source context (agent results).
+    pub agent: AgentContext,
+    /// The analyst's label, if one was given (see [`super::feedback`]).
+    pub analyst: Option<AnalystLabel>,
+}
+
+/// A page of stored predictions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultsPage {
+    /// Total rows matching the filters (not just this page).
+    pub count: u64,
+    /// The page, ordered by id.
+    pub results: Vec<StoredPrediction>,
+}
+
+/// What one CSV upload stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvSummary {
+    /// Rows stored.
+    pub total: u64,
+    /// Of which Normal.
+    pub normal: u64,
+    /// Of which Suspicious.
+    pub suspicious: u64,
+    /// Id of the upload's first stored row (`None` for an empty upload). One
+    /// upload is one transaction of the only writer, so its ids are
+    /// `first_id..=last_id` with no other row between them.
+    pub first_id: Option<i64>,
+    /// Id of the upload's last stored row.
+    pub last_id: Option<i64>,
+}
+
+/// Counters of the writer, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Rows committed.
+    pub rows: AtomicU64,
+    /// Time spent in committed write transactions, microseconds.
+    pub busy_micros: AtomicU64,
+    /// Transactions that failed and were rolled back.
+    pub failures: AtomicU64,
+}
+
+// ------------------------------------------------------------ CSV upload ---
+
+/// One scored CSV row, ready to bind. Built by the CSV parser (off the
+/// writer thread) so the writer only binds and steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvRow {
+    pub(in crate::store) suspicious: bool,
+    pub(in crate::store) confidence: f64,
+    pub(in crate::store) login_hour: u8,
+    pub(in crate::store) duration: f64,
+    pub(in crate::store) commands: u32,
+    pub(in crate::store) failed_logins: u32,
+    pub(in crate::store) protocol: Protocol,
+    pub(in crate::store) protocol_name: &'static str,
+    pub(in crate::store) typing_speed: Option<f64>,
+    pub(in crate::store) risky_commands: Option<u32>,
+    pub(in crate::store) reasons: String,
+}
+
+impl CsvRow {
+    /// A scored fingerprint of a CSV upload.
+    pub fn new(fp: &Fingerprint, suspicious: bool, confidence: f32, reasons: &[Reason]) -> CsvRow {
+        CsvRow {
+            suspicious,
+            confidence: round_confidence(confidence),
+            login_hour: fp.login_hour,
+            duration: f64::from(fp.session_duration_min),
+            commands: fp.commands,
+            failed_logins: fp.failed_logins,
+            protocol: fp.protocol,
+            protocol_name: fp.protocol.as_str(),
+            typing_speed: fp.typing_speed_wpm.map(f64::from),
+            risky_commands: fp.risky_commands,
+            reasons: serde_json::to_string(reasons).unwrap_or_else(|_| "[]".into()),
+        }
+    }
+}
+
+/// What a CSV parser sends the writer: rows, then `Done` once every row of
+/// the file was valid. A parser that stops without `Done` (a bad row, a
+/// broken upload) makes the writer roll the whole upload back.
+#[derive(Debug)]
+pub enum CsvChunk {
+    /// The next rows, in file order.
+    Rows(Vec<CsvRow>),
+    /// The file ended and every row was valid: commit.
+    Done,
+}
+
+/// The sending side of a CSV upload's transaction (see
+/// [`super::Predictions::begin_csv`]).
+pub type CsvSender = std::sync::mpsc::SyncSender<CsvChunk>;
+
+/// Chunks in flight between a CSV parser and the writer: bounds memory.
+pub const CSV_QUEUE: usize = 4;

@@ -1,0 +1,544 @@
+//! The dashboard's charts and the scored CSV export, read from SQLite: the
+//! roll-up tables the writer keeps (see `writer::RollupDelta`) and the
+//! counters, never the predictions table, except for the export itself.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use bfp_common::Protocol;
+use rusqlite::{params, Connection};
+
+use super::reads::{filter_sql, resolve_range};
+use crate::error::{Error, Result};
+use crate::store::insights::{Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N};
+use crate::store::ResultsQuery;
+
+fn splits(stmt: &mut rusqlite::CachedStatement<'_>, args: impl rusqlite::Params) -> Result<Vec<Split>> {
+    let rows = stmt.query_map(args, |r| {
+        Ok(Split { key: r.get(0)?, normal: r.get::<_, i64>(1)? as u64, suspicious: r.get::<_, i64>(2)? as u64 })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Reads the analytics page's data from the roll-ups and counters; the cost
+/// grows with hours and devices, not with stored predictions.
+pub(super) fn insights(c: &Connection, bucket: Bucket) -> Result<Insights> {
+    let tx = c.unchecked_transaction()?;
+    let latest: Option<String> = tx.query_row("SELECT MAX(hour) FROM rollup_hourly", [], |r| r.get(0))?;
+    let (over_time, window) = match latest {
+        None => (Vec::new(), None),
+        Some(latest) => {
+            let (key, step, count) = match bucket {
+                Bucket::Hour => ("hour", "hours", HOURS_SHOWN),
+                Bucket::Day => ("substr(hour, 1, 10)", "days", DAYS_SHOWN),
+            };
+            let anchor = match bucket {
+                Bucket::Hour => latest.clone(),
+                Bucket::Day => latest[..10].to_string(),
+            };
+            // Every bucket of the window, oldest first, so gaps show as zeros.
+            let fmt = if bucket == Bucket::Hour { "%Y-%m-%d %H:00:00" } else { "%Y-%m-%d" };
+            let mut stmt = tx.prepare_cached(
+                "WITH RECURSIVE back(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM back WHERE i + 1 < ?3)
+                 SELECT strftime(?1, ?2, '-' || i || ' ' || ?4) FROM back ORDER BY i DESC",
+            )?;
+            let keys = stmt
+                .query_map(params![fmt, anchor, count, step], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            drop(stmt);
+            let since = keys[0].clone();
+            let sql = format!(
+                "SELECT {key} AS k, SUM(CASE WHEN prediction = 'Normal' THEN n ELSE 0 END),
+                        SUM(CASE WHEN prediction = 'Suspicious' THEN n ELSE 0 END)
+                 FROM rollup_hourly WHERE hour >= ?1 GROUP BY k"
+            );
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let found: HashMap<String, Split> =
+                splits(&mut stmt, params![since])?.into_iter().map(|s| (s.key.clone(), s)).collect();
+            let series: Vec<Split> = keys
+                .iter()
+                .map(|k| found.get(k).cloned().unwrap_or(Split { key: k.clone(), normal: 0, suspicious: 0 }))
+                .collect();
+            let window = Some((keys[0].clone(), keys[keys.len() - 1].clone()));
+            (series, window)
+        }
+    };
+
+    let mut stmt = tx.prepare_cached(
+        "SELECT protocol, SUM(CASE WHEN prediction = 'Normal' THEN n ELSE 0 END),
+                SUM(CASE WHEN prediction = 'Suspicious' THEN n ELSE 0 END)
+         FROM rollup_hourly GROUP BY protocol",
+    )?;
+    let found = splits(&mut stmt, [])?;
+    let by_protocol =
+        Protocol::ALL.iter().filter_map(|p| found.iter().find(|s| s.key == p.as_str()).cloned()).collect::<Vec<_>>();
+    drop(stmt);
+
+    let mut stmt = tx.prepare_cached(
+        "SELECT source, SUM(CASE WHEN prediction = 'Normal' THEN n ELSE 0 END),
+                SUM(CASE WHEN prediction = 'Suspicious' THEN n ELSE 0 END)
+         FROM counters GROUP BY source",
+    )?;
+    let found = splits(&mut stmt, [])?;
+    let by_source = ["single", "csv", "agent"]
+        .iter()
+        .filter_map(|s| found.iter().find(|f| f.key == *s).cloned())
+        .collect::<Vec<_>>();
+    drop(stmt);
+
+    let mut stmt = tx.prepare_cached(
+        "SELECT device, SUM(CASE WHEN prediction = 'Normal' THEN n ELSE 0 END) AS normal,
+                SUM(CASE WHEN prediction = 'Suspicious' THEN n ELSE 0 END) AS suspicious
+         FROM counters WHERE device <> '' GROUP BY device ORDER BY normal + suspicious DESC, device LIMIT ?1",
+    )?;
+    let by_device = splits(&mut stmt, params![TOP_N])?;
+    drop(stmt);
+
+    let mut stmt = tx.prepare_cached(
+        "SELECT source_ip, suspicious, total FROM source_ips WHERE suspicious > 0
+         ORDER BY suspicious DESC, source_ip LIMIT ?1",
+    )?;
+    let top_sources = stmt
+        .query_map(params![TOP_N], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(stmt);
+    tx.finish()?;
+    Ok(Insights { over_time, window, by_protocol, by_source, by_device, top_sources })
+}
+
+/// Writes the predictions matching `q` (its filters and ranges; paging
+/// ignored) to `out` as scored CSV, in id order, from one snapshot.
+pub(super) fn export(c: &Connection, q: &ResultsQuery, mut out: Box<dyn Write + Send>) -> Result<u64> {
+    let tx = c.unchecked_transaction()?;
+    let n = match resolve_range(&tx, q)? {
+        Some((lo, hi)) => {
+            let (filter, args) = filter_sql(q, 3);
+            export_csv(&tx, lo, hi, &filter, &args, &mut out)?
+        }
+        None => {
+            out.write_all(EXPORT_HEADER.as_bytes())?;
+            out.write_all(b"\n")?;
+            0
+        }
+    };
+    tx.finish()?;
+    Ok(n)
+}
+
+/// Rows per read while exporting: bounds memory whatever the export's size.
+const EXPORT_CHUNK: i64 = 2000;
+
+/// Writes every row with `lo <= id <= hi` passing `filter_sql` (an `AND ...`
+/// fragment over `args`) as scored CSV to `out`, chunk by chunk. Returns the
+/// number of rows written. `out` returning an error (the client went away)
+/// stops the export.
+fn export_csv(
+    c: &Connection,
+    lo: i64,
+    hi: i64,
+    filter_sql: &str,
+    args: &[rusqlite::types::Value],
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let sql = format!(
+        "SELECT login_hour, session_duration, commands_count, failed_logins, protocol, typing_speed, prediction,
+                confidence, reasons, id, created_at, source, device, source_ip
+         FROM predictions WHERE id > ?1 AND id <= ?2 {filter_sql} ORDER BY id LIMIT {EXPORT_CHUNK}"
+    );
+    let mut stmt = c.prepare(&sql)?;
+    out.write_all(EXPORT_HEADER.as_bytes())?;
+    out.write_all(b"\n")?;
+    // The writer's buffer is the unit sent on: 64 KiB chunks.
+    let mut w = csv::WriterBuilder::new().has_headers(false).buffer_capacity(1 << 16).from_writer(out);
+    let mut after = lo - 1;
+    let mut written = 0u64;
+    loop {
+        let mut bind: Vec<rusqlite::types::Value> = vec![after.into(), hi.into()];
+        bind.extend_from_slice(args);
+        let mut rows = stmt.query(rusqlite::params_from_iter(bind))?;
+        let mut n = 0;
+        while let Some(r) = rows.next()? {
+            let reasons: String = r.get(8)?;
+            let reasons: Vec<String> = serde_json::from_str(&reasons).unwrap_or_default();
+            let typing: Option<f64> = r.get(5)?;
+            let id: i64 = r.get(9)?;
+            w.write_record([
+                r.get::<_, i64>(0)?.to_string(),
+                (r.get::<_, f64>(1)? as f32).to_string(),
+                r.get::<_, i64>(2)?.to_string(),
+                r.get::<_, i64>(3)?.to_string(),
+                r.get::<_, String>(4)?,
+                typing.map(|t| (t as f32).to_string()).unwrap_or_default(),
+                r.get::<_, String>(6)?,
+                r.get::<_, f64>(7)?.to_string(),
+                reasons.join("; "),
+                id.to_string(),
+                r.get::<_, String>(10)?,
+                r.get::<_, String>(11)?,
+                r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+            ])
+            .map_err(|e| Error::Internal(format!("csv export: {e}")))?;
+            after = id;
+            n += 1;
+        }
+        written += n;
+        if n < EXPORT_CHUNK as u64 {
+            break;
+        }
+    }
+    w.flush()?;
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SqliteConfig, SqliteStore};
+    use super::*;
+    use crate::store::model::label;
+    use crate::store::{AgentContext, CsvRow, NewPrediction, Predictions, ResultsPage, Source, Store};
+    use bfp_common::Fingerprint;
+    use std::sync::Arc;
+
+    fn row(
+        source: Source,
+        protocol: Protocol,
+        suspicious: bool,
+        device: Option<&str>,
+        ip: Option<&str>,
+    ) -> NewPrediction {
+        NewPrediction {
+            source,
+            fingerprint: Fingerprint {
+                login_hour: 14,
+                session_duration_min: 2.5,
+                commands: 3,
+                failed_logins: if suspicious { 8 } else { 0 },
+                protocol,
+                typing_speed_wpm: Some(40.0),
+                risky_commands: Some(0),
+            },
+            suspicious,
+            confidence: 0.75,
+            commands: None,
+            model_version: Arc::from("m1"),
+            reasons: vec!["8 failed logins before this session".into(), "arrived over Tor".into()],
+            device: device.map(str::to_string),
+            agent: AgentContext { source_ip: ip.map(str::to_string), ..AgentContext::default() },
+        }
+    }
+
+    fn open(path: &std::path::Path) -> SqliteStore {
+        SqliteStore::open(&SqliteConfig::new(path)).unwrap()
+    }
+
+    /// Sets `created_at` of ids `lo..=hi` (the writer stamps "now"; tests
+    /// need a spread of times).
+    fn stamp(path: &std::path::Path, lo: i64, hi: i64, at: &str) {
+        let c = Connection::open(path).unwrap();
+        c.execute("UPDATE predictions SET created_at = ?1 WHERE id BETWEEN ?2 AND ?3", params![at, lo, hi]).unwrap();
+    }
+
+    fn ids(page: &ResultsPage) -> Vec<i64> {
+        page.results.iter().map(|r| r.id).collect()
+    }
+
+    #[tokio::test]
+    async fn filtered_counts_and_pages_from_id_blocks_equal_walking_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = open(&path);
+        let csv_row = |i: usize| {
+            let suspicious = i % 7 < 3;
+            let fp = row(Source::Csv, Protocol::Ssh, suspicious, None, None).fingerprint;
+            CsvRow::new(&fp, suspicious, 0.9, &[])
+        };
+        // CSV uploads and grouped single/agent writes, across several blocks.
+        for (upload, size) in [5_000, 7_000, 1_234].into_iter().enumerate() {
+            store.commit_csv_rows((0..size).map(|i| csv_row(i + upload)).collect()).await.unwrap();
+            let mixed = (0..300)
+                .map(|i| match i % 3 {
+                    0 => row(Source::Single, Protocol::Tor, i % 2 == 0, None, None),
+                    _ => row(Source::Agent, Protocol::Ssh, i % 5 == 0, Some("pi-1"), Some("192.0.2.1")),
+                })
+                .collect();
+            store.insert(mixed).await.unwrap();
+        }
+        let total = 5_000 + 7_000 + 1_234 + 900;
+
+        let rows_counted = |lo: i64, hi: i64, source: Option<Source>, suspicious: Option<bool>| -> u64 {
+            let c = Connection::open(&path).unwrap();
+            c.query_row(
+                "SELECT COUNT(*) FROM predictions WHERE id BETWEEN ?1 AND ?2
+                    AND (?3 IS NULL OR source = ?3) AND (?4 IS NULL OR prediction = ?4)",
+                params![lo, hi, source.map(Source::as_str), suspicious.map(label)],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as u64
+        };
+        let ranges = [(1, total), (1, 4095), (4096, 8191), (4095, 8192), (100, 9_000), (5_000, 5_000), (3_000, total)];
+        let sources = [None, Some(Source::Csv), Some(Source::Single), Some(Source::Agent)];
+        let mut checked = 0;
+        for (lo, hi) in ranges {
+            for source in sources {
+                for suspicious in [None, Some(true), Some(false)] {
+                    let q = ResultsQuery {
+                        limit: 1,
+                        min_id: Some(lo),
+                        max_id: Some(hi),
+                        source,
+                        suspicious,
+                        ..ResultsQuery::default()
+                    };
+                    let page = store.results(q).await.unwrap();
+                    assert_eq!(
+                        page.count,
+                        rows_counted(lo, hi, source, suspicious),
+                        "{lo}..={hi} {source:?} {suspicious:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 7 * 4 * 3);
+
+        // Pages of a filter start at the first block holding a match: a long
+        // run of the other label is skipped, and nothing matching is.
+        let all_suspicious: Vec<_> = (0..9_000).map(|_| csv_row(0)).collect();
+        assert!(all_suspicious.iter().all(|r| r.suspicious));
+        store.commit_csv_rows(all_suspicious).await.unwrap();
+        store.insert((0..3).map(|_| row(Source::Single, Protocol::Ssh, false, None, None)).collect()).await.unwrap();
+        let page_ids = |after: i64, source: Option<Source>, suspicious: Option<bool>| -> Vec<i64> {
+            let c = Connection::open(&path).unwrap();
+            let mut stmt = c
+                .prepare(
+                    "SELECT id FROM predictions WHERE id > ?1 AND (?2 IS NULL OR source = ?2)
+                        AND (?3 IS NULL OR prediction = ?3) ORDER BY id LIMIT 5",
+                )
+                .unwrap();
+            stmt.query_map(params![after, source.map(Source::as_str), suspicious.map(label)], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        for after in [0, 4_000, 5_100, 9_000, 14_000, 20_000, 23_134, 30_000] {
+            for source in sources {
+                for suspicious in [None, Some(true), Some(false)] {
+                    let q =
+                        ResultsQuery { limit: 5, after_id: Some(after), source, suspicious, ..ResultsQuery::default() };
+                    let got: Vec<i64> = store.results(q).await.unwrap().results.iter().map(|r| r.id).collect();
+                    assert_eq!(got, page_ids(after, source, suspicious), "after {after} {source:?} {suspicious:?}");
+                }
+            }
+        }
+
+        // A database from before id_blocks (schema version 2) is back-filled
+        // when opened.
+        store.shutdown().await;
+        drop(store);
+        Connection::open(&path).unwrap().execute_batch("DROP TABLE id_blocks; PRAGMA user_version = 2").unwrap();
+        let store = open(&path);
+        let q = ResultsQuery {
+            limit: 1,
+            min_id: Some(10),
+            max_id: Some(12_000),
+            suspicious: Some(true),
+            ..ResultsQuery::default()
+        };
+        assert_eq!(store.results(q).await.unwrap().count, rows_counted(10, 12_000, None, Some(true)));
+        store.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn roll_ups_follow_every_write_path_and_add_up_to_the_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("app.db"));
+        let empty = store.insights(Bucket::Hour).await.unwrap();
+        assert!(empty.over_time.is_empty() && empty.window.is_none() && empty.by_source.is_empty());
+
+        store
+            .insert(vec![
+                row(Source::Single, Protocol::Tor, true, None, None),
+                row(Source::Agent, Protocol::Ssh, true, Some("pi-1"), Some("203.0.113.9")),
+                row(Source::Agent, Protocol::Ssh, true, Some("pi-1"), Some("203.0.113.9")),
+                row(Source::Agent, Protocol::Ssh, false, Some("pi-2"), Some("198.51.100.4")),
+                row(Source::Agent, Protocol::Ssh, true, Some("pi-2"), Some("198.51.100.4")),
+            ])
+            .await
+            .unwrap();
+        let csv = (0..10)
+            .map(|i| {
+                let p = row(Source::Csv, if i % 2 == 0 { Protocol::Https } else { Protocol::Ftp }, i == 3, None, None);
+                CsvRow::new(&p.fingerprint, p.suspicious, p.confidence, &p.reasons)
+            })
+            .collect();
+        let summary = store.commit_csv_rows(csv).await.unwrap();
+        assert_eq!((summary.first_id, summary.last_id), (Some(6), Some(15)));
+
+        let i = store.insights(Bucket::Hour).await.unwrap();
+        assert_eq!(i.over_time.len(), HOURS_SHOWN as usize);
+        let total: u64 = i.over_time.iter().map(|s| s.normal + s.suspicious).sum();
+        assert_eq!(total, 15);
+        // Only the newest bucket holds rows; the older ones are zero-filled.
+        assert_eq!(i.over_time.iter().filter(|s| s.normal + s.suspicious > 0).count(), 1);
+        assert_eq!(i.window.as_ref().unwrap().1, i.over_time.last().unwrap().key);
+        let split = |v: &[Split], k: &str| v.iter().find(|s| s.key == k).map(|s| (s.normal, s.suspicious));
+        assert_eq!(split(&i.by_protocol, "TOR"), Some((0, 1)));
+        assert_eq!(split(&i.by_protocol, "SSH"), Some((1, 3)));
+        assert_eq!(split(&i.by_protocol, "HTTPS"), Some((5, 0)));
+        assert_eq!(split(&i.by_protocol, "FTP"), Some((4, 1)));
+        assert_eq!(i.by_protocol.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(), ["HTTPS", "SSH", "FTP", "TOR"]);
+        assert_eq!(split(&i.by_source, "single"), Some((0, 1)));
+        assert_eq!(split(&i.by_source, "csv"), Some((9, 1)));
+        assert_eq!(split(&i.by_source, "agent"), Some((1, 3)));
+        assert_eq!(split(&i.by_device, "pi-1"), Some((0, 2)));
+        assert_eq!(split(&i.by_device, "pi-2"), Some((1, 1)));
+        assert_eq!(i.top_sources, vec![("203.0.113.9".to_string(), 2, 2), ("198.51.100.4".to_string(), 1, 2)]);
+
+        // Dense ids: ranged counts by arithmetic agree with the rows.
+        let ranged = |from: &str, min_id, max_id| ResultsQuery {
+            limit: 100,
+            from: Some(from.to_string()),
+            min_id,
+            max_id,
+            ..ResultsQuery::default()
+        };
+        let page = store.results(ranged("2000-01-01 00:00:00", None, None)).await.unwrap();
+        assert_eq!((page.count, page.results.len()), (15, 15));
+        let page = store.results(ranged("2000-01-01 00:00:00", Some(3), Some(7))).await.unwrap();
+        assert_eq!((page.count, ids(&page)), (5, vec![3, 4, 5, 6, 7]));
+        let page = store.results(ranged("2000-01-01 00:00:00", Some(14), Some(99))).await.unwrap();
+        assert_eq!((page.count, ids(&page)), (2, vec![14, 15]));
+
+        let d = store.insights(Bucket::Day).await.unwrap();
+        assert_eq!(d.over_time.len(), DAYS_SHOWN as usize);
+        assert_eq!(d.over_time.last().unwrap().key.len(), 10, "day keys are YYYY-MM-DD");
+        assert_eq!(d.over_time.iter().map(|s| s.normal + s.suspicious).sum::<u64>(), 15);
+        store.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_older_database_is_back_filled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = open(&path);
+        store.insert(vec![row(Source::Agent, Protocol::Tor, true, Some("pi-1"), Some("192.0.2.1"))]).await.unwrap();
+        store.shutdown().await;
+        drop(store);
+        // As if written by a collector without roll-ups (schema version 1).
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE rollup_hourly; DROP TABLE source_ips; PRAGMA user_version = 1").unwrap();
+        c.execute("UPDATE predictions SET created_at = '2026-01-02 03:04:05'", []).unwrap();
+        drop(c);
+
+        let store = open(&path);
+        let i = store.insights(Bucket::Hour).await.unwrap();
+        assert_eq!(i.over_time.last().unwrap(), &Split { key: "2026-01-02 03:00:00".into(), normal: 0, suspicious: 1 });
+        assert_eq!(i.top_sources, vec![("192.0.2.1".to_string(), 1, 1)]);
+        store.shutdown().await;
+        drop(store);
+        // Opening again does not count the old rows twice.
+        let store = open(&path);
+        let i = store.insights(Bucket::Hour).await.unwrap();
+        assert_eq!(i.over_time.iter().map(|s| s.suspicious).sum::<u64>(), 1);
+        store.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn time_and_id_ranges_filter_pages_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = open(&path);
+        let rows: Vec<_> = (0..30).map(|i| row(Source::Single, Protocol::Ssh, i % 3 == 0, None, None)).collect();
+        store.insert(rows).await.unwrap();
+        // Ten rows per day, with a gap in the ids (rows 11..=12 deleted).
+        stamp(&path, 1, 10, "2026-03-01 10:00:00");
+        stamp(&path, 11, 20, "2026-03-02 10:00:00");
+        stamp(&path, 21, 30, "2026-03-03 10:00:00");
+        // A purge keeps the counters in step (rows 11 and 12 are Normal).
+        let c = Connection::open(&path).unwrap();
+        c.execute("DELETE FROM predictions WHERE id IN (11, 12)", []).unwrap();
+        c.execute("UPDATE counters SET n = n - 2 WHERE source = 'single' AND prediction = 'Normal'", []).unwrap();
+        drop(c);
+
+        let q = |from: Option<&str>, to: Option<&str>| ResultsQuery {
+            limit: 100,
+            from: from.map(str::to_string),
+            to: to.map(str::to_string),
+            ..ResultsQuery::default()
+        };
+        let page = store.results(q(Some("2026-03-02 00:00:00"), Some("2026-03-02 23:59:59"))).await.unwrap();
+        assert_eq!(ids(&page), (13..=20).collect::<Vec<_>>());
+        assert_eq!(page.count, 8);
+        let page = store.results(q(Some("2026-03-02 10:00:00"), None)).await.unwrap();
+        assert_eq!((page.count, page.results[0].id), (18, 13));
+        let page = store.results(q(None, Some("2026-03-01 10:00:00"))).await.unwrap();
+        assert_eq!(ids(&page), (1..=10).collect::<Vec<_>>());
+        for (from, to) in [(Some("2027-01-01 00:00:00"), None), (None, Some("2026-02-28 23:59:59"))] {
+            let page = store.results(q(from, to)).await.unwrap();
+            assert_eq!((page.count, page.results.len()), (0, 0), "{from:?} {to:?}");
+        }
+        // With a label filter and keyset paging inside the range.
+        let mut query = q(Some("2026-03-01 00:00:00"), Some("2026-03-02 23:59:59"));
+        query.suspicious = Some(true);
+        query.limit = 2;
+        let page = store.results(query.clone()).await.unwrap();
+        assert_eq!((page.count, ids(&page)), (7, vec![1, 4]));
+        query.after_id = Some(4);
+        assert_eq!(ids(&store.results(query).await.unwrap()), vec![7, 10]);
+        // An id range (one CSV upload's) combined with a time range.
+        let mut query = q(Some("2026-03-03 00:00:00"), None);
+        query.min_id = Some(5);
+        query.max_id = Some(24);
+        let page = store.results(query).await.unwrap();
+        assert_eq!((page.count, ids(&page)), (4, vec![21, 22, 23, 24]));
+        store.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn export_writes_every_matching_row_as_scored_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = open(&path);
+        // More rows than one read chunk, so the export pages internally.
+        let n = EXPORT_CHUNK as usize * 2 + 7;
+        let rows: Vec<_> = (0..n)
+            .map(|i| row(Source::Agent, Protocol::Tor, i % 2 == 0, Some("pi,\"1\""), Some("192.0.2.7")))
+            .collect();
+        store.insert(rows).await.unwrap();
+        let q = ResultsQuery { suspicious: Some(true), ..ResultsQuery::default() };
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        struct Sink(std::sync::mpsc::Sender<Vec<u8>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.send(b.to_vec()).unwrap();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let written = store.export_csv(q, Box::new(Sink(tx))).await.unwrap();
+        let text = String::from_utf8(rx.try_iter().flatten().collect()).unwrap();
+        assert_eq!(written as usize, n / 2 + 1);
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>().join(","), EXPORT_HEADER);
+        let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(records.len(), n / 2 + 1);
+        let first = &records[0];
+        assert_eq!(
+            &first.iter().take(8).collect::<Vec<_>>(),
+            &["14", "2.5", "3", "8", "TOR", "40", "Suspicious", "0.75"]
+        );
+        assert_eq!(&first[8], "8 failed logins before this session; arrived over Tor");
+        assert_eq!((&first[9], &first[11], &first[12], &first[13]), ("1", "agent", "pi,\"1\"", "192.0.2.7"));
+        let ids: Vec<i64> = records.iter().map(|r| r[9].parse().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[1] == w[0] + 2), "every suspicious row once, in id order");
+        // Nothing matches: just the header.
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let none = ResultsQuery { min_id: Some(1_000_000), ..ResultsQuery::default() };
+        assert_eq!(store.export_csv(none, Box::new(Sink(tx))).await.unwrap(), 0);
+        assert_eq!(String::from_utf8(rx.try_iter().flatten().collect()).unwrap(), format!("{EXPORT_HEADER}\n"));
+        store.shutdown().await;
+    }
+}

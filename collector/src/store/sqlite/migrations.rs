@@ -1,0 +1,248 @@
+//! The SQLite schema as one numbered ladder of migrations, applied in order
+//! at open, each in the same transaction as the new `user_version`.
+//!
+//! To change the schema, append a step (never edit one that has shipped):
+//! its number is the next integer, its SQL moves the previous version to
+//! the new one, and [`SCHEMA_VERSION`] follows from the ladder's length. A
+//! database from a newer collector (a higher `user_version`) is refused
+//! rather than written with the wrong shape.
+//!
+//! Steps 2-5 use `IF NOT EXISTS` and back-fill only tables they create:
+//! collectors before this ladder created those tables at every start while
+//! leaving `user_version` at 1, so a database at version 1 may hold any of
+//! them already (`testdata/store-v1.sql` is one, made by that collector).
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+use crate::error::{Error, Result};
+
+/// One step of the ladder.
+struct Migration {
+    /// The `user_version` the step leaves.
+    version: i64,
+    /// What it adds, for the log.
+    what: &'static str,
+    /// The step itself, inside the migration's transaction.
+    apply: fn(&Transaction<'_>) -> rusqlite::Result<()>,
+}
+
+/// The ladder, in order; `MIGRATIONS[i].version == i + 1`.
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, what: "predictions, counters and their indexes", apply: predictions },
+    Migration { version: 2, what: "hourly roll-ups and per-source-address counts", apply: rollups },
+    Migration { version: 3, what: "per-4096-id block counts", apply: id_blocks },
+    Migration { version: 4, what: "devices", apply: devices },
+    Migration { version: 5, what: "analyst feedback", apply: feedback },
+    Migration { version: 6, what: "per-source id indexes without CSV rows", apply: source_indexes },
+];
+
+/// The schema version this collector writes (the last step of the ladder).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+/// Brings the database up to [`SCHEMA_VERSION`]: every step above its
+/// `user_version`, each in its own transaction.
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::Config(format!(
+            "database schema version {version} is newer than this collector's ({SCHEMA_VERSION})"
+        )));
+    }
+    for step in MIGRATIONS.iter().filter(|m| m.version > version) {
+        let tx = conn.transaction()?;
+        (step.apply)(&tx)?;
+        tx.pragma_update(None, "user_version", step.version)?;
+        tx.commit()?;
+        if version > 0 {
+            tracing::info!(version = step.version, what = step.what, "database schema upgraded");
+        }
+    }
+    Ok(())
+}
+
+fn table_exists(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<bool> {
+    Ok(tx
+        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn predictions(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS predictions (
+    id               INTEGER PRIMARY KEY,
+    created_at       TEXT NOT NULL DEFAULT (datetime('now')),
+    source           TEXT NOT NULL CHECK (source IN ('single', 'csv', 'agent')),
+    prediction       TEXT NOT NULL CHECK (prediction IN ('Normal', 'Suspicious')),
+    confidence       REAL NOT NULL,
+    login_hour       INTEGER NOT NULL,
+    session_duration REAL NOT NULL,
+    commands_count   INTEGER NOT NULL,
+    failed_logins    INTEGER NOT NULL,
+    protocol         TEXT NOT NULL,
+    typing_speed     REAL,
+    risky_commands   INTEGER,
+    commands         TEXT,
+    model_version    TEXT NOT NULL,
+    reasons          TEXT NOT NULL, -- JSON list: feature index (worded at read time) or text
+    device           TEXT,
+    kind             TEXT,
+    source_ip        TEXT,
+    user             TEXT,
+    started_at       TEXT,
+    ended_at         TEXT
+);
+-- Filtered pages walk these in id order, so a page costs the same at any
+-- depth however rare the filtered value is. The device index is partial
+-- since single and CSV rows have no device and should not pay for it. Only
+-- Suspicious rows are indexed by label: the alert view must stay fast when
+-- they are rare; a Normal filter walks ids (Normal is the common label), and a
+-- full label index would cost every insert about half as much again.
+CREATE INDEX IF NOT EXISTS predictions_source_id ON predictions (source, id);
+CREATE INDEX IF NOT EXISTS predictions_suspicious_id ON predictions (id) WHERE prediction = 'Suspicious';
+CREATE INDEX IF NOT EXISTS predictions_device_id ON predictions (device, id) WHERE device IS NOT NULL;
+-- Kept in the same transactions as the rows: analytics and filtered counts
+-- read a handful of counter rows instead of counting millions.
+CREATE TABLE IF NOT EXISTS counters (
+    source     TEXT NOT NULL,
+    device     TEXT NOT NULL DEFAULT '',
+    prediction TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    PRIMARY KEY (source, device, prediction)
+) WITHOUT ROWID;",
+    )
+}
+
+fn rollups(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let existed = table_exists(tx, "rollup_hourly")?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS rollup_hourly (
+    hour       TEXT NOT NULL,  -- 'YYYY-MM-DD HH:00:00', UTC
+    source     TEXT NOT NULL,
+    protocol   TEXT NOT NULL,
+    prediction TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    PRIMARY KEY (hour, source, protocol, prediction)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS source_ips (
+    source_ip  TEXT PRIMARY KEY,
+    suspicious INTEGER NOT NULL,
+    total      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS source_ips_suspicious ON source_ips (suspicious);",
+    )?;
+    if !existed {
+        // Rows stored before the roll-ups existed are counted once, here.
+        tx.execute_batch(
+            "INSERT INTO rollup_hourly (hour, source, protocol, prediction, n)
+                SELECT substr(created_at, 1, 13) || ':00:00', source, protocol, prediction, COUNT(*)
+                FROM predictions GROUP BY 1, 2, 3, 4;
+             INSERT INTO source_ips (source_ip, suspicious, total)
+                SELECT source_ip, SUM(prediction = 'Suspicious'), COUNT(*)
+                FROM predictions WHERE source_ip IS NOT NULL GROUP BY 1;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Counts per block of 4,096 ids (`id >> 12`), so a filtered count over an
+/// id (or time) range adds up whole blocks and walks only the two partial
+/// blocks at its ends, and an `offset` is found by walking block counts,
+/// not rows. Kept by the writer in the rows' transactions, like the counters.
+fn id_blocks(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let existed = table_exists(tx, "id_blocks")?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS id_blocks (
+    block      INTEGER NOT NULL,  -- id >> 12
+    source     TEXT NOT NULL,
+    prediction TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    PRIMARY KEY (block, source, prediction)
+) WITHOUT ROWID;",
+    )?;
+    if !existed {
+        tx.execute_batch(
+            "INSERT INTO id_blocks (block, source, prediction, n)
+                SELECT id >> 12, source, prediction, COUNT(*) FROM predictions GROUP BY 1, 2, 3;",
+        )?;
+    }
+    Ok(())
+}
+
+fn devices(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS devices (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    token_hash    TEXT NOT NULL UNIQUE,
+    created_at    TEXT NOT NULL DEFAULT (datetime('now')),
+    revoked_at    TEXT,
+    last_seen     TEXT,
+    agent_version TEXT,
+    model_version TEXT,
+    spool_depth   INTEGER NOT NULL DEFAULT 0,
+    dropped       INTEGER NOT NULL DEFAULT 0,
+    lines_read    INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    last_seq      INTEGER NOT NULL DEFAULT 0,
+    batches       INTEGER NOT NULL DEFAULT 0,
+    records       INTEGER NOT NULL DEFAULT 0
+);",
+    )
+}
+
+fn feedback(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS feedback (
+    prediction_id INTEGER PRIMARY KEY REFERENCES predictions (id),
+    analyst_label TEXT NOT NULL CHECK (analyst_label IN ('Normal', 'Suspicious')),
+    labelled_at   TEXT NOT NULL DEFAULT (datetime('now')),
+    note          TEXT
+);",
+    )
+}
+
+/// Single and agent rows are interleaved, so a page of one source needs an
+/// index of its ids; CSV rows are contiguous (one upload is one transaction
+/// of the only writer), so a CSV page walks ids from the first block holding
+/// CSV rows and needs none. The `(source, id)` index this replaces put every
+/// CSV row in the middle of the index, before the single rows: a 1,000,000-row
+/// upload cost the writer about 30% more CPU than into a store without single
+/// rows (docs/benchmarks.md). Building the two indexes reads the table once.
+fn source_indexes(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS predictions_source_id;
+         CREATE INDEX IF NOT EXISTS predictions_single_id ON predictions (id) WHERE source = 'single';
+         CREATE INDEX IF NOT EXISTS predictions_agent_id ON predictions (id) WHERE source = 'agent';",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ladder_is_numbered_one_by_one() {
+        for (i, step) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(step.version, i as i64 + 1, "{}", step.what);
+        }
+    }
+
+    #[test]
+    fn a_new_database_gets_every_table_and_a_second_run_changes_nothing() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let schema = |c: &Connection| -> Vec<String> {
+            let mut stmt = c.prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name").unwrap();
+            stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+        };
+        let first = schema(&conn);
+        for table in ["predictions", "counters", "rollup_hourly", "source_ips", "id_blocks", "devices", "feedback"] {
+            assert!(first.iter().any(|sql| sql.starts_with(&format!("CREATE TABLE {table} "))), "{table}");
+        }
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        migrate(&mut conn).unwrap();
+        assert_eq!(schema(&conn), first);
+    }
+}
