@@ -9,7 +9,7 @@
 //! same bytes until acknowledged, so remembering the highest stored `seq`
 //! (`last_seq`) is enough to recognise a retry, in O(1) space per device.
 
-use bfp_common::wire::{Batch, RecordKind};
+use bfp_common::wire::Batch;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -128,14 +128,6 @@ pub fn validate_batch(batch: &Batch) -> Result<()> {
 /// `YYYY-MM-DD HH:MM:SS` (UTC) from unix seconds.
 pub fn format_unix(secs: i64) -> String {
     bfp_common::time::format_utc(secs)
-}
-
-pub(crate) fn kind_name(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::Session => "session",
-        RecordKind::Source => "source",
-        RecordKind::Device => "device",
-    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,7 @@ use tokio::sync::oneshot;
 
 use super::writer::{insert_rows, CounterDelta, RollupDelta};
 use crate::error::{Error, Result};
-use crate::store::devices::{
-    check_name, format_unix, kind_name, new_token, token_hash, DeviceId, DeviceInfo, IngestOutcome,
-};
+use crate::store::devices::{check_name, format_unix, new_token, token_hash, DeviceId, DeviceInfo, IngestOutcome};
 use crate::store::{AgentContext, NewPrediction, Reason, Source};
 
 /// Creates device `name` (or gives a revoked one a new token) and returns
@@ -188,7 +186,7 @@ fn ingest_in(tx: &mut rusqlite::Savepoint<'_>, device: &DeviceId, batch: Batch) 
             reasons: r.reasons.into_iter().map(Reason::Text).collect(),
             device: Some(device.name.clone()),
             agent: AgentContext {
-                kind: Some(kind_name(r.kind).to_string()),
+                kind: Some(r.kind.as_str().to_string()),
                 source_ip: r.source_ip,
                 user: r.user,
                 started_at: Some(format_unix(r.start)),
