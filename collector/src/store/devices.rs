@@ -133,7 +133,7 @@ pub fn format_unix(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bfp_common::wire::{Heartbeat, Record};
+    use bfp_common::wire::{Heartbeat, Record, RecordKind};
     use bfp_common::{Fingerprint, Protocol};
 
     fn batch(n: usize) -> Batch {
