@@ -2,6 +2,9 @@
 //! agent under qemu, the dashboard in Chromium), a module per area, in one
 //! test binary.
 
+mod agent_check;
+mod agent_learn;
+mod agent_output;
 mod agent_run;
 mod agent_scan;
 mod arm_qemu;

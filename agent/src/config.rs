@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use bfp_logs::analyze::AnalyzerConfig;
-use bfp_detect::detector::DetectConfig;
 use bfp_common::wire;
+use bfp_detect::detector::DetectConfig;
+use bfp_logs::analyze::AnalyzerConfig;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -31,8 +31,11 @@ pub struct Config {
     #[serde(default)]
     pub tor_exit_list: Option<PathBuf>,
     /// Where results go, as JSON lines: a file path (appended to), or `-`
-    /// for standard output. Default `-`.
-    #[serde(default = "default_output")]
+    /// for standard output; written `output = "PATH"` or as a table,
+    /// `[output]` with `path = "PATH"`. With a `[collector]`, a file named
+    /// here also gets every result (a local copy for Filebeat, Vector, ...)
+    /// and `-` means no local copy. Default `-`.
+    #[serde(default = "default_output", deserialize_with = "output_path")]
     pub output: PathBuf,
     /// How often the sources are checked for new lines, rotation and
     /// truncation, in milliseconds (10–60000). Default 500.
@@ -109,6 +112,25 @@ pub struct CollectorConfig {
     /// Timeout of one request, seconds. Default 20.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+}
+
+/// `output = "PATH"` or `[output] path = "PATH"`.
+fn output_path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<PathBuf, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Output {
+        Path(PathBuf),
+        Table(OutputTable),
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OutputTable {
+        path: PathBuf,
+    }
+    match Output::deserialize(deserializer) {
+        Ok(Output::Path(path)) | Ok(Output::Table(OutputTable { path })) => Ok(path),
+        Err(_) => Err(serde::de::Error::custom("output must be a path, or a table with one key: path")),
+    }
 }
 
 fn default_spool_max_bytes() -> u64 {
@@ -750,6 +772,20 @@ mod tests {
             config.validate(Path::new(file)).unwrap();
             assert!(config.collector.is_some(), "{file}");
         }
+    }
+
+    #[test]
+    fn the_output_is_a_path_or_an_output_table_beside_the_collector() {
+        let p = Path::new("t.toml");
+        let plain = Config::parse("output = \"/var/log/bfp.jsonl\"\n", p).unwrap();
+        let table =
+            "[output]\npath = \"/var/log/bfp.jsonl\"\n[collector]\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\n";
+        let table = Config::parse(table, p).unwrap();
+        assert_eq!(plain.output, PathBuf::from("/var/log/bfp.jsonl"));
+        assert_eq!(table.output, plain.output);
+        assert!(table.collector.is_some());
+        let err = Config::parse("[output]\nfile = \"/x\"\n", p).unwrap_err().to_string();
+        assert!(err.contains("output"), "{err}");
     }
 
     #[test]

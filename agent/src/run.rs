@@ -19,7 +19,9 @@ use bfp_logs::analyze::{AnalyzerConfig, LogFormat};
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::forward;
+use crate::learn;
 use crate::pipeline::{log_format, Pipeline};
+use crate::report::{host_of_line, Record, RecordLine};
 use crate::scoring::Scorer;
 use crate::sink::{self, SinkMark};
 use crate::source::file::FileFollower;
@@ -52,6 +54,8 @@ struct RunSource {
     baselines_saved: u64,
     /// The last read error, until the source reads again.
     last_error: Option<String>,
+    /// The host name of the last line read that had one.
+    host: Option<String>,
 }
 
 /// Counters for the operator (and the memory benchmark).
@@ -76,6 +80,21 @@ pub fn run(
     stop: &Arc<AtomicBool>,
 ) -> Result<RunStats> {
     let mut checkpoint = state.load_checkpoint()?;
+    if checkpoint.sources.is_empty() && checkpoint.baselines.is_empty() {
+        // First start: learn the device's history before judging anything.
+        let learnt = learn::learn(
+            config,
+            state,
+            analyzer_config,
+            scorer,
+            learn::JOURNAL_DAYS,
+            &mut learn::Progress::stderr(true),
+        )?;
+        for one in &learnt {
+            eprintln!("bfp-agent: learnt {one}");
+        }
+        checkpoint = state.load_checkpoint()?;
+    }
     // With a collector, results go to the spool and a forwarding thread
     // sends what the checkpoints cover.
     let status = Arc::new(forward::Status::default());
@@ -86,7 +105,13 @@ pub fn run(
         Some(cc) => {
             let spool = Spool::open(SpoolConfig::new(state.spool_dir(), cc.spool_max_bytes))?;
             let spool = Arc::new(Mutex::new(spool));
-            (Box::new(SpoolSink::new(spool.clone())), Some(spool))
+            let forward: Box<dyn sink::Sink> = Box::new(SpoolSink::new(spool.clone()));
+            let sink = if config.output == std::path::Path::new("-") {
+                forward
+            } else {
+                Box::new(sink::TeeSink::new(forward, sink::open(&config.output)?))
+            };
+            (sink, Some(spool))
         }
         None => (sink::open(&config.output)?, None),
     };
@@ -116,7 +141,9 @@ pub fn run(
     let commit_interval = Duration::from_millis(config.commit_interval_ms);
     let mut last_commit = Instant::now();
     let mut stats = RunStats::default();
-    let mut records = Vec::new();
+    let device_host = crate::report::device_host_name();
+    let mut records: Vec<(Record, String)> = Vec::new();
+    let mut drained = Vec::new();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         // A model the forwarder fetched and verified replaces ours between
@@ -131,7 +158,9 @@ pub fn run(
         let mut lines = 0u64;
         for source in &mut sources {
             lines += poll_source(source, state)?;
-            source.pipeline.drain(scorer, &mut records);
+            source.pipeline.drain(scorer, &mut drained);
+            let host = source.host.as_deref().unwrap_or(&device_host);
+            records.extend(drained.drain(..).map(|r| (r, host.to_string())));
         }
         stats.lines += lines;
         let mut next = Checkpoint {
@@ -148,8 +177,8 @@ pub fn run(
         let due = stopping || records.len() >= MAX_PENDING_RECORDS || last_commit.elapsed() >= commit_interval;
         if dirty && due {
             last_commit = Instant::now();
-            for record in records.drain(..) {
-                sink.write(&record)?;
+            for (record, host) in records.drain(..) {
+                sink.write(&RecordLine::new(&record, &host))?;
                 stats.records += 1;
             }
             // Output first, then the baselines those results taught, then
@@ -258,7 +287,15 @@ fn open_source(
             }
             let follower = start_journal(sc, state, &key, &last)?;
             let follower = Follower::Journal { follower: Some(follower), restart_at: Instant::now(), last };
-            return Ok(RunSource { config: sc.clone(), pipeline, key, follower, baselines_saved: 0, last_error: None });
+            return Ok(RunSource {
+                config: sc.clone(),
+                pipeline,
+                key,
+                follower,
+                baselines_saved: 0,
+                last_error: None,
+                host: None,
+            });
         }
     };
     Ok(RunSource {
@@ -268,6 +305,7 @@ fn open_source(
         follower,
         baselines_saved: 0,
         last_error: None,
+        host: None,
     })
 }
 
@@ -279,8 +317,14 @@ fn start_journal(sc: &SourceConfig, state: &StateDir, key: &str, last: &JournalC
 fn poll_source(source: &mut RunSource, state: &StateDir) -> Result<u64> {
     let mut lines = 0u64;
     let pipeline = &mut source.pipeline;
+    let host = &mut source.host;
     let mut feed = |line: Line<'_>| {
         lines += 1;
+        if let Some(name) = host_of_line(line.text) {
+            if host.as_deref() != Some(name) {
+                *host = Some(name.to_string());
+            }
+        }
         pipeline.feed(line);
     };
     match &mut source.follower {

@@ -301,7 +301,7 @@ impl Forwarder {
 }
 
 /// An error with its causes (reqwest's top level says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
