@@ -7,6 +7,7 @@ mod agent_learn;
 mod agent_output;
 mod agent_run;
 mod agent_scan;
+mod agent_unattended;
 mod arm_qemu;
 mod collector;
 mod dashboard_browser;

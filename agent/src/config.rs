@@ -112,6 +112,11 @@ pub struct CollectorConfig {
     /// Timeout of one request, seconds. Default 20.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// Wait between retries after the collector refused the token (HTTP
+    /// 401/403), seconds: only a new token helps, so no fast retries.
+    /// Default 300.
+    #[serde(default = "default_refused_retry_secs")]
+    pub refused_retry_secs: u64,
 }
 
 /// `output = "PATH"` or `[output] path = "PATH"`.
@@ -151,6 +156,9 @@ fn default_backoff_max_secs() -> u64 {
 fn default_timeout_secs() -> u64 {
     20
 }
+fn default_refused_retry_secs() -> u64 {
+    300
+}
 
 impl CollectorConfig {
     /// The defaults for `url` and `token` (quick start flags).
@@ -165,6 +173,7 @@ impl CollectorConfig {
             model_check_secs: default_model_check_secs(),
             backoff_max_secs: default_backoff_max_secs(),
             timeout_secs: default_timeout_secs(),
+            refused_retry_secs: default_refused_retry_secs(),
         }
     }
 
@@ -185,6 +194,9 @@ impl CollectorConfig {
         }
         if self.heartbeat_secs == 0 || self.backoff_max_secs == 0 || self.timeout_secs == 0 {
             return bad("heartbeat_secs, backoff_max_secs and timeout_secs must be > 0".into());
+        }
+        if self.refused_retry_secs == 0 {
+            return bad("refused_retry_secs must be > 0".into());
         }
         Ok(())
     }

@@ -34,6 +34,11 @@ use crate::state::{Checkpoint, SourceCheckpoint, StateDir, CHECKPOINT_VERSION};
 const MAX_PENDING_RECORDS: usize = 256;
 /// How long to wait before restarting a `journalctl` that exited.
 const JOURNAL_RESTART: Duration = Duration::from_secs(5);
+/// A followed file missing this long is reported (shorter gaps are a
+/// rotation between rename and create).
+const MISSING_GRACE: Duration = Duration::from_secs(10);
+/// How often a file still missing is reported again.
+const MISSING_REPEAT: Duration = Duration::from_secs(3600);
 
 enum Follower {
     File(FileFollower),
@@ -56,6 +61,9 @@ struct RunSource {
     last_error: Option<String>,
     /// The host name of the last line read that had one.
     host: Option<String>,
+    /// Since when the followed file has been missing, and when that was
+    /// last said.
+    missing: Option<(Instant, Option<Instant>)>,
 }
 
 /// Counters for the operator (and the memory benchmark).
@@ -158,6 +166,7 @@ pub fn run(
         let mut lines = 0u64;
         for source in &mut sources {
             lines += poll_source(source, state)?;
+            warn_if_missing(source, Instant::now());
             source.pipeline.drain(scorer, &mut drained);
             let host = source.host.as_deref().unwrap_or(&device_host);
             records.extend(drained.drain(..).map(|r| (r, host.to_string())));
@@ -295,6 +304,7 @@ fn open_source(
                 baselines_saved: 0,
                 last_error: None,
                 host: None,
+                missing: None,
             });
         }
     };
@@ -306,6 +316,7 @@ fn open_source(
         baselines_saved: 0,
         last_error: None,
         host: None,
+        missing: None,
     })
 }
 
@@ -372,6 +383,38 @@ fn poll_source(source: &mut RunSource, state: &StateDir) -> Result<u64> {
         }
     }
     Ok(lines)
+}
+
+/// Says (once past the grace, then every [`MISSING_REPEAT`]) that a
+/// followed file does not exist, and when it appears.
+fn warn_if_missing(source: &mut RunSource, now: Instant) {
+    let Follower::File(f) = &source.follower else { return };
+    let path = f.path();
+    if path.exists() {
+        if source.missing.take().is_some_and(|(_, said)| said.is_some()) {
+            eprintln!("bfp-agent: {}: exists now, following it", path.display());
+        }
+        return;
+    }
+    let (since, said) = source.missing.get_or_insert((now, None));
+    let due = match said {
+        None => now.duration_since(*since) >= MISSING_GRACE,
+        Some(at) => now.duration_since(*at) >= MISSING_REPEAT,
+    };
+    if due {
+        let hint = if path.file_name().is_some_and(|n| n == "auth.log" || n == "secure") {
+            "; a system without rsyslog (Debian 12 by default) has none: follow the journal \
+             ([[source]] kind = \"journald\")"
+        } else {
+            ""
+        };
+        eprintln!(
+            "bfp-agent: warning: {} does not exist (for {}s); waiting for it{hint}",
+            path.display(),
+            now.duration_since(*since).as_secs()
+        );
+        *said = Some(now);
+    }
 }
 
 fn source_checkpoint(source: &RunSource) -> SourceCheckpoint {
