@@ -151,3 +151,61 @@ fn run_learns_on_its_first_start_and_followed_files_are_not_relearnt() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("already followed"));
     assert_eq!(baselines(&state, "auth"), learnt);
 }
+
+#[test]
+fn the_journals_past_is_learnt_up_to_the_current_boot() {
+    let dir = temp_dir();
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim().replace('-', "");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let entry = |i: u64, boot: &str, pid: u32, message: &str| {
+        serde_json::json!({
+            "__CURSOR": format!("s=fake;i={i:x}"),
+            "__REALTIME_TIMESTAMP": ((now - 86_400 * 3 + i * 60) * 1_000_000).to_string(),
+            "_BOOT_ID": boot,
+            "_HOSTNAME": "pi4",
+            "SYSLOG_IDENTIFIER": "sshd",
+            "_COMM": "sshd",
+            "_PID": pid.to_string(),
+            "MESSAGE": message,
+        })
+        .to_string()
+    };
+    let old_boot = "0123456789abcdef0123456789abcdef";
+    let entries = [
+        entry(1, old_boot, 70, "Accepted password for pi from 192.0.2.9 port 1 ssh2"),
+        entry(2, old_boot, 70, "pam_unix(sshd:session): session closed for user pi"),
+        entry(3, old_boot, 71, "Accepted publickey for alice from 198.51.100.4 port 2 ssh2"),
+        entry(4, old_boot, 71, "pam_unix(sshd:session): session closed for user alice"),
+        // This boot's entries are run's to read and report.
+        entry(5, &boot, 72, "Accepted password for mallory from 203.0.113.66 port 3 ssh2"),
+        entry(6, &boot, 72, "pam_unix(sshd:session): session closed for user mallory"),
+    ];
+    let journal = dir.path().join("journal.jsonl");
+    fs::write(&journal, entries.join("\n") + "\n").unwrap();
+    let fake = dir.path().join("journalctl");
+    let calls = dir.path().join("calls.log");
+    fs::write(&fake, format!("#!/bin/sh\necho \"$@\" >> {calls:?}\ncat {journal:?}\n")).unwrap();
+    let mut perms = fs::metadata(&fake).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(&fake, perms).unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\n[[source]]\nkind = \"journald\"\nname = \"journal\"\njournalctl = {fake:?}\n\
+             journalctl_args = [\"_COMM=sshd\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = agent(&["learn", "--config", config.to_str().unwrap(), "--journal-days", "7"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("journal: 2 users, 2 networks, 2 sessions"), "{summary}");
+    assert!(summary.contains("(4 lines"), "the current boot's 2 entries are left to run: {summary}");
+    let call = fs::read_to_string(&calls).unwrap();
+    let since: u64 = call.split("--since=@").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse().unwrap();
+    assert!(since.abs_diff(now - 7 * 86_400) < 60, "{call}");
+    assert!(call.trim_end().ends_with("--until=now _COMM=sshd"), "{call}");
+    assert!(!baselines(&state, "journal").is_empty());
+}

@@ -567,9 +567,24 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/bfp-agent.example.toml");
         let config = Config::load(&path).unwrap();
         config.validate(&path).unwrap();
-        assert!(config.sources.iter().any(|s| s.kind == SourceKind::Journald));
-        assert!(config.sources.iter().any(|s| s.kind == SourceKind::File));
-        assert!(config.tor_exit_list.is_some());
+        // It starts as shipped: one source (the file and the journal both
+        // enabled would count every event twice), no Tor list that may not
+        // exist.
+        assert_eq!(config.sources.len(), 1);
+        assert_eq!(config.sources[0].kind, SourceKind::File);
+        assert_eq!(config.tor_exit_list, None);
+        // The commented journal source is valid once uncommented.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let commented = &text[text.find("# [[source]]").expect("a commented journal source")..];
+        let block: String = commented
+            .lines()
+            .filter(|l| !l.starts_with("# #"))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let journal = Config::parse(&block, &path).unwrap();
+        journal.validate(&path).unwrap();
+        assert_eq!(journal.sources[0].kind, SourceKind::Journald);
+        assert!(text.contains("# tor_exit_list = "), "the Tor list is shown as an example");
     }
 
     #[test]

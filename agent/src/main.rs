@@ -17,11 +17,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
-  bfp-agent scan /var/log/auth.log                 score a log once, JSON lines
-  bfp-agent scan --format table auth.log wtmp      the same as a table
-  bfp-agent check --config /etc/bfp-agent.toml     is the config ready to run?
-  bfp-agent learn --config /etc/bfp-agent.toml     baselines from rotated logs and the journal
-  bfp-agent run --config /etc/bfp-agent.toml       follow, score and forward
+  bfp-agent scan /var/log/auth.log              score a log once, JSON lines
+  bfp-agent scan --format table auth.log wtmp   the same as a table
+  bfp-agent check                               is /etc/bfp-agent/bfp-agent.toml ready?
+  bfp-agent learn                               baselines from rotated logs and the journal
+  bfp-agent run --config /etc/bfp-agent/bfp-agent.toml
   bfp-agent run --state-dir /tmp/st --follow /var/log/auth.log --output -
 
 Exit status: 0 success; 1 a problem (named in the output); 2 a usage mistake.
@@ -70,7 +70,7 @@ enum Command {
     /// warning; exit 0 means ready (warnings allowed), 1 a problem.
     Check {
         /// The TOML configuration to check.
-        #[arg(long, value_name = "PATH", default_value = "/etc/bfp-agent.toml")]
+        #[arg(long, value_name = "PATH", default_value = "/etc/bfp-agent/bfp-agent.toml")]
         config: PathBuf,
     },
     /// Learn the baselines from the device's history before judging.
@@ -81,7 +81,7 @@ enum Command {
     /// already followed are not re-learnt.
     Learn {
         /// The TOML configuration (its sources and state directory).
-        #[arg(long, value_name = "PATH", default_value = "/etc/bfp-agent.toml")]
+        #[arg(long, value_name = "PATH", default_value = "/etc/bfp-agent/bfp-agent.toml")]
         config: PathBuf,
         /// How many days of the journal's past to read.
         #[arg(long, value_name = "DAYS", default_value_t = bfp_agent::learn::JOURNAL_DAYS)]
