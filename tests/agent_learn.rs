@@ -209,3 +209,54 @@ fn the_journals_past_is_learnt_up_to_the_current_boot() {
     assert!(call.trim_end().ends_with("--until=now _COMM=sshd"), "{call}");
     assert!(!baselines(&state, "journal").is_empty());
 }
+
+/// One x86_64 utmp record (glibc's `struct utmp`, 384 bytes).
+fn utmp(kind: i32, pid: i32, line: &str, user: &str, host: &str, secs: i32, ip: [u8; 4]) -> Vec<u8> {
+    let mut r = vec![0u8; 384];
+    r[0..4].copy_from_slice(&kind.to_le_bytes());
+    r[4..8].copy_from_slice(&pid.to_le_bytes());
+    r[8..8 + line.len()].copy_from_slice(line.as_bytes());
+    r[44..44 + user.len()].copy_from_slice(user.as_bytes());
+    r[76..76 + host.len()].copy_from_slice(host.as_bytes());
+    r[340..344].copy_from_slice(&secs.to_le_bytes());
+    r[348..352].copy_from_slice(&ip);
+    r
+}
+
+#[test]
+fn without_rotated_files_the_logins_in_wtmp_are_learnt_when_asked() {
+    let dir = temp_dir();
+    let log = dir.path().join("auth.log");
+    fs::write(&log, "").unwrap();
+    let state = dir.path().join("state");
+    let config = config(dir.path(), &log, &state, &dir.path().join("out.jsonl"));
+    let wtmp = dir.path().join("wtmp");
+    let mut bytes = Vec::new();
+    let start = 1_700_000_000;
+    for (i, user) in ["pi", "pi", "alice"].iter().enumerate() {
+        let (pid, at) = (4000 + i as i32, start + i as i32 * 86_400);
+        bytes.extend(utmp(7, pid, "pts/0", user, "192.0.2.9", at, [192, 0, 2, 9]));
+        bytes.extend(utmp(8, pid, "pts/0", "", "", at + 600, [0; 4]));
+    }
+    fs::write(&wtmp, bytes).unwrap();
+    // Not asked: nothing learnt from wtmp.
+    let out = learn(&config);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing learnt"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = agent(&[
+        "learn",
+        "--config",
+        config.to_str().unwrap(),
+        "--wtmp",
+        wtmp.to_str().unwrap(),
+        "--utmp-arch",
+        "x86_64",
+    ]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(summary.contains("auth: 2 users, 1 networks, 3 sessions over 3 days (6 lines, 1 files)"), "{summary}");
+    assert!(!baselines(&state, "auth").is_empty());
+}

@@ -10,8 +10,11 @@
 //!   (highest N first), RHEL's `secure-YYYYMMDD` (and `.gz`, oldest date
 //!   first); gzip is decompressed in-process. The live file itself is left
 //!   to `run`, which reports it.
-//! - the journal: `journalctl -o json --since=@T` (T = `learn_journal_days`
-//!   ago), up to the first entry of the current boot, which `run` reads.
+//! - the journal: `journalctl -o json --since=@T` (T = `journal_days` ago),
+//!   up to the first entry of the current boot, which `run` reads.
+//! - with a wtmp file given (`learn --wtmp FILE`), a file source with no
+//!   rotated history learns the logins recorded there instead (never both:
+//!   they are the same sessions).
 //!
 //! The baselines are then saved under a new checkpoint generation, exactly
 //! as `run` saves them, so `run` starts from them.
@@ -24,14 +27,14 @@ use std::path::{Path, PathBuf};
 
 use bfp_common::wire::RecordKind;
 use bfp_detect::detector::Detector;
-use bfp_logs::analyze::{AnalyzerConfig, LogFormat};
+use bfp_logs::analyze::{AnalyzerConfig, LogFormat, UtmpArch};
 
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::pipeline::{log_format, Pipeline};
 use crate::report::Record;
 use crate::scoring::Scorer;
-use crate::source::{journald, read_lines, Line};
+use crate::source::{journald, read_lines, Line, UTMP_RECORD};
 use crate::state::StateDir;
 
 /// How far back the journal is read by default, in days.
@@ -199,15 +202,30 @@ impl Progress {
     }
 }
 
+/// What `learn` reads beyond each source's own history.
+#[derive(Debug, Clone)]
+pub struct LearnOptions {
+    /// How far back the journal is read, days.
+    pub journal_days: u64,
+    /// A wtmp file (and its record layout) for file sources without rotated
+    /// files. Default: none.
+    pub wtmp: Option<(PathBuf, UtmpArch)>,
+}
+
+impl Default for LearnOptions {
+    fn default() -> LearnOptions {
+        LearnOptions { journal_days: JOURNAL_DAYS, wtmp: None }
+    }
+}
+
 /// Learns every source the state directory knows nothing of and saves the
-/// baselines (one new checkpoint generation). `journal_days` bounds how far
-/// back the journal is read.
+/// baselines (one new checkpoint generation).
 pub fn learn(
     config: &Config,
     state: &StateDir,
     analyzer: &AnalyzerConfig,
     scorer: &Scorer,
-    journal_days: u64,
+    options: &LearnOptions,
     progress: &mut Progress,
 ) -> Result<Vec<Learnt>> {
     let mut checkpoint = state.load_checkpoint()?;
@@ -223,7 +241,7 @@ pub fn learn(
             });
             continue;
         }
-        let (one, pipeline) = learn_source(source, config, analyzer, scorer, journal_days, progress)?;
+        let (one, pipeline) = learn_source(source, config, analyzer, scorer, options, progress)?;
         if one.skipped.is_none() && pipeline.detector().learnt() > 0 {
             let bytes = pipeline
                 .detector()
@@ -252,7 +270,7 @@ fn learn_source(
     config: &Config,
     analyzer: &AnalyzerConfig,
     scorer: &Scorer,
-    journal_days: u64,
+    options: &LearnOptions,
     progress: &mut Progress,
 ) -> Result<(Learnt, Pipeline)> {
     let key = source.key();
@@ -269,7 +287,14 @@ fn learn_source(
             let path = source.path.as_deref().expect("validated: file sources have a path");
             learnt.files = history_files(path);
             if learnt.files.is_empty() {
-                learnt.skipped = Some(format!("no rotated files beside {}", path.display()));
+                match &options.wtmp {
+                    Some((wtmp, arch)) if wtmp.is_file() => {
+                        learn_wtmp(wtmp, *arch, &mut pipeline, scorer, &mut learnt)?;
+                        progress.done();
+                        return Ok((learnt, pipeline));
+                    }
+                    _ => learnt.skipped = Some(format!("no rotated files beside {}", path.display())),
+                }
             }
             for file in learnt.files.clone() {
                 let input = open_maybe_gzip(&file)?;
@@ -297,7 +322,7 @@ fn learn_source(
             }
         }
         SourceKind::Journald => {
-            let since = now_secs().saturating_sub(journal_days.saturating_mul(86_400));
+            let since = now_secs().saturating_sub(options.journal_days.saturating_mul(86_400));
             let boot = current_boot_id();
             let mut in_this_boot = false;
             let mut bytes = 0u64;
@@ -329,6 +354,36 @@ fn learn_source(
     }
     progress.done();
     Ok((learnt, pipeline))
+}
+
+/// The logins a wtmp file recorded, record by record.
+fn learn_wtmp(
+    path: &Path,
+    arch: UtmpArch,
+    pipeline: &mut Pipeline,
+    scorer: &Scorer,
+    learnt: &mut Learnt,
+) -> Result<()> {
+    let mut reader = BufReader::with_capacity(64 * 1024, File::open(path).map_err(Error::io(path))?);
+    let mut record = [0u8; UTMP_RECORD];
+    let mut records = Vec::new();
+    loop {
+        match reader.read_exact(&mut record) {
+            Ok(()) => pipeline.analyzer_mut().feed_utmp(&record, arch),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(Error::Io { path: path.into(), source: e }),
+        }
+        learnt.lines += 1;
+        learnt.bytes += UTMP_RECORD as u64;
+        if learnt.lines.is_multiple_of(DRAIN_EVERY) {
+            pipeline.drain(scorer, &mut records);
+            learnt.add(&mut records);
+        }
+    }
+    pipeline.drain(scorer, &mut records);
+    learnt.add(&mut records);
+    learnt.files = vec![path.to_path_buf()];
+    Ok(())
 }
 
 /// A file, decompressed in-process when it starts with the gzip magic.

@@ -86,6 +86,13 @@ enum Command {
         /// How many days of the journal's past to read.
         #[arg(long, value_name = "DAYS", default_value_t = bfp_agent::learn::JOURNAL_DAYS)]
         journal_days: u64,
+        /// Learn file sources that have no rotated files from this wtmp
+        /// (e.g. /var/log/wtmp) instead.
+        #[arg(long, value_name = "FILE")]
+        wtmp: Option<PathBuf>,
+        /// Layout of the wtmp records (default: this machine's).
+        #[arg(long, value_enum)]
+        utmp_arch: Option<Arch>,
     },
     /// Follow logs and score as lines arrive (results as JSON lines).
     Run {
@@ -170,6 +177,16 @@ enum Arch {
     Armv7,
 }
 
+impl Arch {
+    fn layout(self) -> UtmpArch {
+        match self {
+            Arch::X86_64 => UtmpArch::X86_64,
+            Arch::Aarch64 => UtmpArch::Aarch64,
+            Arch::Armv7 => UtmpArch::Armv7,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     one_malloc_arena();
     let cli = Cli::parse();
@@ -231,13 +248,17 @@ fn run_check(path: &std::path::Path) -> ExitCode {
 fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check { .. } => unreachable!("handled in main"),
-        Command::Learn { config: path, journal_days } => {
+        Command::Learn { config: path, journal_days, wtmp, utmp_arch } => {
             let config = Config::for_run(Some(&path), Flags::default())?;
             let state = StateDir::open(&config.state_dir)?;
             let scorer = load_run_model(&config, &state)?;
             let analyzer = config.analyzer_config()?;
             let mut progress = bfp_agent::learn::Progress::stderr(true);
-            let learnt = bfp_agent::learn::learn(&config, &state, &analyzer, &scorer, journal_days, &mut progress)?;
+            let options = bfp_agent::learn::LearnOptions {
+                journal_days,
+                wtmp: wtmp.map(|path| (path, utmp_arch.map_or_else(native_utmp_arch, Arch::layout))),
+            };
+            let learnt = bfp_agent::learn::learn(&config, &state, &analyzer, &scorer, &options, &mut progress)?;
             for one in &learnt {
                 println!("{one}");
             }
@@ -254,12 +275,7 @@ fn execute(cli: Cli) -> Result<()> {
                     ScanLogFormat::Journald => LogFormat::Journald,
                     ScanLogFormat::Utmp => LogFormat::Utmp,
                 }),
-                utmp_arch: match utmp_arch {
-                    Some(Arch::X86_64) => UtmpArch::X86_64,
-                    Some(Arch::Aarch64) => UtmpArch::Aarch64,
-                    Some(Arch::Armv7) => UtmpArch::Armv7,
-                    None => native_utmp_arch(),
-                },
+                utmp_arch: utmp_arch.map_or_else(native_utmp_arch, Arch::layout),
                 analyzer: config.analyzer_config()?,
                 detect: config.detect.clone(),
                 output: format,

@@ -95,7 +95,7 @@ pub fn run(
             state,
             analyzer_config,
             scorer,
-            learn::JOURNAL_DAYS,
+            &learn::LearnOptions::default(),
             &mut learn::Progress::stderr(true),
         )?;
         for one in &learnt {
