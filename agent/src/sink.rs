@@ -252,6 +252,36 @@ mod tests {
     }
 
     #[test]
+    fn a_tee_cuts_both_outputs_back_to_its_mark() {
+        let dir = crate::testutil::tempdir("sink-tee");
+        let (a, b) = (dir.join("forward.jsonl"), dir.join("local.jsonl"));
+        let open = || TeeSink::new(Box::new(FileSink::open(&a).unwrap()), Box::new(FileSink::open(&b).unwrap()));
+        let mut sink = open();
+        sink.write(&line(&record("a"))).unwrap();
+        let mark = sink.commit().unwrap();
+        assert!(matches!(mark, SinkMark::Tee { .. }), "{mark:?}");
+        // Written after the checkpoint's mark: a crash forgets it in both.
+        sink.write(&line(&record("b"))).unwrap();
+        sink.commit().unwrap();
+        drop(sink);
+        let mut sink = open();
+        sink.recover(&mark).unwrap();
+        for path in [&a, &b] {
+            let text = std::fs::read_to_string(path).unwrap();
+            assert_eq!(text.lines().count(), 1, "{}", path.display());
+            assert!(text.contains("\"user\":\"a\"") && text.contains("\"host\":\"testhost\""));
+        }
+        // A mark from before the local copy existed: the forward side keeps
+        // its own mark, the new local file is left whole.
+        let SinkMark::Tee { forward, .. } = mark else { unreachable!() };
+        sink.write(&line(&record("c"))).unwrap();
+        sink.commit().unwrap();
+        sink.recover(&forward).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap().lines().count(), 1);
+        assert_eq!(std::fs::read_to_string(&b).unwrap().lines().count(), 2);
+    }
+
+    #[test]
     fn a_mark_of_another_file_leaves_the_output_alone() {
         let dir = crate::testutil::tempdir("sink-other");
         let path = dir.join("results.jsonl");
