@@ -173,9 +173,11 @@ fn the_collector_check_sends_the_token_to_the_real_collector() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("unreachable now"), "{}", text(&out));
 
-    // The check stored nothing: the device has no records.
+    // The check stored no record; the device was seen, with the model the
+    // agent scores with.
     let fleet = bfp_e2e::get(&c.url("/api/devices")).json();
     let device = fleet["devices"].as_array().unwrap().iter().find(|d| d["name"] == "pi-check").unwrap().clone();
     assert_eq!(device["records"], 0, "{device}");
+    assert!(device["model_version"].as_str().is_some_and(|v| v.starts_with("bfp-")), "{device}");
     c.stop();
 }

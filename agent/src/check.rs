@@ -7,7 +7,8 @@
 //! journal), the Tor exit list and the model (readable and well-formed), the
 //! state directory (writable), and the collector (reachable, and the device
 //! token accepted: an empty heartbeat to `POST /api/ingest`, which the
-//! collector answers 401 for an unknown or revoked token).
+//! collector answers 401 for an unknown or revoked token; it stores no
+//! record, only the device's last-seen time and versions).
 //!
 //! A missing log file is a warning, not a problem: `run` waits for it (on a
 //! fresh system rsyslog may not have written it yet). So is an unreachable
@@ -89,7 +90,10 @@ pub fn check(config: &Config) -> Vec<Finding> {
         if config.output != Path::new("-") {
             findings.push(check_output(&config.output));
         }
-        findings.push(check_collector(collector));
+        // The heartbeat names the model the agent will score with, so the
+        // collector's fleet view does not show a blank in between.
+        let model_version = Scorer::load(config.model.as_deref()).map(|s| s.version().to_string()).unwrap_or_default();
+        findings.push(check_collector(collector, &model_version));
     }
     findings
 }
@@ -171,13 +175,18 @@ fn check_output(path: &Path) -> Finding {
 }
 
 /// An empty heartbeat: the collector authenticates it like any batch and
-/// stores nothing (a batch without records consumes no sequence number).
-fn check_collector(config: &CollectorConfig) -> Finding {
+/// stores no record (a batch without records consumes no sequence number);
+/// it refreshes the device's last-seen time and versions.
+fn check_collector(config: &CollectorConfig, model_version: &str) -> Finding {
     let client = match crate::forward::client(config) {
         Ok(client) => client,
         Err(e) => return Finding::Problem(e.to_string()),
     };
-    let heartbeat = Heartbeat { agent_version: env!("CARGO_PKG_VERSION").to_string(), ..Heartbeat::default() };
+    let heartbeat = Heartbeat {
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        model_version: model_version.to_string(),
+        ..Heartbeat::default()
+    };
     let body = match (Batch { seq: 0, heartbeat, records: Vec::new() }).encode() {
         Ok(body) => body,
         Err(e) => return Finding::Problem(format!("collector: {e}")),
