@@ -2,8 +2,12 @@
 //! agent under qemu, the dashboard in Chromium), a module per area, in one
 //! test binary.
 
+mod agent_check;
+mod agent_learn;
+mod agent_output;
 mod agent_run;
 mod agent_scan;
+mod agent_unattended;
 mod arm_qemu;
 mod collector;
 mod dashboard_browser;

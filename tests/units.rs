@@ -228,6 +228,21 @@ fn unit_command_lines_start_the_real_binaries() {
         ),
     )
     .unwrap();
+    // ExecStartPre: the config check passes on this config, and names a
+    // broken one (exit 1), which stops the start.
+    let pre = one(&k, "Service.ExecStartPre").replace("/etc/bfp-agent/bfp-agent.toml", config.to_str().unwrap());
+    let mut words = pre.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/bin/bfp-agent"));
+    let args: Vec<&str> = words.collect();
+    let out = Command::new(binary("bfp-agent")).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "poll_interval_ms = 1\n[[source]]\npath = \"/x\"\n").unwrap();
+    let pre_broken = pre.replace(config.to_str().unwrap(), broken.to_str().unwrap());
+    let out = Command::new(binary("bfp-agent")).args(pre_broken.split_whitespace().skip(1)).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("poll_interval_ms"));
+
     let exec = one(&k, "Service.ExecStart").replace("/etc/bfp-agent/bfp-agent.toml", config.to_str().unwrap());
     let mut words = exec.split_whitespace();
     assert_eq!(words.next(), Some("/usr/bin/bfp-agent"));
@@ -265,10 +280,12 @@ procd_set_param() {{ echo "param $*"; }}
 procd_close_instance() {{ echo "close"; }}
 procd_add_reload_trigger() {{ echo "trigger $*"; }}
 . "$1"
+check_config() {{ "{agent}" check --config "$1"; }}
 start_service && echo "start ok"
 service_triggers
 "#,
-            config = config.display()
+            config = config.display(),
+            agent = binary("bfp-agent").display()
         ),
     )
     .unwrap();
@@ -281,8 +298,17 @@ service_triggers
 #[test]
 fn openwrt_init_script_starts_the_agent_as_uci_says() {
     let dir = TempDir::new().unwrap();
+    // The shipped config with its paths moved into the temp dir (the check
+    // that runs before the start must find the log and the state dir).
     let config = dir.path().join("bfp-agent.toml");
-    std::fs::copy(deploy("openwrt/bfp-agent.toml"), &config).unwrap();
+    let messages = dir.path().join("messages");
+    std::fs::write(&messages, "").unwrap();
+    let shipped = std::fs::read_to_string(deploy("openwrt/bfp-agent.toml")).unwrap();
+    let moved = shipped
+        .replace("\"/var/lib/bfp-agent\"", &format!("{:?}", dir.path().join("state")))
+        .replace("\"/var/log/messages\"", &format!("{messages:?}"));
+    assert_ne!(moved, shipped);
+    std::fs::write(&config, moved).unwrap();
 
     let (ok, out) = procd_start("1", &config, "/var/log/messages");
     assert!(ok, "{out}");
@@ -301,6 +327,20 @@ fn openwrt_init_script_starts_the_agent_as_uci_says() {
     let (ok, out) = procd_start("1", &config, "");
     assert!(ok && out.contains("open agent"), "{out}");
     assert!(out.contains("logger") && out.contains("log_file=/var/log/messages"), "{out}");
+
+    // A config with a problem: not started, the problem named.
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        format!(
+            "state_dir = {:?}\ntor_exit_list = \"/nonexistent/tor\"\n[[source]]\npath = {messages:?}\n",
+            dir.path().join("state")
+        ),
+    )
+    .unwrap();
+    let (ok, out) = procd_start("1", &broken, "/var/log/messages");
+    assert!(!ok && !out.contains("open"), "{out}");
+    assert!(out.contains("not started") && out.contains("/nonexistent/tor"), "{out}");
 
     // A missing config is an error, not a crash loop.
     let (ok, out) = procd_start("1", &dir.path().join("nope.toml"), "/var/log/messages");

@@ -31,8 +31,11 @@ pub struct Config {
     #[serde(default)]
     pub tor_exit_list: Option<PathBuf>,
     /// Where results go, as JSON lines: a file path (appended to), or `-`
-    /// for standard output. Default `-`.
-    #[serde(default = "default_output")]
+    /// for standard output; written `output = "PATH"` or as a table,
+    /// `[output]` with `path = "PATH"`. With a `[collector]`, a file named
+    /// here also gets every result (a local copy for Filebeat, Vector, ...)
+    /// and `-` means no local copy. Default `-`.
+    #[serde(default = "default_output", deserialize_with = "output_path")]
     pub output: PathBuf,
     /// How often the sources are checked for new lines, rotation and
     /// truncation, in milliseconds (10–60000). Default 500.
@@ -109,6 +112,30 @@ pub struct CollectorConfig {
     /// Timeout of one request, seconds. Default 20.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// Wait between retries after the collector refused the token (HTTP
+    /// 401/403), seconds: only a new token helps, so no fast retries.
+    /// Default 300.
+    #[serde(default = "default_refused_retry_secs")]
+    pub refused_retry_secs: u64,
+}
+
+/// `output = "PATH"` or `[output] path = "PATH"`.
+fn output_path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<PathBuf, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Output {
+        Path(PathBuf),
+        Table(OutputTable),
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OutputTable {
+        path: PathBuf,
+    }
+    match Output::deserialize(deserializer) {
+        Ok(Output::Path(path)) | Ok(Output::Table(OutputTable { path })) => Ok(path),
+        Err(_) => Err(serde::de::Error::custom("output must be a path, or a table with one key: path")),
+    }
 }
 
 fn default_spool_max_bytes() -> u64 {
@@ -129,6 +156,9 @@ fn default_backoff_max_secs() -> u64 {
 fn default_timeout_secs() -> u64 {
     20
 }
+fn default_refused_retry_secs() -> u64 {
+    300
+}
 
 impl CollectorConfig {
     /// The defaults for `url` and `token` (quick start flags).
@@ -143,6 +173,7 @@ impl CollectorConfig {
             model_check_secs: default_model_check_secs(),
             backoff_max_secs: default_backoff_max_secs(),
             timeout_secs: default_timeout_secs(),
+            refused_retry_secs: default_refused_retry_secs(),
         }
     }
 
@@ -163,6 +194,9 @@ impl CollectorConfig {
         }
         if self.heartbeat_secs == 0 || self.backoff_max_secs == 0 || self.timeout_secs == 0 {
             return bad("heartbeat_secs, backoff_max_secs and timeout_secs must be > 0".into());
+        }
+        if self.refused_retry_secs == 0 {
+            return bad("refused_retry_secs must be > 0".into());
         }
         Ok(())
     }
@@ -533,9 +567,24 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/bfp-agent.example.toml");
         let config = Config::load(&path).unwrap();
         config.validate(&path).unwrap();
-        assert!(config.sources.iter().any(|s| s.kind == SourceKind::Journald));
-        assert!(config.sources.iter().any(|s| s.kind == SourceKind::File));
-        assert!(config.tor_exit_list.is_some());
+        // It starts as shipped: one source (the file and the journal both
+        // enabled would count every event twice), no Tor list that may not
+        // exist.
+        assert_eq!(config.sources.len(), 1);
+        assert_eq!(config.sources[0].kind, SourceKind::File);
+        assert_eq!(config.tor_exit_list, None);
+        // The commented journal source is valid once uncommented.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let commented = &text[text.find("# [[source]]").expect("a commented journal source")..];
+        let block: String = commented
+            .lines()
+            .filter(|l| !l.starts_with("# #"))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let journal = Config::parse(&block, &path).unwrap();
+        journal.validate(&path).unwrap();
+        assert_eq!(journal.sources[0].kind, SourceKind::Journald);
+        assert!(text.contains("# tor_exit_list = "), "the Tor list is shown as an example");
     }
 
     #[test]
@@ -750,6 +799,20 @@ mod tests {
             config.validate(Path::new(file)).unwrap();
             assert!(config.collector.is_some(), "{file}");
         }
+    }
+
+    #[test]
+    fn the_output_is_a_path_or_an_output_table_beside_the_collector() {
+        let p = Path::new("t.toml");
+        let plain = Config::parse("output = \"/var/log/bfp.jsonl\"\n", p).unwrap();
+        let table =
+            "[output]\npath = \"/var/log/bfp.jsonl\"\n[collector]\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\n";
+        let table = Config::parse(table, p).unwrap();
+        assert_eq!(plain.output, PathBuf::from("/var/log/bfp.jsonl"));
+        assert_eq!(table.output, plain.output);
+        assert!(table.collector.is_some());
+        let err = Config::parse("[output]\nfile = \"/x\"\n", p).unwrap_err().to_string();
+        assert!(err.contains("output"), "{err}");
     }
 
     #[test]

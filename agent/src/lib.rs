@@ -8,9 +8,11 @@
 //! binary, and write the results (with their reasons) to a sink. It links no
 //! async runtime: one thread polls, which keeps it small for ARM devices.
 
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod learn;
 pub mod pipeline;
 pub mod report;
 pub mod run;

@@ -15,11 +15,24 @@ use bfp_logs::analyze::LogFormat;
 use bfp_logs::analyze::UtmpArch;
 use clap::{Parser, Subcommand, ValueEnum};
 
+const EXAMPLES: &str = "\
+Examples:
+  bfp-agent scan /var/log/auth.log              score a log once, JSON lines
+  bfp-agent scan --format table auth.log wtmp   the same as a table
+  bfp-agent check                               is /etc/bfp-agent/bfp-agent.toml ready?
+  bfp-agent learn                               baselines from rotated logs and the journal
+  bfp-agent run --config /etc/bfp-agent/bfp-agent.toml
+  bfp-agent run --state-dir /tmp/st --follow /var/log/auth.log --output -
+
+Exit status: 0 success; 1 a problem (named in the output); 2 a usage mistake.
+Every TOML key and its default: deploy/bfp-agent.example.toml.";
+
 #[derive(Parser)]
 #[command(
     name = "bfp-agent",
     version,
-    about = "Behavioural fingerprints from the device's own auth logs, scored on the device."
+    about = "Behavioural fingerprints from the device's own auth logs, scored on the device.",
+    after_help = EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +61,38 @@ enum Command {
         /// Log files; `-` reads standard input.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+    /// Check a configuration before running it (exit 0 ready, 1 a problem).
+    ///
+    /// Checks the config, each source (present and readable), the Tor list,
+    /// the model, the state directory (writable), and the collector
+    /// (reachable, the device token accepted). A missing log file is a
+    /// warning; exit 0 means ready (warnings allowed), 1 a problem.
+    Check {
+        /// The TOML configuration to check.
+        #[arg(long, value_name = "PATH", default_value = "/etc/bfp-agent/bfp-agent.toml")]
+        config: PathBuf,
+    },
+    /// Learn the baselines from the device's history before judging.
+    ///
+    /// Reads the rotated logs beside each file source (`auth.log.1`,
+    /// `auth.log.2.gz`, `secure-YYYYMMDD`) and the journal's past, oldest
+    /// first, reporting nothing; `run` does it on its first start. Sources
+    /// already followed are not re-learnt.
+    Learn {
+        /// The TOML configuration (its sources and state directory).
+        #[arg(long, value_name = "PATH", default_value = "/etc/bfp-agent/bfp-agent.toml")]
+        config: PathBuf,
+        /// How many days of the journal's past to read.
+        #[arg(long, value_name = "DAYS", default_value_t = bfp_agent::learn::JOURNAL_DAYS)]
+        journal_days: u64,
+        /// Learn file sources that have no rotated files from this wtmp
+        /// (e.g. /var/log/wtmp) instead.
+        #[arg(long, value_name = "FILE")]
+        wtmp: Option<PathBuf>,
+        /// Layout of the wtmp records (default: this machine's).
+        #[arg(long, value_enum)]
+        utmp_arch: Option<Arch>,
     },
     /// Follow logs and score as lines arrive (results as JSON lines).
     Run {
@@ -132,9 +177,22 @@ enum Arch {
     Armv7,
 }
 
+impl Arch {
+    fn layout(self) -> UtmpArch {
+        match self {
+            Arch::X86_64 => UtmpArch::X86_64,
+            Arch::Aarch64 => UtmpArch::Aarch64,
+            Arch::Armv7 => UtmpArch::Armv7,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     one_malloc_arena();
     let cli = Cli::parse();
+    if let Command::Check { config } = &cli.command {
+        return run_check(config);
+    }
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // `bfp-agent scan ... | head`: the reader left, nothing to report.
@@ -164,8 +222,48 @@ fn one_malloc_arena() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn one_malloc_arena() {}
 
+/// `bfp-agent check`: every finding on stdout, the verdict as exit status.
+fn run_check(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path).and_then(|c| c.validate(path).map(|()| c)) {
+        Ok(config) => config,
+        Err(e) => {
+            println!("{}", bfp_agent::check::Finding::Problem(e.to_string()));
+            return ExitCode::FAILURE;
+        }
+    };
+    let findings = bfp_agent::check::check(&config);
+    for finding in &findings {
+        println!("{finding}");
+    }
+    let problems = findings.iter().filter(|f| matches!(f, bfp_agent::check::Finding::Problem(_))).count();
+    if problems == 0 {
+        println!("{}: ready", path.display());
+        ExitCode::SUCCESS
+    } else {
+        println!("{}: {problems} problem(s)", path.display());
+        ExitCode::FAILURE
+    }
+}
+
 fn execute(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Check { .. } => unreachable!("handled in main"),
+        Command::Learn { config: path, journal_days, wtmp, utmp_arch } => {
+            let config = Config::for_run(Some(&path), Flags::default())?;
+            let state = StateDir::open(&config.state_dir)?;
+            let scorer = load_run_model(&config, &state)?;
+            let analyzer = config.analyzer_config()?;
+            let mut progress = bfp_agent::learn::Progress::stderr(true);
+            let options = bfp_agent::learn::LearnOptions {
+                journal_days,
+                wtmp: wtmp.map(|path| (path, utmp_arch.map_or_else(native_utmp_arch, Arch::layout))),
+            };
+            let learnt = bfp_agent::learn::learn(&config, &state, &analyzer, &scorer, &options, &mut progress)?;
+            for one in &learnt {
+                println!("{one}");
+            }
+            Ok(())
+        }
         Command::Scan { config, format, log_format, utmp_arch, analysis, files } => {
             let config = Config::for_scan(config.as_deref(), analysis.into_flags())?;
             let scorer = Scorer::load(config.model.as_deref())?;
@@ -177,12 +275,7 @@ fn execute(cli: Cli) -> Result<()> {
                     ScanLogFormat::Journald => LogFormat::Journald,
                     ScanLogFormat::Utmp => LogFormat::Utmp,
                 }),
-                utmp_arch: match utmp_arch {
-                    Some(Arch::X86_64) => UtmpArch::X86_64,
-                    Some(Arch::Aarch64) => UtmpArch::Aarch64,
-                    Some(Arch::Armv7) => UtmpArch::Armv7,
-                    None => native_utmp_arch(),
-                },
+                utmp_arch: utmp_arch.map_or_else(native_utmp_arch, Arch::layout),
                 analyzer: config.analyzer_config()?,
                 detect: config.detect.clone(),
                 output: format,

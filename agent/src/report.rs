@@ -86,6 +86,92 @@ impl Record {
     }
 }
 
+/// A record as written to JSON lines (`scan`, `run`'s output): its fields,
+/// then `start_time`/`end_time` (RFC 3339, UTC) beside the epoch seconds and
+/// the `host` it happened on. The documented contract is
+/// `docs/agent-record.schema.json`.
+#[derive(Debug, Serialize)]
+pub struct RecordLine<'a> {
+    #[serde(flatten)]
+    pub record: &'a Record,
+    /// `start` as RFC 3339 (UTC, `Z`).
+    pub start_time: String,
+    /// `end` as RFC 3339 (UTC, `Z`); null while open.
+    pub end_time: Option<String>,
+    /// The host name the log lines carry, else the device's own.
+    pub host: &'a str,
+}
+
+impl<'a> RecordLine<'a> {
+    /// The line of `record`, which happened on `host`.
+    pub fn new(record: &'a Record, host: &'a str) -> RecordLine<'a> {
+        RecordLine { record, start_time: rfc3339(record.start), end_time: record.end.map(rfc3339), host }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of unix seconds.
+pub fn rfc3339(secs: i64) -> String {
+    let mut text = bfp_common::time::format_utc(secs);
+    text.replace_range(10..11, "T");
+    text.push('Z');
+    text
+}
+
+/// The host name field of a log line, where its format has one: syslog
+/// (`Mar 27 13:06:56 HOST prog:`, RFC 3339 or RFC 5424 headers) and
+/// `journalctl -o json` (`_HOSTNAME`). Cowrie lines and utmp records have
+/// none.
+pub fn host_of_line(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    if line.starts_with('{') {
+        // Journal JSON: a cheap field scan; the analyzer parses the rest.
+        let rest = &line[line.find("\"_HOSTNAME\":\"")? + "\"_HOSTNAME\":\"".len()..];
+        return valid_host(&rest[..rest.find('"')?]);
+    }
+    let mut words = line.split_ascii_whitespace();
+    let first = words.next()?;
+    let host = if first.starts_with('<') {
+        // RFC 5424: <PRI>VERSION TIMESTAMP HOST ...
+        words.nth(1)?
+    } else if first.len() >= 19 && first.as_bytes()[4] == b'-' && first.as_bytes()[10] == b'T' {
+        // RFC 3339 timestamp (rsyslog's high-precision format).
+        words.next()?
+    } else if first.len() == 3 && first.bytes().all(|b| b.is_ascii_alphabetic()) {
+        // RFC 3164: Mmm dd hh:mm:ss HOST
+        let _day = words.next()?;
+        let time = words.next()?;
+        if time.len() != 8 || time.as_bytes()[2] != b':' {
+            return None;
+        }
+        words.next()?
+    } else {
+        return None;
+    };
+    valid_host(host)
+}
+
+/// A host name is a word of letters, digits, `-`, `.` and `_` (not a
+/// program tag such as `sshd[12]:`, nor the nil value `-`).
+fn valid_host(host: &str) -> Option<&str> {
+    let ok = !host.is_empty()
+        && host != "-"
+        && host.len() <= 253
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
+        && !host.ends_with(':');
+    ok.then_some(host)
+}
+
+/// This device's host name (`/proc/sys/kernel/hostname`, else
+/// `/etc/hostname`, else `localhost`).
+pub fn device_host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// Writes records as an aligned table for people.
 pub fn write_table(out: &mut dyn Write, records: &[Record]) -> std::io::Result<()> {
     writeln!(
@@ -138,5 +224,24 @@ mod tests {
         assert_eq!(format_time(0), "1970-01-01 00:00");
         assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13");
         assert_eq!(format_time(951_782_400), "2000-02-29 00:00");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn host_names_come_from_each_log_form_that_has_one() {
+        let cases = [
+            ("Mar 27 13:06:56 web-1 sshd[1291]: Failed password", Some("web-1")),
+            ("Mar  7 13:06:56 gw.lan sshd[1291]: x", Some("gw.lan")),
+            ("2024-03-01T01:10:00+00:00 host sshd[1]: Failed", Some("host")),
+            ("<38>1 2024-03-01T01:10:00Z box sshd 12 - - msg", Some("box")),
+            ("<38>1 2024-03-01T01:10:00Z - sshd 12 - - msg", None),
+            (r#"{"_HOSTNAME":"pi4","MESSAGE":"x"}"#, Some("pi4")),
+            (r#"{"eventid":"cowrie.login.failed"}"#, None),
+            ("Mar 27 13:06:56 sshd[1291]: no host field", None),
+            ("plain text", None),
+        ];
+        for (line, host) in cases {
+            assert_eq!(host_of_line(line), host, "{line}");
+        }
     }
 }

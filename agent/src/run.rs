@@ -19,7 +19,9 @@ use bfp_logs::analyze::{AnalyzerConfig, LogFormat};
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::forward;
+use crate::learn;
 use crate::pipeline::{log_format, Pipeline};
+use crate::report::{host_of_line, Record, RecordLine};
 use crate::scoring::Scorer;
 use crate::sink::{self, SinkMark};
 use crate::source::file::FileFollower;
@@ -32,6 +34,11 @@ use crate::state::{Checkpoint, SourceCheckpoint, StateDir, CHECKPOINT_VERSION};
 const MAX_PENDING_RECORDS: usize = 256;
 /// How long to wait before restarting a `journalctl` that exited.
 const JOURNAL_RESTART: Duration = Duration::from_secs(5);
+/// A followed file missing this long is reported (shorter gaps are a
+/// rotation between rename and create).
+const MISSING_GRACE: Duration = Duration::from_secs(10);
+/// How often a file still missing is reported again.
+const MISSING_REPEAT: Duration = Duration::from_secs(3600);
 
 enum Follower {
     File(FileFollower),
@@ -52,6 +59,11 @@ struct RunSource {
     baselines_saved: u64,
     /// The last read error, until the source reads again.
     last_error: Option<String>,
+    /// The host name of the last line read that had one.
+    host: Option<String>,
+    /// Since when the followed file has been missing, and when that was
+    /// last said.
+    missing: Option<(Instant, Option<Instant>)>,
 }
 
 /// Counters for the operator (and the memory benchmark).
@@ -76,6 +88,21 @@ pub fn run(
     stop: &Arc<AtomicBool>,
 ) -> Result<RunStats> {
     let mut checkpoint = state.load_checkpoint()?;
+    if checkpoint.sources.is_empty() && checkpoint.baselines.is_empty() {
+        // First start: learn the device's history before judging anything.
+        let learnt = learn::learn(
+            config,
+            state,
+            analyzer_config,
+            scorer,
+            &learn::LearnOptions::default(),
+            &mut learn::Progress::stderr(true),
+        )?;
+        for one in &learnt {
+            eprintln!("bfp-agent: learnt {one}");
+        }
+        checkpoint = state.load_checkpoint()?;
+    }
     // With a collector, results go to the spool and a forwarding thread
     // sends what the checkpoints cover.
     let status = Arc::new(forward::Status::default());
@@ -86,7 +113,13 @@ pub fn run(
         Some(cc) => {
             let spool = Spool::open(SpoolConfig::new(state.spool_dir(), cc.spool_max_bytes))?;
             let spool = Arc::new(Mutex::new(spool));
-            (Box::new(SpoolSink::new(spool.clone())), Some(spool))
+            let forward: Box<dyn sink::Sink> = Box::new(SpoolSink::new(spool.clone()));
+            let sink = if config.output == std::path::Path::new("-") {
+                forward
+            } else {
+                Box::new(sink::TeeSink::new(forward, sink::open(&config.output)?))
+            };
+            (sink, Some(spool))
         }
         None => (sink::open(&config.output)?, None),
     };
@@ -116,7 +149,9 @@ pub fn run(
     let commit_interval = Duration::from_millis(config.commit_interval_ms);
     let mut last_commit = Instant::now();
     let mut stats = RunStats::default();
-    let mut records = Vec::new();
+    let device_host = crate::report::device_host_name();
+    let mut records: Vec<(Record, String)> = Vec::new();
+    let mut drained = Vec::new();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         // A model the forwarder fetched and verified replaces ours between
@@ -131,7 +166,10 @@ pub fn run(
         let mut lines = 0u64;
         for source in &mut sources {
             lines += poll_source(source, state)?;
-            source.pipeline.drain(scorer, &mut records);
+            warn_if_missing(source, Instant::now());
+            source.pipeline.drain(scorer, &mut drained);
+            let host = source.host.as_deref().unwrap_or(&device_host);
+            records.extend(drained.drain(..).map(|r| (r, host.to_string())));
         }
         stats.lines += lines;
         let mut next = Checkpoint {
@@ -148,8 +186,8 @@ pub fn run(
         let due = stopping || records.len() >= MAX_PENDING_RECORDS || last_commit.elapsed() >= commit_interval;
         if dirty && due {
             last_commit = Instant::now();
-            for record in records.drain(..) {
-                sink.write(&record)?;
+            for (record, host) in records.drain(..) {
+                sink.write(&RecordLine::new(&record, &host))?;
                 stats.records += 1;
             }
             // Output first, then the baselines those results taught, then
@@ -258,7 +296,16 @@ fn open_source(
             }
             let follower = start_journal(sc, state, &key, &last)?;
             let follower = Follower::Journal { follower: Some(follower), restart_at: Instant::now(), last };
-            return Ok(RunSource { config: sc.clone(), pipeline, key, follower, baselines_saved: 0, last_error: None });
+            return Ok(RunSource {
+                config: sc.clone(),
+                pipeline,
+                key,
+                follower,
+                baselines_saved: 0,
+                last_error: None,
+                host: None,
+                missing: None,
+            });
         }
     };
     Ok(RunSource {
@@ -268,6 +315,8 @@ fn open_source(
         follower,
         baselines_saved: 0,
         last_error: None,
+        host: None,
+        missing: None,
     })
 }
 
@@ -279,8 +328,14 @@ fn start_journal(sc: &SourceConfig, state: &StateDir, key: &str, last: &JournalC
 fn poll_source(source: &mut RunSource, state: &StateDir) -> Result<u64> {
     let mut lines = 0u64;
     let pipeline = &mut source.pipeline;
+    let host = &mut source.host;
     let mut feed = |line: Line<'_>| {
         lines += 1;
+        if let Some(name) = host_of_line(line.text) {
+            if host.as_deref() != Some(name) {
+                *host = Some(name.to_string());
+            }
+        }
         pipeline.feed(line);
     };
     match &mut source.follower {
@@ -328,6 +383,38 @@ fn poll_source(source: &mut RunSource, state: &StateDir) -> Result<u64> {
         }
     }
     Ok(lines)
+}
+
+/// Says (once past the grace, then every [`MISSING_REPEAT`]) that a
+/// followed file does not exist, and when it appears.
+fn warn_if_missing(source: &mut RunSource, now: Instant) {
+    let Follower::File(f) = &source.follower else { return };
+    let path = f.path();
+    if path.exists() {
+        if source.missing.take().is_some_and(|(_, said)| said.is_some()) {
+            eprintln!("bfp-agent: {}: exists now, following it", path.display());
+        }
+        return;
+    }
+    let (since, said) = source.missing.get_or_insert((now, None));
+    let due = match said {
+        None => now.duration_since(*since) >= MISSING_GRACE,
+        Some(at) => now.duration_since(*at) >= MISSING_REPEAT,
+    };
+    if due {
+        let hint = if path.file_name().is_some_and(|n| n == "auth.log" || n == "secure") {
+            "; a system without rsyslog (Debian 12 by default) has none: follow the journal \
+             ([[source]] kind = \"journald\")"
+        } else {
+            ""
+        };
+        eprintln!(
+            "bfp-agent: warning: {} does not exist (for {}s); waiting for it{hint}",
+            path.display(),
+            now.duration_since(*since).as_secs()
+        );
+        *said = Some(now);
+    }
 }
 
 fn source_checkpoint(source: &RunSource) -> SourceCheckpoint {

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::report::{write_table, Record};
+use crate::report::{host_of_line, write_table, Record, RecordLine};
 use crate::scoring::Scorer;
 use crate::source::Line;
 use crate::source::{read_lines, UTMP_RECORD};
@@ -61,7 +61,7 @@ pub struct Summary {
 impl Summary {
     fn add_stats(&mut self, stats: &ParseStats) {
         self.lines_read += stats.lines;
-        if let Ok(serde_json::Value::Object(kinds)) = serde_json::to_value(&stats.by_kind) {
+        if let Ok(serde_json::Value::Object(kinds)) = serde_json::to_value(stats.by_kind) {
             for (kind, n) in kinds {
                 *self.lines_by_kind.entry(kind).or_default() += n.as_u64().unwrap_or(0);
             }
@@ -107,14 +107,16 @@ pub struct ScanOptions<'a> {
 pub fn scan(opts: &ScanOptions<'_>, scorer: &Scorer, out: &mut dyn Write) -> Result<Summary> {
     let mut summary = Summary { kind: "summary", model_version: scorer.version().to_string(), ..Summary::default() };
     let mut table = Vec::new();
+    let device_host = crate::report::device_host_name();
     let out_err = |source| Error::Sink { path: "-".into(), source };
     for path in opts.files {
-        let mut emit = |records: &mut Vec<Record>, summary: &mut Summary| -> std::io::Result<()> {
+        let mut emit = |records: &mut Vec<Record>, host: Option<&str>, summary: &mut Summary| -> std::io::Result<()> {
             summary.add_records(records);
             match opts.output {
                 OutputFormat::Jsonl => {
+                    let host = host.unwrap_or(&device_host);
                     for r in records.drain(..) {
-                        serde_json::to_writer(&mut *out, &r)?;
+                        serde_json::to_writer(&mut *out, &RecordLine::new(&r, host))?;
                         out.write_all(b"\n")?;
                     }
                 }
@@ -164,7 +166,8 @@ fn compression(head: &[u8]) -> Option<(&'static str, &'static str)> {
 }
 
 /// How [`scan_one`] hands out completed records.
-type Emit<'a> = dyn FnMut(&mut Vec<Record>, &mut Summary) -> std::io::Result<()> + 'a;
+/// The host is the one the file's lines name (the last seen), if any.
+type Emit<'a> = dyn FnMut(&mut Vec<Record>, Option<&str>, &mut Summary) -> std::io::Result<()> + 'a;
 
 fn scan_one(
     path: &Path,
@@ -190,6 +193,7 @@ fn scan_one(
     };
     let log = path.display().to_string();
     let mut records = Vec::new();
+    let mut host: Option<String> = None;
     let mut pipeline =
         Pipeline::new(log, if format == LogFormat::Auto { None } else { Some(format) }, opts.analyzer.clone())
             .with_detector(Detector::new(opts.detect.clone()));
@@ -202,18 +206,23 @@ fn scan_one(
                 Err(e) => return Err(Error::Io { path: path.into(), source: e }),
             }
             pipeline.drain(scorer, &mut records);
-            emit(&mut records, summary).map_err(out_err)?;
+            emit(&mut records, None, summary).map_err(out_err)?;
         }
     } else {
         let mut n = 0u32;
         // The line callback cannot return an error: keep the first one.
         let mut failed = None;
         read_lines(&mut reader, &mut |line: Line<'_>| {
+            if let Some(name) = host_of_line(line.text) {
+                if host.as_deref() != Some(name) {
+                    host = Some(name.to_string());
+                }
+            }
             pipeline.feed(line);
             n = n.wrapping_add(1);
             if n.is_multiple_of(4096) && failed.is_none() {
                 pipeline.drain(scorer, &mut records);
-                failed = emit(&mut records, summary).err();
+                failed = emit(&mut records, host.as_deref(), summary).err();
             }
         })
         .map_err(Error::io(path))?;
@@ -222,7 +231,7 @@ fn scan_one(
         }
     }
     pipeline.finish(scorer, &mut records);
-    emit(&mut records, summary).map_err(out_err)?;
+    emit(&mut records, host.as_deref(), summary).map_err(out_err)?;
     summary.add_stats(pipeline.analyzer().stats());
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::report::Record;
+use crate::report::RecordLine;
 
 /// How far a sink's durable output reached at a checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,12 +39,19 @@ pub enum SinkMark {
         /// Offset in the segment.
         offset: u64,
     },
+    /// Forwarding with a local copy: both marks, taken at one commit.
+    Tee {
+        /// The spool's mark.
+        forward: Box<SinkMark>,
+        /// The local output's mark.
+        local: Box<SinkMark>,
+    },
 }
 
 /// A destination for scored results.
 pub trait Sink {
     /// Writes one result (may buffer until `commit`).
-    fn write(&mut self, record: &Record) -> Result<()>;
+    fn write(&mut self, line: &RecordLine<'_>) -> Result<()>;
     /// Makes everything written so far durable and says how far it reached.
     fn commit(&mut self) -> Result<SinkMark>;
     /// At start-up, before anything is written: drop output written after
@@ -71,9 +78,9 @@ pub struct StdoutSink {
 }
 
 impl Sink for StdoutSink {
-    fn write(&mut self, record: &Record) -> Result<()> {
+    fn write(&mut self, line: &RecordLine<'_>) -> Result<()> {
         let err = |source| Error::Sink { path: "-".into(), source };
-        serde_json::to_writer(&mut self.out, record).map_err(|e| err(e.into()))?;
+        serde_json::to_writer(&mut self.out, line).map_err(|e| err(e.into()))?;
         self.out.write_all(b"\n").map_err(err)
     }
     fn commit(&mut self) -> Result<SinkMark> {
@@ -108,8 +115,8 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
-    fn write(&mut self, record: &Record) -> Result<()> {
-        serde_json::to_writer(&mut self.out, record).map_err(|e| (self.err())(e.into()))?;
+    fn write(&mut self, line: &RecordLine<'_>) -> Result<()> {
+        serde_json::to_writer(&mut self.out, line).map_err(|e| (self.err())(e.into()))?;
         self.out.write_all(b"\n").map_err(self.err())
     }
 
@@ -136,9 +143,64 @@ impl Sink for FileSink {
     }
 }
 
+/// Forwarding and local JSON lines at once (`[collector]` with an `output`
+/// file): every result goes to both, and one mark names how far each
+/// reached, so a restart cuts both back to the same results.
+pub struct TeeSink {
+    forward: Box<dyn Sink>,
+    local: Box<dyn Sink>,
+}
+
+impl TeeSink {
+    /// Writes to `forward` (the spool) and `local`.
+    pub fn new(forward: Box<dyn Sink>, local: Box<dyn Sink>) -> TeeSink {
+        TeeSink { forward, local }
+    }
+}
+
+impl Sink for TeeSink {
+    fn write(&mut self, line: &RecordLine<'_>) -> Result<()> {
+        self.forward.write(line)?;
+        self.local.write(line)
+    }
+
+    fn commit(&mut self) -> Result<SinkMark> {
+        let forward = Box::new(self.forward.commit()?);
+        let local = Box::new(self.local.commit()?);
+        Ok(SinkMark::Tee { forward, local })
+    }
+
+    fn recover(&mut self, mark: &SinkMark) -> Result<()> {
+        match mark {
+            SinkMark::Tee { forward, local } => {
+                self.forward.recover(forward)?;
+                self.local.recover(local)
+            }
+            // The local copy was just added: the spool's mark still holds,
+            // and there is no local output to cut.
+            other => {
+                self.forward.recover(other)?;
+                self.local.recover(&SinkMark::None)
+            }
+        }
+    }
+
+    fn checkpointed(&mut self, mark: &SinkMark) {
+        if let SinkMark::Tee { forward, local } = mark {
+            self.forward.checkpointed(forward);
+            self.local.checkpointed(local);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Record;
+
+    fn line(record: &Record) -> RecordLine<'_> {
+        RecordLine::new(record, "testhost")
+    }
 
     fn record(user: &str) -> Record {
         Record {
@@ -170,12 +232,12 @@ mod tests {
         let dir = crate::testutil::tempdir("sink");
         let path = dir.join("out/results.jsonl");
         let mut sink = FileSink::open(&path).unwrap();
-        sink.write(&record("a")).unwrap();
+        sink.write(&line(&record("a"))).unwrap();
         let mark = sink.commit().unwrap();
         let SinkMark::File { len, .. } = mark else { panic!("a file mark") };
         assert_eq!(len, std::fs::metadata(&path).unwrap().len());
         // Written and even fsynced, but the checkpoint never recorded it.
-        sink.write(&record("b")).unwrap();
+        sink.write(&line(&record("b"))).unwrap();
         sink.commit().unwrap();
         drop(sink);
         let mut sink = FileSink::open(&path).unwrap();
@@ -184,9 +246,39 @@ mod tests {
         assert_eq!(text.lines().count(), 1);
         assert!(text.contains("\"user\":\"a\""));
         // Appends go on after the cut.
-        sink.write(&record("c")).unwrap();
+        sink.write(&line(&record("c"))).unwrap();
         sink.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn a_tee_cuts_both_outputs_back_to_its_mark() {
+        let dir = crate::testutil::tempdir("sink-tee");
+        let (a, b) = (dir.join("forward.jsonl"), dir.join("local.jsonl"));
+        let open = || TeeSink::new(Box::new(FileSink::open(&a).unwrap()), Box::new(FileSink::open(&b).unwrap()));
+        let mut sink = open();
+        sink.write(&line(&record("a"))).unwrap();
+        let mark = sink.commit().unwrap();
+        assert!(matches!(mark, SinkMark::Tee { .. }), "{mark:?}");
+        // Written after the checkpoint's mark: a crash forgets it in both.
+        sink.write(&line(&record("b"))).unwrap();
+        sink.commit().unwrap();
+        drop(sink);
+        let mut sink = open();
+        sink.recover(&mark).unwrap();
+        for path in [&a, &b] {
+            let text = std::fs::read_to_string(path).unwrap();
+            assert_eq!(text.lines().count(), 1, "{}", path.display());
+            assert!(text.contains("\"user\":\"a\"") && text.contains("\"host\":\"testhost\""));
+        }
+        // A mark from before the local copy existed: the forward side keeps
+        // its own mark, the new local file is left whole.
+        let SinkMark::Tee { forward, .. } = mark else { unreachable!() };
+        sink.write(&line(&record("c"))).unwrap();
+        sink.commit().unwrap();
+        sink.recover(&forward).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap().lines().count(), 1);
+        assert_eq!(std::fs::read_to_string(&b).unwrap().lines().count(), 2);
     }
 
     #[test]
@@ -194,7 +286,7 @@ mod tests {
         let dir = crate::testutil::tempdir("sink-other");
         let path = dir.join("results.jsonl");
         let mut sink = FileSink::open(&path).unwrap();
-        sink.write(&record("a")).unwrap();
+        sink.write(&line(&record("a"))).unwrap();
         let SinkMark::File { dev, ino, .. } = sink.commit().unwrap() else { panic!("a file mark") };
         // The operator rotated the output: the mark names the old inode.
         sink.recover(&SinkMark::File { dev, ino: ino + 1, len: 0 }).unwrap();

@@ -74,6 +74,13 @@ pub fn client(config: &CollectorConfig) -> Result<reqwest::blocking::Client> {
     builder.build().map_err(|e| Error::Forward(format!("HTTP client: {e}")))
 }
 
+/// Why a delivery failed.
+struct PostError {
+    message: String,
+    /// The collector answered 401/403: the token is wrong or revoked.
+    refused: bool,
+}
+
 /// The forwarding thread's state.
 pub struct Forwarder {
     config: CollectorConfig,
@@ -153,7 +160,7 @@ impl Forwarder {
         Ok((bytes, false))
     }
 
-    fn post(&self, body: Vec<u8>) -> std::result::Result<(), String> {
+    fn post(&self, body: Vec<u8>) -> std::result::Result<(), PostError> {
         let url = format!("{}/api/ingest", self.config.url.trim_end_matches('/'));
         let response = self
             .client
@@ -162,13 +169,22 @@ impl Forwarder {
             .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
             .body(body)
             .send()
-            .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+            .map_err(|e| PostError { message: format!("{url}: {}", error_chain(&e)), refused: false })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
+        let refused = matches!(status.as_u16(), 401 | 403);
         let text = response.text().unwrap_or_default();
-        Err(format!("{url}: HTTP {status}: {}", text.chars().take(300).collect::<String>()))
+        let mut message = format!("{url}: HTTP {status}: {}", text.chars().take(300).collect::<String>());
+        if refused {
+            message = format!(
+                "the collector refused this device's token ({message}); retrying every {}s \
+                 (a new token: bfp-collector device add NAME, then [collector] token)",
+                self.config.refused_retry_secs
+            );
+        }
+        Err(PostError { message, refused })
     }
 
     /// Sleeps up to `d`, waking early on `stop`.
@@ -215,8 +231,17 @@ impl Forwarder {
                             continue;
                         }
                     }
-                    Err(e) => {
-                        self.status.set_error(Some(e));
+                    // A refused token will not heal by retrying soon: only
+                    // an operator fixes it, so wait long, not the network's
+                    // backoff.
+                    Err(PostError { message, refused: true }) => {
+                        self.status.set_error(Some(message));
+                        Self::sleep(Duration::from_secs(self.config.refused_retry_secs), stop);
+                        failures = failures.saturating_add(1);
+                        continue;
+                    }
+                    Err(PostError { message, refused: false }) => {
+                        self.status.set_error(Some(message));
                         Self::sleep(backoff(failures, max_backoff, &mut self.rng), stop);
                         failures = failures.saturating_add(1);
                         continue;
@@ -301,7 +326,7 @@ impl Forwarder {
 }
 
 /// An error with its causes (reqwest's top level says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -46,6 +46,37 @@ pub struct JournalFollower {
     exited: bool,
 }
 
+/// Reads the journal's past from `since` (unix seconds) up to now, oldest
+/// first, as new lines (`bfp-agent learn`). Returns how many entries it read.
+pub fn history(program: &Path, args: &[String], since: u64, f: &mut dyn FnMut(Line<'_>)) -> Result<u64> {
+    let mut child = Command::new(program)
+        .arg("-o")
+        .arg("json")
+        .arg("--no-pager")
+        .arg(format!("--since=@{since}"))
+        .arg("--until=now")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| Error::Journal(format!("cannot start {}: {e}", program.display())))?;
+    let mut reader = BufReader::new(child.stdout.take().expect("piped"));
+    let mut entries = 0u64;
+    let read = crate::source::read_lines(&mut reader, &mut |line| {
+        entries += 1;
+        f(line)
+    });
+    let status = child.wait();
+    read.map_err(|e| Error::Journal(format!("reading {}: {e}", program.display())))?;
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => return Err(Error::Journal(format!("{} exited with {s}", program.display()))),
+        Err(e) => return Err(Error::Journal(format!("{}: {e}", program.display()))),
+    }
+    Ok(entries)
+}
+
 /// Re-reads the journal before the checkpointed cursor (at most
 /// `window_secs` of it) and hands the entries out as replay, so sessions open
 /// at the restart are rebuilt. Returns how many entries it replayed.

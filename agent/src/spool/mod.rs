@@ -463,8 +463,8 @@ impl SpoolSink {
 }
 
 impl crate::sink::Sink for SpoolSink {
-    fn write(&mut self, record: &crate::report::Record) -> Result<()> {
-        self.lock()?.append(&record.to_wire())
+    fn write(&mut self, line: &crate::report::RecordLine<'_>) -> Result<()> {
+        self.lock()?.append(&line.record.to_wire())
     }
 
     fn commit(&mut self) -> Result<crate::sink::SinkMark> {
