@@ -16,6 +16,7 @@ mod forward_agent;
 mod forward_ingest;
 mod forward_tls;
 mod install;
+mod monitoring;
 mod packages;
 mod schema2;
 mod units;
