@@ -6,12 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use bfp_logs::analyze::AnalyzerConfig;
-use bfp_detect::detector::DetectConfig;
 use bfp_common::wire;
+use bfp_detect::detector::DetectConfig;
+use bfp_logs::analyze::AnalyzerConfig;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::respond::RespondConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -68,6 +69,10 @@ pub struct Config {
     /// Default: every default.
     #[serde(default)]
     pub detect: DetectConfig,
+    /// The opt-in firewall response (the `[respond]` table; see
+    /// [`RespondConfig`] for its keys). Default: off.
+    #[serde(default)]
+    pub respond: RespondConfig,
     /// The logs to follow, as `[[source]]` tables. At least one.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -305,6 +310,8 @@ pub struct Flags {
     pub ca_file: Option<PathBuf>,
     /// `--spool-max-bytes BYTES`: the `[collector]` table's `spool_max_bytes`.
     pub spool_max_bytes: Option<u64>,
+    /// `--dry-run`: the `[respond]` table's `dry_run`, and the response on.
+    pub dry_run: bool,
 }
 
 impl Config {
@@ -321,6 +328,7 @@ impl Config {
             utc_offset_secs: None,
             collector: None,
             detect: DetectConfig::default(),
+            respond: RespondConfig::default(),
             sources: Vec::new(),
         }
     }
@@ -397,7 +405,13 @@ impl Config {
             token,
             ca_file,
             spool_max_bytes,
+            dry_run,
         } = flags;
+        if dry_run {
+            // Safe to turn on from the command line: it changes nothing.
+            self.respond.enabled = true;
+            self.respond.dry_run = true;
+        }
         self.sources.extend(follow.into_iter().map(SourceConfig::file));
         let set = |slot: &mut PathBuf, value: Option<PathBuf>| {
             if let Some(value) = value {
@@ -495,6 +509,9 @@ impl Config {
             collector.validate().map_err(|e| Error::Config { path: path.into(), detail: e.to_string() })?;
         }
         let bad = |detail: String| Err(Error::Config { path: path.into(), detail });
+        if let Err(detail) = self.respond.validate() {
+            return bad(detail);
+        }
         if !(10..=60_000).contains(&self.poll_interval_ms) {
             return bad(format!("poll_interval_ms must be 10-60000, got {}", self.poll_interval_ms));
         }
@@ -604,6 +621,7 @@ mod tests {
             token: Some("flag-token".into()),
             ca_file: Some("/flag/ca".into()),
             spool_max_bytes: Some(1 << 20),
+            dry_run: true,
         }
     }
 
@@ -620,6 +638,7 @@ mod tests {
         let c = config.collector.unwrap();
         assert_eq!((c.url.as_str(), c.token.as_str()), ("https://flag:2", "flag-token"));
         assert_eq!((c.ca_file, c.spool_max_bytes), (Some("/flag/ca".into()), 1 << 20));
+        assert!(config.respond.enabled && config.respond.dry_run, "--dry-run turns a dry response on");
         // --follow adds to the file's sources rather than replacing them.
         let paths: Vec<_> = config.sources.iter().filter_map(|s| s.path.clone()).collect();
         assert_eq!(paths, vec![PathBuf::from("/file/log"), PathBuf::from("/flag/log")]);
@@ -775,5 +794,31 @@ mod tests {
             let err = Config::parse(text, p).unwrap().validate(p).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} -> {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod respond_tests {
+    use super::*;
+
+    #[test]
+    fn the_respond_table_is_off_by_default_and_its_mistakes_are_named_with_the_file() {
+        let p = Path::new("agent.toml");
+        let source = "[[source]]\npath = \"/a\"\n";
+        let config = Config::parse(source, p).unwrap();
+        assert_eq!(config.respond, RespondConfig::default());
+        assert!(!config.respond.enabled);
+        let text = format!("{source}[respond]\nenabled = true\nblock_secs = 60\nallow = [\"192.0.2.0/24\"]\n");
+        let config = Config::parse(&text, p).unwrap();
+        config.validate(p).unwrap();
+        assert_eq!((config.respond.block_secs, config.respond.allow.len()), (60, 1));
+        let unknown = format!("{source}[respond]\nenabled = true\nblock_sec = 60\n");
+        let err = Config::parse(&unknown, p).unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("block_sec"), "{err}");
+        let malformed = format!("{source}[respond]\nenabled = true\nallow = [\"10.0.0.0/8\", \"10.1.2/24\"]\n");
+        let err = Config::parse(&malformed, p).unwrap().validate(p).unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("allow") && err.contains("10.1.2/24"), "{err}");
+        let firewall = format!("{source}[respond]\nfirewall = \"pf\"\n");
+        assert!(Config::parse(&firewall, p).unwrap_err().to_string().contains("pf"));
     }
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod forward;
 pub mod pipeline;
 pub mod report;
+pub mod respond;
 pub mod run;
 pub mod scan;
 pub mod scoring;

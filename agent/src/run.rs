@@ -20,6 +20,7 @@ use crate::config::{Config, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::forward;
 use crate::pipeline::{log_format, Pipeline};
+use crate::respond::Responder;
 use crate::scoring::Scorer;
 use crate::sink::{self, SinkMark};
 use crate::source::file::FileFollower;
@@ -76,9 +77,12 @@ pub fn run(
     stop: &Arc<AtomicBool>,
 ) -> Result<RunStats> {
     let mut checkpoint = state.load_checkpoint()?;
+    let status = Arc::new(forward::Status::default());
+    // Before anything is read: a response that cannot block stops the start.
+    let mut responder =
+        Responder::start(&config.respond, config.collector.as_ref().map(|c| c.url.as_str()), status.clone())?;
     // With a collector, results go to the spool and a forwarding thread
     // sends what the checkpoints cover.
-    let status = Arc::new(forward::Status::default());
     if let Ok(mut v) = status.model_version.lock() {
         *v = scorer.version().to_string();
     }
@@ -131,7 +135,16 @@ pub fn run(
         let mut lines = 0u64;
         for source in &mut sources {
             lines += poll_source(source, state)?;
+            let judged = records.len();
             source.pipeline.drain(scorer, &mut records);
+            // At once, not at the checkpoint: a block is worth most early,
+            // and one repeated after a crash only renews its expiry.
+            if let Some(responder) = &mut responder {
+                responder.consider(&records[judged..]);
+            }
+        }
+        if let Some(responder) = &mut responder {
+            responder.expire();
         }
         stats.lines += lines;
         let mut next = Checkpoint {
