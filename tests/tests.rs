@@ -12,5 +12,6 @@ mod forward_agent;
 mod forward_ingest;
 mod forward_tls;
 mod install;
+mod respond_firewall;
 mod schema2;
 mod units;
