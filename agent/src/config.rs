@@ -822,3 +822,47 @@ mod respond_tests {
         assert!(Config::parse(&firewall, p).unwrap_err().to_string().contains("pf"));
     }
 }
+
+#[cfg(test)]
+mod respond_example_tests {
+    use super::*;
+
+    #[test]
+    fn the_example_shows_every_respond_setting_at_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/bfp-agent.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(Config::parse(&text, &path).unwrap().respond, RespondConfig::default());
+        let shown: toml::Table = toml::from_str(&text).unwrap();
+        let listed = shown["respond"].as_table().expect("a [respond] table");
+        for key in [
+            "enabled",
+            "dry_run",
+            "block_secs",
+            "allow",
+            "firewall",
+            "min_failed_logins",
+            "min_confidence",
+            "max_blocks",
+        ] {
+            assert!(listed.contains_key(key), "[respond] does not show {key}");
+        }
+        assert_eq!(listed.len(), 8, "a key the test does not know: {listed:?}");
+    }
+
+    #[test]
+    fn the_commented_respond_tables_of_the_shipped_configs_parse_once_uncommented() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["deploy/systemd/bfp-agent.toml", "deploy/openwrt/bfp-agent.toml"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let table: String = text
+                .lines()
+                .skip_while(|l| l.trim() != "# [respond]")
+                .take_while(|l| l.starts_with("# "))
+                .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+                .collect();
+            let config = Config::parse(&format!("{table}[[source]]\npath = \"/a\"\n"), Path::new(file)).unwrap();
+            config.validate(Path::new(file)).unwrap();
+            assert!(config.respond.enabled && !config.respond.allow.is_empty(), "{file}");
+        }
+    }
+}
