@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bfp_common::wire::Batch;
 use bfp_e2e::agent::{append, real_log, temp_dir, wait_until};
-use bfp_e2e::binary;
+use bfp_e2e::forward::{agent_config, agent_rows, device_add, wait_drained};
+use bfp_e2e::{binary, Collector};
 
 /// The attacker: blocked.
 const HOSTILE: &str = "198.51.100.66";
@@ -419,4 +420,45 @@ fn bad_respond_settings_and_a_missing_firewall_are_clear_errors_at_start() {
     let err = run("[respond]\nenabled = true\nfirewall = \"nftables\"\n", Some(&empty));
     assert!(err.contains("`nft` is not on PATH"), "{err}");
     assert!(!dir.path().join("results.jsonl").exists(), "nothing was read or written");
+}
+
+#[test]
+fn the_collector_accepts_the_version_2_heartbeats_of_a_responding_agent() {
+    // A dry run changes no firewall, so it may run in the test's own
+    // namespace, beside a real collector on loopback.
+    let dir = temp_dir();
+    let db = dir.path().join("app.db");
+    let token = device_add(&db, "pi-respond");
+    let collector = Collector::start(&db, &[]);
+    let log = dir.path().join("auth.log");
+    fs::write(&log, "").unwrap();
+    let state = dir.path().join("state");
+    let cfg = agent_config(dir.path(), &collector.url(""), &token, &log, &state, 16 << 20);
+    let text = format!("source_window_secs = 60\n{}", fs::read_to_string(&cfg).unwrap());
+    fs::write(&cfg, text).unwrap();
+    let stderr = dir.path().join("agent.err");
+    let mut agent = Command::new(binary("bfp-agent"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--dry-run"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let lines = brute_force_lines();
+    append(&log, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let agent_log = || fs::read_to_string(&stderr).unwrap_or_default();
+    wait_until(60, "a dry-run block", || {
+        assert!(agent.try_wait().unwrap().is_none(), "the agent exited:\n{}", agent_log());
+        agent_log().contains(&format!("would block {HOSTILE}"))
+    });
+    // Heard from after the block with nothing left in the spool: every
+    // batch, heartbeats with the response report included, was accepted.
+    let device = wait_drained(&collector.url(""), "pi-respond", 60);
+    let _ = Command::new("kill").arg(agent.id().to_string()).status();
+    let _ = agent.wait();
+    assert_eq!(device["last_error"], serde_json::Value::Null, "{device}");
+    assert!(!agent_log().contains("HTTP 4"), "{}", agent_log());
+    let rows = agent_rows(&collector.url(""));
+    assert!(rows.iter().any(|r| r["source_ip"] == HOSTILE), "the records that proved it were stored");
+    collector.stop();
 }
