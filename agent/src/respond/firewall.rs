@@ -131,31 +131,38 @@ impl Firewall {
         }
     }
 
-    /// Blocks `ip` for `secs` seconds; a block already there gets the new
-    /// expiry.
-    pub fn block(&self, ip: IpAddr, secs: u64) -> Result<(), String> {
+    /// Blocks every address of `ips` for `secs` seconds in one transaction
+    /// (all or none); a block already there gets the new expiry.
+    pub fn block(&self, ips: &[IpAddr], secs: u64) -> Result<(), String> {
         match self {
             Firewall::Nftables => {
-                let set = nft_set(ip);
-                // add (so the delete cannot fail), delete, add with the new
-                // timeout: one transaction, so the address is never
-                // unblocked in between and an existing block is refreshed
-                // (a plain add would keep the old timeout).
-                let script = format!(
-                    "add element inet {t} {set} {{ {ip} timeout {secs}s }}\n\
-                     delete element inet {t} {set} {{ {ip} }}\n\
-                     add element inet {t} {set} {{ {ip} timeout {secs}s }}\n",
-                    t = NFT_TABLE
-                );
+                // Per address: add (so the delete cannot fail), delete, add
+                // with the new timeout (a plain add would keep the old one).
+                // One transaction: never unblocked in between.
+                let mut script = String::new();
+                for ip in ips {
+                    let set = nft_set(*ip);
+                    script.push_str(&format!(
+                        "add element inet {t} {set} {{ {ip} timeout {secs}s }}\n\
+                         delete element inet {t} {set} {{ {ip} }}\n\
+                         add element inet {t} {set} {{ {ip} timeout {secs}s }}\n",
+                        t = NFT_TABLE
+                    ));
+                }
                 nft_script(&script)
             }
             Firewall::Iptables { ipv6 } => {
-                if ip.is_ipv6() && !ipv6 {
+                if let Some(ip) = ips.iter().find(|ip| ip.is_ipv6() && !ipv6) {
                     return Err(format!("cannot block {ip}: ip6tables is not on PATH"));
                 }
-                let set = if ip.is_ipv4() { IPSET_V4 } else { IPSET_V6 };
-                // -exist re-sets the timeout of an address already there.
-                run("ipset", &["add", set, &ip.to_string(), "timeout", &secs.to_string(), "-exist"])
+                // `ipset restore` applies the lines in one run; -exist
+                // re-sets the timeout of an address already there.
+                let mut script = String::new();
+                for ip in ips {
+                    let set = if ip.is_ipv4() { IPSET_V4 } else { IPSET_V6 };
+                    script.push_str(&format!("add {set} {ip} timeout {secs}\n"));
+                }
+                with_stdin("ipset", &["restore", "-exist"], &script)
             }
         }
     }
@@ -217,21 +224,26 @@ fn output(program: &str, args: &[&str]) -> Result<String, String> {
 
 /// Applies an nft script in one transaction (`nft -f -`): all of it or none.
 fn nft_script(script: &str) -> Result<(), String> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
+    with_stdin("nft", &["-f", "-"], script)
+}
+
+/// Runs `program args` with `input` on its standard input.
+fn with_stdin(program: &str, args: &[&str], input: &str) -> Result<(), String> {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("nft: {e}"))?;
+        .map_err(|e| format!("{program}: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).map_err(|e| format!("nft: {e}"))?;
+        stdin.write_all(input.as_bytes()).map_err(|e| format!("{program}: {e}"))?;
     }
-    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    let out = child.wait_with_output().map_err(|e| format!("{program}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("nft -f: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 

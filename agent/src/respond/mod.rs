@@ -238,54 +238,74 @@ impl Responder {
         }
     }
 
-    /// Acts on newly judged records.
+    /// Acts on newly judged records: every address they prove hostile is
+    /// blocked in one firewall transaction (each `nft` or `ipset` run costs
+    /// tens of milliseconds, whatever it holds; docs/benchmarks.md).
     pub fn consider(&mut self, records: &[Record]) {
+        let mut wanted: Vec<(IpAddr, String)> = Vec::new();
         let mut changed = false;
         for record in records {
             for verdict in decide::hostile(record, &self.config) {
                 changed = true;
-                self.block(verdict.ip.to_canonical(), &verdict.reason);
+                let ip = verdict.ip.to_canonical();
+                if wanted.iter().any(|(w, _)| *w == ip) {
+                    continue;
+                }
+                if let Some(allowed) = self.allow.covering(ip) {
+                    self.report.allowed += 1;
+                    eprintln!(
+                        "bfp-agent: respond: not blocking {ip}: {} {} covers it ({})",
+                        allowed.origin, allowed.network, verdict.reason
+                    );
+                    continue;
+                }
+                let new = wanted.iter().filter(|(w, _)| !self.active.contains_key(w)).count();
+                if !self.active.contains_key(&ip) && self.active.len() + new >= self.config.max_blocks {
+                    self.report.failures += 1;
+                    let message = format!(
+                        "not blocking {ip}: {} addresses are blocked already (max_blocks)",
+                        self.active.len() + new
+                    );
+                    eprintln!("bfp-agent: respond: {message}");
+                    self.status.note_error(format!("respond: {message}"));
+                    continue;
+                }
+                wanted.push((ip, verdict.reason));
             }
+        }
+        if !wanted.is_empty() {
+            self.block(&wanted);
         }
         if changed {
             self.publish();
         }
     }
 
-    fn block(&mut self, ip: IpAddr, reason: &str) {
-        if let Some(allowed) = self.allow.covering(ip) {
-            self.report.allowed += 1;
-            eprintln!(
-                "bfp-agent: respond: not blocking {ip}: {} {} covers it ({reason})",
-                allowed.origin, allowed.network
-            );
-            return;
-        }
-        if !self.active.contains_key(&ip) && self.active.len() >= self.config.max_blocks {
-            self.report.failures += 1;
-            let message =
-                format!("not blocking {ip}: {} addresses are blocked already (max_blocks)", self.active.len());
-            eprintln!("bfp-agent: respond: {message}");
-            self.status.note_error(format!("respond: {message}"));
-            return;
-        }
+    fn block(&mut self, wanted: &[(IpAddr, String)]) {
         let secs = self.config.block_secs;
-        match &self.firewall {
-            None => eprintln!("bfp-agent: respond: dry run: would block {ip} for {secs}s: {reason}"),
-            Some(firewall) => {
-                if let Err(e) = firewall.block(ip, secs) {
-                    self.report.failures += 1;
-                    eprintln!("bfp-agent: respond: cannot block {ip}: {e}");
-                    self.status.note_error(format!("respond: cannot block {ip}: {e}"));
-                    return;
-                }
-                let again = if self.active.contains_key(&ip) { " (again: expiry renewed)" } else { "" };
-                eprintln!("bfp-agent: respond: blocked {ip} for {secs}s{again}: {reason}");
+        if let Some(firewall) = &self.firewall {
+            let ips: Vec<IpAddr> = wanted.iter().map(|(ip, _)| *ip).collect();
+            if let Err(e) = firewall.block(&ips, secs) {
+                self.report.failures += wanted.len() as u64;
+                let list: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+                let message = format!("cannot block {}: {e}", list.join(", "));
+                eprintln!("bfp-agent: respond: {message}");
+                self.status.note_error(format!("respond: {message}"));
+                return;
             }
         }
-        self.report.blocks += 1;
         let now = now();
-        self.active.insert(ip, Block { since: now, until: now + secs as i64, reason: reason.to_string() });
+        for (ip, reason) in wanted {
+            match &self.firewall {
+                None => eprintln!("bfp-agent: respond: dry run: would block {ip} for {secs}s: {reason}"),
+                Some(_) => {
+                    let again = if self.active.contains_key(ip) { " (again: expiry renewed)" } else { "" };
+                    eprintln!("bfp-agent: respond: blocked {ip} for {secs}s{again}: {reason}");
+                }
+            }
+            self.report.blocks += 1;
+            self.active.insert(*ip, Block { since: now, until: now + secs as i64, reason: reason.clone() });
+        }
     }
 
     /// Logs and counts the blocks that have expired (the firewall lifted
@@ -418,7 +438,11 @@ mod tests {
     #[test]
     fn the_bound_holds_and_a_repeat_renews_rather_than_adds() {
         let (mut responder, status) = dry_run(&[], 3600);
+        // One batch names an address once.
         responder.consider(&[brute_force("203.0.113.1"), brute_force("203.0.113.2"), brute_force("203.0.113.1")]);
+        assert_eq!((responder.active().count(), responder.report().blocks), (2, 2));
+        // A later proof renews a block in force, even at the bound.
+        responder.consider(&[brute_force("203.0.113.1")]);
         assert_eq!(responder.active().count(), 2);
         responder.consider(&[brute_force("203.0.113.3")]);
         assert_eq!(responder.active().count(), 2, "max_blocks = 2");
