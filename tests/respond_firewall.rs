@@ -21,6 +21,9 @@ use bfp_e2e::{binary, Collector};
 
 /// The attacker: blocked.
 const HOSTILE: &str = "198.51.100.66";
+/// An IPv6 attacker: blocked (the IPv6 set and rule).
+const HOSTILE6: &str = "2001:db8::66";
+const DEVICE_V6: &str = "2001:db8::1";
 /// An attacker inside an allow-listed network: never blocked.
 const ALLOWED: &str = "192.0.2.77";
 /// The device's addresses on the two networks.
@@ -131,15 +134,24 @@ impl Lab {
             for (addr, len) in addrs.iter().zip(["24", "24"]) {
                 ok(ns.exec(&["ip", "addr", "add", &format!("{addr}/{len}"), "dev", dev]), "address");
             }
+            // nodad: usable at once, not after duplicate address detection.
+            let v6 = if ns.name == device.name { DEVICE_V6 } else { HOSTILE6 };
+            ok(ns.exec(&["ip", "-6", "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]), "IPv6 address");
             ok(ns.exec(&["ip", "link", "set", dev, "up"]), "link up");
         }
         let lab = Lab { device, peer };
-        wait_until(10, "the veth pair to carry pings", || lab.hostile_gets_through() && lab.allowed_gets_through());
+        wait_until(10, "the veth pair to carry pings", || {
+            lab.hostile_gets_through() && lab.allowed_gets_through() && lab.hostile6_gets_through()
+        });
         Some(lab)
     }
 
     fn hostile_gets_through(&self) -> bool {
         self.peer.ping(HOSTILE, DEVICE_HOSTILE_NET)
+    }
+
+    fn hostile6_gets_through(&self) -> bool {
+        self.peer.ping(HOSTILE6, DEVICE_V6)
     }
 
     fn allowed_gets_through(&self) -> bool {
@@ -156,19 +168,20 @@ impl Lab {
     }
 }
 
-/// A real sshd brute force (Loghub's lab server, 183.62.140.253: 287 failed
-/// logins in ten minutes) and a shorter one (187.141.143.180: 80), their
-/// addresses rewritten to the lab's: the first from `HOSTILE`, the second,
-/// earlier in the log, from `ALLOWED`.
+/// Real sshd brute forces (Loghub's lab server), their addresses rewritten
+/// to the lab's, in log order: 5.188.10.180 (20 failed logins in two
+/// minutes) from `HOSTILE6`, 187.141.143.180 (80) from `ALLOWED`, and
+/// 183.62.140.253 (287 in ten minutes; its first 200 lines) from `HOSTILE`.
 fn brute_force_lines() -> Vec<String> {
     let text = fs::read_to_string(real_log("loghub/OpenSSH_2k.log")).unwrap();
+    let v6 = text.lines().filter(|l| l.contains("5.188.10.180")).map(|l| l.replace("5.188.10.180", HOSTILE6));
     let allowed = text
         .lines()
         .filter(|l| l.contains("187.141.143.180") || l.contains("187-141-143-180"))
         .map(|l| l.replace("187.141.143.180", ALLOWED).replace("187-141-143-180", "192-0-2-77"));
     let hostile =
         text.lines().filter(|l| l.contains("183.62.140.253")).take(200).map(|l| l.replace("183.62.140.253", HOSTILE));
-    allowed.chain(hostile).collect()
+    v6.chain(allowed).chain(hostile).collect()
 }
 
 /// `bfp-agent run` inside the device namespace, its standard error in a file.
@@ -250,12 +263,15 @@ fn blocks_drops_and_expires(firewall: &str) {
     append(&log, &lines.iter().map(String::as_str).collect::<Vec<_>>());
     agent.wait_for(60, &format!("respond: blocked {HOSTILE}"));
     assert!(!lab.hostile_gets_through(), "blocked: the peer's pings are dropped\n{}", agent.log());
+    agent.wait_for(10, &format!("respond: blocked {HOSTILE6}"));
+    assert!(!lab.hostile6_gets_through(), "blocked: IPv6 too\n{}", agent.log());
     agent.wait_for(30, &format!("respond: not blocking {ALLOWED}: allow-list 192.0.2.0/24 covers it"));
     assert!(lab.allowed_gets_through(), "the allow-listed peer still gets through");
     match firewall {
         "nftables" => {
             let ruleset = lab.ruleset();
             assert!(ruleset.contains("table inet bfp") && ruleset.contains(HOSTILE), "{ruleset}");
+            assert!(ruleset.contains(HOSTILE6), "{ruleset}");
             assert!(!ruleset.contains(ALLOWED), "{ruleset}");
         }
         _ => {
@@ -263,6 +279,8 @@ fn blocks_drops_and_expires(firewall: &str) {
             assert!(set.contains(HOSTILE) && !set.contains(ALLOWED), "{set}");
             let rules = ok(lab.device.exec(&["iptables", "-w", "-S", "INPUT"]), "iptables -S");
             assert!(rules.contains("--match-set bfp-blocked4 src -j DROP"), "{rules}");
+            let set6 = lab.ipset("bfp-blocked6");
+            assert!(set6.contains(HOSTILE6), "{set6}");
         }
     }
 
@@ -271,12 +289,14 @@ fn blocks_drops_and_expires(firewall: &str) {
     drop(agent);
     assert!(!lab.hostile_gets_through(), "still dropped while the agent is stopped");
     let mut agent = Agent::start(&lab, &["--config", cfg.to_str().unwrap()], dir.path().join("agent2.err"));
-    agent.wait_for(20, "1 address(es) still blocked from an earlier run");
+    agent.wait_for(20, "2 address(es) still blocked from an earlier run");
     assert!(!lab.hostile_gets_through(), "still dropped after the restart");
 
     // The brute force is over; the last renewal expires within block_secs.
     agent.wait_for(30, &format!("respond: unblocked {HOSTILE} (expired)"));
     wait_until(10, "the kernel to lift the block", || lab.hostile_gets_through());
+    agent.wait_for(10, &format!("respond: unblocked {HOSTILE6} (expired)"));
+    wait_until(10, "the kernel to lift the IPv6 block", || lab.hostile6_gets_through());
     let log_text = fs::read_to_string(dir.path().join("agent.err")).unwrap() + &agent.log();
     eprintln!("{log_text}");
     assert!(!log_text.contains(&format!("blocked {ALLOWED}")), "{log_text}");
