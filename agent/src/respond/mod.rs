@@ -39,8 +39,9 @@ pub struct RespondConfig {
     /// false: the agent changes no firewall unless the operator opts in.
     #[serde(default)]
     pub enabled: bool,
-    /// Only log what would be blocked (`bfp-agent run --dry-run` sets it,
-    /// and turns the response on). Needs no firewall tool. Default false.
+    /// With `enabled`, only log what would be blocked; changes no firewall
+    /// and needs no firewall tool. `bfp-agent run --dry-run` sets both this
+    /// and `enabled`. Default false.
     #[serde(default)]
     pub dry_run: bool,
     /// How long a block lasts, seconds (1-2592000); the firewall lifts it
