@@ -18,5 +18,6 @@ mod forward_tls;
 mod install;
 mod monitoring;
 mod packages;
+mod respond_firewall;
 mod schema2;
 mod units;

@@ -12,6 +12,7 @@ use bfp_logs::analyze::AnalyzerConfig;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::respond::RespondConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -71,6 +72,10 @@ pub struct Config {
     /// Default: every default.
     #[serde(default)]
     pub detect: DetectConfig,
+    /// The opt-in firewall response (the `[respond]` table; see
+    /// [`RespondConfig`] for its keys). Default: off.
+    #[serde(default)]
+    pub respond: RespondConfig,
     /// The logs to follow, as `[[source]]` tables. At least one.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -339,6 +344,8 @@ pub struct Flags {
     pub ca_file: Option<PathBuf>,
     /// `--spool-max-bytes BYTES`: the `[collector]` table's `spool_max_bytes`.
     pub spool_max_bytes: Option<u64>,
+    /// `--dry-run`: the `[respond]` table's `dry_run`, and the response on.
+    pub dry_run: bool,
 }
 
 impl Config {
@@ -355,6 +362,7 @@ impl Config {
             utc_offset_secs: None,
             collector: None,
             detect: DetectConfig::default(),
+            respond: RespondConfig::default(),
             sources: Vec::new(),
         }
     }
@@ -431,7 +439,13 @@ impl Config {
             token,
             ca_file,
             spool_max_bytes,
+            dry_run,
         } = flags;
+        if dry_run {
+            // Safe to turn on from the command line: it changes nothing.
+            self.respond.enabled = true;
+            self.respond.dry_run = true;
+        }
         self.sources.extend(follow.into_iter().map(SourceConfig::file));
         let set = |slot: &mut PathBuf, value: Option<PathBuf>| {
             if let Some(value) = value {
@@ -529,6 +543,9 @@ impl Config {
             collector.validate().map_err(|e| Error::Config { path: path.into(), detail: e.to_string() })?;
         }
         let bad = |detail: String| Err(Error::Config { path: path.into(), detail });
+        if let Err(detail) = self.respond.validate() {
+            return bad(detail);
+        }
         if !(10..=60_000).contains(&self.poll_interval_ms) {
             return bad(format!("poll_interval_ms must be 10-60000, got {}", self.poll_interval_ms));
         }
@@ -653,6 +670,7 @@ mod tests {
             token: Some("flag-token".into()),
             ca_file: Some("/flag/ca".into()),
             spool_max_bytes: Some(1 << 20),
+            dry_run: true,
         }
     }
 
@@ -669,6 +687,7 @@ mod tests {
         let c = config.collector.unwrap();
         assert_eq!((c.url.as_str(), c.token.as_str()), ("https://flag:2", "flag-token"));
         assert_eq!((c.ca_file, c.spool_max_bytes), (Some("/flag/ca".into()), 1 << 20));
+        assert!(config.respond.enabled && config.respond.dry_run, "--dry-run turns a dry response on");
         // --follow adds to the file's sources rather than replacing them.
         let paths: Vec<_> = config.sources.iter().filter_map(|s| s.path.clone()).collect();
         assert_eq!(paths, vec![PathBuf::from("/file/log"), PathBuf::from("/flag/log")]);
@@ -837,6 +856,76 @@ mod tests {
         for (text, needle) in invalid {
             let err = Config::parse(text, p).unwrap().validate(p).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} -> {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod respond_tests {
+    use super::*;
+
+    #[test]
+    fn the_respond_table_is_off_by_default_and_its_mistakes_are_named_with_the_file() {
+        let p = Path::new("agent.toml");
+        let source = "[[source]]\npath = \"/a\"\n";
+        let config = Config::parse(source, p).unwrap();
+        assert_eq!(config.respond, RespondConfig::default());
+        assert!(!config.respond.enabled);
+        let text = format!("{source}[respond]\nenabled = true\nblock_secs = 60\nallow = [\"192.0.2.0/24\"]\n");
+        let config = Config::parse(&text, p).unwrap();
+        config.validate(p).unwrap();
+        assert_eq!((config.respond.block_secs, config.respond.allow.len()), (60, 1));
+        let unknown = format!("{source}[respond]\nenabled = true\nblock_sec = 60\n");
+        let err = Config::parse(&unknown, p).unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("block_sec"), "{err}");
+        let malformed = format!("{source}[respond]\nenabled = true\nallow = [\"10.0.0.0/8\", \"10.1.2/24\"]\n");
+        let err = Config::parse(&malformed, p).unwrap().validate(p).unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("allow") && err.contains("10.1.2/24"), "{err}");
+        let firewall = format!("{source}[respond]\nfirewall = \"pf\"\n");
+        assert!(Config::parse(&firewall, p).unwrap_err().to_string().contains("pf"));
+    }
+}
+
+#[cfg(test)]
+mod respond_example_tests {
+    use super::*;
+
+    #[test]
+    fn the_example_shows_every_respond_setting_at_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/bfp-agent.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(Config::parse(&text, &path).unwrap().respond, RespondConfig::default());
+        let shown: toml::Table = toml::from_str(&text).unwrap();
+        let listed = shown["respond"].as_table().expect("a [respond] table");
+        for key in [
+            "enabled",
+            "dry_run",
+            "block_secs",
+            "allow",
+            "firewall",
+            "min_failed_logins",
+            "min_confidence",
+            "max_blocks",
+        ] {
+            assert!(listed.contains_key(key), "[respond] does not show {key}");
+        }
+        assert_eq!(listed.len(), 8, "a key the test does not know: {listed:?}");
+    }
+
+    #[test]
+    fn the_commented_respond_tables_of_the_shipped_configs_parse_once_uncommented() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["deploy/systemd/bfp-agent.toml", "deploy/openwrt/bfp-agent.toml"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let table: String = text
+                .lines()
+                .skip_while(|l| l.trim() != "# [respond]")
+                .take_while(|l| l.starts_with("# "))
+                .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+                .collect();
+            let config = Config::parse(&format!("{table}[[source]]\npath = \"/a\"\n"), Path::new(file)).unwrap();
+            config.validate(Path::new(file)).unwrap();
+            assert!(config.respond.enabled && !config.respond.allow.is_empty(), "{file}");
         }
     }
 }

@@ -49,6 +49,10 @@ pub enum Error {
     /// Forwarding to the collector is misconfigured (URL, token, CA file).
     #[error("collector: {0}")]
     Forward(String),
+    /// The firewall response cannot work as configured (no firewall tool,
+    /// no permission to change it, a bad `[respond]` value).
+    #[error("respond: {0}")]
+    Respond(String),
     /// An input file is compressed (rotated logs: `auth.log.2.gz`); the
     /// agent reads plain text and says so rather than miscount bytes.
     #[error("{path}: {format}-compressed; decompress it first, e.g. `{tool} {path} | bfp-agent scan -`")]

@@ -15,6 +15,7 @@ pub mod forward;
 pub mod learn;
 pub mod pipeline;
 pub mod report;
+pub mod respond;
 pub mod run;
 pub mod scan;
 pub mod scoring;

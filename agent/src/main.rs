@@ -129,6 +129,10 @@ enum Command {
         /// Spool size cap in bytes (overrides the config's).
         #[arg(long, value_name = "BYTES")]
         spool_max_bytes: Option<u64>,
+        /// Turn the firewall response on, but only log what it would block
+        /// (the [respond] table's dry_run).
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -297,6 +301,7 @@ fn execute(cli: Cli) -> Result<()> {
             token,
             ca_file,
             spool_max_bytes,
+            dry_run,
         } => {
             // First thing: a stop request during start-up ends the loop cleanly.
             let stop = Arc::new(AtomicBool::new(false));
@@ -314,6 +319,7 @@ fn execute(cli: Cli) -> Result<()> {
                 token,
                 ca_file,
                 spool_max_bytes,
+                dry_run,
                 ..analysis.into_flags()
             };
             let config = Config::for_run(config.as_deref(), flags)?;

@@ -109,7 +109,8 @@ impl Score for ModelScorer<'_> {
 
 /// The record that is printed and forwarded, from one judged observation.
 pub fn record(judged: Judged, log: &str, model_version: &str) -> Record {
-    let Judged { observation: obs, alert, prediction, confidence, reasons, .. } = judged;
+    let Judged { observation: obs, alert, prediction, confidence, reasons, judgement, .. } = judged;
+    let campaign = alert.as_ref().map(|a| a.kind).or(judgement.campaign);
     let fp = obs.fingerprint;
     let details = match &alert {
         Some(alert) => serde_json::to_value(alert).unwrap_or(Value::Null),
@@ -135,6 +136,7 @@ pub fn record(judged: Judged, log: &str, model_version: &str) -> Record {
         confidence,
         reasons,
         model_version: model_version.to_string(),
+        campaign,
         details,
     }
 }

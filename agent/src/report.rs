@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use bfp_common::wire::{self, RecordKind};
 use bfp_common::{Fingerprint, Prediction, Protocol};
+use bfp_detect::campaign::CampaignKind;
 use serde::{Deserialize, Serialize};
 
 /// One scored fingerprint (a JSON line of `scan --format jsonl` and `run`).
@@ -49,6 +50,11 @@ pub struct Record {
     pub reasons: Vec<String>,
     /// Version of the model that scored it.
     pub model_version: String,
+    /// The brute-force campaign the record's address belongs to, as the
+    /// campaign detectors found it (for a campaign's own record, its kind);
+    /// absent when none. What the firewall response acts on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<CampaignKind>,
     /// Kind-specific details from the analyzer (a source's attempts,
     /// distinct users, rate, ...).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]

@@ -22,6 +22,7 @@ use crate::forward;
 use crate::learn;
 use crate::pipeline::{log_format, Pipeline};
 use crate::report::{host_of_line, Record, RecordLine};
+use crate::respond::Responder;
 use crate::scoring::Scorer;
 use crate::sink::{self, SinkMark};
 use crate::source::file::FileFollower;
@@ -88,6 +89,10 @@ pub fn run(
     stop: &Arc<AtomicBool>,
 ) -> Result<RunStats> {
     let mut checkpoint = state.load_checkpoint()?;
+    let status = Arc::new(forward::Status::default());
+    // Before anything is read: a response that cannot block stops the start.
+    let mut responder =
+        Responder::start(&config.respond, config.collector.as_ref().map(|c| c.url.as_str()), status.clone())?;
     if checkpoint.sources.is_empty() && checkpoint.baselines.is_empty() {
         // First start: learn the device's history before judging anything.
         let learnt = learn::learn(
@@ -105,7 +110,6 @@ pub fn run(
     }
     // With a collector, results go to the spool and a forwarding thread
     // sends what the checkpoints cover.
-    let status = Arc::new(forward::Status::default());
     if let Ok(mut v) = status.model_version.lock() {
         *v = scorer.version().to_string();
     }
@@ -168,8 +172,16 @@ pub fn run(
             lines += poll_source(source, state)?;
             warn_if_missing(source, Instant::now());
             source.pipeline.drain(scorer, &mut drained);
+            // At once, not at the checkpoint: a block is worth most early,
+            // and one repeated after a crash only renews its expiry.
+            if let Some(responder) = &mut responder {
+                responder.consider(&drained);
+            }
             let host = source.host.as_deref().unwrap_or(&device_host);
             records.extend(drained.drain(..).map(|r| (r, host.to_string())));
+        }
+        if let Some(responder) = &mut responder {
+            responder.expire();
         }
         stats.lines += lines;
         let mut next = Checkpoint {

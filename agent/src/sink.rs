@@ -223,6 +223,7 @@ mod tests {
             confidence: 0.9,
             reasons: Vec::new(),
             model_version: "m".into(),
+            campaign: None,
             details: serde_json::Value::Null,
         }
     }

@@ -11,8 +11,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 
-/// The version this build writes.
-pub const WIRE_VERSION: u16 = 1;
+/// The newest version this build writes: 2 adds the agent's firewall
+/// response ([`ResponseReport`]) to the heartbeat. A batch whose heartbeat
+/// has no response report is still written as version 1, so an agent that
+/// does not block anything keeps working with a collector from before
+/// version 2; version 1 bodies are read as a heartbeat without one.
+pub const WIRE_VERSION: u16 = 2;
 
 /// Largest batch the collector accepts, in records: bounds its memory per
 /// request whatever the body claims.
@@ -91,6 +95,67 @@ pub struct Heartbeat {
     pub lines_read: u64,
     /// The last error the agent hit, if any.
     pub last_error: Option<String>,
+    /// What the agent's firewall response did (wire version 2); `None` when
+    /// the response is off, or the agent predates it.
+    #[serde(default)]
+    pub response: Option<ResponseReport>,
+}
+
+/// Most active blocks one heartbeat lists (the counters count them all):
+/// bounds a heartbeat's size however many addresses a device blocks.
+pub const MAX_REPORTED_BLOCKS: usize = 256;
+
+/// The agent's firewall response, as the heartbeat reports it: counters
+/// since the agent started, and the blocks in force now. State rather than
+/// events, so a heartbeat sent twice or lost on the way tells the collector
+/// nothing wrong.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResponseReport {
+    /// `nftables` or `iptables` (iptables with ipset), or `dry-run` when the
+    /// agent only logs what it would block.
+    pub firewall: String,
+    /// Addresses blocked (or, in a dry run, that would have been).
+    pub blocks: u64,
+    /// Blocks lifted (expired).
+    pub unblocks: u64,
+    /// Flagged addresses left alone because the allow-list covers them.
+    pub allowed: u64,
+    /// Blocks the firewall refused (the error is in `last_error`).
+    pub failures: u64,
+    /// The blocks in force, newest first, at most [`MAX_REPORTED_BLOCKS`].
+    pub active: Vec<ActiveBlock>,
+}
+
+/// One address blocked on the device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveBlock {
+    /// The address, as text (IPv4 or IPv6).
+    pub address: String,
+    /// When the block was set, unix seconds UTC.
+    pub since: i64,
+    /// When it expires, unix seconds UTC.
+    pub until: i64,
+    /// Why, in an operator's words (the record's first reason).
+    pub reason: String,
+}
+
+/// The heartbeat of wire version 1: no response report.
+#[derive(Deserialize, Serialize)]
+struct HeartbeatV1 {
+    agent_version: String,
+    model_version: String,
+    spool_depth: u64,
+    dropped: u64,
+    lines_read: u64,
+    last_error: Option<String>,
+}
+
+/// A batch of wire version 1.
+#[derive(Deserialize, Serialize)]
+struct BatchV1 {
+    seq: u64,
+    heartbeat: HeartbeatV1,
+    records: Vec<Record>,
 }
 
 /// One delivery. `(device, seq)` is its idempotency key: a batch delivered
@@ -106,10 +171,29 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Encodes with the version prefix.
+    /// Encodes with the version prefix: version 1 when the heartbeat has
+    /// no response report (any collector reads it), else version 2.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let out = postcard::to_allocvec(&WIRE_VERSION).map_err(|e| Error::Wire(e.to_string()))?;
-        postcard::to_extend(self, out).map_err(|e| Error::Wire(e.to_string()))
+        let wire = |e: postcard::Error| Error::Wire(e.to_string());
+        if self.heartbeat.response.is_none() {
+            let out = postcard::to_allocvec(&1u16).map_err(wire)?;
+            let hb = &self.heartbeat;
+            let v1 = BatchV1 {
+                seq: self.seq,
+                heartbeat: HeartbeatV1 {
+                    agent_version: hb.agent_version.clone(),
+                    model_version: hb.model_version.clone(),
+                    spool_depth: hb.spool_depth,
+                    dropped: hb.dropped,
+                    lines_read: hb.lines_read,
+                    last_error: hb.last_error.clone(),
+                },
+                records: self.records.clone(),
+            };
+            return postcard::to_extend(&v1, out).map_err(wire);
+        }
+        let out = postcard::to_allocvec(&WIRE_VERSION).map_err(wire)?;
+        postcard::to_extend(self, out).map_err(wire)
     }
 
     /// Decodes a body of any supported version. Truncated or garbage input is
@@ -118,24 +202,53 @@ impl Batch {
     pub fn decode(body: &[u8]) -> Result<Batch> {
         let (version, rest): (u16, &[u8]) =
             postcard::take_from_bytes(body).map_err(|e| Error::Wire(format!("version: {e}")))?;
-        match version {
+        let batch = match version {
             1 => {
-                let (batch, trailing): (Batch, &[u8]) =
-                    postcard::take_from_bytes(rest).map_err(|e| Error::Wire(format!("batch: {e}")))?;
-                if !trailing.is_empty() {
-                    return Err(Error::Wire(format!("{} trailing bytes after the batch", trailing.len())));
+                let v1: BatchV1 = whole(rest)?;
+                let hb = v1.heartbeat;
+                Batch {
+                    seq: v1.seq,
+                    heartbeat: Heartbeat {
+                        agent_version: hb.agent_version,
+                        model_version: hb.model_version,
+                        spool_depth: hb.spool_depth,
+                        dropped: hb.dropped,
+                        lines_read: hb.lines_read,
+                        last_error: hb.last_error,
+                        response: None,
+                    },
+                    records: v1.records,
                 }
-                if batch.records.len() > MAX_RECORDS_PER_BATCH {
-                    return Err(Error::Wire(format!(
-                        "{} records in one batch, at most {MAX_RECORDS_PER_BATCH}",
-                        batch.records.len()
-                    )));
-                }
-                Ok(batch)
             }
-            other => Err(Error::Wire(format!("wire version {other} is not supported (this build reads 1)"))),
+            2 => {
+                let batch: Batch = whole(rest)?;
+                if batch.heartbeat.response.as_ref().is_some_and(|r| r.active.len() > MAX_REPORTED_BLOCKS) {
+                    return Err(Error::Wire(format!("more than {MAX_REPORTED_BLOCKS} active blocks in one heartbeat")));
+                }
+                batch
+            }
+            other => {
+                return Err(Error::Wire(format!("wire version {other} is not supported (this build reads 1 and 2)")))
+            }
+        };
+        if batch.records.len() > MAX_RECORDS_PER_BATCH {
+            return Err(Error::Wire(format!(
+                "{} records in one batch, at most {MAX_RECORDS_PER_BATCH}",
+                batch.records.len()
+            )));
         }
+        Ok(batch)
     }
+}
+
+/// Decodes `bytes` as one `T`, refusing trailing bytes.
+fn whole<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let (value, trailing): (T, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|e| Error::Wire(format!("batch: {e}")))?;
+    if !trailing.is_empty() {
+        return Err(Error::Wire(format!("{} trailing bytes after the batch", trailing.len())));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -153,6 +266,7 @@ mod tests {
                 dropped: 1,
                 lines_read: 1234,
                 last_error: Some("collector unreachable".into()),
+                response: None,
             },
             records: vec![Record {
                 kind: RecordKind::Session,
@@ -194,11 +308,73 @@ mod tests {
         assert!(Batch::decode(&longer).is_err());
     }
 
+    fn with_response() -> Batch {
+        let mut batch = sample();
+        batch.heartbeat.response = Some(ResponseReport {
+            firewall: "nftables".into(),
+            blocks: 3,
+            unblocks: 2,
+            allowed: 1,
+            failures: 0,
+            active: vec![ActiveBlock {
+                address: "198.51.100.66".into(),
+                since: 1_700_000_000,
+                until: 1_700_003_600,
+                reason: "287 failed logins".into(),
+            }],
+        });
+        batch
+    }
+
+    #[test]
+    fn a_heartbeat_without_a_response_is_written_as_version_1_and_with_one_as_version_2() {
+        let plain = sample().encode().unwrap();
+        assert_eq!(plain[0], 1, "readable by collectors from before version 2");
+        let batch = with_response();
+        let bytes = batch.encode().unwrap();
+        assert_eq!(bytes[0], 2);
+        assert_eq!(Batch::decode(&bytes).unwrap(), batch);
+    }
+
+    #[test]
+    fn a_version_1_body_of_an_old_agent_still_decodes() {
+        // Written field by field as agents before version 2 did.
+        let batch = sample();
+        let hb = &batch.heartbeat;
+        let mut bytes = postcard::to_allocvec(&1u16).unwrap();
+        let old = (
+            batch.seq,
+            (&hb.agent_version, &hb.model_version, hb.spool_depth, hb.dropped, hb.lines_read, &hb.last_error),
+            &batch.records,
+        );
+        bytes = postcard::to_extend(&old, bytes).unwrap();
+        assert_eq!(Batch::decode(&bytes).unwrap(), batch);
+    }
+
+    #[test]
+    fn version_2_bodies_are_bounded_and_checked_whole() {
+        let bytes = with_response().encode().unwrap();
+        for cut in 0..bytes.len() {
+            assert!(Batch::decode(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+        }
+        let mut many = with_response();
+        let report = many.heartbeat.response.as_mut().unwrap();
+        report.active = vec![report.active[0].clone(); MAX_REPORTED_BLOCKS + 1];
+        assert!(Batch::decode(&many.encode().unwrap()).unwrap_err().to_string().contains("active blocks"));
+    }
+
+    #[test]
+    fn json_batches_of_old_agents_have_no_response() {
+        let json = r#"{"seq":1,"heartbeat":{"agent_version":"a","model_version":"m","spool_depth":0,"dropped":0,"lines_read":0,"last_error":null},"records":[]}"#;
+        let batch: Batch = serde_json::from_str(json).unwrap();
+        assert_eq!(batch.heartbeat.response, None);
+    }
+
     #[test]
     fn refuses_unknown_versions() {
-        let mut bytes = postcard::to_allocvec(&2u16).unwrap();
+        let mut bytes = postcard::to_allocvec(&3u16).unwrap();
         bytes.extend_from_slice(&sample().encode().unwrap()[1..]);
-        assert!(Batch::decode(&bytes).unwrap_err().to_string().contains("version 2"));
+        assert!(Batch::decode(&bytes).unwrap_err().to_string().contains("version 3"));
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn sample_batch(seq: u64, n: usize) -> Batch {
             dropped: 0,
             lines_read: 10,
             last_error: None,
+            response: None,
         },
         records: (0..n)
             .map(|i| Record {

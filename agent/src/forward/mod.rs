@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bfp_common::wire::{self, Batch, Heartbeat};
+use bfp_common::wire::{self, Batch, Heartbeat, ResponseReport};
 use sha2::{Digest, Sha256};
 
 use crate::config::CollectorConfig;
@@ -30,12 +30,26 @@ pub struct Status {
     pub model_version: Mutex<String>,
     /// A model fetched from the collector, for the run loop to swap in.
     pub new_model: Mutex<Option<Scorer>>,
+    /// The firewall response's report (`None` when it is off).
+    pub response: Mutex<Option<ResponseReport>>,
     last_error: Mutex<Option<String>>,
     /// The collector's model last refused for its schema (said once).
     refused_model: Mutex<Option<String>>,
 }
 
 impl Status {
+    /// The last error, for the heartbeat.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Records an error another part of the agent has logged already.
+    pub(crate) fn note_error(&self, e: String) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(e);
+        }
+    }
+
     fn set_error(&self, e: Option<String>) {
         if let Ok(mut last) = self.last_error.lock() {
             // Said once per change, not at every retry.
@@ -131,7 +145,8 @@ impl Forwarder {
             spool_depth: spool.depth().saturating_sub(in_batch),
             dropped: spool.dropped(),
             lines_read: self.status.lines_read.load(Ordering::Relaxed),
-            last_error: self.status.last_error.lock().ok().and_then(|e| e.clone()),
+            last_error: self.status.last_error(),
+            response: self.status.response.lock().ok().and_then(|r| r.clone()),
         }
     }
 
