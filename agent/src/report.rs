@@ -49,6 +49,10 @@ pub struct Record {
     pub reasons: Vec<String>,
     /// Version of the model that scored it.
     pub model_version: String,
+    /// Judged in the detectors' learning period (a device without history):
+    /// novelty did not count. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub learning: bool,
     /// Kind-specific details from the analyzer (a source's attempts,
     /// distinct users, rate, ...).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]

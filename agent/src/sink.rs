@@ -161,6 +161,7 @@ mod tests {
             confidence: 0.9,
             reasons: Vec::new(),
             model_version: "m".into(),
+            learning: false,
             details: serde_json::Value::Null,
         }
     }

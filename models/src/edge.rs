@@ -96,7 +96,16 @@ pub fn build(cfg: &TimelineConfig, train_cfg: &TrainConfig) -> Result<EdgeBuilt>
     }
     let (x, y) = xy(&balanced(&train_rows));
     let forest = train::fit(&x, &y, train_cfg)?;
-    let model = crate::export::export_schema(&forest, EDGE_MODEL_VERSION, AGENT_SCHEMA, &x, &y)?;
+    let mut model = crate::export::export_schema(&forest, EDGE_MODEL_VERSION, AGENT_SCHEMA, &x, &y)?;
+    // Calibrated on the validation devices by a sibling forest trained
+    // without them (see `crate::calibrate`): their rows keep the devices'
+    // real class rates, which the balanced training rows do not.
+    let first_validation = cfg.devices - cfg.holdout - VALIDATION_DEVICES;
+    let (fit_rows, val_rows): (Vec<Row>, Vec<Row>) =
+        train_rows.iter().cloned().partition(|r| r.device < first_validation);
+    let (fx, fy) = xy(&balanced(&fit_rows));
+    let (vx, vy) = xy(&val_rows);
+    model.calibration = Some(crate::calibrate::fit_on_sibling(&fx, &fy, &vx, &vy, train_cfg)?);
     Ok(EdgeBuilt { cfg: *cfg, train: train_rows, eval_devices, eval_oracle, forest, model })
 }
 
@@ -111,8 +120,7 @@ pub fn disagreements(forest: &Forest, model: &CompactModel, x: &[[f32; AGENT_FEA
         .filter(|(row, (&label, &v))| {
             let verdict = model.score(*row);
             let share = v as f32 / trees;
-            let compact_share = if verdict.suspicious { verdict.confidence } else { 1.0 - verdict.confidence };
-            verdict.suspicious != label || (compact_share - share).abs() > 1e-6
+            verdict.suspicious != label || (verdict.vote_share - share).abs() > 1e-6
         })
         .count())
 }
@@ -464,6 +472,13 @@ pub fn render(r: &EdgeReport) -> String {
             pct(sess.recall()),
             pct(sess.fpr())
         );
+    }
+    if let Some(calibration) = m.calibration {
+        let _ = writeln!(s, "\n### Calibration\n");
+        let shares: Vec<f32> = c.scored.iter().map(|r| m.score(&r.features).vote_share).collect();
+        let truth: Vec<bool> = c.scored.iter().map(Row::suspicious).collect();
+        let fitted_on = format!("the last {VALIDATION_DEVICES} training devices' records");
+        s.push_str(&crate::calibrate::markdown(&calibration, &shares, &truth, &fitted_on));
     }
     let _ = writeln!(s, "\n### Ablation: which features help\n");
     let _ = writeln!(
