@@ -34,7 +34,7 @@ use train::{Forest, TrainConfig};
 
 /// Version of the trained model (not of the container or the schema).
 /// Bump when the simulator, the features or the training settings change.
-pub const MODEL_VERSION: &str = "bfp-sim-forest-1.1.0";
+pub const MODEL_VERSION: &str = "bfp-sim-forest-1.2.0";
 
 /// The committed predict-schema artifact, decoded and checked.
 pub fn embedded() -> Result<CompactModel> {
