@@ -473,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn history_with_a_refused_escalation_or_a_campaign_login_is_not_learnt() {
+    fn history_with_a_refused_escalation_is_not_learnt() {
         let mut lines = sshd_session(20, (10, 0), 800, "bob", "198.51.100.7", 0, &["/usr/bin/ls"]);
         lines.insert(
             2,
