@@ -479,6 +479,31 @@ pub fn render(r: &EdgeReport) -> String {
             pct(sess.fpr())
         );
     }
+    let _ = writeln!(s, "\n### The first day (learning period) against the others\n");
+    let _ = writeln!(
+        s,
+        "Sessions of the held-out devices, the agent's detector (schema-2 model + its session rules): the first \
+         24 h of each device's log are its learning period.\n"
+    );
+    let _ = writeln!(s, "| sessions | benign | benign flagged | attack | attack flagged |\n|---|---:|---:|---:|---:|");
+    for (name, first) in [("first day", true), ("later days", false)] {
+        let (mut benign, mut fp, mut attack, mut tp) = (0, 0, 0, 0);
+        for (row, &p) in c.rows.iter().zip(&c.flagged[1]) {
+            if row.kind != RecordKind::Session || (row.obs.start < timeline::EPOCH + 86_400) != first {
+                continue;
+            }
+            if row.suspicious() {
+                attack += 1;
+                tp += usize::from(p);
+            } else {
+                benign += 1;
+                fp += usize::from(p);
+            }
+        }
+        let share =
+            |k: usize, n: usize| if n == 0 { "–".to_string() } else { format!("{k} ({})", pct(k as f64 / n as f64)) };
+        let _ = writeln!(s, "| {name} | {benign} | {} | {attack} | {} |", share(fp, benign), share(tp, attack));
+    }
     if let Some(calibration) = m.calibration {
         let _ = writeln!(s, "\n### Calibration\n");
         let shares: Vec<f32> = c.scored.iter().map(|r| m.score(&r.features).vote_share).collect();

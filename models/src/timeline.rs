@@ -35,7 +35,7 @@ use bfp_logs::AuthAttempt;
 use crate::sim::rng::Rng;
 
 /// 2026-10-01 00:00:00 UTC: the first simulated day.
-const EPOCH: i64 = 1_790_812_800;
+pub const EPOCH: i64 = 1_790_812_800;
 
 /// Who an address (or a device window) belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
