@@ -19,8 +19,10 @@ fn session_key(o: &Value) -> String {
     map.remove("log");
     // The verdict also depends on the per-user baselines and campaign
     // windows, which see the lines in batches that differ between `run`
-    // (with kills) and `scan`: compare the sessions themselves.
-    for verdict in ["prediction", "confidence", "reasons"] {
+    // (with kills) and `scan`: compare the sessions themselves. So does
+    // `learning`: a restart within the learning period ends it, or starts
+    // it again while the saved baselines are still too few.
+    for verdict in ["prediction", "confidence", "reasons", "learning"] {
         map.remove(verdict);
     }
     serde_json::to_string(&o).unwrap()
