@@ -109,7 +109,7 @@ impl Score for ModelScorer<'_> {
 
 /// The record that is printed and forwarded, from one judged observation.
 pub fn record(judged: Judged, log: &str, model_version: &str) -> Record {
-    let Judged { observation: obs, alert, prediction, confidence, reasons, judgement, .. } = judged;
+    let Judged { observation: obs, alert, prediction, confidence, reasons, judgement, learning, .. } = judged;
     let campaign = alert.as_ref().map(|a| a.kind).or(judgement.campaign);
     let fp = obs.fingerprint;
     let details = match &alert {
@@ -137,6 +137,7 @@ pub fn record(judged: Judged, log: &str, model_version: &str) -> Record {
         reasons,
         model_version: model_version.to_string(),
         campaign,
+        learning,
         details,
     }
 }
@@ -188,12 +189,15 @@ mod tests {
         analyzer.feed_line(lines[lines.len() - 1], LogFormat::Syslog);
         let obs = analyzer.drain_ready().into_iter().find(|o| o.kind == RecordKind::Session).unwrap();
         let model = scorer.score(&obs.fingerprint, &detector.assess(&obs)).verdict;
-        // A fresh pipeline has no history, so the detectors leave the
-        // model's verdict alone and add what is new as context.
+        // A fresh pipeline has no history: it is learning, so the detectors
+        // leave the model's verdict alone and what is new is no news.
         assert_eq!((session.prediction.label(), session.confidence), (model.label(), model.confidence));
         assert_eq!(wire.confidence, session.confidence);
         assert_eq!(session.model_version, scorer.version());
-        assert!(session.reasons.iter().any(|r| r == "first login by root on this device"), "{:?}", session.reasons);
+        assert!(session.learning);
+        assert!(!session.reasons.iter().any(|r| r.starts_with("first login")), "{:?}", session.reasons);
+        let json = serde_json::to_value(session).unwrap();
+        assert_eq!(json["learning"], true);
         assert_eq!(wire.user.as_deref(), Some("root"));
         assert_eq!(wire.source_ip.as_deref(), Some("192.0.2.4"));
         assert_eq!(session.duration_min, 10.0);

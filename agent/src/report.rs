@@ -55,6 +55,10 @@ pub struct Record {
     /// absent when none. What the firewall response acts on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<CampaignKind>,
+    /// Judged in the detectors' learning period (a device without history):
+    /// novelty did not count. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub learning: bool,
     /// Kind-specific details from the analyzer (a source's attempts,
     /// distinct users, rate, ...).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]

@@ -262,7 +262,7 @@ fn load_detector(state: &StateDir, key: &str, generation: Option<u64>, config: &
             .map_err(|e| Error::State { path: state.path().into(), detail: format!("baselines of {key}: {e}") })
     });
     match loaded {
-        Ok(Some(baselines)) => Detector::with_baselines(baselines, config.campaign.clone()),
+        Ok(Some(baselines)) => Detector::with_baselines(baselines, config.campaign.clone(), config.learning_hours),
         Ok(None) => Detector::new(config.clone()),
         Err(e) => {
             eprintln!("bfp-agent: warning: {e}; starting with fresh baselines");

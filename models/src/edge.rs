@@ -21,7 +21,7 @@ use crate::train::{self, Forest, TrainConfig};
 
 /// Version of the schema-2 model. Bump when the timelines, the features or
 /// the training settings change.
-pub const EDGE_MODEL_VERSION: &str = "bfp-edge-forest-2.0.0";
+pub const EDGE_MODEL_VERSION: &str = "bfp-edge-forest-2.1.0";
 
 /// Forest settings of the schema-2 model (as schema 1's: the artifact stays
 /// well under 64 KB).
@@ -96,7 +96,16 @@ pub fn build(cfg: &TimelineConfig, train_cfg: &TrainConfig) -> Result<EdgeBuilt>
     }
     let (x, y) = xy(&balanced(&train_rows));
     let forest = train::fit(&x, &y, train_cfg)?;
-    let model = crate::export::export_schema(&forest, EDGE_MODEL_VERSION, AGENT_SCHEMA, &x, &y)?;
+    let mut model = crate::export::export_schema(&forest, EDGE_MODEL_VERSION, AGENT_SCHEMA, &x, &y)?;
+    // Calibrated on the validation devices by a sibling forest trained
+    // without them (see `crate::calibrate`): their rows keep the devices'
+    // real class rates, which the balanced training rows do not.
+    let first_validation = cfg.devices - cfg.holdout - VALIDATION_DEVICES;
+    let (fit_rows, val_rows): (Vec<Row>, Vec<Row>) =
+        train_rows.iter().cloned().partition(|r| r.device < first_validation);
+    let (fx, fy) = xy(&balanced(&fit_rows));
+    let (vx, vy) = xy(&val_rows);
+    model.calibration = Some(crate::calibrate::fit_on_sibling(&fx, &fy, &vx, &vy, train_cfg)?);
     Ok(EdgeBuilt { cfg: *cfg, train: train_rows, eval_devices, eval_oracle, forest, model })
 }
 
@@ -111,8 +120,7 @@ pub fn disagreements(forest: &Forest, model: &CompactModel, x: &[[f32; AGENT_FEA
         .filter(|(row, (&label, &v))| {
             let verdict = model.score(*row);
             let share = v as f32 / trees;
-            let compact_share = if verdict.suspicious { verdict.confidence } else { 1.0 - verdict.confidence };
-            verdict.suspicious != label || (compact_share - share).abs() > 1e-6
+            verdict.suspicious != label || (verdict.vote_share - share).abs() > 1e-6
         })
         .count())
 }
@@ -414,7 +422,13 @@ pub fn render(r: &EdgeReport) -> String {
          10–30 hours), one distributed one (100–250 addresses, once or twice each, within an hour), 2–3 credential \
          stuffings that get into an existing account (recon only or download-and-run), 2–3 post-compromise \
          sessions on a stolen account from a new network, 2–4 bots logging in as root/pi/admin/ubnt and firing \
-         commands at machine speed.\n"
+         commands at machine speed, 1–3 insiders (a user of the device, from an address of their own) whose sudo \
+         refuses 1–3 of `passwd root`, `su -`, a shell, `useradd`/`usermod -aG sudo`, a download into /tmp or \
+         `chmod +x` on it (not in sudoers, or command not allowed). On half of the devices the first day already \
+         holds a fast brute force, a credential stuffing that gets in and an insider, while the users log in for \
+         the first time (the learning period). Benign users keep a second session open now and then, and office \
+         workers who are no admins try a harmless sudo (1 %). Every third device writes RHEL's \
+         `pam_unix(sshd:auth): authentication failure` line before sshd's own.\n"
     );
     let _ = writeln!(s, "### Held-out devices, per class (share of the class's records flagged Suspicious)\n");
     let _ = writeln!(
@@ -464,6 +478,38 @@ pub fn render(r: &EdgeReport) -> String {
             pct(sess.recall()),
             pct(sess.fpr())
         );
+    }
+    let _ = writeln!(s, "\n### The first day (learning period) against the others\n");
+    let _ = writeln!(
+        s,
+        "Sessions of the held-out devices, the agent's detector (schema-2 model + its session rules): the first \
+         24 h of each device's log are its learning period.\n"
+    );
+    let _ = writeln!(s, "| sessions | benign | benign flagged | attack | attack flagged |\n|---|---:|---:|---:|---:|");
+    for (name, first) in [("first day", true), ("later days", false)] {
+        let (mut benign, mut fp, mut attack, mut tp) = (0, 0, 0, 0);
+        for (row, &p) in c.rows.iter().zip(&c.flagged[1]) {
+            if row.kind != RecordKind::Session || (row.obs.start < timeline::EPOCH + 86_400) != first {
+                continue;
+            }
+            if row.suspicious() {
+                attack += 1;
+                tp += usize::from(p);
+            } else {
+                benign += 1;
+                fp += usize::from(p);
+            }
+        }
+        let share =
+            |k: usize, n: usize| if n == 0 { "–".to_string() } else { format!("{k} ({})", pct(k as f64 / n as f64)) };
+        let _ = writeln!(s, "| {name} | {benign} | {} | {attack} | {} |", share(fp, benign), share(tp, attack));
+    }
+    if let Some(calibration) = m.calibration {
+        let _ = writeln!(s, "\n### Calibration\n");
+        let shares: Vec<f32> = c.scored.iter().map(|r| m.score(&r.features).vote_share).collect();
+        let truth: Vec<bool> = c.scored.iter().map(Row::suspicious).collect();
+        let fitted_on = format!("the last {VALIDATION_DEVICES} training devices' records");
+        s.push_str(&crate::calibrate::markdown(&calibration, &shares, &truth, &fitted_on));
     }
     let _ = writeln!(s, "\n### Ablation: which features help\n");
     let _ = writeln!(
@@ -547,14 +593,25 @@ pub fn render(r: &EdgeReport) -> String {
            flagged forever (90 % of automation records): `never_seen_user` and `known_users_from_network` are now \
            unknown (-1) until the device has learnt a few sessions. That loop is the structural risk of a model \
            fed by baselines that learn only from its Normal verdicts: a benign user flagged at first sight stays \
-           new. It shows in the benign rows of the held-out table.\n\
+           new. It shows in the benign rows of the held-out table; (5) tried as a new user would (a fresh agent \
+           on a busy host under attack), most legitimate newcomers of the first day were flagged for novelty and \
+           for the attack around them, sudo refusals went unnoticed, and most verdicts said 1.0: the detectors \
+           got a learning period (24 h of log time: novelty hidden from the model as on a device without history, \
+           novelty rules off), a clean login no longer carries the device's failing addresses as context, a \
+           login after a brute force from its address and refused escalations became evidence, and the \
+           confidence is calibrated (see Calibration). The simulator then got what it lacked: insiders whose \
+           sudo refuses `passwd root`, `su -`, a shell, `useradd` or a download (`insider_escalation`), a \
+           brute force, a credential-stuffing login and an insider on the first day of half the devices, second \
+           sessions of one user while the first is open, an occasional harmless refused sudo by a benign user, \
+           and RHEL's pam_unix failure lines on every third device.\n\
          - The elastic admin sessions are Normal by assumption (one address logs in; nobody verified it). Cowrie \
            logs contain only hostile traffic, so they measure detection, not false positives, and a device whose \
            every login is an intruder has no benign baseline to compare against.\n\
          - Cold start: on a device with no history, intruders of the first sessions are judged on the fingerprint \
            and source alone (and learnt if missed). The Cowrie honeypot is all cold start and all intruders: the \
-           model alone catches 10 of its 51 sessions; with the account-churn rule on top (root arriving from \
-           address after address) 34. That rule stays in the agent; the other session rules only added false \
+           model alone catches few of its sessions; the account-churn rule on top (root arriving from address \
+           after address, which needs only the day's own logins and so counts in the learning period too) most \
+           (see the real-log table). That rule stays in the agent; the other session rules only added false \
            positives on the held-out devices (see docs/detection.md). Choosing the agent's rules used both tables."
     );
     s

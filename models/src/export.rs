@@ -52,6 +52,7 @@ pub fn export_schema<const N: usize>(
         feature_names: names.iter().map(|s| s.to_string()).collect(),
         roots,
         nodes,
+        calibration: None,
     };
     // Round-trip through the artifact check: what we export must load.
     CompactModel::from_bytes(&model.to_bytes()?)?;

@@ -11,6 +11,7 @@
 //! common's analyzer and detectors) → [`edge`] (training, export to
 //! `models/artifacts/bfp-edge-model.postcard`, comparison, card section).
 
+pub mod calibrate;
 pub mod card;
 pub mod edge;
 pub mod error;
@@ -33,12 +34,16 @@ use train::{Forest, TrainConfig};
 
 /// Version of the trained model (not of the container or the schema).
 /// Bump when the simulator, the features or the training settings change.
-pub const MODEL_VERSION: &str = "bfp-sim-forest-1.1.0";
+pub const MODEL_VERSION: &str = "bfp-sim-forest-1.2.0";
 
 /// The committed predict-schema artifact, decoded and checked.
 pub fn embedded() -> Result<CompactModel> {
     Ok(CompactModel::from_bytes(EMBEDDED_PREDICT_MODEL)?)
 }
+
+/// Training populations (per scenario, the last before the held-out ones)
+/// that calibrate the model's confidence.
+pub const VALIDATION_POPULATIONS: u32 = 2;
 
 /// Feature rows and labels of samples.
 pub fn features(samples: &[Sample]) -> (Vec<[f32; PREDICT_FEATURE_COUNT]>, Vec<bool>) {
@@ -75,6 +80,16 @@ pub fn build_with(sim_cfg: &SimConfig, train_cfg: &TrainConfig, extra: &[feedbac
     let forest = train::fit(&x, &y, train_cfg)?;
     let version =
         if extra.is_empty() { MODEL_VERSION.to_string() } else { format!("{MODEL_VERSION}+feedback.{}", extra.len()) };
-    let model = export::export(&forest, &version, &x, &y)?;
+    let mut model = export::export(&forest, &version, &x, &y)?;
+    // Calibrated on the last training populations by a sibling forest
+    // trained without them (see `calibrate`); the held-out ones stay unseen.
+    let first_validation = sim_cfg.populations - sim_cfg.holdout - VALIDATION_POPULATIONS;
+    let (fit_set, val_set): (Vec<Sample>, Vec<Sample>) =
+        train_set.iter().cloned().partition(|s| s.population < first_validation);
+    let (mut fx, mut fy) = features(&fit_set);
+    fx.extend(extra.iter().map(|l| l.fingerprint.features()));
+    fy.extend(extra.iter().map(|l| l.suspicious));
+    let (vx, vy) = features(&val_set);
+    model.calibration = Some(calibrate::fit_on_sibling(&fx, &fy, &vx, &vy, train_cfg)?);
     Ok(Built { train: train_set, eval: eval_set, forest, model, extra: extra.len() })
 }

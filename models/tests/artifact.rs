@@ -103,6 +103,9 @@ fn original_json_example_is_suspicious_with_valid_confidence() {
     let v = score(fp);
     assert_eq!(v.label(), "Suspicious");
     assert!((0.5..=1.0).contains(&v.confidence), "{}", v.confidence);
+    // A calibrated probability, not a share of unanimous trees.
+    assert!(model().calibration.is_some());
+    assert!(v.confidence < 1.0, "{}", v.confidence);
     assert!(v.top_features(3).count() > 0, "a verdict says why");
 }
 

@@ -16,6 +16,7 @@ fn the_edge_artifact_is_the_trained_model_and_matches_smartcore_exactly() {
     );
     assert!(bfp_common::artifacts::EMBEDDED_AGENT_MODEL.len() < 64 * 1024);
     assert_eq!(built.model.schema_version, bfp_common::schema::AGENT_SCHEMA);
+    assert!(built.model.calibration.is_some_and(|c| c.slope > 0.0), "the agent's confidence is calibrated");
     // Every held-out row of the label-gated runs...
     let (x, _) = edge::xy(&built.eval_oracle);
     assert!(x.len() > 1000);

@@ -62,6 +62,7 @@ pub fn stand_in_model(dir: &Path) -> PathBuf {
             leaf(0, 10),
             leaf(1, 250),
         ],
+        calibration: None,
     };
     let path = dir.join("stand-in-model.postcard");
     std::fs::write(&path, model.to_bytes().expect("encode stand-in model")).expect("write stand-in model");

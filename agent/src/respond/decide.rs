@@ -102,6 +102,7 @@ mod tests {
             reasons: vec!["first reason".into()],
             model_version: "m".into(),
             campaign: None,
+            learning: false,
             details: serde_json::Value::Null,
         }
     }

@@ -388,6 +388,7 @@ mod tests {
             reasons: vec!["287 failed logins from this address in the last day".into()],
             model_version: "m".into(),
             campaign: None,
+            learning: false,
             details: serde_json::Value::Null,
         }
     }

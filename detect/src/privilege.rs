@@ -1,0 +1,193 @@
+//! Privilege escalation in a session's commands: sudo refusals (the analyzer
+//! records them as `sudo(denied) COMMAND`), root shells (`su -`, `sudo -i`,
+//! `sudo bash`), account changes (`useradd`, `usermod -aG sudo`, `passwd
+//! root`, and the account tools' own lines) and risky commands attempted
+//! through a refused sudo.
+//!
+//! This is evidence that needs no history: a refused `sudo passwd root` is
+//! worth an analyst's look on the first day as on any other. What needs
+//! history (a root shell by an account that never opened one) is judged
+//! against the user's baseline in [`crate::baseline`].
+
+use bfp_common::fingerprint::is_risky_command;
+
+/// Prefix the analyzer gives a command sudo refused.
+pub const REFUSED_PREFIX: &str = "sudo(denied) ";
+
+/// Refused commands quoted in a reason, at most.
+const QUOTED: usize = 2;
+
+/// What a session's commands show of privilege escalation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Escalation {
+    /// Commands sudo refused.
+    pub refused: u32,
+    /// Refused commands that would have given root, changed accounts or
+    /// were risky (a download, `chmod +x` in /tmp, ...).
+    pub refused_dangerous: u32,
+    /// The first refused commands, as attempted (for the reasons).
+    pub refused_sample: Vec<String>,
+    /// A root shell ran (`sudo -i`, `sudo su -`, `sudo bash`).
+    pub root_shell: bool,
+    /// An account was created or changed, or given a privileged group, or
+    /// root's password changed (through sudo or the account tools' lines).
+    pub account_change: bool,
+}
+
+impl Escalation {
+    /// The escalation in `commands` (a session's, in log order).
+    pub fn of(commands: &[String]) -> Escalation {
+        let mut e = Escalation::default();
+        for line in commands {
+            if let Some(command) = line.strip_prefix(REFUSED_PREFIX) {
+                e.refused += 1;
+                if is_dangerous(command) {
+                    e.refused_dangerous += 1;
+                }
+                if e.refused_sample.len() < QUOTED {
+                    e.refused_sample.push(short_command(command));
+                }
+                continue;
+            }
+            e.root_shell |= is_root_shell(line);
+            e.account_change |= is_account_change(line);
+        }
+        e
+    }
+
+    /// Whether the session is Suspicious on this alone, history or not: a
+    /// dangerous command attempted through a refused sudo, or sudo refused
+    /// again and again (a user probing what they may run). One refused
+    /// harmless command is a user who forgot they are not an admin.
+    pub fn is_evidence(&self) -> bool {
+        self.refused_dangerous > 0 || self.refused >= 3
+    }
+
+    /// The escalation in an operator's words (empty when there is none),
+    /// e.g. "sudo refused 2 times, tried `passwd root`, `su -`".
+    pub fn reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.refused > 0 {
+            let times = if self.refused == 1 { String::new() } else { format!(" {} times", self.refused) };
+            let tried: Vec<String> = self.refused_sample.iter().map(|c| format!("`{c}`")).collect();
+            out.push(format!("sudo refused{times}, tried {}", tried.join(", ")));
+        }
+        if self.root_shell {
+            out.push("opened a root shell".to_string());
+        }
+        if self.account_change {
+            out.push("changed accounts or passwords".to_string());
+        }
+        out
+    }
+}
+
+/// A command that would give root, change accounts, or is risky by itself.
+pub fn is_dangerous(command: &str) -> bool {
+    is_root_shell(command) || is_account_change(command) || is_risky_command(command)
+}
+
+/// A root shell: `su` (any form), `sudo -i`/`-s`, a shell run through sudo.
+/// Commands run through sudo are logged without the `sudo` (its `COMMAND=`).
+pub fn is_root_shell(command: &str) -> bool {
+    let mut words = command.split_whitespace();
+    let Some(first) = words.next() else { return false };
+    let program = first.rsplit('/').next().unwrap_or(first);
+    match program {
+        "su" | "bash" | "sh" | "dash" | "zsh" | "ash" | "ksh" => {
+            // `sh -c 'cmd'` runs one command, not a shell to stay in.
+            !words.any(|w| w == "-c")
+        }
+        "sudo" => words.any(|w| matches!(w, "-i" | "-s" | "su" | "bash" | "sh" | "-su")),
+        _ => false,
+    }
+}
+
+/// An account change: the account tools run (or attempted), or their own
+/// log lines (`useradd: new user: ...`, as the analyzer records them).
+pub fn is_account_change(command: &str) -> bool {
+    let mut words = command.split_whitespace();
+    let Some(first) = words.next() else { return false };
+    let program = first.trim_end_matches(':');
+    let program = program.rsplit('/').next().unwrap_or(program);
+    match program {
+        "useradd" | "adduser" | "usermod" | "groupadd" | "gpasswd" | "visudo" | "chpasswd" | "userdel" => true,
+        // `passwd` alone changes one's own password; naming root (or
+        // another account) is the escalation.
+        "passwd" => words.any(|w| !w.starts_with('-') && !w.is_empty()),
+        _ => false,
+    }
+}
+
+/// A command shortened for a reason: its program without the path, and its
+/// arguments up to 60 characters.
+fn short_command(command: &str) -> String {
+    let command = command.trim();
+    let (program, rest) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+    let program = program.rsplit('/').next().unwrap_or(program);
+    let mut out = if rest.is_empty() { program.to_string() } else { format!("{program} {}", rest.trim()) };
+    if out.chars().count() > 60 {
+        out = out.chars().take(57).collect::<String>() + "...";
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmds(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_refused_passwd_root_is_evidence_with_its_reason() {
+        let e = Escalation::of(&cmds(&["sudo(denied) /usr/bin/passwd root"]));
+        assert_eq!((e.refused, e.refused_dangerous), (1, 1));
+        assert!(e.is_evidence());
+        assert_eq!(e.reasons(), vec!["sudo refused, tried `passwd root`"]);
+    }
+
+    #[test]
+    fn risky_commands_and_root_shells_through_a_refused_sudo_are_evidence() {
+        for refused in [
+            "/bin/bash",
+            "/usr/bin/su -",
+            "/usr/sbin/useradd -m x",
+            "/usr/bin/wget http://h/x -O /tmp/.x",
+            "/bin/chmod +x /tmp/.x",
+        ] {
+            let e = Escalation::of(&cmds(&[&format!("{REFUSED_PREFIX}{refused}")]));
+            assert!(e.is_evidence(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn one_refused_harmless_command_is_not_evidence_three_are() {
+        let one = Escalation::of(&cmds(&["sudo(denied) /usr/bin/apt update"]));
+        assert!(!one.is_evidence());
+        assert_eq!(one.reasons(), vec!["sudo refused, tried `apt update`"]);
+        let three = Escalation::of(&cmds(&[
+            "sudo(denied) /usr/bin/apt update",
+            "sudo(denied) /usr/bin/systemctl restart nginx",
+            "sudo(denied) /usr/bin/cat /etc/shadow",
+        ]));
+        assert!(three.is_evidence());
+        assert_eq!(three.reasons(), vec!["sudo refused 3 times, tried `apt update`, `systemctl restart nginx`"]);
+    }
+
+    #[test]
+    fn root_shells_and_account_changes_that_ran_are_recognised() {
+        assert!(is_root_shell("/bin/bash"));
+        assert!(is_root_shell("/usr/bin/su -"));
+        assert!(is_root_shell("sudo -i"));
+        assert!(!is_root_shell("/bin/sh -c echo a"));
+        assert!(!is_root_shell("/usr/bin/systemctl restart sshd"));
+        assert!(is_account_change("/usr/sbin/usermod -aG sudo mallory"));
+        assert!(is_account_change("useradd: new user: name=backup2, UID=1001"));
+        assert!(is_account_change("/usr/bin/passwd root"));
+        assert!(!is_account_change("/usr/bin/passwd"));
+        let e = Escalation::of(&cmds(&["/bin/bash", "/usr/sbin/useradd -m x", "/usr/bin/ls"]));
+        assert!(e.root_shell && e.account_change && e.refused == 0 && !e.is_evidence());
+    }
+}
