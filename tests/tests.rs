@@ -13,5 +13,6 @@ mod forward_ingest;
 mod forward_tls;
 mod install;
 mod packages;
+mod pg_migrate;
 mod schema2;
 mod units;
