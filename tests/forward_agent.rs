@@ -81,6 +81,30 @@ fn a_real_log_replayed_through_the_agent_arrives_exactly_as_scan_reports_it() {
 }
 
 #[test]
+fn with_its_first_collector_down_the_agent_fails_over_to_the_next_and_delivers_everything_once() {
+    let source = real_log("elastic/auth.log");
+    let dir = temp_dir();
+    let db = dir.path().join("app.db");
+    let token = device_add(&db, "pi-failover");
+    let c = Collector::start(&db, &[]);
+    let log = dir.path().join("auth.log");
+    let state = dir.path().join("state");
+    let config = agent_config(dir.path(), "http://file-url-replaced-by-flags:1", &token, &log, &state, 16 << 20);
+    fs::write(&log, fs::read(&source).unwrap()).unwrap();
+    // Nothing listens on the first URL: every batch must go to the second.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let args = ["--config", config.to_str().unwrap(), "--collector", &down, "--collector", &c.url("")];
+    let running = RunningAgent::start(&args, None);
+    wait_until(60, "the whole log", || consumed(&state, &log));
+    let device = wait_drained(&c.url(""), "pi-failover", 60);
+    running.stop();
+    let got = collected(&c.url(""), true);
+    assert_same(&got, &scan(&source, true), "failover");
+    assert_eq!(device["records"].as_u64(), Some(got.2 as u64));
+    c.stop();
+}
+
+#[test]
 fn killed_at_random_moments_and_rotated_the_agent_delivers_every_fingerprint_once() {
     let source = real_log("elastic/auth.log");
     let text = fs::read_to_string(&source).unwrap();

@@ -18,6 +18,7 @@ mod forward_tls;
 mod install;
 mod monitoring;
 mod packages;
+mod pg_migrate;
 mod respond_firewall;
 mod schema2;
 mod units;

@@ -88,6 +88,11 @@ pub struct CollectorConfig {
     /// Base URL of the collector, `http://` or `https://` (required), e.g.
     /// `http://127.0.0.1:5000`.
     pub url: String,
+    /// Further collectors writing to the same database (PostgreSQL), tried
+    /// in turn when the current one fails; the agent stays on whichever
+    /// answers. Same forms as `url`. Default: none.
+    #[serde(default)]
+    pub failover_urls: Vec<String>,
     /// The device token printed by `bfp-collector device add NAME`
     /// (required).
     pub token: String,
@@ -170,6 +175,7 @@ impl CollectorConfig {
     pub fn new(url: impl Into<String>, token: impl Into<String>) -> CollectorConfig {
         CollectorConfig {
             url: url.into(),
+            failover_urls: Vec::new(),
             token: token.into(),
             ca_file: None,
             spool_max_bytes: default_spool_max_bytes(),
@@ -182,11 +188,18 @@ impl CollectorConfig {
         }
     }
 
+    /// `url`, then the failover URLs, in the order they are tried.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.failover_urls.iter().map(String::as_str))
+    }
+
     /// Checks ranges and forms.
     pub fn validate(&self) -> Result<()> {
         let bad = |d: String| Err(Error::Forward(d));
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return bad(format!("url must start with http:// or https://, got {:?}", self.url));
+        for url in self.urls() {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(format!("url must start with http:// or https://, got {url:?}"));
+            }
         }
         if self.token.trim().is_empty() {
             return bad("token is empty (bfp-collector device add NAME prints one)".into());
@@ -336,8 +349,9 @@ pub struct Flags {
     pub source_window_secs: Option<u64>,
     /// `--utc-offset-secs SECS`.
     pub utc_offset_secs: Option<i32>,
-    /// `--collector URL`: the `[collector]` table's `url`.
-    pub collector: Option<String>,
+    /// `--collector URL` (repeatable): the first is the `[collector]`
+    /// table's `url`, the others its `failover_urls`.
+    pub collector: Vec<String>,
     /// `--token TOKEN` (or `BFP_AGENT_TOKEN`): the `[collector]` table's `token`.
     pub token: Option<String>,
     /// `--ca-file PEM`: the `[collector]` table's `ca_file`.
@@ -461,7 +475,8 @@ impl Config {
         self.source_window_secs = source_window_secs.or(self.source_window_secs);
         self.utc_offset_secs = utc_offset_secs.or(self.utc_offset_secs);
         let flag_error = |detail: &str| Error::Config { path: FLAGS.into(), detail: detail.into() };
-        if let Some(url) = collector {
+        let mut urls = collector.into_iter();
+        if let Some(url) = urls.next() {
             match &mut self.collector {
                 Some(c) => c.url = url,
                 None => {
@@ -470,6 +485,9 @@ impl Config {
                     })?;
                     self.collector = Some(CollectorConfig::new(url, token));
                 }
+            }
+            if let Some(c) = &mut self.collector {
+                c.failover_urls = urls.collect();
             }
         }
         match &mut self.collector {
@@ -666,7 +684,7 @@ mod tests {
             commit_interval_ms: Some(50),
             source_window_secs: Some(60),
             utc_offset_secs: Some(-7200),
-            collector: Some("https://flag:2".into()),
+            collector: vec!["https://flag:2".into()],
             token: Some("flag-token".into()),
             ca_file: Some("/flag/ca".into()),
             spool_max_bytes: Some(1 << 20),
@@ -722,7 +740,7 @@ mod tests {
         assert_eq!(config.detect, DetectConfig::default());
         // A collector made from flags alone gets the table's defaults.
         let flags = Flags {
-            collector: Some("http://127.0.0.1:5000".into()),
+            collector: vec!["http://127.0.0.1:5000".into()],
             token: Some("t".into()),
             follow: vec!["/a".into()],
             state_dir: Some("/s".into()),
@@ -743,11 +761,35 @@ mod tests {
     }
 
     #[test]
+    fn several_collectors_come_from_repeated_flags_or_the_table_and_are_tried_in_order() {
+        let flags = Flags {
+            collector: vec!["http://a:5000".into(), "https://b:5000".into(), "http://c:5000".into()],
+            token: Some("t".into()),
+            follow: vec!["/a".into()],
+            state_dir: Some("/s".into()),
+            ..Flags::default()
+        };
+        let c = Config::for_run(None, flags).unwrap().collector.unwrap();
+        assert_eq!(c.urls().collect::<Vec<_>>(), ["http://a:5000", "https://b:5000", "http://c:5000"]);
+
+        let dir = crate::testutil::tempdir("failover-urls");
+        let path = dir.join("agent.toml");
+        let table = "state_dir = \"/s\"\n[[source]]\nkind = \"file\"\npath = \"/a\"\n[collector]\n\
+                     url = \"http://a:5000\"\nfailover_urls = [\"http://b:5000\"]\ntoken = \"t\"\n";
+        std::fs::write(&path, table).unwrap();
+        let c = Config::for_run(Some(&path), Flags::default()).unwrap().collector.unwrap();
+        assert_eq!(c.urls().collect::<Vec<_>>(), ["http://a:5000", "http://b:5000"]);
+
+        let bad = CollectorConfig { failover_urls: vec!["ftp://b".into()], ..CollectorConfig::new("http://a", "t") };
+        assert!(bad.validate().unwrap_err().to_string().contains("\"ftp://b\""));
+    }
+
+    #[test]
     fn flags_that_cannot_stand_alone_are_refused() {
         let run = |flags: Flags| Config::for_run(None, flags).unwrap_err().to_string();
         let base = Flags { follow: vec!["/a".into()], state_dir: Some("/s".into()), ..Flags::default() };
         assert!(run(Flags { follow: vec!["/a".into()], ..Flags::default() }).contains("--state-dir"));
-        let no_token = Flags { collector: Some("http://x".into()), ..base.clone() };
+        let no_token = Flags { collector: vec!["http://x".into()], ..base.clone() };
         assert!(run(no_token).contains("--collector needs --token"));
         let no_collector = Flags { token: Some("t".into()), ..base.clone() };
         assert!(run(no_collector).contains("need --collector"));

@@ -118,8 +118,10 @@ enum Command {
         commit_interval_ms: Option<u64>,
         /// Forward results to this collector (http:// or https:// base URL)
         /// through the on-disk spool, instead of writing them to the output.
+        /// Repeatable: further collectors on the same database, tried in turn
+        /// when the current one fails.
         #[arg(long, value_name = "URL")]
-        collector: Option<String>,
+        collector: Vec<String>,
         /// The device token from `bfp-collector device add NAME`.
         #[arg(long, value_name = "TOKEN", env = "BFP_AGENT_TOKEN", hide_env_values = true)]
         token: Option<String>,

@@ -31,6 +31,26 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage agent devices (tokens) in the database.
     Device(DeviceArgs),
+    /// Bring the database's schema up to this collector's version, then exit
+    /// (`serve` does the same at start; this lets an operator do it first,
+    /// once, before starting several collectors on one PostgreSQL database).
+    Migrate(MigrateArgs),
+}
+
+/// `bfp-collector migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The database: a SQLite file, or a `postgres://user[:password]@host[:port]/db`
+    /// URL. Default: `instance/app.db`.
+    #[arg(
+        long,
+        visible_alias = "database-url",
+        value_name = "PATH|URL",
+        env = "BFP_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "instance/app.db"
+    )]
+    pub db: String,
 }
 
 /// `bfp-collector device add|revoke|list`.
@@ -166,5 +186,18 @@ mod tests {
         assert_eq!(cli.serve.listen.unwrap().port(), 7000);
         assert_eq!(cli.serve.cors_origins, vec!["*"]);
         assert_eq!(cli.serve.sync, Synchronous::Normal);
+    }
+
+    #[test]
+    fn migrate_takes_a_file_or_a_url() {
+        let Some(Command::Migrate(args)) = parse(&["migrate", "--database-url", "postgres://bfp@db/bfp"]).command
+        else {
+            panic!("migrate expected")
+        };
+        assert_eq!(args.db, "postgres://bfp@db/bfp");
+        let Some(Command::Migrate(args)) = parse(&["migrate", "--db", "x.db"]).command else {
+            panic!("migrate expected")
+        };
+        assert_eq!(args.db, "x.db");
     }
 }

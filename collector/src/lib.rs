@@ -9,7 +9,7 @@
 //! # A guide to the layout
 //!
 //! ```text
-//! main.rs, config.rs   command line (serve, device add|revoke|list)
+//! main.rs, config.rs   command line (serve, device add|revoke|list, migrate)
 //! lib.rs               Server: opens the store, builds the router, serves
 //! error.rs             the one error type; each variant knows its HTTP status
 //! api/                 HTTP, one module per resource
@@ -26,6 +26,9 @@
 //!                      counters, roll-ups and id blocks in the same commits
 //!     reads.rs         read connections, counters, pages at any offset
 //!     devices, feedback, insights   each resource's SQL
+//!   postgres/          the PostgreSQL side (so far: connecting, migrations)
+//!     migrations.rs    the same ladder for PostgreSQL, safe to apply from
+//!                      several collectors at once
 //! ```
 //!
 //! # The store seam

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Device(args)) => return device(&args),
+        Some(Command::Migrate(args)) => return migrate(&args),
         None => cli.serve,
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -39,6 +40,39 @@ fn main() -> ExitCode {
             println!("bfp-collector stopped");
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("bfp-collector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bfp-collector migrate`: applies the schema ladder of the backend `--db`
+/// names and prints the version reached on stdout.
+fn migrate(args: &bfp_collector::config::MigrateArgs) -> ExitCode {
+    use bfp_collector::store::{self, postgres, sqlite};
+    let run = async {
+        if postgres::is_postgres_url(&args.db) {
+            let mut client = postgres::connect(&args.db).await?;
+            let report = postgres::migrate(&mut client).await?;
+            println!(
+                "PostgreSQL schema version {} (was {}; steps applied now: {:?})",
+                report.to, report.from, report.applied
+            );
+        } else {
+            // Opening a SQLite store migrates it.
+            let store = store::open(&sqlite::SqliteConfig::new(std::path::Path::new(&args.db)))?;
+            store.shutdown().await;
+            println!("SQLite schema version {}", sqlite::SCHEMA_VERSION);
+        }
+        Ok::<(), bfp_collector::Error>(())
+    };
+    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run),
+        Err(e) => Err(bfp_collector::Error::Io(e)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bfp-collector: {e}");
             ExitCode::FAILURE

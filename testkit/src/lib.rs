@@ -2,10 +2,12 @@
 //!
 //! One job: find the shared data (the real logs and the original data set,
 //! kept beside the repository, not in it) by one rule, and write the log
-//! lines that several crates' tests feed their readers. It depends on no
+//! lines that several crates' tests feed their readers, and start throw-away
+//! PostgreSQL clusters ([`pg::PgCluster`]) for the collector's second backend. It depends on no
 //! crate of the project, so any of them can use it without a cycle.
 
 pub mod lines;
+pub mod pg;
 
 use std::path::{Path, PathBuf};
 

@@ -80,7 +80,7 @@ pub fn client(config: &CollectorConfig) -> Result<reqwest::blocking::Client> {
             return Err(Error::Forward(format!("ca_file {}: no certificate in it", path.display())));
         }
         builder = builder.tls_certs_only(certs);
-    } else if config.url.starts_with("http://") {
+    } else if config.urls().all(|url| url.starts_with("http://")) {
         // Plain HTTP needs no roots: not loading the system's store keeps
         // a megabyte or so of certificates out of the agent's memory.
         builder = builder.tls_certs_only(Vec::new());
@@ -103,6 +103,8 @@ pub struct Forwarder {
     status: Arc<Status>,
     state: StateDir,
     rng: oorandom::Rand64,
+    /// Index into `config.urls()` of the collector in use.
+    active: usize,
 }
 
 /// Exponential backoff with jitter: `base * 2^failures`, capped, then a
@@ -129,7 +131,7 @@ impl Forwarder {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(std::process::id()).rotate_left(32);
-        Ok(Forwarder { config, client, spool, status, state, rng: oorandom::Rand64::new(u128::from(seed)) })
+        Ok(Forwarder { config, client, spool, status, state, rng: oorandom::Rand64::new(u128::from(seed)), active: 0 })
     }
 
     /// Starts the thread; it returns when `stop` is set.
@@ -176,7 +178,7 @@ impl Forwarder {
     }
 
     fn post(&self, body: Vec<u8>) -> std::result::Result<(), PostError> {
-        let url = format!("{}/api/ingest", self.config.url.trim_end_matches('/'));
+        let url = format!("{}/api/ingest", self.base_url());
         let response = self
             .client
             .post(&url)
@@ -202,6 +204,25 @@ impl Forwarder {
         Err(PostError { message, refused })
     }
 
+    /// The collector in use, without a trailing `/`.
+    fn base_url(&self) -> &str {
+        self.config.urls().nth(self.active).unwrap_or(&self.config.url).trim_end_matches('/')
+    }
+
+    /// After a failure: moves to the next collector; true when that one
+    /// has not failed yet in this round, so it is tried at once rather than
+    /// after a back-off (one collector down must not slow the agent).
+    fn fail_over(&mut self, failed_in_round: &mut usize) -> bool {
+        let count = self.config.urls().count();
+        self.active = (self.active + 1) % count;
+        *failed_in_round += 1;
+        if *failed_in_round < count {
+            return true;
+        }
+        *failed_in_round = 0;
+        false
+    }
+
     /// Sleeps up to `d`, waking early on `stop`.
     fn sleep(d: Duration, stop: &AtomicBool) {
         let until = Instant::now() + d;
@@ -216,6 +237,7 @@ impl Forwarder {
 
     fn run(&mut self, stop: &AtomicBool) {
         let mut failures = 0u32;
+        let mut failed_in_round = 0usize;
         let heartbeat_every = Duration::from_secs(self.config.heartbeat_secs);
         let mut last_contact = Instant::now() - heartbeat_every;
         let model_every = Duration::from_secs(self.config.model_check_secs);
@@ -235,6 +257,7 @@ impl Forwarder {
                 match self.post(body) {
                     Ok(()) => {
                         last_contact = Instant::now();
+                        failed_in_round = 0;
                         if failures > 0 {
                             self.status.set_error(None);
                         }
@@ -257,6 +280,9 @@ impl Forwarder {
                     }
                     Err(PostError { message, refused: false }) => {
                         self.status.set_error(Some(message));
+                        if self.fail_over(&mut failed_in_round) {
+                            continue;
+                        }
                         Self::sleep(backoff(failures, max_backoff, &mut self.rng), stop);
                         failures = failures.saturating_add(1);
                         continue;
@@ -277,7 +303,7 @@ impl Forwarder {
     /// verifies it (checksum, format, schema), stores it atomically and hands
     /// it to the run loop.
     fn check_model(&self) -> std::result::Result<(), String> {
-        let base = self.config.url.trim_end_matches('/');
+        let base = self.base_url();
         // The agents' model, not the one /api/predict scores with.
         let schema = bfp_common::schema::AGENT_SCHEMA;
         let info: serde_json::Value = self

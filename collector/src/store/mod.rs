@@ -32,6 +32,7 @@ pub mod devices;
 pub mod feedback;
 pub mod insights;
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 
 pub use devices::{DeviceId, DeviceInfo, IngestOutcome};

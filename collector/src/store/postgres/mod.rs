@@ -1,0 +1,73 @@
+//! The PostgreSQL side of the store seam, for fleets: several collectors
+//! writing to one database. So far: connecting and the migration ladder
+//! (`bfp-collector migrate --database-url postgres://...`), applied safely
+//! when several collectors start at once.
+
+pub mod migrations;
+
+pub use migrations::{migrate, MigrationReport, SCHEMA_VERSION};
+
+use crate::error::{Error, Result};
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::Db(Box::new(e))
+    }
+}
+
+/// True when `db` names a PostgreSQL database (`postgres://` or
+/// `postgresql://` URL) rather than a SQLite file.
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// Opens one connection to `url` (no TLS: loopback or a private network)
+/// and drives it on the runtime until the client is dropped.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
+    let config: tokio_postgres::Config =
+        url.parse().map_err(|e| Error::Config(format!("database URL {}: {e}", redact(url))))?;
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| Error::Config(format!("cannot connect to {}: {e}", redact(url))))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// `url` with its password (if any) replaced by `***`, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_told_from_paths_and_passwords_never_shown() {
+        assert!(is_postgres_url("postgres://bfp@127.0.0.1/bfp"));
+        assert!(is_postgres_url("postgresql://bfp@db/bfp"));
+        assert!(!is_postgres_url("instance/app.db"));
+        assert_eq!(redact("postgres://bfp:s3cret@db:5432/bfp"), "postgres://bfp:***@db:5432/bfp");
+        assert_eq!(redact("postgres://bfp@db/bfp"), "postgres://bfp@db/bfp");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_configuration_error_naming_it_without_its_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("postgres://bfp:s3cret@127.0.0.1:{port}/bfp");
+        let err = connect(&url).await.expect_err("nothing listens there");
+        let text = err.to_string();
+        assert!(matches!(err, Error::Config(_)), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")) && !text.contains("s3cret"), "{text}");
+    }
+}
