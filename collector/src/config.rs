@@ -113,6 +113,11 @@ pub struct ServeArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// TOML configuration file (alert rules in `[[alert.rule]]`; see
+    /// `bfp_collector::alerts`). An unknown key or a bad regex stops the
+    /// start with an error. Default: none (no alert rules).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 impl ServeArgs {
