@@ -4,6 +4,7 @@
 
 mod agent_run;
 mod agent_scan;
+mod alerts;
 mod arm_qemu;
 mod collector;
 mod dashboard_browser;
