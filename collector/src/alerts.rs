@@ -314,6 +314,14 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let config = CollectorConfig::parse(include_str!("../testdata/alerts.toml")).unwrap();
+        assert_eq!(config.alert.rules.len(), 2);
+        assert_eq!(config.alert.rules[0].group_by, GroupBy::Rule);
+        assert_eq!(config.alert.rules[1].window_secs, 3600);
+    }
+
+    #[test]
     fn unknown_keys_bad_regexes_and_duplicates_are_refused_with_their_name() {
         let err = CollectorConfig::parse("[[alert.rule]]\nname = \"a\"\nverdikt = \"normal\"\n").unwrap_err();
         assert!(err.contains("unknown field `verdikt`"), "{err}");
