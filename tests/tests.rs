@@ -8,6 +8,7 @@ mod agent_output;
 mod agent_run;
 mod agent_scan;
 mod agent_unattended;
+mod alerts;
 mod arm_qemu;
 mod collector;
 mod dashboard_browser;

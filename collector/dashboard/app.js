@@ -124,6 +124,7 @@
     analytics: { init: initAnalytics, show: loadAnalytics },
     results: { init: initResults, show: loadResults },
     devices: { show: loadDevices },
+    alerts: { init: initAlerts, show: loadAlerts },
   };
   const initialised = new Set();
 
@@ -724,6 +725,51 @@
     }
     $("#r-device").value = name ?? "";
     resultsState = { filters: readFilters(), cursors: [0], last: null };
+  }
+
+  // ---- 6. Alerts -----------------------------------------------------------
+
+  function initAlerts() {
+    $("#a-state").addEventListener("change", loadAlerts);
+  }
+
+  async function loadAlerts() {
+    const errBox = $("#alerts-error");
+    showError(errBox, null);
+    let alerts = [];
+    try {
+      alerts = (await api(`/api/alerts${query({ state: $("#a-state").value, limit: 200 })}`)).alerts || [];
+    } catch (e) {
+      showError(errBox, e);
+    }
+    $("#alerts-empty").hidden = alerts.length > 0 || !errBox.hidden;
+    $("#alerts-wrap").hidden = alerts.length === 0;
+    const act = (a, action) => async () => {
+      try {
+        await api(`/api/alerts/${a.id}/${action}`, { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify({ by: "dashboard" }) });
+      } catch (e) {
+        showError(errBox, e);
+        return;
+      }
+      loadAlerts();
+    };
+    $("#alerts-table tbody").replaceChildren(
+      ...alerts.map((a) =>
+        el("tr", {},
+          el("td", { class: "num", text: a.id }),
+          el("td", { text: a.state + (a.acknowledged_by && a.state === "acknowledged" ? ` by ${a.acknowledged_by}` : "") + (a.resolved_by ? ` by ${a.resolved_by}` : "") }),
+          el("td", { text: a.rule }),
+          el("td", { text: a.group_key }),
+          el("td", { class: "num", text: fmtInt(a.count) }),
+          el("td", { text: a.first_seen }),
+          el("td", { text: a.last_seen }),
+          el("td", {}, el("a", { href: a.results, target: "_blank", rel: "noopener", text: `#${a.first_result_id}–#${a.last_result_id}` })),
+          el("td", {},
+            a.state === "open" ? el("button", { type: "button", class: "secondary", text: "Acknowledge", onclick: act(a, "ack") }) : null,
+            a.state !== "resolved" ? el("button", { type: "button", class: "secondary", text: "Resolve", onclick: act(a, "resolve") }) : null),
+        ),
+      ),
+    );
   }
 
   // ---- Start ---------------------------------------------------------------

@@ -35,6 +35,8 @@ pub enum Command {
     /// (`serve` does the same at start; this lets an operator do it first,
     /// once, before starting several collectors on one PostgreSQL database).
     Migrate(MigrateArgs),
+    /// List, acknowledge and resolve alerts in the database.
+    Alerts(AlertsArgs),
 }
 
 /// `bfp-collector migrate`.
@@ -51,6 +53,53 @@ pub struct MigrateArgs {
         default_value = "instance/app.db"
     )]
     pub db: String,
+}
+
+/// `bfp-collector alerts list|ack|resolve`.
+#[derive(Debug, Clone, Args)]
+pub struct AlertsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AlertsAction,
+    /// SQLite database file (the service's `--db`). Default: `instance/app.db`.
+    #[arg(long, value_name = "PATH", default_value = "instance/app.db", global = true)]
+    pub db: PathBuf,
+    /// Print JSON instead of a table. Default: a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// An alert action.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AlertsAction {
+    /// List alerts, newest first.
+    List {
+        /// Only this state: open, acknowledged or resolved. Default: all.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this rule. Default: all.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Most alerts listed. Default: 100.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Acknowledge an open alert.
+    Ack {
+        /// Alert id.
+        id: i64,
+        /// Who acknowledges it. Default: the `USER` environment variable, else `cli`.
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Resolve an alert.
+    Resolve {
+        /// Alert id.
+        id: i64,
+        /// Who resolves it. Default: the `USER` environment variable, else `cli`.
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 /// `bfp-collector device add|revoke|list`.
@@ -133,6 +182,11 @@ pub struct ServeArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// TOML configuration file (alert rules in `[[alert.rule]]`; see
+    /// `bfp_collector::alerts`). An unknown key or a bad regex stops the
+    /// start with an error. Default: none (no alert rules).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 impl ServeArgs {

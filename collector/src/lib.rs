@@ -54,6 +54,7 @@
 //! routes in a module of `api/` listed in `api::router`, and its
 //! authentication as an extractor in `api/extract.rs`.
 
+pub mod alerts;
 pub mod api;
 pub mod config;
 pub mod dashboard;
@@ -113,11 +114,17 @@ pub struct Server {
     store: Arc<dyn store::Store>,
     /// HTTPS settings when `--tls-cert`/`--tls-key` are given.
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    /// The alert rules' background evaluation, if any rules are configured.
+    alerting: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
     /// Loads the model, opens the store and binds the listener.
     pub async fn bind(args: &config::ServeArgs, port_env: Option<&str>) -> Result<Server> {
+        let config = match &args.config {
+            Some(path) => alerts::CollectorConfig::load(path)?,
+            None => alerts::CollectorConfig::default(),
+        };
         let model = load_model(args.model.as_deref())?;
         let agent_model = load_agent_model(args.agent_model.as_deref())?;
         let store = store::open(&args.store_config())?;
@@ -153,7 +160,9 @@ impl Server {
             (None, None) => None,
             _ => return Err(Error::Config("--tls-cert and --tls-key go together".into())),
         };
-        Ok(Server { listener, app, store, tls })
+        let alerting = (!config.alert.rules.is_empty())
+            .then(|| tokio::spawn(alerts::evaluate_forever(store.clone(), Arc::new(config.alert))));
+        Ok(Server { listener, app, store, tls, alerting })
     }
 
     /// `https` when serving TLS, else `http`.
@@ -187,6 +196,9 @@ impl Server {
                 axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle).serve(make_service).await
             }
         };
+        if let Some(task) = self.alerting {
+            task.abort();
+        }
         self.store.shutdown().await;
         served.map_err(Error::Io)
     }

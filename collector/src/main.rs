@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         Some(Command::Device(args)) => return device(&args),
         Some(Command::Migrate(args)) => return migrate(&args),
+        Some(Command::Alerts(args)) => return alerts(&args),
         None => cli.serve,
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -100,6 +101,65 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
                 .devices()
                 .await
                 .map(|list| println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default())),
+        };
+        store.shutdown().await;
+        done
+    };
+    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run),
+        Err(e) => Err(bfp_collector::Error::Io(e)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bfp-collector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bfp-collector alerts ...`: on the database file, beside a running
+/// service or without one, as `device` does.
+fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
+    use bfp_collector::config::AlertsAction;
+    use bfp_collector::store::alerts::{Alert, AlertQuery, AlertState};
+    use bfp_collector::store::{self, sqlite::SqliteConfig};
+    let json = args.json;
+    let print = move |list: &[Alert]| {
+        if json {
+            println!("{}", serde_json::to_string_pretty(list).unwrap_or_default());
+            return;
+        }
+        println!("{:>6}  {:<13}  {:<24}  {:<20}  {:>8}  last seen", "id", "state", "rule", "group", "count");
+        for a in list {
+            println!(
+                "{:>6}  {:<13}  {:<24}  {:<20}  {:>8}  {}",
+                a.id,
+                a.state.as_str(),
+                a.rule,
+                a.group_key,
+                a.count,
+                a.last_seen
+            );
+        }
+    };
+    let who = |by: &Option<String>| by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
+    let run = async {
+        let store = store::open(&SqliteConfig::new(&args.db))?;
+        let done = match &args.action {
+            AlertsAction::List { state, rule, limit } => match state.as_deref().map(AlertState::parse).transpose() {
+                Ok(state) => store
+                    .alerts(AlertQuery { state, rule: rule.clone(), before_id: None, limit: *limit })
+                    .await
+                    .map(|list| print(&list)),
+                Err(e) => Err(e),
+            },
+            AlertsAction::Ack { id, by } => {
+                store.set_alert_state(*id, AlertState::Acknowledged, who(by)).await.map(|a| print(&[a]))
+            }
+            AlertsAction::Resolve { id, by } => {
+                store.set_alert_state(*id, AlertState::Resolved, who(by)).await.map(|a| print(&[a]))
+            }
         };
         store.shutdown().await;
         done

@@ -53,6 +53,11 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response> {
     for (source, prediction, n) in s.store.counters().await? {
         let _ = writeln!(out, "bfp_predictions_stored{{source=\"{source}\",prediction=\"{prediction}\"}} {n}");
     }
+    let _ = writeln!(out, "# HELP bfp_alerts Alerts in the database, by rule and state.");
+    let _ = writeln!(out, "# TYPE bfp_alerts gauge");
+    for (rule, state, n) in s.store.alert_counts().await? {
+        let _ = writeln!(out, "bfp_alerts{{rule=\"{}\",state=\"{state}\"}} {n}", rule.replace(['\\', '"', '\n'], "_"));
+    }
     let w = s.store.stats();
     let _ = writeln!(out, "# HELP bfp_writer_commits_total Write transactions committed (each a group of requests).");
     let _ = writeln!(out, "# TYPE bfp_writer_commits_total counter");

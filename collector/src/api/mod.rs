@@ -24,6 +24,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+pub mod alerts;
 pub mod analytics;
 pub mod devices;
 pub mod extract;
@@ -101,6 +102,9 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route("/api/devices/{name}", delete(devices::revoke_device))
         .route("/api/model", get(models::model))
         .route("/api/model/version", get(models::model_version))
+        .route("/api/alerts", get(alerts::list))
+        .route("/api/alerts/{id}/ack", post(alerts::ack).layer(DefaultBodyLimit::max(alerts::MAX_ACTION_BYTES)))
+        .route("/api/alerts/{id}/resolve", post(alerts::resolve).layer(DefaultBodyLimit::max(alerts::MAX_ACTION_BYTES)))
         .route("/metrics", get(metrics::metrics))
         .merge(crate::dashboard::router())
         .fallback(not_found)

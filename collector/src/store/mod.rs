@@ -28,6 +28,7 @@ use futures_util::future::BoxFuture;
 
 use crate::error::Result;
 
+pub mod alerts;
 pub mod devices;
 pub mod feedback;
 pub mod insights;
@@ -117,9 +118,28 @@ pub trait AnalystFeedback: Send + Sync {
     async fn export_labelled(&self) -> Result<String>;
 }
 
+/// Alerts raised from stored results by the operator's rules.
+#[async_trait]
+pub trait Alerts: Send + Sync {
+    /// Reads the results stored since the last pass (at most
+    /// `config.max_rows_per_pass`) and opens or grows alerts as the rules
+    /// say, moving the cursor in the same transaction.
+    async fn evaluate_alerts(&self, config: Arc<crate::alerts::AlertConfig>) -> Result<alerts::EvaluationPass>;
+
+    /// Alerts, newest first.
+    async fn alerts(&self, q: alerts::AlertQuery) -> Result<Vec<alerts::Alert>>;
+
+    /// Moves an alert to `to` on behalf of `by`; [`crate::Error::NotFound`]
+    /// for an unknown id, [`crate::Error::Conflict`] for a move backwards.
+    async fn set_alert_state(&self, id: i64, to: alerts::AlertState, by: String) -> Result<alerts::Alert>;
+
+    /// Alerts per (rule, state).
+    async fn alert_counts(&self) -> Result<Vec<(String, String, u64)>>;
+}
+
 /// The whole store, as the service holds it (`Arc<dyn Store>`).
 #[async_trait]
-pub trait Store: Predictions + Devices + AnalystFeedback {
+pub trait Store: Predictions + Devices + AnalystFeedback + Alerts {
     /// The writer's counters.
     fn stats(&self) -> &WriterStats;
 

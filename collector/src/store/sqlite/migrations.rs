@@ -34,6 +34,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, what: "devices", apply: devices },
     Migration { version: 5, what: "analyst feedback", apply: feedback },
     Migration { version: 6, what: "per-source id indexes without CSV rows", apply: source_indexes },
+    Migration { version: 7, what: "alerts and their evaluation cursor", apply: alerts },
 ];
 
 /// The schema version this collector writes (the last step of the ladder).
@@ -217,6 +218,40 @@ fn source_indexes(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     )
 }
 
+/// Alerts raised by the rules, and how far the rules have read. Times of
+/// matches are seconds since the epoch (a window is a subtraction); the
+/// people's actions keep SQLite's text times, as the other tables do.
+fn alerts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS alerts (
+    id               INTEGER PRIMARY KEY,
+    rule             TEXT NOT NULL,
+    group_key        TEXT NOT NULL,
+    state            TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'acknowledged', 'resolved')),
+    count            INTEGER NOT NULL,
+    first_result_id  INTEGER NOT NULL,
+    last_result_id   INTEGER NOT NULL,
+    first_seen       INTEGER NOT NULL,
+    last_seen        INTEGER NOT NULL,
+    source_ip        TEXT,
+    user             TEXT,
+    device           TEXT,
+    created_at       TEXT NOT NULL DEFAULT (datetime('now')),
+    acknowledged_by  TEXT,
+    acknowledged_at  TEXT,
+    resolved_by      TEXT,
+    resolved_at      TEXT,
+    resolved_unix    INTEGER
+);
+CREATE INDEX IF NOT EXISTS alerts_rule_group ON alerts (rule, group_key, id);
+CREATE INDEX IF NOT EXISTS alerts_state_id ON alerts (state, id);
+CREATE TABLE IF NOT EXISTS alert_cursor (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    last_result_id  INTEGER NOT NULL
+);",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,7 +272,9 @@ mod tests {
             stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
         };
         let first = schema(&conn);
-        for table in ["predictions", "counters", "rollup_hourly", "source_ips", "id_blocks", "devices", "feedback"] {
+        for table in
+            ["predictions", "counters", "rollup_hourly", "source_ips", "id_blocks", "devices", "feedback", "alerts"]
+        {
             assert!(first.iter().any(|sql| sql.starts_with(&format!("CREATE TABLE {table} "))), "{table}");
         }
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();

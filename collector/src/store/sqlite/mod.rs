@@ -23,6 +23,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 
+mod alerts;
 mod devices;
 mod feedback;
 mod insights;
@@ -223,6 +224,30 @@ impl AnalystFeedback for SqliteStore {
 
     async fn export_labelled(&self) -> Result<String> {
         self.reads.run(feedback::export_labelled).await
+    }
+}
+
+#[async_trait]
+impl super::Alerts for SqliteStore {
+    async fn evaluate_alerts(&self, config: Arc<crate::alerts::AlertConfig>) -> Result<super::alerts::EvaluationPass> {
+        self.exclusive(move |conn| alerts::evaluate(conn, &config)).await
+    }
+
+    async fn alerts(&self, q: super::alerts::AlertQuery) -> Result<Vec<super::alerts::Alert>> {
+        self.reads.run(move |c| alerts::list(c, &q)).await
+    }
+
+    async fn set_alert_state(
+        &self,
+        id: i64,
+        to: super::alerts::AlertState,
+        by: String,
+    ) -> Result<super::alerts::Alert> {
+        self.exclusive(move |conn| alerts::transition(conn, id, to, &by)).await
+    }
+
+    async fn alert_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        self.reads.run(alerts::counts).await
     }
 }
 

@@ -1,0 +1,88 @@
+//! Alert routes:
+//!
+//! - `GET /api/alerts?state=open|acknowledged|resolved&rule=NAME&before_id=N&limit=N`:
+//!   alerts, newest first, each with a `results` link to the results it
+//!   groups (`/api/results?min_id=..&max_id=..`; the rule's other
+//!   conditions still apply to the rows between them).
+//! - `POST /api/alerts/{id}/ack` and `POST /api/alerts/{id}/resolve`, with an
+//!   optional JSON body `{"by": "who"}` (default `api`): 404 for an unknown
+//!   id, 409 when resolved alerts are acknowledged.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::{ApiPath, ApiQuery, RawBody};
+use super::AppState;
+use crate::error::{Error, Result};
+use crate::store::alerts::{Alert, AlertQuery, AlertState};
+
+/// Largest body of an alert action.
+pub const MAX_ACTION_BYTES: usize = 4096;
+
+/// The query of `GET /api/alerts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsParams {
+    state: Option<String>,
+    rule: Option<String>,
+    before_id: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// The alert as the API shows it: the record plus the link to its results.
+pub fn alert_json(a: &Alert) -> Value {
+    let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
+    v["results"] = json!(format!("/api/results?min_id={}&max_id={}", a.first_result_id, a.last_result_id));
+    v
+}
+
+pub(super) async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<AlertsParams>) -> Result<Json<Value>> {
+    let q = AlertQuery {
+        state: p.state.as_deref().map(AlertState::parse).transpose()?,
+        rule: p.rule,
+        before_id: p.before_id,
+        limit: p.limit.unwrap_or(super::DEFAULT_PAGE).clamp(1, super::MAX_PAGE),
+    };
+    let alerts = s.store.alerts(q).await?;
+    Ok(Json(json!({ "alerts": alerts.iter().map(alert_json).collect::<Vec<_>>() })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    by: Option<String>,
+}
+
+fn who(body: &[u8]) -> Result<String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok("api".into());
+    }
+    let b: ActionBody =
+        serde_json::from_slice(body).map_err(|e| Error::BadInput(format!("bad alert action body: {e}")))?;
+    let by = b.by.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| "api".into());
+    if by.chars().count() > 128 {
+        return Err(Error::BadInput("`by` is longer than 128 characters".into()));
+    }
+    Ok(by)
+}
+
+pub(super) async fn ack(s: State<AppState>, id: ApiPath<i64>, body: RawBody) -> Result<Json<Value>> {
+    act(s, id, body, AlertState::Acknowledged).await
+}
+
+pub(super) async fn resolve(s: State<AppState>, id: ApiPath<i64>, body: RawBody) -> Result<Json<Value>> {
+    act(s, id, body, AlertState::Resolved).await
+}
+
+async fn act(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    RawBody(body): RawBody,
+    to: AlertState,
+) -> Result<Json<Value>> {
+    let by = who(&body)?;
+    let alert = s.store.set_alert_state(id, to, by).await?;
+    Ok(Json(alert_json(&alert)))
+}

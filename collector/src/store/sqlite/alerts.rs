@@ -1,0 +1,357 @@
+//! Alerts in SQLite: the `alerts` table and the evaluation cursor. A pass
+//! runs on the writer's connection between group commits, reads the results
+//! stored after the cursor (at most `max_rows_per_pass`), and writes the
+//! alerts and the new cursor in one transaction, so a crash re-evaluates a
+//! pass whole or not at all.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::reads;
+use crate::alerts::AlertConfig;
+use crate::error::{Error, Result};
+use crate::store::alerts::{Alert, AlertQuery, AlertState, EvaluationPass};
+use crate::store::ResultsQuery;
+
+/// An alert as the pass keeps it while grouping.
+struct Grouped {
+    id: i64,
+    last_seen: i64,
+    resolved_at: Option<i64>,
+    added: i64,
+    last_id: i64,
+}
+
+pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<EvaluationPass> {
+    let mut pass = EvaluationPass::default();
+    if config.rules.is_empty() {
+        return Ok(pass);
+    }
+    // Read before the write transaction (the page is its own snapshot): on
+    // the writer's connection nothing else writes in between.
+    let cursor: i64 = conn
+        .query_row("SELECT last_result_id FROM alert_cursor WHERE id = 1", [], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let page = reads::results(
+        conn,
+        &ResultsQuery { limit: config.max_rows_per_pass, after_id: Some(cursor), ..ResultsQuery::default() },
+    )?;
+    let Some(last) = page.results.last().map(|r| r.id) else { return Ok(pass) };
+    let tx = conn.transaction()?;
+    let mut open: HashMap<(usize, String), Grouped> = HashMap::new();
+    for result in &page.results {
+        pass.results += 1;
+        let seen = unix_seconds(&result.created_at);
+        for (i, rule) in config.rules.iter().enumerate() {
+            if !rule.matches(result) {
+                continue;
+            }
+            let key = rule.group_by.key_of(result);
+            if let Entry::Vacant(slot) = open.entry((i, key.clone())) {
+                let latest = tx
+                    .query_row(
+                        "SELECT id, last_seen, resolved_unix FROM alerts
+                         WHERE rule = ?1 AND group_key = ?2 ORDER BY id DESC LIMIT 1",
+                        params![rule.name, key],
+                        |r| {
+                            Ok(Grouped {
+                                id: r.get(0)?,
+                                last_seen: r.get(1)?,
+                                resolved_at: r.get(2)?,
+                                added: 0,
+                                last_id: 0,
+                            })
+                        },
+                    )
+                    .optional()?;
+                if let Some(g) = latest {
+                    slot.insert(g);
+                }
+            }
+            let joins = open.get(&(i, key.clone())).is_some_and(|g| match g.resolved_at {
+                None => seen - g.last_seen <= rule.window_secs as i64,
+                Some(resolved) => seen - resolved <= rule.cooldown_secs as i64,
+            });
+            if joins {
+                let g = open.get_mut(&(i, key)).expect("checked above");
+                g.added += 1;
+                g.last_id = result.id;
+                g.last_seen = g.last_seen.max(seen);
+                pass.grouped += 1;
+            } else {
+                flush(&tx, open.remove(&(i, key.clone())))?;
+                tx.execute(
+                    "INSERT INTO alerts (rule, group_key, count, first_result_id, last_result_id,
+                         first_seen, last_seen, source_ip, user, device)
+                     VALUES (?1, ?2, 1, ?3, ?3, ?4, ?4, ?5, ?6, ?7)",
+                    params![rule.name, key, result.id, seen, result.agent.source_ip, result.agent.user, result.device],
+                )?;
+                let id = tx.last_insert_rowid();
+                open.insert((i, key), Grouped { id, last_seen: seen, resolved_at: None, added: 0, last_id: 0 });
+                pass.opened += 1;
+            }
+        }
+    }
+    for (_, g) in open.drain() {
+        flush(&tx, Some(g))?;
+    }
+    tx.execute(
+        "INSERT INTO alert_cursor (id, last_result_id) VALUES (1, ?1)
+         ON CONFLICT (id) DO UPDATE SET last_result_id = excluded.last_result_id",
+        [last],
+    )?;
+    tx.commit()?;
+    Ok(pass)
+}
+
+fn flush(tx: &Connection, g: Option<Grouped>) -> Result<()> {
+    let Some(g) = g.filter(|g| g.added > 0) else { return Ok(()) };
+    tx.execute(
+        "UPDATE alerts SET count = count + ?2, last_result_id = MAX(last_result_id, ?3),
+             last_seen = MAX(last_seen, ?4) WHERE id = ?1",
+        params![g.id, g.added, g.last_id, g.last_seen],
+    )?;
+    Ok(())
+}
+
+/// Seconds since the epoch of a stored `YYYY-MM-DD HH:MM:SS` (UTC); 0 if it
+/// does not parse (then every match of the pass shares one time).
+fn unix_seconds(text: &str) -> i64 {
+    let num = |range: std::ops::Range<usize>| text.get(range).and_then(|s| s.parse::<i64>().ok());
+    let (Some(y), Some(m), Some(d), Some(hh), Some(mm), Some(ss)) =
+        (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16), num(17..19))
+    else {
+        return 0;
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + hh * 3600 + mm * 60 + ss
+}
+
+const ALERT_COLUMNS: &str = "id, rule, group_key, state, count, first_result_id, last_result_id,
+    datetime(first_seen, 'unixepoch'), datetime(last_seen, 'unixepoch'), source_ip, user, device,
+    acknowledged_by, acknowledged_at, resolved_by, resolved_at";
+
+fn alert_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    let state: String = r.get(3)?;
+    Ok(Alert {
+        id: r.get(0)?,
+        rule: r.get(1)?,
+        group_key: r.get(2)?,
+        state: AlertState::parse(&state).unwrap_or(AlertState::Open),
+        count: r.get::<_, i64>(4)?.max(0) as u64,
+        first_result_id: r.get(5)?,
+        last_result_id: r.get(6)?,
+        first_seen: r.get(7)?,
+        last_seen: r.get(8)?,
+        source_ip: r.get(9)?,
+        user: r.get(10)?,
+        device: r.get(11)?,
+        acknowledged_by: r.get(12)?,
+        acknowledged_at: r.get(13)?,
+        resolved_by: r.get(14)?,
+        resolved_at: r.get(15)?,
+    })
+}
+
+pub(super) fn list(c: &Connection, q: &AlertQuery) -> Result<Vec<Alert>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts
+         WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR rule = ?2) AND (?3 IS NULL OR id < ?3)
+         ORDER BY id DESC LIMIT ?4"
+    ))?;
+    let rows = stmt.query_map(params![q.state.map(AlertState::as_str), q.rule, q.before_id, q.limit], alert_of)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn get(c: &Connection, id: i64) -> Result<Alert> {
+    c.query_row(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"), [id], alert_of)
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("no alert with id {id}")))
+}
+
+/// Moves alert `id` to `to` on behalf of `by`: open to acknowledged, open or
+/// acknowledged to resolved. Repeating the same move changes nothing.
+pub(super) fn transition(conn: &mut Connection, id: i64, to: AlertState, by: &str) -> Result<Alert> {
+    let tx = conn.transaction()?;
+    let now = get(&tx, id)?;
+    match (now.state, to) {
+        (a, b) if a == b => {}
+        (AlertState::Open, AlertState::Acknowledged) => {
+            tx.execute(
+                "UPDATE alerts SET state = 'acknowledged', acknowledged_by = ?2, acknowledged_at = datetime('now')
+                 WHERE id = ?1",
+                params![id, by],
+            )?;
+        }
+        (_, AlertState::Resolved) => {
+            tx.execute(
+                "UPDATE alerts SET state = 'resolved', resolved_by = ?2, resolved_at = datetime('now'),
+                     resolved_unix = CAST(strftime('%s', 'now') AS INTEGER) WHERE id = ?1",
+                params![id, by],
+            )?;
+        }
+        (from, to) => {
+            return Err(Error::Conflict(format!("alert {id} is {}; it cannot become {}", from.as_str(), to.as_str())))
+        }
+    }
+    let alert = get(&tx, id)?;
+    tx.commit()?;
+    Ok(alert)
+}
+
+/// Alerts per (rule, state), for `/metrics`.
+pub(super) fn counts(c: &Connection) -> Result<Vec<(String, String, u64)>> {
+    let mut stmt = c.prepare_cached("SELECT rule, state, COUNT(*) FROM alerts GROUP BY rule, state ORDER BY 1, 2")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::alerts::CollectorConfig;
+    use crate::store::sqlite::{SqliteConfig, SqliteStore};
+    use crate::store::{AgentContext, Alerts, NewPrediction, Predictions, Reason, Source, Store};
+
+    fn attempt(ip: &str, suspicious: bool) -> NewPrediction {
+        NewPrediction {
+            source: Source::Agent,
+            fingerprint: bfp_common::Fingerprint {
+                login_hour: 3,
+                session_duration_min: 0.0,
+                commands: 0,
+                failed_logins: 6,
+                protocol: bfp_common::Protocol::Ssh,
+                typing_speed_wpm: None,
+                risky_commands: None,
+            },
+            suspicious,
+            confidence: 0.95,
+            commands: None,
+            model_version: Arc::from("m1"),
+            reasons: vec![Reason::Text("6 failed logins from this address".into())],
+            device: Some("pi-1".into()),
+            agent: AgentContext {
+                kind: Some("session".into()),
+                source_ip: Some(ip.into()),
+                user: Some("root".into()),
+                ..AgentContext::default()
+            },
+        }
+    }
+
+    fn rules(extra: &str) -> Arc<AlertConfig> {
+        let text = format!(
+            "[alert]\nmax_rows_per_pass = 3000\n[[alert.rule]]\nname = \"brute\"\nreason = \"failed logins\"\n{extra}"
+        );
+        Arc::new(CollectorConfig::parse(&text).unwrap().alert)
+    }
+
+    async fn drain(store: &SqliteStore, config: &Arc<AlertConfig>) -> EvaluationPass {
+        let mut total = EvaluationPass::default();
+        loop {
+            let pass = store.evaluate_alerts(config.clone()).await.unwrap();
+            total.results += pass.results;
+            total.opened += pass.opened;
+            total.grouped += pass.grouped;
+            if pass.results == 0 {
+                return total;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_brute_force_of_20000_attempts_is_one_alert_per_source_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
+        let mut rows: Vec<NewPrediction> = (0..20_000).map(|_| attempt("203.0.113.7", true)).collect();
+        rows.extend((0..30).map(|_| attempt("198.51.100.2", true)));
+        rows.extend((0..500).map(|_| attempt("192.0.2.1", false)));
+        for chunk in rows.chunks(4096) {
+            store.insert(chunk.to_vec()).await.unwrap();
+        }
+        let config = rules("");
+        // Several passes (3000 rows each) still group into one alert.
+        let pass = drain(&store, &config).await;
+        assert_eq!((pass.results, pass.opened, pass.grouped), (20_530, 2, 20_028));
+        let alerts = store.alerts(AlertQuery { limit: 10, ..AlertQuery::default() }).await.unwrap();
+        let summary: Vec<_> = alerts.iter().map(|a| (a.group_key.as_str(), a.count, a.state)).collect();
+        assert_eq!(summary, [("198.51.100.2", 30, AlertState::Open), ("203.0.113.7", 20_000, AlertState::Open)]);
+        assert_eq!((alerts[1].first_result_id, alerts[1].last_result_id), (1, 20_000));
+        assert_eq!(alerts[1].user.as_deref(), Some("root"));
+
+        // The cursor is durable: a reopened store evaluates nothing twice.
+        store.shutdown().await;
+        drop(store);
+        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
+        assert_eq!(drain(&store, &config).await, EvaluationPass::default());
+        store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+        assert_eq!(drain(&store, &config).await, EvaluationPass { results: 1, opened: 0, grouped: 1 });
+        let counts = store.alert_counts().await.unwrap();
+        assert_eq!(counts, [("brute".to_string(), "open".to_string(), 2)]);
+        store.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn states_move_forward_with_who_and_when_and_windows_and_cool_downs_split_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
+        let config = rules("window_secs = 600\ncooldown_secs = 3600\n");
+        store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+        drain(&store, &config).await;
+        let id = store.alerts(AlertQuery { limit: 1, ..AlertQuery::default() }).await.unwrap()[0].id;
+
+        let acked = store.set_alert_state(id, AlertState::Acknowledged, "ana".into()).await.unwrap();
+        assert_eq!((acked.state, acked.acknowledged_by.as_deref()), (AlertState::Acknowledged, Some("ana")));
+        assert!(acked.acknowledged_at.is_some());
+        // Acknowledged alerts still group what follows within the window.
+        store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+        drain(&store, &config).await;
+        let resolved = store.set_alert_state(id, AlertState::Resolved, "bo".into()).await.unwrap();
+        assert_eq!(
+            (resolved.state, resolved.count, resolved.resolved_by.as_deref()),
+            (AlertState::Resolved, 2, Some("bo"))
+        );
+        assert!(matches!(
+            store.set_alert_state(id, AlertState::Acknowledged, "x".into()).await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(store.set_alert_state(999, AlertState::Resolved, "x".into()).await, Err(Error::NotFound(_))));
+
+        // Within the cool-down a match is counted on the resolved alert...
+        store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+        assert_eq!(drain(&store, &config).await.opened, 0);
+        // ...after it (stored two hours later) it opens a new one.
+        let ids = store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+        let c = Connection::open(&path).unwrap();
+        c.execute("UPDATE predictions SET created_at = datetime('now', '+2 hours') WHERE id = ?1", [ids[0]]).unwrap();
+        assert_eq!(drain(&store, &config).await.opened, 1);
+        let open = store
+            .alerts(AlertQuery { state: Some(AlertState::Open), limit: 10, ..AlertQuery::default() })
+            .await
+            .unwrap();
+        assert_eq!(open.iter().map(|a| (a.count, a.first_result_id)).collect::<Vec<_>>(), [(1, ids[0])]);
+        store.shutdown().await;
+    }
+
+    #[test]
+    fn unix_seconds_of_stored_times() {
+        assert_eq!(unix_seconds("1970-01-01 00:00:00"), 0);
+        assert_eq!(unix_seconds("2026-12-07 04:33:36"), 1_796_618_016);
+        assert_eq!(unix_seconds("2000-03-01 00:00:01"), 951_868_801);
+        assert_eq!(unix_seconds("garbage"), 0);
+    }
+}
