@@ -2,6 +2,7 @@
 //! agent under qemu, the dashboard in Chromium), a module per area, in one
 //! test binary.
 
+mod accounts;
 mod agent_run;
 mod agent_scan;
 mod arm_qemu;

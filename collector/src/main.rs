@@ -15,6 +15,8 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Device(args)) => return device(&args),
+        Some(Command::User(args)) => return offline(bfp_collector::auth::cli::user(&args)),
+        Some(Command::Token(args)) => return offline(bfp_collector::auth::cli::token(&args)),
         None => cli.serve,
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -70,6 +72,21 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
         store.shutdown().await;
         done
     };
+    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run),
+        Err(e) => Err(bfp_collector::Error::Io(e)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bfp-collector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command that works on the database file, and reports its error.
+fn offline(run: impl std::future::Future<Output = bfp_collector::Result<()>>) -> ExitCode {
     let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(run),
         Err(e) => Err(bfp_collector::Error::Io(e)),

@@ -9,6 +9,7 @@
 //!   any offset or cursor, the dashboard's roll-ups and the scored export;
 //! - [`Devices`]: device tokens, the fleet, and idempotent agent ingest;
 //! - [`AnalystFeedback`]: analysts' labels and their training export;
+//! - [`Users`]: operators, their roles and API tokens;
 //! - [`Store`]: all of them plus the writer's statistics and shutdown.
 //!
 //! The values crossing it ([`model`], [`devices`], [`feedback`],
@@ -33,6 +34,7 @@ pub mod feedback;
 pub mod insights;
 pub mod model;
 pub mod sqlite;
+pub mod users;
 
 pub use devices::{DeviceId, DeviceInfo, IngestOutcome};
 pub use feedback::{Feedback, FeedbackOutcome};
@@ -41,6 +43,7 @@ pub use model::{
     round_confidence, AgentContext, CsvChunk, CsvRow, CsvSender, CsvSummary, NewPrediction, Reason, ResultsPage,
     ResultsQuery, Source, StoredPrediction, Totals, WriterStats,
 };
+pub use users::{ApiTokenInfo, NewApiToken, Operator, Role, UserInfo, Users};
 
 /// Resolves once a CSV upload's transaction has committed (or rolled back).
 pub type CsvCommit = BoxFuture<'static, Result<CsvSummary>>;
@@ -118,7 +121,7 @@ pub trait AnalystFeedback: Send + Sync {
 
 /// The whole store, as the service holds it (`Arc<dyn Store>`).
 #[async_trait]
-pub trait Store: Predictions + Devices + AnalystFeedback {
+pub trait Store: Predictions + Devices + AnalystFeedback + Users {
     /// The writer's counters.
     fn stats(&self) -> &WriterStats;
 

@@ -18,8 +18,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AnalystFeedback, Bucket, CsvCommit, CsvSender, DeviceId, DeviceInfo, Devices, Feedback, FeedbackOutcome,
-    IngestOutcome, Insights, NewPrediction, Predictions, ResultsPage, ResultsQuery, Store, Totals, WriterStats,
+    AnalystFeedback, ApiTokenInfo, Bucket, CsvCommit, CsvSender, DeviceId, DeviceInfo, Devices, Feedback,
+    FeedbackOutcome, IngestOutcome, Insights, NewApiToken, NewPrediction, Operator, Predictions, ResultsPage,
+    ResultsQuery, Role, Store, Totals, UserInfo, Users, WriterStats,
 };
 use crate::error::{Error, Result};
 
@@ -28,6 +29,7 @@ mod feedback;
 mod insights;
 pub mod migrations;
 mod reads;
+mod users;
 mod writer;
 
 pub use migrations::SCHEMA_VERSION;
@@ -223,6 +225,45 @@ impl AnalystFeedback for SqliteStore {
 
     async fn export_labelled(&self) -> Result<String> {
         self.reads.run(feedback::export_labelled).await
+    }
+}
+
+#[async_trait]
+impl Users for SqliteStore {
+    async fn add_user(&self, name: String, role: Role, password_hash: String) -> Result<()> {
+        self.exclusive(move |conn| users::add_user(conn, &name, role, &password_hash)).await
+    }
+
+    async fn users(&self) -> Result<Vec<UserInfo>> {
+        self.reads.run(users::list_users).await
+    }
+
+    async fn delete_user(&self, name: String) -> Result<()> {
+        self.exclusive(move |conn| users::delete_user(conn, &name)).await
+    }
+
+    async fn set_password(&self, name: String, password_hash: String) -> Result<()> {
+        self.exclusive(move |conn| users::set_password(conn, &name, &password_hash)).await
+    }
+
+    async fn user_credentials(&self, name: String) -> Result<Option<(Operator, String)>> {
+        self.reads.run(move |c| users::credentials(c, &name)).await
+    }
+
+    async fn add_api_token(&self, user: String, expires_at: Option<i64>) -> Result<NewApiToken> {
+        self.exclusive(move |conn| users::add_api_token(conn, &user, expires_at)).await
+    }
+
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        self.reads.run(users::list_api_tokens).await
+    }
+
+    async fn revoke_api_token(&self, id: i64) -> Result<()> {
+        self.exclusive(move |conn| users::revoke_api_token(conn, id)).await
+    }
+
+    async fn authenticate_operator(&self, token: String) -> Result<Option<Operator>> {
+        self.reads.run(move |c| users::authenticate(c, &token)).await
     }
 }
 
