@@ -24,6 +24,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+pub mod access;
 pub mod analytics;
 pub mod devices;
 pub mod extract;
