@@ -8,6 +8,7 @@ mod agent_scan;
 mod arm_qemu;
 mod collector;
 mod dashboard_browser;
+mod export_safety;
 mod feedback;
 mod forward_agent;
 mod forward_ingest;

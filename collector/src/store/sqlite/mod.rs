@@ -92,7 +92,7 @@ impl SqliteStore {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        std::fs::create_dir_all(&dir)?;
+        create_private(&dir, &config.path)?;
         let mut conn = Connection::open(&config.path)?;
         // Bigger pages for a new database: fewer b-tree splits and WAL frames
         // per row on bulk inserts. Ignored for an existing file.
@@ -298,6 +298,37 @@ impl SqliteStore {
     }
 }
 
+/// Creates the database's directory (0700) and file (0600) if missing,
+/// whatever the umask: the results, tokens' hashes and password hashes are
+/// the service user's alone. SQLite gives the WAL and shared-memory files
+/// the database file's mode. Existing files and directories keep theirs
+/// (the operator chose them).
+fn create_private(dir: &Path, file: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            // The mode given to mkdir is still masked by the umask.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        if !file.exists() {
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file) {
+                // Another process created it meanwhile: it chose its mode.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                other => drop(other?),
+            }
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
+}
+
 /// The schema version recorded in a database file (for tests and tools).
 pub fn schema_version_of(path: &Path) -> Result<Option<i64>> {
     let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
@@ -469,6 +500,27 @@ mod tests {
         let interval = (writer::CHECKPOINT_PAGES + 64) * 16_384;
         assert!(wal_bytes() <= after_upload.max(interval), "WAL grew to {} bytes", wal_bytes());
         store.shutdown().await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_its_wal_and_directory_are_private_under_umask_022() {
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: umask only swaps the process's file-creation mask.
+        let previous = unsafe { libc::umask(0o022) };
+        let dir = tempfile::tempdir().unwrap();
+        let db_dir = dir.path().join("instance");
+        let path = db_dir.join("app.db");
+        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
+        store.insert(vec![prediction(Source::Single, false, None)]).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&db_dir), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        let wal = path.with_file_name("app.db-wal");
+        assert!(wal.exists(), "the WAL exists while the store is open");
+        assert_eq!(mode(&wal), 0o600);
+        store.shutdown().await;
+        unsafe { libc::umask(previous) };
     }
 
     #[test]
