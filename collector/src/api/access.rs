@@ -264,4 +264,26 @@ mod tests {
         assert_eq!(names, ["d1", "d2", "pi-0"]);
         store.shutdown().await;
     }
+
+    #[tokio::test]
+    async fn api_replies_and_errors_carry_the_security_headers() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (app, store) = service(&dir).await;
+        for path in ["/health", "/api/results", "/api/nothing", "/"] {
+            let req = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+            let reply = app.clone().oneshot(req).await.unwrap();
+            let h = reply.headers();
+            assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+            assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+            assert_eq!(h["x-frame-options"], "DENY", "{path}");
+            let csp = h["content-security-policy"].to_str().unwrap();
+            let inline_script = csp
+                .split(';')
+                .map(str::trim)
+                .any(|d| (d.starts_with("script-src") || d.starts_with("default-src")) && d.contains("unsafe-inline"));
+            assert!(csp.contains("frame-ancestors 'none'") && !inline_script, "{path}: {csp}");
+        }
+        store.shutdown().await;
+    }
 }
