@@ -2,6 +2,7 @@
 //! agent under qemu, the dashboard in Chromium), a module per area, in one
 //! test binary.
 
+mod accounts;
 mod agent_check;
 mod agent_learn;
 mod agent_output;
@@ -12,6 +13,7 @@ mod alerts;
 mod arm_qemu;
 mod collector;
 mod dashboard_browser;
+mod export_safety;
 mod feedback;
 mod forward_agent;
 mod forward_ingest;

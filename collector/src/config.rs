@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
 use crate::store::sqlite::{SqliteConfig, Synchronous};
+use crate::store::Role;
 
 /// Port of the original Flask system, kept as the default.
 pub const DEFAULT_PORT: u16 = 5000;
@@ -37,6 +38,10 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// List, acknowledge and resolve alerts in the database.
     Alerts(AlertsArgs),
+    /// Manage operators (users with a role) in the database.
+    User(UserArgs),
+    /// Manage operators' API tokens in the database.
+    Token(TokenArgs),
 }
 
 /// `bfp-collector migrate`.
@@ -99,6 +104,76 @@ pub enum AlertsAction {
         /// Who resolves it. Default: the `USER` environment variable, else `cli`.
         #[arg(long)]
         by: Option<String>,
+    },
+}
+
+/// `bfp-collector user add|list|delete|passwd`.
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: UserAction,
+    /// SQLite database file (the service's `--db`). Default: `instance/app.db`.
+    #[arg(long, value_name = "PATH", default_value = "instance/app.db", global = true)]
+    pub db: PathBuf,
+}
+
+/// A user action. Passwords are prompted twice at a terminal, or read as
+/// the first line of stdin otherwise; at least 10 characters.
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserAction {
+    /// Create a user with a role.
+    Add {
+        /// User name: 1-64 letters, digits, '.', '_', '-' or '@'.
+        name: String,
+        /// What the user may do.
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// List the users as JSON (never their password hashes).
+    List,
+    /// Delete a user and its API tokens.
+    Delete {
+        /// User name.
+        name: String,
+    },
+    /// Set a user's password.
+    Passwd {
+        /// User name.
+        name: String,
+    },
+}
+
+/// `bfp-collector token add|list|revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: TokenAction,
+    /// SQLite database file (the service's `--db`). Default: `instance/app.db`.
+    #[arg(long, value_name = "PATH", default_value = "instance/app.db", global = true)]
+    pub db: PathBuf,
+}
+
+/// An API token action.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenAction {
+    /// Create an API token carrying a user's role and print it (shown once;
+    /// only its hash is kept).
+    Add {
+        /// The user the token speaks for.
+        #[arg(long)]
+        user: String,
+        /// Days until the token stops working. Default: never expires.
+        #[arg(long, value_name = "N")]
+        expires_days: Option<u32>,
+    },
+    /// List the API tokens as JSON (never the tokens).
+    List,
+    /// Revoke an API token by its id (from `token list`).
+    Revoke {
+        /// Token id.
+        id: i64,
     },
 }
 

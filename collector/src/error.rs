@@ -24,6 +24,9 @@ pub enum Error {
     /// Missing, unknown or revoked device token (or admin credentials).
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// A known caller whose role (or kind: a device) does not allow this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The request clashes with what exists (a device name taken).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -84,6 +87,7 @@ impl Error {
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +104,7 @@ impl IntoResponse for Error {
             Error::TooLarge(d) => ("Payload too large", d.clone()),
             Error::NotFound(d) => ("Not found", d.clone()),
             Error::Unauthorized(d) => ("Unauthorized", d.clone()),
+            Error::Forbidden(d) => ("Forbidden", d.clone()),
             Error::Conflict(d) => ("Conflict", d.clone()),
             Error::MethodNotAllowed => ("Method not allowed", "this route does not accept this method".into()),
             Error::ShuttingDown => ("Service unavailable", self.to_string()),

@@ -9,7 +9,8 @@
 //! # A guide to the layout
 //!
 //! ```text
-//! main.rs, config.rs   command line (serve, device add|revoke|list, migrate)
+//! main.rs, config.rs   command line (serve, device, user, token, alerts, migrate)
+//! auth/                passwords (Argon2id), the user and token commands
 //! lib.rs               Server: opens the store, builds the router, serves
 //! error.rs             the one error type; each variant knows its HTTP status
 //! api/                 HTTP, one module per resource
@@ -56,6 +57,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod error;

@@ -17,6 +17,8 @@ fn main() -> ExitCode {
         Some(Command::Device(args)) => return device(&args),
         Some(Command::Migrate(args)) => return migrate(&args),
         Some(Command::Alerts(args)) => return alerts(&args),
+        Some(Command::User(args)) => return offline(bfp_collector::auth::cli::user(&args)),
+        Some(Command::Token(args)) => return offline(bfp_collector::auth::cli::token(&args)),
         None => cli.serve,
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -164,6 +166,21 @@ fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
         store.shutdown().await;
         done
     };
+    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run),
+        Err(e) => Err(bfp_collector::Error::Io(e)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bfp-collector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command that works on the database file, and reports its error.
+fn offline(run: impl std::future::Future<Output = bfp_collector::Result<()>>) -> ExitCode {
     let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(run),
         Err(e) => Err(bfp_collector::Error::Io(e)),

@@ -9,8 +9,8 @@
 //! - [`DeviceAuth`]: the device a bearer token belongs to;
 //! - [`AdminAuth`]: a caller allowed to administer devices.
 //!
-//! Authentication and authorization of people (sessions, API tokens,
-//! roles) belong here too, as more extractors beside these.
+//! Operators (API tokens, roles) are identified by the extractors of
+//! [`super::access`].
 
 use std::net::SocketAddr;
 
@@ -20,7 +20,6 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use crate::error::{Error, Result};
@@ -115,9 +114,12 @@ impl FromRequestParts<AppState> for DeviceAuth {
     }
 }
 
-/// A caller allowed to administer devices: a loopback peer (the operator on
-/// the collector's machine, as with the `device` subcommand), or anyone with
-/// `Authorization: Bearer <--admin-token>`; a 401 otherwise.
+/// A caller allowed to administer devices: an administrator's API token
+/// (or the collector's `--admin-token`), or a loopback peer without any
+/// credential (the operator on the collector's machine, as with the `device`
+/// subcommand; kept until the dashboard logs in). A credential that is not
+/// an administrator's is refused even from loopback: 401 for an unknown
+/// one, 403 for a device or a lesser role.
 #[derive(Debug)]
 pub struct AdminAuth;
 
@@ -125,21 +127,17 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self> {
+        if bearer(&parts.headers).is_some() {
+            let caller = super::access::Caller::from_request_parts(parts, s).await?;
+            return caller.require(crate::store::Role::Admin).map(|_| AdminAuth);
+        }
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr);
         if peer.is_some_and(|p| p.ip().is_loopback()) {
             return Ok(AdminAuth);
         }
-        match (&s.admin_token, bearer(&parts.headers)) {
-            // Compared as hashes so the time taken does not leak a prefix.
-            (Some(expected), Some(given))
-                if Sha256::digest(expected.as_bytes()) == Sha256::digest(given.as_bytes()) =>
-            {
-                Ok(AdminAuth)
-            }
-            _ => Err(Error::Unauthorized(
-                "device administration needs a loopback connection or the collector's --admin-token".into(),
-            )),
-        }
+        Err(Error::Unauthorized(
+            "device administration needs an administrator's token (or the collector's --admin-token)".into(),
+        ))
     }
 }
 

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-const OPENAPI: &str = include_str!("../openapi.json");
+pub(super) const OPENAPI: &str = include_str!("../openapi.json");
 
 pub(super) async fn health() -> Json<Value> {
     Json(json!({"status": "OK", "message": "Backend is running"}))

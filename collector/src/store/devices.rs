@@ -121,6 +121,13 @@ pub fn validate_batch(batch: &Batch) -> Result<()> {
         if r.end.is_some_and(|end| end < r.start) {
             return bad("end is before start");
         }
+        // Agents send parsed addresses; anything else is planted text (a
+        // formula for an analyst's spreadsheet, a fake address to blame).
+        if let Some(ip) = &r.source_ip {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(Error::BadInput(format!("record {i}: source_ip is not an IP address: {ip:?}")));
+            }
+        }
     }
     Ok(())
 }
@@ -172,6 +179,15 @@ mod tests {
         b.records[0].end = Some(b.records[0].start - 1);
         assert!(validate_batch(&b).is_err());
         assert!(validate_batch(&batch(2)).is_ok());
+        for bad in ["=HYPERLINK(\"http://x\")", "host.example", "192.0.2.300", ""] {
+            let mut b = batch(2);
+            b.records[1].source_ip = Some(bad.into());
+            let Err(Error::BadInput(detail)) = validate_batch(&b) else { panic!("{bad:?} accepted") };
+            assert!(detail.contains("record 1: source_ip"), "{detail}");
+        }
+        let mut b = batch(1);
+        b.records[0].source_ip = Some("2001:db8::7".into());
+        assert!(validate_batch(&b).is_ok());
         assert_eq!(format_unix(0), "1970-01-01 00:00:00");
     }
 

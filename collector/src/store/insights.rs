@@ -86,8 +86,32 @@ pub fn parse_time(field: &str, text: &str, end: bool) -> Result<String> {
 pub const EXPORT_HEADER: &str = "LoginHour,SessionDuration,CommandsCount,FailedLogins,Protocol,TypingSpeed,\
                                  Prediction,Confidence,Reasons,Id,CreatedAt,Source,Device,SourceIp";
 
+/// A text cell of a CSV export made safe to open in a spreadsheet: text
+/// starting with `=`, `+`, `-`, `@`, a tab or a carriage return would be
+/// taken as a formula (OWASP's CSV injection), so it gets a leading `'`,
+/// which spreadsheets show as text. Only free text goes through this (notes,
+/// reasons, addresses, user names); numbers such as `-1` stay numbers.
+pub fn spreadsheet_safe(text: String) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn formula_starts_are_neutralised_and_other_text_kept() {
+        use super::spreadsheet_safe;
+        for bad in ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(spreadsheet_safe(bad.into()), format!("'{bad}"));
+        }
+        for fine in ["", "192.0.2.7", "8 failed logins", "a=b"] {
+            assert_eq!(spreadsheet_safe(fine.into()), fine);
+        }
+    }
+
     use super::*;
 
     #[test]

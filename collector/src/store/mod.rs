@@ -9,6 +9,7 @@
 //!   any offset or cursor, the dashboard's roll-ups and the scored export;
 //! - [`Devices`]: device tokens, the fleet, and idempotent agent ingest;
 //! - [`AnalystFeedback`]: analysts' labels and their training export;
+//! - [`Users`]: operators, their roles and API tokens;
 //! - [`Store`]: all of them plus the writer's statistics and shutdown.
 //!
 //! The values crossing it ([`model`], [`devices`], [`feedback`],
@@ -35,6 +36,7 @@ pub mod insights;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
+pub mod users;
 
 pub use devices::{DeviceId, DeviceInfo, IngestOutcome};
 pub use feedback::{Feedback, FeedbackOutcome};
@@ -43,6 +45,7 @@ pub use model::{
     round_confidence, AgentContext, CsvChunk, CsvRow, CsvSender, CsvSummary, NewPrediction, Reason, ResultsPage,
     ResultsQuery, Source, StoredPrediction, Totals, WriterStats,
 };
+pub use users::{ApiTokenInfo, NewApiToken, Operator, Role, UserInfo, Users};
 
 /// Resolves once a CSV upload's transaction has committed (or rolled back).
 pub type CsvCommit = BoxFuture<'static, Result<CsvSummary>>;
@@ -139,7 +142,7 @@ pub trait Alerts: Send + Sync {
 
 /// The whole store, as the service holds it (`Arc<dyn Store>`).
 #[async_trait]
-pub trait Store: Predictions + Devices + AnalystFeedback + Alerts {
+pub trait Store: Predictions + Devices + AnalystFeedback + Alerts + Users {
     /// The writer's counters.
     fn stats(&self) -> &WriterStats;
 

@@ -111,7 +111,7 @@ pub(super) fn export_labelled(c: &Connection) -> Result<String> {
             r.get::<_, i64>(8)?.to_string(),
             r.get::<_, String>(9)?,
             r.get::<_, String>(10)?,
-            r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+            crate::store::insights::spreadsheet_safe(r.get::<_, Option<String>>(11)?.unwrap_or_default()),
         ])
         .map_err(csv_err)?;
     }

@@ -10,7 +10,9 @@ use rusqlite::{params, Connection};
 
 use super::reads::{filter_sql, resolve_range};
 use crate::error::{Error, Result};
-use crate::store::insights::{Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N};
+use crate::store::insights::{
+    spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N,
+};
 use crate::store::ResultsQuery;
 
 fn splits(stmt: &mut rusqlite::CachedStatement<'_>, args: impl rusqlite::Params) -> Result<Vec<Split>> {
@@ -171,12 +173,12 @@ fn export_csv(
                 typing.map(|t| (t as f32).to_string()).unwrap_or_default(),
                 r.get::<_, String>(6)?,
                 r.get::<_, f64>(7)?.to_string(),
-                reasons.join("; "),
+                spreadsheet_safe(reasons.join("; ")),
                 id.to_string(),
-                r.get::<_, String>(10)?,
-                r.get::<_, String>(11)?,
-                r.get::<_, Option<String>>(12)?.unwrap_or_default(),
-                r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+                spreadsheet_safe(r.get::<_, String>(10)?),
+                spreadsheet_safe(r.get::<_, String>(11)?),
+                spreadsheet_safe(r.get::<_, Option<String>>(12)?.unwrap_or_default()),
+                spreadsheet_safe(r.get::<_, Option<String>>(13)?.unwrap_or_default()),
             ])
             .map_err(|e| Error::Internal(format!("csv export: {e}")))?;
             after = id;

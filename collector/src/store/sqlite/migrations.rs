@@ -35,6 +35,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, what: "analyst feedback", apply: feedback },
     Migration { version: 6, what: "per-source id indexes without CSV rows", apply: source_indexes },
     Migration { version: 7, what: "alerts and their evaluation cursor", apply: alerts },
+    Migration { version: 8, what: "operators and their API tokens", apply: users },
 ];
 
 /// The schema version this collector writes (the last step of the ladder).
@@ -252,6 +253,31 @@ CREATE TABLE IF NOT EXISTS alert_cursor (
     )
 }
 
+/// Operators (Argon2id PHC strings) and their API tokens (SHA-256 only).
+/// `expires_at` is unix seconds, compared with the clock at each request.
+/// `IF NOT EXISTS` as the steps before it: tests (and an operator) may set
+/// `user_version` back and re-run the ladder.
+fn users(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS users (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    role          TEXT NOT NULL CHECK (role IN ('viewer', 'analyst', 'admin')),
+    password_hash TEXT NOT NULL,
+    created_at    TEXT NOT NULL DEFAULT (datetime('now'))
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL DEFAULT (datetime('now')),
+    expires_at INTEGER,
+    revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens (user_id);",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,9 +298,18 @@ mod tests {
             stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
         };
         let first = schema(&conn);
-        for table in
-            ["predictions", "counters", "rollup_hourly", "source_ips", "id_blocks", "devices", "feedback", "alerts"]
-        {
+        for table in [
+            "predictions",
+            "counters",
+            "rollup_hourly",
+            "source_ips",
+            "id_blocks",
+            "devices",
+            "feedback",
+            "alerts",
+            "users",
+            "api_tokens",
+        ] {
             assert!(first.iter().any(|sql| sql.starts_with(&format!("CREATE TABLE {table} "))), "{table}");
         }
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();

@@ -18,8 +18,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AnalystFeedback, Bucket, CsvCommit, CsvSender, DeviceId, DeviceInfo, Devices, Feedback, FeedbackOutcome,
-    IngestOutcome, Insights, NewPrediction, Predictions, ResultsPage, ResultsQuery, Store, Totals, WriterStats,
+    AnalystFeedback, ApiTokenInfo, Bucket, CsvCommit, CsvSender, DeviceId, DeviceInfo, Devices, Feedback,
+    FeedbackOutcome, IngestOutcome, Insights, NewApiToken, NewPrediction, Operator, Predictions, ResultsPage,
+    ResultsQuery, Role, Store, Totals, UserInfo, Users, WriterStats,
 };
 use crate::error::{Error, Result};
 
@@ -29,6 +30,7 @@ mod feedback;
 mod insights;
 pub mod migrations;
 mod reads;
+mod users;
 mod writer;
 
 pub use migrations::SCHEMA_VERSION;
@@ -91,7 +93,7 @@ impl SqliteStore {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        std::fs::create_dir_all(&dir)?;
+        create_private(&dir, &config.path)?;
         let mut conn = Connection::open(&config.path)?;
         // Bigger pages for a new database: fewer b-tree splits and WAL frames
         // per row on bulk inserts. Ignored for an existing file.
@@ -252,6 +254,45 @@ impl super::Alerts for SqliteStore {
 }
 
 #[async_trait]
+impl Users for SqliteStore {
+    async fn add_user(&self, name: String, role: Role, password_hash: String) -> Result<()> {
+        self.exclusive(move |conn| users::add_user(conn, &name, role, &password_hash)).await
+    }
+
+    async fn users(&self) -> Result<Vec<UserInfo>> {
+        self.reads.run(users::list_users).await
+    }
+
+    async fn delete_user(&self, name: String) -> Result<()> {
+        self.exclusive(move |conn| users::delete_user(conn, &name)).await
+    }
+
+    async fn set_password(&self, name: String, password_hash: String) -> Result<()> {
+        self.exclusive(move |conn| users::set_password(conn, &name, &password_hash)).await
+    }
+
+    async fn user_credentials(&self, name: String) -> Result<Option<(Operator, String)>> {
+        self.reads.run(move |c| users::credentials(c, &name)).await
+    }
+
+    async fn add_api_token(&self, user: String, expires_at: Option<i64>) -> Result<NewApiToken> {
+        self.exclusive(move |conn| users::add_api_token(conn, &user, expires_at)).await
+    }
+
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        self.reads.run(users::list_api_tokens).await
+    }
+
+    async fn revoke_api_token(&self, id: i64) -> Result<()> {
+        self.exclusive(move |conn| users::revoke_api_token(conn, id)).await
+    }
+
+    async fn authenticate_operator(&self, token: String) -> Result<Option<Operator>> {
+        self.reads.run(move |c| users::authenticate(c, &token)).await
+    }
+}
+
+#[async_trait]
 impl Store for SqliteStore {
     fn stats(&self) -> &WriterStats {
         &self.stats
@@ -280,6 +321,37 @@ impl SqliteStore {
         let _ = feeder.join();
         result
     }
+}
+
+/// Creates the database's directory (0700) and file (0600) if missing,
+/// whatever the umask: the results, tokens' hashes and password hashes are
+/// the service user's alone. SQLite gives the WAL and shared-memory files
+/// the database file's mode. Existing files and directories keep theirs
+/// (the operator chose them).
+fn create_private(dir: &Path, file: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            // The mode given to mkdir is still masked by the umask.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        if !file.exists() {
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file) {
+                // Another process created it meanwhile: it chose its mode.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                other => drop(other?),
+            }
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
 }
 
 /// The schema version recorded in a database file (for tests and tools).
@@ -453,6 +525,27 @@ mod tests {
         let interval = (writer::CHECKPOINT_PAGES + 64) * 16_384;
         assert!(wal_bytes() <= after_upload.max(interval), "WAL grew to {} bytes", wal_bytes());
         store.shutdown().await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_its_wal_and_directory_are_private_under_umask_022() {
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: umask only swaps the process's file-creation mask.
+        let previous = unsafe { libc::umask(0o022) };
+        let dir = tempfile::tempdir().unwrap();
+        let db_dir = dir.path().join("instance");
+        let path = db_dir.join("app.db");
+        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
+        store.insert(vec![prediction(Source::Single, false, None)]).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&db_dir), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        let wal = path.with_file_name("app.db-wal");
+        assert!(wal.exists(), "the WAL exists while the store is open");
+        assert_eq!(mode(&wal), 0o600);
+        store.shutdown().await;
+        unsafe { libc::umask(previous) };
     }
 
     #[test]

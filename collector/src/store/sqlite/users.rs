@@ -1,0 +1,181 @@
+//! Users and their API tokens in SQLite: the `users` and `api_tokens`
+//! tables. Writes go through the writer's connection, reads through the
+//! read pool, like devices.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::store::devices::{format_unix, token_hash};
+use crate::store::users::{check_user_name, new_api_token, ApiTokenInfo, NewApiToken, Operator, Role, UserInfo};
+
+fn role_of(text: String) -> rusqlite::Result<Role> {
+    Role::parse(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
+}
+
+/// Creates user `name`.
+pub(super) fn add_user(conn: &Connection, name: &str, role: Role, password_hash: &str) -> Result<()> {
+    check_user_name(name)?;
+    let taken = conn.query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some();
+    if taken {
+        return Err(Error::Conflict(format!("user {name:?} already exists")));
+    }
+    conn.execute(
+        "INSERT INTO users (name, role, password_hash) VALUES (?1, ?2, ?3)",
+        params![name, role.as_str(), password_hash],
+    )?;
+    Ok(())
+}
+
+/// Every user, by name.
+pub(super) fn list_users(conn: &Connection) -> Result<Vec<UserInfo>> {
+    let mut stmt = conn.prepare_cached("SELECT name, role, created_at FROM users ORDER BY name")?;
+    let rows =
+        stmt.query_map([], |r| Ok(UserInfo { name: r.get(0)?, role: role_of(r.get(1)?)?, created: r.get(2)? }))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Deletes user `name` with its tokens, in one transaction.
+pub(super) fn delete_user(conn: &mut Connection, name: &str) -> Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM api_tokens WHERE user_id = (SELECT id FROM users WHERE name = ?1)", [name])?;
+    if tx.execute("DELETE FROM users WHERE name = ?1", [name])? == 0 {
+        return Err(Error::NotFound(format!("no user named {name:?}")));
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Replaces user `name`'s password hash.
+pub(super) fn set_password(conn: &Connection, name: &str, password_hash: &str) -> Result<()> {
+    if conn.execute("UPDATE users SET password_hash = ?2 WHERE name = ?1", params![name, password_hash])? == 0 {
+        return Err(Error::NotFound(format!("no user named {name:?}")));
+    }
+    Ok(())
+}
+
+/// User `name` and its password hash.
+pub(super) fn credentials(conn: &Connection, name: &str) -> Result<Option<(Operator, String)>> {
+    let row = conn
+        .prepare_cached("SELECT id, name, role, password_hash FROM users WHERE name = ?1")?
+        .query_row([name], |r| Ok((Operator { id: r.get(0)?, name: r.get(1)?, role: role_of(r.get(2)?)? }, r.get(3)?)))
+        .optional()?;
+    Ok(row)
+}
+
+/// Creates an API token for user `name`.
+pub(super) fn add_api_token(conn: &Connection, user: &str, expires_at: Option<i64>) -> Result<NewApiToken> {
+    let user_id: i64 = conn
+        .query_row("SELECT id FROM users WHERE name = ?1", [user], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("no user named {user:?}")))?;
+    let token = new_api_token()?;
+    conn.execute(
+        "INSERT INTO api_tokens (user_id, token_hash, expires_at) VALUES (?1, ?2, ?3)",
+        params![user_id, token_hash(&token), expires_at],
+    )?;
+    Ok(NewApiToken { id: conn.last_insert_rowid(), token })
+}
+
+/// Every API token, newest first.
+pub(super) fn list_api_tokens(conn: &Connection) -> Result<Vec<ApiTokenInfo>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.id, u.name, u.role, t.created_at, t.expires_at, t.revoked_at
+         FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ApiTokenInfo {
+            id: r.get(0)?,
+            user: r.get(1)?,
+            role: role_of(r.get(2)?)?,
+            created: r.get(3)?,
+            expires: r.get::<_, Option<i64>>(4)?.map(format_unix),
+            revoked: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Revokes API token `id`.
+pub(super) fn revoke_api_token(conn: &Connection, id: i64) -> Result<()> {
+    let n =
+        conn.execute("UPDATE api_tokens SET revoked_at = datetime('now') WHERE id = ?1 AND revoked_at IS NULL", [id])?;
+    if n == 0 {
+        return Err(Error::NotFound(format!("no active API token with id {id}")));
+    }
+    Ok(())
+}
+
+/// The operator holding `token`, if it is active and unexpired.
+pub(super) fn authenticate(conn: &Connection, token: &str) -> Result<Option<Operator>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT u.id, u.name, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL
+               AND (t.expires_at IS NULL OR t.expires_at > CAST(strftime('%s', 'now') AS INTEGER))",
+        )?
+        .query_row([token_hash(token)], |r| Ok(Operator { id: r.get(0)?, name: r.get(1)?, role: role_of(r.get(2)?)? }))
+        .optional()?;
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("u.db")).unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn users_are_unique_and_their_hash_is_kept_as_given() {
+        let (_dir, mut conn) = db();
+        add_user(&conn, "alice", Role::Admin, "$argon2id$h1").unwrap();
+        add_user(&conn, "bob", Role::Viewer, "$argon2id$h2").unwrap();
+        assert!(matches!(add_user(&conn, "alice", Role::Viewer, "x"), Err(Error::Conflict(_))));
+        assert!(matches!(add_user(&conn, "bad name", Role::Viewer, "x"), Err(Error::BadInput(_))));
+        let list = list_users(&conn).unwrap();
+        assert_eq!(
+            list.iter().map(|u| (u.name.as_str(), u.role)).collect::<Vec<_>>(),
+            [("alice", Role::Admin), ("bob", Role::Viewer)]
+        );
+        let (op, hash) = credentials(&conn, "alice").unwrap().unwrap();
+        assert_eq!((op.name.as_str(), op.role, hash.as_str()), ("alice", Role::Admin, "$argon2id$h1"));
+        set_password(&conn, "alice", "$argon2id$h3").unwrap();
+        assert_eq!(credentials(&conn, "alice").unwrap().unwrap().1, "$argon2id$h3");
+        assert!(matches!(set_password(&conn, "carol", "x"), Err(Error::NotFound(_))));
+        delete_user(&mut conn, "bob").unwrap();
+        assert!(credentials(&conn, "bob").unwrap().is_none());
+        assert!(matches!(delete_user(&mut conn, "bob"), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn api_tokens_work_until_revoked_expired_or_their_user_deleted() {
+        let (_dir, mut conn) = db();
+        add_user(&conn, "ana", Role::Analyst, "h").unwrap();
+        let live = add_api_token(&conn, "ana", None).unwrap();
+        let later = add_api_token(&conn, "ana", Some(4_000_000_000)).unwrap();
+        let expired = add_api_token(&conn, "ana", Some(1_000_000_000)).unwrap();
+        assert!(matches!(add_api_token(&conn, "nobody", None), Err(Error::NotFound(_))));
+        let stored: String =
+            conn.query_row("SELECT token_hash FROM api_tokens WHERE id = ?1", [live.id], |r| r.get(0)).unwrap();
+        assert_ne!(stored, live.token);
+        let ana = authenticate(&conn, &live.token).unwrap().unwrap();
+        assert_eq!((ana.name.as_str(), ana.role), ("ana", Role::Analyst));
+        assert!(authenticate(&conn, &later.token).unwrap().is_some());
+        assert_eq!(authenticate(&conn, &expired.token).unwrap(), None);
+        assert_eq!(authenticate(&conn, "bfpu_wrong").unwrap(), None);
+        revoke_api_token(&conn, live.id).unwrap();
+        assert_eq!(authenticate(&conn, &live.token).unwrap(), None);
+        assert!(matches!(revoke_api_token(&conn, live.id), Err(Error::NotFound(_))));
+        let list = list_api_tokens(&conn).unwrap();
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[0].expires.as_deref(), Some("2001-09-09 01:46:40"));
+        assert!(list[2].revoked.is_some() && list[1].revoked.is_none());
+        delete_user(&mut conn, "ana").unwrap();
+        assert_eq!(authenticate(&conn, &later.token).unwrap(), None);
+        assert!(list_api_tokens(&conn).unwrap().is_empty());
+    }
+}
