@@ -29,6 +29,10 @@ fn session_key(o: &Value) -> String {
     for derived in ["start_time", "end_time", "host"] {
         map.remove(derived);
     }
+    // Nor does the session's terminal, which the reader reports since.
+    if let Some(details) = map.get_mut("details").and_then(Value::as_object_mut) {
+        details.remove("tty");
+    }
     for verdict in ["prediction", "confidence", "reasons", "learning", "campaign", "model_version"] {
         map.remove(verdict);
     }
