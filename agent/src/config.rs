@@ -649,7 +649,9 @@ mod tests {
                         assert!(listed.contains_key(key), "[detect.{name}] does not show {key}");
                     }
                 }
-                None => assert!(shown["detect"].as_table().unwrap().contains_key(name), "[detect] does not show {name}"),
+                None => {
+                    assert!(shown["detect"].as_table().unwrap().contains_key(name), "[detect] does not show {name}")
+                }
             }
         }
     }
