@@ -70,17 +70,7 @@ fn migrate(args: &bfp_collector::config::MigrateArgs) -> ExitCode {
         }
         Ok::<(), bfp_collector::Error>(())
     };
-    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(run),
-        Err(e) => Err(bfp_collector::Error::Io(e)),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bfp-collector: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    offline(run)
 }
 
 /// `bfp-collector device ...`: works on the database directly, beside a
@@ -107,17 +97,7 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
         store.shutdown().await;
         done
     };
-    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(run),
-        Err(e) => Err(bfp_collector::Error::Io(e)),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bfp-collector: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    offline(run)
 }
 
 /// `bfp-collector alerts ...`: on the database file, beside a running
@@ -166,17 +146,7 @@ fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
         store.shutdown().await;
         done
     };
-    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(run),
-        Err(e) => Err(bfp_collector::Error::Io(e)),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bfp-collector: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    offline(run)
 }
 
 /// Runs a command that works on the database file, and reports its error.
