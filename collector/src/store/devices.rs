@@ -138,16 +138,17 @@ pub fn format_unix(secs: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bfp_common::wire::{Heartbeat, Record, RecordKind};
     use bfp_common::{Fingerprint, Protocol};
 
-    fn batch(n: usize) -> Batch {
-        let record = Record {
+    /// A session record of `user`: what an agent sends, for the store's tests.
+    pub(crate) fn session_record(user: &str) -> Record {
+        Record {
             kind: RecordKind::Session,
             source_ip: Some("192.0.2.7".into()),
-            user: Some("alice".into()),
+            user: Some(user.into()),
             start: 1_700_000_000,
             end: Some(1_700_000_600),
             fingerprint: Fingerprint {
@@ -163,7 +164,11 @@ mod tests {
             suspicious: false,
             confidence: 0.8,
             reasons: vec!["usual".into()],
-        };
+        }
+    }
+
+    fn batch(n: usize) -> Batch {
+        let record = session_record("alice");
         Batch { seq: 1, heartbeat: Heartbeat::default(), records: vec![record; n] }
     }
 

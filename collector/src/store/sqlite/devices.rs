@@ -211,30 +211,10 @@ mod tests {
     use super::*;
     use crate::store::devices::TOKEN_PREFIX;
     use crate::store::{Devices, Predictions, ResultsQuery, Store};
-    use bfp_common::wire::{Record, RecordKind};
-    use bfp_common::{Fingerprint, Protocol};
+    use bfp_common::wire::Record;
 
     fn record(user: &str) -> Record {
-        Record {
-            kind: RecordKind::Session,
-            source_ip: Some("192.0.2.7".into()),
-            user: Some(user.into()),
-            start: 1_700_000_000,
-            end: Some(1_700_000_600),
-            fingerprint: Fingerprint {
-                login_hour: 22,
-                session_duration_min: 10.0,
-                commands: 1,
-                failed_logins: 0,
-                protocol: Protocol::Ssh,
-                typing_speed_wpm: None,
-                risky_commands: Some(0),
-            },
-            commands: vec!["ls".into()],
-            suspicious: false,
-            confidence: 0.8,
-            reasons: vec!["usual".into()],
-        }
+        crate::store::devices::tests::session_record(user)
     }
 
     fn batch(seq: u64, n: usize) -> Batch {
