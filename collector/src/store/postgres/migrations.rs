@@ -154,16 +154,19 @@ pub struct MigrationReport {
 
 /// Brings the database up to [`SCHEMA_VERSION`]; refuses a newer one.
 pub async fn migrate(client: &mut Client) -> Result<MigrationReport> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
+    // Under the same lock as the steps: collectors starting together would
+    // otherwise race on the catalog (unique or duplicate-object errors).
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,
     what       TEXT NOT NULL,
     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )",
-        )
-        .await
-        .or_else(already_created)?;
+    )
+    .await?;
+    tx.commit().await?;
     let from = current_version(client).await?;
     if from > SCHEMA_VERSION {
         return Err(Error::Config(format!(
@@ -191,16 +194,6 @@ pub async fn migrate(client: &mut Client) -> Result<MigrationReport> {
 async fn current_version(client: &Client) -> Result<i32> {
     let row = client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?;
     Ok(row.get(0))
-}
-
-/// Two collectors creating `schema_migrations` at the same moment: one gets
-/// a unique violation on the catalog; the table exists either way.
-fn already_created(e: tokio_postgres::Error) -> std::result::Result<(), tokio_postgres::Error> {
-    if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-        Ok(())
-    } else {
-        Err(e)
-    }
 }
 
 #[cfg(test)]
