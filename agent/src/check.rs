@@ -15,7 +15,7 @@
 //! collector (the network may come up later; results wait in the spool); a
 //! refused token, an unreadable file or Tor list, a state directory that
 //! cannot be written are problems. Exit codes: 0 nothing wrong (warnings
-//! allowed), 1 a problem, 2 a usage mistake (clap's).
+//! allowed), 1 a problem, 2 a usage mistake.
 
 use std::io::Read;
 use std::path::Path;

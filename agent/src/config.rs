@@ -267,7 +267,7 @@ pub enum SourceKind {
 }
 
 /// A text log format name as written in the config and on the command line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FormatName {
     /// Detected from the first line.

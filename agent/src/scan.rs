@@ -19,7 +19,7 @@ use crate::source::Line;
 use crate::source::{read_lines, UTMP_RECORD};
 
 /// How `scan` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     /// One JSON object per fingerprint, then a summary object.
     Jsonl,
