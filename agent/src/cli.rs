@@ -160,8 +160,8 @@ Options:
 
 /// What the command line asks for.
 pub enum Parsed {
-    /// Run this command.
-    Command(Command),
+    /// Run this command (boxed: `run`'s flags dwarf a help text).
+    Command(Box<Command>),
     /// Print this (help, version) on stdout and exit 0.
     Print(String),
 }
@@ -370,7 +370,7 @@ fn scan(parser: &mut lexopt::Parser) -> Result<Parsed, UsageError> {
         if files.is_empty() {
             return Err("at least one <FILE> is required".into());
         }
-        Ok(Parsed::Command(Command::Scan { config, format, log_format, utmp_arch, analysis, files }))
+        Ok(Parsed::Command(Box::new(Command::Scan { config, format, log_format, utmp_arch, analysis, files })))
     })
 }
 
@@ -384,7 +384,7 @@ fn check(parser: &mut lexopt::Parser) -> Result<Parsed, UsageError> {
                 other => return Err(other.unexpected()),
             }
         }
-        Ok(Parsed::Command(Command::Check { config }))
+        Ok(Parsed::Command(Box::new(Command::Check { config })))
     })
 }
 
@@ -404,7 +404,7 @@ fn learn(parser: &mut lexopt::Parser) -> Result<Parsed, UsageError> {
                 other => return Err(other.unexpected()),
             }
         }
-        Ok(Parsed::Command(Command::Learn { config, journal_days, wtmp, utmp_arch }))
+        Ok(Parsed::Command(Box::new(Command::Learn { config, journal_days, wtmp, utmp_arch })))
     })
 }
 
@@ -437,7 +437,7 @@ fn run(parser: &mut lexopt::Parser) -> Result<Parsed, UsageError> {
         if flags.token.is_none() {
             flags.token = std::env::var("BFP_AGENT_TOKEN").ok().filter(|t| !t.is_empty());
         }
-        Ok(Parsed::Command(Command::Run { config, flags }))
+        Ok(Parsed::Command(Box::new(Command::Run { config, flags })))
     })
 }
 
@@ -451,7 +451,7 @@ mod tests {
 
     fn command(args: &[&str]) -> Command {
         match parse_str(args) {
-            Ok(Parsed::Command(c)) => c,
+            Ok(Parsed::Command(c)) => *c,
             Ok(Parsed::Print(text)) => panic!("{args:?} printed {text}"),
             Err(e) => panic!("{args:?}: {e}"),
         }

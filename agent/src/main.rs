@@ -20,7 +20,7 @@ use cli::{Arch, Command, ScanLogFormat};
 fn main() -> ExitCode {
     one_malloc_arena();
     let command = match cli::parse(std::env::args_os().skip(1)) {
-        Ok(cli::Parsed::Command(command)) => command,
+        Ok(cli::Parsed::Command(command)) => *command,
         Ok(cli::Parsed::Print(text)) => {
             print!("{text}");
             return ExitCode::SUCCESS;
