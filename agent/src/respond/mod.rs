@@ -347,6 +347,8 @@ impl Responder {
                     since: b.since,
                     until: b.until,
                     reason: b.reason.clone(),
+                    origin: bfp_common::wire::BlockOrigin::Agent,
+                    decision: None,
                 })
                 .collect(),
             ..self.report.clone()
