@@ -60,6 +60,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dashboard;
+pub mod decisions_cli;
 pub mod error;
 pub mod store;
 
