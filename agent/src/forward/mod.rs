@@ -319,7 +319,9 @@ impl Forwarder {
         let url = format!("{}/api/agent/decisions", self.base_url());
         let response =
             self.client.get(&url).bearer_auth(&self.config.token).send().map_err(|e| error_chain(&e))?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
+        // 404 from a collector without the route; 501 from a server that is
+        // no collector at all (a test receiver, a proxy page).
+        if matches!(response.status().as_u16(), 404 | 501) {
             if !self.status.no_decisions_route.swap(true, Ordering::Relaxed) {
                 eprintln!("bfp-agent: collector {} pushes no decisions (it predates them)", self.base_url());
             }
