@@ -12,6 +12,7 @@ mod agent_unattended;
 mod alerts;
 mod arm_qemu;
 mod collector;
+mod decisions;
 mod dashboard_browser;
 mod export_safety;
 mod feedback;
