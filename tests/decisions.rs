@@ -188,6 +188,27 @@ fn a_decision_reaches_every_agent_of_the_group_is_applied_with_nftables_and_lift
     wait_until(10, "the peer to get through again", || lab.hostile_gets_through());
     assert!(!lab.ruleset().contains(HOSTILE), "{}", lab.ruleset());
     blocks_when(&base, "pi-b", "B's block gone from its report", |b| !lists(b, HOSTILE, "collector"));
+    // A network: its own interval set; the whole /26 around the peer is dropped.
+    let net_id = add("198.51.100.64/26");
+    agent_b.wait_for(30, "respond: blocked 198.51.100.64/26 for");
+    wait_until(10, "the network's packets to be dropped", || !lab.hostile_gets_through());
+    assert!(lab.ruleset().contains("198.51.100.64/26"), "{}", lab.ruleset());
+    blocks_when(&base, "pi-b", "B's network block reported", |b| lists(b, "198.51.100.64/26", "collector"));
+    collector_cli(&db, &["decisions", "delete", &net_id.to_string()]);
+    agent_b.wait_for(30, &format!("respond: unblocked 198.51.100.64/26 (decision {net_id} revoked)"));
+    wait_until(10, "the network to get through again", || lab.hostile_gets_through());
+
+    // A mistaken decision is refused whole, naming the mistake; nothing is stored.
+    let out = Command::new(binary("bfp-collector"))
+        .args(["decisions", "add", "198.51.100.66/24", "--group", "edge", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("host bits set: did you mean 198.51.100.0/24?"), "{err}");
+    let all: Value = serde_json::from_str(&collector_cli(&db, &["decisions", "list", "--all", "--json"])).unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
+
     let log_b = agent_b.log();
     eprintln!("agent B:\n{log_b}");
     assert!(!log_b.contains(&format!("blocked {ALLOWED}")), "{log_b}");

@@ -203,6 +203,17 @@ mod tests {
         let (_, pushed) = call(&app, "GET", "/api/agent/decisions", &edge, None).await;
         assert_eq!(pushed["decisions"].as_array().map(Vec::len), Some(0), "a deleted decision is no longer pushed");
 
+        // A device gets its group at creation; a bad group creates nothing.
+        let (status, made) =
+            call(&app, "POST", "/api/devices", &admin, Some(json!({"name": "pi-new", "group": "edge"}))).await;
+        assert_eq!((status, made["group"].as_str()), (201, Some("edge")), "{made}");
+        let (status, _) =
+            call(&app, "POST", "/api/devices", &admin, Some(json!({"name": "pi-bad", "group": "a b"}))).await;
+        assert_eq!(status, 400);
+        let fleet = store.devices().await.unwrap();
+        assert!(fleet.iter().all(|d| d.name != "pi-bad"));
+        assert_eq!(fleet.iter().find(|d| d.name == "pi-new").map(|d| d.group.as_str()), Some("edge"));
+
         let (status, blocks) = call(&app, "GET", "/api/devices/pi-edge/blocks", &viewer, None).await;
         assert_eq!((status, blocks["group"].as_str()), (200, Some("edge")));
         assert_eq!(call(&app, "GET", "/api/devices/nobody/blocks", &viewer, None).await.0, 404);
