@@ -139,14 +139,28 @@ fn a_decision_reaches_every_agent_of_the_group_is_applied_with_nftables_and_lift
     append(&log_a, &lines.iter().map(String::as_str).collect::<Vec<_>>());
     agent_a.wait_for(60, &format!("respond: dry run: would block {HOSTILE}"));
     let a = blocks_when(&base, "pi-a", "A's own block reported", |b| lists(b, HOSTILE, "agent"));
-    assert_eq!((a["backend"].as_str(), a["dry_run"].as_bool(), a["group"].as_str()), (Some("dry-run"), Some(true), Some("edge")));
+    assert_eq!(
+        (a["backend"].as_str(), a["dry_run"].as_bool(), a["group"].as_str()),
+        (Some("dry-run"), Some(true), Some("edge"))
+    );
     assert!(lab.hostile_gets_through(), "B has not blocked anything of its own");
 
     // The operator decides for the group, and pushes an allow-listed one too.
     let add = |address: &str| -> i64 {
         let out = collector_cli(
             &db,
-            &["decisions", "add", address, "--duration", "10m", "--group", "edge", "--reason", "brute force on pi-a", "--json"],
+            &[
+                "decisions",
+                "add",
+                address,
+                "--duration",
+                "10m",
+                "--group",
+                "edge",
+                "--reason",
+                "brute force on pi-a",
+                "--json",
+            ],
         );
         let decision: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(decision["state"], "active", "{decision}");

@@ -576,7 +576,14 @@ mod tests {
                 hb.dropped,
                 hb.lines_read,
                 &hb.last_error,
-                Some((&r.firewall, r.blocks, r.unblocks, r.allowed, r.failures, vec![(&b.address, b.since, b.until, &b.reason)])),
+                Some((
+                    &r.firewall,
+                    r.blocks,
+                    r.unblocks,
+                    r.allowed,
+                    r.failures,
+                    vec![(&b.address, b.since, b.until, &b.reason)],
+                )),
             ),
             &batch.records,
         );

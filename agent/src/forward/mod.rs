@@ -317,8 +317,7 @@ impl Forwarder {
     /// said once, and nothing is applied (nor lifted).
     fn fetch_decisions(&self) -> std::result::Result<(), String> {
         let url = format!("{}/api/agent/decisions", self.base_url());
-        let response =
-            self.client.get(&url).bearer_auth(&self.config.token).send().map_err(|e| error_chain(&e))?;
+        let response = self.client.get(&url).bearer_auth(&self.config.token).send().map_err(|e| error_chain(&e))?;
         // 404 from a collector without the route; 501 from a server that is
         // no collector at all (a test receiver, a proxy page).
         if matches!(response.status().as_u16(), 404 | 501) {

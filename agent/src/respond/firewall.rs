@@ -90,9 +90,9 @@ impl Firewall {
             Firewall::Nftables => {
                 format!("nftables table inet {NFT_TABLE} (sets blocked4, blocked6, nets4, nets6)")
             }
-            Firewall::Iptables { ipv6: true } => format!(
-                "ipset {IPSET_V4}/{IPSET_V6}/{IPSET_NETS_V4}/{IPSET_NETS_V6} with iptables and ip6tables"
-            ),
+            Firewall::Iptables { ipv6: true } => {
+                format!("ipset {IPSET_V4}/{IPSET_V6}/{IPSET_NETS_V4}/{IPSET_NETS_V6} with iptables and ip6tables")
+            }
             Firewall::Iptables { ipv6: false } => format!(
                 "ipset {IPSET_V4}/{IPSET_NETS_V4} with iptables (no ip6tables: IPv6 addresses cannot be blocked)"
             ),
@@ -126,7 +126,8 @@ impl Firewall {
             }
             Firewall::Iptables { ipv6 } => {
                 let max = max_blocks.to_string();
-                let mut families = vec![("iptables", IPSET_V4, "hash:ip", "inet"), ("iptables", IPSET_NETS_V4, "hash:net", "inet")];
+                let mut families =
+                    vec![("iptables", IPSET_V4, "hash:ip", "inet"), ("iptables", IPSET_NETS_V4, "hash:net", "inet")];
                 if *ipv6 {
                     families.push(("ip6tables", IPSET_V6, "hash:ip", "inet6"));
                     families.push(("ip6tables", IPSET_NETS_V6, "hash:net", "inet6"));
@@ -337,10 +338,9 @@ fn parse_nft_elements(json: &str) -> Result<Vec<Existing>, String> {
         let Some(elems) = item.get("set").and_then(|s| s.get("elem")).and_then(|e| e.as_array()) else { continue };
         for elem in elems {
             let elem = elem.get("elem").unwrap_or(elem);
-            let (Some(ip), Some(expires)) = (
-                elem.get("val").and_then(nft_value),
-                elem.get("expires").and_then(|v| v.as_u64()),
-            ) else {
+            let (Some(ip), Some(expires)) =
+                (elem.get("val").and_then(nft_value), elem.get("expires").and_then(|v| v.as_u64()))
+            else {
                 continue;
             };
             found.push(Existing { ip, expires_in: expires });

@@ -661,7 +661,8 @@ mod tests {
         let (mut responder, status) = dry_run(&["192.0.2.0/24"], 3600);
         responder.config.max_blocks = 10;
         let t = now();
-        let first = pushed(&[(1, "198.51.100.66", t + 600), (2, "192.0.2.0/25", t + 600), (3, "203.0.113.0/24", t + 60)]);
+        let first =
+            pushed(&[(1, "198.51.100.66", t + 600), (2, "192.0.2.0/25", t + 600), (3, "203.0.113.0/24", t + 60)]);
         responder.apply_decisions_at(&first, t);
         let mut active: Vec<String> = responder.active().map(|n| n.to_string()).collect();
         active.sort();

@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(call(&app, "POST", "/api/decisions", &edge, Some(body.clone())).await.0, 403);
         let (status, made) = call(&app, "POST", "/api/decisions", &admin, Some(body)).await;
         assert_eq!(status, 201, "{made}");
-        assert_eq!((made["created_by"].as_str(), made["until"].as_i64().unwrap() - made["created_at"].as_i64().unwrap()), (Some("root"), 7200));
+        assert_eq!(
+            (made["created_by"].as_str(), made["until"].as_i64().unwrap() - made["created_at"].as_i64().unwrap()),
+            (Some("root"), 7200)
+        );
 
         for (bad, needle) in [
             (json!({"address": "10.1.2.3/8", "duration": "1h"}), "host bits"),

@@ -99,7 +99,8 @@ pub(super) fn pushed(conn: &Connection, device: &DeviceId, now: i64) -> Result<P
 /// Puts device `name` in `group`.
 pub(super) fn set_group(conn: &Connection, name: &str, group: &str) -> Result<()> {
     check_group(group)?;
-    let n = conn.prepare_cached("UPDATE devices SET device_group = ?2 WHERE name = ?1")?.execute(params![name, group])?;
+    let n =
+        conn.prepare_cached("UPDATE devices SET device_group = ?2 WHERE name = ?1")?.execute(params![name, group])?;
     if n == 0 {
         return Err(Error::NotFound(format!("no device named {name:?}")));
     }
@@ -231,8 +232,7 @@ mod tests {
         assert_eq!(active.iter().map(|d| d.id).collect::<Vec<_>>(), [a.id]);
         let all = store.decisions(DecisionQuery { all: true, limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(all.iter().map(|d| d.id).collect::<Vec<_>>(), [b.id, a.id]);
-        let edge =
-            store.decisions(DecisionQuery { group: Some("edge".into()), all: true, limit: 10 }).await.unwrap();
+        let edge = store.decisions(DecisionQuery { group: Some("edge".into()), all: true, limit: 10 }).await.unwrap();
         assert_eq!(edge.len(), 1);
         assert!(matches!(store.set_device_group("nobody".into(), "edge".into()).await, Err(crate::Error::NotFound(_))));
         assert!(matches!(store.set_device_group("pi-1".into(), "a b".into()).await, Err(crate::Error::BadInput(_))));

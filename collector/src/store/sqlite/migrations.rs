@@ -282,11 +282,10 @@ CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens (user_id);",
 fn decisions(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     // Idempotent like the steps before it: a database rewound to an older
     // `user_version` (as the back-fill tests do) passes here again.
-    let has_group: bool = tx.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('devices') WHERE name = 'device_group'",
-        [],
-        |r| r.get(0),
-    )?;
+    let has_group: bool =
+        tx.query_row("SELECT count(*) > 0 FROM pragma_table_info('devices') WHERE name = 'device_group'", [], |r| {
+            r.get(0)
+        })?;
     if !has_group {
         tx.execute_batch("ALTER TABLE devices ADD COLUMN device_group TEXT NOT NULL DEFAULT 'default'")?;
     }
