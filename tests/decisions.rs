@@ -4,14 +4,15 @@
 //! test's own namespace, whose firewall must stay untouched). The operator
 //! then decides from the collector (`bfp-collector decisions add`), and
 //! agent B, which never saw the attacker, blocks it through real nftables
-//! in a network namespace the test makes, so the peer's packets are
-//! dropped; `decisions delete` makes B lift it. An allow-listed address
+//! (and, in a second test, iptables with ipset) in a network namespace the
+//! test makes, so the peer's packets are dropped; `decisions delete` makes
+//! B lift it. A decision naming a network drops the whole network. An allow-listed address
 //! pushed as a decision is refused by B and shows as refused. Every block
 //! shows per device in the collector's API.
 //!
 //! Agent B talks to the collector on the host's loopback, while its
-//! firewall is the device namespace's: the `nft` on its `PATH` is a
-//! two-line script that runs the real `/usr/sbin/nft` inside that
+//! firewall is the device namespace's: the `nft` (`iptables`, `ipset`) on
+//! its `PATH` is a two-line script that runs the real tool inside that
 //! namespace (`ip netns exec`), so every rule it writes, and every dropped
 //! packet, is in the namespace, and nothing touches the host's firewall.
 //! Needs scripts/setup/respond.sh.
@@ -97,8 +98,43 @@ fn lists(blocks: &Value, address: &str, origin: &str) -> bool {
     blocks["blocks"].as_array().unwrap().iter().any(|b| b["address"] == address && b["origin"] == origin)
 }
 
+/// What the device namespace's firewall holds, as its tool lists it.
+fn firewall_state(lab: &Lab, firewall: &str) -> String {
+    match firewall {
+        "nftables" => lab.ruleset(),
+        _ => ["bfp-blocked4", "bfp-nets4"].iter().map(|set| lab.ipset(set)).collect::<Vec<_>>().join("\n"),
+    }
+}
+
+/// A directory of scripts named after the firewall tools, each running the
+/// real one inside namespace `ns`.
+fn tools_in_namespace(dir: &Path, ns: &str) -> PathBuf {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    for tool in ["nft", "iptables", "ip6tables", "ipset"] {
+        let real = ["/usr/sbin", "/sbin", "/usr/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{tool} is missing: run scripts/setup/respond.sh"));
+        let script = bin.join(tool);
+        fs::write(&script, format!("#!/bin/sh\nexec ip netns exec {ns} {} \"$@\"\n", real.display())).unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
 #[test]
 fn a_decision_reaches_every_agent_of_the_group_is_applied_with_nftables_and_lifted_when_deleted() {
+    decisions_across_the_fleet("nftables");
+}
+
+#[test]
+fn iptables_with_ipset_applies_and_lifts_decisions_the_same_way() {
+    decisions_across_the_fleet("iptables");
+}
+
+fn decisions_across_the_fleet(firewall: &str) {
     let Some(lab) = Lab::new() else { return };
     let dir = temp_dir();
     let db = dir.path().join("app.db");
@@ -117,21 +153,18 @@ fn a_decision_reaches_every_agent_of_the_group_is_applied_with_nftables_and_lift
     fs::write(&cfg_a, text).unwrap();
     let mut agent_a = Agent::start(&cfg_a, &["--dry-run"], None, dir_a.join("agent.err"));
 
-    // Agent B: an empty log; blocks through nftables in the device namespace.
+    // Agent B: an empty log; blocks through `firewall` in the device namespace.
     let dir_b = dir.path().join("b");
-    let bin = dir_b.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    let nft = bin.join("nft");
-    fs::write(&nft, format!("#!/bin/sh\nexec ip netns exec {} /usr/sbin/nft \"$@\"\n", lab.device.name)).unwrap();
-    fs::set_permissions(&nft, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = tools_in_namespace(&dir_b, &lab.device.name);
     let log_b = dir_b.join("auth.log");
     fs::write(&log_b, "").unwrap();
     let cfg_b = agent_config(&dir_b, &base, &token_b, &log_b, &dir_b.join("state"), 16 << 20);
-    let respond = "\n[respond]\nenabled = true\nfirewall = \"nftables\"\nallow = [\"192.0.2.0/24\"]\n";
-    fs::write(&cfg_b, fs::read_to_string(&cfg_b).unwrap() + respond).unwrap();
+    let respond = format!("\n[respond]\nenabled = true\nfirewall = \"{firewall}\"\nallow = [\"192.0.2.0/24\"]\n");
+    fs::write(&cfg_b, fs::read_to_string(&cfg_b).unwrap() + &respond).unwrap();
     let mut agent_b = Agent::start(&cfg_b, &[], Some(&bin), dir_b.join("agent.err"));
-    agent_b.wait_for(20, "respond: blocking through nftables");
-    assert!(lab.ruleset().contains("table inet bfp"), "B's table is in the device namespace");
+    agent_b.wait_for(20, "respond: blocking through");
+    let state = firewall_state(&lab, firewall);
+    assert!(state.contains("table inet bfp") || state.contains("Name: bfp-nets4"), "B's firewall is in the namespace");
     assert!(lab.hostile_gets_through() && lab.allowed_gets_through(), "before: both peers reach the device");
 
     // A proves the attacker hostile itself, and says so in its heartbeat.
@@ -178,13 +211,13 @@ fn a_decision_reaches_every_agent_of_the_group_is_applied_with_nftables_and_lift
         &format!("respond: not applying decision {allowed_id} for {ALLOWED}: allow-list 192.0.2.0/24 covers it"),
     );
     assert!(lab.allowed_gets_through(), "the allow-listed peer still gets through");
-    let ruleset = lab.ruleset();
-    assert!(ruleset.contains(HOSTILE) && !ruleset.contains(ALLOWED), "{ruleset}");
+    let state = firewall_state(&lab, firewall);
+    assert!(state.contains(HOSTILE) && !state.contains(ALLOWED), "{state}");
 
     let b = blocks_when(&base, "pi-b", "B's decision block and refusal reported", |b| {
         lists(b, HOSTILE, "collector") && !b["refused"].as_array().unwrap().is_empty()
     });
-    assert_eq!((b["backend"].as_str(), b["dry_run"].as_bool()), (Some("nftables"), Some(false)));
+    assert_eq!((b["backend"].as_str(), b["dry_run"].as_bool()), (Some(firewall), Some(false)));
     let block = b["blocks"].as_array().unwrap().iter().find(|x| x["address"] == HOSTILE).unwrap();
     assert_eq!(block["decision"].as_i64(), Some(hostile_id), "{b}");
     assert!(block["until"].as_i64().unwrap() - block["since"].as_i64().unwrap() <= 600, "{b}");
@@ -200,13 +233,13 @@ fn a_decision_reaches_every_agent_of_the_group_is_applied_with_nftables_and_lift
     assert_eq!(deleted["state"], "deleted");
     agent_b.wait_for(30, &format!("respond: unblocked {HOSTILE} (decision {hostile_id} revoked)"));
     wait_until(10, "the peer to get through again", || lab.hostile_gets_through());
-    assert!(!lab.ruleset().contains(HOSTILE), "{}", lab.ruleset());
+    assert!(!firewall_state(&lab, firewall).contains(HOSTILE), "{}", firewall_state(&lab, firewall));
     blocks_when(&base, "pi-b", "B's block gone from its report", |b| !lists(b, HOSTILE, "collector"));
     // A network: its own interval set; the whole /26 around the peer is dropped.
     let net_id = add("198.51.100.64/26");
     agent_b.wait_for(30, "respond: blocked 198.51.100.64/26 for");
     wait_until(10, "the network's packets to be dropped", || !lab.hostile_gets_through());
-    assert!(lab.ruleset().contains("198.51.100.64/26"), "{}", lab.ruleset());
+    assert!(firewall_state(&lab, firewall).contains("198.51.100.64/26"), "{}", firewall_state(&lab, firewall));
     blocks_when(&base, "pi-b", "B's network block reported", |b| lists(b, "198.51.100.64/26", "collector"));
     collector_cli(&db, &["decisions", "delete", &net_id.to_string()]);
     agent_b.wait_for(30, &format!("respond: unblocked 198.51.100.64/26 (decision {net_id} revoked)"));

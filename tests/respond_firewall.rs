@@ -163,7 +163,7 @@ impl Lab {
         ok(self.device.exec(&["nft", "list", "ruleset"]), "nft list ruleset")
     }
 
-    fn ipset(&self, set: &str) -> String {
+    pub(crate) fn ipset(&self, set: &str) -> String {
         ok(self.device.exec(&["ipset", "list", set]), "ipset list")
     }
 }
