@@ -8,7 +8,9 @@
 //! test makes, so the peer's packets are dropped; `decisions delete` makes
 //! B lift it. A decision naming a network drops the whole network. An allow-listed address
 //! pushed as a decision is refused by B and shows as refused. Every block
-//! shows per device in the collector's API.
+//! shows per device in the collector's API. The collector also turns the
+//! brute force's alert into a decision by itself (`[decisions]` of its
+//! config), for a group of its own so it does not mix with the operator's.
 //!
 //! Agent B talks to the collector on the host's loopback, while its
 //! firewall is the device namespace's: the `nft` (`iptables`, `ipset`) on
@@ -140,7 +142,15 @@ fn decisions_across_the_fleet(firewall: &str) {
     let db = dir.path().join("app.db");
     let token_of = |name: &str| collector_cli(&db, &["device", "add", name, "--group", "edge"]).trim().to_string();
     let (token_a, token_b) = (token_of("pi-a"), token_of("pi-b"));
-    let collector = Collector::start(&db, &[]);
+    let rules = dir.path().join("collector.toml");
+    fs::write(
+        &rules,
+        "[alert]\ninterval_secs = 1\n[[alert.rule]]\nname = \"brute\"\nkinds = [\"source\"]\n\
+         verdict = \"suspicious\"\ngroup_by = \"source_ip\"\n\
+         [decisions]\nfrom_alert_rules = [\"brute\"]\nduration = \"1h\"\ngroup = \"watch\"\ninterval_secs = 1\n",
+    )
+    .unwrap();
+    let collector = Collector::start(&db, &["--config".to_string(), rules.to_str().unwrap().to_string()]);
     let base = collector.url("");
 
     // Agent A: follows the brute force; a dry run, in the test's namespace.
@@ -177,6 +187,15 @@ fn decisions_across_the_fleet(firewall: &str) {
         (Some("dry-run"), Some(true), Some("edge"))
     );
     assert!(lab.hostile_gets_through(), "B has not blocked anything of its own");
+    // The collector decided by itself, from the rule's alert, for group watch.
+    let mut auto = Value::Null;
+    wait_until(30, "a decision made from the alert", || {
+        auto = serde_json::from_str(&collector_cli(&db, &["decisions", "list", "--group", "watch", "--json"])).unwrap();
+        auto.as_array().unwrap().iter().any(|d| d["address"] == HOSTILE)
+    });
+    let made = auto.as_array().unwrap().iter().find(|d| d["address"] == HOSTILE).unwrap();
+    assert_eq!(made["created_by"], "collector", "{made}");
+    assert!(made["reason"].as_str().unwrap().contains("of rule brute"), "{made}");
 
     // The operator decides for the group, and pushes an allow-listed one too.
     let add = |address: &str| -> i64 {
@@ -201,7 +220,8 @@ fn decisions_across_the_fleet(firewall: &str) {
     };
     let hostile_id = add(HOSTILE);
     let allowed_id = add(ALLOWED);
-    let listed: Value = serde_json::from_str(&collector_cli(&db, &["decisions", "list", "--json"])).unwrap();
+    let listed: Value =
+        serde_json::from_str(&collector_cli(&db, &["decisions", "list", "--group", "edge", "--json"])).unwrap();
     assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
 
     agent_b.wait_for(30, &format!("respond: blocked {HOSTILE} for"));
@@ -253,7 +273,9 @@ fn decisions_across_the_fleet(firewall: &str) {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("host bits set: did you mean 198.51.100.0/24?"), "{err}");
-    let all: Value = serde_json::from_str(&collector_cli(&db, &["decisions", "list", "--all", "--json"])).unwrap();
+    let all: Value =
+        serde_json::from_str(&collector_cli(&db, &["decisions", "list", "--group", "edge", "--all", "--json"]))
+            .unwrap();
     assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
 
     let log_b = agent_b.log();

@@ -76,6 +76,9 @@ pub struct NewDecision {
     pub reason: String,
     /// Who makes it.
     pub created_by: String,
+    /// The alert it was made from, when the collector made it from one:
+    /// an alert makes one decision at most.
+    pub alert: Option<i64>,
 }
 
 impl NewDecision {
@@ -91,7 +94,14 @@ impl NewDecision {
             return Err(Error::BadInput(format!("reason must be at most {MAX_REASON_CHARS} characters")));
         }
         let reason = if reason.is_empty() { format!("decision by {created_by}") } else { reason.to_string() };
-        Ok(NewDecision { group: group.to_string(), network, secs, reason, created_by: created_by.to_string() })
+        Ok(NewDecision {
+            group: group.to_string(),
+            network,
+            secs,
+            reason,
+            created_by: created_by.to_string(),
+            alert: None,
+        })
     }
 
     /// The address as stored and pushed: a single address without its

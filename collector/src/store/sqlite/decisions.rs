@@ -35,14 +35,19 @@ fn get(conn: &Connection, id: i64, now: i64) -> Result<Option<Decision>> {
         .optional()?)
 }
 
-/// Stores a new decision and returns it.
+/// Stores a new decision and returns it; [`Error::Conflict`] when its
+/// alert has made one already.
 pub(super) fn add(conn: &Connection, new: &NewDecision, now: i64) -> Result<Decision> {
     let until = now.saturating_add(new.secs as i64);
-    conn.prepare_cached(
-        "INSERT INTO decisions (device_group, address, reason, created_by, created_at, until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![new.group, new.address(), new.reason, new.created_by, now, until])?;
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO decisions (device_group, address, reason, created_by, created_at, until, alert_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (alert_id) DO NOTHING",
+        )?
+        .execute(params![new.group, new.address(), new.reason, new.created_by, now, until, new.alert])?;
+    if n == 0 {
+        return Err(Error::Conflict(format!("alert {} has made a decision already", new.alert.unwrap_or_default())));
+    }
     let id = conn.last_insert_rowid();
     get(conn, id, now)?.ok_or_else(|| Error::Internal(format!("decision {id} vanished after its insert")))
 }

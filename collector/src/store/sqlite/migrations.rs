@@ -299,7 +299,8 @@ fn decisions(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     created_at   INTEGER NOT NULL,
     until        INTEGER NOT NULL,
     deleted_at   INTEGER,
-    deleted_by   TEXT
+    deleted_by   TEXT,
+    alert_id     INTEGER UNIQUE
 );
 CREATE INDEX IF NOT EXISTS decisions_active ON decisions (device_group, until) WHERE deleted_at IS NULL;
 CREATE TABLE IF NOT EXISTS device_responses (
