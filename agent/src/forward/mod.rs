@@ -56,6 +56,17 @@ impl Status {
         }
     }
 
+    /// Clears the last error if it is one of `prefix`'s (that part works
+    /// again), saying so once.
+    fn clear_error_of(&self, prefix: &str) {
+        if let Ok(mut last) = self.last_error.lock() {
+            if last.as_deref().is_some_and(|e| e.starts_with(prefix)) {
+                eprintln!("bfp-agent: collector: {} working again", prefix.trim_end_matches(": "));
+                *last = None;
+            }
+        }
+    }
+
     fn set_error(&self, e: Option<String>) {
         if let Ok(mut last) = self.last_error.lock() {
             // Said once per change, not at every retry.
@@ -298,8 +309,9 @@ impl Forwarder {
             }
             if self.status.wants_decisions.load(Ordering::Relaxed) && Instant::now() >= next_decisions_fetch {
                 next_decisions_fetch = Instant::now() + heartbeat_every;
-                if let Err(e) = self.fetch_decisions() {
-                    self.status.set_error(Some(format!("decisions: {e}")));
+                match self.fetch_decisions() {
+                    Ok(()) => self.status.clear_error_of("decisions: "),
+                    Err(e) => self.status.set_error(Some(format!("decisions: {e}"))),
                 }
             }
             if self.config.model_check_secs > 0 && Instant::now() >= next_model_check {
@@ -418,6 +430,17 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decisions_error_clears_when_decisions_work_again_and_no_other_error_does() {
+        let status = Status::default();
+        status.set_error(Some("decisions: connection refused".into()));
+        status.clear_error_of("decisions: ");
+        assert_eq!(status.last_error(), None);
+        status.set_error(Some("http://c/api/ingest: HTTP 500".into()));
+        status.clear_error_of("decisions: ");
+        assert_eq!(status.last_error().as_deref(), Some("http://c/api/ingest: HTTP 500"));
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
