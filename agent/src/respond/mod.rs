@@ -367,6 +367,9 @@ impl Responder {
     fn apply_decisions_at(&mut self, pushed: &PushedDecisions, now: i64) {
         let mut listed: HashSet<i64> = HashSet::new();
         let mut refused: BTreeMap<i64, RefusedDecision> = BTreeMap::new();
+        // Refused for the allow-list (counted as `allowed`), not for a bad
+        // address or a full firewall (counted as `failures`).
+        let mut for_allow_list: HashSet<i64> = HashSet::new();
         let mut wanted: Vec<(IpNet, u64, i64, String)> = Vec::new();
         for d in pushed.decisions.iter().take(MAX_PUSHED_DECISIONS) {
             listed.insert(d.id);
@@ -384,6 +387,7 @@ impl Responder {
                 }
             };
             if let Some(allowed) = self.allow.overlapping(net) {
+                for_allow_list.insert(d.id);
                 refuse(format!("{} {} covers it", allowed.origin, allowed.network));
                 continue;
             }
@@ -405,11 +409,15 @@ impl Responder {
         for (id, r) in &refused {
             if !self.refused.contains_key(id) {
                 changed = true;
-                self.report.allowed += 1;
+                if for_allow_list.contains(id) {
+                    self.report.allowed += 1;
+                } else {
+                    self.report.failures += 1;
+                }
                 eprintln!("bfp-agent: respond: not applying decision {id} for {}: {}", r.address, r.reason);
             }
         }
-        changed |= refused.len() != self.refused.len();
+        changed |= refused.keys().ne(self.refused.keys());
         self.refused = refused;
 
         let revoked: Vec<IpNet> = self
@@ -703,7 +711,7 @@ mod tests {
         let report = responder.report();
         assert_eq!(report.active.len(), 1);
         assert_eq!((report.active[0].origin, report.active[0].until), (BlockOrigin::Collector, t + 7200));
-        assert_eq!(report.refused.len(), 1);
+        assert_eq!((report.refused.len(), report.failures, report.allowed), (1, 1, 0));
         assert!(report.refused[0].reason.contains("neither a network"), "{:?}", report.refused);
         // Encoded as wire version 3 now that it carries decisions.
         let batch = bfp_common::wire::Batch {
