@@ -20,12 +20,12 @@ use bfp_e2e::forward::{agent_config, agent_rows, device_add, wait_drained};
 use bfp_e2e::{binary, Collector};
 
 /// The attacker: blocked.
-const HOSTILE: &str = "198.51.100.66";
+pub(crate) const HOSTILE: &str = "198.51.100.66";
 /// An IPv6 attacker: blocked (the IPv6 set and rule).
 const HOSTILE6: &str = "2001:db8::66";
 const DEVICE_V6: &str = "2001:db8::1";
 /// An attacker inside an allow-listed network: never blocked.
-const ALLOWED: &str = "192.0.2.77";
+pub(crate) const ALLOWED: &str = "192.0.2.77";
 /// The device's addresses on the two networks.
 const DEVICE_HOSTILE_NET: &str = "198.51.100.1";
 const DEVICE_ALLOWED_NET: &str = "192.0.2.1";
@@ -40,8 +40,8 @@ fn ok(out: Output, what: &str) -> String {
 }
 
 /// A named network namespace, deleted on drop.
-struct Netns {
-    name: String,
+pub(crate) struct Netns {
+    pub(crate) name: String,
 }
 
 impl Netns {
@@ -58,13 +58,13 @@ impl Netns {
         Ok(ns)
     }
 
-    fn command(&self, program: &str) -> Command {
+    pub(crate) fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name, program]);
         cmd
     }
 
-    fn exec(&self, argv: &[&str]) -> Output {
+    pub(crate) fn exec(&self, argv: &[&str]) -> Output {
         self.command(argv[0]).args(&argv[1..]).output().expect("ip netns exec")
     }
 
@@ -83,15 +83,15 @@ impl Drop for Netns {
 
 /// A device and a peer joined by a veth pair, each end with an address on
 /// the hostile and the allow-listed network.
-struct Lab {
-    device: Netns,
+pub(crate) struct Lab {
+    pub(crate) device: Netns,
     peer: Netns,
 }
 
 impl Lab {
     /// `None` when the kernel refuses network namespaces: the caller skips,
     /// saying why.
-    fn new() -> Option<Lab> {
+    pub(crate) fn new() -> Option<Lab> {
         assert!(
             Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success()),
             "nft is missing: run scripts/setup/respond.sh"
@@ -146,7 +146,7 @@ impl Lab {
         Some(lab)
     }
 
-    fn hostile_gets_through(&self) -> bool {
+    pub(crate) fn hostile_gets_through(&self) -> bool {
         self.peer.ping(HOSTILE, DEVICE_HOSTILE_NET)
     }
 
@@ -154,16 +154,16 @@ impl Lab {
         self.peer.ping(HOSTILE6, DEVICE_V6)
     }
 
-    fn allowed_gets_through(&self) -> bool {
+    pub(crate) fn allowed_gets_through(&self) -> bool {
         self.peer.ping(ALLOWED, DEVICE_ALLOWED_NET)
     }
 
     /// The device's whole ruleset, as `nft list ruleset` prints it.
-    fn ruleset(&self) -> String {
+    pub(crate) fn ruleset(&self) -> String {
         ok(self.device.exec(&["nft", "list", "ruleset"]), "nft list ruleset")
     }
 
-    fn ipset(&self, set: &str) -> String {
+    pub(crate) fn ipset(&self, set: &str) -> String {
         ok(self.device.exec(&["ipset", "list", set]), "ipset list")
     }
 }
@@ -172,7 +172,7 @@ impl Lab {
 /// to the lab's, in log order: 5.188.10.180 (20 failed logins in two
 /// minutes) from `HOSTILE6`, 187.141.143.180 (80) from `ALLOWED`, and
 /// 183.62.140.253 (287 in ten minutes; its first 200 lines) from `HOSTILE`.
-fn brute_force_lines() -> Vec<String> {
+pub(crate) fn brute_force_lines() -> Vec<String> {
     let text = fs::read_to_string(real_log("loghub/OpenSSH_2k.log")).unwrap();
     let v6 = text.lines().filter(|l| l.contains("5.188.10.180")).map(|l| l.replace("5.188.10.180", HOSTILE6));
     let allowed = text

@@ -13,6 +13,7 @@ mod alerts;
 mod arm_qemu;
 mod collector;
 mod dashboard_browser;
+mod decisions;
 mod export_safety;
 mod feedback;
 mod forward_agent;

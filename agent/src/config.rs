@@ -955,10 +955,11 @@ mod respond_example_tests {
             "min_failed_logins",
             "min_confidence",
             "max_blocks",
+            "decisions",
         ] {
             assert!(listed.contains_key(key), "[respond] does not show {key}");
         }
-        assert_eq!(listed.len(), 8, "a key the test does not know: {listed:?}");
+        assert_eq!(listed.len(), 9, "a key the test does not know: {listed:?}");
     }
 
     #[test]

@@ -182,6 +182,9 @@ pub fn run(
         }
         if let Some(responder) = &mut responder {
             responder.expire();
+            if let Some(pushed) = status.decisions.lock().ok().and_then(|mut d| d.take()) {
+                responder.apply_decisions(&pushed);
+            }
         }
         stats.lines += lines;
         let mut next = Checkpoint {

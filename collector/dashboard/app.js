@@ -712,8 +712,46 @@
           el("td", { class: "num", text: d.lines_read === undefined ? "" : fmtInt(d.lines_read) }),
           el("td", { class: "num", text: d.records === undefined ? "" : fmtInt(d.records) }),
           el("td", { text: d.last_error ?? "" }),
+          el("td", { text: d.group ?? "" }),
+          el("td", { class: "blocking", text: "" }),
         ),
       ),
+    );
+    loadBlocks(devices);
+  }
+
+  /** Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC. */
+  function unixTime(secs) {
+    return secs ? new Date(secs * 1000).toISOString().slice(0, 19).replace("T", " ") : "";
+  }
+
+  /** What each device reports blocking: a cell per device, and one table. */
+  async function loadBlocks(devices) {
+    const rows = [];
+    const cells = document.querySelectorAll("#devices-table tbody td.blocking");
+    await Promise.all(devices.map(async (d, i) => {
+      let r;
+      try {
+        r = await api(`/api/devices/${encodeURIComponent(d.name)}/blocks`);
+      } catch (e) {
+        // A collector without decisions answers 404: nothing to show.
+        return;
+      }
+      const backend = r.backend ? (r.dry_run ? "dry run" : r.backend) : "off";
+      const refused = r.refused.length ? `, ${r.refused.length} refused` : "";
+      if (cells[i]) cells[i].textContent = r.backend ? `${r.blocks.length} (${backend})${refused}` : "off";
+      for (const b of r.blocks) {
+        const origin = b.origin === "collector" ? `decision ${b.decision}` : "agent";
+        rows.push([d.name, b.address, origin + (r.dry_run ? " (dry run)" : ""), unixTime(b.since), unixTime(b.until), b.reason]);
+      }
+      for (const f of r.refused) {
+        rows.push([d.name, f.address, `refused decision ${f.decision}`, "", "", f.reason]);
+      }
+    }));
+    $("#blocks-empty").hidden = rows.length > 0;
+    $("#blocks-wrap").hidden = rows.length === 0;
+    $("#blocks-table tbody").replaceChildren(
+      ...rows.map((cols) => el("tr", {}, ...cols.map((text) => el("td", { text })))),
     );
   }
 

@@ -59,6 +59,9 @@ pub struct CollectorConfig {
     /// Alert rules and how they run. Default: no rules.
     #[serde(default)]
     pub alert: AlertConfig,
+    /// Alerts that become decisions (`[decisions]`). Default: none.
+    #[serde(default)]
+    pub decisions: crate::auto_decisions::AutoDecisionsConfig,
 }
 
 impl CollectorConfig {
@@ -74,6 +77,7 @@ impl CollectorConfig {
     pub fn parse(text: &str) -> std::result::Result<CollectorConfig, String> {
         let config: CollectorConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         config.alert.check()?;
+        config.decisions.check(&config.alert)?;
         Ok(config)
     }
 }

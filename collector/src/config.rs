@@ -38,6 +38,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// List, acknowledge and resolve alerts in the database.
     Alerts(AlertsArgs),
+    /// List, add and delete decisions (blocks pushed to a device group).
+    Decisions(DecisionsArgs),
     /// Manage operators (users with a role) in the database.
     User(UserArgs),
     /// Manage operators' API tokens in the database.
@@ -102,6 +104,62 @@ pub enum AlertsAction {
         /// Alert id.
         id: i64,
         /// Who resolves it. Default: the `USER` environment variable, else `cli`.
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+/// `bfp-collector decisions list|add|delete`.
+#[derive(Debug, Clone, Args)]
+pub struct DecisionsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: DecisionsAction,
+    /// SQLite database file (the service's `--db`). Default: `instance/app.db`.
+    #[arg(long, value_name = "PATH", default_value = "instance/app.db", global = true)]
+    pub db: PathBuf,
+    /// Print JSON instead of a table. Default: a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// A decision action.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DecisionsAction {
+    /// List decisions, newest first: those in force unless `--all`.
+    List {
+        /// Only this group. Default: all groups.
+        #[arg(long)]
+        group: Option<String>,
+        /// Expired and deleted decisions too. Default: off.
+        #[arg(long)]
+        all: bool,
+        /// Most decisions listed. Default: 100.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Block an address or a CIDR network on every device of a group.
+    Add {
+        /// The address (198.51.100.66) or network (203.0.113.0/24).
+        address: String,
+        /// How long: 90s, 30m, 4h, 2d or seconds, at most 30d. Default: 4h.
+        #[arg(long, default_value = "4h")]
+        duration: String,
+        /// The device group. Default: `default`.
+        #[arg(long, default_value = "default")]
+        group: String,
+        /// Why. Default: "decision by WHO".
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Who decides. Default: the `USER` environment variable, else `cli`.
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Revoke a decision: the agents lift it at their next fetch.
+    Delete {
+        /// Decision id.
+        id: i64,
+        /// Who revokes it. Default: the `USER` environment variable, else `cli`.
         #[arg(long)]
         by: Option<String>,
     },
@@ -195,6 +253,16 @@ pub enum DeviceAction {
     Add {
         /// Device name: 1-64 letters, digits, '.', '_' or '-'.
         name: String,
+        /// Its group: the decisions it applies. Default: `default`.
+        #[arg(long, default_value = "default")]
+        group: String,
+    },
+    /// Move a device to another group.
+    Group {
+        /// Device name.
+        name: String,
+        /// The group: 1-64 letters, digits, '.', '_' or '-'.
+        group: String,
     },
     /// Revoke a device's token (its data stays).
     Revoke {

@@ -58,8 +58,10 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod auto_decisions;
 pub mod config;
 pub mod dashboard;
+pub mod decisions_cli;
 pub mod error;
 pub mod store;
 
@@ -162,6 +164,10 @@ impl Server {
             (None, None) => None,
             _ => return Err(Error::Config("--tls-cert and --tls-key go together".into())),
         };
+        // Ends by itself when the store shuts down.
+        if !config.decisions.from_alert_rules.is_empty() {
+            tokio::spawn(auto_decisions::decide_forever(store.clone(), Arc::new(config.decisions)));
+        }
         let alerting = (!config.alert.rules.is_empty())
             .then(|| tokio::spawn(alerts::evaluate_forever(store.clone(), Arc::new(config.alert))));
         Ok(Server { listener, app, store, tls, alerting })

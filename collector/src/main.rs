@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Some(Command::Device(args)) => return device(&args),
         Some(Command::Migrate(args)) => return migrate(&args),
         Some(Command::Alerts(args)) => return alerts(&args),
+        Some(Command::Decisions(args)) => return offline(bfp_collector::decisions_cli::run(&args)),
         Some(Command::User(args)) => return offline(bfp_collector::auth::cli::user(&args)),
         Some(Command::Token(args)) => return offline(bfp_collector::auth::cli::token(&args)),
         None => cli.serve,
@@ -82,10 +83,21 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
     let run = async {
         let store = store::open(&SqliteConfig::new(&args.db))?;
         let done = match &args.action {
-            DeviceAction::Add { name } => store.add_device(name.clone()).await.map(|token| {
-                eprintln!("device {name:?} created; its token is shown only this once:");
-                println!("{token}");
-            }),
+            DeviceAction::Add { name, group } => match bfp_collector::store::decisions::check_group(group) {
+                // Checked before the device exists, so a bad group creates nothing.
+                Err(e) => Err(e),
+                Ok(()) => match store.add_device(name.clone()).await {
+                    Ok(token) => store.set_device_group(name.clone(), group.clone()).await.map(|()| {
+                        eprintln!("device {name:?} created in group {group:?}; its token is shown only this once:");
+                        println!("{token}");
+                    }),
+                    Err(e) => Err(e),
+                },
+            },
+            DeviceAction::Group { name, group } => store
+                .set_device_group(name.clone(), group.clone())
+                .await
+                .map(|()| eprintln!("device {name:?} is in group {group:?}")),
             DeviceAction::Revoke { name } => {
                 store.revoke_device(name.clone()).await.map(|()| eprintln!("device {name:?} revoked"))
             }

@@ -12,11 +12,14 @@ use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 
 /// The newest version this build writes: 2 adds the agent's firewall
-/// response ([`ResponseReport`]) to the heartbeat. A batch whose heartbeat
-/// has no response report is still written as version 1, so an agent that
-/// does not block anything keeps working with a collector from before
-/// version 2; version 1 bodies are read as a heartbeat without one.
-pub const WIRE_VERSION: u16 = 2;
+/// response ([`ResponseReport`]) to the heartbeat; 3 adds where each block
+/// came from (the agent's own detectors or a collector decision, which may
+/// name a network) and the decisions the agent refused. A batch is written
+/// in the oldest version that holds it: without a response report as
+/// version 1, with one but nothing of version 3 in it as version 2, so an
+/// agent keeps working with a collector from before the version it does
+/// not need; older bodies are read with the newer fields empty.
+pub const WIRE_VERSION: u16 = 3;
 
 /// Largest batch the collector accepts, in records: bounds its memory per
 /// request whatever the body claims.
@@ -124,6 +127,43 @@ pub struct ResponseReport {
     pub failures: u64,
     /// The blocks in force, newest first, at most [`MAX_REPORTED_BLOCKS`].
     pub active: Vec<ActiveBlock>,
+    /// Collector decisions the agent would not apply (an allow-listed
+    /// network, a bad network), at most [`MAX_REPORTED_BLOCKS`] (wire
+    /// version 3).
+    #[serde(default)]
+    pub refused: Vec<RefusedDecision>,
+}
+
+/// Where a block came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockOrigin {
+    /// The agent's own detectors proved the address hostile.
+    #[default]
+    Agent,
+    /// A decision the collector pushed to the device's group.
+    Collector,
+}
+
+impl BlockOrigin {
+    /// `agent` or `collector`, as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockOrigin::Agent => "agent",
+            BlockOrigin::Collector => "collector",
+        }
+    }
+}
+
+/// A collector decision the agent did not apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedDecision {
+    /// The decision's id at the collector.
+    pub decision: i64,
+    /// The address or network it named, as the collector sent it.
+    pub address: String,
+    /// Why not, in an operator's words.
+    pub reason: String,
 }
 
 /// One address blocked on the device.
@@ -137,6 +177,41 @@ pub struct ActiveBlock {
     pub until: i64,
     /// Why, in an operator's words (the record's first reason).
     pub reason: String,
+    /// The agent's detectors or a collector decision (wire version 3).
+    #[serde(default)]
+    pub origin: BlockOrigin,
+    /// The collector decision's id, for a block of origin `collector`.
+    #[serde(default)]
+    pub decision: Option<i64>,
+}
+
+/// Decisions the collector pushes to an agent (`GET /api/agent/decisions`,
+/// JSON): every decision in force for the device's group, whole each time,
+/// so a lost reply or a revocation while the agent was away needs no
+/// replay; an agent applies what is new and lifts what is gone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PushedDecisions {
+    /// The device's group.
+    pub group: String,
+    /// The decisions in force, at most [`MAX_PUSHED_DECISIONS`].
+    pub decisions: Vec<PushedDecision>,
+}
+
+/// Most decisions one push carries (the newest): bounds an agent's memory
+/// and its firewall sets whatever the collector holds.
+pub const MAX_PUSHED_DECISIONS: usize = 1000;
+
+/// One decision in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushedDecision {
+    /// Its id at the collector.
+    pub id: i64,
+    /// An address or a network in CIDR form.
+    pub address: String,
+    /// When it ends, unix seconds UTC.
+    pub until: i64,
+    /// Why, as the operator (or the collector) gave it.
+    pub reason: String,
 }
 
 /// The heartbeat of wire version 1: no response report.
@@ -148,6 +223,53 @@ struct HeartbeatV1 {
     dropped: u64,
     lines_read: u64,
     last_error: Option<String>,
+}
+
+/// The response report of wire version 2: no origins, nothing refused.
+#[derive(Deserialize, Serialize)]
+struct ResponseReportV2 {
+    firewall: String,
+    blocks: u64,
+    unblocks: u64,
+    allowed: u64,
+    failures: u64,
+    active: Vec<ActiveBlockV2>,
+}
+
+/// A block of wire version 2.
+#[derive(Deserialize, Serialize)]
+struct ActiveBlockV2 {
+    address: String,
+    since: i64,
+    until: i64,
+    reason: String,
+}
+
+/// The heartbeat of wire version 2.
+#[derive(Deserialize, Serialize)]
+struct HeartbeatV2 {
+    agent_version: String,
+    model_version: String,
+    spool_depth: u64,
+    dropped: u64,
+    lines_read: u64,
+    last_error: Option<String>,
+    response: Option<ResponseReportV2>,
+}
+
+/// A batch of wire version 2.
+#[derive(Deserialize, Serialize)]
+struct BatchV2 {
+    seq: u64,
+    heartbeat: HeartbeatV2,
+    records: Vec<Record>,
+}
+
+impl ResponseReport {
+    /// Holds something only version 3 carries.
+    fn needs_version_3(&self) -> bool {
+        !self.refused.is_empty() || self.active.iter().any(|b| b.origin != BlockOrigin::Agent || b.decision.is_some())
+    }
 }
 
 /// A batch of wire version 1.
@@ -192,6 +314,41 @@ impl Batch {
             };
             return postcard::to_extend(&v1, out).map_err(wire);
         }
+        let report = self.heartbeat.response.as_ref().filter(|r| !r.needs_version_3());
+        if let Some(r) = report {
+            let out = postcard::to_allocvec(&2u16).map_err(wire)?;
+            let hb = &self.heartbeat;
+            let v2 = BatchV2 {
+                seq: self.seq,
+                heartbeat: HeartbeatV2 {
+                    agent_version: hb.agent_version.clone(),
+                    model_version: hb.model_version.clone(),
+                    spool_depth: hb.spool_depth,
+                    dropped: hb.dropped,
+                    lines_read: hb.lines_read,
+                    last_error: hb.last_error.clone(),
+                    response: Some(ResponseReportV2 {
+                        firewall: r.firewall.clone(),
+                        blocks: r.blocks,
+                        unblocks: r.unblocks,
+                        allowed: r.allowed,
+                        failures: r.failures,
+                        active: r
+                            .active
+                            .iter()
+                            .map(|b| ActiveBlockV2 {
+                                address: b.address.clone(),
+                                since: b.since,
+                                until: b.until,
+                                reason: b.reason.clone(),
+                            })
+                            .collect(),
+                    }),
+                },
+                records: self.records.clone(),
+            };
+            return postcard::to_extend(&v2, out).map_err(wire);
+        }
         let out = postcard::to_allocvec(&WIRE_VERSION).map_err(wire)?;
         postcard::to_extend(self, out).map_err(wire)
     }
@@ -221,16 +378,53 @@ impl Batch {
                 }
             }
             2 => {
-                let batch: Batch = whole(rest)?;
-                if batch.heartbeat.response.as_ref().is_some_and(|r| r.active.len() > MAX_REPORTED_BLOCKS) {
-                    return Err(Error::Wire(format!("more than {MAX_REPORTED_BLOCKS} active blocks in one heartbeat")));
+                let v2: BatchV2 = whole(rest)?;
+                let hb = v2.heartbeat;
+                Batch {
+                    seq: v2.seq,
+                    heartbeat: Heartbeat {
+                        agent_version: hb.agent_version,
+                        model_version: hb.model_version,
+                        spool_depth: hb.spool_depth,
+                        dropped: hb.dropped,
+                        lines_read: hb.lines_read,
+                        last_error: hb.last_error,
+                        response: hb.response.map(|r| ResponseReport {
+                            firewall: r.firewall,
+                            blocks: r.blocks,
+                            unblocks: r.unblocks,
+                            allowed: r.allowed,
+                            failures: r.failures,
+                            active: r
+                                .active
+                                .into_iter()
+                                .map(|b| ActiveBlock {
+                                    address: b.address,
+                                    since: b.since,
+                                    until: b.until,
+                                    reason: b.reason,
+                                    origin: BlockOrigin::Agent,
+                                    decision: None,
+                                })
+                                .collect(),
+                            refused: Vec::new(),
+                        }),
+                    },
+                    records: v2.records,
                 }
-                batch
             }
+            3 => whole(rest)?,
             other => {
-                return Err(Error::Wire(format!("wire version {other} is not supported (this build reads 1 and 2)")))
+                return Err(Error::Wire(format!("wire version {other} is not supported (this build reads 1 to 3)")))
             }
         };
+        if let Some(r) = &batch.heartbeat.response {
+            if r.active.len() > MAX_REPORTED_BLOCKS || r.refused.len() > MAX_REPORTED_BLOCKS {
+                return Err(Error::Wire(format!(
+                    "more than {MAX_REPORTED_BLOCKS} active blocks or refused decisions in one heartbeat"
+                )));
+            }
+        }
         if batch.records.len() > MAX_RECORDS_PER_BATCH {
             return Err(Error::Wire(format!(
                 "{} records in one batch, at most {MAX_RECORDS_PER_BATCH}",
@@ -321,9 +515,80 @@ mod tests {
                 since: 1_700_000_000,
                 until: 1_700_003_600,
                 reason: "287 failed logins".into(),
+                origin: BlockOrigin::Agent,
+                decision: None,
             }],
+            refused: Vec::new(),
         });
         batch
+    }
+
+    fn with_decisions() -> Batch {
+        let mut batch = with_response();
+        let report = batch.heartbeat.response.as_mut().unwrap();
+        report.active.push(ActiveBlock {
+            address: "203.0.113.0/24".into(),
+            since: 1_700_000_100,
+            until: 1_700_003_700,
+            reason: "campaign seen on pi-2".into(),
+            origin: BlockOrigin::Collector,
+            decision: Some(4),
+        });
+        report.refused.push(RefusedDecision {
+            decision: 5,
+            address: "192.0.2.0/24".into(),
+            reason: "allow-list 192.0.2.0/24 covers it".into(),
+        });
+        batch
+    }
+
+    #[test]
+    fn decisions_travel_as_version_3_and_only_then() {
+        let batch = with_decisions();
+        let bytes = batch.encode().unwrap();
+        assert_eq!(bytes[0], 3);
+        assert_eq!(Batch::decode(&bytes).unwrap(), batch);
+        for cut in 0..bytes.len() {
+            assert!(Batch::decode(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+        }
+        // Only the agent's own blocks: a version 2 body, which a version 2
+        // collector reads, and which reads back the same here.
+        let plain = with_response();
+        let bytes = plain.encode().unwrap();
+        assert_eq!(bytes[0], 2);
+        assert_eq!(Batch::decode(&bytes).unwrap(), plain);
+    }
+
+    #[test]
+    fn a_version_2_body_of_an_older_agent_still_decodes() {
+        // Written field by field as agents before version 3 did.
+        let batch = with_response();
+        let hb = &batch.heartbeat;
+        let r = hb.response.as_ref().unwrap();
+        let b = &r.active[0];
+        let mut bytes = postcard::to_allocvec(&2u16).unwrap();
+        let old = (
+            batch.seq,
+            (
+                &hb.agent_version,
+                &hb.model_version,
+                hb.spool_depth,
+                hb.dropped,
+                hb.lines_read,
+                &hb.last_error,
+                Some((
+                    &r.firewall,
+                    r.blocks,
+                    r.unblocks,
+                    r.allowed,
+                    r.failures,
+                    vec![(&b.address, b.since, b.until, &b.reason)],
+                )),
+            ),
+            &batch.records,
+        );
+        bytes = postcard::to_extend(&old, bytes).unwrap();
+        assert_eq!(Batch::decode(&bytes).unwrap(), batch);
     }
 
     #[test]
@@ -372,9 +637,9 @@ mod tests {
 
     #[test]
     fn refuses_unknown_versions() {
-        let mut bytes = postcard::to_allocvec(&3u16).unwrap();
+        let mut bytes = postcard::to_allocvec(&4u16).unwrap();
         bytes.extend_from_slice(&sample().encode().unwrap()[1..]);
-        assert!(Batch::decode(&bytes).unwrap_err().to_string().contains("version 3"));
+        assert!(Batch::decode(&bytes).unwrap_err().to_string().contains("version 4"));
     }
 
     #[test]

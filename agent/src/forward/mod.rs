@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bfp_common::wire::{self, Batch, Heartbeat, ResponseReport};
+use bfp_common::wire::{self, Batch, Heartbeat, PushedDecisions, ResponseReport};
 use sha2::{Digest, Sha256};
 
 use crate::config::CollectorConfig;
@@ -32,6 +32,12 @@ pub struct Status {
     pub new_model: Mutex<Option<Scorer>>,
     /// The firewall response's report (`None` when it is off).
     pub response: Mutex<Option<ResponseReport>>,
+    /// The responder applies collector decisions: the forwarder fetches them.
+    pub wants_decisions: AtomicBool,
+    /// The decisions last fetched, for the run loop to apply.
+    pub decisions: Mutex<Option<PushedDecisions>>,
+    /// The collector answered 404 to the decisions fetch (said once).
+    no_decisions_route: AtomicBool,
     last_error: Mutex<Option<String>>,
     /// The collector's model last refused for its schema (said once).
     refused_model: Mutex<Option<String>>,
@@ -47,6 +53,17 @@ impl Status {
     pub(crate) fn note_error(&self, e: String) {
         if let Ok(mut last) = self.last_error.lock() {
             *last = Some(e);
+        }
+    }
+
+    /// Clears the last error if it is one of `prefix`'s (that part works
+    /// again), saying so once.
+    fn clear_error_of(&self, prefix: &str) {
+        if let Ok(mut last) = self.last_error.lock() {
+            if last.as_deref().is_some_and(|e| e.starts_with(prefix)) {
+                eprintln!("bfp-agent: collector: {} working again", prefix.trim_end_matches(": "));
+                *last = None;
+            }
         }
     }
 
@@ -243,6 +260,7 @@ impl Forwarder {
         let model_every = Duration::from_secs(self.config.model_check_secs);
         let mut next_model_check = Instant::now();
         let max_backoff = Duration::from_secs(self.config.backoff_max_secs);
+        let mut next_decisions_fetch = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let (body, idle) = match self.next_batch() {
                 Ok(b) => b,
@@ -289,6 +307,13 @@ impl Forwarder {
                     }
                 }
             }
+            if self.status.wants_decisions.load(Ordering::Relaxed) && Instant::now() >= next_decisions_fetch {
+                next_decisions_fetch = Instant::now() + heartbeat_every;
+                match self.fetch_decisions() {
+                    Ok(()) => self.status.clear_error_of("decisions: "),
+                    Err(e) => self.status.set_error(Some(format!("decisions: {e}"))),
+                }
+            }
             if self.config.model_check_secs > 0 && Instant::now() >= next_model_check {
                 next_model_check = Instant::now() + model_every;
                 if let Err(e) = self.check_model() {
@@ -297,6 +322,30 @@ impl Forwarder {
             }
             Self::sleep(Duration::from_millis(200), stop);
         }
+    }
+
+    /// Fetches the decisions in force for this device's group and hands
+    /// them to the run loop. A collector from before decisions answers 404:
+    /// said once, and nothing is applied (nor lifted).
+    fn fetch_decisions(&self) -> std::result::Result<(), String> {
+        let url = format!("{}/api/agent/decisions", self.base_url());
+        let response = self.client.get(&url).bearer_auth(&self.config.token).send().map_err(|e| error_chain(&e))?;
+        // 404 from a collector without the route; 501 from a server that is
+        // no collector at all (a test receiver, a proxy page).
+        if matches!(response.status().as_u16(), 404 | 501) {
+            if !self.status.no_decisions_route.swap(true, Ordering::Relaxed) {
+                eprintln!("bfp-agent: collector {} pushes no decisions (it predates them)", self.base_url());
+            }
+            return Ok(());
+        }
+        let response = response.error_for_status().map_err(|e| error_chain(&e))?;
+        let bytes = response.bytes().map_err(|e| error_chain(&e))?;
+        let pushed: PushedDecisions =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{url}: not a list of decisions: {e}"))?;
+        if let Ok(mut slot) = self.status.decisions.lock() {
+            *slot = Some(pushed);
+        }
+        Ok(())
     }
 
     /// Fetches the collector's model if its version differs from ours,
@@ -381,6 +430,17 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decisions_error_clears_when_decisions_work_again_and_no_other_error_does() {
+        let status = Status::default();
+        status.set_error(Some("decisions: connection refused".into()));
+        status.clear_error_of("decisions: ");
+        assert_eq!(status.last_error(), None);
+        status.set_error(Some("http://c/api/ingest: HTTP 500".into()));
+        status.clear_error_of("decisions: ");
+        assert_eq!(status.last_error().as_deref(), Some("http://c/api/ingest: HTTP 500"));
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {

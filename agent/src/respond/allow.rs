@@ -67,6 +67,22 @@ impl AllowList {
         self.networks.iter().find(|a| a.network.contains(&ip))
     }
 
+    /// The entry that covers any part of `net` (it contains `net`, or `net`
+    /// contains it): a decision for a network is refused whole rather than
+    /// blocked around the allow-listed part.
+    pub fn overlapping(&self, net: IpNet) -> Option<&Allowed> {
+        let net = match net {
+            IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
+                Some(v4) if v6.prefix_len() >= 96 => {
+                    IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).unwrap_or(IpNet::V6(v6))
+                }
+                _ => IpNet::V6(v6),
+            },
+            other => other,
+        };
+        self.networks.iter().find(|a| a.network.contains(&net) || net.contains(&a.network))
+    }
+
     /// Every network, for the start-up message.
     pub fn networks(&self) -> impl Iterator<Item = &Allowed> {
         self.networks.iter()
@@ -132,6 +148,19 @@ mod tests {
         for addr in ["198.51.100.66", "203.0.113.7", "2001:db8::7", "192.0.3.1"] {
             assert_eq!(list.covering(ip(addr)), None, "{addr}");
         }
+    }
+
+    #[test]
+    fn a_network_overlapping_an_allowed_one_either_way_is_covered() {
+        let list = AllowList::new(&["192.0.2.0/24".into()], None).unwrap();
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        assert_eq!(list.overlapping(net("192.0.2.77/32")).map(|a| a.origin), Some("allow-list"));
+        assert_eq!(list.overlapping(net("192.0.0.0/16")).map(|a| a.origin), Some("allow-list"), "contains it");
+        assert_eq!(list.overlapping(net("192.0.2.128/25")).map(|a| a.origin), Some("allow-list"), "inside it");
+        assert_eq!(list.overlapping(net("127.0.0.0/16")).map(|a| a.origin), Some("always"));
+        assert_eq!(list.overlapping(net("::ffff:192.0.2.9/128")).map(|a| a.origin), Some("allow-list"));
+        assert_eq!(list.overlapping(net("203.0.113.0/24")), None);
+        assert_eq!(list.overlapping(net("2001:db8::/32")), None);
     }
 
     #[test]

@@ -4,20 +4,31 @@
 //! device's firewall for a while (`block_secs`), unless an allow-list
 //! covers it. Off unless `[respond] enabled = true`; `dry_run` only logs.
 //!
+//! The collector may also push decisions (an address or network to block on
+//! every device of a group, `[respond] decisions`): they go through the
+//! same allow-list (a decision it covers is refused and reported, never
+//! applied) and the same firewall, end at their own expiry, and are lifted
+//! as soon as the collector stops listing them (revoked).
+//!
 //! Every block, unblock and allow-listed address is logged on standard
-//! error and counted; the counters and the blocks in force travel to the
-//! collector in the heartbeat (`bfp_common::wire::ResponseReport`).
+//! error and counted; the counters, the blocks in force (with their origin)
+//! and the refused decisions travel to the collector in the heartbeat
+//! (`bfp_common::wire::ResponseReport`).
 
 pub mod allow;
 pub mod decide;
 pub mod firewall;
 
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bfp_common::wire::{ActiveBlock, ResponseReport, MAX_REPORTED_BLOCKS};
+use bfp_common::wire::{
+    ActiveBlock, BlockOrigin, PushedDecisions, RefusedDecision, ResponseReport, MAX_PUSHED_DECISIONS,
+    MAX_REPORTED_BLOCKS,
+};
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -73,6 +84,12 @@ pub struct RespondConfig {
     /// agent's memory and the firewall's sets. Default 4096.
     #[serde(default = "default_max_blocks")]
     pub max_blocks: usize,
+    /// With `enabled` and a `[collector]`, fetch the decisions the
+    /// collector holds for this device's group (every `heartbeat_secs`) and
+    /// block them too, within the allow-list; a decision the collector
+    /// revokes is lifted at the next fetch. Default true.
+    #[serde(default = "default_decisions")]
+    pub decisions: bool,
 }
 
 /// Which firewall tool the agent drives.
@@ -100,6 +117,9 @@ fn default_min_confidence() -> f32 {
 fn default_max_blocks() -> usize {
     4096
 }
+fn default_decisions() -> bool {
+    true
+}
 
 impl Default for RespondConfig {
     fn default() -> RespondConfig {
@@ -112,6 +132,7 @@ impl Default for RespondConfig {
             min_failed_logins: default_min_failed_logins(),
             min_confidence: default_min_confidence(),
             max_blocks: default_max_blocks(),
+            decisions: default_decisions(),
         }
     }
 }
@@ -144,6 +165,9 @@ struct Block {
     since: i64,
     until: i64,
     reason: String,
+    origin: BlockOrigin,
+    /// The collector decision behind it (origin `Collector`).
+    decision: Option<i64>,
 }
 
 /// Decides, blocks, expires, counts. Lives in the run loop's thread.
@@ -152,7 +176,10 @@ pub struct Responder {
     allow: AllowList,
     /// `None` in a dry run.
     firewall: Option<Firewall>,
-    active: HashMap<IpAddr, Block>,
+    active: HashMap<IpNet, Block>,
+    /// Collector decisions refused, by id (kept while the collector lists
+    /// them, so each is logged once and reported until revoked).
+    refused: BTreeMap<i64, RefusedDecision>,
     report: ResponseReport,
     status: Arc<Status>,
 }
@@ -210,8 +237,12 @@ impl Responder {
             },
             firewall,
             active: HashMap::new(),
+            refused: BTreeMap::new(),
             status,
         };
+        if config.decisions && collector_url.is_some() {
+            responder.status.wants_decisions.store(true, Ordering::Relaxed);
+        }
         responder.adopt_existing();
         responder.publish();
         Ok(Some(responder))
@@ -226,7 +257,14 @@ impl Responder {
                 let now = now();
                 for e in existing.into_iter().take(self.config.max_blocks) {
                     let reason = "blocked by an earlier run".to_string();
-                    self.active.insert(e.ip, Block { since: now, until: now + e.expires_in as i64, reason });
+                    let block = Block {
+                        since: now,
+                        until: now + e.expires_in as i64,
+                        reason,
+                        origin: BlockOrigin::Agent,
+                        decision: None,
+                    };
+                    self.active.insert(e.ip, block);
                 }
                 if !self.active.is_empty() {
                     eprintln!(
@@ -243,15 +281,13 @@ impl Responder {
     /// blocked in one firewall transaction (each `nft` or `ipset` run costs
     /// tens of milliseconds, whatever it holds; docs/benchmarks.md).
     pub fn consider(&mut self, records: &[Record]) {
-        let mut wanted: Vec<(IpAddr, String)> = Vec::new();
+        let mut wanted: Vec<(IpNet, String)> = Vec::new();
         let mut changed = false;
         for record in records {
             for verdict in decide::hostile(record, &self.config) {
                 changed = true;
                 let ip = verdict.ip.to_canonical();
-                if wanted.iter().any(|(w, _)| *w == ip) {
-                    continue;
-                }
+                let net = IpNet::from(ip);
                 if let Some(allowed) = self.allow.covering(ip) {
                     self.report.allowed += 1;
                     eprintln!(
@@ -260,8 +296,11 @@ impl Responder {
                     );
                     continue;
                 }
+                if wanted.iter().any(|(w, _)| *w == net) {
+                    continue;
+                }
                 let new = wanted.iter().filter(|(w, _)| !self.active.contains_key(w)).count();
-                if !self.active.contains_key(&ip) && self.active.len() + new >= self.config.max_blocks {
+                if !self.active.contains_key(&net) && self.active.len() + new >= self.config.max_blocks {
                     self.report.failures += 1;
                     let message = format!(
                         "not blocking {ip}: {} addresses are blocked already (max_blocks)",
@@ -271,7 +310,7 @@ impl Responder {
                     self.status.note_error(format!("respond: {message}"));
                     continue;
                 }
-                wanted.push((ip, verdict.reason));
+                wanted.push((net, verdict.reason));
             }
         }
         if !wanted.is_empty() {
@@ -282,13 +321,13 @@ impl Responder {
         }
     }
 
-    fn block(&mut self, wanted: &[(IpAddr, String)]) {
+    fn block(&mut self, wanted: &[(IpNet, String)]) {
         let secs = self.config.block_secs;
         if let Some(firewall) = &self.firewall {
-            let ips: Vec<IpAddr> = wanted.iter().map(|(ip, _)| *ip).collect();
+            let ips: Vec<IpNet> = wanted.iter().map(|(ip, _)| *ip).collect();
             if let Err(e) = firewall.block(&ips, secs) {
                 self.report.failures += wanted.len() as u64;
-                let list: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+                let list: Vec<String> = ips.iter().map(|n| shown(*n)).collect();
                 let message = format!("cannot block {}: {e}", list.join(", "));
                 eprintln!("bfp-agent: respond: {message}");
                 self.status.note_error(format!("respond: {message}"));
@@ -296,16 +335,161 @@ impl Responder {
             }
         }
         let now = now();
-        for (ip, reason) in wanted {
+        for (net, reason) in wanted {
+            let ip = shown(*net);
             match &self.firewall {
                 None => eprintln!("bfp-agent: respond: dry run: would block {ip} for {secs}s: {reason}"),
                 Some(_) => {
-                    let again = if self.active.contains_key(ip) { " (again: expiry renewed)" } else { "" };
+                    let again = if self.active.contains_key(net) { " (again: expiry renewed)" } else { "" };
                     eprintln!("bfp-agent: respond: blocked {ip} for {secs}s{again}: {reason}");
                 }
             }
             self.report.blocks += 1;
-            self.active.insert(*ip, Block { since: now, until: now + secs as i64, reason: reason.clone() });
+            let block = Block {
+                since: now,
+                until: now + secs as i64,
+                reason: reason.clone(),
+                origin: BlockOrigin::Agent,
+                decision: None,
+            };
+            self.active.insert(*net, block);
+        }
+    }
+
+    /// Brings the collector's decisions for this device's group into force:
+    /// `pushed` lists every decision in force, so one it no longer lists
+    /// was revoked and is lifted now. A decision the allow-list covers (or
+    /// overlaps) is refused, logged once and reported, never applied.
+    pub fn apply_decisions(&mut self, pushed: &PushedDecisions) {
+        self.apply_decisions_at(pushed, now());
+    }
+
+    fn apply_decisions_at(&mut self, pushed: &PushedDecisions, now: i64) {
+        let mut listed: HashSet<i64> = HashSet::new();
+        let mut refused: BTreeMap<i64, RefusedDecision> = BTreeMap::new();
+        // Refused for the allow-list (counted as `allowed`), not for a bad
+        // address or a full firewall (counted as `failures`).
+        let mut for_allow_list: HashSet<i64> = HashSet::new();
+        let mut wanted: Vec<(IpNet, u64, i64, String)> = Vec::new();
+        for d in pushed.decisions.iter().take(MAX_PUSHED_DECISIONS) {
+            listed.insert(d.id);
+            if d.until <= now {
+                continue;
+            }
+            let mut refuse = |reason: String| {
+                refused.insert(d.id, RefusedDecision { decision: d.id, address: d.address.clone(), reason });
+            };
+            let net = match allow::parse_network(&d.address) {
+                Ok(net) => net,
+                Err(e) => {
+                    refuse(e);
+                    continue;
+                }
+            };
+            if let Some(allowed) = self.allow.overlapping(net) {
+                for_allow_list.insert(d.id);
+                refuse(format!("{} {} covers it", allowed.origin, allowed.network));
+                continue;
+            }
+            if wanted.iter().any(|(w, ..)| *w == net) {
+                continue;
+            }
+            if self.active.get(&net).is_some_and(|b| b.decision == Some(d.id) && b.until == d.until) {
+                continue;
+            }
+            let new = wanted.iter().filter(|(w, ..)| !self.active.contains_key(w)).count();
+            if !self.active.contains_key(&net) && self.active.len() + new >= self.config.max_blocks {
+                refuse(format!("{} addresses are blocked already (max_blocks)", self.active.len() + new));
+                continue;
+            }
+            let secs = (d.until - now).clamp(1, MAX_BLOCK_SECS as i64) as u64;
+            wanted.push((net, secs, d.id, format!("decision {} of group {}: {}", d.id, pushed.group, d.reason)));
+        }
+        let mut changed = false;
+        for (id, r) in &refused {
+            if !self.refused.contains_key(id) {
+                changed = true;
+                if for_allow_list.contains(id) {
+                    self.report.allowed += 1;
+                } else {
+                    self.report.failures += 1;
+                }
+                eprintln!("bfp-agent: respond: not applying decision {id} for {}: {}", r.address, r.reason);
+            }
+        }
+        changed |= refused.keys().ne(self.refused.keys());
+        self.refused = refused;
+
+        let revoked: Vec<IpNet> = self
+            .active
+            .iter()
+            .filter(|(net, b)| {
+                b.origin == BlockOrigin::Collector
+                    && !b.decision.is_some_and(|id| listed.contains(&id))
+                    && !wanted.iter().any(|(w, ..)| w == *net)
+            })
+            .map(|(net, _)| *net)
+            .collect();
+        if !revoked.is_empty() {
+            changed = true;
+            self.lift(&revoked);
+        }
+        if !wanted.is_empty() {
+            changed = true;
+            self.block_decisions(&wanted, now);
+        }
+        if changed {
+            self.publish();
+        }
+    }
+
+    /// Lifts revoked decisions' blocks now.
+    fn lift(&mut self, nets: &[IpNet]) {
+        if let Some(firewall) = &self.firewall {
+            if let Err(e) = firewall.unblock(nets) {
+                self.report.failures += nets.len() as u64;
+                let message = format!("cannot lift revoked decisions: {e}");
+                eprintln!("bfp-agent: respond: {message}");
+                self.status.note_error(format!("respond: {message}"));
+                return;
+            }
+        }
+        for net in nets {
+            let Some(block) = self.active.remove(net) else { continue };
+            self.report.unblocks += 1;
+            let what = if self.firewall.is_some() { "unblocked" } else { "dry run: would unblock" };
+            let id = block.decision.map_or("?".to_string(), |id| id.to_string());
+            eprintln!("bfp-agent: respond: {what} {} (decision {id} revoked)", shown(*net));
+        }
+    }
+
+    fn block_decisions(&mut self, wanted: &[(IpNet, u64, i64, String)], now: i64) {
+        if let Some(firewall) = &self.firewall {
+            let each: Vec<(IpNet, u64)> = wanted.iter().map(|(net, secs, ..)| (*net, *secs)).collect();
+            if let Err(e) = firewall.block_each(&each) {
+                self.report.failures += wanted.len() as u64;
+                let list: Vec<String> = wanted.iter().map(|(n, ..)| shown(*n)).collect();
+                let message = format!("cannot apply decisions for {}: {e}", list.join(", "));
+                eprintln!("bfp-agent: respond: {message}");
+                self.status.note_error(format!("respond: {message}"));
+                return;
+            }
+        }
+        for (net, secs, id, reason) in wanted {
+            let ip = shown(*net);
+            match &self.firewall {
+                None => eprintln!("bfp-agent: respond: dry run: would block {ip} for {secs}s: {reason}"),
+                Some(_) => eprintln!("bfp-agent: respond: blocked {ip} for {secs}s: {reason}"),
+            }
+            self.report.blocks += 1;
+            let block = Block {
+                since: now,
+                until: now + *secs as i64,
+                reason: reason.clone(),
+                origin: BlockOrigin::Collector,
+                decision: Some(*id),
+            };
+            self.active.insert(*net, block);
         }
     }
 
@@ -316,7 +500,7 @@ impl Responder {
     }
 
     fn expire_at(&mut self, now: i64) {
-        let expired: Vec<IpAddr> = self.active.iter().filter(|(_, b)| b.until <= now).map(|(ip, _)| *ip).collect();
+        let expired: Vec<IpNet> = self.active.iter().filter(|(_, b)| b.until <= now).map(|(ip, _)| *ip).collect();
         if expired.is_empty() {
             return;
         }
@@ -324,31 +508,34 @@ impl Responder {
             self.active.remove(&ip);
             self.report.unblocks += 1;
             let what = if self.firewall.is_some() { "unblocked" } else { "dry run: would unblock" };
-            eprintln!("bfp-agent: respond: {what} {ip} (expired)");
+            eprintln!("bfp-agent: respond: {what} {} (expired)", shown(ip));
         }
         self.publish();
     }
 
-    /// Addresses blocked now.
-    pub fn active(&self) -> impl Iterator<Item = &IpAddr> {
+    /// Addresses (and networks) blocked now.
+    pub fn active(&self) -> impl Iterator<Item = &IpNet> {
         self.active.keys()
     }
 
     /// The report as the heartbeat carries it.
     pub fn report(&self) -> ResponseReport {
-        let mut active: Vec<(&IpAddr, &Block)> = self.active.iter().collect();
+        let mut active: Vec<(&IpNet, &Block)> = self.active.iter().collect();
         active.sort_by(|a, b| b.1.since.cmp(&a.1.since).then(a.0.cmp(b.0)));
         ResponseReport {
             active: active
                 .into_iter()
                 .take(MAX_REPORTED_BLOCKS)
                 .map(|(ip, b)| ActiveBlock {
-                    address: ip.to_string(),
+                    address: shown(*ip),
                     since: b.since,
                     until: b.until,
                     reason: b.reason.clone(),
+                    origin: b.origin,
+                    decision: b.decision,
                 })
                 .collect(),
+            refused: self.refused.values().take(MAX_REPORTED_BLOCKS).cloned().collect(),
             ..self.report.clone()
         }
     }
@@ -357,6 +544,15 @@ impl Responder {
         if let Ok(mut slot) = self.status.response.lock() {
             *slot = Some(self.report());
         }
+    }
+}
+
+/// An address without its prefix length, a network in CIDR form.
+fn shown(net: IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
     }
 }
 
@@ -427,7 +623,7 @@ mod tests {
     fn a_dry_run_counts_what_it_would_block_and_never_the_allow_list_or_the_collector() {
         let (mut responder, status) = dry_run(&["192.0.2.0/24"], 3600);
         responder.consider(&[brute_force("198.51.100.66"), brute_force("192.0.2.77"), brute_force("198.51.100.5")]);
-        let active: Vec<String> = responder.active().map(|ip| ip.to_string()).collect();
+        let active: Vec<String> = responder.active().map(|ip| shown(*ip)).collect();
         assert_eq!(active, ["198.51.100.66"]);
         let report = status.response.lock().unwrap().clone().unwrap();
         assert_eq!((report.firewall.as_str(), report.blocks, report.allowed), ("dry-run", 1, 2));
@@ -451,6 +647,79 @@ mod tests {
         let report = responder.report();
         assert_eq!((report.blocks, report.failures), (3, 1));
         assert!(status.last_error().unwrap().contains("max_blocks"));
+    }
+
+    fn pushed(decisions: &[(i64, &str, i64)]) -> PushedDecisions {
+        PushedDecisions {
+            group: "edge".into(),
+            decisions: decisions
+                .iter()
+                .map(|(id, address, until)| bfp_common::wire::PushedDecision {
+                    id: *id,
+                    address: address.to_string(),
+                    until: *until,
+                    reason: "seen on pi-1".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn decisions_are_applied_refused_when_allow_listed_and_lifted_when_revoked() {
+        let (mut responder, status) = dry_run(&["192.0.2.0/24"], 3600);
+        responder.config.max_blocks = 10;
+        let t = now();
+        let first =
+            pushed(&[(1, "198.51.100.66", t + 600), (2, "192.0.2.0/25", t + 600), (3, "203.0.113.0/24", t + 60)]);
+        responder.apply_decisions_at(&first, t);
+        let mut active: Vec<String> = responder.active().map(|n| n.to_string()).collect();
+        active.sort();
+        assert_eq!(active, ["198.51.100.66/32", "203.0.113.0/24"]);
+        let report = status.response.lock().unwrap().clone().unwrap();
+        assert_eq!((report.blocks, report.allowed), (2, 1));
+        assert_eq!(report.refused.len(), 1);
+        assert_eq!((report.refused[0].decision, report.refused[0].address.as_str()), (2, "192.0.2.0/25"));
+        assert!(report.refused[0].reason.contains("allow-list 192.0.2.0/24"), "{:?}", report.refused);
+        let decided = report.active.iter().find(|b| b.address == "198.51.100.66").unwrap();
+        assert_eq!((decided.origin, decided.decision, decided.until), (BlockOrigin::Collector, Some(1), t + 600));
+        assert!(decided.reason.contains("decision 1 of group edge: seen on pi-1"), "{decided:?}");
+        assert_eq!(report.active.iter().find(|b| b.address == "203.0.113.0/24").unwrap().until, t + 60);
+
+        // The same list again changes nothing and refuses nothing twice.
+        responder.apply_decisions_at(&first, t + 1);
+        let report = responder.report();
+        assert_eq!((report.blocks, report.allowed, report.refused.len()), (2, 1, 1));
+
+        // Decision 1 revoked: lifted at once; 3 ends at its own expiry.
+        responder.apply_decisions_at(&pushed(&[(2, "192.0.2.0/25", t + 600), (3, "203.0.113.0/24", t + 60)]), t + 2);
+        let active: Vec<String> = responder.active().map(|n| n.to_string()).collect();
+        assert_eq!(active, ["203.0.113.0/24"]);
+        assert_eq!(responder.report().unblocks, 1);
+        responder.expire_at(t + 61);
+        assert_eq!(responder.active().count(), 0);
+        // Nothing listed: nothing refused any more either.
+        responder.apply_decisions_at(&pushed(&[]), t + 62);
+        assert!(responder.report().refused.is_empty());
+    }
+
+    #[test]
+    fn a_decision_renews_a_local_block_and_a_bad_address_is_refused() {
+        let (mut responder, _status) = dry_run(&[], 3600);
+        responder.consider(&[brute_force("198.51.100.66")]);
+        let t = now();
+        responder.apply_decisions_at(&pushed(&[(7, "198.51.100.66", t + 7200), (8, "not-an-address", t + 60)]), t);
+        let report = responder.report();
+        assert_eq!(report.active.len(), 1);
+        assert_eq!((report.active[0].origin, report.active[0].until), (BlockOrigin::Collector, t + 7200));
+        assert_eq!((report.refused.len(), report.failures, report.allowed), (1, 1, 0));
+        assert!(report.refused[0].reason.contains("neither a network"), "{:?}", report.refused);
+        // Encoded as wire version 3 now that it carries decisions.
+        let batch = bfp_common::wire::Batch {
+            seq: 1,
+            heartbeat: bfp_common::wire::Heartbeat { response: Some(report), ..Default::default() },
+            records: vec![],
+        };
+        assert_eq!(batch.encode().unwrap()[0], 3);
     }
 
     #[test]

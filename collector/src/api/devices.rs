@@ -1,6 +1,6 @@
 //! The fleet: `GET /api/devices` lists the devices and their last
-//! heartbeat; `POST /api/devices` (`{"name": "..."}`) creates one and
-//! answers its token once; `DELETE /api/devices/{name}` revokes one. Both
+//! heartbeat; `POST /api/devices` (`{"name": "...", "group": "..."}`, group
+//! optional, default `default`) creates one and answers its token once; `DELETE /api/devices/{name}` revokes one. Both
 //! changes need [`AdminAuth`].
 
 use axum::extract::State;
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::extract::{AdminAuth, ApiPath, JsonBody, RequestBody};
 use super::AppState;
 use crate::error::Result;
+use crate::store::decisions::{check_group, DEFAULT_GROUP};
 use crate::store::devices;
 
 pub(super) async fn list_devices(State(s): State<AppState>) -> Result<Json<Value>> {
@@ -24,6 +25,9 @@ pub(super) async fn list_devices(State(s): State<AppState>) -> Result<Json<Value
 #[derive(Debug, Deserialize)]
 pub struct NewDevice {
     name: String,
+    /// The decisions it applies; default `default`.
+    #[serde(default)]
+    group: Option<String>,
 }
 
 impl RequestBody for NewDevice {
@@ -33,11 +37,15 @@ impl RequestBody for NewDevice {
 pub(super) async fn add_device(
     State(s): State<AppState>,
     _admin: AdminAuth,
-    JsonBody(NewDevice { name }): JsonBody<NewDevice>,
+    JsonBody(NewDevice { name, group }): JsonBody<NewDevice>,
 ) -> Result<Response> {
     devices::check_name(&name)?;
+    let group = group.unwrap_or_else(|| DEFAULT_GROUP.to_string());
+    // Checked before the device exists, so a bad group creates nothing.
+    check_group(&group)?;
     let token = s.store.add_device(name.clone()).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "name": name, "token": token }))).into_response())
+    s.store.set_device_group(name.clone(), group.clone()).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": name, "group": group, "token": token }))).into_response())
 }
 
 pub(super) async fn revoke_device(

@@ -27,6 +27,7 @@ use crate::store::Store;
 pub mod access;
 pub mod alerts;
 pub mod analytics;
+pub mod decisions;
 pub mod devices;
 pub mod extract;
 pub mod feedback;
@@ -101,6 +102,13 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
             get(devices::list_devices).post(devices::add_device).layer(DefaultBodyLimit::max(config.max_body_bytes)),
         )
         .route("/api/devices/{name}", delete(devices::revoke_device))
+        .route("/api/devices/{name}/blocks", get(decisions::device_blocks))
+        .route(
+            "/api/decisions",
+            get(decisions::list).post(decisions::add).layer(DefaultBodyLimit::max(decisions::MAX_DECISION_BYTES)),
+        )
+        .route("/api/decisions/{id}", delete(decisions::delete))
+        .route("/api/agent/decisions", get(decisions::for_agent))
         .route("/api/model", get(models::model))
         .route("/api/model/version", get(models::model_version))
         .route("/api/alerts", get(alerts::list))

@@ -46,6 +46,8 @@ pub struct DeviceInfo {
     pub batches: u64,
     /// Records stored.
     pub records: u64,
+    /// Its group: the decisions it applies (default `default`).
+    pub group: String,
 }
 
 /// An authenticated device.

@@ -30,6 +30,7 @@ use futures_util::future::BoxFuture;
 use crate::error::Result;
 
 pub mod alerts;
+pub mod decisions;
 pub mod devices;
 pub mod feedback;
 pub mod insights;
@@ -140,9 +141,35 @@ pub trait Alerts: Send + Sync {
     async fn alert_counts(&self) -> Result<Vec<(String, String, u64)>>;
 }
 
+/// Decisions (blocks pushed to a device group), device groups, and the
+/// blocks devices report.
+#[async_trait]
+pub trait Decisions: Send + Sync {
+    /// Stores a checked decision; it is in force from now.
+    async fn add_decision(&self, new: decisions::NewDecision) -> Result<decisions::Decision>;
+
+    /// Decisions, newest first.
+    async fn decisions(&self, q: decisions::DecisionQuery) -> Result<Vec<decisions::Decision>>;
+
+    /// Revokes a decision; [`crate::Error::NotFound`] for an unknown id,
+    /// [`crate::Error::Conflict`] for one deleted already.
+    async fn delete_decision(&self, id: i64, by: String) -> Result<decisions::Decision>;
+
+    /// The decisions in force for `device`'s group, as agents fetch them.
+    async fn pushed_decisions(&self, device: DeviceId) -> Result<bfp_common::wire::PushedDecisions>;
+
+    /// Puts a device in a group; [`crate::Error::NotFound`] for an unknown
+    /// device.
+    async fn set_device_group(&self, name: String, group: String) -> Result<()>;
+
+    /// What a device last reported of its blocks; [`crate::Error::NotFound`]
+    /// for an unknown device.
+    async fn device_blocks(&self, name: String) -> Result<decisions::DeviceBlocks>;
+}
+
 /// The whole store, as the service holds it (`Arc<dyn Store>`).
 #[async_trait]
-pub trait Store: Predictions + Devices + AnalystFeedback + Alerts + Users {
+pub trait Store: Predictions + Devices + AnalystFeedback + Alerts + Users + Decisions {
     /// The writer's counters.
     fn stats(&self) -> &WriterStats;
 

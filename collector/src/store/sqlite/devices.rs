@@ -48,7 +48,7 @@ pub(super) fn revoke_device(conn: &Connection, name: &str) -> Result<()> {
 pub(super) fn list_devices(conn: &Connection) -> Result<Vec<DeviceInfo>> {
     let mut stmt = conn.prepare_cached(
         "SELECT name, created_at, revoked_at, last_seen, agent_version, model_version, spool_depth, dropped,
-                lines_read, last_error, last_seq, batches, records
+                lines_read, last_error, last_seq, batches, records, device_group
          FROM devices ORDER BY name",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -66,6 +66,7 @@ pub(super) fn list_devices(conn: &Connection) -> Result<Vec<DeviceInfo>> {
             last_seq: r.get::<_, i64>(10)? as u64,
             batches: r.get::<_, i64>(11)? as u64,
             records: r.get::<_, i64>(12)? as u64,
+            group: r.get(13)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -146,6 +147,8 @@ fn update_heartbeat(tx: &rusqlite::Connection, id: i64, hb: &Heartbeat) -> rusql
         hb.lines_read.min(i64::MAX as u64) as i64,
         hb.last_error,
     ])?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    super::decisions::record_response(tx, id, hb.response.as_ref(), now)?;
     Ok(())
 }
 

@@ -36,6 +36,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, what: "per-source id indexes without CSV rows", apply: source_indexes },
     Migration { version: 7, what: "alerts and their evaluation cursor", apply: alerts },
     Migration { version: 8, what: "operators and their API tokens", apply: users },
+    Migration { version: 9, what: "device groups, decisions and the blocks devices report", apply: decisions },
 ];
 
 /// The schema version this collector writes (the last step of the ladder).
@@ -278,6 +279,55 @@ CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens (user_id);",
     )
 }
 
+fn decisions(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    // Idempotent like the steps before it: a database rewound to an older
+    // `user_version` (as the back-fill tests do) passes here again.
+    let has_group: bool =
+        tx.query_row("SELECT count(*) > 0 FROM pragma_table_info('devices') WHERE name = 'device_group'", [], |r| {
+            r.get(0)
+        })?;
+    if !has_group {
+        tx.execute_batch("ALTER TABLE devices ADD COLUMN device_group TEXT NOT NULL DEFAULT 'default'")?;
+    }
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS decisions (
+    id           INTEGER PRIMARY KEY,
+    device_group TEXT NOT NULL,
+    address      TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    created_by   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    until        INTEGER NOT NULL,
+    deleted_at   INTEGER,
+    deleted_by   TEXT,
+    alert_id     INTEGER UNIQUE
+);
+CREATE INDEX IF NOT EXISTS decisions_active ON decisions (device_group, until) WHERE deleted_at IS NULL;
+CREATE TABLE IF NOT EXISTS device_responses (
+    device_id   INTEGER PRIMARY KEY REFERENCES devices (id),
+    backend     TEXT NOT NULL,
+    reported_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS device_blocks (
+    device_id   INTEGER NOT NULL REFERENCES devices (id),
+    address     TEXT NOT NULL,
+    since       INTEGER NOT NULL,
+    until       INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    origin      TEXT NOT NULL,
+    decision_id INTEGER,
+    PRIMARY KEY (device_id, address)
+);
+CREATE TABLE IF NOT EXISTS device_refusals (
+    device_id   INTEGER NOT NULL REFERENCES devices (id),
+    decision_id INTEGER NOT NULL,
+    address     TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    PRIMARY KEY (device_id, decision_id)
+);",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +359,9 @@ mod tests {
             "alerts",
             "users",
             "api_tokens",
+            "decisions",
+            "device_blocks",
+            "device_refusals",
         ] {
             assert!(first.iter().any(|sql| sql.starts_with(&format!("CREATE TABLE {table} "))), "{table}");
         }

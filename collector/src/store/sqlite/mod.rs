@@ -25,6 +25,7 @@ use super::{
 use crate::error::{Error, Result};
 
 mod alerts;
+mod decisions;
 mod devices;
 mod feedback;
 mod insights;
@@ -289,6 +290,37 @@ impl Users for SqliteStore {
 
     async fn authenticate_operator(&self, token: String) -> Result<Option<Operator>> {
         self.reads.run(move |c| users::authenticate(c, &token)).await
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+#[async_trait]
+impl super::Decisions for SqliteStore {
+    async fn add_decision(&self, new: super::decisions::NewDecision) -> Result<super::decisions::Decision> {
+        self.exclusive(move |conn| decisions::add(conn, &new, unix_now())).await
+    }
+
+    async fn decisions(&self, q: super::decisions::DecisionQuery) -> Result<Vec<super::decisions::Decision>> {
+        self.reads.run(move |c| decisions::list(c, &q, unix_now())).await
+    }
+
+    async fn delete_decision(&self, id: i64, by: String) -> Result<super::decisions::Decision> {
+        self.exclusive(move |conn| decisions::delete(conn, id, &by, unix_now())).await
+    }
+
+    async fn pushed_decisions(&self, device: DeviceId) -> Result<bfp_common::wire::PushedDecisions> {
+        self.reads.run(move |c| decisions::pushed(c, &device, unix_now())).await
+    }
+
+    async fn set_device_group(&self, name: String, group: String) -> Result<()> {
+        self.exclusive(move |conn| decisions::set_group(conn, &name, &group)).await
+    }
+
+    async fn device_blocks(&self, name: String) -> Result<super::decisions::DeviceBlocks> {
+        self.reads.run(move |c| decisions::device_blocks(c, &name)).await
     }
 }
 
