@@ -175,7 +175,7 @@ fn the_collector_check_sends_the_token_to_the_real_collector() {
 
     // The check stored no record; the device was seen, with the model the
     // agent scores with.
-    let fleet = bfp_e2e::get(&c.url("/api/devices")).json();
+    let fleet = c.get("/api/devices").json();
     let device = fleet["devices"].as_array().unwrap().iter().find(|d| d["name"] == "pi-check").unwrap().clone();
     assert_eq!(device["records"], 0, "{device}");
     assert!(device["model_version"].as_str().is_some_and(|v| v.starts_with("bfp-")), "{device}");

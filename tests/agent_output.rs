@@ -143,7 +143,7 @@ fn run_keeps_local_json_lines_while_forwarding() {
     fs::write(&log, fs::read(&source).unwrap()).unwrap();
     let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
     wait_until(60, "the whole log", || consumed(&state, &log));
-    wait_drained(&c.url(""), "pi-local", 60);
+    wait_drained(&c, "pi-local", 60);
     running.stop();
     let rows = agent_rows(&c.url(""));
     let bytes = fs::read(&local).unwrap();

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use bfp_e2e::agent::{consumed, real_log, temp_dir, wait_until, RunningAgent};
 use bfp_e2e::forward::{agent_config, agent_rows, device_add, wait_drained};
-use bfp_e2e::{binary, get, post_json, Collector};
+use bfp_e2e::{binary, get, operator_token, post_json, send, Collector};
 
 /// One rule per kind of result: suspicious sessions grouped by the
 /// attacking address, and suspicious source windows (the agent's own
@@ -35,8 +35,8 @@ group_by = "rule"
 window_secs = 86400
 "#;
 
-fn alerts(base: &str) -> Vec<serde_json::Value> {
-    get(&format!("{base}/api/alerts?limit=1000")).json()["alerts"].as_array().expect("alerts").clone()
+fn alerts(c: &Collector) -> Vec<serde_json::Value> {
+    c.get("/api/alerts?limit=1000").json()["alerts"].as_array().expect("alerts").clone()
 }
 
 /// (rule, address) -> matches, as the stored results say the rules should
@@ -67,10 +67,10 @@ fn grouped(list: &[serde_json::Value]) -> BTreeMap<(String, String), u64> {
     got
 }
 
-fn wait_for_alerts(base: &str, want: &BTreeMap<(String, String), u64>) -> Vec<serde_json::Value> {
+fn wait_for_alerts(c: &Collector, want: &BTreeMap<(String, String), u64>) -> Vec<serde_json::Value> {
     let mut list = Vec::new();
     wait_until(60, "the alerts to cover every stored result", || {
-        list = alerts(base);
+        list = alerts(c);
         grouped(&list).values().sum::<u64>() >= want.values().sum::<u64>()
     });
     list
@@ -91,7 +91,7 @@ fn a_real_brute_force_forwarded_by_the_agent_is_one_alert_per_source_across_a_si
     fs::write(&log, fs::read(real_log("exposed-rhel/secure")).unwrap()).unwrap();
     let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
     wait_until(180, "the whole log", || consumed(&state, &log));
-    wait_drained(&c.url(""), "bastion", 180);
+    wait_drained(&c, "bastion", 180);
     running.stop();
 
     let want = expected(&c.url(""));
@@ -105,7 +105,7 @@ fn a_real_brute_force_forwarded_by_the_agent_is_one_alert_per_source_across_a_si
     // match exactly once.
     drop(c); // SIGKILL
     let c = Collector::start(&db, &args);
-    let list = wait_for_alerts(&c.url(""), &want);
+    let list = wait_for_alerts(&c, &want);
     assert_eq!(grouped(&list), want, "one alert per rule and source address, counting each match once");
     assert!(list.len() < matches as usize / 2, "{} alerts for {matches} suspicious results", list.len());
 
@@ -122,19 +122,45 @@ fn a_real_brute_force_forwarded_by_the_agent_is_one_alert_per_source_across_a_si
 
     // Analysts move it forward; states are filtered and counted in /metrics.
     let id = top["id"].as_i64().unwrap();
-    let acked = post_json(&c.url(&format!("/api/alerts/{id}/ack")), &serde_json::json!({"by": "ana"}));
+    // The change is recorded under the analyst's own name; `by` only adds a note.
+    let analyst = format!("Bearer {}", operator_token(&db, "ana", "analyst"));
+    let as_analyst = |action: &str, id: i64, body: &str| {
+        let headers = [("Authorization", analyst.as_str()), ("Content-Type", "application/json")];
+        send("POST", &c.url(&format!("/api/alerts/{id}/{action}")), &headers, Some(body.as_bytes()))
+    };
+    let acked = as_analyst("ack", id, r#"{"by": "night shift"}"#);
     assert_eq!(acked.status, 200, "{}", acked.body);
-    assert_eq!(acked.json()["acknowledged_by"], "ana");
-    let resolved = post_json(&c.url(&format!("/api/alerts/{id}/resolve")), &serde_json::json!({}));
-    assert_eq!(resolved.json()["state"], "resolved");
-    let back = post_json(&c.url(&format!("/api/alerts/{id}/ack")), &serde_json::json!({}));
+    assert_eq!(acked.json()["acknowledged_by"], "ana (night shift)");
+    let resolved = as_analyst("resolve", id, "{}");
+    assert_eq!(
+        (resolved.json()["state"].as_str(), resolved.json()["resolved_by"].as_str()),
+        (Some("resolved"), Some("ana"))
+    );
+    let back = as_analyst("ack", id, "{}");
     assert_eq!((back.status, back.json()["error"].as_str()), (409, Some("Conflict")));
-    assert_eq!(post_json(&c.url("/api/alerts/999999/ack"), &serde_json::json!({})).status, 404);
-    let bad = get(&c.url("/api/alerts?state=closed"));
+    assert_eq!(as_analyst("ack", 999999, "{}").status, 404);
+    assert_eq!(post_json(&c.url(&format!("/api/alerts/{id}/ack")), &serde_json::json!({})).status, 401);
+    let bad = c.get("/api/alerts?state=closed");
     assert_eq!(bad.status, 400);
-    let resolved_list = get(&c.url("/api/alerts?state=resolved")).json();
+    let resolved_list = c.get("/api/alerts?state=resolved").json();
     assert_eq!(resolved_list["alerts"].as_array().unwrap().len(), 1);
-    let metrics = get(&c.url("/metrics")).body;
+    let trail = c.get("/api/audit").json();
+    let changes: Vec<String> = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "alert.state")
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["actor"].as_str().unwrap(),
+                e["target"].as_str().unwrap(),
+                e["detail"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(changes, [format!("ana alert {id} resolved"), format!("ana alert {id} acknowledged")]);
+    let metrics = c.get("/metrics").body;
     let rule = top["rule"].as_str().unwrap();
     assert!(metrics.contains(&format!("bfp_alerts{{rule=\"{rule}\",state=\"resolved\"}} 1")), "{metrics}");
     c.stop();

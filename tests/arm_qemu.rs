@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bfp_e2e::agent::wait_until;
 use bfp_e2e::forward::{agent_config, agent_rows, device_add, key_of_row, key_of_scan, multiset, wait_drained};
-use bfp_e2e::{binary, get, repo_root, shared_data, Collector};
+use bfp_e2e::{binary, repo_root, shared_data, Collector};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -159,12 +159,12 @@ fn aarch64_agent_under_qemu_forwards_a_real_log_to_the_collector() {
         .expect("start bfp-agent under qemu");
     let lines = std::fs::read_to_string(&source).unwrap().lines().count() as u64;
     wait_until(180, "the emulated agent to read the whole log", || {
-        let fleet = get(&c.url("/api/devices")).json();
+        let fleet = c.get("/api/devices").json();
         let device = fleet["devices"].as_array().and_then(|a| a.iter().find(|d| d["name"] == "pi-qemu").cloned());
         device.is_some_and(|d| d["lines_read"].as_u64() == Some(lines))
     });
     // Then a heartbeat from after now with an empty spool: everything acknowledged.
-    let device = wait_drained(&c.url(""), "pi-qemu", 120);
+    let device = wait_drained(&c, "pi-qemu", 120);
     // SIGTERM: the agent stops cleanly (through qemu, which passes the signal on).
     let _ = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -12,25 +12,27 @@ use bfp_e2e::browser::{screenshots_dir, Browser};
 use bfp_e2e::{self as support, forward, Collector};
 use serde_json::{json, Value};
 
-/// The API, to compare the pages with (blocking, through the shared helpers).
-struct Api {
+/// The API, to compare the pages with (blocking, through the shared
+/// helpers), as an administrator.
+struct Api<'a> {
     base: String,
+    collector: &'a Collector,
 }
 
-impl Api {
+impl Api<'_> {
     fn get(&self, path: &str) -> (u16, Value) {
-        let r = support::get(&format!("{}{path}", self.base));
+        let r = self.collector.get(path);
         let v = if r.status == 404 && !r.body.starts_with('{') { Value::Null } else { r.json() };
         (r.status, v)
     }
 
     fn get_text(&self, path: &str) -> (u16, String, String) {
-        let r = support::get(&format!("{}{path}", self.base));
+        let r = self.collector.get(path);
         (r.status, r.content_type.unwrap_or_default(), r.body)
     }
 
     fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = support::post_json(&format!("{}{path}", self.base), body);
+        let r = self.collector.post_json(path, body);
         (r.status, r.json())
     }
 
@@ -41,7 +43,7 @@ impl Api {
     }
 }
 
-async fn single_scan(b: &Browser, api: &Api, base: &str, shots: &Path) {
+async fn single_scan(b: &Browser, api: &Api<'_>, base: &str, shots: &Path) {
     b.goto(&format!("{base}/#/scan")).await;
     b.wait_visible("#scan-form").await;
     let before = api.get("/api/analytics").1["total_predictions"].as_u64().unwrap();
@@ -90,7 +92,7 @@ async fn single_scan(b: &Browser, api: &Api, base: &str, shots: &Path) {
     b.screenshot(shots, "scan").await;
 }
 
-async fn csv_batch(b: &Browser, api: &Api, base: &str, shots: &Path) {
+async fn csv_batch(b: &Browser, api: &Api<'_>, base: &str, shots: &Path) {
     let seed = support::shared_data().join("seed/test.csv");
     assert!(seed.is_file(), "{} not found (set BFP_SHARED_DATA to the shared data folder)", seed.display());
     let seed = seed.canonicalize().unwrap();
@@ -151,7 +153,7 @@ async fn csv_batch(b: &Browser, api: &Api, base: &str, shots: &Path) {
     b.screenshot(shots, "batch-error").await;
 }
 
-async fn analytics(b: &Browser, api: &Api, base: &str, shots: &Path) {
+async fn analytics(b: &Browser, api: &Api<'_>, base: &str, shots: &Path) {
     let (_, a) = api.get("/api/analytics");
     b.goto(&format!("{base}/#/analytics")).await;
     let total = a["total_predictions"].as_u64().unwrap().to_string();
@@ -187,7 +189,7 @@ async fn analytics(b: &Browser, api: &Api, base: &str, shots: &Path) {
     b.screenshot(shots, "analytics").await;
 }
 
-async fn results(b: &Browser, api: &Api, base: &str, shots: &Path) {
+async fn results(b: &Browser, api: &Api<'_>, base: &str, shots: &Path) {
     // Enough rows for three pages of ten.
     for i in 0..22u32 {
         let protocol = ["SSH", "HTTPS", "FTP"][i as usize % 3];
@@ -285,7 +287,7 @@ async fn page_ids(b: &Browser) -> Vec<u64> {
 /// An agent reports (a real token from `device add`, a batch over
 /// `/api/ingest`): the devices page lists it, and the analytics page charts it
 /// by device and by source address.
-async fn fleet(b: &Browser, api: &Api, base: &str, token: &str, shots: &Path) {
+async fn fleet(b: &Browser, api: &Api<'_>, base: &str, token: &str, shots: &Path) {
     // Choosing the current page again reloads it.
     b.click("nav a[data-page=devices]").await;
     b.wait_visible("#devices-wrap").await;
@@ -330,7 +332,7 @@ async fn fleet(b: &Browser, api: &Api, base: &str, token: &str, shots: &Path) {
 
 /// Before any agent exists the devices page says so (an empty fleet, or a
 /// collector without fleet support answering 404).
-async fn devices(b: &Browser, api: &Api, base: &str) {
+async fn devices(b: &Browser, api: &Api<'_>, base: &str) {
     let (status, body) = api.get("/api/devices");
     assert!(status == 404 || body["devices"].as_array().is_some_and(|d| d.is_empty()), "{status} {body}");
     b.goto(&format!("{base}/#/devices")).await;
@@ -401,7 +403,12 @@ async fn keyboard_navigation(b: &Browser, base: &str) {
     let loaded = b
         .js("return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname).sort();", vec![])
         .await;
-    assert_eq!(loaded, json!(["/assets/app.js", "/assets/style.css"]), "first load fetched more than it needs");
+    // ... and who is logged in.
+    assert_eq!(
+        loaded,
+        json!(["/api/session", "/assets/app.js", "/assets/style.css"]),
+        "first load fetched more than it needs"
+    );
     // Reported, not asserted (timing belongs in benchmarks): see docs/benchmarks.md.
     let paint = b
         .js(
@@ -434,17 +441,19 @@ async fn dashboard_in_a_real_browser() {
     let db = dir.path().join("app.db");
     let collector = Collector::start(&db, &[]);
     let base = collector.url("");
-    let api = Api { base: base.clone() };
+    let api = Api { base: base.clone(), collector: &collector };
     let shots = screenshots_dir();
+    support::add_operator(&db, "e2e-admin", "admin");
     let b = Browser::start().await;
 
+    b.log_in(&base, "e2e-admin", &support::password_of("e2e-admin")).await;
     keyboard_navigation(&b, &base).await;
     single_scan(&b, &api, &base, &shots).await;
     csv_batch(&b, &api, &base, &shots).await;
     analytics(&b, &api, &base, &shots).await;
     results(&b, &api, &base, &shots).await;
     devices(&b, &api, &base).await;
-    // A device is registered over the API (allowed from loopback) and reports.
+    // A device is registered over the API (an administrator's token) and reports.
     let (status, added) = api.post_json("/api/devices", &json!({"name": "pi-lab"}));
     assert_eq!(status, 201, "{added}");
     fleet(&b, &api, &base, added["token"].as_str().unwrap(), &shots).await;
@@ -469,7 +478,7 @@ fn dashboard_endpoints_answer_json_errors_and_keep_the_original_csv_answer() {
         "/api/export.csv?prediction=maybe",
         "/api/export.csv?from=2026/01/01",
     ] {
-        let r = support::get(&c.url(path));
+        let r = c.get(path);
         assert_eq!(r.status, 400, "{path}: {}", r.body);
         assert_eq!(r.json()["error"], "Invalid or missing input data", "{path}");
         assert!(r.json()["detail"].as_str().is_some_and(|d| !d.is_empty()), "{path}: {}", r.body);
@@ -495,10 +504,10 @@ fn dashboard_endpoints_answer_json_errors_and_keep_the_original_csv_answer() {
     let r = support::get(&c.url("/api/results?min_id=4&max_id=6"));
     assert_eq!(r.json()["count"], 3);
     // Empty store windows are fine; here the two uploads fill one hour.
-    let i = support::get(&c.url("/api/insights")).json();
+    let i = c.get("/api/insights").json();
     let hours = i["over_time"].as_array().unwrap();
     assert_eq!(hours.iter().map(|h| h["normal"].as_u64().unwrap() + h["suspicious"].as_u64().unwrap()).sum::<u64>(), 6);
-    let export = support::get(&c.url("/api/export.csv?min_id=4&max_id=6"));
+    let export = c.get("/api/export.csv?min_id=4&max_id=6");
     assert_eq!(export.status, 200);
     assert_eq!(export.header("content-disposition"), Some("attachment; filename=\"bfp-scored.csv\""));
     assert_eq!(export.body.lines().count(), 4, "{}", export.body);

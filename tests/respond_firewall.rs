@@ -473,7 +473,7 @@ fn the_collector_accepts_the_version_2_heartbeats_of_a_responding_agent() {
     });
     // Heard from after the block with nothing left in the spool: every
     // batch, heartbeats with the response report included, was accepted.
-    let device = wait_drained(&collector.url(""), "pi-respond", 60);
+    let device = wait_drained(&collector, "pi-respond", 60);
     let _ = Command::new("kill").arg(agent.id().to_string()).status();
     let _ = agent.wait();
     assert_eq!(device["last_error"], serde_json::Value::Null, "{device}");

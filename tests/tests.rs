@@ -2,6 +2,7 @@
 //! agent under qemu, the dashboard in Chromium), a module per area, in one
 //! test binary.
 
+mod access_matrix;
 mod accounts;
 mod agent_check;
 mod agent_learn;
@@ -14,6 +15,7 @@ mod arm_qemu;
 mod collector;
 mod dashboard_browser;
 mod decisions;
+mod dashboard_login;
 mod export_safety;
 mod feedback;
 mod forward_agent;

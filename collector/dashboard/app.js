@@ -44,16 +44,82 @@
     }
   }
 
+  // ---- Session ---------------------------------------------------------------
+
+  /** The logged-in operator: { user, role, csrf_token }, or null. */
+  let session = null;
+  const ROLE_RANK = { viewer: 0, analyst: 1, admin: 2 };
+  const can = (role) => session !== null && ROLE_RANK[session.role] >= ROLE_RANK[role];
+
+  /** Every state-changing request made with the session cookie carries its CSRF token. */
+  function withCsrf(options) {
+    const method = (options.method || "GET").toUpperCase();
+    if (method === "GET" || !session) return options;
+    return { ...options, headers: { ...(options.headers || {}), "X-CSRF-Token": session.csrf_token } };
+  }
+
   async function api(path, options = {}) {
     let res;
     try {
-      res = await fetch(path, { headers: { Accept: "application/json" }, ...options });
+      res = await fetch(path, withCsrf({ headers: { Accept: "application/json" }, credentials: "same-origin", ...options }));
     } catch (e) {
       throw new ApiError(0, null, `The collector cannot be reached (${e.message}).`);
     }
     const body = await parseBody(res);
+    if (res.status === 401 && session && path !== "/api/login") {
+      // The session ended (idle, expired, logged out elsewhere): log in again.
+      showLogin("Your session has ended; log in again.");
+    }
     if (!res.ok) throw new ApiError(res.status, body, `The collector answered HTTP ${res.status}.`);
     return body;
+  }
+
+  /** Shows what the role may do and hides the rest (the server refuses it anyway). */
+  function applyRole() {
+    for (const node of $$("[data-min-role]")) node.hidden = !can(node.dataset.minRole);
+    $("#whoami-user").textContent = session ? session.user : "";
+    $("#whoami-role").textContent = session ? session.role : "";
+    $("#whoami").hidden = !session;
+    $("#nav").hidden = !session;
+  }
+
+  function showLogin(message) {
+    session = null;
+    // Nothing of the last operator stays on screen.
+    if ($("#detail").open) $("#detail").close();
+    applyRole();
+    for (const section of $$(".page")) section.hidden = section.id !== "page-login";
+    document.title = "Log in — bfp dashboard";
+    showError($("#login-error"), message ? new Error(message) : null);
+    $("#login-user").focus();
+  }
+
+  function initLogin() {
+    $("#login-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      showError($("#login-error"), null);
+      try {
+        session = await api("/api/login", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ user: $("#login-user").value.trim(), password: $("#login-password").value }),
+        });
+      } catch (e) {
+        showError($("#login-error"), e);
+        return;
+      }
+      $("#login-password").value = "";
+      applyRole();
+      route();
+    });
+    $("#logout").addEventListener("click", async () => {
+      try {
+        await api("/api/logout", { method: "POST" });
+      } catch {
+        // Whatever the answer, this page forgets the session.
+      }
+      showLogin(null);
+    });
   }
 
   function query(params) {
@@ -119,21 +185,24 @@
   // ---- Router --------------------------------------------------------------
 
   const pages = {
-    scan: { init: initScan },
-    batch: { init: initBatch },
     analytics: { init: initAnalytics, show: loadAnalytics },
     results: { init: initResults, show: loadResults },
     devices: { show: loadDevices },
     alerts: { init: initAlerts, show: loadAlerts },
+    audit: { show: loadAudit, role: "admin" },
+    scan: { init: initScan, role: "analyst" },
+    batch: { init: initBatch, role: "analyst" },
   };
   const initialised = new Set();
 
   function route() {
+    if (!session) return;
     const hash = location.hash;
     // In-page anchors such as the skip link are not routes.
     if (hash && !hash.startsWith("#/")) return;
-    const name = (hash.slice(2).split("?")[0] || "scan");
-    const page = pages[name] ? name : "scan";
+    const home = can("analyst") ? "scan" : "analytics";
+    const name = (hash.slice(2).split("?")[0] || home);
+    const page = pages[name] && can(pages[name].role || "viewer") ? name : home;
     for (const section of $$(".page")) section.hidden = section.id !== `page-${page}`;
     for (const a of $$("nav a[data-page]")) {
       if (a.dataset.page === page) a.setAttribute("aria-current", "page");
@@ -263,6 +332,7 @@
       const xhr = new XMLHttpRequest();
       xhr.open("POST", "/api/predict-csv?ids=1");
       xhr.setRequestHeader("Accept", "application/json");
+      if (session) xhr.setRequestHeader("X-CSRF-Token", session.csrf_token);
       xhr.upload.addEventListener("progress", (e) => {
         if (e.lengthComputable) onProgress(e.loaded, e.total);
       });
@@ -656,6 +726,10 @@
   /** "Mark false positive" / "Confirm": POST /api/results/{id}/feedback, then show what was stored. */
   function feedbackBox(res) {
     const status = el("p", { id: "detail-label", role: "status", text: labelText(res) });
+    // Viewers see the label, not the buttons that change it.
+    if (!can("analyst")) {
+      return el("section", { class: "feedback", "aria-label": "Analyst feedback" }, el("h3", { text: "Analyst feedback" }), status);
+    }
     const errBox = el("p", { class: "error", role: "alert", hidden: true });
     const send = async (label) => {
       showError(errBox, null);
@@ -784,7 +858,7 @@
     $("#alerts-wrap").hidden = alerts.length === 0;
     const act = (a, action) => async () => {
       try {
-        await api(`/api/alerts/${a.id}/${action}`, { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify({ by: "dashboard" }) });
+        await api(`/api/alerts/${a.id}/${action}`, { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: "{}" });
       } catch (e) {
         showError(errBox, e);
         return;
@@ -803,8 +877,34 @@
           el("td", { text: a.last_seen }),
           el("td", {}, el("a", { href: a.results, target: "_blank", rel: "noopener", text: `#${a.first_result_id}–#${a.last_result_id}` })),
           el("td", {},
-            a.state === "open" ? el("button", { type: "button", class: "secondary", text: "Acknowledge", onclick: act(a, "ack") }) : null,
-            a.state !== "resolved" ? el("button", { type: "button", class: "secondary", text: "Resolve", onclick: act(a, "resolve") }) : null),
+            can("analyst") && a.state === "open" ? el("button", { type: "button", class: "secondary", text: "Acknowledge", onclick: act(a, "ack") }) : null,
+            can("analyst") && a.state !== "resolved" ? el("button", { type: "button", class: "secondary", text: "Resolve", onclick: act(a, "resolve") }) : null),
+        ),
+      ),
+    );
+  }
+
+  // ---- 7. Audit trail --------------------------------------------------------
+
+  async function loadAudit() {
+    const errBox = $("#audit-error");
+    showError(errBox, null);
+    let entries = [];
+    try {
+      entries = (await api("/api/audit?limit=200")).entries || [];
+    } catch (e) {
+      showError(errBox, e);
+    }
+    $("#audit-table tbody").replaceChildren(
+      ...entries.map((e) =>
+        el("tr", {},
+          el("td", { class: "num", text: e.id }),
+          el("td", { text: e.at }),
+          el("td", { text: e.actor }),
+          el("td", { text: e.action }),
+          el("td", { text: e.target }),
+          el("td", { text: e.detail }),
+          el("td", { text: e.client ?? "" }),
         ),
       ),
     );
@@ -812,6 +912,7 @@
 
   // ---- Start ---------------------------------------------------------------
 
+  initLogin();
   window.addEventListener("hashchange", route);
   // Choosing the page already shown reloads its data (no hashchange fires).
   for (const a of $$("nav a[data-page]")) {
@@ -819,5 +920,12 @@
       if (location.hash === a.getAttribute("href")) route();
     });
   }
-  route();
+  // A reloaded page keeps its session (the cookie): ask who we are.
+  api("/api/session")
+    .then((who) => {
+      session = who;
+      applyRole();
+      route();
+    })
+    .catch(() => showLogin(null));
 })();

@@ -26,6 +26,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of `Serve` costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (the default).
@@ -296,7 +298,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub agent_model: Option<PathBuf>,
     /// Origin allowed to call the API from a browser (repeatable; `*` allows
-    /// any). Default: none (no CORS headers).
+    /// any), with an API token or on the open legacy routes; the session
+    /// cookie is never allowed cross-origin. Default: none (no CORS headers).
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
     /// Largest JSON body accepted, in bytes. Default: 65536.
@@ -313,11 +316,28 @@ pub struct ServeArgs {
     /// Most rows one group commit takes. Default: 4096.
     #[arg(long, value_name = "ROWS", default_value_t = 4096)]
     pub max_batch: usize,
-    /// Bearer token that allows `POST /api/devices` and
-    /// `DELETE /api/devices/NAME` from other machines. Default: none (device
-    /// administration only from loopback or with `bfp-collector device`).
+    /// Bearer token that stands for an administrator on every route (for
+    /// scripts; prefer a user's API token, `bfp-collector token add`).
+    /// Default: none.
     #[arg(long, value_name = "TOKEN", env = "BFP_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Keep the original system's routes (`/health`, `/api/predict`,
+    /// `/api/predict-csv`, `/api/analytics`, `/api/results`) open without a
+    /// credential on every address the collector listens on. Default: off
+    /// (open only on the legacy listeners, see `--legacy-listener`).
+    #[arg(long)]
+    pub open_legacy_api: bool,
+    /// A local address on which the original system's routes stay open
+    /// without a credential (repeatable). Default: every loopback address
+    /// (127.0.0.0/8, ::1). Elsewhere they need a token like any other route.
+    #[arg(long = "legacy-listener", value_name = "IP")]
+    pub legacy_listeners: Vec<IpAddr>,
+    /// A host name the collector answers to in the `Host` header
+    /// (repeatable; against DNS rebinding). `localhost`, the machine's name
+    /// and the address a connection reached are always allowed; any other
+    /// name gets 421. Default: none besides those.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
     /// Serve HTTPS with this PEM certificate chain (with `--tls-key`).
     /// Default: plain HTTP (the loopback default).
     #[arg(long, value_name = "PEM", requires = "tls_key")]

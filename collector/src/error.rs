@@ -27,6 +27,16 @@ pub enum Error {
     /// A known caller whose role (or kind: a device) does not allow this.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The request names a host this collector does not serve (a `Host`
+    /// header outside `--allowed-host`: DNS rebinding).
+    #[error("misdirected request: {0}")]
+    MisdirectedHost(String),
+    /// The account is locked after too many wrong passwords.
+    #[error("locked: {0}")]
+    Locked(String),
+    /// The client tries too often (login attempts per address).
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
     /// The request clashes with what exists (a device name taken).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -89,6 +99,9 @@ impl Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
+            Error::Locked(_) => StatusCode::LOCKED,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,6 +119,9 @@ impl IntoResponse for Error {
             Error::Unauthorized(d) => ("Unauthorized", d.clone()),
             Error::Forbidden(d) => ("Forbidden", d.clone()),
             Error::Conflict(d) => ("Conflict", d.clone()),
+            Error::MisdirectedHost(d) => ("Misdirected request", d.clone()),
+            Error::Locked(d) => ("Locked", d.clone()),
+            Error::TooManyRequests(d) => ("Too many requests", d.clone()),
             Error::MethodNotAllowed => ("Method not allowed", "this route does not accept this method".into()),
             Error::ShuttingDown => ("Service unavailable", self.to_string()),
             other => {

@@ -15,7 +15,11 @@
 //! error.rs             the one error type; each variant knows its HTTP status
 //! api/                 HTTP, one module per resource
 //!   mod.rs             AppState, the route table, CORS, the metrics layer
-//!   extract.rs         extractors: JSON body, query, path, device/admin auth
+//!   access.rs          who may call what: ROUTE_ACCESS, the access layer
+//!                      (tokens, sessions, CSRF, Host, body types, legacy
+//!                      listeners) and the caller extractors
+//!   session.rs, audit.rs  the dashboard's login and the audit trail
+//!   extract.rs         extractors: JSON body, query, path, device auth
 //!   health, predict, predict_csv, analytics, results   the original contract
 //!   ingest, devices, models                            agents and the fleet
 //!   feedback, insights, metrics                        dashboard and operators
@@ -52,8 +56,9 @@
 //! A new resource (users and API tokens, alerts and their outbox) gets a
 //! trait in `store/` (a supertrait of `Store`), its tables as new steps at
 //! the end of `store/sqlite/migrations.rs`, its SQL in `store/sqlite/`, its
-//! routes in a module of `api/` listed in `api::router`, and its
-//! authentication as an extractor in `api/extract.rs`.
+//! routes in a module of `api/` listed in `api::router`, and each route's
+//! access as a row of `ROUTE_ACCESS` in `api/access.rs` (a route without one
+//! answers 500 to everyone).
 
 pub mod alerts;
 pub mod api;
@@ -132,6 +137,24 @@ impl Server {
         let model = load_model(args.model.as_deref())?;
         let agent_model = load_agent_model(args.agent_model.as_deref())?;
         let store = store::open(&args.store_config())?;
+        let addr = args.listen_addr(port_env)?;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+        let bound = listener.local_addr()?;
+        let mut allowed_hosts: std::collections::BTreeSet<String> =
+            args.allowed_hosts.iter().map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase()).collect();
+        allowed_hosts.insert("localhost".into());
+        if let Some(name) = gethostname::gethostname().to_str() {
+            allowed_hosts.insert(name.to_ascii_lowercase());
+        }
+        let console = api::access::ConsoleConfig {
+            open_legacy_api: args.open_legacy_api,
+            legacy_listeners: args.legacy_listeners.clone(),
+            allowed_hosts,
+            sessions: store::console::SessionPolicy::default(),
+            secure_cookie: args.tls_cert.is_some(),
+            cors_origins: args.cors_origins.clone(),
+        };
         let state = api::AppState {
             store: store.clone(),
             model_version: Arc::from(model.model_version.as_str()),
@@ -139,6 +162,8 @@ impl Server {
             agent_model: Arc::new(agent_model),
             metrics: Arc::default(),
             admin_token: args.admin_token.as_deref().map(Arc::from),
+            console: Arc::new(console),
+            login_limiter: api::session::login_limiter(),
         };
         let app = api::router(
             state,
@@ -146,11 +171,9 @@ impl Server {
                 max_body_bytes: args.max_body_bytes,
                 max_upload_bytes: args.max_upload_bytes,
                 cors_origins: args.cors_origins.clone(),
+                bound: Some(bound),
             },
         )?;
-        let addr = args.listen_addr(port_env)?;
-        let listener =
-            TcpListener::bind(addr).await.map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => {
                 // rustls with ring, as the agent (no aws-lc build); ignored
@@ -190,7 +213,7 @@ impl Server {
     /// Serves until `shutdown` resolves, then finishes in-flight requests and
     /// commits every queued write before returning.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
-        let make_service = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        let make_service = self.app.into_make_service_with_connect_info::<api::ConnInfo>();
         let served = match self.tls {
             None => axum::serve(self.listener, make_service).with_graceful_shutdown(shutdown).await,
             Some(tls) => {

@@ -78,6 +78,7 @@ fn migrate(args: &bfp_collector::config::MigrateArgs) -> ExitCode {
 /// running service or without one (SQLite's WAL and busy timeout let both
 /// write), through the same store seam as the service.
 fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
+    use bfp_collector::auth::cli::audit_cli;
     use bfp_collector::config::DeviceAction;
     use bfp_collector::store::{self, sqlite::SqliteConfig};
     let run = async {
@@ -87,20 +88,28 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
                 // Checked before the device exists, so a bad group creates nothing.
                 Err(e) => Err(e),
                 Ok(()) => match store.add_device(name.clone()).await {
-                    Ok(token) => store.set_device_group(name.clone(), group.clone()).await.map(|()| {
-                        eprintln!("device {name:?} created in group {group:?}; its token is shown only this once:");
-                        println!("{token}");
-                    }),
+                    Ok(token) => match store.set_device_group(name.clone(), group.clone()).await {
+                        Ok(()) => audit_cli(&*store, "device.add", name.clone(), format!("group {group}")).await.map(|()| {
+                            eprintln!("device {name:?} created in group {group:?}; its token is shown only this once:");
+                            println!("{token}");
+                        }),
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 },
             },
-            DeviceAction::Group { name, group } => store
-                .set_device_group(name.clone(), group.clone())
-                .await
-                .map(|()| eprintln!("device {name:?} is in group {group:?}")),
-            DeviceAction::Revoke { name } => {
-                store.revoke_device(name.clone()).await.map(|()| eprintln!("device {name:?} revoked"))
-            }
+            DeviceAction::Group { name, group } => match store.set_device_group(name.clone(), group.clone()).await {
+                Ok(()) => audit_cli(&*store, "device.group", name.clone(), group.clone())
+                    .await
+                    .map(|()| eprintln!("device {name:?} is in group {group:?}")),
+                Err(e) => Err(e),
+            },
+            DeviceAction::Revoke { name } => match store.revoke_device(name.clone()).await {
+                Ok(()) => audit_cli(&*store, "device.revoke", name.clone(), String::new())
+                    .await
+                    .map(|()| eprintln!("device {name:?} revoked")),
+                Err(e) => Err(e),
+            },
             DeviceAction::List => store
                 .devices()
                 .await

@@ -43,6 +43,10 @@ done
 [ -n "$addr" ] || { cat "$work/err.log"; exit 1; }
 base="http://$addr"
 echo "collector on $base, db $work/app.db"
+# The dashboard's read routes need a viewer: a token made on the database file.
+echo "bench viewer password" | "$bin" user add bench --role viewer --db "$work/app.db" 2>/dev/null
+token="$("$bin" token add --user bench --db "$work/app.db" 2>/dev/null)"
+auth="Authorization: Bearer $token"
 
 for n in $(seq "$UPLOADS"); do
   t=$( { /usr/bin/time -f %e curl -sf -o "$work/upload.json" -F "file=@$work/rows.csv" "$base/api/predict-csv?ids=1"; } 2>&1 )
@@ -56,7 +60,7 @@ from=$(curl -sf "$base/api/results?after_id=$((mid_id - 1))&limit=1" | python3 -
 
 bench() {
   echo "== wrk $1"
-  wrk -t2 -c32 -d"$DURATION" --latency "$base$1" | grep -E "Requests/sec|Latency|50%|99%|Non-2xx" || true
+  wrk -t2 -c32 -d"$DURATION" --latency -H "$auth" "$base$1" | grep -E "Requests/sec|Latency|50%|99%|Non-2xx" || true
 }
 bench "/"
 bench "/assets/app.js"
@@ -67,6 +71,6 @@ bench "/api/results?from=$from&limit=25"
 bench "/api/results?from=$from&prediction=Suspicious&limit=25"
 
 echo "== export of every row"
-/usr/bin/time -f "%e s" curl -sf -o "$work/export.csv" "$base/api/export.csv"
+/usr/bin/time -f "%e s" curl -sf -H "$auth" -o "$work/export.csv" "$base/api/export.csv"
 echo "exported $(($(wc -l <"$work/export.csv") - 1)) rows, $(du -m "$work/export.csv" | cut -f1) MB"
 echo "collector RSS: $(awk '/VmRSS/ {print $2 " kB"}' "/proc/$pid/status"), peak $(awk '/VmHWM/ {print $2 " kB"}' "/proc/$pid/status")"

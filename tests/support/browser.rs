@@ -201,6 +201,17 @@ impl Browser {
         self.find(css).await.select_by_value(value).await.unwrap_or_else(|e| panic!("select {value} in {css}: {e}"));
     }
 
+    /// Logs in on the dashboard's login page at `base` and waits until the
+    /// page shows the operator.
+    pub async fn log_in(&self, base: &str, user: &str, password: &str) {
+        self.goto(&format!("{base}/")).await;
+        self.wait_visible("#login-form").await;
+        self.fill("#login-user", user).await;
+        self.fill("#login-password", password).await;
+        self.click("#login-submit").await;
+        self.wait_text("#whoami-user", "the logged-in user", |t| t == user).await;
+    }
+
     /// Saves a PNG of the whole page (the window is stretched to the page's
     /// height for the shot, up to 4000 px) as `dir/NAME.png`.
     pub async fn screenshot(&self, dir: &Path, name: &str) -> PathBuf {

@@ -179,12 +179,12 @@ pub fn agent_config(
 /// Waits until the collector has heard from `device` after now (plus a
 /// second of margin) with an empty spool: everything the agent spooled
 /// until now has been acknowledged.
-pub fn wait_drained(base: &str, device: &str, secs: u64) -> serde_json::Value {
+pub fn wait_drained(c: &crate::Collector, device: &str, secs: u64) -> serde_json::Value {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     let after = format_unix(now as i64 + 1);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
-        let fleet = crate::get(&format!("{base}/api/devices")).json();
+        let fleet = c.get("/api/devices").json();
         if let Some(d) = fleet["devices"].as_array().and_then(|a| a.iter().find(|d| d["name"] == device)) {
             if d["spool_depth"] == 0 && d["last_seen"].as_str().is_some_and(|s| s > after.as_str()) {
                 return d.clone();

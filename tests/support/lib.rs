@@ -90,6 +90,61 @@ pub struct Collector {
     /// The address it listens on.
     pub addr: SocketAddr,
     lines: mpsc::Receiver<String>,
+    /// Its database file, when started with [`Collector::start`].
+    db: Option<PathBuf>,
+    /// An administrator's API token, made on first use.
+    admin: std::sync::OnceLock<String>,
+}
+
+/// `bfp-collector ARGS --db DB` run to completion with `stdin` as its
+/// input; its stdout, or a panic with its stderr.
+pub fn collector_cli(db: &Path, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(binary("bfp-collector"))
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bfp-collector");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    let out = child.wait_with_output().expect("wait for bfp-collector");
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// The password [`operator_token`] gives user `name`.
+pub fn password_of(name: &str) -> String {
+    format!("e2e password of {name}")
+}
+
+/// Creates user `name` with `role` (`viewer`, `analyst`, `admin`) and the
+/// password [`password_of`] through the real `bfp-collector user add`, and
+/// returns a new API token of it (`token add`).
+pub fn operator_token(db: &Path, name: &str, role: &str) -> String {
+    add_operator(db, name, role);
+    collector_cli(db, &["token", "add", "--user", name], "").trim().to_string()
+}
+
+/// Creates user `name` with `role` and the password [`password_of`]
+/// through the real `bfp-collector user add`, unless it exists (a test that
+/// restarts its collector on the same database).
+pub fn add_operator(db: &Path, name: &str, role: &str) {
+    use std::io::Write;
+    let mut child = Command::new(binary("bfp-collector"))
+        .args(["user", "add", name, "--role", role, "--db"])
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bfp-collector user add");
+    child.stdin.take().expect("stdin").write_all(format!("{}\n", password_of(name)).as_bytes()).expect("stdin");
+    let out = child.wait_with_output().expect("wait for bfp-collector");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || err.contains("already exists"), "user add {name}: {err}");
 }
 
 impl Collector {
@@ -98,7 +153,56 @@ impl Collector {
     pub fn start(db: &Path, args: &[String]) -> Collector {
         let mut cmd = Command::new(binary("bfp-collector"));
         cmd.arg("--listen").arg("127.0.0.1:0").arg("--db").arg(db).args(args);
-        Collector::spawn(cmd)
+        let mut c = Collector::spawn(cmd);
+        c.db = Some(db.to_path_buf());
+        c
+    }
+
+    /// Names the database a collector started with [`Collector::spawn`]
+    /// uses, for [`Collector::admin_token`].
+    pub fn with_db(mut self, db: &Path) -> Collector {
+        self.db = Some(db.to_path_buf());
+        self
+    }
+
+    /// An administrator's API token on this collector's database (user
+    /// `e2e-admin`, made through the real command line on first use).
+    pub fn admin_token(&self) -> &str {
+        self.admin.get_or_init(|| {
+            let db = self.db.as_deref().expect("a collector started with Collector::start");
+            operator_token(db, "e2e-admin", "admin")
+        })
+    }
+
+    /// `GET path` as the administrator.
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[])
+    }
+
+    /// `POST path` with a JSON body, as the administrator.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Reply {
+        let auth = format!("Bearer {}", self.admin_token());
+        let req =
+            agent().post(&self.url(path)).header("Authorization", &auth).header("Content-Type", "application/json");
+        reply(req.send(body.to_string().as_bytes()))
+    }
+
+    /// `POST path` with a body of `content_type`, as the administrator.
+    pub fn post(&self, path: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
+        let auth = format!("Bearer {}", self.admin_token());
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if let Some(ct) = content_type {
+            headers.push(("Content-Type", ct));
+        }
+        send("POST", &self.url(path), &headers, Some(body))
+    }
+
+    /// A request without a body, as the administrator, with more `headers`.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let auth = format!("Bearer {}", self.admin_token());
+        let mut all = vec![("Authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        request(method, &self.url(path), &all)
     }
 
     /// Starts the binary exactly as `cmd` says (for tests of the defaults),
@@ -126,7 +230,7 @@ impl Collector {
                         .or_else(|| line.strip_prefix("bfp-collector listening on https://"));
                     if let Some(addr) = addr {
                         let addr = addr.trim().parse().expect("bound address");
-                        return Collector { child, addr, lines };
+                        return Collector { child, addr, lines, db: None, admin: std::sync::OnceLock::new() };
                     }
                 }
                 Err(_) => {
@@ -215,7 +319,9 @@ fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
         .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
         .collect::<Vec<_>>();
     let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body = r.body_mut().with_config().limit(512 * 1024 * 1024).read_to_string().expect("read body");
+    // Lossy: a binary reply (a model artifact) is read as well, not refused.
+    let bytes = r.body_mut().with_config().limit(512 * 1024 * 1024).read_to_vec().expect("read body");
+    let body = String::from_utf8_lossy(&bytes).into_owned();
     Reply { status: r.status().as_u16(), content_type, headers, body }
 }
 
@@ -245,6 +351,18 @@ pub fn post(url: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
 /// `POST url` with a JSON body.
 pub fn post_json(url: &str, body: &serde_json::Value) -> Reply {
     post(url, Some("application/json"), body.to_string().as_bytes())
+}
+
+/// A request with any method, headers and body (`None`: no body).
+pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    for (n, v) in headers {
+        builder = builder.header(*n, *v);
+    }
+    match body {
+        Some(b) => reply(agent().run(builder.body(b.to_vec()).expect("request"))),
+        None => reply(agent().run(builder.body(()).expect("request"))),
+    }
 }
 
 /// A `multipart/form-data` body with one file field; returns (content type, body).

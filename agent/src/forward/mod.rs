@@ -358,6 +358,8 @@ impl Forwarder {
         let info: serde_json::Value = self
             .client
             .get(format!("{base}/api/model/version?schema={schema}"))
+            // The collector serves its models to devices only, never to anyone.
+            .bearer_auth(&self.config.token)
             .send()
             .and_then(|r| r.error_for_status())
             .and_then(|r| r.bytes())
@@ -391,6 +393,7 @@ impl Forwarder {
         let response = self
             .client
             .get(format!("{base}/api/model?schema={schema}"))
+            .bearer_auth(&self.config.token)
             .send()
             .and_then(|r| r.error_for_status())
             .map_err(|e| error_chain(&e))?;

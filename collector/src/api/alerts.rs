@@ -5,14 +5,17 @@
 //!   groups (`/api/results?min_id=..&max_id=..`; the rule's other
 //!   conditions still apply to the rows between them).
 //! - `POST /api/alerts/{id}/ack` and `POST /api/alerts/{id}/resolve`, with an
-//!   optional JSON body `{"by": "who"}` (default `api`): 404 for an unknown
-//!   id, 409 when resolved alerts are acknowledged.
+//!   optional JSON body `{"by": "who"}`: 404 for an unknown id, 409 when
+//!   resolved alerts are acknowledged. The change is recorded under the
+//!   authenticated operator's name (`by` may only add to it, for a shared
+//!   `--admin-token`), and goes to the audit trail.
 
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::access::{Caller, Identified};
 use super::extract::{ApiPath, ApiQuery, RawBody};
 use super::AppState;
 use crate::error::{Error, Result};
@@ -55,7 +58,7 @@ struct ActionBody {
     by: Option<String>,
 }
 
-fn who(body: &[u8]) -> Result<String> {
+fn who_said(body: &[u8]) -> Result<String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok("api".into());
     }
@@ -68,21 +71,40 @@ fn who(body: &[u8]) -> Result<String> {
     Ok(by)
 }
 
-pub(super) async fn ack(s: State<AppState>, id: ApiPath<i64>, body: RawBody) -> Result<Json<Value>> {
-    act(s, id, body, AlertState::Acknowledged).await
+pub(super) async fn ack(s: State<AppState>, who: Identified, id: ApiPath<i64>, body: RawBody) -> Result<Json<Value>> {
+    act(s, who, id, body, AlertState::Acknowledged).await
 }
 
-pub(super) async fn resolve(s: State<AppState>, id: ApiPath<i64>, body: RawBody) -> Result<Json<Value>> {
-    act(s, id, body, AlertState::Resolved).await
+pub(super) async fn resolve(
+    s: State<AppState>,
+    who: Identified,
+    id: ApiPath<i64>,
+    body: RawBody,
+) -> Result<Json<Value>> {
+    act(s, who, id, body, AlertState::Resolved).await
+}
+
+/// The name an alert change is recorded under: the operator's own; a
+/// `by` in the body is kept only as a note after it, so nobody acts in
+/// another's name.
+fn recorded_by(caller: &Caller, said: String) -> String {
+    let name = caller.name();
+    if said == "api" || said == name {
+        name
+    } else {
+        format!("{name} ({said})")
+    }
 }
 
 async fn act(
     State(s): State<AppState>,
+    who: Identified,
     ApiPath(id): ApiPath<i64>,
     RawBody(body): RawBody,
     to: AlertState,
 ) -> Result<Json<Value>> {
-    let by = who(&body)?;
+    let by = recorded_by(&who.caller, who_said(&body)?);
     let alert = s.store.set_alert_state(id, to, by).await?;
+    super::audit::record(&s, &who, "alert.state", format!("alert {id}"), format!("{to:?}").to_lowercase()).await?;
     Ok(Json(alert_json(&alert)))
 }

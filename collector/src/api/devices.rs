@@ -1,7 +1,9 @@
 //! The fleet: `GET /api/devices` lists the devices and their last
 //! heartbeat; `POST /api/devices` (`{"name": "...", "group": "..."}`, group
-//! optional, default `default`) creates one and answers its token once; `DELETE /api/devices/{name}` revokes one. Both
-//! changes need [`AdminAuth`].
+//! optional, default `default`) creates one and answers its token once;
+//! `DELETE /api/devices/{name}` revokes one. Both changes are an
+//! administrator's (see [`super::access::ROUTE_ACCESS`]) and go to the audit
+//! trail.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,7 +12,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{AdminAuth, ApiPath, JsonBody, RequestBody};
+use super::access::Identified;
+use super::extract::{ApiPath, JsonBody, RequestBody};
 use super::AppState;
 use crate::error::Result;
 use crate::store::decisions::{check_group, DEFAULT_GROUP};
@@ -36,7 +39,7 @@ impl RequestBody for NewDevice {
 
 pub(super) async fn add_device(
     State(s): State<AppState>,
-    _admin: AdminAuth,
+    who: Identified,
     JsonBody(NewDevice { name, group }): JsonBody<NewDevice>,
 ) -> Result<Response> {
     devices::check_name(&name)?;
@@ -45,14 +48,16 @@ pub(super) async fn add_device(
     check_group(&group)?;
     let token = s.store.add_device(name.clone()).await?;
     s.store.set_device_group(name.clone(), group.clone()).await?;
+    super::audit::record(&s, &who, "device.add", name.clone(), format!("group {group}")).await?;
     Ok((StatusCode::CREATED, Json(json!({ "name": name, "group": group, "token": token }))).into_response())
 }
 
 pub(super) async fn revoke_device(
     State(s): State<AppState>,
-    _admin: AdminAuth,
+    who: Identified,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>> {
     s.store.revoke_device(name.clone()).await?;
+    super::audit::record(&s, &who, "device.revoke", name.clone(), String::new()).await?;
     Ok(Json(json!({ "name": name, "revoked": true })))
 }

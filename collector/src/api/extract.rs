@@ -6,16 +6,12 @@
 //!   route's `DefaultBodyLimit`, parsed into the handler's type);
 //! - [`RawBody`]: the bytes of a body whose format the handler decodes;
 //! - [`ApiQuery`], [`ApiPath`]: query string and path parameters;
-//! - [`DeviceAuth`]: the device a bearer token belongs to;
-//! - [`AdminAuth`]: a caller allowed to administer devices.
+//! - [`DeviceAuth`]: the device a bearer token belongs to.
 //!
 //! Operators (API tokens, roles) are identified by the extractors of
 //! [`super::access`].
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -108,36 +104,16 @@ impl FromRequestParts<AppState> for DeviceAuth {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self> {
+        // Already identified by the access check: no second lookup.
+        if let Some(found) = parts.extensions.get::<super::access::Identified>() {
+            return match &found.caller {
+                super::access::Caller::Device(d) => Ok(DeviceAuth(d.clone())),
+                _ => Err(Error::Unauthorized("this needs a device token".into())),
+            };
+        }
         let token = bearer(&parts.headers).ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
         let device = s.store.authenticate(token.to_string()).await?;
         device.map(DeviceAuth).ok_or_else(|| Error::Unauthorized("unknown or revoked token".into()))
-    }
-}
-
-/// A caller allowed to administer devices: an administrator's API token
-/// (or the collector's `--admin-token`), or a loopback peer without any
-/// credential (the operator on the collector's machine, as with the `device`
-/// subcommand; kept until the dashboard logs in). A credential that is not
-/// an administrator's is refused even from loopback: 401 for an unknown
-/// one, 403 for a device or a lesser role.
-#[derive(Debug)]
-pub struct AdminAuth;
-
-impl FromRequestParts<AppState> for AdminAuth {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self> {
-        if bearer(&parts.headers).is_some() {
-            let caller = super::access::Caller::from_request_parts(parts, s).await?;
-            return caller.require(crate::store::Role::Admin).map(|_| AdminAuth);
-        }
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr);
-        if peer.is_some_and(|p| p.ip().is_loopback()) {
-            return Ok(AdminAuth);
-        }
-        Err(Error::Unauthorized(
-            "device administration needs an administrator's token (or the collector's --admin-token)".into(),
-        ))
     }
 }
 

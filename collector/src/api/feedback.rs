@@ -8,8 +8,9 @@
 //! - `GET /api/export/labelled.csv`: every labelled result in the CSV form
 //!   `bfp-models train --extra-labelled FILE` reads, to retrain a site model.
 //!
-//! Like the rest of the dashboard's API these are open to whoever reaches
-//! the collector; put it behind the same network controls.
+//! Both are an analyst's (see [`super::access::ROUTE_ACCESS`]): the
+//! labelled export is what the next model trains on. Every label goes to
+//! the audit trail.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -19,6 +20,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::access::Identified;
 use super::extract::{ApiPath, JsonBody, RequestBody};
 use super::AppState;
 use crate::error::{Error, Result};
@@ -72,11 +74,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ResultId {
 
 pub(super) async fn feedback(
     State(s): State<AppState>,
+    who: Identified,
     ResultId(id): ResultId,
     JsonBody(body): JsonBody<FeedbackBody>,
 ) -> Result<Json<Value>> {
     let feedback = Feedback::parse(body.label.trim())?;
+    let label = body.label.trim().to_string();
     let outcome = s.store.set_feedback(id, feedback, body.note).await?;
+    super::audit::record(&s, &who, "feedback.set", format!("result {id}"), label).await?;
     Ok(Json(outcome_json(&outcome)))
 }
 

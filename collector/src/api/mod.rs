@@ -10,8 +10,10 @@
 //! authentication), which answer the 4xx themselves, and reach the database
 //! only through [`crate::store::Store`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware;
@@ -28,6 +30,7 @@ pub mod access;
 pub mod alerts;
 pub mod analytics;
 pub mod decisions;
+pub mod audit;
 pub mod devices;
 pub mod extract;
 pub mod feedback;
@@ -39,6 +42,7 @@ pub mod models;
 pub mod predict;
 pub mod predict_csv;
 pub mod results;
+pub mod session;
 
 pub use metrics::HttpMetrics;
 
@@ -63,9 +67,50 @@ pub struct AppState {
     pub agent_model: Arc<CompactModel>,
     /// Request counters for `/metrics`.
     pub metrics: Arc<HttpMetrics>,
-    /// Bearer token that allows device administration from a non-loopback
-    /// peer (`--admin-token`); `None`: loopback only.
+    /// Bearer token that stands for an administrator (`--admin-token`);
+    /// `None`: administrators use their own API tokens or log in.
     pub admin_token: Option<Arc<str>>,
+    /// Legacy listeners, allowed hosts, sessions (see [`access::ConsoleConfig`]).
+    pub console: Arc<access::ConsoleConfig>,
+    /// Login attempts per client address.
+    pub login_limiter: session::LoginLimiter,
+}
+
+/// The two ends of a connection: the client's address and the address of
+/// this service it reached (what decides whether the legacy routes are open
+/// and which `Host` addresses are this service's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The local address of the accepted socket; `None` where the server
+    /// does not say (HTTPS, which fills in the bound address instead).
+    pub local: Option<SocketAddr>,
+}
+
+impl Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for ConnInfo {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ConnInfo { peer: *stream.remote_addr(), local: stream.io().local_addr().ok() }
+    }
+}
+
+impl Connected<SocketAddr> for ConnInfo {
+    fn connect_info(peer: SocketAddr) -> Self {
+        ConnInfo { peer, local: None }
+    }
+}
+
+/// Fills in the bound address where the server gives only the peer, and
+/// offers the peer as `ConnectInfo<SocketAddr>` too, for layers that key on it.
+async fn connection_addresses(bound: Option<SocketAddr>, mut req: axum::extract::Request) -> axum::extract::Request {
+    if let Some(ConnectInfo(mut conn)) = req.extensions().get::<ConnectInfo<ConnInfo>>().copied() {
+        if conn.local.is_none() {
+            conn.local = bound.filter(|b| !b.ip().is_unspecified());
+            req.extensions_mut().insert(ConnectInfo(conn));
+        }
+        req.extensions_mut().insert(ConnectInfo(conn.peer));
+    }
+    req
 }
 
 /// Limits and browser access of the router.
@@ -77,6 +122,9 @@ pub struct ApiConfig {
     pub max_upload_bytes: usize,
     /// Origins allowed by CORS (`*` = any); empty = no CORS layer.
     pub cors_origins: Vec<String>,
+    /// The address the listener is bound to, for connections whose local
+    /// address the server does not report (HTTPS). Default: none.
+    pub bound: Option<SocketAddr>,
 }
 
 /// The service's router: every route, its body limit, and the layers
@@ -115,10 +163,18 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route("/api/alerts/{id}/ack", post(alerts::ack).layer(DefaultBodyLimit::max(alerts::MAX_ACTION_BYTES)))
         .route("/api/alerts/{id}/resolve", post(alerts::resolve).layer(DefaultBodyLimit::max(alerts::MAX_ACTION_BYTES)))
         .route("/metrics", get(metrics::metrics))
+        .route("/api/login", post(session::login).layer(DefaultBodyLimit::max(config.max_body_bytes)))
+        .route("/api/logout", post(session::logout).layer(DefaultBodyLimit::max(config.max_body_bytes)))
+        .route("/api/session", get(session::session))
+        .route("/api/audit", get(audit::list))
+        .route("/api/audit.csv", get(audit::export_csv))
         .merge(crate::dashboard::router())
+        // Every route above, and only routes, pass the access table.
+        .route_layer(middleware::from_fn_with_state(state.clone(), access::enforce))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(middleware::from_fn_with_state(state.clone(), access::check_host))
         .layer(middleware::map_response(security_headers))
         .with_state(state);
     if !config.cors_origins.is_empty() {
@@ -135,11 +191,15 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         app = app.layer(
             CorsLayer::new()
                 .allow_origin(origin)
-                .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+                // No allow_credentials: a cross-origin page may use an API
+                // token, never the dashboard's cookie (and a wildcard origin
+                // with credentials is never sent).
+                .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
                 .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
         );
     }
-    Ok(app)
+    let bound = config.bound;
+    Ok(app.layer(middleware::map_request(move |req| connection_addresses(bound, req))))
 }
 
 /// Headers on every reply, API and dashboard alike: no MIME sniffing (an

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::access::{Caller, Identified};
 use super::extract::ApiQuery;
 use super::AppState;
 use crate::error::{Error, Result};
@@ -30,16 +31,23 @@ pub(super) struct ModelQuery {
     schema: Option<String>,
 }
 
-/// The model `q` asks for, or a 400 naming the schemas served.
-fn served_model(s: &AppState, q: ModelQuery) -> Result<&CompactModel> {
+/// The model `q` asks for, or a 400 naming the schemas served. A device
+/// gets only the agents' model (403 for the other).
+fn served_model<'a>(s: &'a AppState, who: &Identified, q: ModelQuery) -> Result<&'a CompactModel> {
     let agents = s.agent_model.schema_version;
-    match q.schema.as_deref().map(str::trim) {
-        None | Some("1") => Ok(&s.model),
-        Some(v) if v == agents.to_string() => Ok(&s.agent_model),
-        Some(v) => Err(Error::BadInput(format!(
-            "schema must be 1 (the /api/predict model) or {agents} (the agents' model), got {v:?}"
-        ))),
+    let model = match q.schema.as_deref().map(str::trim) {
+        None | Some("1") => &s.model,
+        Some(v) if v == agents.to_string() => &s.agent_model,
+        Some(v) => {
+            return Err(Error::BadInput(format!(
+                "schema must be 1 (the /api/predict model) or {agents} (the agents' model), got {v:?}"
+            )))
+        }
+    };
+    if matches!(who.caller, Caller::Device(_)) && model.schema_version != agents {
+        return Err(Error::Forbidden(format!("a device token fetches only the agents' model (schema={agents})")));
     }
+    Ok(model)
 }
 
 /// A model's bytes and SHA-256.
@@ -49,8 +57,12 @@ fn model_artifact(model: &CompactModel) -> Result<(Vec<u8>, String)> {
     Ok((bytes, sha))
 }
 
-pub(super) async fn model(State(s): State<AppState>, ApiQuery(q): ApiQuery<ModelQuery>) -> Result<Response> {
-    let model = served_model(&s, q)?;
+pub(super) async fn model(
+    State(s): State<AppState>,
+    who: Identified,
+    ApiQuery(q): ApiQuery<ModelQuery>,
+) -> Result<Response> {
+    let model = served_model(&s, &who, q)?;
     let (bytes, sha) = model_artifact(model)?;
     let header_value = |v: &str| HeaderValue::from_str(v).map_err(|e| Error::Internal(e.to_string()));
     let mut response = bytes.into_response();
@@ -61,8 +73,12 @@ pub(super) async fn model(State(s): State<AppState>, ApiQuery(q): ApiQuery<Model
     Ok(response)
 }
 
-pub(super) async fn model_version(State(s): State<AppState>, ApiQuery(q): ApiQuery<ModelQuery>) -> Result<Json<Value>> {
-    let model = served_model(&s, q)?;
+pub(super) async fn model_version(
+    State(s): State<AppState>,
+    who: Identified,
+    ApiQuery(q): ApiQuery<ModelQuery>,
+) -> Result<Json<Value>> {
+    let model = served_model(&s, &who, q)?;
     let (bytes, sha) = model_artifact(model)?;
     Ok(Json(json!({
         "model_version": &model.model_version,

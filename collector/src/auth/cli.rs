@@ -11,6 +11,14 @@ use crate::store::{self, sqlite::SqliteConfig};
 
 use super::password::hash_password;
 
+/// Appends a command-line change to the audit trail, in the name of the
+/// account that ran it (`cli:USER`).
+pub async fn audit_cli(store: &dyn store::Store, action: &'static str, target: String, detail: String) -> Result<()> {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let actor = format!("cli:{user}");
+    store.audit(store::console::NewAuditEntry { actor, action, target, detail, client: None }).await
+}
+
 /// Runs `bfp-collector user ...`.
 pub async fn user(args: &UserArgs) -> Result<()> {
     // Read (and hash) the password before opening the store, so a refused
@@ -21,16 +29,24 @@ pub async fn user(args: &UserArgs) -> Result<()> {
     };
     let store = store::open(&SqliteConfig::new(&args.db))?;
     let done = match (&args.action, hash) {
-        (UserAction::Add { name, role }, Some(hash)) => store
-            .add_user(name.clone(), *role, hash)
-            .await
-            .map(|()| eprintln!("user {name:?} created with role {}", role.as_str())),
-        (UserAction::Passwd { name }, Some(hash)) => {
-            store.set_password(name.clone(), hash).await.map(|()| eprintln!("password of {name:?} changed"))
-        }
-        (UserAction::Delete { name }, _) => {
-            store.delete_user(name.clone()).await.map(|()| eprintln!("user {name:?} and its API tokens deleted"))
-        }
+        (UserAction::Add { name, role }, Some(hash)) => match store.add_user(name.clone(), *role, hash).await {
+            Ok(()) => audit_cli(&*store, "user.add", name.clone(), role.as_str().into())
+                .await
+                .map(|()| eprintln!("user {name:?} created with role {}", role.as_str())),
+            Err(e) => Err(e),
+        },
+        (UserAction::Passwd { name }, Some(hash)) => match store.set_password(name.clone(), hash).await {
+            Ok(()) => audit_cli(&*store, "user.passwd", name.clone(), String::new())
+                .await
+                .map(|()| eprintln!("password of {name:?} changed; its sessions ended")),
+            Err(e) => Err(e),
+        },
+        (UserAction::Delete { name }, _) => match store.delete_user(name.clone()).await {
+            Ok(()) => audit_cli(&*store, "user.delete", name.clone(), String::new())
+                .await
+                .map(|()| eprintln!("user {name:?} and its API tokens deleted")),
+            Err(e) => Err(e),
+        },
         (UserAction::List, _) => store.users().await.and_then(|list| print_json(&list)),
         _ => Err(Error::Internal("a password was not read".into())),
     };
@@ -47,13 +63,21 @@ pub async fn token(args: &TokenArgs) -> Result<()> {
                 Some(days) => Some(expiry(*days)?),
                 None => None,
             };
-            store.add_api_token(user.clone(), expires_at).await.map(|new| {
-                eprintln!("API token {} created for {user:?}; it is shown only this once:", new.id);
-                println!("{}", new.token);
-            })
+            match store.add_api_token(user.clone(), expires_at).await {
+                Ok(new) => audit_cli(&*store, "token.add", user.clone(), format!("token {}", new.id)).await.map(|()| {
+                    eprintln!("API token {} created for {user:?}; it is shown only this once:", new.id);
+                    println!("{}", new.token);
+                }),
+                Err(e) => Err(e),
+            }
         }
         TokenAction::List => store.api_tokens().await.and_then(|list| print_json(&list)),
-        TokenAction::Revoke { id } => store.revoke_api_token(*id).await.map(|()| eprintln!("API token {id} revoked")),
+        TokenAction::Revoke { id } => match store.revoke_api_token(*id).await {
+            Ok(()) => audit_cli(&*store, "token.revoke", format!("token {id}"), String::new())
+                .await
+                .map(|()| eprintln!("API token {id} revoked")),
+            Err(e) => Err(e),
+        },
     };
     store.shutdown().await;
     done

@@ -10,6 +10,7 @@
 //! - [`Devices`]: device tokens, the fleet, and idempotent agent ingest;
 //! - [`AnalystFeedback`]: analysts' labels and their training export;
 //! - [`Users`]: operators, their roles and API tokens;
+//! - [`console::Console`]: dashboard sessions, lock-outs, the audit trail;
 //! - [`Store`]: all of them plus the writer's statistics and shutdown.
 //!
 //! The values crossing it ([`model`], [`devices`], [`feedback`],
@@ -30,6 +31,7 @@ use futures_util::future::BoxFuture;
 use crate::error::Result;
 
 pub mod alerts;
+pub mod console;
 pub mod decisions;
 pub mod devices;
 pub mod feedback;
@@ -169,7 +171,7 @@ pub trait Decisions: Send + Sync {
 
 /// The whole store, as the service holds it (`Arc<dyn Store>`).
 #[async_trait]
-pub trait Store: Predictions + Devices + AnalystFeedback + Alerts + Users + Decisions {
+pub trait Store: Predictions + Devices + AnalystFeedback + Alerts + Users + Decisions + console::Console {
     /// The writer's counters.
     fn stats(&self) -> &WriterStats;
 

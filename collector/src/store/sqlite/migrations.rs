@@ -37,6 +37,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, what: "alerts and their evaluation cursor", apply: alerts },
     Migration { version: 8, what: "operators and their API tokens", apply: users },
     Migration { version: 9, what: "device groups, decisions and the blocks devices report", apply: decisions },
+    Migration { version: 10, what: "dashboard sessions, login lock-outs and the audit trail", apply: console },
 ];
 
 /// The schema version this collector writes (the last step of the ladder).
@@ -328,6 +329,38 @@ CREATE TABLE IF NOT EXISTS device_refusals (
     )
 }
 
+/// Dashboard sessions (only the SHA-256 of each id), wrong-password counts
+/// per user name, and the audit trail, which triggers keep append-only:
+/// nothing the service runs can edit or delete a line.
+fn console(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS sessions (
+    id_hash    TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    created_at INTEGER NOT NULL,
+    last_used  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_lockouts (
+    user_name    TEXT PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    locked_until INTEGER
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id     INTEGER PRIMARY KEY,
+    at     TEXT NOT NULL DEFAULT (datetime('now')),
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    client TEXT
+);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,6 +395,9 @@ mod tests {
             "decisions",
             "device_blocks",
             "device_refusals",
+            "sessions",
+            "login_lockouts",
+            "audit_log",
         ] {
             assert!(first.iter().any(|sql| sql.starts_with(&format!("CREATE TABLE {table} "))), "{table}");
         }

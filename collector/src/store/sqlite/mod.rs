@@ -23,9 +23,11 @@ use super::{
     ResultsQuery, Role, Store, Totals, UserInfo, Users, WriterStats,
 };
 use crate::error::{Error, Result};
+use crate::store::console::{AuditEntry, Console, LockState, NewAuditEntry, SessionPolicy};
 
 mod alerts;
 mod decisions;
+mod console;
 mod devices;
 mod feedback;
 mod insights;
@@ -321,6 +323,52 @@ impl super::Decisions for SqliteStore {
 
     async fn device_blocks(&self, name: String) -> Result<super::decisions::DeviceBlocks> {
         self.reads.run(move |c| decisions::device_blocks(c, &name)).await
+    }
+}
+
+#[async_trait]
+impl Console for SqliteStore {
+    async fn create_session(&self, user_id: i64, policy: SessionPolicy) -> Result<String> {
+        self.exclusive(move |conn| console::create_session(conn, user_id, policy)).await
+    }
+
+    async fn session(&self, id: String, policy: SessionPolicy) -> Result<Option<Operator>> {
+        let found = {
+            let id = id.clone();
+            self.reads.run(move |c| console::session(c, &id, policy)).await?
+        };
+        match found {
+            Some((op, true)) => {
+                self.exclusive(move |conn| console::touch_session(conn, &id)).await?;
+                Ok(Some(op))
+            }
+            Some((op, false)) => Ok(Some(op)),
+            None => Ok(None),
+        }
+    }
+
+    async fn end_session(&self, id: String) -> Result<()> {
+        self.exclusive(move |conn| console::end_session(conn, &id)).await
+    }
+
+    async fn lock_state(&self, name: String) -> Result<LockState> {
+        self.reads.run(move |c| console::lock_state(c, &name)).await
+    }
+
+    async fn login_failed(&self, name: String, policy: SessionPolicy) -> Result<LockState> {
+        self.exclusive(move |conn| console::login_failed(conn, &name, policy)).await
+    }
+
+    async fn login_succeeded(&self, name: String) -> Result<()> {
+        self.exclusive(move |conn| console::login_succeeded(conn, &name)).await
+    }
+
+    async fn audit(&self, entry: NewAuditEntry) -> Result<()> {
+        self.exclusive(move |conn| console::audit(conn, &entry)).await
+    }
+
+    async fn audit_trail(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.reads.run(move |c| console::audit_trail(c, before_id, limit)).await
     }
 }
 

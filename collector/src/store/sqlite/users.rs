@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::store::devices::{format_unix, token_hash};
 use crate::store::users::{check_user_name, new_api_token, ApiTokenInfo, NewApiToken, Operator, Role, UserInfo};
 
-fn role_of(text: String) -> rusqlite::Result<Role> {
+pub(super) fn role_of(text: String) -> rusqlite::Result<Role> {
     Role::parse(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
 }
 
@@ -38,6 +38,7 @@ pub(super) fn list_users(conn: &Connection) -> Result<Vec<UserInfo>> {
 pub(super) fn delete_user(conn: &mut Connection, name: &str) -> Result<()> {
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM api_tokens WHERE user_id = (SELECT id FROM users WHERE name = ?1)", [name])?;
+    tx.execute("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?1)", [name])?;
     if tx.execute("DELETE FROM users WHERE name = ?1", [name])? == 0 {
         return Err(Error::NotFound(format!("no user named {name:?}")));
     }
@@ -45,11 +46,13 @@ pub(super) fn delete_user(conn: &mut Connection, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Replaces user `name`'s password hash.
+/// Replaces user `name`'s password hash and ends its sessions (a new
+/// password is often a response to a stolen one).
 pub(super) fn set_password(conn: &Connection, name: &str, password_hash: &str) -> Result<()> {
     if conn.execute("UPDATE users SET password_hash = ?2 WHERE name = ?1", params![name, password_hash])? == 0 {
         return Err(Error::NotFound(format!("no user named {name:?}")));
     }
+    conn.execute("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?1)", [name])?;
     Ok(())
 }
 

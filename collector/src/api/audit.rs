@@ -1,0 +1,81 @@
+//! The audit trail, for administrators: `GET /api/audit?before_id=N&limit=N`
+//! (newest first, JSON) and `GET /api/audit.csv` (the same lines as CSV,
+//! cells a spreadsheet would take as formulas neutralised). There is no
+//! route that edits or deletes a line, and the table refuses both.
+
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::access::Identified;
+use super::extract::ApiQuery;
+use super::AppState;
+use crate::error::{Error, Result};
+use crate::store::insights::spreadsheet_safe;
+
+/// Appends what `who` did to the audit trail.
+pub async fn record(
+    s: &AppState,
+    who: &Identified,
+    action: &'static str,
+    target: String,
+    detail: String,
+) -> Result<()> {
+    let entry = crate::store::console::NewAuditEntry {
+        actor: who.caller.name(),
+        action,
+        target,
+        detail,
+        client: who.client.map(|c| c.to_string()),
+    };
+    s.store.audit(entry).await
+}
+
+/// Most lines one CSV export holds (the newest).
+pub const MAX_AUDIT_EXPORT: u32 = 100_000;
+
+/// The query of `GET /api/audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    before_id: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub(super) async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<AuditParams>) -> Result<Json<Value>> {
+    let limit = p.limit.unwrap_or(super::DEFAULT_PAGE).clamp(1, super::MAX_PAGE);
+    let entries = s.store.audit_trail(p.before_id, limit).await?;
+    Ok(Json(json!({ "count": entries.len(), "entries": entries })))
+}
+
+pub(super) async fn export_csv(State(s): State<AppState>) -> Result<Response> {
+    let entries = s.store.audit_trail(None, MAX_AUDIT_EXPORT).await?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let csv_error = |e: csv::Error| Error::Internal(format!("audit CSV: {e}"));
+    out.write_record(["Id", "At", "Actor", "Action", "Target", "Detail", "Client"]).map_err(csv_error)?;
+    for e in entries {
+        out.write_record([
+            e.id.to_string(),
+            e.at,
+            spreadsheet_safe(e.actor),
+            e.action,
+            spreadsheet_safe(e.target),
+            spreadsheet_safe(e.detail),
+            e.client.unwrap_or_default(),
+        ])
+        .map_err(csv_error)?;
+    }
+    let body = out.into_inner().map_err(|e| Error::Internal(format!("audit CSV: {e}")))?;
+    Ok((
+        [
+            (CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (CONTENT_DISPOSITION, "attachment; filename=\"bfp-audit.csv\""),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
