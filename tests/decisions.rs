@@ -279,6 +279,18 @@ fn decisions_across_the_fleet(firewall: &str) {
             .unwrap();
     assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
 
+    // Both commands went to the audit trail, under the command line's name.
+    let admin = operator_token(&db, "root", "admin");
+    let trail =
+        send("GET", &format!("{base}/api/audit?limit=1000"), &[("Authorization", &format!("Bearer {admin}"))], None);
+    let entries = trail.json()["entries"].as_array().cloned().unwrap_or_default();
+    let by_cli = |action: &str, target: &str| {
+        entries.iter().any(|e| {
+            e["action"] == action && e["target"] == target && e["actor"].as_str().is_some_and(|a| a.starts_with("cli:"))
+        })
+    };
+    assert!(by_cli("decision.add", HOSTILE) && by_cli("decision.delete", "198.51.100.64/26"), "{}", trail.body);
+
     let log_b = agent_b.log();
     eprintln!("agent B:\n{log_b}");
     assert!(!log_b.contains(&format!("blocked {ALLOWED}")), "{log_b}");

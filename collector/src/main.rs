@@ -128,6 +128,7 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
 /// `bfp-collector alerts ...`: on the database file, beside a running
 /// service or without one, as `device` does.
 fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
+    use bfp_collector::auth::cli::audit_cli;
     use bfp_collector::config::AlertsAction;
     use bfp_collector::store::alerts::{Alert, AlertQuery, AlertState};
     use bfp_collector::store::{self, sqlite::SqliteConfig};
@@ -161,12 +162,20 @@ fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
                     .map(|list| print(&list)),
                 Err(e) => Err(e),
             },
-            AlertsAction::Ack { id, by } => {
-                store.set_alert_state(*id, AlertState::Acknowledged, who(by)).await.map(|a| print(&[a]))
-            }
-            AlertsAction::Resolve { id, by } => {
-                store.set_alert_state(*id, AlertState::Resolved, who(by)).await.map(|a| print(&[a]))
-            }
+            AlertsAction::Ack { id, by } => match store.set_alert_state(*id, AlertState::Acknowledged, who(by)).await {
+                Ok(a) => {
+                    audit_cli(&*store, "alert.state", format!("alert {id}"), format!("acknowledged by {}", who(by)))
+                        .await
+                        .map(|()| print(&[a]))
+                }
+                Err(e) => Err(e),
+            },
+            AlertsAction::Resolve { id, by } => match store.set_alert_state(*id, AlertState::Resolved, who(by)).await {
+                Ok(a) => audit_cli(&*store, "alert.state", format!("alert {id}"), format!("resolved by {}", who(by)))
+                    .await
+                    .map(|()| print(&[a])),
+                Err(e) => Err(e),
+            },
         };
         store.shutdown().await;
         done
