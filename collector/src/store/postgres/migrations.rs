@@ -258,6 +258,29 @@ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();",
     },
+    Migration {
+        version: 10,
+        what: "contiguous id reservations, 64-bit counts",
+        sql: "-- Every writer takes its rows' ids as one contiguous range, so a CSV
+-- upload's ids are first..=last with no other collector's row between them.
+-- The sequence is not transactional: the advisory lock is held only while
+-- the range is taken, never for the writer's transaction.
+CREATE FUNCTION bfp_reserve_ids(n BIGINT) RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    first BIGINT;
+BEGIN
+    PERFORM pg_advisory_lock(7100270443937212787);
+    first := nextval(pg_get_serial_sequence('predictions', 'id'));
+    IF n > 1 THEN
+        PERFORM setval(pg_get_serial_sequence('predictions', 'id'), first + n - 1);
+    END IF;
+    PERFORM pg_advisory_unlock(7100270443937212787);
+    RETURN first;
+END $$;
+-- SQLite's INTEGER is 64 bits: the same counts fit here.
+ALTER TABLE predictions ALTER COLUMN commands_count TYPE BIGINT,
+    ALTER COLUMN failed_logins TYPE BIGINT, ALTER COLUMN risky_commands TYPE BIGINT;",
+    },
 ];
 
 /// The schema version this collector writes.
