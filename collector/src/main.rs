@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         // Tests and scripts read the bound address (port 0 resolved) from here.
         println!("bfp-collector listening on {}://{addr}", server.scheme());
         let _ = std::io::stdout().flush();
-        tracing::info!(%addr, db = %args.db.display(), "serving");
+        tracing::info!(%addr, db = %bfp_collector::store::postgres::redact(&args.db), "serving");
         server.run(bfp_collector::shutdown_signal()).await
     });
     match result {
@@ -65,7 +65,7 @@ fn migrate(args: &bfp_collector::config::MigrateArgs) -> ExitCode {
             );
         } else {
             // Opening a SQLite store migrates it.
-            let store = store::open(&sqlite::SqliteConfig::new(std::path::Path::new(&args.db)))?;
+            let store = store::open_db(&args.db).await?;
             store.shutdown().await;
             println!("SQLite schema version {}", sqlite::SCHEMA_VERSION);
         }
@@ -80,9 +80,9 @@ fn migrate(args: &bfp_collector::config::MigrateArgs) -> ExitCode {
 fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
     use bfp_collector::auth::cli::audit_cli;
     use bfp_collector::config::DeviceAction;
-    use bfp_collector::store::{self, sqlite::SqliteConfig};
+    use bfp_collector::store;
     let run = async {
-        let store = store::open(&SqliteConfig::new(&args.db))?;
+        let store = store::open_db(&args.db).await?;
         let done = match &args.action {
             DeviceAction::Add { name, group } => match bfp_collector::store::decisions::check_group(group) {
                 // Checked before the device exists, so a bad group creates nothing.
@@ -129,8 +129,8 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
 /// service or without one, as `device` does.
 fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
     use bfp_collector::config::AlertsAction;
+    use bfp_collector::store;
     use bfp_collector::store::alerts::{Alert, AlertQuery, AlertState};
-    use bfp_collector::store::{self, sqlite::SqliteConfig};
     let json = args.json;
     let print = move |list: &[Alert]| {
         if json {
@@ -152,7 +152,7 @@ fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
     };
     let who = |by: &Option<String>| by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
     let run = async {
-        let store = store::open(&SqliteConfig::new(&args.db))?;
+        let store = store::open_db(&args.db).await?;
         let done = match &args.action {
             AlertsAction::List { state, rule, limit } => match state.as_deref().map(AlertState::parse).transpose() {
                 Ok(state) => store

@@ -18,7 +18,9 @@ use tokio_postgres::IsolationLevel;
 use super::writer::BLOCK_SHIFT;
 use crate::error::{Error, Result};
 use crate::store::feedback::AnalystLabel;
-use crate::store::insights::{spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N};
+use crate::store::insights::{
+    spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N,
+};
 use crate::store::model::label;
 use crate::store::{AgentContext, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
 
@@ -66,14 +68,17 @@ pub(super) async fn totals(
 
 async fn totals_in(tx: &Transaction<'_>, q: &ResultsQuery) -> Result<Totals> {
     let stmt = tx.prepare_cached(TOTALS_SQL).await?;
-    let rows = tx.query(&stmt, &[&q.source.map(Source::as_str), &q.device.as_deref(), &q.suspicious.map(label)]).await?;
+    let rows =
+        tx.query(&stmt, &[&q.source.map(Source::as_str), &q.device.as_deref(), &q.suspicious.map(label)]).await?;
     Ok(totals_of(rows))
 }
 
 /// Counters per (source, label), for `/metrics`.
 pub(super) async fn counters(c: &ClientWrapper) -> Result<Vec<(String, String, u64)>> {
     let stmt = c
-        .prepare_cached("SELECT source, prediction, SUM(n)::int8 FROM counters GROUP BY source, prediction ORDER BY 1, 2")
+        .prepare_cached(
+            "SELECT source, prediction, SUM(n)::int8 FROM counters GROUP BY source, prediction ORDER BY 1, 2",
+        )
         .await?;
     Ok(c.query(&stmt, &[]).await?.iter().map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2).max(0) as u64)).collect())
 }
@@ -130,7 +135,8 @@ struct BlockFilter {
 
 impl BlockFilter {
     fn of(q: &ResultsQuery) -> Option<BlockFilter> {
-        (q.device.is_none() && q.labelled.is_none()).then_some(BlockFilter { source: q.source, suspicious: q.suspicious })
+        (q.device.is_none() && q.labelled.is_none())
+            .then_some(BlockFilter { source: q.source, suspicious: q.suspicious })
     }
 }
 
@@ -457,10 +463,9 @@ pub(super) async fn insights(c: &mut ClientWrapper, bucket: Bucket) -> Result<In
         (Some(a), Some(b)) => Some((a.key.clone(), b.key.clone())),
         _ => None,
     };
-    let found = splits(
-        tx.query(&format!("SELECT protocol, {SPLIT} FROM rollup_hourly GROUP BY protocol"), &[]).await?,
-    );
-    let by_protocol = Protocol::ALL.iter().filter_map(|p| found.iter().find(|s| s.key == p.as_str()).cloned()).collect();
+    let found = splits(tx.query(&format!("SELECT protocol, {SPLIT} FROM rollup_hourly GROUP BY protocol"), &[]).await?);
+    let by_protocol =
+        Protocol::ALL.iter().filter_map(|p| found.iter().find(|s| s.key == p.as_str()).cloned()).collect();
     let found = splits(tx.query(&format!("SELECT source, {SPLIT} FROM counters GROUP BY source"), &[]).await?);
     let by_source =
         ["single", "csv", "agent"].iter().filter_map(|s| found.iter().find(|f| f.key == *s).cloned()).collect();

@@ -41,10 +41,12 @@ pub(super) async fn add_device(c: &mut ClientWrapper, name: &str) -> Result<Stri
     let token = new_token()?;
     let hash = token_hash(&token);
     let tx = c.transaction().await?;
-    let revoked = tx.query_opt("SELECT revoked_at IS NOT NULL FROM devices WHERE name = $1 FOR UPDATE", &[&name]).await?;
+    let revoked =
+        tx.query_opt("SELECT revoked_at IS NOT NULL FROM devices WHERE name = $1 FOR UPDATE", &[&name]).await?;
     match revoked.map(|r| r.get::<_, bool>(0)) {
         None => {
-            if let Err(e) = tx.execute("INSERT INTO devices (name, token_hash) VALUES ($1, $2)", &[&name, &hash]).await {
+            if let Err(e) = tx.execute("INSERT INTO devices (name, token_hash) VALUES ($1, $2)", &[&name, &hash]).await
+            {
                 if unique_violation(&e) {
                     return Err(Error::Conflict(format!("device {name:?} already exists (revoke it first)")));
                 }
@@ -140,7 +142,11 @@ pub(super) async fn set_feedback(
             &[&id],
         )
         .await?
-        .map(|r| AnalystLabel { suspicious: r.get::<_, &str>(0) == "Suspicious", labelled_at: r.get(1), note: r.get(2) });
+        .map(|r| AnalystLabel {
+            suspicious: r.get::<_, &str>(0) == "Suspicious",
+            labelled_at: r.get(1),
+            note: r.get(2),
+        });
     tx.commit().await?;
     Ok(FeedbackOutcome { id, suspicious, analyst })
 }
@@ -415,7 +421,8 @@ pub(super) async fn audit_trail(c: &ClientWrapper, before_id: Option<i64>, limit
 
 // -------------------------------------------------------------- decisions ---
 
-const DECISION_COLUMNS: &str = "id, device_group, address, reason, created_by, created_at, until, deleted_at, deleted_by";
+const DECISION_COLUMNS: &str =
+    "id, device_group, address, reason, created_by, created_at, until, deleted_at, deleted_by";
 
 fn decision_of(r: &tokio_postgres::Row, now: i64) -> Decision {
     let until: i64 = r.get(6);
@@ -597,7 +604,8 @@ pub(super) async fn evaluate_alerts(c: &mut ClientWrapper, config: &AlertConfig)
         last.unwrap_or(0)
     };
     let tx = c.transaction().await?;
-    let cursor: i64 = tx.query_one("SELECT last_result_id FROM alert_cursor WHERE id = 1 FOR UPDATE", &[]).await?.get(0);
+    let cursor: i64 =
+        tx.query_one("SELECT last_result_id FROM alert_cursor WHERE id = 1 FOR UPDATE", &[]).await?.get(0);
     let page = super::reads::page_after(&tx, cursor, upto, i64::from(config.max_rows_per_pass)).await?;
     let Some(last) = page.last().map(|r| r.id) else {
         tx.commit().await?;
@@ -647,7 +655,15 @@ pub(super) async fn evaluate_alerts(c: &mut ClientWrapper, config: &AlertConfig)
                         "INSERT INTO alerts (rule, group_key, count, first_result_id, last_result_id,
                              first_seen, last_seen, source_ip, \"user\", device)
                          VALUES ($1, $2, 1, $3, $3, $4, $4, $5, $6, $7) RETURNING id",
-                        &[&rule.name, &key, &result.id, &seen, &result.agent.source_ip, &result.agent.user, &result.device],
+                        &[
+                            &rule.name,
+                            &key,
+                            &result.id,
+                            &seen,
+                            &result.agent.source_ip,
+                            &result.agent.user,
+                            &result.device,
+                        ],
                     )
                     .await?
                     .get(0);

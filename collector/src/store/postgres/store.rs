@@ -40,13 +40,7 @@ pub struct PgConfig {
 impl PgConfig {
     /// The defaults above for the database at `url`.
     pub fn new(url: impl Into<String>) -> PgConfig {
-        PgConfig {
-            url: url.into(),
-            pool_size: 16,
-            max_batch: 4096,
-            queue: 8192,
-            staging_dir: std::env::temp_dir(),
-        }
+        PgConfig { url: url.into(), pool_size: 16, max_batch: 4096, queue: 8192, staging_dir: std::env::temp_dir() }
     }
 }
 
@@ -93,13 +87,7 @@ impl PgStore {
         let stats = Arc::new(WriterStats::default());
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let writer = tokio::spawn(writer::run(pool.clone(), rx, config.max_batch.max(1), stats.clone()));
-        Ok(PgStore {
-            pool,
-            tx,
-            writer: Mutex::new(Some(writer)),
-            stats,
-            dir: config.staging_dir.clone(),
-        })
+        Ok(PgStore { pool, tx, writer: Mutex::new(Some(writer)), stats, dir: config.staging_dir.clone() })
     }
 
     async fn send<T>(&self, op: impl FnOnce(oneshot::Sender<Result<T>>) -> WriteOp) -> Result<T> {

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bfp_common::wire::{Batch, Heartbeat, ResponseReport};
+use deadpool_postgres::Transaction;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
-use deadpool_postgres::Transaction;
 
 use super::store::Pool;
 use crate::error::{Error, Result};
@@ -252,9 +252,8 @@ pub(super) async fn insert_rows(tx: &Transaction<'_>, rows: &[&NewPrediction]) -
     }
     let first = reserve_ids(tx, rows.len() as i64).await?;
     let ids: Vec<i64> = (first..first + rows.len() as i64).collect();
-    let col = |f: &dyn Fn(&NewPrediction) -> Option<String>| -> Vec<Option<String>> {
-        rows.iter().map(|p| f(p)).collect()
-    };
+    let col =
+        |f: &dyn Fn(&NewPrediction) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(|p| f(p)).collect() };
     let source: Vec<&str> = rows.iter().map(|p| p.source.as_str()).collect();
     let prediction: Vec<&str> = rows.iter().map(|p| label(p.suspicious)).collect();
     let confidence: Vec<f64> = rows.iter().map(|p| round_confidence(p.confidence)).collect();

@@ -1,7 +1,6 @@
 //! Devices and ingest in SQLite: the `devices` table, and agents' batches
 //! grouped into the writer's transactions, each in its own savepoint.
 
-
 use bfp_common::wire::{Batch, Heartbeat};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
