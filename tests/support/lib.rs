@@ -150,6 +150,31 @@ impl TestDb {
         self.cluster.as_ref()
     }
 
+    /// A second, empty store of the same backend (`name`: a file name or a
+    /// database name).
+    pub fn another(&self, name: &str) -> std::ffi::OsString {
+        match &self.cluster {
+            Some(c) => {
+                c.create_database(name);
+                c.url_of(name).into()
+            }
+            None => self.dir.path().join(format!("{name}.db")).into_os_string(),
+        }
+    }
+
+    /// Runs one statement of `sql` on the store.
+    pub fn execute(&self, sql: &str) {
+        match &self.cluster {
+            Some(c) => {
+                c.psql(sql);
+            }
+            None => {
+                let conn = rusqlite::Connection::open(&self.db).expect("open the database");
+                conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        }
+    }
+
     /// The number `sql` (one integer) counts in the store, through sqlite3's
     /// library or psql.
     pub fn count(&self, sql: &str) -> i64 {
