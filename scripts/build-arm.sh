@@ -74,9 +74,12 @@ for t in "${TARGETS[@]}"; do
       # No prebuilt std: build it from rust-src (nightly-only flag, so RUSTC_BOOTSTRAP
       # for this build only), link with zig against its bundled musl rather than
       # Rust's self-contained crt objects, which this target does not ship.
+      # std's default features include the backtrace symbolizer (gimli, addr2line,
+      # ~170 KB); a panic = abort binary with stripped symbols cannot use it, so
+      # only panic-unwind is kept (what the prebuilt targets' std would not let us drop).
       RUSTC_BOOTSTRAP=1 RUSTFLAGS="${RUSTFLAGS:-} -C link-self-contained=no" \
         zigbuild zigbuild --locked -p bfp-agent --bin bfp-agent --profile "$PROFILE" --target "$t" \
-        -Zbuild-std=std,panic_abort
+        -Zbuild-std=std,panic_abort -Zbuild-std-features="${STD_FEATURES:-panic-unwind}"
       ;;
     aarch64-unknown-linux-gnu | aarch64-unknown-linux-musl | armv7-unknown-linux-gnueabihf)
       cargo build --locked -p bfp-agent --bin bfp-agent --profile "$PROFILE" --target "$t"

@@ -73,11 +73,16 @@ const MATRIX: &[(&str, &str, &str, Body, [u16; 9])] = &[
     ("GET", "/api/alerts", "/api/alerts", Body::None,                                          [401, 403, 200, 200, 200, 401, 401, 401, 200]),
     ("POST", "/api/alerts/{id}/ack", "/api/alerts/99/ack", Body::Json("{}"),                   [401, 403, 403, 404, 404, 401, 401, 401, 403]),
     ("POST", "/api/alerts/{id}/resolve", "/api/alerts/99/resolve", Body::Json("{}"),           [401, 403, 403, 404, 404, 401, 401, 401, 403]),
+    ("GET", "/api/devices/{name}/blocks", "/api/devices/pi-matrix/blocks", Body::None,         [401, 403, 200, 200, 200, 401, 401, 401, 404]),
+    ("GET", "/api/decisions", "/api/decisions", Body::None,                                    [401, 403, 403, 200, 200, 401, 401, 401, 403]),
+    ("POST", "/api/decisions", "/api/decisions", Body::Json(DECISION),                         [401, 403, 403, 403, 201, 401, 401, 401, 403]),
+    ("DELETE", "/api/decisions/{id}", "/api/decisions/999", Body::None,                        [401, 403, 403, 403, 404, 401, 401, 401, 403]),
     ("GET", "/api/audit", "/api/audit", Body::None,                                            [401, 403, 403, 403, 200, 401, 401, 401, 403]),
     ("GET", "/api/audit.csv", "/api/audit.csv", Body::None,                                    [401, 403, 403, 403, 200, 401, 401, 401, 403]),
     // Devices: ingest only theirs; the agents' model for devices and operators.
     ("POST", "/api/ingest", "/api/ingest", Body::Batch,                                        [401, 200, 403, 403, 403, 401, 401, 401, 403]),
     ("GET", "/api/model/version", "/api/model/version?schema=2", Body::None,                   [401, 200, 200, 200, 200, 401, 401, 401, 200]),
+    ("GET", "/api/agent/decisions", "/api/agent/decisions", Body::None,                        [401, 200, 403, 403, 403, 401, 401, 401, 403]),
     ("GET", "/api/model", "/api/model?schema=2", Body::None,                                   [401, 200, 403, 403, 200, 401, 401, 401, 403]),
 ];
 
@@ -85,6 +90,7 @@ const LOGIN: &str = r#"{"user": "vera", "password": "e2e password of vera"}"#;
 const PREDICT: &str = r#"{"login_time":"03:00","session_duration":5,"commands":["ls","sudo","chmod"],"failed_logins":4,"protocol":"TOR","typing_speed":120}"#;
 const LABEL: &str = r#"{"label": "false_positive"}"#;
 const NEW_DEVICE: &str = r#"{"name": "matrix-new"}"#;
+const DECISION: &str = r#"{"address": "198.51.100.7", "duration": "1h", "reason": "matrix"}"#;
 
 /// Every route the running collector documents, plus the dashboard's page
 /// and assets.
@@ -231,6 +237,7 @@ fn every_route_answers_every_caller_as_documented_on(backend: Backend) {
         "root feedback.set result 1",
         "root device.add matrix-new",
         "root device.revoke to-revoke",
+        "root decision.add 198.51.100.7",
         "vera login.ok ",
     ] {
         assert!(lines.contains(want), "{want:?} not in the audit trail: {lines:?}");

@@ -26,16 +26,14 @@ use std::process::{Child, Command, Stdio};
 
 use bfp_e2e::agent::{append, temp_dir, wait_until};
 use bfp_e2e::forward::agent_config;
-use bfp_e2e::{binary, get, Collector};
+use bfp_e2e::{binary, operator_token, send, Collector};
 use serde_json::Value;
 
 use crate::respond_firewall::{brute_force_lines, Lab, ALLOWED, HOSTILE};
 
 /// `bfp-collector ARGS --db DB`, which must succeed: its standard output.
 fn collector_cli(db: &Path, args: &[&str]) -> String {
-    let out = Command::new(binary("bfp-collector")).args(args).arg("--db").arg(db).output().unwrap();
-    assert!(out.status.success(), "bfp-collector {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    bfp_e2e::collector_cli(db, args, "")
 }
 
 /// A `bfp-agent run` with its standard error in a file, stopped on drop.
@@ -84,11 +82,13 @@ impl Drop for Agent {
     }
 }
 
-/// The blocks device `name` reported, once `ready` holds of them.
-fn blocks_when(base: &str, name: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+/// The blocks device `name` reported, once `ready` holds of them, read
+/// with viewer token `viewer`.
+fn blocks_when(base: &str, viewer: &str, name: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
+    let auth = format!("Bearer {viewer}");
     wait_until(30, what, || {
-        let reply = get(&format!("{base}/api/devices/{name}/blocks"));
+        let reply = send("GET", &format!("{base}/api/devices/{name}/blocks"), &[("Authorization", &auth)], None);
         assert_eq!(reply.status, 200, "{}", reply.body);
         last = reply.json();
         ready(&last)
@@ -142,6 +142,7 @@ fn decisions_across_the_fleet(firewall: &str) {
     let db = dir.path().join("app.db");
     let token_of = |name: &str| collector_cli(&db, &["device", "add", name, "--group", "edge"]).trim().to_string();
     let (token_a, token_b) = (token_of("pi-a"), token_of("pi-b"));
+    let viewer = operator_token(&db, "vera", "viewer");
     let rules = dir.path().join("collector.toml");
     fs::write(
         &rules,
@@ -181,7 +182,7 @@ fn decisions_across_the_fleet(firewall: &str) {
     let lines = brute_force_lines();
     append(&log_a, &lines.iter().map(String::as_str).collect::<Vec<_>>());
     agent_a.wait_for(60, &format!("respond: dry run: would block {HOSTILE}"));
-    let a = blocks_when(&base, "pi-a", "A's own block reported", |b| lists(b, HOSTILE, "agent"));
+    let a = blocks_when(&base, &viewer, "pi-a", "A's own block reported", |b| lists(b, HOSTILE, "agent"));
     assert_eq!(
         (a["backend"].as_str(), a["dry_run"].as_bool(), a["group"].as_str()),
         (Some("dry-run"), Some(true), Some("edge"))
@@ -234,7 +235,7 @@ fn decisions_across_the_fleet(firewall: &str) {
     let state = firewall_state(&lab, firewall);
     assert!(state.contains(HOSTILE) && !state.contains(ALLOWED), "{state}");
 
-    let b = blocks_when(&base, "pi-b", "B's decision block and refusal reported", |b| {
+    let b = blocks_when(&base, &viewer, "pi-b", "B's decision block and refusal reported", |b| {
         lists(b, HOSTILE, "collector") && !b["refused"].as_array().unwrap().is_empty()
     });
     assert_eq!((b["backend"].as_str(), b["dry_run"].as_bool()), (Some(firewall), Some(false)));
@@ -245,7 +246,7 @@ fn decisions_across_the_fleet(firewall: &str) {
     assert_eq!((refused["decision"].as_i64(), refused["address"].as_str()), (Some(allowed_id), Some(ALLOWED)));
     assert!(!lists(&b, ALLOWED, "collector"), "a refused decision is never listed as a block: {b}");
     // A, of the same group, got the decision as well (it logs, being a dry run).
-    blocks_when(&base, "pi-a", "A's copy of the decision", |b| lists(b, HOSTILE, "collector"));
+    blocks_when(&base, &viewer, "pi-a", "A's copy of the decision", |b| lists(b, HOSTILE, "collector"));
 
     // Revoked: B lifts the block at its next fetch, well before the expiry.
     let deleted: Value =
@@ -254,13 +255,13 @@ fn decisions_across_the_fleet(firewall: &str) {
     agent_b.wait_for(30, &format!("respond: unblocked {HOSTILE} (decision {hostile_id} revoked)"));
     wait_until(10, "the peer to get through again", || lab.hostile_gets_through());
     assert!(!firewall_state(&lab, firewall).contains(HOSTILE), "{}", firewall_state(&lab, firewall));
-    blocks_when(&base, "pi-b", "B's block gone from its report", |b| !lists(b, HOSTILE, "collector"));
+    blocks_when(&base, &viewer, "pi-b", "B's block gone from its report", |b| !lists(b, HOSTILE, "collector"));
     // A network: its own interval set; the whole /26 around the peer is dropped.
     let net_id = add("198.51.100.64/26");
     agent_b.wait_for(30, "respond: blocked 198.51.100.64/26 for");
     wait_until(10, "the network's packets to be dropped", || !lab.hostile_gets_through());
     assert!(firewall_state(&lab, firewall).contains("198.51.100.64/26"), "{}", firewall_state(&lab, firewall));
-    blocks_when(&base, "pi-b", "B's network block reported", |b| lists(b, "198.51.100.64/26", "collector"));
+    blocks_when(&base, &viewer, "pi-b", "B's network block reported", |b| lists(b, "198.51.100.64/26", "collector"));
     collector_cli(&db, &["decisions", "delete", &net_id.to_string()]);
     agent_b.wait_for(30, &format!("respond: unblocked 198.51.100.64/26 (decision {net_id} revoked)"));
     wait_until(10, "the network to get through again", || lab.hostile_gets_through());

@@ -104,6 +104,8 @@ pub const ROUTE_BODIES: &[(&str, &str, &[&str])] = &[
     ("DELETE", "/api/devices/{name}", &["application/json"]),
     ("POST", "/api/alerts/{id}/ack", &["application/json"]),
     ("POST", "/api/alerts/{id}/resolve", &["application/json"]),
+    ("POST", "/api/decisions", &["application/json"]),
+    ("DELETE", "/api/decisions/{id}", &[]),
 ];
 
 /// The access `method path` requires, if it is a route.
@@ -538,32 +540,7 @@ mod tests {
         assert_eq!(access_of("GET", "/api/nothing"), None);
     }
 
-    /// The router over a real SQLite file, with `--admin-token` set; requests
-    /// carry no peer address, as from another machine.
-    async fn service(dir: &tempfile::TempDir) -> (axum::Router, std::sync::Arc<dyn crate::store::Store>) {
-        let store = crate::store::open(&crate::store::sqlite::SqliteConfig::new(dir.path().join("a.db"))).unwrap();
-        let model = crate::load_model(None).unwrap();
-        let state = AppState {
-            store: store.clone(),
-            model_version: std::sync::Arc::from(model.model_version.as_str()),
-            model: std::sync::Arc::new(model),
-            agent_model: std::sync::Arc::new(crate::load_agent_model(None).unwrap()),
-            metrics: std::sync::Arc::default(),
-            admin_token: Some(std::sync::Arc::from("the-admin-token")),
-            console: std::sync::Arc::new(ConsoleConfig {
-                allowed_hosts: ["localhost".to_string()].into(),
-                ..ConsoleConfig::default()
-            }),
-            login_limiter: super::super::session::login_limiter(),
-        };
-        let config = super::super::ApiConfig {
-            max_body_bytes: 65536,
-            max_upload_bytes: 65536,
-            cors_origins: vec![],
-            bound: None,
-        };
-        (super::super::router(state, &config).unwrap(), store)
-    }
+    use super::super::test_service as service;
 
     async fn add_device(app: &axum::Router, token: Option<&str>, name: &str) -> u16 {
         use tower::ServiceExt;

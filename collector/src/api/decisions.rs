@@ -21,7 +21,7 @@ use bfp_common::wire::PushedDecisions;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::access::{Admin, Analyst, RequireRole};
+use super::access::{Admin, Analyst, Identified, RequireRole};
 use super::extract::{ApiPath, ApiQuery, DeviceAuth, JsonBody, RequestBody};
 use super::AppState;
 use crate::error::Result;
@@ -72,6 +72,7 @@ impl RequestBody for NewDecisionBody {
 pub(super) async fn add(
     State(s): State<AppState>,
     admin: RequireRole<Admin>,
+    who: Identified,
     JsonBody(body): JsonBody<NewDecisionBody>,
 ) -> Result<Response> {
     let new = NewDecision::parse(
@@ -82,15 +83,20 @@ pub(super) async fn add(
         &admin.0.name,
     )?;
     let decision = s.store.add_decision(new).await?;
+    let detail = format!("group {} until {} ({})", decision.group, decision.until, decision.reason);
+    super::audit::record(&s, &who, "decision.add", decision.address.clone(), detail).await?;
     Ok((StatusCode::CREATED, Json(json!(decision))).into_response())
 }
 
 pub(super) async fn delete(
     State(s): State<AppState>,
     admin: RequireRole<Admin>,
+    who: Identified,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>> {
     let decision = s.store.delete_decision(id, admin.0.name).await?;
+    let detail = format!("decision {id}, group {}", decision.group);
+    super::audit::record(&s, &who, "decision.delete", decision.address.clone(), detail).await?;
     Ok(Json(json!(decision)))
 }
 
@@ -113,35 +119,12 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::store::{Role, Store};
+    use crate::store::Role;
 
-    async fn service(dir: &tempfile::TempDir) -> (axum::Router, std::sync::Arc<dyn Store>) {
-        let store = crate::store::open(&crate::store::sqlite::SqliteConfig::new(dir.path().join("a.db"))).unwrap();
-        let model = crate::load_model(None).unwrap();
-        let state = AppState {
-            store: store.clone(),
-            model_version: std::sync::Arc::from(model.model_version.as_str()),
-            model: std::sync::Arc::new(model),
-            agent_model: std::sync::Arc::new(crate::load_agent_model(None).unwrap()),
-            metrics: std::sync::Arc::default(),
-            admin_token: None,
-            console: std::sync::Arc::new(super::super::access::ConsoleConfig {
-                allowed_hosts: ["localhost".to_string()].into(),
-                ..Default::default()
-            }),
-            login_limiter: super::super::session::login_limiter(),
-        };
-        let config = super::super::ApiConfig {
-            max_body_bytes: 65536,
-            max_upload_bytes: 65536,
-            cors_origins: vec![],
-            bound: None,
-        };
-        (super::super::router(state, &config).unwrap(), store)
-    }
+    use super::super::test_service as service;
 
     async fn call(app: &axum::Router, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = axum::http::Request::builder().method(method).uri(path);
+        let mut req = axum::http::Request::builder().method(method).uri(path).header("host", "localhost");
         if !token.is_empty() {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -204,7 +187,7 @@ mod tests {
         assert_eq!(pushed["decisions"][0]["address"], "203.0.113.0/24");
         let (_, core) = call(&app, "GET", "/api/agent/decisions", &other, None).await;
         assert_eq!(core["decisions"].as_array().map(Vec::len), Some(0), "another group's decision is not pushed");
-        assert_eq!(call(&app, "GET", "/api/agent/decisions", &admin, None).await.0, 401);
+        assert_eq!(call(&app, "GET", "/api/agent/decisions", &admin, None).await.0, 403, "operators are not devices");
 
         let id = made["id"].as_i64().unwrap();
         assert_eq!(call(&app, "DELETE", &format!("/api/decisions/{id}"), &analyst, None).await.0, 403);

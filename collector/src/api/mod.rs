@@ -236,3 +236,27 @@ pub fn features_json(fp: &Fingerprint) -> Value {
         "risky_commands": fp.risky_commands,
     })
 }
+
+/// The router over a real SQLite file in `dir`, for the handlers' unit tests:
+/// `--admin-token` is `the-admin-token`, `localhost` is the allowed host, and
+/// requests carry no peer address, as from another machine.
+#[cfg(test)]
+pub(crate) async fn test_service(dir: &tempfile::TempDir) -> (Router, Arc<dyn Store>) {
+    let store = crate::store::open(&crate::store::sqlite::SqliteConfig::new(dir.path().join("a.db"))).unwrap();
+    let model = crate::load_model(None).unwrap();
+    let state = AppState {
+        store: store.clone(),
+        model_version: Arc::from(model.model_version.as_str()),
+        model: Arc::new(model),
+        agent_model: Arc::new(crate::load_agent_model(None).unwrap()),
+        metrics: Arc::default(),
+        admin_token: Some(Arc::from("the-admin-token")),
+        console: Arc::new(access::ConsoleConfig {
+            allowed_hosts: ["localhost".to_string()].into(),
+            ..access::ConsoleConfig::default()
+        }),
+        login_limiter: session::login_limiter(),
+    };
+    let config = ApiConfig { max_body_bytes: 65536, max_upload_bytes: 65536, cors_origins: vec![], bound: None };
+    (router(state, &config).unwrap(), store)
+}
