@@ -14,7 +14,9 @@ use std::collections::BTreeSet;
 
 use bfp_e2e::agent::temp_dir;
 use bfp_e2e::forward::{device_add, sample_batch};
-use bfp_e2e::{collector_cli, multipart, operator_token, password_of, post_json, send, Backend, Collector, Reply, TestDb};
+use bfp_e2e::{
+    collector_cli, multipart, operator_token, password_of, post_json, send, Backend, Collector, Reply, TestDb,
+};
 use serde_json::Value;
 
 /// A request's body.
@@ -135,8 +137,7 @@ fn call(c: &Collector, method: &str, path: &str, body: Body, token: Option<&str>
 /// An API token of `user` whose expiry has passed (made with a day to run,
 /// then aged in the database file).
 fn expired_token(db: &TestDb, user: &str) -> String {
-    let token =
-        collector_cli(db.db(), &["token", "add", "--user", user, "--expires-days", "1"], "").trim().to_string();
+    let token = collector_cli(db.db(), &["token", "add", "--user", user, "--expires-days", "1"], "").trim().to_string();
     db.execute("UPDATE api_tokens SET expires_at = 1 WHERE id = (SELECT max(id) FROM api_tokens)");
     assert_eq!(db.count("SELECT count(*) FROM api_tokens WHERE expires_at = 1"), 1);
     token

@@ -496,12 +496,27 @@ pub(super) async fn insights(c: &mut ClientWrapper, bucket: Bucket) -> Result<In
 /// Rows per read while exporting: bounds memory whatever the export's size.
 const EXPORT_CHUNK: i64 = 2000;
 
+/// `out` may block (it is a bounded channel to a slow client): every write
+/// to it runs on a blocking thread, never on the runtime's.
+struct BlockingOut(Option<Box<dyn Write + Send>>);
+
+impl BlockingOut {
+    async fn write(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let mut out = self.0.take().ok_or_else(|| Error::Internal("csv export: output lost".into()))?;
+        let out = tokio::task::spawn_blocking(move || out.write_all(&bytes).and_then(|()| out.flush()).map(|()| out))
+            .await
+            .map_err(|e| Error::Internal(format!("csv export: {e}")))??;
+        self.0 = Some(out);
+        Ok(())
+    }
+}
+
 /// Writes the predictions matching `q` (filters and ranges; paging ignored)
 /// as scored CSV, in id order, from one snapshot.
-pub(super) async fn export(c: &mut ClientWrapper, q: &ResultsQuery, mut out: Box<dyn Write + Send>) -> Result<u64> {
+pub(super) async fn export(c: &mut ClientWrapper, q: &ResultsQuery, out: Box<dyn Write + Send>) -> Result<u64> {
+    let mut out = BlockingOut(Some(out));
     let tx = snapshot(c).await?;
-    out.write_all(EXPORT_HEADER.as_bytes())?;
-    out.write_all(b"\n")?;
+    out.write(format!("{EXPORT_HEADER}\n").into_bytes()).await?;
     let Some((lo, hi)) = resolve_range(&tx, q).await? else {
         tx.commit().await?;
         return Ok(0);
@@ -514,12 +529,12 @@ pub(super) async fn export(c: &mut ClientWrapper, q: &ResultsQuery, mut out: Box
         ts("created_at")
     );
     let stmt = tx.prepare_cached(&sql).await?;
-    let mut w = csv::WriterBuilder::new().has_headers(false).buffer_capacity(1 << 16).from_writer(out);
     let mut after = lo - 1;
     let mut written = 0u64;
     loop {
         let args = with(vec![Box::new(after), Box::new(hi)], &fargs);
         let rows = tx.query(&stmt, &refs(&args)).await?;
+        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::with_capacity(1 << 16));
         for r in &rows {
             let reasons: Vec<String> = serde_json::from_str(r.get::<_, &str>(8)).unwrap_or_default();
             let typing: Option<f64> = r.get(5);
@@ -544,11 +559,11 @@ pub(super) async fn export(c: &mut ClientWrapper, q: &ResultsQuery, mut out: Box
             after = id;
         }
         written += rows.len() as u64;
+        out.write(w.into_inner().map_err(|e| Error::Internal(format!("csv export: {e}")))?).await?;
         if (rows.len() as i64) < EXPORT_CHUNK {
             break;
         }
     }
-    w.flush()?;
     tx.commit().await?;
     Ok(written)
 }
