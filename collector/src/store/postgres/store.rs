@@ -312,3 +312,131 @@ impl Store for PgStore {
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bfp_common::{Fingerprint, Protocol};
+    use bfp_testkit::pg::PgCluster;
+
+    use super::*;
+    use crate::store::{AgentContext, CsvChunk, CsvRow, Source};
+
+    fn fingerprint(suspicious: bool) -> Fingerprint {
+        Fingerprint {
+            login_hour: 14,
+            session_duration_min: 2.5,
+            commands: 3,
+            failed_logins: if suspicious { 8 } else { 0 },
+            protocol: Protocol::Ssh,
+            typing_speed_wpm: Some(40.0),
+            risky_commands: Some(0),
+        }
+    }
+
+    fn prediction(source: Source, suspicious: bool, device: Option<&str>) -> NewPrediction {
+        NewPrediction {
+            source,
+            fingerprint: fingerprint(suspicious),
+            suspicious,
+            confidence: 0.75,
+            commands: None,
+            model_version: Arc::from("m1"),
+            reasons: vec![],
+            device: device.map(str::to_string),
+            agent: AgentContext::default(),
+        }
+    }
+
+    async fn upload(store: &PgStore, rows: Vec<CsvRow>) -> crate::store::CsvSummary {
+        let (sender, committed) = store.begin_csv(Arc::from("m1")).await.unwrap();
+        let feeder = std::thread::spawn(move || {
+            for chunk in rows.chunks(1000) {
+                let _ = sender.send(CsvChunk::Rows(chunk.to_vec()));
+            }
+            let _ = sender.send(CsvChunk::Done);
+        });
+        let summary = committed.await.unwrap();
+        feeder.join().unwrap();
+        summary
+    }
+
+    /// The ids of the page `q` asks for, by walking the rows in SQL.
+    async fn walked(cluster: &PgCluster, q: &ResultsQuery) -> Vec<i64> {
+        let (filter, _) = reads::filter_sql(q, 3);
+        let filter = filter.replace("$3", &format!("'{}'", q.device.clone().unwrap_or_default()));
+        let sql = format!(
+            "SELECT id FROM predictions WHERE id > {} AND id >= {} AND id <= {} {filter} ORDER BY id LIMIT {} OFFSET {}",
+            q.after_id.unwrap_or(0),
+            q.min_id.unwrap_or(0),
+            q.max_id.unwrap_or(i64::MAX),
+            q.limit,
+            q.offset
+        );
+        let client = crate::store::postgres::connect(&cluster.url()).await.unwrap();
+        client.query(&sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn offset_pages_found_by_block_counts_equal_walking_the_rows_with_gaps_in_the_ids() {
+        let cluster = PgCluster::start();
+        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
+        let csv = |n: usize, suspicious: &dyn Fn(usize) -> bool| -> Vec<CsvRow> {
+            (0..n).map(|i| CsvRow::new(&fingerprint(suspicious(i)), suspicious(i), 0.9, &[])).collect()
+        };
+        let mixed = |n: usize| -> Vec<NewPrediction> {
+            (0..n)
+                .map(|i| match i % 3 {
+                    0 => prediction(Source::Single, i % 2 == 0, None),
+                    _ => prediction(Source::Agent, i % 5 == 0, Some("pi-1")),
+                })
+                .collect()
+        };
+        let first = upload(&store, csv(5_000, &|i| i % 7 < 3)).await;
+        assert_eq!((first.first_id, first.last_id), (Some(1), Some(5_000)));
+        store.insert(mixed(700)).await.unwrap();
+        // Ids another collector took and never used: a gap of 3,000.
+        cluster.psql("SELECT bfp_reserve_ids(3000)");
+        upload(&store, csv(6_000, &|_| true)).await;
+        store.insert(mixed(300)).await.unwrap();
+        upload(&store, csv(7_000, &|i| i % 11 == 0)).await;
+        let total = 5_000 + 700 + 6_000 + 300 + 7_000;
+        assert_eq!(store.totals().await.unwrap().total(), total);
+        assert_eq!(cluster.psql("SELECT count(*) FROM predictions"), total.to_string());
+        assert_eq!(cluster.psql("SELECT sum(n) FROM id_blocks"), total.to_string());
+
+        let mut pages = 0;
+        for offset in [0, 1, 99, 4_095, 4_096, 4_097, 5_000, 8_191, 8_192, 12_000, 16_000, 18_999, 19_000, 25_000] {
+            for source in [None, Some(Source::Csv), Some(Source::Single), Some(Source::Agent)] {
+                for suspicious in [None, Some(true), Some(false)] {
+                    for (after_id, min_id, max_id) in
+                        [(None, None, None), (Some(4_000), None, None), (None, Some(3), Some(13_000))]
+                    {
+                        let q = ResultsQuery {
+                            limit: 7,
+                            offset,
+                            after_id,
+                            min_id,
+                            max_id,
+                            source,
+                            suspicious,
+                            ..ResultsQuery::default()
+                        };
+                        let page = store.results(q.clone()).await.unwrap();
+                        let got: Vec<i64> = page.results.iter().map(|r| r.id).collect();
+                        assert_eq!(got, walked(&cluster, &q).await, "{q:?}");
+                        pages += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(pages, 14 * 4 * 3 * 3);
+        for offset in [0, 150, 466, 467, 1_000] {
+            let q = ResultsQuery { limit: 5, offset, device: Some("pi-1".into()), ..ResultsQuery::default() };
+            let got: Vec<i64> = store.results(q.clone()).await.unwrap().results.iter().map(|r| r.id).collect();
+            assert_eq!(got, walked(&cluster, &q).await, "{q:?}");
+        }
+        store.shutdown().await;
+    }
+}

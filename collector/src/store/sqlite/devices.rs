@@ -186,9 +186,12 @@ fn ingest_in(tx: &mut rusqlite::Savepoint<'_>, device: &DeviceId, batch: Batch) 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::super::{SqliteConfig, SqliteStore};
     use super::*;
     use crate::store::devices::TOKEN_PREFIX;
+    use crate::store::Source;
     use crate::store::{Devices, Predictions, ResultsQuery, Store};
     use bfp_common::wire::Record;
 
