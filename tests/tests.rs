@@ -13,6 +13,7 @@ mod agent_unattended;
 mod alerts;
 mod arm_qemu;
 mod collector;
+mod collector_pg;
 mod dashboard_browser;
 mod dashboard_login;
 mod decisions;

@@ -341,6 +341,12 @@ impl Collector {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// SIGKILLs the collector (no clean stop) and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits (up to 30 s) for a clean exit.
     pub fn stop(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
