@@ -23,6 +23,7 @@ mod forward_agent;
 mod forward_ingest;
 mod forward_tls;
 mod install;
+mod migrate_store;
 mod monitoring;
 mod packages;
 mod pg_migrate;

@@ -39,6 +39,9 @@ pub enum Command {
     /// (`serve` does the same at start; this lets an operator do it first,
     /// once, before starting several collectors on one PostgreSQL database).
     Migrate(MigrateArgs),
+    /// Copy a SQLite store into a PostgreSQL database (resumable), then
+    /// verify it by counts and checksums.
+    MigrateStore(MigrateStoreArgs),
     /// List, acknowledge and resolve alerts in the database.
     Alerts(AlertsArgs),
     /// List, add and delete decisions (blocks pushed to a device group).
@@ -47,6 +50,23 @@ pub enum Command {
     User(UserArgs),
     /// Manage operators' API tokens in the database.
     Token(TokenArgs),
+}
+
+/// `bfp-collector migrate-store`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateStoreArgs {
+    /// The SQLite store to copy (stop the collector using it first). It is
+    /// brought up to this collector's schema before the copy.
+    #[arg(long, value_name = "PATH")]
+    pub from: PathBuf,
+    /// The PostgreSQL database to copy into (`postgres://...`): empty, or
+    /// holding an interrupted copy of the same store, which is resumed.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Rows copied per transaction (each one records how far the copy got).
+    /// Default: 10000.
+    #[arg(long, default_value_t = 10_000)]
+    pub chunk: usize,
 }
 
 /// `bfp-collector migrate`.

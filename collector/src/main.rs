@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         Some(Command::Device(args)) => return device(&args),
         Some(Command::Migrate(args)) => return migrate(&args),
+        Some(Command::MigrateStore(args)) => return migrate_store(&args),
         Some(Command::Alerts(args)) => return alerts(&args),
         Some(Command::Decisions(args)) => return offline(bfp_collector::decisions_cli::run(&args)),
         Some(Command::User(args)) => return offline(bfp_collector::auth::cli::user(&args)),
@@ -49,6 +50,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `bfp-collector migrate-store`: copies a SQLite store into PostgreSQL
+/// with a progress bar (on a terminal), then prints what was verified.
+fn migrate_store(args: &bfp_collector::config::MigrateStoreArgs) -> ExitCode {
+    use bfp_collector::store::postgres::{self, copy};
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let run = async {
+        if !postgres::is_postgres_url(&args.to) {
+            return Err(bfp_collector::Error::Config(format!("--to must be a postgres:// URL, got {:?}", args.to)));
+        }
+        let progress = |done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done);
+        };
+        let report = copy::migrate_store(&args.from, &args.to, args.chunk, &progress).await?;
+        bar.finish_and_clear();
+        println!("copied {} rows now; verified:", report.copied);
+        for t in &report.tables {
+            println!("{:<18} {:>10} rows  sha256 {}", t.table, t.rows, t.checksum);
+        }
+        Ok(())
+    };
+    offline(run)
 }
 
 /// `bfp-collector migrate`: applies the schema ladder of the backend `--db`

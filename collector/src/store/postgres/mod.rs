@@ -11,7 +11,8 @@
 //! - `csv`: an upload as one transaction, streamed by binary `COPY`;
 //! - `reads`: counters, pages at any offset (walking `id_blocks`) or cursor,
 //!   the roll-ups and the export;
-//! - `resources`: devices, feedback, users, the console, decisions, alerts.
+//! - `resources`: devices, feedback, users, the console, decisions, alerts;
+//! - [`copy`]: `bfp-collector migrate-store`, a SQLite store copied in.
 //!
 //! Ids come from [`migrations`]' `bfp_reserve_ids`: every transaction takes
 //! one contiguous range, so a CSV upload's rows are contiguous and ids grow
@@ -19,6 +20,7 @@
 //! key of `ingested_batches` and the device's row is locked in the ingest's
 //! transaction, so a batch re-sent to another collector is stored once.
 
+pub mod copy;
 mod csv;
 pub mod migrations;
 mod reads;
