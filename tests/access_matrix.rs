@@ -11,11 +11,12 @@
 //! 127.0.0.1): there the original routes need a token like any other.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use bfp_e2e::agent::temp_dir;
 use bfp_e2e::forward::{device_add, sample_batch};
-use bfp_e2e::{collector_cli, multipart, operator_token, password_of, post_json, send, Collector, Reply};
+use bfp_e2e::{
+    collector_cli, multipart, operator_token, password_of, post_json, send, Backend, Collector, Reply, TestDb,
+};
 use serde_json::Value;
 
 /// A request's body.
@@ -135,18 +136,15 @@ fn call(c: &Collector, method: &str, path: &str, body: Body, token: Option<&str>
 
 /// An API token of `user` whose expiry has passed (made with a day to run,
 /// then aged in the database file).
-fn expired_token(db: &Path, user: &str) -> String {
-    let token = collector_cli(db, &["token", "add", "--user", user, "--expires-days", "1"], "").trim().to_string();
-    let conn = rusqlite::Connection::open(db).expect("open the database");
-    let aged = conn
-        .execute("UPDATE api_tokens SET expires_at = 1 WHERE id = (SELECT max(id) FROM api_tokens)", [])
-        .expect("age the token");
-    assert_eq!(aged, 1);
+fn expired_token(db: &TestDb, user: &str) -> String {
+    let token = collector_cli(db.db(), &["token", "add", "--user", user, "--expires-days", "1"], "").trim().to_string();
+    db.execute("UPDATE api_tokens SET expires_at = 1 WHERE id = (SELECT max(id) FROM api_tokens)");
+    assert_eq!(db.count("SELECT count(*) FROM api_tokens WHERE expires_at = 1"), 1);
     token
 }
 
 /// An API token of `user`, revoked with `bfp-collector token revoke`.
-fn revoked_token(db: &Path, user: &str) -> String {
+fn revoked_token(db: &std::ffi::OsStr, user: &str) -> String {
     let token = collector_cli(db, &["token", "add", "--user", user], "").trim().to_string();
     let list: Value = serde_json::from_str(&collector_cli(db, &["token", "list"], "")).expect("token list");
     let id = list[0]["id"].as_i64().expect("newest token first").to_string();
@@ -156,14 +154,21 @@ fn revoked_token(db: &Path, user: &str) -> String {
 
 #[test]
 fn every_route_answers_every_caller_as_documented() {
-    let dir = temp_dir();
-    let db = dir.path().join("app.db");
+    for backend in Backend::ALL {
+        every_route_answers_every_caller_as_documented_on(backend);
+    }
+}
+
+fn every_route_answers_every_caller_as_documented_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
+    let db = dir.db().to_os_string();
     let device = device_add(&db, "pi-matrix");
     device_add(&db, "to-revoke");
     let viewer = operator_token(&db, "vera", "viewer");
     let analyst = operator_token(&db, "ana", "analyst");
     let admin = operator_token(&db, "root", "admin");
-    let expired = expired_token(&db, "root");
+    let expired = expired_token(&dir, "root");
     let revoked = revoked_token(&db, "root");
     let tokens = [None, Some(&device), Some(&viewer), Some(&analyst), Some(&admin), Some(&expired), Some(&revoked)];
     assert_eq!(password_of("vera"), "e2e password of vera", "LOGIN's password");
@@ -172,7 +177,7 @@ fn every_route_answers_every_caller_as_documented() {
     // A result to label.
     assert_eq!(post_json(&c.url("/api/predict"), &serde_json::from_str(PREDICT).unwrap()).status, 200);
     // Its listener is 127.0.0.1; only 127.0.0.2 keeps the original routes open.
-    let closed_db = dir.path().join("closed.db");
+    let closed_db = dir.another("closed");
     let closed_viewer = operator_token(&closed_db, "vera", "viewer");
     let closed = Collector::start(&closed_db, &["--legacy-listener".into(), "127.0.0.2".into()]);
     assert_eq!(post_json(&closed.url("/api/predict"), &serde_json::from_str(PREDICT).unwrap()).status, 401);

@@ -3,14 +3,13 @@
 //! tokens shown once, listings without secrets, refusals without traces.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use bfp_e2e::binary;
+use bfp_e2e::{binary, Backend};
 use serde_json::Value;
 
 /// `bfp-collector ARGS --db DB`, with `stdin` written to its input.
-fn collector(db: &Path, args: &[&str], stdin: &str) -> Output {
+fn collector(db: &std::ffi::OsStr, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(binary("bfp-collector"))
         .args(args)
         .arg("--db")
@@ -24,13 +23,13 @@ fn collector(db: &Path, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().expect("wait for bfp-collector")
 }
 
-fn ok(db: &Path, args: &[&str], stdin: &str) -> String {
+fn ok(db: &std::ffi::OsStr, args: &[&str], stdin: &str) -> String {
     let out = collector(db, args, stdin);
     assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-fn refused(db: &Path, args: &[&str], stdin: &str) -> String {
+fn refused(db: &std::ffi::OsStr, args: &[&str], stdin: &str) -> String {
     let out = collector(db, args, stdin);
     assert!(!out.status.success(), "{args:?} should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -42,8 +41,15 @@ fn json(text: &str) -> Vec<Value> {
 
 #[test]
 fn users_and_api_tokens_are_managed_on_the_database_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("auth.db");
+    for backend in Backend::ALL {
+        users_and_api_tokens_are_managed_on_the_database_file_on(backend);
+    }
+}
+
+fn users_and_api_tokens_are_managed_on_the_database_file_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
+    let db = dir.db().to_os_string();
 
     ok(&db, &["user", "add", "root-admin", "--role", "admin"], "first admin password\n");
     ok(&db, &["user", "add", "vera", "--role", "viewer"], "viewer password 1\n");

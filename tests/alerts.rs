@@ -11,7 +11,7 @@ use std::process::Command;
 
 use bfp_e2e::agent::{consumed, real_log, temp_dir, wait_until, RunningAgent};
 use bfp_e2e::forward::{agent_config, agent_rows, device_add, wait_drained};
-use bfp_e2e::{binary, get, operator_token, post_json, send, Collector};
+use bfp_e2e::{binary, get, operator_token, post_json, send, Backend, Collector};
 
 /// One rule per kind of result: suspicious sessions grouped by the
 /// attacking address, and suspicious source windows (the agent's own
@@ -78,8 +78,15 @@ fn wait_for_alerts(c: &Collector, want: &BTreeMap<(String, String), u64>) -> Vec
 
 #[test]
 fn a_real_brute_force_forwarded_by_the_agent_is_one_alert_per_source_across_a_sigkill() {
-    let dir = temp_dir();
-    let db = dir.path().join("app.db");
+    for backend in Backend::ALL {
+        a_real_brute_force_forwarded_by_the_agent_is_one_alert_per_source_across_a_sigkill_on(backend);
+    }
+}
+
+fn a_real_brute_force_forwarded_by_the_agent_is_one_alert_per_source_across_a_sigkill_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
+    let db = dir.db().to_os_string();
     let rules = dir.path().join("collector.toml");
     fs::write(&rules, RULES).unwrap();
     let args = ["--config".to_string(), rules.to_str().unwrap().to_string()];

@@ -2,15 +2,15 @@
 //! the original system's acceptance tests, every bad input the contract names, paging
 //! and filters, metrics/OpenAPI/CORS, and a restart that keeps the data.
 
-use bfp_e2e::{get, post, post_json, request, shared_data, stand_in_model, upload, Collector, Reply};
+use bfp_e2e::{get, post, post_json, request, shared_data, stand_in_model, upload, Backend, Collector, Reply, TestDb};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
 const INVALID: &str = "Invalid or missing input data";
 
-fn start(dir: &TempDir, extra: &[&str]) -> Collector {
+fn start(db: &TestDb, extra: &[&str]) -> Collector {
     let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    Collector::start(&dir.path().join("instance/app.db"), &args)
+    Collector::start(db.db(), &args)
 }
 
 fn example() -> Value {
@@ -51,7 +51,14 @@ fn csv_rows(n: usize) -> String {
 
 #[test]
 fn original_acceptance_tests() {
-    let dir = TempDir::new().unwrap();
+    for backend in Backend::ALL {
+        original_acceptance_tests_on(backend);
+    }
+}
+
+fn original_acceptance_tests_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
     let c = start(&dir, &[]);
 
     // Test 1: health, body exact.
@@ -123,7 +130,14 @@ fn original_acceptance_tests() {
 
 #[test]
 fn every_bad_json_input_is_a_400_and_stores_nothing() {
-    let dir = TempDir::new().unwrap();
+    for backend in Backend::ALL {
+        every_bad_json_input_is_a_400_and_stores_nothing_on(backend);
+    }
+}
+
+fn every_bad_json_input_is_a_400_and_stores_nothing_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
     let c = start(&dir, &[]);
     let url = c.url("/api/predict");
     let with = |key: &str, value: Value| {
@@ -189,7 +203,14 @@ fn every_bad_json_input_is_a_400_and_stores_nothing() {
 
 #[test]
 fn every_bad_csv_is_rejected_whole() {
-    let dir = TempDir::new().unwrap();
+    for backend in Backend::ALL {
+        every_bad_csv_is_rejected_whole_on(backend);
+    }
+}
+
+fn every_bad_csv_is_rejected_whole_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
     let c = start(&dir, &["--max-upload-bytes", "20000"]);
     let url = c.url("/api/predict-csv");
     let header = "LoginHour,SessionDuration,CommandsCount,FailedLogins,Protocol,TypingSpeed\n";
@@ -230,7 +251,14 @@ fn every_bad_csv_is_rejected_whole() {
 
 #[test]
 fn results_page_by_offset_and_cursor_and_filter_with_filtered_counts() {
-    let dir = TempDir::new().unwrap();
+    for backend in Backend::ALL {
+        results_page_by_offset_and_cursor_and_filter_with_filtered_counts_on(backend);
+    }
+}
+
+fn results_page_by_offset_and_cursor_and_filter_with_filtered_counts_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
     let c = start(&dir, &[]);
     let r = upload(&c.url("/api/predict-csv"), "file", csv_rows(250).as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
@@ -291,7 +319,14 @@ fn results_page_by_offset_and_cursor_and_filter_with_filtered_counts() {
 
 #[test]
 fn a_restart_on_the_same_database_keeps_everything() {
-    let dir = TempDir::new().unwrap();
+    for backend in Backend::ALL {
+        a_restart_on_the_same_database_keeps_everything_on(backend);
+    }
+}
+
+fn a_restart_on_the_same_database_keeps_everything_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
     let c = start(&dir, &[]);
     assert_eq!(post_json(&c.url("/api/predict"), &example()).status, 200);
     assert_eq!(upload(&c.url("/api/predict-csv"), "file", csv_rows(30).as_bytes()).status, 200);
@@ -310,7 +345,14 @@ fn a_restart_on_the_same_database_keeps_everything() {
 
 #[test]
 fn metrics_openapi_and_cors() {
-    let dir = TempDir::new().unwrap();
+    for backend in Backend::ALL {
+        metrics_openapi_and_cors_on(backend);
+    }
+}
+
+fn metrics_openapi_and_cors_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
     let c = start(&dir, &["--cors-origin", "http://dashboard.test"]);
     assert_eq!(post_json(&c.url("/api/predict"), &example()).status, 200);
 
@@ -352,7 +394,8 @@ fn port_env_sets_the_port_and_the_db_directory_is_created() {
 
 #[test]
 fn model_flag_replaces_the_embedded_model_and_a_bad_one_is_refused() {
-    let dir = TempDir::new().unwrap();
+    // The model is not the store's: SQLite only.
+    let dir = Backend::Sqlite.fresh();
     let embedded = start(&dir, &[]);
     let version = post_json(&embedded.url("/api/predict"), &example()).json()["model_version"].clone();
     assert!(embedded.stop().success());

@@ -6,7 +6,7 @@
 //! foreign `Host`, no credential from loopback on a non-legacy route).
 
 use bfp_e2e::browser::Browser;
-use bfp_e2e::{self as support, add_operator, password_of, send, Collector, Reply};
+use bfp_e2e::{self as support, add_operator, password_of, send, Backend, Collector, Reply};
 use serde_json::json;
 
 /// The documented lock-out: five wrong passwords, 15 minutes.
@@ -129,8 +129,15 @@ async fn operators_log_in_see_their_roles_pages_log_out_and_lock_after_five_wron
 
 #[test]
 fn cookie_requests_need_their_csrf_token_and_browser_borne_requests_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
+    for backend in Backend::ALL {
+        cookie_requests_need_their_csrf_token_and_browser_borne_requests_are_refused_on(backend);
+    }
+}
+
+fn cookie_requests_need_their_csrf_token_and_browser_borne_requests_are_refused_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
+    let db = dir.db().to_os_string();
     add_operator(&db, "ana", "analyst");
     let c = Collector::start(&db, &[]);
     let example = json!({"login_time":"03:00","session_duration":5,"commands":["ls"],"failed_logins":4,"protocol":"TOR","typing_speed":120});

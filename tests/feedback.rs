@@ -8,9 +8,8 @@
 
 use std::process::Command;
 
-use bfp_e2e::{binary, get, post_json, shared_data, Collector, Reply};
+use bfp_e2e::{binary, get, post_json, shared_data, Backend, Collector, Reply, TestDb};
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
 fn ok(r: Reply) -> Value {
     assert_eq!(r.status, 200, "{}", r.body);
@@ -27,8 +26,8 @@ fn assert_error(r: &Reply, status: u16, detail_has: &str) {
 /// Stores three predictions, labels two (false positive, true positive) and
 /// one cleared, checks what the API lists; returns the labelled export and
 /// the verdicts the model gave the two labelled rows.
-fn store_label_and_export(dir: &TempDir) -> (String, [String; 2]) {
-    let c = Collector::start(&dir.path().join("app.db"), &[]);
+fn store_label_and_export(dir: &TestDb) -> (String, [String; 2]) {
+    let c = Collector::start(dir.db(), &[]);
     let attack = json!({"login_time":"03:00","session_duration":5,"commands":["wget","chmod"],"failed_logins":9,"protocol":"TOR","typing_speed":140});
     let admin = json!({"login_time":"10:00","session_duration":45,"commands":["ls","df"],"failed_logins":0,"protocol":"SSH","typing_speed":40});
     let mut ids = Vec::new();
@@ -102,7 +101,14 @@ fn other(verdict: &str) -> &'static str {
 
 #[test]
 fn labelled_results_are_listed_and_exported_in_the_retraining_format() {
-    let dir = TempDir::new().unwrap();
+    for backend in Backend::ALL {
+        labelled_results_are_listed_and_exported_in_the_retraining_format_on(backend);
+    }
+}
+
+fn labelled_results_are_listed_and_exported_in_the_retraining_format_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
     let (export, verdicts) = store_label_and_export(&dir);
     let rows = bfp_models::feedback::parse(export.as_bytes()).expect("the models reader takes the export");
     assert_eq!(rows.len(), 2);
@@ -117,7 +123,14 @@ fn labelled_results_are_listed_and_exported_in_the_retraining_format() {
 
 #[test]
 fn the_labelled_export_retrains_a_site_model_with_the_real_bfp_models() {
-    let dir = TempDir::new().unwrap();
+    for backend in Backend::ALL {
+        the_labelled_export_retrains_a_site_model_with_the_real_bfp_models_on(backend);
+    }
+}
+
+fn the_labelled_export_retrains_a_site_model_with_the_real_bfp_models_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
     let (export, _) = store_label_and_export(&dir);
 
     // The export retrains a site model with the real bfp-models.

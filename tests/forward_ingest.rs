@@ -6,7 +6,7 @@ use bfp_common::wire::{Batch, CONTENT_TYPE};
 use bfp_common::CompactModel;
 use bfp_e2e::agent::temp_dir;
 use bfp_e2e::forward::{device_add, post_auth, sample_batch};
-use bfp_e2e::{get, post_json, request, Collector};
+use bfp_e2e::{get, post_json, request, Backend, Collector};
 
 fn total(c: &Collector) -> u64 {
     get(&c.url("/api/analytics")).json()["total_predictions"].as_u64().unwrap()
@@ -14,8 +14,15 @@ fn total(c: &Collector) -> u64 {
 
 #[test]
 fn refusals_store_nothing_and_batches_are_stored_once() {
-    let dir = temp_dir();
-    let db = dir.path().join("app.db");
+    for backend in Backend::ALL {
+        refusals_store_nothing_and_batches_are_stored_once_on(backend);
+    }
+}
+
+fn refusals_store_nothing_and_batches_are_stored_once_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
+    let db = dir.db().to_os_string();
     let token = device_add(&db, "pi-1");
     let c = Collector::start(&db, &[]);
     let ingest = c.url("/api/ingest");
@@ -115,8 +122,15 @@ fn refusals_store_nothing_and_batches_are_stored_once() {
 
 #[test]
 fn devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum() {
-    let dir = temp_dir();
-    let c = Collector::start(&dir.path().join("app.db"), &["--admin-token".into(), "s3cret-admin".into()]);
+    for backend in Backend::ALL {
+        devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum_on(backend);
+    }
+}
+
+fn devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let dir = backend.fresh();
+    let c = Collector::start(dir.db(), &["--admin-token".into(), "s3cret-admin".into()]);
     let add = |name: &str| {
         let headers = [("Authorization", "Bearer s3cret-admin"), ("Content-Type", "application/json")];
         bfp_e2e::send("POST", &c.url("/api/devices"), &headers, Some(format!("{{\"name\": \"{name}\"}}").as_bytes()))

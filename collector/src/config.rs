@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::store::sqlite::{SqliteConfig, Synchronous};
+use crate::store::sqlite::Synchronous;
 use crate::store::Role;
+use crate::store::StoreConfig;
 
 /// Port of the original Flask system, kept as the default.
 pub const DEFAULT_PORT: u16 = 5000;
@@ -38,6 +39,9 @@ pub enum Command {
     /// (`serve` does the same at start; this lets an operator do it first,
     /// once, before starting several collectors on one PostgreSQL database).
     Migrate(MigrateArgs),
+    /// Copy a SQLite store into a PostgreSQL database (resumable), then
+    /// verify it by counts and checksums.
+    MigrateStore(MigrateStoreArgs),
     /// List, acknowledge and resolve alerts in the database.
     Alerts(AlertsArgs),
     /// List, add and delete decisions (blocks pushed to a device group).
@@ -46,6 +50,23 @@ pub enum Command {
     User(UserArgs),
     /// Manage operators' API tokens in the database.
     Token(TokenArgs),
+}
+
+/// `bfp-collector migrate-store`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateStoreArgs {
+    /// The SQLite store to copy (stop the collector using it first). It is
+    /// brought up to this collector's schema before the copy.
+    #[arg(long, value_name = "PATH")]
+    pub from: PathBuf,
+    /// The PostgreSQL database to copy into (`postgres://...`): empty, or
+    /// holding an interrupted copy of the same store, which is resumed.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Rows copied per transaction (each one records how far the copy got).
+    /// Default: 10000.
+    #[arg(long, default_value_t = 10_000)]
+    pub chunk: usize,
 }
 
 /// `bfp-collector migrate`.
@@ -70,9 +91,18 @@ pub struct AlertsArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: AlertsAction,
-    /// SQLite database file (the service's `--db`). Default: `instance/app.db`.
-    #[arg(long, value_name = "PATH", default_value = "instance/app.db", global = true)]
-    pub db: PathBuf,
+    /// SQLite database file or PostgreSQL URL (the service's `--db`; also
+    /// `BFP_DATABASE_URL`). Default: `instance/app.db`.
+    #[arg(
+        long,
+        visible_alias = "database-url",
+        value_name = "PATH|URL",
+        env = "BFP_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "instance/app.db",
+        global = true
+    )]
+    pub db: String,
     /// Print JSON instead of a table. Default: a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -117,9 +147,18 @@ pub struct DecisionsArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: DecisionsAction,
-    /// SQLite database file (the service's `--db`). Default: `instance/app.db`.
-    #[arg(long, value_name = "PATH", default_value = "instance/app.db", global = true)]
-    pub db: PathBuf,
+    /// SQLite database file or PostgreSQL URL (the service's `--db`; also
+    /// `BFP_DATABASE_URL`). Default: `instance/app.db`.
+    #[arg(
+        long,
+        visible_alias = "database-url",
+        value_name = "PATH|URL",
+        env = "BFP_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "instance/app.db",
+        global = true
+    )]
+    pub db: String,
     /// Print JSON instead of a table. Default: a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -173,9 +212,18 @@ pub struct UserArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: UserAction,
-    /// SQLite database file (the service's `--db`). Default: `instance/app.db`.
-    #[arg(long, value_name = "PATH", default_value = "instance/app.db", global = true)]
-    pub db: PathBuf,
+    /// SQLite database file or PostgreSQL URL (the service's `--db`; also
+    /// `BFP_DATABASE_URL`). Default: `instance/app.db`.
+    #[arg(
+        long,
+        visible_alias = "database-url",
+        value_name = "PATH|URL",
+        env = "BFP_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "instance/app.db",
+        global = true
+    )]
+    pub db: String,
 }
 
 /// A user action. Passwords are prompted twice at a terminal, or read as
@@ -210,9 +258,18 @@ pub struct TokenArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: TokenAction,
-    /// SQLite database file (the service's `--db`). Default: `instance/app.db`.
-    #[arg(long, value_name = "PATH", default_value = "instance/app.db", global = true)]
-    pub db: PathBuf,
+    /// SQLite database file or PostgreSQL URL (the service's `--db`; also
+    /// `BFP_DATABASE_URL`). Default: `instance/app.db`.
+    #[arg(
+        long,
+        visible_alias = "database-url",
+        value_name = "PATH|URL",
+        env = "BFP_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "instance/app.db",
+        global = true
+    )]
+    pub db: String,
 }
 
 /// An API token action.
@@ -243,9 +300,18 @@ pub struct DeviceArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: DeviceAction,
-    /// SQLite database file (the service's `--db`). Default: `instance/app.db`.
-    #[arg(long, value_name = "PATH", default_value = "instance/app.db", global = true)]
-    pub db: PathBuf,
+    /// SQLite database file or PostgreSQL URL (the service's `--db`; also
+    /// `BFP_DATABASE_URL`). Default: `instance/app.db`.
+    #[arg(
+        long,
+        visible_alias = "database-url",
+        value_name = "PATH|URL",
+        env = "BFP_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "instance/app.db",
+        global = true
+    )]
+    pub db: String,
 }
 
 /// A device action.
@@ -283,10 +349,19 @@ pub struct ServeArgs {
     /// Port 0 picks a free port; the bound address is printed on stdout.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// SQLite database file, created with its parent directory at start-up.
-    /// Default: `instance/app.db` (the original's location).
-    #[arg(long, value_name = "PATH", default_value = "instance/app.db")]
-    pub db: PathBuf,
+    /// SQLite database file (created with its parent directory at
+    /// start-up), or a PostgreSQL URL (`postgres://user@host/db`, migrated
+    /// at start-up; several collectors may share it). Also
+    /// `BFP_DATABASE_URL`. Default: `instance/app.db` (the original's location).
+    #[arg(
+        long,
+        visible_alias = "database-url",
+        value_name = "PATH|URL",
+        env = "BFP_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "instance/app.db"
+    )]
+    pub db: String,
     /// Compact model artifact to use instead of the embedded one.
     /// Default: the model embedded at build time.
     #[arg(long, value_name = "PATH")]
@@ -354,11 +429,18 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// How to open the store these options name.
-    pub fn store_config(&self) -> SqliteConfig {
-        let mut config = SqliteConfig::new(&self.db);
-        config.synchronous = self.sync;
-        config.max_batch = self.max_batch;
-        config
+    pub fn store_config(&self) -> StoreConfig {
+        match StoreConfig::for_db(&self.db) {
+            StoreConfig::Sqlite(mut config) => {
+                config.synchronous = self.sync;
+                config.max_batch = self.max_batch;
+                StoreConfig::Sqlite(config)
+            }
+            StoreConfig::Postgres(mut config) => {
+                config.max_batch = self.max_batch;
+                StoreConfig::Postgres(config)
+            }
+        }
     }
 
     /// The address to bind: `--listen`, else `127.0.0.1:$PORT`, else
@@ -387,7 +469,7 @@ mod tests {
     fn defaults_match_the_original() {
         let cli = parse(&[]);
         assert!(cli.command.is_none());
-        assert_eq!(cli.serve.db, PathBuf::from("instance/app.db"));
+        assert_eq!(cli.serve.db, "instance/app.db");
         assert_eq!(cli.serve.listen_addr(None).unwrap(), "127.0.0.1:5000".parse().unwrap());
         assert_eq!(cli.serve.listen_addr(Some("8080")).unwrap(), "127.0.0.1:8080".parse().unwrap());
         assert!(cli.serve.listen_addr(Some("http")).is_err());
@@ -398,7 +480,7 @@ mod tests {
         let cli = parse(&["serve", "--listen", "127.0.0.1:0", "--db", "x.db"]);
         let Some(Command::Serve(args)) = cli.command else { panic!("serve expected") };
         assert_eq!(args.listen_addr(Some("8080")).unwrap(), "127.0.0.1:0".parse().unwrap());
-        assert_eq!(args.db, PathBuf::from("x.db"));
+        assert_eq!(args.db, "x.db");
         let cli = parse(&["--listen", "0.0.0.0:7000", "--cors-origin", "*", "--sync", "normal"]);
         assert_eq!(cli.serve.listen.unwrap().port(), 7000);
         assert_eq!(cli.serve.cors_origins, vec!["*"]);

@@ -6,13 +6,13 @@
 use crate::auth::cli::audit_cli;
 use crate::config::{DecisionsAction, DecisionsArgs};
 use crate::error::Result;
+use crate::store;
 use crate::store::decisions::{Decision, DecisionQuery, NewDecision};
-use crate::store::{self, sqlite::SqliteConfig};
 
 /// Runs one `decisions` action and prints its outcome (a table, or JSON
 /// with `--json`).
 pub async fn run(args: &DecisionsArgs) -> Result<()> {
-    let store = store::open(&SqliteConfig::new(&args.db))?;
+    let store = store::open_db(&args.db).await?;
     let who = |by: &Option<String>| by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
     let done = match &args.action {
         DecisionsAction::List { group, all, limit } => {

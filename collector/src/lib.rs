@@ -136,7 +136,7 @@ impl Server {
         };
         let model = load_model(args.model.as_deref())?;
         let agent_model = load_agent_model(args.agent_model.as_deref())?;
-        let store = store::open(&args.store_config())?;
+        let store = store::connect(&args.store_config()).await?;
         let addr = args.listen_addr(port_env)?;
         let listener =
             TcpListener::bind(addr).await.map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         Some(Command::Device(args)) => return device(&args),
         Some(Command::Migrate(args)) => return migrate(&args),
+        Some(Command::MigrateStore(args)) => return migrate_store(&args),
         Some(Command::Alerts(args)) => return alerts(&args),
         Some(Command::Decisions(args)) => return offline(bfp_collector::decisions_cli::run(&args)),
         Some(Command::User(args)) => return offline(bfp_collector::auth::cli::user(&args)),
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
         // Tests and scripts read the bound address (port 0 resolved) from here.
         println!("bfp-collector listening on {}://{addr}", server.scheme());
         let _ = std::io::stdout().flush();
-        tracing::info!(%addr, db = %args.db.display(), "serving");
+        tracing::info!(%addr, db = %bfp_collector::store::postgres::redact(&args.db), "serving");
         server.run(bfp_collector::shutdown_signal()).await
     });
     match result {
@@ -49,6 +50,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `bfp-collector migrate-store`: copies a SQLite store into PostgreSQL
+/// with a progress bar (on a terminal), then prints what was verified.
+fn migrate_store(args: &bfp_collector::config::MigrateStoreArgs) -> ExitCode {
+    use bfp_collector::store::postgres::{self, copy};
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let run = async {
+        if !postgres::is_postgres_url(&args.to) {
+            return Err(bfp_collector::Error::Config(format!("--to must be a postgres:// URL, got {:?}", args.to)));
+        }
+        let progress = |done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done);
+        };
+        let report = copy::migrate_store(&args.from, &args.to, args.chunk, &progress).await?;
+        bar.finish_and_clear();
+        println!("copied {} rows now; verified:", report.copied);
+        for t in &report.tables {
+            println!("{:<18} {:>10} rows  sha256 {}", t.table, t.rows, t.checksum);
+        }
+        Ok(())
+    };
+    offline(run)
 }
 
 /// `bfp-collector migrate`: applies the schema ladder of the backend `--db`
@@ -65,7 +94,7 @@ fn migrate(args: &bfp_collector::config::MigrateArgs) -> ExitCode {
             );
         } else {
             // Opening a SQLite store migrates it.
-            let store = store::open(&sqlite::SqliteConfig::new(std::path::Path::new(&args.db)))?;
+            let store = store::open_db(&args.db).await?;
             store.shutdown().await;
             println!("SQLite schema version {}", sqlite::SCHEMA_VERSION);
         }
@@ -80,9 +109,9 @@ fn migrate(args: &bfp_collector::config::MigrateArgs) -> ExitCode {
 fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
     use bfp_collector::auth::cli::audit_cli;
     use bfp_collector::config::DeviceAction;
-    use bfp_collector::store::{self, sqlite::SqliteConfig};
+    use bfp_collector::store;
     let run = async {
-        let store = store::open(&SqliteConfig::new(&args.db))?;
+        let store = store::open_db(&args.db).await?;
         let done = match &args.action {
             DeviceAction::Add { name, group } => match bfp_collector::store::decisions::check_group(group) {
                 // Checked before the device exists, so a bad group creates nothing.
@@ -130,8 +159,8 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
 fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
     use bfp_collector::auth::cli::audit_cli;
     use bfp_collector::config::AlertsAction;
+    use bfp_collector::store;
     use bfp_collector::store::alerts::{Alert, AlertQuery, AlertState};
-    use bfp_collector::store::{self, sqlite::SqliteConfig};
     let json = args.json;
     let print = move |list: &[Alert]| {
         if json {
@@ -153,7 +182,7 @@ fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
     };
     let who = |by: &Option<String>| by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
     let run = async {
-        let store = store::open(&SqliteConfig::new(&args.db))?;
+        let store = store::open_db(&args.db).await?;
         let done = match &args.action {
             AlertsAction::List { state, rule, limit } => match state.as_deref().map(AlertState::parse).transpose() {
                 Ok(state) => store

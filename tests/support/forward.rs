@@ -10,10 +10,10 @@ use bfp_common::{Fingerprint, Protocol};
 use crate::{binary, Reply};
 
 /// `bfp-collector device add NAME --db DB`: the printed token.
-pub fn device_add(db: &Path, name: &str) -> String {
+pub fn device_add(db: impl AsRef<std::ffi::OsStr>, name: &str) -> String {
     let out = Command::new(binary("bfp-collector"))
         .args(["device", "add", name, "--db"])
-        .arg(db)
+        .arg(db.as_ref())
         .output()
         .expect("run bfp-collector device add");
     assert!(out.status.success(), "device add failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -90,15 +90,107 @@ pub struct Collector {
     /// The address it listens on.
     pub addr: SocketAddr,
     lines: mpsc::Receiver<String>,
-    /// Its database file, when started with [`Collector::start`].
-    db: Option<PathBuf>,
+    /// Its database (file or URL), when started with [`Collector::start`].
+    db: Option<std::ffi::OsString>,
     /// An administrator's API token, made on first use.
     admin: std::sync::OnceLock<String>,
 }
 
+/// The store behind the collector of a test: the suites of the collector's
+/// behaviour run against each (`for backend in Backend::ALL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary folder.
+    Sqlite,
+    /// A throw-away PostgreSQL cluster (`bfp_testkit::pg::PgCluster`).
+    Postgres,
+}
+
+impl Backend {
+    /// Every backend, SQLite first.
+    pub const ALL: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+    /// A fresh, empty store of this backend.
+    pub fn fresh(self) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (db, cluster) = match self {
+            Backend::Sqlite => (dir.path().join("instance").join("app.db").into_os_string(), None),
+            Backend::Postgres => {
+                let cluster = bfp_testkit::pg::PgCluster::start();
+                (cluster.url().into(), Some(cluster))
+            }
+        };
+        TestDb { backend: self, db, dir, cluster }
+    }
+}
+
+/// A fresh store of one backend and a temporary folder beside it; the
+/// cluster (if any) is stopped and the folder removed on drop.
+pub struct TestDb {
+    /// Which backend.
+    pub backend: Backend,
+    db: std::ffi::OsString,
+    dir: tempfile::TempDir,
+    cluster: Option<bfp_testkit::pg::PgCluster>,
+}
+
+impl TestDb {
+    /// What `--db` takes: the SQLite file's path or the PostgreSQL URL.
+    pub fn db(&self) -> &std::ffi::OsStr {
+        &self.db
+    }
+
+    /// A temporary folder for the test's other files.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The PostgreSQL cluster, for a PostgreSQL store.
+    pub fn cluster(&self) -> Option<&bfp_testkit::pg::PgCluster> {
+        self.cluster.as_ref()
+    }
+
+    /// A second, empty store of the same backend (`name`: a file name or a
+    /// database name).
+    pub fn another(&self, name: &str) -> std::ffi::OsString {
+        match &self.cluster {
+            Some(c) => {
+                c.create_database(name);
+                c.url_of(name).into()
+            }
+            None => self.dir.path().join(format!("{name}.db")).into_os_string(),
+        }
+    }
+
+    /// Runs one statement of `sql` on the store.
+    pub fn execute(&self, sql: &str) {
+        match &self.cluster {
+            Some(c) => {
+                c.psql(sql);
+            }
+            None => {
+                let conn = rusqlite::Connection::open(&self.db).expect("open the database");
+                conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        }
+    }
+
+    /// The number `sql` (one integer) counts in the store, through sqlite3's
+    /// library or psql.
+    pub fn count(&self, sql: &str) -> i64 {
+        match &self.cluster {
+            Some(c) => c.psql(sql).trim().parse().unwrap_or_else(|e| panic!("{sql}: {e}")),
+            None => {
+                let conn = rusqlite::Connection::open(&self.db).expect("open the database");
+                conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+        }
+    }
+}
+
 /// `bfp-collector ARGS --db DB` run to completion with `stdin` as its
 /// input; its stdout, or a panic with its stderr.
-pub fn collector_cli(db: &Path, args: &[&str], stdin: &str) -> String {
+pub fn collector_cli(db: impl AsRef<std::ffi::OsStr>, args: &[&str], stdin: &str) -> String {
     use std::io::Write;
     let mut child = Command::new(binary("bfp-collector"))
         .args(args)
@@ -123,7 +215,8 @@ pub fn password_of(name: &str) -> String {
 /// Creates user `name` with `role` (`viewer`, `analyst`, `admin`) and the
 /// password [`password_of`] through the real `bfp-collector user add`, and
 /// returns a new API token of it (`token add`).
-pub fn operator_token(db: &Path, name: &str, role: &str) -> String {
+pub fn operator_token(db: impl AsRef<std::ffi::OsStr>, name: &str, role: &str) -> String {
+    let db = db.as_ref();
     add_operator(db, name, role);
     collector_cli(db, &["token", "add", "--user", name], "").trim().to_string()
 }
@@ -131,11 +224,11 @@ pub fn operator_token(db: &Path, name: &str, role: &str) -> String {
 /// Creates user `name` with `role` and the password [`password_of`]
 /// through the real `bfp-collector user add`, unless it exists (a test that
 /// restarts its collector on the same database).
-pub fn add_operator(db: &Path, name: &str, role: &str) {
+pub fn add_operator(db: impl AsRef<std::ffi::OsStr>, name: &str, role: &str) {
     use std::io::Write;
     let mut child = Command::new(binary("bfp-collector"))
         .args(["user", "add", name, "--role", role, "--db"])
-        .arg(db)
+        .arg(db.as_ref())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -150,18 +243,19 @@ pub fn add_operator(db: &Path, name: &str, role: &str) {
 impl Collector {
     /// Starts the real binary with `--listen 127.0.0.1:0 --db DB` plus `args`,
     /// and waits for it to print its bound address.
-    pub fn start(db: &Path, args: &[String]) -> Collector {
+    pub fn start(db: impl AsRef<std::ffi::OsStr>, args: &[String]) -> Collector {
+        let db = db.as_ref();
         let mut cmd = Command::new(binary("bfp-collector"));
         cmd.arg("--listen").arg("127.0.0.1:0").arg("--db").arg(db).args(args);
         let mut c = Collector::spawn(cmd);
-        c.db = Some(db.to_path_buf());
+        c.db = Some(db.to_os_string());
         c
     }
 
     /// Names the database a collector started with [`Collector::spawn`]
     /// uses, for [`Collector::admin_token`].
-    pub fn with_db(mut self, db: &Path) -> Collector {
-        self.db = Some(db.to_path_buf());
+    pub fn with_db(mut self, db: impl AsRef<std::ffi::OsStr>) -> Collector {
+        self.db = Some(db.as_ref().to_os_string());
         self
     }
 
@@ -245,6 +339,12 @@ impl Collector {
     /// `http://ADDR` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// SIGKILLs the collector (no clean stop) and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits (up to 30 s) for a clean exit.

@@ -7,7 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::config::{TokenAction, TokenArgs, UserAction, UserArgs};
 use crate::error::{Error, Result};
-use crate::store::{self, sqlite::SqliteConfig};
+use crate::store;
 
 use super::password::hash_password;
 
@@ -27,7 +27,7 @@ pub async fn user(args: &UserArgs) -> Result<()> {
         UserAction::Add { name, .. } | UserAction::Passwd { name } => Some(hash_password(&read_password(name)?)?),
         _ => None,
     };
-    let store = store::open(&SqliteConfig::new(&args.db))?;
+    let store = store::open_db(&args.db).await?;
     let done = match (&args.action, hash) {
         (UserAction::Add { name, role }, Some(hash)) => match store.add_user(name.clone(), *role, hash).await {
             Ok(()) => audit_cli(&*store, "user.add", name.clone(), role.as_str().into())
@@ -56,7 +56,7 @@ pub async fn user(args: &UserArgs) -> Result<()> {
 
 /// Runs `bfp-collector token ...`.
 pub async fn token(args: &TokenArgs) -> Result<()> {
-    let store = store::open(&SqliteConfig::new(&args.db))?;
+    let store = store::open_db(&args.db).await?;
     let done = match &args.action {
         TokenAction::Add { user, expires_days } => {
             let expires_at = match expires_days {

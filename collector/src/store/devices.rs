@@ -139,6 +139,34 @@ pub fn format_unix(secs: i64) -> String {
     bfp_common::time::format_utc(secs)
 }
 
+/// The predictions a device's batch stores (agent rows, with the device's
+/// name and each record's session context), as every backend stores them.
+pub fn batch_predictions(device: &DeviceId, batch: Batch) -> Vec<crate::store::NewPrediction> {
+    use crate::store::{AgentContext, NewPrediction, Reason, Source};
+    let model_version: std::sync::Arc<str> = std::sync::Arc::from(batch.heartbeat.model_version.as_str());
+    batch
+        .records
+        .into_iter()
+        .map(|r| NewPrediction {
+            source: Source::Agent,
+            fingerprint: r.fingerprint,
+            suspicious: r.suspicious,
+            confidence: r.confidence,
+            commands: Some(r.commands),
+            model_version: model_version.clone(),
+            reasons: r.reasons.into_iter().map(Reason::Text).collect(),
+            device: Some(device.name.clone()),
+            agent: AgentContext {
+                kind: Some(r.kind.as_str().to_string()),
+                source_ip: r.source_ip,
+                user: r.user,
+                started_at: Some(format_unix(r.start)),
+                ended_at: r.end.map(format_unix),
+            },
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

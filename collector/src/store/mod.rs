@@ -180,7 +180,49 @@ pub trait Store: Predictions + Devices + AnalystFeedback + Alerts + Users + Deci
     async fn shutdown(&self);
 }
 
-/// Opens the configured store (creating and migrating it as needed).
+/// Opens a SQLite store (creating and migrating it as needed).
 pub fn open(config: &sqlite::SqliteConfig) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(sqlite::SqliteStore::open(config)?))
+}
+
+/// Which backend a `--db` value names, with that backend's settings.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// A SQLite file (any value that is not a PostgreSQL URL).
+    Sqlite(sqlite::SqliteConfig),
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(postgres::PgConfig),
+}
+
+impl StoreConfig {
+    /// The backend `db` names, with its defaults.
+    pub fn for_db(db: &str) -> StoreConfig {
+        if postgres::is_postgres_url(db) {
+            StoreConfig::Postgres(postgres::PgConfig::new(db))
+        } else {
+            StoreConfig::Sqlite(sqlite::SqliteConfig::new(db))
+        }
+    }
+
+    /// `db` as logs may show it (a URL's password hidden).
+    pub fn describe(&self) -> String {
+        match self {
+            StoreConfig::Sqlite(c) => c.path.display().to_string(),
+            StoreConfig::Postgres(c) => postgres::redact(&c.url),
+        }
+    }
+}
+
+/// Opens the store `config` names, creating and migrating it as needed: the
+/// one way the service and every command taking `--db` open either backend.
+pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn Store>> {
+    match config {
+        StoreConfig::Sqlite(c) => open(c),
+        StoreConfig::Postgres(c) => Ok(Arc::new(postgres::PgStore::open(c).await?)),
+    }
+}
+
+/// [`connect`] with the defaults for `db` (a SQLite path or a PostgreSQL URL).
+pub async fn open_db(db: &str) -> Result<Arc<dyn Store>> {
+    connect(&StoreConfig::for_db(db)).await
 }

@@ -1,11 +1,35 @@
 //! The PostgreSQL side of the store seam, for fleets: several collectors
-//! writing to one database. So far: connecting and the migration ladder
-//! (`bfp-collector migrate --database-url postgres://...`), applied safely
-//! when several collectors start at once.
+//! writing to one database, each holding no state another would miss.
+//!
+//! - [`migrations`]: the schema ladder, applied at open under an advisory
+//!   lock (also `bfp-collector migrate --db postgres://...`);
+//! - `writer`: each collector's group commit for predictions and ingest (a
+//!   task batching queued requests into one transaction, replying after
+//!   its commit), with counters, roll-ups and id blocks upserted
+//!   (`n = n + excluded.n`) in the rows' transaction, so several collectors
+//!   writing at once add up exactly;
+//! - `csv`: an upload as one transaction, streamed by binary `COPY`;
+//! - `reads`: counters, pages at any offset (walking `id_blocks`) or cursor,
+//!   the roll-ups and the export;
+//! - `resources`: devices, feedback, users, the console, decisions, alerts;
+//! - [`copy`]: `bfp-collector migrate-store`, a SQLite store copied in.
+//!
+//! Ids come from [`migrations`]' `bfp_reserve_ids`: every transaction takes
+//! one contiguous range, so a CSV upload's rows are contiguous and ids grow
+//! in the order ranges are taken. An agent's `(device, seq)` is the primary
+//! key of `ingested_batches` and the device's row is locked in the ingest's
+//! transaction, so a batch re-sent to another collector is stored once.
 
+pub mod copy;
+mod csv;
 pub mod migrations;
+mod reads;
+mod resources;
+mod store;
+mod writer;
 
 pub use migrations::{migrate, MigrationReport, SCHEMA_VERSION};
+pub use store::{PgConfig, PgStore};
 
 use crate::error::{Error, Result};
 

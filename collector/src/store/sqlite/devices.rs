@@ -1,16 +1,13 @@
 //! Devices and ingest in SQLite: the `devices` table, and agents' batches
 //! grouped into the writer's transactions, each in its own savepoint.
 
-use std::sync::Arc;
-
 use bfp_common::wire::{Batch, Heartbeat};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::writer::{insert_rows, CounterDelta, RollupDelta};
 use crate::error::{Error, Result};
-use crate::store::devices::{check_name, format_unix, new_token, token_hash, DeviceId, DeviceInfo, IngestOutcome};
-use crate::store::{AgentContext, NewPrediction, Reason, Source};
+use crate::store::devices::{check_name, new_token, token_hash, DeviceId, DeviceInfo, IngestOutcome};
 
 /// Creates device `name` (or gives a revoked one a new token) and returns
 /// its token, which is not stored anywhere.
@@ -175,28 +172,7 @@ fn ingest_in(tx: &mut rusqlite::Savepoint<'_>, device: &DeviceId, batch: Batch) 
     if batch.records.is_empty() {
         return Ok(IngestOutcome { duplicate: false, stored: 0, last_seq });
     }
-    let model_version: Arc<str> = Arc::from(batch.heartbeat.model_version.as_str());
-    let rows: Vec<NewPrediction> = batch
-        .records
-        .into_iter()
-        .map(|r| NewPrediction {
-            source: Source::Agent,
-            fingerprint: r.fingerprint,
-            suspicious: r.suspicious,
-            confidence: r.confidence,
-            commands: Some(r.commands),
-            model_version: model_version.clone(),
-            reasons: r.reasons.into_iter().map(Reason::Text).collect(),
-            device: Some(device.name.clone()),
-            agent: AgentContext {
-                kind: Some(r.kind.as_str().to_string()),
-                source_ip: r.source_ip,
-                user: r.user,
-                started_at: Some(format_unix(r.start)),
-                ended_at: r.end.map(format_unix),
-            },
-        })
-        .collect();
+    let rows = crate::store::devices::batch_predictions(device, batch);
     let stored = rows.len() as u64;
     let mut delta = CounterDelta::default();
     let mut rollup = RollupDelta::default();
@@ -210,9 +186,12 @@ fn ingest_in(tx: &mut rusqlite::Savepoint<'_>, device: &DeviceId, batch: Batch) 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::super::{SqliteConfig, SqliteStore};
     use super::*;
     use crate::store::devices::TOKEN_PREFIX;
+    use crate::store::Source;
     use crate::store::{Devices, Predictions, ResultsQuery, Store};
     use bfp_common::wire::Record;
 

@@ -445,6 +445,14 @@ pub fn schema_version_of(path: &Path) -> Result<Option<i64>> {
     Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0)).optional()?)
 }
 
+/// Brings the SQLite file at `path` up to [`SCHEMA_VERSION`] without
+/// starting a store (for `migrate-store`, which then reads it).
+pub fn upgrade_file(path: &Path) -> Result<()> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    migrations::migrate(&mut conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,569 @@
+//! Reads: the counters, pages of stored predictions, the roll-ups and the
+//! export, each from one snapshot (a read-only REPEATABLE READ transaction).
+//!
+//! A page is found as in SQLite: a cursor (`after_id`) is a primary-key
+//! seek; an `offset` sums the per-4,096-id block counts (`id_blocks`, in
+//! the database, one query) to the block where the page starts and only
+//! skips rows inside that block; an id or time range is turned into ids
+//! first. Ids are not dense here (several collectors take ranges), so
+//! nothing is computed from `max - min`.
+
+use std::io::Write;
+
+use bfp_common::{Fingerprint, Protocol};
+use deadpool_postgres::{ClientWrapper, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::IsolationLevel;
+
+use super::writer::BLOCK_SHIFT;
+use crate::error::{Error, Result};
+use crate::store::feedback::AnalystLabel;
+use crate::store::insights::{
+    spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N,
+};
+use crate::store::model::label;
+use crate::store::{AgentContext, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
+
+/// A stored time as the API shows it: `YYYY-MM-DD HH:MM:SS`, UTC.
+pub(super) fn ts(column: &str) -> String {
+    format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')")
+}
+
+fn select_columns() -> String {
+    format!(
+        "id, {}, source, prediction, confidence, login_hour, session_duration, commands_count, failed_logins,
+         protocol, typing_speed, risky_commands, commands, model_version, reasons, device, kind, source_ip, \"user\",
+         started_at, ended_at",
+        ts("created_at")
+    )
+}
+
+const TOTALS_SQL: &str = "SELECT prediction, COALESCE(SUM(n), 0)::int8 FROM counters
+    WHERE ($1::text IS NULL OR source = $1) AND ($2::text IS NULL OR device = $2)
+      AND ($3::text IS NULL OR prediction = $3)
+    GROUP BY prediction";
+
+fn totals_of(rows: Vec<tokio_postgres::Row>) -> Totals {
+    let mut t = Totals::default();
+    for r in rows {
+        let n = r.get::<_, i64>(1).max(0) as u64;
+        match r.get::<_, &str>(0) {
+            "Suspicious" => t.suspicious += n,
+            _ => t.normal += n,
+        }
+    }
+    t
+}
+
+/// Totals from the counters, optionally of one source, device or label.
+pub(super) async fn totals(
+    c: &ClientWrapper,
+    source: Option<Source>,
+    device: Option<&str>,
+    suspicious: Option<bool>,
+) -> Result<Totals> {
+    let stmt = c.prepare_cached(TOTALS_SQL).await?;
+    Ok(totals_of(c.query(&stmt, &[&source.map(Source::as_str), &device, &suspicious.map(label)]).await?))
+}
+
+async fn totals_in(tx: &Transaction<'_>, q: &ResultsQuery) -> Result<Totals> {
+    let stmt = tx.prepare_cached(TOTALS_SQL).await?;
+    let rows =
+        tx.query(&stmt, &[&q.source.map(Source::as_str), &q.device.as_deref(), &q.suspicious.map(label)]).await?;
+    Ok(totals_of(rows))
+}
+
+/// Counters per (source, label), for `/metrics`.
+pub(super) async fn counters(c: &ClientWrapper) -> Result<Vec<(String, String, u64)>> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT source, prediction, SUM(n)::int8 FROM counters GROUP BY source, prediction ORDER BY 1, 2",
+        )
+        .await?;
+    Ok(c.query(&stmt, &[]).await?.iter().map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2).max(0) as u64)).collect())
+}
+
+async fn snapshot(c: &mut ClientWrapper) -> Result<Transaction<'_>> {
+    Ok(c.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?)
+}
+
+type Args = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect()
+}
+
+/// `AND ...` conditions for `q`'s filters, with their values (numbered from
+/// `$first`). Source and label are literals (one of a few constants) so the
+/// planner can use the partial indexes of their ids.
+pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<String>) {
+    let mut sql = String::new();
+    let mut args = Vec::new();
+    if let Some(s) = q.source {
+        sql.push_str(&format!(" AND source = '{}'", s.as_str()));
+    }
+    if let Some(d) = &q.device {
+        args.push(d.clone());
+        sql.push_str(&format!(" AND device = ${}", first + args.len() - 1));
+    }
+    if let Some(s) = q.suspicious {
+        sql.push_str(if s { " AND prediction = 'Suspicious'" } else { " AND prediction = 'Normal'" });
+    }
+    match q.labelled {
+        Some(true) => sql.push_str(" AND id IN (SELECT prediction_id FROM feedback)"),
+        Some(false) => {
+            sql.push_str(" AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.prediction_id = predictions.id)")
+        }
+        None => {}
+    }
+    (sql, args)
+}
+
+fn with(mut front: Args, filter_args: &[String]) -> Args {
+    for a in filter_args {
+        front.push(Box::new(a.clone()));
+    }
+    front
+}
+
+/// The filters `id_blocks` can answer: a source and a label, each optional.
+#[derive(Debug, Clone, Copy)]
+struct BlockFilter {
+    source: Option<Source>,
+    suspicious: Option<bool>,
+}
+
+impl BlockFilter {
+    fn of(q: &ResultsQuery) -> Option<BlockFilter> {
+        (q.device.is_none() && q.labelled.is_none())
+            .then_some(BlockFilter { source: q.source, suspicious: q.suspicious })
+    }
+}
+
+fn is_ranged(q: &ResultsQuery) -> bool {
+    q.min_id.is_some() || q.max_id.is_some() || q.from.is_some() || q.to.is_some()
+}
+
+/// One page of `q` with its filtered total, from one snapshot.
+pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<ResultsPage> {
+    let tx = snapshot(c).await?;
+    let (filter, fargs) = filter_sql(q, 3);
+    let (count, lo, hi) = if is_ranged(q) || q.labelled.is_some() {
+        match resolve_range(&tx, q).await? {
+            Some((lo, hi)) => (range_count(&tx, lo, hi, &filter, &fargs, BlockFilter::of(q)).await?, lo, hi),
+            None => (0, 1, 0),
+        }
+    } else {
+        (totals_in(&tx, q).await?.total(), 0, i64::MAX)
+    };
+    let after = q.after_id.unwrap_or(0).max(lo - 1);
+    let offset = q.offset.min(i64::MAX as u64) as i64;
+    let (from, skip) = match BlockFilter::of(q) {
+        Some(blocks) => seek(&tx, after.saturating_add(1), hi, offset, blocks, &filter, &fargs).await?,
+        None => (after.saturating_add(1), offset),
+    };
+    let n = 3 + fargs.len();
+    let sql = format!(
+        "SELECT {} FROM predictions WHERE id >= $1 AND id <= $2 {filter} ORDER BY id LIMIT ${n} OFFSET ${}",
+        select_columns(),
+        n + 1
+    );
+    let mut args: Args = with(vec![Box::new(from), Box::new(hi)], &fargs);
+    args.push(Box::new(i64::from(q.limit)));
+    args.push(Box::new(skip));
+    let stmt = tx.prepare_cached(&sql).await?;
+    let rows = tx.query(&stmt, &refs(&args)).await?;
+    let mut results = rows.iter().map(row_to_stored).collect::<Result<Vec<_>>>()?;
+    attach(&tx, &mut results).await?;
+    tx.commit().await?;
+    Ok(ResultsPage { count, results })
+}
+
+/// Up to `limit` rows with `after < id <= upto`, in id order, with their
+/// labels (the alert evaluation's page).
+pub(super) async fn page_after(
+    tx: &Transaction<'_>,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> Result<Vec<StoredPrediction>> {
+    let sql = format!("SELECT {} FROM predictions WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3", select_columns());
+    let rows = tx.query(&tx.prepare_cached(&sql).await?, &[&after, &upto, &limit]).await?;
+    let mut results = rows.iter().map(row_to_stored).collect::<Result<Vec<_>>>()?;
+    attach(tx, &mut results).await?;
+    Ok(results)
+}
+
+/// Where a page starts: `(start, skip)` such that the page is the matching
+/// rows with `id >= start` after skipping `skip` of them, `skip` being less
+/// than one block's rows. The block is found by summing `id_blocks` in the
+/// database (one query), never by walking rows.
+async fn seek(
+    tx: &Transaction<'_>,
+    from: i64,
+    hi: i64,
+    offset: i64,
+    blocks: BlockFilter,
+    filter: &str,
+    fargs: &[String],
+) -> Result<(i64, i64)> {
+    let source = blocks.source.map(Source::as_str);
+    let prediction = blocks.suspicious.map(label);
+    let filtered = source.is_some() || prediction.is_some();
+    if offset == 0 && !filtered {
+        return Ok((from, 0));
+    }
+    let block_size = 1i64 << BLOCK_SHIFT;
+    let mut start = from;
+    let mut remaining = offset;
+    if offset > 0 && start % block_size != 0 {
+        // The partial block at `from`: count its matching rows.
+        let block_end = (start | (block_size - 1)).min(hi);
+        let sql = format!("SELECT COUNT(*) FROM predictions WHERE id >= $1 AND id <= $2 {filter}");
+        let args = with(vec![Box::new(start), Box::new(block_end)], fargs);
+        let n: i64 = tx.query_one(&tx.prepare_cached(&sql).await?, &refs(&args)).await?.get(0);
+        if n > remaining {
+            return Ok((start, remaining));
+        }
+        remaining -= n;
+        start = block_end.saturating_add(1);
+    }
+    // The first whole block (ending at or before `hi`) whose running total
+    // passes what is left to skip.
+    let last_whole = (hi.saturating_add(1) >> BLOCK_SHIFT) - 1;
+    let found = tx
+        .query_opt(
+            &tx.prepare_cached(
+                "SELECT block, cum - n FROM (
+                     SELECT block, SUM(n)::int8 AS n, (SUM(SUM(n)) OVER (ORDER BY block))::int8 AS cum
+                     FROM id_blocks WHERE block >= $1 AND block <= $2
+                       AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)
+                     GROUP BY block) t
+                 WHERE cum > $5 ORDER BY block LIMIT 1",
+            )
+            .await?,
+            &[&(start >> BLOCK_SHIFT), &last_whole, &source, &prediction, &remaining],
+        )
+        .await?;
+    if let Some(r) = found {
+        let (block, before): (i64, i64) = (r.get(0), r.get(1));
+        return Ok(((block << BLOCK_SHIFT).max(start), remaining - before));
+    }
+    // Every whole block was skipped: what is left lies in the partial block
+    // at `hi` (or nowhere).
+    if last_whole >= start >> BLOCK_SHIFT {
+        let skipped: i64 = tx
+            .query_one(
+                "SELECT COALESCE(SUM(n), 0)::int8 FROM id_blocks WHERE block >= $1 AND block <= $2
+                   AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)",
+                &[&(start >> BLOCK_SHIFT), &last_whole, &source, &prediction],
+            )
+            .await?
+            .get(0);
+        remaining -= skipped;
+        start = start.max((last_whole + 1) << BLOCK_SHIFT);
+    }
+    Ok((start, remaining.max(0)))
+}
+
+/// The inclusive id range `q`'s `min_id`/`max_id`/`from`/`to` allow, or
+/// `None` when no stored row can match.
+async fn resolve_range(tx: &Transaction<'_>, q: &ResultsQuery) -> Result<Option<(i64, i64)>> {
+    let (mut lo, mut hi) = (q.min_id.unwrap_or(0).max(0), q.max_id.unwrap_or(i64::MAX));
+    if q.from.is_some() || q.to.is_some() {
+        match id_range(tx, q.from.as_deref(), q.to.as_deref()).await? {
+            Some((a, b)) => {
+                lo = lo.max(a);
+                hi = hi.min(b);
+            }
+            None => return Ok(None),
+        }
+    }
+    Ok((lo <= hi).then_some((lo, hi)))
+}
+
+/// Rows with `lo <= id <= hi` passing `filter`: whole blocks summed from
+/// `id_blocks` when the filter allows, the partial blocks at both ends
+/// counted row by row.
+async fn range_count(
+    tx: &Transaction<'_>,
+    lo: i64,
+    hi: i64,
+    filter: &str,
+    fargs: &[String],
+    by_blocks: Option<BlockFilter>,
+) -> Result<u64> {
+    let count_rows = |lo: i64, hi: i64| {
+        let sql = format!("SELECT COUNT(*) FROM predictions WHERE id >= $1 AND id <= $2 {filter}");
+        let args = with(vec![Box::new(lo), Box::new(hi)], fargs);
+        async move {
+            let n: i64 = tx.query_one(&tx.prepare_cached(&sql).await?, &refs(&args)).await?.get(0);
+            Ok::<u64, Error>(n.max(0) as u64)
+        }
+    };
+    let first_block = (lo.max(0) + (1 << BLOCK_SHIFT) - 1) >> BLOCK_SHIFT;
+    let last_block = (hi.saturating_add(1) >> BLOCK_SHIFT) - 1;
+    let Some(f) = by_blocks.filter(|_| first_block <= last_block) else {
+        return count_rows(lo, hi).await;
+    };
+    let whole: i64 = tx
+        .query_one(
+            "SELECT COALESCE(SUM(n), 0)::int8 FROM id_blocks WHERE block BETWEEN $1 AND $2
+                AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)",
+            &[&first_block, &last_block, &f.source.map(Source::as_str), &f.suspicious.map(label)],
+        )
+        .await?
+        .get(0);
+    let head = count_rows(lo, (first_block << BLOCK_SHIFT) - 1).await?;
+    let tail = count_rows((last_block + 1) << BLOCK_SHIFT, hi).await?;
+    Ok(whole.max(0) as u64 + head + tail)
+}
+
+/// The id range of the rows stored between `from` and `to` (inclusive,
+/// `YYYY-MM-DD HH:MM:SS` UTC); `None` when no row falls inside. A binary
+/// search over ids, as in SQLite: rows' times grow with their ids (each
+/// transaction stamps its start and takes its ids as it commits), so a
+/// boundary may be off by the rows of transactions running at that moment.
+async fn id_range(tx: &Transaction<'_>, from: Option<&str>, to: Option<&str>) -> Result<Option<(i64, i64)>> {
+    let r = tx.query_one("SELECT (SELECT MIN(id) FROM predictions), (SELECT MAX(id) FROM predictions)", &[]).await?;
+    let (Some(min), Some(max)) = (r.get::<_, Option<i64>>(0), r.get::<_, Option<i64>>(1)) else { return Ok(None) };
+    let at = tx
+        .prepare_cached(&format!("SELECT id, {} FROM predictions WHERE id >= $1 ORDER BY id LIMIT 1", ts("created_at")))
+        .await?;
+    async fn search(
+        tx: &Transaction<'_>,
+        at: &tokio_postgres::Statement,
+        min: i64,
+        max: i64,
+        pred: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Option<i64>> {
+        let (mut lo, mut hi) = (min, max + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let r = tx.query_one(at, &[&mid]).await?;
+            let (id, created): (i64, String) = (r.get(0), r.get(1));
+            if pred(&created) {
+                hi = mid.min(id);
+            } else {
+                lo = id + 1;
+            }
+        }
+        Ok((lo <= max).then_some(lo))
+    }
+    let lo = match from {
+        Some(f) => match search(tx, &at, min, max, &|t| t >= f).await? {
+            Some(id) => id,
+            None => return Ok(None),
+        },
+        None => min,
+    };
+    let hi = match to {
+        Some(t) => match search(tx, &at, min, max, &|c| c > t).await? {
+            Some(id) => id - 1,
+            None => max,
+        },
+        None => max,
+    };
+    Ok((lo <= hi).then_some((lo, hi)))
+}
+
+fn row_to_stored(r: &tokio_postgres::Row) -> Result<StoredPrediction> {
+    let bad = |what: String| Error::Internal(format!("stored row: {what}"));
+    let reasons: Vec<Reason> = serde_json::from_str(r.get::<_, &str>(14)).map_err(|e| bad(e.to_string()))?;
+    let commands: Option<&str> = r.get(12);
+    let mut stored = StoredPrediction {
+        id: r.get(0),
+        created_at: r.get(1),
+        source: Source::parse(r.get(2))?,
+        suspicious: r.get::<_, &str>(3) == "Suspicious",
+        confidence: r.get(4),
+        fingerprint: Fingerprint {
+            login_hour: r.get::<_, i32>(5).clamp(0, 255) as u8,
+            session_duration_min: r.get::<_, f64>(6) as f32,
+            commands: r.get::<_, i64>(7).clamp(0, u32::MAX as i64) as u32,
+            failed_logins: r.get::<_, i64>(8).clamp(0, u32::MAX as i64) as u32,
+            protocol: Protocol::parse(r.get(9)).map_err(|e| bad(e.to_string()))?,
+            typing_speed_wpm: r.get::<_, Option<f64>>(10).map(|v| v as f32),
+            risky_commands: r.get::<_, Option<i64>>(11).map(|v| v.clamp(0, u32::MAX as i64) as u32),
+        },
+        commands: commands.map(serde_json::from_str).transpose().map_err(|e| bad(e.to_string()))?,
+        model_version: r.get(13),
+        reasons: Vec::new(),
+        device: r.get(15),
+        agent: AgentContext {
+            kind: r.get(16),
+            source_ip: r.get(17),
+            user: r.get(18),
+            started_at: r.get(19),
+            ended_at: r.get(20),
+        },
+        analyst: None,
+    };
+    stored.reasons = Reason::words(&reasons, &stored.fingerprint);
+    Ok(stored)
+}
+
+/// Fills in the analyst labels of a page (ordered by id) with one range read.
+async fn attach(tx: &Transaction<'_>, rows: &mut [StoredPrediction]) -> Result<()> {
+    let (Some(first), Some(last)) = (rows.first().map(|r| r.id), rows.last().map(|r| r.id)) else {
+        return Ok(());
+    };
+    let sql = format!(
+        "SELECT prediction_id, analyst_label, {}, note FROM feedback
+         WHERE prediction_id BETWEEN $1 AND $2 ORDER BY prediction_id",
+        ts("labelled_at")
+    );
+    for r in tx.query(&tx.prepare_cached(&sql).await?, &[&first, &last]).await? {
+        let id: i64 = r.get(0);
+        if let Ok(at) = rows.binary_search_by_key(&id, |s| s.id) {
+            rows[at].analyst = Some(AnalystLabel {
+                suspicious: r.get::<_, &str>(1) == "Suspicious",
+                labelled_at: r.get(2),
+                note: r.get(3),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn splits(rows: Vec<tokio_postgres::Row>) -> Vec<Split> {
+    rows.iter()
+        .map(|r| Split {
+            key: r.get(0),
+            normal: r.get::<_, i64>(1).max(0) as u64,
+            suspicious: r.get::<_, i64>(2).max(0) as u64,
+        })
+        .collect()
+}
+
+const SPLIT: &str = "COALESCE(SUM(n) FILTER (WHERE prediction = 'Normal'), 0)::int8,
+    COALESCE(SUM(n) FILTER (WHERE prediction = 'Suspicious'), 0)::int8";
+
+/// The analytics page's data, from the roll-ups and counters only.
+pub(super) async fn insights(c: &mut ClientWrapper, bucket: Bucket) -> Result<Insights> {
+    let tx = snapshot(c).await?;
+    let (unit, fmt, count) = match bucket {
+        Bucket::Hour => ("hour", "YYYY-MM-DD HH24:00:00", HOURS_SHOWN),
+        Bucket::Day => ("day", "YYYY-MM-DD", DAYS_SHOWN),
+    };
+    // Every bucket of the window ending at the latest roll-up, oldest first,
+    // so gaps show as zeros.
+    let sql = format!(
+        "WITH latest AS (SELECT date_trunc('{unit}', MAX(hour) AT TIME ZONE 'UTC') AS t FROM rollup_hourly),
+              keys AS (SELECT g FROM latest,
+                  generate_series(latest.t - ($1::int - 1) * interval '1 {unit}', latest.t, interval '1 {unit}') g)
+         SELECT to_char(k.g, '{fmt}'), {SPLIT}
+         FROM keys k LEFT JOIN rollup_hourly r
+           ON r.hour >= (SELECT MIN(g) FROM keys) AT TIME ZONE 'UTC'
+          AND date_trunc('{unit}', r.hour AT TIME ZONE 'UTC') = k.g
+         GROUP BY k.g ORDER BY k.g"
+    );
+    let over_time = splits(tx.query(&tx.prepare_cached(&sql).await?, &[&(count as i32)]).await?);
+    let window = match (over_time.first(), over_time.last()) {
+        (Some(a), Some(b)) => Some((a.key.clone(), b.key.clone())),
+        _ => None,
+    };
+    let found = splits(tx.query(&format!("SELECT protocol, {SPLIT} FROM rollup_hourly GROUP BY protocol"), &[]).await?);
+    let by_protocol =
+        Protocol::ALL.iter().filter_map(|p| found.iter().find(|s| s.key == p.as_str()).cloned()).collect();
+    let found = splits(tx.query(&format!("SELECT source, {SPLIT} FROM counters GROUP BY source"), &[]).await?);
+    let by_source =
+        ["single", "csv", "agent"].iter().filter_map(|s| found.iter().find(|f| f.key == *s).cloned()).collect();
+    let by_device = splits(
+        tx.query(
+            &format!(
+                "SELECT device, {SPLIT} FROM counters WHERE device <> '' GROUP BY device
+                 ORDER BY SUM(n) DESC, device LIMIT $1"
+            ),
+            &[&i64::from(TOP_N)],
+        )
+        .await?,
+    );
+    let top_sources = tx
+        .query(
+            "SELECT source_ip, suspicious, total FROM source_ips WHERE suspicious > 0
+             ORDER BY suspicious DESC, source_ip LIMIT $1",
+            &[&i64::from(TOP_N)],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, i64>(1).max(0) as u64, r.get::<_, i64>(2).max(0) as u64))
+        .collect();
+    tx.commit().await?;
+    Ok(Insights { over_time, window, by_protocol, by_source, by_device, top_sources })
+}
+
+/// Rows per read while exporting: bounds memory whatever the export's size.
+const EXPORT_CHUNK: i64 = 2000;
+
+/// `out` may block (it is a bounded channel to a slow client): every write
+/// to it runs on a blocking thread, never on the runtime's.
+struct BlockingOut(Option<Box<dyn Write + Send>>);
+
+impl BlockingOut {
+    async fn write(&mut self, bytes: Vec<u8>) -> Result<()> {
+        let mut out = self.0.take().ok_or_else(|| Error::Internal("csv export: output lost".into()))?;
+        let out = tokio::task::spawn_blocking(move || out.write_all(&bytes).and_then(|()| out.flush()).map(|()| out))
+            .await
+            .map_err(|e| Error::Internal(format!("csv export: {e}")))??;
+        self.0 = Some(out);
+        Ok(())
+    }
+}
+
+/// Writes the predictions matching `q` (filters and ranges; paging ignored)
+/// as scored CSV, in id order, from one snapshot.
+pub(super) async fn export(c: &mut ClientWrapper, q: &ResultsQuery, out: Box<dyn Write + Send>) -> Result<u64> {
+    let mut out = BlockingOut(Some(out));
+    let tx = snapshot(c).await?;
+    out.write(format!("{EXPORT_HEADER}\n").into_bytes()).await?;
+    let Some((lo, hi)) = resolve_range(&tx, q).await? else {
+        tx.commit().await?;
+        return Ok(0);
+    };
+    let (filter, fargs) = filter_sql(q, 3);
+    let sql = format!(
+        "SELECT login_hour, session_duration, commands_count, failed_logins, protocol, typing_speed, prediction,
+                confidence, reasons, id, {}, source, device, source_ip
+         FROM predictions WHERE id > $1 AND id <= $2 {filter} ORDER BY id LIMIT {EXPORT_CHUNK}",
+        ts("created_at")
+    );
+    let stmt = tx.prepare_cached(&sql).await?;
+    let mut after = lo - 1;
+    let mut written = 0u64;
+    loop {
+        let args = with(vec![Box::new(after), Box::new(hi)], &fargs);
+        let rows = tx.query(&stmt, &refs(&args)).await?;
+        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::with_capacity(1 << 16));
+        for r in &rows {
+            let reasons: Vec<String> = serde_json::from_str(r.get::<_, &str>(8)).unwrap_or_default();
+            let typing: Option<f64> = r.get(5);
+            let id: i64 = r.get(9);
+            w.write_record([
+                r.get::<_, i32>(0).to_string(),
+                (r.get::<_, f64>(1) as f32).to_string(),
+                r.get::<_, i64>(2).to_string(),
+                r.get::<_, i64>(3).to_string(),
+                r.get::<_, String>(4),
+                typing.map(|t| (t as f32).to_string()).unwrap_or_default(),
+                r.get::<_, String>(6),
+                r.get::<_, f64>(7).to_string(),
+                spreadsheet_safe(reasons.join("; ")),
+                id.to_string(),
+                spreadsheet_safe(r.get::<_, String>(10)),
+                spreadsheet_safe(r.get::<_, String>(11)),
+                spreadsheet_safe(r.get::<_, Option<String>>(12).unwrap_or_default()),
+                spreadsheet_safe(r.get::<_, Option<String>>(13).unwrap_or_default()),
+            ])
+            .map_err(|e| Error::Internal(format!("csv export: {e}")))?;
+            after = id;
+        }
+        written += rows.len() as u64;
+        out.write(w.into_inner().map_err(|e| Error::Internal(format!("csv export: {e}")))?).await?;
+        if (rows.len() as i64) < EXPORT_CHUNK {
+            break;
+        }
+    }
+    tx.commit().await?;
+    Ok(written)
+}

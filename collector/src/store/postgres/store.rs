@@ -1,0 +1,442 @@
+//! [`PgStore`]: the pool, the writer task, and every trait of the seam.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bfp_common::wire::Batch;
+use tokio::sync::{mpsc, oneshot};
+
+use super::writer::{self, WriteOp};
+use super::{csv, reads, resources};
+use crate::error::{Error, Result};
+use crate::store::alerts::{Alert, AlertQuery, AlertState, EvaluationPass};
+use crate::store::console::{AuditEntry, Console, LockState, NewAuditEntry, SessionPolicy};
+use crate::store::decisions::{Decision, DecisionQuery, DeviceBlocks, NewDecision};
+use crate::store::{
+    AnalystFeedback, ApiTokenInfo, Bucket, CsvCommit, CsvSender, DeviceId, DeviceInfo, Devices, Feedback,
+    FeedbackOutcome, IngestOutcome, Insights, NewApiToken, NewPrediction, Operator, Predictions, ResultsPage,
+    ResultsQuery, Role, Store, Totals, UserInfo, Users, WriterStats,
+};
+
+/// How to open the PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// `postgres://user[:password]@host[:port]/database`.
+    pub url: String,
+    /// Connections this collector keeps open at most (reads, the writer,
+    /// CSV uploads). Default: 16.
+    pub pool_size: usize,
+    /// Most rows one group commit takes. Default: 4096.
+    pub max_batch: usize,
+    /// Write requests that may wait for the writer before senders are
+    /// slowed down (back-pressure). Default: 8192.
+    pub queue: usize,
+    /// Directory where CSV uploads are staged before they are parsed (on
+    /// disk, not a tmpfs). Default: the system's temporary directory.
+    pub staging_dir: PathBuf,
+}
+
+impl PgConfig {
+    /// The defaults above for the database at `url`.
+    pub fn new(url: impl Into<String>) -> PgConfig {
+        PgConfig { url: url.into(), pool_size: 16, max_batch: 4096, queue: 8192, staging_dir: std::env::temp_dir() }
+    }
+}
+
+/// The PostgreSQL store: cheap to share behind an `Arc`.
+pub struct PgStore {
+    pool: deadpool_postgres::Pool,
+    tx: mpsc::Sender<WriteOp>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stats: Arc<WriterStats>,
+    dir: PathBuf,
+}
+
+pub(super) type Pool = deadpool_postgres::Pool;
+pub(super) type Conn = deadpool_postgres::Object;
+
+/// A pooled connection; an exhausted or broken pool is a store error.
+pub(super) async fn conn(pool: &Pool) -> Result<Conn> {
+    pool.get().await.map_err(|e| Error::Store(format!("no database connection: {e}")))
+}
+
+impl PgStore {
+    /// Connects, brings the schema up to [`super::SCHEMA_VERSION`] (safe with
+    /// several collectors starting at once) and starts the writer task.
+    pub async fn open(config: &PgConfig) -> Result<PgStore> {
+        let mut client = super::connect(&config.url).await?;
+        super::migrate(&mut client).await?;
+        drop(client);
+        let pg: tokio_postgres::Config = config
+            .url
+            .parse()
+            .map_err(|e| Error::Config(format!("database URL {}: {e}", super::redact(&config.url))))?;
+        let manager = deadpool_postgres::Manager::from_config(
+            pg,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(config.pool_size.max(2))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Config(format!("database pool: {e}")))?;
+        // One connection now, so a bad URL fails at start-up.
+        drop(conn(&pool).await?);
+        let stats = Arc::new(WriterStats::default());
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let writer = tokio::spawn(writer::run(pool.clone(), rx, config.max_batch.max(1), stats.clone()));
+        Ok(PgStore { pool, tx, writer: Mutex::new(Some(writer)), stats, dir: config.staging_dir.clone() })
+    }
+
+    async fn send<T>(&self, op: impl FnOnce(oneshot::Sender<Result<T>>) -> WriteOp) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(op(reply)).await.map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    async fn conn(&self) -> Result<Conn> {
+        conn(&self.pool).await
+    }
+}
+
+#[async_trait]
+impl Predictions for PgStore {
+    async fn insert(&self, rows: Vec<NewPrediction>) -> Result<Vec<i64>> {
+        self.send(|reply| WriteOp::Insert { rows, reply }).await
+    }
+
+    async fn begin_csv(&self, model_version: Arc<str>) -> Result<(CsvSender, CsvCommit)> {
+        if self.tx.is_closed() {
+            return Err(Error::ShuttingDown);
+        }
+        csv::begin(self.pool.clone(), model_version, self.stats.clone()).await
+    }
+
+    fn staging_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn totals(&self) -> Result<Totals> {
+        reads::totals(&*self.conn().await?, None, None, None).await
+    }
+
+    async fn counters(&self) -> Result<Vec<(String, String, u64)>> {
+        reads::counters(&*self.conn().await?).await
+    }
+
+    async fn results(&self, q: ResultsQuery) -> Result<ResultsPage> {
+        reads::results(&mut *self.conn().await?, &q).await
+    }
+
+    async fn insights(&self, bucket: Bucket) -> Result<Insights> {
+        reads::insights(&mut *self.conn().await?, bucket).await
+    }
+
+    async fn export_csv(&self, q: ResultsQuery, out: Box<dyn std::io::Write + Send>) -> Result<u64> {
+        reads::export(&mut *self.conn().await?, &q, out).await
+    }
+}
+
+#[async_trait]
+impl Devices for PgStore {
+    async fn authenticate(&self, token: String) -> Result<Option<DeviceId>> {
+        resources::authenticate_device(&*self.conn().await?, &token).await
+    }
+
+    async fn devices(&self) -> Result<Vec<DeviceInfo>> {
+        resources::list_devices(&*self.conn().await?).await
+    }
+
+    async fn add_device(&self, name: String) -> Result<String> {
+        resources::add_device(&mut *self.conn().await?, &name).await
+    }
+
+    async fn revoke_device(&self, name: String) -> Result<()> {
+        resources::revoke_device(&*self.conn().await?, &name).await
+    }
+
+    async fn ingest(&self, device: DeviceId, batch: Batch) -> Result<IngestOutcome> {
+        self.send(|reply| WriteOp::Ingest(writer::IngestOp { device, batch, reply })).await
+    }
+}
+
+#[async_trait]
+impl AnalystFeedback for PgStore {
+    async fn set_feedback(&self, id: i64, label: Feedback, note: Option<String>) -> Result<FeedbackOutcome> {
+        let note = crate::store::feedback::clean_note(note)?;
+        resources::set_feedback(&mut *self.conn().await?, id, label, note.as_deref()).await
+    }
+
+    async fn export_labelled(&self) -> Result<String> {
+        resources::export_labelled(&*self.conn().await?).await
+    }
+}
+
+#[async_trait]
+impl crate::store::Alerts for PgStore {
+    async fn evaluate_alerts(&self, config: Arc<crate::alerts::AlertConfig>) -> Result<EvaluationPass> {
+        resources::evaluate_alerts(&mut *self.conn().await?, &config).await
+    }
+
+    async fn alerts(&self, q: AlertQuery) -> Result<Vec<Alert>> {
+        resources::list_alerts(&*self.conn().await?, &q).await
+    }
+
+    async fn set_alert_state(&self, id: i64, to: AlertState, by: String) -> Result<Alert> {
+        resources::set_alert_state(&mut *self.conn().await?, id, to, &by).await
+    }
+
+    async fn alert_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        resources::alert_counts(&*self.conn().await?).await
+    }
+}
+
+#[async_trait]
+impl Users for PgStore {
+    async fn add_user(&self, name: String, role: Role, password_hash: String) -> Result<()> {
+        resources::add_user(&*self.conn().await?, &name, role, &password_hash).await
+    }
+
+    async fn users(&self) -> Result<Vec<UserInfo>> {
+        resources::list_users(&*self.conn().await?).await
+    }
+
+    async fn delete_user(&self, name: String) -> Result<()> {
+        resources::delete_user(&mut *self.conn().await?, &name).await
+    }
+
+    async fn set_password(&self, name: String, password_hash: String) -> Result<()> {
+        resources::set_password(&mut *self.conn().await?, &name, &password_hash).await
+    }
+
+    async fn user_credentials(&self, name: String) -> Result<Option<(Operator, String)>> {
+        resources::credentials(&*self.conn().await?, &name).await
+    }
+
+    async fn add_api_token(&self, user: String, expires_at: Option<i64>) -> Result<NewApiToken> {
+        resources::add_api_token(&*self.conn().await?, &user, expires_at).await
+    }
+
+    async fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        resources::list_api_tokens(&*self.conn().await?).await
+    }
+
+    async fn revoke_api_token(&self, id: i64) -> Result<()> {
+        resources::revoke_api_token(&*self.conn().await?, id).await
+    }
+
+    async fn authenticate_operator(&self, token: String) -> Result<Option<Operator>> {
+        resources::authenticate_operator(&*self.conn().await?, &token).await
+    }
+}
+
+#[async_trait]
+impl crate::store::Decisions for PgStore {
+    async fn add_decision(&self, new: NewDecision) -> Result<Decision> {
+        resources::add_decision(&*self.conn().await?, &new, unix_now()).await
+    }
+
+    async fn decisions(&self, q: DecisionQuery) -> Result<Vec<Decision>> {
+        resources::list_decisions(&*self.conn().await?, &q, unix_now()).await
+    }
+
+    async fn delete_decision(&self, id: i64, by: String) -> Result<Decision> {
+        resources::delete_decision(&*self.conn().await?, id, &by, unix_now()).await
+    }
+
+    async fn pushed_decisions(&self, device: DeviceId) -> Result<bfp_common::wire::PushedDecisions> {
+        resources::pushed_decisions(&*self.conn().await?, &device, unix_now()).await
+    }
+
+    async fn set_device_group(&self, name: String, group: String) -> Result<()> {
+        resources::set_group(&*self.conn().await?, &name, &group).await
+    }
+
+    async fn device_blocks(&self, name: String) -> Result<DeviceBlocks> {
+        resources::device_blocks(&*self.conn().await?, &name).await
+    }
+}
+
+#[async_trait]
+impl Console for PgStore {
+    async fn create_session(&self, user_id: i64, policy: SessionPolicy) -> Result<String> {
+        resources::create_session(&*self.conn().await?, user_id, policy).await
+    }
+
+    async fn session(&self, id: String, policy: SessionPolicy) -> Result<Option<Operator>> {
+        resources::session(&*self.conn().await?, &id, policy).await
+    }
+
+    async fn end_session(&self, id: String) -> Result<()> {
+        resources::end_session(&*self.conn().await?, &id).await
+    }
+
+    async fn lock_state(&self, name: String) -> Result<LockState> {
+        resources::lock_state(&*self.conn().await?, &name).await
+    }
+
+    async fn login_failed(&self, name: String, policy: SessionPolicy) -> Result<LockState> {
+        resources::login_failed(&mut *self.conn().await?, &name, policy).await
+    }
+
+    async fn login_succeeded(&self, name: String) -> Result<()> {
+        resources::login_succeeded(&*self.conn().await?, &name).await
+    }
+
+    async fn audit(&self, entry: NewAuditEntry) -> Result<()> {
+        resources::audit(&*self.conn().await?, &entry).await
+    }
+
+    async fn audit_trail(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>> {
+        resources::audit_trail(&*self.conn().await?, before_id, limit).await
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    async fn shutdown(&self) {
+        let _ = self.tx.send(WriteOp::Shutdown).await;
+        let handle = self.writer.lock().map(|mut h| h.take()).unwrap_or(None);
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bfp_common::{Fingerprint, Protocol};
+    use bfp_testkit::pg::PgCluster;
+
+    use super::*;
+    use crate::store::{AgentContext, CsvChunk, CsvRow, Source};
+
+    fn fingerprint(suspicious: bool) -> Fingerprint {
+        Fingerprint {
+            login_hour: 14,
+            session_duration_min: 2.5,
+            commands: 3,
+            failed_logins: if suspicious { 8 } else { 0 },
+            protocol: Protocol::Ssh,
+            typing_speed_wpm: Some(40.0),
+            risky_commands: Some(0),
+        }
+    }
+
+    fn prediction(source: Source, suspicious: bool, device: Option<&str>) -> NewPrediction {
+        NewPrediction {
+            source,
+            fingerprint: fingerprint(suspicious),
+            suspicious,
+            confidence: 0.75,
+            commands: None,
+            model_version: Arc::from("m1"),
+            reasons: vec![],
+            device: device.map(str::to_string),
+            agent: AgentContext::default(),
+        }
+    }
+
+    async fn upload(store: &PgStore, rows: Vec<CsvRow>) -> crate::store::CsvSummary {
+        let (sender, committed) = store.begin_csv(Arc::from("m1")).await.unwrap();
+        let feeder = std::thread::spawn(move || {
+            for chunk in rows.chunks(1000) {
+                let _ = sender.send(CsvChunk::Rows(chunk.to_vec()));
+            }
+            let _ = sender.send(CsvChunk::Done);
+        });
+        let summary = committed.await.unwrap();
+        feeder.join().unwrap();
+        summary
+    }
+
+    /// The ids of the page `q` asks for, by walking the rows in SQL.
+    async fn walked(cluster: &PgCluster, q: &ResultsQuery) -> Vec<i64> {
+        let (filter, _) = reads::filter_sql(q, 3);
+        let filter = filter.replace("$3", &format!("'{}'", q.device.clone().unwrap_or_default()));
+        let sql = format!(
+            "SELECT id FROM predictions WHERE id > {} AND id >= {} AND id <= {} {filter} ORDER BY id LIMIT {} OFFSET {}",
+            q.after_id.unwrap_or(0),
+            q.min_id.unwrap_or(0),
+            q.max_id.unwrap_or(i64::MAX),
+            q.limit,
+            q.offset
+        );
+        let client = crate::store::postgres::connect(&cluster.url()).await.unwrap();
+        client.query(&sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn offset_pages_found_by_block_counts_equal_walking_the_rows_with_gaps_in_the_ids() {
+        let cluster = PgCluster::start();
+        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
+        let csv = |n: usize, suspicious: &dyn Fn(usize) -> bool| -> Vec<CsvRow> {
+            (0..n).map(|i| CsvRow::new(&fingerprint(suspicious(i)), suspicious(i), 0.9, &[])).collect()
+        };
+        let mixed = |n: usize| -> Vec<NewPrediction> {
+            (0..n)
+                .map(|i| match i % 3 {
+                    0 => prediction(Source::Single, i % 2 == 0, None),
+                    _ => prediction(Source::Agent, i % 5 == 0, Some("pi-1")),
+                })
+                .collect()
+        };
+        let first = upload(&store, csv(5_000, &|i| i % 7 < 3)).await;
+        assert_eq!((first.first_id, first.last_id), (Some(1), Some(5_000)));
+        store.insert(mixed(700)).await.unwrap();
+        // Ids another collector took and never used: a gap of 3,000.
+        cluster.psql("SELECT bfp_reserve_ids(3000)");
+        upload(&store, csv(6_000, &|_| true)).await;
+        store.insert(mixed(300)).await.unwrap();
+        upload(&store, csv(7_000, &|i| i % 11 == 0)).await;
+        let total = 5_000 + 700 + 6_000 + 300 + 7_000;
+        assert_eq!(store.totals().await.unwrap().total(), total);
+        assert_eq!(cluster.psql("SELECT count(*) FROM predictions"), total.to_string());
+        assert_eq!(cluster.psql("SELECT sum(n) FROM id_blocks"), total.to_string());
+
+        let mut pages = 0;
+        for offset in [0, 1, 99, 4_095, 4_096, 4_097, 5_000, 8_191, 8_192, 12_000, 16_000, 18_999, 19_000, 25_000] {
+            for source in [None, Some(Source::Csv), Some(Source::Single), Some(Source::Agent)] {
+                for suspicious in [None, Some(true), Some(false)] {
+                    for (after_id, min_id, max_id) in
+                        [(None, None, None), (Some(4_000), None, None), (None, Some(3), Some(13_000))]
+                    {
+                        let q = ResultsQuery {
+                            limit: 7,
+                            offset,
+                            after_id,
+                            min_id,
+                            max_id,
+                            source,
+                            suspicious,
+                            ..ResultsQuery::default()
+                        };
+                        let page = store.results(q.clone()).await.unwrap();
+                        let got: Vec<i64> = page.results.iter().map(|r| r.id).collect();
+                        assert_eq!(got, walked(&cluster, &q).await, "{q:?}");
+                        pages += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(pages, 14 * 4 * 3 * 3);
+        for offset in [0, 150, 466, 467, 1_000] {
+            let q = ResultsQuery { limit: 5, offset, device: Some("pi-1".into()), ..ResultsQuery::default() };
+            let got: Vec<i64> = store.results(q.clone()).await.unwrap().results.iter().map(|r| r.id).collect();
+            assert_eq!(got, walked(&cluster, &q).await, "{q:?}");
+        }
+        store.shutdown().await;
+    }
+}

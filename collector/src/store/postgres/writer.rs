@@ -1,0 +1,449 @@
+//! Each collector's writer task: requests queue on a bounded channel; the
+//! task takes everything queued (up to `max_batch` rows), stores it in one
+//! transaction with its counters, roll-ups and id blocks, commits, and only
+//! then answers each request (group commit).
+//!
+//! Several collectors write at once: every count is an upsert adding to `n`
+//! (`ON CONFLICT ... DO UPDATE SET n = t.n + excluded.n`), so they add up
+//! exactly; the keys of each table are written in one global order (tables
+//! in a fixed order, keys sorted) so two collectors' transactions cannot
+//! deadlock on them, and a transaction that still fails on a deadlock or a
+//! serialization error is retried whole.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bfp_common::wire::{Batch, Heartbeat, ResponseReport};
+use deadpool_postgres::Transaction;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
+
+use super::store::Pool;
+use crate::error::{Error, Result};
+use crate::store::model::label;
+use crate::store::{round_confidence, DeviceId, IngestOutcome, NewPrediction, WriterStats};
+
+/// Rows per 4,096-id block, as a shift (as SQLite's `id_blocks`).
+pub(super) const BLOCK_SHIFT: u32 = 12;
+
+/// The advisory lock every write transaction holds shared from before it
+/// takes ids until it commits; the alert evaluation takes it exclusively for
+/// a moment to know that every id taken so far is committed (or abandoned).
+pub(super) const WRITE_BARRIER: i64 = 0x6266_705f_7772_6974; // "bfp_writ"
+
+/// Times a group is retried after a deadlock or serialization failure.
+const RETRIES: usize = 5;
+
+const INSERT_SQL: &str = "INSERT INTO predictions (id, source, prediction, confidence, login_hour, session_duration,
+    commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
+    kind, source_ip, \"user\", started_at, ended_at)
+    SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::float8[], $5::int4[], $6::float8[], $7::int8[],
+        $8::int8[], $9::text[], $10::float8[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[],
+        $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])";
+
+/// What the writer task is asked to do.
+pub(super) enum WriteOp {
+    /// Predictions to store; grouped with the other requests queued.
+    Insert { rows: Vec<NewPrediction>, reply: oneshot::Sender<Result<Vec<i64>>> },
+    /// An agent's batch; grouped with the other requests queued.
+    Ingest(IngestOp),
+    /// Commit what is queued, then stop.
+    Shutdown,
+}
+
+pub(super) struct IngestOp {
+    pub(super) device: DeviceId,
+    pub(super) batch: Batch,
+    pub(super) reply: oneshot::Sender<Result<IngestOutcome>>,
+}
+
+impl WriteOp {
+    fn rows(&self) -> usize {
+        match self {
+            WriteOp::Insert { rows, .. } => rows.len().max(1),
+            WriteOp::Ingest(op) => op.batch.records.len().max(1),
+            WriteOp::Shutdown => 0,
+        }
+    }
+}
+
+/// The writer task's loop: runs until [`WriteOp::Shutdown`] or until every
+/// sender is gone.
+pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize, stats: Arc<WriterStats>) {
+    let mut stop = false;
+    while !stop {
+        let Some(first) = rx.recv().await else { break };
+        if matches!(first, WriteOp::Shutdown) {
+            break;
+        }
+        let mut n = first.rows();
+        let mut group = vec![first];
+        while n < max_batch {
+            match rx.try_recv() {
+                Ok(WriteOp::Shutdown) => {
+                    stop = true;
+                    break;
+                }
+                Ok(op) => {
+                    n += op.rows();
+                    group.push(op);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let mut inserts = Vec::new();
+        let mut ingests = Vec::new();
+        for op in group {
+            match op {
+                WriteOp::Insert { rows, reply } => inserts.push((rows, reply)),
+                WriteOp::Ingest(op) => ingests.push(op),
+                WriteOp::Shutdown => {}
+            }
+        }
+        let mut attempt = 0;
+        let outcome = loop {
+            match store_group(&pool, &inserts, &ingests).await {
+                Err(Error::Db(e)) if attempt < RETRIES && retryable(&*e) => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "write group retried");
+                }
+                other => break other,
+            }
+        };
+        match outcome {
+            Ok(Stored { ids, ingested, rows }) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.rows.fetch_add(rows, Ordering::Relaxed);
+                stats.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                for ((_, reply), ids) in inserts.into_iter().zip(ids) {
+                    let _ = reply.send(Ok(ids));
+                }
+                for (op, answer) in ingests.into_iter().zip(ingested) {
+                    let _ = op.reply.send(answer);
+                }
+            }
+            Err(e) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, rows = n, "write group rolled back");
+                let text = e.to_string();
+                for (_, reply) in inserts {
+                    let _ = reply.send(Err(Error::Store(text.clone())));
+                }
+                for op in ingests {
+                    let _ = op.reply.send(Err(Error::Store(text.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn retryable(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    e.downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.code())
+        .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
+struct Stored {
+    ids: Vec<Vec<i64>>,
+    ingested: Vec<Result<IngestOutcome>>,
+    rows: u64,
+}
+
+/// One group in one transaction: predictions and agents' batches.
+async fn store_group(
+    pool: &Pool,
+    inserts: &[(Vec<NewPrediction>, oneshot::Sender<Result<Vec<i64>>>)],
+    ingests: &[IngestOp],
+) -> Result<Stored> {
+    let mut client = super::store::conn(pool).await?;
+    let tx = client.transaction().await?;
+    // Devices first, locked in id order: a device's batches are decided one
+    // transaction at a time, whichever collector received them.
+    let mut state: BTreeMap<i64, (i64, bool)> = BTreeMap::new();
+    if !ingests.is_empty() {
+        let mut ids: Vec<i64> = ingests.iter().map(|op| op.device.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows = tx
+            .query(
+                "SELECT id, last_seq, revoked_at IS NOT NULL FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&ids],
+            )
+            .await?;
+        for r in rows {
+            state.insert(r.get(0), (r.get(1), r.get(2)));
+        }
+    }
+    let mut ingested: Vec<Result<IngestOutcome>> = Vec::with_capacity(ingests.len());
+    // Rows to store, in order: each insert request's, then each accepted batch's.
+    let mut rows: Vec<&NewPrediction> = inserts.iter().flat_map(|(r, _)| r.iter()).collect();
+    let mut agent_rows: Vec<Vec<NewPrediction>> = Vec::new();
+    for op in ingests {
+        let Some((last_seq, revoked)) = state.get_mut(&op.device.id) else {
+            ingested.push(Err(Error::Unauthorized("the device was revoked".into())));
+            continue;
+        };
+        if *revoked {
+            ingested.push(Err(Error::Unauthorized("the device was revoked".into())));
+            continue;
+        }
+        update_heartbeat(&tx, op.device.id, &op.batch.heartbeat).await?;
+        let seq = op.batch.seq.min(i64::MAX as u64) as i64;
+        // A batch without records is a heartbeat: it never takes a sequence
+        // number, so it cannot make a later record batch look like a retry.
+        if op.batch.records.is_empty() {
+            ingested.push(Ok(IngestOutcome { duplicate: false, stored: 0, last_seq: *last_seq as u64 }));
+            continue;
+        }
+        // The database decides: a `(device, seq)` stored before (by this
+        // collector or another) is refused by its primary key.
+        let fresh = seq > *last_seq
+            && tx
+                .execute(
+                    "INSERT INTO ingested_batches (device_id, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    &[&op.device.id, &seq],
+                )
+                .await?
+                == 1;
+        if !fresh {
+            ingested.push(Ok(IngestOutcome { duplicate: true, stored: 0, last_seq: *last_seq as u64 }));
+            continue;
+        }
+        let records = crate::store::devices::batch_predictions(&op.device, op.batch.clone());
+        let stored = records.len() as i64;
+        tx.execute(
+            "UPDATE devices SET last_seq = $2, batches = batches + 1, records = records + $3 WHERE id = $1",
+            &[&op.device.id, &seq, &stored],
+        )
+        .await?;
+        *last_seq = seq;
+        ingested.push(Ok(IngestOutcome { duplicate: false, stored: stored as u64, last_seq: seq as u64 }));
+        agent_rows.push(records);
+    }
+    rows.extend(agent_rows.iter().flatten());
+    let ids = insert_rows(&tx, &rows).await?;
+    tx.commit().await?;
+    let mut at = 0;
+    let ids: Vec<Vec<i64>> = inserts
+        .iter()
+        .map(|(r, _)| {
+            let these = ids[at..at + r.len()].to_vec();
+            at += r.len();
+            these
+        })
+        .collect();
+    Ok(Stored { ids, ingested, rows: rows.len() as u64 })
+}
+
+/// Takes one contiguous range of `n` ids (under the shared
+/// [`WRITE_BARRIER`], held until `tx` ends); returns its first.
+pub(super) async fn reserve_ids(tx: &Transaction<'_>, n: i64) -> Result<i64> {
+    let stmt = tx.prepare_cached("SELECT pg_advisory_xact_lock_shared($1), bfp_reserve_ids($2)").await?;
+    Ok(tx.query_one(&stmt, &[&WRITE_BARRIER, &n]).await?.get(1))
+}
+
+/// Inserts `rows` (one statement) with their counts, in `tx`; returns their ids.
+pub(super) async fn insert_rows(tx: &Transaction<'_>, rows: &[&NewPrediction]) -> Result<Vec<i64>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = reserve_ids(tx, rows.len() as i64).await?;
+    let ids: Vec<i64> = (first..first + rows.len() as i64).collect();
+    let col =
+        |f: &dyn Fn(&NewPrediction) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(|p| f(p)).collect() };
+    let source: Vec<&str> = rows.iter().map(|p| p.source.as_str()).collect();
+    let prediction: Vec<&str> = rows.iter().map(|p| label(p.suspicious)).collect();
+    let confidence: Vec<f64> = rows.iter().map(|p| round_confidence(p.confidence)).collect();
+    let login_hour: Vec<i32> = rows.iter().map(|p| i32::from(p.fingerprint.login_hour)).collect();
+    let duration: Vec<f64> = rows.iter().map(|p| f64::from(p.fingerprint.session_duration_min)).collect();
+    let commands_count: Vec<i64> = rows.iter().map(|p| i64::from(p.fingerprint.commands)).collect();
+    let failed: Vec<i64> = rows.iter().map(|p| i64::from(p.fingerprint.failed_logins)).collect();
+    let protocol: Vec<&str> = rows.iter().map(|p| p.fingerprint.protocol.as_str()).collect();
+    let typing: Vec<Option<f64>> = rows.iter().map(|p| p.fingerprint.typing_speed_wpm.map(f64::from)).collect();
+    let risky: Vec<Option<i64>> = rows.iter().map(|p| p.fingerprint.risky_commands.map(i64::from)).collect();
+    let commands = col(&|p| p.commands.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default()));
+    let model: Vec<&str> = rows.iter().map(|p| &*p.model_version).collect();
+    let reasons: Vec<String> =
+        rows.iter().map(|p| serde_json::to_string(&p.reasons).unwrap_or_else(|_| "[]".into())).collect();
+    let device = col(&|p| p.device.clone());
+    let kind = col(&|p| p.agent.kind.clone());
+    let source_ip = col(&|p| p.agent.source_ip.clone());
+    let user = col(&|p| p.agent.user.clone());
+    let started = col(&|p| p.agent.started_at.clone());
+    let ended = col(&|p| p.agent.ended_at.clone());
+    let stmt = tx.prepare_cached(INSERT_SQL).await?;
+    tx.execute(
+        &stmt,
+        &[
+            &ids,
+            &source,
+            &prediction,
+            &confidence,
+            &login_hour,
+            &duration,
+            &commands_count,
+            &failed,
+            &protocol,
+            &typing,
+            &risky,
+            &commands,
+            &model,
+            &reasons,
+            &device,
+            &kind,
+            &source_ip,
+            &user,
+            &started,
+            &ended,
+        ],
+    )
+    .await?;
+    let mut delta = Delta::default();
+    for (id, p) in ids.iter().zip(rows) {
+        delta.add(*id, p);
+    }
+    delta.apply(tx).await?;
+    Ok(ids)
+}
+
+/// The counts one transaction adds, keyed and sorted as the tables are (so
+/// every collector locks their rows in the same order).
+#[derive(Default)]
+pub(super) struct Delta {
+    counters: BTreeMap<(&'static str, String, &'static str), i64>,
+    rollup: BTreeMap<(&'static str, &'static str, &'static str), i64>,
+    ips: BTreeMap<String, (i64, i64)>,
+    blocks: BTreeMap<(i64, &'static str, &'static str), i64>,
+}
+
+impl Delta {
+    fn add(&mut self, id: i64, p: &NewPrediction) {
+        let l = label(p.suspicious);
+        let s = p.source.as_str();
+        *self.counters.entry((s, p.device.clone().unwrap_or_default(), l)).or_default() += 1;
+        *self.rollup.entry((s, p.fingerprint.protocol.as_str(), l)).or_default() += 1;
+        *self.blocks.entry((id >> BLOCK_SHIFT, s, l)).or_default() += 1;
+        if let Some(ip) = p.agent.source_ip.as_deref().filter(|ip| !ip.is_empty()) {
+            let e = self.ips.entry(ip.to_string()).or_default();
+            e.0 += i64::from(p.suspicious);
+            e.1 += 1;
+        }
+    }
+
+    /// Writes the increments in `tx`: counters, roll-ups, source addresses,
+    /// id blocks, in that order (as the CSV upload does).
+    async fn apply(&self, tx: &Transaction<'_>) -> Result<()> {
+        let (s, d, l, n): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) =
+            unzip4(self.counters.iter().map(|((s, d, l), n)| (*s, d.as_str(), *l, *n)));
+        tx.execute(
+            "INSERT INTO counters (source, device, prediction, n)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])
+             ON CONFLICT (source, device, prediction) DO UPDATE SET n = counters.n + excluded.n",
+            &[&s, &d, &l, &n],
+        )
+        .await?;
+        let (s, p, l, n): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) =
+            unzip4(self.rollup.iter().map(|((s, p, l), n)| (*s, *p, *l, *n)));
+        tx.execute(
+            "INSERT INTO rollup_hourly (hour, source, protocol, prediction, n)
+             SELECT date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', u.*
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u
+             ON CONFLICT (hour, source, protocol, prediction) DO UPDATE SET n = rollup_hourly.n + excluded.n",
+            &[&s, &p, &l, &n],
+        )
+        .await?;
+        if !self.ips.is_empty() {
+            let ip: Vec<&str> = self.ips.keys().map(String::as_str).collect();
+            let sus: Vec<i64> = self.ips.values().map(|v| v.0).collect();
+            let total: Vec<i64> = self.ips.values().map(|v| v.1).collect();
+            tx.execute(
+                "INSERT INTO source_ips (source_ip, suspicious, total)
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])
+                 ON CONFLICT (source_ip) DO UPDATE SET suspicious = source_ips.suspicious + excluded.suspicious,
+                     total = source_ips.total + excluded.total",
+                &[&ip, &sus, &total],
+            )
+            .await?;
+        }
+        let (b, s, l, n): (Vec<i64>, Vec<&str>, Vec<&str>, Vec<i64>) =
+            unzip4(self.blocks.iter().map(|((b, s, l), n)| (*b, *s, *l, *n)));
+        tx.execute(
+            "INSERT INTO id_blocks (block, source, prediction, n)
+             SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[])
+             ON CONFLICT (block, source, prediction) DO UPDATE SET n = id_blocks.n + excluded.n",
+            &[&b, &s, &l, &n],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn unzip4<A, B, C, D>(it: impl Iterator<Item = (A, B, C, D)>) -> (Vec<A>, Vec<B>, Vec<C>, Vec<D>) {
+    let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (w, x, y, z) in it {
+        a.push(w);
+        b.push(x);
+        c.push(y);
+        d.push(z);
+    }
+    (a, b, c, d)
+}
+
+async fn update_heartbeat(tx: &Transaction<'_>, id: i64, hb: &Heartbeat) -> Result<()> {
+    let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+    tx.execute(
+        "UPDATE devices SET last_seen = now(), agent_version = $2, model_version = $3, spool_depth = $4,
+             dropped = $5, lines_read = $6, last_error = $7 WHERE id = $1",
+        &[
+            &id,
+            &hb.agent_version,
+            &hb.model_version,
+            &clamp(hb.spool_depth),
+            &clamp(hb.dropped),
+            &clamp(hb.lines_read),
+            &hb.last_error,
+        ],
+    )
+    .await?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    record_response(tx, id, hb.response.as_ref(), now).await
+}
+
+/// Replaces what `device` reported of its response with `report`: the
+/// heartbeat is the device's whole state (as in SQLite).
+async fn record_response(tx: &Transaction<'_>, device: i64, report: Option<&ResponseReport>, now: i64) -> Result<()> {
+    tx.execute("DELETE FROM device_blocks WHERE device_id = $1", &[&device]).await?;
+    tx.execute("DELETE FROM device_refusals WHERE device_id = $1", &[&device]).await?;
+    let Some(report) = report else {
+        tx.execute("DELETE FROM device_responses WHERE device_id = $1", &[&device]).await?;
+        return Ok(());
+    };
+    tx.execute(
+        "INSERT INTO device_responses (device_id, backend, reported_at) VALUES ($1, $2, $3)
+         ON CONFLICT (device_id) DO UPDATE SET backend = excluded.backend, reported_at = excluded.reported_at",
+        &[&device, &report.firewall, &now],
+    )
+    .await?;
+    for b in &report.active {
+        tx.execute(
+            "INSERT INTO device_blocks (device_id, address, since, until, reason, origin, decision_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (device_id, address) DO UPDATE SET since = excluded.since, until = excluded.until,
+                 reason = excluded.reason, origin = excluded.origin, decision_id = excluded.decision_id",
+            &[&device, &b.address, &b.since, &b.until, &b.reason, &b.origin.as_str(), &b.decision],
+        )
+        .await?;
+    }
+    for r in &report.refused {
+        tx.execute(
+            "INSERT INTO device_refusals (device_id, decision_id, address, reason) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (device_id, decision_id) DO UPDATE SET address = excluded.address, reason = excluded.reason",
+            &[&device, &r.decision, &r.address, &r.reason],
+        )
+        .await?;
+    }
+    Ok(())
+}
