@@ -140,7 +140,8 @@ fn decisions_across_the_fleet(firewall: &str) {
     let Some(lab) = Lab::new() else { return };
     let dir = temp_dir();
     let db = dir.path().join("app.db");
-    let token_of = |name: &str| collector_cli(&db, &["device", "add", name, "--group", "edge"]).trim().to_string();
+    let token_of =
+        |name: &str| collector_cli(&db, &["device", "add", name, "--group", "edge", "--create"]).trim().to_string();
     let (token_a, token_b) = (token_of("pi-a"), token_of("pi-b"));
     let viewer = operator_token(&db, "vera", "viewer");
     let rules = dir.path().join("collector.toml");

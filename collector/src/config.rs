@@ -312,6 +312,11 @@ pub struct DeviceArgs {
         global = true
     )]
     pub db: String,
+    /// Create the SQLite file when it does not exist. Default: off, so a
+    /// mistyped `--db` is refused instead of becoming a new database whose
+    /// tokens the running collector never accepts.
+    #[arg(long, global = true)]
+    pub create: bool,
 }
 
 /// A device action.

@@ -111,6 +111,14 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
     use bfp_collector::config::DeviceAction;
     use bfp_collector::store;
     let run = async {
+        let missing = !store::postgres::is_postgres_url(&args.db) && !std::path::Path::new(&args.db).exists();
+        if missing && !args.create {
+            return Err(bfp_collector::Error::Config(format!(
+                "no database at {}: give the --db the collector uses (it creates its database at its first \
+                 start), or --create to make a new one here",
+                args.db
+            )));
+        }
         let store = store::open_db(&args.db).await?;
         let done = match &args.action {
             DeviceAction::Add { name, group } => match bfp_collector::store::decisions::check_group(group) {
