@@ -111,12 +111,12 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
     use bfp_collector::config::DeviceAction;
     use bfp_collector::store;
     let run = async {
-        let missing = !store::postgres::is_postgres_url(&args.db) && !std::path::Path::new(&args.db).exists();
+        let missing = !store::postgres::is_postgres_url(&args.db) && !std::path::Path::new(&*args.db).exists();
         if missing && !args.create {
             return Err(bfp_collector::Error::Config(format!(
                 "no database at {}: give the --db the collector uses (it creates its database at its first \
                  start), or --create to make a new one here",
-                args.db
+                &*args.db
             )));
         }
         let store = store::open_db(&args.db).await?;
