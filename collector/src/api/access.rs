@@ -102,9 +102,16 @@ pub const ROUTE_BODIES: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/ingest", &["application/x-bfp-batch", "application/json"]),
     ("POST", "/api/devices", &["application/json"]),
     ("DELETE", "/api/devices/{name}", &["application/json"]),
+    ("POST", "/api/decisions", &["application/json"]),
+    ("DELETE", "/api/decisions/{id}", &["application/json"]),
     ("POST", "/api/alerts/{id}/ack", &["application/json"]),
     ("POST", "/api/alerts/{id}/resolve", &["application/json"]),
 ];
+
+/// `path` as [`ROUTE_ACCESS`] spells it (for counters keyed by route).
+fn static_path(path: &str) -> &'static str {
+    ROUTE_ACCESS.iter().find(|(_, p, _)| *p == path).map_or("unmatched", |(_, p, _)| p)
+}
 
 /// The access `method path` requires, if it is a route.
 pub fn access_of(method: &str, path: &str) -> Option<Access> {
@@ -348,7 +355,11 @@ async fn admit(s: &AppState, matched: Option<MatchedPath>, req: &mut Request) ->
         req.extensions_mut().insert(Identified { caller: Caller::Anonymous, session: None, client });
         return check_body(req, path, s);
     }
-    let (caller, session) = identify(req.headers(), s).await?;
+    let (caller, session) = match identify(req.headers(), s).await {
+        Ok(found) => found,
+        Err(e @ Error::Unauthorized(_)) => return Err(s.rate_limits.auth_failed(static_path(path), client, e)),
+        Err(e) => return Err(e),
+    };
     match access {
         Access::Public => {}
         Access::Legacy(role) => {
@@ -385,6 +396,11 @@ async fn admit(s: &AppState, matched: Option<MatchedPath>, req: &mut Request) ->
         }
     }
     check_body(req, path, s)?;
+    let device = match &caller {
+        Caller::Device(d) => Some(d.id),
+        _ => None,
+    };
+    s.rate_limits.check_route(path, client, device)?;
     req.extensions_mut().insert(Identified { caller, session, client });
     Ok(())
 }
@@ -555,12 +571,15 @@ mod tests {
                 ..ConsoleConfig::default()
             }),
             login_limiter: super::super::session::login_limiter(),
+            rate_limits: std::sync::Arc::default(),
+            net: std::sync::Arc::default(),
         };
         let config = super::super::ApiConfig {
             max_body_bytes: 65536,
             max_upload_bytes: 65536,
             cors_origins: vec![],
             bound: None,
+            request_timeout: std::time::Duration::from_secs(120),
         };
         (super::super::router(state, &config).unwrap(), store)
     }

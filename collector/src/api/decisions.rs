@@ -125,13 +125,26 @@ mod tests {
             agent_model: std::sync::Arc::new(crate::load_agent_model(None).unwrap()),
             metrics: std::sync::Arc::default(),
             admin_token: None,
+            console: std::sync::Arc::new(super::super::access::ConsoleConfig {
+                allowed_hosts: ["localhost".to_string()].into(),
+                ..super::super::access::ConsoleConfig::default()
+            }),
+            login_limiter: super::super::session::login_limiter(),
+            rate_limits: std::sync::Arc::default(),
+            net: std::sync::Arc::default(),
         };
-        let config = super::super::ApiConfig { max_body_bytes: 65536, max_upload_bytes: 65536, cors_origins: vec![] };
+        let config = super::super::ApiConfig {
+            max_body_bytes: 65536,
+            max_upload_bytes: 65536,
+            cors_origins: vec![],
+            bound: None,
+            request_timeout: std::time::Duration::from_secs(120),
+        };
         (super::super::router(state, &config).unwrap(), store)
     }
 
     async fn call(app: &axum::Router, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = axum::http::Request::builder().method(method).uri(path);
+        let mut req = axum::http::Request::builder().method(method).uri(path).header("host", "localhost");
         if !token.is_empty() {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -194,7 +207,8 @@ mod tests {
         assert_eq!(pushed["decisions"][0]["address"], "203.0.113.0/24");
         let (_, core) = call(&app, "GET", "/api/agent/decisions", &other, None).await;
         assert_eq!(core["decisions"].as_array().map(Vec::len), Some(0), "another group's decision is not pushed");
-        assert_eq!(call(&app, "GET", "/api/agent/decisions", &admin, None).await.0, 401);
+        // An operator is known but is not a device.
+        assert_eq!(call(&app, "GET", "/api/agent/decisions", &admin, None).await.0, 403);
 
         let id = made["id"].as_i64().unwrap();
         assert_eq!(call(&app, "DELETE", &format!("/api/decisions/{id}"), &analyst, None).await.0, 403);

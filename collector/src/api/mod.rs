@@ -14,14 +14,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::connect_info::{ConnectInfo, Connected};
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use bfp_common::{CompactModel, Fingerprint};
 use serde_json::{json, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -29,14 +30,15 @@ use crate::store::Store;
 pub mod access;
 pub mod alerts;
 pub mod analytics;
-pub mod decisions;
 pub mod audit;
+pub mod decisions;
 pub mod devices;
 pub mod extract;
 pub mod feedback;
 pub mod health;
 pub mod ingest;
 pub mod insights;
+pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod predict;
@@ -74,6 +76,10 @@ pub struct AppState {
     pub console: Arc<access::ConsoleConfig>,
     /// Login attempts per client address.
     pub login_limiter: session::LoginLimiter,
+    /// Per-client rate limits and their refusals.
+    pub rate_limits: Arc<limits::RateLimits>,
+    /// The accept loop's counters (connections, timeouts), for `/metrics`.
+    pub net: Arc<crate::net::NetMetrics>,
 }
 
 /// The two ends of a connection: the client's address and the address of
@@ -125,6 +131,9 @@ pub struct ApiConfig {
     /// The address the listener is bound to, for connections whose local
     /// address the server does not report (HTTPS). Default: none.
     pub bound: Option<SocketAddr>,
+    /// Longest a request may take, body and handler (`--request-timeout`);
+    /// past it the client gets 408 with a JSON body. Default: 120 s.
+    pub request_timeout: std::time::Duration,
 }
 
 /// The service's router: every route, its body limit, and the layers
@@ -173,6 +182,8 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route_layer(middleware::from_fn_with_state(state.clone(), access::enforce))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(middleware::from_fn_with_state((state.net.clone(), config.request_timeout), timeout_json))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(middleware::from_fn_with_state(state.clone(), access::check_host))
         .layer(middleware::map_response(security_headers))
@@ -200,6 +211,24 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
     }
     let bound = config.bound;
     Ok(app.layer(middleware::map_request(move |req| connection_addresses(bound, req))))
+}
+
+/// The whole-request timeout's reply (an empty 408 from the timeout layer)
+/// as the JSON every error gets, counted.
+async fn timeout_json(
+    State((net, limit)): State<(Arc<crate::net::NetMetrics>, std::time::Duration)>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(req).await;
+    if response.status() == StatusCode::REQUEST_TIMEOUT && !response.headers().contains_key(header::CONTENT_TYPE) {
+        net.timeouts_request.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return axum::response::IntoResponse::into_response(Error::Timeout(format!(
+            "the request took longer than {} s",
+            limit.as_secs_f64()
+        )));
+    }
+    response
 }
 
 /// Headers on every reply, API and dashboard alike: no MIME sniffing (an
