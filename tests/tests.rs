@@ -2,6 +2,7 @@
 //! agent under qemu, the dashboard in Chromium), a module per area, in one
 //! test binary.
 
+mod abuse;
 mod access_matrix;
 mod accounts;
 mod agent_check;
@@ -14,8 +15,8 @@ mod alerts;
 mod arm_qemu;
 mod collector;
 mod dashboard_browser;
-mod decisions;
 mod dashboard_login;
+mod decisions;
 mod export_safety;
 mod feedback;
 mod forward_agent;

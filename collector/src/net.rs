@@ -60,6 +60,10 @@ use crate::error::Error;
 /// when a descriptor frees up.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// Longest the accept loop waits for an evicted connection's socket to
+/// close (it takes microseconds; the bound is against a stuck task).
+const EVICTION_WAIT: Duration = Duration::from_millis(100);
+
 /// Descriptors kept out of the default global cap: the database, its WAL
 /// and shared memory, read connections, the CSV spool, outgoing webhook and
 /// PostgreSQL connections, the log. At least this many, or a quarter of the
@@ -179,6 +183,8 @@ struct Tracked {
     idle_since: AtomicU64,
     /// Set when the table closes the connection (idle or evicted).
     close: Notify,
+    /// Set when the connection's socket is closed.
+    gone: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -207,6 +213,7 @@ struct Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.table.forget(self.id);
+        self.tracked.gone.notify_one();
     }
 }
 
@@ -223,8 +230,8 @@ impl Table {
     }
 
     /// Admits a connection from `peer`, evicting the longest-idle one at
-    /// the global cap.
-    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admitted, Refusal> {
+    /// the global cap (returned, to wait until its socket is closed).
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<(Admitted, Option<Arc<Tracked>>), Refusal> {
         let client = client_key(peer);
         let now = self.now_ms();
         let Ok(mut open) = self.open.lock() else { return Err(Refusal::Global) };
@@ -232,6 +239,7 @@ impl Table {
         if self.limits.max_connections_per_client > 0 && per_client >= self.limits.max_connections_per_client {
             return Err(Refusal::PerClient);
         }
+        let mut evicted = None;
         if open.conns.len() >= self.limits.max_connections {
             // The longest idle goes; a scan, but only at the cap.
             let victim = open
@@ -244,6 +252,7 @@ impl Table {
             if let Some(c) = Self::remove(&mut open, victim) {
                 c.close.notify_one();
                 self.metrics.evicted.fetch_add(1, Relaxed);
+                evicted = Some(c);
             }
         }
         let id = open.next_id;
@@ -253,11 +262,12 @@ impl Table {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(now),
             close: Notify::new(),
+            gone: Notify::new(),
         });
         open.conns.insert(id, tracked.clone());
         *open.per_client.entry(client).or_default() += 1;
         self.metrics.open.store(open.conns.len() as u64, Relaxed);
-        Ok(Admitted { table: self.clone(), id, tracked })
+        Ok((Admitted { table: self.clone(), id, tracked }, evicted))
     }
 
     fn remove(open: &mut Open, id: u64) -> Option<Arc<Tracked>> {
@@ -319,6 +329,34 @@ impl Drop for InFlight {
         // sees an idle connection with an old time.
         self.tracked.idle_since.store(self.table.now_ms(), Relaxed);
         self.tracked.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A response body that keeps its connection busy (not idle) until it is
+/// written whole or dropped; size and end pass through, so a sized reply
+/// keeps its `Content-Length`.
+struct BusyBody {
+    body: Body,
+    _busy: InFlight,
+}
+
+impl hyper::body::Body for BusyBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -398,7 +436,7 @@ impl Listener {
                     continue;
                 }
             };
-            let admitted = match table.admit(peer.ip()) {
+            let (admitted, evicted) = match table.admit(peer.ip()) {
                 Ok(a) => a,
                 Err(why) => {
                     let counter = match why {
@@ -441,6 +479,12 @@ impl Listener {
                     }
                 }
             });
+            if let Some(victim) = evicted {
+                // Its descriptor is freed before the next accept, so a burst
+                // of new connections never holds more than the cap (plus
+                // this one) however fast they come.
+                let _ = tokio::time::timeout(EVICTION_WAIT, victim.gone.notified()).await;
+            }
         }
         drop(listener);
         sweeper.abort();
@@ -506,12 +550,7 @@ impl Connection {
                     response
                 };
                 // The connection stays busy until the body is fully written.
-                let response = response.map(|body| {
-                    Body::new(body.map_frame(move |frame| {
-                        let _busy = &in_flight;
-                        frame
-                    }))
-                });
+                let response = response.map(|body| Body::new(BusyBody { body, _busy: in_flight }));
                 Ok::<_, Infallible>(response)
             }
         });
@@ -573,7 +612,7 @@ mod tests {
         let t = table(100, 2);
         let one: IpAddr = "192.0.2.1".parse().unwrap();
         let two: IpAddr = "192.0.2.2".parse().unwrap();
-        let a = t.admit(one).unwrap();
+        let (a, _) = t.admit(one).unwrap();
         let _b = t.admit(one).unwrap();
         assert_eq!(t.admit(one).err(), Some(Refusal::PerClient));
         let _c = t.admit(two).unwrap();
@@ -585,14 +624,15 @@ mod tests {
     fn at_the_global_cap_the_longest_idle_connection_makes_room() {
         let t = table(2, 0);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let old = t.admit(ip).unwrap();
+        let (old, _) = t.admit(ip).unwrap();
         old.tracked.idle_since.store(0, Relaxed);
-        let busy = t.admit(ip).unwrap();
+        let (busy, _) = t.admit(ip).unwrap();
         busy.tracked.idle_since.store(0, Relaxed);
         let _req = InFlight::new(busy.tracked.clone(), t.clone());
         old.tracked.idle_since.store(0, Relaxed);
-        let _new = t.admit(ip).unwrap();
+        let (_new, victim) = t.admit(ip).unwrap();
         assert_eq!(t.metrics.evicted.load(Relaxed), 1);
+        assert!(victim.is_some_and(|v| Arc::ptr_eq(&v, &old.tracked)));
         // The idle one was told to close, the busy one was not.
         let closed = tokio_test_notified(&old.tracked.close);
         assert!(closed);
@@ -607,8 +647,8 @@ mod tests {
     fn the_sweep_closes_idle_connections_only() {
         let t = table(10, 0);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let idle = t.admit(ip).unwrap();
-        let busy = t.admit(ip).unwrap();
+        let (idle, _) = t.admit(ip).unwrap();
+        let (busy, _) = t.admit(ip).unwrap();
         let _req = InFlight::new(busy.tracked.clone(), t.clone());
         t.sweep();
         assert!(tokio_test_notified(&idle.tracked.close));
