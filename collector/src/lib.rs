@@ -174,6 +174,7 @@ impl Server {
             login_limiter: api::session::login_limiter(),
             rate_limits: Arc::new(api::limits::RateLimits::new(&args.rate_config()?)),
             net: net.clone(),
+            tokens: Arc::default(),
         };
         let app = api::router(
             state,

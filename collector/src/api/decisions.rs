@@ -132,6 +132,7 @@ mod tests {
             login_limiter: super::super::session::login_limiter(),
             rate_limits: std::sync::Arc::default(),
             net: std::sync::Arc::default(),
+            tokens: std::sync::Arc::default(),
         };
         let config = super::super::ApiConfig {
             max_body_bytes: 65536,

@@ -80,6 +80,8 @@ pub struct AppState {
     pub rate_limits: Arc<limits::RateLimits>,
     /// The accept loop's counters (connections, timeouts), for `/metrics`.
     pub net: Arc<crate::net::NetMetrics>,
+    /// Bearer tokens verified in the last second.
+    pub tokens: Arc<access::TokenCache>,
 }
 
 /// The two ends of a connection: the client's address and the address of
@@ -90,7 +92,7 @@ pub struct ConnInfo {
     /// The client.
     pub peer: SocketAddr,
     /// The local address of the accepted socket; `None` where the server
-    /// does not say (HTTPS, which fills in the bound address instead).
+    /// does not say (then the bound address is used, see [`ApiConfig::bound`]).
     pub local: Option<SocketAddr>,
 }
 
@@ -129,7 +131,8 @@ pub struct ApiConfig {
     /// Origins allowed by CORS (`*` = any); empty = no CORS layer.
     pub cors_origins: Vec<String>,
     /// The address the listener is bound to, for connections whose local
-    /// address the server does not report (HTTPS). Default: none.
+    /// address the server does not report (the collector's accept loop
+    /// always does). Default: none.
     pub bound: Option<SocketAddr>,
     /// Longest a request may take, body and handler (`--request-timeout`);
     /// past it the client gets 408 with a JSON body. Default: 120 s.
