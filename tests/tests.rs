@@ -2,6 +2,7 @@
 //! agent under qemu, the dashboard in Chromium), a module per area, in one
 //! test binary.
 
+mod abuse;
 mod access_matrix;
 mod accounts;
 mod agent_check;

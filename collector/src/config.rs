@@ -407,6 +407,58 @@ pub struct ServeArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Most connections open at once; at the cap a new connection closes
+    /// the one idle the longest (or is closed itself when all are busy).
+    /// Default: the process' descriptor limit (`ulimit -n`) less
+    /// max(64, a quarter of it), kept for the database and other files:
+    /// 768 under the usual 1,024.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address (an IPv6
+    /// client by its /64); past it a new connection is closed at once. 0 =
+    /// no cap. Default: 256 (an agent keeps one, a browser six, the load
+    /// benchmarks 64; a reverse proxy on the host shares one address: raise
+    /// it there).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_connections_per_client: usize,
+    /// Time a client has to send a request's headers (and finish a TLS
+    /// handshake). Default: 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+    /// A connection with no request in flight for this long is closed.
+    /// Default: 60s (agents send at least a heartbeat every 30s).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// A request body that makes no progress for this long gets 408 and its
+    /// connection is closed. Default: 30s.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: std::time::Duration,
+    /// Longest time for a whole request, body and answer; past it, 408.
+    /// Default: 120s (a 256 MiB upload at 3 MB/s; a million rows are scored
+    /// in about 2 s).
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub request_timeout: std::time::Duration,
+    /// `POST /api/predict` requests a second per client address (also the
+    /// burst), outside `--rate-limit-exempt`; 0 = no limit. Default: 1000.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub predict_rate: u32,
+    /// `POST /api/predict-csv` uploads a minute per client address (also the
+    /// burst), outside `--rate-limit-exempt`; 0 = no limit. Default: 60.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub predict_csv_rate: u32,
+    /// `POST /api/ingest` batches a second per device (also the burst); 0 =
+    /// no limit. Default: 200.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub ingest_rate: u32,
+    /// Wrong bearer tokens a minute per client address (also the burst);
+    /// past it a wrong token gets 429 instead of 401. 0 = no limit.
+    /// Default: 30.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub auth_failure_rate: u32,
+    /// A client network exempt from the predict and CSV rate limits
+    /// (repeatable; `none` for no exemption). Default: 127.0.0.0/8 and ::1.
+    #[arg(long = "rate-limit-exempt", value_name = "CIDR|none", default_values = ["127.0.0.0/8", "::1/128"])]
+    pub rate_limit_exempt: Vec<String>,
     /// TOML configuration file (alert rules in `[[alert.rule]]`; see
     /// `bfp_collector::alerts`). An unknown key or a bad regex stops the
     /// start with an error. Default: none (no alert rules).
@@ -428,6 +480,39 @@ impl ServeArgs {
                 StoreConfig::Postgres(config)
             }
         }
+    }
+
+    /// The accept loop's caps and timeouts these options name.
+    pub fn conn_limits(&self) -> crate::net::ConnLimits {
+        let defaults = crate::net::ConnLimits::default();
+        crate::net::ConnLimits {
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections).max(1),
+            max_connections_per_client: self.max_connections_per_client,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            body_read_timeout: self.body_read_timeout,
+        }
+    }
+
+    /// The per-client rate limits these options name.
+    pub fn rate_config(&self) -> Result<crate::api::limits::RateConfig> {
+        let exempt = self
+            .rate_limit_exempt
+            .iter()
+            .filter(|n| !n.eq_ignore_ascii_case("none"))
+            .map(|n| {
+                n.parse::<ipnet::IpNet>()
+                    .or_else(|_| n.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| Error::Config(format!("--rate-limit-exempt {n:?} is not an address or network")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::api::limits::RateConfig {
+            predict_per_second: self.predict_rate,
+            predict_csv_per_minute: self.predict_csv_rate,
+            ingest_per_second: self.ingest_rate,
+            auth_failures_per_minute: self.auth_failure_rate,
+            exempt,
+        })
     }
 
     /// The address to bind: `--listen`, else `127.0.0.1:$PORT`, else
@@ -472,6 +557,28 @@ mod tests {
         assert_eq!(cli.serve.listen.unwrap().port(), 7000);
         assert_eq!(cli.serve.cors_origins, vec!["*"]);
         assert_eq!(cli.serve.sync, Synchronous::Normal);
+    }
+
+    #[test]
+    fn limits_have_documented_defaults_and_flags() {
+        let cli = parse(&[]);
+        let limits = cli.serve.conn_limits();
+        assert_eq!(limits.max_connections_per_client, 256);
+        assert_eq!(limits.header_read_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(limits.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(limits.body_read_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(cli.serve.request_timeout, std::time::Duration::from_secs(120));
+        let rates = cli.serve.rate_config().unwrap();
+        assert_eq!((rates.predict_per_second, rates.predict_csv_per_minute), (1000, 60));
+        assert_eq!((rates.ingest_per_second, rates.auth_failures_per_minute), (200, 30));
+        assert_eq!(rates.exempt, crate::api::limits::default_exempt());
+        let cli = parse(&["--max-connections", "50", "--idle-timeout", "2s", "--rate-limit-exempt", "none"]);
+        assert_eq!(cli.serve.conn_limits().max_connections, 50);
+        assert_eq!(cli.serve.conn_limits().idle_timeout, std::time::Duration::from_secs(2));
+        assert!(cli.serve.rate_config().unwrap().exempt.is_empty());
+        let cli = parse(&["--rate-limit-exempt", "10.0.0.0/8", "--rate-limit-exempt", "192.0.2.1"]);
+        assert_eq!(cli.serve.rate_config().unwrap().exempt.len(), 2);
+        assert!(parse(&["--rate-limit-exempt", "nonsense"]).serve.rate_config().is_err());
     }
 
     #[test]

@@ -34,9 +34,14 @@ pub enum Error {
     /// The account is locked after too many wrong passwords.
     #[error("locked: {0}")]
     Locked(String),
-    /// The client tries too often (login attempts per address).
+    /// The client tries too often (login attempts, predictions, uploads or
+    /// batches per client, failed authentications).
     #[error("too many requests: {0}")]
     TooManyRequests(String),
+    /// The request took too long: its body stalled, or the whole request
+    /// passed the request timeout.
+    #[error("request timeout: {0}")]
+    Timeout(String),
     /// The request clashes with what exists (a device name taken).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -102,6 +107,7 @@ impl Error {
             Error::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Error::Locked(_) => StatusCode::LOCKED,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -122,6 +128,7 @@ impl IntoResponse for Error {
             Error::MisdirectedHost(d) => ("Misdirected request", d.clone()),
             Error::Locked(d) => ("Locked", d.clone()),
             Error::TooManyRequests(d) => ("Too many requests", d.clone()),
+            Error::Timeout(d) => ("Request timeout", d.clone()),
             Error::MethodNotAllowed => ("Method not allowed", "this route does not accept this method".into()),
             Error::ShuttingDown => ("Service unavailable", self.to_string()),
             other => {
@@ -132,6 +139,11 @@ impl IntoResponse for Error {
             }
         };
         let mut response = (status, Json(json!({ "error": error, "detail": detail }))).into_response();
+        if let Error::TooManyRequests(d) = &self {
+            if let Some(secs) = crate::api::limits::retry_after(d) {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750: say which scheme is expected.
             response

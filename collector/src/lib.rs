@@ -12,6 +12,8 @@
 //! main.rs, config.rs   command line (serve, device, user, token, alerts, migrate)
 //! auth/                passwords (Argon2id), the user and token commands
 //! lib.rs               Server: opens the store, builds the router, serves
+//! net.rs               the accept loop: connection caps, header, idle and
+//!                      body timeouts, TLS, accept errors
 //! error.rs             the one error type; each variant knows its HTTP status
 //! api/                 HTTP, one module per resource
 //!   mod.rs             AppState, the route table, CORS, the metrics layer
@@ -68,6 +70,7 @@ pub mod config;
 pub mod dashboard;
 pub mod decisions_cli;
 pub mod error;
+pub mod net;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -122,7 +125,11 @@ pub struct Server {
     app: axum::Router,
     store: Arc<dyn store::Store>,
     /// HTTPS settings when `--tls-cert`/`--tls-key` are given.
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    /// The accept loop's caps and timeouts.
+    limits: net::ConnLimits,
+    /// The accept loop's counters, shared with `/metrics`.
+    net: Arc<net::NetMetrics>,
     /// The alert rules' background evaluation, if any rules are configured.
     alerting: Option<tokio::task::JoinHandle<()>>,
 }
@@ -147,6 +154,7 @@ impl Server {
         if let Some(name) = gethostname::gethostname().to_str() {
             allowed_hosts.insert(name.to_ascii_lowercase());
         }
+        let net = Arc::new(net::NetMetrics::default());
         let console = api::access::ConsoleConfig {
             open_legacy_api: args.open_legacy_api,
             legacy_listeners: args.legacy_listeners.clone(),
@@ -164,6 +172,9 @@ impl Server {
             admin_token: args.admin_token.as_deref().map(Arc::from),
             console: Arc::new(console),
             login_limiter: api::session::login_limiter(),
+            rate_limits: Arc::new(api::limits::RateLimits::new(&args.rate_config()?)),
+            net: net.clone(),
+            tokens: Arc::default(),
         };
         let app = api::router(
             state,
@@ -172,6 +183,7 @@ impl Server {
                 max_upload_bytes: args.max_upload_bytes,
                 cors_origins: args.cors_origins.clone(),
                 bound: Some(bound),
+                request_timeout: args.request_timeout,
             },
         )?;
         let tls = match (&args.tls_cert, &args.tls_key) {
@@ -182,7 +194,7 @@ impl Server {
                 let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(|e| {
                     Error::Config(format!("TLS certificate {} / key {}: {e}", cert.display(), key.display()))
                 })?;
-                Some(config)
+                Some(config.get_inner())
             }
             (None, None) => None,
             _ => return Err(Error::Config("--tls-cert and --tls-key go together".into())),
@@ -193,7 +205,7 @@ impl Server {
         }
         let alerting = (!config.alert.rules.is_empty())
             .then(|| tokio::spawn(alerts::evaluate_forever(store.clone(), Arc::new(config.alert))));
-        Ok(Server { listener, app, store, tls, alerting })
+        Ok(Server { listener, app, store, tls, limits: args.conn_limits(), net, alerting })
     }
 
     /// `https` when serving TLS, else `http`.
@@ -213,20 +225,14 @@ impl Server {
     /// Serves until `shutdown` resolves, then finishes in-flight requests and
     /// commits every queued write before returning.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
-        let make_service = self.app.into_make_service_with_connect_info::<api::ConnInfo>();
-        let served = match self.tls {
-            None => axum::serve(self.listener, make_service).with_graceful_shutdown(shutdown).await,
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-                });
-                let listener = self.listener.into_std()?;
-                axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle).serve(make_service).await
-            }
+        let listener = net::Listener {
+            listener: self.listener,
+            router: self.app,
+            tls: self.tls,
+            limits: self.limits,
+            metrics: self.net,
         };
+        let served = listener.serve(shutdown).await;
         if let Some(task) = self.alerting {
             task.abort();
         }

@@ -1,6 +1,9 @@
 -- POST /api/predict with the original README's example body.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- BFP_TOKEN set: sent as a bearer token (scripts/bench/auth.sh).
+local token = os.getenv("BFP_TOKEN")
+if token and token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
 wrk.body = '{"login_time":"03:00","session_duration":5,"commands":["ls","sudo","chmod"],"failed_logins":4,"protocol":"TOR","typing_speed":120}'
 
 local non200 = 0

@@ -48,6 +48,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response> {
     for ((route, status), n) in s.metrics.snapshot() {
         let _ = writeln!(out, "bfp_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
     }
+    write_limits(&mut out, &s);
     let _ = writeln!(out, "# HELP bfp_predictions_stored Predictions in the database, by source and label.");
     let _ = writeln!(out, "# TYPE bfp_predictions_stored gauge");
     for (source, prediction, n) in s.store.counters().await? {
@@ -75,4 +76,49 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response> {
     let _ = writeln!(out, "# TYPE bfp_model_info gauge");
     let _ = writeln!(out, "bfp_model_info{{version=\"{}\",trees=\"{}\"}} 1", s.model_version, s.model.trees());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// The accept loop's and the rate limits' counters.
+fn write_limits(out: &mut String, s: &AppState) {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let n = &s.net;
+    let mut one = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    };
+    one("bfp_connections_open", "gauge", "Client connections open.", n.open.load(Relaxed));
+    one("bfp_connections_max", "gauge", "The global connection cap (--max-connections).", n.max.load(Relaxed));
+    one(
+        "bfp_connections_evicted_total",
+        "counter",
+        "Idle connections closed to make room for a new one at the global cap.",
+        n.evicted.load(Relaxed),
+    );
+    let _ = writeln!(out, "# HELP bfp_connections_refused_total New connections closed at once, by reason.");
+    let _ = writeln!(out, "# TYPE bfp_connections_refused_total counter");
+    let _ =
+        writeln!(out, "bfp_connections_refused_total{{reason=\"per_client\"}} {}", n.refused_per_client.load(Relaxed));
+    let _ = writeln!(out, "bfp_connections_refused_total{{reason=\"global\"}} {}", n.refused_global.load(Relaxed));
+    let _ = writeln!(out, "# HELP bfp_accept_errors_total Accept errors, by kind (resources: the loop backed off).");
+    let _ = writeln!(out, "# TYPE bfp_accept_errors_total counter");
+    let _ = writeln!(out, "bfp_accept_errors_total{{kind=\"resources\"}} {}", n.accept_errors_resources.load(Relaxed));
+    let _ = writeln!(out, "bfp_accept_errors_total{{kind=\"other\"}} {}", n.accept_errors_other.load(Relaxed));
+    let _ = writeln!(out, "# HELP bfp_timeouts_total Connections or requests ended by a timeout, by kind.");
+    let _ = writeln!(out, "# TYPE bfp_timeouts_total counter");
+    for (kind, counter) in [
+        ("header", &n.timeouts_header),
+        ("idle", &n.timeouts_idle),
+        ("body", &n.timeouts_body),
+        ("request", &n.timeouts_request),
+        ("tls_handshake", &n.timeouts_handshake),
+    ] {
+        let _ = writeln!(out, "bfp_timeouts_total{{kind=\"{kind}\"}} {}", counter.load(Relaxed));
+    }
+    let _ = writeln!(out, "# HELP bfp_requests_limited_total Requests refused by a rate limit (429), by route.");
+    let _ = writeln!(out, "# TYPE bfp_requests_limited_total counter");
+    for (route, count) in s.rate_limits.snapshot() {
+        let _ = writeln!(out, "bfp_requests_limited_total{{route=\"{route}\"}} {count}");
+    }
 }

@@ -14,14 +14,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::connect_info::{ConnectInfo, Connected};
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use bfp_common::{CompactModel, Fingerprint};
 use serde_json::{json, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -37,6 +38,7 @@ pub mod feedback;
 pub mod health;
 pub mod ingest;
 pub mod insights;
+pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod predict;
@@ -74,6 +76,12 @@ pub struct AppState {
     pub console: Arc<access::ConsoleConfig>,
     /// Login attempts per client address.
     pub login_limiter: session::LoginLimiter,
+    /// Per-client rate limits and their refusals.
+    pub rate_limits: Arc<limits::RateLimits>,
+    /// The accept loop's counters (connections, timeouts), for `/metrics`.
+    pub net: Arc<crate::net::NetMetrics>,
+    /// Bearer tokens verified in the last second.
+    pub tokens: Arc<access::TokenCache>,
 }
 
 /// The two ends of a connection: the client's address and the address of
@@ -84,7 +92,7 @@ pub struct ConnInfo {
     /// The client.
     pub peer: SocketAddr,
     /// The local address of the accepted socket; `None` where the server
-    /// does not say (HTTPS, which fills in the bound address instead).
+    /// does not say (then the bound address is used, see [`ApiConfig::bound`]).
     pub local: Option<SocketAddr>,
 }
 
@@ -123,8 +131,12 @@ pub struct ApiConfig {
     /// Origins allowed by CORS (`*` = any); empty = no CORS layer.
     pub cors_origins: Vec<String>,
     /// The address the listener is bound to, for connections whose local
-    /// address the server does not report (HTTPS). Default: none.
+    /// address the server does not report (the collector's accept loop
+    /// always does). Default: none.
     pub bound: Option<SocketAddr>,
+    /// Longest a request may take, body and handler (`--request-timeout`);
+    /// past it the client gets 408 with a JSON body. Default: 120 s.
+    pub request_timeout: std::time::Duration,
 }
 
 /// The service's router: every route, its body limit, and the layers
@@ -173,6 +185,8 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route_layer(middleware::from_fn_with_state(state.clone(), access::enforce))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(middleware::from_fn_with_state((state.net.clone(), config.request_timeout), timeout_json))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(middleware::from_fn_with_state(state.clone(), access::check_host))
         .layer(middleware::map_response(security_headers))
@@ -200,6 +214,24 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
     }
     let bound = config.bound;
     Ok(app.layer(middleware::map_request(move |req| connection_addresses(bound, req))))
+}
+
+/// The whole-request timeout's reply (an empty 408 from the timeout layer)
+/// as the JSON every error gets, counted.
+async fn timeout_json(
+    State((net, limit)): State<(Arc<crate::net::NetMetrics>, std::time::Duration)>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(req).await;
+    if response.status() == StatusCode::REQUEST_TIMEOUT && !response.headers().contains_key(header::CONTENT_TYPE) {
+        net.timeouts_request.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return axum::response::IntoResponse::into_response(Error::Timeout(format!(
+            "the request took longer than {} s",
+            limit.as_secs_f64()
+        )));
+    }
+    response
 }
 
 /// Headers on every reply, API and dashboard alike: no MIME sniffing (an
@@ -256,7 +288,16 @@ pub(crate) async fn test_service(dir: &tempfile::TempDir) -> (Router, Arc<dyn St
             ..access::ConsoleConfig::default()
         }),
         login_limiter: session::login_limiter(),
+        rate_limits: Arc::default(),
+        net: Arc::default(),
+        tokens: Arc::default(),
     };
-    let config = ApiConfig { max_body_bytes: 65536, max_upload_bytes: 65536, cors_origins: vec![], bound: None };
+    let config = ApiConfig {
+        max_body_bytes: 65536,
+        max_upload_bytes: 65536,
+        cors_origins: vec![],
+        bound: None,
+        request_timeout: std::time::Duration::from_secs(120),
+    };
     (router(state, &config).unwrap(), store)
 }

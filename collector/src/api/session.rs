@@ -98,6 +98,7 @@ pub(super) async fn login(
             s.login_limiter.retain_recent();
         }
         if s.login_limiter.check_key(&client).is_err() {
+            s.rate_limits.count("/api/login");
             return Err(Error::TooManyRequests(format!(
                 "more than {LOGIN_ATTEMPTS_PER_MINUTE} login attempts a minute from {client}; wait and try again"
             )));
