@@ -1,6 +1,7 @@
 //! The agent forwarding over HTTPS to the real collector serving rustls with
 //! a certificate from a private CA (generated here with rcgen): trusted with
-//! `--ca-file`, refused without it.
+//! `--ca-file`, refused without it; a client that never finishes its
+//! handshake is closed by the header-read timeout.
 
 use std::fs;
 use std::path::Path;
@@ -93,5 +94,55 @@ fn the_agent_trusts_the_collector_through_its_ca_file_only() {
         std::thread::sleep(Duration::from_millis(200));
     }
     running.stop();
+    c.stop();
+}
+
+#[test]
+fn under_tls_a_silent_client_is_closed_by_the_handshake_timeout_and_others_are_served() {
+    use std::io::Read;
+    let dir = temp_dir();
+    certificates(dir.path());
+    let db = dir.path().join("app.db");
+    let pem = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let c = Collector::start(
+        &db,
+        &[
+            "--tls-cert".into(),
+            pem("server.pem"),
+            "--tls-key".into(),
+            pem("server.key"),
+            "--header-read-timeout".into(),
+            "2s".into(),
+        ],
+    );
+    let url = format!("https://127.0.0.1:{}", c.addr.port());
+    // Connects and never says hello.
+    let mut silent = std::net::TcpStream::connect(c.addr).unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let start = Instant::now();
+    // Meanwhile another client is served, with the legacy routes open on
+    // this loopback listener as without TLS.
+    let curl = |path: &str| {
+        let out = Command::new("curl")
+            // No verification: the agent's test above checks trust (curl's
+            // OpenSSL takes rcgen's leaf, named like its CA, for self-signed).
+            .args(["-sSk", "--max-time", "5", "-w", "\n%{http_code}"])
+            .arg(format!("{url}{path}"))
+            .output()
+            .expect("curl");
+        format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout))
+    };
+    let health = curl("/health");
+    assert!(health.ends_with("\n200"), "/health over TLS: {health}");
+    let mut buf = [0u8; 16];
+    let read = silent.read(&mut buf);
+    let closed = start.elapsed();
+    assert!(matches!(read, Ok(0)) || read.is_err() && closed < Duration::from_secs(9), "{read:?}");
+    assert!(
+        closed >= Duration::from_millis(1900) && closed < Duration::from_secs(5),
+        "closed by the 2 s handshake timeout, not at {closed:?}"
+    );
+    let metrics = curl("/metrics");
+    assert!(metrics.contains("bfp_timeouts_total{kind=\"tls_handshake\"} 1\n"), "{metrics}");
     c.stop();
 }

@@ -3,9 +3,10 @@
 //!
 //! - **Global cap** ([`ConnLimits::max_connections`]): at most this many
 //!   connections are open. At the cap a new connection makes room by closing
-//!   the connection idle the longest (no request in flight: never sent one,
-//!   still sending its headers, or kept alive between requests), as nginx
-//!   reuses keep-alive connections; only when every open connection has a
+//!   the connections idle the longest (no request in flight: never sent one,
+//!   still sending its headers, or kept alive between requests; 1/128 of the
+//!   cap at a time, so a flood costs one scan per batch), as nginx reuses
+//!   keep-alive connections; only when every open connection has a
 //!   request in flight is the new one closed at once. The default sits below
 //!   the process' descriptor limit (`RLIMIT_NOFILE`), so accepting never
 //!   fails for lack of descriptors while the database, its WAL and the CSV
@@ -231,9 +232,9 @@ impl Table {
         self.start.elapsed().as_millis() as u64
     }
 
-    /// Admits a connection from `peer`, evicting the longest-idle one at
-    /// the global cap (returned, to wait until its socket is closed).
-    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<(Admitted, Option<Arc<Tracked>>), Refusal> {
+    /// Admits a connection from `peer`, evicting the longest-idle ones at
+    /// the global cap (returned, to wait until their sockets are closed).
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<(Admitted, Vec<Arc<Tracked>>), Refusal> {
         let client = client_key(peer);
         let now = self.now_ms();
         let Ok(mut open) = self.open.lock() else { return Err(Refusal::Global) };
@@ -241,20 +242,31 @@ impl Table {
         if self.limits.max_connections_per_client > 0 && per_client >= self.limits.max_connections_per_client {
             return Err(Refusal::PerClient);
         }
-        let mut evicted = None;
+        let mut evicted = Vec::new();
         if open.conns.len() >= self.limits.max_connections {
-            // The longest idle goes; a scan, but only at the cap.
-            let victim = open
+            // The longest idle go: a scan, only at the cap, and for a batch
+            // (1/128 of the cap), so a flood at the cap costs one scan per
+            // batch of new connections, not one per connection.
+            let batch = (self.limits.max_connections / 128).max(1);
+            let mut idle: Vec<(u64, u64)> = open
                 .conns
                 .iter()
                 .filter(|(_, c)| c.in_flight.load(Relaxed) == 0)
-                .min_by_key(|(_, c)| c.idle_since.load(Relaxed))
-                .map(|(id, _)| *id);
-            let Some(victim) = victim else { return Err(Refusal::Global) };
-            if let Some(c) = Self::remove(&mut open, victim) {
-                c.close.notify_one();
-                self.metrics.evicted.fetch_add(1, Relaxed);
-                evicted = Some(c);
+                .map(|(id, c)| (c.idle_since.load(Relaxed), *id))
+                .collect();
+            if idle.is_empty() {
+                return Err(Refusal::Global);
+            }
+            if idle.len() > batch {
+                idle.select_nth_unstable(batch - 1);
+                idle.truncate(batch);
+            }
+            for (_, id) in idle {
+                if let Some(c) = Self::remove(&mut open, id) {
+                    c.close.notify_one();
+                    self.metrics.evicted.fetch_add(1, Relaxed);
+                    evicted.push(c);
+                }
             }
         }
         let id = open.next_id;
@@ -481,11 +493,16 @@ impl Listener {
                     }
                 }
             });
-            if let Some(victim) = evicted {
-                // Its descriptor is freed before the next accept, so a burst
-                // of new connections never holds more than the cap (plus
-                // this one) however fast they come.
-                let _ = tokio::time::timeout(EVICTION_WAIT, victim.gone.notified()).await;
+            if !evicted.is_empty() {
+                // Their descriptors are freed before the next accept, so a
+                // burst of new connections never holds more than the cap
+                // (plus this one) however fast they come.
+                let _ = tokio::time::timeout(EVICTION_WAIT, async {
+                    for victim in evicted {
+                        victim.gone.notified().await;
+                    }
+                })
+                .await;
             }
         }
         drop(listener);
@@ -632,9 +649,9 @@ mod tests {
         busy.tracked.idle_since.store(0, Relaxed);
         let _req = InFlight::new(busy.tracked.clone(), t.clone());
         old.tracked.idle_since.store(0, Relaxed);
-        let (_new, victim) = t.admit(ip).unwrap();
+        let (_new, victims) = t.admit(ip).unwrap();
         assert_eq!(t.metrics.evicted.load(Relaxed), 1);
-        assert!(victim.is_some_and(|v| Arc::ptr_eq(&v, &old.tracked)));
+        assert!(victims.len() == 1 && Arc::ptr_eq(&victims[0], &old.tracked));
         // The idle one was told to close, the busy one was not.
         let closed = tokio_test_notified(&old.tracked.close);
         assert!(closed);
@@ -643,6 +660,27 @@ mod tests {
         // idle to go, so make it busy too and the next is refused.
         let _req2 = InFlight::new(_new.tracked.clone(), t.clone());
         assert_eq!(t.admit(ip).err(), Some(Refusal::Global));
+    }
+
+    #[test]
+    fn a_large_cap_evicts_a_batch_of_the_longest_idle_at_once() {
+        let t = table(256, 0);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let open: Vec<_> = (0..256u64)
+            .map(|i| {
+                let (a, _) = t.admit(ip).unwrap();
+                a.tracked.idle_since.store(1000 - i, Relaxed);
+                a
+            })
+            .collect();
+        let (_new, victims) = t.admit(ip).unwrap();
+        // 256 / 128 = 2: the two idle the longest (the last two admitted).
+        assert_eq!(victims.len(), 2);
+        assert!(victims.iter().all(|v| Arc::ptr_eq(v, &open[255].tracked) || Arc::ptr_eq(v, &open[254].tracked)));
+        assert_eq!(t.metrics.open.load(Relaxed), 255);
+        // The next one fits without evicting.
+        let (_next, victims) = t.admit(ip).unwrap();
+        assert!(victims.is_empty());
     }
 
     #[test]

@@ -33,6 +33,9 @@ use crate::net::client_key;
 /// refilled, so many one-time clients cannot grow it without bound.
 const MAX_TRACKED_KEYS: usize = 10_000;
 
+/// The routes with a rate limit of their own.
+const LIMITED_ROUTES: &[&str] = &["/api/ingest", "/api/login", "/api/predict", "/api/predict-csv"];
+
 /// The rates, as configured. 0 turns a limit off.
 #[derive(Debug, Clone)]
 pub struct RateConfig {
@@ -144,9 +147,14 @@ impl RateLimits {
         }
     }
 
-    /// Requests refused so far, by route.
+    /// Requests refused so far, by route; the routes with a limit of their
+    /// own are listed from the start (at 0), so their series always exist.
     pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        self.limited.lock().map(|m| m.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default()
+        let mut all: BTreeMap<&'static str, u64> = LIMITED_ROUTES.iter().map(|r| (*r, 0)).collect();
+        if let Ok(m) = self.limited.lock() {
+            all.extend(m.iter().map(|(k, v)| (*k, *v)));
+        }
+        all.into_iter().collect()
     }
 
     fn refuse(&self, route: &'static str, what: &str, rate: &str, retry_after: u64) -> Error {
@@ -217,7 +225,9 @@ mod tests {
         for _ in 0..10 {
             limits.check_route("/api/results", Some(remote), None).unwrap();
         }
-        assert_eq!(limits.snapshot(), vec![("/api/predict", 1)]);
+        let refused: Vec<_> = limits.snapshot().into_iter().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(refused, vec![("/api/predict", 1)]);
+        assert_eq!(limits.snapshot().len(), 4, "every limited route listed from the start");
     }
 
     #[test]
