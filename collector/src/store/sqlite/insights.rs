@@ -503,50 +503,51 @@ mod tests {
         store.shutdown().await;
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn export_writes_every_matching_row_as_scored_csv() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.db");
-        let store = open(&path);
-        // More rows than one read chunk, so the export pages internally.
-        let n = EXPORT_CHUNK as usize * 2 + 7;
-        let rows: Vec<_> = (0..n)
-            .map(|i| row(Source::Agent, Protocol::Tor, i % 2 == 0, Some("pi,\"1\""), Some("192.0.2.7")))
-            .collect();
-        store.insert(rows).await.unwrap();
-        let q = ResultsQuery { suspicious: Some(true), ..ResultsQuery::default() };
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        struct Sink(std::sync::mpsc::Sender<Vec<u8>>);
-        impl Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.send(b.to_vec()).unwrap();
-                Ok(b.len())
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            // More rows than one read chunk, so the export pages internally.
+            let n = EXPORT_CHUNK as usize * 2 + 7;
+            let rows: Vec<_> = (0..n)
+                .map(|i| row(Source::Agent, Protocol::Tor, i % 2 == 0, Some("pi,\"1\""), Some("192.0.2.7")))
+                .collect();
+            store.insert(rows).await.unwrap();
+            let q = ResultsQuery { suspicious: Some(true), ..ResultsQuery::default() };
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            struct Sink(std::sync::mpsc::Sender<Vec<u8>>);
+            impl Write for Sink {
+                fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                    self.0.send(b.to_vec()).unwrap();
+                    Ok(b.len())
+                }
+                fn flush(&mut self) -> std::io::Result<()> {
+                    Ok(())
+                }
             }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
+            let written = store.export_csv(q, Box::new(Sink(tx))).await.unwrap();
+            let text = String::from_utf8(rx.try_iter().flatten().collect()).unwrap();
+            assert_eq!(written as usize, n / 2 + 1);
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>().join(","), EXPORT_HEADER);
+            let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+            assert_eq!(records.len(), n / 2 + 1);
+            let first = &records[0];
+            assert_eq!(
+                &first.iter().take(8).collect::<Vec<_>>(),
+                &["14", "2.5", "3", "8", "TOR", "40", "Suspicious", "0.75"]
+            );
+            assert_eq!(&first[8], "8 failed logins before this session; arrived over Tor");
+            assert_eq!((&first[9], &first[11], &first[12], &first[13]), ("1", "agent", "pi,\"1\"", "192.0.2.7"));
+            let ids: Vec<i64> = records.iter().map(|r| r[9].parse().unwrap()).collect();
+            assert!(ids.windows(2).all(|w| w[1] == w[0] + 2), "every suspicious row once, in id order");
+            // Nothing matches: just the header.
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let none = ResultsQuery { min_id: Some(1_000_000), ..ResultsQuery::default() };
+            assert_eq!(store.export_csv(none, Box::new(Sink(tx))).await.unwrap(), 0);
+            assert_eq!(String::from_utf8(rx.try_iter().flatten().collect()).unwrap(), format!("{EXPORT_HEADER}\n"));
+            store.shutdown().await;
         }
-        let written = store.export_csv(q, Box::new(Sink(tx))).await.unwrap();
-        let text = String::from_utf8(rx.try_iter().flatten().collect()).unwrap();
-        assert_eq!(written as usize, n / 2 + 1);
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>().join(","), EXPORT_HEADER);
-        let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
-        assert_eq!(records.len(), n / 2 + 1);
-        let first = &records[0];
-        assert_eq!(
-            &first.iter().take(8).collect::<Vec<_>>(),
-            &["14", "2.5", "3", "8", "TOR", "40", "Suspicious", "0.75"]
-        );
-        assert_eq!(&first[8], "8 failed logins before this session; arrived over Tor");
-        assert_eq!((&first[9], &first[11], &first[12], &first[13]), ("1", "agent", "pi,\"1\"", "192.0.2.7"));
-        let ids: Vec<i64> = records.iter().map(|r| r[9].parse().unwrap()).collect();
-        assert!(ids.windows(2).all(|w| w[1] == w[0] + 2), "every suspicious row once, in id order");
-        // Nothing matches: just the header.
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let none = ResultsQuery { min_id: Some(1_000_000), ..ResultsQuery::default() };
-        assert_eq!(store.export_csv(none, Box::new(Sink(tx))).await.unwrap(), 0);
-        assert_eq!(String::from_utf8(rx.try_iter().flatten().collect()).unwrap(), format!("{EXPORT_HEADER}\n"));
-        store.shutdown().await;
     }
 }
