@@ -158,7 +158,7 @@ impl Devices for PgStore {
     }
 
     async fn ingest(&self, device: DeviceId, batch: Batch) -> Result<IngestOutcome> {
-        self.send(|reply| WriteOp::Ingest(writer::IngestOp { device, batch, reply })).await
+        self.send(|reply| WriteOp::Ingest(Box::new(writer::IngestOp { device, batch, reply }))).await
     }
 }
 
