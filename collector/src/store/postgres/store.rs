@@ -439,4 +439,66 @@ mod tests {
         }
         store.shutdown().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn alert_passes_of_two_collectors_evaluate_each_result_once_while_both_write() {
+        use crate::store::Alerts;
+        let cluster = PgCluster::start();
+        let a = Arc::new(PgStore::open(&PgConfig::new(cluster.url())).await.unwrap());
+        let b = Arc::new(PgStore::open(&PgConfig::new(cluster.url())).await.unwrap());
+        let text = "[alert]\nmax_rows_per_pass = 50\n[[alert.rule]]\nname = \"brute\"\nreason = \"failed logins\"\n";
+        let config = Arc::new(crate::alerts::CollectorConfig::parse(text).unwrap().alert);
+        let attempt = |ip: &str| {
+            let mut p = prediction(Source::Agent, true, Some("pi-1"));
+            p.reasons = vec![crate::store::Reason::Text("6 failed logins from this address".into())];
+            p.agent.source_ip = Some(ip.into());
+            p.agent.user = Some("root".into());
+            p
+        };
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = if w % 2 == 0 { a.clone() } else { b.clone() };
+                let rows = vec![attempt("203.0.113.7"), attempt("198.51.100.2"), attempt("203.0.113.7")];
+                tokio::spawn(async move {
+                    for _ in 0..150 {
+                        store.insert(rows.clone()).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let evaluators: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .map(|store| {
+                let config = config.clone();
+                tokio::spawn(async move {
+                    let mut seen = 0;
+                    for _ in 0..200 {
+                        seen += store.evaluate_alerts(config.clone()).await.unwrap().results;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let mut evaluated = 0;
+        for e in evaluators {
+            evaluated += e.await.unwrap();
+        }
+        loop {
+            let pass = a.evaluate_alerts(config.clone()).await.unwrap();
+            if pass.results == 0 {
+                break;
+            }
+            evaluated += pass.results;
+        }
+        let rows = 4 * 150 * 3;
+        assert_eq!(evaluated, rows, "every result evaluated once");
+        let alerts = a.alerts(crate::store::alerts::AlertQuery { limit: 10, ..Default::default() }).await.unwrap();
+        let counts: Vec<(String, u64)> = alerts.iter().map(|x| (x.group_key.clone(), x.count)).collect();
+        assert_eq!(counts, [("198.51.100.2".to_string(), rows / 3), ("203.0.113.7".to_string(), 2 * rows / 3)]);
+        a.shutdown().await;
+        b.shutdown().await;
+    }
 }
