@@ -33,7 +33,8 @@ pub struct PgConfig {
     /// slowed down (back-pressure). Default: 8192.
     pub queue: usize,
     /// Directory where CSV uploads are staged before they are parsed (on
-    /// disk, not a tmpfs). Default: the system's temporary directory.
+    /// disk, not a tmpfs). Default: `/var/tmp` where it exists (on disk by
+    /// the filesystem hierarchy standard), else the temporary directory.
     pub staging_dir: PathBuf,
 }
 
