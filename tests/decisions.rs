@@ -140,7 +140,8 @@ fn decisions_across_the_fleet(firewall: &str) {
     let Some(lab) = Lab::new() else { return };
     let dir = temp_dir();
     let db = dir.path().join("app.db");
-    let token_of = |name: &str| collector_cli(&db, &["device", "add", name, "--group", "edge"]).trim().to_string();
+    let token_of =
+        |name: &str| collector_cli(&db, &["device", "add", name, "--group", "edge", "--create"]).trim().to_string();
     let (token_a, token_b) = (token_of("pi-a"), token_of("pi-b"));
     let viewer = operator_token(&db, "vera", "viewer");
     let rules = dir.path().join("collector.toml");
@@ -278,6 +279,18 @@ fn decisions_across_the_fleet(firewall: &str) {
         serde_json::from_str(&collector_cli(&db, &["decisions", "list", "--group", "edge", "--all", "--json"]))
             .unwrap();
     assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
+
+    // Both commands went to the audit trail, under the command line's name.
+    let admin = operator_token(&db, "root", "admin");
+    let trail =
+        send("GET", &format!("{base}/api/audit?limit=1000"), &[("Authorization", &format!("Bearer {admin}"))], None);
+    let entries = trail.json()["entries"].as_array().cloned().unwrap_or_default();
+    let by_cli = |action: &str, target: &str| {
+        entries.iter().any(|e| {
+            e["action"] == action && e["target"] == target && e["actor"].as_str().is_some_and(|a| a.starts_with("cli:"))
+        })
+    };
+    assert!(by_cli("decision.add", HOSTILE) && by_cli("decision.delete", "198.51.100.64/26"), "{}", trail.body);
 
     let log_b = agent_b.log();
     eprintln!("agent B:\n{log_b}");

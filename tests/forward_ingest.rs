@@ -190,3 +190,22 @@ fn the_agents_model_must_be_of_the_agents_schema() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--agent-model") && err.contains("schema"), "{err}");
 }
+
+/// A mistyped `--db` is refused with the path and the way out named, and
+/// creates nothing; `--create` makes the database on purpose.
+#[test]
+fn device_commands_refuse_a_database_that_does_not_exist_unless_told() {
+    let dir = temp_dir();
+    let typo = dir.path().join("ap.db");
+    let out = std::process::Command::new(bfp_e2e::binary("bfp-collector"))
+        .args(["device", "add", "pi-typo", "--db"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    assert!(err.contains(&typo.display().to_string()) && err.contains("--create"), "{err}");
+    assert!(!typo.exists(), "nothing created");
+    assert!(device_add(&typo, "pi-new").starts_with("bfp_"));
+    assert!(typo.exists());
+}

@@ -85,16 +85,15 @@ pub struct MigrateArgs {
     pub db: String,
 }
 
-/// `bfp-collector alerts list|ack|resolve`.
+/// `--db` of the operators' commands (`device`, `user`, `token`, `alerts`,
+/// `decisions`): the database they work on, beside a running service or
+/// without one.
 #[derive(Debug, Clone, Args)]
-pub struct AlertsArgs {
-    /// What to do.
-    #[command(subcommand)]
-    pub action: AlertsAction,
+pub struct DbArg {
     /// SQLite database file or PostgreSQL URL (the service's `--db`; also
     /// `BFP_DATABASE_URL`). Default: `instance/app.db`.
     #[arg(
-        long,
+        long = "db",
         visible_alias = "database-url",
         value_name = "PATH|URL",
         env = "BFP_DATABASE_URL",
@@ -102,7 +101,26 @@ pub struct AlertsArgs {
         default_value = "instance/app.db",
         global = true
     )]
-    pub db: String,
+    pub url: String,
+}
+
+impl std::ops::Deref for DbArg {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+/// `bfp-collector alerts list|ack|resolve`.
+#[derive(Debug, Clone, Args)]
+pub struct AlertsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AlertsAction,
+    /// The database the command works on.
+    #[command(flatten)]
+    pub db: DbArg,
     /// Print JSON instead of a table. Default: a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -147,18 +165,9 @@ pub struct DecisionsArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: DecisionsAction,
-    /// SQLite database file or PostgreSQL URL (the service's `--db`; also
-    /// `BFP_DATABASE_URL`). Default: `instance/app.db`.
-    #[arg(
-        long,
-        visible_alias = "database-url",
-        value_name = "PATH|URL",
-        env = "BFP_DATABASE_URL",
-        hide_env_values = true,
-        default_value = "instance/app.db",
-        global = true
-    )]
-    pub db: String,
+    /// The database the command works on.
+    #[command(flatten)]
+    pub db: DbArg,
     /// Print JSON instead of a table. Default: a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -212,18 +221,9 @@ pub struct UserArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: UserAction,
-    /// SQLite database file or PostgreSQL URL (the service's `--db`; also
-    /// `BFP_DATABASE_URL`). Default: `instance/app.db`.
-    #[arg(
-        long,
-        visible_alias = "database-url",
-        value_name = "PATH|URL",
-        env = "BFP_DATABASE_URL",
-        hide_env_values = true,
-        default_value = "instance/app.db",
-        global = true
-    )]
-    pub db: String,
+    /// The database the command works on.
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 /// A user action. Passwords are prompted twice at a terminal, or read as
@@ -258,18 +258,9 @@ pub struct TokenArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: TokenAction,
-    /// SQLite database file or PostgreSQL URL (the service's `--db`; also
-    /// `BFP_DATABASE_URL`). Default: `instance/app.db`.
-    #[arg(
-        long,
-        visible_alias = "database-url",
-        value_name = "PATH|URL",
-        env = "BFP_DATABASE_URL",
-        hide_env_values = true,
-        default_value = "instance/app.db",
-        global = true
-    )]
-    pub db: String,
+    /// The database the command works on.
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 /// An API token action.
@@ -300,18 +291,14 @@ pub struct DeviceArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: DeviceAction,
-    /// SQLite database file or PostgreSQL URL (the service's `--db`; also
-    /// `BFP_DATABASE_URL`). Default: `instance/app.db`.
-    #[arg(
-        long,
-        visible_alias = "database-url",
-        value_name = "PATH|URL",
-        env = "BFP_DATABASE_URL",
-        hide_env_values = true,
-        default_value = "instance/app.db",
-        global = true
-    )]
-    pub db: String,
+    /// The database the command works on.
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Create the SQLite file when it does not exist. Default: off, so a
+    /// mistyped `--db` is refused instead of becoming a new database whose
+    /// tokens the running collector never accepts.
+    #[arg(long, global = true)]
+    pub create: bool,
 }
 
 /// A device action.

@@ -3,6 +3,7 @@
 //! learn of an added or deleted decision at their next fetch, whichever
 //! process wrote it.
 
+use crate::auth::cli::audit_cli;
 use crate::config::{DecisionsAction, DecisionsArgs};
 use crate::error::Result;
 use crate::store;
@@ -20,11 +21,23 @@ pub async fn run(args: &DecisionsArgs) -> Result<()> {
         }
         DecisionsAction::Add { address, duration, group, reason, by } => {
             match NewDecision::parse(address, duration, group, reason, &who(by)) {
-                Ok(new) => store.add_decision(new).await.map(|d| vec![d]),
+                Ok(new) => match store.add_decision(new).await {
+                    Ok(d) => {
+                        let detail = format!("group {} until {} by {} ({})", d.group, d.until, d.created_by, d.reason);
+                        audit_cli(&*store, "decision.add", d.address.clone(), detail).await.map(|()| vec![d])
+                    }
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             }
         }
-        DecisionsAction::Delete { id, by } => store.delete_decision(*id, who(by)).await.map(|d| vec![d]),
+        DecisionsAction::Delete { id, by } => match store.delete_decision(*id, who(by)).await {
+            Ok(d) => {
+                let detail = format!("decision {id}, group {}, by {}", d.group, who(by));
+                audit_cli(&*store, "decision.delete", d.address.clone(), detail).await.map(|()| vec![d])
+            }
+            Err(e) => Err(e),
+        },
     };
     store.shutdown().await;
     let list = done?;

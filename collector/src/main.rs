@@ -111,6 +111,14 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
     use bfp_collector::config::DeviceAction;
     use bfp_collector::store;
     let run = async {
+        let missing = !store::postgres::is_postgres_url(&args.db) && !std::path::Path::new(&*args.db).exists();
+        if missing && !args.create {
+            return Err(bfp_collector::Error::Config(format!(
+                "no database at {}: give the --db the collector uses (it creates its database at its first \
+                 start), or --create to make a new one here",
+                &*args.db
+            )));
+        }
         let store = store::open_db(&args.db).await?;
         let done = match &args.action {
             DeviceAction::Add { name, group } => match bfp_collector::store::decisions::check_group(group) {
@@ -157,6 +165,7 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
 /// `bfp-collector alerts ...`: on the database file, beside a running
 /// service or without one, as `device` does.
 fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
+    use bfp_collector::auth::cli::audit_cli;
     use bfp_collector::config::AlertsAction;
     use bfp_collector::store;
     use bfp_collector::store::alerts::{Alert, AlertQuery, AlertState};
@@ -190,12 +199,20 @@ fn alerts(args: &bfp_collector::config::AlertsArgs) -> ExitCode {
                     .map(|list| print(&list)),
                 Err(e) => Err(e),
             },
-            AlertsAction::Ack { id, by } => {
-                store.set_alert_state(*id, AlertState::Acknowledged, who(by)).await.map(|a| print(&[a]))
-            }
-            AlertsAction::Resolve { id, by } => {
-                store.set_alert_state(*id, AlertState::Resolved, who(by)).await.map(|a| print(&[a]))
-            }
+            AlertsAction::Ack { id, by } => match store.set_alert_state(*id, AlertState::Acknowledged, who(by)).await {
+                Ok(a) => {
+                    audit_cli(&*store, "alert.state", format!("alert {id}"), format!("acknowledged by {}", who(by)))
+                        .await
+                        .map(|()| print(&[a]))
+                }
+                Err(e) => Err(e),
+            },
+            AlertsAction::Resolve { id, by } => match store.set_alert_state(*id, AlertState::Resolved, who(by)).await {
+                Ok(a) => audit_cli(&*store, "alert.state", format!("alert {id}"), format!("resolved by {}", who(by)))
+                    .await
+                    .map(|()| print(&[a])),
+                Err(e) => Err(e),
+            },
         };
         store.shutdown().await;
         done

@@ -51,15 +51,20 @@ fn pct(x: f64) -> String {
 /// With `edge_artifact` (and no analyst rows), the schema-2 model of
 /// [`crate::edge`] is trained too, written there, and its section appended
 /// to the card. A site model retrained with analyst rows is schema 1 only.
+///
+/// `step` is told what is about to run, before each stage (a whole
+/// retrain takes tens of seconds; the command line shows it as progress).
 pub fn train_models_and_write_card(
     artifact: &Path,
     card: &Path,
     seed_dir: Option<PathBuf>,
     extra: &[crate::feedback::Labelled],
     edge_artifact: Option<&Path>,
+    step: &mut dyn FnMut(&'static str),
 ) -> Result<String> {
     let sim_cfg = SimConfig::default();
     let train_cfg = TrainConfig::default();
+    step("simulating devices, training the predict model");
     let built = crate::build_with(&sim_cfg, &train_cfg, extra)?;
     let (eval_x, eval_y) = features(&built.eval);
 
@@ -68,6 +73,7 @@ pub fn train_models_and_write_card(
         return Err(Error::Export(format!("compact model disagrees with smartcore on {mismatches} held-out rows")));
     }
 
+    step("training the original approach on the seed set");
     let seed_dir = seed_dir.or_else(seed::seed_dir).ok_or_else(|| Error::Seed {
         path: "shared/data/seed".into(),
         detail: "not found (set BFP_SEED_DIR)".into(),
@@ -89,11 +95,14 @@ pub fn train_models_and_write_card(
     ];
     debug_assert_eq!(eval_y.len(), ours.len());
 
+    step("leaving each scenario out in turn");
     let unseen = leave_one_scenario_out(&built, &train_cfg)?;
+    step("scoring the real logs");
     let real = match crate::real::real_dir() {
         Some(dir) => real_results(&built.model, &original, &crate::real::groups(&dir)?)?,
         None => Vec::new(),
     };
+    step("forest sizes, seeds and feature ablation");
     let sweep = size_sweep(&built, &train_cfg)?;
     let stability = seed_stability(&train_cfg)?;
     let ablation = ablation(&built, &train_cfg)?;
@@ -134,6 +143,7 @@ pub fn train_models_and_write_card(
     let edge_section = match edge_artifact.filter(|_| extra.is_empty()) {
         None => String::new(),
         Some(path) => {
+            step("simulating timelines, training the agent model");
             let edge_built =
                 crate::edge::build(&crate::timeline::TimelineConfig::default(), &crate::edge::train_config())?;
             let comparison = crate::edge::compare(&edge_built, &built.model, &original)?;
@@ -144,6 +154,7 @@ pub fn train_models_and_write_card(
                     "compact schema-2 model disagrees with smartcore on {mismatches} held-out rows"
                 )));
             }
+            step("agent model: ablation, validation and real logs");
             let ablation = crate::edge::ablation(&edge_built, &crate::edge::train_config())?;
             let validation = crate::edge::validation_ablation(&edge_built, &crate::edge::train_config())?;
             let real_edge = match crate::real::real_dir() {
@@ -168,6 +179,7 @@ pub fn train_models_and_write_card(
         }
     };
 
+    step("writing the model card");
     let mut text = render(&Inputs {
         artifact: if built.extra == 0 {
             "models/artifacts/bfp-model.postcard".to_string()

@@ -17,15 +17,16 @@ struct Cli {
 enum Command {
     /// Simulate, train, evaluate; write the artifact and the model card.
     Train {
-        /// Where to write the artifact.
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/bfp-model.postcard"))]
-        artifact: PathBuf,
+        /// Where to write the artifact. Default: models/artifacts/bfp-model.postcard of the source tree.
+        #[arg(long)]
+        artifact: Option<PathBuf>,
         /// Where to write the agent's schema-2 artifact (not written with --extra-labelled).
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/bfp-edge-model.postcard"))]
-        edge_artifact: PathBuf,
-        /// Where to write the model card.
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/MODEL_CARD.md"))]
-        card: PathBuf,
+        /// Default: models/artifacts/bfp-edge-model.postcard of the source tree.
+        #[arg(long)]
+        edge_artifact: Option<PathBuf>,
+        /// Where to write the model card. Default: models/MODEL_CARD.md of the source tree.
+        #[arg(long)]
+        card: Option<PathBuf>,
         /// Folder of the original seed CSVs (default: shared/data/seed beside the repository).
         #[arg(long, env = "BFP_SEED_DIR")]
         seed_dir: Option<PathBuf>,
@@ -45,6 +46,12 @@ enum Command {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Train { artifact, edge_artifact, card, seed_dir, extra_labelled } => {
+            // The committed files of the tree this binary was built from: a
+            // developer's command, run from its own checkout.
+            let in_tree = |rel: &str| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/")).join(rel);
+            let artifact = artifact.unwrap_or_else(|| in_tree("artifacts/bfp-model.postcard"));
+            let edge_artifact = edge_artifact.unwrap_or_else(|| in_tree("artifacts/bfp-edge-model.postcard"));
+            let card = card.unwrap_or_else(|| in_tree("MODEL_CARD.md"));
             train(&artifact, &edge_artifact, &card, seed_dir, &extra_labelled)
         }
         Command::Dataset { out } => dataset(&out),
@@ -80,7 +87,49 @@ fn train(
         ));
     }
     let edge = if rows.is_empty() { Some(edge_artifact) } else { None };
-    bfp_models::card::train_models_and_write_card(artifact, card, seed_dir, &rows, edge)
+    let bar = Stages::new();
+    let done =
+        bfp_models::card::train_models_and_write_card(artifact, card, seed_dir, &rows, edge, &mut |s| bar.stage(s));
+    bar.finish();
+    done
+}
+
+/// The stage a retrain is at: on a terminal a spinner with the stage's
+/// number, its name and the time spent; otherwise one plain line per stage.
+struct Stages {
+    bar: Option<indicatif::ProgressBar>,
+    started: std::time::Instant,
+}
+
+impl Stages {
+    fn new() -> Stages {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            let style = indicatif::ProgressStyle::with_template("{spinner} [{pos}] {msg} ({elapsed})")
+                .expect("a valid template");
+            bar.set_style(style);
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Stages { bar, started: std::time::Instant::now() }
+    }
+
+    fn stage(&self, name: &'static str) {
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                bar.set_message(name);
+            }
+            None => eprintln!("bfp-models: {name} ({:.0} s)", self.started.elapsed().as_secs_f64()),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn dataset(out: &std::path::Path) -> bfp_models::Result<String> {

@@ -29,7 +29,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 echo "== ingest: 100 devices =="
-for i in $(seq 1 100); do "$T/bfp-collector" device add "dev-$i" --db "$WORK/ingest.db" 2>/dev/null; done > "$WORK/tokens"
+for i in $(seq 1 100); do "$T/bfp-collector" device add "dev-$i" --create --db "$WORK/ingest.db" 2>/dev/null; done > "$WORK/tokens"
 PORT=$(free_port)
 "$T/bfp-collector" --listen "127.0.0.1:$PORT" --db "$WORK/ingest.db" > /dev/null 2>&1 &
 CPID=$!

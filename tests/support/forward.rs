@@ -9,10 +9,11 @@ use bfp_common::{Fingerprint, Protocol};
 
 use crate::{binary, Reply};
 
-/// `bfp-collector device add NAME --db DB`: the printed token.
+/// `bfp-collector device add NAME --create --db DB`: the printed token
+/// (`--create`: tests enrol devices before a collector has made the file).
 pub fn device_add(db: impl AsRef<std::ffi::OsStr>, name: &str) -> String {
     let out = Command::new(binary("bfp-collector"))
-        .args(["device", "add", name, "--db"])
+        .args(["device", "add", name, "--create", "--db"])
         .arg(db.as_ref())
         .output()
         .expect("run bfp-collector device add");

@@ -7,7 +7,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::reads;
 use crate::alerts::AlertConfig;
@@ -40,7 +40,7 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
         &ResultsQuery { limit: config.max_rows_per_pass, after_id: Some(cursor), ..ResultsQuery::default() },
     )?;
     let Some(last) = page.results.last().map(|r| r.id) else { return Ok(pass) };
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut open: HashMap<(usize, String), Grouped> = HashMap::new();
     for result in &page.results {
         pass.results += 1;
@@ -181,7 +181,7 @@ pub(super) fn get(c: &Connection, id: i64) -> Result<Alert> {
 /// Moves alert `id` to `to` on behalf of `by`: open to acknowledged, open or
 /// acknowledged to resolved. Repeating the same move changes nothing.
 pub(super) fn transition(conn: &mut Connection, id: i64, to: AlertState, by: &str) -> Result<Alert> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = get(&tx, id)?;
     match (now.state, to) {
         (a, b) if a == b => {}

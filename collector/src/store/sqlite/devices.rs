@@ -2,7 +2,7 @@
 //! grouped into the writer's transactions, each in its own savepoint.
 
 use bfp_common::wire::{Batch, Heartbeat};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::writer::{insert_rows, CounterDelta, RollupDelta};
@@ -97,7 +97,7 @@ impl IngestOp {
 pub(super) fn run_ingests(conn: &mut Connection, ops: Vec<IngestOp>) -> std::result::Result<u64, ()> {
     let mut answers = Vec::with_capacity(ops.len());
     let committed = (|| -> rusqlite::Result<()> {
-        let mut tx = conn.transaction()?;
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for IngestOp { device, batch, reply } in ops {
             let mut sp = tx.savepoint()?;
             let result = ingest_in(&mut sp, &device, batch);

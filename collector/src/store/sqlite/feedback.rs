@@ -3,7 +3,7 @@
 //! they are, and the labelled rows (a few, chosen by people) are found
 //! without scanning millions.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
 use crate::store::feedback::{AnalystLabel, Feedback, FeedbackOutcome, LABELLED_HEADER};
@@ -11,7 +11,7 @@ use crate::store::model::label;
 use crate::store::StoredPrediction;
 
 pub(super) fn apply(conn: &mut Connection, id: i64, feedback: Feedback, note: Option<&str>) -> Result<FeedbackOutcome> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let prediction: Option<String> =
         tx.query_row("SELECT prediction FROM predictions WHERE id = ?1", [id], |r| r.get(0)).optional()?;
     let Some(prediction) = prediction else {
@@ -191,5 +191,36 @@ mod tests {
             assert_eq!(lines.next(), None);
             store.shutdown().await;
         }
+    }
+
+    /// Another process (a `bfp-collector` command on the same file) holds
+    /// the write lock when a label is set and commits a moment later: the
+    /// label waits for it and is stored, not refused with "database is locked".
+    #[tokio::test]
+    async fn a_label_waits_for_another_process_writing_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = Arc::new(SqliteStore::open(&SqliteConfig::new(&path)).unwrap());
+        store.insert(vec![row(true, None, None)]).await.unwrap();
+
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("BEGIN IMMEDIATE; CREATE TABLE other_process (x); INSERT INTO other_process VALUES (1);")
+            .unwrap();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            held.recv().unwrap();
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let label = tokio::spawn({
+            let store = store.clone();
+            async move { store.set_feedback(1, Feedback::TruePositive, None).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        let stored = label.await.unwrap().expect("the label waits for the other writer");
+        assert_eq!(stored.analyst.map(|a| a.suspicious), Some(true));
+        store.shutdown().await;
     }
 }

@@ -12,7 +12,7 @@
 //! leaving `user_version` at 1, so a database at version 1 may hold any of
 //! them already (`testdata/store-v1.sql` is one, made by that collector).
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
@@ -53,7 +53,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
         )));
     }
     for step in MIGRATIONS.iter().filter(|m| m.version > version) {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         (step.apply)(&tx)?;
         tx.pragma_update(None, "user_version", step.version)?;
         tx.commit()?;

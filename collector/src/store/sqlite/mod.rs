@@ -110,6 +110,11 @@ impl SqliteStore {
                 Synchronous::Normal => "NORMAL",
             },
         )?;
+        // Another process (the `device`, `user`, `alerts` and `decisions`
+        // commands) may write the file while this one runs: every write
+        // transaction here begins IMMEDIATE, so it waits for that process's
+        // lock up to this timeout instead of failing at once when a read
+        // snapshot it took first can no longer be upgraded (SQLITE_BUSY_SNAPSHOT).
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // 8 MB: bulk inserts only touch the right edge of each b-tree, and a
         // 32 MB cache was no faster for a 1M-row upload but kept the process

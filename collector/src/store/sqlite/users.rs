@@ -2,7 +2,7 @@
 //! tables. Writes go through the writer's connection, reads through the
 //! read pool, like devices.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
 use crate::store::devices::{format_unix, token_hash};
@@ -36,7 +36,7 @@ pub(super) fn list_users(conn: &Connection) -> Result<Vec<UserInfo>> {
 
 /// Deletes user `name` with its tokens, in one transaction.
 pub(super) fn delete_user(conn: &mut Connection, name: &str) -> Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute("DELETE FROM api_tokens WHERE user_id = (SELECT id FROM users WHERE name = ?1)", [name])?;
     tx.execute("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?1)", [name])?;
     if tx.execute("DELETE FROM users WHERE name = ?1", [name])? == 0 {

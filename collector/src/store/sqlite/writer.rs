@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bfp_common::Protocol;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::devices;
@@ -241,7 +241,7 @@ impl CounterDelta {
 type Batch = [(Vec<NewPrediction>, oneshot::Sender<Result<Vec<i64>>>)];
 
 fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Vec<Vec<i64>>> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut delta = CounterDelta::default();
     let mut rollup = RollupDelta::default();
     let mut all = Vec::with_capacity(batch.len());
@@ -326,7 +326,7 @@ fn commit_csv(
     chunks: std::sync::mpsc::Receiver<CsvChunk>,
     model_version: &str,
 ) -> Result<CsvSummary> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut totals = Totals::default();
     let mut rollup = RollupDelta::default();
     // Every row of one upload carries the time it started committing.
