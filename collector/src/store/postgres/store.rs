@@ -502,4 +502,44 @@ mod tests {
         a.shutdown().await;
         b.shutdown().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_uploads_ids_are_contiguous_while_another_collector_writes() {
+        let cluster = PgCluster::start();
+        let a = Arc::new(PgStore::open(&PgConfig::new(cluster.url())).await.unwrap());
+        let b = Arc::new(PgStore::open(&PgConfig::new(cluster.url())).await.unwrap());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (b, done) = (b.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    b.insert(vec![prediction(Source::Single, false, None)]).await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        };
+        let mut uploads = Vec::new();
+        for _ in 0..3 {
+            let rows: Vec<CsvRow> =
+                (0..20_000).map(|i| CsvRow::new(&fingerprint(i % 3 == 0), i % 3 == 0, 0.9, &[])).collect();
+            uploads.push(upload(&a, rows).await);
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let singles = writer.await.unwrap();
+        assert!(singles > 10, "the other collector wrote meanwhile ({singles} rows)");
+        for u in uploads {
+            let (first, last) = (u.first_id.unwrap(), u.last_id.unwrap());
+            assert_eq!(last - first + 1, 20_000);
+            let inside = cluster.psql(&format!(
+                "SELECT count(*) FILTER (WHERE source = 'csv') || ' ' || count(*) FROM predictions
+                 WHERE id BETWEEN {first} AND {last}"
+            ));
+            assert_eq!(inside, "20000 20000", "only the upload's rows between its first and last id");
+        }
+        assert_eq!(a.totals().await.unwrap().total(), 60_000 + singles);
+        a.shutdown().await;
+        b.shutdown().await;
+    }
 }

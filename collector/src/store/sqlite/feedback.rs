@@ -121,9 +121,10 @@ pub(super) fn export_labelled(c: &Connection) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{SqliteConfig, SqliteStore};
     use super::*;
     use crate::store::feedback::MAX_NOTE_CHARS;
-    use crate::store::{AgentContext, NewPrediction, ResultsQuery, Source};
+    use crate::store::{AgentContext, AnalystFeedback, NewPrediction, Predictions, ResultsQuery, Source, Store};
     use bfp_common::{Fingerprint, Protocol};
     use std::sync::Arc;
 
