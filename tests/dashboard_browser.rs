@@ -469,7 +469,7 @@ async fn dashboard_in_a_real_browser() {
 #[test]
 fn dashboard_endpoints_answer_json_errors_and_keep_the_original_csv_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Collector::start(&dir.path().join("app.db"), &[]);
+    let c = Collector::start(dir.path().join("app.db"), &[]);
     for path in [
         "/api/insights?bucket=week",
         "/api/results?from=yesterday",

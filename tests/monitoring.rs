@@ -41,7 +41,7 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 #[test]
 fn metrics_pass_promtool_and_the_shipped_rules_and_dashboard_query_only_exposed_metrics() {
     let dir = TempDir::new().unwrap();
-    let collector = Collector::start(&dir.path().join("app.db"), &[]);
+    let collector = Collector::start(dir.path().join("app.db"), &[]);
     // One stored prediction, so the labelled series exist.
     let body = serde_json::json!({"login_time":"03:00","session_duration":5,"commands":["ls"],
         "failed_logins":4,"protocol":"TOR","typing_speed":120});

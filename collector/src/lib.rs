@@ -9,7 +9,8 @@
 //! # A guide to the layout
 //!
 //! ```text
-//! main.rs, config.rs   command line (serve, device, user, token, alerts, migrate)
+//! main.rs, config.rs   command line (serve, device, user, token, alerts,
+//!                      decisions, migrate, migrate-store)
 //! auth/                passwords (Argon2id), the user and token commands
 //! lib.rs               Server: opens the store, builds the router, serves
 //! net.rs               the accept loop: connection caps, header, idle and
@@ -33,9 +34,17 @@
 //!                      counters, roll-ups and id blocks in the same commits
 //!     reads.rs         read connections, counters, pages at any offset
 //!     devices, feedback, insights   each resource's SQL
-//!   postgres/          the PostgreSQL side (so far: connecting, migrations)
-//!     migrations.rs    the same ladder for PostgreSQL, safe to apply from
-//!                      several collectors at once
+//!   postgres/          the PostgreSQL implementation, for several
+//!                      collectors on one database
+//!     migrations.rs    the same tables as a ladder for PostgreSQL, safe to
+//!                      apply from several collectors at once
+//!     store.rs         PgStore: the pool and every trait of the seam
+//!     writer.rs        each collector's writer task: group commits with
+//!                      counters, roll-ups and id blocks upserted in them
+//!     csv.rs           an upload as one transaction (binary COPY)
+//!     reads.rs         counters, pages at any offset, roll-ups, export
+//!     resources.rs     devices, feedback, users, console, decisions, alerts
+//!     copy.rs          migrate-store: a SQLite store copied in, verified
 //! ```
 //!
 //! # The store seam
@@ -44,20 +53,27 @@
 //! traits ([`store::Predictions`], [`store::Devices`],
 //! [`store::AnalystFeedback`], together [`store::Store`]) take and return
 //! plain values ([`store::NewPrediction`], [`store::ResultsQuery`],
-//! [`store::ResultsPage`], ...), never a driver's types, so a second backend
-//! (PostgreSQL) is a second implementation of the same traits, opened in
-//! [`store::open`]. What each backend must guarantee: a write is committed
-//! before its request is answered (grouping concurrent requests into one
-//! commit), the counters behind analytics change in the same transaction as
-//! the rows, a CSV upload is stored whole or not at all, an agent's batch is
-//! stored once per `(device, seq)`, and a page of results costs the same at
-//! any depth.
+//! [`store::ResultsPage`], ...), never a driver's types. Two backends
+//! implement them: SQLite ([`store::sqlite`], the zero-set-up default) and
+//! PostgreSQL ([`store::postgres`], for several collectors on one database).
+//! `--db` picks one (a path or a `postgres://` URL) and [`store::connect`]
+//! opens it, for the service and every command alike. What each backend
+//! must guarantee: a write is committed before its request is answered
+//! (grouping concurrent requests into one commit), the counters behind
+//! analytics change in the same transaction as the rows (exactly, with
+//! several collectors writing at once), a CSV upload is stored whole or not
+//! at all under contiguous ids, an agent's batch is stored once per
+//! `(device, seq)` whichever collector receives it, and a page of results
+//! costs the same at any depth. The e2e suites of the collector run against
+//! both (`bfp_e2e::Backend`).
 //!
 //! # Adding to it
 //!
 //! A new resource (users and API tokens, alerts and their outbox) gets a
 //! trait in `store/` (a supertrait of `Store`), its tables as new steps at
-//! the end of `store/sqlite/migrations.rs`, its SQL in `store/sqlite/`, its
+//! the end of `store/sqlite/migrations.rs` and `store/postgres/migrations.rs`
+//! (and a row of `postgres/copy.rs` for migrate-store), its SQL in
+//! `store/sqlite/` and `store/postgres/`, its
 //! routes in a module of `api/` listed in `api::router`, and each route's
 //! access as a row of `ROUTE_ACCESS` in `api/access.rs` (a route without one
 //! answers 500 to everyone).

@@ -8,7 +8,9 @@
 #   scripts/bench/collector.sh            # full run (~10M rows, a few GB of disk under target/)
 #   ROWS_TOTAL=2000000 SYNC=normal scripts/bench/collector.sh
 #
-# Env: SYNC=full|normal (collector --sync, default full), DURATION (wrk, default 15s),
+# Env: DB_URL (a postgres:// URL to bench the PostgreSQL store instead of a SQLite file
+# under target/; scripts/bench/collector-pg.sh sets it), SYNC=full|normal (collector --sync,
+# SQLite only, default full), DURATION (wrk, default 15s),
 # ROWS_TOTAL (rows to seed before the read benchmarks, default 10000000),
 # NICE (niceness for the collector and the load generator, default 0; e.g. -10
 # to measure on a machine busy with other work, as root).
@@ -31,7 +33,8 @@ cargo build --release -p bfp-collector
 WORK=$(mktemp -d -p target bench-collector.XXXXXX)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
-nice -n "$NICE" target/release/bfp-collector --listen 127.0.0.1:$PORT --db "$WORK/app.db" --sync "$SYNC" \
+DB=${DB_URL:-$WORK/app.db}
+nice -n "$NICE" target/release/bfp-collector --listen 127.0.0.1:$PORT --db "$DB" --sync "$SYNC" \
   >"$WORK/collector.out" 2>"$WORK/collector.err" &
 PID=$!
 cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$WORK"; }
@@ -54,7 +57,7 @@ load() {
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "collector: --sync $SYNC, niceness $NICE"
+echo "collector: --sync $SYNC, niceness $NICE, store: ${DB_URL:+PostgreSQL}${DB_URL:-SQLite}"
 section "idle resident memory"
 sleep 1
 echo "idle RSS: $(rss)"
@@ -90,7 +93,7 @@ while [ "$(total)" -lt "$ROWS_TOTAL" ]; do
   curl -s -o /dev/null -w "upload: %{http_code} %{time_total} s\n" -F file=@"$WORK/1m.csv" "$URL/api/predict-csv"
 done
 rows=$(total)
-echo "stored rows: $rows; database: $(du -sh "$WORK" | cut -f1)"
+echo "stored rows: $rows; database: ${DB_URL:+(PostgreSQL)}$([ -n "${DB_URL:-}" ] || du -sh "$WORK" | cut -f1)"
 # One client on a kept-alive connection: the latency one dashboard user sees.
 for path in "/api/analytics" "/api/results?limit=100" "/api/results?limit=100&after_id=$((rows / 2))" \
   "/api/results?limit=100&source=single" "/api/results?limit=100&prediction=Suspicious" \

@@ -226,3 +226,53 @@ pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn Store>> {
 pub async fn open_db(db: &str) -> Result<Arc<dyn Store>> {
     connect(&StoreConfig::for_db(db)).await
 }
+
+/// The store's behaviour tests run against every backend: a fresh store of
+/// each, SQLite (a temporary file) then PostgreSQL (a throw-away cluster).
+#[cfg(test)]
+pub(crate) mod backends {
+    use std::sync::Arc;
+
+    use super::{CsvChunk, CsvRow, CsvSummary, Store};
+    use crate::error::Result;
+
+    /// One fresh, empty store; its file or cluster goes when it is dropped.
+    pub(crate) struct Fresh {
+        /// `sqlite` or `postgres`, for failure messages.
+        pub name: &'static str,
+        /// The store.
+        pub store: Arc<dyn Store>,
+        _dir: tempfile::TempDir,
+        _cluster: Option<bfp_testkit::pg::PgCluster>,
+    }
+
+    /// A fresh store of each backend.
+    pub(crate) async fn each() -> Vec<Fresh> {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = super::open(&super::sqlite::SqliteConfig::new(dir.path().join("app.db"))).unwrap();
+        let cluster = bfp_testkit::pg::PgCluster::start();
+        let pg = super::postgres::PgStore::open(&super::postgres::PgConfig::new(cluster.url())).await.unwrap();
+        vec![
+            Fresh { name: "sqlite", store: sqlite, _dir: dir, _cluster: None },
+            Fresh {
+                name: "postgres",
+                store: Arc::new(pg),
+                _dir: tempfile::tempdir().unwrap(),
+                _cluster: Some(cluster),
+            },
+        ]
+    }
+
+    /// One CSV upload of `rows` (model version `m1`), as the API's parser
+    /// would send it.
+    pub(crate) async fn commit_csv_rows(store: &dyn Store, rows: Vec<CsvRow>) -> Result<CsvSummary> {
+        let (sender, committed) = store.begin_csv(Arc::from("m1")).await?;
+        let feeder = std::thread::spawn(move || {
+            let _ = sender.send(CsvChunk::Rows(rows));
+            let _ = sender.send(CsvChunk::Done);
+        });
+        let result = committed.await;
+        let _ = feeder.join();
+        result
+    }
+}

@@ -33,7 +33,8 @@ pub struct PgConfig {
     /// slowed down (back-pressure). Default: 8192.
     pub queue: usize,
     /// Directory where CSV uploads are staged before they are parsed (on
-    /// disk, not a tmpfs). Default: the system's temporary directory.
+    /// disk, not a tmpfs). Default: `/var/tmp` where it exists (on disk by
+    /// the filesystem hierarchy standard), else the temporary directory.
     pub staging_dir: PathBuf,
 }
 
@@ -158,7 +159,7 @@ impl Devices for PgStore {
     }
 
     async fn ingest(&self, device: DeviceId, batch: Batch) -> Result<IngestOutcome> {
-        self.send(|reply| WriteOp::Ingest(writer::IngestOp { device, batch, reply })).await
+        self.send(|reply| WriteOp::Ingest(Box::new(writer::IngestOp { device, batch, reply }))).await
     }
 }
 
@@ -438,5 +439,107 @@ mod tests {
             assert_eq!(got, walked(&cluster, &q).await, "{q:?}");
         }
         store.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn alert_passes_of_two_collectors_evaluate_each_result_once_while_both_write() {
+        use crate::store::Alerts;
+        let cluster = PgCluster::start();
+        let a = Arc::new(PgStore::open(&PgConfig::new(cluster.url())).await.unwrap());
+        let b = Arc::new(PgStore::open(&PgConfig::new(cluster.url())).await.unwrap());
+        let text = "[alert]\nmax_rows_per_pass = 50\n[[alert.rule]]\nname = \"brute\"\nreason = \"failed logins\"\n";
+        let config = Arc::new(crate::alerts::CollectorConfig::parse(text).unwrap().alert);
+        let attempt = |ip: &str| {
+            let mut p = prediction(Source::Agent, true, Some("pi-1"));
+            p.reasons = vec![crate::store::Reason::Text("6 failed logins from this address".into())];
+            p.agent.source_ip = Some(ip.into());
+            p.agent.user = Some("root".into());
+            p
+        };
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = if w % 2 == 0 { a.clone() } else { b.clone() };
+                let rows = vec![attempt("203.0.113.7"), attempt("198.51.100.2"), attempt("203.0.113.7")];
+                tokio::spawn(async move {
+                    for _ in 0..150 {
+                        store.insert(rows.clone()).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let evaluators: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .map(|store| {
+                let config = config.clone();
+                tokio::spawn(async move {
+                    let mut seen = 0;
+                    for _ in 0..200 {
+                        seen += store.evaluate_alerts(config.clone()).await.unwrap().results;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let mut evaluated = 0;
+        for e in evaluators {
+            evaluated += e.await.unwrap();
+        }
+        loop {
+            let pass = a.evaluate_alerts(config.clone()).await.unwrap();
+            if pass.results == 0 {
+                break;
+            }
+            evaluated += pass.results;
+        }
+        let rows = 4 * 150 * 3;
+        assert_eq!(evaluated, rows, "every result evaluated once");
+        let alerts = a.alerts(crate::store::alerts::AlertQuery { limit: 10, ..Default::default() }).await.unwrap();
+        let counts: Vec<(String, u64)> = alerts.iter().map(|x| (x.group_key.clone(), x.count)).collect();
+        assert_eq!(counts, [("198.51.100.2".to_string(), rows / 3), ("203.0.113.7".to_string(), 2 * rows / 3)]);
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_uploads_ids_are_contiguous_while_another_collector_writes() {
+        let cluster = PgCluster::start();
+        let a = Arc::new(PgStore::open(&PgConfig::new(cluster.url())).await.unwrap());
+        let b = Arc::new(PgStore::open(&PgConfig::new(cluster.url())).await.unwrap());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (b, done) = (b.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    b.insert(vec![prediction(Source::Single, false, None)]).await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        };
+        let mut uploads = Vec::new();
+        for _ in 0..3 {
+            let rows: Vec<CsvRow> =
+                (0..20_000).map(|i| CsvRow::new(&fingerprint(i % 3 == 0), i % 3 == 0, 0.9, &[])).collect();
+            uploads.push(upload(&a, rows).await);
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let singles = writer.await.unwrap();
+        assert!(singles > 10, "the other collector wrote meanwhile ({singles} rows)");
+        for u in uploads {
+            let (first, last) = (u.first_id.unwrap(), u.last_id.unwrap());
+            assert_eq!(last - first + 1, 20_000);
+            let inside = cluster.psql(&format!(
+                "SELECT count(*) FILTER (WHERE source = 'csv') || ' ' || count(*) FROM predictions
+                 WHERE id BETWEEN {first} AND {last}"
+            ));
+            assert_eq!(inside, "20000 20000", "only the upload's rows between its first and last id");
+        }
+        assert_eq!(a.totals().await.unwrap().total(), 60_000 + singles);
+        a.shutdown().await;
+        b.shutdown().await;
     }
 }

@@ -48,7 +48,7 @@ pub(super) enum WriteOp {
     /// Predictions to store; grouped with the other requests queued.
     Insert { rows: Vec<NewPrediction>, reply: oneshot::Sender<Result<Vec<i64>>> },
     /// An agent's batch; grouped with the other requests queued.
-    Ingest(IngestOp),
+    Ingest(Box<IngestOp>),
     /// Commit what is queued, then stop.
     Shutdown,
 }
@@ -99,7 +99,7 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
         for op in group {
             match op {
                 WriteOp::Insert { rows, reply } => inserts.push((rows, reply)),
-                WriteOp::Ingest(op) => ingests.push(op),
+                WriteOp::Ingest(op) => ingests.push(*op),
                 WriteOp::Shutdown => {}
             }
         }
@@ -152,12 +152,11 @@ struct Stored {
     rows: u64,
 }
 
+/// An insert request: its rows and where its ids go.
+type InsertOp = (Vec<NewPrediction>, oneshot::Sender<Result<Vec<i64>>>);
+
 /// One group in one transaction: predictions and agents' batches.
-async fn store_group(
-    pool: &Pool,
-    inserts: &[(Vec<NewPrediction>, oneshot::Sender<Result<Vec<i64>>>)],
-    ingests: &[IngestOp],
-) -> Result<Stored> {
+async fn store_group(pool: &Pool, inserts: &[InsertOp], ingests: &[IngestOp]) -> Result<Stored> {
     let mut client = super::store::conn(pool).await?;
     let tx = client.transaction().await?;
     // Devices first, locked in id order: a device's batches are decided one

@@ -194,113 +194,118 @@ pub(super) fn device_blocks(conn: &Connection, name: &str) -> Result<DeviceBlock
 
 #[cfg(test)]
 mod tests {
-    use super::super::{SqliteConfig, SqliteStore};
     use crate::store::decisions::{DecisionQuery, NewDecision};
-    use crate::store::{Decisions, Devices, Store};
     use bfp_common::wire::{ActiveBlock, Batch, BlockOrigin, Heartbeat, RefusedDecision, ResponseReport};
-
-    fn open(dir: &tempfile::TempDir) -> SqliteStore {
-        SqliteStore::open(&SqliteConfig::new(dir.path().join("d.db"))).unwrap()
-    }
 
     fn new(address: &str, group: &str) -> NewDecision {
         NewDecision::parse(address, "1h", group, "seen on pi-1", "root").unwrap()
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_group_gets_its_decisions_in_force_and_a_delete_revokes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        store.add_device("pi-1".into()).await.unwrap();
-        store.add_device("pi-2".into()).await.unwrap();
-        store.set_device_group("pi-2".into(), "edge".into()).await.unwrap();
-        let a = store.add_decision(new("198.51.100.66", "default")).await.unwrap();
-        let b = store.add_decision(new("203.0.113.0/24", "edge")).await.unwrap();
-        assert_eq!((a.state, a.until - a.created_at), ("active", 3600));
-        let token1 = store.devices().await.unwrap();
-        assert_eq!(token1.iter().map(|d| d.group.as_str()).collect::<Vec<_>>(), ["default", "edge"]);
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            store.add_device("pi-1".into()).await.unwrap();
+            store.add_device("pi-2".into()).await.unwrap();
+            store.set_device_group("pi-2".into(), "edge".into()).await.unwrap();
+            let a = store.add_decision(new("198.51.100.66", "default")).await.unwrap();
+            let b = store.add_decision(new("203.0.113.0/24", "edge")).await.unwrap();
+            assert_eq!((a.state, a.until - a.created_at), ("active", 3600));
+            let token1 = store.devices().await.unwrap();
+            assert_eq!(token1.iter().map(|d| d.group.as_str()).collect::<Vec<_>>(), ["default", "edge"]);
 
-        let pi1 = crate::store::DeviceId { id: 1, name: "pi-1".into() };
-        let pi2 = crate::store::DeviceId { id: 2, name: "pi-2".into() };
-        let pushed = store.pushed_decisions(pi2.clone()).await.unwrap();
-        assert_eq!(pushed.group, "edge");
-        assert_eq!(pushed.decisions.iter().map(|d| d.address.as_str()).collect::<Vec<_>>(), ["203.0.113.0/24"]);
-        assert_eq!(store.pushed_decisions(pi1).await.unwrap().decisions[0].id, a.id);
+            let pi1 = crate::store::DeviceId { id: 1, name: "pi-1".into() };
+            let pi2 = crate::store::DeviceId { id: 2, name: "pi-2".into() };
+            let pushed = store.pushed_decisions(pi2.clone()).await.unwrap();
+            assert_eq!(pushed.group, "edge");
+            assert_eq!(pushed.decisions.iter().map(|d| d.address.as_str()).collect::<Vec<_>>(), ["203.0.113.0/24"]);
+            assert_eq!(store.pushed_decisions(pi1).await.unwrap().decisions[0].id, a.id);
 
-        let deleted = store.delete_decision(b.id, "root".into()).await.unwrap();
-        assert_eq!((deleted.state, deleted.deleted_by.as_deref()), ("deleted", Some("root")));
-        assert!(store.pushed_decisions(pi2).await.unwrap().decisions.is_empty());
-        assert!(matches!(store.delete_decision(b.id, "root".into()).await, Err(crate::Error::Conflict(_))));
-        assert!(matches!(store.delete_decision(99, "root".into()).await, Err(crate::Error::NotFound(_))));
+            let deleted = store.delete_decision(b.id, "root".into()).await.unwrap();
+            assert_eq!((deleted.state, deleted.deleted_by.as_deref()), ("deleted", Some("root")));
+            assert!(store.pushed_decisions(pi2).await.unwrap().decisions.is_empty());
+            assert!(matches!(store.delete_decision(b.id, "root".into()).await, Err(crate::Error::Conflict(_))));
+            assert!(matches!(store.delete_decision(99, "root".into()).await, Err(crate::Error::NotFound(_))));
 
-        let active = store.decisions(DecisionQuery { limit: 10, ..Default::default() }).await.unwrap();
-        assert_eq!(active.iter().map(|d| d.id).collect::<Vec<_>>(), [a.id]);
-        let all = store.decisions(DecisionQuery { all: true, limit: 10, ..Default::default() }).await.unwrap();
-        assert_eq!(all.iter().map(|d| d.id).collect::<Vec<_>>(), [b.id, a.id]);
-        let edge = store.decisions(DecisionQuery { group: Some("edge".into()), all: true, limit: 10 }).await.unwrap();
-        assert_eq!(edge.len(), 1);
-        assert!(matches!(store.set_device_group("nobody".into(), "edge".into()).await, Err(crate::Error::NotFound(_))));
-        assert!(matches!(store.set_device_group("pi-1".into(), "a b".into()).await, Err(crate::Error::BadInput(_))));
-        store.shutdown().await;
+            let active = store.decisions(DecisionQuery { limit: 10, ..Default::default() }).await.unwrap();
+            assert_eq!(active.iter().map(|d| d.id).collect::<Vec<_>>(), [a.id]);
+            let all = store.decisions(DecisionQuery { all: true, limit: 10, ..Default::default() }).await.unwrap();
+            assert_eq!(all.iter().map(|d| d.id).collect::<Vec<_>>(), [b.id, a.id]);
+            let edge =
+                store.decisions(DecisionQuery { group: Some("edge".into()), all: true, limit: 10 }).await.unwrap();
+            assert_eq!(edge.len(), 1);
+            assert!(matches!(
+                store.set_device_group("nobody".into(), "edge".into()).await,
+                Err(crate::Error::NotFound(_))
+            ));
+            assert!(matches!(
+                store.set_device_group("pi-1".into(), "a b".into()).await,
+                Err(crate::Error::BadInput(_))
+            ));
+            store.shutdown().await;
+        }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_heartbeat_replaces_the_blocks_a_device_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        store.add_device("pi-1".into()).await.unwrap();
-        let pi1 = crate::store::DeviceId { id: 1, name: "pi-1".into() };
-        let block = |address: &str, origin, decision| ActiveBlock {
-            address: address.into(),
-            since: 1_700_000_000,
-            until: 1_700_003_600,
-            reason: "287 failed logins".into(),
-            origin,
-            decision,
-        };
-        let beat = |response: Option<ResponseReport>| Batch {
-            seq: 0,
-            heartbeat: Heartbeat { response, ..Heartbeat::default() },
-            records: vec![],
-        };
-        let none = store.device_blocks("pi-1".into()).await.unwrap();
-        assert_eq!((none.backend, none.blocks.len()), (None, 0));
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            store.add_device("pi-1".into()).await.unwrap();
+            let pi1 = crate::store::DeviceId { id: 1, name: "pi-1".into() };
+            let block = |address: &str, origin, decision| ActiveBlock {
+                address: address.into(),
+                since: 1_700_000_000,
+                until: 1_700_003_600,
+                reason: "287 failed logins".into(),
+                origin,
+                decision,
+            };
+            let beat = |response: Option<ResponseReport>| Batch {
+                seq: 0,
+                heartbeat: Heartbeat { response, ..Heartbeat::default() },
+                records: vec![],
+            };
+            let none = store.device_blocks("pi-1".into()).await.unwrap();
+            assert_eq!((none.backend, none.blocks.len()), (None, 0));
 
-        let report = ResponseReport {
-            firewall: "nftables".into(),
-            active: vec![
-                block("198.51.100.66", BlockOrigin::Agent, None),
-                block("203.0.113.0/24", BlockOrigin::Collector, Some(4)),
-            ],
-            refused: vec![RefusedDecision {
-                decision: 5,
-                address: "192.0.2.0/24".into(),
-                reason: "allow-list 192.0.2.0/24 covers it".into(),
-            }],
-            ..ResponseReport::default()
-        };
-        store.ingest(pi1.clone(), beat(Some(report))).await.unwrap();
-        let got = store.device_blocks("pi-1".into()).await.unwrap();
-        assert_eq!((got.backend.as_deref(), got.dry_run, got.group.as_str()), (Some("nftables"), false, "default"));
-        assert_eq!(got.blocks.len(), 2);
-        let decided = got.blocks.iter().find(|b| b.origin == "collector").unwrap();
-        assert_eq!((decided.address.as_str(), decided.decision), ("203.0.113.0/24", Some(4)));
-        assert_eq!(got.refused[0].decision, 5);
+            let report = ResponseReport {
+                firewall: "nftables".into(),
+                active: vec![
+                    block("198.51.100.66", BlockOrigin::Agent, None),
+                    block("203.0.113.0/24", BlockOrigin::Collector, Some(4)),
+                ],
+                refused: vec![RefusedDecision {
+                    decision: 5,
+                    address: "192.0.2.0/24".into(),
+                    reason: "allow-list 192.0.2.0/24 covers it".into(),
+                }],
+                ..ResponseReport::default()
+            };
+            store.ingest(pi1.clone(), beat(Some(report))).await.unwrap();
+            let got = store.device_blocks("pi-1".into()).await.unwrap();
+            assert_eq!((got.backend.as_deref(), got.dry_run, got.group.as_str()), (Some("nftables"), false, "default"));
+            assert_eq!(got.blocks.len(), 2);
+            let decided = got.blocks.iter().find(|b| b.origin == "collector").unwrap();
+            assert_eq!((decided.address.as_str(), decided.decision), ("203.0.113.0/24", Some(4)));
+            assert_eq!(got.refused[0].decision, 5);
 
-        // The next heartbeat lists one block: the other has ended.
-        let report = ResponseReport {
-            firewall: "dry-run".into(),
-            active: vec![block("198.51.100.66", BlockOrigin::Agent, None)],
-            ..ResponseReport::default()
-        };
-        store.ingest(pi1.clone(), beat(Some(report))).await.unwrap();
-        let got = store.device_blocks("pi-1".into()).await.unwrap();
-        assert_eq!((got.blocks.len(), got.refused.len(), got.dry_run), (1, 0, true));
-        // An agent with its response off reports nothing: nothing is blocked.
-        store.ingest(pi1, beat(None)).await.unwrap();
-        let got = store.device_blocks("pi-1".into()).await.unwrap();
-        assert_eq!((got.backend, got.blocks.len()), (None, 0));
-        assert!(matches!(store.device_blocks("nobody".into()).await, Err(crate::Error::NotFound(_))));
-        store.shutdown().await;
+            // The next heartbeat lists one block: the other has ended.
+            let report = ResponseReport {
+                firewall: "dry-run".into(),
+                active: vec![block("198.51.100.66", BlockOrigin::Agent, None)],
+                ..ResponseReport::default()
+            };
+            store.ingest(pi1.clone(), beat(Some(report))).await.unwrap();
+            let got = store.device_blocks("pi-1".into()).await.unwrap();
+            assert_eq!((got.blocks.len(), got.refused.len(), got.dry_run), (1, 0, true));
+            // An agent with its response off reports nothing: nothing is blocked.
+            store.ingest(pi1, beat(None)).await.unwrap();
+            let got = store.device_blocks("pi-1".into()).await.unwrap();
+            assert_eq!((got.backend, got.blocks.len()), (None, 0));
+            assert!(matches!(store.device_blocks("nobody".into()).await, Err(crate::Error::NotFound(_))));
+            store.shutdown().await;
+        }
     }
 }

@@ -186,13 +186,10 @@ fn ingest_in(tx: &mut rusqlite::Savepoint<'_>, device: &DeviceId, batch: Batch) 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use super::super::{SqliteConfig, SqliteStore};
     use super::*;
     use crate::store::devices::TOKEN_PREFIX;
+    use crate::store::ResultsQuery;
     use crate::store::Source;
-    use crate::store::{Devices, Predictions, ResultsQuery, Store};
     use bfp_common::wire::Record;
 
     fn record(user: &str) -> Record {
@@ -231,82 +228,86 @@ mod tests {
         assert_eq!(authenticate(&conn, &t1).unwrap(), None);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_is_stored_once_and_heartbeats_update_the_fleet() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("s.db"))).unwrap();
-        let token = store.add_device("pi-1".into()).await.unwrap();
-        let dev = store.authenticate(token).await.unwrap().unwrap();
-        let first = store.ingest(dev.clone(), batch(1, 3)).await.unwrap();
-        assert_eq!(first, IngestOutcome { duplicate: false, stored: 3, last_seq: 1 });
-        let again = store.ingest(dev.clone(), batch(1, 3)).await.unwrap();
-        assert_eq!(again, IngestOutcome { duplicate: true, stored: 0, last_seq: 1 });
-        let mut hb = batch(0, 0);
-        hb.heartbeat.dropped = 5;
-        hb.heartbeat.spool_depth = 2;
-        assert!(!store.ingest(dev.clone(), hb).await.unwrap().duplicate);
-        assert_eq!(store.ingest(dev.clone(), batch(2, 2)).await.unwrap().stored, 2);
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            let token = store.add_device("pi-1".into()).await.unwrap();
+            let dev = store.authenticate(token).await.unwrap().unwrap();
+            let first = store.ingest(dev.clone(), batch(1, 3)).await.unwrap();
+            assert_eq!(first, IngestOutcome { duplicate: false, stored: 3, last_seq: 1 });
+            let again = store.ingest(dev.clone(), batch(1, 3)).await.unwrap();
+            assert_eq!(again, IngestOutcome { duplicate: true, stored: 0, last_seq: 1 });
+            let mut hb = batch(0, 0);
+            hb.heartbeat.dropped = 5;
+            hb.heartbeat.spool_depth = 2;
+            assert!(!store.ingest(dev.clone(), hb).await.unwrap().duplicate);
+            assert_eq!(store.ingest(dev.clone(), batch(2, 2)).await.unwrap().stored, 2);
 
-        let page = store.results(ResultsQuery { limit: 100, ..Default::default() }).await.unwrap();
-        assert_eq!(page.count, 5);
-        let r = &page.results[0];
-        assert_eq!(r.source, Source::Agent);
-        assert_eq!(r.device.as_deref(), Some("pi-1"));
-        assert_eq!(r.agent.kind.as_deref(), Some("session"));
-        assert_eq!(r.agent.started_at.as_deref(), Some("2023-11-14 22:13:20"));
-        let fleet = store.devices().await.unwrap();
-        assert_eq!(fleet.len(), 1);
-        assert_eq!((fleet[0].records, fleet[0].batches, fleet[0].last_seq), (5, 2, 2));
-        assert_eq!(fleet[0].agent_version.as_deref(), Some("0.1.0"));
-        assert!(fleet[0].last_seen.is_some());
+            let page = store.results(ResultsQuery { limit: 100, ..Default::default() }).await.unwrap();
+            assert_eq!(page.count, 5);
+            let r = &page.results[0];
+            assert_eq!(r.source, Source::Agent);
+            assert_eq!(r.device.as_deref(), Some("pi-1"));
+            assert_eq!(r.agent.kind.as_deref(), Some("session"));
+            assert_eq!(r.agent.started_at.as_deref(), Some("2023-11-14 22:13:20"));
+            let fleet = store.devices().await.unwrap();
+            assert_eq!(fleet.len(), 1);
+            assert_eq!((fleet[0].records, fleet[0].batches, fleet[0].last_seq), (5, 2, 2));
+            assert_eq!(fleet[0].agent_version.as_deref(), Some("0.1.0"));
+            assert!(fleet[0].last_seen.is_some());
 
-        store.revoke_device("pi-1".into()).await.unwrap();
-        assert!(matches!(store.ingest(dev, batch(3, 1)).await, Err(Error::Unauthorized(_))));
-        assert_eq!(store.totals().await.unwrap().total(), 5);
-        store.shutdown().await;
+            store.revoke_device("pi-1".into()).await.unwrap();
+            assert!(matches!(store.ingest(dev, batch(3, 1)).await, Err(Error::Unauthorized(_))));
+            assert_eq!(store.totals().await.unwrap().total(), 5);
+            store.shutdown().await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_batches_are_grouped_without_mixing_their_fates() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path().join("g.db"))).unwrap());
-        let mut devices = Vec::new();
-        for i in 0..5 {
-            let token = store.add_device(format!("d{i}")).await.unwrap();
-            devices.push(store.authenticate(token).await.unwrap().unwrap());
-        }
-        store.revoke_device("d4".into()).await.unwrap();
-        let mut tasks = Vec::new();
-        for (i, dev) in devices.iter().enumerate() {
-            for seq in 1..=10u64 {
-                // Every batch twice, at once: one is stored, one is a retry.
-                for _ in 0..2 {
-                    let (store, dev) = (store.clone(), dev.clone());
-                    tasks.push(tokio::spawn(async move { (i, store.ingest(dev, batch(seq, 3)).await) }));
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            let mut devices = Vec::new();
+            for i in 0..5 {
+                let token = store.add_device(format!("d{i}")).await.unwrap();
+                devices.push(store.authenticate(token).await.unwrap().unwrap());
+            }
+            store.revoke_device("d4".into()).await.unwrap();
+            let mut tasks = Vec::new();
+            for (i, dev) in devices.iter().enumerate() {
+                for seq in 1..=10u64 {
+                    // Every batch twice, at once: one is stored, one is a retry.
+                    for _ in 0..2 {
+                        let (store, dev) = (store.clone(), dev.clone());
+                        tasks.push(tokio::spawn(async move { (i, store.ingest(dev, batch(seq, 3)).await) }));
+                    }
                 }
             }
-        }
-        let mut stored = [0u64; 5];
-        let mut duplicates = [0u64; 5];
-        for t in tasks {
-            let (i, r) = t.await.unwrap();
-            match r {
-                Ok(o) if o.duplicate => duplicates[i] += 1,
-                Ok(o) => stored[i] += o.stored,
-                Err(e) => assert!(i == 4 && matches!(e, Error::Unauthorized(_)), "{e}"),
+            let mut stored = [0u64; 5];
+            let mut duplicates = [0u64; 5];
+            for t in tasks {
+                let (i, r) = t.await.unwrap();
+                match r {
+                    Ok(o) if o.duplicate => duplicates[i] += 1,
+                    Ok(o) => stored[i] += o.stored,
+                    Err(e) => assert!(i == 4 && matches!(e, Error::Unauthorized(_)), "{e}"),
+                }
             }
+            // Batches of one device may arrive out of order here (no real agent
+            // does that): a lower seq after a higher one counts as a retry.
+            for i in 0..4 {
+                assert!(stored[i] >= 3 && stored[i] % 3 == 0 && stored[i] / 3 + duplicates[i] == 20, "device {i}");
+            }
+            assert_eq!(stored[4], 0);
+            let total: u64 = stored.iter().sum();
+            assert_eq!(store.totals().await.unwrap().total(), total);
+            let fleet = store.devices().await.unwrap();
+            assert_eq!(fleet.iter().map(|d| d.records).sum::<u64>(), total);
+            assert!(fleet.iter().take(4).all(|d| d.last_seq == 10));
+            store.shutdown().await;
         }
-        // Batches of one device may arrive out of order here (no real agent
-        // does that): a lower seq after a higher one counts as a retry.
-        for i in 0..4 {
-            assert!(stored[i] >= 3 && stored[i] % 3 == 0 && stored[i] / 3 + duplicates[i] == 20, "device {i}");
-        }
-        assert_eq!(stored[4], 0);
-        let total: u64 = stored.iter().sum();
-        assert_eq!(store.totals().await.unwrap().total(), total);
-        let fleet = store.devices().await.unwrap();
-        assert_eq!(fleet.iter().map(|d| d.records).sum::<u64>(), total);
-        assert!(fleet.iter().take(4).all(|d| d.last_seq == 10));
-        store.shutdown().await;
     }
 }

@@ -150,46 +150,48 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn labels_show_in_pages_filter_them_and_export_as_training_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("app.db"))).unwrap();
-        store
-            .insert(vec![row(true, Some(40.0), Some(1)), row(false, None, None), row(true, Some(12.5), Some(0))])
-            .await
-            .unwrap();
-        assert!(matches!(store.set_feedback(99, Feedback::TruePositive, None).await, Err(Error::NotFound(_))));
-        let long = "x".repeat(MAX_NOTE_CHARS + 1);
-        assert!(matches!(store.set_feedback(1, Feedback::TruePositive, Some(long)).await, Err(Error::BadInput(_))));
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            store
+                .insert(vec![row(true, Some(40.0), Some(1)), row(false, None, None), row(true, Some(12.5), Some(0))])
+                .await
+                .unwrap();
+            assert!(matches!(store.set_feedback(99, Feedback::TruePositive, None).await, Err(Error::NotFound(_))));
+            let long = "x".repeat(MAX_NOTE_CHARS + 1);
+            assert!(matches!(store.set_feedback(1, Feedback::TruePositive, Some(long)).await, Err(Error::BadInput(_))));
 
-        let fp = store.set_feedback(1, Feedback::FalsePositive, Some("admin, \"known\"".into())).await.unwrap();
-        assert_eq!((fp.suspicious, fp.analyst.as_ref().map(|a| a.suspicious)), (true, Some(false)));
-        // A missed attack: a false positive on a Normal verdict is Suspicious.
-        let missed = store.set_feedback(2, Feedback::FalsePositive, None).await.unwrap();
-        assert_eq!(missed.analyst.map(|a| a.suspicious), Some(true));
-        store.set_feedback(3, Feedback::TruePositive, None).await.unwrap();
-        let cleared = store.set_feedback(3, Feedback::Clear, None).await.unwrap();
-        assert_eq!(cleared.analyst, None);
+            let fp = store.set_feedback(1, Feedback::FalsePositive, Some("admin, \"known\"".into())).await.unwrap();
+            assert_eq!((fp.suspicious, fp.analyst.as_ref().map(|a| a.suspicious)), (true, Some(false)));
+            // A missed attack: a false positive on a Normal verdict is Suspicious.
+            let missed = store.set_feedback(2, Feedback::FalsePositive, None).await.unwrap();
+            assert_eq!(missed.analyst.map(|a| a.suspicious), Some(true));
+            store.set_feedback(3, Feedback::TruePositive, None).await.unwrap();
+            let cleared = store.set_feedback(3, Feedback::Clear, None).await.unwrap();
+            assert_eq!(cleared.analyst, None);
 
-        let all = store.results(ResultsQuery { limit: 10, ..ResultsQuery::default() }).await.unwrap();
-        let labels: Vec<_> = all.results.iter().map(|r| r.analyst.as_ref().map(AnalystLabel::label)).collect();
-        assert_eq!(labels, [Some("Normal"), Some("Suspicious"), None]);
-        assert_eq!(all.results[0].analyst.as_ref().unwrap().note.as_deref(), Some("admin, \"known\""));
-        let q = |labelled| ResultsQuery { limit: 10, labelled: Some(labelled), ..ResultsQuery::default() };
-        let labelled = store.results(q(true)).await.unwrap();
-        assert_eq!((labelled.count, labelled.results.iter().map(|r| r.id).collect::<Vec<_>>()), (2, vec![1, 2]));
-        let unlabelled = store.results(q(false)).await.unwrap();
-        assert_eq!((unlabelled.count, unlabelled.results[0].id), (1, 3));
+            let all = store.results(ResultsQuery { limit: 10, ..ResultsQuery::default() }).await.unwrap();
+            let labels: Vec<_> = all.results.iter().map(|r| r.analyst.as_ref().map(AnalystLabel::label)).collect();
+            assert_eq!(labels, [Some("Normal"), Some("Suspicious"), None]);
+            assert_eq!(all.results[0].analyst.as_ref().unwrap().note.as_deref(), Some("admin, \"known\""));
+            let q = |labelled| ResultsQuery { limit: 10, labelled: Some(labelled), ..ResultsQuery::default() };
+            let labelled = store.results(q(true)).await.unwrap();
+            assert_eq!((labelled.count, labelled.results.iter().map(|r| r.id).collect::<Vec<_>>()), (2, vec![1, 2]));
+            let unlabelled = store.results(q(false)).await.unwrap();
+            assert_eq!((unlabelled.count, unlabelled.results[0].id), (1, 3));
 
-        let csv = store.export_labelled().await.unwrap();
-        let mut lines = csv.lines();
-        assert_eq!(lines.next(), Some(LABELLED_HEADER));
-        let first = lines.next().unwrap();
-        assert!(first.starts_with("3,2.5,4,9,SSH,40,Normal,1,1,Suspicious,"), "{first}");
-        assert!(first.ends_with(",\"admin, \"\"known\"\"\""), "{first}");
-        assert!(lines.next().unwrap().starts_with("3,2.5,4,0,SSH,-1,Suspicious,,2,Normal,"));
-        assert_eq!(lines.next(), None);
-        store.shutdown().await;
+            let csv = store.export_labelled().await.unwrap();
+            let mut lines = csv.lines();
+            assert_eq!(lines.next(), Some(LABELLED_HEADER));
+            let first = lines.next().unwrap();
+            assert!(first.starts_with("3,2.5,4,9,SSH,40,Normal,1,1,Suspicious,"), "{first}");
+            assert!(first.ends_with(",\"admin, \"\"known\"\"\""), "{first}");
+            assert!(lines.next().unwrap().starts_with("3,2.5,4,0,SSH,-1,Suspicious,,2,Normal,"));
+            assert_eq!(lines.next(), None);
+            store.shutdown().await;
+        }
     }
 
     /// Another process (a `bfp-collector` command on the same file) holds

@@ -351,72 +351,78 @@ mod tests {
         store.shutdown().await;
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn roll_ups_follow_every_write_path_and_add_up_to_the_totals() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir.path().join("app.db"));
-        let empty = store.insights(Bucket::Hour).await.unwrap();
-        assert!(empty.over_time.is_empty() && empty.window.is_none() && empty.by_source.is_empty());
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            let empty = store.insights(Bucket::Hour).await.unwrap();
+            assert!(empty.over_time.is_empty() && empty.window.is_none() && empty.by_source.is_empty());
 
-        store
-            .insert(vec![
-                row(Source::Single, Protocol::Tor, true, None, None),
-                row(Source::Agent, Protocol::Ssh, true, Some("pi-1"), Some("203.0.113.9")),
-                row(Source::Agent, Protocol::Ssh, true, Some("pi-1"), Some("203.0.113.9")),
-                row(Source::Agent, Protocol::Ssh, false, Some("pi-2"), Some("198.51.100.4")),
-                row(Source::Agent, Protocol::Ssh, true, Some("pi-2"), Some("198.51.100.4")),
-            ])
-            .await
-            .unwrap();
-        let csv = (0..10)
-            .map(|i| {
-                let p = row(Source::Csv, if i % 2 == 0 { Protocol::Https } else { Protocol::Ftp }, i == 3, None, None);
-                CsvRow::new(&p.fingerprint, p.suspicious, p.confidence, &p.reasons)
-            })
-            .collect();
-        let summary = store.commit_csv_rows(csv).await.unwrap();
-        assert_eq!((summary.first_id, summary.last_id), (Some(6), Some(15)));
+            store
+                .insert(vec![
+                    row(Source::Single, Protocol::Tor, true, None, None),
+                    row(Source::Agent, Protocol::Ssh, true, Some("pi-1"), Some("203.0.113.9")),
+                    row(Source::Agent, Protocol::Ssh, true, Some("pi-1"), Some("203.0.113.9")),
+                    row(Source::Agent, Protocol::Ssh, false, Some("pi-2"), Some("198.51.100.4")),
+                    row(Source::Agent, Protocol::Ssh, true, Some("pi-2"), Some("198.51.100.4")),
+                ])
+                .await
+                .unwrap();
+            let csv = (0..10)
+                .map(|i| {
+                    let p =
+                        row(Source::Csv, if i % 2 == 0 { Protocol::Https } else { Protocol::Ftp }, i == 3, None, None);
+                    CsvRow::new(&p.fingerprint, p.suspicious, p.confidence, &p.reasons)
+                })
+                .collect();
+            let summary = crate::store::backends::commit_csv_rows(&*store, csv).await.unwrap();
+            assert_eq!((summary.first_id, summary.last_id), (Some(6), Some(15)));
 
-        let i = store.insights(Bucket::Hour).await.unwrap();
-        assert_eq!(i.over_time.len(), HOURS_SHOWN as usize);
-        let total: u64 = i.over_time.iter().map(|s| s.normal + s.suspicious).sum();
-        assert_eq!(total, 15);
-        // Only the newest bucket holds rows; the older ones are zero-filled.
-        assert_eq!(i.over_time.iter().filter(|s| s.normal + s.suspicious > 0).count(), 1);
-        assert_eq!(i.window.as_ref().unwrap().1, i.over_time.last().unwrap().key);
-        let split = |v: &[Split], k: &str| v.iter().find(|s| s.key == k).map(|s| (s.normal, s.suspicious));
-        assert_eq!(split(&i.by_protocol, "TOR"), Some((0, 1)));
-        assert_eq!(split(&i.by_protocol, "SSH"), Some((1, 3)));
-        assert_eq!(split(&i.by_protocol, "HTTPS"), Some((5, 0)));
-        assert_eq!(split(&i.by_protocol, "FTP"), Some((4, 1)));
-        assert_eq!(i.by_protocol.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(), ["HTTPS", "SSH", "FTP", "TOR"]);
-        assert_eq!(split(&i.by_source, "single"), Some((0, 1)));
-        assert_eq!(split(&i.by_source, "csv"), Some((9, 1)));
-        assert_eq!(split(&i.by_source, "agent"), Some((1, 3)));
-        assert_eq!(split(&i.by_device, "pi-1"), Some((0, 2)));
-        assert_eq!(split(&i.by_device, "pi-2"), Some((1, 1)));
-        assert_eq!(i.top_sources, vec![("203.0.113.9".to_string(), 2, 2), ("198.51.100.4".to_string(), 1, 2)]);
+            let i = store.insights(Bucket::Hour).await.unwrap();
+            assert_eq!(i.over_time.len(), HOURS_SHOWN as usize);
+            let total: u64 = i.over_time.iter().map(|s| s.normal + s.suspicious).sum();
+            assert_eq!(total, 15);
+            // Only the newest bucket holds rows; the older ones are zero-filled.
+            assert_eq!(i.over_time.iter().filter(|s| s.normal + s.suspicious > 0).count(), 1);
+            assert_eq!(i.window.as_ref().unwrap().1, i.over_time.last().unwrap().key);
+            let split = |v: &[Split], k: &str| v.iter().find(|s| s.key == k).map(|s| (s.normal, s.suspicious));
+            assert_eq!(split(&i.by_protocol, "TOR"), Some((0, 1)));
+            assert_eq!(split(&i.by_protocol, "SSH"), Some((1, 3)));
+            assert_eq!(split(&i.by_protocol, "HTTPS"), Some((5, 0)));
+            assert_eq!(split(&i.by_protocol, "FTP"), Some((4, 1)));
+            assert_eq!(
+                i.by_protocol.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(),
+                ["HTTPS", "SSH", "FTP", "TOR"]
+            );
+            assert_eq!(split(&i.by_source, "single"), Some((0, 1)));
+            assert_eq!(split(&i.by_source, "csv"), Some((9, 1)));
+            assert_eq!(split(&i.by_source, "agent"), Some((1, 3)));
+            assert_eq!(split(&i.by_device, "pi-1"), Some((0, 2)));
+            assert_eq!(split(&i.by_device, "pi-2"), Some((1, 1)));
+            assert_eq!(i.top_sources, vec![("203.0.113.9".to_string(), 2, 2), ("198.51.100.4".to_string(), 1, 2)]);
 
-        // Dense ids: ranged counts by arithmetic agree with the rows.
-        let ranged = |from: &str, min_id, max_id| ResultsQuery {
-            limit: 100,
-            from: Some(from.to_string()),
-            min_id,
-            max_id,
-            ..ResultsQuery::default()
-        };
-        let page = store.results(ranged("2000-01-01 00:00:00", None, None)).await.unwrap();
-        assert_eq!((page.count, page.results.len()), (15, 15));
-        let page = store.results(ranged("2000-01-01 00:00:00", Some(3), Some(7))).await.unwrap();
-        assert_eq!((page.count, ids(&page)), (5, vec![3, 4, 5, 6, 7]));
-        let page = store.results(ranged("2000-01-01 00:00:00", Some(14), Some(99))).await.unwrap();
-        assert_eq!((page.count, ids(&page)), (2, vec![14, 15]));
+            // Dense ids: ranged counts by arithmetic agree with the rows.
+            let ranged = |from: &str, min_id, max_id| ResultsQuery {
+                limit: 100,
+                from: Some(from.to_string()),
+                min_id,
+                max_id,
+                ..ResultsQuery::default()
+            };
+            let page = store.results(ranged("2000-01-01 00:00:00", None, None)).await.unwrap();
+            assert_eq!((page.count, page.results.len()), (15, 15));
+            let page = store.results(ranged("2000-01-01 00:00:00", Some(3), Some(7))).await.unwrap();
+            assert_eq!((page.count, ids(&page)), (5, vec![3, 4, 5, 6, 7]));
+            let page = store.results(ranged("2000-01-01 00:00:00", Some(14), Some(99))).await.unwrap();
+            assert_eq!((page.count, ids(&page)), (2, vec![14, 15]));
 
-        let d = store.insights(Bucket::Day).await.unwrap();
-        assert_eq!(d.over_time.len(), DAYS_SHOWN as usize);
-        assert_eq!(d.over_time.last().unwrap().key.len(), 10, "day keys are YYYY-MM-DD");
-        assert_eq!(d.over_time.iter().map(|s| s.normal + s.suspicious).sum::<u64>(), 15);
-        store.shutdown().await;
+            let d = store.insights(Bucket::Day).await.unwrap();
+            assert_eq!(d.over_time.len(), DAYS_SHOWN as usize);
+            assert_eq!(d.over_time.last().unwrap().key.len(), 10, "day keys are YYYY-MM-DD");
+            assert_eq!(d.over_time.iter().map(|s| s.normal + s.suspicious).sum::<u64>(), 15);
+            store.shutdown().await;
+        }
     }
 
     #[tokio::test]
@@ -497,50 +503,51 @@ mod tests {
         store.shutdown().await;
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn export_writes_every_matching_row_as_scored_csv() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.db");
-        let store = open(&path);
-        // More rows than one read chunk, so the export pages internally.
-        let n = EXPORT_CHUNK as usize * 2 + 7;
-        let rows: Vec<_> = (0..n)
-            .map(|i| row(Source::Agent, Protocol::Tor, i % 2 == 0, Some("pi,\"1\""), Some("192.0.2.7")))
-            .collect();
-        store.insert(rows).await.unwrap();
-        let q = ResultsQuery { suspicious: Some(true), ..ResultsQuery::default() };
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        struct Sink(std::sync::mpsc::Sender<Vec<u8>>);
-        impl Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.send(b.to_vec()).unwrap();
-                Ok(b.len())
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            // More rows than one read chunk, so the export pages internally.
+            let n = EXPORT_CHUNK as usize * 2 + 7;
+            let rows: Vec<_> = (0..n)
+                .map(|i| row(Source::Agent, Protocol::Tor, i % 2 == 0, Some("pi,\"1\""), Some("192.0.2.7")))
+                .collect();
+            store.insert(rows).await.unwrap();
+            let q = ResultsQuery { suspicious: Some(true), ..ResultsQuery::default() };
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            struct Sink(std::sync::mpsc::Sender<Vec<u8>>);
+            impl Write for Sink {
+                fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                    self.0.send(b.to_vec()).unwrap();
+                    Ok(b.len())
+                }
+                fn flush(&mut self) -> std::io::Result<()> {
+                    Ok(())
+                }
             }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
+            let written = store.export_csv(q, Box::new(Sink(tx))).await.unwrap();
+            let text = String::from_utf8(rx.try_iter().flatten().collect()).unwrap();
+            assert_eq!(written as usize, n / 2 + 1);
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>().join(","), EXPORT_HEADER);
+            let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+            assert_eq!(records.len(), n / 2 + 1);
+            let first = &records[0];
+            assert_eq!(
+                &first.iter().take(8).collect::<Vec<_>>(),
+                &["14", "2.5", "3", "8", "TOR", "40", "Suspicious", "0.75"]
+            );
+            assert_eq!(&first[8], "8 failed logins before this session; arrived over Tor");
+            assert_eq!((&first[9], &first[11], &first[12], &first[13]), ("1", "agent", "pi,\"1\"", "192.0.2.7"));
+            let ids: Vec<i64> = records.iter().map(|r| r[9].parse().unwrap()).collect();
+            assert!(ids.windows(2).all(|w| w[1] == w[0] + 2), "every suspicious row once, in id order");
+            // Nothing matches: just the header.
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let none = ResultsQuery { min_id: Some(1_000_000), ..ResultsQuery::default() };
+            assert_eq!(store.export_csv(none, Box::new(Sink(tx))).await.unwrap(), 0);
+            assert_eq!(String::from_utf8(rx.try_iter().flatten().collect()).unwrap(), format!("{EXPORT_HEADER}\n"));
+            store.shutdown().await;
         }
-        let written = store.export_csv(q, Box::new(Sink(tx))).await.unwrap();
-        let text = String::from_utf8(rx.try_iter().flatten().collect()).unwrap();
-        assert_eq!(written as usize, n / 2 + 1);
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>().join(","), EXPORT_HEADER);
-        let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
-        assert_eq!(records.len(), n / 2 + 1);
-        let first = &records[0];
-        assert_eq!(
-            &first.iter().take(8).collect::<Vec<_>>(),
-            &["14", "2.5", "3", "8", "TOR", "40", "Suspicious", "0.75"]
-        );
-        assert_eq!(&first[8], "8 failed logins before this session; arrived over Tor");
-        assert_eq!((&first[9], &first[11], &first[12], &first[13]), ("1", "agent", "pi,\"1\"", "192.0.2.7"));
-        let ids: Vec<i64> = records.iter().map(|r| r[9].parse().unwrap()).collect();
-        assert!(ids.windows(2).all(|w| w[1] == w[0] + 2), "every suspicious row once, in id order");
-        // Nothing matches: just the header.
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let none = ResultsQuery { min_id: Some(1_000_000), ..ResultsQuery::default() };
-        assert_eq!(store.export_csv(none, Box::new(Sink(tx))).await.unwrap(), 0);
-        assert_eq!(String::from_utf8(rx.try_iter().flatten().collect()).unwrap(), format!("{EXPORT_HEADER}\n"));
-        store.shutdown().await;
     }
 }

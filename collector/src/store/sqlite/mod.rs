@@ -492,43 +492,51 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_inserts_are_all_committed_with_counters_in_step() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(open(&dir));
-        let mut tasks = Vec::new();
-        for i in 0..200 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                let source = if i % 10 == 0 { Source::Agent } else { Source::Single };
-                let device = (source == Source::Agent).then_some("pi-1");
-                store.insert(vec![prediction(source, i % 4 == 0, device)]).await.unwrap()[0]
-            }));
-        }
-        let mut ids = Vec::new();
-        for t in tasks {
-            ids.push(t.await.unwrap());
-        }
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), 200);
-        assert_eq!(store.totals().await.unwrap(), Totals { normal: 150, suspicious: 50 });
-        assert_eq!(store.stats().rows.load(Ordering::Relaxed), 200);
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            let mut tasks = Vec::new();
+            for i in 0..200 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let source = if i % 10 == 0 { Source::Agent } else { Source::Single };
+                    let device = (source == Source::Agent).then_some("pi-1");
+                    store.insert(vec![prediction(source, i % 4 == 0, device)]).await.unwrap()[0]
+                }));
+            }
+            let mut ids = Vec::new();
+            for t in tasks {
+                ids.push(t.await.unwrap());
+            }
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), 200);
+            assert_eq!(store.totals().await.unwrap(), Totals { normal: 150, suspicious: 50 });
+            assert_eq!(store.stats().rows.load(Ordering::Relaxed), 200);
 
-        let page = store
-            .results(ResultsQuery { limit: 1000, device: Some("pi-1".into()), ..ResultsQuery::default() })
-            .await
-            .unwrap();
-        assert_eq!(page.count, 20);
-        assert_eq!(page.results.len(), 20);
-        assert!(page.results.iter().all(|r| r.source == Source::Agent && r.agent.kind.as_deref() == Some("session")));
-        let first = &page.results[0];
-        assert_eq!(first.fingerprint.protocol, Protocol::Tor);
-        assert_eq!(first.commands.as_deref(), Some(&["ls".to_string()][..]));
-        assert_eq!(first.confidence, 0.7);
-        // Feature reasons are worded for the row's own fingerprint; text stays text.
-        assert!(first.reasons[0].ends_with("failed logins before this session"), "{:?}", first.reasons);
-        assert_eq!(first.reasons[1], "new source for this user");
-        store.shutdown().await;
-        assert!(matches!(store.insert(vec![prediction(Source::Single, false, None)]).await, Err(Error::ShuttingDown)));
+            let page = store
+                .results(ResultsQuery { limit: 1000, device: Some("pi-1".into()), ..ResultsQuery::default() })
+                .await
+                .unwrap();
+            assert_eq!(page.count, 20);
+            assert_eq!(page.results.len(), 20);
+            assert!(page
+                .results
+                .iter()
+                .all(|r| r.source == Source::Agent && r.agent.kind.as_deref() == Some("session")));
+            let first = &page.results[0];
+            assert_eq!(first.fingerprint.protocol, Protocol::Tor);
+            assert_eq!(first.commands.as_deref(), Some(&["ls".to_string()][..]));
+            assert_eq!(first.confidence, 0.7);
+            // Feature reasons are worded for the row's own fingerprint; text stays text.
+            assert!(first.reasons[0].ends_with("failed logins before this session"), "{:?}", first.reasons);
+            assert_eq!(first.reasons[1], "new source for this user");
+            store.shutdown().await;
+            assert!(matches!(
+                store.insert(vec![prediction(Source::Single, false, None)]).await,
+                Err(Error::ShuttingDown)
+            ));
+        }
     }
 
     #[tokio::test]
