@@ -371,8 +371,9 @@ pub struct ServeArgs {
     /// about ten million rows).
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_upload_bytes: usize,
-    /// Durability of each commit: `full` (fsync, survives power loss) or
-    /// `normal` (survives a process crash). Default: full.
+    /// Durability of each SQLite commit: `full` (fsync, survives power loss)
+    /// or `normal` (survives a process crash). Default: full. PostgreSQL
+    /// follows its server's `synchronous_commit` instead.
     #[arg(long, value_enum, default_value_t = Synchronous::Full)]
     pub sync: Synchronous,
     /// Most rows one group commit takes. Default: 4096.
