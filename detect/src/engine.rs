@@ -448,7 +448,7 @@ mod tests {
         let bob = judged.iter().find(|j| j.observation.user.as_deref() == Some("bob")).unwrap();
         assert_eq!(bob.prediction, Prediction::Suspicious);
         assert!(bob.learning && bob.judgement.escalated && !bob.judgement.learnt);
-        assert_eq!(bob.reasons[0], "sudo refused, tried `passwd root`");
+        assert_eq!(bob.reasons[0], "sudo refused (user NOT in sudoers), tried `passwd root`");
         assert_eq!(engine.analyzer().stats().privilege_refusals, 1);
     }
 
