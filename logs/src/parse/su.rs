@@ -82,7 +82,13 @@ pub fn tty(msg: &str) -> Option<&str> {
 /// line of the same process.
 fn failed<'a>(target: &'a str, by: &'a str, tty: Option<&'a str>) -> Event<'a> {
     if !by.is_empty() && !target.is_empty() && !by.contains(' ') {
-        return Event::PrivilegeRefused { user: by, reason: Refusal::SuFailed, tty, target: Some(target), command: target };
+        return Event::PrivilegeRefused {
+            user: by,
+            reason: Refusal::SuFailed,
+            tty,
+            target: Some(target),
+            command: target,
+        };
     }
     Event::AuthFailed {
         user: (!target.is_empty()).then_some(Cow::Borrowed(target)),

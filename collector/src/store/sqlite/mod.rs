@@ -26,8 +26,8 @@ use crate::error::{Error, Result};
 use crate::store::console::{AuditEntry, Console, LockState, NewAuditEntry, SessionPolicy};
 
 mod alerts;
-mod decisions;
 mod console;
+mod decisions;
 mod devices;
 mod feedback;
 mod insights;
