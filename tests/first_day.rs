@@ -48,8 +48,8 @@ impl Rng {
     fn chance(&mut self, p: f64) -> bool {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
     }
     fn port(&mut self) -> u64 {
         self.range(32_768, 60_999)
@@ -508,7 +508,7 @@ fn generate(flavor: Flavor, seed: u64) -> Generated {
         if weekday(d) {
             for k in 0..rng.range(2, 4) {
                 let start = d * DAY + 8 * HOUR + k * 3 * HOUR + rng.below(90 * MIN);
-                let mut acts = vec![(rng.range(20, 300), Act::Sudo(*rng.pick(&OFFICE_CMDS)))];
+                let mut acts = vec![(rng.range(20, 300), Act::Sudo(rng.pick(&OFFICE_CMDS)))];
                 if k == 0 && rng.chance(0.7) {
                     acts.push((rng.range(400, 900), Act::Sudo("/bin/bash")));
                 }
@@ -618,7 +618,7 @@ fn generate(flavor: Flavor, seed: u64) -> Generated {
                 rng.range(5 * MIN, 45 * MIN),
                 true,
                 0,
-                vec![(rng.range(30, 200), Act::Sudo(*rng.pick(&OFFICE_CMDS)))],
+                vec![(rng.range(30, 200), Act::Sudo(rng.pick(&OFFICE_CMDS)))],
                 Truth::Legitimate,
             ));
         }
@@ -833,7 +833,7 @@ fn generate(flavor: Flavor, seed: u64) -> Generated {
         log.attack_ip("slow brute force", ip);
         let mut t = from * DAY + rng.below(2 * HOUR);
         while t < to * DAY {
-            let user = *rng.pick(&["root", "admin", "root", "ubuntu"]);
+            let user = rng.pick(&["root", "admin", "root", "ubuntu"]);
             t = log.failing_connection(&mut rng, t, ip, user, 1) + rng.range(20 * MIN, 50 * MIN);
         }
         if let Some(user) = then_in {
@@ -860,7 +860,7 @@ fn generate(flavor: Flavor, seed: u64) -> Generated {
             let ip = format!("{}.{}.{}.{}", 150 + k % 50, base + k, 7 * k % 250 + 1, 11 + k);
             log.attack_ip("distributed brute force", &ip);
             let t = d * DAY + 8 * HOUR + rng.below(6 * HOUR);
-            let user = *rng.pick(&INVALID_NAMES[..12]);
+            let user = rng.pick(&INVALID_NAMES[..12]);
             let user = if rng.chance(0.3) { "root" } else { user };
             let tries = rng.range(2, 3) as u32;
             let end = log.failing_connection(&mut rng, t, &ip, user, tries);
@@ -1155,9 +1155,15 @@ fn first_day_trust(flavor: Flavor, seed: u64) {
     println!("{}", followed.table(&run_title));
     let mut failed = check_bars(&scanned, &scan_title);
     failed.extend(check_bars(&followed, &run_title));
-    // NOT MET when written (Debian, scan and run alike): day 0 26 of 490
-    // legitimate sessions flagged (5.3 %), after it 27 of 6,345 (0.43 %), 15
-    // legitimate addresses flagged, 13 of 16 escalation sessions flagged.
+    // NOT MET yet (Debian and RHEL, scan and run alike): a user new on day 9
+    // (`okafor`, from an address no user of the device came from) is
+    // flagged on each of his 5 logins, days 9-13 (1 of ~490 sessions a day,
+    // 0.203 % > 0.2 %), and his address is the 1 legitimate address
+    // flagged. A flagged session is not learnt, so his first login stays
+    // "first login" for ever. Met: day 0 0 of 490 legitimate sessions,
+    // after day 0 5 of 6,345 (0.079 %), 3 of 3 compromised logins, 16 of
+    // 16 escalation sessions, every attack class. Written with 26 of 490, 27
+    // of 6,345, 15 addresses and 13 of 16.
     assert!(failed.is_empty(), "bars not met:\n{}", failed.join("\n"));
 }
 

@@ -4,11 +4,13 @@
 //! (attempts up to an observation's end, then assess, score, judge); nothing
 //! else should.
 //!
-//! The final verdict is the model's, raised to Suspicious (never lowered)
-//! when the baselines or a campaign say so: a risky command the user never
-//! ran together with a new network, a rare hour or an unknown user; a login
-//! or a source that belongs to a detected brute-force campaign. Only sessions
-//! whose final verdict is Normal, from sources in no campaign, are learnt.
+//! The final verdict is the model's, raised to Suspicious when the baselines
+//! or a campaign say so: a risky command the user never ran together with a
+//! new network, a rare hour or an unknown user; a login or a source that
+//! belongs to a detected brute-force campaign. It is lowered in one case: a
+//! source window whose address only logged in, none of its sessions flagged
+//! (they carry the verdict). Only sessions whose final verdict is Normal,
+//! from sources in no campaign, are learnt.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -72,9 +74,11 @@ impl Default for DetectConfig {
 /// Default of [`DetectConfig::learning_hours`].
 pub const DEFAULT_LEARNING_HOURS: u32 = 24;
 
-/// Where a detector is in its learning period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Learning {
+/// Where a detector is in its learning period (the agent keeps it in its
+/// checkpoint, so a restart neither ends nor restarts the period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Learning {
     /// Nothing judged yet: whether to learn first is decided at the first
     /// line judged (so history learnt before it counts).
     Undecided,
@@ -202,6 +206,17 @@ impl Detector {
             Learning::Until(end) if at >= end => Learning::Off,
             other => other,
         };
+    }
+
+    /// Where the learning period stands (to save it with the baselines).
+    pub fn learning(&self) -> Learning {
+        self.learning
+    }
+
+    /// Resumes a learning period saved before a restart. With
+    /// `learning_hours` now 0 the period is off, whatever was saved.
+    pub fn resume_learning(&mut self, saved: Learning) {
+        self.learning = if self.learning_hours == 0 { Learning::Off } else { saved };
     }
 
     /// Whether an observation at log time `at` falls in the learning period.

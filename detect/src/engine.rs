@@ -77,7 +77,8 @@ pub struct Judged {
     pub features: [f32; AGENT_FEATURE_COUNT],
     /// The model's own verdict.
     pub model: Verdict,
-    /// The final class: the model's, raised by the detectors, never lowered.
+    /// The final class: the model's, raised by the detectors (or cleared for
+    /// a source window that only logged in: see [`Judgement::cleared`]).
     pub prediction: Prediction,
     /// Probability of `prediction`, in [0.5, 1].
     pub confidence: f32,
@@ -437,6 +438,38 @@ mod tests {
             detect: DetectConfig { learning_hours: 0, ..DetectConfig::default() },
         });
         assert!(judge_all(&mut off, &history, &mut AlwaysNormal).iter().all(|j| !j.learning));
+    }
+
+    #[test]
+    fn a_restart_resumes_the_learning_period_rather_than_ending_or_restarting_it() {
+        let history = alice_history();
+        let (first, rest) = history.split_at(4);
+        let mut before = engine();
+        let judged = judge_all(&mut before, first, &mut AlwaysNormal);
+        assert!(judged.iter().all(|j| j.learning));
+        let saved = before.detector().learning();
+        assert!(matches!(saved, crate::detector::Learning::Until(_)), "{saved:?}");
+        // After the restart: the baselines learnt so far, and the period as saved.
+        let baselines = crate::baseline::Baselines::from_bytes(
+            &before.detector().baselines().to_bytes().unwrap(),
+            crate::baseline::BaselineConfig::default(),
+        )
+        .unwrap();
+        let resumed = |saved: Option<crate::detector::Learning>| {
+            let mut d = Detector::with_baselines(baselines.clone(), Default::default(), 24);
+            if let Some(saved) = saved {
+                d.resume_learning(saved);
+            }
+            let analyzer = AnalyzerConfig { reference_time: Some(1_796_083_200), ..AnalyzerConfig::default() };
+            let mut e = Engine::with_detector(analyzer, Some(LogFormat::Syslog), d);
+            judge_all(&mut e, rest, &mut AlwaysNormal).iter().map(|j| j.learning).collect::<Vec<_>>()
+        };
+        // Resumed, it ends when it would have without the restart...
+        let whole: Vec<bool> =
+            judge_all(&mut engine(), &history, &mut AlwaysNormal).iter().map(|j| j.learning).collect();
+        assert_eq!(resumed(Some(saved)), whole[whole.len() - resumed(Some(saved)).len()..]);
+        // ...where a fresh decision would start it again from the first line after the restart.
+        assert_ne!(resumed(None), resumed(Some(saved)));
     }
 
     #[test]
