@@ -20,6 +20,7 @@ mod dashboard_login;
 mod decisions;
 mod export_safety;
 mod feedback;
+mod first_day;
 mod forward_agent;
 mod forward_ingest;
 mod forward_tls;

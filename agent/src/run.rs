@@ -145,7 +145,10 @@ pub fn run(
     for sc in &config.sources {
         let key = sc.key();
         let generation = checkpoint.baselines.get(&key).copied();
-        let detector = load_detector(state, &key, generation, &config.detect);
+        let mut detector = load_detector(state, &key, generation, &config.detect);
+        if let Some(&saved) = checkpoint.learning.get(&key) {
+            detector.resume_learning(saved);
+        }
         sources.push(open_source(sc, state, checkpoint.sources.get(&key), detector, analyzer_config)?);
         state.remove_stale_baselines(&key, generation);
     }
@@ -193,9 +196,11 @@ pub fn run(
             sources: sources.iter().map(|s| (s.key.clone(), source_checkpoint(s))).collect(),
             generation: checkpoint.generation + 1,
             baselines: checkpoint.baselines.clone(),
+            learning: sources.iter().map(|s| (s.key.clone(), s.pipeline.detector().learning())).collect(),
         };
         let learnt = sources.iter().any(|s| s.pipeline.detector().learnt() != s.baselines_saved);
-        let dirty = !records.is_empty() || next.sources != checkpoint.sources || learnt;
+        let dirty =
+            !records.is_empty() || next.sources != checkpoint.sources || next.learning != checkpoint.learning || learnt;
         // Deferring is safe: until the checkpoint moves, a restart reads
         // these lines again and makes the same results.
         let due = stopping || records.len() >= MAX_PENDING_RECORDS || last_commit.elapsed() >= commit_interval;

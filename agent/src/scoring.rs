@@ -85,7 +85,8 @@ impl Scorer {
     /// explains the verdict.
     pub fn score(&self, fp: &Fingerprint, assessment: &Assessment) -> Scored {
         if self.model.schema_version == AGENT_SCHEMA {
-            let verdict = self.model.score(&assessment.features);
+            // The calibrated probability decides (see `score_calibrated`).
+            let verdict = self.model.score_calibrated(&assessment.features);
             let reasons = bfp_detect::reasons::reasons(
                 fp,
                 assessment.novelty.as_ref(),
@@ -96,7 +97,7 @@ impl Scorer {
             );
             Scored { verdict, reasons }
         } else {
-            let verdict = self.model.score(&fp.features());
+            let verdict = self.model.score_calibrated(&fp.features());
             Scored { verdict, reasons: bfp_common::explain::reasons(fp, &verdict, MAX_REASONS) }
         }
     }

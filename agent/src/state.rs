@@ -6,6 +6,7 @@
 //! <state_dir>/                        0700
 //!   layout-version                    "2\n": what a newer agent reads first
 //!   checkpoint.json                   source positions + output mark + baselines generations
+//!                                     + learning periods (checkpoint version 2; 1 still read)
 //!   <source>.baselines.<generation>   one per source, named by the checkpoint that covers it
 //!   <source>.baselines                (layout 1 before generations: read once, then superseded)
 //!   <source>.cursor                   the journal cursor `journalctl --cursor-file` reads and rewrites
@@ -35,6 +36,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use bfp_detect::detector::Learning;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -44,8 +46,11 @@ use crate::source::journald::JournalCheckpoint;
 
 /// Version of the directory's layout (names, modes, `layout-version`).
 pub const LAYOUT_VERSION: u32 = 2;
-/// Version of the checkpoint file's fields.
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// Version of the checkpoint file's fields: 2 added `learning`. Version 1
+/// is still read (no learning period saved: decided afresh, as before).
+pub const CHECKPOINT_VERSION: u32 = 2;
+/// The oldest checkpoint version this agent reads.
+const OLDEST_CHECKPOINT_VERSION: u32 = 1;
 /// Mode of every directory the agent creates in its state.
 pub const DIR_MODE: u32 = 0o700;
 /// Mode of every file the agent creates in its state.
@@ -75,6 +80,10 @@ pub struct Checkpoint {
     /// positions (baselines learn from the sessions those lines closed).
     #[serde(default)]
     pub baselines: BTreeMap<String, u64>,
+    /// Per source: where its learning period stood at these positions (a
+    /// restart resumes it rather than starting or ending it). Version 2.
+    #[serde(default)]
+    pub learning: BTreeMap<String, Learning>,
 }
 
 /// Where one source stands.
@@ -178,13 +187,14 @@ impl StateDir {
             path: path.clone(),
             detail: format!("unreadable ({e}); move it away to start over"),
         })?;
-        if checkpoint.version != CHECKPOINT_VERSION {
+        if !(OLDEST_CHECKPOINT_VERSION..=CHECKPOINT_VERSION).contains(&checkpoint.version) {
             return Err(Error::State {
                 path,
                 detail: format!("version {} (this agent writes {CHECKPOINT_VERSION})", checkpoint.version),
             });
         }
-        Ok(checkpoint)
+        // Written back in this agent's version at the next save.
+        Ok(Checkpoint { version: CHECKPOINT_VERSION, ..checkpoint })
     }
 
     /// Replaces the checkpoint atomically and durably.
@@ -405,6 +415,24 @@ mod tests {
     }
 
     #[test]
+    fn the_learning_period_is_kept_and_a_version_one_checkpoint_still_read() {
+        let dir = crate::testutil::tempdir("state-learning");
+        let state = StateDir::open(&dir).unwrap();
+        let mut cp = Checkpoint { version: CHECKPOINT_VERSION, ..Default::default() };
+        cp.learning.insert("auth".into(), Learning::Until(1_796_169_600));
+        cp.learning.insert("journal".into(), Learning::Off);
+        state.save_checkpoint(&cp).unwrap();
+        assert_eq!(state.load_checkpoint().unwrap(), cp);
+        // An agent before the learning period was kept wrote version 1 without it.
+        fs::write(dir.join("checkpoint.json"), br#"{"version":1,"sink":{"kind":"none"},"sources":{}}"#).unwrap();
+        let old = state.load_checkpoint().unwrap();
+        assert_eq!((old.version, old.learning.len()), (CHECKPOINT_VERSION, 0));
+        // A newer agent's is refused rather than misread.
+        fs::write(dir.join("checkpoint.json"), br#"{"version":3,"sink":{"kind":"none"},"sources":{}}"#).unwrap();
+        assert!(state.load_checkpoint().unwrap_err().to_string().contains("version 3"));
+    }
+
+    #[test]
     fn a_new_directory_gets_the_layout_version_and_private_modes() {
         let dir = crate::testutil::tempdir("state-new").join("a/b");
         let state = StateDir::open(&dir).unwrap();
@@ -475,7 +503,8 @@ mod tests {
             fs::set_permissions(dir.join(file), Permissions::from_mode(0o644)).unwrap();
         }
         let state = StateDir::open(&dir).unwrap();
-        assert_eq!(state.load_checkpoint().unwrap(), cp);
+        // Read as this agent's version (version 1 had no learning periods).
+        assert_eq!(state.load_checkpoint().unwrap(), Checkpoint { version: CHECKPOINT_VERSION, ..cp });
         assert_eq!(state.load_baselines("auth", Some(4)).unwrap().as_deref(), Some(&b"b"[..]));
         assert_eq!(fs::read_to_string(dir.join("layout-version")).unwrap(), "2\n");
         assert_eq!(mode(&dir), 0o700);

@@ -226,7 +226,7 @@ const ACCOUNT_CHANGE_MARKER: &str = "(account change)";
 /// markers of a root shell or an account change. Refused commands are not
 /// the user's habits: a session with one is never learnt (see the detector).
 fn learnt_names(commands: &[String]) -> impl Iterator<Item = &str> {
-    let ran = || commands.iter().filter(|c| !c.starts_with(crate::privilege::REFUSED_PREFIX));
+    let ran = || commands.iter().filter(|c| !crate::privilege::is_refused(c));
     let root_shell = ran().any(|c| crate::privilege::is_root_shell(c));
     let account_change = ran().any(|c| crate::privilege::is_account_change(c));
     ran()
@@ -688,7 +688,7 @@ impl Baselines {
                 }
             }
             n.new_commands = fresh.len() as u32;
-            let ran = || session.commands.iter().filter(|c| !c.starts_with(crate::privilege::REFUSED_PREFIX));
+            let ran = || session.commands.iter().filter(|c| !crate::privilege::is_refused(c));
             if ran().any(|c| crate::privilege::is_root_shell(c)) && !u.knows_command(command_hash(ROOT_SHELL_MARKER)) {
                 n.first_root_shell = true;
                 n.reasons.push(format!("{user} opened a root shell, a first for them"));

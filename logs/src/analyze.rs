@@ -14,6 +14,7 @@
 //! Nothing here panics on any input; lines that are not understood are
 //! counted in [`ParseStats::unknown`] by program.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attempt::AuthAttempt;
 use crate::error::{Error, Result};
-use crate::parse::{self, cowrie, journald, syslog, utmp, AuthMethod, Event};
+use crate::parse::{self, cowrie, journald, syslog, utmp, AuthMethod, Event, Refusal};
 use crate::session::{Attribution, ClosedSession, FailureLog, Key, OpenSession, Program, SessionDetail, Sessions};
 use crate::source::{DeviceStats, DeviceWindow, SourceStats, SourceWindow};
 pub use bfp_common::wire::RecordKind;
@@ -884,10 +885,28 @@ impl Analyzer {
                     self.source(ip, &ctx).user(Some(&user), hash);
                 }
             }
-            Event::PrivilegeRefused { user, reason: _, tty, target: _, command } => {
+            Event::PrivilegeRefused { user, reason, tty, target, command } => {
+                // The failures a wrong password or a failed su are, counted as before.
+                let failed = match reason {
+                    Refusal::IncorrectPassword(count) => Some((Some(user), count)),
+                    Refusal::SuFailed => Some((target, 1)),
+                    Refusal::NotInSudoers | Refusal::CommandNotAllowed => None,
+                };
+                if let Some((who, count)) = failed {
+                    let user = who.map(Cow::Borrowed);
+                    self.apply(ctx, Event::AuthFailed { user, ip: None, invalid_user: false, count, tentative: false });
+                }
                 self.end_sudo_attempt(&ctx);
                 self.stats.privilege_refusals += 1;
-                self.on_command(&ctx, Some(user), tty, &format!("sudo(denied) {command}"));
+                // sudo's reason in its own words, for the analyst.
+                let attempted = match reason {
+                    Refusal::SuFailed => format!("su(denied) {command}"),
+                    Refusal::NotInSudoers => format!("sudo(denied: user NOT in sudoers) {command}"),
+                    Refusal::CommandNotAllowed => format!("sudo(denied: command not allowed) {command}"),
+                    Refusal::IncorrectPassword(1) => format!("sudo(denied: 1 incorrect password attempt) {command}"),
+                    Refusal::IncorrectPassword(n) => format!("sudo(denied: {n} incorrect password attempts) {command}"),
+                };
+                self.on_command(&ctx, Some(user), tty, &attempted);
             }
             Event::AccountChange { tool, account: _, by, detail } => {
                 self.stats.account_changes += 1;

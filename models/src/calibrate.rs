@@ -149,11 +149,30 @@ pub fn table(r: &Reliability) -> String {
     out
 }
 
+/// Who decides a calibrated model's class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decides {
+    /// The trees' majority; calibration only says how sure.
+    Majority,
+    /// The calibrated probability (above 0.5 is Suspicious).
+    Probability,
+}
+
 /// The card's calibration paragraph and table: the curve, then Brier score
 /// and expected calibration error of the raw vote share and of the
 /// calibrated probability on `shares` (held-out rows) against `truth`, then
 /// the calibrated reliability table.
-pub fn markdown(calibration: &Calibration, shares: &[f32], truth: &[bool], fitted_on: &str) -> String {
+///
+/// `decides` says who decides the class: `/api/predict` keeps the trees'
+/// majority (the original system's verdicts), the agent the calibrated
+/// probability ([`bfp_common::CompactModel::score_calibrated`]).
+pub fn markdown(
+    calibration: &Calibration,
+    shares: &[f32],
+    truth: &[bool],
+    fitted_on: &str,
+    decides: Decides,
+) -> String {
     let calibrated: Vec<f32> = shares.iter().map(|&s| calibration.probability(s)).collect();
     let raw = reliability(shares, truth);
     let after = reliability(&calibrated, truth);
@@ -161,11 +180,18 @@ pub fn markdown(calibration: &Calibration, shares: &[f32], truth: &[bool], fitte
         "Confidence is a calibrated probability: P(Suspicious) = 1 / (1 + exp(-({:.4} x s + ({:.4})))) of the \
          share s of trees voting Suspicious (Platt scaling, fitted on {fitted_on}, by a sibling forest of the same \
          settings trained without them), stored in the artifact (container format 2) and applied by the compact \
-         model without smartcore. The verdict stays the trees' majority; the confidence is the calibrated \
-         probability of that verdict, floored at 0.5 and capped at {} (a forest of simulated devices never knows \
-         for certain).\n\n",
+         model without smartcore. {} The confidence is the calibrated probability of the verdict, floored at \
+         0.5 and capped at {} (a forest of simulated devices never knows for certain).\n\n",
         calibration.slope,
         calibration.intercept,
+        match decides {
+            Decides::Majority => "The verdict stays the trees' majority (the original system's `/api/predict`).",
+            Decides::Probability => {
+                "The agent's verdict is the calibrated probability's class (Suspicious when P(Suspicious) > 0.5): \
+                 a bare majority of trees with a calibrated probability below 0.5 is a row that is more often \
+                 Normal than not (the table below), and the agent used to flag it."
+            }
+        },
         bfp_common::model::MAX_CALIBRATED_CONFIDENCE
     );
     s.push_str(&format!(

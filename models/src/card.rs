@@ -512,7 +512,13 @@ fn render(i: &Inputs) -> String {
         let shares: Vec<f32> = b.eval.iter().map(|x| b.model.score(&x.fingerprint.features()).vote_share).collect();
         let truth: Vec<bool> = b.eval.iter().map(|x| x.suspicious).collect();
         let fitted_on = format!("the last {} training populations of each scenario", crate::VALIDATION_POPULATIONS);
-        s.push_str(&crate::calibrate::markdown(&calibration, &shares, &truth, &fitted_on));
+        s.push_str(&crate::calibrate::markdown(
+            &calibration,
+            &shares,
+            &truth,
+            &fitted_on,
+            crate::calibrate::Decides::Majority,
+        ));
     }
     let _ = writeln!(s, "\n## Real logs (never used in training)\n");
     if i.real.is_empty() {

@@ -154,9 +154,9 @@ pub fn compare(built: &EdgeBuilt, schema1: &CompactModel, original: &Forest) -> 
     let mut flagged = vec![Vec::new(); DETECTORS.len()];
     let mut scored = Vec::new();
     for d in &built.eval_devices {
-        let s2 = timeline::run(d, SessionRules::Off, &mut |_, _, a| edge.score(&a.features));
-        let s2_churn = timeline::run(d, SessionRules::AccountChurn, &mut |_, _, a| edge.score(&a.features));
-        let s2_rules = timeline::run(d, SessionRules::All, &mut |_, _, a| edge.score(&a.features));
+        let s2 = timeline::run(d, SessionRules::Off, &mut |_, _, a| edge.score_calibrated(&a.features));
+        let s2_churn = timeline::run(d, SessionRules::AccountChurn, &mut |_, _, a| edge.score_calibrated(&a.features));
+        let s2_rules = timeline::run(d, SessionRules::All, &mut |_, _, a| edge.score_calibrated(&a.features));
         let s1_rules = timeline::run(d, SessionRules::All, &mut |o, _, _| schema1.score(&o.fingerprint.features()));
         for run in [&s2, &s2_churn, &s2_rules, &s1_rules] {
             if run.len() != s2.len() || run.iter().zip(&s2).any(|(a, b)| a.class != b.class || a.kind != b.kind) {
@@ -271,7 +271,9 @@ pub fn real(dir: &Path, edge: &CompactModel, schema1: &CompactModel) -> Result<V
     };
     let runs = |d: &Device| -> [Vec<Row>; 5] {
         let cfg = || AnalyzerConfig::default();
-        let s2 = |rules| timeline::run_with(d, cfg(), LogFormat::Auto, rules, &mut |_, _, a| edge.score(&a.features));
+        let s2 = |rules| {
+            timeline::run_with(d, cfg(), LogFormat::Auto, rules, &mut |_, _, a| edge.score_calibrated(&a.features))
+        };
         let s1 = |rules| {
             timeline::run_with(d, cfg(), LogFormat::Auto, rules, &mut |o, _, _| {
                 schema1.score(&o.fingerprint.features())
@@ -509,7 +511,13 @@ pub fn render(r: &EdgeReport) -> String {
         let shares: Vec<f32> = c.scored.iter().map(|r| m.score(&r.features).vote_share).collect();
         let truth: Vec<bool> = c.scored.iter().map(Row::suspicious).collect();
         let fitted_on = format!("the last {VALIDATION_DEVICES} training devices' records");
-        s.push_str(&crate::calibrate::markdown(&calibration, &shares, &truth, &fitted_on));
+        s.push_str(&crate::calibrate::markdown(
+            &calibration,
+            &shares,
+            &truth,
+            &fitted_on,
+            crate::calibrate::Decides::Probability,
+        ));
     }
     let _ = writeln!(s, "\n### Ablation: which features help\n");
     let _ = writeln!(

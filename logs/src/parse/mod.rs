@@ -66,6 +66,13 @@ pub enum Refusal {
     NotInSudoers,
     /// `command not allowed`.
     CommandNotAllowed,
+    /// `N incorrect password attempts` (sudo gave up asking): N failed
+    /// authentications as well as a refusal.
+    IncorrectPassword(u32),
+    /// su's own failure line (`FAILED SU (to root) alice on pts/2` and the
+    /// other systems' forms): one failed authentication of the target as
+    /// well as a refused switch by the invoking user. `command` is the target.
+    SuFailed,
 }
 
 /// What one log line means for sessions and sources. Strings borrow from the
@@ -199,8 +206,9 @@ pub enum Event<'a> {
         /// Remote address, if the line says.
         ip: Option<IpAddr>,
     },
-    /// sudo refused to run a command: the user is not in sudoers, or the
-    /// command is not allowed to them. Privilege-escalation evidence.
+    /// sudo refused to run a command (the user is not in sudoers, the
+    /// command is not allowed to them, or the password was wrong every
+    /// time), or su refused a switch. Privilege-escalation evidence.
     PrivilegeRefused {
         /// Who asked.
         user: &'a str,

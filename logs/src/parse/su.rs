@@ -16,7 +16,7 @@
 
 use std::borrow::Cow;
 
-use super::{pam, rsplit_once_str, split_once_str, tty_name, word, Event};
+use super::{pam, rsplit_once_str, split_once_str, tty_name, word, Event, Refusal};
 
 /// Parses one su message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
@@ -25,25 +25,27 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
     }
     // "FAILED SU (to root) jsmith on pts/2" (util-linux).
     if let Some(rest) = msg.strip_prefix("FAILED SU (to ") {
-        let (target, _) = rest.split_once(')')?;
-        return Some(failed(target));
+        let (target, rest) = rest.split_once(')')?;
+        let (by, on) = split_once_str(rest.trim_start(), " on ").unwrap_or((rest.trim(), ""));
+        return Some(failed(target, by, tty_name(word(on).0)));
     }
     // "FAILED su for root by alice" (shadow-utils).
     if let Some(rest) = msg.strip_prefix("FAILED su for ") {
-        let (target, _by) = rsplit_once_str(rest, " by ").unwrap_or((rest, ""));
-        return Some(failed(target));
+        let (target, by) = rsplit_once_str(rest, " by ").unwrap_or((rest, ""));
+        return Some(failed(target, by.trim(), None));
     }
     // "BAD SU ger to fwmaster on /dev/ttyp0" (BSD).
     if let Some(rest) = msg.strip_prefix("BAD SU ") {
-        let (_, rest) = split_once_str(rest, " to ")?;
-        let (target, _) = word(rest);
-        return Some(failed(target));
+        let (by, rest) = split_once_str(rest, " to ")?;
+        let (target, rest) = word(rest);
+        let tty = rest.strip_prefix("on ").and_then(|on| tty_name(word(on).0));
+        return Some(failed(target, by.trim(), tty));
     }
     // "failed: ttyq4 changing from ldap to root" (IRIX and other old su).
     if let Some(rest) = msg.strip_prefix("failed: ") {
-        let (_, rest) = split_once_str(rest, " changing from ")?;
-        let (_, target) = rsplit_once_str(rest, " to ")?;
-        return Some(failed(target.trim()));
+        let (tty, rest) = split_once_str(rest, " changing from ")?;
+        let (by, target) = rsplit_once_str(rest, " to ")?;
+        return Some(failed(target.trim(), by.trim(), tty_name(tty.trim())));
     }
     if msg.starts_with("Successful su for ")
         || msg.starts_with("+ ")
@@ -75,8 +77,19 @@ pub fn tty(msg: &str) -> Option<&str> {
     tty_name(t)
 }
 
-/// su's own failure line for `target`: paired with the PAM line of the same process.
-fn failed(target: &str) -> Event<'_> {
+/// su's own failure line for `target`, asked by `by` on `tty`: a refused switch
+/// of `by` (when the line names who) and a failure of `target` paired with the PAM
+/// line of the same process.
+fn failed<'a>(target: &'a str, by: &'a str, tty: Option<&'a str>) -> Event<'a> {
+    if !by.is_empty() && !target.is_empty() && !by.contains(' ') {
+        return Event::PrivilegeRefused {
+            user: by,
+            reason: Refusal::SuFailed,
+            tty,
+            target: Some(target),
+            command: target,
+        };
+    }
     Event::AuthFailed {
         user: (!target.is_empty()).then_some(Cow::Borrowed(target)),
         ip: None,
@@ -104,9 +117,13 @@ pub fn from_pam(event: Event<'_>) -> Event<'_> {
 mod tests {
     use super::*;
 
+    /// The target of a failed su, and who asked on which terminal when the line says.
     fn failed_for(line: &str) -> Option<String> {
         match parse(line) {
             Some(Event::AuthFailed { user, tentative: false, count: 1, .. }) => user.map(|u| u.into_owned()),
+            Some(Event::PrivilegeRefused { user, reason: Refusal::SuFailed, tty, target, .. }) => {
+                Some(format!("{} by {user} on {}", target?, tty.unwrap_or("-")))
+            }
             other => panic!("{line}: {other:?}"),
         }
     }
@@ -144,11 +161,11 @@ mod tests {
     #[test]
     fn every_failure_form_names_the_target_and_pairs_with_pam() {
         // Verbatim lines (logs/testdata/unseen/SOURCES.md) except the shadow-utils one.
-        assert_eq!(failed_for("FAILED SU (to root) jsmith on pts/2").as_deref(), Some("root"));
-        assert_eq!(failed_for("FAILED su for root by alice").as_deref(), Some("root"));
-        assert_eq!(failed_for("BAD SU ger to fwmaster on /dev/ttyp0").as_deref(), Some("fwmaster"));
-        assert_eq!(failed_for("BAD SU jpb to root on /dev/ttyp3").as_deref(), Some("root"));
-        assert_eq!(failed_for("failed: ttyq4 changing from ldap to root").as_deref(), Some("root"));
+        assert_eq!(failed_for("FAILED SU (to root) jsmith on pts/2").as_deref(), Some("root by jsmith on pts/2"));
+        assert_eq!(failed_for("FAILED su for root by alice").as_deref(), Some("root by alice on -"));
+        assert_eq!(failed_for("BAD SU ger to fwmaster on /dev/ttyp0").as_deref(), Some("fwmaster by ger on ttyp0"));
+        assert_eq!(failed_for("BAD SU jpb to root on /dev/ttyp3").as_deref(), Some("root by jpb on ttyp3"));
+        assert_eq!(failed_for("failed: ttyq4 changing from ldap to root").as_deref(), Some("root by ldap on ttyq4"));
         assert!(matches!(
             parse("pam_unix(su:auth): authentication failure; logname=alice uid=1000 euid=0 tty=pts/0 ruser=alice rhost=  user=root"),
             Some(Event::AuthFailed { tentative: true, .. })

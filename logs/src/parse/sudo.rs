@@ -21,8 +21,19 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
     if user.is_empty() || user.contains(' ') {
         return None;
     }
-    if let Some((n, _)) = split_once_str(rest, " incorrect password attempt") {
+    if let Some((n, fields)) = split_once_str(rest, " incorrect password attempt") {
         let count = n.trim().parse().unwrap_or(1);
+        // With its command, the attempt is a refusal too (the failures are counted
+        // from it all the same).
+        if let Some((fields, command)) = split_once_str(fields, "COMMAND=") {
+            return Some(Event::PrivilegeRefused {
+                user,
+                reason: Refusal::IncorrectPassword(count),
+                tty: field(fields, "TTY=").and_then(tty_name),
+                target: field(fields, "USER="),
+                command,
+            });
+        }
         return Some(Event::AuthFailed {
             user: Some(Cow::Borrowed(user)),
             ip: None,
@@ -126,10 +137,17 @@ mod tests {
 
     #[test]
     fn failures_and_pam() {
-        assert!(matches!(
+        // With its command, a refusal too (the analyzer counts its 3 failures).
+        assert_eq!(
             parse("alice : 3 incorrect password attempts ; TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/ls"),
-            Some(Event::AuthFailed { count: 3, tentative: false, .. })
-        ));
+            Some(Event::PrivilegeRefused {
+                user: "alice",
+                reason: Refusal::IncorrectPassword(3),
+                tty: Some("pts/0"),
+                target: Some("root"),
+                command: "/bin/ls"
+            })
+        );
         assert!(matches!(
             parse("alice : 2 incorrect password attempts ; TTY=pts/0 ; PWD=/ ; USER=root"),
             Some(Event::AuthFailed { count: 2, .. })
