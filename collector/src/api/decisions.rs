@@ -125,8 +125,19 @@ mod tests {
             agent_model: std::sync::Arc::new(crate::load_agent_model(None).unwrap()),
             metrics: std::sync::Arc::default(),
             admin_token: None,
+            console: std::sync::Arc::new(super::super::access::ConsoleConfig {
+                allowed_hosts: ["localhost".to_string()].into(),
+                ..Default::default()
+            }),
+            login_limiter: super::super::session::login_limiter(),
+            notifier: std::sync::Arc::new(crate::notify::Notifier::none()),
         };
-        let config = super::super::ApiConfig { max_body_bytes: 65536, max_upload_bytes: 65536, cors_origins: vec![] };
+        let config = super::super::ApiConfig {
+            max_body_bytes: 65536,
+            max_upload_bytes: 65536,
+            cors_origins: vec![],
+            bound: None,
+        };
         (super::super::router(state, &config).unwrap(), store)
     }
 

@@ -42,6 +42,8 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
     let Some(last) = page.results.last().map(|r| r.id) else { return Ok(pass) };
     let tx = conn.transaction()?;
     let mut open: HashMap<(usize, String), Grouped> = HashMap::new();
+    // Alerts this pass changed, and whether it opened them.
+    let mut touched: HashMap<i64, bool> = HashMap::new();
     for result in &page.results {
         pass.results += 1;
         let seen = unix_seconds(&result.created_at);
@@ -82,7 +84,9 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
                 g.last_seen = g.last_seen.max(seen);
                 pass.grouped += 1;
             } else {
-                flush(&tx, open.remove(&(i, key.clone())))?;
+                if let Some(id) = flush(&tx, open.remove(&(i, key.clone())))? {
+                    touched.entry(id).or_insert(false);
+                }
                 tx.execute(
                     "INSERT INTO alerts (rule, group_key, count, first_result_id, last_result_id,
                          first_seen, last_seen, source_ip, user, device)
@@ -90,14 +94,21 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
                     params![rule.name, key, result.id, seen, result.agent.source_ip, result.agent.user, result.device],
                 )?;
                 let id = tx.last_insert_rowid();
+                touched.insert(id, true);
                 open.insert((i, key), Grouped { id, last_seen: seen, resolved_at: None, added: 0, last_id: 0 });
                 pass.opened += 1;
             }
         }
     }
     for (_, g) in open.drain() {
-        flush(&tx, Some(g))?;
+        if let Some(id) = flush(&tx, Some(g))? {
+            touched.entry(id).or_insert(false);
+        }
     }
+    let mut touched: Vec<(i64, bool)> = touched.into_iter().collect();
+    touched.sort_unstable();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    pass.notifications = super::outbox::enqueue(&tx, &touched, &config.notify, now)?;
     tx.execute(
         "INSERT INTO alert_cursor (id, last_result_id) VALUES (1, ?1)
          ON CONFLICT (id) DO UPDATE SET last_result_id = excluded.last_result_id",
@@ -107,14 +118,15 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
     Ok(pass)
 }
 
-fn flush(tx: &Connection, g: Option<Grouped>) -> Result<()> {
-    let Some(g) = g.filter(|g| g.added > 0) else { return Ok(()) };
+/// Writes what a pass added to an alert; its id if it grew.
+fn flush(tx: &Connection, g: Option<Grouped>) -> Result<Option<i64>> {
+    let Some(g) = g.filter(|g| g.added > 0) else { return Ok(None) };
     tx.execute(
         "UPDATE alerts SET count = count + ?2, last_result_id = MAX(last_result_id, ?3),
              last_seen = MAX(last_seen, ?4) WHERE id = ?1",
         params![g.id, g.added, g.last_id, g.last_seen],
     )?;
-    Ok(())
+    Ok(Some(g.id))
 }
 
 /// Seconds since the epoch of a stored `YYYY-MM-DD HH:MM:SS` (UTC); 0 if it
@@ -298,7 +310,7 @@ mod tests {
         let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
         assert_eq!(drain(&store, &config).await, EvaluationPass::default());
         store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
-        assert_eq!(drain(&store, &config).await, EvaluationPass { results: 1, opened: 0, grouped: 1 });
+        assert_eq!(drain(&store, &config).await, EvaluationPass { results: 1, opened: 0, grouped: 1, notifications: 0 });
         let counts = store.alert_counts().await.unwrap();
         assert_eq!(counts, [("brute".to_string(), "open".to_string(), 2)]);
         store.shutdown().await;

@@ -31,6 +31,7 @@ mod console;
 mod devices;
 mod feedback;
 mod insights;
+mod outbox;
 pub mod migrations;
 mod reads;
 mod users;
@@ -253,6 +254,34 @@ impl super::Alerts for SqliteStore {
 
     async fn alert_counts(&self) -> Result<Vec<(String, String, u64)>> {
         self.reads.run(alerts::counts).await
+    }
+}
+
+#[async_trait]
+impl super::Outbox for SqliteStore {
+    async fn outbox_head(&self, destination: String, limit: u32) -> Result<Vec<super::outbox::OutboxMessage>> {
+        self.reads.run(move |c| outbox::head(c, &destination, limit)).await
+    }
+
+    async fn outbox_delivered(&self, row: i64, now: i64) -> Result<()> {
+        self.exclusive(move |conn| outbox::delivered(conn, row, now)).await
+    }
+
+    async fn outbox_failed(&self, row: i64, error: String, next_attempt: i64, now: i64) -> Result<()> {
+        self.exclusive(move |conn| outbox::failed(conn, row, &error, next_attempt, now)).await
+    }
+
+    async fn destination_tested(
+        &self,
+        destination: String,
+        outcome: std::result::Result<(), String>,
+        now: i64,
+    ) -> Result<()> {
+        self.exclusive(move |conn| outbox::tested(conn, &destination, &outcome, now)).await
+    }
+
+    async fn destination_counts(&self) -> Result<Vec<super::outbox::DestinationCounts>> {
+        self.reads.run(outbox::counts).await
     }
 }
 

@@ -1,0 +1,180 @@
+//! The notification outbox in SQLite: rows written by the alert pass (in
+//! its transaction), read in order per destination, and marked delivered or
+//! failed by the delivery task on the writer's connection.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::error::{Error, Result};
+use crate::store::alerts::Alert;
+use crate::store::outbox::{AlertEvent, DestinationCounts, Notification, OutboxMessage};
+
+/// Tells `destinations` of what happened to the alerts the pass touched
+/// (`opened`: those it created): a new alert is raised, an existing one
+/// escalates when its count reaches twice the count last told; a resolved
+/// alert says nothing (its rule's cool-down is meant to keep it quiet).
+/// Returns the rows written.
+pub(super) fn enqueue(
+    tx: &Transaction<'_>,
+    touched: &[(i64, bool)],
+    destinations: &[String],
+    now: i64,
+) -> Result<u64> {
+    let mut written = 0;
+    for &(id, opened) in touched {
+        let alert = super::alerts::get(tx, id)?;
+        let told: i64 = tx.query_row("SELECT notified_count FROM alerts WHERE id = ?1", [id], |r| r.get(0))?;
+        let count = alert.count as i64;
+        let event = if opened {
+            AlertEvent::Raised
+        } else if told > 0 && count >= told.saturating_mul(2) && alert.state != crate::store::alerts::AlertState::Resolved
+        {
+            AlertEvent::Escalated
+        } else {
+            if told == 0 {
+                // An alert from before notifications: start counting here.
+                tx.execute("UPDATE alerts SET notified_count = ?2 WHERE id = ?1", params![id, count])?;
+            }
+            continue;
+        };
+        tx.execute("UPDATE alerts SET notified_count = ?2 WHERE id = ?1", params![id, count])?;
+        written += write_rows(tx, event, &alert, destinations, now)?;
+    }
+    Ok(written)
+}
+
+fn write_rows(tx: &Connection, event: AlertEvent, alert: &Alert, destinations: &[String], now: i64) -> Result<u64> {
+    if destinations.is_empty() {
+        return Ok(0);
+    }
+    let notification = Notification { id: Notification::id_of(event, alert), event, alert: alert.clone() };
+    let payload = serde_json::to_string(&notification).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO outbox (destination, event_id, alert_id, payload, created_at, next_attempt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (destination, event_id) DO NOTHING",
+    )?;
+    let mut written = 0;
+    for d in destinations {
+        written += stmt.execute(params![d, notification.id, alert.id, payload, now])? as u64;
+    }
+    Ok(written)
+}
+
+pub(super) fn head(c: &Connection, destination: &str, limit: u32) -> Result<Vec<OutboxMessage>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, payload, attempts, next_attempt FROM outbox
+         WHERE destination = ?1 AND delivered_at IS NULL ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![destination, limit], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (row, payload, attempts, next_attempt) = row?;
+        let notification: Notification = serde_json::from_str(&payload)
+            .map_err(|e| Error::Internal(format!("outbox row {row} holds a bad payload: {e}")))?;
+        out.push(OutboxMessage {
+            row,
+            destination: destination.to_string(),
+            notification,
+            attempts: attempts.clamp(0, i64::from(u32::MAX)) as u32,
+            next_attempt,
+        });
+    }
+    Ok(out)
+}
+
+fn status_row(tx: &Connection, name: &str) -> Result<()> {
+    tx.prepare_cached("INSERT INTO destination_status (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")?
+        .execute([name])?;
+    Ok(())
+}
+
+pub(super) fn delivered(conn: &mut Connection, row: i64, now: i64) -> Result<()> {
+    let tx = conn.transaction()?;
+    let name: Option<String> = tx
+        .query_row(
+            "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1 AND delivered_at IS NULL
+             RETURNING destination",
+            params![row, now],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(name) = name {
+        status_row(&tx, &name)?;
+        tx.execute(
+            "UPDATE destination_status SET delivered = delivered + 1, last_success_at = ?2 WHERE name = ?1",
+            params![name, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn failed(conn: &mut Connection, row: i64, error: &str, next_attempt: i64, now: i64) -> Result<()> {
+    let tx = conn.transaction()?;
+    let name: Option<String> = tx
+        .query_row(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt = ?3
+             WHERE id = ?1 AND delivered_at IS NULL RETURNING destination",
+            params![row, error, next_attempt],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(name) = name {
+        record_failure(&tx, &name, error, now)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn record_failure(tx: &Connection, name: &str, error: &str, now: i64) -> Result<()> {
+    status_row(tx, name)?;
+    tx.execute(
+        "UPDATE destination_status SET failed = failed + 1, last_error = ?2, last_error_at = ?3 WHERE name = ?1",
+        params![name, error, now],
+    )?;
+    Ok(())
+}
+
+pub(super) fn tested(conn: &mut Connection, name: &str, outcome: &std::result::Result<(), String>, now: i64) -> Result<()> {
+    let tx = conn.transaction()?;
+    match outcome {
+        Ok(()) => {
+            status_row(&tx, name)?;
+            tx.execute("UPDATE destination_status SET last_success_at = ?2 WHERE name = ?1", params![name, now])?;
+        }
+        Err(e) => record_failure(&tx, name, e, now)?,
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn counts(c: &Connection) -> Result<Vec<DestinationCounts>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT n.name, COALESCE(s.delivered, 0), COALESCE(s.failed, 0),
+                (SELECT COUNT(*) FROM outbox o WHERE o.destination = n.name AND o.delivered_at IS NULL),
+                (SELECT COUNT(*) FROM outbox o WHERE o.destination = n.name AND o.delivered_at IS NULL
+                     AND o.attempts > 0),
+                (SELECT COALESCE(SUM(o.attempts), 0) FROM outbox o
+                     WHERE o.destination = n.name AND o.delivered_at IS NULL),
+                datetime(s.last_success_at, 'unixepoch'), s.last_error, datetime(s.last_error_at, 'unixepoch')
+         FROM (SELECT name FROM destination_status
+               UNION SELECT DISTINCT destination FROM outbox WHERE delivered_at IS NULL) n
+         LEFT JOIN destination_status s ON s.name = n.name ORDER BY n.name",
+    )?;
+    let n = |v: i64| v.max(0) as u64;
+    let rows = stmt.query_map([], |r| {
+        Ok(DestinationCounts {
+            name: r.get(0)?,
+            delivered: n(r.get(1)?),
+            failed: n(r.get(2)?),
+            pending: n(r.get(3)?),
+            retrying: n(r.get(4)?),
+            retries_pending: n(r.get(5)?),
+            last_success_at: r.get(6)?,
+            last_error: r.get(7)?,
+            last_error_at: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
