@@ -89,10 +89,14 @@ fn device(args: &bfp_collector::config::DeviceArgs) -> ExitCode {
                 Err(e) => Err(e),
                 Ok(()) => match store.add_device(name.clone()).await {
                     Ok(token) => match store.set_device_group(name.clone(), group.clone()).await {
-                        Ok(()) => audit_cli(&*store, "device.add", name.clone(), format!("group {group}")).await.map(|()| {
-                            eprintln!("device {name:?} created in group {group:?}; its token is shown only this once:");
-                            println!("{token}");
-                        }),
+                        Ok(()) => {
+                            audit_cli(&*store, "device.add", name.clone(), format!("group {group}")).await.map(|()| {
+                                eprintln!(
+                                    "device {name:?} created in group {group:?}; its token is shown only this once:"
+                                );
+                                println!("{token}");
+                            })
+                        }
                         Err(e) => Err(e),
                     },
                     Err(e) => Err(e),

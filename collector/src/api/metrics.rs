@@ -61,11 +61,18 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response> {
     if !s.notifier.is_empty() {
         let status = s.notifier.status(&*s.store).await?;
         let families: [(&str, &str, &str, fn(&crate::notify::DestinationStatus) -> u64); 3] = [
-            ("bfp_notifications_sent_total", "counter", "Notifications delivered (acknowledged), by destination.", |d| {
-                d.counts.delivered
+            (
+                "bfp_notifications_sent_total",
+                "counter",
+                "Notifications delivered (acknowledged), by destination.",
+                |d| d.counts.delivered,
+            ),
+            ("bfp_notifications_failed_total", "counter", "Failed delivery attempts, by destination.", |d| {
+                d.counts.failed
             }),
-            ("bfp_notifications_failed_total", "counter", "Failed delivery attempts, by destination.", |d| d.counts.failed),
-            ("bfp_outbox_pending", "gauge", "Notifications waiting in the outbox, by destination.", |d| d.counts.pending),
+            ("bfp_outbox_pending", "gauge", "Notifications waiting in the outbox, by destination.", |d| {
+                d.counts.pending
+            }),
         ];
         for (name, kind, help, value) in families {
             let _ = writeln!(out, "# HELP {name} {help}");

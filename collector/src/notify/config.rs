@@ -178,8 +178,7 @@ impl Destination {
                         return Err(at(format!("ca_file {} is not a readable file", ca.display())));
                     }
                 }
-                if c.app_name.is_empty() || c.app_name.len() > 48 || !c.app_name.chars().all(|c| c.is_ascii_graphic())
-                {
+                if c.app_name.is_empty() || c.app_name.len() > 48 || !c.app_name.chars().all(|c| c.is_ascii_graphic()) {
                     return Err(at("app_name must be 1-48 printable ASCII characters".into()));
                 }
             }

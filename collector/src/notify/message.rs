@@ -85,8 +85,10 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
 /// A Slack-compatible incoming-webhook body: `text` for notifications and
 /// clients without blocks, `blocks` for the message itself.
 pub fn slack_body(n: &Notification) -> Value {
-    let fields: Vec<Value> =
-        facts(n).into_iter().map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{}", slack_escape(&v))})).collect();
+    let fields: Vec<Value> = facts(n)
+        .into_iter()
+        .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{}", slack_escape(&v))}))
+        .collect();
     let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(&summary(n))}})];
     // Slack allows at most 10 fields per section.
     for chunk in fields.chunks(10) {
@@ -226,7 +228,8 @@ fn header_field(s: &str, max: usize) -> String {
 /// The subject and text of an e-mail.
 pub fn email(n: &Notification) -> (String, String) {
     let a = &n.alert;
-    let subject = format!("[bfp] alert {} {}: {} ({}, {} matches)", a.id, n.event.as_str(), a.rule, a.group_key, a.count);
+    let subject =
+        format!("[bfp] alert {} {}: {} ({}, {} matches)", a.id, n.event.as_str(), a.rule, a.group_key, a.count);
     let mut body = format!("{}\n\n", summary(n));
     for (k, v) in facts(n) {
         body.push_str(&format!("{k}: {v}\n"));
@@ -273,9 +276,18 @@ mod tests {
         let e = ecs(&n, "collector-1");
         assert_eq!(
             (&e["source"]["ip"], &e["user"]["name"], &e["host"]["name"], &e["event"]["action"], &e["rule"]["name"]),
-            (&json!("203.0.113.7"), &json!("root"), &json!("bastion"), &json!("alert-raised"), &json!("ssh-brute-force"))
+            (
+                &json!("203.0.113.7"),
+                &json!("root"),
+                &json!("bastion"),
+                &json!("alert-raised"),
+                &json!("ssh-brute-force")
+            )
         );
-        assert_eq!((&e["event"]["kind"], &e["event"]["outcome"], &e["event"]["id"]), (&json!("alert"), &json!("unknown"), &json!(n.id)));
+        assert_eq!(
+            (&e["event"]["kind"], &e["event"]["outcome"], &e["event"]["id"]),
+            (&json!("alert"), &json!("unknown"), &json!(n.id))
+        );
         assert_eq!(e["@timestamp"], "2026-12-07T04:40:00Z");
         let c = cef(&n);
         assert!(c.starts_with("CEF:0|BehavioralFingerprinting|bfp-collector|"), "{c}");

@@ -228,7 +228,9 @@ async fn write_frame<S: tokio::io::AsyncWrite + Unpin>(mut stream: S, frame: &[u
 
 fn smtp(c: &EmailConfig, timeout: Duration) -> std::result::Result<AsyncSmtpTransport<Tokio1Executor>, String> {
     let builder = match c.security {
-        SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host).map_err(|e| chain(&e))?,
+        SmtpSecurity::Starttls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host).map_err(|e| chain(&e))?
+        }
         SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host).map_err(|e| chain(&e))?,
         SmtpSecurity::Plaintext => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
     };

@@ -163,8 +163,12 @@ pub trait Outbox: Send + Sync {
     async fn outbox_failed(&self, row: i64, error: String, next_attempt: i64, now: i64) -> Result<()>;
 
     /// Records the outcome of a test message sent to `destination`.
-    async fn destination_tested(&self, destination: String, outcome: std::result::Result<(), String>, now: i64)
-        -> Result<()>;
+    async fn destination_tested(
+        &self,
+        destination: String,
+        outcome: std::result::Result<(), String>,
+        now: i64,
+    ) -> Result<()>;
 
     /// Counts and last outcomes per destination that has any.
     async fn destination_counts(&self) -> Result<Vec<outbox::DestinationCounts>>;

@@ -310,7 +310,10 @@ mod tests {
         let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
         assert_eq!(drain(&store, &config).await, EvaluationPass::default());
         store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
-        assert_eq!(drain(&store, &config).await, EvaluationPass { results: 1, opened: 0, grouped: 1, notifications: 0 });
+        assert_eq!(
+            drain(&store, &config).await,
+            EvaluationPass { results: 1, opened: 0, grouped: 1, notifications: 0 }
+        );
         let counts = store.alert_counts().await.unwrap();
         assert_eq!(counts, [("brute".to_string(), "open".to_string(), 2)]);
         store.shutdown().await;

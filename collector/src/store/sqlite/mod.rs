@@ -26,13 +26,13 @@ use crate::error::{Error, Result};
 use crate::store::console::{AuditEntry, Console, LockState, NewAuditEntry, SessionPolicy};
 
 mod alerts;
-mod decisions;
 mod console;
+mod decisions;
 mod devices;
 mod feedback;
 mod insights;
-mod outbox;
 pub mod migrations;
+mod outbox;
 mod reads;
 mod users;
 mod writer;

@@ -13,12 +13,7 @@ use crate::store::outbox::{AlertEvent, DestinationCounts, Notification, OutboxMe
 /// escalates when its count reaches twice the count last told; a resolved
 /// alert says nothing (its rule's cool-down is meant to keep it quiet).
 /// Returns the rows written.
-pub(super) fn enqueue(
-    tx: &Transaction<'_>,
-    touched: &[(i64, bool)],
-    destinations: &[String],
-    now: i64,
-) -> Result<u64> {
+pub(super) fn enqueue(tx: &Transaction<'_>, touched: &[(i64, bool)], destinations: &[String], now: i64) -> Result<u64> {
     let mut written = 0;
     for &(id, opened) in touched {
         let alert = super::alerts::get(tx, id)?;
@@ -26,7 +21,9 @@ pub(super) fn enqueue(
         let count = alert.count as i64;
         let event = if opened {
             AlertEvent::Raised
-        } else if told > 0 && count >= told.saturating_mul(2) && alert.state != crate::store::alerts::AlertState::Resolved
+        } else if told > 0
+            && count >= told.saturating_mul(2)
+            && alert.state != crate::store::alerts::AlertState::Resolved
         {
             AlertEvent::Escalated
         } else {
@@ -136,7 +133,12 @@ fn record_failure(tx: &Connection, name: &str, error: &str, now: i64) -> Result<
     Ok(())
 }
 
-pub(super) fn tested(conn: &mut Connection, name: &str, outcome: &std::result::Result<(), String>, now: i64) -> Result<()> {
+pub(super) fn tested(
+    conn: &mut Connection,
+    name: &str,
+    outcome: &std::result::Result<(), String>,
+    now: i64,
+) -> Result<()> {
     let tx = conn.transaction()?;
     match outcome {
         Ok(()) => {
@@ -177,4 +179,84 @@ pub(super) fn counts(c: &Connection) -> Result<Vec<DestinationCounts>> {
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::alerts::CollectorConfig;
+    use crate::store::outbox::AlertEvent;
+    use crate::store::sqlite::{SqliteConfig, SqliteStore};
+    use crate::store::{AgentContext, Alerts, NewPrediction, Outbox, Predictions, Reason, Source, Store};
+
+    fn attempt(ip: &str) -> NewPrediction {
+        NewPrediction {
+            source: Source::Agent,
+            fingerprint: bfp_common::Fingerprint {
+                login_hour: 3,
+                session_duration_min: 0.0,
+                commands: 0,
+                failed_logins: 6,
+                protocol: bfp_common::Protocol::Ssh,
+                typing_speed_wpm: None,
+                risky_commands: None,
+            },
+            suspicious: true,
+            confidence: 0.95,
+            commands: None,
+            model_version: Arc::from("m1"),
+            reasons: vec![Reason::Text("6 failed logins".into())],
+            device: Some("pi-1".into()),
+            agent: AgentContext { source_ip: Some(ip.into()), user: Some("root".into()), ..AgentContext::default() },
+        }
+    }
+
+    #[tokio::test]
+    async fn raised_and_doubled_alerts_write_one_row_per_destination_in_the_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("app.db"))).unwrap();
+        let config = Arc::new(
+            CollectorConfig::parse(
+                "[[alert.rule]]\nname = \"brute\"\n\
+                 [[destinations]]\nname = \"a\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n\
+                 [[destinations]]\nname = \"b\"\ntype = \"syslog\"\naddress = \"127.0.0.1:9\"\n",
+            )
+            .unwrap()
+            .alert,
+        );
+        let ids = |heads: &[crate::store::outbox::OutboxMessage]| {
+            heads.iter().map(|m| m.notification.id.clone()).collect::<Vec<_>>()
+        };
+        store.insert(vec![attempt("203.0.113.7"), attempt("203.0.113.7"), attempt("198.51.100.2")]).await.unwrap();
+        let pass = store.evaluate_alerts(config.clone()).await.unwrap();
+        assert_eq!((pass.opened, pass.notifications), (2, 4));
+        let head = store.outbox_head("a".into(), 10).await.unwrap();
+        assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised"]);
+        assert_eq!(head[0].notification.alert.count, 2);
+        assert_eq!(head[0].notification.event, AlertEvent::Raised);
+        // 2 -> 3: not a doubling; 3 -> 4: twice the count told.
+        store.insert(vec![attempt("203.0.113.7")]).await.unwrap();
+        assert_eq!(store.evaluate_alerts(config.clone()).await.unwrap().notifications, 0);
+        store.insert(vec![attempt("203.0.113.7")]).await.unwrap();
+        assert_eq!(store.evaluate_alerts(config.clone()).await.unwrap().notifications, 2);
+        let head = store.outbox_head("b".into(), 10).await.unwrap();
+        assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised", "alert-1-escalated-4"]);
+
+        // Delivered rows leave the head; failures count and wait.
+        store.outbox_delivered(head[0].row, 100).await.unwrap();
+        store.outbox_delivered(head[0].row, 101).await.unwrap(); // a second mark changes nothing
+        store.outbox_failed(head[1].row, "HTTP 500".into(), 200, 150).await.unwrap();
+        let head = store.outbox_head("b".into(), 10).await.unwrap();
+        assert_eq!(ids(&head), ["alert-2-raised", "alert-1-escalated-4"]);
+        assert_eq!((head[0].attempts, head[0].next_attempt), (1, 200));
+        let counts = store.destination_counts().await.unwrap();
+        let b = counts.iter().find(|c| c.name == "b").unwrap();
+        assert_eq!((b.delivered, b.failed, b.pending, b.retrying, b.retries_pending), (1, 1, 2, 1, 1));
+        assert_eq!(b.last_error.as_deref(), Some("HTTP 500"));
+        assert_eq!(b.last_success_at.as_deref(), Some("1970-01-01 00:01:40"));
+        let a = counts.iter().find(|c| c.name == "a").unwrap();
+        assert_eq!((a.delivered, a.pending), (0, 3));
+        store.shutdown().await;
+    }
 }
