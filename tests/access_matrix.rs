@@ -76,6 +76,12 @@ const MATRIX: &[(&str, &str, &str, Body, [u16; 9])] = &[
     ("POST", "/api/alerts/{id}/resolve", "/api/alerts/99/resolve", Body::Json("{}"),           [401, 403, 403, 404, 404, 401, 401, 401, 403]),
     ("GET", "/api/destinations", "/api/destinations", Body::None,                              [401, 403, 403, 200, 200, 401, 401, 401, 403]),
     ("POST", "/api/destinations/{name}/test", "/api/destinations/nowhere/test", Body::Json("{}"), [401, 403, 403, 403, 404, 401, 401, 401, 403]),
+    // 404 in the last column: admitted, but that collector has no device pi-matrix.
+    ("GET", "/api/devices/{name}/blocks", "/api/devices/pi-matrix/blocks", Body::None,         [401, 403, 200, 200, 200, 401, 401, 401, 404]),
+    ("GET", "/api/decisions", "/api/decisions", Body::None,                                    [401, 403, 403, 200, 200, 401, 401, 401, 403]),
+    ("POST", "/api/decisions", "/api/decisions", Body::Json(DECISION),                         [401, 403, 403, 403, 201, 401, 401, 401, 403]),
+    ("DELETE", "/api/decisions/{id}", "/api/decisions/99", Body::None,                         [401, 403, 403, 403, 404, 401, 401, 401, 403]),
+    ("GET", "/api/agent/decisions", "/api/agent/decisions", Body::None,                        [401, 200, 403, 403, 403, 401, 401, 401, 403]),
     ("GET", "/api/audit", "/api/audit", Body::None,                                            [401, 403, 403, 403, 200, 401, 401, 401, 403]),
     ("GET", "/api/audit.csv", "/api/audit.csv", Body::None,                                    [401, 403, 403, 403, 200, 401, 401, 401, 403]),
     // Devices: ingest only theirs; the agents' model for devices and operators.
@@ -88,6 +94,7 @@ const LOGIN: &str = r#"{"user": "vera", "password": "e2e password of vera"}"#;
 const PREDICT: &str = r#"{"login_time":"03:00","session_duration":5,"commands":["ls","sudo","chmod"],"failed_logins":4,"protocol":"TOR","typing_speed":120}"#;
 const LABEL: &str = r#"{"label": "false_positive"}"#;
 const NEW_DEVICE: &str = r#"{"name": "matrix-new"}"#;
+const DECISION: &str = r#"{"address": "203.0.113.9", "duration": "1h"}"#;
 
 /// Every route the running collector documents, plus the dashboard's page
 /// and assets.

@@ -104,6 +104,7 @@ pub const ROUTE_BODIES: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/ingest", &["application/x-bfp-batch", "application/json"]),
     ("POST", "/api/devices", &["application/json"]),
     ("DELETE", "/api/devices/{name}", &["application/json"]),
+    ("POST", "/api/decisions", &["application/json"]),
     ("POST", "/api/alerts/{id}/ack", &["application/json"]),
     ("POST", "/api/alerts/{id}/resolve", &["application/json"]),
     ("POST", "/api/destinations/{name}/test", &["application/json"]),
