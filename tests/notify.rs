@@ -562,3 +562,60 @@ fn a_bad_destination_stops_the_start_naming_the_key() {
     );
     assert!(err.contains("loopback only"), "{err}");
 }
+
+/// The Destinations section of the Alerts page in headless Chromium: an
+/// analyst sees the status (and the unreachable one's error) but no Test
+/// button; an administrator's Test button sends through the real path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_page_shows_destinations_and_tests_one_for_administrators() {
+    use bfp_e2e::add_operator;
+    use bfp_e2e::browser::Browser;
+    let dir = temp_dir();
+    let db = dir.path().join("app.db");
+    add_operator(&db, "ana", "analyst");
+    add_operator(&db, "root", "admin");
+    let hook = Hook::start(Mode::Answer200);
+    let dead_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = dir.path().join("collector.toml");
+    fs::write(
+        &conf,
+        format!(
+            "[[destinations]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{}/bfp\"\nformat = \"teams\"\n\
+             [[destinations]]\nname = \"nowhere\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{dead_port}/\"\n",
+            hook.addr
+        ),
+    )
+    .unwrap();
+    let c = Collector::start(&db, &["--config".to_string(), conf.to_str().unwrap().to_string()]);
+    let base = c.url("");
+    // A failed test leaves the unreachable one's error on its status.
+    let admin = format!("Bearer {}", c.admin_token());
+    let headers = [("Authorization", admin.as_str()), ("Content-Type", "application/json")];
+    assert_eq!(send("POST", &c.url("/api/destinations/nowhere/test"), &headers, Some(b"{}")).json()["ok"], false);
+
+    let b = Browser::start().await;
+    b.log_in(&base, "ana", &bfp_e2e::password_of("ana")).await;
+    b.goto(&format!("{base}/#/alerts")).await;
+    b.wait_visible("#destinations-table tbody tr").await;
+    let rows = b.text("#destinations-table tbody").await;
+    assert!(rows.contains("hook") && rows.contains("webhook") && rows.contains("never"), "{rows}");
+    assert!(rows.contains("nowhere") && rows.contains("Connection refused"), "{rows}");
+    assert!(!b.visible("#destinations-table button").await, "an analyst sees a Test button");
+    b.click("#logout").await;
+    b.wait_visible("#login-form").await;
+
+    b.log_in(&base, "root", &bfp_e2e::password_of("root")).await;
+    b.goto(&format!("{base}/#/alerts")).await;
+    b.wait_visible("#destinations-table tbody tr button").await;
+    b.click("#destinations-table tbody tr:first-child button").await;
+    let status = b.wait_text("#destinations-status", "the test's outcome", |t| t.contains("delivered")).await;
+    assert!(status.contains("to hook"), "{status}");
+    let got = hook.requests();
+    assert_eq!(got.len(), 1);
+    let card: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!((card["@type"].as_str(), got[0].answered), (Some("MessageCard"), Some(200)));
+    b.wait_text("#destinations-table tbody tr:first-child", "the success on the status", |t| !t.contains("never"))
+        .await;
+    b.close().await;
+    c.stop();
+}

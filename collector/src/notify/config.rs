@@ -392,6 +392,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let err = CollectorConfig::parse(include_str!("../../testdata/notify.toml")).unwrap_err();
+        // Everything but the example CA file, which does not exist here.
+        assert!(err.contains("destination \"siem\": ca_file /etc/bfp/siem-ca.pem"), "{err}");
+        let text = include_str!("../../testdata/notify.toml").replace("ca_file = \"/etc/bfp/siem-ca.pem\"", "");
+        let c = CollectorConfig::parse(&text).unwrap();
+        assert_eq!(c.alert.notify, ["ops-chat", "siem", "on-call"]);
+    }
+
+    #[test]
     fn unknown_keys_bad_urls_and_addresses_are_refused_with_their_name() {
         let err = |text: &str| CollectorConfig::parse(text).unwrap_err();
         let e = err("[[destinations]]\nname = \"h\"\ntype = \"webhook\"\nurl = \"http://x/\"\nsecrett = \"s\"\n");

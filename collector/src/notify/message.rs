@@ -238,7 +238,7 @@ pub fn email(n: &Notification) -> (String, String) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::alerts::AlertState;
 

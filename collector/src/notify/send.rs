@@ -270,6 +270,71 @@ async fn email(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::notify::config::SyslogConfig;
+    use crate::store::outbox::AlertEvent;
+
+    #[tokio::test]
+    async fn syslog_over_tls_checks_the_receiver_against_the_ca_file() {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(crypto())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = tokio::spawn(async move {
+            let mut frames = Vec::new();
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let mut bytes = Vec::new();
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.read_to_end(&mut bytes).await;
+                }
+                frames.push(String::from_utf8(bytes).unwrap());
+            }
+            frames
+        });
+        let syslog = |ca: Option<std::path::PathBuf>| {
+            Destination::Syslog(SyslogConfig {
+                name: "siem".into(),
+                address: format!("localhost:{port}"),
+                tls: true,
+                ca_file: ca,
+                format: crate::notify::config::SyslogFormat::Cef,
+                app_name: "bfp-collector".into(),
+                timeout_secs: 5,
+            })
+        };
+        let n = crate::notify::message::tests::sample(AlertEvent::Raised);
+        Sender::new(syslog(Some(ca_file))).unwrap().send(&n).await.unwrap();
+        // The built-in roots do not know this CA: refused, nothing delivered.
+        let err = Sender::new(syslog(None)).unwrap().send(&n).await.unwrap_err();
+        assert!(err.starts_with("TLS: ") && err.contains("certificate"), "{err}");
+        let frames = received.await.unwrap();
+        let (len, rest) = frames[0].split_once(' ').unwrap();
+        assert_eq!(len.parse::<usize>().unwrap(), rest.len());
+        assert!(rest.contains(" - CEF:0|BehavioralFingerprinting|") && rest.contains("externalId=alert-7-raised"));
+        assert_eq!(frames[1], "");
+    }
+
     #[test]
     fn the_signature_is_the_hmac_sha256_of_the_body() {
         // RFC 4231 test case 2.

@@ -42,8 +42,8 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
     let Some(last) = page.results.last().map(|r| r.id) else { return Ok(pass) };
     let tx = conn.transaction()?;
     let mut open: HashMap<(usize, String), Grouped> = HashMap::new();
-    // Alerts this pass changed, and whether it opened them.
-    let mut touched: HashMap<i64, bool> = HashMap::new();
+    // Alerts this pass changed, with what the outbox needs to know of them.
+    let mut touched: HashMap<i64, Touched> = HashMap::new();
     for result in &page.results {
         pass.results += 1;
         let seen = unix_seconds(&result.created_at);
@@ -53,21 +53,21 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
             }
             let key = rule.group_by.key_of(result);
             if let Entry::Vacant(slot) = open.entry((i, key.clone())) {
+                // Cached statements: a pass runs these once per group.
                 let latest = tx
-                    .query_row(
+                    .prepare_cached(
                         "SELECT id, last_seen, resolved_unix FROM alerts
                          WHERE rule = ?1 AND group_key = ?2 ORDER BY id DESC LIMIT 1",
-                        params![rule.name, key],
-                        |r| {
-                            Ok(Grouped {
-                                id: r.get(0)?,
-                                last_seen: r.get(1)?,
-                                resolved_at: r.get(2)?,
-                                added: 0,
-                                last_id: 0,
-                            })
-                        },
-                    )
+                    )?
+                    .query_row(params![rule.name, key], |r| {
+                        Ok(Grouped {
+                            id: r.get(0)?,
+                            last_seen: r.get(1)?,
+                            resolved_at: r.get(2)?,
+                            added: 0,
+                            last_id: 0,
+                        })
+                    })
                     .optional()?;
                 if let Some(g) = latest {
                     slot.insert(g);
@@ -84,28 +84,32 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
                 g.last_seen = g.last_seen.max(seen);
                 pass.grouped += 1;
             } else {
-                if let Some(id) = flush(&tx, open.remove(&(i, key.clone())))? {
-                    touched.entry(id).or_insert(false);
-                }
-                tx.execute(
+                flush(&tx, open.remove(&(i, key.clone())), &mut touched)?;
+                tx.prepare_cached(
                     "INSERT INTO alerts (rule, group_key, count, first_result_id, last_result_id,
                          first_seen, last_seen, source_ip, user, device)
                      VALUES (?1, ?2, 1, ?3, ?3, ?4, ?4, ?5, ?6, ?7)",
-                    params![rule.name, key, result.id, seen, result.agent.source_ip, result.agent.user, result.device],
-                )?;
+                )?
+                .execute(params![
+                    rule.name,
+                    key,
+                    result.id,
+                    seen,
+                    result.agent.source_ip,
+                    result.agent.user,
+                    result.device
+                ])?;
                 let id = tx.last_insert_rowid();
-                touched.insert(id, true);
+                touched.insert(id, Touched { opened: true, count: 1, told: 0, resolved: false });
                 open.insert((i, key), Grouped { id, last_seen: seen, resolved_at: None, added: 0, last_id: 0 });
                 pass.opened += 1;
             }
         }
     }
     for (_, g) in open.drain() {
-        if let Some(id) = flush(&tx, Some(g))? {
-            touched.entry(id).or_insert(false);
-        }
+        flush(&tx, Some(g), &mut touched)?;
     }
-    let mut touched: Vec<(i64, bool)> = touched.into_iter().collect();
+    let mut touched: Vec<(i64, Touched)> = touched.into_iter().collect();
     touched.sort_unstable();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     pass.notifications = super::outbox::enqueue(&tx, &touched, &config.notify, now)?;
@@ -118,15 +122,31 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
     Ok(pass)
 }
 
-/// Writes what a pass added to an alert; its id if it grew.
-fn flush(tx: &Connection, g: Option<Grouped>) -> Result<Option<i64>> {
-    let Some(g) = g.filter(|g| g.added > 0) else { return Ok(None) };
-    tx.execute(
-        "UPDATE alerts SET count = count + ?2, last_result_id = MAX(last_result_id, ?3),
-             last_seen = MAX(last_seen, ?4) WHERE id = ?1",
-        params![g.id, g.added, g.last_id, g.last_seen],
-    )?;
-    Ok(Some(g.id))
+/// What a pass did to one alert, as the outbox needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Touched {
+    /// The pass opened it.
+    pub opened: bool,
+    /// Its count after the pass.
+    pub count: i64,
+    /// The count last told to destinations.
+    pub told: i64,
+    /// It is resolved.
+    pub resolved: bool,
+}
+
+/// Writes what a pass added to an alert and notes it in `touched`.
+fn flush(tx: &Connection, g: Option<Grouped>, touched: &mut HashMap<i64, Touched>) -> Result<()> {
+    let Some(g) = g.filter(|g| g.added > 0) else { return Ok(()) };
+    let (count, told, resolved) = tx
+        .prepare_cached(
+            "UPDATE alerts SET count = count + ?2, last_result_id = MAX(last_result_id, ?3),
+                 last_seen = MAX(last_seen, ?4) WHERE id = ?1
+             RETURNING count, notified_count, state = 'resolved'",
+        )?
+        .query_row(params![g.id, g.added, g.last_id, g.last_seen], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    touched.entry(g.id).and_modify(|t| t.count = count).or_insert(Touched { opened: false, count, told, resolved });
+    Ok(())
 }
 
 /// Seconds since the epoch of a stored `YYYY-MM-DD HH:MM:SS` (UTC); 0 if it

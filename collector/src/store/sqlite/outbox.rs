@@ -8,41 +8,41 @@ use crate::error::{Error, Result};
 use crate::store::alerts::Alert;
 use crate::store::outbox::{AlertEvent, DestinationCounts, Notification, OutboxMessage};
 
-/// Tells `destinations` of what happened to the alerts the pass touched
-/// (`opened`: those it created): a new alert is raised, an existing one
-/// escalates when its count reaches twice the count last told; a resolved
-/// alert says nothing (its rule's cool-down is meant to keep it quiet).
-/// Returns the rows written.
-pub(super) fn enqueue(tx: &Transaction<'_>, touched: &[(i64, bool)], destinations: &[String], now: i64) -> Result<u64> {
+/// Tells `destinations` of what happened to the alerts a pass touched: a
+/// new alert is raised, an existing one escalates when its count reaches
+/// twice the count last told; a resolved alert says nothing (its rule's
+/// cool-down is meant to keep it quiet). Only an event reads the alert
+/// whole. Returns the rows written.
+pub(super) fn enqueue(
+    tx: &Transaction<'_>,
+    touched: &[(i64, super::alerts::Touched)],
+    destinations: &[String],
+    now: i64,
+) -> Result<u64> {
     let mut written = 0;
-    for &(id, opened) in touched {
-        let alert = super::alerts::get(tx, id)?;
-        let told: i64 = tx.query_row("SELECT notified_count FROM alerts WHERE id = ?1", [id], |r| r.get(0))?;
-        let count = alert.count as i64;
-        let event = if opened {
+    for &(id, t) in touched {
+        let event = if t.opened {
             AlertEvent::Raised
-        } else if told > 0
-            && count >= told.saturating_mul(2)
-            && alert.state != crate::store::alerts::AlertState::Resolved
-        {
+        } else if t.told > 0 && t.count >= t.told.saturating_mul(2) && !t.resolved {
             AlertEvent::Escalated
         } else {
-            if told == 0 {
+            if t.told == 0 {
                 // An alert from before notifications: start counting here.
-                tx.execute("UPDATE alerts SET notified_count = ?2 WHERE id = ?1", params![id, count])?;
+                tx.prepare_cached("UPDATE alerts SET notified_count = ?2 WHERE id = ?1")?
+                    .execute(params![id, t.count])?;
             }
             continue;
         };
-        tx.execute("UPDATE alerts SET notified_count = ?2 WHERE id = ?1", params![id, count])?;
-        written += write_rows(tx, event, &alert, destinations, now)?;
+        tx.prepare_cached("UPDATE alerts SET notified_count = ?2 WHERE id = ?1")?.execute(params![id, t.count])?;
+        if !destinations.is_empty() {
+            let alert = super::alerts::get(tx, id)?;
+            written += write_rows(tx, event, &alert, destinations, now)?;
+        }
     }
     Ok(written)
 }
 
 fn write_rows(tx: &Connection, event: AlertEvent, alert: &Alert, destinations: &[String], now: i64) -> Result<u64> {
-    if destinations.is_empty() {
-        return Ok(0);
-    }
     let notification = Notification { id: Notification::id_of(event, alert), event, alert: alert.clone() };
     let payload = serde_json::to_string(&notification).map_err(|e| Error::Internal(e.to_string()))?;
     let mut stmt = tx.prepare_cached(
