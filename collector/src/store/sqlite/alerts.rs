@@ -24,22 +24,41 @@ struct Grouped {
     last_id: i64,
 }
 
-pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<EvaluationPass> {
-    let mut pass = EvaluationPass::default();
+/// The results a pass evaluates: those stored after the cursor (at most
+/// `max_rows_per_pass`), read on a read connection so the writer does not
+/// spend its time decoding them.
+pub(super) struct Page {
+    /// The cursor the page was read after.
+    cursor: i64,
+    /// The results, in id order.
+    results: Vec<crate::store::StoredPrediction>,
+}
+
+pub(super) fn read_page(c: &Connection, config: &AlertConfig) -> Result<Page> {
     if config.rules.is_empty() {
-        return Ok(pass);
+        return Ok(Page { cursor: 0, results: Vec::new() });
     }
-    // Read before the write transaction (the page is its own snapshot): on
-    // the writer's connection nothing else writes in between.
-    let cursor: i64 = conn
-        .query_row("SELECT last_result_id FROM alert_cursor WHERE id = 1", [], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
+    let cursor = cursor_of(c)?;
     let page = reads::results(
-        conn,
+        c,
         &ResultsQuery { limit: config.max_rows_per_pass, after_id: Some(cursor), ..ResultsQuery::default() },
     )?;
+    Ok(Page { cursor, results: page.results })
+}
+
+fn cursor_of(c: &Connection) -> Result<i64> {
+    Ok(c.query_row("SELECT last_result_id FROM alert_cursor WHERE id = 1", [], |r| r.get(0)).optional()?.unwrap_or(0))
+}
+
+/// Groups `page` into alerts and moves the cursor, in one transaction on
+/// the writer's connection. A page read after another cursor than the one
+/// stored now (a pass ran in between) is dropped: the next pass reads anew.
+pub(super) fn evaluate_page(conn: &mut Connection, config: &AlertConfig, page: Page) -> Result<EvaluationPass> {
+    let mut pass = EvaluationPass::default();
     let Some(last) = page.results.last().map(|r| r.id) else { return Ok(pass) };
+    if cursor_of(conn)? != page.cursor {
+        return Ok(pass);
+    }
     let tx = conn.transaction()?;
     let mut open: HashMap<(usize, String), Grouped> = HashMap::new();
     // Alerts this pass changed, with what the outbox needs to know of them.

@@ -236,7 +236,11 @@ impl AnalystFeedback for SqliteStore {
 #[async_trait]
 impl super::Alerts for SqliteStore {
     async fn evaluate_alerts(&self, config: Arc<crate::alerts::AlertConfig>) -> Result<super::alerts::EvaluationPass> {
-        self.exclusive(move |conn| alerts::evaluate(conn, &config)).await
+        // Read (and decode) the page off the writer; only the grouping and
+        // its writes take the writer's time.
+        let reading = config.clone();
+        let page = self.reads.run(move |c| alerts::read_page(c, &reading)).await?;
+        self.exclusive(move |conn| alerts::evaluate_page(conn, &config, page)).await
     }
 
     async fn alerts(&self, q: super::alerts::AlertQuery) -> Result<Vec<super::alerts::Alert>> {
