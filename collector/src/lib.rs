@@ -68,6 +68,7 @@ pub mod config;
 pub mod dashboard;
 pub mod decisions_cli;
 pub mod error;
+pub mod notify;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -136,6 +137,7 @@ impl Server {
         };
         let model = load_model(args.model.as_deref())?;
         let agent_model = load_agent_model(args.agent_model.as_deref())?;
+        let notifier = Arc::new(notify::Notifier::new(config.notify.clone(), &config.destinations)?);
         let store = store::connect(&args.store_config()).await?;
         let addr = args.listen_addr(port_env)?;
         let listener =
@@ -164,6 +166,7 @@ impl Server {
             admin_token: args.admin_token.as_deref().map(Arc::from),
             console: Arc::new(console),
             login_limiter: api::session::login_limiter(),
+            notifier: notifier.clone(),
         };
         let app = api::router(
             state,
@@ -191,6 +194,7 @@ impl Server {
         if !config.decisions.from_alert_rules.is_empty() {
             tokio::spawn(auto_decisions::decide_forever(store.clone(), Arc::new(config.decisions)));
         }
+        notifier.spawn(store.clone());
         let alerting = (!config.alert.rules.is_empty())
             .then(|| tokio::spawn(alerts::evaluate_forever(store.clone(), Arc::new(config.alert))));
         Ok(Server { listener, app, store, tls, alerting })

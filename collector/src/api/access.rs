@@ -80,6 +80,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/api/alerts", Access::Operator(Role::Viewer)),
     ("POST", "/api/alerts/{id}/ack", Access::Operator(Role::Analyst)),
     ("POST", "/api/alerts/{id}/resolve", Access::Operator(Role::Analyst)),
+    ("GET", "/api/destinations", Access::Operator(Role::Analyst)),
+    ("POST", "/api/destinations/{name}/test", Access::Operator(Role::Admin)),
     ("GET", "/api/audit", Access::Operator(Role::Admin)),
     ("GET", "/api/audit.csv", Access::Operator(Role::Admin)),
     // Counters only (no result, address or name): open where the legacy
@@ -102,10 +104,12 @@ pub const ROUTE_BODIES: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/ingest", &["application/x-bfp-batch", "application/json"]),
     ("POST", "/api/devices", &["application/json"]),
     ("DELETE", "/api/devices/{name}", &["application/json"]),
+    ("POST", "/api/decisions", &["application/json"]),
     ("POST", "/api/alerts/{id}/ack", &["application/json"]),
     ("POST", "/api/alerts/{id}/resolve", &["application/json"]),
     ("POST", "/api/decisions", &["application/json"]),
     ("DELETE", "/api/decisions/{id}", &[]),
+    ("POST", "/api/destinations/{name}/test", &["application/json"]),
 ];
 
 /// The access `method path` requires, if it is a route.

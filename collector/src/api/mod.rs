@@ -31,6 +31,7 @@ pub mod alerts;
 pub mod analytics;
 pub mod audit;
 pub mod decisions;
+pub mod destinations;
 pub mod devices;
 pub mod extract;
 pub mod feedback;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub console: Arc<access::ConsoleConfig>,
     /// Login attempts per client address.
     pub login_limiter: session::LoginLimiter,
+    /// The notification destinations (status and test messages).
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// The two ends of a connection: the client's address and the address of
@@ -162,6 +165,11 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/{id}/ack", post(alerts::ack).layer(DefaultBodyLimit::max(alerts::MAX_ACTION_BYTES)))
         .route("/api/alerts/{id}/resolve", post(alerts::resolve).layer(DefaultBodyLimit::max(alerts::MAX_ACTION_BYTES)))
+        .route("/api/destinations", get(destinations::list))
+        .route(
+            "/api/destinations/{name}/test",
+            post(destinations::test).layer(DefaultBodyLimit::max(destinations::MAX_TEST_BYTES)),
+        )
         .route("/metrics", get(metrics::metrics))
         .route("/api/login", post(session::login).layer(DefaultBodyLimit::max(config.max_body_bytes)))
         .route("/api/logout", post(session::logout).layer(DefaultBodyLimit::max(config.max_body_bytes)))
@@ -256,6 +264,7 @@ pub(crate) async fn test_service(dir: &tempfile::TempDir) -> (Router, Arc<dyn St
             ..access::ConsoleConfig::default()
         }),
         login_limiter: session::login_limiter(),
+        notifier: Arc::new(crate::notify::Notifier::none()),
     };
     let config = ApiConfig { max_body_bytes: 65536, max_upload_bytes: 65536, cors_origins: vec![], bound: None };
     (router(state, &config).unwrap(), store)
