@@ -46,7 +46,7 @@ const CALLERS: [&str; 9] = [
 
 /// The documented route (method, path as documented), the request made
 /// (path with its parameters filled in, body), and the status each caller
-/// gets. 2xx/404/409: admitted (404: no alert 99 exists); 401: no or a bad
+/// gets. 2xx/404/409: admitted (404: no alert 99 exists, no destination `nowhere`); 401: no or a bad
 /// credential; 403: a credential without the right.
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str, &str, Body, [u16; 9])] = &[
@@ -75,10 +75,13 @@ const MATRIX: &[(&str, &str, &str, Body, [u16; 9])] = &[
     ("GET", "/api/alerts", "/api/alerts", Body::None,                                          [401, 403, 200, 200, 200, 401, 401, 401, 200]),
     ("POST", "/api/alerts/{id}/ack", "/api/alerts/99/ack", Body::Json("{}"),                   [401, 403, 403, 404, 404, 401, 401, 401, 403]),
     ("POST", "/api/alerts/{id}/resolve", "/api/alerts/99/resolve", Body::Json("{}"),           [401, 403, 403, 404, 404, 401, 401, 401, 403]),
+    ("GET", "/api/destinations", "/api/destinations", Body::None,                              [401, 403, 403, 200, 200, 401, 401, 401, 403]),
+    ("POST", "/api/destinations/{name}/test", "/api/destinations/nowhere/test", Body::Json("{}"), [401, 403, 403, 403, 404, 401, 401, 401, 403]),
+    // 404 in the last column: admitted, but that collector has no device pi-matrix.
     ("GET", "/api/devices/{name}/blocks", "/api/devices/pi-matrix/blocks", Body::None,         [401, 403, 200, 200, 200, 401, 401, 401, 404]),
     ("GET", "/api/decisions", "/api/decisions", Body::None,                                    [401, 403, 403, 200, 200, 401, 401, 401, 403]),
     ("POST", "/api/decisions", "/api/decisions", Body::Json(DECISION),                         [401, 403, 403, 403, 201, 401, 401, 401, 403]),
-    ("DELETE", "/api/decisions/{id}", "/api/decisions/999", Body::None,                        [401, 403, 403, 403, 404, 401, 401, 401, 403]),
+    ("DELETE", "/api/decisions/{id}", "/api/decisions/99", Body::None,                         [401, 403, 403, 403, 404, 401, 401, 401, 403]),
     ("GET", "/api/audit", "/api/audit", Body::None,                                            [401, 403, 403, 403, 200, 401, 401, 401, 403]),
     ("GET", "/api/audit.csv", "/api/audit.csv", Body::None,                                    [401, 403, 403, 403, 200, 401, 401, 401, 403]),
     // Devices: ingest only theirs; the agents' model for devices and operators.

@@ -46,6 +46,16 @@ fn a_sqlite_store_is_copied_interrupted_once_resumed_and_verified() {
     let analytics = c.get("/api/analytics").json();
     assert_eq!(analytics["total_predictions"], total as u64);
     assert!(c.stop().success());
+    // The notification outbox and a destination's status (schema step 11).
+    sqlite.execute(
+        "INSERT INTO outbox (destination, event_id, alert_id, payload, created_at, attempts, next_attempt,
+             last_error, delivered_at)
+         VALUES ('hook', 'alert-1-raised', 1, '{\"id\":\"alert-1-raised\"}', 1700000000, 3, 1700000060, 'HTTP 500',
+                 1700000090),
+                ('hook', 'alert-1-escalated-4', 1, '{}', 1700000100, 0, 1700000100, NULL, NULL);
+         INSERT INTO destination_status (name, delivered, failed, last_success_at, last_error, last_error_at)
+         VALUES ('hook', 1, 2, 1700000090, 'HTTP 500', 1700000050);",
+    );
 
     let cluster = PgCluster::start();
     let url = cluster.url();
@@ -85,6 +95,8 @@ fn a_sqlite_store_is_copied_interrupted_once_resumed_and_verified() {
         assert!(line(table).contains(" sha256 "), "{table} verified: {text}");
     }
     assert_eq!(cluster.psql("SELECT count(*) FROM predictions"), total.to_string());
+    assert!(line("outbox").contains(" 2 rows  sha256 "), "{text}");
+    assert!(line("destination_status").contains(" 1 rows  sha256 "), "{text}");
 
     // A second run has nothing left to copy and verifies again.
     let again = migrate_store(&db, &url).output().unwrap();

@@ -27,6 +27,7 @@ mod forward_tls;
 mod install;
 mod migrate_store;
 mod monitoring;
+mod notify;
 mod packages;
 mod pg_migrate;
 mod respond_firewall;

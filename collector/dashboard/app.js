@@ -846,6 +846,7 @@
   }
 
   async function loadAlerts() {
+    loadDestinations();
     const errBox = $("#alerts-error");
     showError(errBox, null);
     let alerts = [];
@@ -881,6 +882,53 @@
             can("analyst") && a.state !== "resolved" ? el("button", { type: "button", class: "secondary", text: "Resolve", onclick: act(a, "resolve") }) : null),
         ),
       ),
+    );
+  }
+
+  /** The Destinations section of the Alerts page (analysts; the Test button for administrators). */
+  async function loadDestinations() {
+    if (!can("analyst")) return;
+    const errBox = $("#destinations-error");
+    showError(errBox, null);
+    let list = [];
+    try {
+      list = (await api("/api/destinations")).destinations || [];
+    } catch (e) {
+      showError(errBox, e);
+    }
+    $("#destinations-empty").hidden = list.length > 0 || !errBox.hidden;
+    $("#destinations-wrap").hidden = list.length === 0;
+    const test = (d, button) => async () => {
+      button.disabled = true;
+      const status = $("#destinations-status");
+      status.textContent = `Sending a test message to ${d.name}…`;
+      try {
+        const r = await api(`/api/destinations/${encodeURIComponent(d.name)}/test`, { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: "{}" });
+        status.textContent = r.ok ? `Test message ${r.id} delivered to ${d.name}.` : `Test message to ${d.name} failed: ${r.error}`;
+      } catch (e) {
+        status.textContent = "";
+        showError(errBox, e);
+      }
+      button.disabled = false;
+      loadDestinations();
+    };
+    $("#destinations-table tbody").replaceChildren(
+      ...list.map((d) => {
+        const button = can("admin") ? el("button", { type: "button", class: "secondary", text: "Test" }) : null;
+        if (button) button.addEventListener("click", test(d, button));
+        return el("tr", {},
+          el("td", { text: d.name }),
+          el("td", { text: d.type }),
+          el("td", { text: d.target }),
+          el("td", { class: "num", text: fmtInt(d.delivered) }),
+          el("td", { class: "num", text: fmtInt(d.pending) }),
+          el("td", { class: "num", text: fmtInt(d.retries_pending) }),
+          el("td", { class: "num", text: fmtInt(d.failed) }),
+          el("td", { text: d.last_success_at || "never" }),
+          el("td", { text: d.last_error ? `${d.last_error} (${d.last_error_at})` : "" }),
+          el("td", {}, button),
+        );
+      }),
     );
   }
 

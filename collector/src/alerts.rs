@@ -62,6 +62,14 @@ pub struct CollectorConfig {
     /// Alerts that become decisions (`[decisions]`). Default: none.
     #[serde(default)]
     pub decisions: crate::auto_decisions::AutoDecisionsConfig,
+    /// How notifications are delivered (`[notify]`). Default: see
+    /// [`crate::notify::config::NotifyConfig`].
+    #[serde(default)]
+    pub notify: crate::notify::config::NotifyConfig,
+    /// Where new and escalated alerts are sent (`[[destinations]]`).
+    /// Default: nowhere.
+    #[serde(default)]
+    pub destinations: Vec<crate::notify::config::Destination>,
 }
 
 impl CollectorConfig {
@@ -75,9 +83,12 @@ impl CollectorConfig {
 
     /// Parses and checks config text.
     pub fn parse(text: &str) -> std::result::Result<CollectorConfig, String> {
-        let config: CollectorConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut config: CollectorConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         config.alert.check()?;
         config.decisions.check(&config.alert)?;
+        config.notify.check()?;
+        crate::notify::config::check_destinations(&config.destinations)?;
+        config.alert.notify = config.destinations.iter().map(|d| d.name().to_string()).collect();
         Ok(config)
     }
 }
@@ -97,11 +108,20 @@ pub struct AlertConfig {
     /// raise one alert per rule it matches. Default: none.
     #[serde(default, rename = "rule")]
     pub rules: Vec<Rule>,
+    /// The names of the `[[destinations]]`: a pass that raises or escalates
+    /// an alert writes one outbox row for each, in its own transaction.
+    #[serde(skip)]
+    pub notify: Vec<String>,
 }
 
 impl Default for AlertConfig {
     fn default() -> AlertConfig {
-        AlertConfig { interval_secs: default_interval(), max_rows_per_pass: default_pass_rows(), rules: Vec::new() }
+        AlertConfig {
+            interval_secs: default_interval(),
+            max_rows_per_pass: default_pass_rows(),
+            rules: Vec::new(),
+            notify: Vec::new(),
+        }
     }
 }
 

@@ -87,6 +87,7 @@ pub mod dashboard;
 pub mod decisions_cli;
 pub mod error;
 pub mod net;
+pub mod notify;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -159,6 +160,7 @@ impl Server {
         };
         let model = load_model(args.model.as_deref())?;
         let agent_model = load_agent_model(args.agent_model.as_deref())?;
+        let notifier = Arc::new(notify::Notifier::new(config.notify.clone(), &config.destinations)?);
         let store = store::connect(&args.store_config()).await?;
         let addr = args.listen_addr(port_env)?;
         let listener =
@@ -191,6 +193,7 @@ impl Server {
             rate_limits: Arc::new(api::limits::RateLimits::new(&args.rate_config()?)),
             net: net.clone(),
             tokens: Arc::default(),
+            notifier: notifier.clone(),
         };
         let app = api::router(
             state,
@@ -219,6 +222,7 @@ impl Server {
         if !config.decisions.from_alert_rules.is_empty() {
             tokio::spawn(auto_decisions::decide_forever(store.clone(), Arc::new(config.decisions)));
         }
+        notifier.spawn(store.clone());
         let alerting = (!config.alert.rules.is_empty())
             .then(|| tokio::spawn(alerts::evaluate_forever(store.clone(), Arc::new(config.alert))));
         Ok(Server { listener, app, store, tls, limits: args.conn_limits(), net, alerting })

@@ -80,6 +80,8 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/api/alerts", Access::Operator(Role::Viewer)),
     ("POST", "/api/alerts/{id}/ack", Access::Operator(Role::Analyst)),
     ("POST", "/api/alerts/{id}/resolve", Access::Operator(Role::Analyst)),
+    ("GET", "/api/destinations", Access::Operator(Role::Analyst)),
+    ("POST", "/api/destinations/{name}/test", Access::Operator(Role::Admin)),
     ("GET", "/api/audit", Access::Operator(Role::Admin)),
     ("GET", "/api/audit.csv", Access::Operator(Role::Admin)),
     // Counters only (no result, address or name): open where the legacy
@@ -106,6 +108,7 @@ pub const ROUTE_BODIES: &[(&str, &str, &[&str])] = &[
     ("DELETE", "/api/decisions/{id}", &["application/json"]),
     ("POST", "/api/alerts/{id}/ack", &["application/json"]),
     ("POST", "/api/alerts/{id}/resolve", &["application/json"]),
+    ("POST", "/api/destinations/{name}/test", &["application/json"]),
 ];
 
 /// `path` as [`ROUTE_ACCESS`] spells it (for counters keyed by route).

@@ -59,6 +59,30 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response> {
     for (rule, state, n) in s.store.alert_counts().await? {
         let _ = writeln!(out, "bfp_alerts{{rule=\"{}\",state=\"{state}\"}} {n}", rule.replace(['\\', '"', '\n'], "_"));
     }
+    if !s.notifier.is_empty() {
+        let status = s.notifier.status(&*s.store).await?;
+        let families: [(&str, &str, &str, fn(&crate::notify::DestinationStatus) -> u64); 3] = [
+            (
+                "bfp_notifications_sent_total",
+                "counter",
+                "Notifications delivered (acknowledged), by destination.",
+                |d| d.counts.delivered,
+            ),
+            ("bfp_notifications_failed_total", "counter", "Failed delivery attempts, by destination.", |d| {
+                d.counts.failed
+            }),
+            ("bfp_outbox_pending", "gauge", "Notifications waiting in the outbox, by destination.", |d| {
+                d.counts.pending
+            }),
+        ];
+        for (name, kind, help, value) in families {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for d in &status {
+                let _ = writeln!(out, "{name}{{destination=\"{}\"}} {}", d.name, value(d));
+            }
+        }
+    }
     let w = s.store.stats();
     let _ = writeln!(out, "# HELP bfp_writer_commits_total Write transactions committed (each a group of requests).");
     let _ = writeln!(out, "# TYPE bfp_writer_commits_total counter");

@@ -32,6 +32,7 @@ pub mod alerts;
 pub mod analytics;
 pub mod audit;
 pub mod decisions;
+pub mod destinations;
 pub mod devices;
 pub mod extract;
 pub mod feedback;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub net: Arc<crate::net::NetMetrics>,
     /// Bearer tokens verified in the last second.
     pub tokens: Arc<access::TokenCache>,
+    /// The notification destinations (status and test messages).
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// The two ends of a connection: the client's address and the address of
@@ -174,6 +177,11 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/{id}/ack", post(alerts::ack).layer(DefaultBodyLimit::max(alerts::MAX_ACTION_BYTES)))
         .route("/api/alerts/{id}/resolve", post(alerts::resolve).layer(DefaultBodyLimit::max(alerts::MAX_ACTION_BYTES)))
+        .route("/api/destinations", get(destinations::list))
+        .route(
+            "/api/destinations/{name}/test",
+            post(destinations::test).layer(DefaultBodyLimit::max(destinations::MAX_TEST_BYTES)),
+        )
         .route("/metrics", get(metrics::metrics))
         .route("/api/login", post(session::login).layer(DefaultBodyLimit::max(config.max_body_bytes)))
         .route("/api/logout", post(session::logout).layer(DefaultBodyLimit::max(config.max_body_bytes)))
@@ -288,6 +296,7 @@ pub(crate) async fn test_service(dir: &tempfile::TempDir) -> (Router, Arc<dyn St
             ..access::ConsoleConfig::default()
         }),
         login_limiter: session::login_limiter(),
+        notifier: Arc::new(crate::notify::Notifier::none()),
         rate_limits: Arc::default(),
         net: Arc::default(),
         tokens: Arc::default(),

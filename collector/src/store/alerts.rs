@@ -1,12 +1,12 @@
 //! Alerts as they cross the store seam: the stored record, its state, and
 //! what a listing asks for.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// Where an alert stands; an analyst moves it forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     /// Raised, nobody has looked at it.
@@ -39,7 +39,7 @@ impl AlertState {
 }
 
 /// One stored alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Id, increasing.
     pub id: i64,
@@ -97,4 +97,7 @@ pub struct EvaluationPass {
     pub opened: u64,
     /// Matches added to existing alerts.
     pub grouped: u64,
+    /// Outbox rows written (one per destination and raised or escalated
+    /// alert).
+    pub notifications: u64,
 }

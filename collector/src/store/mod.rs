@@ -37,6 +37,7 @@ pub mod devices;
 pub mod feedback;
 pub mod insights;
 pub mod model;
+pub mod outbox;
 pub mod postgres;
 pub mod sqlite;
 pub mod users;
@@ -143,6 +144,36 @@ pub trait Alerts: Send + Sync {
     async fn alert_counts(&self) -> Result<Vec<(String, String, u64)>>;
 }
 
+/// The notification outbox: rows are written by
+/// [`Alerts::evaluate_alerts`] in the pass's own transaction (one per
+/// destination named in `AlertConfig::notify`); the delivery task reads and
+/// marks them here.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// The oldest undelivered messages of `destination`, at most `limit`, in
+    /// row order (due or not: the caller stops at the first not yet due, so
+    /// one destination's messages go out in order).
+    async fn outbox_head(&self, destination: String, limit: u32) -> Result<Vec<outbox::OutboxMessage>>;
+
+    /// Marks row `row` delivered at `now` (seconds since the epoch).
+    async fn outbox_delivered(&self, row: i64, now: i64) -> Result<()>;
+
+    /// Records a failed attempt on row `row`: its error, one more attempt,
+    /// and the time of the next.
+    async fn outbox_failed(&self, row: i64, error: String, next_attempt: i64, now: i64) -> Result<()>;
+
+    /// Records the outcome of a test message sent to `destination`.
+    async fn destination_tested(
+        &self,
+        destination: String,
+        outcome: std::result::Result<(), String>,
+        now: i64,
+    ) -> Result<()>;
+
+    /// Counts and last outcomes per destination that has any.
+    async fn destination_counts(&self) -> Result<Vec<outbox::DestinationCounts>>;
+}
+
 /// Decisions (blocks pushed to a device group), device groups, and the
 /// blocks devices report.
 #[async_trait]
@@ -171,7 +202,9 @@ pub trait Decisions: Send + Sync {
 
 /// The whole store, as the service holds it (`Arc<dyn Store>`).
 #[async_trait]
-pub trait Store: Predictions + Devices + AnalystFeedback + Alerts + Users + Decisions + console::Console {
+pub trait Store:
+    Predictions + Devices + AnalystFeedback + Alerts + Outbox + Users + Decisions + console::Console
+{
     /// The writer's counters.
     fn stats(&self) -> &WriterStats;
 

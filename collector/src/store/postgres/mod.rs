@@ -12,6 +12,8 @@
 //! - `reads`: counters, pages at any offset (walking `id_blocks`) or cursor,
 //!   the roll-ups and the export;
 //! - `resources`: devices, feedback, users, the console, decisions, alerts;
+//! - `outbox`: the notification outbox, one sender per destination among
+//!   collectors (an advisory lock each);
 //! - [`copy`]: `bfp-collector migrate-store`, a SQLite store copied in.
 //!
 //! Ids come from [`migrations`]' `bfp_reserve_ids`: every transaction takes
@@ -23,6 +25,7 @@
 pub mod copy;
 mod csv;
 pub mod migrations;
+mod outbox;
 mod reads;
 mod resources;
 mod store;

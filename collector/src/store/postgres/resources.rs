@@ -11,6 +11,7 @@ use bfp_common::wire::{PushedDecision, PushedDecisions, MAX_PUSHED_DECISIONS};
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::error::SqlState;
 
+use super::outbox::Touched;
 use super::reads::ts;
 use crate::alerts::AlertConfig;
 use crate::error::{Error, Result};
@@ -612,6 +613,8 @@ pub(super) async fn evaluate_alerts(c: &mut ClientWrapper, config: &AlertConfig)
         return Ok(pass);
     };
     let mut open: HashMap<(usize, String), Grouped> = HashMap::new();
+    // Alerts this pass changed, with what the outbox needs to know of them.
+    let mut touched: HashMap<i64, Touched> = HashMap::new();
     for result in &page {
         pass.results += 1;
         let seen = unix_seconds(&result.created_at);
@@ -649,7 +652,7 @@ pub(super) async fn evaluate_alerts(c: &mut ClientWrapper, config: &AlertConfig)
                 g.last_seen = g.last_seen.max(seen);
                 pass.grouped += 1;
             } else {
-                flush(&tx, open.remove(&(i, key.clone()))).await?;
+                flush(&tx, open.remove(&(i, key.clone())), &mut touched).await?;
                 let id: i64 = tx
                     .query_one(
                         "INSERT INTO alerts (rule, group_key, count, first_result_id, last_result_id,
@@ -667,27 +670,41 @@ pub(super) async fn evaluate_alerts(c: &mut ClientWrapper, config: &AlertConfig)
                     )
                     .await?
                     .get(0);
+                touched.insert(id, Touched { opened: true, count: 1, told: 0, resolved: false });
                 open.insert((i, key), Grouped { id, last_seen: seen, resolved_at: None, added: 0, last_id: 0 });
                 pass.opened += 1;
             }
         }
     }
     for (_, g) in open.drain() {
-        flush(&tx, Some(g)).await?;
+        flush(&tx, Some(g), &mut touched).await?;
     }
+    let mut touched: Vec<(i64, Touched)> = touched.into_iter().collect();
+    touched.sort_unstable();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    pass.notifications = super::outbox::enqueue(&tx, &touched, &config.notify, now).await?;
     tx.execute("UPDATE alert_cursor SET last_result_id = $1 WHERE id = 1", &[&last]).await?;
     tx.commit().await?;
     Ok(pass)
 }
 
-async fn flush(tx: &deadpool_postgres::Transaction<'_>, g: Option<Grouped>) -> Result<()> {
+/// Writes what a pass added to an alert and notes it in `touched`.
+async fn flush(
+    tx: &deadpool_postgres::Transaction<'_>,
+    g: Option<Grouped>,
+    touched: &mut HashMap<i64, Touched>,
+) -> Result<()> {
     let Some(g) = g.filter(|g| g.added > 0) else { return Ok(()) };
-    tx.execute(
-        "UPDATE alerts SET count = count + $2, last_result_id = GREATEST(last_result_id, $3),
-             last_seen = GREATEST(last_seen, $4) WHERE id = $1",
-        &[&g.id, &g.added, &g.last_id, &g.last_seen],
-    )
-    .await?;
+    let r = tx
+        .query_one(
+            "UPDATE alerts SET count = count + $2, last_result_id = GREATEST(last_result_id, $3),
+                 last_seen = GREATEST(last_seen, $4) WHERE id = $1
+             RETURNING count, notified_count, state = 'resolved'",
+            &[&g.id, &g.added, &g.last_id, &g.last_seen],
+        )
+        .await?;
+    let (count, told, resolved): (i64, i64, bool) = (r.get(0), r.get(1), r.get(2));
+    touched.entry(g.id).and_modify(|t| t.count = count).or_insert(Touched { opened: false, count, told, resolved });
     Ok(())
 }
 
@@ -738,6 +755,14 @@ fn alert_of(r: &tokio_postgres::Row) -> Alert {
         resolved_by: r.get(14),
         resolved_at: r.get(15),
     }
+}
+
+/// Alert `id` as it is now (inside `tx`: as the pass left it).
+pub(super) async fn get_alert(tx: &deadpool_postgres::Transaction<'_>, id: i64) -> Result<Alert> {
+    tx.query_opt(&format!("SELECT {} FROM alerts WHERE id = $1", alert_columns()), &[&id])
+        .await?
+        .map(|r| alert_of(&r))
+        .ok_or_else(|| Error::NotFound(format!("no alert with id {id}")))
 }
 
 pub(super) async fn list_alerts(c: &ClientWrapper, q: &AlertQuery) -> Result<Vec<Alert>> {

@@ -8,11 +8,12 @@ use bfp_common::wire::Batch;
 use tokio::sync::{mpsc, oneshot};
 
 use super::writer::{self, WriteOp};
-use super::{csv, reads, resources};
+use super::{csv, outbox, reads, resources};
 use crate::error::{Error, Result};
 use crate::store::alerts::{Alert, AlertQuery, AlertState, EvaluationPass};
 use crate::store::console::{AuditEntry, Console, LockState, NewAuditEntry, SessionPolicy};
 use crate::store::decisions::{Decision, DecisionQuery, DeviceBlocks, NewDecision};
+use crate::store::outbox::{DestinationCounts, OutboxMessage};
 use crate::store::{
     AnalystFeedback, ApiTokenInfo, Bucket, CsvCommit, CsvSender, DeviceId, DeviceInfo, Devices, Feedback,
     FeedbackOutcome, IngestOutcome, Insights, NewApiToken, NewPrediction, Operator, Predictions, ResultsPage,
@@ -52,6 +53,10 @@ pub struct PgStore {
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     stats: Arc<WriterStats>,
     dir: PathBuf,
+    /// For the connections holding a destination's advisory lock.
+    url: String,
+    /// The destinations this collector sends (see `outbox`).
+    senders: outbox::Senders,
 }
 
 pub(super) type Pool = deadpool_postgres::Pool;
@@ -88,7 +93,15 @@ impl PgStore {
         let stats = Arc::new(WriterStats::default());
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let writer = tokio::spawn(writer::run(pool.clone(), rx, config.max_batch.max(1), stats.clone()));
-        Ok(PgStore { pool, tx, writer: Mutex::new(Some(writer)), stats, dir: config.staging_dir.clone() })
+        Ok(PgStore {
+            pool,
+            tx,
+            writer: Mutex::new(Some(writer)),
+            stats,
+            dir: config.staging_dir.clone(),
+            url: config.url.clone(),
+            senders: outbox::Senders::default(),
+        })
     }
 
     async fn send<T>(&self, op: impl FnOnce(oneshot::Sender<Result<T>>) -> WriteOp) -> Result<T> {
@@ -191,6 +204,34 @@ impl crate::store::Alerts for PgStore {
 
     async fn alert_counts(&self) -> Result<Vec<(String, String, u64)>> {
         resources::alert_counts(&*self.conn().await?).await
+    }
+}
+
+#[async_trait]
+impl crate::store::Outbox for PgStore {
+    async fn outbox_head(&self, destination: String, limit: u32) -> Result<Vec<OutboxMessage>> {
+        outbox::head(&self.senders, &self.url, &destination, limit).await
+    }
+
+    async fn outbox_delivered(&self, row: i64, now: i64) -> Result<()> {
+        outbox::delivered(&mut *self.conn().await?, row, now).await
+    }
+
+    async fn outbox_failed(&self, row: i64, error: String, next_attempt: i64, now: i64) -> Result<()> {
+        outbox::failed(&mut *self.conn().await?, row, &error, next_attempt, now).await
+    }
+
+    async fn destination_tested(
+        &self,
+        destination: String,
+        outcome: std::result::Result<(), String>,
+        now: i64,
+    ) -> Result<()> {
+        outbox::tested(&mut *self.conn().await?, &destination, &outcome, now).await
+    }
+
+    async fn destination_counts(&self) -> Result<Vec<DestinationCounts>> {
+        outbox::counts(&*self.conn().await?).await
     }
 }
 
@@ -307,6 +348,8 @@ impl Store for PgStore {
         if let Some(handle) = handle {
             let _ = handle.await;
         }
+        // Other collectors may take this one's destinations over.
+        self.senders.release().await;
     }
 }
 

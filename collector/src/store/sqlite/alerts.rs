@@ -24,24 +24,45 @@ struct Grouped {
     last_id: i64,
 }
 
-pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<EvaluationPass> {
-    let mut pass = EvaluationPass::default();
+/// The results a pass evaluates: those stored after the cursor (at most
+/// `max_rows_per_pass`), read on a read connection so the writer does not
+/// spend its time decoding them.
+pub(super) struct Page {
+    /// The cursor the page was read after.
+    cursor: i64,
+    /// The results, in id order.
+    results: Vec<crate::store::StoredPrediction>,
+}
+
+pub(super) fn read_page(c: &Connection, config: &AlertConfig) -> Result<Page> {
     if config.rules.is_empty() {
-        return Ok(pass);
+        return Ok(Page { cursor: 0, results: Vec::new() });
     }
-    // Read before the write transaction (the page is its own snapshot): on
-    // the writer's connection nothing else writes in between.
-    let cursor: i64 = conn
-        .query_row("SELECT last_result_id FROM alert_cursor WHERE id = 1", [], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
+    let cursor = cursor_of(c)?;
     let page = reads::results(
-        conn,
+        c,
         &ResultsQuery { limit: config.max_rows_per_pass, after_id: Some(cursor), ..ResultsQuery::default() },
     )?;
+    Ok(Page { cursor, results: page.results })
+}
+
+fn cursor_of(c: &Connection) -> Result<i64> {
+    Ok(c.query_row("SELECT last_result_id FROM alert_cursor WHERE id = 1", [], |r| r.get(0)).optional()?.unwrap_or(0))
+}
+
+/// Groups `page` into alerts and moves the cursor, in one transaction on
+/// the writer's connection. A page read after another cursor than the one
+/// stored now (a pass ran in between) is dropped: the next pass reads anew.
+pub(super) fn evaluate_page(conn: &mut Connection, config: &AlertConfig, page: Page) -> Result<EvaluationPass> {
+    let mut pass = EvaluationPass::default();
     let Some(last) = page.results.last().map(|r| r.id) else { return Ok(pass) };
+    if cursor_of(conn)? != page.cursor {
+        return Ok(pass);
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut open: HashMap<(usize, String), Grouped> = HashMap::new();
+    // Alerts this pass changed, with what the outbox needs to know of them.
+    let mut touched: HashMap<i64, Touched> = HashMap::new();
     for result in &page.results {
         pass.results += 1;
         let seen = unix_seconds(&result.created_at);
@@ -51,21 +72,21 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
             }
             let key = rule.group_by.key_of(result);
             if let Entry::Vacant(slot) = open.entry((i, key.clone())) {
+                // Cached statements: a pass runs these once per group.
                 let latest = tx
-                    .query_row(
+                    .prepare_cached(
                         "SELECT id, last_seen, resolved_unix FROM alerts
                          WHERE rule = ?1 AND group_key = ?2 ORDER BY id DESC LIMIT 1",
-                        params![rule.name, key],
-                        |r| {
-                            Ok(Grouped {
-                                id: r.get(0)?,
-                                last_seen: r.get(1)?,
-                                resolved_at: r.get(2)?,
-                                added: 0,
-                                last_id: 0,
-                            })
-                        },
-                    )
+                    )?
+                    .query_row(params![rule.name, key], |r| {
+                        Ok(Grouped {
+                            id: r.get(0)?,
+                            last_seen: r.get(1)?,
+                            resolved_at: r.get(2)?,
+                            added: 0,
+                            last_id: 0,
+                        })
+                    })
                     .optional()?;
                 if let Some(g) = latest {
                     slot.insert(g);
@@ -82,22 +103,35 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
                 g.last_seen = g.last_seen.max(seen);
                 pass.grouped += 1;
             } else {
-                flush(&tx, open.remove(&(i, key.clone())))?;
-                tx.execute(
+                flush(&tx, open.remove(&(i, key.clone())), &mut touched)?;
+                tx.prepare_cached(
                     "INSERT INTO alerts (rule, group_key, count, first_result_id, last_result_id,
                          first_seen, last_seen, source_ip, user, device)
                      VALUES (?1, ?2, 1, ?3, ?3, ?4, ?4, ?5, ?6, ?7)",
-                    params![rule.name, key, result.id, seen, result.agent.source_ip, result.agent.user, result.device],
-                )?;
+                )?
+                .execute(params![
+                    rule.name,
+                    key,
+                    result.id,
+                    seen,
+                    result.agent.source_ip,
+                    result.agent.user,
+                    result.device
+                ])?;
                 let id = tx.last_insert_rowid();
+                touched.insert(id, Touched { opened: true, count: 1, told: 0, resolved: false });
                 open.insert((i, key), Grouped { id, last_seen: seen, resolved_at: None, added: 0, last_id: 0 });
                 pass.opened += 1;
             }
         }
     }
     for (_, g) in open.drain() {
-        flush(&tx, Some(g))?;
+        flush(&tx, Some(g), &mut touched)?;
     }
+    let mut touched: Vec<(i64, Touched)> = touched.into_iter().collect();
+    touched.sort_unstable();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    pass.notifications = super::outbox::enqueue(&tx, &touched, &config.notify, now)?;
     tx.execute(
         "INSERT INTO alert_cursor (id, last_result_id) VALUES (1, ?1)
          ON CONFLICT (id) DO UPDATE SET last_result_id = excluded.last_result_id",
@@ -107,13 +141,30 @@ pub(super) fn evaluate(conn: &mut Connection, config: &AlertConfig) -> Result<Ev
     Ok(pass)
 }
 
-fn flush(tx: &Connection, g: Option<Grouped>) -> Result<()> {
+/// What a pass did to one alert, as the outbox needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Touched {
+    /// The pass opened it.
+    pub opened: bool,
+    /// Its count after the pass.
+    pub count: i64,
+    /// The count last told to destinations.
+    pub told: i64,
+    /// It is resolved.
+    pub resolved: bool,
+}
+
+/// Writes what a pass added to an alert and notes it in `touched`.
+fn flush(tx: &Connection, g: Option<Grouped>, touched: &mut HashMap<i64, Touched>) -> Result<()> {
     let Some(g) = g.filter(|g| g.added > 0) else { return Ok(()) };
-    tx.execute(
-        "UPDATE alerts SET count = count + ?2, last_result_id = MAX(last_result_id, ?3),
-             last_seen = MAX(last_seen, ?4) WHERE id = ?1",
-        params![g.id, g.added, g.last_id, g.last_seen],
-    )?;
+    let (count, told, resolved) = tx
+        .prepare_cached(
+            "UPDATE alerts SET count = count + ?2, last_result_id = MAX(last_result_id, ?3),
+                 last_seen = MAX(last_seen, ?4) WHERE id = ?1
+             RETURNING count, notified_count, state = 'resolved'",
+        )?
+        .query_row(params![g.id, g.added, g.last_id, g.last_seen], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    touched.entry(g.id).and_modify(|t| t.count = count).or_insert(Touched { opened: false, count, told, resolved });
     Ok(())
 }
 
@@ -298,7 +349,10 @@ mod tests {
         let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
         assert_eq!(drain(&store, &config).await, EvaluationPass::default());
         store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
-        assert_eq!(drain(&store, &config).await, EvaluationPass { results: 1, opened: 0, grouped: 1 });
+        assert_eq!(
+            drain(&store, &config).await,
+            EvaluationPass { results: 1, opened: 0, grouped: 1, notifications: 0 }
+        );
         let counts = store.alert_counts().await.unwrap();
         assert_eq!(counts, [("brute".to_string(), "open".to_string(), 2)]);
         store.shutdown().await;

@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, what: "operators and their API tokens", apply: users },
     Migration { version: 9, what: "device groups, decisions and the blocks devices report", apply: decisions },
     Migration { version: 10, what: "dashboard sessions, login lock-outs and the audit trail", apply: console },
+    Migration { version: 11, what: "the notification outbox and destinations' status", apply: outbox },
 ];
 
 /// The schema version this collector writes (the last step of the ladder).
@@ -361,6 +362,39 @@ BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
     )
 }
 
+fn outbox(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "-- The count last told to destinations: an alert escalates when its
+-- count reaches twice this. Alerts made before this step start at their
+-- count (no message for what happened before notifications existed).
+ALTER TABLE alerts ADD COLUMN notified_count INTEGER NOT NULL DEFAULT 0;
+UPDATE alerts SET notified_count = count;
+CREATE TABLE outbox (
+    id           INTEGER PRIMARY KEY,
+    destination  TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    alert_id     INTEGER NOT NULL,
+    payload      TEXT NOT NULL, -- JSON: the notification, alert as it was
+    created_at   INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    last_error   TEXT,
+    delivered_at INTEGER,
+    UNIQUE (destination, event_id)
+);
+-- Each destination's queue in order; delivered rows leave the index.
+CREATE INDEX outbox_pending ON outbox (destination, id) WHERE delivered_at IS NULL;
+CREATE TABLE destination_status (
+    name            TEXT PRIMARY KEY,
+    delivered       INTEGER NOT NULL DEFAULT 0,
+    failed          INTEGER NOT NULL DEFAULT 0,
+    last_success_at INTEGER,
+    last_error      TEXT,
+    last_error_at   INTEGER
+) WITHOUT ROWID;",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +432,8 @@ mod tests {
             "sessions",
             "login_lockouts",
             "audit_log",
+            "outbox",
+            "destination_status",
         ] {
             assert!(first.iter().any(|sql| sql.starts_with(&format!("CREATE TABLE {table} "))), "{table}");
         }

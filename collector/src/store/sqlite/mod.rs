@@ -32,6 +32,7 @@ mod devices;
 mod feedback;
 mod insights;
 pub mod migrations;
+mod outbox;
 mod reads;
 mod users;
 mod writer;
@@ -240,7 +241,11 @@ impl AnalystFeedback for SqliteStore {
 #[async_trait]
 impl super::Alerts for SqliteStore {
     async fn evaluate_alerts(&self, config: Arc<crate::alerts::AlertConfig>) -> Result<super::alerts::EvaluationPass> {
-        self.exclusive(move |conn| alerts::evaluate(conn, &config)).await
+        // Read (and decode) the page off the writer; only the grouping and
+        // its writes take the writer's time.
+        let reading = config.clone();
+        let page = self.reads.run(move |c| alerts::read_page(c, &reading)).await?;
+        self.exclusive(move |conn| alerts::evaluate_page(conn, &config, page)).await
     }
 
     async fn alerts(&self, q: super::alerts::AlertQuery) -> Result<Vec<super::alerts::Alert>> {
@@ -258,6 +263,34 @@ impl super::Alerts for SqliteStore {
 
     async fn alert_counts(&self) -> Result<Vec<(String, String, u64)>> {
         self.reads.run(alerts::counts).await
+    }
+}
+
+#[async_trait]
+impl super::Outbox for SqliteStore {
+    async fn outbox_head(&self, destination: String, limit: u32) -> Result<Vec<super::outbox::OutboxMessage>> {
+        self.reads.run(move |c| outbox::head(c, &destination, limit)).await
+    }
+
+    async fn outbox_delivered(&self, row: i64, now: i64) -> Result<()> {
+        self.exclusive(move |conn| outbox::delivered(conn, row, now)).await
+    }
+
+    async fn outbox_failed(&self, row: i64, error: String, next_attempt: i64, now: i64) -> Result<()> {
+        self.exclusive(move |conn| outbox::failed(conn, row, &error, next_attempt, now)).await
+    }
+
+    async fn destination_tested(
+        &self,
+        destination: String,
+        outcome: std::result::Result<(), String>,
+        now: i64,
+    ) -> Result<()> {
+        self.exclusive(move |conn| outbox::tested(conn, &destination, &outcome, now)).await
+    }
+
+    async fn destination_counts(&self) -> Result<Vec<super::outbox::DestinationCounts>> {
+        self.reads.run(outbox::counts).await
     }
 }
 

@@ -1,0 +1,262 @@
+//! The notification outbox in SQLite: rows written by the alert pass (in
+//! its transaction), read in order per destination, and marked delivered or
+//! failed by the delivery task on the writer's connection.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::error::{Error, Result};
+use crate::store::alerts::Alert;
+use crate::store::outbox::{AlertEvent, DestinationCounts, Notification, OutboxMessage};
+
+/// Tells `destinations` of what happened to the alerts a pass touched: a
+/// new alert is raised, an existing one escalates when its count reaches
+/// twice the count last told; a resolved alert says nothing (its rule's
+/// cool-down is meant to keep it quiet). Only an event reads the alert
+/// whole. Returns the rows written.
+pub(super) fn enqueue(
+    tx: &Transaction<'_>,
+    touched: &[(i64, super::alerts::Touched)],
+    destinations: &[String],
+    now: i64,
+) -> Result<u64> {
+    let mut written = 0;
+    for &(id, t) in touched {
+        let event = if t.opened {
+            AlertEvent::Raised
+        } else if t.told > 0 && t.count >= t.told.saturating_mul(2) && !t.resolved {
+            AlertEvent::Escalated
+        } else {
+            if t.told == 0 {
+                // An alert from before notifications: start counting here.
+                tx.prepare_cached("UPDATE alerts SET notified_count = ?2 WHERE id = ?1")?
+                    .execute(params![id, t.count])?;
+            }
+            continue;
+        };
+        tx.prepare_cached("UPDATE alerts SET notified_count = ?2 WHERE id = ?1")?.execute(params![id, t.count])?;
+        if !destinations.is_empty() {
+            let alert = super::alerts::get(tx, id)?;
+            written += write_rows(tx, event, &alert, destinations, now)?;
+        }
+    }
+    Ok(written)
+}
+
+fn write_rows(tx: &Connection, event: AlertEvent, alert: &Alert, destinations: &[String], now: i64) -> Result<u64> {
+    let notification = Notification { id: Notification::id_of(event, alert), event, alert: alert.clone() };
+    let payload = serde_json::to_string(&notification).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO outbox (destination, event_id, alert_id, payload, created_at, next_attempt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (destination, event_id) DO NOTHING",
+    )?;
+    let mut written = 0;
+    for d in destinations {
+        written += stmt.execute(params![d, notification.id, alert.id, payload, now])? as u64;
+    }
+    Ok(written)
+}
+
+pub(super) fn head(c: &Connection, destination: &str, limit: u32) -> Result<Vec<OutboxMessage>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, payload, attempts, next_attempt FROM outbox
+         WHERE destination = ?1 AND delivered_at IS NULL ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![destination, limit], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (row, payload, attempts, next_attempt) = row?;
+        let notification: Notification = serde_json::from_str(&payload)
+            .map_err(|e| Error::Internal(format!("outbox row {row} holds a bad payload: {e}")))?;
+        out.push(OutboxMessage {
+            row,
+            destination: destination.to_string(),
+            notification,
+            attempts: attempts.clamp(0, i64::from(u32::MAX)) as u32,
+            next_attempt,
+        });
+    }
+    Ok(out)
+}
+
+fn status_row(tx: &Connection, name: &str) -> Result<()> {
+    tx.prepare_cached("INSERT INTO destination_status (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")?
+        .execute([name])?;
+    Ok(())
+}
+
+pub(super) fn delivered(conn: &mut Connection, row: i64, now: i64) -> Result<()> {
+    let tx = conn.transaction()?;
+    let name: Option<String> = tx
+        .query_row(
+            "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1 AND delivered_at IS NULL
+             RETURNING destination",
+            params![row, now],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(name) = name {
+        status_row(&tx, &name)?;
+        tx.execute(
+            "UPDATE destination_status SET delivered = delivered + 1, last_success_at = ?2 WHERE name = ?1",
+            params![name, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn failed(conn: &mut Connection, row: i64, error: &str, next_attempt: i64, now: i64) -> Result<()> {
+    let tx = conn.transaction()?;
+    let name: Option<String> = tx
+        .query_row(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt = ?3
+             WHERE id = ?1 AND delivered_at IS NULL RETURNING destination",
+            params![row, error, next_attempt],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(name) = name {
+        record_failure(&tx, &name, error, now)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn record_failure(tx: &Connection, name: &str, error: &str, now: i64) -> Result<()> {
+    status_row(tx, name)?;
+    tx.execute(
+        "UPDATE destination_status SET failed = failed + 1, last_error = ?2, last_error_at = ?3 WHERE name = ?1",
+        params![name, error, now],
+    )?;
+    Ok(())
+}
+
+pub(super) fn tested(
+    conn: &mut Connection,
+    name: &str,
+    outcome: &std::result::Result<(), String>,
+    now: i64,
+) -> Result<()> {
+    let tx = conn.transaction()?;
+    match outcome {
+        Ok(()) => {
+            status_row(&tx, name)?;
+            tx.execute("UPDATE destination_status SET last_success_at = ?2 WHERE name = ?1", params![name, now])?;
+        }
+        Err(e) => record_failure(&tx, name, e, now)?,
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn counts(c: &Connection) -> Result<Vec<DestinationCounts>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT n.name, COALESCE(s.delivered, 0), COALESCE(s.failed, 0),
+                (SELECT COUNT(*) FROM outbox o WHERE o.destination = n.name AND o.delivered_at IS NULL),
+                (SELECT COUNT(*) FROM outbox o WHERE o.destination = n.name AND o.delivered_at IS NULL
+                     AND o.attempts > 0),
+                (SELECT COALESCE(SUM(o.attempts), 0) FROM outbox o
+                     WHERE o.destination = n.name AND o.delivered_at IS NULL),
+                datetime(s.last_success_at, 'unixepoch'), s.last_error, datetime(s.last_error_at, 'unixepoch')
+         FROM (SELECT name FROM destination_status
+               UNION SELECT DISTINCT destination FROM outbox WHERE delivered_at IS NULL) n
+         LEFT JOIN destination_status s ON s.name = n.name ORDER BY n.name",
+    )?;
+    let n = |v: i64| v.max(0) as u64;
+    let rows = stmt.query_map([], |r| {
+        Ok(DestinationCounts {
+            name: r.get(0)?,
+            delivered: n(r.get(1)?),
+            failed: n(r.get(2)?),
+            pending: n(r.get(3)?),
+            retrying: n(r.get(4)?),
+            retries_pending: n(r.get(5)?),
+            last_success_at: r.get(6)?,
+            last_error: r.get(7)?,
+            last_error_at: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::alerts::CollectorConfig;
+    use crate::store::outbox::AlertEvent;
+    use crate::store::sqlite::{SqliteConfig, SqliteStore};
+    use crate::store::{AgentContext, Alerts, NewPrediction, Outbox, Predictions, Reason, Source, Store};
+
+    fn attempt(ip: &str) -> NewPrediction {
+        NewPrediction {
+            source: Source::Agent,
+            fingerprint: bfp_common::Fingerprint {
+                login_hour: 3,
+                session_duration_min: 0.0,
+                commands: 0,
+                failed_logins: 6,
+                protocol: bfp_common::Protocol::Ssh,
+                typing_speed_wpm: None,
+                risky_commands: None,
+            },
+            suspicious: true,
+            confidence: 0.95,
+            commands: None,
+            model_version: Arc::from("m1"),
+            reasons: vec![Reason::Text("6 failed logins".into())],
+            device: Some("pi-1".into()),
+            agent: AgentContext { source_ip: Some(ip.into()), user: Some("root".into()), ..AgentContext::default() },
+        }
+    }
+
+    #[tokio::test]
+    async fn raised_and_doubled_alerts_write_one_row_per_destination_in_the_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("app.db"))).unwrap();
+        let config = Arc::new(
+            CollectorConfig::parse(
+                "[[alert.rule]]\nname = \"brute\"\n\
+                 [[destinations]]\nname = \"a\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n\
+                 [[destinations]]\nname = \"b\"\ntype = \"syslog\"\naddress = \"127.0.0.1:9\"\n",
+            )
+            .unwrap()
+            .alert,
+        );
+        let ids = |heads: &[crate::store::outbox::OutboxMessage]| {
+            heads.iter().map(|m| m.notification.id.clone()).collect::<Vec<_>>()
+        };
+        store.insert(vec![attempt("203.0.113.7"), attempt("203.0.113.7"), attempt("198.51.100.2")]).await.unwrap();
+        let pass = store.evaluate_alerts(config.clone()).await.unwrap();
+        assert_eq!((pass.opened, pass.notifications), (2, 4));
+        let head = store.outbox_head("a".into(), 10).await.unwrap();
+        assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised"]);
+        assert_eq!(head[0].notification.alert.count, 2);
+        assert_eq!(head[0].notification.event, AlertEvent::Raised);
+        // 2 -> 3: not a doubling; 3 -> 4: twice the count told.
+        store.insert(vec![attempt("203.0.113.7")]).await.unwrap();
+        assert_eq!(store.evaluate_alerts(config.clone()).await.unwrap().notifications, 0);
+        store.insert(vec![attempt("203.0.113.7")]).await.unwrap();
+        assert_eq!(store.evaluate_alerts(config.clone()).await.unwrap().notifications, 2);
+        let head = store.outbox_head("b".into(), 10).await.unwrap();
+        assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised", "alert-1-escalated-4"]);
+
+        // Delivered rows leave the head; failures count and wait.
+        store.outbox_delivered(head[0].row, 100).await.unwrap();
+        store.outbox_delivered(head[0].row, 101).await.unwrap(); // a second mark changes nothing
+        store.outbox_failed(head[1].row, "HTTP 500".into(), 200, 150).await.unwrap();
+        let head = store.outbox_head("b".into(), 10).await.unwrap();
+        assert_eq!(ids(&head), ["alert-2-raised", "alert-1-escalated-4"]);
+        assert_eq!((head[0].attempts, head[0].next_attempt), (1, 200));
+        let counts = store.destination_counts().await.unwrap();
+        let b = counts.iter().find(|c| c.name == "b").unwrap();
+        assert_eq!((b.delivered, b.failed, b.pending, b.retrying, b.retries_pending), (1, 1, 2, 1, 1));
+        assert_eq!(b.last_error.as_deref(), Some("HTTP 500"));
+        assert_eq!(b.last_success_at.as_deref(), Some("1970-01-01 00:01:40"));
+        let a = counts.iter().find(|c| c.name == "a").unwrap();
+        assert_eq!((a.delivered, a.pending), (0, 3));
+        store.shutdown().await;
+    }
+}
