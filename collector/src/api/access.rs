@@ -105,6 +105,7 @@ pub const ROUTE_BODIES: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/devices", &["application/json"]),
     ("DELETE", "/api/devices/{name}", &["application/json"]),
     ("POST", "/api/decisions", &["application/json"]),
+    ("DELETE", "/api/decisions/{id}", &["application/json"]),
     ("POST", "/api/alerts/{id}/ack", &["application/json"]),
     ("POST", "/api/alerts/{id}/resolve", &["application/json"]),
     ("POST", "/api/destinations/{name}/test", &["application/json"]),

@@ -142,7 +142,7 @@ mod tests {
     }
 
     async fn call(app: &axum::Router, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = axum::http::Request::builder().method(method).uri(path);
+        let mut req = axum::http::Request::builder().method(method).uri(path).header("host", "localhost");
         if !token.is_empty() {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -205,7 +205,8 @@ mod tests {
         assert_eq!(pushed["decisions"][0]["address"], "203.0.113.0/24");
         let (_, core) = call(&app, "GET", "/api/agent/decisions", &other, None).await;
         assert_eq!(core["decisions"].as_array().map(Vec::len), Some(0), "another group's decision is not pushed");
-        assert_eq!(call(&app, "GET", "/api/agent/decisions", &admin, None).await.0, 401);
+        // An operator's token is a credential without the right: 403, as in the access matrix.
+        assert_eq!(call(&app, "GET", "/api/agent/decisions", &admin, None).await.0, 403);
 
         let id = made["id"].as_i64().unwrap();
         assert_eq!(call(&app, "DELETE", &format!("/api/decisions/{id}"), &analyst, None).await.0, 403);
