@@ -198,10 +198,17 @@ struct Smtp {
 
 impl Smtp {
     fn start(dir: &Path) -> Smtp {
+        Smtp::start_with(dir, &[])
+    }
+
+    /// With `extra` arguments (`--tlscert F --tlskey K`: STARTTLS required).
+    fn start_with(dir: &Path, extra: &[&str]) -> Smtp {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let maildir = dir.join("maildir");
         let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -677,5 +684,57 @@ async fn the_alerts_page_shows_destinations_and_tests_one_for_administrators() {
     b.wait_text("#destinations-table tbody tr:first-child", "the success on the status", |t| !t.contains("never"))
         .await;
     b.close().await;
+    c.stop();
+}
+
+/// E-mail over STARTTLS to aiosmtpd with a certificate from a private CA:
+/// delivered with the CA as `ca_file`, refused with the built-in roots.
+#[test]
+fn mail_goes_over_starttls_to_a_server_whose_ca_is_given() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = temp_dir();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let (ca_file, cert_file, key_file) =
+        (dir.path().join("ca.pem"), dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    fs::write(&ca_file, ca_cert.pem()).unwrap();
+    fs::write(&cert_file, cert.pem()).unwrap();
+    fs::write(&key_file, key.serialize_pem()).unwrap();
+    let smtp = Smtp::start_with(
+        dir.path(),
+        &["--tlscert", cert_file.to_str().unwrap(), "--tlskey", key_file.to_str().unwrap()],
+    );
+    let conf = dir.path().join("collector.toml");
+    let mail = |name: &str, ca: &str| {
+        format!(
+            "[[destinations]]\nname = \"{name}\"\ntype = \"email\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             security = \"starttls\"\n{ca}from = \"bfp@example.org\"\nto = [\"oncall@example.org\"]\n",
+            smtp.port
+        )
+    };
+    let text = mail("private-ca", &format!("ca_file = {:?}\n", ca_file.to_str().unwrap())) + &mail("public-roots", "");
+    fs::write(&conf, text).unwrap();
+    let db = dir.path().join("app.db");
+    let c = Collector::start(&db, &["--config".to_string(), conf.to_str().unwrap().to_string()]);
+    let admin = format!("Bearer {}", c.admin_token());
+    let headers = [("Authorization", admin.as_str()), ("Content-Type", "application/json")];
+    let ok = send("POST", &c.url("/api/destinations/private-ca/test"), &headers, Some(b"{}")).json();
+    assert_eq!(ok["ok"], true, "{ok}");
+    let refused = send("POST", &c.url("/api/destinations/public-roots/test"), &headers, Some(b"{}")).json();
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(refused["error"].as_str().unwrap().to_lowercase().contains("certificate"), "{refused}");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let id = ok["id"].as_str().unwrap();
+    assert!(mails[0].0.starts_with(&format!("<{id}@")), "{mails:?}");
+    assert!(mails[0].1.contains("test"), "{mails:?}");
     c.stop();
 }

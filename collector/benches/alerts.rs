@@ -15,6 +15,9 @@
 //!   case, with each iteration also evaluating everything it stored before
 //!   the next, serially. `scripts/bench/alerts.sh` prints the slowdowns.
 
+// `is_multiple_of` is newer than the workspace's rust-version (1.85).
+#![allow(clippy::manual_is_multiple_of)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 

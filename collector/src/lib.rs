@@ -26,7 +26,13 @@
 //!   health, predict, predict_csv, analytics, results   the original contract
 //!   ingest, devices, models                            agents and the fleet
 //!   feedback, insights, metrics                        dashboard and operators
+//!   alerts, destinations, decisions                    alerts and what they cause
 //! dashboard.rs         the embedded web page
+//! alerts.rs            the --config file, alert rules and their evaluation task
+//! notify/              notifications of alerts: [[destinations]] (config.rs),
+//!                      message formats (message.rs), the webhook, syslog and
+//!                      SMTP senders (send.rs), one delivery task per
+//!                      destination reading the outbox (mod.rs)
 //! store/               the store seam (traits and the values crossing it)
 //!   sqlite/            the SQLite implementation
 //!     migrations.rs    one numbered schema ladder, applied at open

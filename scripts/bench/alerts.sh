@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Alert rules' cost, in one run (collector/benches/alerts.rs): a result
 # matched against 20 rules, a whole evaluation pass per result, and the
-# ingest rate without rules against the rate with 20 rules (each iteration
-# evaluated in the background as in the service, and serially). Prints the figures, the slowdown and the
-# load average; the bar is at most 10 % slower with 20 rules.
+# ingest rate without rules against the rate with 20 rules (evaluated in the
+# background as in the service, and serially as the worst case). Prints the
+# figures, the slowdowns and the load average; the bar is at most 10 %
+# slower with 20 rules active.
 #
 #   scripts/bench/alerts.sh            # full criterion run (a few minutes)
 #   QUICK=1 scripts/bench/alerts.sh    # criterion --quick (a check, not figures)

@@ -61,7 +61,8 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response> {
     }
     if !s.notifier.is_empty() {
         let status = s.notifier.status(&*s.store).await?;
-        let families: [(&str, &str, &str, fn(&crate::notify::DestinationStatus) -> u64); 3] = [
+        type Value = fn(&crate::notify::DestinationStatus) -> u64;
+        let families: [(&str, &str, &str, Value); 3] = [
             (
                 "bfp_notifications_sent_total",
                 "counter",

@@ -196,6 +196,14 @@ impl Destination {
                 if c.username.is_some() != c.password.is_some() {
                     return Err(at("username and password go together".into()));
                 }
+                if let Some(ca) = &c.ca_file {
+                    if c.security == SmtpSecurity::Plaintext {
+                        return Err(at("ca_file is set but security is plaintext".into()));
+                    }
+                    if !ca.is_file() {
+                        return Err(at(format!("ca_file {} is not a readable file", ca.display())));
+                    }
+                }
                 if c.security == SmtpSecurity::Plaintext && !is_loopback_host(&c.host) {
                     return Err(at(format!(
                         "security = \"plaintext\" is for a test server on loopback only, not {:?}",
@@ -333,6 +341,10 @@ pub struct EmailConfig {
     pub from: String,
     /// The recipients. Required (at least one).
     pub to: Vec<String>,
+    /// PEM file of the CA certificates that sign the server's certificate
+    /// (with `starttls` or `tls`). Default: the Mozilla roots built in.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// SMTP user name, with `password`. Default: no authentication.
     #[serde(default)]
     pub username: Option<String>,
@@ -396,7 +408,9 @@ mod tests {
         let err = CollectorConfig::parse(include_str!("../../testdata/notify.toml")).unwrap_err();
         // Everything but the example CA file, which does not exist here.
         assert!(err.contains("destination \"siem\": ca_file /etc/bfp/siem-ca.pem"), "{err}");
-        let text = include_str!("../../testdata/notify.toml").replace("ca_file = \"/etc/bfp/siem-ca.pem\"", "");
+        let text = include_str!("../../testdata/notify.toml")
+            .replace("ca_file = \"/etc/bfp/siem-ca.pem\"", "")
+            .replace("ca_file = \"/etc/bfp/smtp-ca.pem\"", "");
         let c = CollectorConfig::parse(&text).unwrap();
         assert_eq!(c.alert.notify, ["ops-chat", "siem", "on-call"]);
     }

@@ -235,6 +235,19 @@ fn smtp(c: &EmailConfig, timeout: Duration) -> std::result::Result<AsyncSmtpTran
         SmtpSecurity::Plaintext => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
     };
     let mut builder = builder.port(c.port()).timeout(Some(timeout));
+    if let Some(path) = &c.ca_file {
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        let ca = Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {}", path.display(), chain(&e)))?;
+        let params = TlsParameters::builder(c.host.clone())
+            .add_root_certificate(ca)
+            .build_rustls()
+            .map_err(|e| format!("TLS: {}", chain(&e)))?;
+        builder = builder.tls(match c.security {
+            SmtpSecurity::Tls => Tls::Wrapper(params),
+            _ => Tls::Required(params),
+        });
+    }
     if let (Some(user), Some(password)) = (&c.username, &c.password) {
         builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
     }

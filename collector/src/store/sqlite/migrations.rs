@@ -363,13 +363,21 @@ BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
 }
 
 fn outbox(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    // Safe to run again over its own tables (a database whose version was
+    // set back, as the back-fill tests do).
+    let has_column =
+        tx.prepare("SELECT 1 FROM pragma_table_info('alerts') WHERE name = 'notified_count'")?.exists([])?;
+    if !has_column {
+        // The count last told to destinations: an alert escalates when its
+        // count reaches twice this. Alerts made before this step start at
+        // their count (no message for what happened before notifications).
+        tx.execute_batch(
+            "ALTER TABLE alerts ADD COLUMN notified_count INTEGER NOT NULL DEFAULT 0;
+             UPDATE alerts SET notified_count = count;",
+        )?;
+    }
     tx.execute_batch(
-        "-- The count last told to destinations: an alert escalates when its
--- count reaches twice this. Alerts made before this step start at their
--- count (no message for what happened before notifications existed).
-ALTER TABLE alerts ADD COLUMN notified_count INTEGER NOT NULL DEFAULT 0;
-UPDATE alerts SET notified_count = count;
-CREATE TABLE outbox (
+        "CREATE TABLE IF NOT EXISTS outbox (
     id           INTEGER PRIMARY KEY,
     destination  TEXT NOT NULL,
     event_id     TEXT NOT NULL,
@@ -383,8 +391,8 @@ CREATE TABLE outbox (
     UNIQUE (destination, event_id)
 );
 -- Each destination's queue in order; delivered rows leave the index.
-CREATE INDEX outbox_pending ON outbox (destination, id) WHERE delivered_at IS NULL;
-CREATE TABLE destination_status (
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (destination, id) WHERE delivered_at IS NULL;
+CREATE TABLE IF NOT EXISTS destination_status (
     name            TEXT PRIMARY KEY,
     delivered       INTEGER NOT NULL DEFAULT 0,
     failed          INTEGER NOT NULL DEFAULT 0,
