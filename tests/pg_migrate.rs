@@ -20,19 +20,19 @@ fn migrate_builds_a_postgres_schema_once_and_then_changes_nothing() {
     let cluster = PgCluster::start();
     let first = stdout(&migrate(&cluster.url()));
     assert!(
-        first.starts_with("PostgreSQL schema version 10 (was 0; steps applied now: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])"),
+        first.starts_with("PostgreSQL schema version 11 (was 0; steps applied now: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])"),
         "{first}"
     );
     let tables =
         cluster.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'");
     assert_eq!(
         tables,
-        "alert_cursor,alerts,api_tokens,audit_log,counters,decisions,device_blocks,device_refusals,device_responses,\
-         devices,feedback,id_blocks,ingested_batches,login_lockouts,predictions,rollup_hourly,schema_migrations,\
-         sessions,source_ips,users"
+        "alert_cursor,alerts,api_tokens,audit_log,counters,decisions,destination_status,device_blocks,device_refusals,\
+         device_responses,devices,feedback,id_blocks,ingested_batches,login_lockouts,outbox,predictions,rollup_hourly,\
+         schema_migrations,sessions,source_ips,users"
     );
     let again = stdout(&migrate(&cluster.url()));
-    assert_eq!(again, "PostgreSQL schema version 10 (was 10; steps applied now: [])");
+    assert_eq!(again, "PostgreSQL schema version 11 (was 11; steps applied now: [])");
 }
 
 #[test]
