@@ -2,35 +2,15 @@
 //! `bfp-collector token` commands on a database file: passwords from stdin,
 //! tokens shown once, listings without secrets, refusals without traces.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-use bfp_e2e::{binary, Backend};
+use bfp_e2e::Backend;
 use serde_json::Value;
 
-/// `bfp-collector ARGS --db DB`, with `stdin` written to its input.
-fn collector(db: &std::ffi::OsStr, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(binary("bfp-collector"))
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run bfp-collector");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("wait for bfp-collector")
-}
-
 fn ok(db: &std::ffi::OsStr, args: &[&str], stdin: &str) -> String {
-    let out = collector(db, args, stdin);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8 output")
+    bfp_e2e::collector_cli(db, args, stdin)
 }
 
 fn refused(db: &std::ffi::OsStr, args: &[&str], stdin: &str) -> String {
-    let out = collector(db, args, stdin);
+    let out = bfp_e2e::collector_output(db, args, stdin);
     assert!(!out.status.success(), "{args:?} should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

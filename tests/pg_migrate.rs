@@ -20,7 +20,9 @@ fn migrate_builds_a_postgres_schema_once_and_then_changes_nothing() {
     let cluster = PgCluster::start();
     let first = stdout(&migrate(&cluster.url()));
     assert!(
-        first.starts_with("PostgreSQL schema version 11 (was 0; steps applied now: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])"),
+        first.starts_with(
+            "PostgreSQL schema version 11 (was 0; steps applied now: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])"
+        ),
         "{first}"
     );
     let tables =

@@ -189,8 +189,8 @@ impl TestDb {
 }
 
 /// `bfp-collector ARGS --db DB` run to completion with `stdin` as its
-/// input; its stdout, or a panic with its stderr.
-pub fn collector_cli(db: impl AsRef<std::ffi::OsStr>, args: &[&str], stdin: &str) -> String {
+/// input, whatever its outcome.
+pub fn collector_output(db: impl AsRef<std::ffi::OsStr>, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(binary("bfp-collector"))
         .args(args)
@@ -202,7 +202,13 @@ pub fn collector_cli(db: impl AsRef<std::ffi::OsStr>, args: &[&str], stdin: &str
         .spawn()
         .expect("run bfp-collector");
     child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    let out = child.wait_with_output().expect("wait for bfp-collector");
+    child.wait_with_output().expect("wait for bfp-collector")
+}
+
+/// [`collector_output`] of a command that must succeed: its stdout, or a
+/// panic with its stderr.
+pub fn collector_cli(db: impl AsRef<std::ffi::OsStr>, args: &[&str], stdin: &str) -> String {
+    let out = collector_output(db, args, stdin);
     assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
