@@ -106,7 +106,7 @@ const SLOW_REQUEST: &[u8] = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 fn idle_and_slow_clients_neither_starve_another_nor_stay_past_their_timeouts() {
     let dir = TempDir::new().unwrap();
     let c = Collector::start(
-        &dir.path().join("app.db"),
+        dir.path().join("app.db"),
         &args(&["--max-connections-per-client", "20", "--idle-timeout", "3s", "--header-read-timeout", "2s"]),
     );
     let addr = c.addr;
@@ -181,7 +181,7 @@ fn idle_and_slow_clients_neither_starve_another_nor_stay_past_their_timeouts() {
 fn a_stalled_body_gets_408_and_its_connection_closed_and_so_does_a_request_past_its_time() {
     let dir = TempDir::new().unwrap();
     let c = Collector::start(
-        &dir.path().join("app.db"),
+        dir.path().join("app.db"),
         &args(&["--body-read-timeout", "2s", "--request-timeout", "5s", "--idle-timeout", "60s"]),
     );
     let addr = c.addr;
@@ -334,8 +334,7 @@ fn login_and_token_guessing_get_429_past_their_limits_while_other_clients_are_se
 fn predictions_past_the_per_client_rate_get_429_outside_the_exempt_networks() {
     let dir = TempDir::new().unwrap();
     // No exemption: loopback is limited like any address.
-    let c =
-        Collector::start(&dir.path().join("app.db"), &args(&["--predict-rate", "5", "--rate-limit-exempt", "none"]));
+    let c = Collector::start(dir.path().join("app.db"), &args(&["--predict-rate", "5", "--rate-limit-exempt", "none"]));
     let body = serde_json::json!({"login_time":"03:00","session_duration":5,"commands":["ls"],
         "failed_logins":4,"protocol":"TOR","typing_speed":120});
     let statuses: Vec<u16> = (0..20).map(|_| post_json(&c.url("/api/predict"), &body).status).collect();
@@ -353,7 +352,7 @@ fn predictions_past_the_per_client_rate_get_429_outside_the_exempt_networks() {
 #[test]
 fn oversized_and_malformed_bodies_still_get_their_json_4xx() {
     let dir = TempDir::new().unwrap();
-    let c = Collector::start(&dir.path().join("app.db"), &args(&["--max-upload-bytes", "4096"]));
+    let c = Collector::start(dir.path().join("app.db"), &args(&["--max-upload-bytes", "4096"]));
     let big = format!("{{\"login_time\":\"{}\"}}", "9".repeat(100 * 1024));
     for (reply, status) in [
         (post(&c.url("/api/predict"), Some("application/json"), big.as_bytes()), 413),
