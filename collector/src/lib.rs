@@ -187,7 +187,7 @@ impl Server {
             secure_cookie: args.tls_cert.is_some(),
             cors_origins: args.cors_origins.clone(),
         };
-        let state = api::AppState {
+        let state = api::SharedState {
             store: store.clone(),
             model_version: Arc::from(model.model_version.as_str()),
             model: Arc::new(model),
@@ -202,7 +202,7 @@ impl Server {
             notifier: notifier.clone(),
         };
         let app = api::router(
-            state,
+            state.into(),
             &api::ApiConfig {
                 max_body_bytes: args.max_body_bytes,
                 max_upload_bytes: args.max_upload_bytes,
