@@ -185,7 +185,9 @@ fn a_real_brute_force_forwarded_by_the_agent_is_one_alert_per_source_across_a_si
     );
 }
 
-fn start_fails(dir: &Path, text: &str) -> String {
+/// Starts the collector with `text` as its `--config` (`bad.toml` in
+/// `dir`), which must refuse to start: its standard error.
+pub(crate) fn start_fails(dir: &Path, text: &str) -> String {
     let rules = dir.join("bad.toml");
     fs::write(&rules, text).unwrap();
     let out = Command::new(binary("bfp-collector"))

@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use bfp_e2e::agent::{consumed, real_log, temp_dir, wait_until, RunningAgent};
 use bfp_e2e::forward::{agent_config, device_add, post_auth, sample_batch, wait_drained};
-use bfp_e2e::{binary, operator_token, send, Backend, Collector};
+use bfp_e2e::{operator_token, send, Backend, Collector};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
+
+use crate::alerts::start_fails;
 
 const SECRET: &str = "e2e webhook secret";
 
@@ -596,20 +598,6 @@ fn two_collectors_on_one_postgres_database_send_each_message_once() {
     assert_eq!((d["hook"]["delivered"].as_u64(), d["hook"]["pending"].as_u64()), (Some(100), Some(0)), "{d:?}");
     assert_eq!(holders(), "1", "the survivor sends the destination");
     two.stop();
-}
-
-fn start_fails(dir: &Path, text: &str) -> String {
-    let conf = dir.join("bad.toml");
-    fs::write(&conf, text).unwrap();
-    let out = Command::new(binary("bfp-collector"))
-        .args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.join("app.db"))
-        .arg("--config")
-        .arg(&conf)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "started with {text:?}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
