@@ -11,7 +11,7 @@
 #   scripts/bench/collector-pg.sh                      # as collector.sh, on PostgreSQL
 #   ROWS_TOTAL=2000000 DURATION=10s scripts/bench/collector-pg.sh
 #   # the harness itself in seconds (a debug build; no figures):
-#   PROFILE=debug DURATION=2s ROWS_TOTAL=30000 CSV_ROWS=10000 MIGRATE_ROWS=10000 scripts/bench/collector-pg.sh
+#   PROFILE=debug DURATION=2s PAGE_DURATION=1s ROWS_TOTAL=30000 CSV_ROWS=10000 MIGRATE_ROWS=10000 scripts/bench/collector-pg.sh
 #
 # Env: as collector.sh; PG_SHARED_BUFFERS (default 256MB); MIGRATE_ROWS
 # (default 1000000).

@@ -9,8 +9,9 @@
 #   ROWS_TOTAL=2000000 SYNC=normal scripts/bench/collector.sh
 #
 # Env: DB_URL (a postgres:// URL to bench the PostgreSQL store instead of a SQLite file
-# under target/; scripts/bench/collector-pg.sh sets it), SYNC=full|normal (collector --sync,
-# SQLite only, default full), DURATION (wrk, default 15s),
+# under $CARGO_TARGET_DIR or target/; scripts/bench/collector-pg.sh sets it), SYNC=full|normal (collector --sync,
+# SQLite only, default full), DURATION (wrk, default 15s), PAGE_DURATION (wrk on one
+# connection per page path, default 5s),
 # ROWS_TOTAL (rows to seed before the read benchmarks, default 10000000),
 # CSV_ROWS (rows of the big CSV upload, default 1000000; smaller for a smoke run),
 # PROFILE=release|debug (the collector's build, default release; debug only to
@@ -23,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SYNC=${SYNC:-full}
 DURATION=${DURATION:-15s}
+PAGE_DURATION=${PAGE_DURATION:-5s}
 ROWS_TOTAL=${ROWS_TOTAL:-10000000}
 NICE=${NICE:-0}
 CSV_ROWS=${CSV_ROWS:-1000000}
@@ -68,7 +70,7 @@ load() {
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "collector: --sync $SYNC, niceness $NICE, store: ${DB_URL:+PostgreSQL}${DB_URL:-SQLite}"
+echo "collector: --sync $SYNC, niceness $NICE, store: $([ -n "${DB_URL:-}" ] && echo PostgreSQL || echo SQLite)"
 section "idle resident memory"
 sleep 1
 echo "idle RSS: $(rss)"
@@ -115,8 +117,8 @@ for path in "/api/analytics" "/api/results?limit=100" "/api/results?limit=100&af
   "/api/results?offset=$((rows / 20))&limit=100&prediction=Suspicious" \
   "/api/results?offset=$((rows / 4))&limit=100&prediction=Normal&source=csv" \
   "/api/results?offset=100000&limit=100&min_id=1000&max_id=$((rows * 3 / 4))&prediction=Normal"; do
-  section "GET $path with $rows rows, 1 connection, 5s"
-  load -t1 -c1 -d5s --latency "$URL$path" | grep -E '50%|90%|99%|Requests/sec|CPU per'
+  section "GET $path with $rows rows, 1 connection, $PAGE_DURATION"
+  load -t1 -c1 -d"$PAGE_DURATION" --latency "$URL$path" | grep -E '50%|90%|99%|Requests/sec|CPU per'
 done
 
 for path in "/api/analytics" "/api/results?limit=100&after_id=$((rows / 2))" "/api/results?limit=100&source=single"; do
