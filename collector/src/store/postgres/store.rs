@@ -485,6 +485,65 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_alert_pass_leaves_a_long_upload_to_the_next_tick_without_holding_up_writers() {
+        use crate::store::alerts::AlertQuery;
+        use crate::store::Alerts;
+        let cluster = PgCluster::start();
+        let store = Arc::new(PgStore::open(&PgConfig::new(cluster.url())).await.unwrap());
+        let text = "[[alert.rule]]\nname = \"brute\"\nreason = \"failed logins\"\n";
+        let config = Arc::new(crate::alerts::CollectorConfig::parse(text).unwrap().alert);
+        let attempt = || {
+            let mut p = prediction(Source::Agent, true, Some("pi-1"));
+            p.reasons = vec![crate::store::Reason::Text("6 failed logins from this address".into())];
+            p.agent.source_ip = Some("203.0.113.7".into());
+            p
+        };
+        store.insert(vec![attempt(), attempt(), attempt()]).await.unwrap();
+
+        // An upload under way: it holds the write barrier until it commits.
+        let (sender, committed) = store.begin_csv(Arc::from("m1"), 10).await.unwrap();
+        let committed = tokio::spawn(committed);
+        let rows: Vec<CsvRow> = (0..5).map(|_| CsvRow::new(&fingerprint(false), false, 0.9, &[])).collect();
+        sender.send(CsvChunk::Rows(rows)).unwrap();
+        let held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock'";
+        while cluster.psql(held) == "0" {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+
+        // A watcher counts lock requests left waiting while the pass runs.
+        let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let watcher = {
+            let (url, watching) = (cluster.url(), watching.clone());
+            tokio::spawn(async move {
+                let client = crate::store::postgres::connect(&url).await.unwrap();
+                let mut waited = 0i64;
+                while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                    let row = client.query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[]).await.unwrap();
+                    waited = waited.max(row.get(0));
+                }
+                waited
+            })
+        };
+        let mut skipped = store.evaluate_alerts(config.clone()).await.unwrap();
+        skipped.results += store.evaluate_alerts(config.clone()).await.unwrap().results;
+        let during = store.insert(vec![attempt()]).await.unwrap();
+        watching.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(watcher.await.unwrap(), 0, "no lock request waited behind the upload");
+        assert_eq!(skipped.results, 0, "the passes left the committed rows to a later tick");
+
+        sender.send(CsvChunk::Done).unwrap();
+        let upload = committed.await.unwrap().unwrap();
+        assert_eq!((upload.first_id, upload.last_id), (Some(4), Some(8)));
+        assert_eq!(during, vec![14], "taken after the upload's ten");
+        let pass = store.evaluate_alerts(config.clone()).await.unwrap();
+        assert_eq!((pass.results, pass.opened), (3 + 5 + 1, 1));
+        let alerts = store.alerts(AlertQuery { limit: 10, ..AlertQuery::default() }).await.unwrap();
+        assert_eq!((alerts[0].count, alerts[0].last_result_id), (4, 14));
+        store.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn alert_passes_of_two_collectors_evaluate_each_result_once_while_both_write() {
         use crate::store::Alerts;
         let cluster = PgCluster::start();
