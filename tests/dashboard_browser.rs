@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use bfp_e2e::browser::{screenshots_dir, Browser};
-use bfp_e2e::{self as support, forward, Collector};
+use bfp_e2e::{self as support, forward, Backend, Collector};
 use serde_json::{json, Value};
 
 /// The API, to compare the pages with (blocking, through the shared
@@ -437,13 +437,20 @@ async fn keyboard_navigation(b: &Browser, base: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_a_real_browser() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    let collector = Collector::start(&db, &[]);
+    for backend in Backend::ALL {
+        dashboard_in_a_real_browser_on(backend).await;
+    }
+}
+
+async fn dashboard_in_a_real_browser_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let store = backend.fresh();
+    let db = store.db();
+    let collector = Collector::start(db, &[]);
     let base = collector.url("");
     let api = Api { base: base.clone(), collector: &collector };
     let shots = screenshots_dir();
-    support::add_operator(&db, "e2e-admin", "admin");
+    support::add_operator(db, "e2e-admin", "admin");
     let b = Browser::start().await;
 
     b.log_in(&base, "e2e-admin", &support::password_of("e2e-admin")).await;
@@ -468,8 +475,15 @@ async fn dashboard_in_a_real_browser() {
 /// of the API, and the original CSV answer is unchanged unless `?ids=1`.
 #[test]
 fn dashboard_endpoints_answer_json_errors_and_keep_the_original_csv_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = Collector::start(dir.path().join("app.db"), &[]);
+    for backend in Backend::ALL {
+        dashboard_endpoints_answer_json_errors_and_keep_the_original_csv_answer_on(backend);
+    }
+}
+
+fn dashboard_endpoints_answer_json_errors_and_keep_the_original_csv_answer_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let store = backend.fresh();
+    let c = Collector::start(store.db(), &[]);
     for path in [
         "/api/insights?bucket=week",
         "/api/results?from=yesterday",

@@ -19,6 +19,7 @@
 //! packet, is in the namespace, and nothing touches the host's firewall.
 //! Needs scripts/setup/respond.sh.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -26,13 +27,13 @@ use std::process::{Child, Command, Stdio};
 
 use bfp_e2e::agent::{append, temp_dir, wait_until};
 use bfp_e2e::forward::agent_config;
-use bfp_e2e::{binary, operator_token, send, Collector};
+use bfp_e2e::{binary, operator_token, send, Backend, Collector};
 use serde_json::Value;
 
 use crate::respond_firewall::{brute_force_lines, Lab, ALLOWED, HOSTILE};
 
 /// `bfp-collector ARGS --db DB`, which must succeed: its standard output.
-fn collector_cli(db: &Path, args: &[&str]) -> String {
+fn collector_cli(db: &OsStr, args: &[&str]) -> String {
     bfp_e2e::collector_cli(db, args, "")
 }
 
@@ -128,22 +129,28 @@ fn tools_in_namespace(dir: &Path, ns: &str) -> PathBuf {
 
 #[test]
 fn a_decision_reaches_every_agent_of_the_group_is_applied_with_nftables_and_lifted_when_deleted() {
-    decisions_across_the_fleet("nftables");
+    for backend in Backend::ALL {
+        decisions_across_the_fleet("nftables", backend);
+    }
 }
 
 #[test]
 fn iptables_with_ipset_applies_and_lifts_decisions_the_same_way() {
-    decisions_across_the_fleet("iptables");
+    for backend in Backend::ALL {
+        decisions_across_the_fleet("iptables", backend);
+    }
 }
 
-fn decisions_across_the_fleet(firewall: &str) {
+fn decisions_across_the_fleet(firewall: &str, backend: Backend) {
     let Some(lab) = Lab::new() else { return };
+    eprintln!("backend: {backend:?}, firewall: {firewall}");
     let dir = temp_dir();
-    let db = dir.path().join("app.db");
+    let store = backend.fresh();
+    let db = store.db();
     let token_of =
-        |name: &str| collector_cli(&db, &["device", "add", name, "--group", "edge", "--create"]).trim().to_string();
+        |name: &str| collector_cli(db, &["device", "add", name, "--group", "edge", "--create"]).trim().to_string();
     let (token_a, token_b) = (token_of("pi-a"), token_of("pi-b"));
-    let viewer = operator_token(&db, "vera", "viewer");
+    let viewer = operator_token(db, "vera", "viewer");
     let rules = dir.path().join("collector.toml");
     fs::write(
         &rules,
@@ -152,7 +159,7 @@ fn decisions_across_the_fleet(firewall: &str) {
          [decisions]\nfrom_alert_rules = [\"brute\"]\nduration = \"1h\"\ngroup = \"watch\"\ninterval_secs = 1\n",
     )
     .unwrap();
-    let collector = Collector::start(&db, &["--config".to_string(), rules.to_str().unwrap().to_string()]);
+    let collector = Collector::start(db, &["--config".to_string(), rules.to_str().unwrap().to_string()]);
     let base = collector.url("");
 
     // Agent A: follows the brute force; a dry run, in the test's namespace.
@@ -192,7 +199,7 @@ fn decisions_across_the_fleet(firewall: &str) {
     // The collector decided by itself, from the rule's alert, for group watch.
     let mut auto = Value::Null;
     wait_until(30, "a decision made from the alert", || {
-        auto = serde_json::from_str(&collector_cli(&db, &["decisions", "list", "--group", "watch", "--json"])).unwrap();
+        auto = serde_json::from_str(&collector_cli(db, &["decisions", "list", "--group", "watch", "--json"])).unwrap();
         auto.as_array().unwrap().iter().any(|d| d["address"] == HOSTILE)
     });
     let made = auto.as_array().unwrap().iter().find(|d| d["address"] == HOSTILE).unwrap();
@@ -202,7 +209,7 @@ fn decisions_across_the_fleet(firewall: &str) {
     // The operator decides for the group, and pushes an allow-listed one too.
     let add = |address: &str| -> i64 {
         let out = collector_cli(
-            &db,
+            db,
             &[
                 "decisions",
                 "add",
@@ -223,7 +230,7 @@ fn decisions_across_the_fleet(firewall: &str) {
     let hostile_id = add(HOSTILE);
     let allowed_id = add(ALLOWED);
     let listed: Value =
-        serde_json::from_str(&collector_cli(&db, &["decisions", "list", "--group", "edge", "--json"])).unwrap();
+        serde_json::from_str(&collector_cli(db, &["decisions", "list", "--group", "edge", "--json"])).unwrap();
     assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
 
     agent_b.wait_for(30, &format!("respond: blocked {HOSTILE} for"));
@@ -251,7 +258,7 @@ fn decisions_across_the_fleet(firewall: &str) {
 
     // Revoked: B lifts the block at its next fetch, well before the expiry.
     let deleted: Value =
-        serde_json::from_str(&collector_cli(&db, &["decisions", "delete", &hostile_id.to_string(), "--json"])).unwrap();
+        serde_json::from_str(&collector_cli(db, &["decisions", "delete", &hostile_id.to_string(), "--json"])).unwrap();
     assert_eq!(deleted["state"], "deleted");
     agent_b.wait_for(30, &format!("respond: unblocked {HOSTILE} (decision {hostile_id} revoked)"));
     wait_until(10, "the peer to get through again", || lab.hostile_gets_through());
@@ -263,25 +270,24 @@ fn decisions_across_the_fleet(firewall: &str) {
     wait_until(10, "the network's packets to be dropped", || !lab.hostile_gets_through());
     assert!(firewall_state(&lab, firewall).contains("198.51.100.64/26"), "{}", firewall_state(&lab, firewall));
     blocks_when(&base, &viewer, "pi-b", "B's network block reported", |b| lists(b, "198.51.100.64/26", "collector"));
-    collector_cli(&db, &["decisions", "delete", &net_id.to_string()]);
+    collector_cli(db, &["decisions", "delete", &net_id.to_string()]);
     agent_b.wait_for(30, &format!("respond: unblocked 198.51.100.64/26 (decision {net_id} revoked)"));
     wait_until(10, "the network to get through again", || lab.hostile_gets_through());
 
     // A mistaken decision is refused whole, naming the mistake; nothing is stored.
     let out = Command::new(binary("bfp-collector"))
         .args(["decisions", "add", "198.51.100.66/24", "--group", "edge", "--db"])
-        .arg(&db)
+        .arg(db)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("host bits set: did you mean 198.51.100.0/24?"), "{err}");
     let all: Value =
-        serde_json::from_str(&collector_cli(&db, &["decisions", "list", "--group", "edge", "--all", "--json"]))
-            .unwrap();
+        serde_json::from_str(&collector_cli(db, &["decisions", "list", "--group", "edge", "--all", "--json"])).unwrap();
     assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
 
     // Both commands went to the audit trail, under the command line's name.
-    let admin = operator_token(&db, "root", "admin");
+    let admin = operator_token(db, "root", "admin");
     let trail =
         send("GET", &format!("{base}/api/audit?limit=1000"), &[("Authorization", &format!("Bearer {admin}"))], None);
     let entries = trail.json()["entries"].as_array().cloned().unwrap_or_default();

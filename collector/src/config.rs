@@ -379,6 +379,12 @@ pub struct ServeArgs {
     /// Most rows one group commit takes. Default: 4096.
     #[arg(long, value_name = "ROWS", default_value_t = 4096)]
     pub max_batch: usize,
+    /// PostgreSQL only: connections this collector keeps open at most (its
+    /// writer, CSV uploads, reads, alert passes). The server's
+    /// `max_connections` must cover every collector's, plus the commands run
+    /// beside them. At least 2. Default: 16.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(2..))]
+    pub db_pool_size: u16,
     /// Bearer token that stands for an administrator on every route (for
     /// scripts; prefer a user's API token, `bfp-collector token add`).
     /// Default: none.
@@ -478,6 +484,7 @@ impl ServeArgs {
             }
             StoreConfig::Postgres(mut config) => {
                 config.max_batch = self.max_batch;
+                config.pool_size = usize::from(self.db_pool_size);
                 StoreConfig::Postgres(config)
             }
         }
@@ -558,6 +565,18 @@ mod tests {
         assert_eq!(cli.serve.listen.unwrap().port(), 7000);
         assert_eq!(cli.serve.cors_origins, vec!["*"]);
         assert_eq!(cli.serve.sync, Synchronous::Normal);
+    }
+
+    #[test]
+    fn the_postgres_pool_size_is_a_flag_of_at_least_two() {
+        let pool = |args: &[&str]| match parse(args).serve.store_config() {
+            StoreConfig::Postgres(c) => c.pool_size,
+            StoreConfig::Sqlite(_) => panic!("a postgres:// URL opens PostgreSQL"),
+        };
+        assert_eq!(pool(&["--db", "postgres://bfp@db/bfp"]), 16);
+        assert_eq!(pool(&["--db", "postgres://bfp@db/bfp", "--db-pool-size", "40"]), 40);
+        let refused = Cli::try_parse_from(["bfp-collector", "--db-pool-size", "1"]);
+        assert!(refused.is_err(), "one connection cannot hold an upload and the writer");
     }
 
     #[test]

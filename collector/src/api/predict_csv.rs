@@ -54,8 +54,10 @@ pub(super) async fn predict_csv(
     let started = std::time::Instant::now();
     let mut staged = tokio::fs::File::from_std(tempfile::tempfile_in(s.store.staging_dir())?);
     let mut size = 0usize;
+    let mut lines = LineEnds::default();
     while let Some(bytes) = field.chunk().await.map_err(multipart_error)? {
         size += bytes.len();
+        lines.count(&bytes);
         staged.write_all(&bytes).await?;
     }
     if size == 0 {
@@ -68,7 +70,7 @@ pub(super) async fn predict_csv(
     // Parse, score and insert in one pass: the parser (a blocking task) feeds
     // the writer's open transaction, which commits only if every row is valid.
     let staged_in = started.elapsed();
-    let (rows, committed) = s.store.begin_csv(s.model_version.clone()).await?;
+    let (rows, committed) = s.store.begin_csv(s.model_version.clone(), lines.rows_at_most()).await?;
     let model = s.model.clone();
     let parsed = tokio::task::spawn_blocking(move || parse_csv(std::io::BufReader::new(staged), rows, &model))
         .await
@@ -101,6 +103,34 @@ pub(super) async fn predict_csv(
         answer["last_id"] = json!(summary.last_id);
     }
     Ok(Json(answer))
+}
+
+/// Counts a file's line ends as it streams by, chunk by chunk: `\n`, `\r\n`
+/// and a lone `\r` each end a CSV record (the `csv` crate's default), so the
+/// file's data rows (after its header) are at most the line ends counted:
+/// one line more than the ends, one less for the header.
+#[derive(Debug, Default)]
+struct LineEnds {
+    ends: u64,
+    /// The last chunk ended in `\r`: a `\n` opening the next belongs to it.
+    after_cr: bool,
+}
+
+impl LineEnds {
+    fn count(&mut self, bytes: &[u8]) {
+        for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+            // `\r\n` is one end, counted at its `\r`.
+            let joined = bytes[at] == b'\n' && if at == 0 { self.after_cr } else { bytes[at - 1] == b'\r' };
+            self.ends += u64::from(!joined);
+        }
+        if let Some(&last) = bytes.last() {
+            self.after_cr = last == b'\r';
+        }
+    }
+
+    fn rows_at_most(&self) -> u64 {
+        self.ends
+    }
 }
 
 /// Rows per message from the CSV parser to the writer.
@@ -140,4 +170,49 @@ fn parse_csv(input: impl Read, rows: CsvSender, model: &CompactModel) -> Result<
         rows.send(CsvChunk::Rows(batch)).map_err(|_| writer_gone())?;
     }
     rows.send(CsvChunk::Done).map_err(|_| writer_gone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The data rows the `csv` crate reads from `file`, as the parser does.
+    fn records(file: &[u8]) -> u64 {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
+        reader.records().count() as u64
+    }
+
+    #[test]
+    fn line_ends_bound_the_rows_in_any_chunking() {
+        let files: &[&[u8]] = &[
+            b"h\n1\n2\n3\n",
+            b"h\n1\n2\n3",
+            b"h\r\n1\r\n2\r\n",
+            b"h\r1\r2\r3",
+            b"h\n1\r2\r\n3\n\n\n4",
+            b"h\n\"a\nb\"\n2\n",
+            b"h\r\n",
+            b"h",
+            b"\r\n\r\n\r\n",
+        ];
+        for file in files {
+            let rows = records(file);
+            for cut in 0..=file.len() {
+                let mut lines = LineEnds::default();
+                lines.count(&file[..cut]);
+                lines.count(&file[cut..]);
+                let bound = lines.rows_at_most();
+                assert!(rows <= bound, "{:?} cut at {cut}: {rows} rows, bound {bound}", String::from_utf8_lossy(file));
+            }
+            let mut bytewise = LineEnds::default();
+            file.chunks(1).for_each(|b| bytewise.count(b));
+            let mut whole = LineEnds::default();
+            whole.count(file);
+            assert_eq!(bytewise.rows_at_most(), whole.rows_at_most());
+        }
+        // Exact for the usual files: one id left over for a final line end.
+        let mut lines = LineEnds::default();
+        lines.count(b"h\r\n1\r\n2\r\n3\r\n");
+        assert_eq!(lines.rows_at_most(), 4);
+    }
 }

@@ -138,4 +138,34 @@ mod tests {
         assert_ne!(csrf_token(&a), super::super::devices::token_hash(&a));
         assert_ne!(csrf_token(&a), csrf_token(&new_session_id().unwrap()));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn five_wrong_passwords_lock_for_the_lockout_and_a_success_clears_the_count() {
+        use crate::store::users::Role;
+        for fresh in crate::store::backends::each().await {
+            let (name, s) = (fresh.name, &fresh.store);
+            s.add_user("ana".into(), Role::Analyst, "h".into()).await.unwrap();
+            let policy = SessionPolicy::default();
+            for _ in 0..policy.max_failures - 1 {
+                assert_eq!(s.login_failed("ana".into(), policy).await.unwrap(), LockState::Open, "{name}");
+            }
+            s.login_succeeded("ana".into()).await.unwrap();
+            for _ in 0..policy.max_failures - 1 {
+                assert_eq!(s.login_failed("ana".into(), policy).await.unwrap(), LockState::Open, "{name}");
+            }
+            let LockState::LockedUntil(until) = s.login_failed("ana".into(), policy).await.unwrap() else {
+                panic!("{name}: locked")
+            };
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+            assert!((now + policy.lockout_secs - until).abs() <= 2, "{name}: {until} vs {now}");
+            assert_eq!(s.lock_state("ana".into()).await.unwrap(), LockState::LockedUntil(until), "{name}");
+            assert_eq!(s.lock_state("bob".into()).await.unwrap(), LockState::Open, "{name}");
+            // Once the lock has run out, one more wrong password counts from one.
+            fresh.execute(&format!("UPDATE login_lockouts SET locked_until = {}", now - 10)).await;
+            assert_eq!(s.lock_state("ana".into()).await.unwrap(), LockState::Open, "{name}");
+            assert_eq!(s.login_failed("ana".into(), policy).await.unwrap(), LockState::Open, "{name}");
+            assert_eq!(fresh.count("SELECT failures FROM login_lockouts").await, 1, "{name}");
+            s.shutdown().await;
+        }
+    }
 }

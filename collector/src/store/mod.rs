@@ -65,8 +65,10 @@ pub trait Predictions: Send + Sync {
     /// the returned sender as they come and commits them all once it gets
     /// [`CsvChunk::Done`], or rolls them all back if the sender is dropped
     /// first. Other writes may wait meanwhile, so send from a local file,
-    /// never straight from a (possibly slow) client.
-    async fn begin_csv(&self, model_version: Arc<str>) -> Result<(CsvSender, CsvCommit)>;
+    /// never straight from a (possibly slow) client. `rows_at_most` bounds
+    /// the rows that will be sent (the file's lines; PostgreSQL takes that
+    /// many ids up front): more is an error that rolls the upload back.
+    async fn begin_csv(&self, model_version: Arc<str>, rows_at_most: u64) -> Result<(CsvSender, CsvCommit)>;
 
     /// A directory on the collector's disk (not a tmpfs) where uploads are
     /// staged before they are parsed.
@@ -275,6 +277,8 @@ pub(crate) mod backends {
         pub name: &'static str,
         /// The store.
         pub store: Arc<dyn Store>,
+        /// Its `--db`: the file's path or the database's URL.
+        pub db: String,
         _dir: tempfile::TempDir,
         _cluster: Option<bfp_testkit::pg::PgCluster>,
     }
@@ -282,24 +286,57 @@ pub(crate) mod backends {
     /// A fresh store of each backend.
     pub(crate) async fn each() -> Vec<Fresh> {
         let dir = tempfile::tempdir().unwrap();
-        let sqlite = super::open(&super::sqlite::SqliteConfig::new(dir.path().join("app.db"))).unwrap();
+        let file = dir.path().join("app.db").to_string_lossy().into_owned();
+        let sqlite = super::connect(&super::StoreConfig::for_db(&file)).await.unwrap();
         let cluster = bfp_testkit::pg::PgCluster::start();
-        let pg = super::postgres::PgStore::open(&super::postgres::PgConfig::new(cluster.url())).await.unwrap();
+        let pg = super::connect(&super::StoreConfig::for_db(&cluster.url())).await.unwrap();
         vec![
-            Fresh { name: "sqlite", store: sqlite, _dir: dir, _cluster: None },
+            Fresh { name: "sqlite", store: sqlite, db: file, _dir: dir, _cluster: None },
             Fresh {
                 name: "postgres",
-                store: Arc::new(pg),
+                store: pg,
+                db: cluster.url(),
                 _dir: tempfile::tempdir().unwrap(),
                 _cluster: Some(cluster),
             },
         ]
     }
 
+    impl Fresh {
+        /// The same store opened again (after [`Store::shutdown`]), as a
+        /// restarted collector opens it.
+        pub(crate) async fn reopen(&self) -> Arc<dyn Store> {
+            super::connect(&super::StoreConfig::for_db(&self.db)).await.unwrap()
+        }
+
+        /// The one integer `sql` (a statement both backends read alike)
+        /// answers, from a connection of its own.
+        pub(crate) async fn count(&self, sql: &str) -> i64 {
+            if self._cluster.is_some() {
+                let client = super::postgres::connect(&self.db).await.unwrap();
+                client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+            } else {
+                let conn = rusqlite::Connection::open(&self.db).unwrap();
+                conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+        }
+
+        /// Runs `sql` (statements both backends take alike) on the store.
+        pub(crate) async fn execute(&self, sql: &str) {
+            if self._cluster.is_some() {
+                let client = super::postgres::connect(&self.db).await.unwrap();
+                client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            } else {
+                let conn = rusqlite::Connection::open(&self.db).unwrap();
+                conn.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        }
+    }
+
     /// One CSV upload of `rows` (model version `m1`), as the API's parser
     /// would send it.
     pub(crate) async fn commit_csv_rows(store: &dyn Store, rows: Vec<CsvRow>) -> Result<CsvSummary> {
-        let (sender, committed) = store.begin_csv(Arc::from("m1")).await?;
+        let (sender, committed) = store.begin_csv(Arc::from("m1"), rows.len() as u64).await?;
         let feeder = std::thread::spawn(move || {
             let _ = sender.send(CsvChunk::Rows(rows));
             let _ = sender.send(CsvChunk::Done);

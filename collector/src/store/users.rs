@@ -175,4 +175,59 @@ mod tests {
         assert_eq!(t.len(), API_TOKEN_PREFIX.len() + 64);
         assert_ne!(t, new_api_token().unwrap());
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn users_are_unique_and_their_hash_is_kept_as_given() {
+        for fresh in crate::store::backends::each().await {
+            let (name, s) = (fresh.name, &fresh.store);
+            let add = |n: &str, role, hash: &str| s.add_user(n.into(), role, hash.into());
+            add("alice", Role::Admin, "$argon2id$h1").await.unwrap();
+            add("bob", Role::Viewer, "$argon2id$h2").await.unwrap();
+            assert!(matches!(add("alice", Role::Viewer, "x").await, Err(Error::Conflict(_))), "{name}");
+            assert!(matches!(add("bad name", Role::Viewer, "x").await, Err(Error::BadInput(_))), "{name}");
+            let list = s.users().await.unwrap();
+            assert_eq!(
+                list.iter().map(|u| (u.name.as_str(), u.role)).collect::<Vec<_>>(),
+                [("alice", Role::Admin), ("bob", Role::Viewer)],
+                "{name}"
+            );
+            let (op, hash) = s.user_credentials("alice".into()).await.unwrap().unwrap();
+            assert_eq!((op.name.as_str(), op.role, hash.as_str()), ("alice", Role::Admin, "$argon2id$h1"), "{name}");
+            s.set_password("alice".into(), "$argon2id$h3".into()).await.unwrap();
+            assert_eq!(s.user_credentials("alice".into()).await.unwrap().unwrap().1, "$argon2id$h3", "{name}");
+            assert!(matches!(s.set_password("carol".into(), "x".into()).await, Err(Error::NotFound(_))), "{name}");
+            s.delete_user("bob".into()).await.unwrap();
+            assert!(s.user_credentials("bob".into()).await.unwrap().is_none(), "{name}");
+            assert!(matches!(s.delete_user("bob".into()).await, Err(Error::NotFound(_))), "{name}");
+            s.shutdown().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn api_tokens_work_until_revoked_expired_or_their_user_deleted() {
+        for fresh in crate::store::backends::each().await {
+            let (name, s) = (fresh.name, &fresh.store);
+            s.add_user("ana".into(), Role::Analyst, "h".into()).await.unwrap();
+            let live = s.add_api_token("ana".into(), None).await.unwrap();
+            let later = s.add_api_token("ana".into(), Some(4_000_000_000)).await.unwrap();
+            let expired = s.add_api_token("ana".into(), Some(1_000_000_000)).await.unwrap();
+            assert!(matches!(s.add_api_token("nobody".into(), None).await, Err(Error::NotFound(_))), "{name}");
+            let ana = s.authenticate_operator(live.token.clone()).await.unwrap().unwrap();
+            assert_eq!((ana.name.as_str(), ana.role), ("ana", Role::Analyst), "{name}");
+            assert!(s.authenticate_operator(later.token.clone()).await.unwrap().is_some(), "{name}");
+            assert_eq!(s.authenticate_operator(expired.token.clone()).await.unwrap(), None, "{name}");
+            assert_eq!(s.authenticate_operator("bfpu_wrong".into()).await.unwrap(), None, "{name}");
+            s.revoke_api_token(live.id).await.unwrap();
+            assert_eq!(s.authenticate_operator(live.token.clone()).await.unwrap(), None, "{name}");
+            assert!(matches!(s.revoke_api_token(live.id).await, Err(Error::NotFound(_))), "{name}");
+            let list = s.api_tokens().await.unwrap();
+            assert_eq!(list.len(), 3, "{name}");
+            assert_eq!(list[0].expires.as_deref(), Some("2001-09-09 01:46:40"), "{name}");
+            assert!(list[2].revoked.is_some() && list[1].revoked.is_none(), "{name}");
+            s.delete_user("ana".into()).await.unwrap();
+            assert_eq!(s.authenticate_operator(later.token.clone()).await.unwrap(), None, "{name}");
+            assert!(s.api_tokens().await.unwrap().is_empty(), "{name}");
+            s.shutdown().await;
+        }
+    }
 }

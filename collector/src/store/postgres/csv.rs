@@ -1,19 +1,23 @@
-//! A CSV upload as one transaction: rows stream by binary `COPY` into a
-//! temporary table while the parser produces them; `CsvChunk::Done` moves
-//! them into `predictions` under one contiguous id range (taken only then,
-//! when their number is known) with their counts, and commits. Anything
-//! else (a bad row, a dropped sender) rolls the whole upload back.
+//! A CSV upload as one transaction, each row written once: the upload takes
+//! one contiguous id range up front (as many ids as the file has lines, an
+//! upper bound of its rows), the rows stream by binary `COPY` straight into
+//! `predictions` while the parser produces them, and their counts, roll-ups
+//! and id blocks are added up in Rust on the way and upserted before the
+//! commit. Whatever the range had beyond the rows is handed back when no
+//! other writer took ids since. Anything else than `CsvChunk::Done` (a bad
+//! row, a dropped sender) rolls the whole upload back.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use deadpool_postgres::Transaction;
 use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
 use super::store::Pool;
-use super::writer::{reserve_ids, BLOCK_SHIFT};
+use super::writer::{reserve_ids, Delta, BLOCK_SHIFT, ID_LOCK};
 use crate::error::{Error, Result};
 use crate::store::model::{label, CSV_QUEUE};
 use crate::store::{CsvChunk, CsvCommit, CsvSender, CsvSummary, WriterStats};
@@ -21,6 +25,7 @@ use crate::store::{CsvChunk, CsvCommit, CsvSender, CsvSummary, WriterStats};
 pub(super) async fn begin(
     pool: Pool,
     model_version: Arc<str>,
+    rows_at_most: u64,
     stats: Arc<WriterStats>,
 ) -> Result<(CsvSender, CsvCommit)> {
     let (sender, chunks) = std::sync::mpsc::sync_channel(CSV_QUEUE);
@@ -37,7 +42,7 @@ pub(super) async fn begin(
     })?;
     let task = tokio::spawn(async move {
         let started = Instant::now();
-        let result = commit(&pool, rx, &model_version).await;
+        let result = commit(&pool, rx, &model_version, rows_at_most).await;
         match &result {
             Ok(summary) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -55,8 +60,14 @@ pub(super) async fn begin(
     Ok((sender, committed))
 }
 
+const COPY_SQL: &str = "COPY predictions (id, model_version, source, prediction, confidence, login_hour,
+    session_duration, commands_count, failed_logins, protocol, typing_speed, risky_commands, reasons)
+    FROM STDIN (FORMAT binary)";
+
 const COPY_TYPES: &[Type] = &[
     Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
     Type::TEXT,
     Type::FLOAT8,
     Type::INT4,
@@ -69,37 +80,93 @@ const COPY_TYPES: &[Type] = &[
     Type::TEXT,
 ];
 
-async fn commit(pool: &Pool, mut rx: mpsc::Receiver<CsvChunk>, model_version: &str) -> Result<CsvSummary> {
+async fn commit(
+    pool: &Pool,
+    mut rx: mpsc::Receiver<CsvChunk>,
+    model_version: &str,
+    rows_at_most: u64,
+) -> Result<CsvSummary> {
     let mut client = super::store::conn(pool).await?;
     let tx = client.transaction().await?;
-    tx.batch_execute(
-        "CREATE TEMP TABLE csv_stage (ord BIGINT, prediction TEXT, confidence DOUBLE PRECISION, login_hour INTEGER,
-             session_duration DOUBLE PRECISION, commands_count BIGINT, failed_logins BIGINT, protocol TEXT,
-             typing_speed DOUBLE PRECISION, risky_commands BIGINT, reasons TEXT) ON COMMIT DROP",
-    )
-    .await?;
-    let sink = tx.copy_in("COPY csv_stage FROM STDIN (FORMAT binary)").await?;
+    // Taken before the first row (ids are in the rows); the shared write
+    // barrier it takes is held until this transaction ends.
+    let reserved = rows_at_most.clamp(1, i64::MAX as u64) as i64;
+    let first = reserve_ids(&tx, reserved).await?;
+    match copy_rows(&tx, &mut rx, model_version, first, reserved).await {
+        Ok((n, suspicious, delta)) => {
+            delta.apply(&tx).await?;
+            if let Some(sql) = release_sql(first, reserved, n) {
+                tx.batch_execute(&sql).await?;
+            }
+            tx.commit().await?;
+            let total = n as u64;
+            Ok(CsvSummary {
+                total,
+                normal: total - suspicious,
+                suspicious,
+                first_id: Some(first),
+                last_id: Some(first + n - 1),
+            })
+        }
+        Err(e) => {
+            // Nothing is kept (an abandoned COPY leaves the transaction
+            // unusable: it is rolled back first); the range goes back if it
+            // is still the last one taken. A released id cannot be behind
+            // the alert cursor: that stops at the last row it read.
+            drop(tx);
+            if let Some(sql) = release_sql(first, reserved, 0) {
+                if let Err(release) = client.batch_execute(&sql).await {
+                    tracing::debug!(error = %release, "the failed upload's ids stay unused");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Streams the upload's rows into `predictions` under ids from `first`;
+/// returns their number, how many are suspicious, and their counts.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    rx: &mut mpsc::Receiver<CsvChunk>,
+    model_version: &str,
+    first: i64,
+    reserved: i64,
+) -> Result<(i64, u64, Delta)> {
+    let sink = tx.copy_in(COPY_SQL).await?;
     let writer = BinaryCopyInWriter::new(sink, COPY_TYPES);
     tokio::pin!(writer);
     let (mut n, mut suspicious) = (0i64, 0u64);
+    // Counted here per row, cheaply (a few protocols; ids in order, so one
+    // block at a time), and put in a `Delta` at the end.
+    let mut by_protocol: Vec<(&'static str, [i64; 2])> = Vec::new();
+    let mut delta = Delta::default();
+    let (mut block, mut in_block) = (first >> BLOCK_SHIFT, [0i64; 2]);
     loop {
         let rows = match rx.recv().await {
             Some(CsvChunk::Rows(rows)) => rows,
             Some(CsvChunk::Done) => break,
-            // The parser gave up: returning drops the COPY and the
-            // transaction, which rolls everything back.
+            // The parser gave up: returning drops the COPY, and the
+            // transaction rolls everything back.
             None => return Err(Error::BadInput("the CSV upload was abandoned".into())),
         };
+        if n + rows.len() as i64 > reserved {
+            return Err(Error::Internal(format!("the CSV upload has more rows than the {reserved} it announced")));
+        }
         for r in &rows {
+            let id = first + n;
             let login_hour = i32::from(r.login_hour);
             let commands = i64::from(r.commands);
             let failed = i64::from(r.failed_logins);
             let risky = r.risky_commands.map(i64::from);
+            let prediction = label(r.suspicious);
             writer
                 .as_mut()
                 .write(&[
-                    &n,
-                    &label(r.suspicious),
+                    &id,
+                    &model_version,
+                    &"csv",
+                    &prediction,
                     &r.confidence,
                     &login_hour,
                     &r.duration,
@@ -111,6 +178,16 @@ async fn commit(pool: &Pool, mut rx: mpsc::Receiver<CsvChunk>, model_version: &s
                     &r.reasons,
                 ])
                 .await?;
+            let l = usize::from(r.suspicious);
+            if id >> BLOCK_SHIFT != block {
+                flush_block(&mut delta, block, &in_block);
+                (block, in_block) = (id >> BLOCK_SHIFT, [0; 2]);
+            }
+            in_block[l] += 1;
+            match by_protocol.iter_mut().find(|(p, _)| *p == r.protocol_name) {
+                Some((_, counts)) => counts[l] += 1,
+                None => by_protocol.push((r.protocol_name, [(l == 0).into(), (l == 1).into()])),
+            }
             n += 1;
             suspicious += u64::from(r.suspicious);
         }
@@ -119,48 +196,43 @@ async fn commit(pool: &Pool, mut rx: mpsc::Receiver<CsvChunk>, model_version: &s
     if n == 0 {
         return Err(Error::BadInput("the CSV file has a header but no data rows".into()));
     }
-    let first = reserve_ids(&tx, n).await?;
-    tx.execute(
-        "INSERT INTO predictions (id, model_version, source, prediction, confidence, login_hour, session_duration,
-             commands_count, failed_logins, protocol, typing_speed, risky_commands, reasons)
-         SELECT $1 + ord, $2, 'csv', prediction, confidence, login_hour, session_duration, commands_count,
-             failed_logins, protocol, typing_speed, risky_commands, reasons
-         FROM csv_stage ORDER BY ord",
-        &[&first, &model_version],
-    )
-    .await?;
-    // Counts in the writer's order of tables and keys (see `writer`).
-    tx.execute(
-        "INSERT INTO counters (source, device, prediction, n)
-         SELECT 'csv', '', prediction, COUNT(*) FROM csv_stage GROUP BY prediction ORDER BY prediction
-         ON CONFLICT (source, device, prediction) DO UPDATE SET n = counters.n + excluded.n",
-        &[],
-    )
-    .await?;
-    tx.execute(
-        "INSERT INTO rollup_hourly (hour, source, protocol, prediction, n)
-         SELECT date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 'csv', protocol, prediction, COUNT(*)
-         FROM csv_stage GROUP BY protocol, prediction ORDER BY protocol, prediction
-         ON CONFLICT (hour, source, protocol, prediction) DO UPDATE SET n = rollup_hourly.n + excluded.n",
-        &[],
-    )
-    .await?;
-    tx.execute(
-        &format!(
-            "INSERT INTO id_blocks (block, source, prediction, n)
-             SELECT ($1 + ord) >> {BLOCK_SHIFT}, 'csv', prediction, COUNT(*) FROM csv_stage GROUP BY 1, 3 ORDER BY 1, 3
-             ON CONFLICT (block, source, prediction) DO UPDATE SET n = id_blocks.n + excluded.n"
-        ),
-        &[&first],
-    )
-    .await?;
-    tx.commit().await?;
-    let total = n as u64;
-    Ok(CsvSummary {
-        total,
-        normal: total - suspicious,
-        suspicious,
-        first_id: Some(first),
-        last_id: Some(first + n - 1),
-    })
+    flush_block(&mut delta, block, &in_block);
+    for (protocol, counts) in by_protocol {
+        for (l, count) in counts.into_iter().enumerate() {
+            if count > 0 {
+                delta.add_csv(protocol, label(l == 1), count);
+            }
+        }
+    }
+    Ok((n, suspicious, delta))
+}
+
+fn flush_block(delta: &mut Delta, block: i64, counts: &[i64; 2]) {
+    for (l, &count) in counts.iter().enumerate() {
+        if count > 0 {
+            delta.add_csv_block(block, label(l == 1), count);
+        }
+    }
+}
+
+/// Hands back the ids of `first..first + reserved` past the `used` first
+/// ones, if no writer took ids since (else they stay unused: the pages count
+/// rows by id block, so a gap costs nothing). Under the lock every id range
+/// is taken with, held only for this statement.
+fn release_sql(first: i64, reserved: i64, used: i64) -> Option<String> {
+    if used >= reserved {
+        return None;
+    }
+    let seq = "pg_get_serial_sequence('predictions', 'id')";
+    let (last, to) = (first + reserved - 1, first + used - 1);
+    // `setval(.., 0)` is out of range: an empty store's sequence goes back
+    // to "not called" at 1 instead.
+    let back = if to >= 1 { format!("setval({seq}, {to})") } else { format!("setval({seq}, 1, false)") };
+    Some(format!(
+        "DO $$ BEGIN
+             PERFORM pg_advisory_lock({ID_LOCK});
+             IF pg_sequence_last_value({seq}::regclass) = {last} THEN PERFORM {back}; END IF;
+             PERFORM pg_advisory_unlock({ID_LOCK});
+         END $$"
+    ))
 }

@@ -277,7 +277,7 @@ mod tests {
     use bfp_testkit::pg::PgCluster;
 
     use crate::alerts::{AlertConfig, CollectorConfig};
-    use crate::store::outbox::{AlertEvent, OutboxMessage};
+    use crate::store::outbox::OutboxMessage;
     use crate::store::postgres::{PgConfig, PgStore};
     use crate::store::{AgentContext, Alerts, NewPrediction, Outbox, Predictions, Reason, Source, Store};
 
@@ -319,55 +319,8 @@ mod tests {
         heads.iter().map(|m| m.notification.id.clone()).collect()
     }
 
-    // The SQLite suite's test (store::sqlite::outbox), on PostgreSQL.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn raised_and_doubled_alerts_write_one_row_per_destination_in_the_pass() {
-        let cluster = PgCluster::start();
-        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
-        let config = config();
-        store.insert(vec![attempt("203.0.113.7"), attempt("203.0.113.7"), attempt("198.51.100.2")]).await.unwrap();
-        let pass = store.evaluate_alerts(config.clone()).await.unwrap();
-        assert_eq!((pass.opened, pass.notifications), (2, 4));
-        let head = store.outbox_head("a".into(), 10).await.unwrap();
-        assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised"]);
-        assert_eq!(head[0].notification.alert.count, 2);
-        assert_eq!(head[0].notification.event, AlertEvent::Raised);
-        // 2 -> 3: not a doubling; 3 -> 4: twice the count told.
-        store.insert(vec![attempt("203.0.113.7")]).await.unwrap();
-        assert_eq!(store.evaluate_alerts(config.clone()).await.unwrap().notifications, 0);
-        store.insert(vec![attempt("203.0.113.7")]).await.unwrap();
-        assert_eq!(store.evaluate_alerts(config.clone()).await.unwrap().notifications, 2);
-        let head = store.outbox_head("b".into(), 10).await.unwrap();
-        assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised", "alert-1-escalated-4"]);
-        assert_eq!(head[2].notification.alert.count, 4);
-
-        // Delivered rows leave the head; failures count and wait.
-        store.outbox_delivered(head[0].row, 100).await.unwrap();
-        store.outbox_delivered(head[0].row, 101).await.unwrap(); // a second mark changes nothing
-        store.outbox_failed(head[1].row, "HTTP 500".into(), 200, 150).await.unwrap();
-        let head = store.outbox_head("b".into(), 10).await.unwrap();
-        assert_eq!(ids(&head), ["alert-2-raised", "alert-1-escalated-4"]);
-        assert_eq!((head[0].attempts, head[0].next_attempt), (1, 200));
-        let counts = store.destination_counts().await.unwrap();
-        let b = counts.iter().find(|c| c.name == "b").unwrap();
-        assert_eq!((b.delivered, b.failed, b.pending, b.retrying, b.retries_pending), (1, 1, 2, 1, 1));
-        assert_eq!(b.last_error.as_deref(), Some("HTTP 500"));
-        assert_eq!(b.last_success_at.as_deref(), Some("1970-01-01 00:01:40"));
-        assert_eq!(b.last_error_at.as_deref(), Some("1970-01-01 00:02:30"));
-        let a = counts.iter().find(|c| c.name == "a").unwrap();
-        assert_eq!((a.delivered, a.pending), (0, 3));
-
-        // A test message's outcome shows on a destination with no rows.
-        store.destination_tested("c".into(), Err("connection refused".into()), 300).await.unwrap();
-        store.destination_tested("b".into(), Ok(()), 400).await.unwrap();
-        let counts = store.destination_counts().await.unwrap();
-        assert_eq!(counts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
-        assert_eq!((counts[2].failed, counts[2].last_error.as_deref()), (1, Some("connection refused")));
-        assert_eq!((counts[1].delivered, counts[1].last_success_at.as_deref()), (1, Some("1970-01-01 00:06:40")));
-        // The alert remembers the count last told.
-        assert_eq!(cluster.psql("SELECT notified_count FROM alerts WHERE id = 1"), "4");
-        store.shutdown().await;
-    }
+    // Raised and doubled alerts' rows are tested on every backend in
+    // `store::sqlite::outbox`; these are the several-collector cases.
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_collector_at_a_time_reads_a_destination_and_another_takes_over_when_it_stops() {

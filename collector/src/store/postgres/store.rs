@@ -121,11 +121,11 @@ impl Predictions for PgStore {
         self.send(|reply| WriteOp::Insert { rows, reply }).await
     }
 
-    async fn begin_csv(&self, model_version: Arc<str>) -> Result<(CsvSender, CsvCommit)> {
+    async fn begin_csv(&self, model_version: Arc<str>, rows_at_most: u64) -> Result<(CsvSender, CsvCommit)> {
         if self.tx.is_closed() {
             return Err(Error::ShuttingDown);
         }
-        csv::begin(self.pool.clone(), model_version, self.stats.clone()).await
+        csv::begin(self.pool.clone(), model_version, rows_at_most, self.stats.clone()).await
     }
 
     fn staging_dir(&self) -> &Path {
@@ -394,7 +394,7 @@ mod tests {
     }
 
     async fn upload(store: &PgStore, rows: Vec<CsvRow>) -> crate::store::CsvSummary {
-        let (sender, committed) = store.begin_csv(Arc::from("m1")).await.unwrap();
+        let (sender, committed) = store.begin_csv(Arc::from("m1"), rows.len() as u64).await.unwrap();
         let feeder = std::thread::spawn(move || {
             for chunk in rows.chunks(1000) {
                 let _ = sender.send(CsvChunk::Rows(chunk.to_vec()));
@@ -485,6 +485,65 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_alert_pass_leaves_a_long_upload_to_the_next_tick_without_holding_up_writers() {
+        use crate::store::alerts::AlertQuery;
+        use crate::store::Alerts;
+        let cluster = PgCluster::start();
+        let store = Arc::new(PgStore::open(&PgConfig::new(cluster.url())).await.unwrap());
+        let text = "[[alert.rule]]\nname = \"brute\"\nreason = \"failed logins\"\n";
+        let config = Arc::new(crate::alerts::CollectorConfig::parse(text).unwrap().alert);
+        let attempt = || {
+            let mut p = prediction(Source::Agent, true, Some("pi-1"));
+            p.reasons = vec![crate::store::Reason::Text("6 failed logins from this address".into())];
+            p.agent.source_ip = Some("203.0.113.7".into());
+            p
+        };
+        store.insert(vec![attempt(), attempt(), attempt()]).await.unwrap();
+
+        // An upload under way: it holds the write barrier until it commits.
+        let (sender, committed) = store.begin_csv(Arc::from("m1"), 10).await.unwrap();
+        let committed = tokio::spawn(committed);
+        let rows: Vec<CsvRow> = (0..5).map(|_| CsvRow::new(&fingerprint(false), false, 0.9, &[])).collect();
+        sender.send(CsvChunk::Rows(rows)).unwrap();
+        let held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock'";
+        while cluster.psql(held) == "0" {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+
+        // A watcher counts lock requests left waiting while the pass runs.
+        let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let watcher = {
+            let (url, watching) = (cluster.url(), watching.clone());
+            tokio::spawn(async move {
+                let client = crate::store::postgres::connect(&url).await.unwrap();
+                let mut waited = 0i64;
+                while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                    let row = client.query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[]).await.unwrap();
+                    waited = waited.max(row.get(0));
+                }
+                waited
+            })
+        };
+        let mut skipped = store.evaluate_alerts(config.clone()).await.unwrap();
+        skipped.results += store.evaluate_alerts(config.clone()).await.unwrap().results;
+        let during = store.insert(vec![attempt()]).await.unwrap();
+        watching.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(watcher.await.unwrap(), 0, "no lock request waited behind the upload");
+        assert_eq!(skipped.results, 0, "the passes left the committed rows to a later tick");
+
+        sender.send(CsvChunk::Done).unwrap();
+        let upload = committed.await.unwrap().unwrap();
+        assert_eq!((upload.first_id, upload.last_id), (Some(4), Some(8)));
+        assert_eq!(during, vec![14], "taken after the upload's ten");
+        let pass = store.evaluate_alerts(config.clone()).await.unwrap();
+        assert_eq!((pass.results, pass.opened), (3 + 5 + 1, 1));
+        let alerts = store.alerts(AlertQuery { limit: 10, ..AlertQuery::default() }).await.unwrap();
+        assert_eq!((alerts[0].count, alerts[0].last_result_id), (4, 14));
+        store.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn alert_passes_of_two_collectors_evaluate_each_result_once_while_both_write() {
         use crate::store::Alerts;
         let cluster = PgCluster::start();
@@ -544,6 +603,87 @@ mod tests {
         assert_eq!(counts, [("198.51.100.2".to_string(), rows / 3), ("203.0.113.7".to_string(), 2 * rows / 3)]);
         a.shutdown().await;
         b.shutdown().await;
+    }
+
+    /// A CSV upload with `rows` sent, having announced `at_most`; `gap`
+    /// runs once the upload has taken its ids, before any row is sent.
+    async fn upload_announcing(
+        store: &PgStore,
+        cluster: &PgCluster,
+        rows: Vec<CsvRow>,
+        at_most: u64,
+        done: bool,
+        gap: Option<&str>,
+    ) -> crate::error::Result<crate::store::CsvSummary> {
+        let last_id = "SELECT coalesce(pg_sequence_last_value('predictions_id_seq'), 0)";
+        let before = cluster.psql(last_id);
+        let (sender, committed) = store.begin_csv(Arc::from("m1"), at_most).await.unwrap();
+        let committed = tokio::spawn(committed);
+        if let Some(sql) = gap {
+            while cluster.psql(last_id) == before {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            cluster.psql(sql);
+        }
+        let feeder = std::thread::spawn(move || {
+            let _ = sender.send(CsvChunk::Rows(rows));
+            if done {
+                let _ = sender.send(CsvChunk::Done);
+            }
+        });
+        let result = committed.await.unwrap();
+        feeder.join().unwrap();
+        result
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_takes_ids_for_its_lines_up_front_and_gives_back_those_it_did_not_use() {
+        let cluster = PgCluster::start();
+        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
+        let csv = |n: usize| -> Vec<CsvRow> {
+            (0..n).map(|i| CsvRow::new(&fingerprint(i % 4 == 0), i % 4 == 0, 0.9, &[])).collect()
+        };
+        let single = || vec![prediction(Source::Single, false, None)];
+        let rows = "SELECT count(*) FROM predictions";
+
+        // A bad row (the parser stops): nothing stored, the ids go back.
+        let abandoned = upload_announcing(&store, &cluster, csv(300), 1_000, false, None).await;
+        assert!(matches!(abandoned, Err(Error::BadInput(_))), "{abandoned:?}");
+        assert_eq!(cluster.psql(rows), "0");
+        // The file announced a header line and a blank one more than its rows.
+        let first = upload_announcing(&store, &cluster, csv(100), 102, true, None).await.unwrap();
+        assert_eq!((first.first_id, first.last_id, first.suspicious), (Some(1), Some(100), 25));
+        assert_eq!(store.insert(single()).await.unwrap(), vec![101], "the two unused ids were given back");
+
+        // More rows than announced: refused whole, counts untouched.
+        let over = upload_announcing(&store, &cluster, csv(50), 40, true, None).await;
+        assert!(matches!(over, Err(Error::Internal(_))), "{over:?}");
+        assert_eq!(cluster.psql(rows), "101");
+        assert_eq!(store.insert(single()).await.unwrap(), vec![102]);
+
+        // Another writer took ids after the upload's: its unused ids stay a
+        // gap, its rows stay contiguous, and every count follows the rows.
+        let gapped =
+            upload_announcing(&store, &cluster, csv(60), 64, true, Some("SELECT bfp_reserve_ids(5)")).await.unwrap();
+        assert_eq!((gapped.first_id, gapped.last_id), (Some(103), Some(162)));
+        assert_eq!(store.insert(single()).await.unwrap(), vec![103 + 64 + 5]);
+        let total = 100 + 2 + 60 + 1;
+        assert_eq!(cluster.psql(rows), total.to_string());
+        assert_eq!(store.totals().await.unwrap().total(), total);
+        for (what, sql) in [
+            ("counters", "SELECT sum(n) FROM counters"),
+            ("id blocks", "SELECT sum(n) FROM id_blocks"),
+            ("roll-ups", "SELECT sum(n) FROM rollup_hourly"),
+        ] {
+            assert_eq!(cluster.psql(sql), total.to_string(), "{what}");
+        }
+        let csv_counts = "SELECT string_agg(prediction || ' ' || n, ', ' ORDER BY prediction) FROM counters
+                          WHERE source = 'csv'";
+        assert_eq!(cluster.psql(csv_counts), "Normal 120, Suspicious 40");
+        let rolled = "SELECT string_agg(protocol || ' ' || prediction || ' ' || n, ', ' ORDER BY prediction)
+                      FROM rollup_hourly WHERE source = 'csv'";
+        assert_eq!(cluster.psql(rolled), "SSH Normal 120, SSH Suspicious 40");
+        store.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

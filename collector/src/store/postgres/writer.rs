@@ -33,6 +33,10 @@ pub(super) const BLOCK_SHIFT: u32 = 12;
 /// a moment to know that every id taken so far is committed (or abandoned).
 pub(super) const WRITE_BARRIER: i64 = 0x6266_705f_7772_6974; // "bfp_writ"
 
+/// The advisory lock `bfp_reserve_ids` (schema step 10) takes ranges of ids
+/// under; anything else moving the sequence takes it too.
+pub(super) const ID_LOCK: i64 = 7100270443937212787;
+
 /// Times a group is retried after a deadlock or serialization failure.
 const RETRIES: usize = 5;
 
@@ -319,6 +323,17 @@ pub(super) struct Delta {
 }
 
 impl Delta {
+    /// `n` CSV rows of one protocol and label (no device, no address).
+    pub(super) fn add_csv(&mut self, protocol: &'static str, label: &'static str, n: i64) {
+        *self.counters.entry(("csv", String::new(), label)).or_default() += n;
+        *self.rollup.entry(("csv", protocol, label)).or_default() += n;
+    }
+
+    /// `n` CSV rows of one label in id block `block`.
+    pub(super) fn add_csv_block(&mut self, block: i64, label: &'static str, n: i64) {
+        *self.blocks.entry((block, "csv", label)).or_default() += n;
+    }
+
     fn add(&mut self, id: i64, p: &NewPrediction) {
         let l = label(p.suspicious);
         let s = p.source.as_str();
@@ -333,8 +348,8 @@ impl Delta {
     }
 
     /// Writes the increments in `tx`: counters, roll-ups, source addresses,
-    /// id blocks, in that order (as the CSV upload does).
-    async fn apply(&self, tx: &Transaction<'_>) -> Result<()> {
+    /// id blocks, in that order (every writer does, CSV uploads too).
+    pub(super) async fn apply(&self, tx: &Transaction<'_>) -> Result<()> {
         let (s, d, l, n): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) =
             unzip4(self.counters.iter().map(|((s, d, l), n)| (*s, d.as_str(), *l, *n)));
         tx.execute(

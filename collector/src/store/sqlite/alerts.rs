@@ -272,8 +272,7 @@ mod tests {
 
     use super::*;
     use crate::alerts::CollectorConfig;
-    use crate::store::sqlite::{SqliteConfig, SqliteStore};
-    use crate::store::{AgentContext, Alerts, NewPrediction, Predictions, Reason, Source, Store};
+    use crate::store::{AgentContext, NewPrediction, Reason, Source, Store};
 
     fn attempt(ip: &str, suspicious: bool) -> NewPrediction {
         NewPrediction {
@@ -309,7 +308,7 @@ mod tests {
         Arc::new(CollectorConfig::parse(&text).unwrap().alert)
     }
 
-    async fn drain(store: &SqliteStore, config: &Arc<AlertConfig>) -> EvaluationPass {
+    async fn drain(store: &dyn Store, config: &Arc<AlertConfig>) -> EvaluationPass {
         let mut total = EvaluationPass::default();
         loop {
             let pass = store.evaluate_alerts(config.clone()).await.unwrap();
@@ -322,83 +321,99 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_brute_force_of_20000_attempts_is_one_alert_per_source_and_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.db");
-        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
-        let mut rows: Vec<NewPrediction> = (0..20_000).map(|_| attempt("203.0.113.7", true)).collect();
-        rows.extend((0..30).map(|_| attempt("198.51.100.2", true)));
-        rows.extend((0..500).map(|_| attempt("192.0.2.1", false)));
-        for chunk in rows.chunks(4096) {
-            store.insert(chunk.to_vec()).await.unwrap();
-        }
-        let config = rules("");
-        // Several passes (3000 rows each) still group into one alert.
-        let pass = drain(&store, &config).await;
-        assert_eq!((pass.results, pass.opened, pass.grouped), (20_530, 2, 20_028));
-        let alerts = store.alerts(AlertQuery { limit: 10, ..AlertQuery::default() }).await.unwrap();
-        let summary: Vec<_> = alerts.iter().map(|a| (a.group_key.as_str(), a.count, a.state)).collect();
-        assert_eq!(summary, [("198.51.100.2", 30, AlertState::Open), ("203.0.113.7", 20_000, AlertState::Open)]);
-        assert_eq!((alerts[1].first_result_id, alerts[1].last_result_id), (1, 20_000));
-        assert_eq!(alerts[1].user.as_deref(), Some("root"));
+        for fresh in crate::store::backends::each().await {
+            let (name, store) = (fresh.name, fresh.store.clone());
+            let mut rows: Vec<NewPrediction> = (0..20_000).map(|_| attempt("203.0.113.7", true)).collect();
+            rows.extend((0..30).map(|_| attempt("198.51.100.2", true)));
+            rows.extend((0..500).map(|_| attempt("192.0.2.1", false)));
+            for chunk in rows.chunks(4096) {
+                store.insert(chunk.to_vec()).await.unwrap();
+            }
+            let config = rules("");
+            // Several passes (3000 rows each) still group into one alert.
+            let pass = drain(&*store, &config).await;
+            assert_eq!((pass.results, pass.opened, pass.grouped), (20_530, 2, 20_028), "{name}");
+            let alerts = store.alerts(AlertQuery { limit: 10, ..AlertQuery::default() }).await.unwrap();
+            let summary: Vec<_> = alerts.iter().map(|a| (a.group_key.as_str(), a.count, a.state)).collect();
+            assert_eq!(
+                summary,
+                [("198.51.100.2", 30, AlertState::Open), ("203.0.113.7", 20_000, AlertState::Open)],
+                "{name}"
+            );
+            assert_eq!((alerts[1].first_result_id, alerts[1].last_result_id), (1, 20_000), "{name}");
+            assert_eq!(alerts[1].user.as_deref(), Some("root"), "{name}");
 
-        // The cursor is durable: a reopened store evaluates nothing twice.
-        store.shutdown().await;
-        drop(store);
-        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
-        assert_eq!(drain(&store, &config).await, EvaluationPass::default());
-        store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
-        assert_eq!(
-            drain(&store, &config).await,
-            EvaluationPass { results: 1, opened: 0, grouped: 1, notifications: 0 }
-        );
-        let counts = store.alert_counts().await.unwrap();
-        assert_eq!(counts, [("brute".to_string(), "open".to_string(), 2)]);
-        store.shutdown().await;
+            // The cursor is durable: a reopened store evaluates nothing twice.
+            store.shutdown().await;
+            drop(store);
+            let store = fresh.reopen().await;
+            assert_eq!(drain(&*store, &config).await, EvaluationPass::default(), "{name}");
+            store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+            assert_eq!(
+                drain(&*store, &config).await,
+                EvaluationPass { results: 1, opened: 0, grouped: 1, notifications: 0 },
+                "{name}"
+            );
+            let counts = store.alert_counts().await.unwrap();
+            assert_eq!(counts, [("brute".to_string(), "open".to_string(), 2)], "{name}");
+            store.shutdown().await;
+        }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn states_move_forward_with_who_and_when_and_windows_and_cool_downs_split_alerts() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.db");
-        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
-        let config = rules("window_secs = 600\ncooldown_secs = 3600\n");
-        store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
-        drain(&store, &config).await;
-        let id = store.alerts(AlertQuery { limit: 1, ..AlertQuery::default() }).await.unwrap()[0].id;
+        for fresh in crate::store::backends::each().await {
+            let (name, store) = (fresh.name, &fresh.store);
+            let config = rules("window_secs = 600\ncooldown_secs = 3600\n");
+            store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+            drain(&**store, &config).await;
+            let id = store.alerts(AlertQuery { limit: 1, ..AlertQuery::default() }).await.unwrap()[0].id;
 
-        let acked = store.set_alert_state(id, AlertState::Acknowledged, "ana".into()).await.unwrap();
-        assert_eq!((acked.state, acked.acknowledged_by.as_deref()), (AlertState::Acknowledged, Some("ana")));
-        assert!(acked.acknowledged_at.is_some());
-        // Acknowledged alerts still group what follows within the window.
-        store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
-        drain(&store, &config).await;
-        let resolved = store.set_alert_state(id, AlertState::Resolved, "bo".into()).await.unwrap();
-        assert_eq!(
-            (resolved.state, resolved.count, resolved.resolved_by.as_deref()),
-            (AlertState::Resolved, 2, Some("bo"))
-        );
-        assert!(matches!(
-            store.set_alert_state(id, AlertState::Acknowledged, "x".into()).await,
-            Err(Error::Conflict(_))
-        ));
-        assert!(matches!(store.set_alert_state(999, AlertState::Resolved, "x".into()).await, Err(Error::NotFound(_))));
+            let acked = store.set_alert_state(id, AlertState::Acknowledged, "ana".into()).await.unwrap();
+            assert_eq!(
+                (acked.state, acked.acknowledged_by.as_deref()),
+                (AlertState::Acknowledged, Some("ana")),
+                "{name}"
+            );
+            assert!(acked.acknowledged_at.is_some(), "{name}");
+            // Acknowledged alerts still group what follows within the window.
+            store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+            drain(&**store, &config).await;
+            let resolved = store.set_alert_state(id, AlertState::Resolved, "bo".into()).await.unwrap();
+            assert_eq!(
+                (resolved.state, resolved.count, resolved.resolved_by.as_deref()),
+                (AlertState::Resolved, 2, Some("bo")),
+                "{name}"
+            );
+            assert!(
+                matches!(
+                    store.set_alert_state(id, AlertState::Acknowledged, "x".into()).await,
+                    Err(Error::Conflict(_))
+                ),
+                "{name}"
+            );
+            assert!(
+                matches!(store.set_alert_state(999, AlertState::Resolved, "x".into()).await, Err(Error::NotFound(_))),
+                "{name}"
+            );
 
-        // Within the cool-down a match is counted on the resolved alert...
-        store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
-        assert_eq!(drain(&store, &config).await.opened, 0);
-        // ...after it (stored two hours later) it opens a new one.
-        let ids = store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
-        let c = Connection::open(&path).unwrap();
-        c.execute("UPDATE predictions SET created_at = datetime('now', '+2 hours') WHERE id = ?1", [ids[0]]).unwrap();
-        assert_eq!(drain(&store, &config).await.opened, 1);
-        let open = store
-            .alerts(AlertQuery { state: Some(AlertState::Open), limit: 10, ..AlertQuery::default() })
-            .await
-            .unwrap();
-        assert_eq!(open.iter().map(|a| (a.count, a.first_result_id)).collect::<Vec<_>>(), [(1, ids[0])]);
-        store.shutdown().await;
+            // Within the cool-down a match is counted on the resolved alert...
+            store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+            assert_eq!(drain(&**store, &config).await.opened, 0, "{name}");
+            // ...after it (stored two hours later) it opens a new one.
+            let ids = store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+            let later = if name == "sqlite" { "datetime('now', '+2 hours')" } else { "now() + interval '2 hours'" };
+            fresh.execute(&format!("UPDATE predictions SET created_at = {later} WHERE id = {}", ids[0])).await;
+            assert_eq!(drain(&**store, &config).await.opened, 1, "{name}");
+            let open = store
+                .alerts(AlertQuery { state: Some(AlertState::Open), limit: 10, ..AlertQuery::default() })
+                .await
+                .unwrap();
+            assert_eq!(open.iter().map(|a| (a.count, a.first_result_id)).collect::<Vec<_>>(), [(1, ids[0])], "{name}");
+            store.shutdown().await;
+        }
     }
 
     #[test]

@@ -180,29 +180,8 @@ mod tests {
         assert!(session(&conn, &fresh, policy).unwrap().is_none());
     }
 
-    #[test]
-    fn five_wrong_passwords_lock_for_the_lockout_and_a_success_clears_the_count() {
-        let (_dir, conn) = db();
-        let policy = SessionPolicy::default();
-        for _ in 0..policy.max_failures - 1 {
-            assert_eq!(login_failed(&conn, "ana", policy).unwrap(), LockState::Open);
-        }
-        login_succeeded(&conn, "ana").unwrap();
-        for _ in 0..policy.max_failures - 1 {
-            assert_eq!(login_failed(&conn, "ana", policy).unwrap(), LockState::Open);
-        }
-        let LockState::LockedUntil(until) = login_failed(&conn, "ana", policy).unwrap() else { panic!("locked") };
-        let now = now(&conn).unwrap();
-        assert!((now + policy.lockout_secs - until).abs() <= 1, "{until} vs {now}");
-        assert_eq!(lock_state(&conn, "ana").unwrap(), LockState::LockedUntil(until));
-        assert_eq!(lock_state(&conn, "bob").unwrap(), LockState::Open);
-        // Once the lock has run out, one more wrong password counts from one.
-        conn.execute("UPDATE login_lockouts SET locked_until = ?1 - 1", [now]).unwrap();
-        assert_eq!(lock_state(&conn, "ana").unwrap(), LockState::Open);
-        assert_eq!(login_failed(&conn, "ana", policy).unwrap(), LockState::Open);
-        let failures: i64 = conn.query_row("SELECT failures FROM login_lockouts", [], |r| r.get(0)).unwrap();
-        assert_eq!(failures, 1);
-    }
+    // The lock-out after wrong passwords is tested on every backend in
+    // `store::console`.
 
     #[test]
     fn the_audit_trail_is_append_only() {

@@ -236,11 +236,6 @@ mod tests {
 
     /// Sets `created_at` of ids `lo..=hi` (the writer stamps "now"; tests
     /// need a spread of times).
-    fn stamp(path: &std::path::Path, lo: i64, hi: i64, at: &str) {
-        let c = Connection::open(path).unwrap();
-        c.execute("UPDATE predictions SET created_at = ?1 WHERE id BETWEEN ?2 AND ?3", params![at, lo, hi]).unwrap();
-    }
-
     fn ids(page: &ResultsPage) -> Vec<i64> {
         page.results.iter().map(|r| r.id).collect()
     }
@@ -452,55 +447,63 @@ mod tests {
         store.shutdown().await;
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn time_and_id_ranges_filter_pages_and_counts() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.db");
-        let store = open(&path);
-        let rows: Vec<_> = (0..30).map(|i| row(Source::Single, Protocol::Ssh, i % 3 == 0, None, None)).collect();
-        store.insert(rows).await.unwrap();
-        // Ten rows per day, with a gap in the ids (rows 11..=12 deleted).
-        stamp(&path, 1, 10, "2026-03-01 10:00:00");
-        stamp(&path, 11, 20, "2026-03-02 10:00:00");
-        stamp(&path, 21, 30, "2026-03-03 10:00:00");
-        // A purge keeps the counters in step (rows 11 and 12 are Normal).
-        let c = Connection::open(&path).unwrap();
-        c.execute("DELETE FROM predictions WHERE id IN (11, 12)", []).unwrap();
-        c.execute("UPDATE counters SET n = n - 2 WHERE source = 'single' AND prediction = 'Normal'", []).unwrap();
-        drop(c);
+        for fresh in crate::store::backends::each().await {
+            let (name, store) = (fresh.name, &fresh.store);
+            let rows: Vec<_> = (0..30).map(|i| row(Source::Single, Protocol::Ssh, i % 3 == 0, None, None)).collect();
+            store.insert(rows).await.unwrap();
+            // Ten rows per day, with a gap in the ids (rows 11..=12 deleted).
+            let zone = if name == "sqlite" { "" } else { "+00" };
+            for (lo, hi, at) in [(1, 10, "2026-03-01"), (11, 20, "2026-03-02"), (21, 30, "2026-03-03")] {
+                fresh
+                    .execute(&format!(
+                        "UPDATE predictions SET created_at = '{at} 10:00:00{zone}' WHERE id BETWEEN {lo} AND {hi}"
+                    ))
+                    .await;
+            }
+            // A purge keeps the counts in step (rows 11 and 12 are Normal).
+            fresh
+                .execute(
+                    "DELETE FROM predictions WHERE id IN (11, 12);
+                     UPDATE counters SET n = n - 2 WHERE source = 'single' AND prediction = 'Normal';
+                     UPDATE id_blocks SET n = n - 2 WHERE block = 0 AND source = 'single' AND prediction = 'Normal';",
+                )
+                .await;
 
-        let q = |from: Option<&str>, to: Option<&str>| ResultsQuery {
-            limit: 100,
-            from: from.map(str::to_string),
-            to: to.map(str::to_string),
-            ..ResultsQuery::default()
-        };
-        let page = store.results(q(Some("2026-03-02 00:00:00"), Some("2026-03-02 23:59:59"))).await.unwrap();
-        assert_eq!(ids(&page), (13..=20).collect::<Vec<_>>());
-        assert_eq!(page.count, 8);
-        let page = store.results(q(Some("2026-03-02 10:00:00"), None)).await.unwrap();
-        assert_eq!((page.count, page.results[0].id), (18, 13));
-        let page = store.results(q(None, Some("2026-03-01 10:00:00"))).await.unwrap();
-        assert_eq!(ids(&page), (1..=10).collect::<Vec<_>>());
-        for (from, to) in [(Some("2027-01-01 00:00:00"), None), (None, Some("2026-02-28 23:59:59"))] {
-            let page = store.results(q(from, to)).await.unwrap();
-            assert_eq!((page.count, page.results.len()), (0, 0), "{from:?} {to:?}");
+            let q = |from: Option<&str>, to: Option<&str>| ResultsQuery {
+                limit: 100,
+                from: from.map(str::to_string),
+                to: to.map(str::to_string),
+                ..ResultsQuery::default()
+            };
+            let page = store.results(q(Some("2026-03-02 00:00:00"), Some("2026-03-02 23:59:59"))).await.unwrap();
+            assert_eq!(ids(&page), (13..=20).collect::<Vec<_>>(), "{name}");
+            assert_eq!(page.count, 8, "{name}");
+            let page = store.results(q(Some("2026-03-02 10:00:00"), None)).await.unwrap();
+            assert_eq!((page.count, page.results[0].id), (18, 13), "{name}");
+            let page = store.results(q(None, Some("2026-03-01 10:00:00"))).await.unwrap();
+            assert_eq!(ids(&page), (1..=10).collect::<Vec<_>>(), "{name}");
+            for (from, to) in [(Some("2027-01-01 00:00:00"), None), (None, Some("2026-02-28 23:59:59"))] {
+                let page = store.results(q(from, to)).await.unwrap();
+                assert_eq!((page.count, page.results.len()), (0, 0), "{name}: {from:?} {to:?}");
+            }
+            // With a label filter and keyset paging inside the range.
+            let mut query = q(Some("2026-03-01 00:00:00"), Some("2026-03-02 23:59:59"));
+            query.suspicious = Some(true);
+            query.limit = 2;
+            let page = store.results(query.clone()).await.unwrap();
+            assert_eq!((page.count, ids(&page)), (7, vec![1, 4]), "{name}");
+            query.after_id = Some(4);
+            assert_eq!(ids(&store.results(query).await.unwrap()), vec![7, 10], "{name}");
+            // An id range (one CSV upload's) combined with a time range.
+            let mut query = q(Some("2026-03-03 00:00:00"), None);
+            query.min_id = Some(5);
+            query.max_id = Some(24);
+            let page = store.results(query).await.unwrap();
+            assert_eq!((page.count, ids(&page)), (4, vec![21, 22, 23, 24]), "{name}");
+            store.shutdown().await;
         }
-        // With a label filter and keyset paging inside the range.
-        let mut query = q(Some("2026-03-01 00:00:00"), Some("2026-03-02 23:59:59"));
-        query.suspicious = Some(true);
-        query.limit = 2;
-        let page = store.results(query.clone()).await.unwrap();
-        assert_eq!((page.count, ids(&page)), (7, vec![1, 4]));
-        query.after_id = Some(4);
-        assert_eq!(ids(&store.results(query).await.unwrap()), vec![7, 10]);
-        // An id range (one CSV upload's) combined with a time range.
-        let mut query = q(Some("2026-03-03 00:00:00"), None);
-        query.min_id = Some(5);
-        query.max_id = Some(24);
-        let page = store.results(query).await.unwrap();
-        assert_eq!((page.count, ids(&page)), (4, vec![21, 22, 23, 24]));
-        store.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,7 +171,9 @@ impl Predictions for SqliteStore {
         self.send(|reply| WriteOp::Insert { rows, reply }).await
     }
 
-    async fn begin_csv(&self, model_version: Arc<str>) -> Result<(CsvSender, CsvCommit)> {
+    // One writer holds the file's write lock for the whole upload: its ids
+    // are contiguous without reserving them, so the bound is not needed.
+    async fn begin_csv(&self, model_version: Arc<str>, _rows_at_most: u64) -> Result<(CsvSender, CsvCommit)> {
         let (sender, chunks) = std::sync::mpsc::sync_channel(super::model::CSV_QUEUE);
         let (reply, rx) = oneshot::channel();
         self.tx.send(WriteOp::Csv { chunks, model_version, reply }).await.map_err(|_| Error::ShuttingDown)?;
@@ -430,7 +432,7 @@ impl SqliteStore {
     /// One CSV upload of `rows` (model version `m1`), as the API's parser
     /// would send it.
     pub(crate) async fn commit_csv_rows(&self, rows: Vec<super::CsvRow>) -> Result<super::CsvSummary> {
-        let (sender, committed) = self.begin_csv(Arc::from("m1")).await?;
+        let (sender, committed) = self.begin_csv(Arc::from("m1"), rows.len() as u64).await?;
         let feeder = std::thread::spawn(move || {
             let _ = sender.send(super::CsvChunk::Rows(rows));
             let _ = sender.send(super::CsvChunk::Done);
@@ -519,10 +521,6 @@ mod tests {
         }
     }
 
-    fn open(dir: &tempfile::TempDir) -> SqliteStore {
-        SqliteStore::open(&SqliteConfig::new(dir.path().join("sub/app.db"))).unwrap()
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_inserts_are_all_committed_with_counters_in_step() {
         for fresh in crate::store::backends::each().await {
@@ -572,64 +570,74 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_csv_upload_commits_whole_or_not_at_all_and_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let row = |i: usize| {
-            let suspicious = i.is_multiple_of(5);
-            CsvRow::new(&fp(if suspicious { 8 } else { 0 }), suspicious, 0.9, &[Reason::Feature(3)])
-        };
+        for fresh in crate::store::backends::each().await {
+            let (name, store) = (fresh.name, fresh.store.clone());
+            let row = |i: usize| {
+                let suspicious = i.is_multiple_of(5);
+                CsvRow::new(&fp(if suspicious { 8 } else { 0 }), suspicious, 0.9, &[Reason::Feature(3)])
+            };
 
-        // A parser that gives up (sender dropped without Done) stores nothing.
-        let (sender, committed) = store.begin_csv(Arc::from("m1")).await.unwrap();
-        let feeder = std::thread::spawn(move || {
-            sender.send(CsvChunk::Rows((0..100).map(row).collect())).unwrap();
-        });
-        assert!(matches!(committed.await, Err(Error::BadInput(_))));
-        feeder.join().unwrap();
-        assert_eq!(store.totals().await.unwrap(), Totals::default());
+            // A parser that gives up (sender dropped without Done) stores nothing.
+            let (sender, committed) = store.begin_csv(Arc::from("m1"), 100).await.unwrap();
+            let feeder = std::thread::spawn(move || {
+                sender.send(CsvChunk::Rows((0..100).map(row).collect())).unwrap();
+            });
+            assert!(matches!(committed.await, Err(Error::BadInput(_))), "{name}");
+            feeder.join().unwrap();
+            assert_eq!(store.totals().await.unwrap(), Totals::default(), "{name}");
 
-        // Chunks of 250 rows: a full multi-row group plus a remainder each.
-        const { assert!(writer::CSV_CHUNK < 250 && 250 % writer::CSV_CHUNK != 0) };
-        let (sender, committed) = store.begin_csv(Arc::from("m1")).await.unwrap();
-        let feeder = std::thread::spawn(move || {
-            for chunk in 0..4 {
-                sender.send(CsvChunk::Rows((chunk * 250..chunk * 250 + 250).map(row).collect())).unwrap();
+            // Chunks of 250 rows: a full multi-row group plus a remainder each
+            // (in SQLite); the file announced a line more than its rows.
+            const { assert!(writer::CSV_CHUNK < 250 && 250 % writer::CSV_CHUNK != 0) };
+            let (sender, committed) = store.begin_csv(Arc::from("m1"), 1001).await.unwrap();
+            let feeder = std::thread::spawn(move || {
+                for chunk in 0..4 {
+                    sender.send(CsvChunk::Rows((chunk * 250..chunk * 250 + 250).map(row).collect())).unwrap();
+                }
+                sender.send(CsvChunk::Done).unwrap();
+            });
+            let summary = committed.await.unwrap();
+            feeder.join().unwrap();
+            assert_eq!(
+                summary,
+                CsvSummary { total: 1000, normal: 800, suspicious: 200, first_id: Some(1), last_id: Some(1000) },
+                "{name}: the abandoned upload took no ids"
+            );
+            store.shutdown().await;
+            drop(store);
+
+            if name == "sqlite" {
+                assert_eq!(schema_version_of(Path::new(&fresh.db)).unwrap(), Some(SCHEMA_VERSION));
             }
-            sender.send(CsvChunk::Done).unwrap();
-        });
-        let summary = committed.await.unwrap();
-        feeder.join().unwrap();
-        assert_eq!(
-            summary,
-            CsvSummary { total: 1000, normal: 800, suspicious: 200, first_id: Some(1), last_id: Some(1000) }
-        );
-        store.shutdown().await;
-        drop(store);
-
-        assert_eq!(schema_version_of(&dir.path().join("sub/app.db")).unwrap(), Some(SCHEMA_VERSION));
-        let store = open(&dir);
-        assert_eq!(store.totals().await.unwrap(), Totals { normal: 800, suspicious: 200 });
-        let page = store
-            .results(ResultsQuery {
-                limit: 10,
-                after_id: Some(995),
-                suspicious: Some(false),
-                ..ResultsQuery::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(page.count, 800);
-        assert_eq!(page.results.iter().map(|r| r.id).collect::<Vec<_>>(), vec![997, 998, 999, 1000]);
-        assert!(page.results.iter().all(|r| r.source == Source::Csv && r.commands.is_none()));
-        assert_eq!(page.results[0].reasons, vec!["no failed logins before this session"]);
-        assert_eq!(page.results[0].model_version, "m1");
-        // One upload, one time stamp (taken as its transaction began).
-        let c = Connection::open(dir.path().join("sub/app.db")).unwrap();
-        let stamps: i64 = c.query_row("SELECT COUNT(DISTINCT created_at) FROM predictions", [], |r| r.get(0)).unwrap();
-        assert_eq!(stamps, 1);
-        store.shutdown().await;
+            let store = fresh.reopen().await;
+            assert_eq!(store.totals().await.unwrap(), Totals { normal: 800, suspicious: 200 }, "{name}");
+            let page = store
+                .results(ResultsQuery {
+                    limit: 10,
+                    after_id: Some(995),
+                    suspicious: Some(false),
+                    ..ResultsQuery::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(page.count, 800, "{name}");
+            assert_eq!(page.results.iter().map(|r| r.id).collect::<Vec<_>>(), vec![997, 998, 999, 1000], "{name}");
+            assert!(page.results.iter().all(|r| r.source == Source::Csv && r.commands.is_none()), "{name}");
+            assert_eq!(page.results[0].reasons, vec!["no failed logins before this session"], "{name}");
+            assert_eq!(page.results[0].model_version, "m1", "{name}");
+            // One upload, one time stamp (taken as its transaction began).
+            let first = store.results(ResultsQuery { limit: 1, ..ResultsQuery::default() }).await.unwrap();
+            assert_eq!(first.results[0].id, 1, "{name}");
+            assert_eq!(first.results[0].created_at, page.results[3].created_at, "{name}");
+            assert_eq!(
+                store.insert(vec![prediction(Source::Single, false, None)]).await.unwrap(),
+                vec![1001],
+                "{name}"
+            );
+            store.shutdown().await;
+        }
     }
 
     #[tokio::test]

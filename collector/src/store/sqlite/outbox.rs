@@ -187,8 +187,7 @@ mod tests {
 
     use crate::alerts::CollectorConfig;
     use crate::store::outbox::AlertEvent;
-    use crate::store::sqlite::{SqliteConfig, SqliteStore};
-    use crate::store::{AgentContext, Alerts, NewPrediction, Outbox, Predictions, Reason, Source, Store};
+    use crate::store::{AgentContext, NewPrediction, Reason, Source};
 
     fn attempt(ip: &str) -> NewPrediction {
         NewPrediction {
@@ -212,51 +211,68 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn raised_and_doubled_alerts_write_one_row_per_destination_in_the_pass() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("app.db"))).unwrap();
-        let config = Arc::new(
-            CollectorConfig::parse(
-                "[[alert.rule]]\nname = \"brute\"\n\
-                 [[destinations]]\nname = \"a\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n\
-                 [[destinations]]\nname = \"b\"\ntype = \"syslog\"\naddress = \"127.0.0.1:9\"\n",
-            )
-            .unwrap()
-            .alert,
-        );
-        let ids = |heads: &[crate::store::outbox::OutboxMessage]| {
-            heads.iter().map(|m| m.notification.id.clone()).collect::<Vec<_>>()
-        };
-        store.insert(vec![attempt("203.0.113.7"), attempt("203.0.113.7"), attempt("198.51.100.2")]).await.unwrap();
-        let pass = store.evaluate_alerts(config.clone()).await.unwrap();
-        assert_eq!((pass.opened, pass.notifications), (2, 4));
-        let head = store.outbox_head("a".into(), 10).await.unwrap();
-        assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised"]);
-        assert_eq!(head[0].notification.alert.count, 2);
-        assert_eq!(head[0].notification.event, AlertEvent::Raised);
-        // 2 -> 3: not a doubling; 3 -> 4: twice the count told.
-        store.insert(vec![attempt("203.0.113.7")]).await.unwrap();
-        assert_eq!(store.evaluate_alerts(config.clone()).await.unwrap().notifications, 0);
-        store.insert(vec![attempt("203.0.113.7")]).await.unwrap();
-        assert_eq!(store.evaluate_alerts(config.clone()).await.unwrap().notifications, 2);
-        let head = store.outbox_head("b".into(), 10).await.unwrap();
-        assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised", "alert-1-escalated-4"]);
+        for fresh in crate::store::backends::each().await {
+            let (name, store) = (fresh.name, &fresh.store);
+            let config = Arc::new(
+                CollectorConfig::parse(
+                    "[[alert.rule]]\nname = \"brute\"\n\
+                     [[destinations]]\nname = \"a\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n\
+                     [[destinations]]\nname = \"b\"\ntype = \"syslog\"\naddress = \"127.0.0.1:9\"\n",
+                )
+                .unwrap()
+                .alert,
+            );
+            let ids = |heads: &[crate::store::outbox::OutboxMessage]| {
+                heads.iter().map(|m| m.notification.id.clone()).collect::<Vec<_>>()
+            };
+            store.insert(vec![attempt("203.0.113.7"), attempt("203.0.113.7"), attempt("198.51.100.2")]).await.unwrap();
+            let pass = store.evaluate_alerts(config.clone()).await.unwrap();
+            assert_eq!((pass.opened, pass.notifications), (2, 4), "{name}");
+            let head = store.outbox_head("a".into(), 10).await.unwrap();
+            assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised"], "{name}");
+            assert_eq!(head[0].notification.alert.count, 2, "{name}");
+            assert_eq!(head[0].notification.event, AlertEvent::Raised, "{name}");
+            // 2 -> 3: not a doubling; 3 -> 4: twice the count told.
+            store.insert(vec![attempt("203.0.113.7")]).await.unwrap();
+            assert_eq!(store.evaluate_alerts(config.clone()).await.unwrap().notifications, 0, "{name}");
+            store.insert(vec![attempt("203.0.113.7")]).await.unwrap();
+            assert_eq!(store.evaluate_alerts(config.clone()).await.unwrap().notifications, 2, "{name}");
+            let head = store.outbox_head("b".into(), 10).await.unwrap();
+            assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised", "alert-1-escalated-4"], "{name}");
+            assert_eq!(head[2].notification.alert.count, 4, "{name}");
 
-        // Delivered rows leave the head; failures count and wait.
-        store.outbox_delivered(head[0].row, 100).await.unwrap();
-        store.outbox_delivered(head[0].row, 101).await.unwrap(); // a second mark changes nothing
-        store.outbox_failed(head[1].row, "HTTP 500".into(), 200, 150).await.unwrap();
-        let head = store.outbox_head("b".into(), 10).await.unwrap();
-        assert_eq!(ids(&head), ["alert-2-raised", "alert-1-escalated-4"]);
-        assert_eq!((head[0].attempts, head[0].next_attempt), (1, 200));
-        let counts = store.destination_counts().await.unwrap();
-        let b = counts.iter().find(|c| c.name == "b").unwrap();
-        assert_eq!((b.delivered, b.failed, b.pending, b.retrying, b.retries_pending), (1, 1, 2, 1, 1));
-        assert_eq!(b.last_error.as_deref(), Some("HTTP 500"));
-        assert_eq!(b.last_success_at.as_deref(), Some("1970-01-01 00:01:40"));
-        let a = counts.iter().find(|c| c.name == "a").unwrap();
-        assert_eq!((a.delivered, a.pending), (0, 3));
-        store.shutdown().await;
+            // Delivered rows leave the head; failures count and wait.
+            store.outbox_delivered(head[0].row, 100).await.unwrap();
+            store.outbox_delivered(head[0].row, 101).await.unwrap(); // a second mark changes nothing
+            store.outbox_failed(head[1].row, "HTTP 500".into(), 200, 150).await.unwrap();
+            let head = store.outbox_head("b".into(), 10).await.unwrap();
+            assert_eq!(ids(&head), ["alert-2-raised", "alert-1-escalated-4"], "{name}");
+            assert_eq!((head[0].attempts, head[0].next_attempt), (1, 200), "{name}");
+            let counts = store.destination_counts().await.unwrap();
+            let b = counts.iter().find(|c| c.name == "b").unwrap();
+            assert_eq!((b.delivered, b.failed, b.pending, b.retrying, b.retries_pending), (1, 1, 2, 1, 1), "{name}");
+            assert_eq!(b.last_error.as_deref(), Some("HTTP 500"), "{name}");
+            assert_eq!(b.last_success_at.as_deref(), Some("1970-01-01 00:01:40"), "{name}");
+            assert_eq!(b.last_error_at.as_deref(), Some("1970-01-01 00:02:30"), "{name}");
+            let a = counts.iter().find(|c| c.name == "a").unwrap();
+            assert_eq!((a.delivered, a.pending), (0, 3), "{name}");
+
+            // A test message's outcome shows on a destination with no rows.
+            store.destination_tested("c".into(), Err("connection refused".into()), 300).await.unwrap();
+            store.destination_tested("b".into(), Ok(()), 400).await.unwrap();
+            let counts = store.destination_counts().await.unwrap();
+            assert_eq!(counts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c"], "{name}");
+            assert_eq!((counts[2].failed, counts[2].last_error.as_deref()), (1, Some("connection refused")), "{name}");
+            assert_eq!(
+                (counts[1].delivered, counts[1].last_success_at.as_deref()),
+                (1, Some("1970-01-01 00:06:40")),
+                "{name}"
+            );
+            // The alert remembers the count last told.
+            assert_eq!(fresh.count("SELECT notified_count FROM alerts WHERE id = 1").await, 4, "{name}");
+            store.shutdown().await;
+        }
     }
 }

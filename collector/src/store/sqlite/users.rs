@@ -132,53 +132,16 @@ mod tests {
         (dir, conn)
     }
 
+    // The behaviour (unique names, tokens revoked, expired or orphaned) is
+    // tested on every backend in `store::users`; this is SQLite's storage.
     #[test]
-    fn users_are_unique_and_their_hash_is_kept_as_given() {
-        let (_dir, mut conn) = db();
-        add_user(&conn, "alice", Role::Admin, "$argon2id$h1").unwrap();
-        add_user(&conn, "bob", Role::Viewer, "$argon2id$h2").unwrap();
-        assert!(matches!(add_user(&conn, "alice", Role::Viewer, "x"), Err(Error::Conflict(_))));
-        assert!(matches!(add_user(&conn, "bad name", Role::Viewer, "x"), Err(Error::BadInput(_))));
-        let list = list_users(&conn).unwrap();
-        assert_eq!(
-            list.iter().map(|u| (u.name.as_str(), u.role)).collect::<Vec<_>>(),
-            [("alice", Role::Admin), ("bob", Role::Viewer)]
-        );
-        let (op, hash) = credentials(&conn, "alice").unwrap().unwrap();
-        assert_eq!((op.name.as_str(), op.role, hash.as_str()), ("alice", Role::Admin, "$argon2id$h1"));
-        set_password(&conn, "alice", "$argon2id$h3").unwrap();
-        assert_eq!(credentials(&conn, "alice").unwrap().unwrap().1, "$argon2id$h3");
-        assert!(matches!(set_password(&conn, "carol", "x"), Err(Error::NotFound(_))));
-        delete_user(&mut conn, "bob").unwrap();
-        assert!(credentials(&conn, "bob").unwrap().is_none());
-        assert!(matches!(delete_user(&mut conn, "bob"), Err(Error::NotFound(_))));
-    }
-
-    #[test]
-    fn api_tokens_work_until_revoked_expired_or_their_user_deleted() {
-        let (_dir, mut conn) = db();
+    fn only_an_api_tokens_hash_is_stored() {
+        let (_dir, conn) = db();
         add_user(&conn, "ana", Role::Analyst, "h").unwrap();
         let live = add_api_token(&conn, "ana", None).unwrap();
-        let later = add_api_token(&conn, "ana", Some(4_000_000_000)).unwrap();
-        let expired = add_api_token(&conn, "ana", Some(1_000_000_000)).unwrap();
-        assert!(matches!(add_api_token(&conn, "nobody", None), Err(Error::NotFound(_))));
         let stored: String =
             conn.query_row("SELECT token_hash FROM api_tokens WHERE id = ?1", [live.id], |r| r.get(0)).unwrap();
         assert_ne!(stored, live.token);
-        let ana = authenticate(&conn, &live.token).unwrap().unwrap();
-        assert_eq!((ana.name.as_str(), ana.role), ("ana", Role::Analyst));
-        assert!(authenticate(&conn, &later.token).unwrap().is_some());
-        assert_eq!(authenticate(&conn, &expired.token).unwrap(), None);
-        assert_eq!(authenticate(&conn, "bfpu_wrong").unwrap(), None);
-        revoke_api_token(&conn, live.id).unwrap();
-        assert_eq!(authenticate(&conn, &live.token).unwrap(), None);
-        assert!(matches!(revoke_api_token(&conn, live.id), Err(Error::NotFound(_))));
-        let list = list_api_tokens(&conn).unwrap();
-        assert_eq!(list.len(), 3);
-        assert_eq!(list[0].expires.as_deref(), Some("2001-09-09 01:46:40"));
-        assert!(list[2].revoked.is_some() && list[1].revoked.is_none());
-        delete_user(&mut conn, "ana").unwrap();
-        assert_eq!(authenticate(&conn, &later.token).unwrap(), None);
-        assert!(list_api_tokens(&conn).unwrap().is_empty());
+        assert!(authenticate(&conn, &live.token).unwrap().is_some());
     }
 }
