@@ -211,7 +211,7 @@ fn every_bad_csv_is_rejected_whole() {
 fn every_bad_csv_is_rejected_whole_on(backend: Backend) {
     eprintln!("backend: {backend:?}");
     let dir = backend.fresh();
-    let c = start(&dir, &["--max-upload-bytes", "20000"]);
+    let c = start(&dir, &["--max-upload-bytes", "100000"]);
     let url = c.url("/api/predict-csv");
     let header = "LoginHour,SessionDuration,CommandsCount,FailedLogins,Protocol,TypingSpeed\n";
 
@@ -227,6 +227,10 @@ fn every_bad_csv_is_rejected_whole_on(backend: Backend) {
     bad_row.push_str("10,5,x,0,SSH,40\n");
     bad_row.push_str(&csv_rows(5)[header.len()..]);
     assert_bad(&upload(&url, "file", bad_row.as_bytes()), 400, "row 51");
+    // ...also after thousands of good rows already went to the store.
+    let mut late_bad_row = csv_rows(3000);
+    late_bad_row.push_str("10,5,x,0,SSH,40\n");
+    assert_bad(&upload(&url, "file", late_bad_row.as_bytes()), 400, "row 3001");
     let unknown_protocol = format!("{header}9,40,10,0,HTTPS,45\n2,5,80,4,SMTP,120\n");
     assert_bad(&upload(&url, "file", unknown_protocol.as_bytes()), 400, "row 2");
     let short_row = format!("{header}9,40,10,0,HTTPS,45\n2,5,80\n");
@@ -237,15 +241,17 @@ fn every_bad_csv_is_rejected_whole_on(backend: Backend) {
     assert_bad(&upload(&url, "file", &not_utf8), 400, "row 1");
 
     // Oversized upload: 413, nothing stored.
-    let big = csv_rows(2000);
-    assert!(big.len() > 20000);
+    let big = csv_rows(8000);
+    assert!(big.len() > 100000);
     assert_bad(&upload(&url, "file", big.as_bytes()), 413, "");
     assert_eq!(total(&c), 0, "no partial CSV stored");
 
-    // The collector still works after all of that.
-    let r = upload(&url, "file", csv_rows(10).as_bytes());
+    // The collector still works after all of that, and no refused upload
+    // kept an id.
+    let r = upload(&c.url("/api/predict-csv?ids=1"), "file", csv_rows(10).as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["total_records"], 10);
+    assert_eq!((r.json()["first_id"].as_i64(), r.json()["last_id"].as_i64()), (Some(1), Some(10)), "{}", r.body);
     assert_eq!(total(&c), 10);
 }
 

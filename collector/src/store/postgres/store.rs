@@ -42,7 +42,10 @@ pub struct PgConfig {
 impl PgConfig {
     /// The defaults above for the database at `url`.
     pub fn new(url: impl Into<String>) -> PgConfig {
-        PgConfig { url: url.into(), pool_size: 16, max_batch: 4096, queue: 8192, staging_dir: std::env::temp_dir() }
+        // `/tmp` is often a tmpfs: an upload staged there would sit in memory.
+        let var_tmp = Path::new("/var/tmp");
+        let staging_dir = if var_tmp.is_dir() { var_tmp.to_path_buf() } else { std::env::temp_dir() };
+        PgConfig { url: url.into(), pool_size: 16, max_batch: 4096, queue: 8192, staging_dir }
     }
 }
 
@@ -634,6 +637,15 @@ mod tests {
         let result = committed.await.unwrap();
         feeder.join().unwrap();
         result
+    }
+
+    #[test]
+    fn uploads_are_staged_on_disk_by_default() {
+        let config = PgConfig::new("postgres://bfp@db/bfp");
+        assert_eq!((config.pool_size, config.max_batch, config.queue), (16, 4096, 8192));
+        if Path::new("/var/tmp").is_dir() {
+            assert_eq!(config.staging_dir, Path::new("/var/tmp"));
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
