@@ -288,8 +288,13 @@ impl super::Alerts for SqliteStore {
 
 #[async_trait]
 impl super::Outbox for SqliteStore {
-    async fn outbox_head(&self, destination: String, limit: u32) -> Result<Vec<super::outbox::OutboxMessage>> {
-        self.reads.run(move |c| outbox::head(c, &destination, limit)).await
+    async fn outbox_head(
+        &self,
+        destination: String,
+        limit: u32,
+        max_attempts: u32,
+    ) -> Result<Vec<super::outbox::OutboxMessage>> {
+        self.reads.run(move |c| outbox::head(c, &destination, limit, max_attempts)).await
     }
 
     async fn outbox_delivered(&self, row: i64, now: i64) -> Result<()> {
@@ -309,8 +314,12 @@ impl super::Outbox for SqliteStore {
         self.exclusive(move |conn| outbox::tested(conn, &destination, &outcome, now)).await
     }
 
-    async fn destination_counts(&self) -> Result<Vec<super::outbox::DestinationCounts>> {
-        self.reads.run(outbox::counts).await
+    async fn destination_counts(&self, max_attempts: u32) -> Result<Vec<super::outbox::DestinationCounts>> {
+        self.reads.run(move |c| outbox::counts(c, max_attempts)).await
+    }
+
+    async fn outbox_prune(&self, before: i64, max_attempts: u32) -> Result<u64> {
+        self.exclusive(move |conn| outbox::prune(conn, before, max_attempts)).await
     }
 }
 
