@@ -281,7 +281,9 @@ mod tests {
     /// A webhook receiver on loopback that answers 500 to every message
     /// whose body holds `reject`, 200 to the rest; returns its port and the
     /// ids it was sent, in order, with the status it answered.
-    fn receiver(reject: &'static str) -> (u16, Arc<std::sync::Mutex<Vec<(String, u16)>>>) {
+    type Log = Arc<std::sync::Mutex<Vec<(String, u16)>>>;
+
+    fn receiver(reject: &'static str) -> (u16, Log) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
