@@ -19,6 +19,11 @@ struct Group {
     id: i64,
     last_seen: i64,
     resolved_at: Option<i64>,
+    /// Its stored count, the count last told to destinations, and
+    /// whether it is resolved.
+    count: i64,
+    told: i64,
+    resolved: bool,
     /// Matches this pass added, not yet written.
     added: i64,
     /// The last of them.
@@ -184,11 +189,20 @@ pub(super) fn evaluate_page(
                 // has not seen before.
                 let latest = tx
                     .prepare_cached(
-                        "SELECT id, last_seen, resolved_unix FROM alerts
+                        "SELECT id, last_seen, resolved_unix, count, notified_count, state = 'resolved' FROM alerts
                          WHERE rule = ?1 AND group_key = ?2 ORDER BY id DESC LIMIT 1",
                     )?
                     .query_row(params![rule.name, key], |r| {
-                        Ok(Group { id: r.get(0)?, last_seen: r.get(1)?, resolved_at: r.get(2)?, added: 0, last_id: 0 })
+                        Ok(Group {
+                            id: r.get(0)?,
+                            last_seen: r.get(1)?,
+                            resolved_at: r.get(2)?,
+                            count: r.get(3)?,
+                            told: r.get(4)?,
+                            resolved: r.get(5)?,
+                            added: 0,
+                            last_id: 0,
+                        })
                     })
                     .optional()?;
                 if let Some(g) = latest {
@@ -226,7 +240,16 @@ pub(super) fn evaluate_page(
                 ])?;
                 let id = tx.last_insert_rowid();
                 touched.insert(id, Touched { opened: true, count: 1, told: 0, resolved: false });
-                let fresh = Group { id, last_seen: seen, resolved_at: None, added: 0, last_id: 0 };
+                let fresh = Group {
+                    id,
+                    last_seen: seen,
+                    resolved_at: None,
+                    count: 1,
+                    told: 0,
+                    resolved: false,
+                    added: 0,
+                    last_id: 0,
+                };
                 match groups.get_mut(key) {
                     Some(g) => *g = fresh,
                     None => {
@@ -243,10 +266,18 @@ pub(super) fn evaluate_page(
             flush(&tx, g, &mut touched)?;
         }
     }
-    let mut touched: Vec<(i64, Touched)> = touched.into_iter().collect();
-    touched.sort_unstable();
+    let mut told: Vec<(i64, Touched)> = touched.iter().map(|(id, t)| (*id, *t)).collect();
+    told.sort_unstable();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    pass.notifications = super::outbox::enqueue(&tx, &touched, &config.notify, now)?;
+    pass.notifications = super::outbox::enqueue(&tx, &told, &config.notify, now)?;
+    // Remember what the outbox now holds as told.
+    for groups in &mut known.groups {
+        for g in groups.values_mut() {
+            if let Some(t) = touched.get(&g.id) {
+                g.told = super::outbox::told_after(*t);
+            }
+        }
+    }
     tx.prepare_cached(
         "INSERT INTO alert_cursor (id, last_result_id) VALUES (1, ?1)
          ON CONFLICT (id) DO UPDATE SET last_result_id = excluded.last_result_id",
@@ -271,20 +302,23 @@ pub(super) struct Touched {
 }
 
 /// Writes what a pass added to an alert (if anything), notes it in
-/// `touched`, and starts the group's count for this pass over.
+/// `touched`, and starts the group's count for this pass over. The count,
+/// the count told and the state come from the group's memory, which holds
+/// the stored values (see [`AlertCache`]): no `RETURNING`, which costs
+/// SQLite a temporary table per statement.
 fn flush(tx: &Connection, g: &mut Group, touched: &mut HashMap<i64, Touched>) -> Result<()> {
     if g.added == 0 {
         return Ok(());
     }
-    let (count, told, resolved) = tx
-        .prepare_cached(
-            "UPDATE alerts SET count = count + ?2, last_result_id = MAX(last_result_id, ?3),
-                 last_seen = MAX(last_seen, ?4) WHERE id = ?1
-             RETURNING count, notified_count, state = 'resolved'",
-        )?
-        .query_row(params![g.id, g.added, g.last_id, g.last_seen], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    touched.entry(g.id).and_modify(|t| t.count = count).or_insert(Touched { opened: false, count, told, resolved });
+    tx.prepare_cached(
+        "UPDATE alerts SET count = count + ?2, last_result_id = MAX(last_result_id, ?3),
+             last_seen = MAX(last_seen, ?4) WHERE id = ?1",
+    )?
+    .execute(params![g.id, g.added, g.last_id, g.last_seen])?;
+    g.count += g.added;
     g.added = 0;
+    let (count, told, resolved) = (g.count, g.told, g.resolved);
+    touched.entry(g.id).and_modify(|t| t.count = count).or_insert(Touched { opened: false, count, told, resolved });
     Ok(())
 }
 

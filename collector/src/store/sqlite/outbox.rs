@@ -21,11 +21,7 @@ pub(super) fn enqueue(
 ) -> Result<u64> {
     let mut written = 0;
     for &(id, t) in touched {
-        let event = if t.opened {
-            AlertEvent::Raised
-        } else if t.told > 0 && t.count >= t.told.saturating_mul(2) && !t.resolved {
-            AlertEvent::Escalated
-        } else {
+        let Some(event) = event_of(t) else {
             if t.told == 0 {
                 // An alert from before notifications: start counting here.
                 tx.prepare_cached("UPDATE alerts SET notified_count = ?2 WHERE id = ?1")?
@@ -40,6 +36,26 @@ pub(super) fn enqueue(
         }
     }
     Ok(written)
+}
+
+/// What is worth telling of an alert a pass touched, if anything.
+fn event_of(t: super::alerts::Touched) -> Option<AlertEvent> {
+    if t.opened {
+        Some(AlertEvent::Raised)
+    } else if t.told > 0 && t.count >= t.told.saturating_mul(2) && !t.resolved {
+        Some(AlertEvent::Escalated)
+    } else {
+        None
+    }
+}
+
+/// The count last told of an alert after [`enqueue`] saw it.
+pub(super) fn told_after(t: super::alerts::Touched) -> i64 {
+    if t.told == 0 || event_of(t).is_some() {
+        t.count
+    } else {
+        t.told
+    }
 }
 
 fn write_rows(tx: &Connection, event: AlertEvent, alert: &Alert, destinations: &[String], now: i64) -> Result<u64> {
