@@ -443,7 +443,8 @@ fn one_grouped_alert_reaches_every_receiver_exactly_once_on(backend: Backend) {
     // The unreachable destination says why.
     let nowhere = &destinations(&c)["nowhere"];
     assert!(nowhere["last_error"].as_str().is_some_and(|e| e.contains("connect")), "{nowhere}");
-    assert!(nowhere["pending"].as_u64().unwrap() >= 1, "{nowhere}");
+    // Still queued, or (on a slow run, after notify.max_attempts) dead.
+    assert!(nowhere["pending"].as_u64().unwrap() + nowhere["dead"].as_u64().unwrap() >= 1, "{nowhere}");
 
     // The receiver comes back: everything is delivered, in order.
     hook.set(Mode::Answer200);
