@@ -30,9 +30,10 @@ struct Group {
     last_id: i64,
 }
 
-/// Most groups the writer remembers; past it the memory starts over (the
-/// database is the truth, the cache only saves a lookup per group).
-const CACHE_GROUPS: usize = 100_000;
+/// Most groups the writer remembers (about 100 bytes each, so a few MB at
+/// most); past it the memory starts over (the database is the truth, the
+/// memory only saves a lookup per group and pass).
+const CACHE_GROUPS: usize = 20_000;
 
 /// What the writer remembers of the alerts between passes, so a pass does
 /// not look up each group's latest alert again: per rule, per group key,
