@@ -198,7 +198,8 @@ fn bench_ingest(c: &mut Criterion) {
                 .query_row(
                     "SELECT (SELECT MAX(id) FROM predictions), (SELECT last_result_id FROM alert_cursor)",
                     [],
-                    |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+                    // Both are NULL when a filter skipped this variant.
+                    |r| Ok((r.get::<_, Option<i64>>(0)?.unwrap_or(0), r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
                 )
                 .expect("cursor");
             // The evaluation is at most one interval (1 s) behind ingest.

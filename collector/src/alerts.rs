@@ -134,6 +134,12 @@ fn default_pass_rows() -> u32 {
 }
 
 impl AlertConfig {
+    /// Whether some rule matches on reasons (else a pass need not read
+    /// them).
+    pub fn reads_reasons(&self) -> bool {
+        self.rules.iter().any(|r| r.reason.is_some())
+    }
+
     fn check(&self) -> std::result::Result<(), String> {
         if self.interval_secs == 0 {
             return Err("alert.interval_secs must be at least 1".into());
@@ -186,13 +192,19 @@ pub enum GroupBy {
 impl GroupBy {
     /// The group a result falls in; results without the field share `-`.
     pub fn key_of(self, p: &StoredPrediction) -> String {
+        self.key_ref(p).to_string()
+    }
+
+    /// [`GroupBy::key_of`], borrowed from the result (no allocation per
+    /// match in an evaluation pass).
+    pub fn key_ref(self, p: &StoredPrediction) -> &str {
         let value = match self {
             GroupBy::SourceIp => p.agent.source_ip.as_deref(),
             GroupBy::User => p.agent.user.as_deref(),
             GroupBy::Device => p.device.as_deref(),
             GroupBy::Rule => Some("*"),
         };
-        value.filter(|v| !v.is_empty()).unwrap_or("-").to_string()
+        value.filter(|v| !v.is_empty()).unwrap_or("-")
     }
 }
 

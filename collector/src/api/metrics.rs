@@ -55,7 +55,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response> {
     if !s.notifier.is_empty() {
         let status = s.notifier.status(&*s.store).await?;
         type Value = fn(&crate::notify::DestinationStatus) -> u64;
-        let families: [(&str, &str, &str, Value); 3] = [
+        let families: [(&str, &str, &str, Value); 4] = [
             (
                 "bfp_notifications_sent_total",
                 "counter",
@@ -68,6 +68,12 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response> {
             ("bfp_outbox_pending", "gauge", "Notifications waiting in the outbox, by destination.", |d| {
                 d.counts.pending
             }),
+            (
+                "bfp_outbox_dead",
+                "gauge",
+                "Notifications given up on after notify.max_attempts failed attempts, by destination.",
+                |d| d.counts.dead,
+            ),
         ];
         for (name, kind, help, value) in families {
             let _ = writeln!(out, "# HELP {name} {help}");

@@ -8,6 +8,8 @@
 //! max_per_tick = 20         # most messages one destination sends per tick
 //! backoff_base_secs = 2     # first retry after ~2 s, then 4, 8, ...
 //! backoff_max_secs = 600    # ... at most 10 minutes apart (with jitter)
+//! max_attempts = 20         # then the message is dead and the queue moves on
+//! retention_days = 7        # delivered and dead messages are deleted after this
 //!
 //! [[destinations]]
 //! name = "ops-chat"
@@ -55,6 +57,19 @@ pub struct NotifyConfig {
     /// Longest delay between two attempts, in seconds. Default: 600.
     #[serde(default = "default_backoff_max")]
     pub backoff_max_secs: u64,
+    /// Attempts after which a message that keeps failing is given up on
+    /// ("dead": counted in `/api/destinations` and `bfp_outbox_dead`, kept
+    /// for `retention_days`), so the messages behind it in its
+    /// destination's queue go out. Until then the queue waits for it, which
+    /// keeps a destination's messages in order. With the default backoff,
+    /// 20 attempts span about two hours. Default: 20.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Days delivered messages (since delivery) and dead ones (since they
+    /// were written) stay in the outbox before they are deleted; checked
+    /// at start and hourly. Default: 7.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u64,
 }
 
 impl Default for NotifyConfig {
@@ -64,6 +79,8 @@ impl Default for NotifyConfig {
             max_per_tick: default_per_tick(),
             backoff_base_secs: default_backoff_base(),
             backoff_max_secs: default_backoff_max(),
+            max_attempts: default_max_attempts(),
+            retention_days: default_retention_days(),
         }
     }
 }
@@ -79,6 +96,12 @@ fn default_backoff_base() -> u64 {
 }
 fn default_backoff_max() -> u64 {
     600
+}
+fn default_max_attempts() -> u32 {
+    20
+}
+fn default_retention_days() -> u64 {
+    7
 }
 fn default_timeout() -> u64 {
     10
@@ -97,6 +120,12 @@ impl NotifyConfig {
         }
         if self.backoff_max_secs < self.backoff_base_secs {
             return Err("notify.backoff_max_secs must be at least notify.backoff_base_secs".into());
+        }
+        if self.max_attempts == 0 || self.max_attempts > 10_000 {
+            return Err("notify.max_attempts must be within 1..10000".into());
+        }
+        if self.retention_days == 0 || self.retention_days > 3650 {
+            return Err("notify.retention_days must be within 1..3650".into());
         }
         Ok(())
     }
@@ -162,6 +191,14 @@ impl Destination {
                 }
                 if c.secret.as_deref().is_some_and(str::is_empty) {
                     return Err(at("secret is empty (leave it out for no signature)".into()));
+                }
+                if let Some(ca) = &c.ca_file {
+                    if url.scheme() != "https" {
+                        return Err(at("ca_file is set but the url is not https://".into()));
+                    }
+                    if !ca.is_file() {
+                        return Err(at(format!("ca_file {} is not a readable file", ca.display())));
+                    }
                 }
             }
             Destination::Syslog(c) => {
@@ -258,6 +295,11 @@ pub struct WebhookConfig {
     /// Seconds one request may take (connecting included). Default: 10.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// For an `https://` URL: a PEM file of the CA certificates the
+    /// receiver's certificate must chain to, instead of the public roots
+    /// (a receiver with a private CA). Checked at start. Default: none.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_webhook_format() -> WebhookFormat {

@@ -14,6 +14,11 @@
 //! and none of this runs on the writer: a slow or failing receiver holds
 //! its own queue back, never ingest.
 //!
+//! A message that fails `max_attempts` times is dead: it leaves the queue
+//! (counted as dead in the destination's status and `bfp_outbox_dead`) and
+//! the messages behind it go out; order holds among the messages that are
+//! delivered. Delivered and dead rows are deleted after `retention_days`.
+//!
 //! At-least-once: a collector killed after the receiver acknowledged a
 //! message and before the delivered mark committed sends it again after
 //! the restart, with the same `id`; receivers drop what they have had.
@@ -82,11 +87,14 @@ impl Notifier {
         for sender in &self.senders {
             tokio::spawn(deliver_forever(store.clone(), sender.clone(), self.config.clone()));
         }
+        if !self.senders.is_empty() {
+            tokio::spawn(prune_forever(store, self.config.clone()));
+        }
     }
 
     /// Every destination with its counts (zeros for one that never sent).
     pub async fn status(&self, store: &dyn Store) -> Result<Vec<DestinationStatus>> {
-        let counts = store.destination_counts().await?;
+        let counts = store.destination_counts(self.config.max_attempts).await?;
         Ok(self
             .senders
             .iter()
@@ -179,8 +187,23 @@ async fn deliver_forever(store: Arc<dyn Store>, sender: Arc<Sender>, config: Not
     }
 }
 
+/// Deletes delivered and dead messages older than `retention_days`, at
+/// start and then hourly, until the store shuts down.
+async fn prune_forever(store: Arc<dyn Store>, config: NotifyConfig) {
+    loop {
+        let before = unix_now() - (config.retention_days * 86_400) as i64;
+        match store.outbox_prune(before, config.max_attempts).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "old delivered and dead notifications deleted"),
+            Err(Error::ShuttingDown) => return,
+            Err(e) => tracing::warn!(error = %e, "outbox pruning failed; retried in an hour"),
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
 async fn deliver_tick(store: &dyn Store, sender: &Sender, config: &NotifyConfig) -> Result<Tick> {
-    let head = store.outbox_head(sender.name().to_string(), config.max_per_tick).await?;
+    let head = store.outbox_head(sender.name().to_string(), config.max_per_tick, config.max_attempts).await?;
     let full = head.len() >= config.max_per_tick as usize;
     for m in head {
         if m.next_attempt > unix_now() {
@@ -195,6 +218,19 @@ async fn deliver_tick(store: &dyn Store, sender: &Sender, config: &NotifyConfig)
             Err(error) => {
                 let attempts = m.attempts + 1;
                 let delay = backoff_secs(config, attempts);
+                if attempts >= config.max_attempts {
+                    tracing::error!(
+                        destination = sender.name(),
+                        id = %m.notification.id,
+                        attempts,
+                        %error,
+                        "notification given up on (dead); the destination's next messages go out"
+                    );
+                    let now = unix_now();
+                    store.outbox_failed(m.row, error, now, now).await?;
+                    // The dead message no longer holds the queue.
+                    continue;
+                }
                 tracing::warn!(
                     destination = sender.name(),
                     id = %m.notification.id,
@@ -215,6 +251,124 @@ async fn deliver_tick(store: &dyn Store, sender: &Sender, config: &NotifyConfig)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::CollectorConfig;
+    use crate::store::sqlite::{SqliteConfig, SqliteStore};
+    use crate::store::{AgentContext, NewPrediction, Reason, Source};
+    use std::io::{Read, Write};
+
+    fn attempt(ip: &str) -> NewPrediction {
+        NewPrediction {
+            source: Source::Agent,
+            fingerprint: bfp_common::Fingerprint {
+                login_hour: 3,
+                session_duration_min: 0.0,
+                commands: 0,
+                failed_logins: 6,
+                protocol: bfp_common::Protocol::Ssh,
+                typing_speed_wpm: None,
+                risky_commands: None,
+            },
+            suspicious: true,
+            confidence: 0.95,
+            commands: None,
+            model_version: Arc::from("m1"),
+            reasons: vec![Reason::Text("6 failed logins".into())],
+            device: Some("pi-1".into()),
+            agent: AgentContext { source_ip: Some(ip.into()), ..AgentContext::default() },
+        }
+    }
+
+    /// A webhook receiver on loopback that answers 500 to every message
+    /// whose body holds `reject`, 200 to the rest; returns its port and the
+    /// ids it was sent, in order, with the status it answered.
+    type Log = Arc<std::sync::Mutex<Vec<(String, u16)>>>;
+
+    fn receiver(reject: &'static str) -> (u16, Log) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = log.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then as many body bytes as Content-Length says.
+                let body = loop {
+                    let Ok(n) = stream.read(&mut buf) else { break None };
+                    if n == 0 {
+                        break None;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if data.len() >= end + 4 + length {
+                            break Some(String::from_utf8_lossy(&data[end + 4..end + 4 + length]).to_string());
+                        }
+                    }
+                };
+                let Some(body) = body else { continue };
+                let id = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let status = if body.contains(reject) { 500 } else { 200 };
+                seen.lock().unwrap().push((id, status));
+                let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        (port, log)
+    }
+
+    #[tokio::test]
+    async fn a_message_that_keeps_failing_dies_after_max_attempts_and_the_queue_moves_on() {
+        let (port, log) = receiver("alert-2-raised");
+        let text = format!(
+            "[notify]\nmax_attempts = 3\nbackoff_base_secs = 1\nbackoff_max_secs = 1\n\
+             [[alert.rule]]\nname = \"brute\"\n\
+             [[destinations]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\n"
+        );
+        let config = CollectorConfig::parse(&text).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path().join("app.db"))).unwrap());
+        store.insert(vec![attempt("203.0.113.1"), attempt("203.0.113.2"), attempt("203.0.113.3")]).await.unwrap();
+        assert_eq!(store.evaluate_alerts(Arc::new(config.alert.clone())).await.unwrap().notifications, 3);
+        let sender = Sender::new(config.destinations[0].clone()).unwrap();
+        let notify = config.notify.clone();
+        // Ticks until the head is empty: the second message fails, waits
+        // for its retries (about a second each), and dies at its third.
+        for _ in 0..100 {
+            deliver_tick(&*store, &sender, &notify).await.unwrap();
+            if store.outbox_head("hook".into(), 10, notify.max_attempts).await.unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let got = log.lock().unwrap().clone();
+        let expected: Vec<(String, u16)> = [
+            ("alert-1-raised", 200),
+            ("alert-2-raised", 500),
+            ("alert-2-raised", 500),
+            ("alert-2-raised", 500),
+            ("alert-3-raised", 200),
+        ]
+        .iter()
+        .map(|(id, s)| (id.to_string(), *s))
+        .collect();
+        assert_eq!(got, expected, "in order; the rejected one tried max_attempts times, then the next sent");
+        let counts = store.destination_counts(notify.max_attempts).await.unwrap();
+        let hook = &counts[0];
+        assert_eq!((hook.delivered, hook.failed, hook.pending, hook.dead), (2, 3, 0, 1));
+        assert!(hook.last_error.as_deref().is_some_and(|e| e.contains("500")), "{:?}", hook.last_error);
+        store.shutdown().await;
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap_with_jitter_in_the_upper_half() {

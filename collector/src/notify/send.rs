@@ -54,35 +54,20 @@ impl Sender {
         let name = destination.name().to_string();
         let bad = |what: String| Error::Config(format!("destination {name:?}: {what}"));
         let transport = match &destination {
-            Destination::Webhook(_) => Transport::Http(
-                reqwest::Client::builder()
+            Destination::Webhook(c) => {
+                let mut client = reqwest::Client::builder()
                     .timeout(timeout)
                     .connect_timeout(timeout)
                     // A redirect is the receiver's mistake: report it, don't follow it.
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|e| bad(format!("cannot build the HTTP client: {e}")))?,
-            ),
-            Destination::Syslog(c) if c.tls => {
-                let mut roots = rustls::RootCertStore::empty();
-                match &c.ca_file {
-                    Some(path) => {
-                        use rustls::pki_types::pem::PemObject;
-                        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
-                            .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-                            .map_err(|e| bad(format!("ca_file {}: {e}", path.display())))?;
-                        let (added, _) = roots.add_parsable_certificates(certs);
-                        if added == 0 {
-                            return Err(bad(format!("ca_file {} holds no usable certificate", path.display())));
-                        }
-                    }
-                    None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+                    .redirect(reqwest::redirect::Policy::none());
+                if let Some(path) = &c.ca_file {
+                    // Only this CA: the receiver's certificate must chain to it.
+                    client = client.tls_backend_preconfigured(tls_client(provider, Some(path)).map_err(bad)?);
                 }
-                let tls = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| bad(format!("TLS: {e}")))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
+                Transport::Http(client.build().map_err(|e| bad(format!("cannot build the HTTP client: {e}")))?)
+            }
+            Destination::Syslog(c) if c.tls => {
+                let tls = tls_client(provider, c.ca_file.as_deref()).map_err(bad)?;
                 let (host, _) = split_host_port(&c.address).unwrap_or_default();
                 let server = rustls::pki_types::ServerName::try_from(host)
                     .map_err(|e| bad(format!("address {:?} names no TLS server: {e}", c.address)))?;
@@ -139,6 +124,33 @@ impl Sender {
             Err(_) => Err(format!("timed out after {}s", timeout.as_secs())),
         }
     }
+}
+
+/// A TLS client trusting the CA certificates of `ca_file` (PEM), or the
+/// public roots without one.
+fn tls_client(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    ca_file: Option<&std::path::Path>,
+) -> std::result::Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            use rustls::pki_types::pem::PemObject;
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!("ca_file {} holds no usable certificate", path.display()));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// An error with its causes, on one line.
@@ -346,6 +358,125 @@ mod tests {
         assert_eq!(len.parse::<usize>().unwrap(), rest.len());
         assert!(rest.contains(" - CEF:0|BehavioralFingerprinting|") && rest.contains("externalId=alert-7-raised"));
         assert_eq!(frames[1], "");
+    }
+
+    /// A CA and a certificate for `localhost` it signed: (CA PEM, server
+    /// TLS config).
+    fn private_ca() -> (String, rustls::ServerConfig) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(crypto())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        (ca_cert.pem(), server)
+    }
+
+    #[tokio::test]
+    async fn https_webhooks_trust_the_ca_file_and_a_wrong_ca_is_a_visible_error() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, server) = private_ca();
+        let (other_ca, _) = private_ca();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca).unwrap();
+        let wrong_ca = dir.path().join("other-ca.pem");
+        std::fs::write(&wrong_ca, other_ca).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // A real HTTPS receiver: every request that completes a handshake is
+        // recorded (its body) and answered 200.
+        let bodies = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let handshakes_failed = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (seen, failed) = (bodies.clone(), handshakes_failed.clone());
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    continue;
+                };
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let n = tls.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        if data.len() >= end + 4 + length {
+                            break Some(text[end + 4..].to_string());
+                        }
+                    }
+                };
+                if let Some(body) = body {
+                    seen.lock().unwrap().push(body);
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                    let _ = tls.shutdown().await;
+                }
+            }
+        });
+        let hook = |ca: &std::path::Path| {
+            let text = format!(
+                "[[destinations]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"https://localhost:{port}/in\"\n\
+                 ca_file = \"{}\"\ntimeout_secs = 5\n",
+                ca.display()
+            );
+            crate::alerts::CollectorConfig::parse(&text).unwrap().destinations.remove(0)
+        };
+        let n = crate::notify::message::tests::sample(AlertEvent::Raised);
+        Sender::new(hook(&ca_file)).unwrap().send(&n).await.unwrap();
+        // Another CA: the handshake is refused, the error says why, and
+        // nothing more reaches the receiver.
+        let err = Sender::new(hook(&wrong_ca)).unwrap().send(&n).await.unwrap_err();
+        assert!(err.to_lowercase().contains("certificate"), "{err}");
+        // Neither do the public roots know this CA.
+        let mut public = hook(&ca_file);
+        if let Destination::Webhook(c) = &mut public {
+            c.ca_file = None;
+        }
+        assert!(Sender::new(public).unwrap().send(&n).await.is_err());
+        let bodies = bodies.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 1, "received exactly once: {bodies:?}");
+        let body: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+        assert_eq!(body["id"], "alert-7-raised");
+        // Both refusals were handshakes the receiver saw fail (it may note
+        // the second a moment after the client gave up).
+        for _ in 0..50 {
+            if handshakes_failed.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(handshakes_failed.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A CA file on a plain http:// URL is refused at start.
+        let err = crate::alerts::CollectorConfig::parse(&format!(
+            "[[destinations]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://localhost:{port}/\"\nca_file = \"{}\"\n",
+            ca_file.display()
+        ))
+        .unwrap_err();
+        assert!(err.contains("ca_file is set but the url is not https://"), "{err}");
     }
 
     #[test]

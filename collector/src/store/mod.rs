@@ -154,8 +154,14 @@ pub trait Alerts: Send + Sync {
 pub trait Outbox: Send + Sync {
     /// The oldest undelivered messages of `destination`, at most `limit`, in
     /// row order (due or not: the caller stops at the first not yet due, so
-    /// one destination's messages go out in order).
-    async fn outbox_head(&self, destination: String, limit: u32) -> Result<Vec<outbox::OutboxMessage>>;
+    /// one destination's messages go out in order). Messages already tried
+    /// `max_attempts` times are dead and left out: the queue moves on.
+    async fn outbox_head(
+        &self,
+        destination: String,
+        limit: u32,
+        max_attempts: u32,
+    ) -> Result<Vec<outbox::OutboxMessage>>;
 
     /// Marks row `row` delivered at `now` (seconds since the epoch).
     async fn outbox_delivered(&self, row: i64, now: i64) -> Result<()>;
@@ -172,8 +178,14 @@ pub trait Outbox: Send + Sync {
         now: i64,
     ) -> Result<()>;
 
-    /// Counts and last outcomes per destination that has any.
-    async fn destination_counts(&self) -> Result<Vec<outbox::DestinationCounts>>;
+    /// Counts and last outcomes per destination that has any; a message
+    /// tried `max_attempts` times counts as dead, not pending.
+    async fn destination_counts(&self, max_attempts: u32) -> Result<Vec<outbox::DestinationCounts>>;
+
+    /// Deletes delivered messages delivered before `before`, and dead ones
+    /// (tried `max_attempts` times) created before it (seconds since the
+    /// epoch). Returns the rows deleted.
+    async fn outbox_prune(&self, before: i64, max_attempts: u32) -> Result<u64>;
 }
 
 /// Decisions (blocks pushed to a device group), device groups, and the

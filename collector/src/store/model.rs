@@ -61,7 +61,7 @@ pub fn round_confidence(c: f32) -> f64 {
 /// are stored as the feature's index and worded at read time (a few bytes per
 /// row instead of a sentence); other reasons (e.g. an agent's novelty
 /// findings) are stored as text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Reason {
     /// A feature of the schema that drove the verdict (index into
@@ -69,6 +69,38 @@ pub enum Reason {
     Feature(u8),
     /// A sentence, stored as is.
     Text(String),
+}
+
+// By hand rather than `#[serde(untagged)]`: untagged buffers each value and
+// tries `Feature` first, so every text reason cost a formatted error message
+// (the larger part of decoding a row's reasons when alerts read pages).
+impl<'de> Deserialize<'de> for Reason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Reason, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Reason;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a feature index (0-255) or a sentence")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Reason, E> {
+                u8::try_from(v)
+                    .map(Reason::Feature)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Reason, E> {
+                u8::try_from(v)
+                    .map(Reason::Feature)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Reason, E> {
+                Ok(Reason::Text(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> std::result::Result<Reason, E> {
+                Ok(Reason::Text(v))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 impl Reason {
@@ -305,3 +337,19 @@ pub type CsvSender = std::sync::mpsc::SyncSender<CsvChunk>;
 
 /// Chunks in flight between a CSV parser and the writer: bounds memory.
 pub const CSV_QUEUE: usize = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    #[test]
+    fn reasons_read_back_as_stored_and_bad_ones_are_refused() {
+        let reasons = vec![Reason::Feature(3), Reason::Text("new source for this user".into()), Reason::Feature(0)];
+        let text = serde_json::to_string(&reasons).unwrap();
+        assert_eq!(text, r#"[3,"new source for this user",0]"#);
+        assert_eq!(serde_json::from_str::<Vec<Reason>>(&text).unwrap(), reasons);
+        for bad in ["[256]", "[-1]", "[1.5]", "[null]", r#"[{"a":1}]"#] {
+            assert!(serde_json::from_str::<Vec<Reason>>(bad).is_err(), "{bad}");
+        }
+    }
+}

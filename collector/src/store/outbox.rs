@@ -83,6 +83,9 @@ pub struct DestinationCounts {
     pub retrying: u64,
     /// Attempts already made on the waiting messages.
     pub retries_pending: u64,
+    /// Messages given up on after `notify.max_attempts` failed attempts
+    /// (kept until `notify.retention_days` after they were written).
+    pub dead: u64,
     /// Last delivery, UTC `YYYY-MM-DD HH:MM:SS`.
     pub last_success_at: Option<String>,
     /// Last failure's error, and when.

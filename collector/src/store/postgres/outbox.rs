@@ -113,7 +113,13 @@ impl Senders {
 
 /// The head of `destination`'s queue if this collector is (or now becomes)
 /// its sender; empty while another collector holds it.
-pub(super) async fn head(senders: &Senders, url: &str, destination: &str, limit: u32) -> Result<Vec<OutboxMessage>> {
+pub(super) async fn head(
+    senders: &Senders,
+    url: &str,
+    destination: &str,
+    limit: u32,
+    max_attempts: u32,
+) -> Result<Vec<OutboxMessage>> {
     let mut held = senders.held.lock().await;
     if !held.contains_key(destination) {
         let client = super::connect(url).await?;
@@ -131,8 +137,8 @@ pub(super) async fn head(senders: &Senders, url: &str, destination: &str, limit:
     let rows = match client
         .query(
             "SELECT id, payload, attempts, next_attempt FROM outbox
-             WHERE destination = $1 AND delivered_at IS NULL ORDER BY id LIMIT $2",
-            &[&destination, &i64::from(limit)],
+             WHERE destination = $1 AND delivered_at IS NULL AND attempts < $3 ORDER BY id LIMIT $2",
+            &[&destination, &i64::from(limit), &i64::from(max_attempts)],
         )
         .await
     {
@@ -237,15 +243,29 @@ fn utc(column: &str) -> String {
     format!("to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')")
 }
 
-pub(super) async fn counts(c: &ClientWrapper) -> Result<Vec<DestinationCounts>> {
+/// Deletes delivered rows delivered before `before` and dead rows (tried
+/// `max_attempts` times) written before it.
+pub(super) async fn prune(c: &ClientWrapper, before: i64, max_attempts: u32) -> Result<u64> {
+    Ok(c.execute(
+        "DELETE FROM outbox WHERE (delivered_at IS NOT NULL AND delivered_at < $1)
+             OR (delivered_at IS NULL AND attempts >= $2 AND created_at < $1)",
+        &[&before, &i64::from(max_attempts)],
+    )
+    .await?)
+}
+
+pub(super) async fn counts(c: &ClientWrapper, max_attempts: u32) -> Result<Vec<DestinationCounts>> {
     let sql = format!(
         "SELECT n.name, COALESCE(s.delivered, 0), COALESCE(s.failed, 0),
-                (SELECT COUNT(*) FROM outbox o WHERE o.destination = n.name AND o.delivered_at IS NULL),
                 (SELECT COUNT(*) FROM outbox o WHERE o.destination = n.name AND o.delivered_at IS NULL
-                     AND o.attempts > 0),
+                     AND o.attempts < $1),
+                (SELECT COUNT(*) FROM outbox o WHERE o.destination = n.name AND o.delivered_at IS NULL
+                     AND o.attempts > 0 AND o.attempts < $1),
                 (SELECT COALESCE(SUM(o.attempts), 0)::int8 FROM outbox o
-                     WHERE o.destination = n.name AND o.delivered_at IS NULL),
-                {}, s.last_error, {}
+                     WHERE o.destination = n.name AND o.delivered_at IS NULL AND o.attempts < $1),
+                {}, s.last_error, {},
+                (SELECT COUNT(*) FROM outbox o WHERE o.destination = n.name AND o.delivered_at IS NULL
+                     AND o.attempts >= $1)
          FROM (SELECT name FROM destination_status
                UNION SELECT DISTINCT destination FROM outbox WHERE delivered_at IS NULL) n
          LEFT JOIN destination_status s ON s.name = n.name ORDER BY n.name COLLATE \"C\"",
@@ -253,7 +273,7 @@ pub(super) async fn counts(c: &ClientWrapper) -> Result<Vec<DestinationCounts>> 
         utc("s.last_error_at")
     );
     let n = |v: i64| v.max(0) as u64;
-    Ok(c.query(&sql, &[])
+    Ok(c.query(&sql, &[&i64::from(max_attempts)])
         .await?
         .iter()
         .map(|r| DestinationCounts {
@@ -266,6 +286,7 @@ pub(super) async fn counts(c: &ClientWrapper) -> Result<Vec<DestinationCounts>> 
             last_success_at: r.get(6),
             last_error: r.get(7),
             last_error_at: r.get(8),
+            dead: n(r.get(9)),
         })
         .collect())
 }
@@ -332,18 +353,18 @@ mod tests {
 
         // Each destination goes to whichever collector asks first, and
         // stays there: the other one's head is empty.
-        assert_eq!(ids(&first.outbox_head("a".into(), 10).await.unwrap()), ["alert-1-raised", "alert-2-raised"]);
-        assert_eq!(ids(&second.outbox_head("b".into(), 10).await.unwrap()), ["alert-1-raised", "alert-2-raised"]);
+        assert_eq!(ids(&first.outbox_head("a".into(), 10, 20).await.unwrap()), ["alert-1-raised", "alert-2-raised"]);
+        assert_eq!(ids(&second.outbox_head("b".into(), 10, 20).await.unwrap()), ["alert-1-raised", "alert-2-raised"]);
         for _ in 0..3 {
-            assert!(second.outbox_head("a".into(), 10).await.unwrap().is_empty());
-            assert!(first.outbox_head("b".into(), 10).await.unwrap().is_empty());
+            assert!(second.outbox_head("a".into(), 10, 20).await.unwrap().is_empty());
+            assert!(first.outbox_head("b".into(), 10, 20).await.unwrap().is_empty());
         }
         // Many concurrent asks from both: still only one of them gets rows.
         let (one, two) = (Arc::new(first), Arc::new(second));
         let asks: Vec<_> = (0..8)
             .map(|i| {
                 let s = if i % 2 == 0 { one.clone() } else { two.clone() };
-                tokio::spawn(async move { (i % 2, s.outbox_head("a".into(), 10).await.unwrap().len()) })
+                tokio::spawn(async move { (i % 2, s.outbox_head("a".into(), 10, 20).await.unwrap().len()) })
             })
             .collect();
         for ask in asks {
@@ -352,10 +373,10 @@ mod tests {
         }
         // The holder stops (or its session breaks): the other takes over.
         one.shutdown().await;
-        let head = two.outbox_head("a".into(), 10).await.unwrap();
+        let head = two.outbox_head("a".into(), 10, 20).await.unwrap();
         assert_eq!(ids(&head), ["alert-1-raised", "alert-2-raised"]);
         two.outbox_delivered(head[0].row, 100).await.unwrap();
-        assert_eq!(ids(&two.outbox_head("a".into(), 10).await.unwrap()), ["alert-2-raised"]);
+        assert_eq!(ids(&two.outbox_head("a".into(), 10, 20).await.unwrap()), ["alert-2-raised"]);
         two.shutdown().await;
     }
 
@@ -366,8 +387,8 @@ mod tests {
         let second = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
         first.insert(vec![attempt("203.0.113.7")]).await.unwrap();
         first.evaluate_alerts(config()).await.unwrap();
-        assert_eq!(first.outbox_head("a".into(), 10).await.unwrap().len(), 1);
-        assert!(second.outbox_head("a".into(), 10).await.unwrap().is_empty());
+        assert_eq!(first.outbox_head("a".into(), 10, 20).await.unwrap().len(), 1);
+        assert!(second.outbox_head("a".into(), 10, 20).await.unwrap().is_empty());
         // The server ends the lock holder's session (a collector killed, a
         // network cut): the lock goes with it.
         cluster.psql(
@@ -376,7 +397,7 @@ mod tests {
         );
         let mut taken = false;
         for _ in 0..50 {
-            if second.outbox_head("a".into(), 10).await.unwrap().len() == 1 {
+            if second.outbox_head("a".into(), 10, 20).await.unwrap().len() == 1 {
                 taken = true;
                 break;
             }
@@ -385,8 +406,8 @@ mod tests {
         assert!(taken, "the second collector takes the destination over");
         // The first one's next read fails once (its session is gone), then
         // finds the destination taken.
-        let _ = first.outbox_head("a".into(), 10).await;
-        assert!(first.outbox_head("a".into(), 10).await.unwrap().is_empty());
+        let _ = first.outbox_head("a".into(), 10, 20).await;
+        assert!(first.outbox_head("a".into(), 10, 20).await.unwrap().is_empty());
         first.shutdown().await;
         second.shutdown().await;
     }

@@ -212,8 +212,8 @@ impl crate::store::Alerts for PgStore {
 
 #[async_trait]
 impl crate::store::Outbox for PgStore {
-    async fn outbox_head(&self, destination: String, limit: u32) -> Result<Vec<OutboxMessage>> {
-        outbox::head(&self.senders, &self.url, &destination, limit).await
+    async fn outbox_head(&self, destination: String, limit: u32, max_attempts: u32) -> Result<Vec<OutboxMessage>> {
+        outbox::head(&self.senders, &self.url, &destination, limit, max_attempts).await
     }
 
     async fn outbox_delivered(&self, row: i64, now: i64) -> Result<()> {
@@ -233,8 +233,12 @@ impl crate::store::Outbox for PgStore {
         outbox::tested(&mut *self.conn().await?, &destination, &outcome, now).await
     }
 
-    async fn destination_counts(&self) -> Result<Vec<DestinationCounts>> {
-        outbox::counts(&*self.conn().await?).await
+    async fn destination_counts(&self, max_attempts: u32) -> Result<Vec<DestinationCounts>> {
+        outbox::counts(&*self.conn().await?, max_attempts).await
+    }
+
+    async fn outbox_prune(&self, before: i64, max_attempts: u32) -> Result<u64> {
+        outbox::prune(&*self.conn().await?, before, max_attempts).await
     }
 }
 

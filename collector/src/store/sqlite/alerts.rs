@@ -4,24 +4,74 @@
 //! alerts and the new cursor in one transaction, so a crash re-evaluates a
 //! pass whole or not at all.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::reads;
 use crate::alerts::AlertConfig;
 use crate::error::{Error, Result};
 use crate::store::alerts::{Alert, AlertQuery, AlertState, EvaluationPass};
-use crate::store::ResultsQuery;
 
-/// An alert as the pass keeps it while grouping.
-struct Grouped {
+/// A group's latest alert, as the writer keeps it between passes.
+#[derive(Debug, Clone, Copy)]
+struct Group {
     id: i64,
     last_seen: i64,
     resolved_at: Option<i64>,
+    /// Its stored count, the count last told to destinations, and
+    /// whether it is resolved.
+    count: i64,
+    told: i64,
+    resolved: bool,
+    /// Matches this pass added, not yet written.
     added: i64,
+    /// The last of them.
     last_id: i64,
+}
+
+/// Most groups the writer remembers (about 100 bytes each, so a few MB at
+/// most); past it the memory starts over (the database is the truth, the
+/// memory only saves a lookup per group and pass).
+const CACHE_GROUPS: usize = 20_000;
+
+/// What the writer remembers of the alerts between passes, so a pass does
+/// not look up each group's latest alert again: per rule, per group key,
+/// that alert. Only the writer's connection writes alerts in this process;
+/// a state change made through it ([`transition`]) clears the cache, and
+/// one made by another process (the `alerts` command) shows as a new
+/// `PRAGMA data_version`, which clears it too. A pass that fails leaves it
+/// empty.
+#[derive(Default)]
+pub(super) struct AlertCache {
+    data_version: i64,
+    /// The rule names it was built for (index = rule's place in the config).
+    rules: Vec<String>,
+    groups: Vec<HashMap<String, Group>>,
+    len: usize,
+}
+
+impl AlertCache {
+    /// Empties it.
+    pub(super) fn clear(&mut self) {
+        *self = AlertCache::default();
+    }
+
+    /// Makes it fit `config` and the database as `conn` sees it now.
+    fn validate(&mut self, conn: &Connection, config: &AlertConfig) -> Result<()> {
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let same_rules =
+            self.rules.len() == config.rules.len() && self.rules.iter().zip(&config.rules).all(|(a, b)| *a == b.name);
+        if version != self.data_version || !same_rules || self.len > CACHE_GROUPS {
+            *self = AlertCache {
+                data_version: version,
+                rules: config.rules.iter().map(|r| r.name.clone()).collect(),
+                groups: config.rules.iter().map(|_| HashMap::new()).collect(),
+                len: 0,
+            };
+        }
+        Ok(())
+    }
 }
 
 /// The results a pass evaluates: those stored after the cursor (at most
@@ -34,33 +84,96 @@ pub(super) struct Page {
     results: Vec<crate::store::StoredPrediction>,
 }
 
+/// The columns rules look at (no commands, model, times or labels).
+const PAGE_SQL: &str = "SELECT id, created_at, source, prediction, confidence, login_hour, session_duration,
+    commands_count, failed_logins, protocol, typing_speed, risky_commands, reasons, device, kind, source_ip, user
+    FROM predictions WHERE id > ?1 ORDER BY id LIMIT ?2";
+
 pub(super) fn read_page(c: &Connection, config: &AlertConfig) -> Result<Page> {
     if config.rules.is_empty() {
         return Ok(Page { cursor: 0, results: Vec::new() });
     }
-    let cursor = cursor_of(c)?;
-    let page = reads::results(
-        c,
-        &ResultsQuery { limit: config.max_rows_per_pass, after_id: Some(cursor), ..ResultsQuery::default() },
-    )?;
-    Ok(Page { cursor, results: page.results })
+    let tx = c.unchecked_transaction()?;
+    let cursor = cursor_of(&tx)?;
+    let reasons = config.reads_reasons();
+    let mut stmt = tx.prepare_cached(PAGE_SQL)?;
+    let rows = stmt.query_map(params![cursor, config.max_rows_per_pass], |r| page_row(r, reasons))?;
+    let results = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(stmt);
+    tx.finish()?;
+    Ok(Page { cursor, results })
+}
+
+/// One row of [`PAGE_SQL`]; its reasons are decoded and worded only if
+/// `reasons` (some rule matches on them).
+fn page_row(r: &rusqlite::Row<'_>, reasons: bool) -> rusqlite::Result<crate::store::StoredPrediction> {
+    use crate::store::{AgentContext, Reason, Source, StoredPrediction};
+    let bad =
+        |i: usize, what: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into());
+    let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(rusqlite::Error::from));
+    let fingerprint = bfp_common::Fingerprint {
+        login_hour: r.get(5)?,
+        session_duration_min: r.get::<_, f64>(6)? as f32,
+        commands: r.get(7)?,
+        failed_logins: r.get(8)?,
+        protocol: bfp_common::Protocol::parse(text(9)?).map_err(|e| bad(9, e.to_string()))?,
+        typing_speed_wpm: r.get::<_, Option<f64>>(10)?.map(|v| v as f32),
+        risky_commands: r.get(11)?,
+    };
+    let words = if reasons {
+        let stored: Vec<Reason> = serde_json::from_str(text(12)?).map_err(|e| bad(12, e.to_string()))?;
+        Reason::words(&stored, &fingerprint)
+    } else {
+        Vec::new()
+    };
+    Ok(StoredPrediction {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        source: Source::parse(text(2)?).map_err(|e| bad(2, e.to_string()))?,
+        suspicious: text(3)? == "Suspicious",
+        confidence: r.get(4)?,
+        fingerprint,
+        commands: None,
+        model_version: String::new(),
+        reasons: words,
+        device: r.get(13)?,
+        agent: AgentContext {
+            kind: r.get(14)?,
+            source_ip: r.get(15)?,
+            user: r.get(16)?,
+            started_at: None,
+            ended_at: None,
+        },
+        analyst: None,
+    })
 }
 
 fn cursor_of(c: &Connection) -> Result<i64> {
-    Ok(c.query_row("SELECT last_result_id FROM alert_cursor WHERE id = 1", [], |r| r.get(0)).optional()?.unwrap_or(0))
+    Ok(c.prepare_cached("SELECT last_result_id FROM alert_cursor WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// Groups `page` into alerts and moves the cursor, in one transaction on
 /// the writer's connection. A page read after another cursor than the one
 /// stored now (a pass ran in between) is dropped: the next pass reads anew.
-pub(super) fn evaluate_page(conn: &mut Connection, config: &AlertConfig, page: Page) -> Result<EvaluationPass> {
+/// `cache` is what the previous passes left (see [`AlertCache`]).
+pub(super) fn evaluate_page(
+    conn: &mut Connection,
+    config: &AlertConfig,
+    page: Page,
+    cache: &Mutex<AlertCache>,
+) -> Result<EvaluationPass> {
     let mut pass = EvaluationPass::default();
     let Some(last) = page.results.last().map(|r| r.id) else { return Ok(pass) };
     if cursor_of(conn)? != page.cursor {
         return Ok(pass);
     }
+    // Taken out while the pass runs: a pass that fails leaves it empty.
+    let mut known = std::mem::take(&mut *cache.lock().unwrap_or_else(|e| e.into_inner()));
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut open: HashMap<(usize, String), Grouped> = HashMap::new();
+    known.validate(&tx, config)?;
     // Alerts this pass changed, with what the outbox needs to know of them.
     let mut touched: HashMap<i64, Touched> = HashMap::new();
     for result in &page.results {
@@ -70,40 +183,48 @@ pub(super) fn evaluate_page(conn: &mut Connection, config: &AlertConfig, page: P
             if !rule.matches(result) {
                 continue;
             }
-            let key = rule.group_by.key_of(result);
-            if let Entry::Vacant(slot) = open.entry((i, key.clone())) {
-                // Cached statements: a pass runs these once per group.
+            let key = rule.group_by.key_ref(result);
+            let groups = &mut known.groups[i];
+            if !groups.contains_key(key) {
+                // Cached statements: a pass runs these once per group it
+                // has not seen before.
                 let latest = tx
                     .prepare_cached(
-                        "SELECT id, last_seen, resolved_unix FROM alerts
+                        "SELECT id, last_seen, resolved_unix, count, notified_count, state = 'resolved' FROM alerts
                          WHERE rule = ?1 AND group_key = ?2 ORDER BY id DESC LIMIT 1",
                     )?
                     .query_row(params![rule.name, key], |r| {
-                        Ok(Grouped {
+                        Ok(Group {
                             id: r.get(0)?,
                             last_seen: r.get(1)?,
                             resolved_at: r.get(2)?,
+                            count: r.get(3)?,
+                            told: r.get(4)?,
+                            resolved: r.get(5)?,
                             added: 0,
                             last_id: 0,
                         })
                     })
                     .optional()?;
                 if let Some(g) = latest {
-                    slot.insert(g);
+                    groups.insert(key.to_string(), g);
+                    known.len += 1;
                 }
             }
-            let joins = open.get(&(i, key.clone())).is_some_and(|g| match g.resolved_at {
+            let joins = groups.get(key).is_some_and(|g| match g.resolved_at {
                 None => seen - g.last_seen <= rule.window_secs as i64,
                 Some(resolved) => seen - resolved <= rule.cooldown_secs as i64,
             });
             if joins {
-                let g = open.get_mut(&(i, key)).expect("checked above");
+                let g = groups.get_mut(key).expect("checked above");
                 g.added += 1;
                 g.last_id = result.id;
                 g.last_seen = g.last_seen.max(seen);
                 pass.grouped += 1;
             } else {
-                flush(&tx, open.remove(&(i, key.clone())), &mut touched)?;
+                if let Some(g) = groups.get_mut(key) {
+                    flush(&tx, g, &mut touched)?;
+                }
                 tx.prepare_cached(
                     "INSERT INTO alerts (rule, group_key, count, first_result_id, last_result_id,
                          first_seen, last_seen, source_ip, user, device)
@@ -120,24 +241,51 @@ pub(super) fn evaluate_page(conn: &mut Connection, config: &AlertConfig, page: P
                 ])?;
                 let id = tx.last_insert_rowid();
                 touched.insert(id, Touched { opened: true, count: 1, told: 0, resolved: false });
-                open.insert((i, key), Grouped { id, last_seen: seen, resolved_at: None, added: 0, last_id: 0 });
+                let fresh = Group {
+                    id,
+                    last_seen: seen,
+                    resolved_at: None,
+                    count: 1,
+                    told: 0,
+                    resolved: false,
+                    added: 0,
+                    last_id: 0,
+                };
+                match groups.get_mut(key) {
+                    Some(g) => *g = fresh,
+                    None => {
+                        groups.insert(key.to_string(), fresh);
+                        known.len += 1;
+                    }
+                }
                 pass.opened += 1;
             }
         }
     }
-    for (_, g) in open.drain() {
-        flush(&tx, Some(g), &mut touched)?;
+    for groups in &mut known.groups {
+        for g in groups.values_mut() {
+            flush(&tx, g, &mut touched)?;
+        }
     }
-    let mut touched: Vec<(i64, Touched)> = touched.into_iter().collect();
-    touched.sort_unstable();
+    let mut told: Vec<(i64, Touched)> = touched.iter().map(|(id, t)| (*id, *t)).collect();
+    told.sort_unstable();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    pass.notifications = super::outbox::enqueue(&tx, &touched, &config.notify, now)?;
-    tx.execute(
+    pass.notifications = super::outbox::enqueue(&tx, &told, &config.notify, now)?;
+    // Remember what the outbox now holds as told.
+    for groups in &mut known.groups {
+        for g in groups.values_mut() {
+            if let Some(t) = touched.get(&g.id) {
+                g.told = super::outbox::told_after(*t);
+            }
+        }
+    }
+    tx.prepare_cached(
         "INSERT INTO alert_cursor (id, last_result_id) VALUES (1, ?1)
          ON CONFLICT (id) DO UPDATE SET last_result_id = excluded.last_result_id",
-        [last],
-    )?;
+    )?
+    .execute([last])?;
     tx.commit()?;
+    *cache.lock().unwrap_or_else(|e| e.into_inner()) = known;
     Ok(pass)
 }
 
@@ -154,16 +302,23 @@ pub(super) struct Touched {
     pub resolved: bool,
 }
 
-/// Writes what a pass added to an alert and notes it in `touched`.
-fn flush(tx: &Connection, g: Option<Grouped>, touched: &mut HashMap<i64, Touched>) -> Result<()> {
-    let Some(g) = g.filter(|g| g.added > 0) else { return Ok(()) };
-    let (count, told, resolved) = tx
-        .prepare_cached(
-            "UPDATE alerts SET count = count + ?2, last_result_id = MAX(last_result_id, ?3),
-                 last_seen = MAX(last_seen, ?4) WHERE id = ?1
-             RETURNING count, notified_count, state = 'resolved'",
-        )?
-        .query_row(params![g.id, g.added, g.last_id, g.last_seen], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+/// Writes what a pass added to an alert (if anything), notes it in
+/// `touched`, and starts the group's count for this pass over. The count,
+/// the count told and the state come from the group's memory, which holds
+/// the stored values (see [`AlertCache`]): no `RETURNING`, which costs
+/// SQLite a temporary table per statement.
+fn flush(tx: &Connection, g: &mut Group, touched: &mut HashMap<i64, Touched>) -> Result<()> {
+    if g.added == 0 {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "UPDATE alerts SET count = count + ?2, last_result_id = MAX(last_result_id, ?3),
+             last_seen = MAX(last_seen, ?4) WHERE id = ?1",
+    )?
+    .execute(params![g.id, g.added, g.last_id, g.last_seen])?;
+    g.count += g.added;
+    g.added = 0;
+    let (count, told, resolved) = (g.count, g.told, g.resolved);
     touched.entry(g.id).and_modify(|t| t.count = count).or_insert(Touched { opened: false, count, told, resolved });
     Ok(())
 }
@@ -224,7 +379,8 @@ pub(super) fn list(c: &Connection, q: &AlertQuery) -> Result<Vec<Alert>> {
 }
 
 pub(super) fn get(c: &Connection, id: i64) -> Result<Alert> {
-    c.query_row(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"), [id], alert_of)
+    c.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
+        .query_row([id], alert_of)
         .optional()?
         .ok_or_else(|| Error::NotFound(format!("no alert with id {id}")))
 }
@@ -272,7 +428,9 @@ mod tests {
 
     use super::*;
     use crate::alerts::CollectorConfig;
+    use crate::store::sqlite::{SqliteConfig, SqliteStore};
     use crate::store::{AgentContext, NewPrediction, Reason, Source, Store};
+    use crate::store::{Alerts as _, Predictions as _};
 
     fn attempt(ip: &str, suspicious: bool) -> NewPrediction {
         NewPrediction {
@@ -414,6 +572,32 @@ mod tests {
             assert_eq!(open.iter().map(|a| (a.count, a.first_result_id)).collect::<Vec<_>>(), [(1, ids[0])], "{name}");
             store.shutdown().await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_state_change_by_another_process_is_seen_by_the_next_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
+        let config = rules("");
+        store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+        assert_eq!(drain(&store, &config).await.opened, 1);
+        // The writer now remembers the open alert. Another process (the
+        // `alerts resolve` command opens the file itself) resolves it.
+        let other = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
+        let id = other.alerts(AlertQuery { limit: 1, ..AlertQuery::default() }).await.unwrap()[0].id;
+        other.set_alert_state(id, AlertState::Resolved, "cli".into()).await.unwrap();
+        other.shutdown().await;
+        let c = Connection::open(&path).unwrap();
+        c.execute("UPDATE alerts SET resolved_unix = resolved_unix - 60 WHERE id = ?1", [id]).unwrap();
+        // No cool-down: the next match opens a new alert, not one counted
+        // on the resolved alert as a stale memory of it would.
+        store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
+        assert_eq!(drain(&store, &config).await.opened, 1);
+        let all = store.alerts(AlertQuery { limit: 10, ..AlertQuery::default() }).await.unwrap();
+        let summary: Vec<_> = all.iter().map(|a| (a.count, a.state)).collect();
+        assert_eq!(summary, [(1, AlertState::Open), (1, AlertState::Resolved)]);
+        store.shutdown().await;
     }
 
     #[test]
