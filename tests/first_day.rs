@@ -1078,6 +1078,8 @@ fn scan(log: &Path) -> Vec<Value> {
     let mut records = json_lines(&out.stdout);
     let summary = records.pop().expect("a summary");
     assert_eq!(summary["kind"], "summary");
+    // Every line the generator writes is a real form the agent reads (logind's included).
+    assert_eq!(summary["unknown_lines"], 0, "not understood: {}", summary["unknown_by_program"]);
     records
 }
 
