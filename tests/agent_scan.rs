@@ -143,6 +143,23 @@ fn table_output_lists_the_fingerprints() {
     // A header, one row per fingerprint, a blank line and the totals line.
     assert_eq!(text.lines().count(), objects.len() + 3, "{text}");
     assert!(text.lines().next().unwrap().starts_with("kind"));
+
+    // A log with lines the agent does not read: one more line names their programs, most
+    // first, with the counts of the jsonl summary (`grep -c ' kernel: '` = 76, `grep -c
+    // ' klogind\['` = 46; the programs of an old Red Hat host's syslog, not auth programs).
+    let path = real_log("loghub/Linux_2k.log");
+    let out = agent(&["scan", "--format", "table", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (objects, summary) = scan(&[path.to_str().unwrap()]);
+    assert_eq!(text.lines().count(), objects.len() + 4, "{text}");
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with("unknown lines by program: kernel 76, klogind 46, "), "{last}");
+    let by = summary["unknown_by_program"].as_object().unwrap();
+    assert_eq!(last.matches(", ").count() + 1, by.len(), "{last}");
+    for (program, n) in by {
+        assert!(last.contains(&format!("{program} {n}")), "{program} {n}: {last}");
+    }
 }
 
 #[test]

@@ -1078,6 +1078,8 @@ fn scan(log: &Path) -> Vec<Value> {
     let mut records = json_lines(&out.stdout);
     let summary = records.pop().expect("a summary");
     assert_eq!(summary["kind"], "summary");
+    // Every line the generator writes is a real form the agent reads (logind's included).
+    assert_eq!(summary["unknown_lines"], 0, "not understood: {}", summary["unknown_by_program"]);
     records
 }
 
@@ -1109,31 +1111,16 @@ fn run(dir: &Path, text: &str) -> Vec<Value> {
     json_lines(&fs::read(&output).unwrap())
 }
 
-/// How strictly [`check_bars`] reads "on the first day as on the others".
-#[derive(Clone, Copy, PartialEq)]
-enum Bars {
-    /// The bars as written: ≤ 0.2 % of legitimate sessions flagged on
-    /// every single day, and no legitimate address flagged at all.
-    Whole,
-    /// What holds today: ≤ 0.2 % on the first day and over the days after it
-    /// together; legitimate addresses not checked. Every other bar as written.
-    Held,
-}
-
 /// The bars, each checked (all failures listed together, so a run
 /// shows every bar that is not met).
-fn check_bars(m: &Measured, title: &str, bars: Bars) -> Vec<String> {
+fn check_bars(m: &Measured, title: &str) -> Vec<String> {
     let mut failed = Vec::new();
     for (d, (n, f)) in &m.legit {
-        if (bars == Bars::Whole || *d == 0) && m.legit_rate(*d) > 0.002 {
+        if m.legit_rate(*d) > 0.002 {
             failed.push(format!("{title}: day {d}: {f} of {n} legitimate sessions flagged (> 0.2 %)"));
         }
     }
-    let (n, f) = m.rate_after_first_day();
-    if bars == Bars::Held && f as f64 > 0.002 * n as f64 {
-        failed.push(format!("{title}: after day 0: {f} of {n} legitimate sessions flagged (> 0.2 %)"));
-    }
-    if bars == Bars::Whole && !m.legit_ips_flagged.is_empty() {
+    if !m.legit_ips_flagged.is_empty() {
         failed.push(format!("{title}: {} legitimate addresses flagged", m.legit_ips_flagged.len()));
     }
     if m.compromised.1 < m.compromised.0 {
@@ -1157,7 +1144,7 @@ fn check_bars(m: &Measured, title: &str, bars: Bars) -> Vec<String> {
     failed
 }
 
-fn first_day_trust(flavor: Flavor, seed: u64, bars: Bars) {
+fn first_day_trust(flavor: Flavor, seed: u64) {
     let gen = generate(flavor, seed);
     let dir = temp_dir();
     let log = dir.path().join("generated.log");
@@ -1168,17 +1155,14 @@ fn first_day_trust(flavor: Flavor, seed: u64, bars: Bars) {
     let run_title = format!("{flavor:?} seed {seed}: bfp-agent run");
     println!("{}", scanned.table(&scan_title));
     println!("{}", followed.table(&run_title));
-    let mut failed = check_bars(&scanned, &scan_title, bars);
-    failed.extend(check_bars(&followed, &run_title, bars));
-    // The whole bars are NOT MET yet (Debian and RHEL, scan and run alike): a user new on day 9
-    // (`okafor`, from an address no user of the device came from) is
-    // flagged on each of his 5 logins, days 9-13 (1 of ~490 sessions a day,
-    // 0.203 % > 0.2 %), and his address is the 1 legitimate address
-    // flagged. A flagged session is not learnt, so his first login stays
-    // "first login" for ever. Met: day 0 0 of 490 legitimate sessions,
-    // after day 0 5 of 6,345 (0.079 %), 3 of 3 compromised logins, 16 of
-    // 16 escalation sessions, every attack class. Written with 26 of 490, 27
-    // of 6,345, 15 addresses and 13 of 16.
+    let mut failed = check_bars(&scanned, &scan_title);
+    failed.extend(check_bars(&followed, &run_title));
+    // Met (Debian and RHEL, scan and run alike): day 0 0 of 490 legitimate sessions flagged,
+    // after day 0 0 of 6,345 (the contractor new on day 9 is judged on what he did: see
+    // docs/detection.md, "An account new to a device with history"), no legitimate address,
+    // 3 of 3 compromised logins, 16 of 16 escalation sessions, every attack class. Written
+    // with 26 of 490, 27 of 6,345, 15 addresses and 13 of 16; 0, 5 (his 5 logins), 1 and 16
+    // before the newcomer rule.
     assert!(failed.is_empty(), "bars not met:\n{}", failed.join("\n"));
 }
 
@@ -1205,21 +1189,13 @@ fn the_generated_log_holds_what_its_truth_says() {
     assert!(!rhel.text.contains("systemd-logind") && rhel.text.contains("PAM 5 more authentication failures"));
 }
 
-/// What the detector holds today on both logs; a regression fails here.
+/// The bars on both logs.
 #[test]
-fn debian_and_rhel_two_weeks_first_day_under_attack_hold_the_met_bars() {
-    first_day_trust(Flavor::Debian, 0x5EED_0001, Bars::Held);
-    first_day_trust(Flavor::Rhel, 0x5EED_0002, Bars::Held);
-}
-
-#[test]
-#[ignore = "not met yet: a user new on day 9 is flagged on each of his logins (0.203 % of day 9's sessions, 1 legitimate address); run with --ignored"]
 fn debian_two_weeks_first_day_under_attack_meet_the_bars() {
-    first_day_trust(Flavor::Debian, 0x5EED_0001, Bars::Whole);
+    first_day_trust(Flavor::Debian, 0x5EED_0001);
 }
 
 #[test]
-#[ignore = "not met yet: a user new on day 9 is flagged on each of his logins (0.203 % of day 9's sessions, 1 legitimate address); run with --ignored"]
 fn rhel_two_weeks_first_day_under_attack_meet_the_bars() {
-    first_day_trust(Flavor::Rhel, 0x5EED_0002, Bars::Whole);
+    first_day_trust(Flavor::Rhel, 0x5EED_0002);
 }

@@ -147,6 +147,14 @@ pub fn scan(opts: &ScanOptions<'_>, scorer: &Scorer, out: &mut dyn Write) -> Res
                 summary.model_version
             )
             .map_err(out_err)?;
+            if !summary.unknown_by_program.is_empty() {
+                // Which programs wrote them: what an operator checks first (a daemon at a
+                // verbose log level, a program the agent does not read).
+                let mut by: Vec<(&String, &u64)> = summary.unknown_by_program.iter().collect();
+                by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                let by: Vec<String> = by.iter().map(|(p, n)| format!("{p} {n}")).collect();
+                writeln!(out, "unknown lines by program: {}", by.join(", ")).map_err(out_err)?;
+            }
         }
     }
     out.flush().map_err(out_err)?;

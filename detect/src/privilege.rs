@@ -98,6 +98,11 @@ impl Escalation {
         self.refused_dangerous > 0 || self.refused >= 3
     }
 
+    /// Nothing refused, no root shell, no account change.
+    pub fn is_clean(&self) -> bool {
+        self.refused == 0 && !self.root_shell && !self.account_change
+    }
+
     /// The escalation in an operator's words (empty when there is none),
     /// e.g. "sudo refused 2 times (user NOT in sudoers), tried `passwd root`, `su -`".
     pub fn reasons(&self) -> Vec<String> {

@@ -731,6 +731,7 @@ impl Analyzer {
             }
             "uhttpd" | "luci" => (Program::Web, parse::web::parse(message)),
             "CRON" | "cron" | "crond" => (Program::Cron, Some(Event::Noise)),
+            "systemd-logind" => (Program::Logind, parse::logind::parse(message)),
             // pam_unix's helper when the caller is not root: "password check failed for
             // user (U)". The caller's own pam_unix line reports the same attempt.
             "unix_chkpwd" => {

@@ -458,9 +458,9 @@ fn sudo_tries_are_counted_once() {
     // password attempts" describe the same three tries (they used to add up to 4).
     let (_, stats) = analyze("qiita-sudo.log");
     assert_eq!(stats.lines, 10);
-    // `grep -c ' sudo: '` = 5, `grep -c ' su: '` = 3, systemd's PAM line; logind is not ours.
+    // `grep -c ' sudo: '` = 5, `grep -c ' su: '` = 3, systemd's PAM line, logind's "New session".
     assert_eq!((stats.by_kind[Program::Sudo], stats.by_kind[Program::Su], stats.by_kind[Program::Pam]), (5, 3, 1));
-    assert_eq!(stats.unknown, BTreeMap::from([("systemd-logind".to_string(), 1)]));
+    assert_eq!((stats.by_kind[Program::Logind], stats.unknown_total()), (1, 0));
     // `grep -o '[0-9]* incorrect password attempts'` = 3.
     assert_eq!(stats.failed_logins, 3);
     // `sudo su -`, its refused try (`3 incorrect password attempts ; ... COMMAND=/usr/bin/su -`)

@@ -8,7 +8,8 @@
 //!   rsyslog, BusyBox/OpenWrt `logread`, vsftpd's own log) and the year-less
 //!   timestamp's year.
 //! - [`sshd`], [`dropbear`], [`su`], [`sudo`], [`login`], [`pam`], [`ftp`],
-//!   [`web`] (OpenWrt LuCI via uhttpd), [`account`] (`useradd`, `passwd`, ...):
+//!   [`web`] (OpenWrt LuCI via uhttpd), [`account`] (`useradd`, `passwd`, ...),
+//!   [`logind`] (systemd-logind's session lines, known noise):
 //!   the message of one syslog program.
 //! - [`journald`] (`journalctl -o json`), [`cowrie`] (honeypot JSON) and
 //!   [`utmp`] (binary wtmp/btmp records): whole-record formats.
@@ -22,6 +23,7 @@ pub mod dropbear;
 pub mod ftp;
 pub mod journald;
 pub mod login;
+pub mod logind;
 pub mod pam;
 pub mod sshd;
 pub mod su;

@@ -64,11 +64,13 @@ pub enum Program {
     Pam,
     /// Account management tools (useradd, passwd, ...).
     Account,
+    /// systemd-logind's session and seat lines (known, judged by nothing).
+    Logind,
 }
 
 impl Program {
     /// Every program, in declaration order (the index of each).
-    pub const ALL: [Program; 12] = [
+    pub const ALL: [Program; 13] = [
         Program::Sshd,
         Program::Dropbear,
         Program::Login,
@@ -81,6 +83,7 @@ impl Program {
         Program::Cron,
         Program::Pam,
         Program::Account,
+        Program::Logind,
     ];
 
     /// Its lowercase name, as counts and records write it.
@@ -98,6 +101,7 @@ impl Program {
             Program::Cron => "cron",
             Program::Pam => "pam",
             Program::Account => "account",
+            Program::Logind => "logind",
         }
     }
 
