@@ -145,7 +145,7 @@ const COLLECTOR: &str = "the collector (/api/predict and CSV score the six seed 
 /// A bound, ready-to-run collector.
 pub struct Server {
     listener: TcpListener,
-    app: axum::Router,
+    app: api::Api,
     store: Arc<dyn store::Store>,
     /// HTTPS settings when `--tls-cert`/`--tls-key` are given.
     tls: Option<Arc<rustls::ServerConfig>>,

@@ -42,7 +42,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::connect_info::ConnectInfo;
 use axum::response::IntoResponse;
-use axum::Router;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -385,7 +384,7 @@ pub struct Listener {
     /// The bound socket.
     pub listener: TcpListener,
     /// The service's router (with its state).
-    pub router: Router,
+    pub router: crate::api::Api,
     /// TLS settings, when serving HTTPS.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Caps and timeouts.
@@ -516,7 +515,7 @@ impl Listener {
 
 /// What one connection's task needs.
 struct Connection {
-    router: Router,
+    router: crate::api::Api,
     info: ConnInfo,
     table: Arc<Table>,
     body_timeout: Duration,

@@ -13,10 +13,9 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
-use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
@@ -112,7 +111,7 @@ pub const ROUTE_BODIES: &[(&str, &str, &[&str])] = &[
 ];
 
 /// `path` as [`ROUTE_ACCESS`] spells it (for counters keyed by route).
-fn static_path(path: &str) -> &'static str {
+pub(crate) fn static_path(path: &str) -> &'static str {
     ROUTE_ACCESS.iter().find(|(_, p, _)| *p == path).map_or("unmatched", |(_, p, _)| p)
 }
 
@@ -336,21 +335,17 @@ fn conn_info(req: &Request) -> Option<ConnInfo> {
     req.extensions().get::<ConnectInfo<ConnInfo>>().map(|ConnectInfo(c)| *c)
 }
 
-/// Refuses a request whose `Host` names another site (DNS rebinding: a
-/// foreign name resolving to this machine); on every route, 404s included.
-pub async fn check_host(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let local = conn_info(&req).and_then(|c| c.local).map(|a| a.ip());
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).or(req.uri().host());
-    let refusal = match host {
+/// The refusal of a request whose `Host` names another site (DNS rebinding:
+/// a foreign name resolving to this machine); checked on every path, 404s
+/// included, before routing.
+pub(crate) fn host_refusal(s: &AppState, req: &Request) -> Option<Error> {
+    let local = conn_info(req).and_then(|c| c.local).map(|a| a.ip());
+    match req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).or(req.uri().host()) {
         None => Some(Error::BadInput("the request has no Host header".into())),
         Some(h) if !s.console.host_allowed(h, local) => Some(Error::MisdirectedHost(format!(
             "this collector does not answer to Host {h:?} (add it with --allowed-host)"
         ))),
         Some(_) => None,
-    };
-    match refusal {
-        Some(e) => axum::response::IntoResponse::into_response(e),
-        None => next.run(req).await,
     }
 }
 
@@ -374,18 +369,66 @@ fn has_body(req: &Request) -> bool {
 /// token of a cookie-authenticated state-changing request, refuses a body
 /// of an undocumented media type and a state-changing request from a
 /// foreign browser origin. The caller is left in the extensions
-/// ([`Identified`]) for the handler.
-pub async fn enforce(
-    State(s): State<AppState>,
-    matched: Option<MatchedPath>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    match admit(&s, matched, &mut req).await {
-        Ok(()) => next.run(req).await,
-        Err(e) => axum::response::IntoResponse::into_response(e),
+/// ([`Identified`]) for the handler, and the route on the reply
+/// ([`RouteLabel`]).
+///
+/// A hand-written layer rather than `from_fn`, which boxes the route once
+/// more and allocates twice more on every request.
+#[derive(Clone)]
+pub struct EnforceLayer(pub AppState);
+
+impl<S> tower::Layer<S> for EnforceLayer {
+    type Service = Enforce<S>;
+
+    fn layer(&self, inner: S) -> Enforce<S> {
+        Enforce { inner, state: self.0.clone() }
     }
 }
+
+/// The service [`EnforceLayer`] puts in front of each route.
+#[derive(Clone)]
+pub struct Enforce<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> tower::Service<Request> for Enforce<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // The service polled ready is the one called; a fresh clone waits
+        // for the next request.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let state = self.state.clone();
+        Box::pin(async move {
+            let matched = req.extensions().get::<MatchedPath>().cloned();
+            let route = RouteLabel(matched.as_ref().map_or("unmatched", |m| static_path(m.as_str())));
+            let mut response = match admit(&state, matched, &mut req).await {
+                Ok(()) => inner.call(req).await?,
+                Err(e) => axum::response::IntoResponse::into_response(e),
+            };
+            response.extensions_mut().insert(route);
+            Ok(response)
+        })
+    }
+}
+
+/// The route a reply answered, as [`ROUTE_ACCESS`] names it: left on the
+/// reply for the request counters, which run outside the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLabel(pub &'static str);
 
 async fn admit(s: &AppState, matched: Option<MatchedPath>, req: &mut Request) -> Result<()> {
     let path = matched.as_ref().map(MatchedPath::as_str).unwrap_or_default();
@@ -602,7 +645,7 @@ mod tests {
 
     use super::super::test_service as service;
 
-    async fn add_device(app: &axum::Router, token: Option<&str>, name: &str) -> u16 {
+    async fn add_device(app: &crate::api::Api, token: Option<&str>, name: &str) -> u16 {
         use tower::ServiceExt;
         let mut req = axum::http::Request::post("/api/devices")
             .header("content-type", "application/json")
@@ -725,7 +768,7 @@ mod tests {
     }
 
     async fn call(
-        app: &axum::Router,
+        app: &crate::api::Api,
         method: &str,
         path: &str,
         local: &str,

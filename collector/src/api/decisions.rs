@@ -123,7 +123,7 @@ mod tests {
 
     use super::super::test_service as service;
 
-    async fn call(app: &axum::Router, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    async fn call(app: &crate::api::Api, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = axum::http::Request::builder().method(method).uri(path).header("host", "localhost");
         if !token.is_empty() {
             req = req.header("authorization", format!("Bearer {token}"));

@@ -1,13 +1,12 @@
 //! `GET /metrics` (Prometheus text format): requests by route and status,
 //! stored predictions by source and label, the writer's commits, and the
-//! model. Request counting is a middleware (`track`) on every route.
+//! model. Requests are counted by [`super::edge`], around the router.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -16,27 +15,21 @@ use crate::error::Result;
 /// Requests answered, by matched route and status.
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
-    counts: Mutex<BTreeMap<(String, u16), u64>>,
+    counts: Mutex<BTreeMap<(&'static str, u16), u64>>,
 }
 
 impl HttpMetrics {
-    fn record(&self, route: &str, status: u16) {
+    /// Counts a reply of `route` (a [`super::access::ROUTE_ACCESS`] path, or
+    /// `unmatched`).
+    pub(crate) fn record(&self, route: &'static str, status: u16) {
         if let Ok(mut counts) = self.counts.lock() {
-            *counts.entry((route.to_string(), status)).or_default() += 1;
+            *counts.entry((route, status)).or_default() += 1;
         }
     }
 
-    fn snapshot(&self) -> Vec<((String, u16), u64)> {
-        self.counts.lock().map(|c| c.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default()
+    fn snapshot(&self) -> Vec<((&'static str, u16), u64)> {
+        self.counts.lock().map(|c| c.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default()
     }
-}
-
-/// Counts every answered request under its matched route.
-pub(super) async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let response = next.run(req).await;
-    metrics.record(route.as_deref().unwrap_or("unmatched"), response.status().as_u16());
-    response
 }
 
 pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response> {

@@ -13,16 +13,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::connect_info::{ConnectInfo, Connected};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware;
+use axum::extract::connect_info::Connected;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{header, HeaderValue, Method};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use bfp_common::{CompactModel, Fingerprint};
 use serde_json::{json, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::timeout::TimeoutLayer;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -34,6 +32,7 @@ pub mod audit;
 pub mod decisions;
 pub mod destinations;
 pub mod devices;
+pub mod edge;
 pub mod extract;
 pub mod feedback;
 pub mod health;
@@ -47,6 +46,7 @@ pub mod predict_csv;
 pub mod results;
 pub mod session;
 
+pub use edge::Api;
 pub use metrics::HttpMetrics;
 
 /// Reasons given per prediction.
@@ -130,19 +130,6 @@ impl Connected<SocketAddr> for ConnInfo {
     }
 }
 
-/// Fills in the bound address where the server gives only the peer, and
-/// offers the peer as `ConnectInfo<SocketAddr>` too, for layers that key on it.
-async fn connection_addresses(bound: Option<SocketAddr>, mut req: axum::extract::Request) -> axum::extract::Request {
-    if let Some(ConnectInfo(mut conn)) = req.extensions().get::<ConnectInfo<ConnInfo>>().copied() {
-        if conn.local.is_none() {
-            conn.local = bound.filter(|b| !b.ip().is_unspecified());
-            req.extensions_mut().insert(ConnectInfo(conn));
-        }
-        req.extensions_mut().insert(ConnectInfo(conn.peer));
-    }
-    req
-}
-
 /// Limits and browser access of the router.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -163,7 +150,7 @@ pub struct ApiConfig {
 
 /// The service's router: every route, its body limit, and the layers
 /// (request metrics, CORS) around them.
-pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
+pub fn router(state: AppState, config: &ApiConfig) -> Result<Api> {
     let mut app = Router::new()
         .route("/health", get(health::health))
         .route("/api/openapi.json", get(health::openapi))
@@ -209,15 +196,10 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
         .route("/api/audit.csv", get(audit::export_csv))
         .merge(crate::dashboard::router())
         // Every route above, and only routes, pass the access table.
-        .route_layer(middleware::from_fn_with_state(state.clone(), access::enforce))
+        .route_layer(access::EnforceLayer(state.clone()))
         .fallback(not_found)
-        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
-        .layer(middleware::from_fn_with_state((state.net.clone(), config.request_timeout), timeout_json))
-        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
-        .layer(middleware::from_fn_with_state(state.clone(), access::check_host))
-        .layer(middleware::map_response(security_headers))
-        .with_state(state);
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
     if !config.cors_origins.is_empty() {
         let origin = if config.cors_origins.iter().any(|o| o == "*") {
             AllowOrigin::any()
@@ -239,48 +221,20 @@ pub fn router(state: AppState, config: &ApiConfig) -> Result<Router> {
                 .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
         );
     }
-    let bound = config.bound;
-    Ok(app.layer(middleware::map_request(move |req| connection_addresses(bound, req))))
-}
-
-/// The whole-request timeout's reply (an empty 408 from the timeout layer)
-/// as the JSON every error gets, counted.
-async fn timeout_json(
-    State((net, limit)): State<(Arc<crate::net::NetMetrics>, std::time::Duration)>,
-    req: axum::extract::Request,
-    next: middleware::Next,
-) -> axum::response::Response {
-    let response = next.run(req).await;
-    if response.status() == StatusCode::REQUEST_TIMEOUT && !response.headers().contains_key(header::CONTENT_TYPE) {
-        net.timeouts_request.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return axum::response::IntoResponse::into_response(Error::Timeout(format!(
-            "the request took longer than {} s",
-            limit.as_secs_f64()
-        )));
-    }
-    response
-}
-
-/// Headers on every reply, API and dashboard alike: no MIME sniffing (an
-/// API reply is never run as a script or page), no framing, and no
-/// `Referer` carrying the console's URLs (filters, ids) to other sites.
-/// The dashboard's own CSP, set by its routes, is kept.
-async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
-    let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        );
-    }
-    response
+    Ok(Api::new(app, state, config.bound, config.request_timeout))
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> Error {
     Error::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+/// A route's 405, counted under the route.
+async fn method_not_allowed(matched: Option<MatchedPath>) -> axum::response::Response {
+    let mut response = axum::response::IntoResponse::into_response(Error::MethodNotAllowed);
+    if let Some(m) = matched {
+        response.extensions_mut().insert(access::RouteLabel(access::static_path(m.as_str())));
+    }
+    response
 }
 
 /// The features as the API shows them (input names of the original JSON).
@@ -300,7 +254,7 @@ pub fn features_json(fp: &Fingerprint) -> Value {
 /// `--admin-token` is `the-admin-token`, `localhost` is the allowed host, and
 /// requests carry no peer address, as from another machine.
 #[cfg(test)]
-pub(crate) async fn test_service(dir: &tempfile::TempDir) -> (Router, Arc<dyn Store>) {
+pub(crate) async fn test_service(dir: &tempfile::TempDir) -> (Api, Arc<dyn Store>) {
     let store = crate::store::open(&crate::store::sqlite::SqliteConfig::new(dir.path().join("a.db"))).unwrap();
     let model = crate::load_model(None).unwrap();
     let state = SharedState {
