@@ -47,7 +47,7 @@
 //!     store.rs         PgStore: the pool and every trait of the seam
 //!     writer.rs        each collector's writer task: group commits with
 //!                      counters, roll-ups and id blocks upserted in them
-//!     csv.rs           an upload as one transaction (binary COPY)
+//!     csv.rs           an upload as one transaction (binary COPY into predictions)
 //!     reads.rs         counters, pages at any offset, roll-ups, export
 //!     resources.rs     devices, feedback, users, console, decisions, alerts
 //!     copy.rs          migrate-store: a SQLite store copied in, verified

@@ -8,7 +8,8 @@
 //!   its commit), with counters, roll-ups and id blocks upserted
 //!   (`n = n + excluded.n`) in the rows' transaction, so several collectors
 //!   writing at once add up exactly;
-//! - `csv`: an upload as one transaction, streamed by binary `COPY`;
+//! - `csv`: an upload as one transaction, streamed by binary `COPY`
+//!   straight into `predictions` (each row written once);
 //! - `reads`: counters, pages at any offset (walking `id_blocks`) or cursor,
 //!   the roll-ups and the export;
 //! - `resources`: devices, feedback, users, the console, decisions, alerts;
@@ -18,7 +19,9 @@
 //!
 //! Ids come from [`migrations`]' `bfp_reserve_ids`: every transaction takes
 //! one contiguous range, so a CSV upload's rows are contiguous and ids grow
-//! in the order ranges are taken. An agent's `(device, seq)` is the primary
+//! in the order ranges are taken (an upload takes its range as it starts,
+//! one id per line of its file, and gives back what it did not use when no
+//! other writer took ids since). An agent's `(device, seq)` is the primary
 //! key of `ingested_batches` and the device's row is locked in the ingest's
 //! transaction, so a batch re-sent to another collector is stored once.
 
