@@ -70,6 +70,7 @@ const TABLES: &[Table] = &[
             ("user", Text),
             ("started_at", Text),
             ("ended_at", Text),
+            ("event_at", Time),
         ],
         identity: true,
     },

@@ -16,11 +16,11 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use super::feedback;
 use crate::error::{Error, Result};
 use crate::store::model::label;
-use crate::store::{AgentContext, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
+use crate::store::{AgentContext, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
 
 const SELECT_COLUMNS: &str = "id, created_at, source, prediction, confidence, login_hour, session_duration,
     commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
-    kind, source_ip, user, started_at, ended_at";
+    kind, source_ip, user, started_at, ended_at, event_at";
 
 pub(super) struct ReadPool {
     pub(super) path: PathBuf,
@@ -121,6 +121,12 @@ pub(super) fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
         let f = CounterFilter { source: q.source, device: q.device.as_deref(), suspicious: q.suspicious };
         (totals(&tx, &f)?.total(), 0, i64::MAX)
     };
+    if q.order == Order::Newest {
+        let mut results = newest_page(&tx, q, lo, hi, &filter, args)?;
+        feedback::attach(&tx, &mut results)?;
+        tx.finish()?;
+        return Ok(ResultsPage { count, results });
+    }
     let after = q.after_id.unwrap_or(0).max(lo - 1);
     let offset = q.offset.min(i64::MAX as u64) as i64;
     // Where the page's rows may start (`id >= from`), and how many matching
@@ -148,6 +154,53 @@ pub(super) fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
     feedback::attach(&tx, &mut results)?;
     tx.finish()?;
     Ok(ResultsPage { count, results })
+}
+
+/// A page of `q` newest first (event time, then id, descending) among ids
+/// `lo..=hi` passing `filter` (its values in `args`, numbered from `?3`).
+///
+/// `predictions_event (event_at, id)` is walked backwards from the cursor
+/// (`before_id`: one look-up of its event time, then a seek), or from the
+/// newest row skipping `offset` rows: a cursor costs the same at any depth,
+/// an offset walks the rows it skips. A user or address filter walks that
+/// value's own index in the same order.
+fn newest_page(
+    c: &Connection,
+    q: &ResultsQuery,
+    lo: i64,
+    hi: i64,
+    filter: &str,
+    mut args: Vec<rusqlite::types::Value>,
+) -> Result<Vec<StoredPrediction>> {
+    let mut bind: Vec<rusqlite::types::Value> = vec![lo.into(), hi.into()];
+    bind.append(&mut args);
+    // Without an id range the ids are not named at all: a range on the
+    // rowid would tempt the planner away from the event-time index.
+    let ids = if lo <= 0 && hi == i64::MAX { "?1 <= ?2" } else { "id >= ?1 AND id <= ?2" };
+    let mut cursor = String::new();
+    if let Some(before) = q.before_id {
+        let at: Option<String> = c
+            .prepare_cached("SELECT event_at FROM predictions WHERE id = ?1")?
+            .query_row([before], |r| r.get(0))
+            .optional()?;
+        let Some(at) = at else {
+            return Err(Error::BadInput(format!("before_id {before} is not a stored result")));
+        };
+        bind.push(at.into());
+        bind.push(before.into());
+        cursor = format!(" AND (event_at, id) < (?{}, ?{})", bind.len() - 1, bind.len());
+    }
+    bind.push(i64::from(q.limit).into());
+    bind.push((q.offset.min(i64::MAX as u64) as i64).into());
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM predictions WHERE {ids} {filter}{cursor}
+         ORDER BY event_at DESC, id DESC LIMIT ?{} OFFSET ?{}",
+        bind.len() - 1,
+        bind.len()
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(bind), row_to_stored)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// Finds where a page starts: the `offset`-th row (from 0) matching `blocks`
@@ -263,6 +316,7 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
     let mut stored = StoredPrediction {
         id: r.get(0)?,
         created_at: r.get(1)?,
+        event_at: r.get(21)?,
         source: Source::parse(&source).map_err(|e| bad(2, e.to_string()))?,
         suspicious: r.get::<_, String>(3)? == "Suspicious",
         confidence: r.get(4)?,
@@ -295,15 +349,17 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
 /// Whether `q` restricts ids or time (so its count cannot come from the
 /// counters table).
 pub(super) fn is_ranged(q: &ResultsQuery) -> bool {
-    q.min_id.is_some() || q.max_id.is_some() || q.from.is_some() || q.to.is_some()
+    let (from, to) = q.ingest_range();
+    q.min_id.is_some() || q.max_id.is_some() || from.is_some() || to.is_some() || q.has_row_filters()
 }
 
 /// The inclusive id range `q`'s `min_id`/`max_id`/`from`/`to` allow, or
 /// `None` when no stored row can match.
 pub(super) fn resolve_range(c: &Connection, q: &ResultsQuery) -> Result<Option<(i64, i64)>> {
     let (mut lo, mut hi) = (q.min_id.unwrap_or(0).max(0), q.max_id.unwrap_or(i64::MAX));
-    if q.from.is_some() || q.to.is_some() {
-        match id_range(c, q.from.as_deref(), q.to.as_deref())? {
+    let (from, to) = q.ingest_range();
+    if from.is_some() || to.is_some() {
+        match id_range(c, from, to)? {
             Some((a, b)) => {
                 lo = lo.max(a);
                 hi = hi.min(b);
@@ -406,9 +462,10 @@ pub(super) struct BlockFilter {
 }
 
 impl BlockFilter {
-    /// `q`'s filters, if `id_blocks` can count them (no device, no analyst label).
+    /// `q`'s filters, if `id_blocks` can count them (no device, no analyst
+    /// label, none of the row filters).
     pub(super) fn of(q: &ResultsQuery) -> Option<BlockFilter> {
-        (q.device.is_none() && q.labelled.is_none())
+        (q.device.is_none() && q.labelled.is_none() && !q.has_row_filters())
             .then_some(BlockFilter { source: q.source, suspicious: q.suspicious })
     }
 }
@@ -434,6 +491,34 @@ pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<rusqlit
     }
     if let Some(l) = q.labelled {
         sql.push_str(feedback::filter_clause(l));
+    }
+    let mut text = |sql: &mut String, value: &str, condition: &str| {
+        args.push(value.to_string().into());
+        sql.push_str(&condition.replace('#', &format!("?{}", first + args.len() - 1)));
+    };
+    if let Some(u) = &q.user {
+        text(&mut sql, u, " AND user = #");
+    }
+    if let Some(ip) = &q.source_ip {
+        text(&mut sql, ip, " AND source_ip = #");
+    }
+    if let Some(k) = &q.kind {
+        text(&mut sql, k, " AND kind = #");
+    }
+    if let Some(p) = q.reason_pattern() {
+        text(&mut sql, &p, " AND reasons LIKE # ESCAPE '\\'");
+    }
+    if let Some((from, to)) = q.event_range() {
+        if let Some(f) = from {
+            text(&mut sql, f, " AND event_at >= #");
+        }
+        if let Some(t) = to {
+            text(&mut sql, t, " AND event_at <= #");
+        }
+    }
+    if let Some(c) = q.min_confidence {
+        args.push(c.into());
+        sql.push_str(&format!(" AND confidence >= ?{}", first + args.len() - 1));
     }
     (sql, args)
 }
