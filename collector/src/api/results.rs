@@ -165,6 +165,8 @@ struct StoredView<'a> {
     user: Option<&'a str>,
     started_at: Option<&'a str>,
     ended_at: Option<&'a str>,
+    /// The agent's evidence (`log`, `host`, `campaign`, `details`).
+    evidence: Option<serde_json::Value>,
     /// The analyst's true class (`Normal`/`Suspicious`), if labelled.
     analyst_label: Option<&'static str>,
     labelled_at: Option<&'a str>,
@@ -200,6 +202,7 @@ impl<'a> StoredView<'a> {
             user: p.agent.user.as_deref(),
             started_at: p.agent.started_at.as_deref(),
             ended_at: p.agent.ended_at.as_deref(),
+            evidence: p.agent.evidence.as_deref().and_then(|e| serde_json::from_str(e).ok()),
             analyst_label: p.analyst.as_ref().map(|a| a.label()),
             labelled_at: p.analyst.as_ref().map(|a| a.labelled_at.as_str()),
             analyst_note: p.analyst.as_ref().and_then(|a| a.note.as_deref()),

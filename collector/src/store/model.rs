@@ -114,6 +114,10 @@ pub struct AgentContext {
     pub started_at: Option<String>,
     /// End of the session, `YYYY-MM-DD HH:MM:SS`.
     pub ended_at: Option<String>,
+    /// What the agent found beyond the fingerprint, as a JSON object
+    /// (`log`, `host`, `campaign`, `details`: user names tried, auth method,
+    /// campaign members, ...); `None` from agents before wire version 4.
+    pub evidence: Option<String>,
 }
 
 /// Which time `from`/`to` filter on.

@@ -71,6 +71,7 @@ const TABLES: &[Table] = &[
             ("started_at", Text),
             ("ended_at", Text),
             ("event_at", Time),
+            ("evidence", Text),
         ],
         identity: true,
     },

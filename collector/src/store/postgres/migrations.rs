@@ -326,6 +326,11 @@ CREATE INDEX predictions_event ON predictions (event_at, id);
 CREATE INDEX predictions_user_event ON predictions (\"user\", event_at, id) WHERE \"user\" IS NOT NULL;
 CREATE INDEX predictions_ip_event ON predictions (source_ip, event_at, id) WHERE source_ip IS NOT NULL;",
     },
+    Migration {
+        version: 13,
+        what: "the evidence agents send with each record",
+        sql: "ALTER TABLE predictions ADD COLUMN evidence TEXT;",
+    },
 ];
 
 /// The schema version this collector writes.

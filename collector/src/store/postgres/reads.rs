@@ -33,7 +33,7 @@ fn select_columns() -> String {
     format!(
         "id, {}, source, prediction, confidence, login_hour, session_duration, commands_count, failed_logins,
          protocol, typing_speed, risky_commands, commands, model_version, reasons, device, kind, source_ip, \"user\",
-         started_at, ended_at, {}",
+         started_at, ended_at, {}, evidence",
         ts("created_at"),
         ts("event_at")
     )
@@ -472,6 +472,7 @@ fn row_to_stored(r: &tokio_postgres::Row) -> Result<StoredPrediction> {
             user: r.get(18),
             started_at: r.get(19),
             ended_at: r.get(20),
+            evidence: r.get(22),
         },
         analyst: None,
     };

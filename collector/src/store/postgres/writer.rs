@@ -38,12 +38,12 @@ const RETRIES: usize = 5;
 
 const INSERT_SQL: &str = "INSERT INTO predictions (id, source, prediction, confidence, login_hour, session_duration,
     commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
-    kind, source_ip, \"user\", started_at, ended_at, event_at)
+    kind, source_ip, \"user\", started_at, ended_at, evidence, event_at)
     SELECT u.*, COALESCE(u.c19::timestamp AT TIME ZONE 'UTC', now())
     FROM unnest($1::int8[], $2::text[], $3::text[], $4::float8[], $5::int4[], $6::float8[], $7::int8[],
         $8::int8[], $9::text[], $10::float8[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[],
-        $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])
-    AS u(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20)";
+        $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[])
+    AS u(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21)";
 
 /// What the writer task is asked to do.
 pub(super) enum WriteOp {
@@ -275,6 +275,7 @@ pub(super) async fn insert_rows(tx: &Transaction<'_>, rows: &[&NewPrediction]) -
     let user = col(&|p| p.agent.user.clone());
     let started = col(&|p| p.agent.started_at.clone());
     let ended = col(&|p| p.agent.ended_at.clone());
+    let evidence = col(&|p| p.agent.evidence.clone());
     let stmt = tx.prepare_cached(INSERT_SQL).await?;
     tx.execute(
         &stmt,
@@ -299,6 +300,7 @@ pub(super) async fn insert_rows(tx: &Transaction<'_>, rows: &[&NewPrediction]) -
             &user,
             &started,
             &ended,
+            &evidence,
         ],
     )
     .await?;

@@ -519,6 +519,7 @@ mod tests {
         p.agent.user = Some(user.into());
         p.agent.kind = Some(kind.into());
         p.agent.started_at = Some(at.into());
+        p.agent.evidence = Some(format!(r#"{{"log":"auth.log","details":{{"users_sample":["{user}"]}}}}"#));
         p
     }
 
@@ -545,6 +546,12 @@ mod tests {
             let first = all.results.iter().find(|r| r.id == agent_ids[0]).unwrap();
             assert_eq!(first.event_at, "2026-03-27 13:08:00", "{name}");
             assert_ne!(first.created_at, first.event_at, "{name}");
+            assert_eq!(
+                first.agent.evidence.as_deref(),
+                Some(r#"{"log":"auth.log","details":{"users_sample":["ubuntu"]}}"#),
+                "{name}: the evidence is kept as sent"
+            );
+            assert_eq!(now.agent.evidence, None, "{name}");
 
             // Newest first: by event time, ties by id, and the cursor pages
             // through the same order.

@@ -40,6 +40,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 10, what: "dashboard sessions, login lock-outs and the audit trail", apply: console },
     Migration { version: 11, what: "the notification outbox and destinations' status", apply: outbox },
     Migration { version: 12, what: "event time of predictions and the console's filter indexes", apply: event_time },
+    Migration { version: 13, what: "the evidence agents send with each record", apply: evidence },
 ];
 
 /// The schema version this collector writes (the last step of the ladder).
@@ -423,6 +424,16 @@ CREATE INDEX IF NOT EXISTS predictions_ip_event ON predictions (source_ip, event
     )
 }
 
+/// An agent record's evidence (a JSON object; see
+/// `store::AgentContext::evidence`); older rows have none.
+fn evidence(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let has_column = tx.prepare("SELECT 1 FROM pragma_table_info('predictions') WHERE name = 'evidence'")?.exists([])?;
+    if !has_column {
+        tx.execute_batch("ALTER TABLE predictions ADD COLUMN evidence TEXT")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,7 +489,7 @@ mod tests {
         // A store of version 11: no event_at column, two rows.
         conn.execute_batch(
             "DROP INDEX predictions_event; DROP INDEX predictions_user_event; DROP INDEX predictions_ip_event;
-             ALTER TABLE predictions DROP COLUMN event_at;
+             ALTER TABLE predictions DROP COLUMN event_at; ALTER TABLE predictions DROP COLUMN evidence;
              INSERT INTO predictions (created_at, source, prediction, confidence, login_hour, session_duration,
                  commands_count, failed_logins, protocol, model_version, reasons, started_at)
              VALUES ('2026-01-02 03:04:05', 'single', 'Normal', 0.9, 3, 1, 0, 0, 'SSH', 'm', '[]', NULL),

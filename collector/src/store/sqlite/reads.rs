@@ -20,7 +20,7 @@ use crate::store::{AgentContext, Order, Reason, ResultsPage, ResultsQuery, Sourc
 
 const SELECT_COLUMNS: &str = "id, created_at, source, prediction, confidence, login_hour, session_duration,
     commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
-    kind, source_ip, user, started_at, ended_at, event_at";
+    kind, source_ip, user, started_at, ended_at, event_at, evidence";
 
 pub(super) struct ReadPool {
     pub(super) path: PathBuf,
@@ -339,6 +339,7 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
             user: r.get(18)?,
             started_at: r.get(19)?,
             ended_at: r.get(20)?,
+            evidence: r.get(22)?,
         },
         analyst: None,
     };

@@ -26,9 +26,9 @@ use crate::store::{round_confidence, CsvChunk, CsvRow, CsvSummary, NewPrediction
 
 const INSERT_SQL: &str = "INSERT INTO predictions (source, prediction, confidence, login_hour, session_duration,
     commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
-    kind, source_ip, user, started_at, ended_at, event_at)
+    kind, source_ip, user, started_at, ended_at, event_at, evidence)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-        COALESCE(?18, datetime('now')))";
+        COALESCE(?18, datetime('now')), ?20)";
 
 // `OR FAIL`: a failing row stops the statement without undoing the rows
 // before it, so SQLite keeps no statement journal for these multi-row
@@ -292,6 +292,7 @@ pub(super) fn insert_rows(
             p.agent.user,
             p.agent.started_at,
             p.agent.ended_at,
+            p.agent.evidence,
         ])?;
         let id = tx.last_insert_rowid();
         ids.push(id);
