@@ -123,7 +123,8 @@ async fn triage_of_a_real_log_by_event_time_user_and_address() {
         b.select("#r-limit", "25").await;
         b.click("#results-filters button[type=submit]").await;
         let total = rows.len();
-        b.wait_text("#results-status", "the first page", |t| t == format!("Showing 1–25 of {total} predictions.")).await;
+        b.wait_text("#results-status", "the first page", |t| t == format!("Showing 1–25 of {total} predictions."))
+            .await;
 
         // Newest event first, as the API orders them; each row with its
         // event time, user, address, kind and top reason.
@@ -151,10 +152,7 @@ async fn triage_of_a_real_log_by_event_time_user_and_address() {
 
         // Filter by user: exactly the scan's closed sessions of that user.
         let want_user: BTreeMap<String, usize> = multiset(
-            scanned
-                .iter()
-                .filter(|o| o["user"] == user.as_str() && o["open"] == false)
-                .map(|o| key_of_scan(o, false)),
+            scanned.iter().filter(|o| o["user"] == user.as_str() && o["open"] == false).map(|o| key_of_scan(o, false)),
         );
         let n: usize = want_user.values().sum();
         filter(&b, "#r-user", &user, n, total).await;
@@ -201,6 +199,7 @@ async fn triage_of_a_real_log_by_event_time_user_and_address() {
             assert!(detail.contains(name), "{backend:?}: {name} missing from {detail:?}");
         }
         assert!(detail.contains(log.to_str().unwrap()), "the log file in {detail:?}");
+        b.screenshot(&screenshots_dir(), "triage-detail").await;
         // Related records one click away: everything from the address.
         b.click("#detail-body a.related").await;
         b.wait_text("#results-status", "the address's rows", |t| {
