@@ -192,15 +192,20 @@ fn newest_page(
     }
     bind.push(i64::from(q.limit).into());
     bind.push((q.offset.min(i64::MAX as u64) as i64).into());
-    let sql = format!(
-        "SELECT {SELECT_COLUMNS} FROM predictions WHERE {ids} {filter}{cursor}
-         ORDER BY event_at DESC, id DESC LIMIT ?{} OFFSET ?{}",
-        bind.len() - 1,
-        bind.len()
-    );
+    let sql = newest_sql(ids, filter, &cursor, bind.len() - 1);
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(bind), row_to_stored)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The statement of [`newest_page`]: limit and offset at `?limit_at` and the
+/// one after it.
+fn newest_sql(ids: &str, filter: &str, cursor: &str, limit_at: usize) -> String {
+    format!(
+        "SELECT {SELECT_COLUMNS} FROM predictions WHERE {ids} {filter}{cursor}
+         ORDER BY event_at DESC, id DESC LIMIT ?{limit_at} OFFSET ?{}",
+        limit_at + 1
+    )
 }
 
 /// Finds where a page starts: the `offset`-th row (from 0) matching `blocks`
@@ -660,6 +665,40 @@ mod tests {
             }
         }
         assert_eq!(pages, offsets.len() * 4 * 3 * 3);
+    }
+
+    /// A newest-first page walks an index in its order, never sorts the
+    /// table: with no filter, a cursor, a user or an address filter.
+    #[test]
+    fn newest_first_pages_walk_an_index_in_order() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut c).unwrap();
+        let cases: [(ResultsQuery, &str); 4] = [
+            (ResultsQuery::default(), "predictions_event"),
+            (ResultsQuery { kind: Some("source".into()), ..ResultsQuery::default() }, "predictions_event"),
+            (ResultsQuery { user: Some("root".into()), ..ResultsQuery::default() }, "predictions_user_event"),
+            (ResultsQuery { source_ip: Some("192.0.2.1".into()), ..ResultsQuery::default() }, "predictions_ip_event"),
+        ];
+        for (q, index) in cases {
+            let (filter, args) = filter_sql(&q, 3);
+            for cursor in [false, true] {
+                let at = 3 + args.len();
+                let cursor_sql =
+                    if cursor { format!(" AND (event_at, id) < (?{at}, ?{})", at + 1) } else { String::new() };
+                let limit_at = at + if cursor { 2 } else { 0 };
+                let sql = newest_sql("?1 <= ?2", &filter, &cursor_sql, limit_at);
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                let unbound = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+                let plan: Vec<String> = stmt
+                    .query_map(rusqlite::params_from_iter(unbound), |r| r.get::<_, String>(3))
+                    .unwrap()
+                    .map(|d| d.unwrap())
+                    .collect();
+                let plan = plan.join(" / ");
+                assert!(plan.contains(index), "{q:?} cursor {cursor}: {plan}");
+                assert!(!plan.contains("TEMP B-TREE"), "{q:?} cursor {cursor}: sorts: {plan}");
+            }
+        }
     }
 
     #[tokio::test]
