@@ -409,7 +409,7 @@ pub(super) fn range_count(
     let count_rows = |lo: i64, hi: i64| -> Result<u64> {
         let mut bind: Vec<rusqlite::types::Value> = vec![(lo - 1).into(), hi.into()];
         bind.extend(args.iter().cloned());
-        let sql = format!("SELECT COUNT(*) FROM predictions WHERE id > ?1 AND id <= ?2 {filter_sql}");
+        let sql = count_sql(lo <= 0 && hi == i64::MAX, filter_sql);
         let n: i64 = c.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(bind), |r| r.get(0))?;
         Ok(n as u64)
     };
@@ -432,6 +432,14 @@ pub(super) fn range_count(
     let head = count_rows(lo, (first_block << BLOCK_SHIFT) - 1)?;
     let tail = count_rows((last_block + 1) << BLOCK_SHIFT, hi)?;
     Ok(whole as u64 + head + tail)
+}
+
+/// Counts the rows with `?1 < id <= ?2` passing `filter_sql`; `whole`: the
+/// range is every id, so ids are not named and the filter's own index (user,
+/// address, event time) does the counting rather than a walk of the table.
+fn count_sql(whole: bool, filter_sql: &str) -> String {
+    let ids = if whole { "?1 < ?2" } else { "id > ?1 AND id <= ?2" };
+    format!("SELECT COUNT(*) FROM predictions WHERE {ids} {filter_sql}")
 }
 
 /// Where a page of rows matching `filter` with ids in `from..=hi` can start:
@@ -698,6 +706,28 @@ mod tests {
                 assert!(plan.contains(index), "{q:?} cursor {cursor}: {plan}");
                 assert!(!plan.contains("TEMP B-TREE"), "{q:?} cursor {cursor}: sorts: {plan}");
             }
+        }
+        // Their counts use the same indexes (an event-time range too).
+        let ranged = ResultsQuery {
+            from: Some("2026-03-27 00:00:00".into()),
+            to: Some("2026-03-28 00:00:00".into()),
+            ..ResultsQuery::default()
+        };
+        let counts: [(ResultsQuery, &str); 3] = [
+            (ranged, "predictions_event"),
+            (ResultsQuery { user: Some("root".into()), ..ResultsQuery::default() }, "predictions_user_event"),
+            (ResultsQuery { source_ip: Some("192.0.2.1".into()), ..ResultsQuery::default() }, "predictions_ip_event"),
+        ];
+        for (q, index) in counts {
+            let (filter, _) = filter_sql(&q, 3);
+            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {}", count_sql(true, &filter))).unwrap();
+            let unbound = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(unbound), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|d| d.unwrap())
+                .collect();
+            assert!(plan.join(" / ").contains(index), "count {q:?}: {plan:?}");
         }
     }
 
