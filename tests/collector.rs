@@ -189,6 +189,16 @@ fn every_bad_json_input_is_a_400_and_stores_nothing_on(backend: Backend) {
     assert_bad(&get(&c.url("/api/results?offset=-1")), 400, "offset");
     assert_bad(&get(&c.url("/api/results?source=web")), 400, "source");
     assert_bad(&get(&c.url("/api/results?prediction=maybe")), 400, "prediction");
+    // A mistyped filter is refused by name, not ignored (it would answer every row).
+    assert_bad(&get(&c.url("/api/results?usr=ubuntu")), 400, "usr");
+    assert_bad(&get(&c.url("/api/results?kind=robot")), 400, "kind");
+    assert_bad(&get(&c.url("/api/results?time=later")), 400, "time");
+    assert_bad(&get(&c.url("/api/results?from=2026-12-05T15:00Z")), 400, "RFC 3339");
+    assert_bad(&get(&c.url("/api/results?before_id=3")), 400, "order=newest");
+    assert_bad(&get(&c.url("/api/results?min_confidence=2")), 400, "min_confidence");
+    for fine in ["from=2026-12-05T15:00:00Z", "from=2026-12-05T15:00:00%2B02:00&time=ingest", "order=newest&user=u"] {
+        assert_eq!(get(&c.url(&format!("/api/results?{fine}"))).status, 200, "{fine}");
+    }
 
     // Case-insensitive protocol and the other input forms are accepted.
     let ok = post_json(

@@ -112,11 +112,14 @@ async fn csv_batch(b: &Browser, api: &Api<'_>, base: &str, shots: &Path) {
     assert_eq!(b.js("return document.getElementById('batch-progress').value;", vec![]).await, json!(100));
     // Each row's verdict, in file order: the TOR row is the suspicious one.
     b.wait_text("#batch-rows tbody", "three rows", |t| t.matches('%').count() == 3).await;
-    let mut verdicts = Vec::new();
+    let (mut verdicts, mut commands) = (Vec::new(), Vec::new());
     for row in b.find_all("#batch-rows tbody tr").await {
         verdicts.push(row.find(fantoccini::Locator::Css("td:nth-child(8)")).await.unwrap().text().await.unwrap());
+        commands.push(row.find(fantoccini::Locator::Css("td:nth-child(4)")).await.unwrap().text().await.unwrap());
     }
     assert_eq!(verdicts, ["Normal", "Suspicious", "Normal"]);
+    // The Commands column holds the file's CommandsCount.
+    assert_eq!(commands, ["10", "80", "5"]);
     // The scored CSV the download link gives: the original columns plus the verdict.
     let href = b.find("#batch-download").await.attr("href").await.unwrap().expect("download link");
     let path = href.strip_prefix(base).unwrap_or(&href);
@@ -197,7 +200,8 @@ async fn results(b: &Browser, api: &Api<'_>, base: &str, shots: &Path) {
                           "protocol": protocol, "typing_speed": 40});
         assert_eq!(api.post_json("/api/predict", &body).0, 200);
     }
-    let (_, all) = api.get("/api/results?limit=1000");
+    // The list is newest first (by event time, ties by id).
+    let (_, all) = api.get("/api/results?limit=1000&order=newest");
     let count = all["count"].as_u64().unwrap();
     let ids: Vec<u64> = all["results"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
     assert!(count >= 26, "{count}");
@@ -222,7 +226,7 @@ async fn results(b: &Browser, api: &Api<'_>, base: &str, shots: &Path) {
     // Filter: suspicious predictions only; the count is the API's filtered total.
     b.select("#r-prediction", "Suspicious").await;
     b.click("#results-filters button[type=submit]").await;
-    let (_, sus) = api.get("/api/results?prediction=Suspicious&limit=10");
+    let (_, sus) = api.get("/api/results?prediction=Suspicious&limit=10&order=newest");
     let n = sus["count"].as_u64().unwrap();
     assert!(n >= 2, "{sus}");
     b.wait_text("#results-status", "the filtered count", |t| t.ends_with(&format!("of {n} predictions."))).await;
@@ -253,7 +257,11 @@ async fn results(b: &Browser, api: &Api<'_>, base: &str, shots: &Path) {
     b.wait_visible("#detail[open]").await;
     let detail = b.text("#detail-body").await;
     let row = &all["results"][0];
-    assert!(detail.contains("Fingerprint") && detail.contains("login_hour"), "{detail}");
+    assert!(detail.contains("Fingerprint") && detail.contains("Login hour"), "{detail}");
+    // Features read with their units, never as raw keys and decimals.
+    let minutes = row["features"]["session_duration"].as_f64().unwrap();
+    assert!(detail.contains(&format!("{} min", minutes.round())), "{minutes} min in {detail:?}");
+    assert!(!detail.contains("session_duration"), "{detail}");
     for r in row["reasons"].as_array().unwrap() {
         assert!(detail.contains(r.as_str().unwrap()), "reason {r} missing from {detail:?}");
     }

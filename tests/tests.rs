@@ -17,6 +17,7 @@ mod collector;
 mod collector_pg;
 mod dashboard_browser;
 mod dashboard_login;
+mod dashboard_triage;
 mod decisions;
 mod export_safety;
 mod feedback;

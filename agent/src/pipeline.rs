@@ -175,7 +175,7 @@ mod tests {
         let mut out = Vec::new();
         pipeline.finish(&scorer, &mut out);
         let session = out.iter().find(|r| r.kind == RecordKind::Session).expect("a session");
-        let wire = session.to_wire();
+        let wire = session.to_wire(Some("host"));
         assert_eq!(wire.fingerprint, session.fingerprint());
         // The model scored the schema-2 vector the detectors assess: rebuild
         // it with a fresh detector fed the same lines up to the session.
@@ -199,6 +199,12 @@ mod tests {
         let json = serde_json::to_value(session).unwrap();
         assert_eq!(json["learning"], true);
         assert_eq!(wire.user.as_deref(), Some("root"));
+        // The evidence travels with it: the log, the host, the details.
+        let evidence = wire.evidence.as_ref().expect("evidence");
+        assert_eq!((evidence.log.as_str(), evidence.host.as_deref()), ("t", Some("host")));
+        let details: serde_json::Value = serde_json::from_str(&evidence.details).unwrap();
+        assert_eq!(details, serde_json::to_value(&session.details).unwrap());
+        assert!(details["auth_method"].is_string(), "{details}");
         assert_eq!(wire.source_ip.as_deref(), Some("192.0.2.4"));
         assert_eq!(session.duration_min, 10.0);
         assert_eq!(session.failed_logins, 1);

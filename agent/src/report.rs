@@ -79,8 +79,9 @@ impl Record {
         }
     }
 
-    /// The record as it travels to the collector (`bfp_common::wire`).
-    pub fn to_wire(&self) -> wire::Record {
+    /// The record as it travels to the collector (`bfp_common::wire`),
+    /// with its evidence; `host` is the one its JSON line names.
+    pub fn to_wire(&self, host: Option<&str>) -> wire::Record {
         wire::Record {
             kind: self.kind,
             source_ip: self.source_ip.map(|ip| ip.to_string()),
@@ -92,6 +93,31 @@ impl Record {
             suspicious: self.prediction.is_suspicious(),
             confidence: self.confidence,
             reasons: self.reasons.clone(),
+            evidence: Some(self.evidence(host)),
+        }
+    }
+
+    /// What the analyst needs beyond the fingerprint: the log, the host,
+    /// the campaign and the analyzer's details, bounded as the wire says
+    /// (details too large to send are replaced by a note saying so).
+    pub fn evidence(&self, host: Option<&str>) -> wire::Evidence {
+        let details = match &self.details {
+            serde_json::Value::Null => "{}".to_string(),
+            d => serde_json::to_string(d).unwrap_or_else(|_| "{}".into()),
+        };
+        let details = if details.len() > wire::MAX_DETAILS_BYTES {
+            format!(r#"{{"omitted":"{} bytes of details, over the wire's bound"}}"#, details.len())
+        } else {
+            details
+        };
+        wire::Evidence {
+            log: self.log.clone(),
+            host: host.map(str::to_string),
+            campaign: self
+                .campaign
+                .and_then(|c| serde_json::to_value(c).ok())
+                .and_then(|v| v.as_str().map(str::to_string)),
+            details,
         }
     }
 }

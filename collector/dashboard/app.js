@@ -431,8 +431,8 @@
         el("tr", {},
           el("td", { class: "num", text: row }),
           el("td", { class: "num", text: f.login_hour ?? "" }),
-          el("td", { class: "num", text: f.session_duration_min ?? f.session_duration ?? "" }),
-          el("td", { class: "num", text: f.commands ?? "" }),
+          el("td", { class: "num", text: fmtMinutes(f.session_duration_min ?? f.session_duration) }),
+          el("td", { class: "num", text: f.commands_count ?? f.commands ?? "" }),
           el("td", { class: "num", text: f.failed_logins ?? "" }),
           el("td", { text: f.protocol ?? "" }),
           el("td", { class: "num", text: f.typing_speed_wpm ?? f.typing_speed ?? "" }),
@@ -588,9 +588,9 @@
 
   // ---- 4. Results ----------------------------------------------------------
 
-  // Keyset paging (after_id) stays fast however deep the page; the stack of
-  // cursors makes "Previous" exact without offsets.
-  let resultsState = { filters: {}, cursors: [0], last: null, lastCount: 0 };
+  // Newest event first. Keyset paging (before_id) stays fast however deep
+  // the page; the stack of cursors makes "Previous" exact without offsets.
+  let resultsState = { filters: {}, cursors: [null], last: null, lastCount: 0 };
 
   /** `datetime-local` gives "YYYY-MM-DDTHH:MM[:SS]"; the API speaks "YYYY-MM-DD HH:MM:SS". */
   function apiTime(v) {
@@ -604,6 +604,12 @@
     const f = $("#results-filters");
     return {
       prediction: f.prediction.value,
+      user: f.user.value.trim(),
+      source_ip: f.source_ip.value.trim(),
+      kind: f.kind.value,
+      reason: f.reason.value.trim(),
+      min_confidence: f.min_confidence.value,
+      time: f.time.value === "ingest" ? "ingest" : "",
       source: f.source.value,
       device: f.device.value.trim(),
       from: apiTime(f.from.value),
@@ -617,17 +623,17 @@
     const form = $("#results-filters");
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      resultsState = { filters: readFilters(), cursors: [0], last: null };
+      resultsState = { filters: readFilters(), cursors: [null], last: null };
       loadResults();
     });
     form.addEventListener("reset", () => {
       setTimeout(() => {
-        resultsState = { filters: readFilters(), cursors: [0], last: null };
+        resultsState = { filters: readFilters(), cursors: [null], last: null };
         loadResults();
       });
     });
     $("#results-first").addEventListener("click", () => {
-      resultsState.cursors = [0];
+      resultsState.cursors = [null];
       loadResults();
     });
     $("#results-prev").addEventListener("click", () => {
@@ -641,14 +647,20 @@
     resultsState.filters = readFilters();
   }
 
+  // Only the newest request's answer is shown: a reset, a filter and a
+  // related-record link can each start a load, and answers may cross.
+  let resultsSeq = 0;
+
   async function loadResults() {
     const errBox = $("#results-error");
+    const seq = ++resultsSeq;
     showError(errBox, null);
     const { filters, cursors } = resultsState;
     const limit = Number(filters.limit || 25);
     const page = cursors.length - 1;
     try {
-      const r = await api(`/api/results${query({ ...filters, after_id: cursors[page] })}`);
+      const r = await api(`/api/results${query({ ...filters, order: "newest", before_id: cursors[page] })}`);
+      if (seq !== resultsSeq) return;
       const tbody = $("#results-table tbody");
       tbody.replaceChildren();
       for (const res of r.results) {
@@ -656,11 +668,14 @@
         tbody.append(
           el("tr", { class: "clickable", "data-id": res.id, onclick: open },
             el("td", { class: "num", text: res.id }),
-            el("td", { text: res.created_at }),
+            el("td", { class: "time", text: res.event_at ?? res.created_at }),
+            el("td", { class: "user", text: res.user ?? "" }),
+            el("td", { class: "addr", text: res.source_ip ?? "" }),
+            el("td", { text: res.device ?? "" }),
+            el("td", { class: "kind", text: kindText(res) }),
+            el("td", { class: "reason", text: res.top_reason ?? (res.reasons || [])[0] ?? "" }),
             el("td", {}, badge(res.prediction)),
             el("td", { class: "num", text: pct(res.confidence) }),
-            el("td", { text: res.source ?? "" }),
-            el("td", { text: res.device ?? "" }),
             el("td", {}, el("button", {
               type: "button", class: "details", text: "Details", "aria-label": `Details of prediction ${res.id}`,
               onclick: (e) => { e.stopPropagation(); open(); },
@@ -669,7 +684,7 @@
         );
       }
       if (!r.results.length) {
-        tbody.append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No stored predictions match." })));
+        tbody.append(el("tr", {}, el("td", { colspan: 10, class: "muted", text: "No stored predictions match." })));
       }
       resultsState.last = r.results.length ? r.results[r.results.length - 1].id : null;
       const { limit: _limit, ...exportFilters } = filters;
@@ -683,33 +698,132 @@
       $("#results-prev").disabled = page === 0;
       $("#results-next").disabled = to >= r.count || resultsState.last === null;
     } catch (e) {
-      showError(errBox, e);
+      if (seq === resultsSeq) showError(errBox, e);
     }
+  }
+
+  /** What a record is: the agent's kind, else the channel it came through. */
+  function kindText(res) {
+    if (res.kind) return { session: "session", source: "source address", device: "whole device" }[res.kind] ?? res.kind;
+    return { single: "single scan", csv: "CSV row", agent: "agent" }[res.source] ?? res.source ?? "";
+  }
+
+  /** Minutes as people read them: "36 min 10 s", "2 h 5 min", "40 s". */
+  function fmtMinutes(v) {
+    if (v === undefined || v === null || v === "") return "";
+    const secs = Math.round(Number(v) * 60);
+    if (!Number.isFinite(secs)) return "";
+    if (secs < 60) return `${secs} s`;
+    if (secs < 3600) return secs % 60 ? `${Math.floor(secs / 60)} min ${secs % 60} s` : `${secs / 60} min`;
+    const mins = Math.round(secs / 60);
+    return mins % 60 ? `${Math.floor(mins / 60)} h ${mins % 60} min` : `${mins / 60} h`;
+  }
+
+  const plural = (n, one, many) => `${fmtInt(n)} ${Number(n) === 1 ? one : many}`;
+
+  /** The scored features with their units, in the order people ask about them. */
+  function featureRows(f) {
+    const rows = [];
+    const add = (k, v, fmt) => {
+      if (v === undefined) return;
+      rows.push([k, v === null ? "unknown (the log does not say)" : fmt(v)]);
+    };
+    add("Login hour (device time)", f.login_hour, (h) => `${String(h).padStart(2, "0")}:00–${String(h).padStart(2, "0")}:59`);
+    add("Session length", f.session_duration ?? f.session_duration_min, fmtMinutes);
+    add("Commands run", f.commands_count ?? f.commands, (n) => plural(n, "command", "commands"));
+    add("Risky commands", f.risky_commands, (n) => plural(n, "command", "commands"));
+    add("Failed logins before", f.failed_logins, (n) => plural(n, "failure", "failures"));
+    add("Protocol", f.protocol, String);
+    add("Typing speed", f.typing_speed ?? f.typing_speed_wpm, (v) => `${Math.round(Number(v))} words/min`);
+    return rows;
+  }
+
+  /** A detail value as text: lists joined, numbers grouped, objects flattened. */
+  function evidenceText(v) {
+    if (v === null || v === undefined) return "";
+    if (Array.isArray(v)) return v.map(evidenceText).join(", ");
+    if (typeof v === "number") return Number.isInteger(v) ? fmtInt(v) : v.toFixed(1);
+    if (typeof v === "boolean") return v ? "yes" : "no";
+    if (typeof v === "object") return Object.entries(v).map(([k, x]) => `${humanKey(k)}: ${evidenceText(x)}`).join("; ");
+    return String(v);
+  }
+
+  const KEY_NAMES = {
+    auth_method: "Auth method", users_sample: "User names tried", distinct_users: "Distinct user names tried",
+    sample_sources: "Campaign members", sources: "Addresses in the campaign", failed_logins: "Failed logins",
+    invalid_user_attempts: "Attempts for unknown users", attempts_per_hour: "Attempts per hour",
+    active_hours: "Hours active", successes: "Successful logins", success_after_failures: "Success after failures",
+    connections: "Connections", probes: "Probes (no login attempt)", protocols: "Protocols", program: "Program",
+    session_id: "Session id", tty: "Terminal", failed_from_source: "Failures from this address",
+    failed_for_user: "Failures for this user", failed_source_and_user: "Failures from here for this user",
+    downloads: "Files downloaded", commands_total: "Commands seen", duration_reported: "Duration from the log",
+    failing_sources: "Failing addresses", quiet_sources: "Quiet addresses", successes_after_failures: "Successes after failures",
+  };
+  const humanKey = (k) => KEY_NAMES[k] ?? k.replaceAll("_", " ");
+
+  /** A link that shows the results matching `filters` (and nothing else). */
+  function relatedLink(text, filters, label) {
+    return el("a", {
+      href: "#/results", class: "related", text, "aria-label": label,
+      onclick: () => {
+        $("#detail").close();
+        const f = $("#results-filters");
+        f.reset();
+        f.user.value = filters.user ?? "";
+        f.source_ip.value = filters.source_ip ?? "";
+        resultsState = { filters: readFilters(), cursors: [null], last: null };
+        loadResults();
+      },
+    });
   }
 
   function openDetail(res) {
     const dialog = $("#detail");
     $("#detail-title").replaceChildren(`Prediction #${res.id} `, badge(res.prediction));
-    const kv = (pairs) => el("dl", { class: "kv" }, pairs.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+    const kv = (pairs) => el("dl", { class: "kv" }, pairs.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));
+    const ev = res.evidence || {};
+    const details = ev.details || {};
     const meta = [
-      ["Time (UTC)", res.created_at],
-      ["Confidence", pct(res.confidence)],
-      ["Source", res.source],
-      ["Device", res.device],
-      ["Source address", res.source_ip],
+      ["Happened (UTC)", res.event_at ?? res.created_at],
+      ["Ended (UTC)", res.ended_at],
+      ["Stored (UTC)", res.created_at],
+      ["Kind", kindText(res)],
       ["User", res.user],
+      ["Source address", res.source_ip],
+      ["Device", res.device],
+      ["Host", ev.host],
+      ["Log", ev.log],
+      ["Campaign", ev.campaign ? ev.campaign.replaceAll("_", " ") : null],
+      ["Confidence", pct(res.confidence)],
+      ["Channel", res.source],
       ["Model", res.model_version],
     ].filter(([, v]) => v !== undefined && v !== null && v !== "");
-    const features = Object.entries(res.features || {}).map(([k, v]) => [k, v === null ? "unknown" : Array.isArray(v) ? v.join(", ") : String(v)]);
-    if (Array.isArray(res.commands) && res.commands.length) features.push(["commands run", res.commands.join(" · ")]);
+    const evidence = Object.entries(details)
+      .filter(([, v]) => v !== null && !(Array.isArray(v) && !v.length) && !(typeof v === "object" && !Array.isArray(v)))
+      .map(([k, v]) => [humanKey(k), evidenceText(v)]);
+    const commands = Array.isArray(res.commands) && res.commands.length
+      ? el("ol", { class: "commands" }, res.commands.map((c) => el("li", {}, el("code", { text: c }))))
+      : el("p", { class: "muted", text: "No commands recorded." });
+    const related = [];
+    if (res.source_ip) related.push(relatedLink(`Everything from ${res.source_ip}`, { source_ip: res.source_ip }, `Results from the address ${res.source_ip}`));
+    if (res.user) related.push(relatedLink(`Everything for user ${res.user}`, { user: res.user }, `Results for the user ${res.user}`));
+    for (const member of (details.sample_sources || []).filter((m) => m !== res.source_ip).slice(0, 20)) {
+      related.push(relatedLink(`Campaign member ${member}`, { source_ip: member }, `Results from the campaign member ${member}`));
+    }
     const reasons = el("ul", { class: "reasons" });
     fillReasons(reasons, res.reasons);
     $("#detail-body").replaceChildren(
       kv(meta),
-      el("h3", { text: "Fingerprint" }),
-      features.length ? kv(features) : el("p", { class: "muted", text: "Not stored for this prediction." }),
       el("h3", { text: "Why" }),
       reasons,
+      el("h3", { text: "Evidence" }),
+      evidence.length ? kv(evidence) : el("p", { class: "muted", text: "The agent sent no further evidence for this record." }),
+      el("h3", { text: "Commands" }),
+      commands,
+      el("h3", { text: "Fingerprint" }),
+      kv(featureRows(res.features || {})),
+      related.length ? el("h3", { text: "Related" }) : null,
+      related.length ? el("ul", { class: "related" }, related.map((a) => el("li", {}, a))) : null,
       feedbackBox(res),
     );
     dialog.showModal();
@@ -836,7 +950,7 @@
       initResults();
     }
     $("#r-device").value = name ?? "";
-    resultsState = { filters: readFilters(), cursors: [0], last: null };
+    resultsState = { filters: readFilters(), cursors: [null], last: null };
   }
 
   // ---- 6. Alerts -----------------------------------------------------------

@@ -301,6 +301,7 @@ mod tests {
         StoredPrediction {
             id: 1,
             created_at: "2026-01-01 00:00:00".into(),
+            event_at: "2026-01-01 00:00:00".into(),
             source: Source::Agent,
             suspicious,
             confidence: 0.9,

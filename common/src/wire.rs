@@ -14,12 +14,19 @@ use crate::fingerprint::Fingerprint;
 /// The newest version this build writes: 2 adds the agent's firewall
 /// response ([`ResponseReport`]) to the heartbeat; 3 adds where each block
 /// came from (the agent's own detectors or a collector decision, which may
-/// name a network) and the decisions the agent refused. A batch is written
-/// in the oldest version that holds it: without a response report as
-/// version 1, with one but nothing of version 3 in it as version 2, so an
-/// agent keeps working with a collector from before the version it does
-/// not need; older bodies are read with the newer fields empty.
-pub const WIRE_VERSION: u16 = 3;
+/// name a network) and the decisions the agent refused; 4 adds each
+/// record's [`Evidence`] (its log, host, campaign and the analyzer's
+/// details). A batch is written in the oldest version that holds it:
+/// without evidence or a response report as version 1, with a response but
+/// nothing of version 3 or 4 in it as version 2, so an agent keeps working
+/// with a collector from before the version it does not need; older bodies
+/// are read with the newer fields empty.
+pub const WIRE_VERSION: u16 = 4;
+
+/// Largest [`Evidence::details`], in bytes: the analyzer's details are a
+/// few hundred bytes (its user-name samples and command lists are bounded);
+/// this bounds what one record can make the collector store.
+pub const MAX_DETAILS_BYTES: usize = 16 * 1024;
 
 /// Largest batch the collector accepts, in records: bounds its memory per
 /// request whatever the body claims.
@@ -81,6 +88,94 @@ pub struct Record {
     pub confidence: f32,
     /// Why, in an operator's words.
     pub reasons: Vec<String>,
+    /// What the analyst needs beyond the fingerprint (wire version 4);
+    /// `None` from agents before it.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
+}
+
+/// A record's evidence as the agent found it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The log it came from (file path or configured source name).
+    pub log: String,
+    /// The host the log lines name, else the device's own name.
+    pub host: Option<String>,
+    /// The brute-force campaign the record belongs to, or is
+    /// (`slow_brute_force`, `distributed_brute_force`).
+    pub campaign: Option<String>,
+    /// The analyzer's kind-specific details as a JSON object (text, since
+    /// postcard is not self-describing): for a session its auth method,
+    /// failures and tty; for a source the user names tried, attempts and
+    /// rate; for a campaign its member addresses. At most
+    /// [`MAX_DETAILS_BYTES`]; `{}` when there are none.
+    pub details: String,
+}
+
+/// A record of wire versions 1 to 3: no evidence.
+#[derive(Deserialize, Serialize)]
+struct RecordV1 {
+    kind: RecordKind,
+    source_ip: Option<String>,
+    user: Option<String>,
+    start: i64,
+    end: Option<i64>,
+    fingerprint: Fingerprint,
+    commands: Vec<String>,
+    suspicious: bool,
+    confidence: f32,
+    reasons: Vec<String>,
+}
+
+impl From<RecordV1> for Record {
+    fn from(r: RecordV1) -> Record {
+        Record {
+            kind: r.kind,
+            source_ip: r.source_ip,
+            user: r.user,
+            start: r.start,
+            end: r.end,
+            fingerprint: r.fingerprint,
+            commands: r.commands,
+            suspicious: r.suspicious,
+            confidence: r.confidence,
+            reasons: r.reasons,
+            evidence: None,
+        }
+    }
+}
+
+impl From<&Record> for RecordV1 {
+    fn from(r: &Record) -> RecordV1 {
+        RecordV1 {
+            kind: r.kind,
+            source_ip: r.source_ip.clone(),
+            user: r.user.clone(),
+            start: r.start,
+            end: r.end,
+            fingerprint: r.fingerprint,
+            commands: r.commands.clone(),
+            suspicious: r.suspicious,
+            confidence: r.confidence,
+            reasons: r.reasons.clone(),
+        }
+    }
+}
+
+impl Record {
+    /// Encodes one record alone (a spool frame), in the newest form.
+    pub fn encode_frame(&self) -> Result<Vec<u8>> {
+        postcard::to_allocvec(self).map_err(|e| Error::Wire(e.to_string()))
+    }
+
+    /// Decodes a frame of [`Record::encode_frame`], or one written before
+    /// records carried evidence (read with none).
+    pub fn decode_frame(bytes: &[u8]) -> Result<Record> {
+        match whole::<Record>(bytes) {
+            Ok(r) => Ok(r),
+            Err(_) => whole::<RecordV1>(bytes).map(Record::from),
+        }
+    }
 }
 
 /// The agent's state, sent with every batch (and alone as a heartbeat).
@@ -262,7 +357,15 @@ struct HeartbeatV2 {
 struct BatchV2 {
     seq: u64,
     heartbeat: HeartbeatV2,
-    records: Vec<Record>,
+    records: Vec<RecordV1>,
+}
+
+/// A batch of wire version 3: today's heartbeat, records without evidence.
+#[derive(Deserialize, Serialize)]
+struct BatchV3 {
+    seq: u64,
+    heartbeat: Heartbeat,
+    records: Vec<RecordV1>,
 }
 
 impl ResponseReport {
@@ -277,7 +380,7 @@ impl ResponseReport {
 struct BatchV1 {
     seq: u64,
     heartbeat: HeartbeatV1,
-    records: Vec<Record>,
+    records: Vec<RecordV1>,
 }
 
 /// One delivery. `(device, seq)` is its idempotency key: a batch delivered
@@ -293,10 +396,15 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Encodes with the version prefix: version 1 when the heartbeat has
-    /// no response report (any collector reads it), else version 2.
+    /// Encodes with the version prefix, in the oldest version that holds
+    /// the batch (see [`WIRE_VERSION`]).
     pub fn encode(&self) -> Result<Vec<u8>> {
         let wire = |e: postcard::Error| Error::Wire(e.to_string());
+        if self.records.iter().any(|r| r.evidence.is_some()) {
+            let out = postcard::to_allocvec(&WIRE_VERSION).map_err(wire)?;
+            return postcard::to_extend(self, out).map_err(wire);
+        }
+        let records = || self.records.iter().map(RecordV1::from).collect::<Vec<_>>();
         if self.heartbeat.response.is_none() {
             let out = postcard::to_allocvec(&1u16).map_err(wire)?;
             let hb = &self.heartbeat;
@@ -310,7 +418,7 @@ impl Batch {
                     lines_read: hb.lines_read,
                     last_error: hb.last_error.clone(),
                 },
-                records: self.records.clone(),
+                records: records(),
             };
             return postcard::to_extend(&v1, out).map_err(wire);
         }
@@ -345,12 +453,13 @@ impl Batch {
                             .collect(),
                     }),
                 },
-                records: self.records.clone(),
+                records: records(),
             };
             return postcard::to_extend(&v2, out).map_err(wire);
         }
-        let out = postcard::to_allocvec(&WIRE_VERSION).map_err(wire)?;
-        postcard::to_extend(self, out).map_err(wire)
+        let out = postcard::to_allocvec(&3u16).map_err(wire)?;
+        let v3 = BatchV3 { seq: self.seq, heartbeat: self.heartbeat.clone(), records: records() };
+        postcard::to_extend(&v3, out).map_err(wire)
     }
 
     /// Decodes a body of any supported version. Truncated or garbage input is
@@ -374,7 +483,7 @@ impl Batch {
                         last_error: hb.last_error,
                         response: None,
                     },
-                    records: v1.records,
+                    records: v1.records.into_iter().map(Record::from).collect(),
                 }
             }
             2 => {
@@ -410,12 +519,20 @@ impl Batch {
                             refused: Vec::new(),
                         }),
                     },
-                    records: v2.records,
+                    records: v2.records.into_iter().map(Record::from).collect(),
                 }
             }
-            3 => whole(rest)?,
+            3 => {
+                let v3: BatchV3 = whole(rest)?;
+                Batch {
+                    seq: v3.seq,
+                    heartbeat: v3.heartbeat,
+                    records: v3.records.into_iter().map(Record::from).collect(),
+                }
+            }
+            4 => whole(rest)?,
             other => {
-                return Err(Error::Wire(format!("wire version {other} is not supported (this build reads 1 to 3)")))
+                return Err(Error::Wire(format!("wire version {other} is not supported (this build reads 1 to 4)")))
             }
         };
         if let Some(r) = &batch.heartbeat.response {
@@ -481,8 +598,68 @@ mod tests {
                 suspicious: true,
                 confidence: 0.9,
                 reasons: vec!["8 failed logins before this session".into()],
+                evidence: None,
             }],
         }
+    }
+
+    fn with_evidence() -> Batch {
+        let mut batch = with_decisions();
+        batch.records[0].evidence = Some(Evidence {
+            log: "/var/log/auth.log".into(),
+            host: Some("gw-1".into()),
+            campaign: Some("slow_brute_force".into()),
+            details: r#"{"auth_method":"password","users_sample":["root","admin"]}"#.into(),
+        });
+        batch
+    }
+
+    #[test]
+    fn evidence_travels_as_version_4_and_only_then() {
+        let batch = with_evidence();
+        let bytes = batch.encode().unwrap();
+        assert_eq!(bytes[0], 4);
+        assert_eq!(Batch::decode(&bytes).unwrap(), batch);
+        for cut in 0..bytes.len() {
+            assert!(Batch::decode(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+        }
+        // Without evidence, what older collectors read, as before.
+        assert_eq!(with_decisions().encode().unwrap()[0], 3);
+        assert_eq!(Batch::decode(&with_decisions().encode().unwrap()).unwrap(), with_decisions());
+    }
+
+    #[test]
+    fn a_version_3_body_of_an_older_agent_still_decodes() {
+        // Written field by field as agents before version 4 did: records
+        // end with their reasons.
+        let batch = with_decisions();
+        let r = &batch.records[0];
+        let old_record = (
+            r.kind,
+            &r.source_ip,
+            &r.user,
+            r.start,
+            r.end,
+            r.fingerprint,
+            &r.commands,
+            r.suspicious,
+            r.confidence,
+            &r.reasons,
+        );
+        let mut bytes = postcard::to_allocvec(&3u16).unwrap();
+        bytes = postcard::to_extend(&(batch.seq, &batch.heartbeat, vec![old_record]), bytes).unwrap();
+        assert_eq!(Batch::decode(&bytes).unwrap(), batch);
+    }
+
+    #[test]
+    fn spool_frames_of_either_form_decode() {
+        let new = with_evidence().records.remove(0);
+        assert_eq!(Record::decode_frame(&new.encode_frame().unwrap()).unwrap(), new);
+        let mut old = new.clone();
+        old.evidence = None;
+        let old_bytes = postcard::to_allocvec(&RecordV1::from(&old)).unwrap();
+        assert_eq!(Record::decode_frame(&old_bytes).unwrap(), old);
+        assert!(Record::decode_frame(&old_bytes[..old_bytes.len() - 1]).is_err());
     }
 
     #[test]
@@ -585,7 +762,7 @@ mod tests {
                     vec![(&b.address, b.since, b.until, &b.reason)],
                 )),
             ),
-            &batch.records,
+            batch.records.iter().map(RecordV1::from).collect::<Vec<_>>(),
         );
         bytes = postcard::to_extend(&old, bytes).unwrap();
         assert_eq!(Batch::decode(&bytes).unwrap(), batch);
@@ -610,7 +787,7 @@ mod tests {
         let old = (
             batch.seq,
             (&hb.agent_version, &hb.model_version, hb.spool_depth, hb.dropped, hb.lines_read, &hb.last_error),
-            &batch.records,
+            batch.records.iter().map(RecordV1::from).collect::<Vec<_>>(),
         );
         bytes = postcard::to_extend(&old, bytes).unwrap();
         assert_eq!(Batch::decode(&bytes).unwrap(), batch);
@@ -637,9 +814,9 @@ mod tests {
 
     #[test]
     fn refuses_unknown_versions() {
-        let mut bytes = postcard::to_allocvec(&4u16).unwrap();
+        let mut bytes = postcard::to_allocvec(&5u16).unwrap();
         bytes.extend_from_slice(&sample().encode().unwrap()[1..]);
-        assert!(Batch::decode(&bytes).unwrap_err().to_string().contains("version 4"));
+        assert!(Batch::decode(&bytes).unwrap_err().to_string().contains("version 5"));
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub fn sample_batch(seq: u64, n: usize) -> Batch {
                 suspicious: i % 3 == 0,
                 confidence: 0.75,
                 reasons: vec!["e2e".into()],
+                evidence: None,
             })
             .collect(),
     }

@@ -3,7 +3,8 @@
 //!
 //! Layout in `<state_dir>/spool/`: segment files `<id>.seg` (ids increase)
 //! of frames `[len: u32 LE][crc32 of payload: u32 LE][payload]`, the payload
-//! a postcard [`wire::Record`]; `meta.json` (written atomically) with the
+//! a postcard [`wire::Record`] (frames written before records carried
+//! evidence still read, with none); `meta.json` (written atomically) with the
 //! read cursor, the next batch sequence number, the dropped count and the
 //! batch in flight; `inflight.batch`, the exact bytes of that batch. The
 //! directory is the state directory's (`crate::state`), and so are its
@@ -200,7 +201,7 @@ impl Spool {
 
     /// Appends one record (buffered until [`Spool::commit`]).
     pub fn append(&mut self, record: &wire::Record) -> Result<()> {
-        let payload = postcard::to_allocvec(record).map_err(|e| Error::Spool(format!("encode: {e}")))?;
+        let payload = record.encode_frame().map_err(|e| Error::Spool(format!("encode: {e}")))?;
         if self.write.offset >= self.config.segment_bytes || self.out.is_none() {
             self.rotate()?;
         }
@@ -359,7 +360,7 @@ impl Spool {
         while records.len() < max {
             let Some(p) = self.next_frame_pos(pos, self.visible) else { break };
             let frame = self.read_frame(p)?;
-            match frame.as_ref().map(|(payload, next)| (postcard::from_bytes::<wire::Record>(payload), *next)) {
+            match frame.as_ref().map(|(payload, next)| (wire::Record::decode_frame(payload), *next)) {
                 Some((Ok(r), next)) => {
                     records.push(r);
                     pos = next;
@@ -464,7 +465,7 @@ impl SpoolSink {
 
 impl crate::sink::Sink for SpoolSink {
     fn write(&mut self, line: &crate::report::RecordLine<'_>) -> Result<()> {
-        self.lock()?.append(&line.record.to_wire())
+        self.lock()?.append(&line.record.to_wire(Some(line.host)))
     }
 
     fn commit(&mut self) -> Result<crate::sink::SinkMark> {

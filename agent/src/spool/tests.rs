@@ -23,6 +23,7 @@ fn record(i: u32) -> Record {
         suspicious: false,
         confidence: 0.9,
         reasons: vec![],
+        evidence: None,
     }
 }
 

@@ -113,6 +113,7 @@ mod tests {
                     suspicious: true,
                     confidence: 0.9,
                     reasons: vec!["40 failed logins".into()],
+                    evidence: None,
                 });
             }
             let bytes = batch.encode().unwrap();

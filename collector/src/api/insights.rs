@@ -27,8 +27,12 @@ use crate::error::{Error, Result};
 use crate::store::insights::{Bucket, Split};
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct InsightsParams {
     bucket: Option<String>,
+    /// Where the over-time window ends (event time, the `to` forms of
+    /// `/api/results`); the latest event stored when absent.
+    to: Option<String>,
 }
 
 fn split_json(s: &Split, key: &str) -> Value {
@@ -44,7 +48,11 @@ pub(super) async fn insights(
         Some("day") => Bucket::Day,
         Some(other) => return Err(Error::BadInput(format!("bucket must be hour or day, got {other:?}"))),
     };
-    let i = s.store.insights(bucket).await?;
+    let until = match params.to.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(t) => Some(crate::store::insights::parse_time("to", t, true)?),
+    };
+    let i = s.store.insights(bucket, until).await?;
     Ok(Json(json!({
         "bucket": if bucket == Bucket::Hour { "hour" } else { "day" },
         "window": i.window.as_ref().map(|(a, b)| format!("{a} to {b} (UTC)")),

@@ -9,7 +9,7 @@
 //! same bytes until acknowledged, so remembering the highest stored `seq`
 //! (`last_seq`) is enough to recognise a retry, in O(1) space per device.
 
-use bfp_common::wire::Batch;
+use bfp_common::wire::{self, Batch};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -130,8 +130,34 @@ pub fn validate_batch(batch: &Batch) -> Result<()> {
                 return Err(Error::BadInput(format!("record {i}: source_ip is not an IP address: {ip:?}")));
             }
         }
+        if let Some(e) = &r.evidence {
+            if e.log.len() > 4096 || e.host.as_ref().is_some_and(|h| h.len() > 253) {
+                return bad("evidence: log path or host name too long");
+            }
+            if e.campaign
+                .as_ref()
+                .is_some_and(|c| c.len() > 64 || !c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            {
+                return bad("evidence: campaign must be a short snake_case name");
+            }
+            if e.details.len() > wire::MAX_DETAILS_BYTES {
+                return bad("evidence: details over the wire's bound");
+            }
+            match serde_json::from_str::<serde_json::Value>(&e.details) {
+                Ok(serde_json::Value::Object(_)) => {}
+                _ => return bad("evidence: details must be a JSON object"),
+            }
+        }
     }
     Ok(())
+}
+
+/// A record's evidence as stored: one JSON object (`log`, `host`,
+/// `campaign`, `details`), from a batch [`validate_batch`] accepted.
+fn evidence_json(e: &wire::Evidence) -> Option<String> {
+    let details: serde_json::Value = serde_json::from_str(&e.details).ok()?;
+    let value = serde_json::json!({"log": e.log, "host": e.host, "campaign": e.campaign, "details": details});
+    serde_json::to_string(&value).ok()
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) from unix seconds.
@@ -148,6 +174,14 @@ pub fn batch_predictions(device: &DeviceId, batch: Batch) -> Vec<crate::store::N
         .records
         .into_iter()
         .map(|r| NewPrediction {
+            agent: AgentContext {
+                kind: Some(r.kind.as_str().to_string()),
+                source_ip: r.source_ip,
+                user: r.user,
+                started_at: Some(format_unix(r.start)),
+                ended_at: r.end.map(format_unix),
+                evidence: r.evidence.as_ref().and_then(evidence_json),
+            },
             source: Source::Agent,
             fingerprint: r.fingerprint,
             suspicious: r.suspicious,
@@ -156,13 +190,6 @@ pub fn batch_predictions(device: &DeviceId, batch: Batch) -> Vec<crate::store::N
             model_version: model_version.clone(),
             reasons: r.reasons.into_iter().map(Reason::Text).collect(),
             device: Some(device.name.clone()),
-            agent: AgentContext {
-                kind: Some(r.kind.as_str().to_string()),
-                source_ip: r.source_ip,
-                user: r.user,
-                started_at: Some(format_unix(r.start)),
-                ended_at: r.end.map(format_unix),
-            },
         })
         .collect()
 }
@@ -194,6 +221,7 @@ pub(crate) mod tests {
             suspicious: false,
             confidence: 0.8,
             reasons: vec!["usual".into()],
+            evidence: None,
         }
     }
 
@@ -224,6 +252,40 @@ pub(crate) mod tests {
         b.records[0].source_ip = Some("2001:db8::7".into());
         assert!(validate_batch(&b).is_ok());
         assert_eq!(format_unix(0), "1970-01-01 00:00:00");
+    }
+
+    fn with_evidence(details: &str) -> Batch {
+        let mut b = batch(1);
+        b.records[0].evidence = Some(wire::Evidence {
+            log: "/var/log/auth.log".into(),
+            host: Some("gw-1".into()),
+            campaign: None,
+            details: details.into(),
+        });
+        b
+    }
+
+    #[test]
+    fn evidence_is_checked_and_stored_as_one_object() {
+        assert!(validate_batch(&with_evidence(r#"{"auth_method":"password"}"#)).is_ok());
+        for bad in ["[1]", "\"text\"", "{", &format!(r#"{{"x":"{}"}}"#, "y".repeat(wire::MAX_DETAILS_BYTES))] {
+            let Err(Error::BadInput(detail)) = validate_batch(&with_evidence(bad)) else { panic!("{bad:?} accepted") };
+            assert!(detail.contains("record 0: evidence"), "{detail}");
+        }
+        let mut b = with_evidence("{}");
+        b.records[0].evidence.as_mut().unwrap().campaign = Some("=cmd|' /C calc'!A0".into());
+        assert!(validate_batch(&b).is_err());
+
+        let device = DeviceId { id: 1, name: "pi-1".into() };
+        let rows = batch_predictions(&device, with_evidence(r#"{"users_sample":["root","pi"]}"#));
+        let stored: serde_json::Value = serde_json::from_str(rows[0].agent.evidence.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({"log": "/var/log/auth.log", "host": "gw-1", "campaign": null,
+                               "details": {"users_sample": ["root", "pi"]}})
+        );
+        // An older agent's record has none.
+        assert_eq!(batch_predictions(&device, batch(1))[0].agent.evidence, None);
     }
 
     #[test]

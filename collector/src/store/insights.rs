@@ -50,12 +50,21 @@ pub struct Insights {
     pub top_sources: Vec<(String, u64, u64)>,
 }
 
-/// Checks a `from`/`to` filter: `YYYY-MM-DD`, `YYYY-MM-DD HH:MM` or
-/// `YYYY-MM-DD HH:MM:SS` (a `T` may stand for the space), returned in the
-/// stored `created_at` form. `end` picks the last second of a coarser value.
+/// Checks a `from`/`to` filter: RFC 3339 with a zone (`Z` or an offset,
+/// turned into UTC), or `YYYY-MM-DD`, `YYYY-MM-DD HH:MM` or
+/// `YYYY-MM-DD HH:MM:SS` in UTC (a `T` may stand for the space), returned in
+/// the stored form. `end` picks the last second of a coarser value.
 pub fn parse_time(field: &str, text: &str, end: bool) -> Result<String> {
+    let bad = || {
+        Error::BadInput(format!(
+            "{field} must be RFC 3339 (2026-03-27T13:08:00Z, or with an offset such as +02:00) \
+             or YYYY-MM-DD[ HH:MM[:SS]] (UTC), got {text:?}"
+        ))
+    };
+    if let Some(zoned) = rfc3339_utc(text.trim()) {
+        return zoned.ok_or_else(bad);
+    }
     let t = text.trim().replacen('T', " ", 1);
-    let bad = || Error::BadInput(format!("{field} must be YYYY-MM-DD[ HH:MM[:SS]] (UTC), got {text:?}"));
     let full = match t.len() {
         10 => format!("{t} {}", if end { "23:59:59" } else { "00:00:00" }),
         16 => format!("{t}:{}", if end { "59" } else { "00" }),
@@ -81,10 +90,55 @@ pub fn parse_time(field: &str, text: &str, end: bool) -> Result<String> {
     Ok(full)
 }
 
+/// An RFC 3339 time with a zone (`Z` or `±HH:MM`; fractions of a second
+/// dropped) as the stored UTC form; `None` when `text` has no zone (one of
+/// the zoneless forms), `Some(None)` when it has one but is not a valid time.
+fn rfc3339_utc(text: &str) -> Option<Option<String>> {
+    let b = text.as_bytes();
+    let (base, offset) = if text.ends_with(['Z', 'z']) {
+        (&text[..text.len() - 1], 0i64)
+    } else if b.len() > 6 && matches!(b[b.len() - 6], b'+' | b'-') && b[b.len() - 3] == b':' {
+        let zone = &text[text.len() - 6..];
+        let num = |r: std::ops::Range<usize>| zone.get(r).and_then(|s| s.parse::<i64>().ok());
+        let (h, m) = match (num(1..3), num(4..6)) {
+            (Some(h @ 0..=23), Some(m @ 0..=59)) => (h, m),
+            _ => return Some(None),
+        };
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        (&text[..text.len() - 6], sign * (h * 3600 + m * 60))
+    } else {
+        return None;
+    };
+    // A date alone has no zone: `2026-03-27` stays with the plain forms.
+    if base.len() < 19 {
+        return (base.len() > 10).then_some(None);
+    }
+    let (seconds, fraction) = base.split_at(19);
+    if !(fraction.is_empty() || fraction.starts_with('.') && fraction[1..].bytes().all(|c| c.is_ascii_digit())) {
+        return Some(None);
+    }
+    let utc = format!("{}Z", seconds.replacen(' ', "T", 1));
+    let Ok(at) = humantime::parse_rfc3339(&utc) else { return Some(None) };
+    let secs = match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    Some(Some(bfp_common::time::format_utc(secs - offset)))
+}
+
 /// Header of the scored CSV export: the original upload's columns, then the
-/// verdict and what the store knows about the row.
+/// verdict and what the store knows about the row: when it was stored
+/// (`CreatedAt`) and when it happened (`EventAt`), where from, whose, what
+/// kind of record, and its commands (`; `-separated).
 pub const EXPORT_HEADER: &str = "LoginHour,SessionDuration,CommandsCount,FailedLogins,Protocol,TypingSpeed,\
-                                 Prediction,Confidence,Reasons,Id,CreatedAt,Source,Device,SourceIp";
+                                 Prediction,Confidence,Reasons,Id,CreatedAt,Source,Device,SourceIp,\
+                                 EventAt,User,Kind,Commands";
+
+/// A stored command list (JSON) as one export cell.
+pub fn commands_cell(json: Option<&str>) -> String {
+    let list: Vec<String> = json.and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+    spreadsheet_safe(list.join("; "))
+}
 
 /// A text cell of a CSV export made safe to open in a spreadsheet: text
 /// starting with `=`, `+`, `-`, `@`, a tab or a carriage return would be
@@ -120,6 +174,15 @@ mod tests {
         assert_eq!(parse_time("to", "2026-11-25", true).unwrap(), "2026-11-25 23:59:59");
         assert_eq!(parse_time("to", "2026-11-25T07:05", true).unwrap(), "2026-11-25 07:05:59");
         assert_eq!(parse_time("from", "2026-11-25 07:05:09", false).unwrap(), "2026-11-25 07:05:09");
+        assert_eq!(parse_time("from", "2026-12-05T15:00:00Z", false).unwrap(), "2026-12-05 15:00:00");
+        assert_eq!(parse_time("to", "2026-12-05T15:00:00.250Z", true).unwrap(), "2026-12-05 15:00:00");
+        assert_eq!(parse_time("from", "2026-12-05T01:30:00+02:00", false).unwrap(), "2026-12-04 23:30:00");
+        assert_eq!(parse_time("from", "2026-12-05T23:30:00-01:00", false).unwrap(), "2026-12-06 00:30:00");
+        for bad in ["2026-12-05T15:00Z", "2026-13-05T15:00:00Z", "2026-12-05T15:00:00+25:00", "2026-12-05T15:00:00.x1Z"]
+        {
+            let e = parse_time("from", bad, false).unwrap_err();
+            assert!(matches!(e, Error::BadInput(ref m) if m.contains("RFC 3339")), "{bad:?}: {e}");
+        }
         for bad in ["", "yesterday", "2026-13-01", "2026-11-25 24:00", "2026-11-25 07:60:00", "2026/11/25", "20261125"]
         {
             let e = parse_time("from", bad, false).unwrap_err();

@@ -46,8 +46,8 @@ pub use devices::{DeviceId, DeviceInfo, IngestOutcome};
 pub use feedback::{Feedback, FeedbackOutcome};
 pub use insights::{Bucket, Insights};
 pub use model::{
-    round_confidence, AgentContext, CsvChunk, CsvRow, CsvSender, CsvSummary, NewPrediction, Reason, ResultsPage,
-    ResultsQuery, Source, StoredPrediction, Totals, WriterStats,
+    round_confidence, AgentContext, CsvChunk, CsvRow, CsvSender, CsvSummary, NewPrediction, Order, Reason, ResultsPage,
+    ResultsQuery, Source, StoredPrediction, TimeField, Totals, WriterStats,
 };
 pub use users::{ApiTokenInfo, NewApiToken, Operator, Role, UserInfo, Users};
 
@@ -85,8 +85,10 @@ pub trait Predictions: Send + Sync {
     /// `offset` or `after_id`.
     async fn results(&self, q: ResultsQuery) -> Result<ResultsPage>;
 
-    /// What the analytics page charts.
-    async fn insights(&self, bucket: Bucket) -> Result<Insights>;
+    /// What the analytics page charts; the over-time window ends at the
+    /// bucket holding `until` (`YYYY-MM-DD HH:MM:SS`, event time), else at
+    /// the latest event stored.
+    async fn insights(&self, bucket: Bucket, until: Option<String>) -> Result<Insights>;
 
     /// Writes the predictions matching `q` (its filters and ranges; paging
     /// ignored) to `out` as scored CSV, in id order, from one snapshot.

@@ -146,6 +146,32 @@ pub struct AgentContext {
     pub started_at: Option<String>,
     /// End of the session, `YYYY-MM-DD HH:MM:SS`.
     pub ended_at: Option<String>,
+    /// What the agent found beyond the fingerprint, as a JSON object
+    /// (`log`, `host`, `campaign`, `details`: user names tried, auth method,
+    /// campaign members, ...); `None` from agents before wire version 4.
+    pub evidence: Option<String>,
+}
+
+/// Which time `from`/`to` filter on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimeField {
+    /// When it happened: an agent record's start, else the time of ingest.
+    #[default]
+    Event,
+    /// When the collector stored it (`created_at`).
+    Ingest,
+}
+
+/// The order of a page of results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// By id, oldest stored first: the original system's order, paged with
+    /// `after_id`.
+    #[default]
+    Id,
+    /// By event time, newest first (ties by id, newest first), paged with
+    /// `before_id`.
+    Newest,
 }
 
 /// A scored fingerprint to store.
@@ -206,12 +232,77 @@ pub struct ResultsQuery {
     pub min_id: Option<i64>,
     /// Only ids at most this.
     pub max_id: Option<i64>,
-    /// Only rows stored at or after this time (`YYYY-MM-DD HH:MM:SS`, UTC).
+    /// Only rows at or after this time (`YYYY-MM-DD HH:MM:SS`, UTC), of
+    /// the event or of ingest as `time` says.
     pub from: Option<String>,
-    /// Only rows stored at or before this time (`YYYY-MM-DD HH:MM:SS`, UTC).
+    /// Only rows at or before this time (`YYYY-MM-DD HH:MM:SS`, UTC).
     pub to: Option<String>,
+    /// Which time `from` and `to` mean (event time unless asked).
+    pub time: TimeField,
+    /// The page's order.
+    pub order: Order,
+    /// Keyset cursor of [`Order::Newest`]: only rows after this one in that
+    /// order (older event time, or the same and a smaller id).
+    pub before_id: Option<i64>,
     /// Only rows an analyst labelled (`true`) or did not (`false`).
     pub labelled: Option<bool>,
+    /// Only this user name (exact).
+    pub user: Option<String>,
+    /// Only this source address (exact, as stored).
+    pub source_ip: Option<String>,
+    /// Only this record kind (`session`, `source`, `device`).
+    pub kind: Option<String>,
+    /// Only rows whose stored reasons contain this text (case-insensitive
+    /// for ASCII). Reasons the model's features gave are stored as feature
+    /// indexes and worded when read, so this finds the agent's and other
+    /// stored sentences, not those.
+    pub reason: Option<String>,
+    /// Only rows with at least this confidence.
+    pub min_confidence: Option<f64>,
+}
+
+impl ResultsQuery {
+    /// Whether a filter the counters and block counts cannot answer is set
+    /// (user, address, kind, reason, confidence, event time): then counts
+    /// and offsets are found in the rows.
+    pub fn has_row_filters(&self) -> bool {
+        self.user.is_some()
+            || self.source_ip.is_some()
+            || self.kind.is_some()
+            || self.reason.is_some()
+            || self.min_confidence.is_some()
+            || self.event_range().is_some()
+    }
+
+    /// `from`/`to` when they mean event time.
+    pub fn event_range(&self) -> Option<(Option<&str>, Option<&str>)> {
+        (self.time == TimeField::Event && (self.from.is_some() || self.to.is_some()))
+            .then_some((self.from.as_deref(), self.to.as_deref()))
+    }
+
+    /// `from`/`to` when they mean ingest time (answered from ids, as rows
+    /// are stored in time order).
+    pub fn ingest_range(&self) -> (Option<&str>, Option<&str>) {
+        match self.time {
+            TimeField::Ingest => (self.from.as_deref(), self.to.as_deref()),
+            TimeField::Event => (None, None),
+        }
+    }
+
+    /// The reason search as a SQL `LIKE` pattern (`\` escapes).
+    pub fn reason_pattern(&self) -> Option<String> {
+        self.reason.as_ref().map(|r| {
+            let mut p = String::from("%");
+            for ch in r.chars() {
+                if matches!(ch, '%' | '_' | '\\') {
+                    p.push('\\');
+                }
+                p.push(ch);
+            }
+            p.push('%');
+            p
+        })
+    }
 }
 
 /// One stored prediction as `/api/results` lists it.
@@ -219,8 +310,11 @@ pub struct ResultsQuery {
 pub struct StoredPrediction {
     /// Row id, increasing in insertion order.
     pub id: i64,
-    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    /// When it was stored, `YYYY-MM-DD HH:MM:SS`, UTC.
     pub created_at: String,
+    /// When it happened, `YYYY-MM-DD HH:MM:SS`, UTC: an agent record's
+    /// start, else the time of ingest.
+    pub event_at: String,
     /// Where it came from.
     pub source: Source,
     /// The verdict.
@@ -248,7 +342,7 @@ pub struct StoredPrediction {
 pub struct ResultsPage {
     /// Total rows matching the filters (not just this page).
     pub count: u64,
-    /// The page, ordered by id.
+    /// The page, in the query's order.
     pub results: Vec<StoredPrediction>,
 }
 

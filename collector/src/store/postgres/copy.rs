@@ -70,6 +70,8 @@ const TABLES: &[Table] = &[
             ("user", Text),
             ("started_at", Text),
             ("ended_at", Text),
+            ("event_at", Time),
+            ("evidence", Text),
         ],
         identity: true,
     },

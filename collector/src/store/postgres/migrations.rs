@@ -313,6 +313,24 @@ CREATE TABLE destination_status (
     last_error_at   BIGINT
 );",
     },
+    Migration {
+        version: 12,
+        what: "event time of predictions and the console's filter indexes",
+        // As SQLite's step 12: rows from before get their ingest time (what
+        // the roll-ups filed them under); new rows default to it, and an
+        // agent's get its record's start.
+        sql: "ALTER TABLE predictions ADD COLUMN event_at TIMESTAMPTZ;
+UPDATE predictions SET event_at = created_at;
+ALTER TABLE predictions ALTER COLUMN event_at SET DEFAULT now(), ALTER COLUMN event_at SET NOT NULL;
+CREATE INDEX predictions_event ON predictions (event_at, id);
+CREATE INDEX predictions_user_event ON predictions (\"user\", event_at, id) WHERE \"user\" IS NOT NULL;
+CREATE INDEX predictions_ip_event ON predictions (source_ip, event_at, id) WHERE source_ip IS NOT NULL;",
+    },
+    Migration {
+        version: 13,
+        what: "the evidence agents send with each record",
+        sql: "ALTER TABLE predictions ADD COLUMN evidence TEXT;",
+    },
 ];
 
 /// The schema version this collector writes.

@@ -19,10 +19,10 @@ use super::writer::BLOCK_SHIFT;
 use crate::error::{Error, Result};
 use crate::store::feedback::AnalystLabel;
 use crate::store::insights::{
-    spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N,
+    commands_cell, spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N,
 };
 use crate::store::model::label;
-use crate::store::{AgentContext, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
+use crate::store::{AgentContext, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
 
 /// A stored time as the API shows it: `YYYY-MM-DD HH:MM:SS`, UTC.
 pub(super) fn ts(column: &str) -> String {
@@ -33,8 +33,9 @@ fn select_columns() -> String {
     format!(
         "id, {}, source, prediction, confidence, login_hour, session_duration, commands_count, failed_logins,
          protocol, typing_speed, risky_commands, commands, model_version, reasons, device, kind, source_ip, \"user\",
-         started_at, ended_at",
-        ts("created_at")
+         started_at, ended_at, {}, evidence",
+        ts("created_at"),
+        ts("event_at")
     )
 }
 
@@ -116,6 +117,35 @@ pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<String>
         }
         None => {}
     }
+    let mut text = |sql: &mut String, value: String, condition: &str| {
+        args.push(value);
+        sql.push_str(&condition.replace('#', &format!("${}", first + args.len() - 1)));
+    };
+    if let Some(u) = &q.user {
+        text(&mut sql, u.clone(), " AND \"user\" = #");
+    }
+    if let Some(ip) = &q.source_ip {
+        text(&mut sql, ip.clone(), " AND source_ip = #");
+    }
+    if let Some(k) = &q.kind {
+        text(&mut sql, k.clone(), " AND kind = #");
+    }
+    if let Some(p) = q.reason_pattern() {
+        // SQLite's LIKE ignores ASCII case: ILIKE answers the same.
+        text(&mut sql, p, " AND reasons ILIKE # ESCAPE '\\'");
+    }
+    if let Some((from, to)) = q.event_range() {
+        if let Some(f) = from {
+            text(&mut sql, f.to_string(), " AND event_at >= (#::text::timestamp AT TIME ZONE 'UTC')");
+        }
+        if let Some(t) = to {
+            text(&mut sql, t.to_string(), " AND event_at <= (#::text::timestamp AT TIME ZONE 'UTC')");
+        }
+    }
+    if let Some(c) = q.min_confidence {
+        // A literal: the filter's values are all text parameters.
+        sql.push_str(&format!(" AND confidence >= {c:?}"));
+    }
     (sql, args)
 }
 
@@ -135,13 +165,14 @@ struct BlockFilter {
 
 impl BlockFilter {
     fn of(q: &ResultsQuery) -> Option<BlockFilter> {
-        (q.device.is_none() && q.labelled.is_none())
+        (q.device.is_none() && q.labelled.is_none() && !q.has_row_filters())
             .then_some(BlockFilter { source: q.source, suspicious: q.suspicious })
     }
 }
 
 fn is_ranged(q: &ResultsQuery) -> bool {
-    q.min_id.is_some() || q.max_id.is_some() || q.from.is_some() || q.to.is_some()
+    let (from, to) = q.ingest_range();
+    q.min_id.is_some() || q.max_id.is_some() || from.is_some() || to.is_some() || q.has_row_filters()
 }
 
 /// One page of `q` with its filtered total, from one snapshot.
@@ -156,6 +187,12 @@ pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<R
     } else {
         (totals_in(&tx, q).await?.total(), 0, i64::MAX)
     };
+    if q.order == Order::Newest {
+        let mut results = newest_page(&tx, q, lo, hi, &filter, &fargs).await?;
+        attach(&tx, &mut results).await?;
+        tx.commit().await?;
+        return Ok(ResultsPage { count, results });
+    }
     let after = q.after_id.unwrap_or(0).max(lo - 1);
     let offset = q.offset.min(i64::MAX as u64) as i64;
     let (from, skip) = match BlockFilter::of(q) {
@@ -177,6 +214,43 @@ pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<R
     attach(&tx, &mut results).await?;
     tx.commit().await?;
     Ok(ResultsPage { count, results })
+}
+
+/// A page of `q` newest first (event time, then id, descending) among ids
+/// `lo..=hi` passing `filter` (its values from `$3`), as SQLite's: a cursor
+/// (`before_id`) is one look-up and a seek into `predictions_event`, an
+/// offset walks the rows it skips.
+async fn newest_page(
+    tx: &Transaction<'_>,
+    q: &ResultsQuery,
+    lo: i64,
+    hi: i64,
+    filter: &str,
+    fargs: &[String],
+) -> Result<Vec<StoredPrediction>> {
+    let mut args: Args = with(vec![Box::new(lo), Box::new(hi)], fargs);
+    let ids = if lo <= 0 && hi == i64::MAX { "$1::int8 <= $2::int8" } else { "id >= $1 AND id <= $2" };
+    let mut cursor = String::new();
+    if let Some(before) = q.before_id {
+        let row = tx.query_opt("SELECT event_at FROM predictions WHERE id = $1", &[&before]).await?;
+        if row.is_none() {
+            return Err(Error::BadInput(format!("before_id {before} is not a stored result")));
+        }
+        args.push(Box::new(before));
+        let n = args.len();
+        cursor = format!(" AND (event_at, id) < ((SELECT event_at FROM predictions WHERE id = ${n}), ${n})");
+    }
+    args.push(Box::new(i64::from(q.limit)));
+    args.push(Box::new(q.offset.min(i64::MAX as u64) as i64));
+    let n = args.len();
+    let sql = format!(
+        "SELECT {} FROM predictions WHERE {ids} {filter}{cursor}
+         ORDER BY event_at DESC, id DESC LIMIT ${} OFFSET ${n}",
+        select_columns(),
+        n - 1
+    );
+    let rows = tx.query(&tx.prepare_cached(&sql).await?, &refs(&args)).await?;
+    rows.iter().map(row_to_stored).collect()
 }
 
 /// Up to `limit` rows with `after < id <= upto`, in id order, with their
@@ -270,8 +344,9 @@ async fn seek(
 /// `None` when no stored row can match.
 async fn resolve_range(tx: &Transaction<'_>, q: &ResultsQuery) -> Result<Option<(i64, i64)>> {
     let (mut lo, mut hi) = (q.min_id.unwrap_or(0).max(0), q.max_id.unwrap_or(i64::MAX));
-    if q.from.is_some() || q.to.is_some() {
-        match id_range(tx, q.from.as_deref(), q.to.as_deref()).await? {
+    let (from, to) = q.ingest_range();
+    if from.is_some() || to.is_some() {
+        match id_range(tx, from, to).await? {
             Some((a, b)) => {
                 lo = lo.max(a);
                 hi = hi.min(b);
@@ -374,6 +449,7 @@ fn row_to_stored(r: &tokio_postgres::Row) -> Result<StoredPrediction> {
     let mut stored = StoredPrediction {
         id: r.get(0),
         created_at: r.get(1),
+        event_at: r.get(21),
         source: Source::parse(r.get(2))?,
         suspicious: r.get::<_, &str>(3) == "Suspicious",
         confidence: r.get(4),
@@ -396,6 +472,7 @@ fn row_to_stored(r: &tokio_postgres::Row) -> Result<StoredPrediction> {
             user: r.get(18),
             started_at: r.get(19),
             ended_at: r.get(20),
+            evidence: r.get(22),
         },
         analyst: None,
     };
@@ -403,11 +480,13 @@ fn row_to_stored(r: &tokio_postgres::Row) -> Result<StoredPrediction> {
     Ok(stored)
 }
 
-/// Fills in the analyst labels of a page (ordered by id) with one range read.
+/// Fills in the analyst labels of a page with one range read (over the
+/// page's ids, in whatever order the page is).
 async fn attach(tx: &Transaction<'_>, rows: &mut [StoredPrediction]) -> Result<()> {
-    let (Some(first), Some(last)) = (rows.first().map(|r| r.id), rows.last().map(|r| r.id)) else {
+    let (Some(first), Some(last)) = (rows.iter().map(|r| r.id).min(), rows.iter().map(|r| r.id).max()) else {
         return Ok(());
     };
+    let by_id: std::collections::HashMap<i64, usize> = rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
     let sql = format!(
         "SELECT prediction_id, analyst_label, {}, note FROM feedback
          WHERE prediction_id BETWEEN $1 AND $2 ORDER BY prediction_id",
@@ -415,7 +494,7 @@ async fn attach(tx: &Transaction<'_>, rows: &mut [StoredPrediction]) -> Result<(
     );
     for r in tx.query(&tx.prepare_cached(&sql).await?, &[&first, &last]).await? {
         let id: i64 = r.get(0);
-        if let Ok(at) = rows.binary_search_by_key(&id, |s| s.id) {
+        if let Some(&at) = by_id.get(&id) {
             rows[at].analyst = Some(AnalystLabel {
                 suspicious: r.get::<_, &str>(1) == "Suspicious",
                 labelled_at: r.get(2),
@@ -440,7 +519,7 @@ const SPLIT: &str = "COALESCE(SUM(n) FILTER (WHERE prediction = 'Normal'), 0)::i
     COALESCE(SUM(n) FILTER (WHERE prediction = 'Suspicious'), 0)::int8";
 
 /// The analytics page's data, from the roll-ups and counters only.
-pub(super) async fn insights(c: &mut ClientWrapper, bucket: Bucket) -> Result<Insights> {
+pub(super) async fn insights(c: &mut ClientWrapper, bucket: Bucket, until: Option<&str>) -> Result<Insights> {
     let tx = snapshot(c).await?;
     let (unit, fmt, count) = match bucket {
         Bucket::Hour => ("hour", "YYYY-MM-DD HH24:00:00", HOURS_SHOWN),
@@ -449,7 +528,8 @@ pub(super) async fn insights(c: &mut ClientWrapper, bucket: Bucket) -> Result<In
     // Every bucket of the window ending at the latest roll-up, oldest first,
     // so gaps show as zeros.
     let sql = format!(
-        "WITH latest AS (SELECT date_trunc('{unit}', MAX(hour) AT TIME ZONE 'UTC') AS t FROM rollup_hourly),
+        "WITH latest AS (SELECT date_trunc('{unit}', COALESCE($2::text::timestamp, MAX(hour) AT TIME ZONE 'UTC')) AS t
+                         FROM rollup_hourly),
               keys AS (SELECT g FROM latest,
                   generate_series(latest.t - ($1::int - 1) * interval '1 {unit}', latest.t, interval '1 {unit}') g)
          SELECT to_char(k.g, '{fmt}'), {SPLIT}
@@ -458,7 +538,7 @@ pub(super) async fn insights(c: &mut ClientWrapper, bucket: Bucket) -> Result<In
           AND date_trunc('{unit}', r.hour AT TIME ZONE 'UTC') = k.g
          GROUP BY k.g ORDER BY k.g"
     );
-    let over_time = splits(tx.query(&tx.prepare_cached(&sql).await?, &[&(count as i32)]).await?);
+    let over_time = splits(tx.query(&tx.prepare_cached(&sql).await?, &[&(count as i32), &until]).await?);
     let window = match (over_time.first(), over_time.last()) {
         (Some(a), Some(b)) => Some((a.key.clone(), b.key.clone())),
         _ => None,
@@ -524,9 +604,10 @@ pub(super) async fn export(c: &mut ClientWrapper, q: &ResultsQuery, out: Box<dyn
     let (filter, fargs) = filter_sql(q, 3);
     let sql = format!(
         "SELECT login_hour, session_duration, commands_count, failed_logins, protocol, typing_speed, prediction,
-                confidence, reasons, id, {}, source, device, source_ip
+                confidence, reasons, id, {}, source, device, source_ip, {}, \"user\", kind, commands
          FROM predictions WHERE id > $1 AND id <= $2 {filter} ORDER BY id LIMIT {EXPORT_CHUNK}",
-        ts("created_at")
+        ts("created_at"),
+        ts("event_at")
     );
     let stmt = tx.prepare_cached(&sql).await?;
     let mut after = lo - 1;
@@ -554,6 +635,10 @@ pub(super) async fn export(c: &mut ClientWrapper, q: &ResultsQuery, out: Box<dyn
                 spreadsheet_safe(r.get::<_, String>(11)),
                 spreadsheet_safe(r.get::<_, Option<String>>(12).unwrap_or_default()),
                 spreadsheet_safe(r.get::<_, Option<String>>(13).unwrap_or_default()),
+                r.get::<_, String>(14),
+                spreadsheet_safe(r.get::<_, Option<String>>(15).unwrap_or_default()),
+                r.get::<_, Option<String>>(16).unwrap_or_default(),
+                commands_cell(r.get::<_, Option<&str>>(17)),
             ])
             .map_err(|e| Error::Internal(format!("csv export: {e}")))?;
             after = id;

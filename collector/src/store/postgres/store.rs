@@ -147,8 +147,8 @@ impl Predictions for PgStore {
         reads::results(&mut *self.conn().await?, &q).await
     }
 
-    async fn insights(&self, bucket: Bucket) -> Result<Insights> {
-        reads::insights(&mut *self.conn().await?, bucket).await
+    async fn insights(&self, bucket: Bucket, until: Option<String>) -> Result<Insights> {
+        reads::insights(&mut *self.conn().await?, bucket, until.as_deref()).await
     }
 
     async fn export_csv(&self, q: ResultsQuery, out: Box<dyn std::io::Write + Send>) -> Result<u64> {

@@ -42,10 +42,12 @@ const RETRIES: usize = 5;
 
 const INSERT_SQL: &str = "INSERT INTO predictions (id, source, prediction, confidence, login_hour, session_duration,
     commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
-    kind, source_ip, \"user\", started_at, ended_at)
-    SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::float8[], $5::int4[], $6::float8[], $7::int8[],
+    kind, source_ip, \"user\", started_at, ended_at, evidence, event_at)
+    SELECT u.*, COALESCE(u.c19::timestamp AT TIME ZONE 'UTC', now())
+    FROM unnest($1::int8[], $2::text[], $3::text[], $4::float8[], $5::int4[], $6::float8[], $7::int8[],
         $8::int8[], $9::text[], $10::float8[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[],
-        $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])";
+        $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[])
+    AS u(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21)";
 
 /// What the writer task is asked to do.
 pub(super) enum WriteOp {
@@ -277,6 +279,7 @@ pub(super) async fn insert_rows(tx: &Transaction<'_>, rows: &[&NewPrediction]) -
     let user = col(&|p| p.agent.user.clone());
     let started = col(&|p| p.agent.started_at.clone());
     let ended = col(&|p| p.agent.ended_at.clone());
+    let evidence = col(&|p| p.agent.evidence.clone());
     let stmt = tx.prepare_cached(INSERT_SQL).await?;
     tx.execute(
         &stmt,
@@ -301,6 +304,7 @@ pub(super) async fn insert_rows(tx: &Transaction<'_>, rows: &[&NewPrediction]) -
             &user,
             &started,
             &ended,
+            &evidence,
         ],
     )
     .await?;
@@ -317,7 +321,8 @@ pub(super) async fn insert_rows(tx: &Transaction<'_>, rows: &[&NewPrediction]) -
 #[derive(Default)]
 pub(super) struct Delta {
     counters: BTreeMap<(&'static str, String, &'static str), i64>,
-    rollup: BTreeMap<(&'static str, &'static str, &'static str), i64>,
+    // (event hour or "" for now, source, protocol, label) -> n.
+    rollup: BTreeMap<(String, &'static str, &'static str, &'static str), i64>,
     ips: BTreeMap<String, (i64, i64)>,
     blocks: BTreeMap<(i64, &'static str, &'static str), i64>,
 }
@@ -326,7 +331,8 @@ impl Delta {
     /// `n` CSV rows of one protocol and label (no device, no address).
     pub(super) fn add_csv(&mut self, protocol: &'static str, label: &'static str, n: i64) {
         *self.counters.entry(("csv", String::new(), label)).or_default() += n;
-        *self.rollup.entry(("csv", protocol, label)).or_default() += n;
+        // A CSV row happened when it was stored: filed under the hour of now.
+        *self.rollup.entry((String::new(), "csv", protocol, label)).or_default() += n;
     }
 
     /// `n` CSV rows of one label in id block `block`.
@@ -338,7 +344,10 @@ impl Delta {
         let l = label(p.suspicious);
         let s = p.source.as_str();
         *self.counters.entry((s, p.device.clone().unwrap_or_default(), l)).or_default() += 1;
-        *self.rollup.entry((s, p.fingerprint.protocol.as_str(), l)).or_default() += 1;
+        // Filed under the hour of the event: an agent record's start, else
+        // the transaction's time (its ingest).
+        let hour = p.agent.started_at.as_deref().and_then(|t| t.get(..13)).map(|h| format!("{h}:00:00"));
+        *self.rollup.entry((hour.unwrap_or_default(), s, p.fingerprint.protocol.as_str(), l)).or_default() += 1;
         *self.blocks.entry((id >> BLOCK_SHIFT, s, l)).or_default() += 1;
         if let Some(ip) = p.agent.source_ip.as_deref().filter(|ip| !ip.is_empty()) {
             let e = self.ips.entry(ip.to_string()).or_default();
@@ -359,14 +368,21 @@ impl Delta {
             &[&s, &d, &l, &n],
         )
         .await?;
+        let hours: Vec<&str> = self.rollup.keys().map(|k| k.0.as_str()).collect();
         let (s, p, l, n): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) =
-            unzip4(self.rollup.iter().map(|((s, p, l), n)| (*s, *p, *l, *n)));
+            unzip4(self.rollup.iter().map(|((_, s, p, l), n)| (*s, *p, *l, *n)));
+        // Summed again in SQL: "now" may be an hour an event also names, and
+        // one statement must not update a row twice; sorted, so collectors
+        // lock roll-up rows in one order.
         tx.execute(
             "INSERT INTO rollup_hourly (hour, source, protocol, prediction, n)
-             SELECT date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', u.*
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u
+             SELECT COALESCE(NULLIF(u.h, '')::timestamp, date_trunc('hour', now() AT TIME ZONE 'UTC'))
+                        AT TIME ZONE 'UTC',
+                    u.s, u.p, u.l, SUM(u.n)
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS u(h, s, p, l, n)
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
              ON CONFLICT (hour, source, protocol, prediction) DO UPDATE SET n = rollup_hourly.n + excluded.n",
-            &[&s, &p, &l, &n],
+            &[&hours, &s, &p, &l, &n],
         )
         .await?;
         if !self.ips.is_empty() {

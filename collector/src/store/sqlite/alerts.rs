@@ -86,8 +86,8 @@ pub(super) struct Page {
 
 /// The columns rules look at (no commands, model, times or labels).
 const PAGE_SQL: &str = "SELECT id, created_at, source, prediction, confidence, login_hour, session_duration,
-    commands_count, failed_logins, protocol, typing_speed, risky_commands, reasons, device, kind, source_ip, user
-    FROM predictions WHERE id > ?1 ORDER BY id LIMIT ?2";
+    commands_count, failed_logins, protocol, typing_speed, risky_commands, reasons, device, kind, source_ip, user,
+    event_at FROM predictions WHERE id > ?1 ORDER BY id LIMIT ?2";
 
 pub(super) fn read_page(c: &Connection, config: &AlertConfig) -> Result<Page> {
     if config.rules.is_empty() {
@@ -129,6 +129,7 @@ fn page_row(r: &rusqlite::Row<'_>, reasons: bool) -> rusqlite::Result<crate::sto
     Ok(StoredPrediction {
         id: r.get(0)?,
         created_at: r.get(1)?,
+        event_at: r.get(17)?,
         source: Source::parse(text(2)?).map_err(|e| bad(2, e.to_string()))?,
         suspicious: text(3)? == "Suspicious",
         confidence: r.get(4)?,
@@ -143,6 +144,7 @@ fn page_row(r: &rusqlite::Row<'_>, reasons: bool) -> rusqlite::Result<crate::sto
             user: r.get(16)?,
             started_at: None,
             ended_at: None,
+            evidence: None,
         },
         analyst: None,
     })

@@ -55,16 +55,14 @@ pub(super) fn filter_clause(labelled: bool) -> &'static str {
     }
 }
 
-/// Fills in the analyst labels of a page (ordered by id) with one range read.
+/// Fills in the analyst labels of a page: one range read when the page is
+/// in id order, else one primary-key look-up per row (a newest-first page
+/// may span any range of ids).
 pub(super) fn attach(c: &Connection, rows: &mut [StoredPrediction]) -> Result<()> {
     let (Some(first), Some(last)) = (rows.first().map(|r| r.id), rows.last().map(|r| r.id)) else {
         return Ok(());
     };
-    let mut stmt = c.prepare_cached(
-        "SELECT prediction_id, analyst_label, labelled_at, note FROM feedback
-         WHERE prediction_id BETWEEN ?1 AND ?2 ORDER BY prediction_id",
-    )?;
-    let labels = stmt.query_map([first, last], |r| {
+    let label = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, AnalystLabel)> {
         Ok((
             r.get::<_, i64>(0)?,
             AnalystLabel {
@@ -73,7 +71,23 @@ pub(super) fn attach(c: &Connection, rows: &mut [StoredPrediction]) -> Result<()
                 note: r.get(3)?,
             },
         ))
-    })?;
+    };
+    if !rows.windows(2).all(|w| w[0].id < w[1].id) {
+        let mut stmt = c.prepare_cached(
+            "SELECT prediction_id, analyst_label, labelled_at, note FROM feedback WHERE prediction_id = ?1",
+        )?;
+        for row in rows.iter_mut() {
+            if let Some((_, analyst)) = stmt.query_row([row.id], label).optional()? {
+                row.analyst = Some(analyst);
+            }
+        }
+        return Ok(());
+    }
+    let mut stmt = c.prepare_cached(
+        "SELECT prediction_id, analyst_label, labelled_at, note FROM feedback
+         WHERE prediction_id BETWEEN ?1 AND ?2 ORDER BY prediction_id",
+    )?;
+    let labels = stmt.query_map([first, last], label)?;
     for item in labels {
         let (id, analyst) = item?;
         if let Ok(at) = rows.binary_search_by_key(&id, |r| r.id) {

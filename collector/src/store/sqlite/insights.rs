@@ -11,7 +11,7 @@ use rusqlite::{params, Connection};
 use super::reads::{filter_sql, resolve_range};
 use crate::error::{Error, Result};
 use crate::store::insights::{
-    spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N,
+    commands_cell, spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N,
 };
 use crate::store::ResultsQuery;
 
@@ -24,9 +24,11 @@ fn splits(stmt: &mut rusqlite::CachedStatement<'_>, args: impl rusqlite::Params)
 
 /// Reads the analytics page's data from the roll-ups and counters; the cost
 /// grows with hours and devices, not with stored predictions.
-pub(super) fn insights(c: &Connection, bucket: Bucket) -> Result<Insights> {
+pub(super) fn insights(c: &Connection, bucket: Bucket, until: Option<&str>) -> Result<Insights> {
     let tx = c.unchecked_transaction()?;
     let latest: Option<String> = tx.query_row("SELECT MAX(hour) FROM rollup_hourly", [], |r| r.get(0))?;
+    // A window asked to end elsewhere ends there (when anything is stored).
+    let latest = latest.map(|l| until.map(|u| format!("{}:00:00", &u[..13.min(u.len())])).unwrap_or(l));
     let (over_time, window) = match latest {
         None => (Vec::new(), None),
         Some(latest) => {
@@ -144,7 +146,7 @@ fn export_csv(
 ) -> Result<u64> {
     let sql = format!(
         "SELECT login_hour, session_duration, commands_count, failed_logins, protocol, typing_speed, prediction,
-                confidence, reasons, id, created_at, source, device, source_ip
+                confidence, reasons, id, created_at, source, device, source_ip, event_at, user, kind, commands
          FROM predictions WHERE id > ?1 AND id <= ?2 {filter_sql} ORDER BY id LIMIT {EXPORT_CHUNK}"
     );
     let mut stmt = c.prepare(&sql)?;
@@ -179,6 +181,10 @@ fn export_csv(
                 spreadsheet_safe(r.get::<_, String>(11)?),
                 spreadsheet_safe(r.get::<_, Option<String>>(12)?.unwrap_or_default()),
                 spreadsheet_safe(r.get::<_, Option<String>>(13)?.unwrap_or_default()),
+                r.get::<_, String>(14)?,
+                spreadsheet_safe(r.get::<_, Option<String>>(15)?.unwrap_or_default()),
+                r.get::<_, Option<String>>(16)?.unwrap_or_default(),
+                commands_cell(r.get::<_, Option<String>>(17)?.as_deref()),
             ])
             .map_err(|e| Error::Internal(format!("csv export: {e}")))?;
             after = id;
@@ -351,7 +357,7 @@ mod tests {
         for fresh in crate::store::backends::each().await {
             eprintln!("backend: {}", fresh.name);
             let store = fresh.store.clone();
-            let empty = store.insights(Bucket::Hour).await.unwrap();
+            let empty = store.insights(Bucket::Hour, None).await.unwrap();
             assert!(empty.over_time.is_empty() && empty.window.is_none() && empty.by_source.is_empty());
 
             store
@@ -374,7 +380,7 @@ mod tests {
             let summary = crate::store::backends::commit_csv_rows(&*store, csv).await.unwrap();
             assert_eq!((summary.first_id, summary.last_id), (Some(6), Some(15)));
 
-            let i = store.insights(Bucket::Hour).await.unwrap();
+            let i = store.insights(Bucket::Hour, None).await.unwrap();
             assert_eq!(i.over_time.len(), HOURS_SHOWN as usize);
             let total: u64 = i.over_time.iter().map(|s| s.normal + s.suspicious).sum();
             assert_eq!(total, 15);
@@ -412,7 +418,7 @@ mod tests {
             let page = store.results(ranged("2000-01-01 00:00:00", Some(14), Some(99))).await.unwrap();
             assert_eq!((page.count, ids(&page)), (2, vec![14, 15]));
 
-            let d = store.insights(Bucket::Day).await.unwrap();
+            let d = store.insights(Bucket::Day, None).await.unwrap();
             assert_eq!(d.over_time.len(), DAYS_SHOWN as usize);
             assert_eq!(d.over_time.last().unwrap().key.len(), 10, "day keys are YYYY-MM-DD");
             assert_eq!(d.over_time.iter().map(|s| s.normal + s.suspicious).sum::<u64>(), 15);
@@ -435,14 +441,14 @@ mod tests {
         drop(c);
 
         let store = open(&path);
-        let i = store.insights(Bucket::Hour).await.unwrap();
+        let i = store.insights(Bucket::Hour, None).await.unwrap();
         assert_eq!(i.over_time.last().unwrap(), &Split { key: "2026-01-02 03:00:00".into(), normal: 0, suspicious: 1 });
         assert_eq!(i.top_sources, vec![("192.0.2.1".to_string(), 1, 1)]);
         store.shutdown().await;
         drop(store);
         // Opening again does not count the old rows twice.
         let store = open(&path);
-        let i = store.insights(Bucket::Hour).await.unwrap();
+        let i = store.insights(Bucket::Hour, None).await.unwrap();
         assert_eq!(i.over_time.iter().map(|s| s.suspicious).sum::<u64>(), 1);
         store.shutdown().await;
     }
@@ -475,6 +481,7 @@ mod tests {
                 limit: 100,
                 from: from.map(str::to_string),
                 to: to.map(str::to_string),
+                time: crate::store::TimeField::Ingest,
                 ..ResultsQuery::default()
             };
             let page = store.results(q(Some("2026-03-02 00:00:00"), Some("2026-03-02 23:59:59"))).await.unwrap();
@@ -502,6 +509,142 @@ mod tests {
             query.max_id = Some(24);
             let page = store.results(query).await.unwrap();
             assert_eq!((page.count, ids(&page)), (4, vec![21, 22, 23, 24]), "{name}");
+            store.shutdown().await;
+        }
+    }
+
+    /// An agent row that happened at `at` (its record's start), from `ip` as `user`.
+    fn event(at: &str, user: &str, ip: &str, kind: &str, suspicious: bool, reason: &str) -> NewPrediction {
+        let mut p = row(Source::Agent, Protocol::Ssh, suspicious, Some("pi-1"), Some(ip));
+        p.confidence = if suspicious { 0.9 } else { 0.6 };
+        p.reasons = vec![reason.into()];
+        p.agent.user = Some(user.into());
+        p.agent.kind = Some(kind.into());
+        p.agent.started_at = Some(at.into());
+        p.agent.evidence = Some(format!(r#"{{"log":"auth.log","details":{{"users_sample":["{user}"]}}}}"#));
+        p
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn event_time_orders_filters_and_rolls_up_what_agents_report() {
+        use crate::store::{Feedback, Order, TimeField};
+        for fresh in crate::store::backends::each().await {
+            let name = fresh.name;
+            let store = fresh.store.clone();
+            // Weeks-old events from an agent, in log order (not newest first),
+            // then a single prediction stored now.
+            let events = vec![
+                event("2026-03-27 13:08:00", "ubuntu", "203.0.113.5", "session", true, "8 failed logins before"),
+                event("2026-03-27 09:00:00", "admin", "203.0.113.5", "session", false, "usual hour"),
+                event("2026-03-28 02:00:00", "root", "198.51.100.7", "source", true, "40 failed logins"),
+                event("2026-03-26 23:59:59", "ubuntu", "192.0.2.1", "session", false, "known address"),
+                event("2026-03-28 02:00:00", "ubuntu", "198.51.100.7", "source", true, "Tried 9 users"),
+            ];
+            let agent_ids = store.insert(events).await.unwrap();
+            let single = store.insert(vec![row(Source::Single, Protocol::Tor, true, None, None)]).await.unwrap()[0];
+            let all = store.results(ResultsQuery { limit: 100, ..ResultsQuery::default() }).await.unwrap();
+            let now = all.results.iter().find(|r| r.id == single).unwrap();
+            assert_eq!(now.event_at, now.created_at, "{name}: a single prediction happened when it was stored");
+            let first = all.results.iter().find(|r| r.id == agent_ids[0]).unwrap();
+            assert_eq!(first.event_at, "2026-03-27 13:08:00", "{name}");
+            assert_ne!(first.created_at, first.event_at, "{name}");
+            assert_eq!(
+                first.agent.evidence.as_deref(),
+                Some(r#"{"log":"auth.log","details":{"users_sample":["ubuntu"]}}"#),
+                "{name}: the evidence is kept as sent"
+            );
+            assert_eq!(now.agent.evidence, None, "{name}");
+
+            // Newest first: by event time, ties by id, and the cursor pages
+            // through the same order.
+            let newest = |limit: u32, before_id: Option<i64>| ResultsQuery {
+                limit,
+                order: Order::Newest,
+                before_id,
+                ..ResultsQuery::default()
+            };
+            let order = ids(&store.results(newest(100, None)).await.unwrap());
+            let expected = vec![single, agent_ids[4], agent_ids[2], agent_ids[0], agent_ids[1], agent_ids[3]];
+            assert_eq!(order, expected, "{name}");
+            let mut paged = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store.results(newest(2, cursor)).await.unwrap();
+                assert_eq!(page.count, 6, "{name}");
+                paged.extend(ids(&page));
+                match page.results.last() {
+                    Some(last) if page.results.len() == 2 => cursor = Some(last.id),
+                    _ => break,
+                }
+            }
+            assert_eq!(paged, expected, "{name}: keyset pages");
+            let mut q = newest(2, None);
+            q.offset = 3;
+            assert_eq!(ids(&store.results(q).await.unwrap()), expected[3..5], "{name}: offset pages");
+            assert!(store.results(newest(2, Some(999_999))).await.is_err(), "{name}: unknown cursor");
+
+            // `from`/`to` are event time unless asked otherwise.
+            let range = |from: &str, to: &str, time| ResultsQuery {
+                limit: 100,
+                from: Some(from.into()),
+                to: Some(to.into()),
+                time,
+                ..ResultsQuery::default()
+            };
+            let day = store.results(range("2026-03-27 00:00:00", "2026-03-27 23:59:59", TimeField::Event)).await;
+            let day = day.unwrap();
+            assert_eq!((day.count, ids(&day)), (2, vec![agent_ids[0], agent_ids[1]]), "{name}");
+            let ingest = store.results(range("2026-03-27 00:00:00", "2026-03-28 23:59:59", TimeField::Ingest)).await;
+            assert_eq!(ingest.unwrap().count, 0, "{name}: nothing was stored in March");
+
+            // Each filter gives exactly its rows, with their count.
+            let filtered = |f: &dyn Fn(&mut ResultsQuery)| {
+                let mut q = newest(100, None);
+                f(&mut q);
+                q
+            };
+            let cases: Vec<(ResultsQuery, Vec<i64>)> = vec![
+                (filtered(&|q| q.user = Some("ubuntu".into())), vec![agent_ids[4], agent_ids[0], agent_ids[3]]),
+                (filtered(&|q| q.source_ip = Some("203.0.113.5".into())), vec![agent_ids[0], agent_ids[1]]),
+                (filtered(&|q| q.kind = Some("source".into())), vec![agent_ids[4], agent_ids[2]]),
+                // The single row's stored reasons name failed logins too.
+                (filtered(&|q| q.reason = Some("FAILED LOGINS".into())), vec![single, agent_ids[2], agent_ids[0]]),
+                (filtered(&|q| q.reason = Some("%".into())), vec![]),
+                (filtered(&|q| q.min_confidence = Some(0.8)), vec![agent_ids[4], agent_ids[2], agent_ids[0]]),
+                (
+                    filtered(&|q| {
+                        q.user = Some("ubuntu".into());
+                        q.source_ip = Some("198.51.100.7".into());
+                        q.suspicious = Some(true);
+                    }),
+                    vec![agent_ids[4]],
+                ),
+            ];
+            for (q, want) in cases {
+                let page = store.results(q.clone()).await.unwrap();
+                assert_eq!((page.count, ids(&page)), (want.len() as u64, want.clone()), "{name}: {q:?}");
+                // The same filter in id order gives the same rows.
+                let by_id = store.results(ResultsQuery { order: Order::Id, ..q.clone() }).await.unwrap();
+                let mut sorted = want;
+                sorted.sort();
+                assert_eq!(ids(&by_id), sorted, "{name}: {q:?} in id order");
+            }
+
+            // Labels reach a page in any order.
+            store.set_feedback(agent_ids[2], Feedback::FalsePositive, None).await.unwrap();
+            let page = store.results(newest(100, None)).await.unwrap();
+            let labelled: Vec<i64> = page.results.iter().filter(|r| r.analyst.is_some()).map(|r| r.id).collect();
+            assert_eq!(labelled, vec![agent_ids[2]], "{name}");
+
+            // The chart files each event under its own day.
+            let days = store.insights(Bucket::Day, Some("2026-03-28 23:59:59".into())).await.unwrap();
+            let on = |day: &str| days.over_time.iter().find(|s| s.key == day).map(|s| s.normal + s.suspicious);
+            assert_eq!(
+                (on("2026-03-26"), on("2026-03-27"), on("2026-03-28")),
+                (Some(1), Some(2), Some(2)),
+                "{name}: {:?}",
+                days.over_time
+            );
             store.shutdown().await;
         }
     }

@@ -39,6 +39,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 9, what: "device groups, decisions and the blocks devices report", apply: decisions },
     Migration { version: 10, what: "dashboard sessions, login lock-outs and the audit trail", apply: console },
     Migration { version: 11, what: "the notification outbox and destinations' status", apply: outbox },
+    Migration { version: 12, what: "event time of predictions and the console's filter indexes", apply: event_time },
+    Migration { version: 13, what: "the evidence agents send with each record", apply: evidence },
 ];
 
 /// The schema version this collector writes (the last step of the ladder).
@@ -403,6 +405,35 @@ CREATE TABLE IF NOT EXISTS destination_status (
     )
 }
 
+/// When each prediction happened (`event_at`, the `created_at` form): an
+/// agent record's start, else the time of ingest. Rows stored before this
+/// step get their ingest time, which is what the roll-ups already filed
+/// them under. Indexed with the id for newest-first pages and event-time
+/// ranges, and per user and per address (partial: single and CSV rows have
+/// neither and do not pay for them) for the console's filters.
+fn event_time(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let has_column = tx.prepare("SELECT 1 FROM pragma_table_info('predictions') WHERE name = 'event_at'")?.exists([])?;
+    if !has_column {
+        tx.execute_batch("ALTER TABLE predictions ADD COLUMN event_at TEXT")?;
+    }
+    tx.execute_batch(
+        "UPDATE predictions SET event_at = created_at WHERE event_at IS NULL;
+CREATE INDEX IF NOT EXISTS predictions_event ON predictions (event_at, id);
+CREATE INDEX IF NOT EXISTS predictions_user_event ON predictions (user, event_at, id) WHERE user IS NOT NULL;
+CREATE INDEX IF NOT EXISTS predictions_ip_event ON predictions (source_ip, event_at, id) WHERE source_ip IS NOT NULL;",
+    )
+}
+
+/// An agent record's evidence (a JSON object; see
+/// `store::AgentContext::evidence`); older rows have none.
+fn evidence(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let has_column = tx.prepare("SELECT 1 FROM pragma_table_info('predictions') WHERE name = 'evidence'")?.exists([])?;
+    if !has_column {
+        tx.execute_batch("ALTER TABLE predictions ADD COLUMN evidence TEXT")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,5 +480,34 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
         migrate(&mut conn).unwrap();
         assert_eq!(schema(&conn), first);
+    }
+
+    #[test]
+    fn rows_from_before_event_time_get_their_ingest_time() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        // A store of version 11: no event_at column, two rows.
+        conn.execute_batch(
+            "DROP INDEX predictions_event; DROP INDEX predictions_user_event; DROP INDEX predictions_ip_event;
+             ALTER TABLE predictions DROP COLUMN event_at; ALTER TABLE predictions DROP COLUMN evidence;
+             INSERT INTO predictions (created_at, source, prediction, confidence, login_hour, session_duration,
+                 commands_count, failed_logins, protocol, model_version, reasons, started_at)
+             VALUES ('2026-01-02 03:04:05', 'single', 'Normal', 0.9, 3, 1, 0, 0, 'SSH', 'm', '[]', NULL),
+                    ('2026-01-03 04:05:06', 'agent', 'Normal', 0.9, 3, 1, 0, 0, 'SSH', 'm', '[]', '2025-12-01 00:00:00');
+             PRAGMA user_version = 11;",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let mut stmt = conn.prepare("SELECT event_at FROM predictions ORDER BY id").unwrap();
+        let times: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(|t| t.unwrap()).collect();
+        assert_eq!(times, ["2026-01-02 03:04:05", "2026-01-03 04:05:06"]);
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM predictions ORDER BY event_at DESC, id DESC LIMIT 5",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("predictions_event"), "{plan}");
     }
 }

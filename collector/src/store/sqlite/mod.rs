@@ -209,8 +209,8 @@ impl Predictions for SqliteStore {
         self.reads.run(move |c| reads::results(c, &q)).await
     }
 
-    async fn insights(&self, bucket: Bucket) -> Result<Insights> {
-        self.reads.run(move |c| insights::insights(c, bucket)).await
+    async fn insights(&self, bucket: Bucket, until: Option<String>) -> Result<Insights> {
+        self.reads.run(move |c| insights::insights(c, bucket, until.as_deref())).await
     }
 
     async fn export_csv(&self, q: ResultsQuery, out: Box<dyn std::io::Write + Send>) -> Result<u64> {
@@ -752,7 +752,7 @@ mod tests {
             Some((false, Some("admin")))
         );
         let charted: u64 = store
-            .insights(crate::store::Bucket::Day)
+            .insights(crate::store::Bucket::Day, None)
             .await
             .unwrap()
             .over_time
@@ -778,7 +778,7 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
         let charted: u64 = store
-            .insights(crate::store::Bucket::Day)
+            .insights(crate::store::Bucket::Day, None)
             .await
             .unwrap()
             .over_time

@@ -16,11 +16,11 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use super::feedback;
 use crate::error::{Error, Result};
 use crate::store::model::label;
-use crate::store::{AgentContext, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
+use crate::store::{AgentContext, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
 
 const SELECT_COLUMNS: &str = "id, created_at, source, prediction, confidence, login_hour, session_duration,
     commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
-    kind, source_ip, user, started_at, ended_at";
+    kind, source_ip, user, started_at, ended_at, event_at, evidence";
 
 pub(super) struct ReadPool {
     pub(super) path: PathBuf,
@@ -121,6 +121,12 @@ pub(super) fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
         let f = CounterFilter { source: q.source, device: q.device.as_deref(), suspicious: q.suspicious };
         (totals(&tx, &f)?.total(), 0, i64::MAX)
     };
+    if q.order == Order::Newest {
+        let mut results = newest_page(&tx, q, lo, hi, &filter, args)?;
+        feedback::attach(&tx, &mut results)?;
+        tx.finish()?;
+        return Ok(ResultsPage { count, results });
+    }
     let after = q.after_id.unwrap_or(0).max(lo - 1);
     let offset = q.offset.min(i64::MAX as u64) as i64;
     // Where the page's rows may start (`id >= from`), and how many matching
@@ -148,6 +154,58 @@ pub(super) fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
     feedback::attach(&tx, &mut results)?;
     tx.finish()?;
     Ok(ResultsPage { count, results })
+}
+
+/// A page of `q` newest first (event time, then id, descending) among ids
+/// `lo..=hi` passing `filter` (its values in `args`, numbered from `?3`).
+///
+/// `predictions_event (event_at, id)` is walked backwards from the cursor
+/// (`before_id`: one look-up of its event time, then a seek), or from the
+/// newest row skipping `offset` rows: a cursor costs the same at any depth,
+/// an offset walks the rows it skips. A user or address filter walks that
+/// value's own index in the same order.
+fn newest_page(
+    c: &Connection,
+    q: &ResultsQuery,
+    lo: i64,
+    hi: i64,
+    filter: &str,
+    mut args: Vec<rusqlite::types::Value>,
+) -> Result<Vec<StoredPrediction>> {
+    let mut bind: Vec<rusqlite::types::Value> = vec![lo.into(), hi.into()];
+    bind.append(&mut args);
+    // Without an id range the ids are not named at all: a range on the
+    // rowid would tempt the planner away from the event-time index.
+    let ids = if lo <= 0 && hi == i64::MAX { "?1 <= ?2" } else { "id >= ?1 AND id <= ?2" };
+    let mut cursor = String::new();
+    if let Some(before) = q.before_id {
+        let at: Option<String> = c
+            .prepare_cached("SELECT event_at FROM predictions WHERE id = ?1")?
+            .query_row([before], |r| r.get(0))
+            .optional()?;
+        let Some(at) = at else {
+            return Err(Error::BadInput(format!("before_id {before} is not a stored result")));
+        };
+        bind.push(at.into());
+        bind.push(before.into());
+        cursor = format!(" AND (event_at, id) < (?{}, ?{})", bind.len() - 1, bind.len());
+    }
+    bind.push(i64::from(q.limit).into());
+    bind.push((q.offset.min(i64::MAX as u64) as i64).into());
+    let sql = newest_sql(ids, filter, &cursor, bind.len() - 1);
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(bind), row_to_stored)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The statement of [`newest_page`]: limit and offset at `?limit_at` and the
+/// one after it.
+fn newest_sql(ids: &str, filter: &str, cursor: &str, limit_at: usize) -> String {
+    format!(
+        "SELECT {SELECT_COLUMNS} FROM predictions WHERE {ids} {filter}{cursor}
+         ORDER BY event_at DESC, id DESC LIMIT ?{limit_at} OFFSET ?{}",
+        limit_at + 1
+    )
 }
 
 /// Finds where a page starts: the `offset`-th row (from 0) matching `blocks`
@@ -263,6 +321,7 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
     let mut stored = StoredPrediction {
         id: r.get(0)?,
         created_at: r.get(1)?,
+        event_at: r.get(21)?,
         source: Source::parse(&source).map_err(|e| bad(2, e.to_string()))?,
         suspicious: r.get::<_, String>(3)? == "Suspicious",
         confidence: r.get(4)?,
@@ -285,6 +344,7 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
             user: r.get(18)?,
             started_at: r.get(19)?,
             ended_at: r.get(20)?,
+            evidence: r.get(22)?,
         },
         analyst: None,
     };
@@ -295,15 +355,17 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPrediction> {
 /// Whether `q` restricts ids or time (so its count cannot come from the
 /// counters table).
 pub(super) fn is_ranged(q: &ResultsQuery) -> bool {
-    q.min_id.is_some() || q.max_id.is_some() || q.from.is_some() || q.to.is_some()
+    let (from, to) = q.ingest_range();
+    q.min_id.is_some() || q.max_id.is_some() || from.is_some() || to.is_some() || q.has_row_filters()
 }
 
 /// The inclusive id range `q`'s `min_id`/`max_id`/`from`/`to` allow, or
 /// `None` when no stored row can match.
 pub(super) fn resolve_range(c: &Connection, q: &ResultsQuery) -> Result<Option<(i64, i64)>> {
     let (mut lo, mut hi) = (q.min_id.unwrap_or(0).max(0), q.max_id.unwrap_or(i64::MAX));
-    if q.from.is_some() || q.to.is_some() {
-        match id_range(c, q.from.as_deref(), q.to.as_deref())? {
+    let (from, to) = q.ingest_range();
+    if from.is_some() || to.is_some() {
+        match id_range(c, from, to)? {
             Some((a, b)) => {
                 lo = lo.max(a);
                 hi = hi.min(b);
@@ -347,7 +409,7 @@ pub(super) fn range_count(
     let count_rows = |lo: i64, hi: i64| -> Result<u64> {
         let mut bind: Vec<rusqlite::types::Value> = vec![(lo - 1).into(), hi.into()];
         bind.extend(args.iter().cloned());
-        let sql = format!("SELECT COUNT(*) FROM predictions WHERE id > ?1 AND id <= ?2 {filter_sql}");
+        let sql = count_sql(lo <= 0 && hi == i64::MAX, filter_sql);
         let n: i64 = c.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(bind), |r| r.get(0))?;
         Ok(n as u64)
     };
@@ -370,6 +432,14 @@ pub(super) fn range_count(
     let head = count_rows(lo, (first_block << BLOCK_SHIFT) - 1)?;
     let tail = count_rows((last_block + 1) << BLOCK_SHIFT, hi)?;
     Ok(whole as u64 + head + tail)
+}
+
+/// Counts the rows with `?1 < id <= ?2` passing `filter_sql`; `whole`: the
+/// range is every id, so ids are not named and the filter's own index (user,
+/// address, event time) does the counting rather than a walk of the table.
+fn count_sql(whole: bool, filter_sql: &str) -> String {
+    let ids = if whole { "?1 < ?2" } else { "id > ?1 AND id <= ?2" };
+    format!("SELECT COUNT(*) FROM predictions WHERE {ids} {filter_sql}")
 }
 
 /// Where a page of rows matching `filter` with ids in `from..=hi` can start:
@@ -406,9 +476,10 @@ pub(super) struct BlockFilter {
 }
 
 impl BlockFilter {
-    /// `q`'s filters, if `id_blocks` can count them (no device, no analyst label).
+    /// `q`'s filters, if `id_blocks` can count them (no device, no analyst
+    /// label, none of the row filters).
     pub(super) fn of(q: &ResultsQuery) -> Option<BlockFilter> {
-        (q.device.is_none() && q.labelled.is_none())
+        (q.device.is_none() && q.labelled.is_none() && !q.has_row_filters())
             .then_some(BlockFilter { source: q.source, suspicious: q.suspicious })
     }
 }
@@ -434,6 +505,34 @@ pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<rusqlit
     }
     if let Some(l) = q.labelled {
         sql.push_str(feedback::filter_clause(l));
+    }
+    let mut text = |sql: &mut String, value: &str, condition: &str| {
+        args.push(value.to_string().into());
+        sql.push_str(&condition.replace('#', &format!("?{}", first + args.len() - 1)));
+    };
+    if let Some(u) = &q.user {
+        text(&mut sql, u, " AND user = #");
+    }
+    if let Some(ip) = &q.source_ip {
+        text(&mut sql, ip, " AND source_ip = #");
+    }
+    if let Some(k) = &q.kind {
+        text(&mut sql, k, " AND kind = #");
+    }
+    if let Some(p) = q.reason_pattern() {
+        text(&mut sql, &p, " AND reasons LIKE # ESCAPE '\\'");
+    }
+    if let Some((from, to)) = q.event_range() {
+        if let Some(f) = from {
+            text(&mut sql, f, " AND event_at >= #");
+        }
+        if let Some(t) = to {
+            text(&mut sql, t, " AND event_at <= #");
+        }
+    }
+    if let Some(c) = q.min_confidence {
+        args.push(c.into());
+        sql.push_str(&format!(" AND confidence >= ?{}", first + args.len() - 1));
     }
     (sql, args)
 }
@@ -574,6 +673,62 @@ mod tests {
             }
         }
         assert_eq!(pages, offsets.len() * 4 * 3 * 3);
+    }
+
+    /// A newest-first page walks an index in its order, never sorts the
+    /// table: with no filter, a cursor, a user or an address filter.
+    #[test]
+    fn newest_first_pages_walk_an_index_in_order() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut c).unwrap();
+        let cases: [(ResultsQuery, &str); 4] = [
+            (ResultsQuery::default(), "predictions_event"),
+            (ResultsQuery { kind: Some("source".into()), ..ResultsQuery::default() }, "predictions_event"),
+            (ResultsQuery { user: Some("root".into()), ..ResultsQuery::default() }, "predictions_user_event"),
+            (ResultsQuery { source_ip: Some("192.0.2.1".into()), ..ResultsQuery::default() }, "predictions_ip_event"),
+        ];
+        for (q, index) in cases {
+            let (filter, args) = filter_sql(&q, 3);
+            for cursor in [false, true] {
+                let at = 3 + args.len();
+                let cursor_sql =
+                    if cursor { format!(" AND (event_at, id) < (?{at}, ?{})", at + 1) } else { String::new() };
+                let limit_at = at + if cursor { 2 } else { 0 };
+                let sql = newest_sql("?1 <= ?2", &filter, &cursor_sql, limit_at);
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                let unbound = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+                let plan: Vec<String> = stmt
+                    .query_map(rusqlite::params_from_iter(unbound), |r| r.get::<_, String>(3))
+                    .unwrap()
+                    .map(|d| d.unwrap())
+                    .collect();
+                let plan = plan.join(" / ");
+                assert!(plan.contains(index), "{q:?} cursor {cursor}: {plan}");
+                assert!(!plan.contains("TEMP B-TREE"), "{q:?} cursor {cursor}: sorts: {plan}");
+            }
+        }
+        // Their counts use the same indexes (an event-time range too).
+        let ranged = ResultsQuery {
+            from: Some("2026-03-27 00:00:00".into()),
+            to: Some("2026-03-28 00:00:00".into()),
+            ..ResultsQuery::default()
+        };
+        let counts: [(ResultsQuery, &str); 3] = [
+            (ranged, "predictions_event"),
+            (ResultsQuery { user: Some("root".into()), ..ResultsQuery::default() }, "predictions_user_event"),
+            (ResultsQuery { source_ip: Some("192.0.2.1".into()), ..ResultsQuery::default() }, "predictions_ip_event"),
+        ];
+        for (q, index) in counts {
+            let (filter, _) = filter_sql(&q, 3);
+            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {}", count_sql(true, &filter))).unwrap();
+            let unbound = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(unbound), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|d| d.unwrap())
+                .collect();
+            assert!(plan.join(" / ").contains(index), "count {q:?}: {plan:?}");
+        }
     }
 
     #[tokio::test]

@@ -26,13 +26,15 @@ use crate::store::{round_confidence, CsvChunk, CsvRow, CsvSummary, NewPrediction
 
 const INSERT_SQL: &str = "INSERT INTO predictions (source, prediction, confidence, login_hour, session_duration,
     commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
-    kind, source_ip, user, started_at, ended_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
+    kind, source_ip, user, started_at, ended_at, event_at, evidence)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+        COALESCE(?18, datetime('now')), ?20)";
 
 // `OR FAIL`: a failing row stops the statement without undoing the rows
 // before it, so SQLite keeps no statement journal for these multi-row
 // inserts; any failure drops the whole upload's transaction anyway.
-const INSERT_CSV_HEAD: &str = "INSERT OR FAIL INTO predictions (created_at, model_version, source, prediction,
+const INSERT_CSV_HEAD: &str =
+    "INSERT OR FAIL INTO predictions (created_at, event_at, model_version, source, prediction,
     confidence, login_hour, session_duration, commands_count, failed_logins, protocol, typing_speed, risky_commands,
     reasons) VALUES ";
 
@@ -55,7 +57,9 @@ fn csv_insert_sql(rows: usize) -> String {
         if row > 0 {
             sql.push_str(", ");
         }
-        sql.push_str("(?1, ?2, 'csv'");
+        // A CSV row happened when it was uploaded: its event time is the
+        // upload's.
+        sql.push_str("(?1, ?1, ?2, 'csv'");
         for column in 0..CSV_COLUMNS {
             sql.push_str(&format!(", ?{}", 1 + CSV_SHARED + row * CSV_COLUMNS + column));
         }
@@ -288,11 +292,19 @@ pub(super) fn insert_rows(
             p.agent.user,
             p.agent.started_at,
             p.agent.ended_at,
+            p.agent.evidence,
         ])?;
         let id = tx.last_insert_rowid();
         ids.push(id);
         delta.add(p.source, p.device.as_deref(), p.suspicious, 1);
-        rollup.add(id, p.source, fp.protocol, p.suspicious, p.agent.source_ip.as_deref());
+        rollup.add(
+            id,
+            p.agent.started_at.as_deref(),
+            p.source,
+            fp.protocol,
+            p.suspicious,
+            p.agent.source_ip.as_deref(),
+        );
     }
     Ok(ids)
 }
@@ -366,7 +378,7 @@ fn commit_csv(
                 } else {
                     totals.normal += 1;
                 }
-                rollup.add(id, Source::Csv, row.protocol, row.suspicious, None);
+                rollup.add(id, None, Source::Csv, row.protocol, row.suspicious, None);
             }
         }
     }
@@ -384,13 +396,15 @@ fn commit_csv(
     Ok(CsvSummary { total: totals.total(), normal: totals.normal, suspicious: totals.suspicious, first_id, last_id })
 }
 
-/// Roll-up increments of one write transaction. A transaction lasts
-/// milliseconds, so its rows share the hour the roll-up files them under
-/// (SQLite's clock at commit, as for their `created_at`).
+/// Roll-up increments of one write transaction, filed under the hour of
+/// each row's event time: an agent record's start, else the time of ingest
+/// (a transaction lasts milliseconds, so those rows share SQLite's clock at
+/// commit, as for their `created_at`).
 #[derive(Default)]
 pub(crate) struct RollupDelta {
-    // (source, protocol, suspicious) -> n: at most 3 x 4 x 2 entries.
-    counts: Vec<(Source, Protocol, bool, i64)>,
+    // (event hour or None for now, source, protocol, suspicious) -> n: a
+    // few entries per hour an agent's batch spans.
+    counts: Vec<(Option<String>, Source, Protocol, bool, i64)>,
     ips: HashMap<String, (i64, i64)>,
     // (block, source, suspicious) -> n, blocks ascending: ids only grow, so
     // a row's entry is among the last few.
@@ -398,18 +412,31 @@ pub(crate) struct RollupDelta {
 }
 
 impl RollupDelta {
-    /// Counts one stored prediction (row `id`).
+    /// Counts one stored prediction (row `id`) that happened at `event_at`
+    /// (`None`: now).
     pub(super) fn add(
         &mut self,
         id: i64,
+        event_at: Option<&str>,
         source: Source,
         protocol: Protocol,
         suspicious: bool,
         source_ip: Option<&str>,
     ) {
-        match self.counts.iter_mut().find(|(s, p, l, _)| *s == source && *p == protocol && *l == suspicious) {
-            Some(entry) => entry.3 += 1,
-            None => self.counts.push((source, protocol, suspicious, 1)),
+        // The hour is all the roll-up keeps: `YYYY-MM-DD HH`.
+        let hour = event_at.map(|t| t.get(..13).unwrap_or(t));
+        let same_hour = |h: &Option<String>| match (h, hour) {
+            (Some(h), Some(hour)) => h.starts_with(hour),
+            (None, None) => true,
+            _ => false,
+        };
+        match self
+            .counts
+            .iter_mut()
+            .find(|(h, s, p, l, _)| same_hour(h) && *s == source && *p == protocol && *l == suspicious)
+        {
+            Some(entry) => entry.4 += 1,
+            None => self.counts.push((hour.map(|h| format!("{h}:00:00")), source, protocol, suspicious, 1)),
         }
         let block = id >> BLOCK_SHIFT;
         match self.blocks.iter_mut().rev().take_while(|e| e.0 == block).find(|e| e.1 == source && e.2 == suspicious) {
@@ -433,7 +460,8 @@ impl RollupDelta {
     /// `created_at` value the rows were stamped with, or `now`).
     pub(super) fn apply_at(&self, tx: &rusqlite::Connection, at: &str) -> rusqlite::Result<()> {
         let mut stmt = tx.prepare_cached(ROLLUP_SQL)?;
-        for (source, protocol, suspicious, n) in &self.counts {
+        for (hour, source, protocol, suspicious, n) in &self.counts {
+            let at = hour.as_deref().unwrap_or(at);
             stmt.execute(params![source.as_str(), protocol.as_str(), label(*suspicious), n, at])?;
         }
         if !self.ips.is_empty() {
