@@ -47,7 +47,7 @@ pub use feedback::{Feedback, FeedbackOutcome};
 pub use insights::{Bucket, Insights};
 pub use model::{
     round_confidence, AgentContext, CsvChunk, CsvRow, CsvSender, CsvSummary, NewPrediction, Reason, ResultsPage,
-    ResultsQuery, Source, StoredPrediction, Totals, WriterStats,
+    ResultsQuery, Source, StorageBytes, StoredPrediction, Totals, WriterQueue, WriterStats,
 };
 pub use users::{ApiTokenInfo, NewApiToken, Operator, Role, UserInfo, Users};
 
@@ -207,6 +207,13 @@ pub trait Store:
 {
     /// The writer's counters.
     fn stats(&self) -> &WriterStats;
+
+    /// Requests queued for the writer now, and the queue's capacity (a
+    /// full queue makes requests wait before they are even grouped).
+    fn writer_queue(&self) -> WriterQueue;
+
+    /// Bytes the database takes on disk (and SQLite's WAL).
+    async fn storage_bytes(&self) -> Result<StorageBytes>;
 
     /// Finishes every write already queued, commits it, and stops taking
     /// writes: later ones fail with [`crate::Error::ShuttingDown`].

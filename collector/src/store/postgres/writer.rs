@@ -11,7 +11,6 @@
 //! serialization error is retried whole.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -115,9 +114,7 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
         };
         match outcome {
             Ok(Stored { ids, ingested, rows }) => {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.rows.fetch_add(rows, Ordering::Relaxed);
-                stats.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                stats.committed(started, rows);
                 for ((_, reply), ids) in inserts.into_iter().zip(ids) {
                     let _ = reply.send(Ok(ids));
                 }
@@ -126,7 +123,7 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
                 }
             }
             Err(e) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
+                stats.failed();
                 tracing::error!(error = %e, rows = n, "write group rolled back");
                 let text = e.to_string();
                 for (_, reply) in inserts {

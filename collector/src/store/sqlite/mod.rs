@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     AnalystFeedback, ApiTokenInfo, Bucket, CsvCommit, CsvSender, DeviceId, DeviceInfo, Devices, Feedback,
     FeedbackOutcome, IngestOutcome, Insights, NewApiToken, NewPrediction, Operator, Predictions, ResultsPage,
-    ResultsQuery, Role, Store, Totals, UserInfo, Users, WriterStats,
+    ResultsQuery, Role, StorageBytes, Store, Totals, UserInfo, Users, WriterQueue, WriterStats,
 };
 use crate::error::{Error, Result};
 use crate::store::console::{AuditEntry, Console, LockState, NewAuditEntry, SessionPolicy};
@@ -222,7 +222,9 @@ impl Devices for SqliteStore {
     }
 
     async fn ingest(&self, device: DeviceId, batch: Batch) -> Result<IngestOutcome> {
-        self.send(|reply| WriteOp::Ingest(devices::IngestOp { device, batch, reply })).await
+        let outcome = self.send(|reply| WriteOp::Ingest(devices::IngestOp { device, batch, reply })).await?;
+        self.stats.ingested(&outcome);
+        Ok(outcome)
     }
 }
 
@@ -414,6 +416,21 @@ impl Console for SqliteStore {
 impl Store for SqliteStore {
     fn stats(&self) -> &WriterStats {
         &self.stats
+    }
+
+    fn writer_queue(&self) -> WriterQueue {
+        WriterQueue::of(&self.tx)
+    }
+
+    async fn storage_bytes(&self) -> Result<StorageBytes> {
+        let size = |path: &Path| match std::fs::metadata(path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        };
+        let mut wal = self.reads.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(StorageBytes { database: size(&self.reads.path)?, wal: Some(size(Path::new(&wal))?) })
     }
 
     async fn shutdown(&self) {
