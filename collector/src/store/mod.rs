@@ -212,6 +212,11 @@ pub trait Store:
     /// full queue makes requests wait before they are even grouped).
     fn writer_queue(&self) -> WriterQueue;
 
+    /// A round trip through the writer and the database: queued behind the
+    /// writes waiting, answered once the writer has run a query. What
+    /// `/health` waits for (with a timeout).
+    async fn ping_writer(&self) -> Result<()>;
+
     /// Bytes the database takes on disk (and SQLite's WAL).
     async fn storage_bytes(&self) -> Result<StorageBytes>;
 

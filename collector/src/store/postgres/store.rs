@@ -348,6 +348,10 @@ impl Store for PgStore {
         WriterQueue::of(&self.tx)
     }
 
+    async fn ping_writer(&self) -> Result<()> {
+        self.send(WriteOp::Ping).await
+    }
+
     async fn storage_bytes(&self) -> Result<StorageBytes> {
         let row = self.conn().await?.query_one("SELECT pg_database_size(current_database())", &[]).await?;
         Ok(StorageBytes { database: row.get::<_, i64>(0).max(0) as u64, wal: None })

@@ -48,6 +48,9 @@ pub(super) enum WriteOp {
     Insert { rows: Vec<NewPrediction>, reply: oneshot::Sender<Result<Vec<i64>>> },
     /// An agent's batch; grouped with the other requests queued.
     Ingest(Box<IngestOp>),
+    /// A health check: answered after the group it joins, with a query of
+    /// the database on one of the pool's connections.
+    Ping(oneshot::Sender<Result<()>>),
     /// Commit what is queued, then stop.
     Shutdown,
 }
@@ -63,7 +66,7 @@ impl WriteOp {
         match self {
             WriteOp::Insert { rows, .. } => rows.len().max(1),
             WriteOp::Ingest(op) => op.batch.records.len().max(1),
-            WriteOp::Shutdown => 0,
+            WriteOp::Ping(_) | WriteOp::Shutdown => 0,
         }
     }
 }
@@ -95,11 +98,22 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
         let started = Instant::now();
         let mut inserts = Vec::new();
         let mut ingests = Vec::new();
+        let mut pings = Vec::new();
         for op in group {
             match op {
                 WriteOp::Insert { rows, reply } => inserts.push((rows, reply)),
                 WriteOp::Ingest(op) => ingests.push(*op),
+                WriteOp::Ping(reply) => pings.push(reply),
                 WriteOp::Shutdown => {}
+            }
+        }
+        if !pings.is_empty() {
+            let answer = ping(&pool).await;
+            for reply in pings {
+                let _ = reply.send(answer.as_ref().map(|_| ()).map_err(|e| Error::Store(e.to_string())));
+            }
+            if inserts.is_empty() && ingests.is_empty() {
+                continue;
             }
         }
         let mut attempt = 0;
@@ -135,6 +149,12 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
             }
         }
     }
+}
+
+/// A query the database must answer: a connection from the pool, a round trip.
+async fn ping(pool: &Pool) -> Result<()> {
+    super::store::conn(pool).await?.query_one("SELECT 1", &[]).await?;
+    Ok(())
 }
 
 fn retryable(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {

@@ -422,6 +422,13 @@ impl Store for SqliteStore {
         WriterQueue::of(&self.tx)
     }
 
+    async fn ping_writer(&self) -> Result<()> {
+        // The schema version is in the file's header: a read of the file
+        // on the writer's own connection, between two group commits.
+        self.exclusive(|conn| Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?)).await?;
+        Ok(())
+    }
+
     async fn storage_bytes(&self) -> Result<StorageBytes> {
         let size = |path: &Path| match std::fs::metadata(path) {
             Ok(m) => Ok(m.len()),
@@ -538,6 +545,39 @@ mod tests {
 
     fn open(dir: &tempfile::TempDir) -> SqliteStore {
         SqliteStore::open(&SqliteConfig::new(dir.path().join("sub/app.db"))).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_answers_pings_among_writes_and_reports_its_queue_and_size() {
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            let mut tasks = Vec::new();
+            for i in 0..60 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    if i % 10 == 0 {
+                        store.ping_writer().await.map(|_| 0)
+                    } else {
+                        store.insert(vec![prediction(Source::Single, false, None)]).await.map(|ids| ids.len())
+                    }
+                }));
+            }
+            let mut stored = 0;
+            for t in tasks {
+                stored += t.await.unwrap().unwrap();
+            }
+            assert_eq!(stored, 54);
+            assert_eq!(store.stats().rows.load(Ordering::Relaxed), 54, "pings store nothing");
+            let queue = store.writer_queue();
+            assert_eq!(queue.depth, 0);
+            assert!(queue.capacity >= 1);
+            let size = store.storage_bytes().await.unwrap();
+            assert!(size.database > 0);
+            assert_eq!(size.wal.is_some(), fresh.name == "sqlite");
+            store.shutdown().await;
+            assert!(matches!(store.ping_writer().await, Err(Error::ShuttingDown)));
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
