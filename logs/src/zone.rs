@@ -4,20 +4,25 @@
 //! traditional format) are written in the device's local time, and a
 //! fingerprint's login hour is an hour of that local time. A fixed offset is
 //! right for half the year where daylight saving applies; a [`LocalZone`]
-//! holds the zone's rules instead (with `jiff`): a TZif file (Debian's
-//! `/etc/localtime`, `/usr/share/zoneinfo/NAME`) or a POSIX `TZ` string
-//! (OpenWrt's `/etc/TZ`, e.g. `CET-1CEST,M3.5.0,M10.5.0/3`).
+//! holds the zone's rules instead (with `tz-rs`: `jiff` was measured first and
+//! cost 142 KB of the armv7 agent, past its size bar; see docs/benchmarks.md,
+//! "Agent binary sizes"): a TZif file (Debian's `/etc/localtime`,
+//! `/usr/share/zoneinfo/NAME`) or a POSIX `TZ` string (OpenWrt's `/etc/TZ`,
+//! e.g. `CET-1CEST,M3.5.0,M10.5.0/3`).
 //!
 //! Local wall-clock times that do not exist (the hour skipped in spring) are
 //! read as if the clock had not moved yet, and those that happen twice (the
-//! hour repeated in autumn) as the first: `jiff`'s "compatible" choice, the
-//! one RFC 5545 and most libraries make.
+//! hour repeated in autumn) as the first: the "compatible" choice RFC 5545
+//! and most libraries make.
 //!
 //! [`ZoneCache`] answers the analyzer's per-line questions without asking
-//! the rules each time: an offset holds between two transitions.
+//! the rules each time: it keeps the offset of the last quarter hour asked
+//! about when the offset is the same at both its ends (daylight-saving
+//! changes of today's zones fall on quarter hours).
 
-use jiff::tz::TimeZone;
-use jiff::Timestamp;
+use bfp_common::time::civil_from_days;
+use tz::datetime::FoundDateTimeKind;
+use tz::{DateTime, TimeZone};
 
 /// Where a device's wall clock stands relative to UTC.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,14 +61,14 @@ pub const ZONEINFO: &str = "/usr/share/zoneinfo";
 impl LocalZone {
     /// The rules of a TZif file's contents (`name` for messages).
     pub fn from_tzif(name: &str, bytes: &[u8]) -> Result<LocalZone, String> {
-        let tz = TimeZone::tzif(name, bytes).map_err(|e| format!("{name}: not a TZif time zone file: {e}"))?;
+        let tz = TimeZone::from_tz_data(bytes).map_err(|e| format!("{name}: not a TZif time zone file: {e}"))?;
         Ok(LocalZone::Rules { name: name.to_string(), tz })
     }
 
     /// The rules of a POSIX `TZ` string (`CET-1CEST,M3.5.0,M10.5.0/3`).
     pub fn from_posix(spec: &str) -> Result<LocalZone, String> {
         let spec = spec.trim();
-        let tz = TimeZone::posix(spec).map_err(|e| format!("{spec:?}: not a POSIX TZ string: {e}"))?;
+        let tz = TimeZone::from_posix_tz(spec).map_err(|e| format!("{spec:?}: not a POSIX TZ string: {e}"))?;
         Ok(LocalZone::Rules { name: spec.to_string(), tz })
     }
 
@@ -154,7 +159,7 @@ impl LocalZone {
         match self {
             LocalZone::Fixed(secs) => *secs,
             LocalZone::Rules { tz, .. } => {
-                Timestamp::from_millisecond(unix_ms).map_or(0, |t| tz.to_offset(t).seconds())
+                tz.find_local_time_type(unix_ms.div_euclid(1000)).map_or(0, |t| t.ut_offset())
             }
         }
     }
@@ -163,57 +168,63 @@ impl LocalZone {
     /// counted as if it were UTC) with: skipped times take the offset before
     /// the change, repeated times the first.
     pub fn offset_of_local(&self, local_ms: i64) -> i32 {
-        match self {
-            LocalZone::Fixed(secs) => *secs,
-            LocalZone::Rules { tz, .. } => {
-                let Ok(local) = Timestamp::from_millisecond(local_ms) else { return 0 };
-                let civil = TimeZone::UTC.to_datetime(local);
-                match tz.to_ambiguous_timestamp(civil).compatible() {
-                    Ok(utc) => ((local_ms - utc.as_millisecond()) / 1000) as i32,
-                    Err(_) => tz.to_offset(local).seconds(),
-                }
-            }
-        }
+        self.local_offset(local_ms).0
     }
 
-    /// The UTC instants (milliseconds) of the transitions around `unix_ms`:
-    /// the last at or before it and the next after it (`i64::MIN`/`MAX`
-    /// where there is none).
-    fn transitions_around(&self, unix_ms: i64) -> (i64, i64) {
-        match self {
-            LocalZone::Fixed(_) => (i64::MIN, i64::MAX),
-            LocalZone::Rules { tz, .. } => {
-                let Ok(at) = Timestamp::from_millisecond(unix_ms) else { return (unix_ms, unix_ms) };
-                // `preceding` is strictly before: a transition at `at` itself is found from one ms later.
-                let after = at.checked_add(jiff::SignedDuration::from_millis(1)).unwrap_or(at);
-                let lo = tz.preceding(after).next().map_or(i64::MIN, |t| t.timestamp().as_millisecond());
-                let hi = tz.following(at).next().map_or(i64::MAX, |t| t.timestamp().as_millisecond());
-                (lo, hi)
+    /// [`LocalZone::offset_of_local`], and whether the time is ordinary
+    /// (neither skipped nor repeated).
+    fn local_offset(&self, local_ms: i64) -> (i32, bool) {
+        let tz = match self {
+            LocalZone::Fixed(secs) => return (*secs, true),
+            LocalZone::Rules { tz, .. } => tz,
+        };
+        let secs = local_ms.div_euclid(1000);
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let t = secs.rem_euclid(86_400);
+        let (h, m, s) = ((t / 3600) as u8, (t % 3600 / 60) as u8, (t % 60) as u8);
+        let found = match DateTime::find(year, month, day, h, m, s, 0, tz.as_ref()) {
+            Ok(found) => found.into_inner(),
+            Err(_) => return (self.offset_at(local_ms), false),
+        };
+        let normal = found.iter().filter_map(|f| match f {
+            FoundDateTimeKind::Normal(dt) => Some(dt),
+            FoundDateTimeKind::Skipped { .. } => None,
+        });
+        // Repeated: the earlier instant, i.e. the larger offset.
+        if let Some(first) = normal.min_by_key(|dt| dt.unix_time()) {
+            let ordinary = found.len() == 1;
+            return (first.local_time_type().ut_offset(), ordinary);
+        }
+        match found.first() {
+            Some(FoundDateTimeKind::Skipped { before_transition, .. }) => {
+                (before_transition.local_time_type().ut_offset(), false)
             }
+            _ => (self.offset_at(local_ms), false),
         }
     }
 }
 
-/// Largest distance (ms) between a transition's UTC instant and a local
-/// time it makes skipped or repeated: offsets change by less than a day.
-const NEAR_TRANSITION_MS: i64 = 86_400_000;
+/// A quarter hour, ms: daylight-saving changes of today's zones fall on
+/// quarter hours of UTC and of local time.
+const SPAN_MS: i64 = 900_000;
 
-/// A [`LocalZone`] with the offset of the last span between two transitions
-/// it was asked about: lines come in time order, so nearly every question is
-/// answered from the span without consulting the rules.
+/// A [`LocalZone`] with the offsets of the last quarter hour (UTC, and
+/// local) it was asked about: lines come in time order, so nearly every
+/// question is answered without consulting the rules. A quarter hour is kept
+/// only when its offset is the same at both ends.
 #[derive(Debug, Clone)]
 pub struct ZoneCache {
     zone: LocalZone,
-    /// UTC milliseconds `[lo, hi)` in which the offset is `offset`.
-    lo: i64,
-    hi: i64,
-    offset: i32,
+    /// (quarter hour of UTC, its offset).
+    utc: Option<(i64, i32)>,
+    /// (quarter hour of local time, its offset).
+    local: Option<(i64, i32)>,
 }
 
 impl ZoneCache {
     /// An empty cache over `zone`.
     pub fn new(zone: LocalZone) -> ZoneCache {
-        ZoneCache { zone, lo: 0, hi: 0, offset: 0 }
+        ZoneCache { zone, utc: None, local: None }
     }
 
     /// The zone.
@@ -221,22 +232,25 @@ impl ZoneCache {
         &self.zone
     }
 
-    fn fill(&mut self, unix_ms: i64) {
-        let (lo, hi) = self.zone.transitions_around(unix_ms);
-        self.lo = lo;
-        self.hi = hi;
-        self.offset = self.zone.offset_at(unix_ms);
-    }
-
     /// [`LocalZone::offset_at`].
     pub fn offset_at(&mut self, unix_ms: i64) -> i32 {
         if let LocalZone::Fixed(secs) = self.zone {
             return secs;
         }
-        if !(self.lo..self.hi).contains(&unix_ms) {
-            self.fill(unix_ms);
+        let span = unix_ms.div_euclid(SPAN_MS);
+        match self.utc {
+            Some((cached, offset)) if cached == span => offset,
+            _ => {
+                let start = self.zone.offset_at(span * SPAN_MS);
+                let end = self.zone.offset_at(span * SPAN_MS + SPAN_MS - 1);
+                if start == end {
+                    self.utc = Some((span, start));
+                    start
+                } else {
+                    self.zone.offset_at(unix_ms)
+                }
+            }
         }
-        self.offset
     }
 
     /// [`LocalZone::offset_of_local`].
@@ -244,26 +258,33 @@ impl ZoneCache {
         if let LocalZone::Fixed(secs) = self.zone {
             return secs;
         }
-        let guess = local_ms.saturating_sub(i64::from(self.offset) * 1000);
-        // Well inside the cached span, the local time is neither skipped nor
-        // repeated: its offset is the span's.
-        if self.lo.saturating_add(NEAR_TRANSITION_MS) <= guess && guess < self.hi.saturating_sub(NEAR_TRANSITION_MS) {
-            return self.offset;
+        let span = local_ms.div_euclid(SPAN_MS);
+        match self.local {
+            Some((cached, offset)) if cached == span => offset,
+            _ => {
+                let (start, ordinary_start) = self.zone.local_offset(span * SPAN_MS);
+                let (end, ordinary_end) = self.zone.local_offset(span * SPAN_MS + SPAN_MS - 1);
+                if start == end && ordinary_start && ordinary_end {
+                    self.local = Some((span, start));
+                    start
+                } else {
+                    self.zone.offset_of_local(local_ms)
+                }
+            }
         }
-        let offset = self.zone.offset_of_local(local_ms);
-        self.fill(local_ms.saturating_sub(i64::from(offset) * 1000));
-        offset
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bfp_common::time::days_from_civil;
 
     /// `2026-03-29 01:59:59` style wall-clock times as local milliseconds.
     fn local(text: &str) -> i64 {
-        let dt: jiff::civil::DateTime = text.parse().unwrap();
-        TimeZone::UTC.to_timestamp(dt).unwrap().as_millisecond()
+        let n = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap();
+        let days = days_from_civil(n(0..4) as i32, n(5..7) as u8, n(8..10) as u8);
+        (days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)) * 1000
     }
 
     fn utc(text: &str) -> i64 {

@@ -11,10 +11,11 @@ use bfp_logs::LocalZone;
 /// 2026-12-05 00:00 UTC: every line below is read as 2026.
 const DEC_5_2026: i64 = 1_796_428_800;
 
-/// Unix seconds of a UTC time in 2026.
+/// Unix seconds of a UTC time (`2026-03-29 01:30:00`).
 fn utc(text: &str) -> i64 {
-    let dt: jiff::civil::DateTime = text.parse().unwrap();
-    jiff::tz::TimeZone::UTC.to_timestamp(dt).unwrap().as_second()
+    let n = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap();
+    let days = bfp_common::time::days_from_civil(n(0..4) as i32, n(5..7) as u8, n(8..10) as u8);
+    days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
 }
 
 /// Sessions at Berlin wall-clock times (user, local date and time), each
