@@ -16,9 +16,9 @@
 //! and most libraries make.
 //!
 //! [`ZoneCache`] answers the analyzer's per-line questions without asking
-//! the rules each time: it keeps the offset of the last quarter hour asked
-//! about when the offset is the same at both its ends (daylight-saving
-//! changes of today's zones fall on quarter hours).
+//! the rules each time: it keeps the offset of the last day asked about when
+//! the offset is the same at both its ends (a zone changes its offset at
+//! most once a day, and never back the same day), else of the quarter hour.
 
 use bfp_common::time::civil_from_days;
 use tz::datetime::FoundDateTimeKind;
@@ -204,27 +204,28 @@ impl LocalZone {
     }
 }
 
-/// A quarter hour, ms: daylight-saving changes of today's zones fall on
-/// quarter hours of UTC and of local time.
-const SPAN_MS: i64 = 900_000;
+/// The spans whose offset is kept when it is the same at both ends: a day
+/// (a zone changes its offset at most once a day and never back the same
+/// day, so such a day has no change in it), else, on the day of a change,
+/// the quarter hour (changes of today's zones fall on quarter hours).
+const SPANS_MS: [i64; 2] = [86_400_000, 900_000];
 
-/// A [`LocalZone`] with the offsets of the last quarter hour (UTC, and
-/// local) it was asked about: lines come in time order, so nearly every
-/// question is answered without consulting the rules. A quarter hour is kept
-/// only when its offset is the same at both ends.
+/// A [`LocalZone`] with the offsets of the last span (of UTC, and of local
+/// time) it was asked about: lines come in time order, so nearly every
+/// question is answered without consulting the rules.
 #[derive(Debug, Clone)]
 pub struct ZoneCache {
     zone: LocalZone,
-    /// (quarter hour of UTC, its offset).
-    utc: Option<(i64, i32)>,
-    /// (quarter hour of local time, its offset).
-    local: Option<(i64, i32)>,
+    /// UTC ms `[start, end)` and the offset all through it.
+    utc: (i64, i64, i32),
+    /// Local ms `[start, end)` and the offset all through it.
+    local: (i64, i64, i32),
 }
 
 impl ZoneCache {
     /// An empty cache over `zone`.
     pub fn new(zone: LocalZone) -> ZoneCache {
-        ZoneCache { zone, utc: None, local: None }
+        ZoneCache { zone, utc: (0, 0, 0), local: (0, 0, 0) }
     }
 
     /// The zone.
@@ -237,20 +238,19 @@ impl ZoneCache {
         if let LocalZone::Fixed(secs) = self.zone {
             return secs;
         }
-        let span = unix_ms.div_euclid(SPAN_MS);
-        match self.utc {
-            Some((cached, offset)) if cached == span => offset,
-            _ => {
-                let start = self.zone.offset_at(span * SPAN_MS);
-                let end = self.zone.offset_at(span * SPAN_MS + SPAN_MS - 1);
-                if start == end {
-                    self.utc = Some((span, start));
-                    start
-                } else {
-                    self.zone.offset_at(unix_ms)
-                }
+        let (start, end, offset) = self.utc;
+        if (start..end).contains(&unix_ms) {
+            return offset;
+        }
+        for span in SPANS_MS {
+            let start = unix_ms.div_euclid(span) * span;
+            let first = self.zone.offset_at(start);
+            if first == self.zone.offset_at(start + span - 1) {
+                self.utc = (start, start + span, first);
+                return first;
             }
         }
+        self.zone.offset_at(unix_ms)
     }
 
     /// [`LocalZone::offset_of_local`].
@@ -258,20 +258,20 @@ impl ZoneCache {
         if let LocalZone::Fixed(secs) = self.zone {
             return secs;
         }
-        let span = local_ms.div_euclid(SPAN_MS);
-        match self.local {
-            Some((cached, offset)) if cached == span => offset,
-            _ => {
-                let (start, ordinary_start) = self.zone.local_offset(span * SPAN_MS);
-                let (end, ordinary_end) = self.zone.local_offset(span * SPAN_MS + SPAN_MS - 1);
-                if start == end && ordinary_start && ordinary_end {
-                    self.local = Some((span, start));
-                    start
-                } else {
-                    self.zone.offset_of_local(local_ms)
-                }
+        let (start, end, offset) = self.local;
+        if (start..end).contains(&local_ms) {
+            return offset;
+        }
+        for span in SPANS_MS {
+            let start = local_ms.div_euclid(span) * span;
+            let (first, ordinary_first) = self.zone.local_offset(start);
+            let (last, ordinary_last) = self.zone.local_offset(start + span - 1);
+            if first == last && ordinary_first && ordinary_last {
+                self.local = (start, start + span, first);
+                return first;
             }
         }
+        self.zone.offset_of_local(local_ms)
     }
 }
 
