@@ -289,3 +289,42 @@ fn write_limits(out: &mut String, s: &AppState) {
         let _ = writeln!(out, "bfp_requests_limited_total{{route=\"{route}\"}} {count}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_times_are_unix_seconds() {
+        assert_eq!(unix_seconds("1970-01-01 00:00:00"), Some(0));
+        assert_eq!(unix_seconds("2026-12-07 16:00:00"), Some(1_796_659_200));
+        assert_eq!(unix_seconds("not a time"), None);
+    }
+
+    #[test]
+    fn requests_are_counted_and_timed_by_route_in_prometheus_text() {
+        let m = HttpMetrics::default();
+        m.record("/api/predict", 200, 0.0007);
+        m.record("/api/predict", 200, 0.003);
+        m.record("/api/predict", 400, 0.0001);
+        let commits = Histogram::new(LATENCY_BUCKETS);
+        commits.observe(0.02);
+        let mut out = String::new();
+        m.encode(&mut out, &commits).unwrap();
+        for line in [
+            "# TYPE bfp_http_requests_total counter",
+            r#"bfp_http_requests_total{route="/api/predict",status="200"} 2"#,
+            r#"bfp_http_requests_total{route="/api/predict",status="400"} 1"#,
+            "# TYPE bfp_http_request_duration_seconds histogram",
+            r#"bfp_http_request_duration_seconds_bucket{route="/api/predict",le="0.0005"} 1"#,
+            r#"bfp_http_request_duration_seconds_bucket{route="/api/predict",le="0.001"} 2"#,
+            r#"bfp_http_request_duration_seconds_bucket{route="/api/predict",le="0.005"} 3"#,
+            r#"bfp_http_request_duration_seconds_count{route="/api/predict"} 3"#,
+            r#"bfp_writer_commit_duration_seconds_bucket{le="0.01"} 0"#,
+            r#"bfp_writer_commit_duration_seconds_bucket{le="0.025"} 1"#,
+            "bfp_writer_commit_duration_seconds_count 1",
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
+    }
+}
