@@ -55,6 +55,7 @@ const MATRIX: &[(&str, &str, &str, Body, [u16; 9])] = &[
     ("GET", "/assets/{*path}", "/assets/app.js", Body::None,                                   [200, 200, 200, 200, 200, 200, 200, 200, 200]),
     ("GET", "/api/openapi.json", "/api/openapi.json", Body::None,                              [200, 200, 200, 200, 200, 200, 200, 200, 200]),
     ("POST", "/api/login", "/api/login", Body::Json(LOGIN),                                    [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET", "/health/ready", "/health/ready", Body::None,                                      [200, 200, 200, 200, 200, 200, 200, 200, 200]),
     ("POST", "/api/logout", "/api/logout", Body::Json("{}"),                                   [401, 403, 200, 200, 200, 401, 401, 401, 200]),
     ("GET", "/api/session", "/api/session", Body::None,                                        [401, 403, 200, 200, 200, 401, 401, 401, 200]),
     // The original system's routes: open on a legacy listener, a token elsewhere.

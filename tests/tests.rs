@@ -10,6 +10,7 @@ mod agent_learn;
 mod agent_output;
 mod agent_run;
 mod agent_scan;
+mod agent_time_zone;
 mod agent_unattended;
 mod alerts;
 mod arm_qemu;

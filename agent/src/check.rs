@@ -76,6 +76,10 @@ pub fn check(config: &Config) -> Vec<Finding> {
         }),
         None => findings.push(Finding::Ok("no Tor exit list configured".into())),
     }
+    findings.push(match config.local_zone() {
+        Ok((zone, origin)) => Finding::Ok(format!("local time: {} (from {origin})", zone.describe())),
+        Err(e) => Finding::Problem(e.to_string()),
+    });
     if let Some(path) = &config.model {
         findings.push(match Scorer::load(Some(path)) {
             Ok(scorer) => Finding::Ok(format!("model {} ({})", path.display(), scorer.version())),

@@ -54,7 +54,10 @@ const ANALYSIS_HELP: &str = "      --tor-exit-list <FILE>
       --source-window-secs <SECS>
           Source window length in seconds (default: the parser's)
       --utc-offset-secs <SECS>
-          The logs' offset from UTC in seconds, for timestamps without one (default 0)
+          A fixed offset from UTC in seconds for timestamps without one; overrides the zone
+      --time-zone <ZONE>
+          The logs' time zone, daylight saving included: a name (Europe/Berlin), a TZif file or a
+          POSIX TZ string (default: TZ, else /etc/TZ, else /etc/localtime, else UTC)
 ";
 
 const SCAN_HELP: &str = "\
@@ -316,6 +319,7 @@ fn analysis_option(parser: &mut lexopt::Parser, option: &str, flags: &mut Flags)
         // `--utc-offset-secs -3600`: lexopt hands the next argument over as a
         // value even when it starts with a dash.
         "utc-offset-secs" => flags.utc_offset_secs = Some(value(parser, option)?),
+        "time-zone" => flags.time_zone = Some(parser.value()?.string()?),
         _ => return Err(Long(option).unexpected()),
     }
     Ok(())

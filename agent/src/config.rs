@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use bfp_common::wire;
 use bfp_detect::detector::DetectConfig;
 use bfp_logs::analyze::AnalyzerConfig;
+use bfp_logs::LocalZone;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -59,6 +60,15 @@ pub struct Config {
     /// Default 0 (UTC).
     #[serde(default)]
     pub utc_offset_secs: Option<i32>,
+    /// The device's time zone, for log timestamps that do not carry an
+    /// offset, daylight saving included: an IANA name found under
+    /// `/usr/share/zoneinfo` (`Europe/Berlin`), a TZif file's path, or a
+    /// POSIX `TZ` string (`CET-1CEST,M3.5.0,M10.5.0/3`). Default: the
+    /// device's own (the `TZ` variable, else OpenWrt's `/etc/TZ`, else
+    /// `/etc/localtime`, else UTC). `utc_offset_secs`, when set, overrides it
+    /// with a fixed offset.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// Forward results to a collector (the `[collector]` table; see
     /// [`CollectorConfig`] for its keys) through an on-disk spool in
     /// `state_dir/spool`, instead of writing them to `output`. Default: none.
@@ -349,6 +359,8 @@ pub struct Flags {
     pub source_window_secs: Option<u64>,
     /// `--utc-offset-secs SECS`.
     pub utc_offset_secs: Option<i32>,
+    /// `--time-zone ZONE`.
+    pub time_zone: Option<String>,
     /// `--collector URL` (repeatable): the first is the `[collector]`
     /// table's `url`, the others its `failover_urls`.
     pub collector: Vec<String>,
@@ -374,6 +386,7 @@ impl Config {
             commit_interval_ms: default_commit_interval_ms(),
             source_window_secs: None,
             utc_offset_secs: None,
+            time_zone: None,
             collector: None,
             detect: DetectConfig::default(),
             respond: RespondConfig::default(),
@@ -449,6 +462,7 @@ impl Config {
             commit_interval_ms,
             source_window_secs,
             utc_offset_secs,
+            time_zone,
             collector,
             token,
             ca_file,
@@ -474,6 +488,7 @@ impl Config {
         self.commit_interval_ms = commit_interval_ms.unwrap_or(self.commit_interval_ms);
         self.source_window_secs = source_window_secs.or(self.source_window_secs);
         self.utc_offset_secs = utc_offset_secs.or(self.utc_offset_secs);
+        self.time_zone = time_zone.or(self.time_zone.take());
         let flag_error = |detail: &str| Error::Config { path: FLAGS.into(), detail: detail.into() };
         let mut urls = collector.into_iter();
         if let Some(url) = urls.next() {
@@ -517,10 +532,32 @@ impl Config {
         if let Some(secs) = self.source_window_secs {
             config.source_window_secs = i64::try_from(secs).unwrap_or(i64::MAX);
         }
-        if let Some(offset) = self.utc_offset_secs {
-            config.utc_offset_secs = offset;
+        let (zone, _) = self.local_zone()?;
+        match zone {
+            LocalZone::Fixed(offset) => config.utc_offset_secs = offset,
+            rules => config.time_zone = Some(rules),
         }
         Ok(config)
+    }
+
+    /// The zone the logs' local times are read in, and where it came from:
+    /// `utc_offset_secs` (a fixed override), else `time_zone`, else the
+    /// device's own ([`LocalZone::detect`]; places naming a zone that cannot
+    /// be read are warned about and skipped).
+    pub fn local_zone(&self) -> Result<(LocalZone, String)> {
+        if let Some(offset) = self.utc_offset_secs {
+            return Ok((LocalZone::Fixed(offset), "utc_offset_secs".into()));
+        }
+        if let Some(spec) = &self.time_zone {
+            let zone = LocalZone::parse(spec)
+                .map_err(|e| Error::Config { path: FLAGS.into(), detail: format!("time_zone: {e}") })?;
+            return Ok((zone, "time_zone".into()));
+        }
+        let found = LocalZone::detect(std::env::var("TZ").ok().as_deref());
+        for problem in &found.problems {
+            eprintln!("bfp-agent: warning: time zone: {problem}; skipped");
+        }
+        Ok((found.zone, found.origin))
     }
 
     /// Checks what serde cannot: ranges, required keys per kind, unique
@@ -563,6 +600,9 @@ impl Config {
         let bad = |detail: String| Err(Error::Config { path: path.into(), detail });
         if let Err(detail) = self.respond.validate() {
             return bad(detail);
+        }
+        if let Some(Err(e)) = self.time_zone.as_deref().map(LocalZone::parse) {
+            return bad(format!("time_zone: {e}"));
         }
         if !(10..=60_000).contains(&self.poll_interval_ms) {
             return bad(format!("poll_interval_ms must be 10-60000, got {}", self.poll_interval_ms));
@@ -691,6 +731,7 @@ mod tests {
             commit_interval_ms: Some(50),
             source_window_secs: Some(60),
             utc_offset_secs: Some(-7200),
+            time_zone: Some("Europe/Berlin".into()),
             collector: vec!["https://flag:2".into()],
             token: Some("flag-token".into()),
             ca_file: Some("/flag/ca".into()),

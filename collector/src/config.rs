@@ -445,6 +445,12 @@ pub struct ServeArgs {
     /// in about 2 s).
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
     pub request_timeout: std::time::Duration,
+    /// Longest `/health` and `/health/ready` wait for a round trip through
+    /// the writer and the database; past it they answer 503. A write
+    /// transaction in progress (a large CSV upload: about 2 s a million rows)
+    /// delays the round trip. Default: 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub health_timeout: std::time::Duration,
     /// `POST /api/predict` requests a second per client address (also the
     /// burst), outside `--rate-limit-exempt`; 0 = no limit. Default: 1000.
     #[arg(long, value_name = "N", default_value_t = 1000)]
@@ -588,6 +594,7 @@ mod tests {
         assert_eq!(limits.idle_timeout, std::time::Duration::from_secs(60));
         assert_eq!(limits.body_read_timeout, std::time::Duration::from_secs(30));
         assert_eq!(cli.serve.request_timeout, std::time::Duration::from_secs(120));
+        assert_eq!(cli.serve.health_timeout, std::time::Duration::from_secs(10));
         let rates = cli.serve.rate_config().unwrap();
         assert_eq!((rates.predict_per_second, rates.predict_csv_per_minute), (1000, 60));
         assert_eq!((rates.ingest_per_second, rates.auth_failures_per_minute), (200, 30));

@@ -155,6 +155,8 @@ pub struct Server {
     net: Arc<net::NetMetrics>,
     /// The alert rules' background evaluation, if any rules are configured.
     alerting: Option<tokio::task::JoinHandle<()>>,
+    /// The phase `/health/ready` reports.
+    health: Arc<api::health::Health>,
 }
 
 impl Server {
@@ -179,6 +181,7 @@ impl Server {
             allowed_hosts.insert(name.to_ascii_lowercase());
         }
         let net = Arc::new(net::NetMetrics::default());
+        let health = Arc::new(api::health::Health::new(args.health_timeout));
         let console = api::access::ConsoleConfig {
             open_legacy_api: args.open_legacy_api,
             legacy_listeners: args.legacy_listeners.clone(),
@@ -200,6 +203,7 @@ impl Server {
             net: net.clone(),
             tokens: Arc::default(),
             notifier: notifier.clone(),
+            health: health.clone(),
         };
         let app = api::router(
             state.into(),
@@ -231,7 +235,7 @@ impl Server {
         notifier.spawn(store.clone());
         let alerting = (!config.alert.rules.is_empty())
             .then(|| tokio::spawn(alerts::evaluate_forever(store.clone(), Arc::new(config.alert))));
-        Ok(Server { listener, app, store, tls, limits: args.conn_limits(), net, alerting })
+        Ok(Server { listener, app, store, tls, limits: args.conn_limits(), net, alerting, health })
     }
 
     /// `https` when serving TLS, else `http`.
@@ -251,6 +255,13 @@ impl Server {
     /// Serves until `shutdown` resolves, then finishes in-flight requests and
     /// commits every queued write before returning.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+        // Bound, migrated, the writer running: ready until shutdown is asked.
+        self.health.set(api::health::Phase::Ready);
+        let health = self.health.clone();
+        let shutdown = async move {
+            shutdown.await;
+            health.set(api::health::Phase::Draining);
+        };
         let listener = net::Listener {
             listener: self.listener,
             router: self.app,

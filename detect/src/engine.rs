@@ -99,8 +99,8 @@ pub struct Engine {
     detector: Detector,
     /// `None` until the first line shows an `auto` log's format.
     format: Option<LogFormat>,
-    /// Offset of the log's local time, for campaign fingerprints' hours.
-    utc_offset_secs: i32,
+    /// The log's local time, for campaign fingerprints' hours.
+    zone: bfp_logs::zone::ZoneCache,
 }
 
 impl Engine {
@@ -113,10 +113,10 @@ impl Engine {
     /// An engine around `detector` (e.g. baselines loaded from the agent's
     /// state directory).
     pub fn with_detector(analyzer: AnalyzerConfig, format: Option<LogFormat>, detector: Detector) -> Engine {
-        let utc_offset_secs = analyzer.utc_offset_secs;
+        let zone = bfp_logs::zone::ZoneCache::new(analyzer.local_zone());
         let mut analyzer = Analyzer::new(analyzer);
         analyzer.record_auth_attempts();
-        Engine { analyzer, detector, format, utc_offset_secs }
+        Engine { analyzer, detector, format, zone }
     }
 
     /// Feeds one line.
@@ -239,7 +239,8 @@ impl Engine {
             scorer.attempt(a);
         }
         for alert in self.detector.observe_attempts(attempts) {
-            let observation = Detector::alert_observation(&alert, self.utc_offset_secs);
+            let offset = self.zone.offset_at(alert.start.saturating_mul(1000));
+            let observation = Detector::alert_observation(&alert, offset);
             out.push(self.judge(observation, Some(alert), scorer));
         }
     }

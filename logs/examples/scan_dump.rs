@@ -3,6 +3,7 @@
 //! then the stats on stderr. The format is detected from the first 4 KB.
 //!
 //! `cargo run --release -p bfp-logs --example scan_dump -- FILE > obs.jsonl`
+//! (`BFP_TIME_ZONE=Europe/Berlin` reads local times in that zone; default UTC)
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 
 use bfp_logs::{Analyzer, AnalyzerConfig, LogFormat};
@@ -14,7 +15,10 @@ fn main() -> std::io::Result<()> {
     let mut reader = BufReader::with_capacity(64 * 1024, input);
     let format = LogFormat::detect(reader.fill_buf()?);
     let reference = std::env::var("BFP_REFERENCE_TIME").ok().and_then(|t| t.parse().ok());
-    let mut a = Analyzer::new(AnalyzerConfig { reference_time: reference, ..Default::default() });
+    // `BFP_TIME_ZONE=Europe/Berlin`: local times read in that zone (as the
+    // agent does with the device's), to measure what a zone costs per line.
+    let time_zone = std::env::var("BFP_TIME_ZONE").ok().map(|z| bfp_logs::LocalZone::parse(&z).expect("BFP_TIME_ZONE"));
+    let mut a = Analyzer::new(AnalyzerConfig { reference_time: reference, time_zone, ..Default::default() });
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut line = Vec::with_capacity(1024);
     loop {

@@ -5,10 +5,12 @@
 //! ```
 //!
 //! Times: every observation carries unix seconds (UTC). Syslog lines without
-//! an offset are read as the device's local time at
-//! [`AnalyzerConfig::utc_offset_secs`] from UTC (default 0: UTC); the login
-//! hour of a fingerprint is the hour in the log's own local time (the line's
-//! offset when it writes one, else that setting). Year-less syslog dates get
+//! an offset are read as the device's local time: in
+//! [`AnalyzerConfig::time_zone`] (daylight saving included, see
+//! [`crate::zone`]) or at [`AnalyzerConfig::utc_offset_secs`] from UTC
+//! (default 0: UTC); the login hour of a fingerprint is the hour in the log's
+//! own local time (the line's offset when it writes one, else the zone's
+//! offset at that moment). Year-less syslog dates get
 //! their year from [`AnalyzerConfig::reference_time`] (see [`crate::parse::syslog`]).
 //!
 //! Nothing here panics on any input; lines that are not understood are
@@ -27,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::parse::{self, cowrie, journald, syslog, utmp, AuthMethod, Event, Refusal};
 use crate::session::{Attribution, ClosedSession, FailureLog, Key, OpenSession, Program, SessionDetail, Sessions};
 use crate::source::{DeviceStats, DeviceWindow, SourceStats, SourceWindow};
+use crate::zone::{LocalZone, ZoneCache};
 pub use bfp_common::wire::RecordKind;
 use bfp_common::{Fingerprint, Protocol};
 
@@ -118,8 +121,11 @@ pub struct AnalyzerConfig {
     /// is never dated more than a week after it. Default `None`: the current time.
     pub reference_time: Option<i64>,
     /// Offset of the device's local time from UTC, seconds, for timestamps that
-    /// do not carry one. Default 0.
+    /// do not carry one, when [`AnalyzerConfig::time_zone`] is `None`. Default 0.
     pub utc_offset_secs: i32,
+    /// The device's time zone with its daylight-saving rules (see
+    /// [`crate::zone`]); when set, it replaces `utc_offset_secs`. Default `None`.
+    pub time_zone: Option<LocalZone>,
     /// Commands kept per session (more are counted, not kept). Default 256.
     pub max_commands_per_session: usize,
     /// Open sessions kept at most; beyond it the oldest is reported as open.
@@ -145,6 +151,7 @@ impl Default for AnalyzerConfig {
             failure_lookback_secs: 86_400,
             reference_time: None,
             utc_offset_secs: 0,
+            time_zone: None,
             max_commands_per_session: 256,
             max_open_sessions: 1024,
             max_connections: 4096,
@@ -156,6 +163,12 @@ impl Default for AnalyzerConfig {
 }
 
 impl AnalyzerConfig {
+    /// The zone local times are read in: [`AnalyzerConfig::time_zone`], else
+    /// the fixed `utc_offset_secs`.
+    pub fn local_zone(&self) -> LocalZone {
+        self.time_zone.clone().unwrap_or(LocalZone::Fixed(self.utc_offset_secs))
+    }
+
     /// Reads a Tor exit list: one address per line, or the Tor Project's
     /// `ExitAddress 1.2.3.4 2026-11-25 07:00:00` lines; `#` comments and other
     /// lines of that format (`ExitNode`, `Published`, ...) are skipped. An
@@ -430,6 +443,8 @@ pub struct Analyzer {
     /// The terminal the latest su process named (`+ /dev/pts/0 a:b`), by its key:
     /// su's PAM session line, the command, follows it and names none.
     su_tty: Option<(Key, String)>,
+    /// The device's local time ([`AnalyzerConfig::local_zone`]).
+    zone: ZoneCache,
 }
 
 impl Analyzer {
@@ -442,7 +457,6 @@ impl Analyzer {
             sessions: Sessions { open: Vec::new(), max_commands: config.max_commands_per_session },
             failures: FailureLog::new(config.max_recent_failures),
             years: syslog::YearResolver::new(reference),
-            config,
             stats: ParseStats::default(),
             now_ms: i64::MIN,
             next_sweep_ms: i64::MIN,
@@ -455,6 +469,8 @@ impl Analyzer {
             attempts: None,
             last_syslog: String::new(),
             su_tty: None,
+            zone: ZoneCache::new(config.local_zone()),
+            config,
         }
     }
 
@@ -511,7 +527,7 @@ impl Analyzer {
         self.stats.by_kind[Program::Utmp] += 1;
         let ctx = Ctx {
             ts_ms: rec.ts_ms,
-            offset_secs: self.config.utc_offset_secs,
+            offset_secs: self.zone.offset_at(rec.ts_ms),
             program: Program::Utmp,
             key: Some(hash_str(Program::Utmp, &rec.line)),
         };
@@ -655,14 +671,20 @@ impl Analyzer {
             Some(y) => y,
             None => self.years.year_for(h.time.month, h.time.day),
         };
-        let ts_ms = h.time.to_unix_ms(year, self.config.utc_offset_secs);
-        let offset_secs = h.time.offset_secs.unwrap_or(self.config.utc_offset_secs);
+        // A line with its own offset is read with it; one without, in the
+        // device's zone at that wall-clock time.
+        let offset_secs = match h.time.offset_secs {
+            Some(own) => own,
+            None => self.zone.offset_of_local(h.time.to_unix_ms(year, 0)),
+        };
+        let ts_ms = h.time.to_unix_ms(year, offset_secs);
         self.dispatch(h.program, h.pid, h.message, ts_ms, offset_secs);
     }
 
     fn feed_journald(&mut self, line: &str) {
         let Some(e) = journald::parse(line) else { return self.unknown("<bad json>") };
-        self.dispatch(&e.program, e.pid, &e.message, e.ts_ms, self.config.utc_offset_secs);
+        let offset_secs = self.zone.offset_at(e.ts_ms);
+        self.dispatch(&e.program, e.pid, &e.message, e.ts_ms, offset_secs);
     }
 
     fn feed_cowrie(&mut self, line: &str) {
@@ -674,7 +696,7 @@ impl Analyzer {
         self.stats.by_kind[Program::Cowrie] += 1;
         let ts_ms = rec.ts_ms.unwrap_or(self.now_ms.max(0));
         let key = rec.session.as_deref().map(|s| hash_str(Program::Cowrie, s));
-        let ctx = Ctx { ts_ms, offset_secs: self.config.utc_offset_secs, program: Program::Cowrie, key };
+        let ctx = Ctx { ts_ms, offset_secs: self.zone.offset_at(ts_ms), program: Program::Cowrie, key };
         if let (Event::Accepted { .. }, Some(sid)) = (&event, rec.session.as_deref()) {
             let sid = sid.to_owned();
             self.apply(ctx, event);

@@ -22,7 +22,9 @@ pub mod error;
 pub mod parse;
 pub mod session;
 pub mod source;
+pub mod zone;
 
 pub use analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, ParseStats, UtmpArch};
 pub use attempt::AuthAttempt;
 pub use error::Error;
+pub use zone::LocalZone;

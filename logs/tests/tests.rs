@@ -6,4 +6,5 @@ mod fixtures;
 mod parsers_proptest;
 mod real_logs;
 mod support;
+mod time_zones;
 mod unseen_logs;

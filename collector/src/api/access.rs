@@ -57,6 +57,10 @@ pub const ROUTE_ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/api/logout", Access::Operator(Role::Viewer)),
     ("GET", "/api/session", Access::Operator(Role::Viewer)),
     ("GET", "/health", Access::Legacy(Role::Viewer)),
+    // Ready or not, nothing more: load balancers and orchestrators probe it
+    // without a secret. Its writer round trip is shared, one a second at
+    // most, so unauthenticated probes cannot crowd the writer.
+    ("GET", "/health/ready", Access::Public),
     ("POST", "/api/predict", Access::Legacy(Role::Analyst)),
     ("POST", "/api/predict-csv", Access::Legacy(Role::Analyst)),
     ("GET", "/api/analytics", Access::Legacy(Role::Viewer)),

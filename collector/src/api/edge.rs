@@ -68,6 +68,7 @@ impl Inner {
         if let Some(refusal) = access::host_refusal(&self.state, &req) {
             return with_security_headers(refusal.into_response());
         }
+        let started = std::time::Instant::now();
         let routed = tower::ServiceExt::<Request>::oneshot(self.router.clone(), req);
         let response = match tokio::time::timeout(self.request_timeout, routed).await {
             Ok(Ok(response)) => response,
@@ -79,7 +80,7 @@ impl Inner {
             }
         };
         let route = response.extensions().get::<access::RouteLabel>().map_or("unmatched", |r| r.0);
-        self.state.metrics.record(route, response.status().as_u16());
+        self.state.metrics.record(route, response.status().as_u16(), started.elapsed().as_secs_f64());
         with_security_headers(response)
     }
 

@@ -104,6 +104,9 @@ pub struct SharedState {
     pub tokens: Arc<access::TokenCache>,
     /// The notification destinations (status and test messages).
     pub notifier: Arc<crate::notify::Notifier>,
+    /// The service's phase and writer round trips, for `/health` and
+    /// `/health/ready`.
+    pub health: Arc<health::Health>,
 }
 
 /// The two ends of a connection: the client's address and the address of
@@ -153,6 +156,7 @@ pub struct ApiConfig {
 pub fn router(state: AppState, config: &ApiConfig) -> Result<Api> {
     let mut app = Router::new()
         .route("/health", get(health::health))
+        .route("/health/ready", get(health::ready))
         .route("/api/openapi.json", get(health::openapi))
         .route("/api/predict", post(predict::predict).layer(DefaultBodyLimit::max(config.max_body_bytes)))
         .route("/api/predict-csv", post(predict_csv::predict_csv).layer(DefaultBodyLimit::max(config.max_upload_bytes)))
@@ -255,8 +259,17 @@ pub fn features_json(fp: &Fingerprint) -> Value {
 /// requests carry no peer address, as from another machine.
 #[cfg(test)]
 pub(crate) async fn test_service(dir: &tempfile::TempDir) -> (Api, Arc<dyn Store>) {
+    let (router, store, health) = test_service_with_health(dir).await;
+    health.set(health::Phase::Ready);
+    (router, store)
+}
+
+/// [`test_service`], still starting, with its health state to move.
+#[cfg(test)]
+pub(crate) async fn test_service_with_health(dir: &tempfile::TempDir) -> (Api, Arc<dyn Store>, Arc<health::Health>) {
     let store = crate::store::open(&crate::store::sqlite::SqliteConfig::new(dir.path().join("a.db"))).unwrap();
     let model = crate::load_model(None).unwrap();
+    let health = Arc::new(health::Health::default());
     let state = SharedState {
         store: store.clone(),
         model_version: Arc::from(model.model_version.as_str()),
@@ -273,6 +286,7 @@ pub(crate) async fn test_service(dir: &tempfile::TempDir) -> (Api, Arc<dyn Store
         rate_limits: Arc::default(),
         net: Arc::default(),
         tokens: Arc::default(),
+        health: health.clone(),
     };
     let config = ApiConfig {
         max_body_bytes: 65536,
@@ -281,5 +295,5 @@ pub(crate) async fn test_service(dir: &tempfile::TempDir) -> (Api, Arc<dyn Store
         bound: None,
         request_timeout: std::time::Duration::from_secs(120),
     };
-    (router(state.into(), &config).unwrap(), store)
+    (router(state.into(), &config).unwrap(), store, health)
 }

@@ -47,7 +47,7 @@ pub use feedback::{Feedback, FeedbackOutcome};
 pub use insights::{Bucket, Insights};
 pub use model::{
     round_confidence, AgentContext, CsvChunk, CsvRow, CsvSender, CsvSummary, NewPrediction, Order, Reason, ResultsPage,
-    ResultsQuery, Source, StoredPrediction, TimeField, Totals, WriterStats,
+    ResultsQuery, Source, StorageBytes, StoredPrediction, TimeField, Totals, WriterQueue, WriterStats,
 };
 pub use users::{ApiTokenInfo, NewApiToken, Operator, Role, UserInfo, Users};
 
@@ -223,6 +223,18 @@ pub trait Store:
 {
     /// The writer's counters.
     fn stats(&self) -> &WriterStats;
+
+    /// Requests queued for the writer now, and the queue's capacity (a
+    /// full queue makes requests wait before they are even grouped).
+    fn writer_queue(&self) -> WriterQueue;
+
+    /// A round trip through the writer and the database: queued behind the
+    /// writes waiting, answered once the writer has run a query. What
+    /// `/health` waits for (with a timeout).
+    async fn ping_writer(&self) -> Result<()>;
+
+    /// Bytes the database takes on disk (and SQLite's WAL).
+    async fn storage_bytes(&self) -> Result<StorageBytes>;
 
     /// Finishes every write already queued, commits it, and stops taking
     /// writes: later ones fail with [`crate::Error::ShuttingDown`].

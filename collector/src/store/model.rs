@@ -2,6 +2,7 @@
 //! and what a store answers. Nothing here knows which database holds them.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bfp_common::{explain, Fingerprint, Protocol};
@@ -364,7 +365,7 @@ pub struct CsvSummary {
 }
 
 /// Counters of the writer, for `/metrics`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriterStats {
     /// Transactions committed.
     pub commits: AtomicU64,
@@ -374,6 +375,88 @@ pub struct WriterStats {
     pub busy_micros: AtomicU64,
     /// Transactions that failed and were rolled back.
     pub failures: AtomicU64,
+    /// Seconds each committed write transaction took, from its start to its
+    /// commit (a group of requests, an agents' group, or one CSV upload).
+    pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
+    /// Agent batches answered by ingest (stored or recognised as retries).
+    pub ingest_batches: AtomicU64,
+    /// Records stored from agent batches.
+    pub ingest_records: AtomicU64,
+    /// Agent batches that had been stored before (retries): only their
+    /// heartbeat was kept.
+    pub ingest_duplicates: AtomicU64,
+}
+
+/// Upper bounds (seconds) of the latency histograms' buckets: from a
+/// sub-millisecond commit or request on a quiet disk to a large upload.
+pub const LATENCY_BUCKETS: [f64; 15] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            commits: AtomicU64::default(),
+            rows: AtomicU64::default(),
+            busy_micros: AtomicU64::default(),
+            failures: AtomicU64::default(),
+            commit_seconds: prometheus_client::metrics::histogram::Histogram::new(LATENCY_BUCKETS),
+            ingest_batches: AtomicU64::default(),
+            ingest_records: AtomicU64::default(),
+            ingest_duplicates: AtomicU64::default(),
+        }
+    }
+}
+
+impl WriterStats {
+    /// Counts a committed transaction of `rows` rows that began at `started`.
+    pub fn committed(&self, started: std::time::Instant, rows: u64) {
+        let elapsed = started.elapsed();
+        self.commits.fetch_add(1, Relaxed);
+        self.rows.fetch_add(rows, Relaxed);
+        self.busy_micros.fetch_add(elapsed.as_micros() as u64, Relaxed);
+        self.commit_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a transaction rolled back after an error.
+    pub fn failed(&self) {
+        self.failures.fetch_add(1, Relaxed);
+    }
+
+    /// Counts one answered ingest.
+    pub fn ingested(&self, outcome: &super::IngestOutcome) {
+        self.ingest_batches.fetch_add(1, Relaxed);
+        self.ingest_records.fetch_add(outcome.stored, Relaxed);
+        if outcome.duplicate {
+            self.ingest_duplicates.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The writer's request queue, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterQueue {
+    /// Requests waiting for the writer.
+    pub depth: u64,
+    /// Most requests that can wait; past it senders wait for room.
+    pub capacity: u64,
+}
+
+impl WriterQueue {
+    /// The queue behind a channel's sender.
+    pub fn of<T>(tx: &tokio::sync::mpsc::Sender<T>) -> WriterQueue {
+        let capacity = tx.max_capacity() as u64;
+        WriterQueue { depth: capacity.saturating_sub(tx.capacity() as u64), capacity }
+    }
+}
+
+/// Storage the database takes on disk, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageBytes {
+    /// The database: the SQLite file, or PostgreSQL's `pg_database_size`.
+    pub database: u64,
+    /// SQLite's write-ahead log (`-wal` file); `None` for PostgreSQL, whose
+    /// WAL is the cluster's, not one database's.
+    pub wal: Option<u64>,
 }
 
 // ------------------------------------------------------------ CSV upload ---

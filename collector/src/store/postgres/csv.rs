@@ -7,7 +7,6 @@
 //! other writer took ids since. Anything else than `CsvChunk::Done` (a bad
 //! row, a dropped sender) rolls the whole upload back.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,13 +44,9 @@ pub(super) async fn begin(
         let result = commit(&pool, rx, &model_version, rows_at_most).await;
         match &result {
             Ok(summary) => {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.rows.fetch_add(summary.total, Ordering::Relaxed);
-                stats.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                stats.committed(started, summary.total);
             }
-            Err(_) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
-            }
+            Err(_) => stats.failed(),
         }
         result
     });

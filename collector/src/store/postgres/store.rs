@@ -17,7 +17,7 @@ use crate::store::outbox::{DestinationCounts, OutboxMessage};
 use crate::store::{
     AnalystFeedback, ApiTokenInfo, Bucket, CsvCommit, CsvSender, DeviceId, DeviceInfo, Devices, Feedback,
     FeedbackOutcome, IngestOutcome, Insights, NewApiToken, NewPrediction, Operator, Predictions, ResultsPage,
-    ResultsQuery, Role, Store, Totals, UserInfo, Users, WriterStats,
+    ResultsQuery, Role, StorageBytes, Store, Totals, UserInfo, Users, WriterQueue, WriterStats,
 };
 
 /// How to open the PostgreSQL store.
@@ -175,7 +175,9 @@ impl Devices for PgStore {
     }
 
     async fn ingest(&self, device: DeviceId, batch: Batch) -> Result<IngestOutcome> {
-        self.send(|reply| WriteOp::Ingest(Box::new(writer::IngestOp { device, batch, reply }))).await
+        let outcome = self.send(|reply| WriteOp::Ingest(Box::new(writer::IngestOp { device, batch, reply }))).await?;
+        self.stats.ingested(&outcome);
+        Ok(outcome)
     }
 }
 
@@ -347,6 +349,19 @@ impl Console for PgStore {
 impl Store for PgStore {
     fn stats(&self) -> &WriterStats {
         &self.stats
+    }
+
+    fn writer_queue(&self) -> WriterQueue {
+        WriterQueue::of(&self.tx)
+    }
+
+    async fn ping_writer(&self) -> Result<()> {
+        self.send(WriteOp::Ping).await
+    }
+
+    async fn storage_bytes(&self) -> Result<StorageBytes> {
+        let row = self.conn().await?.query_one("SELECT pg_database_size(current_database())", &[]).await?;
+        Ok(StorageBytes { database: row.get::<_, i64>(0).max(0) as u64, wal: None })
     }
 
     async fn shutdown(&self) {

@@ -11,7 +11,6 @@
 //! serialization error is retried whole.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -55,6 +54,9 @@ pub(super) enum WriteOp {
     Insert { rows: Vec<NewPrediction>, reply: oneshot::Sender<Result<Vec<i64>>> },
     /// An agent's batch; grouped with the other requests queued.
     Ingest(Box<IngestOp>),
+    /// A health check: answered after the group it joins, with a query of
+    /// the database on one of the pool's connections.
+    Ping(oneshot::Sender<Result<()>>),
     /// Commit what is queued, then stop.
     Shutdown,
 }
@@ -70,7 +72,7 @@ impl WriteOp {
         match self {
             WriteOp::Insert { rows, .. } => rows.len().max(1),
             WriteOp::Ingest(op) => op.batch.records.len().max(1),
-            WriteOp::Shutdown => 0,
+            WriteOp::Ping(_) | WriteOp::Shutdown => 0,
         }
     }
 }
@@ -102,11 +104,22 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
         let started = Instant::now();
         let mut inserts = Vec::new();
         let mut ingests = Vec::new();
+        let mut pings = Vec::new();
         for op in group {
             match op {
                 WriteOp::Insert { rows, reply } => inserts.push((rows, reply)),
                 WriteOp::Ingest(op) => ingests.push(*op),
+                WriteOp::Ping(reply) => pings.push(reply),
                 WriteOp::Shutdown => {}
+            }
+        }
+        if !pings.is_empty() {
+            let answer = ping(&pool).await;
+            for reply in pings {
+                let _ = reply.send(answer.as_ref().map(|_| ()).map_err(|e| Error::Store(e.to_string())));
+            }
+            if inserts.is_empty() && ingests.is_empty() {
+                continue;
             }
         }
         let mut attempt = 0;
@@ -121,9 +134,7 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
         };
         match outcome {
             Ok(Stored { ids, ingested, rows }) => {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.rows.fetch_add(rows, Ordering::Relaxed);
-                stats.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                stats.committed(started, rows);
                 for ((_, reply), ids) in inserts.into_iter().zip(ids) {
                     let _ = reply.send(Ok(ids));
                 }
@@ -132,7 +143,7 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
                 }
             }
             Err(e) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
+                stats.failed();
                 tracing::error!(error = %e, rows = n, "write group rolled back");
                 let text = e.to_string();
                 for (_, reply) in inserts {
@@ -144,6 +155,12 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
             }
         }
     }
+}
+
+/// A query the database must answer: a connection from the pool, a round trip.
+async fn ping(pool: &Pool) -> Result<()> {
+    super::store::conn(pool).await?.query_one("SELECT 1", &[]).await?;
+    Ok(())
 }
 
 fn retryable(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {

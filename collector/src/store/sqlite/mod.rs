@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     AnalystFeedback, ApiTokenInfo, Bucket, CsvCommit, CsvSender, DeviceId, DeviceInfo, Devices, Feedback,
     FeedbackOutcome, IngestOutcome, Insights, NewApiToken, NewPrediction, Operator, Predictions, ResultsPage,
-    ResultsQuery, Role, Store, Totals, UserInfo, Users, WriterStats,
+    ResultsQuery, Role, StorageBytes, Store, Totals, UserInfo, Users, WriterQueue, WriterStats,
 };
 use crate::error::{Error, Result};
 use crate::store::console::{AuditEntry, Console, LockState, NewAuditEntry, SessionPolicy};
@@ -237,7 +237,9 @@ impl Devices for SqliteStore {
     }
 
     async fn ingest(&self, device: DeviceId, batch: Batch) -> Result<IngestOutcome> {
-        self.send(|reply| WriteOp::Ingest(devices::IngestOp { device, batch, reply })).await
+        let outcome = self.send(|reply| WriteOp::Ingest(devices::IngestOp { device, batch, reply })).await?;
+        self.stats.ingested(&outcome);
+        Ok(outcome)
     }
 }
 
@@ -447,6 +449,28 @@ impl Store for SqliteStore {
         &self.stats
     }
 
+    fn writer_queue(&self) -> WriterQueue {
+        WriterQueue::of(&self.tx)
+    }
+
+    async fn ping_writer(&self) -> Result<()> {
+        // The schema version is in the file's header: a read of the file
+        // on the writer's own connection, between two group commits.
+        self.exclusive(|conn| Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?)).await?;
+        Ok(())
+    }
+
+    async fn storage_bytes(&self) -> Result<StorageBytes> {
+        let size = |path: &Path| match std::fs::metadata(path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        };
+        let mut wal = self.reads.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(StorageBytes { database: size(&self.reads.path)?, wal: Some(size(Path::new(&wal))?) })
+    }
+
     async fn shutdown(&self) {
         let _ = self.tx.send(WriteOp::Shutdown).await;
         let handle = self.writer.lock().map(|mut h| h.take()).unwrap_or(None);
@@ -547,6 +571,39 @@ mod tests {
             reasons: vec![Reason::Feature(3), Reason::Text("new source for this user".into())],
             device: device.map(str::to_string),
             agent: AgentContext { kind: device.map(|_| "session".to_string()), ..AgentContext::default() },
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_answers_pings_among_writes_and_reports_its_queue_and_size() {
+        for fresh in crate::store::backends::each().await {
+            eprintln!("backend: {}", fresh.name);
+            let store = fresh.store.clone();
+            let mut tasks = Vec::new();
+            for i in 0..60 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    if i % 10 == 0 {
+                        store.ping_writer().await.map(|_| 0)
+                    } else {
+                        store.insert(vec![prediction(Source::Single, false, None)]).await.map(|ids| ids.len())
+                    }
+                }));
+            }
+            let mut stored = 0;
+            for t in tasks {
+                stored += t.await.unwrap().unwrap();
+            }
+            assert_eq!(stored, 54);
+            assert_eq!(store.stats().rows.load(Ordering::Relaxed), 54, "pings store nothing");
+            let queue = store.writer_queue();
+            assert_eq!(queue.depth, 0);
+            assert!(queue.capacity >= 1);
+            let size = store.storage_bytes().await.unwrap();
+            assert!(size.database > 0);
+            assert_eq!(size.wal.is_some(), fresh.name == "sqlite");
+            store.shutdown().await;
+            assert!(matches!(store.ping_writer().await, Err(Error::ShuttingDown)));
         }
     }
 

@@ -209,14 +209,8 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_bat
 
 fn account(stats: &WriterStats, started: Instant, rows: std::result::Result<u64, ()>) {
     match rows {
-        Ok(rows) => {
-            stats.commits.fetch_add(1, Ordering::Relaxed);
-            stats.rows.fetch_add(rows, Ordering::Relaxed);
-            stats.busy_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        }
-        Err(()) => {
-            stats.failures.fetch_add(1, Ordering::Relaxed);
-        }
+        Ok(rows) => stats.committed(started, rows),
+        Err(()) => stats.failed(),
     }
 }
 
