@@ -1004,6 +1004,46 @@ mod tests {
     }
 
     #[test]
+    fn a_first_root_shell_or_account_change_is_a_reason_and_escalates_only_with_something_else_new() {
+        let b = alice_at_home();
+        let start = T0 + 22 * DAY + 10 * 3600;
+        let f = fp(10, 25.0, 2, 0, Protocol::Ssh);
+        for first in ["sudo -i", "sudo su -", "su -", "sudo bash"] {
+            let cmds: Vec<String> = ["systemctl status nginx", first].map(String::from).into();
+            // From home at her usual hour: a reason, not an escalation.
+            let n = b.novelty(&SessionFacts::new("alice", ip("198.51.100.40"), start, &f, &cmds, false));
+            assert!(n.first_root_shell && !n.first_account_change, "{first}: {n:?}");
+            assert!(!n.escalation_is_new() && !n.escalates(), "{first}: admins take up `sudo -i` one day");
+            assert!(n.reasons.iter().any(|r| r == "alice opened a root shell, a first for them"), "{:?}", n.reasons);
+            // The same from a network no one of hers comes from: escalates.
+            let n = b.novelty(&SessionFacts::new("alice", ip("203.0.113.50"), start, &f, &cmds, false));
+            assert!(n.escalation_is_new() && n.escalates(), "{first}: {n:?}");
+        }
+        for change in ["useradd -m helpdesk", "usermod -aG sudo helpdesk", "passwd root"] {
+            let cmds: Vec<String> = ["ls -la /etc", change].map(String::from).into();
+            let n = b.novelty(&SessionFacts::new("alice", ip("198.51.100.40"), start, &f, &cmds, false));
+            assert!(n.first_account_change && !n.first_root_shell, "{change}: {n:?}");
+            assert!(!n.escalation_is_new(), "{change}");
+            assert!(n.reasons.iter().any(|r| r == "alice changed accounts or passwords, a first for them"));
+            let at_three = fp(3, 25.0, 2, 0, Protocol::Ssh);
+            let night =
+                b.novelty(&SessionFacts::new("alice", ip("198.51.100.40"), start - 7 * 3600, &at_three, &cmds, false));
+            assert!(night.rare_hour_for_user && night.escalation_is_new(), "{change} at 03:00: {night:?}");
+        }
+        // `passwd` alone changes one's own password; a refused root shell is
+        // not one she opened (the refusal rules judge it).
+        let own: Vec<String> = vec!["passwd".into(), "sudo(denied: user NOT in sudoers) -i".into()];
+        let n = b.novelty(&SessionFacts::new("alice", ip("198.51.100.40"), start, &f, &own, false));
+        assert!(!n.first_account_change && !n.first_root_shell, "{n:?}");
+        // Once learnt, the next root shell is hers.
+        let mut b = b;
+        let cmds: Vec<String> = vec!["sudo -i".into()];
+        assert!(b.learn(&SessionFacts::new("alice", ip("198.51.100.40"), start, &f, &cmds, false), false));
+        let n = b.novelty(&SessionFacts::new("alice", ip("203.0.113.50"), start + DAY, &f, &cmds, false));
+        assert!(!n.first_root_shell && !n.escalation_is_new(), "{n:?}");
+    }
+
+    #[test]
     fn night_shift_admin_at_night_is_not_rare() {
         let mut b = Baselines::new(BaselineConfig::default());
         for day in 0..14 {
