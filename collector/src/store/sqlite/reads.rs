@@ -681,6 +681,17 @@ mod tests {
     fn newest_first_pages_walk_an_index_in_order() {
         let mut c = Connection::open_in_memory().unwrap();
         super::super::migrations::migrate(&mut c).unwrap();
+        // SQLite's plan of `sql`, its steps joined, every parameter unbound.
+        let plan_of = |sql: &str| -> String {
+            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let unbound = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+            let steps: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(unbound), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|d| d.unwrap())
+                .collect();
+            steps.join(" / ")
+        };
         let cases: [(ResultsQuery, &str); 4] = [
             (ResultsQuery::default(), "predictions_event"),
             (ResultsQuery { kind: Some("source".into()), ..ResultsQuery::default() }, "predictions_event"),
@@ -694,15 +705,7 @@ mod tests {
                 let cursor_sql =
                     if cursor { format!(" AND (event_at, id) < (?{at}, ?{})", at + 1) } else { String::new() };
                 let limit_at = at + if cursor { 2 } else { 0 };
-                let sql = newest_sql("?1 <= ?2", &filter, &cursor_sql, limit_at);
-                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-                let unbound = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
-                let plan: Vec<String> = stmt
-                    .query_map(rusqlite::params_from_iter(unbound), |r| r.get::<_, String>(3))
-                    .unwrap()
-                    .map(|d| d.unwrap())
-                    .collect();
-                let plan = plan.join(" / ");
+                let plan = plan_of(&newest_sql("?1 <= ?2", &filter, &cursor_sql, limit_at));
                 assert!(plan.contains(index), "{q:?} cursor {cursor}: {plan}");
                 assert!(!plan.contains("TEMP B-TREE"), "{q:?} cursor {cursor}: sorts: {plan}");
             }
@@ -720,14 +723,8 @@ mod tests {
         ];
         for (q, index) in counts {
             let (filter, _) = filter_sql(&q, 3);
-            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {}", count_sql(true, &filter))).unwrap();
-            let unbound = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
-            let plan: Vec<String> = stmt
-                .query_map(rusqlite::params_from_iter(unbound), |r| r.get::<_, String>(3))
-                .unwrap()
-                .map(|d| d.unwrap())
-                .collect();
-            assert!(plan.join(" / ").contains(index), "count {q:?}: {plan:?}");
+            let plan = plan_of(&count_sql(true, &filter));
+            assert!(plan.contains(index), "count {q:?}: {plan}");
         }
     }
 
