@@ -297,6 +297,35 @@ pub(crate) mod backends {
     use super::{CsvChunk, CsvRow, CsvSummary, Store};
     use crate::error::Result;
 
+    /// A fingerprint of 14:00, 2.5 minutes and 3 commands by SSH; with 8 failed
+    /// logins when `suspicious`.
+    pub(crate) fn fingerprint(suspicious: bool) -> bfp_common::Fingerprint {
+        bfp_common::Fingerprint {
+            login_hour: 14,
+            session_duration_min: 2.5,
+            commands: 3,
+            failed_logins: if suspicious { 8 } else { 0 },
+            protocol: bfp_common::Protocol::Ssh,
+            typing_speed_wpm: Some(40.0),
+            risky_commands: Some(0),
+        }
+    }
+
+    /// A row of `source` with [`fingerprint`], confidence 0.75, no reasons.
+    pub(crate) fn prediction(source: super::Source, suspicious: bool, device: Option<&str>) -> super::NewPrediction {
+        super::NewPrediction {
+            source,
+            fingerprint: fingerprint(suspicious),
+            suspicious,
+            confidence: 0.75,
+            commands: None,
+            model_version: Arc::from("m1"),
+            reasons: vec![],
+            device: device.map(str::to_string),
+            agent: super::AgentContext::default(),
+        }
+    }
+
     /// One fresh, empty store; its file or cluster goes when it is dropped.
     pub(crate) struct Fresh {
         /// `sqlite` or `postgres`, for failure messages.

@@ -383,37 +383,11 @@ fn unix_now() -> i64 {
 mod tests {
     use std::sync::Arc;
 
-    use bfp_common::{Fingerprint, Protocol};
     use bfp_testkit::pg::PgCluster;
 
     use super::*;
-    use crate::store::{AgentContext, CsvChunk, CsvRow, Source};
-
-    fn fingerprint(suspicious: bool) -> Fingerprint {
-        Fingerprint {
-            login_hour: 14,
-            session_duration_min: 2.5,
-            commands: 3,
-            failed_logins: if suspicious { 8 } else { 0 },
-            protocol: Protocol::Ssh,
-            typing_speed_wpm: Some(40.0),
-            risky_commands: Some(0),
-        }
-    }
-
-    fn prediction(source: Source, suspicious: bool, device: Option<&str>) -> NewPrediction {
-        NewPrediction {
-            source,
-            fingerprint: fingerprint(suspicious),
-            suspicious,
-            confidence: 0.75,
-            commands: None,
-            model_version: Arc::from("m1"),
-            reasons: vec![],
-            device: device.map(str::to_string),
-            agent: AgentContext::default(),
-        }
-    }
+    use crate::store::backends::{fingerprint, prediction};
+    use crate::store::{CsvChunk, CsvRow, Source};
 
     async fn upload(store: &PgStore, rows: Vec<CsvRow>) -> crate::store::CsvSummary {
         let (sender, committed) = store.begin_csv(Arc::from("m1"), rows.len() as u64).await.unwrap();

@@ -588,39 +588,10 @@ pub(super) fn id_range(c: &Connection, from: Option<&str>, to: Option<&str>) -> 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use bfp_common::Fingerprint;
-
     use super::super::{SqliteConfig, SqliteStore};
     use super::*;
+    use crate::store::backends::{fingerprint, prediction};
     use crate::store::{CsvRow, NewPrediction, Predictions, Store};
-
-    fn fingerprint(suspicious: bool) -> Fingerprint {
-        Fingerprint {
-            login_hour: 14,
-            session_duration_min: 2.5,
-            commands: 3,
-            failed_logins: if suspicious { 8 } else { 0 },
-            protocol: Protocol::Ssh,
-            typing_speed_wpm: Some(40.0),
-            risky_commands: Some(0),
-        }
-    }
-
-    fn prediction(source: Source, suspicious: bool, device: Option<&str>) -> NewPrediction {
-        NewPrediction {
-            source,
-            fingerprint: fingerprint(suspicious),
-            suspicious,
-            confidence: 0.75,
-            commands: None,
-            model_version: Arc::from("m1"),
-            reasons: vec![],
-            device: device.map(str::to_string),
-            agent: AgentContext::default(),
-        }
-    }
 
     /// The ids of the page `q` asks for, found by walking the rows in SQL.
     fn walked(path: &std::path::Path, q: &ResultsQuery) -> Vec<i64> {
