@@ -275,18 +275,27 @@ impl ResultsQuery {
             || self.event_range().is_some()
     }
 
-    /// `from`/`to` when they mean event time.
+    /// Whether `from`/`to` can be read as ingest time: asked for, or only
+    /// single and CSV rows are wanted, whose event time is their time of
+    /// ingest (stored from the same clock in the same statement), so the
+    /// range is answered from ids instead of walking the event-time index.
+    fn range_is_ingest_time(&self) -> bool {
+        self.time == TimeField::Ingest || matches!(self.source, Some(Source::Single | Source::Csv))
+    }
+
+    /// `from`/`to` when they must be read on the event time.
     pub fn event_range(&self) -> Option<(Option<&str>, Option<&str>)> {
-        (self.time == TimeField::Event && (self.from.is_some() || self.to.is_some()))
+        (!self.range_is_ingest_time() && (self.from.is_some() || self.to.is_some()))
             .then_some((self.from.as_deref(), self.to.as_deref()))
     }
 
-    /// `from`/`to` when they mean ingest time (answered from ids, as rows
-    /// are stored in time order).
+    /// `from`/`to` when they can be read on the ingest time (answered from
+    /// ids, as rows are stored in time order).
     pub fn ingest_range(&self) -> (Option<&str>, Option<&str>) {
-        match self.time {
-            TimeField::Ingest => (self.from.as_deref(), self.to.as_deref()),
-            TimeField::Event => (None, None),
+        if self.range_is_ingest_time() {
+            (self.from.as_deref(), self.to.as_deref())
+        } else {
+            (None, None)
         }
     }
 

@@ -513,6 +513,57 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_and_csv_rows_happen_when_they_are_stored_so_their_event_ranges_are_id_ranges() {
+        use crate::store::{backends::commit_csv_rows, TimeField};
+        for fresh in crate::store::backends::each().await {
+            let (name, store) = (fresh.name, &fresh.store);
+            // Agent events of March, then single rows and an upload now.
+            let mut old = row(Source::Agent, Protocol::Ssh, true, Some("pi-1"), Some("192.0.2.1"));
+            old.agent.started_at = Some("2026-03-27 13:08:00".into());
+            store.insert(vec![old]).await.unwrap();
+            let singles = store
+                .insert((0..4).map(|i| row(Source::Single, Protocol::Ssh, i % 2 == 0, None, None)).collect())
+                .await
+                .unwrap();
+            let fp = row(Source::Single, Protocol::Ssh, true, None, None).fingerprint;
+            let csv =
+                commit_csv_rows(&**store, (0..3).map(|_| CsvRow::new(&fp, true, 0.9, &[])).collect()).await.unwrap();
+            // What the shortcut rests on, for every stored single and CSV row.
+            let differing =
+                fresh.count("SELECT COUNT(*) FROM predictions WHERE source <> 'agent' AND event_at <> created_at");
+            assert_eq!(differing.await, 0, "{name}");
+
+            let all = store.results(ResultsQuery { limit: 100, ..ResultsQuery::default() }).await.unwrap();
+            let now = all.results.iter().find(|r| r.id == singles[0]).unwrap().event_at.clone();
+            let range = |source, from: &str, to: &str, time| ResultsQuery {
+                limit: 100,
+                source: Some(source),
+                from: Some(from.into()),
+                to: Some(to.into()),
+                time,
+                ..ResultsQuery::default()
+            };
+            let day = (format!("{} 00:00:00", &now[..10]), format!("{} 23:59:59", &now[..10]));
+            // Answered from ids and block counts, not by walking the rows.
+            assert!(!range(Source::Single, &day.0, &day.1, TimeField::Event).has_row_filters());
+            assert!(!range(Source::Csv, &day.0, &day.1, TimeField::Event).has_row_filters());
+            assert!(range(Source::Agent, &day.0, &day.1, TimeField::Event).has_row_filters());
+            for time in [TimeField::Event, TimeField::Ingest] {
+                let page = store.results(range(Source::Single, &day.0, &day.1, time)).await.unwrap();
+                assert_eq!((page.count, ids(&page)), (4, singles.clone()), "{name} {time:?}");
+                let page = store.results(range(Source::Csv, &day.0, &day.1, time)).await.unwrap();
+                assert_eq!(page.count, csv.total, "{name} {time:?}");
+                let march = store.results(range(Source::Single, "2026-03-27 00:00:00", "2026-03-27 23:59:59", time));
+                assert_eq!(march.await.unwrap().count, 0, "{name} {time:?}");
+            }
+            // The agent's row is still found by when it happened.
+            let march = range(Source::Agent, "2026-03-27 00:00:00", "2026-03-27 23:59:59", TimeField::Event);
+            assert_eq!(store.results(march).await.unwrap().count, 1, "{name}");
+            store.shutdown().await;
+        }
+    }
+
     /// An agent row that happened at `at` (its record's start), from `ip` as `user`.
     fn event(at: &str, user: &str, ip: &str, kind: &str, suspicious: bool, reason: &str) -> NewPrediction {
         let mut p = row(Source::Agent, Protocol::Ssh, suspicious, Some("pi-1"), Some(ip));
