@@ -253,29 +253,14 @@ mod tests {
     use super::*;
     use crate::alerts::CollectorConfig;
     use crate::store::sqlite::{SqliteConfig, SqliteStore};
-    use crate::store::{AgentContext, NewPrediction, Reason, Source};
+    use crate::store::NewPrediction;
     use std::io::{Read, Write};
 
+    /// The shared failed-login row, without a user name.
     fn attempt(ip: &str) -> NewPrediction {
-        NewPrediction {
-            source: Source::Agent,
-            fingerprint: bfp_common::Fingerprint {
-                login_hour: 3,
-                session_duration_min: 0.0,
-                commands: 0,
-                failed_logins: 6,
-                protocol: bfp_common::Protocol::Ssh,
-                typing_speed_wpm: None,
-                risky_commands: None,
-            },
-            suspicious: true,
-            confidence: 0.95,
-            commands: None,
-            model_version: Arc::from("m1"),
-            reasons: vec![Reason::Text("6 failed logins".into())],
-            device: Some("pi-1".into()),
-            agent: AgentContext { source_ip: Some(ip.into()), ..AgentContext::default() },
-        }
+        let mut row = crate::store::backends::failed_login_attempt(ip);
+        row.agent.user = None;
+        row
     }
 
     /// A webhook receiver on loopback that answers 500 to every message

@@ -326,6 +326,34 @@ pub(crate) mod backends {
         }
     }
 
+    /// An agent's row of 6 failed logins as `root` from `ip` on `pi-1`,
+    /// Suspicious: what the alert and notification tests group.
+    pub(crate) fn failed_login_attempt(ip: &str) -> super::NewPrediction {
+        super::NewPrediction {
+            source: super::Source::Agent,
+            fingerprint: bfp_common::Fingerprint {
+                login_hour: 3,
+                session_duration_min: 0.0,
+                commands: 0,
+                failed_logins: 6,
+                protocol: bfp_common::Protocol::Ssh,
+                typing_speed_wpm: None,
+                risky_commands: None,
+            },
+            suspicious: true,
+            confidence: 0.95,
+            commands: None,
+            model_version: Arc::from("m1"),
+            reasons: vec![super::Reason::Text("6 failed logins".into())],
+            device: Some("pi-1".into()),
+            agent: super::AgentContext {
+                source_ip: Some(ip.into()),
+                user: Some("root".into()),
+                ..super::AgentContext::default()
+            },
+        }
+    }
+
     /// One fresh, empty store; its file or cluster goes when it is dropped.
     pub(crate) struct Fresh {
         /// `sqlite` or `postgres`, for failure messages.

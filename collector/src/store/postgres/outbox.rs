@@ -300,29 +300,9 @@ mod tests {
     use crate::alerts::{AlertConfig, CollectorConfig};
     use crate::store::outbox::OutboxMessage;
     use crate::store::postgres::{PgConfig, PgStore};
-    use crate::store::{AgentContext, Alerts, NewPrediction, Outbox, Predictions, Reason, Source, Store};
+    use crate::store::{Alerts, Outbox, Predictions, Store};
 
-    fn attempt(ip: &str) -> NewPrediction {
-        NewPrediction {
-            source: Source::Agent,
-            fingerprint: bfp_common::Fingerprint {
-                login_hour: 3,
-                session_duration_min: 0.0,
-                commands: 0,
-                failed_logins: 6,
-                protocol: bfp_common::Protocol::Ssh,
-                typing_speed_wpm: None,
-                risky_commands: None,
-            },
-            suspicious: true,
-            confidence: 0.95,
-            commands: None,
-            model_version: Arc::from("m1"),
-            reasons: vec![Reason::Text("6 failed logins".into())],
-            device: Some("pi-1".into()),
-            agent: AgentContext { source_ip: Some(ip.into()), user: Some("root".into()), ..AgentContext::default() },
-        }
-    }
+    use crate::store::backends::failed_login_attempt as attempt;
 
     fn config() -> Arc<AlertConfig> {
         Arc::new(

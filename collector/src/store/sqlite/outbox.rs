@@ -218,29 +218,8 @@ mod tests {
 
     use crate::alerts::CollectorConfig;
     use crate::store::outbox::AlertEvent;
-    use crate::store::{AgentContext, NewPrediction, Reason, Source};
 
-    fn attempt(ip: &str) -> NewPrediction {
-        NewPrediction {
-            source: Source::Agent,
-            fingerprint: bfp_common::Fingerprint {
-                login_hour: 3,
-                session_duration_min: 0.0,
-                commands: 0,
-                failed_logins: 6,
-                protocol: bfp_common::Protocol::Ssh,
-                typing_speed_wpm: None,
-                risky_commands: None,
-            },
-            suspicious: true,
-            confidence: 0.95,
-            commands: None,
-            model_version: Arc::from("m1"),
-            reasons: vec![Reason::Text("6 failed logins".into())],
-            device: Some("pi-1".into()),
-            agent: AgentContext { source_ip: Some(ip.into()), user: Some("root".into()), ..AgentContext::default() },
-        }
-    }
+    use crate::store::backends::failed_login_attempt as attempt;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn raised_and_doubled_alerts_write_one_row_per_destination_in_the_pass() {
