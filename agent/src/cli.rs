@@ -106,7 +106,10 @@ Learn the baselines from the device's history before judging.
 
 Reads the rotated logs beside each file source (`auth.log.1`, `auth.log.2.gz`,
 `secure-YYYYMMDD`) and the journal's past, oldest first, reporting nothing;
-`run` does it on its first start. Sources already followed are not re-learnt.
+with the config's [learn] table also the logins wtmp recorded before the logs
+begin and users' last logins from lastlog. `run` does the same on its first
+start. Sources already followed are not re-learnt. Prints what it learnt per
+source.
 
 Usage: bfp-agent learn [OPTIONS]
 
@@ -115,13 +118,17 @@ Options:
           The TOML configuration (its sources and state directory)
           [default: /etc/bfp-agent/bfp-agent.toml]
       --journal-days <DAYS>
-          How many days of the journal's past to read [default: 30]
+          How many days of the journal's past to read [default: the config's
+          [learn] journal_days, 30]
       --wtmp <FILE>
-          Learn file sources that have no rotated files from this wtmp (e.g.
-          /var/log/wtmp) instead
+          Also learn the logins this wtmp (e.g. /var/log/wtmp) recorded before
+          the logs begin [default: the config's [learn] wtmp, none]
       --utmp-arch <ARCH>
           Layout of the wtmp records (default: this machine's)
           [possible values: x86_64, aarch64, armv7]
+      --progress
+          A progress line per megabyte read on standard error, also when it is
+          not a terminal (on a terminal one line is rewritten anyway)
   -h, --help
           Print help
 ";
@@ -184,9 +191,10 @@ pub enum Command {
     },
     Learn {
         config: PathBuf,
-        journal_days: u64,
+        journal_days: Option<u64>,
         wtmp: Option<PathBuf>,
         utmp_arch: Option<Arch>,
+        progress: bool,
     },
     /// `run`'s flags are the config overrides themselves.
     Run {
@@ -395,20 +403,22 @@ fn check(parser: &mut lexopt::Parser) -> Result<Parsed, UsageError> {
 fn learn(parser: &mut lexopt::Parser) -> Result<Parsed, UsageError> {
     in_command("learn", || {
         let mut config = PathBuf::from(DEFAULT_CONFIG);
-        let mut journal_days = bfp_agent::learn::JOURNAL_DAYS;
+        let mut journal_days = None;
         let mut wtmp = None;
         let mut utmp_arch = None;
+        let mut progress = false;
         while let Some(arg) = parser.next()? {
             match arg {
                 Short('h') | Long("help") => return Ok(help_of("learn")),
                 Long("config") => config = parser.value()?.into(),
-                Long("journal-days") => journal_days = value(parser, "journal-days")?,
+                Long("journal-days") => journal_days = Some(value(parser, "journal-days")?),
                 Long("wtmp") => wtmp = Some(parser.value()?.into()),
                 Long("utmp-arch") => utmp_arch = Some(choice(parser, "utmp-arch", ARCHES)?),
+                Long("progress") => progress = true,
                 other => return Err(other.unexpected()),
             }
         }
-        Ok(Parsed::Command(Box::new(Command::Learn { config, journal_days, wtmp, utmp_arch })))
+        Ok(Parsed::Command(Box::new(Command::Learn { config, journal_days, wtmp, utmp_arch, progress })))
     })
 }
 
@@ -541,12 +551,18 @@ mod tests {
     fn check_and_learn_default_to_the_installed_config() {
         let Command::Check { config } = command(&["check"]) else { panic!("not check") };
         assert_eq!(config, PathBuf::from(DEFAULT_CONFIG));
-        let Command::Learn { config, journal_days, wtmp, .. } =
-            command(&["learn", "--journal-days", "3", "--wtmp", "/var/log/wtmp"])
+        let Command::Learn { config, journal_days, wtmp, progress, .. } =
+            command(&["learn", "--journal-days", "3", "--wtmp", "/var/log/wtmp", "--progress"])
         else {
             panic!("not learn")
         };
-        assert_eq!((config, journal_days, wtmp), (PathBuf::from(DEFAULT_CONFIG), 3, Some("/var/log/wtmp".into())));
+        assert_eq!(
+            (config, journal_days, wtmp),
+            (PathBuf::from(DEFAULT_CONFIG), Some(3), Some("/var/log/wtmp".into()))
+        );
+        assert!(progress);
+        let Command::Learn { journal_days, wtmp, progress, .. } = command(&["learn"]) else { panic!("not learn") };
+        assert_eq!((journal_days, wtmp, progress), (None, None, false), "the config's [learn] table decides");
     }
 
     #[test]

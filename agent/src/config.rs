@@ -86,9 +86,56 @@ pub struct Config {
     /// [`RespondConfig`] for its keys). Default: off.
     #[serde(default)]
     pub respond: RespondConfig,
+    /// What `learn` and `run`'s first start read beyond each source's own
+    /// rotated logs and the journal (the `[learn]` table; see
+    /// [`LearnConfig`] for its keys). Default: no wtmp, no lastlog.
+    #[serde(default)]
+    pub learn: LearnConfig,
     /// The logs to follow, as `[[source]]` tables. At least one.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+}
+
+/// The `[learn]` table: the device's history beyond each source's rotated
+/// logs, read by `bfp-agent learn` and by `run` on its first start alike
+/// (so both learn the same baselines). The packaged configurations for
+/// systemd hosts name `/var/log/wtmp` and `/var/log/lastlog`; the code's
+/// defaults read neither (a log copied from another machine must not be
+/// mixed with this machine's logins).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LearnConfig {
+    /// Days of the journal's past read for `journald` sources. Default 30.
+    /// `learn --journal-days` overrides it.
+    pub journal_days: u64,
+    /// A wtmp file: the logins it recorded before the first line of a file
+    /// source's logs (its oldest rotated file, else the live file; all of
+    /// them when both are empty) are learnt first, so sessions the logs
+    /// still hold are not learnt twice. Default: none. `learn --wtmp`
+    /// overrides it.
+    pub wtmp: Option<PathBuf>,
+    /// Layout of the wtmp records: `x86_64`, `aarch64` or `armv7`. Default:
+    /// this machine's. `learn --utmp-arch` overrides it.
+    pub utmp_arch: Option<bfp_logs::UtmpArch>,
+    /// A lastlog file (each user's last login: time, terminal, host): a user
+    /// of the account database that the history did not show, whose last
+    /// login was before the logs begin, is learnt from it (one login, no
+    /// length). Default: none.
+    pub lastlog: Option<PathBuf>,
+    /// The account database that names lastlog's uids. Default `/etc/passwd`.
+    pub passwd: PathBuf,
+}
+
+impl Default for LearnConfig {
+    fn default() -> LearnConfig {
+        LearnConfig {
+            journal_days: 30,
+            wtmp: None,
+            utmp_arch: None,
+            lastlog: None,
+            passwd: PathBuf::from("/etc/passwd"),
+        }
+    }
 }
 
 /// The `[collector]` table of the agent's configuration.
@@ -390,6 +437,7 @@ impl Config {
             collector: None,
             detect: DetectConfig::default(),
             respond: RespondConfig::default(),
+            learn: LearnConfig::default(),
             sources: Vec::new(),
         }
     }
@@ -670,6 +718,22 @@ mod tests {
             let path = root.join(file);
             Config::for_run(Some(&path), Flags::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
+    }
+
+    #[test]
+    fn learn_settings_default_to_no_wtmp_and_the_systemd_config_names_them() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let example = Config::load(&root.join("deploy/bfp-agent.example.toml")).unwrap();
+        assert_eq!(example.learn, LearnConfig::default(), "a value shown is not the default");
+        assert_eq!((example.learn.wtmp, example.learn.lastlog), (None, None));
+        let systemd = Config::load(&root.join("deploy/systemd/bfp-agent.toml")).unwrap();
+        assert_eq!(systemd.learn.wtmp.as_deref(), Some(Path::new("/var/log/wtmp")));
+        assert_eq!(systemd.learn.lastlog.as_deref(), Some(Path::new("/var/log/lastlog")));
+        let path = Path::new("t.toml");
+        let config = Config::parse("[learn]\nutmp_arch = \"armv7\"\njournal_days = 7\n", path).unwrap();
+        assert_eq!((config.learn.utmp_arch, config.learn.journal_days), (Some(bfp_logs::UtmpArch::Armv7), 7));
+        let typo = Config::parse("[learn]\nwtmpp = \"/var/log/wtmp\"\n", path).unwrap_err().to_string();
+        assert!(typo.contains("wtmpp"), "{typo}");
     }
 
     #[test]

@@ -12,9 +12,19 @@
 //!   to `run`, which reports it.
 //! - the journal: `journalctl -o json --since=@T` (T = `journal_days` ago),
 //!   up to the first entry of the current boot, which `run` reads.
-//! - with a wtmp file given (`learn --wtmp FILE`), a file source with no
-//!   rotated history learns the logins recorded there instead (never both:
-//!   they are the same sessions).
+//! - a wtmp file (`[learn] wtmp`, or `learn --wtmp FILE`): the logins it
+//!   recorded before the source's logs begin (the first line of its oldest
+//!   rotated file, else of the live file; for the journal, the start of the
+//!   past read), learnt first. Later logins are the logs' own sessions and
+//!   are not learnt twice.
+//! - a lastlog file (`[learn] lastlog`): each user of the account database
+//!   (`[learn] passwd`) that the history did not show, whose last login was
+//!   before the logs begin, is learnt from it (hour, network; no length).
+//!
+//! `run` on its first start and `learn` read the same configuration, so they
+//! learn the same baselines. A wtmp or lastlog file that cannot be read, or
+//! holds records that are not records, is counted and said in the summary,
+//! never a failure.
 //!
 //! The baselines are then saved under a new checkpoint generation, exactly
 //! as `run` saves them, so `run` starts from them.
@@ -26,10 +36,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use bfp_common::wire::RecordKind;
+use bfp_common::{Fingerprint, Protocol};
 use bfp_detect::detector::Detector;
-use bfp_logs::analyze::{AnalyzerConfig, LogFormat, UtmpArch};
+use bfp_logs::analyze::{Analyzer, AnalyzerConfig, LogFormat, Observation, UtmpArch};
+use bfp_logs::parse::utmp;
 
-use crate::config::{Config, SourceConfig, SourceKind};
+use crate::config::{Config, LearnConfig, SourceConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::pipeline::{log_format, Pipeline};
 use crate::report::Record;
@@ -64,6 +76,16 @@ pub struct Learnt {
     pub networks: BTreeSet<String>,
     /// First and last time covered, unix seconds.
     pub span: Option<(i64, i64)>,
+    /// wtmp records read from before the logs begin (logins, logouts).
+    pub wtmp_records: u64,
+    /// Users learnt from lastlog (their last login only).
+    pub lastlog_users: u64,
+    /// wtmp and lastlog records that are not records (wrong type, a cut
+    /// record at the end, a time in the future): skipped.
+    pub bad_records: u64,
+    /// What could not be read (a missing or unreadable wtmp, lastlog or
+    /// account database), in words.
+    pub notes: Vec<String>,
 }
 
 impl Learnt {
@@ -96,11 +118,15 @@ impl Learnt {
 impl std::fmt::Display for Learnt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(why) = &self.skipped {
-            return write!(f, "{}: nothing learnt ({why})", self.source);
+            write!(f, "{}: nothing learnt ({why}", self.source)?;
+            for note in &self.notes {
+                write!(f, "; {note}")?;
+            }
+            return write!(f, ")");
         }
         write!(
             f,
-            "{}: {} users, {} networks, {} sessions over {} days ({} lines, {} files)",
+            "{}: {} users, {} networks, {} sessions over {} days ({} lines, {} files",
             self.source,
             self.users.len(),
             self.networks.len(),
@@ -108,7 +134,20 @@ impl std::fmt::Display for Learnt {
             self.days(),
             self.lines,
             self.files.len()
-        )
+        )?;
+        if self.wtmp_records > 0 {
+            write!(f, "; {} wtmp records before the logs", self.wtmp_records)?;
+        }
+        if self.lastlog_users > 0 {
+            write!(f, "; {} users' last login from lastlog", self.lastlog_users)?;
+        }
+        if self.bad_records > 0 {
+            write!(f, "; {} bad wtmp/lastlog records skipped", self.bad_records)?;
+        }
+        for note in &self.notes {
+            write!(f, "; {note}")?;
+        }
+        write!(f, ")")
     }
 }
 
@@ -155,25 +194,28 @@ pub fn history_files(path: &Path) -> Vec<PathBuf> {
 }
 
 /// Reports reading progress on standard error: on a terminal one line
-/// rewritten every megabyte, elsewhere (a journal, a log file) a line every
-/// 64 MB, so a service log is not flooded.
+/// rewritten every megabyte; elsewhere (a journal, a log file) a line every
+/// 64 MB, so a service log is not flooded, or every megabyte when asked
+/// (`learn --progress`).
 pub struct Progress {
     terminal: bool,
     enabled: bool,
+    asked: bool,
     next: u64,
 }
 
 impl Progress {
-    /// Progress on stderr (`enabled` false: silent, for `run`'s tests).
-    pub fn stderr(enabled: bool) -> Progress {
+    /// Progress on stderr (`enabled` false: silent); `asked`: a line every
+    /// megabyte even when stderr is not a terminal.
+    pub fn stderr(enabled: bool, asked: bool) -> Progress {
         let terminal = std::io::stderr().is_terminal();
-        let mut progress = Progress { terminal, enabled, next: 0 };
+        let mut progress = Progress { terminal, enabled, asked, next: 0 };
         progress.next = progress.step();
         progress
     }
 
     fn step(&self) -> u64 {
-        if self.terminal {
+        if self.terminal || self.asked {
             1 << 20
         } else {
             64 << 20
@@ -184,7 +226,9 @@ impl Progress {
         if !self.enabled || bytes < self.next {
             return;
         }
-        self.next = bytes + self.step();
+        // The next whole step: one line per megabyte passed, whatever the
+        // size of the reads.
+        self.next = (bytes / self.step() + 1) * self.step();
         let mb = bytes as f64 / 1_048_576.0;
         if self.terminal {
             eprint!("\rbfp-agent learn: {what}: {mb:.0} MB, {lines} lines\x1b[K");
@@ -202,19 +246,47 @@ impl Progress {
     }
 }
 
-/// What `learn` reads beyond each source's own history.
+/// What `learn` reads beyond each source's own history (see
+/// [`LearnConfig`], whose defaults these are).
 #[derive(Debug, Clone)]
 pub struct LearnOptions {
     /// How far back the journal is read, days.
     pub journal_days: u64,
-    /// A wtmp file (and its record layout) for file sources without rotated
-    /// files. Default: none.
+    /// A wtmp file (and its record layout): the logins before the logs.
     pub wtmp: Option<(PathBuf, UtmpArch)>,
+    /// A lastlog file: users the history did not show.
+    pub lastlog: Option<PathBuf>,
+    /// The account database naming lastlog's uids.
+    pub passwd: PathBuf,
 }
 
 impl Default for LearnOptions {
     fn default() -> LearnOptions {
-        LearnOptions { journal_days: JOURNAL_DAYS, wtmp: None }
+        LearnOptions::from_config(&LearnConfig::default())
+    }
+}
+
+impl LearnOptions {
+    /// The options the configuration's `[learn]` table gives (`run` uses
+    /// them as they are; `learn`'s flags override them).
+    pub fn from_config(config: &LearnConfig) -> LearnOptions {
+        LearnOptions {
+            journal_days: config.journal_days,
+            wtmp: config.wtmp.clone().map(|path| (path, config.utmp_arch.unwrap_or_else(native_utmp_arch))),
+            lastlog: config.lastlog.clone(),
+            passwd: config.passwd.clone(),
+        }
+    }
+}
+
+/// The utmp layout of the machine the agent runs on.
+pub fn native_utmp_arch() -> UtmpArch {
+    if cfg!(target_arch = "aarch64") {
+        UtmpArch::Aarch64
+    } else if cfg!(target_arch = "arm") {
+        UtmpArch::Armv7
+    } else {
+        UtmpArch::X86_64
     }
 }
 
@@ -286,15 +358,9 @@ fn learn_source(
         SourceKind::File => {
             let path = source.path.as_deref().expect("validated: file sources have a path");
             learnt.files = history_files(path);
-            if learnt.files.is_empty() {
-                match &options.wtmp {
-                    Some((wtmp, arch)) if wtmp.is_file() => {
-                        learn_wtmp(wtmp, *arch, &mut pipeline, scorer, &mut learnt)?;
-                        progress.done();
-                        return Ok((learnt, pipeline));
-                    }
-                    _ => learnt.skipped = Some(format!("no rotated files beside {}", path.display())),
-                }
+            let begins = logs_begin(learnt.files.first().map_or(path, PathBuf::as_path), format, analyzer);
+            if let Some((wtmp, arch)) = &options.wtmp {
+                learn_wtmp(wtmp, *arch, begins, &mut pipeline, scorer, &mut learnt, progress);
             }
             for file in learnt.files.clone() {
                 let input = open_maybe_gzip(&file)?;
@@ -311,8 +377,8 @@ fn learn_source(
                     if lines_here.is_multiple_of(DRAIN_EVERY) {
                         pipeline.drain(scorer, &mut records);
                         learnt.add(&mut records);
-                        progress.update(&name, base_bytes + count.get(), base_lines + lines_here);
                     }
+                    progress.update(&name, base_bytes + count.get(), base_lines + lines_here);
                 })
                 .map_err(Error::io(&file))?;
                 learnt.lines += lines_here;
@@ -320,9 +386,19 @@ fn learn_source(
                 pipeline.drain(scorer, &mut records);
                 learnt.add(&mut records);
             }
+            if let Some(lastlog) = &options.lastlog {
+                learn_lastlog(lastlog, &options.passwd, begins, &mut pipeline, analyzer, &mut learnt);
+            }
+            if learnt.files.is_empty() && learnt.wtmp_records == 0 && learnt.lastlog_users == 0 {
+                learnt.skipped = Some(format!("no rotated files beside {}", path.display()));
+            }
         }
         SourceKind::Journald => {
             let since = now_secs().saturating_sub(options.journal_days.saturating_mul(86_400));
+            let begins = Some(i64::try_from(since).unwrap_or(i64::MAX));
+            if let Some((wtmp, arch)) = &options.wtmp {
+                learn_wtmp(wtmp, *arch, begins, &mut pipeline, scorer, &mut learnt, progress);
+            }
             let boot = current_boot_id();
             let mut in_this_boot = false;
             let mut bytes = 0u64;
@@ -340,14 +416,17 @@ fn learn_source(
                 if lines.is_multiple_of(DRAIN_EVERY) {
                     pipeline.drain(scorer, &mut records);
                     learnt.add(&mut records);
-                    progress.update("journal", bytes, lines);
                 }
+                progress.update("journal", bytes, lines);
             })?;
             learnt.lines = lines;
             learnt.bytes = bytes;
             pipeline.drain(scorer, &mut records);
             learnt.add(&mut records);
-            if lines == 0 {
+            if let Some(lastlog) = &options.lastlog {
+                learn_lastlog(lastlog, &options.passwd, begins, &mut pipeline, analyzer, &mut learnt);
+            }
+            if lines == 0 && learnt.wtmp_records == 0 && learnt.lastlog_users == 0 {
                 learnt.skipped = Some("no journal entries before this boot".into());
             }
         }
@@ -356,34 +435,195 @@ fn learn_source(
     Ok((learnt, pipeline))
 }
 
-/// The logins a wtmp file recorded, record by record.
+/// Where the log at `path` begins: the time of its first line understood
+/// (within its first lines), by a scratch analyzer of the same settings.
+fn logs_begin(path: &Path, format: Option<LogFormat>, analyzer: &AnalyzerConfig) -> Option<i64> {
+    const LOOK_AT: usize = 10_000;
+    let input = open_maybe_gzip(path).ok()?;
+    let mut reader = BufReader::new(input);
+    let mut scratch = Analyzer::new(analyzer.clone());
+    let mut buf = Vec::new();
+    for _ in 0..LOOK_AT {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).ok()? == 0 {
+            return None;
+        }
+        let line = String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
+        scratch.feed_line(&line, format.unwrap_or(LogFormat::Auto));
+        if let Some(at) = scratch.latest_secs() {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// The logins a wtmp file recorded before `before` (all without it),
+/// record by record. What cannot be read is noted, never an error: the
+/// logs themselves are still learnt.
 fn learn_wtmp(
     path: &Path,
     arch: UtmpArch,
+    before: Option<i64>,
     pipeline: &mut Pipeline,
     scorer: &Scorer,
     learnt: &mut Learnt,
-) -> Result<()> {
-    let mut reader = BufReader::with_capacity(64 * 1024, File::open(path).map_err(Error::io(path))?);
+    progress: &mut Progress,
+) {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) => return learnt.notes.push(format!("wtmp {}: {e}", path.display())),
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
     let mut record = [0u8; UTMP_RECORD];
     let mut records = Vec::new();
+    let mut read = 0u64;
     loop {
-        match reader.read_exact(&mut record) {
-            Ok(()) => pipeline.analyzer_mut().feed_utmp(&record, arch),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(Error::Io { path: path.into(), source: e }),
+        match read_record(&mut reader, &mut record) {
+            Ok(0) => break,
+            Ok(n) if n < UTMP_RECORD => {
+                learnt.bad_records += 1; // cut short: a write interrupted, or not a wtmp
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                learnt.notes.push(format!("wtmp {}: {e}", path.display()));
+                break;
+            }
         }
-        learnt.lines += 1;
-        learnt.bytes += UTMP_RECORD as u64;
-        if learnt.lines.is_multiple_of(DRAIN_EVERY) {
+        read += UTMP_RECORD as u64;
+        match utmp::parse(&record, arch) {
+            Ok(r) if before.is_none_or(|b| r.ts_ms.div_euclid(1000) < b) => {}
+            Ok(_) => continue,
+            Err(_) => {
+                learnt.bad_records += 1;
+                continue;
+            }
+        }
+        pipeline.analyzer_mut().feed_utmp(&record, arch);
+        learnt.wtmp_records += 1;
+        if learnt.wtmp_records.is_multiple_of(DRAIN_EVERY) {
             pipeline.drain(scorer, &mut records);
             learnt.add(&mut records);
+            progress.update(&path.display().to_string(), read, learnt.wtmp_records);
         }
     }
     pipeline.drain(scorer, &mut records);
     learnt.add(&mut records);
-    learnt.files = vec![path.to_path_buf()];
-    Ok(())
+    progress.done();
+}
+
+/// Fills `buf` as far as the reader goes: the bytes read (less than its
+/// length only at the end).
+fn read_record(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// glibc's `struct lastlog`: a 32-bit time, the terminal (32 bytes), the
+/// host (256 bytes), at `uid × 292` in the file. The same on x86_64,
+/// aarch64 and armv7.
+const LASTLOG_RECORD: u64 = 292;
+
+/// The last logins lastlog recorded of users the history did not show, from
+/// before the logs begin: one login each (its hour and network), as if a
+/// log line had shown it.
+fn learn_lastlog(
+    path: &Path,
+    passwd: &Path,
+    before: Option<i64>,
+    pipeline: &mut Pipeline,
+    analyzer: &AnalyzerConfig,
+    learnt: &mut Learnt,
+) {
+    use std::io::{Seek, SeekFrom};
+    let accounts = match std::fs::read_to_string(passwd) {
+        Ok(text) => text,
+        Err(e) => return learnt.notes.push(format!("lastlog not read: {}: {e}", passwd.display())),
+    };
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) => return learnt.notes.push(format!("lastlog {}: {e}", path.display())),
+    };
+    let size = file.metadata().map_or(0, |m| m.len());
+    if size % LASTLOG_RECORD != 0 {
+        learnt.bad_records += 1; // a cut last record: the others still stand
+    }
+    let now = i64::try_from(now_secs()).unwrap_or(i64::MAX);
+    let zone = analyzer.local_zone();
+    let mut logins = Vec::new();
+    for entry in accounts.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let mut fields = entry.split(':');
+        let (Some(user), Some(uid)) = (fields.next(), fields.nth(1).and_then(|u| u.parse::<u64>().ok())) else {
+            continue;
+        };
+        if (uid + 1) * LASTLOG_RECORD > size {
+            continue; // beyond the file: never logged in
+        }
+        let mut record = [0u8; LASTLOG_RECORD as usize];
+        if file.seek(SeekFrom::Start(uid * LASTLOG_RECORD)).and_then(|_| file.read_exact(&mut record)).is_err() {
+            learnt.bad_records += 1;
+            continue;
+        }
+        let at = i64::from(u32::from_le_bytes([record[0], record[1], record[2], record[3]]));
+        if at == 0 {
+            continue; // never logged in
+        }
+        if at > now + 86_400 {
+            learnt.bad_records += 1; // not a time this device has seen
+            continue;
+        }
+        if before.is_some_and(|b| at >= b) || pipeline.detector().baselines().sessions_of(user) > 0 {
+            continue; // the logs hold it, or the user is known from them
+        }
+        let text = |bytes: &[u8]| {
+            let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+            String::from_utf8_lossy(&bytes[..end]).into_owned()
+        };
+        let host = text(&record[36..]);
+        let ip = host.parse::<IpAddr>().ok();
+        logins.push((at, user.to_owned(), ip));
+    }
+    // Oldest first, as the logs are read.
+    logins.sort();
+    for (at, user, ip) in logins {
+        let offset = zone.offset_at(at.saturating_mul(1000));
+        let login = Observation {
+            kind: RecordKind::Session,
+            source_ip: ip,
+            user: Some(user.clone()),
+            start: at,
+            end: None,
+            open: true,
+            fingerprint: Fingerprint {
+                login_hour: ((at + i64::from(offset)).rem_euclid(86_400) / 3600) as u8,
+                session_duration_min: 0.0,
+                commands: 0,
+                failed_logins: 0,
+                protocol: Protocol::Ssh,
+                typing_speed_wpm: None,
+                risky_commands: Some(0),
+            },
+            commands: Vec::new(),
+            session: None,
+            source: None,
+            device: None,
+        };
+        if pipeline.detector_mut().learn_past(&login) {
+            learnt.lastlog_users += 1;
+            learnt.users.insert(user);
+            if let Some(ip) = ip {
+                learnt.networks.insert(network(ip));
+            }
+        }
+    }
 }
 
 /// A file, decompressed in-process when it starts with the gzip magic.

@@ -8,13 +8,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use bfp_agent::config::{Config, Flags};
+use bfp_agent::learn::native_utmp_arch;
 use bfp_agent::run::run;
 use bfp_agent::scan::{scan, ScanOptions};
 use bfp_agent::scoring::Scorer;
 use bfp_agent::state::StateDir;
 use bfp_agent::Result;
 use bfp_logs::analyze::LogFormat;
-use bfp_logs::analyze::UtmpArch;
 use cli::{Arch, Command, ScanLogFormat};
 
 fn main() -> ExitCode {
@@ -88,16 +88,20 @@ fn run_check(path: &std::path::Path) -> ExitCode {
 fn execute(command: Command) -> Result<()> {
     match command {
         Command::Check { .. } => unreachable!("handled in main"),
-        Command::Learn { config: path, journal_days, wtmp, utmp_arch } => {
+        Command::Learn { config: path, journal_days, wtmp, utmp_arch, progress } => {
             let config = Config::for_run(Some(&path), Flags::default())?;
             let state = StateDir::open(&config.state_dir)?;
             let scorer = load_run_model(&config, &state)?;
             let analyzer = config.analyzer_config()?;
-            let mut progress = bfp_agent::learn::Progress::stderr(true);
-            let options = bfp_agent::learn::LearnOptions {
-                journal_days,
-                wtmp: wtmp.map(|path| (path, utmp_arch.map_or_else(native_utmp_arch, Arch::layout))),
-            };
+            let mut progress = bfp_agent::learn::Progress::stderr(true, progress);
+            let mut options = bfp_agent::learn::LearnOptions::from_config(&config.learn);
+            if let Some(days) = journal_days {
+                options.journal_days = days;
+            }
+            let arch = utmp_arch.map(Arch::layout).or(config.learn.utmp_arch).unwrap_or_else(native_utmp_arch);
+            if let Some(path) = wtmp.or_else(|| options.wtmp.take().map(|(path, _)| path)) {
+                options.wtmp = Some((path, arch));
+            }
             let learnt = bfp_agent::learn::learn(&config, &state, &analyzer, &scorer, &options, &mut progress)?;
             for one in &learnt {
                 println!("{one}");
@@ -165,15 +169,4 @@ fn load_run_model(config: &Config, state: &StateDir) -> Result<Scorer> {
         }
     }
     Scorer::load(config.model.as_deref())
-}
-
-/// The utmp layout of the machine the agent runs on.
-fn native_utmp_arch() -> UtmpArch {
-    if cfg!(target_arch = "aarch64") {
-        UtmpArch::Aarch64
-    } else if cfg!(target_arch = "arm") {
-        UtmpArch::Armv7
-    } else {
-        UtmpArch::X86_64
-    }
 }

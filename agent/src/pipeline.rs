@@ -83,6 +83,11 @@ impl Pipeline {
         out.extend(self.judged.drain(..).map(|j| record(j, &self.log, scorer.version())));
     }
 
+    /// The detectors, to learn a past login no log line holds (lastlog).
+    pub fn detector_mut(&mut self) -> &mut Detector {
+        self.engine.detector_mut()
+    }
+
     /// The analyzer (for its statistics).
     pub fn analyzer(&self) -> &Analyzer {
         self.engine.analyzer()

@@ -100,8 +100,8 @@ pub fn run(
             state,
             analyzer_config,
             scorer,
-            &learn::LearnOptions::default(),
-            &mut learn::Progress::stderr(true),
+            &learn::LearnOptions::from_config(&config.learn),
+            &mut learn::Progress::stderr(true, false),
         )?;
         for one in &learnt {
             eprintln!("bfp-agent: learnt {one}");

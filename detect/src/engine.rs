@@ -214,6 +214,11 @@ impl Engine {
         &self.detector
     }
 
+    /// The detectors, to learn a past login no log line holds (lastlog).
+    pub fn detector_mut(&mut self) -> &mut Detector {
+        &mut self.detector
+    }
+
     /// Each observation judged on the attempts up to its end, not on what the
     /// rest of the batch holds; the attempts after the last one go to the
     /// detectors at the end.

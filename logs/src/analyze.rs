@@ -486,6 +486,12 @@ impl Analyzer {
         self.years = syslog::YearResolver::new(reference);
     }
 
+    /// The time of the latest line understood, unix seconds (`None` before
+    /// the first): where a log begins, for what is learnt from before it.
+    pub fn latest_secs(&self) -> Option<i64> {
+        (self.now_ms != i64::MIN).then(|| self.now_ms.div_euclid(1000))
+    }
+
     /// What has been read so far.
     pub fn stats(&self) -> &ParseStats {
         &self.stats

@@ -57,6 +57,14 @@ impl RunningAgent {
         RunningAgent { child: cmd.spawn().expect("start bfp-agent run") }
     }
 
+    /// Starts `bfp-agent run ARGS` with its standard error written to `stderr`.
+    pub fn start_with_stderr(args: &[&str], stderr: &Path) -> RunningAgent {
+        let file = fs::File::create(stderr).expect("create the stderr file");
+        let mut cmd = Command::new(binary("bfp-agent"));
+        cmd.arg("run").args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(file);
+        RunningAgent { child: cmd.spawn().expect("start bfp-agent run") }
+    }
+
     /// Starts `bfp-agent run ARGS` under `umask` (through `sh`, which
     /// `exec`s the agent: same process, same signals).
     pub fn start_with_umask(args: &[&str], umask: u32) -> RunningAgent {
