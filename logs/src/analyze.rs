@@ -1014,7 +1014,7 @@ impl Analyzer {
                     }
                 }
                 let ip = ip.or(conn.and_then(|c| c.ip));
-                let index = ctx.key.and_then(|k| self.sessions.find(k)).or_else(|| {
+                let index = ctx.key.and_then(|k| self.sessions.find_process(k)).or_else(|| {
                     // Another process of the same connection (OpenSSH's session child).
                     if preauth {
                         None
@@ -1043,6 +1043,26 @@ impl Analyzer {
                     _ => None,
                 };
                 self.on_command(&ctx, user, tty.or(su_tty.as_deref()), &command)
+            }
+            Event::SessionChild { pid } => {
+                if let Some(i) = ctx.key.and_then(|k| self.sessions.find(k)) {
+                    self.sessions.open[i].child = Some(u64::from(pid));
+                }
+            }
+            Event::SessionStarted { user, ip, tty } => {
+                // By the process (the session's child, named by its monitor), else the
+                // only session of this user from there whose terminal is not known (an
+                // sshd that does not name its child).
+                let index = ctx.key.and_then(|k| self.sessions.find_process(k)).or_else(|| {
+                    let i = self.sessions.only_one_without_tty(user, ip, ctx.program)?;
+                    self.sessions.open[i].child = ctx.key.map(|(_, pid)| pid);
+                    Some(i)
+                });
+                if let (Some(i), Some(tty)) = (index, tty) {
+                    if self.sessions.open[i].user == user {
+                        self.sessions.open[i].detail.tty = Some(tty.to_owned());
+                    }
+                }
             }
             Event::Download { url: _ } => {
                 if let Some(i) = ctx.key.and_then(|k| self.sessions.find(k)) {
@@ -1199,6 +1219,7 @@ impl Analyzer {
             typed_chars: 0,
             last_command_ms: None,
             reported_secs: None,
+            child: None,
         });
         if ctx.program.logs_no_logout() {
             // Nothing will close it: report it now, as open.
@@ -1459,6 +1480,103 @@ mod tests {
             obs.iter().filter_map(|o| o.session.as_ref().map(|d| (d.tty.as_deref(), o.commands.len()))).collect();
         assert_eq!(with, vec![(Some("pts/1"), 1), (Some("pts/0"), 0)]);
         assert_eq!((a.stats().commands_by_tty, a.stats().commands_guessed), (1, 0));
+    }
+
+    /// The elastic host's lines (shared/data/real/elastic/auth.log, 28 Mar 19:13), in the
+    /// forms it wrote them: ubuntu's first session (monitor 29543, child 29582, pts/0)
+    /// and, before it ends, a second one from the same address (monitor 29700, child
+    /// 29711, pts/1); pids and times of the second are this test's.
+    const TWO_SESSIONS: [&str; 12] = [
+        "Mar 28 19:13:32 ip-10-77-20-248 sshd[29543]: Accepted publickey for ubuntu from 85.245.107.41 port 61663 ssh2: RSA SHA256:Kl8kPGZrTiz7g4FO1hyqHdsSBBb5Fge6NWOobN03XJg",
+        "Mar 28 19:13:32 ip-10-77-20-248 sshd[29543]: pam_unix(sshd:session): session opened for user ubuntu by (uid=0)",
+        "Mar 28 19:13:32 ip-10-77-20-248 systemd-logind[1118]: New session 45 of user ubuntu.",
+        "Mar 28 19:13:32 ip-10-77-20-248 sshd[29543]: User child is on pid 29582",
+        "Mar 28 19:13:32 ip-10-77-20-248 sshd[29582]: Starting session: shell on pts/0 for ubuntu from 85.245.107.41 port 61663 id 0",
+        "Mar 28 19:14:02 ip-10-77-20-248 sshd[29700]: Accepted publickey for ubuntu from 85.245.107.41 port 61667 ssh2: RSA SHA256:Kl8kPGZrTiz7g4FO1hyqHdsSBBb5Fge6NWOobN03XJg",
+        "Mar 28 19:14:02 ip-10-77-20-248 sshd[29700]: pam_unix(sshd:session): session opened for user ubuntu by (uid=0)",
+        "Mar 28 19:14:02 ip-10-77-20-248 systemd-logind[1118]: New session 46 of user ubuntu.",
+        "Mar 28 19:14:02 ip-10-77-20-248 sshd[29700]: User child is on pid 29711",
+        "Mar 28 19:14:02 ip-10-77-20-248 sshd[29711]: Starting session: shell on pts/1 for ubuntu from 85.245.107.41 port 61667 id 0",
+        // The older session's sudo, after the newer one opened.
+        "Mar 28 19:14:37 ip-10-77-20-248 sudo:   ubuntu : TTY=pts/0 ; PWD=/home/ubuntu ; USER=root ; COMMAND=/usr/bin/vim /etc/ssh/sshd_config",
+        "Mar 28 19:14:44 ip-10-77-20-248 sudo:   ubuntu : TTY=pts/1 ; PWD=/home/ubuntu ; USER=root ; COMMAND=/usr/sbin/service ssh restart",
+    ];
+
+    const TWO_SESSIONS_END: [&str; 6] = [
+        "Mar 28 19:15:48 ip-10-77-20-248 sshd[29582]: Received disconnect from 85.245.107.41 port 61663:11: disconnected by user",
+        "Mar 28 19:15:48 ip-10-77-20-248 sshd[29582]: Disconnected from 85.245.107.41 port 61663",
+        "Mar 28 19:15:48 ip-10-77-20-248 sshd[29543]: pam_unix(sshd:session): session closed for user ubuntu",
+        "Mar 28 19:16:10 ip-10-77-20-248 sshd[29711]: Received disconnect from 85.245.107.41 port 61667:11: disconnected by user",
+        "Mar 28 19:16:10 ip-10-77-20-248 sshd[29711]: Disconnected from 85.245.107.41 port 61667",
+        "Mar 28 19:16:10 ip-10-77-20-248 sshd[29700]: pam_unix(sshd:session): session closed for user ubuntu",
+    ];
+
+    /// ubuntu's sessions in login order: (session id, terminal, commands, end).
+    fn sessions_of(lines: &[&str]) -> (Vec<(String, Option<String>, Vec<String>, Option<i64>)>, ParseStats) {
+        let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(1_774_742_400), ..AnalyzerConfig::default() });
+        for line in lines {
+            a.feed_line(line, LogFormat::Syslog);
+        }
+        let mut obs: Vec<Observation> = a.finish().into_iter().filter(|o| o.kind == RecordKind::Session).collect();
+        obs.sort_by_key(|o| o.start);
+        let sessions = obs
+            .into_iter()
+            .map(|o| {
+                let d = o.session.unwrap();
+                (d.session_id.unwrap_or_default(), d.tty, o.commands, o.end)
+            })
+            .collect();
+        (sessions, a.stats().clone())
+    }
+
+    #[test]
+    fn a_command_goes_to_the_session_whose_child_named_its_terminal_not_the_newest() {
+        let lines: Vec<&str> = TWO_SESSIONS.iter().chain(&TWO_SESSIONS_END).copied().collect();
+        let (sessions, stats) = sessions_of(&lines);
+        let vim = "/usr/bin/vim /etc/ssh/sshd_config".to_string();
+        let restart = "/usr/sbin/service ssh restart".to_string();
+        assert_eq!(sessions.len(), 2, "{sessions:?}");
+        assert_eq!((sessions[0].0.as_str(), sessions[0].1.as_deref()), ("29543", Some("pts/0")));
+        assert_eq!(sessions[0].2, vec![vim.clone()], "the older session's sudo is the older session's");
+        assert_eq!((sessions[1].0.as_str(), sessions[1].1.as_deref()), ("29700", Some("pts/1")));
+        assert_eq!(sessions[1].2, vec![restart.clone()]);
+        assert_eq!((stats.commands_by_tty, stats.commands_guessed), (2, 0));
+        // Each child's disconnect ends its own session (both from one address).
+        assert_eq!(
+            sessions.iter().map(|s| s.3).collect::<Vec<_>>(),
+            vec![Some(1_774_725_348), Some(1_774_725_370)],
+            "closed 19:15:48 and 19:16:10 UTC"
+        );
+
+        // Without the sshd lines that name the terminals (LogLevel INFO), nothing tells
+        // the two apart: the newest takes the older session's sudo, counted as a guess.
+        let info: Vec<&str> =
+            lines.iter().copied().filter(|l| !l.contains("Starting session") && !l.contains("User child")).collect();
+        let (sessions, stats) = sessions_of(&info);
+        assert_eq!(sessions[1].2.first(), Some(&vim), "{sessions:?}");
+        assert!(stats.commands_guessed >= 1, "{stats:?}");
+
+        // An sshd that does not say which pid is the child (no "User child is on pid"):
+        // the session of that user and address whose terminal is not known yet.
+        let no_child: Vec<&str> = lines.iter().copied().filter(|l| !l.contains("User child")).collect();
+        let (sessions, stats) = sessions_of(&no_child);
+        assert_eq!((sessions[0].1.as_deref(), &sessions[0].2), (Some("pts/0"), &vec![vim.clone()]));
+        assert_eq!((sessions[1].1.as_deref(), &sessions[1].2), (Some("pts/1"), &vec![restart.clone()]));
+        assert_eq!(stats.commands_guessed, 0);
+    }
+
+    #[test]
+    fn a_late_line_goes_to_the_session_open_at_its_time() {
+        // Two files read out of time order: the older session's sudo (19:13:50, on
+        // no terminal sudo could name) arrives after the newer session (19:14:02) opened.
+        let late = "Mar 28 19:13:50 ip-10-77-20-248 sudo:   ubuntu : TTY=unknown ; PWD=/home/ubuntu ; USER=root ; COMMAND=/usr/bin/id";
+        let mut lines: Vec<&str> = TWO_SESSIONS[..10].to_vec();
+        lines.push(late);
+        lines.extend(TWO_SESSIONS_END);
+        let (sessions, stats) = sessions_of(&lines);
+        assert_eq!(sessions[0].2, vec!["/usr/bin/id".to_string()], "{sessions:?}");
+        assert!(sessions[1].2.is_empty());
+        assert_eq!(stats.commands_guessed, 0);
     }
 
     #[test]

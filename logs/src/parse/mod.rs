@@ -181,6 +181,24 @@ pub enum Event<'a> {
         /// The command line.
         command: Cow<'a, str>,
     },
+    /// sshd's monitor of a logged-in connection names the process that runs
+    /// the user's session ("User child is on pid N"): that process's lines
+    /// (its terminal, its disconnect) are the same session's.
+    SessionChild {
+        /// The child's pid.
+        pid: u32,
+    },
+    /// sshd started the user's shell or command ("Starting session: shell
+    /// on pts/0 for U from H port P id N", logged at `LogLevel VERBOSE` by
+    /// the session's child): the session's terminal, for certain.
+    SessionStarted {
+        /// The session's user.
+        user: &'a str,
+        /// Remote address.
+        ip: Option<IpAddr>,
+        /// The terminal, when the session has one (a shell; not `ssh host cmd`).
+        tty: Option<&'a str>,
+    },
     /// A file the session downloaded (Cowrie `session.file_download`).
     Download {
         /// Where from.

@@ -7,6 +7,17 @@ use std::borrow::Cow;
 
 use super::{pam, parse_ip, rsplit_once_str, split_once_str, word, AuthMethod, Event};
 
+/// "shell on pts/0 for U from H port P id N" (also "command for ...",
+/// "subsystem 'sftp' for ...", "forced-command (key-option) '...' on pts/1
+/// for ..."): the user, address and terminal.
+fn starting_session(rest: &str) -> Option<Event<'_>> {
+    let (what, rest) = rsplit_once_str(rest, " for ")?;
+    let (user, rest) = word(rest);
+    let (ip, _) = word(rest.strip_prefix("from ")?);
+    let tty = rsplit_once_str(what, " on ").map(|(_, tty)| tty).filter(|t| !t.is_empty() && !t.contains(' '));
+    Some(Event::SessionStarted { user, ip: parse_ip(ip), tty: tty.and_then(super::tty_name) })
+}
+
 /// Parses one sshd message.
 pub fn parse(msg: &str) -> Option<Event<'_>> {
     let b = msg.as_bytes();
@@ -169,13 +180,16 @@ pub fn parse(msg: &str) -> Option<Event<'_>> {
         b'i' if msg.starts_with("input_userauth_request") || msg.starts_with("invalid public DH") => {
             return Some(Event::Noise)
         }
-        b'S' if msg.starts_with("Server listening")
-            || msg.starts_with("Starting session")
-            || msg.starts_with("ssh_dispatch_run_fatal") =>
-        {
+        b'S' if msg.starts_with("Starting session: ") => {
+            return Some(starting_session(&msg["Starting session: ".len()..]).unwrap_or(Event::Noise))
+        }
+        b'S' if msg.starts_with("Server listening") || msg.starts_with("ssh_dispatch_run_fatal") => {
             return Some(Event::Noise)
         }
-        b'U' if msg.starts_with("User child is on pid") => return Some(Event::Noise),
+        b'U' if msg.starts_with("User child is on pid ") => {
+            let (pid, _) = word(&msg["User child is on pid ".len()..]);
+            return Some(pid.parse().map_or(Event::Noise, |pid| Event::SessionChild { pid }));
+        }
         b'T' if msg.starts_with("Timeout before authentication") => {
             let (_, rest) = rsplit_once_str(msg, " for ")?;
             let (ip, _) = word(rest);

@@ -185,6 +185,9 @@ pub(crate) struct OpenSession {
     pub typed_chars: u64,
     pub last_command_ms: Option<i64>,
     pub reported_secs: Option<f64>,
+    /// The process that runs the session (OpenSSH's child, "User child is on
+    /// pid N"), whose lines are the session's too.
+    pub child: Option<u64>,
 }
 
 /// A finished (or still open) session, ready to become an observation.
@@ -260,6 +263,27 @@ pub(crate) struct Sessions {
 impl Sessions {
     pub fn find(&self, key: Key) -> Option<usize> {
         self.open.iter().rposition(|s| s.key == key)
+    }
+
+    /// The session whose process logged a line keyed `key`: its own key, or
+    /// the child process that runs it.
+    pub fn find_process(&self, key: Key) -> Option<usize> {
+        self.find(key).or_else(|| self.open.iter().rposition(|s| s.detail.program == key.0 && s.child == Some(key.1)))
+    }
+
+    /// The one open session of `user` from `ip` of `program` whose terminal
+    /// is not known yet; `None` when there are none or several.
+    pub fn only_one_without_tty(&self, user: &str, ip: Option<IpAddr>, program: Program) -> Option<usize> {
+        let mut found = None;
+        for (i, s) in self.open.iter().enumerate() {
+            if s.user == user && s.ip == ip && s.detail.program == program && s.detail.tty.is_none() {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(i);
+            }
+        }
+        found
     }
 
     /// The open session of `user` that a command (or a refusal) logged at
@@ -547,6 +571,7 @@ mod tests {
             typed_chars: 0,
             last_command_ms: None,
             reported_secs: None,
+            child: None,
         }
     }
 
