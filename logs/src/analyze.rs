@@ -1511,8 +1511,11 @@ mod tests {
         "Mar 28 19:16:10 ip-10-77-20-248 sshd[29700]: pam_unix(sshd:session): session closed for user ubuntu",
     ];
 
-    /// ubuntu's sessions in login order: (session id, terminal, commands, end).
-    fn sessions_of(lines: &[&str]) -> (Vec<(String, Option<String>, Vec<String>, Option<i64>)>, ParseStats) {
+    /// A session as the attribution tests see it: (session id, terminal, commands, end).
+    type Seen = (String, Option<String>, Vec<String>, Option<i64>);
+
+    /// ubuntu's sessions in login order.
+    fn sessions_of(lines: &[&str]) -> (Vec<Seen>, ParseStats) {
         let mut a = Analyzer::new(AnalyzerConfig { reference_time: Some(1_774_742_400), ..AnalyzerConfig::default() });
         for line in lines {
             a.feed_line(line, LogFormat::Syslog);
