@@ -265,9 +265,9 @@ fn figures(summary: &str) -> (u64, u64, u64) {
 }
 
 /// A device's history: the elastic host's log rotated into `auth.log.2.gz`
-/// and `auth.log.1` (live file empty), a wtmp with two logins from before
-/// the logs (frank, from 198.51.100.0/24) and one from after (the logs'
-/// own: not learnt), a lastlog whose carol (unseen in the logs) last logged
+/// and `auth.log.1` (live file empty), wtmp (`wtmp.1.gz` and `wtmp`) with two
+/// logins from before the logs (frank, from 198.51.100.0/24) and one from
+/// after (the logs' own: not learnt), a lastlog whose carol (unseen in the logs) last logged
 /// in before them from 203.0.113.7, and a passwd naming them.
 fn device(dir: &Path) -> (PathBuf, String) {
     let text = fs::read_to_string(real_log("elastic/auth.log")).unwrap();
@@ -282,8 +282,10 @@ fn device(dir: &Path) -> (PathBuf, String) {
     // The log begins on Mar 27 (of this year or the last): 2026-01-01 and
     // the day after are before it, an hour ago after it.
     let before = 1_767_225_600;
-    let mut wtmp = utmp_session(4001, "frank", [198, 51, 100, 20], before);
-    wtmp.extend(utmp_session(4002, "frank", [198, 51, 100, 21], before + 86_400));
+    // Last month's wtmp rotated and compressed, this month's live.
+    fs::write(dir.join("wtmp.1"), utmp_session(4001, "frank", [198, 51, 100, 20], before)).unwrap();
+    gzip(&dir.join("wtmp.1"));
+    let mut wtmp = utmp_session(4002, "frank", [198, 51, 100, 21], before + 86_400);
     wtmp.extend(utmp_session(4003, "mallory", [203, 0, 113, 66], now() - 3600));
     fs::write(dir.join("wtmp"), wtmp).unwrap();
     fs::write(

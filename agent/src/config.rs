@@ -108,7 +108,8 @@ pub struct LearnConfig {
     /// Days of the journal's past read for `journald` sources. Default 30.
     /// `learn --journal-days` overrides it.
     pub journal_days: u64,
-    /// A wtmp file: the logins it recorded before the first line of a file
+    /// A wtmp file (its rotated `wtmp.1`, `.gz`, read too): the logins they
+    /// recorded before the first line of a file
     /// source's logs (its oldest rotated file, else the live file; all of
     /// them when both are empty) are learnt first, so sessions the logs
     /// still hold are not learnt twice. Default: none. `learn --wtmp`

@@ -12,7 +12,8 @@
 //!   to `run`, which reports it.
 //! - the journal: `journalctl -o json --since=@T` (T = `journal_days` ago),
 //!   up to the first entry of the current boot, which `run` reads.
-//! - a wtmp file (`[learn] wtmp`, or `learn --wtmp FILE`): the logins it
+//! - a wtmp file (`[learn] wtmp`, or `learn --wtmp FILE`) and its rotated
+//!   files (`wtmp.1`, `.gz`): the logins they
 //!   recorded before the source's logs begin (the first line of its oldest
 //!   rotated file, else of the live file; for the journal, the start of the
 //!   past read), learnt first. Later logins are the logs' own sessions and
@@ -457,8 +458,8 @@ fn logs_begin(path: &Path, format: Option<LogFormat>, analyzer: &AnalyzerConfig)
     None
 }
 
-/// The logins a wtmp file recorded before `before` (all without it),
-/// record by record. What cannot be read is noted, never an error: the
+/// The logins a wtmp file (and its rotated files) recorded before `before`
+/// (all without it), record by record. What cannot be read is noted, never an error: the
 /// logs themselves are still learnt.
 fn learn_wtmp(
     path: &Path,
@@ -469,9 +470,26 @@ fn learn_wtmp(
     learnt: &mut Learnt,
     progress: &mut Progress,
 ) {
-    let file = match File::open(path) {
+    // logrotate keeps last month's as `wtmp.1` (`.gz` if compressed): oldest first.
+    for rotated in history_files(path) {
+        learn_wtmp_file(&rotated, arch, before, pipeline, scorer, learnt, progress);
+    }
+    learn_wtmp_file(path, arch, before, pipeline, scorer, learnt, progress);
+}
+
+/// One wtmp file's records (see [`learn_wtmp`]).
+fn learn_wtmp_file(
+    path: &Path,
+    arch: UtmpArch,
+    before: Option<i64>,
+    pipeline: &mut Pipeline,
+    scorer: &Scorer,
+    learnt: &mut Learnt,
+    progress: &mut Progress,
+) {
+    let file = match open_maybe_gzip(path) {
         Ok(file) => file,
-        Err(e) => return learnt.notes.push(format!("wtmp {}: {e}", path.display())),
+        Err(e) => return learnt.notes.push(format!("wtmp {e}")),
     };
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let mut record = [0u8; UTMP_RECORD];
