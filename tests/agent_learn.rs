@@ -493,3 +493,61 @@ fn the_progress_line_and_the_summary_say_what_was_read() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn for_the_journal_wtmp_gives_the_logins_before_the_days_read() {
+    let dir = temp_dir();
+    let now = now();
+    // The journal's past: one session of pi three days ago (an old boot's).
+    let entry = |i: i64, message: &str| {
+        serde_json::json!({
+            "__CURSOR": format!("s=fake;i={i:x}"),
+            "__REALTIME_TIMESTAMP": ((now - 86_400 * 3 + i * 60) * 1_000_000).to_string(),
+            "_BOOT_ID": "0123456789abcdef0123456789abcdef",
+            "SYSLOG_IDENTIFIER": "sshd",
+            "_PID": "70",
+            "MESSAGE": message,
+        })
+        .to_string()
+    };
+    let journal = dir.path().join("journal.jsonl");
+    fs::write(
+        &journal,
+        [
+            entry(1, "Accepted password for pi from 192.0.2.9 port 1 ssh2"),
+            entry(2, "pam_unix(sshd:session): session closed for user pi"),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let fake = dir.path().join("journalctl");
+    fs::write(&fake, format!("#!/bin/sh\ncat {journal:?}\n")).unwrap();
+    let mut perms = fs::metadata(&fake).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(&fake, perms).unwrap();
+    // wtmp: alice ten days ago (before the 7 days read: learnt), pi three days ago (the
+    // journal's own session: not learnt twice).
+    let wtmp = dir.path().join("wtmp");
+    let mut bytes = utmp_session(500, "alice", [198, 51, 100, 4], now - 10 * 86_400);
+    bytes.extend(utmp_session(501, "pi", [192, 0, 2, 9], now - 3 * 86_400 + 60));
+    fs::write(&wtmp, bytes).unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\n[[source]]\nkind = \"journald\"\nname = \"journal\"\njournalctl = {fake:?}\n\
+             [learn]\njournal_days = 7\nwtmp = {wtmp:?}\nutmp_arch = \"x86_64\"\n"
+        ),
+    )
+    .unwrap();
+    let out = learn(&config);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains(
+            "journal: 2 users, 2 networks, 2 sessions over 8 days (2 lines, 0 files; 2 wtmp records before the logs)"
+        ),
+        "{summary}"
+    );
+}

@@ -712,4 +712,22 @@ mod tests {
             Some(Event::Disconnected { ip: ip("2001:db8::4"), preauth: true })
         );
     }
+
+    #[test]
+    fn the_session_child_and_its_terminal() {
+        // The elastic host's lines (shared/data/real/elastic/auth.log, LogLevel VERBOSE).
+        assert_eq!(parse("User child is on pid 29582"), Some(Event::SessionChild { pid: 29582 }));
+        let ip = "85.245.107.41".parse().ok();
+        assert_eq!(
+            parse("Starting session: shell on pts/0 for ubuntu from 85.245.107.41 port 61663 id 0"),
+            Some(Event::SessionStarted { user: "ubuntu", ip, tty: Some("pts/0") })
+        );
+        // `ssh host cmd`: no terminal.
+        assert_eq!(
+            parse("Starting session: command for elastic_user_8 from 85.245.107.41 port 50696 id 0"),
+            Some(Event::SessionStarted { user: "elastic_user_8", ip, tty: None })
+        );
+        assert_eq!(parse("User child is on pid x"), Some(Event::Noise));
+        assert_eq!(parse("Starting session: shell"), Some(Event::Noise), "cut short: known, no use");
+    }
 }
