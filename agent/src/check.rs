@@ -4,7 +4,8 @@
 //!
 //! It checks, in order: the config itself (syntax, keys, ranges), each
 //! source (a file present and readable, `journalctl` able to read the
-//! journal), the Tor exit list and the model (readable and well-formed), the
+//! journal), the `[learn]` table's wtmp and lastlog (readable: else a
+//! warning), the Tor exit list and the model (readable and well-formed), the
 //! state directory (writable), and the collector (reachable, and the device
 //! token accepted: an empty heartbeat to `POST /api/ingest`, which the
 //! collector answers 401 for an unknown or revoked token; it stores no
@@ -66,6 +67,19 @@ pub fn check(config: &Config) -> Vec<Finding> {
         findings.push(Finding::Warning(
             "no configured source can be read now: the agent reads nothing until one appears".into(),
         ));
+    }
+    // What the first start learns from beyond the logs: unreadable is only a
+    // warning (learning goes on without it).
+    for (what, path) in [("wtmp", &config.learn.wtmp), ("lastlog", &config.learn.lastlog)] {
+        if let Some(path) = path {
+            findings.push(match std::fs::File::open(path) {
+                Ok(_) => Finding::Ok(format!("learn: {what} {} readable", path.display())),
+                Err(e) => Finding::Warning(format!(
+                    "learn: {what} {} cannot be read ({e}): the first start learns without it",
+                    path.display()
+                )),
+            });
+        }
     }
     match &config.tor_exit_list {
         Some(path) => findings.push(match config.analyzer_config() {
@@ -270,5 +284,28 @@ mod tests {
         assert_eq!(problems.len(), 1, "{findings:?}");
         assert!(problems[0].contains("Tor exit list") && problems[0].contains("no-tor-list"), "{problems:?}");
         assert!(findings.iter().any(|f| matches!(f, Finding::Warning(w) if w.contains("no configured source"))));
+    }
+
+    #[test]
+    fn an_unreadable_wtmp_or_lastlog_is_a_warning() {
+        let dir = crate::testutil::tempdir("check-learn");
+        let log = dir.join("auth.log");
+        std::fs::write(&log, "").unwrap();
+        std::fs::write(dir.join("wtmp"), "").unwrap();
+        let text = format!(
+            "state_dir = {:?}\n[[source]]\npath = {log:?}\n[learn]\nwtmp = {:?}\nlastlog = {:?}\n",
+            dir.join("state"),
+            dir.join("wtmp"),
+            dir.join("no-lastlog")
+        );
+        let findings = check(&config(&text));
+        assert!(problems(&findings).is_empty(), "{findings:?}");
+        assert!(findings.iter().any(|f| matches!(f, Finding::Ok(m) if m.starts_with("learn: wtmp"))), "{findings:?}");
+        assert!(
+            findings
+                .iter()
+                .any(|f| matches!(f, Finding::Warning(m) if m.contains("learn: lastlog") && m.contains("no-lastlog"))),
+            "{findings:?}"
+        );
     }
 }
