@@ -22,7 +22,9 @@ use crate::store::insights::{
     commands_cell, spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N,
 };
 use crate::store::model::label;
-use crate::store::{AgentContext, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
+use crate::store::{
+    AgentContext, HourlySplit, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals,
+};
 
 /// A stored time as the API shows it: `YYYY-MM-DD HH:MM:SS`, UTC.
 pub(super) fn ts(column: &str) -> String {
@@ -181,7 +183,10 @@ pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<R
     let (filter, fargs) = filter_sql(q, 3);
     let (count, lo, hi) = if is_ranged(q) || q.labelled.is_some() {
         match resolve_range(&tx, q).await? {
-            Some((lo, hi)) => (range_count(&tx, lo, hi, &filter, &fargs, BlockFilter::of(q)).await?, lo, hi),
+            Some((lo, hi)) => match q.hourly_split() {
+                Some(split) => (hourly_count(&tx, &split).await?, lo, hi),
+                None => (range_count(&tx, lo, hi, &filter, &fargs, BlockFilter::of(q)).await?, lo, hi),
+            },
             None => (0, 1, 0),
         }
     } else {
@@ -392,6 +397,40 @@ async fn range_count(
     let head = count_rows(lo, (first_block << BLOCK_SHIFT) - 1).await?;
     let tail = count_rows((last_block + 1) << BLOCK_SHIFT, hi).await?;
     Ok(whole.max(0) as u64 + head + tail)
+}
+
+/// The rows of an event-time range (see [`ResultsQuery::hourly_split`]):
+/// its whole hours summed from `rollup_hourly`, which the writers keep by
+/// event hour in the rows' transactions, and only the rows of its two edge
+/// hours counted, through `predictions_event`.
+async fn hourly_count(tx: &Transaction<'_>, split: &HourlySplit) -> Result<u64> {
+    let source = split.source.map(Source::as_str);
+    let prediction = split.suspicious.map(label);
+    let whole: i64 = tx
+        .query_one(
+            &tx.prepare_cached(
+                "SELECT COALESCE(SUM(n), 0)::int8 FROM rollup_hourly
+                 WHERE hour >= ($1::text::timestamp AT TIME ZONE 'UTC') AND hour < ($2::text::timestamp AT TIME ZONE 'UTC')
+                   AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)",
+            )
+            .await?,
+            &[&split.hours.0, &split.hours.1, &source, &prediction],
+        )
+        .await?
+        .get(0);
+    let mut edges = 0;
+    for (range, upper) in [(&split.head, "<"), (&split.tail, "<=")] {
+        let Some((lo, hi)) = range else { continue };
+        let sql = format!(
+            "SELECT COUNT(*) FROM predictions
+             WHERE event_at >= ($1::text::timestamp AT TIME ZONE 'UTC')
+               AND event_at {upper} ($2::text::timestamp AT TIME ZONE 'UTC')
+               AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)"
+        );
+        let n: i64 = tx.query_one(&tx.prepare_cached(&sql).await?, &[lo, hi, &source, &prediction]).await?.get(0);
+        edges += n.max(0) as u64;
+    }
+    Ok(whole.max(0) as u64 + edges)
 }
 
 /// The id range of the rows stored between `from` and `to` (inclusive,
