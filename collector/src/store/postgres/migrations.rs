@@ -368,6 +368,16 @@ END $$;
 CREATE TRIGGER id_blocks_chunks AFTER INSERT OR UPDATE OR DELETE ON id_blocks
     FOR EACH ROW EXECUTE FUNCTION id_chunks_follow();",
     },
+    Migration {
+        version: 15,
+        what: "no id index of CSV rows",
+        // As SQLite's step 6: an upload's rows are contiguous ids (one
+        // reserved range), so a CSV page or count finds its first block in
+        // id_blocks and walks the primary key from there. The index cost
+        // every uploaded row an entry: about a sixth of an upload's WAL
+        // (docs/benchmarks.md).
+        sql: "DROP INDEX IF EXISTS predictions_csv_id;",
+    },
 ];
 
 /// The schema version this collector writes.
@@ -504,6 +514,7 @@ mod tests {
         ] {
             assert!(first.iter().any(|c| c.starts_with(&format!("{table}."))), "{table}");
         }
+        assert!(!first.contains(&"index predictions_csv_id".to_string()), "CSV rows pay for no id index");
         let again = migrate(&mut client).await.unwrap();
         assert_eq!(again, MigrationReport { from: SCHEMA_VERSION, applied: vec![], to: SCHEMA_VERSION });
         assert_eq!(schema(&client).await, first);
