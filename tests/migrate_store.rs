@@ -95,6 +95,12 @@ fn a_sqlite_store_is_copied_interrupted_once_resumed_and_verified() {
         assert!(line(table).contains(" sha256 "), "{table} verified: {text}");
     }
     assert_eq!(cluster.psql("SELECT count(*) FROM predictions"), total.to_string());
+    // The per-chunk counts PostgreSQL keeps beside the block counts follow them.
+    let chunks_differ = "SELECT count(*) FROM (
+        SELECT block >> 6, source, prediction, SUM(n)::int8 FROM id_blocks GROUP BY 1, 2, 3
+        EXCEPT SELECT chunk, source, prediction, n FROM id_chunks) d";
+    assert_eq!(cluster.psql(chunks_differ), "0");
+    assert_eq!(cluster.psql("SELECT sum(n) FROM id_chunks"), total.to_string());
     assert!(line("outbox").contains(" 2 rows  sha256 "), "{text}");
     assert!(line("destination_status").contains(" 1 rows  sha256 "), "{text}");
 

@@ -21,7 +21,7 @@ fn migrate_builds_a_postgres_schema_once_and_then_changes_nothing() {
     let first = stdout(&migrate(&cluster.url()));
     assert!(
         first.starts_with(
-            "PostgreSQL schema version 13 (was 0; steps applied now: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])"
+            "PostgreSQL schema version 15 (was 0; steps applied now: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15])"
         ),
         "{first}"
     );
@@ -30,11 +30,12 @@ fn migrate_builds_a_postgres_schema_once_and_then_changes_nothing() {
     assert_eq!(
         tables,
         "alert_cursor,alerts,api_tokens,audit_log,counters,decisions,destination_status,device_blocks,device_refusals,\
-         device_responses,devices,feedback,id_blocks,ingested_batches,login_lockouts,outbox,predictions,rollup_hourly,\
+         device_responses,devices,feedback,id_blocks,id_chunks,ingested_batches,login_lockouts,outbox,predictions,\
+         rollup_hourly,\
          schema_migrations,sessions,source_ips,users"
     );
     let again = stdout(&migrate(&cluster.url()));
-    assert_eq!(again, "PostgreSQL schema version 13 (was 13; steps applied now: [])");
+    assert_eq!(again, "PostgreSQL schema version 15 (was 15; steps applied now: [])");
 }
 
 #[test]

@@ -46,8 +46,8 @@ pub use devices::{DeviceId, DeviceInfo, IngestOutcome};
 pub use feedback::{Feedback, FeedbackOutcome};
 pub use insights::{Bucket, Insights};
 pub use model::{
-    round_confidence, AgentContext, CsvChunk, CsvRow, CsvSender, CsvSummary, NewPrediction, Order, Reason, ResultsPage,
-    ResultsQuery, Source, StorageBytes, StoredPrediction, TimeField, Totals, WriterQueue, WriterStats,
+    round_confidence, AgentContext, CsvChunk, CsvRow, CsvSender, CsvSummary, HourlySplit, NewPrediction, Order, Reason,
+    ResultsPage, ResultsQuery, Source, StorageBytes, StoredPrediction, TimeField, Totals, WriterQueue, WriterStats,
 };
 pub use users::{ApiTokenInfo, NewApiToken, Operator, Role, UserInfo, Users};
 
@@ -416,6 +416,16 @@ pub(crate) mod backends {
         }
     }
 
+    /// `at` (`YYYY-MM-DD HH:MM:SS`, UTC) as a literal both backends compare
+    /// with `event_at` and `rollup_hourly.hour` alike.
+    pub(crate) fn time_literal(fresh: &Fresh, at: &str) -> String {
+        if fresh._cluster.is_some() {
+            format!("(timestamp '{at}' AT TIME ZONE 'UTC')")
+        } else {
+            format!("'{at}'")
+        }
+    }
+
     /// One CSV upload of `rows` (model version `m1`), as the API's parser
     /// would send it.
     pub(crate) async fn commit_csv_rows(store: &dyn Store, rows: Vec<CsvRow>) -> Result<CsvSummary> {
@@ -427,5 +437,140 @@ pub(crate) mod backends {
         let result = committed.await;
         let _ = feeder.join();
         result
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use bfp_common::Protocol;
+
+        use super::*;
+        use crate::store::devices::format_unix;
+        use crate::store::{ResultsQuery, Source};
+
+        /// 2026-03-27 00:00:00 UTC.
+        const MARCH_27: i64 = 1_774_569_600;
+
+        /// `q`'s count as a plain `COUNT(*)` over the rows.
+        async fn counted(fresh: &Fresh, q: &ResultsQuery) -> i64 {
+            let mut sql = String::from("SELECT COUNT(*) FROM predictions WHERE 1 = 1");
+            if let Some(f) = &q.from {
+                sql.push_str(&format!(" AND event_at >= {}", time_literal(fresh, f)));
+            }
+            if let Some(t) = &q.to {
+                sql.push_str(&format!(" AND event_at <= {}", time_literal(fresh, t)));
+            }
+            if let Some(s) = q.source {
+                sql.push_str(&format!(" AND source = '{}'", s.as_str()));
+            }
+            if let Some(s) = q.suspicious {
+                sql.push_str(if s { " AND prediction = 'Suspicious'" } else { " AND prediction = 'Normal'" });
+            }
+            fresh.count(&sql).await
+        }
+
+        /// Adds `n` to the roll-up of agent SSH Suspicious rows in `hour`.
+        async fn bump_rollup(fresh: &Fresh, hour: &str, n: i64) {
+            let row = format!(
+                "hour = {} AND source = 'agent' AND protocol = 'SSH' AND prediction = 'Suspicious'",
+                time_literal(fresh, hour)
+            );
+            let found = fresh.count(&format!("SELECT COUNT(*) FROM rollup_hourly WHERE {row}")).await;
+            assert_eq!(found, 1, "a roll-up row at {hour}");
+            fresh.execute(&format!("UPDATE rollup_hourly SET n = n + {n} WHERE {row}")).await;
+        }
+
+        /// An event-time range's count equals counting its rows, for random
+        /// ranges and filters over agent events spread across three days
+        /// (with single and CSV rows stored now); and its whole hours come
+        /// from the roll-ups, only its two edge hours from the rows.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn event_time_counts_take_whole_hours_from_the_roll_ups() {
+            let mut rng = fastrand::Rng::with_seed(15);
+            for fresh in each().await {
+                let (name, store) = (fresh.name, &fresh.store);
+                let protocols = [Protocol::Ssh, Protocol::Https, Protocol::Ftp, Protocol::Tor];
+                for _ in 0..6 {
+                    let rows: Vec<_> = (0..400)
+                        .map(|_| {
+                            let mut p = prediction(Source::Agent, rng.bool(), Some("pi-1"));
+                            p.fingerprint.protocol = protocols[rng.usize(..protocols.len())];
+                            p.agent.started_at = Some(format_unix(MARCH_27 + rng.i64(0..72 * 3_600)));
+                            p
+                        })
+                        .collect();
+                    store.insert(rows).await.unwrap();
+                }
+                // Events at the very edges of hours.
+                let edges: Vec<_> = [0, 3_599, 3_600, 7_199, 36 * 3_600, 36 * 3_600 - 1]
+                    .iter()
+                    .map(|s| {
+                        let mut p = prediction(Source::Agent, true, Some("pi-1"));
+                        p.agent.started_at = Some(format_unix(MARCH_27 + s));
+                        p
+                    })
+                    .collect();
+                store.insert(edges).await.unwrap();
+                store.insert((0..50).map(|i| prediction(Source::Single, i % 3 == 0, None)).collect()).await.unwrap();
+                let csv = (0..200).map(|i| CsvRow::new(&fingerprint(i % 4 == 0), i % 4 == 0, 0.9, &[])).collect();
+                commit_csv_rows(&**store, csv).await.unwrap();
+
+                // A time within the three days (and a little outside), on an
+                // hour, a second before one, or anywhere.
+                let time = |rng: &mut fastrand::Rng| {
+                    let hour = MARCH_27 + rng.i64(-2..75) * 3_600;
+                    format_unix(match rng.u8(..3) {
+                        0 => hour,
+                        1 => hour - 1,
+                        _ => hour + rng.i64(0..3_600),
+                    })
+                };
+                let (mut split, mut checked) = (0, 0);
+                for _ in 0..150 {
+                    let (a, b) = (time(&mut rng), time(&mut rng));
+                    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+                    let q = ResultsQuery {
+                        limit: 5,
+                        from: (rng.u8(..5) > 0).then_some(a),
+                        to: (rng.u8(..5) > 0).then_some(b),
+                        source: [None, Some(Source::Agent)][rng.usize(..2)],
+                        suspicious: [None, Some(true), Some(false)][rng.usize(..3)],
+                        ..ResultsQuery::default()
+                    };
+                    if q.from.is_none() && q.to.is_none() {
+                        continue;
+                    }
+                    split += usize::from(q.hourly_split().is_some());
+                    checked += 1;
+                    let page = store.results(q.clone()).await.unwrap();
+                    assert_eq!(page.count as i64, counted(&fresh, &q).await, "{name}: {q:?}");
+                }
+                assert!(split * 2 > checked, "{name}: only {split} of {checked} ranges had whole hours");
+
+                // Whole hours are read from the roll-ups: a count changed
+                // there shows; in the two edge hours it does not (their rows
+                // are counted).
+                let q = ResultsQuery {
+                    limit: 5,
+                    from: Some(format_unix(MARCH_27 + 10 * 3_600 + 1_800)),
+                    to: Some(format_unix(MARCH_27 + 20 * 3_600 + 600)),
+                    ..ResultsQuery::default()
+                };
+                let before = store.results(q.clone()).await.unwrap().count;
+                assert_eq!(before as i64, counted(&fresh, &q).await, "{name}");
+                bump_rollup(&fresh, &format_unix(MARCH_27 + 15 * 3_600), 1_000).await;
+                assert_eq!(store.results(q.clone()).await.unwrap().count, before + 1_000, "{name}: an inner hour");
+                bump_rollup(&fresh, &format_unix(MARCH_27 + 15 * 3_600), -1_000).await;
+                for edge in [10, 20] {
+                    bump_rollup(&fresh, &format_unix(MARCH_27 + edge * 3_600), 1_000).await;
+                    assert_eq!(store.results(q.clone()).await.unwrap().count, before, "{name}: edge hour {edge}");
+                    bump_rollup(&fresh, &format_unix(MARCH_27 + edge * 3_600), -1_000).await;
+                }
+                // A device filter is not in the roll-ups: its rows are counted.
+                let by_device = ResultsQuery { device: Some("pi-1".into()), ..q.clone() };
+                assert!(by_device.hourly_split().is_none());
+                assert_eq!(store.results(by_device).await.unwrap().count, before, "{name}: all agent rows are pi-1's");
+                store.shutdown().await;
+            }
+        }
     }
 }

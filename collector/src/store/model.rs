@@ -299,6 +299,64 @@ impl ResultsQuery {
         }
     }
 
+    /// How the count of an event-time range can come from the hourly
+    /// roll-ups: when `from`/`to` are read on the event time and the only
+    /// other filters are a source and a label (what `rollup_hourly` keeps,
+    /// by event hour), whole hours are summed from the roll-ups and only the
+    /// rows of the two edge hours are counted. `None`: the rows are counted.
+    pub fn hourly_split(&self) -> Option<HourlySplit> {
+        let (from, to) = self.event_range()?;
+        let other_filters = self.min_id.is_some()
+            || self.max_id.is_some()
+            || self.device.is_some()
+            || self.labelled.is_some()
+            || self.user.is_some()
+            || self.source_ip.is_some()
+            || self.kind.is_some()
+            || self.reason.is_some()
+            || self.min_confidence.is_some();
+        if other_filters {
+            return None;
+        }
+        // Hours are cut from the `YYYY-MM-DD HH:MM:SS` form (the API's);
+        // years whose next hour would leave four digits keep the walk.
+        let usable = |t: &str| {
+            t.len() == 19
+                && t.is_char_boundary(13)
+                && t.get(..4).is_some_and(|y| y < "9999")
+                && next_hour(&format!("{}:00:00", &t[..13])).is_some()
+        };
+        if !from.is_none_or(usable) || !to.is_none_or(usable) {
+            return None;
+        }
+        let first_hour = match from {
+            Some(f) => {
+                let floor = format!("{}:00:00", &f[..13]);
+                if floor == f {
+                    floor
+                } else {
+                    next_hour(&floor)?
+                }
+            }
+            None => OPEN_START.to_string(),
+        };
+        let end_hour = match to {
+            Some(t) => format!("{}:00:00", &t[..13]),
+            None => OPEN_END.to_string(),
+        };
+        if first_hour >= end_hour {
+            // No whole hour inside: the range is at most two hours' rows.
+            return None;
+        }
+        Some(HourlySplit {
+            head: from.filter(|f| *f < first_hour.as_str()).map(|f| (f.to_string(), first_hour.clone())),
+            tail: to.map(|t| (end_hour.clone(), t.to_string())),
+            hours: (first_hour, end_hour),
+            source: self.source,
+            suspicious: self.suspicious,
+        })
+    }
+
     /// The reason search as a SQL `LIKE` pattern (`\` escapes).
     pub fn reason_pattern(&self) -> Option<String> {
         self.reason.as_ref().map(|r| {
@@ -313,6 +371,43 @@ impl ResultsQuery {
             p
         })
     }
+}
+
+/// The lowest hour an open `from` stands for (a time both backends take).
+const OPEN_START: &str = "0001-01-01 00:00:00";
+
+/// Past the highest hour an open `to` stands for.
+const OPEN_END: &str = "9999-12-31 23:59:59";
+
+/// The hour after `hour` (`YYYY-MM-DD HH:00:00`), or `None` if it is not a
+/// valid time of that form.
+fn next_hour(hour: &str) -> Option<String> {
+    let num = |r: std::ops::Range<usize>| hour.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?);
+    let days = bfp_common::time::days_from_civil(i32::try_from(y).ok()?, u8::try_from(mo).ok()?, u8::try_from(d).ok()?);
+    // A day the calendar does not have (the API takes 31 for every month)
+    // keeps the walk: text and timestamps would order it differently.
+    let same_day = bfp_common::time::format_utc(days * 86_400).get(..10) == hour.get(..10);
+    (same_day && (0..24).contains(&h)).then(|| bfp_common::time::format_utc(days * 86_400 + (h + 1) * 3_600))
+}
+
+/// An event-time range's count split by [`ResultsQuery::hourly_split`]:
+/// times are `YYYY-MM-DD HH:MM:SS`, UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlySplit {
+    /// Rows with `head.0 <= event_at < head.1` are counted in the rows: the
+    /// part of `from`'s hour after `from`.
+    pub head: Option<(String, String)>,
+    /// Whole hours with `hours.0 <= hour < hours.1`, summed from the
+    /// roll-ups (an open end is a time no row reaches).
+    pub hours: (String, String),
+    /// Rows with `tail.0 <= event_at <= tail.1` are counted in the rows:
+    /// `to`'s hour up to `to`.
+    pub tail: Option<(String, String)>,
+    /// Only this source.
+    pub source: Option<Source>,
+    /// Only this label (`true` = Suspicious).
+    pub suspicious: Option<bool>,
 }
 
 /// One stored prediction as `/api/results` lists it.
@@ -526,7 +621,7 @@ pub const CSV_QUEUE: usize = 4;
 
 #[cfg(test)]
 mod tests {
-    use super::Reason;
+    use super::*;
 
     #[test]
     fn reasons_read_back_as_stored_and_bad_ones_are_refused() {
@@ -537,5 +632,37 @@ mod tests {
         for bad in ["[256]", "[-1]", "[1.5]", "[null]", r#"[{"a":1}]"#] {
             assert!(serde_json::from_str::<Vec<Reason>>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_event_range_splits_into_whole_hours_and_two_edges() {
+        let q = |from: Option<&str>, to: Option<&str>| ResultsQuery {
+            from: from.map(str::to_string),
+            to: to.map(str::to_string),
+            ..ResultsQuery::default()
+        };
+        let pair = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        let split = q(Some("2026-03-27 10:30:00"), Some("2026-03-27 20:10:00")).hourly_split().unwrap();
+        assert_eq!(split.head, pair("2026-03-27 10:30:00", "2026-03-27 11:00:00"));
+        assert_eq!(split.hours, ("2026-03-27 11:00:00".to_string(), "2026-03-27 20:00:00".to_string()));
+        assert_eq!(split.tail, pair("2026-03-27 20:00:00", "2026-03-27 20:10:00"));
+        // On the hour: no head; open ends: no edge there.
+        let split = q(Some("2026-03-27 10:00:00"), None).hourly_split().unwrap();
+        assert_eq!((split.head, split.tail), (None, None));
+        assert_eq!(split.hours, ("2026-03-27 10:00:00".to_string(), OPEN_END.to_string()));
+        let split = q(None, Some("2026-03-27 23:59:59")).hourly_split().unwrap();
+        assert_eq!(split.hours, (OPEN_START.to_string(), "2026-03-27 23:00:00".to_string()));
+        // The next hour across a year's end and a leap day.
+        let split = q(Some("2025-12-31 23:00:01"), Some("2026-01-01 05:00:00")).hourly_split().unwrap();
+        assert_eq!(split.hours.0, "2026-01-01 00:00:00");
+        assert_eq!(next_hour("2028-02-28 23:00:00").as_deref(), Some("2028-02-29 00:00:00"));
+        // No whole hour inside, a day the calendar lacks, or another filter: counted in the rows.
+        assert_eq!(q(Some("2026-03-27 10:30:00"), Some("2026-03-27 11:20:00")).hourly_split(), None);
+        assert_eq!(q(Some("2026-02-31 10:30:00"), None).hourly_split(), None);
+        let by_user = ResultsQuery { user: Some("root".into()), ..q(Some("2026-03-27 10:00:00"), None) };
+        assert_eq!(by_user.hourly_split(), None);
+        // Single and CSV rows' ranges are id ranges already.
+        let single = ResultsQuery { source: Some(Source::Single), ..q(Some("2026-03-27 10:00:00"), None) };
+        assert_eq!(single.hourly_split(), None);
     }
 }

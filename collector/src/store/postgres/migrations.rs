@@ -331,6 +331,53 @@ CREATE INDEX predictions_ip_event ON predictions (source_ip, event_at, id) WHERE
         what: "the evidence agents send with each record",
         sql: "ALTER TABLE predictions ADD COLUMN evidence TEXT;",
     },
+    Migration {
+        version: 14,
+        what: "per-64-block id counts, kept by a trigger on the block counts",
+        sql: "-- An offset deep into the store sums these (one row per 262,144 ids, per
+-- source and label) and then the blocks of one chunk, rather than every
+-- block before it. A trigger keeps them in the transactions that change
+-- id_blocks, whichever writer (predictions, ingest, CSV, migrate-store).
+CREATE TABLE id_chunks (
+    chunk      BIGINT NOT NULL,  -- block >> 6, id >> 18
+    source     TEXT NOT NULL,
+    prediction TEXT NOT NULL,
+    n          BIGINT NOT NULL,
+    PRIMARY KEY (chunk, source, prediction)
+);
+INSERT INTO id_chunks (chunk, source, prediction, n)
+    SELECT block >> 6, source, prediction, SUM(n) FROM id_blocks GROUP BY 1, 2, 3;
+CREATE FUNCTION id_chunks_follow() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.block >> 6 = OLD.block >> 6 AND NEW.source = OLD.source
+            AND NEW.prediction = OLD.prediction THEN
+        UPDATE id_chunks SET n = n + NEW.n - OLD.n
+            WHERE chunk = NEW.block >> 6 AND source = NEW.source AND prediction = NEW.prediction;
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        UPDATE id_chunks SET n = n - OLD.n
+            WHERE chunk = OLD.block >> 6 AND source = OLD.source AND prediction = OLD.prediction;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        INSERT INTO id_chunks (chunk, source, prediction, n) VALUES (NEW.block >> 6, NEW.source, NEW.prediction, NEW.n)
+            ON CONFLICT (chunk, source, prediction) DO UPDATE SET n = id_chunks.n + excluded.n;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER id_blocks_chunks AFTER INSERT OR UPDATE OR DELETE ON id_blocks
+    FOR EACH ROW EXECUTE FUNCTION id_chunks_follow();",
+    },
+    Migration {
+        version: 15,
+        what: "no id index of CSV rows",
+        // As SQLite's step 6: an upload's rows are contiguous ids (one
+        // reserved range), so a CSV page or count finds its first block in
+        // id_blocks and walks the primary key from there. The index cost
+        // every uploaded row an entry: about a sixth of an upload's WAL
+        // (docs/benchmarks.md).
+        sql: "DROP INDEX IF EXISTS predictions_csv_id;",
+    },
 ];
 
 /// The schema version this collector writes.
@@ -447,6 +494,7 @@ mod tests {
             "rollup_hourly",
             "source_ips",
             "id_blocks",
+            "id_chunks",
             "devices",
             "ingested_batches",
             "feedback",
@@ -466,6 +514,7 @@ mod tests {
         ] {
             assert!(first.iter().any(|c| c.starts_with(&format!("{table}."))), "{table}");
         }
+        assert!(!first.contains(&"index predictions_csv_id".to_string()), "CSV rows pay for no id index");
         let again = migrate(&mut client).await.unwrap();
         assert_eq!(again, MigrationReport { from: SCHEMA_VERSION, applied: vec![], to: SCHEMA_VERSION });
         assert_eq!(schema(&client).await, first);

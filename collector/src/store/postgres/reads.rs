@@ -22,7 +22,9 @@ use crate::store::insights::{
     commands_cell, spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N,
 };
 use crate::store::model::label;
-use crate::store::{AgentContext, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
+use crate::store::{
+    AgentContext, HourlySplit, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals,
+};
 
 /// A stored time as the API shows it: `YYYY-MM-DD HH:MM:SS`, UTC.
 pub(super) fn ts(column: &str) -> String {
@@ -181,7 +183,10 @@ pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<R
     let (filter, fargs) = filter_sql(q, 3);
     let (count, lo, hi) = if is_ranged(q) || q.labelled.is_some() {
         match resolve_range(&tx, q).await? {
-            Some((lo, hi)) => (range_count(&tx, lo, hi, &filter, &fargs, BlockFilter::of(q)).await?, lo, hi),
+            Some((lo, hi)) => match q.hourly_split() {
+                Some(split) => (hourly_count(&tx, &split).await?, lo, hi),
+                None => (range_count(&tx, lo, hi, &filter, &fargs, BlockFilter::of(q)).await?, lo, hi),
+            },
             None => (0, 1, 0),
         }
     } else {
@@ -270,8 +275,8 @@ pub(super) async fn page_after(
 
 /// Where a page starts: `(start, skip)` such that the page is the matching
 /// rows with `id >= start` after skipping `skip` of them, `skip` being less
-/// than one block's rows. The block is found by summing `id_blocks` in the
-/// database (one query), never by walking rows.
+/// than one block's rows. The block is found by summing `id_chunks` and
+/// `id_blocks` in the database (two queries at most), never by walking rows.
 async fn seek(
     tx: &Transaction<'_>,
     from: i64,
@@ -303,42 +308,77 @@ async fn seek(
         start = block_end.saturating_add(1);
     }
     // The first whole block (ending at or before `hi`) whose running total
-    // passes what is left to skip.
+    // passes what is left to skip: found among the blocks of `start`'s
+    // chunk, the whole chunks after it, and the blocks of the last, partial
+    // chunk; inside a chunk, among its 64 blocks. What is read does not grow
+    // with the offset (a chunk is 2^18 ids).
     let last_whole = (hi.saturating_add(1) >> BLOCK_SHIFT) - 1;
-    let found = tx
-        .query_opt(
-            &tx.prepare_cached(
-                "SELECT block, cum - n FROM (
-                     SELECT block, SUM(n)::int8 AS n, (SUM(SUM(n)) OVER (ORDER BY block))::int8 AS cum
-                     FROM id_blocks WHERE block >= $1 AND block <= $2
-                       AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)
-                     GROUP BY block) t
-                 WHERE cum > $5 ORDER BY block LIMIT 1",
-            )
-            .await?,
-            &[&(start >> BLOCK_SHIFT), &last_whole, &source, &prediction, &remaining],
-        )
-        .await?;
-    if let Some(r) = found {
-        let (block, before): (i64, i64) = (r.get(0), r.get(1));
-        return Ok(((block << BLOCK_SHIFT).max(start), remaining - before));
-    }
-    // Every whole block was skipped: what is left lies in the partial block
-    // at `hi` (or nowhere).
-    if last_whole >= start >> BLOCK_SHIFT {
-        let skipped: i64 = tx
-            .query_one(
-                "SELECT COALESCE(SUM(n), 0)::int8 FROM id_blocks WHERE block >= $1 AND block <= $2
-                   AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)",
-                &[&(start >> BLOCK_SHIFT), &last_whole, &source, &prediction],
-            )
-            .await?
-            .get(0);
-        remaining -= skipped;
+    let first = start >> BLOCK_SHIFT;
+    if last_whole >= first {
+        let r = tx
+            .query_one(&tx.prepare_cached(SEEK_SQL).await?, &[&first, &last_whole, &source, &prediction, &remaining])
+            .await?;
+        let (lo, hi_block, before, total): (Option<i64>, Option<i64>, Option<i64>, i64) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        if let (Some(lo), Some(hi_block), Some(before)) = (lo, hi_block, before) {
+            let mut remaining = remaining - before;
+            let mut block = lo;
+            if hi_block > lo {
+                let inside = tx
+                    .query_opt(
+                        &tx.prepare_cached(BLOCK_IN_CHUNK_SQL).await?,
+                        &[&lo, &hi_block, &source, &prediction, &remaining],
+                    )
+                    .await?
+                    .ok_or_else(|| Error::Internal(format!("id chunk of block {lo} disagrees with its blocks")))?;
+                block = inside.get(0);
+                remaining -= inside.get::<_, i64>(1);
+            }
+            return Ok(((block << BLOCK_SHIFT).max(start), remaining));
+        }
+        // Every whole block was skipped: what is left lies in the partial
+        // block at `hi` (or nowhere).
+        remaining -= total;
         start = start.max((last_whole + 1) << BLOCK_SHIFT);
     }
     Ok((start, remaining.max(0)))
 }
+
+/// Blocks `$1..=$2` (whole ones) as units of [`seek`]: those of `$1`'s
+/// chunk, then whole chunks (`id_chunks`), then the blocks of the last
+/// chunk, each with its rows of source `$3` and label `$4`. Returns the first
+/// unit whose running total passes `$5` (its first and last block and the
+/// rows before it; all `NULL` when none does) and the units' total.
+const SEEK_SQL: &str = "WITH units AS (
+        SELECT block AS lo, block AS hi, SUM(n)::int8 AS n FROM id_blocks
+        WHERE block >= $1 AND block <= LEAST($2, $1 | 63::int8)
+          AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)
+        GROUP BY block
+        UNION ALL
+        SELECT chunk << 6, (chunk << 6) | 63::int8, SUM(n)::int8 FROM id_chunks
+        WHERE chunk > ($1 >> 6) AND chunk < (($2 + 1) >> 6)
+          AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)
+        GROUP BY chunk
+        UNION ALL
+        SELECT block, block, SUM(n)::int8 FROM id_blocks
+        WHERE block > ($1 | 63::int8) AND block >= ((($2 + 1) >> 6) << 6) AND block <= $2
+          AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)
+        GROUP BY block
+    ), running AS (
+        SELECT lo, hi, n, SUM(n) OVER (ORDER BY lo) AS cum FROM units
+    )
+    SELECT f.lo, f.hi, f.before, (SELECT COALESCE(SUM(n), 0)::int8 FROM units)
+    FROM (SELECT 1) one
+    LEFT JOIN (SELECT lo, hi, (cum - n)::int8 AS before FROM running WHERE cum > $5::int8 ORDER BY lo LIMIT 1) f ON true";
+
+/// The block of chunk `$1..=$2` (blocks) whose running total of rows of
+/// source `$3` and label `$4` passes `$5`, with the rows before it.
+const BLOCK_IN_CHUNK_SQL: &str = "SELECT block, (cum - n)::int8 FROM (
+        SELECT block, SUM(n)::int8 AS n, SUM(SUM(n)) OVER (ORDER BY block) AS cum
+        FROM id_blocks WHERE block >= $1 AND block <= $2
+          AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)
+        GROUP BY block) t
+    WHERE cum > $5::int8 ORDER BY block LIMIT 1";
 
 /// The inclusive id range `q`'s `min_id`/`max_id`/`from`/`to` allow, or
 /// `None` when no stored row can match.
@@ -392,6 +432,40 @@ async fn range_count(
     let head = count_rows(lo, (first_block << BLOCK_SHIFT) - 1).await?;
     let tail = count_rows((last_block + 1) << BLOCK_SHIFT, hi).await?;
     Ok(whole.max(0) as u64 + head + tail)
+}
+
+/// The rows of an event-time range (see [`ResultsQuery::hourly_split`]):
+/// its whole hours summed from `rollup_hourly`, which the writers keep by
+/// event hour in the rows' transactions, and only the rows of its two edge
+/// hours counted, through `predictions_event`.
+async fn hourly_count(tx: &Transaction<'_>, split: &HourlySplit) -> Result<u64> {
+    let source = split.source.map(Source::as_str);
+    let prediction = split.suspicious.map(label);
+    let whole: i64 = tx
+        .query_one(
+            &tx.prepare_cached(
+                "SELECT COALESCE(SUM(n), 0)::int8 FROM rollup_hourly
+                 WHERE hour >= ($1::text::timestamp AT TIME ZONE 'UTC') AND hour < ($2::text::timestamp AT TIME ZONE 'UTC')
+                   AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)",
+            )
+            .await?,
+            &[&split.hours.0, &split.hours.1, &source, &prediction],
+        )
+        .await?
+        .get(0);
+    let mut edges = 0;
+    for (range, upper) in [(&split.head, "<"), (&split.tail, "<=")] {
+        let Some((lo, hi)) = range else { continue };
+        let sql = format!(
+            "SELECT COUNT(*) FROM predictions
+             WHERE event_at >= ($1::text::timestamp AT TIME ZONE 'UTC')
+               AND event_at {upper} ($2::text::timestamp AT TIME ZONE 'UTC')
+               AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)"
+        );
+        let n: i64 = tx.query_one(&tx.prepare_cached(&sql).await?, &[lo, hi, &source, &prediction]).await?.get(0);
+        edges += n.max(0) as u64;
+    }
+    Ok(whole.max(0) as u64 + edges)
 }
 
 /// The id range of the rows stored between `from` and `to` (inclusive,

@@ -402,6 +402,46 @@ mod tests {
         summary
     }
 
+    /// Rows where `id_chunks` and the sums of `id_blocks` per chunk differ.
+    const CHUNKS_DIFFER: &str = "SELECT count(*) FROM (
+        (SELECT block >> 6, source, prediction, SUM(n)::int8 FROM id_blocks GROUP BY 1, 2, 3
+         EXCEPT SELECT chunk, source, prediction, n FROM id_chunks WHERE n <> 0)
+        UNION ALL
+        (SELECT chunk, source, prediction, n FROM id_chunks WHERE n <> 0
+         EXCEPT SELECT block >> 6, source, prediction, SUM(n)::int8 FROM id_blocks GROUP BY 1, 2, 3)) d";
+
+    /// A store of schema 13 gets `id_chunks` summed from its blocks (and
+    /// loses the CSV rows' id index), and the trigger keeps them after:
+    /// inserts, an upload, a block's count changed, moved and deleted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn id_chunks_are_back_filled_and_follow_the_block_counts() {
+        let cluster = PgCluster::start();
+        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
+        store.insert((0..50).map(|i| prediction(Source::Single, i % 2 == 0, None)).collect()).await.unwrap();
+        cluster.psql("SELECT bfp_reserve_ids(300000)");
+        upload(&store, (0..500).map(|i| CsvRow::new(&fingerprint(i % 3 == 0), i % 3 == 0, 0.9, &[])).collect()).await;
+        store.shutdown().await;
+        // Back to schema 13, as an older collector left it.
+        cluster.psql(
+            "DROP TRIGGER id_blocks_chunks ON id_blocks; DROP FUNCTION id_chunks_follow(); DROP TABLE id_chunks;
+             CREATE INDEX predictions_csv_id ON predictions (id) WHERE source = 'csv';
+             DELETE FROM schema_migrations WHERE version >= 14",
+        );
+        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
+        assert_eq!(cluster.psql("SELECT count(*) FROM pg_indexes WHERE indexname = 'predictions_csv_id'"), "0");
+        assert_eq!(cluster.psql("SELECT sum(n) FROM id_chunks"), "550");
+        assert_eq!(cluster.psql(CHUNKS_DIFFER), "0");
+        store.insert((0..70).map(|i| prediction(Source::Agent, i % 5 == 0, Some("pi-1"))).collect()).await.unwrap();
+        upload(&store, (0..300).map(|_| CsvRow::new(&fingerprint(true), true, 0.9, &[])).collect()).await;
+        cluster.psql("UPDATE id_blocks SET n = n + 5 WHERE block = 0 AND source = 'single' AND prediction = 'Normal'");
+        cluster
+            .psql("UPDATE id_blocks SET block = 200 WHERE block = 0 AND source = 'single' AND prediction = 'Normal'");
+        cluster.psql("DELETE FROM id_blocks WHERE source = 'agent' AND prediction = 'Suspicious'");
+        assert_eq!(cluster.psql(CHUNKS_DIFFER), "0");
+        assert_eq!(cluster.psql("SELECT sum(n) FROM id_chunks"), cluster.psql("SELECT sum(n) FROM id_blocks"));
+        store.shutdown().await;
+    }
+
     /// The ids of the page `q` asks for, by walking the rows in SQL.
     async fn walked(cluster: &PgCluster, q: &ResultsQuery) -> Vec<i64> {
         let (filter, _) = reads::filter_sql(q, 3);
@@ -439,15 +479,21 @@ mod tests {
         // Ids another collector took and never used: a gap of 3,000.
         cluster.psql("SELECT bfp_reserve_ids(3000)");
         upload(&store, csv(6_000, &|_| true)).await;
+        // And a gap of over two chunks of 2^18 ids: the rows after it are a
+        // whole chunk that offsets skip by its count in `id_chunks`.
+        cluster.psql("SELECT bfp_reserve_ids(600000)");
         store.insert(mixed(300)).await.unwrap();
         upload(&store, csv(7_000, &|i| i % 11 == 0)).await;
         let total = 5_000 + 700 + 6_000 + 300 + 7_000;
         assert_eq!(store.totals().await.unwrap().total(), total);
         assert_eq!(cluster.psql("SELECT count(*) FROM predictions"), total.to_string());
         assert_eq!(cluster.psql("SELECT sum(n) FROM id_blocks"), total.to_string());
+        assert_eq!(cluster.psql(CHUNKS_DIFFER), "0", "id_chunks sums id_blocks");
+        assert_eq!(cluster.psql("SELECT array_agg(DISTINCT chunk ORDER BY chunk) FROM id_chunks"), "{0,2}");
 
         let mut pages = 0;
         for offset in [0, 1, 99, 4_095, 4_096, 4_097, 5_000, 8_191, 8_192, 12_000, 16_000, 18_999, 19_000, 25_000] {
+            // (with max_id 13,000 no chunk is whole; without, chunk 2 is.)
             for source in [None, Some(Source::Csv), Some(Source::Single), Some(Source::Agent)] {
                 for suspicious in [None, Some(true), Some(false)] {
                     for (after_id, min_id, max_id) in

@@ -18,6 +18,7 @@ use bfp_common::wire::{Batch, Heartbeat, ResponseReport};
 use deadpool_postgres::Transaction;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use super::store::Pool;
 use crate::error::{Error, Result};
@@ -374,59 +375,65 @@ impl Delta {
     }
 
     /// Writes the increments in `tx`: counters, roll-ups, source addresses,
-    /// id blocks, in that order (every writer does, CSV uploads too).
+    /// id blocks, in that order (every writer does, CSV uploads too). The
+    /// four statements are prepared once per connection and sent together
+    /// (pipelined): the server still runs them in this order, but a commit
+    /// waits for one round trip instead of eight (a parse and an execute
+    /// each).
     pub(super) async fn apply(&self, tx: &Transaction<'_>) -> Result<()> {
-        let (s, d, l, n): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) =
+        let (counters, rollups, ips, blocks) = tokio::try_join!(
+            tx.prepare_cached(COUNTERS_SQL),
+            tx.prepare_cached(ROLLUPS_SQL),
+            tx.prepare_cached(IPS_SQL),
+            tx.prepare_cached(BLOCKS_SQL),
+        )?;
+        let (cs, cd, cl, cn): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) =
             unzip4(self.counters.iter().map(|((s, d, l), n)| (*s, d.as_str(), *l, *n)));
-        tx.execute(
-            "INSERT INTO counters (source, device, prediction, n)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])
-             ON CONFLICT (source, device, prediction) DO UPDATE SET n = counters.n + excluded.n",
-            &[&s, &d, &l, &n],
-        )
-        .await?;
         let hours: Vec<&str> = self.rollup.keys().map(|k| k.0.as_str()).collect();
-        let (s, p, l, n): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) =
+        let (rs, rp, rl, rn): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) =
             unzip4(self.rollup.iter().map(|((_, s, p, l), n)| (*s, *p, *l, *n)));
-        // Summed again in SQL: "now" may be an hour an event also names, and
-        // one statement must not update a row twice; sorted, so collectors
-        // lock roll-up rows in one order.
-        tx.execute(
-            "INSERT INTO rollup_hourly (hour, source, protocol, prediction, n)
-             SELECT COALESCE(NULLIF(u.h, '')::timestamp, date_trunc('hour', now() AT TIME ZONE 'UTC'))
-                        AT TIME ZONE 'UTC',
-                    u.s, u.p, u.l, SUM(u.n)
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS u(h, s, p, l, n)
-             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-             ON CONFLICT (hour, source, protocol, prediction) DO UPDATE SET n = rollup_hourly.n + excluded.n",
-            &[&hours, &s, &p, &l, &n],
-        )
-        .await?;
-        if !self.ips.is_empty() {
-            let ip: Vec<&str> = self.ips.keys().map(String::as_str).collect();
-            let sus: Vec<i64> = self.ips.values().map(|v| v.0).collect();
-            let total: Vec<i64> = self.ips.values().map(|v| v.1).collect();
-            tx.execute(
-                "INSERT INTO source_ips (source_ip, suspicious, total)
-                 SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])
-                 ON CONFLICT (source_ip) DO UPDATE SET suspicious = source_ips.suspicious + excluded.suspicious,
-                     total = source_ips.total + excluded.total",
-                &[&ip, &sus, &total],
-            )
-            .await?;
-        }
-        let (b, s, l, n): (Vec<i64>, Vec<&str>, Vec<&str>, Vec<i64>) =
+        let ip: Vec<&str> = self.ips.keys().map(String::as_str).collect();
+        let sus: Vec<i64> = self.ips.values().map(|v| v.0).collect();
+        let total: Vec<i64> = self.ips.values().map(|v| v.1).collect();
+        let (b, bs, bl, bn): (Vec<i64>, Vec<&str>, Vec<&str>, Vec<i64>) =
             unzip4(self.blocks.iter().map(|((b, s, l), n)| (*b, *s, *l, *n)));
-        tx.execute(
-            "INSERT INTO id_blocks (block, source, prediction, n)
-             SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[])
-             ON CONFLICT (block, source, prediction) DO UPDATE SET n = id_blocks.n + excluded.n",
-            &[&b, &s, &l, &n],
-        )
-        .await?;
+        let counter_args: [&(dyn ToSql + Sync); 4] = [&cs, &cd, &cl, &cn];
+        let rollup_args: [&(dyn ToSql + Sync); 5] = [&hours, &rs, &rp, &rl, &rn];
+        let ip_args: [&(dyn ToSql + Sync); 3] = [&ip, &sus, &total];
+        let block_args: [&(dyn ToSql + Sync); 4] = [&b, &bs, &bl, &bn];
+        tokio::try_join!(
+            tx.execute(&counters, &counter_args),
+            tx.execute(&rollups, &rollup_args),
+            tx.execute(&ips, &ip_args),
+            tx.execute(&blocks, &block_args),
+        )?;
         Ok(())
     }
 }
+
+const COUNTERS_SQL: &str = "INSERT INTO counters (source, device, prediction, n)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])
+    ON CONFLICT (source, device, prediction) DO UPDATE SET n = counters.n + excluded.n";
+
+// Summed again in SQL: "now" may be an hour an event also names, and one
+// statement must not update a row twice; sorted, so collectors lock roll-up
+// rows in one order.
+const ROLLUPS_SQL: &str = "INSERT INTO rollup_hourly (hour, source, protocol, prediction, n)
+    SELECT COALESCE(NULLIF(u.h, '')::timestamp, date_trunc('hour', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC',
+           u.s, u.p, u.l, SUM(u.n)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS u(h, s, p, l, n)
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (hour, source, protocol, prediction) DO UPDATE SET n = rollup_hourly.n + excluded.n";
+
+// With no addresses the arrays are empty and nothing is written.
+const IPS_SQL: &str = "INSERT INTO source_ips (source_ip, suspicious, total)
+    SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])
+    ON CONFLICT (source_ip) DO UPDATE SET suspicious = source_ips.suspicious + excluded.suspicious,
+        total = source_ips.total + excluded.total";
+
+const BLOCKS_SQL: &str = "INSERT INTO id_blocks (block, source, prediction, n)
+    SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[])
+    ON CONFLICT (block, source, prediction) DO UPDATE SET n = id_blocks.n + excluded.n";
 
 fn unzip4<A, B, C, D>(it: impl Iterator<Item = (A, B, C, D)>) -> (Vec<A>, Vec<B>, Vec<C>, Vec<D>) {
     let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -5,7 +5,7 @@ use bfp_common::wire::{Batch, Heartbeat};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::writer::{insert_rows, CounterDelta, RollupDelta};
+use super::writer::{insert_rows, stamp, CounterDelta, RollupDelta};
 use crate::error::{Error, Result};
 use crate::store::devices::{check_name, new_token, token_hash, DeviceId, DeviceInfo, IngestOutcome};
 
@@ -176,9 +176,10 @@ fn ingest_in(tx: &mut rusqlite::Savepoint<'_>, device: &DeviceId, batch: Batch) 
     let stored = rows.len() as u64;
     let mut delta = CounterDelta::default();
     let mut rollup = RollupDelta::default();
-    insert_rows(tx, &rows, &mut delta, &mut rollup)?;
+    let now = stamp(tx)?;
+    insert_rows(tx, &rows, &now, &mut delta, &mut rollup)?;
     delta.apply(tx)?;
-    rollup.apply(tx)?;
+    rollup.apply_at(tx, &now)?;
     tx.prepare_cached("UPDATE devices SET last_seq = ?2, batches = batches + 1, records = records + ?3 WHERE id = ?1")?
         .execute(params![device.id, seq.min(i64::MAX as u64) as i64, stored as i64])?;
     Ok(IngestOutcome { duplicate: false, stored, last_seq: seq })

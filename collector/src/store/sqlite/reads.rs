@@ -16,7 +16,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use super::feedback;
 use crate::error::{Error, Result};
 use crate::store::model::label;
-use crate::store::{AgentContext, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals};
+use crate::store::{
+    AgentContext, HourlySplit, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals,
+};
 
 const SELECT_COLUMNS: &str = "id, created_at, source, prediction, confidence, login_hour, session_duration,
     commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
@@ -111,10 +113,10 @@ pub(super) fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
     let (count, lo, hi) = if is_ranged(q) || q.labelled.is_some() {
         // An id or time range: the counters cannot say, count in the range.
         match resolve_range(&tx, q)? {
-            Some((lo, hi)) => {
-                let blocks = BlockFilter::of(q);
-                (range_count(&tx, lo, hi, &filter, &args, blocks)?, lo, hi)
-            }
+            Some((lo, hi)) => match q.hourly_split() {
+                Some(split) => (hourly_count(&tx, &split)?, lo, hi),
+                None => (range_count(&tx, lo, hi, &filter, &args, BlockFilter::of(q))?, lo, hi),
+            },
             None => (0, 1, 0),
         }
     } else {
@@ -434,6 +436,41 @@ pub(super) fn range_count(
     Ok(whole as u64 + head + tail)
 }
 
+/// The rows of an event-time range (see [`ResultsQuery::hourly_split`]):
+/// its whole hours summed from `rollup_hourly`, which the writer keeps by
+/// event hour in the rows' transactions, and only the rows of its two edge
+/// hours counted, through `predictions_event`.
+pub(super) fn hourly_count(c: &Connection, split: &HourlySplit) -> Result<u64> {
+    let whole: i64 = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(n), 0) FROM rollup_hourly WHERE hour >= ?1 AND hour < ?2
+                AND (?3 IS NULL OR source = ?3) AND (?4 IS NULL OR prediction = ?4)",
+        )?
+        .query_row(
+            params![split.hours.0, split.hours.1, split.source.map(Source::as_str), split.suspicious.map(label)],
+            |r| r.get(0),
+        )?;
+    let edge = |range: &Option<(String, String)>, upper: &str| -> Result<u64> {
+        let Some((lo, hi)) = range else { return Ok(0) };
+        let n: i64 = c
+            .prepare_cached(&edge_count_sql(upper))?
+            .query_row(params![lo, hi, split.source.map(Source::as_str), split.suspicious.map(label)], |r| r.get(0))?;
+        Ok(n as u64)
+    };
+    Ok(whole as u64 + edge(&split.head, "<")? + edge(&split.tail, "<=")?)
+}
+
+/// Counts the rows with `?1 <= event_at` and `event_at {upper} ?2` of
+/// source `?3` and label `?4` (each optional). `+source`, `+prediction`:
+/// not the source's or the label's partial id index (every row of that
+/// source), the event-time index (an hour's rows).
+fn edge_count_sql(upper: &str) -> String {
+    format!(
+        "SELECT COUNT(*) FROM predictions WHERE event_at >= ?1 AND event_at {upper} ?2
+            AND (?3 IS NULL OR +source = ?3) AND (?4 IS NULL OR +prediction = ?4)"
+    )
+}
+
 /// Counts the rows with `?1 < id <= ?2` passing `filter_sql`; `whole`: the
 /// range is every id, so ids are not named and the filter's own index (user,
 /// address, event time) does the counting rather than a walk of the table.
@@ -696,6 +733,12 @@ mod tests {
             let (filter, _) = filter_sql(&q, 3);
             let plan = plan_of(&count_sql(true, &filter));
             assert!(plan.contains(index), "count {q:?}: {plan}");
+        }
+        // The edge hours of an event-time count walk event time, whatever
+        // the source and label.
+        for upper in ["<", "<="] {
+            let plan = plan_of(&edge_count_sql(upper));
+            assert!(plan.contains("predictions_event"), "edge {upper}: {plan}");
         }
     }
 

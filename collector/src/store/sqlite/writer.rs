@@ -24,11 +24,14 @@ use crate::error::{Error, Result};
 use crate::store::model::label;
 use crate::store::{round_confidence, CsvChunk, CsvRow, CsvSummary, NewPrediction, Source, Totals, WriterStats};
 
+// `?21`: the transaction's time, stamped once, so a row's ingest (and
+// event) time and the hour its roll-up is filed under are the same clock
+// reading even when the group's statements straddle an hour.
 const INSERT_SQL: &str = "INSERT INTO predictions (source, prediction, confidence, login_hour, session_duration,
     commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
-    kind, source_ip, user, started_at, ended_at, event_at, evidence)
+    kind, source_ip, user, started_at, ended_at, event_at, evidence, created_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-        COALESCE(?18, datetime('now')), ?20)";
+        COALESCE(?18, ?21), ?20, ?21)";
 
 // `OR FAIL`: a failing row stops the statement without undoing the rows
 // before it, so SQLite keeps no statement journal for these multi-row
@@ -243,20 +246,28 @@ fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Vec<Ve
     let mut delta = CounterDelta::default();
     let mut rollup = RollupDelta::default();
     let mut all = Vec::with_capacity(batch.len());
+    let now = stamp(&tx)?;
     for (rows, _) in batch {
-        all.push(insert_rows(&tx, rows, &mut delta, &mut rollup)?);
+        all.push(insert_rows(&tx, rows, &now, &mut delta, &mut rollup)?);
     }
     delta.apply(&tx)?;
-    rollup.apply(&tx)?;
+    rollup.apply_at(&tx, &now)?;
     tx.commit()?;
     Ok(all)
 }
 
-/// Inserts rows inside `tx`, adding their counts to `delta` and `rollup`
-/// (which the caller applies in the same transaction).
+/// SQLite's clock now, `YYYY-MM-DD HH:MM:SS`: a transaction's time.
+pub(super) fn stamp(tx: &Connection) -> rusqlite::Result<String> {
+    tx.query_row("SELECT datetime('now')", [], |r| r.get(0))
+}
+
+/// Inserts rows inside `tx` stored at `now` (see [`stamp`]), adding their
+/// counts to `delta` and `rollup` (which the caller applies in the same
+/// transaction, filed at `now`).
 pub(super) fn insert_rows(
     tx: &Connection,
     rows: &[NewPrediction],
+    now: &str,
     delta: &mut CounterDelta,
     rollup: &mut RollupDelta,
 ) -> rusqlite::Result<Vec<i64>> {
@@ -287,6 +298,7 @@ pub(super) fn insert_rows(
             p.agent.started_at,
             p.agent.ended_at,
             p.agent.evidence,
+            now,
         ])?;
         let id = tx.last_insert_rowid();
         ids.push(id);
@@ -336,7 +348,7 @@ fn commit_csv(
     let mut totals = Totals::default();
     let mut rollup = RollupDelta::default();
     // Every row of one upload carries the time it started committing.
-    let stamp: String = tx.query_row("SELECT datetime('now')", [], |r| r.get(0))?;
+    let stamp: String = stamp(&tx)?;
     {
         let mut one = tx.prepare_cached(&csv_insert_sql(1))?;
         let mut many = tx.prepare_cached(&csv_insert_sql(CSV_CHUNK))?;
@@ -392,8 +404,9 @@ fn commit_csv(
 
 /// Roll-up increments of one write transaction, filed under the hour of
 /// each row's event time: an agent record's start, else the time of ingest
-/// (a transaction lasts milliseconds, so those rows share SQLite's clock at
-/// commit, as for their `created_at`).
+/// (the transaction's one [`stamp`], which those rows' `created_at` and
+/// `event_at` also hold, so an event-time count may take whole hours from
+/// the roll-ups).
 #[derive(Default)]
 pub(crate) struct RollupDelta {
     // (event hour or None for now, source, protocol, suspicious) -> n: a
@@ -444,14 +457,9 @@ impl RollupDelta {
         }
     }
 
-    /// Writes the increments inside the rows' transaction, filed under the
-    /// hour of SQLite's clock now.
-    pub(super) fn apply(&self, tx: &rusqlite::Connection) -> rusqlite::Result<()> {
-        self.apply_at(tx, "now")
-    }
-
-    /// As [`RollupDelta::apply`], filed under the hour of `at` (a
-    /// `created_at` value the rows were stamped with, or `now`).
+    /// Writes the increments inside the rows' transaction; rows without an
+    /// event time are filed under the hour of `at` (the `created_at` value
+    /// they were stamped with, see [`stamp`]).
     pub(super) fn apply_at(&self, tx: &rusqlite::Connection, at: &str) -> rusqlite::Result<()> {
         let mut stmt = tx.prepare_cached(ROLLUP_SQL)?;
         for (hour, source, protocol, suspicious, n) in &self.counts {
