@@ -44,12 +44,13 @@ pub struct Notifier {
 }
 
 /// One destination as `GET /api/destinations` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct DestinationStatus {
     /// Its name.
     pub name: String,
     /// `webhook`, `syslog` or `email`.
     #[serde(rename = "type")]
+    #[schema(value_type = crate::api::openapi::DestinationType)]
     pub kind: &'static str,
     /// Where it goes (the URL without credentials, `host:port`, or the
     /// SMTP server and recipients).

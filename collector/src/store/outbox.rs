@@ -69,7 +69,7 @@ pub struct OutboxMessage {
 }
 
 /// What the store knows of one destination.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DestinationCounts {
     /// The destination's name.
     pub name: String,
