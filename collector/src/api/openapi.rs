@@ -136,7 +136,20 @@ Every error is JSON: {\"error\": ..., \"detail\": ...}. Any route may also answe
         super::audit::list,
         super::audit::export_csv,
     ),
-    components(schemas(ErrorBody, Verdict, ResultSource, DecisionState, DestinationType, RoleName)),
+    // The schemas that parameters name by `value_type` (utoipa collects those of bodies itself).
+    components(schemas(
+        ErrorBody,
+        Verdict,
+        ResultSource,
+        DecisionState,
+        DestinationType,
+        RoleName,
+        super::results::TimeFieldName,
+        super::results::OrderName,
+        super::insights::BucketName,
+        crate::store::alerts::AlertState,
+        bfp_common::wire::RecordKind,
+    )),
     modifiers(&FromAccessTable),
     tags(
         (name = "health", description = "Liveness and readiness"),
