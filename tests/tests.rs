@@ -30,6 +30,7 @@ mod install;
 mod migrate_store;
 mod monitoring;
 mod notify;
+mod openapi;
 mod packages;
 mod pg_migrate;
 mod respond_firewall;
