@@ -114,11 +114,12 @@ impl Contract {
         }
         let status = reply.status.to_string();
         let Some(template) = self.template(path) else {
-            // Not API: the console's page and assets, or the router's 404/405.
+            // Not API: the console's page and assets, or the router's 404
+            // (the Host check, 400 or 421, comes before routing).
             if path == "/" || path.starts_with("/assets/") {
                 return Ok(());
             }
-            if reply.status == 404 || reply.status == 405 {
+            if [400, 404, 405, 421].contains(&reply.status) {
                 return self.check_error_body(reply);
             }
             return Err(format!("{path} is no path of the document, yet it answered {}", reply.status));

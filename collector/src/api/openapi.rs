@@ -92,9 +92,9 @@ const DESCRIPTION: &str = "Behavioral Fingerprinting collector. Compatible with 
 (health, predict, predict-csv, analytics, results), which stays open without a credential on loopback \
 listeners (or everywhere with --open-legacy-api); every other route needs the credential its `security` \
 names and the role its description names (ROUTE_ACCESS in collector/src/api/access.rs, docs/security.md). \
-Every error is JSON: {\"error\": ..., \"detail\": ...}. Any route may also answer 400 without a Host header, \
-421 for a Host this collector does not answer to, 408 past --request-timeout, 500 on a server failure and \
-503 while shutting down.";
+Every error is JSON: {\"error\": ..., \"detail\": ...}; each operation lists the statuses it may answer, \
+those of the access layer and the edge service (400 without a Host header, 408, 421 for a Host this collector \
+does not answer to, 500, 503 while shutting down) included.";
 
 /// The document's root: every route's operation and the types they use.
 #[derive(OpenApi)]
@@ -267,7 +267,14 @@ fn apply(op: &mut Operation, access: Access, with_body: bool) {
         Some(d) if !d.is_empty() => format!("{d}\n\nAccess: {who}"),
         _ => format!("Access: {who}"),
     });
-    let mut refusals: Vec<(&str, &str)> = Vec::new();
+    // What the edge service and the error type may answer on any route.
+    let mut refusals: Vec<(&str, &str)> = vec![
+        ("400", "A request without a Host header (or a bad parameter or body, where the route takes one)"),
+        ("408", "The request took longer than --request-timeout (or its body stalled past --body-read-timeout)"),
+        ("421", "A Host this collector does not answer to (--allowed-host)"),
+        ("500", "A server-side failure (details in the collector's log, not here)"),
+        ("503", "Shutting down: the writer takes no more work"),
+    ];
     if access != Access::Public {
         refusals.push(("401", "No credential, or an unknown, revoked or expired one"));
         refusals.push(("403", "The credential's role is below the route's, or a session's CSRF token is missing"));
