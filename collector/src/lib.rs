@@ -16,7 +16,9 @@
 //! net.rs               the accept loop: connection caps, header, idle and
 //!                      body timeouts, TLS, accept errors
 //! error.rs             the one error type; each variant knows its HTTP status
-//! api/                 HTTP, one module per resource
+//! api/                 HTTP, one module per resource; api/openapi.rs builds
+//!                      the OpenAPI 3.1 document from the handlers'
+//!                      `#[utoipa::path]`, their types and ROUTE_ACCESS
 //!   mod.rs             AppState, the route table, CORS, the metrics layer
 //!   access.rs          who may call what: ROUTE_ACCESS, the access layer
 //!                      (tokens, sessions, CSRF, Host, body types, legacy
