@@ -35,4 +35,5 @@ mod packages;
 mod pg_migrate;
 mod respond_firewall;
 mod schema2;
+mod shutdown;
 mod units;

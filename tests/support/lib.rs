@@ -355,6 +355,12 @@ impl Collector {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and returns at once (see [`Collector::stop`] to wait).
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM failed");
+    }
+
     /// Sends SIGTERM and waits (up to 30 s) for a clean exit.
     pub fn stop(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
