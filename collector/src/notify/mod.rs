@@ -257,6 +257,20 @@ mod tests {
     use crate::store::NewPrediction;
     use std::io::{Read, Write};
 
+    /// Each key once: the flattened counts do not repeat the name.
+    #[test]
+    fn a_destination_status_names_itself_once() {
+        let status = DestinationStatus {
+            name: "hook".into(),
+            kind: "webhook",
+            target: "https://example.org/".into(),
+            counts: DestinationCounts { name: "hook".into(), delivered: 3, ..DestinationCounts::default() },
+        };
+        let text = serde_json::to_string(&status).unwrap();
+        assert_eq!(text.matches("\"name\"").count(), 1, "{text}");
+        assert!(text.contains("\"delivered\":3"), "{text}");
+    }
+
     /// The shared failed-login row, without a user name.
     fn attempt(ip: &str) -> NewPrediction {
         let mut row = crate::store::backends::failed_login_attempt(ip);
