@@ -63,7 +63,7 @@ pub struct IngestReply {
         last stored seq is a retry: 200 with duplicate=true, nothing stored.",
     request_body(content(
         (bfp_common::wire::Batch = "application/json"),
-        (Vec<u8> = "application/x-bfp-batch"),
+        (super::openapi::Binary = "application/x-bfp-batch"),
     )),
     responses(
         (status = 200, description = "Stored, or recognised as a retry", body = IngestReply),

@@ -63,7 +63,7 @@ fn model_artifact(model: &CompactModel) -> Result<(Vec<u8>, String)> {
     summary = "The served model artifact (postcard), with its version and SHA-256 in X-BFP-Model-Version and X-BFP-Model-Sha256",
     params(ModelQuery),
     responses(
-        (status = 200, description = "The artifact", content_type = "application/octet-stream", body = Vec<u8>,
+        (status = 200, description = "The artifact", content_type = "application/octet-stream", body = super::openapi::Binary,
             headers(("x-bfp-model-version" = String, description = "Its version"), ("x-bfp-model-sha256" = String, description = "SHA-256 of the body, hex"))),
         (status = 400, description = "A bad schema", body = super::openapi::ErrorBody),
     ))]

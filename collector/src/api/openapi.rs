@@ -87,6 +87,12 @@ pub enum RoleName {
     Admin,
 }
 
+/// A body of bytes that is not JSON (a postcard batch, a model artifact).
+#[allow(dead_code)] // Documents bodies read and written as bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(Vec<u8>);
+
 /// The document's description: what holds for every route.
 const DESCRIPTION: &str = "Behavioral Fingerprinting collector. Compatible with the original Flask API \
 (health, predict, predict-csv, analytics, results), which stays open without a credential on loopback \
