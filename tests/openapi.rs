@@ -136,6 +136,9 @@ fn the_response_checker_refuses_what_the_document_does_not_describe() {
     assert_eq!(contract.check("GET", "/api/nowhere", &missing), Ok(()));
 
     // The helpers run the same check on every answer from a collector.
+    let before = bfp_e2e::openapi::checked();
+    assert_eq!(c.get("/api/analytics").status, 200);
+    assert!(bfp_e2e::openapi::checked() > before, "the helpers' answer was not checked");
     let wrong = json_reply(200, &json!({"count": "three", "devices": []}));
     let url = c.url("/api/devices");
     let caught = std::panic::catch_unwind(|| bfp_e2e::openapi::check("GET", &url, &wrong));

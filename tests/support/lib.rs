@@ -385,6 +385,9 @@ impl Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
+        if std::env::var_os("BFP_E2E_OPENAPI_STATS").is_some() {
+            eprintln!("openapi: {} answers checked against the document so far", openapi::checked());
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();

@@ -12,6 +12,7 @@
 //! (not API) and CORS preflights are not checked.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
@@ -29,6 +30,15 @@ static COLLECTORS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 /// The document, fetched once from the first plain-HTTP collector (every
 /// collector of a test run is the same binary).
 static CONTRACT: OnceLock<Contract> = OnceLock::new();
+
+/// Answers checked so far in this process.
+static CHECKED: AtomicU64 = AtomicU64::new(0);
+
+/// How many answers [`check`] has checked in this test process (set
+/// `BFP_E2E_OPENAPI_STATS=1` to have each collector's drop print it).
+pub fn checked() -> u64 {
+    CHECKED.load(Ordering::Relaxed)
+}
 
 /// Notes that `addr` is a collector's, so answers from it are checked, and
 /// loads the document from it if it is the first (over plain HTTP).
@@ -54,6 +64,7 @@ pub fn check(method: &str, url: &str, reply: &Reply) {
     if let Err(e) = contract.check(method, path, reply) {
         panic!("{method} {url} answered what the OpenAPI document does not say: {e}");
     }
+    CHECKED.fetch_add(1, Ordering::Relaxed);
 }
 
 /// `host:port` and the path (without query) of an `http(s)://` URL.
