@@ -451,6 +451,13 @@ pub struct ServeArgs {
     /// delays the round trip. Default: 10s.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub health_timeout: std::time::Duration,
+    /// After SIGTERM or SIGINT, how long to keep accepting requests while
+    /// `/health/ready` answers 503 `shutting down`, so a load balancer that
+    /// probes it stops sending new ones before the listener closes; then
+    /// requests in flight finish and queued writes commit. Default: 0s (the
+    /// listener closes at once).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub drain_delay: std::time::Duration,
     /// `POST /api/predict` requests a second per client address (also the
     /// burst), outside `--rate-limit-exempt`; 0 = no limit. Default: 1000.
     #[arg(long, value_name = "N", default_value_t = 1000)]
@@ -595,6 +602,7 @@ mod tests {
         assert_eq!(limits.body_read_timeout, std::time::Duration::from_secs(30));
         assert_eq!(cli.serve.request_timeout, std::time::Duration::from_secs(120));
         assert_eq!(cli.serve.health_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(cli.serve.drain_delay, std::time::Duration::ZERO);
         let rates = cli.serve.rate_config().unwrap();
         assert_eq!((rates.predict_per_second, rates.predict_csv_per_minute), (1000, 60));
         assert_eq!((rates.ingest_per_second, rates.auth_failures_per_minute), (200, 30));

@@ -5,7 +5,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 /// The `error` value the original Flask system answered for bad input; its
 /// clients match on it, so it stays word for word.
@@ -138,7 +137,7 @@ impl IntoResponse for Error {
                 ("Internal server error", other.to_string().split(':').next().unwrap_or_default().to_string())
             }
         };
-        let mut response = (status, Json(json!({ "error": error, "detail": detail }))).into_response();
+        let mut response = (status, Json(crate::api::openapi::ErrorBody { error, detail })).into_response();
         if let Error::TooManyRequests(d) = &self {
             if let Some(secs) = crate::api::limits::retry_after(d) {
                 response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());

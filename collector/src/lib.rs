@@ -16,7 +16,9 @@
 //! net.rs               the accept loop: connection caps, header, idle and
 //!                      body timeouts, TLS, accept errors
 //! error.rs             the one error type; each variant knows its HTTP status
-//! api/                 HTTP, one module per resource
+//! api/                 HTTP, one module per resource; api/openapi.rs builds
+//!                      the OpenAPI 3.1 document from the handlers'
+//!                      `#[utoipa::path]`, their types and ROUTE_ACCESS
 //!   mod.rs             AppState, the route table, CORS, the metrics layer
 //!   access.rs          who may call what: ROUTE_ACCESS, the access layer
 //!                      (tokens, sessions, CSRF, Host, body types, legacy
@@ -157,6 +159,8 @@ pub struct Server {
     alerting: Option<tokio::task::JoinHandle<()>>,
     /// The phase `/health/ready` reports.
     health: Arc<api::health::Health>,
+    /// How long to keep accepting after shutdown is asked (`--drain-delay`).
+    drain_delay: std::time::Duration,
 }
 
 impl Server {
@@ -235,7 +239,17 @@ impl Server {
         notifier.spawn(store.clone());
         let alerting = (!config.alert.rules.is_empty())
             .then(|| tokio::spawn(alerts::evaluate_forever(store.clone(), Arc::new(config.alert))));
-        Ok(Server { listener, app, store, tls, limits: args.conn_limits(), net, alerting, health })
+        Ok(Server {
+            listener,
+            app,
+            store,
+            tls,
+            limits: args.conn_limits(),
+            net,
+            alerting,
+            health,
+            drain_delay: args.drain_delay,
+        })
     }
 
     /// `https` when serving TLS, else `http`.
@@ -258,9 +272,16 @@ impl Server {
         // Bound, migrated, the writer running: ready until shutdown is asked.
         self.health.set(api::health::Phase::Ready);
         let health = self.health.clone();
+        let drain_delay = self.drain_delay;
         let shutdown = async move {
             shutdown.await;
             health.set(api::health::Phase::Draining);
+            // Still accepting, so a load balancer probing /health/ready sees
+            // "shutting down" and stops sending before the listener closes.
+            if !drain_delay.is_zero() {
+                tracing::info!(delay = ?drain_delay, "shutting down: /health/ready answers 503 until the listener closes");
+                tokio::time::sleep(drain_delay).await;
+            }
         };
         let listener = net::Listener {
             listener: self.listener,

@@ -29,6 +29,7 @@ const MAX_TYPING_WPM: f64 = 1_000_000.0;
 /// How the session reached the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Protocol {
     /// A web login.
     Https,
@@ -83,6 +84,7 @@ impl std::fmt::Display for Protocol {
 
 /// One session's fingerprint: what the model scores.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fingerprint {
     /// Hour of the login, 0–23, in the device's local time.
     pub login_hour: u8,

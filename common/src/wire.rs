@@ -39,6 +39,7 @@ pub const CONTENT_TYPE: &str = "application/x-bfp-batch";
 /// stored row, from the analyzer to the collector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RecordKind {
     /// One login session.
     Session,
@@ -67,6 +68,7 @@ impl std::fmt::Display for RecordKind {
 
 /// One scored fingerprint as the agent reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
     /// Session, source or device.
     pub kind: RecordKind,
@@ -96,6 +98,7 @@ pub struct Record {
 
 /// A record's evidence as the agent found it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Evidence {
     /// The log it came from (file path or configured source name).
     pub log: String,
@@ -180,6 +183,7 @@ impl Record {
 
 /// The agent's state, sent with every batch (and alone as a heartbeat).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Heartbeat {
     /// `bfp-agent` version.
     pub agent_version: String,
@@ -208,6 +212,7 @@ pub const MAX_REPORTED_BLOCKS: usize = 256;
 /// events, so a heartbeat sent twice or lost on the way tells the collector
 /// nothing wrong.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResponseReport {
     /// `nftables` or `iptables` (iptables with ipset), or `dry-run` when the
     /// agent only logs what it would block.
@@ -232,6 +237,7 @@ pub struct ResponseReport {
 /// Where a block came from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BlockOrigin {
     /// The agent's own detectors proved the address hostile.
     #[default]
@@ -252,6 +258,7 @@ impl BlockOrigin {
 
 /// A collector decision the agent did not apply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefusedDecision {
     /// The decision's id at the collector.
     pub decision: i64,
@@ -263,6 +270,7 @@ pub struct RefusedDecision {
 
 /// One address blocked on the device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActiveBlock {
     /// The address, as text (IPv4 or IPv6).
     pub address: String,
@@ -285,6 +293,7 @@ pub struct ActiveBlock {
 /// so a lost reply or a revocation while the agent was away needs no
 /// replay; an agent applies what is new and lifts what is gone.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushedDecisions {
     /// The device's group.
     pub group: String,
@@ -298,6 +307,7 @@ pub const MAX_PUSHED_DECISIONS: usize = 1000;
 
 /// One decision in force.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushedDecision {
     /// Its id at the collector.
     pub id: i64,
@@ -386,6 +396,7 @@ struct BatchV1 {
 /// One delivery. `(device, seq)` is its idempotency key: a batch delivered
 /// twice (a retry after a lost reply) is stored once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Batch {
     /// Per-device sequence number, strictly increasing.
     pub seq: u64,

@@ -12,6 +12,7 @@ use bfp_common::model::{CompactModel, Node, FORMAT_VERSION, LEAF, MAGIC};
 use bfp_common::schema::{PREDICT_FEATURE_NAMES, PREDICT_SCHEMA};
 
 pub mod browser;
+pub mod openapi;
 
 pub use bfp_testkit::{repo_root, shared_data};
 
@@ -282,9 +283,9 @@ impl Collector {
     /// `POST path` with a JSON body, as the administrator.
     pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Reply {
         let auth = format!("Bearer {}", self.admin_token());
-        let req =
-            agent().post(&self.url(path)).header("Authorization", &auth).header("Content-Type", "application/json");
-        reply(req.send(body.to_string().as_bytes()))
+        let url = self.url(path);
+        let req = agent().post(&url).header("Authorization", &auth).header("Content-Type", "application/json");
+        reply("POST", &url, req.send(body.to_string().as_bytes()))
     }
 
     /// `POST path` with a body of `content_type`, as the administrator.
@@ -330,6 +331,7 @@ impl Collector {
                         .or_else(|| line.strip_prefix("bfp-collector listening on https://"));
                     if let Some(addr) = addr {
                         let addr = addr.trim().parse().expect("bound address");
+                        openapi::register(addr, line.contains("https://"));
                         return Collector { child, addr, lines, db: None, admin: std::sync::OnceLock::new() };
                     }
                 }
@@ -351,6 +353,12 @@ impl Collector {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and returns at once (see [`Collector::stop`] to wait).
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM failed");
     }
 
     /// Sends SIGTERM and waits (up to 30 s) for a clean exit.
@@ -377,6 +385,9 @@ impl Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
+        if std::env::var_os("BFP_E2E_OPENAPI_STATS").is_some() {
+            eprintln!("openapi: {} answers checked against the document so far", openapi::checked());
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -409,6 +420,11 @@ impl Reply {
     }
 }
 
+/// The HTTP client of the helpers (statuses are answers, not errors).
+pub(crate) fn agent_unchecked() -> ureq::Agent {
+    agent()
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -417,7 +433,16 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+/// The answer to `method url`, checked against the collector's OpenAPI
+/// document if `url` is a collector's (see [`openapi`]).
+fn reply(method: &str, url: &str, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let reply = read_reply(r);
+    openapi::check(method, url, &reply);
+    reply
+}
+
+/// An answer, read whole.
+pub(crate) fn read_reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut r = r.expect("HTTP request");
     let headers = r
         .headers()
@@ -433,7 +458,7 @@ fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
 
 /// `GET url`.
 pub fn get(url: &str) -> Reply {
-    reply(agent().get(url).call())
+    reply("GET", url, agent().get(url).call())
 }
 
 /// A request with any method and headers, and no body.
@@ -442,7 +467,7 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
     for (n, v) in headers {
         builder = builder.header(*n, *v);
     }
-    reply(agent().run(builder.body(()).expect("request")))
+    reply(method, url, agent().run(builder.body(()).expect("request")))
 }
 
 /// `POST url` with a body and (optionally) a content type.
@@ -451,7 +476,7 @@ pub fn post(url: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
     if let Some(ct) = content_type {
         req = req.header("Content-Type", ct);
     }
-    reply(req.send(body))
+    reply("POST", url, req.send(body))
 }
 
 /// `POST url` with a JSON body.
@@ -466,8 +491,8 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
         builder = builder.header(*n, *v);
     }
     match body {
-        Some(b) => reply(agent().run(builder.body(b.to_vec()).expect("request"))),
-        None => reply(agent().run(builder.body(()).expect("request"))),
+        Some(b) => reply(method, url, agent().run(builder.body(b.to_vec()).expect("request"))),
+        None => reply(method, url, agent().run(builder.body(()).expect("request"))),
     }
 }
 

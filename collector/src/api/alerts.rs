@@ -11,9 +11,10 @@
 //!   `--admin-token`), and goes to the audit trail.
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::access::{Caller, Identified};
 use super::extract::{ApiPath, ApiQuery, RawBody};
@@ -25,23 +26,53 @@ use crate::store::alerts::{Alert, AlertQuery, AlertState};
 pub const MAX_ACTION_BYTES: usize = 4096;
 
 /// The query of `GET /api/alerts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AlertsParams {
+    /// Only this state.
+    #[param(value_type = Option<AlertState>)]
     state: Option<String>,
+    /// Only this rule.
     rule: Option<String>,
+    /// Only alerts with ids below this (the next page).
     before_id: Option<i64>,
+    /// At most this many (default 100, 1-1000).
+    #[param(maximum = 1000)]
     limit: Option<u32>,
 }
 
-/// The alert as the API shows it: the record plus the link to its results.
-pub fn alert_json(a: &Alert) -> Value {
-    let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
-    v["results"] = json!(format!("/api/results?min_id={}&max_id={}", a.first_result_id, a.last_result_id));
-    v
+/// An alert as the API shows it: the record plus the link to its results.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AlertView)]
+pub struct AlertJson<'a> {
+    /// The stored alert.
+    #[serde(flatten)]
+    alert: &'a Alert,
+    /// Its results: `/api/results?min_id=FIRST&max_id=LAST`.
+    results: String,
 }
 
-pub(super) async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<AlertsParams>) -> Result<Json<Value>> {
+/// The alert as the API shows it: the record plus the link to its results.
+pub fn alert_json(a: &Alert) -> AlertJson<'_> {
+    AlertJson { alert: a, results: format!("/api/results?min_id={}&max_id={}", a.first_result_id, a.last_result_id) }
+}
+
+/// Alerts, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AlertList<'a> {
+    /// The alerts.
+    alerts: Vec<AlertJson<'a>>,
+}
+
+#[utoipa::path(get, path = "/api/alerts", operation_id = "listAlerts", tag = "alerts",
+    summary = "Alerts, newest first",
+    params(AlertsParams),
+    responses(
+        (status = 200, description = "Alerts", body = AlertList),
+        (status = 400, description = "A bad or unknown parameter", body = super::openapi::ErrorBody),
+    ))]
+pub(super) async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<AlertsParams>) -> Result<Response> {
     let q = AlertQuery {
         state: p.state.as_deref().map(AlertState::parse).transpose()?,
         rule: p.rule,
@@ -49,12 +80,14 @@ pub(super) async fn list(State(s): State<AppState>, ApiQuery(p): ApiQuery<Alerts
         limit: p.limit.unwrap_or(super::DEFAULT_PAGE).clamp(1, super::MAX_PAGE),
     };
     let alerts = s.store.alerts(q).await?;
-    Ok(Json(json!({ "alerts": alerts.iter().map(alert_json).collect::<Vec<_>>() })))
+    Ok(Json(AlertList { alerts: alerts.iter().map(alert_json).collect() }).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ActionBody {
+pub struct ActionBody {
+    /// Who, as the caller says (recorded beside the caller's own name).
+    #[schema(max_length = 128)]
     by: Option<String>,
 }
 
@@ -71,16 +104,31 @@ fn who_said(body: &[u8]) -> Result<String> {
     Ok(by)
 }
 
-pub(super) async fn ack(s: State<AppState>, who: Identified, id: ApiPath<i64>, body: RawBody) -> Result<Json<Value>> {
+#[utoipa::path(post, path = "/api/alerts/{id}/ack", operation_id = "acknowledgeAlert", tag = "alerts",
+    summary = "Acknowledge an alert; recorded under the operator's name",
+    params(("id" = i64, Path, description = "The alert")),
+    request_body(content = Option<ActionBody>, content_type = "application/json", description = "None, or who"),
+    responses(
+        (status = 200, description = "The alert now", body = AlertJson),
+        (status = 400, description = "A bad id or body", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such alert", body = super::openapi::ErrorBody),
+        (status = 409, description = "Not in a state to acknowledge", body = super::openapi::ErrorBody),
+    ))]
+pub(super) async fn ack(s: State<AppState>, who: Identified, id: ApiPath<i64>, body: RawBody) -> Result<Response> {
     act(s, who, id, body, AlertState::Acknowledged).await
 }
 
-pub(super) async fn resolve(
-    s: State<AppState>,
-    who: Identified,
-    id: ApiPath<i64>,
-    body: RawBody,
-) -> Result<Json<Value>> {
+#[utoipa::path(post, path = "/api/alerts/{id}/resolve", operation_id = "resolveAlert", tag = "alerts",
+    summary = "Resolve an alert; recorded under the operator's name",
+    params(("id" = i64, Path, description = "The alert")),
+    request_body(content = Option<ActionBody>, content_type = "application/json", description = "None, or who"),
+    responses(
+        (status = 200, description = "The alert now", body = AlertJson),
+        (status = 400, description = "A bad id or body", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such alert", body = super::openapi::ErrorBody),
+        (status = 409, description = "Already resolved", body = super::openapi::ErrorBody),
+    ))]
+pub(super) async fn resolve(s: State<AppState>, who: Identified, id: ApiPath<i64>, body: RawBody) -> Result<Response> {
     act(s, who, id, body, AlertState::Resolved).await
 }
 
@@ -102,9 +150,9 @@ async fn act(
     ApiPath(id): ApiPath<i64>,
     RawBody(body): RawBody,
     to: AlertState,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let by = recorded_by(&who.caller, who_said(&body)?);
     let alert = s.store.set_alert_state(id, to, by).await?;
     super::audit::record(&s, &who, "alert.state", format!("alert {id}"), format!("{to:?}").to_lowercase()).await?;
-    Ok(Json(alert_json(&alert)))
+    Ok(Json(alert_json(&alert)).into_response())
 }

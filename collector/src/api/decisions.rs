@@ -18,50 +18,78 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bfp_common::wire::PushedDecisions;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::access::{Admin, Analyst, Identified, RequireRole};
 use super::extract::{ApiPath, ApiQuery, DeviceAuth, JsonBody, RequestBody};
 use super::AppState;
 use crate::error::Result;
-use crate::store::decisions::{DecisionQuery, DeviceBlocks, NewDecision, DEFAULT_GROUP};
+use crate::store::decisions::{Decision, DecisionQuery, DeviceBlocks, NewDecision, DEFAULT_GROUP};
 
 /// Largest body of `POST /api/decisions`.
 pub const MAX_DECISION_BYTES: usize = 4096;
 
 /// The query of `GET /api/decisions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DecisionsParams {
+    /// Only this device group.
     group: Option<String>,
+    /// Also expired and deleted decisions (default: in force only).
     all: Option<bool>,
+    /// At most this many (default 100, 1-1000).
+    #[param(maximum = 1000)]
     limit: Option<u32>,
 }
 
+/// Decisions, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct DecisionList {
+    /// Decisions listed.
+    count: usize,
+    /// The decisions.
+    decisions: Vec<Decision>,
+}
+
+#[utoipa::path(get, path = "/api/decisions", operation_id = "listDecisions", tag = "decisions",
+    summary = "Decisions, newest first: those in force, or all",
+    params(DecisionsParams),
+    responses(
+        (status = 200, description = "Decisions", body = DecisionList),
+        (status = 400, description = "A bad or unknown parameter", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn list(
     State(s): State<AppState>,
     _analyst: RequireRole<Analyst>,
     ApiQuery(p): ApiQuery<DecisionsParams>,
-) -> Result<Json<Value>> {
+) -> Result<Json<DecisionList>> {
     let q = DecisionQuery {
         group: p.group,
         all: p.all.unwrap_or(false),
         limit: p.limit.unwrap_or(super::DEFAULT_PAGE).clamp(1, super::MAX_PAGE),
     };
     let decisions = s.store.decisions(q).await?;
-    Ok(Json(json!({ "count": decisions.len(), "decisions": decisions })))
+    Ok(Json(DecisionList { count: decisions.len(), decisions }))
 }
 
 /// `POST /api/decisions`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDecisionBody {
+    /// An address (`198.51.100.66`) or a network in CIDR form (`203.0.113.0/24`).
+    #[schema(example = "198.51.100.66")]
     address: String,
+    /// How long: seconds, or a duration such as `90m`, `4h`, `2d` (at most 30 days).
+    #[schema(example = "4h")]
     duration: String,
+    /// The device group (default `default`).
     #[serde(default)]
     group: Option<String>,
+    /// Why (default: `decision by USER`).
     #[serde(default)]
+    #[schema(max_length = 200)]
     reason: Option<String>,
 }
 
@@ -69,6 +97,13 @@ impl RequestBody for NewDecisionBody {
     const WHAT: &'static str = "decision";
 }
 
+#[utoipa::path(post, path = "/api/decisions", operation_id = "addDecision", tag = "decisions",
+    summary = "Block an address or network on a device group's agents for a while",
+    request_body(content = NewDecisionBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Made; agents of the group apply it at their next fetch", body = Decision),
+        (status = 400, description = "A bad address, duration, group or field (named in detail)", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn add(
     State(s): State<AppState>,
     admin: RequireRole<Admin>,
@@ -85,21 +120,33 @@ pub(super) async fn add(
     let decision = s.store.add_decision(new).await?;
     let detail = format!("group {} until {} ({})", decision.group, decision.until, decision.reason);
     super::audit::record(&s, &who, "decision.add", decision.address.clone(), detail).await?;
-    Ok((StatusCode::CREATED, Json(json!(decision))).into_response())
+    Ok((StatusCode::CREATED, Json(decision)).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/decisions/{id}", operation_id = "deleteDecision", tag = "decisions",
+    summary = "Revoke a decision; agents lift it at their next fetch",
+    params(("id" = i64, Path, description = "The decision")),
+    responses(
+        (status = 200, description = "The decision, now deleted", body = Decision),
+        (status = 400, description = "A bad id", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such decision", body = super::openapi::ErrorBody),
+        (status = 409, description = "Already deleted", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn delete(
     State(s): State<AppState>,
     admin: RequireRole<Admin>,
     who: Identified,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Decision>> {
     let decision = s.store.delete_decision(id, admin.0.name).await?;
     let detail = format!("decision {id}, group {}", decision.group);
     super::audit::record(&s, &who, "decision.delete", decision.address.clone(), detail).await?;
-    Ok(Json(json!(decision)))
+    Ok(Json(decision))
 }
 
+#[utoipa::path(get, path = "/api/agent/decisions", operation_id = "agentDecisions", tag = "agents",
+    summary = "Every decision in force for the calling device's group, whole each time",
+    responses((status = 200, description = "The device's group and its decisions", body = PushedDecisions)))]
 pub(super) async fn for_agent(
     State(s): State<AppState>,
     DeviceAuth(device): DeviceAuth,
@@ -107,6 +154,13 @@ pub(super) async fn for_agent(
     Ok(Json(s.store.pushed_decisions(device).await?))
 }
 
+#[utoipa::path(get, path = "/api/devices/{name}/blocks", operation_id = "deviceBlocks", tag = "fleet",
+    summary = "What a device reported blocking in its last heartbeat (its own blocks and collector decisions) and the decisions it refused",
+    params(("name" = String, Path, description = "The device")),
+    responses(
+        (status = 200, description = "The device's blocks", body = DeviceBlocks),
+        (status = 404, description = "No such device", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn device_blocks(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -116,9 +170,9 @@ pub(super) async fn device_blocks(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
     use tower::ServiceExt;
 
-    use super::*;
     use crate::store::Role;
 
     use super::super::test_service as service;

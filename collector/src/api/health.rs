@@ -13,12 +13,11 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use crate::store::Store;
-
-pub(super) const OPENAPI: &str = include_str!("../openapi.json");
 
 /// How long one writer round trip's outcome answers later checks.
 const FRESH: Duration = Duration::from_secs(1);
@@ -92,42 +91,106 @@ impl Default for Health {
     }
 }
 
-fn unavailable(status: &str, detail: &str) -> Response {
-    let body = json!({"status": status, "error": "Service Unavailable", "detail": detail});
+/// Why the service cannot serve (503).
+#[derive(Serialize, ToSchema)]
+pub struct Unavailable {
+    /// `ERROR` (the writer failed or did not answer), `starting` or
+    /// `shutting down`.
+    #[schema(value_type = UnavailableStatus)]
+    status: &'static str,
+    /// Always `Service Unavailable`.
+    #[schema(example = "Service Unavailable")]
+    error: &'static str,
+    /// What is wrong.
+    #[schema(example = "the writer did not answer within 10 s")]
+    detail: String,
+}
+
+/// [`Unavailable::status`]'s values.
+#[derive(ToSchema)]
+pub enum UnavailableStatus {
+    /// The writer failed or did not answer in time.
+    #[schema(rename = "ERROR")]
+    Error,
+    /// The store is being opened.
+    #[schema(rename = "starting")]
+    Starting,
+    /// Finishing requests and queued writes.
+    #[schema(rename = "shutting down")]
+    ShuttingDown,
+}
+
+fn unavailable(status: &'static str, detail: &str) -> Response {
+    let body = Unavailable { status, error: "Service Unavailable", detail: detail.to_string() };
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+/// `GET /health`: the original answer, word for word.
+#[derive(Serialize, ToSchema)]
+pub struct Alive {
+    /// `OK`.
+    #[schema(value_type = String, pattern = "^OK$")]
+    status: &'static str,
+    /// `Backend is running`.
+    #[schema(value_type = String, example = "Backend is running")]
+    message: &'static str,
 }
 
 /// Liveness: the original body once the writer answers; 503 JSON if it
 /// fails or does not answer in time.
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "health",
+    summary = "Liveness: the original answer once a round trip through the writer and the database succeeds",
+    responses(
+        (status = 200, description = "Alive", body = Alive),
+        (status = 503, description = "The writer failed or did not answer within --health-timeout", body = Unavailable),
+    ))]
 pub(super) async fn health(State(s): State<AppState>) -> Response {
     match s.health.writer(&*s.store).await {
-        Ok(()) => Json(json!({"status": "OK", "message": "Backend is running"})).into_response(),
+        Ok(()) => Json(Alive { status: "OK", message: "Backend is running" }).into_response(),
         Err(detail) => unavailable("ERROR", &detail),
     }
 }
 
+/// `GET /health/ready` when ready.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    #[schema(value_type = String, pattern = "^ready$")]
+    status: &'static str,
+}
+
 /// Readiness: ready to take traffic once started (store migrated, writer
 /// running) and while the writer answers; not while shutting down.
+#[utoipa::path(get, path = "/health/ready", operation_id = "ready", tag = "health",
+    summary = "Readiness: store migrated, writer answering, not shutting down",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Starting, shutting down, or the writer failed", body = Unavailable),
+    ))]
 pub(super) async fn ready(State(s): State<AppState>) -> Response {
     match s.health.phase() {
         Phase::Starting => unavailable("starting", "the store is being opened"),
         Phase::Draining => unavailable("shutting down", "finishing requests and queued writes"),
         Phase::Ready => match s.health.writer(&*s.store).await {
-            Ok(()) => Json(json!({"status": "ready"})).into_response(),
+            Ok(()) => Json(Ready { status: "ready" }).into_response(),
             Err(detail) => unavailable("ERROR", &detail),
         },
     }
 }
 
+/// The document, generated once from the code (see [`super::openapi`]).
+#[utoipa::path(get, path = "/api/openapi.json", operation_id = "openapi", tag = "service",
+    summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]
 pub(super) async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    ([(header::CONTENT_TYPE, "application/json")], super::openapi::DOCUMENT.as_str())
 }
 
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
     use axum::http::Request;
-    use serde_json::Value;
+    use serde_json::{json, Value};
     use tower::ServiceExt;
 
     use super::*;

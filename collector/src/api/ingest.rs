@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use bfp_common::wire::{self, Batch};
-use serde_json::{json, Value};
 
 use super::extract::{mime, DeviceAuth, RawBody};
 use super::AppState;
@@ -43,21 +42,45 @@ pub fn decode_body(content_type: &str, body: &[u8]) -> Result<Batch> {
     Ok(batch)
 }
 
+/// What an ingest did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct IngestReply {
+    /// The batch's seq was not above the device's last stored seq: a retry, nothing stored.
+    duplicate: bool,
+    /// Records stored.
+    stored: u64,
+    /// Records in the batch.
+    records: usize,
+    /// The device's highest stored seq now.
+    last_seq: u64,
+}
+
+#[utoipa::path(post, path = "/api/ingest", operation_id = "ingest", tag = "agents",
+    summary = "An agent's batch of scored fingerprints and its heartbeat (idempotent per device and seq)",
+    description = "Body: a versioned postcard `Batch` (application/x-bfp-batch, what agents send: a \
+        version prefix, then the batch; versions 1-4 are read) or its JSON form (application/json, for \
+        debugging). A batch without records is a heartbeat. A batch whose seq is not above the device's \
+        last stored seq is a retry: 200 with duplicate=true, nothing stored.",
+    request_body(content(
+        (bfp_common::wire::Batch = "application/json"),
+        (super::openapi::Binary = "application/x-bfp-batch"),
+    )),
+    responses(
+        (status = 200, description = "Stored, or recognised as a retry", body = IngestReply),
+        (status = 400, description = "A body that does not decode or validate (named in detail)", body = super::openapi::ErrorBody),
+        (status = 408, description = "The body stalled (--body-read-timeout)", body = super::openapi::ErrorBody),
+        (status = 429, description = "More than --ingest-rate batches a second from this device, or more than --auth-failure-rate wrong tokens a minute from this client; see Retry-After", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn ingest(
     State(s): State<AppState>,
     DeviceAuth(device): DeviceAuth,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<Value>> {
+) -> Result<Json<IngestReply>> {
     let batch = decode_body(&mime(&headers), &body)?;
     let records = batch.records.len();
     let outcome = s.store.ingest(device, batch).await?;
-    Ok(Json(json!({
-        "duplicate": outcome.duplicate,
-        "stored": outcome.stored,
-        "records": records,
-        "last_seq": outcome.last_seq,
-    })))
+    Ok(Json(IngestReply { duplicate: outcome.duplicate, stored: outcome.stored, records, last_seq: outcome.last_seq }))
 }
 
 #[cfg(test)]

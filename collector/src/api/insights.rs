@@ -16,9 +16,9 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use utoipa::ToSchema;
 
 use super::extract::ApiQuery;
 use super::results::ResultsParams;
@@ -26,23 +26,101 @@ use super::AppState;
 use crate::error::{Error, Result};
 use crate::store::insights::{Bucket, Split};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct InsightsParams {
+    /// `over_time` covers the 48 hours (`hour`, default) or 30 days (`day`) up to the latest event
+    /// stored (or `to`), by event time, gaps as zeros.
+    #[param(value_type = Option<BucketName>)]
     bucket: Option<String>,
     /// Where the over-time window ends (event time, the `to` forms of
     /// `/api/results`); the latest event stored when absent.
+    #[param(value_type = Option<String>)]
     to: Option<String>,
 }
 
-fn split_json(s: &Split, key: &str) -> Value {
-    json!({ key: s.key, "normal": s.normal, "suspicious": s.suspicious })
+/// `bucket`'s values.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum BucketName {
+    /// Hours.
+    Hour,
+    /// Days.
+    Day,
 }
 
+/// Counts of one category, split by verdict.
+#[derive(Serialize, ToSchema)]
+pub struct SplitView<'a> {
+    /// The category.
+    #[schema(value_type = String)]
+    key: &'a str,
+    /// Normal predictions.
+    normal: u64,
+    /// Suspicious predictions.
+    suspicious: u64,
+}
+
+/// Counts of one time bucket, split by verdict.
+#[derive(Serialize, ToSchema)]
+pub struct BucketView<'a> {
+    /// The bucket's start, UTC.
+    #[schema(value_type = String)]
+    bucket: &'a str,
+    /// Normal predictions.
+    normal: u64,
+    /// Suspicious predictions.
+    suspicious: u64,
+}
+
+/// A source address with the most suspicious predictions.
+#[derive(Serialize, ToSchema)]
+pub struct TopSource<'a> {
+    /// The address.
+    #[schema(value_type = String)]
+    key: &'a str,
+    /// Its suspicious predictions.
+    suspicious: u64,
+    /// All its predictions.
+    total: u64,
+}
+
+/// What the console's analytics page charts.
+#[derive(Serialize, ToSchema)]
+pub struct InsightsView<'a> {
+    /// `hour` or `day`.
+    #[schema(value_type = BucketName)]
+    bucket: &'static str,
+    /// The first and last bucket shown; null on an empty store.
+    window: Option<String>,
+    /// Buckets in time order, gaps as zeros.
+    over_time: Vec<BucketView<'a>>,
+    /// All-time counts per protocol.
+    by_protocol: Vec<SplitView<'a>>,
+    /// All-time counts per channel.
+    by_source: Vec<SplitView<'a>>,
+    /// The 10 devices with the most predictions.
+    by_device: Vec<SplitView<'a>>,
+    /// The 10 source addresses with the most suspicious predictions.
+    top_suspicious_sources: Vec<TopSource<'a>>,
+}
+
+fn split_view(s: &Split) -> SplitView<'_> {
+    SplitView { key: &s.key, normal: s.normal, suspicious: s.suspicious }
+}
+
+#[utoipa::path(get, path = "/api/insights", operation_id = "insights", tag = "triage",
+    summary = "What the console's analytics page charts, read from roll-ups (cost independent of the number of stored predictions)",
+    params(InsightsParams),
+    responses(
+        (status = 200, description = "Counts split Normal/Suspicious", body = InsightsView),
+        (status = 400, description = "A bad or unknown parameter", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn insights(
     State(s): State<AppState>,
     ApiQuery(params): ApiQuery<InsightsParams>,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let bucket = match params.bucket.as_deref().map(str::trim) {
         None | Some("") | Some("hour") => Bucket::Hour,
         Some("day") => Bucket::Day,
@@ -53,17 +131,24 @@ pub(super) async fn insights(
         Some(t) => Some(crate::store::insights::parse_time("to", t, true)?),
     };
     let i = s.store.insights(bucket, until).await?;
-    Ok(Json(json!({
-        "bucket": if bucket == Bucket::Hour { "hour" } else { "day" },
-        "window": i.window.as_ref().map(|(a, b)| format!("{a} to {b} (UTC)")),
-        "over_time": i.over_time.iter().map(|s| split_json(s, "bucket")).collect::<Vec<_>>(),
-        "by_protocol": i.by_protocol.iter().map(|s| split_json(s, "key")).collect::<Vec<_>>(),
-        "by_source": i.by_source.iter().map(|s| split_json(s, "key")).collect::<Vec<_>>(),
-        "by_device": i.by_device.iter().map(|s| split_json(s, "key")).collect::<Vec<_>>(),
-        "top_suspicious_sources": i.top_sources.iter()
-            .map(|(ip, suspicious, total)| json!({"key": ip, "suspicious": suspicious, "total": total}))
-            .collect::<Vec<_>>(),
-    })))
+    let body = InsightsView {
+        bucket: if bucket == Bucket::Hour { "hour" } else { "day" },
+        window: i.window.as_ref().map(|(a, b)| format!("{a} to {b} (UTC)")),
+        over_time: i
+            .over_time
+            .iter()
+            .map(|s| BucketView { bucket: &s.key, normal: s.normal, suspicious: s.suspicious })
+            .collect(),
+        by_protocol: i.by_protocol.iter().map(split_view).collect(),
+        by_source: i.by_source.iter().map(split_view).collect(),
+        by_device: i.by_device.iter().map(split_view).collect(),
+        top_suspicious_sources: i
+            .top_sources
+            .iter()
+            .map(|(ip, suspicious, total)| TopSource { key: ip, suspicious: *suspicious, total: *total })
+            .collect(),
+    };
+    Ok(Json(body).into_response())
 }
 
 /// Sends what the export writes to the response body, chunk by chunk; the
@@ -83,6 +168,13 @@ impl Write for ChannelWriter {
     }
 }
 
+#[utoipa::path(get, path = "/api/export.csv", operation_id = "exportResults", tag = "triage",
+    summary = "Stored predictions matching the /api/results filters (paging and order ignored: id order) as scored CSV, streamed",
+    params(ResultsParams),
+    responses(
+        (status = 200, description = "Header LoginHour,SessionDuration,CommandsCount,FailedLogins,Protocol,TypingSpeed,Prediction,Confidence,Reasons,Id,CreatedAt,Source,Device,SourceIp,EventAt,User,Kind,Commands (Commands separated by \"; \")", content_type = "text/csv", body = String),
+        (status = 400, description = "A bad or unknown filter", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn export_csv(
     State(s): State<AppState>,
     ApiQuery(params): ApiQuery<ResultsParams>,

@@ -85,6 +85,9 @@ impl HttpMetrics {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "service",
+    summary = "Prometheus metrics: request and commit latency, writer queue, database size, ingest, devices, rate limits, build",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)))]
 pub(super) async fn metrics(State(s): State<AppState>) -> Result<Response> {
     use std::fmt::Write;
     use std::sync::atomic::Ordering::Relaxed;

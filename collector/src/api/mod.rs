@@ -19,7 +19,6 @@ use axum::http::{header, HeaderValue, Method};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use bfp_common::{CompactModel, Fingerprint};
-use serde_json::{json, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::{Error, Result};
@@ -41,6 +40,7 @@ pub mod insights;
 pub mod limits;
 pub mod metrics;
 pub mod models;
+pub mod openapi;
 pub mod predict;
 pub mod predict_csv;
 pub mod results;
@@ -241,17 +241,42 @@ async fn method_not_allowed(matched: Option<MatchedPath>) -> axum::response::Res
     response
 }
 
-/// The features as the API shows them (input names of the original JSON).
-pub fn features_json(fp: &Fingerprint) -> Value {
-    json!({
-        "login_hour": fp.login_hour,
-        "session_duration": fp.session_duration_min,
-        "commands_count": fp.commands,
-        "failed_logins": fp.failed_logins,
-        "protocol": fp.protocol.as_str(),
-        "typing_speed": fp.typing_speed_wpm,
-        "risky_commands": fp.risky_commands,
-    })
+/// The features as the API shows them (input names of the original JSON),
+/// serialized without building a `Value` (a page has up to 1000 rows).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Features)]
+pub struct FeaturesView {
+    /// Hour of the login, 0-23, device local time.
+    #[schema(maximum = 23)]
+    pub login_hour: u8,
+    /// Minutes.
+    pub session_duration: f32,
+    /// Commands run.
+    pub commands_count: u32,
+    /// Failed logins before the session.
+    pub failed_logins: u32,
+    /// How it arrived.
+    #[schema(value_type = bfp_common::Protocol)]
+    pub protocol: &'static str,
+    /// Words per minute; null when unknown.
+    pub typing_speed: Option<f32>,
+    /// Risky commands among them; null when only a count is known.
+    pub risky_commands: Option<u32>,
+}
+
+impl FeaturesView {
+    /// The view of `fp`.
+    pub fn of(fp: &Fingerprint) -> FeaturesView {
+        FeaturesView {
+            login_hour: fp.login_hour,
+            session_duration: fp.session_duration_min,
+            commands_count: fp.commands,
+            failed_logins: fp.failed_logins,
+            protocol: fp.protocol.as_str(),
+            typing_speed: fp.typing_speed_wpm,
+            risky_commands: fp.risky_commands,
+        }
+    }
 }
 
 /// The router over a real SQLite file in `dir`, for the handlers' unit tests:

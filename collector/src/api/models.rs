@@ -8,9 +8,9 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bfp_common::CompactModel;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use super::access::{Caller, Identified};
 use super::extract::ApiQuery;
@@ -23,11 +23,13 @@ pub const MODEL_VERSION_HEADER: &str = "x-bfp-model-version";
 pub const MODEL_SHA256_HEADER: &str = "x-bfp-model-sha256";
 
 /// `?schema=` of the model endpoints: which model is asked for.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ModelQuery {
     /// 1 (the default, and what older agents get): the model `/api/predict`
-    /// scores with; 2: the agents' model.
+    /// scores with; 2: the agents' model (a device token fetches only this one).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 2)]
     schema: Option<String>,
 }
 
@@ -57,6 +59,14 @@ fn model_artifact(model: &CompactModel) -> Result<(Vec<u8>, String)> {
     Ok((bytes, sha))
 }
 
+#[utoipa::path(get, path = "/api/model", operation_id = "getModel", tag = "agents",
+    summary = "The served model artifact (postcard), with its version and SHA-256 in X-BFP-Model-Version and X-BFP-Model-Sha256",
+    params(ModelQuery),
+    responses(
+        (status = 200, description = "The artifact", content_type = "application/octet-stream", body = super::openapi::Binary,
+            headers(("x-bfp-model-version" = String, description = "Its version"), ("x-bfp-model-sha256" = String, description = "SHA-256 of the body, hex"))),
+        (status = 400, description = "A bad schema", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn model(
     State(s): State<AppState>,
     who: Identified,
@@ -73,17 +83,39 @@ pub(super) async fn model(
     Ok(response)
 }
 
+/// What `GET /api/model` would send.
+#[derive(Serialize, ToSchema)]
+pub struct ModelVersion<'a> {
+    /// The model's version.
+    #[schema(value_type = String)]
+    model_version: &'a str,
+    /// SHA-256 of the artifact, hex.
+    sha256: String,
+    /// The artifact's size.
+    bytes: usize,
+    /// Its feature schema.
+    schema_version: u16,
+}
+
+#[utoipa::path(get, path = "/api/model/version", operation_id = "getModelVersion", tag = "agents",
+    summary = "The served model's version, size and SHA-256 (agents poll this)",
+    params(ModelQuery),
+    responses(
+        (status = 200, description = "The model's identity", body = ModelVersion),
+        (status = 400, description = "A bad schema", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn model_version(
     State(s): State<AppState>,
     who: Identified,
     ApiQuery(q): ApiQuery<ModelQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let model = served_model(&s, &who, q)?;
     let (bytes, sha) = model_artifact(model)?;
-    Ok(Json(json!({
-        "model_version": &model.model_version,
-        "sha256": sha,
-        "bytes": bytes.len(),
-        "schema_version": model.schema_version,
-    })))
+    let body = ModelVersion {
+        model_version: &model.model_version,
+        sha256: sha,
+        bytes: bytes.len(),
+        schema_version: model.schema_version,
+    };
+    Ok(Json(body).into_response())
 }

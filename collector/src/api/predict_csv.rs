@@ -12,9 +12,9 @@ use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
 use axum::Json;
 use bfp_common::{CompactModel, Fingerprint};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
 
 use super::extract::{body_error, ApiQuery};
 use super::{AppState, MAX_REASONS};
@@ -27,16 +27,59 @@ fn multipart_error(e: MultipartError) -> Error {
 
 /// `?ids=1` on `/api/predict-csv` adds `first_id`/`last_id` (the stored
 /// rows' ids, for the dashboard); without it the answer is the original's.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct CsvParams {
+    /// `1` or `true`: add `first_id` and `last_id`.
+    #[param(value_type = Option<String>, example = "1")]
     ids: Option<String>,
 }
 
+/// What an upload stored.
+#[derive(Serialize, ToSchema)]
+pub struct CsvSummary {
+    /// Rows scored and stored.
+    total_records: u64,
+    /// Of which Normal.
+    normal_users: u64,
+    /// Of which Suspicious.
+    suspicious_users: u64,
+    /// With `ids=1`: the first stored row's id (its rows are
+    /// `first_id..=last_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    first_id: Option<Option<i64>>,
+    /// With `ids=1`: the last stored row's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    last_id: Option<Option<i64>>,
+}
+
+/// The multipart form of an upload.
+#[allow(dead_code)] // Read field by field from the stream; this type documents it.
+#[derive(ToSchema)]
+pub struct CsvUpload {
+    /// The CSV file: header `LoginHour,SessionDuration,CommandsCount,FailedLogins,Protocol,TypingSpeed`
+    /// (the original's columns), one fingerprint a row.
+    #[schema(value_type = String, format = Binary, content_media_type = "text/csv")]
+    file: Vec<u8>,
+}
+
+#[utoipa::path(post, path = "/api/predict-csv", operation_id = "predictCsv", tag = "predictions",
+    summary = "Score every row of an uploaded CSV and store them in one transaction (all or nothing)",
+    params(CsvParams),
+    request_body(content = CsvUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Every row stored", body = CsvSummary),
+        (status = 400, description = "No `file` field, an empty file, or a bad row (named in detail); nothing stored", body = super::openapi::ErrorBody),
+        (status = 413, description = "Larger than --max-upload-mb", body = super::openapi::ErrorBody),
+        (status = 429, description = "More than --predict-csv-rate uploads a minute from this client", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn predict_csv(
     State(s): State<AppState>,
     ApiQuery(csv_params): ApiQuery<CsvParams>,
     multipart: std::result::Result<Multipart, MultipartRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Json<CsvSummary>> {
     let mut multipart = multipart.map_err(|r| {
         Error::BadInput(format!("expected a multipart/form-data upload with a field `file`: {}", r.body_text()))
     })?;
@@ -93,16 +136,14 @@ pub(super) async fn predict_csv(
         (Err(_), Err(e)) => return Err(e),
         (Err(e), Ok(_)) => return Err(e),
     };
-    let mut answer = json!({
-        "total_records": summary.total,
-        "normal_users": summary.normal,
-        "suspicious_users": summary.suspicious,
-    });
-    if matches!(csv_params.ids.as_deref(), Some("1" | "true")) {
-        answer["first_id"] = json!(summary.first_id);
-        answer["last_id"] = json!(summary.last_id);
-    }
-    Ok(Json(answer))
+    let ids = matches!(csv_params.ids.as_deref(), Some("1" | "true"));
+    Ok(Json(CsvSummary {
+        total_records: summary.total,
+        normal_users: summary.normal,
+        suspicious_users: summary.suspicious,
+        first_id: ids.then_some(summary.first_id),
+        last_id: ids.then_some(summary.last_id),
+    }))
 }
 
 /// Counts a file's line ends as it streams by, chunk by chunk: `\n`, `\r\n`

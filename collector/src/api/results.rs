@@ -11,35 +11,96 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::extract::ApiQuery;
-use super::{AppState, DEFAULT_PAGE, MAX_PAGE};
+use super::{AppState, FeaturesView, DEFAULT_PAGE, MAX_PAGE};
 use crate::error::{Error, Result};
 use crate::store::{insights, Order, ResultsQuery, Source, StoredPrediction, TimeField};
 
 /// Query string of `/api/results`; all text, parsed below for precise errors.
 /// An unknown parameter is a 400 naming it: a mistyped filter must not
 /// answer every row.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ResultsParams {
+    /// Page size (default 100, at most 1000; larger is clamped).
+    #[param(value_type = Option<u32>, maximum = 1000)]
     limit: Option<String>,
+    /// Rows to skip (id order); a cursor is faster at depth.
+    #[param(value_type = Option<u64>)]
     offset: Option<String>,
+    /// Cursor of id order: rows with ids above it (`next_after_id`).
+    #[param(value_type = Option<i64>)]
     after_id: Option<String>,
+    /// Only this channel.
+    #[param(value_type = Option<super::openapi::ResultSource>)]
     source: Option<String>,
+    /// Only this device.
+    #[param(value_type = Option<String>)]
     device: Option<String>,
+    /// Only this verdict (case-insensitive).
+    #[param(value_type = Option<super::openapi::Verdict>)]
     prediction: Option<String>,
+    /// Only ids at least this (e.g. `first_id` of a CSV upload).
+    #[param(value_type = Option<i64>)]
     min_id: Option<String>,
+    /// Only ids at most this (e.g. `last_id` of a CSV upload).
+    #[param(value_type = Option<i64>)]
     max_id: Option<String>,
+    /// Only rows at or after this time (event time unless `time=ingest`): RFC 3339 with `Z` or an
+    /// offset, or `YYYY-MM-DD`, `YYYY-MM-DD HH:MM` or `YYYY-MM-DD HH:MM:SS` in UTC.
+    #[param(value_type = Option<String>, example = "2026-11-25T07:00:00Z")]
     from: Option<String>,
+    /// Only rows at or before this time (the forms of `from`; a date alone means its last second).
+    #[param(value_type = Option<String>, example = "2026-11-25 23:59:59")]
     to: Option<String>,
+    /// Only rows an analyst labelled (`true`) or did not (`false`).
+    #[param(value_type = Option<bool>)]
     labelled: Option<String>,
+    /// What `from`/`to` filter on: when it happened (`event`, default) or when it was stored (`ingest`).
+    #[param(value_type = Option<TimeFieldName>)]
     time: Option<String>,
+    /// `id` (default: oldest first, `after_id` cursor) or `newest` (newest event first, `before_id` cursor).
+    #[param(value_type = Option<OrderName>)]
     order: Option<String>,
+    /// Cursor of `order=newest` (`next_before_id`).
+    #[param(value_type = Option<i64>)]
     before_id: Option<String>,
+    /// Only this user name (exact).
+    #[param(value_type = Option<String>, max_length = 256)]
     user: Option<String>,
+    /// Only this source address (exact).
+    #[param(value_type = Option<String>, max_length = 256)]
     source_ip: Option<String>,
+    /// Only this record kind.
+    #[param(value_type = Option<bfp_common::wire::RecordKind>)]
     kind: Option<String>,
+    /// Only rows whose stored reasons contain this text (ASCII case ignored); reasons worded from
+    /// model features at read time are not searched.
+    #[param(value_type = Option<String>, max_length = 256)]
     reason: Option<String>,
+    /// Only rows with at least this confidence.
+    #[param(value_type = Option<f64>, minimum = 0, maximum = 1)]
     min_confidence: Option<String>,
+}
+
+/// `time`'s values.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum TimeFieldName {
+    /// When it happened.
+    Event,
+    /// When it was stored.
+    Ingest,
+}
+
+/// `order`'s values.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum OrderName {
+    /// Id order, oldest first.
+    Id,
+    /// Newest event first.
+    Newest,
 }
 
 /// A text filter: trimmed, empty means none, bounded in length.
@@ -130,46 +191,70 @@ impl ResultsParams {
     }
 }
 
-/// The features of a stored row, serialized without building a `Value`
-/// (a page has up to 1000 rows).
-#[derive(Serialize)]
-struct FeaturesView {
-    login_hour: u8,
-    session_duration: f32,
-    commands_count: u32,
-    failed_logins: u32,
-    protocol: &'static str,
-    typing_speed: Option<f32>,
-    risky_commands: Option<u32>,
-}
-
-/// One row of `/api/results`.
-#[derive(Serialize)]
-struct StoredView<'a> {
+/// One stored prediction, as `/api/results` lists it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = StoredPrediction)]
+pub struct StoredView<'a> {
+    /// Its id.
     id: i64,
+    /// The verdict.
+    #[schema(value_type = super::openapi::Verdict)]
     prediction: &'static str,
+    /// Share of trees voting for it.
     confidence: f64,
+    /// When it was stored, UTC.
+    #[schema(value_type = String, example = "2026-11-25 07:40:00")]
     created_at: &'a str,
-    /// When it happened (an agent record's start, else ingest).
+    /// When it happened, UTC: an agent record's start, else the time of ingest.
+    #[schema(value_type = String, example = "2026-03-27 13:08:00")]
     event_at: &'a str,
+    /// How it arrived.
+    #[schema(value_type = super::openapi::ResultSource)]
     source: &'static str,
+    /// The agent's device.
+    #[schema(value_type = Option<String>)]
     device: Option<&'a str>,
+    /// The features as scored.
     features: FeaturesView,
+    /// The commands, where known.
+    #[schema(value_type = Option<Vec<String>>)]
     commands: Option<&'a [String]>,
+    /// Why, strongest first.
+    #[schema(value_type = Vec<String>)]
     reasons: &'a [String],
     /// The strongest reason, for a list's column.
+    #[schema(value_type = Option<String>)]
     top_reason: Option<&'a str>,
+    /// The model that scored it.
+    #[schema(value_type = String)]
     model_version: &'a str,
+    /// An agent record's kind.
+    #[schema(value_type = Option<bfp_common::wire::RecordKind>)]
     kind: Option<&'a str>,
+    /// The remote address, where known.
+    #[schema(value_type = Option<String>)]
     source_ip: Option<&'a str>,
+    /// The account, for a session.
+    #[schema(value_type = Option<String>)]
     user: Option<&'a str>,
+    /// An agent record's start, UTC.
+    #[schema(value_type = Option<String>)]
     started_at: Option<&'a str>,
+    /// An agent record's end, UTC.
+    #[schema(value_type = Option<String>)]
     ended_at: Option<&'a str>,
-    /// The agent's evidence (`log`, `host`, `campaign`, `details`).
+    /// What the agent found beyond the fingerprint (wire version 4 on; null before): `log`, `host`,
+    /// `campaign`, `details` (the analyzer's: `auth_method`, `users_sample`, `distinct_users`, ...).
+    #[schema(value_type = Option<Object>)]
     evidence: Option<serde_json::Value>,
-    /// The analyst's true class (`Normal`/`Suspicious`), if labelled.
+    /// The analyst's true class, if labelled (`POST /api/results/{id}/feedback`).
+    #[schema(value_type = Option<super::openapi::Verdict>)]
     analyst_label: Option<&'static str>,
+    /// When it was labelled, UTC.
+    #[schema(value_type = Option<String>)]
     labelled_at: Option<&'a str>,
+    /// The analyst's note.
+    #[schema(value_type = Option<String>)]
     analyst_note: Option<&'a str>,
 }
 
@@ -184,15 +269,7 @@ impl<'a> StoredView<'a> {
             event_at: &p.event_at,
             source: p.source.as_str(),
             device: p.device.as_deref(),
-            features: FeaturesView {
-                login_hour: fp.login_hour,
-                session_duration: fp.session_duration_min,
-                commands_count: fp.commands,
-                failed_logins: fp.failed_logins,
-                protocol: fp.protocol.as_str(),
-                typing_speed: fp.typing_speed_wpm,
-                risky_commands: fp.risky_commands,
-            },
+            features: FeaturesView::of(fp),
             commands: p.commands.as_deref(),
             reasons: &p.reasons,
             top_reason: p.reasons.first().map(String::as_str),
@@ -210,6 +287,31 @@ impl<'a> StoredView<'a> {
     }
 }
 
+/// A page of `/api/results`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ResultsPage)]
+pub struct Page<'a> {
+    /// Rows matching the filters, all pages.
+    count: u64,
+    /// This page.
+    results: Vec<StoredView<'a>>,
+    /// The cursor of the next page in id order (null: last page); id order only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    next_after_id: Option<Option<i64>>,
+    /// The cursor of the next page newest first (null: last page); `order=newest` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    next_before_id: Option<Option<i64>>,
+}
+
+#[utoipa::path(get, path = "/api/results", operation_id = "listResults", tag = "predictions",
+    summary = "Pages of stored predictions, filtered, with the filtered total",
+    params(ResultsParams),
+    responses(
+        (status = 200, description = "A page; count = total rows matching the filters", body = Page),
+        (status = 400, description = "A bad or unknown query parameter (named in detail)", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn results(State(s): State<AppState>, ApiQuery(params): ApiQuery<ResultsParams>) -> Result<Response> {
     let query = params.into_query()?;
     let (limit, order) = (query.limit, query.order);
@@ -218,17 +320,6 @@ pub(super) async fn results(State(s): State<AppState>, ApiQuery(params): ApiQuer
         Some(last) if page.results.len() as u32 == limit => Some(last.id),
         _ => None,
     };
-    #[derive(Serialize)]
-    struct Page<'a> {
-        count: u64,
-        results: Vec<StoredView<'a>>,
-        /// The cursor of the next page in id order.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        next_after_id: Option<Option<i64>>,
-        /// The cursor of the next page newest first.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        next_before_id: Option<Option<i64>>,
-    }
     let (next_after_id, next_before_id) = match order {
         Order::Id => (Some(next), None),
         Order::Newest => (None, Some(next)),

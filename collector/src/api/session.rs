@@ -25,7 +25,6 @@ use axum::Json;
 use cookie::{Cookie, SameSite};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::access::{Caller, Identified, SESSION_COOKIE};
 use super::extract::{JsonBody, RequestBody};
@@ -52,10 +51,13 @@ pub fn login_limiter() -> LoginLimiter {
 }
 
 /// The body of `POST /api/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    /// The operator's name.
     user: String,
+    /// Their password.
+    #[schema(format = Password)]
     password: String,
 }
 
@@ -73,8 +75,32 @@ fn audit_entry(actor: &str, action: &'static str, detail: &str, client: Option<I
     }
 }
 
-fn session_json(op: &Operator, session: &str) -> serde_json::Value {
-    json!({ "user": op.name, "role": op.role.as_str(), "csrf_token": csrf_token(session) })
+/// Who is calling.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
+pub struct SessionView<'a> {
+    /// The operator.
+    #[schema(value_type = String)]
+    user: &'a str,
+    /// Their role.
+    #[schema(value_type = super::openapi::RoleName)]
+    role: &'static str,
+    /// With the session cookie: the CSRF token to send as X-CSRF-Token on every state-changing
+    /// request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    csrf_token: Option<String>,
+}
+
+fn session_json<'a>(op: &'a Operator, session: &str) -> SessionView<'a> {
+    SessionView { user: &op.name, role: op.role.as_str(), csrf_token: Some(csrf_token(session)) }
+}
+
+/// A logout's outcome.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LoggedOut {
+    /// A session was ended (false: the call came with a token, not a session).
+    logged_out: bool,
 }
 
 fn cookie_header(value: String, secure: bool, remove: bool) -> Result<HeaderValue> {
@@ -86,6 +112,17 @@ fn cookie_header(value: String, secure: bool, remove: bool) -> Result<HeaderValu
     HeaderValue::from_str(&c.build().to_string()).map_err(|e| Error::Internal(format!("cookie: {e}")))
 }
 
+#[utoipa::path(post, path = "/api/login", operation_id = "login", tag = "console",
+    summary = "Console login: checks the password, sets the HttpOnly SameSite=Strict session cookie (Secure under TLS) and answers the user, role and CSRF token",
+    description = "Five wrong passwords in a row lock the account for 15 minutes; 10 attempts a minute per client address.",
+    request_body(content = LoginBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Logged in; Set-Cookie carries the session", body = SessionView),
+        (status = 400, description = "A bad body", body = super::openapi::ErrorBody),
+        (status = 401, description = "Wrong user name or password", body = super::openapi::ErrorBody),
+        (status = 423, description = "The account is locked after too many wrong passwords", body = super::openapi::ErrorBody),
+        (status = 429, description = "More than 10 attempts a minute from this client", body = super::openapi::ErrorBody),
+    ))]
 pub(super) async fn login(
     State(s): State<AppState>,
     who: Identified,
@@ -149,9 +186,12 @@ fn locked(lockout_secs: i64) -> Error {
     ))
 }
 
+#[utoipa::path(get, path = "/api/session", operation_id = "session", tag = "console",
+    summary = "Who is calling: user and role (and the CSRF token when called with the session cookie)",
+    responses((status = 200, description = "The caller", body = SessionView)))]
 pub(super) async fn session(who: Identified) -> Result<Response> {
     let Caller::Operator(op) = &who.caller else { return Err(Error::Unauthorized("not logged in".into())) };
-    let mut body = json!({ "user": op.name, "role": op.role.as_str() });
+    let mut body = SessionView { user: &op.name, role: op.role.as_str(), csrf_token: None };
     if let Some(id) = &who.session {
         body = session_json(op, id);
     }
@@ -160,12 +200,16 @@ pub(super) async fn session(who: Identified) -> Result<Response> {
     Ok(response)
 }
 
+#[utoipa::path(post, path = "/api/logout", operation_id = "logout", tag = "console",
+    summary = "End the session of the cookie and clear it",
+    request_body(content = Option<Object>, content_type = "application/json", description = "None, or {}"),
+    responses((status = 200, description = "Logged out", body = LoggedOut)))]
 pub(super) async fn logout(State(s): State<AppState>, who: Identified) -> Result<Response> {
     if let Some(id) = who.session.clone() {
         s.store.end_session(id).await?;
         s.store.audit(audit_entry(&who.caller.name(), "logout", "", who.client)).await?;
     }
-    let mut response = Json(json!({ "logged_out": who.session.is_some() })).into_response();
+    let mut response = Json(LoggedOut { logged_out: who.session.is_some() }).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie_header(String::new(), s.console.secure_cookie, true)?);
     Ok(response)
 }

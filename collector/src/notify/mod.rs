@@ -44,12 +44,13 @@ pub struct Notifier {
 }
 
 /// One destination as `GET /api/destinations` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct DestinationStatus {
     /// Its name.
     pub name: String,
     /// `webhook`, `syslog` or `email`.
     #[serde(rename = "type")]
+    #[schema(value_type = crate::api::openapi::DestinationType)]
     pub kind: &'static str,
     /// Where it goes (the URL without credentials, `host:port`, or the
     /// SMTP server and recipients).
@@ -255,6 +256,20 @@ mod tests {
     use crate::store::sqlite::{SqliteConfig, SqliteStore};
     use crate::store::NewPrediction;
     use std::io::{Read, Write};
+
+    /// Each key once: the flattened counts do not repeat the name.
+    #[test]
+    fn a_destination_status_names_itself_once() {
+        let status = DestinationStatus {
+            name: "hook".into(),
+            kind: "webhook",
+            target: "https://example.org/".into(),
+            counts: DestinationCounts { name: "hook".into(), delivered: 3, ..DestinationCounts::default() },
+        };
+        let text = serde_json::to_string(&status).unwrap();
+        assert_eq!(text.matches("\"name\"").count(), 1, "{text}");
+        assert!(text.contains("\"delivered\":3"), "{text}");
+    }
 
     /// The shared failed-login row, without a user name.
     fn attempt(ip: &str) -> NewPrediction {

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 /// Where an alert stands; an analyst moves it forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(utoipa::ToSchema)]
 pub enum AlertState {
     /// Raised, nobody has looked at it.
     Open,
@@ -39,7 +40,7 @@ impl AlertState {
 }
 
 /// One stored alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Id, increasing.
     pub id: i64,

@@ -45,7 +45,7 @@ pub enum LockState {
 }
 
 /// One line of the audit trail.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Row id, increasing.
     pub id: i64,

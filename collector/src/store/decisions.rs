@@ -28,7 +28,7 @@ pub const MAX_DECISION_SECS: u64 = 30 * 86_400;
 pub const MAX_REASON_CHARS: usize = 200;
 
 /// A decision as the API and the CLI show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     /// Its id.
     pub id: i64,
@@ -49,6 +49,7 @@ pub struct Decision {
     /// Who deleted it.
     pub deleted_by: Option<String>,
     /// `active`, `expired` or `deleted`.
+    #[schema(value_type = crate::api::openapi::DecisionState)]
     pub state: &'static str,
 }
 
@@ -174,7 +175,7 @@ pub struct DecisionQuery {
 }
 
 /// One block a device reported in its last heartbeat.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeviceBlock {
     /// The address or network.
     pub address: String,
@@ -185,13 +186,14 @@ pub struct DeviceBlock {
     /// Why.
     pub reason: String,
     /// `agent` (its own detectors) or `collector` (a decision).
+    #[schema(value_type = bfp_common::wire::BlockOrigin)]
     pub origin: String,
     /// The decision, for a block of origin `collector`.
     pub decision: Option<i64>,
 }
 
 /// A decision a device refused to apply, from its last heartbeat.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeviceRefusal {
     /// The decision.
     pub decision: i64,
@@ -202,7 +204,7 @@ pub struct DeviceRefusal {
 }
 
 /// What a device reported of its firewall response.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeviceBlocks {
     /// The device.
     pub device: String,

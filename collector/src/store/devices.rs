@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 pub const TOKEN_PREFIX: &str = "bfp_";
 
 /// A device as `GET /api/devices` lists it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct DeviceInfo {
     /// Its name.
     pub name: String,

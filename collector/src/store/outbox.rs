@@ -69,9 +69,11 @@ pub struct OutboxMessage {
 }
 
 /// What the store knows of one destination.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DestinationCounts {
-    /// The destination's name.
+    /// The destination's name (not serialized: the status that flattens
+    /// these counts names it, and a JSON object has each key once).
+    #[serde(skip)]
     pub name: String,
     /// Messages delivered (acknowledged by the receiver).
     pub delivered: u64,
