@@ -33,5 +33,5 @@ mod notify;
 mod packages;
 mod pg_migrate;
 mod respond_firewall;
-mod schema2;
+mod schemas;
 mod units;

@@ -118,15 +118,18 @@ pub struct Judgement {
 }
 
 /// What the detectors know of one observation before the model scores it:
-/// its novelty against the user's baseline, its source context, and the two
-/// as the schema-2 feature vector ([`features::vector`]).
+/// its novelty against the user's baseline, its source context, the
+/// privilege escalation in its commands, and the three as the agent
+/// schema's feature vector ([`features::vector`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assessment {
     /// The session's novelty (sessions with a user only).
     pub novelty: Option<Novelty>,
     /// What the device holds against the observation's address.
     pub context: SourceContext,
-    /// The schema-2 feature vector.
+    /// The privilege escalation in the session's commands (empty for a window).
+    pub escalation: Escalation,
+    /// The agent schema's feature vector.
     pub features: [f32; AGENT_FEATURE_COUNT],
     /// A source or device window rather than a session: its duration and
     /// failures are the window's (reasons word them so).
@@ -322,8 +325,9 @@ impl Detector {
         }
     }
 
-    /// The novelty and source context of one observation, and its schema-2
-    /// feature vector: what the agent's model scores. Call after feeding the
+    /// The novelty, source context and privilege escalation of one
+    /// observation, and its agent-schema feature vector: what the agent's
+    /// model scores. Call after feeding the
     /// attempts up to the observation's end ([`Detector::observe_attempts`]),
     /// before [`Detector::judge_assessed`]. Learns nothing.
     ///
@@ -370,6 +374,7 @@ impl Detector {
             },
         };
         let session = obs.kind == RecordKind::Session;
+        let escalation = if session { Escalation::of(&obs.commands) } else { Escalation::default() };
         let clean = session && context.failures_last_day == 0 && obs.fingerprint.failed_logins == 0;
         if clean {
             context.device_failing_sources = 0;
@@ -380,7 +385,7 @@ impl Detector {
             && novelty.as_ref().is_some_and(|n| n.never_seen_user && n.device_has_history && !n.network_churn)
             && obs.session.as_ref().is_some_and(|s| s.auth_method == AuthMethod::Publickey)
             && obs.fingerprint.risky_commands.unwrap_or(0) == 0
-            && Escalation::of(&obs.commands).is_clean();
+            && escalation.is_clean();
         if newcomer {
             context.known_users_from_network = None;
         }
@@ -396,11 +401,11 @@ impl Detector {
                     network_churn: n.network_churn,
                     ..Novelty::default()
                 };
-                features::vector(&obs.fingerprint, Some(&unknown), &context)
+                features::vector(&obs.fingerprint, Some(&unknown), &context, &escalation)
             }
-            _ => features::vector(&obs.fingerprint, novelty.as_ref(), &context),
+            _ => features::vector(&obs.fingerprint, novelty.as_ref(), &context, &escalation),
         };
-        Assessment { novelty, context, features, window: !session, learning, newcomer }
+        Assessment { novelty, context, escalation, features, window: !session, learning, newcomer }
     }
 
     /// Which session-level rules may raise a session's verdict. All by
@@ -450,7 +455,7 @@ impl Detector {
                     }
                 }
                 // Refused escalation needs no history: it counts while learning too.
-                let privilege = Escalation::of(&obs.commands);
+                let privilege = &assessment.escalation;
                 refused = privilege.refused > 0;
                 if privilege.is_evidence() {
                     escalate |= self.session_rules != SessionRules::Off;
@@ -682,7 +687,7 @@ mod tests {
         }
         let (obs, a) = last.unwrap();
         assert_eq!(obs.source_ip, Some("203.0.113.50".parse().unwrap()));
-        assert_eq!(a.features, features::vector(&obs.fingerprint, a.novelty.as_ref(), &a.context));
+        assert_eq!(a.features, features::vector(&obs.fingerprint, a.novelty.as_ref(), &a.context, &a.escalation));
         // alice's own failure, followed by her success, is forgiven as a typo.
         assert_eq!(a.context.failures_last_day, 2);
         assert_eq!(a.context.users_tried, 3);

@@ -1,7 +1,9 @@
 //! Model distribution: `GET /api/model` (the artifact's bytes, with its
 //! version and SHA-256 in headers) and `GET /api/model/version`;
-//! `?schema=2` asks for the agents' model, without it (or `schema=1`) the
-//! model `/api/predict` scores with.
+//! `?schema=3` asks for the agents' model, without it (or `schema=1`) the
+//! model `/api/predict` scores with. An agent asks for the schema it
+//! scores: one of an older schema (2) is refused with a 400 naming the
+//! schemas served, never handed a model it would score wrongly.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -27,7 +29,7 @@ pub const MODEL_SHA256_HEADER: &str = "x-bfp-model-sha256";
 #[serde(deny_unknown_fields)]
 pub(super) struct ModelQuery {
     /// 1 (the default, and what older agents get): the model `/api/predict`
-    /// scores with; 2: the agents' model.
+    /// scores with; 3: the agents' model (its schema, whatever it is).
     schema: Option<String>,
 }
 
@@ -38,6 +40,14 @@ fn served_model<'a>(s: &'a AppState, who: &Identified, q: ModelQuery) -> Result<
     let model = match q.schema.as_deref().map(str::trim) {
         None | Some("1") => &s.model,
         Some(v) if v == agents.to_string() => &s.agent_model,
+        // An agent of an older feature schema: a model of another schema
+        // would score its vectors wrongly, so it keeps its own.
+        Some(v) if v.parse::<u16>().is_ok_and(|n| n != 1 && n < agents) => {
+            return Err(Error::BadInput(format!(
+                "this collector serves the agents' model of feature schema {agents}, not {v}: an agent that scores \
+                 schema {v} keeps its own model until it is upgraded"
+            )))
+        }
         Some(v) => {
             return Err(Error::BadInput(format!(
                 "schema must be 1 (the /api/predict model) or {agents} (the agents' model), got {v:?}"
