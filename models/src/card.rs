@@ -151,12 +151,14 @@ pub fn train_models_and_write_card(
             let mismatches = crate::edge::disagreements(&edge_built.forest, &edge_built.model, &scored)?;
             if mismatches != 0 {
                 return Err(Error::Export(format!(
-                    "compact schema-2 model disagrees with smartcore on {mismatches} held-out rows"
+                    "compact schema-3 model disagrees with smartcore on {mismatches} held-out rows"
                 )));
             }
             step("agent model: ablation, validation and real logs");
             let ablation = crate::edge::ablation(&edge_built, &crate::edge::train_config())?;
             let validation = crate::edge::validation_ablation(&edge_built, &crate::edge::train_config())?;
+            step("agent model: what each rule's verdicts are worth");
+            let rules = crate::edge::rule_record(&edge_built, &crate::edge::train_config())?;
             let real_edge = match crate::real::real_dir() {
                 Some(dir) => crate::edge::real(&dir, &edge_built.model, &built.model)?,
                 None => Vec::new(),
@@ -174,6 +176,7 @@ pub fn train_models_and_write_card(
                 comparison: &comparison,
                 ablation: &ablation,
                 validation: &validation,
+                rules: &rules,
                 real: &real_edge,
             })
         }

@@ -14,7 +14,7 @@ use bfp_common::schema::{
     NOVELTY_START,
 };
 use bfp_common::CompactModel;
-use bfp_detect::detector::SessionRules;
+use bfp_detect::detector::{Rule, SessionRules};
 use bfp_logs::analyze::{AnalyzerConfig, LogFormat, RecordKind};
 
 use crate::error::{Error, Result};
@@ -149,6 +149,9 @@ pub struct Comparison {
     pub flagged: Vec<Vec<bool>>,
     /// Rows of the schema-3 in-the-loop run (what the agent's model scored).
     pub scored: Vec<Row>,
+    /// Rows of the agent's own loop (schema-3 model + the account-churn
+    /// rule set), for the rule-raised verdicts.
+    pub agent: Vec<Row>,
 }
 
 /// Runs the held-out devices through the agent's loop with each model.
@@ -156,6 +159,7 @@ pub fn compare(built: &EdgeBuilt, schema1: &CompactModel, original: &Forest) -> 
     let edge = &built.model;
     let mut flagged = vec![Vec::new(); DETECTORS.len()];
     let mut scored = Vec::new();
+    let mut agent = Vec::new();
     for d in &built.eval_devices {
         let s2 = timeline::run(d, SessionRules::Off, &mut |_, _, a| edge.score_calibrated(&a.features));
         let s2_churn = timeline::run(d, SessionRules::AccountChurn, &mut |_, _, a| edge.score_calibrated(&a.features));
@@ -171,12 +175,13 @@ pub fn compare(built: &EdgeBuilt, schema1: &CompactModel, original: &Forest) -> 
         flagged[2].extend(s2_rules.iter().map(|r| r.predicted));
         flagged[3].extend(s1_rules.iter().map(|r| r.predicted));
         scored.extend(s2);
+        agent.extend(s2_churn);
     }
     let x1: Vec<_> = scored.iter().map(|r| r.fingerprint.features()).collect();
     flagged[4] = x1.iter().map(|x| schema1.score(x).suspicious).collect();
     flagged[5] = train::predict(original, &x1)?;
     flagged[6] = scored.iter().map(|r| r.fail2ban).collect();
-    Ok(Comparison { rows: scored.clone(), flagged, scored })
+    Ok(Comparison { rows: scored.clone(), flagged, scored, agent })
 }
 
 /// Trains on the columns `pick` keeps and scores the held-out oracle rows:
@@ -203,6 +208,65 @@ fn ablate<const N: usize>(
 
 fn take<const N: usize>(x: &[f32], from: usize) -> [f32; N] {
     std::array::from_fn(|i| x[from + i])
+}
+
+/// Per rule ([`Rule::ALL`] order): the records of `rows` it fired on, and
+/// how many of them are attacks.
+pub fn rule_counts(rows: &[Row]) -> Vec<(Rule, usize, usize)> {
+    Rule::ALL
+        .iter()
+        .map(|&rule| {
+            let fired: Vec<&Row> = rows.iter().filter(|r| r.fired.contains(&rule)).collect();
+            (rule, fired.len(), fired.iter().filter(|r| r.suspicious()).count())
+        })
+        .collect()
+}
+
+/// Per rule ([`Rule::ALL`] order): the records of `rows` where it raised the
+/// model's Normal to Suspicious, and how many of them are attacks.
+pub fn rule_raised_counts(rows: &[Row]) -> Vec<(Rule, usize, usize)> {
+    Rule::ALL
+        .iter()
+        .map(|&rule| {
+            let raised: Vec<&Row> = rows.iter().filter(|r| r.escalated && r.fired.contains(&rule)).collect();
+            (rule, raised.len(), raised.iter().filter(|r| r.suspicious()).count())
+        })
+        .collect()
+}
+
+/// Folds of the training devices for [`rule_record`].
+pub const RULE_FOLDS: u32 = 4;
+
+/// What each rule's verdicts are worth where they matter: when the rule
+/// raises a Normal verdict of the model. The training devices in
+/// [`RULE_FOLDS`] folds: each fold's devices run the agent's loop (every
+/// session rule on, so each rule gets its chance) with a forest of the
+/// shipped settings trained without them (and the shipped calibration);
+/// per rule, the records it raised and the attacks among them. Held-out
+/// devices stay out of it.
+pub fn rule_record(built: &EdgeBuilt, cfg: &TrainConfig) -> Result<Vec<(Rule, usize, usize)>> {
+    let train_devices = built.cfg.devices - built.cfg.holdout;
+    let mut rows = Vec::new();
+    for fold in 0..RULE_FOLDS {
+        let fit: Vec<Row> = built.train.iter().filter(|r| r.device % RULE_FOLDS != fold).cloned().collect();
+        let (x, y) = xy(&balanced(&fit));
+        let forest = train::fit(&x, &y, cfg)?;
+        let mut model = crate::export::export_schema(&forest, EDGE_MODEL_VERSION, AGENT_SCHEMA, &x, &y)?;
+        model.calibration = built.model.calibration;
+        for i in (0..train_devices).filter(|d| d % RULE_FOLDS == fold) {
+            let d = timeline::device(&built.cfg, i);
+            rows.extend(timeline::run(&d, SessionRules::All, &mut |_, _, a| model.score_calibrated(&a.features)));
+        }
+    }
+    Ok(rule_raised_counts(&rows))
+}
+
+/// The confidence of a verdict a rule raised, from its record
+/// ([`rule_record`]): (attacks + 1) / (raised + 2), in [0.5, 0.995] (see
+/// [`Rule::confidence`]), rounded to 3 decimals as detect states it.
+pub fn rule_confidence(fired: usize, attacks: usize) -> f32 {
+    let p = ((attacks as f64 + 1.0) / (fired as f64 + 2.0)).clamp(0.5, 0.995);
+    ((p * 1000.0).round() / 1000.0) as f32
 }
 
 /// Retrains on feature groups (each forest sees only its columns) and
@@ -377,6 +441,8 @@ pub struct EdgeReport<'a> {
     pub ablation: &'a [(&'static str, Counts, Counts)],
     /// The ablation on validation devices (inside the training devices).
     pub validation: &'a [(&'static str, Counts, Counts)],
+    /// Each rule's record when it raised the model's Normal ([`rule_record`]).
+    pub rules: &'a [(Rule, usize, usize)],
     /// Real logs.
     pub real: &'a [RealEdge],
 }
@@ -531,6 +597,39 @@ pub fn render(r: &EdgeReport) -> String {
             &fitted_on,
             crate::calibrate::Decides::Probability,
         ));
+    }
+    let _ = writeln!(s, "\n### Confidence of verdicts a rule raised\n");
+    let _ = writeln!(
+        s,
+        "When a rule of the detectors raises the model's Normal to Suspicious, the verdict's confidence is the \
+         rule's record where it decides: the share of attacks among the verdicts it raised over the model's \
+         Normal, on the {} training devices in {RULE_FOLDS} folds, each fold run through the agent's loop with a \
+         forest of the shipped settings trained without it (every session rule on), smoothed as (attacks + 1) / \
+         (raised + 2) and kept in [0.5, 0.995]; the highest of the rules that raised it, or the model's own \
+         probability of Suspicious when that is higher (`Rule::confidence` in `detect`, checked against this \
+         measurement by the models' tests). Where the model agrees with a rule, the model's calibrated \
+         confidence stands; what a rule adds is the records the model calls Normal, and there the simulated \
+         record is what decides. A rule that never raised a verdict there keeps 0.5: nothing says it is right \
+         more often than not. For comparison, how often each rule's condition holds on attacks at all \
+         (training devices, label-gated run), and the held-out devices in the agent's own loop (schema-3 model \
+         + its rules).\n",
+        b.cfg.devices - b.cfg.holdout
+    );
+    let _ = writeln!(
+        s,
+        "| rule | cross-fitted: raised over the model | attacks | confidence | label-gated: fired | attacks | \
+         held-out agent: raised over the model | attacks |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let held_out = rule_raised_counts(&c.agent);
+    for (((rule, raised, attacks), (_, fired, fired_attacks)), (_, held, held_attacks)) in
+        r.rules.iter().zip(rule_counts(&b.train)).zip(held_out)
+    {
+        let _ = writeln!(
+            s,
+            "| `{}` | {raised} | {attacks} | {:.3} | {fired} | {fired_attacks} | {held} | {held_attacks} |",
+            rule.name(),
+            rule_confidence(*raised, *attacks),
+        );
     }
     let _ = writeln!(s, "\n### Ablation: which features help\n");
     let _ = writeln!(

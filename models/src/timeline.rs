@@ -29,7 +29,7 @@ use bfp_common::schema::AGENT_FEATURE_COUNT;
 use bfp_common::time::format_utc;
 use bfp_common::{Fingerprint, Verdict};
 use bfp_detect::campaign::ThresholdRule;
-use bfp_detect::detector::{Assessment, DetectConfig, SessionRules};
+use bfp_detect::detector::{Assessment, DetectConfig, Rule, SessionRules};
 use bfp_detect::engine::{Engine, EngineConfig, Judged, Score, Scored};
 use bfp_logs::analyze::{AnalyzerConfig, LogFormat, Observation, RecordKind};
 use bfp_logs::AuthAttempt;
@@ -849,7 +849,7 @@ pub struct Row {
     pub obs: Observation,
     /// The fingerprint the analyzer made.
     pub fingerprint: Fingerprint,
-    /// The schema-2 vector at scoring time.
+    /// The agent-schema vector at scoring time.
     pub features: [f32; AGENT_FEATURE_COUNT],
     /// The final verdict of the run (the `decide` verdict, raised by the
     /// rules when they are on).
@@ -857,6 +857,10 @@ pub struct Row {
     /// The fail2ban rule (5 failures in 10 minutes) had banned the address
     /// by the observation's end.
     pub fail2ban: bool,
+    /// The detectors' rules whose condition held (see `Judgement::fired`).
+    pub fired: Vec<Rule>,
+    /// A rule raised the model's Normal to Suspicious.
+    pub escalated: bool,
 }
 
 impl Row {
@@ -977,6 +981,8 @@ impl TruthScorer<'_> {
                 features: j.features,
                 predicted: j.prediction.is_suspicious(),
                 fail2ban,
+                fired: j.judgement.fired,
+                escalated: j.judgement.escalated,
             });
         }
     }
