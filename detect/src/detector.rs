@@ -503,7 +503,7 @@ impl Detector {
 
     /// Which session-level rules may raise a session's verdict. All by
     /// default, for a schema-1 model that cannot see novelty; the agent
-    /// with its schema-2 model keeps only [`SessionRules::AccountChurn`]
+    /// with its schema-2 or schema-3 model keeps only [`SessionRules::AccountChurn`]
     /// (see docs/detection.md for the measurement).
     pub fn set_session_rules(&mut self, rules: SessionRules) {
         self.session_rules = rules;

@@ -48,7 +48,7 @@ fn pct(x: f64) -> String {
 /// writes the artifacts and the card, returns a
 /// one-paragraph summary.
 ///
-/// With `edge_artifact` (and no analyst rows), the schema-2 model of
+/// With `edge_artifact` (and no analyst rows), the schema-3 model of
 /// [`crate::edge`] is trained too, written there, and its section appended
 /// to the card. A site model retrained with analyst rows is schema 1 only.
 ///
@@ -205,8 +205,8 @@ pub fn train_models_and_write_card(
     });
     if !edge_section.is_empty() {
         let note = "Two models: the collector's (feature schema 1, the six seed features of `/api/predict` plus \
-                    risky commands), described from the summary on, and the agent's (feature schema 2), in the \
-                    last section, \"Schema 2\".\n\n";
+                    risky commands), described from the summary on, and the agent's (feature schema 3), in the \
+                    last section, \"Schema 3\".\n\n";
         if let Some(at) = text.find("## Summary") {
             text.insert_str(at, note);
         }

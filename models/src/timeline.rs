@@ -1,4 +1,4 @@
-//! Device timelines for feature schema 2: simulated users and attacks
+//! Device timelines for the agent's feature schema (3): simulated users and attacks
 //! rendered as sshd/sudo syslog lines, in time order, and read back through
 //! common's [`Analyzer`] and [`Detector`] exactly as the agent reads a log.
 //!
