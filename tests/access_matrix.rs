@@ -87,9 +87,9 @@ const MATRIX: &[(&str, &str, &str, Body, [u16; 9])] = &[
     ("GET", "/api/audit.csv", "/api/audit.csv", Body::None,                                    [401, 403, 403, 403, 200, 401, 401, 401, 403]),
     // Devices: ingest only theirs; the agents' model for devices and operators.
     ("POST", "/api/ingest", "/api/ingest", Body::Batch,                                        [401, 200, 403, 403, 403, 401, 401, 401, 403]),
-    ("GET", "/api/model/version", "/api/model/version?schema=2", Body::None,                   [401, 200, 200, 200, 200, 401, 401, 401, 200]),
+    ("GET", "/api/model/version", "/api/model/version?schema=3", Body::None,                   [401, 200, 200, 200, 200, 401, 401, 401, 200]),
     ("GET", "/api/agent/decisions", "/api/agent/decisions", Body::None,                        [401, 200, 403, 403, 403, 401, 401, 401, 403]),
-    ("GET", "/api/model", "/api/model?schema=2", Body::None,                                   [401, 200, 403, 403, 200, 401, 401, 401, 403]),
+    ("GET", "/api/model", "/api/model?schema=3", Body::None,                                   [401, 200, 403, 403, 200, 401, 401, 401, 403]),
 ];
 
 const LOGIN: &str = r#"{"user": "vera", "password": "e2e password of vera"}"#;

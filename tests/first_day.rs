@@ -940,6 +940,8 @@ struct Measured {
     legit_ips_flagged: BTreeMap<String, (u64, String)>,
     compromised: (usize, usize),
     escalation: (usize, usize),
+    /// Confidence of each flagged escalation session, in session order.
+    escalation_confidence: Vec<f64>,
     /// Per class: addresses, addresses flagged (by their own records or a
     /// campaign naming them).
     classes: BTreeMap<&'static str, (usize, usize)>,
@@ -972,6 +974,15 @@ impl Measured {
         }
         s.push_str(&format!("compromised logins flagged: {} of {}\n", self.compromised.1, self.compromised.0));
         s.push_str(&format!("escalation sessions flagged: {} of {}\n", self.escalation.1, self.escalation.0));
+        let mut c = self.escalation_confidence.clone();
+        c.sort_by(f64::total_cmp);
+        if let (Some(lo), Some(hi)) = (c.first(), c.last()) {
+            s.push_str(&format!(
+                "  their confidence: {lo:.3} to {hi:.3}, median {:.3}; {} by the model (above the rules' 0.5)\n",
+                c[c.len() / 2],
+                c.iter().filter(|&&x| x > 0.5).count()
+            ));
+        }
         for m in &self.escalation_missed {
             s.push_str(&format!("  missed: {m}\n"));
         }
@@ -1028,6 +1039,7 @@ fn measure(gen: &Generated, records: &[Value]) -> Measured {
                 m.escalation.0 += 1;
                 if flagged {
                     m.escalation.1 += 1;
+                    m.escalation_confidence.push(o["confidence"].as_f64().unwrap_or(0.0));
                 } else {
                     m.escalation_missed.push(format!("{what} commands {}", o["commands"]));
                 }
@@ -1129,6 +1141,11 @@ fn check_bars(m: &Measured, title: &str) -> Vec<String> {
     if (m.escalation.1 as f64) < 0.9 * m.escalation.0 as f64 {
         failed.push(format!("{title}: {} of {} escalation sessions flagged (< 90 %)", m.escalation.1, m.escalation.0));
     }
+    // Who raised the escalation verdicts (the model with its calibrated
+    // confidence, or the refused-escalation rule at 0.5) is shown in the
+    // table, not a bar: on this generator's insiders (accounts with history,
+    // from their own network, nothing but the refusal in the session) the
+    // schema-3 model says Normal and the rule decides.
     for class in ["fast brute force", "slow brute force", "distributed brute force", "dropbear brute force"] {
         let (n, f) = m.classes[class];
         // A distributed campaign is caught when most of its addresses are

@@ -250,7 +250,8 @@ fn a_full_spool_drops_the_oldest_counts_them_and_keeps_running() {
 #[test]
 fn the_agent_takes_the_agents_model_from_the_collector_never_its_predict_model() {
     // The collector scores /api/predict with a schema-1 model; agents score
-    // schema 2 (novelty and source features) and must get the agents' model.
+    // schema 3 (novelty, source and escalation features) and must get the
+    // agents' model.
     let dir = temp_dir();
     let db = dir.path().join("app.db");
     let token = device_add(&db, "pi-model");
@@ -293,5 +294,45 @@ fn the_agent_takes_the_agents_model_from_the_collector_never_its_predict_model()
     assert!(files.iter().any(|f| f.contains(".baselines.")), "{files:?}");
     let device = &c.get("/api/devices").json()["devices"][0];
     assert!(device["last_error"].is_null(), "{device}");
+    c.stop();
+}
+
+#[test]
+fn an_agent_scoring_a_schema_two_model_delivers_its_records_as_a_schema_three_one_does() {
+    // The wire carries fingerprints, not feature vectors: the collector
+    // takes an agent's records whatever the schema of the model it scores
+    // with. This agent keeps the agents' model from before the escalation
+    // features (it never asks the collector for another).
+    let schema2 = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/testdata/bfp-edge-model-schema2.postcard");
+    let dir = temp_dir();
+    let db = dir.path().join("app.db");
+    let token = device_add(&db, "pi-schema2");
+    let c = Collector::start(&db, &[]);
+    let log = dir.path().join("auth.log");
+    let state = dir.path().join("state");
+    let config = dir.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\npoll_interval_ms = 10\nmodel = {schema2:?}\n\n[collector]\nurl = {:?}\n\
+             token = {token:?}\nheartbeat_secs = 1\nbackoff_max_secs = 1\nmodel_check_secs = 0\n\n\
+             [[source]]\npath = {log:?}\n",
+            c.url("")
+        ),
+    )
+    .unwrap();
+    fs::write(&log, "").unwrap();
+    let running = RunningAgent::start(&["--config", config.to_str().unwrap()], None);
+    let source = real_log("elastic/auth.log");
+    fs::write(&log, fs::read(&source).unwrap()).unwrap();
+    wait_until(60, "the whole log", || consumed(&state, &log));
+    wait_drained(&c, "pi-schema2", 60);
+    running.stop();
+    let rows = agent_rows(&c.url(""));
+    assert!(rows.iter().filter(|r| r["kind"] == "session").count() > 100, "{} rows", rows.len());
+    assert!(rows.iter().all(|r| r["model_version"] == "bfp-edge-forest-2.1.0"), "{}", rows[0]);
+    let device = &c.get("/api/devices").json()["devices"][0];
+    assert!(device["last_error"].is_null(), "{device}");
+    assert_eq!(device["model_version"], "bfp-edge-forest-2.1.0", "{device}");
     c.stop();
 }

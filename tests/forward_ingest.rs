@@ -157,20 +157,28 @@ fn devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum_on
     assert_eq!(model.model_version, version["model_version"].as_str().unwrap());
     assert_eq!(version["schema_version"], 1, "the default is the /api/predict model");
 
-    // The agents' model (schema 2): the one embedded in the agent, unless
+    // The agents' model (schema 3): the one embedded in the agent, unless
     // --agent-model names another.
-    let agents = c.get("/api/model/version?schema=2").json();
-    assert_eq!(agents["schema_version"], 2);
+    let agents = c.get("/api/model/version?schema=3").json();
+    assert_eq!(agents["schema_version"], 3);
     let embedded = CompactModel::from_bytes(bfp_common::artifacts::EMBEDDED_AGENT_MODEL).unwrap();
     assert_eq!(agents["model_version"].as_str(), Some(embedded.model_version.as_str()));
-    let mut r = ureq::get(&c.url("/api/model?schema=2")).header("Authorization", &admin).call().unwrap();
+    let mut r = ureq::get(&c.url("/api/model?schema=3")).header("Authorization", &admin).call().unwrap();
     let sha = r.headers().get("x-bfp-model-sha256").and_then(|v| v.to_str().ok()).map(str::to_string);
     assert_eq!(sha.as_deref(), agents["sha256"].as_str());
     assert_eq!(r.body_mut().read_to_vec().unwrap(), bfp_common::artifacts::EMBEDDED_AGENT_MODEL);
-    for bad in ["3", "two", ""] {
+    for bad in ["4", "two", ""] {
         let r = c.get(&format!("/api/model/version?schema={bad}"));
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
         assert!(r.json()["detail"].as_str().is_some_and(|d| d.contains("schema")), "{}", r.body);
+    }
+    // An agent of schema 2 (before the escalation features) is not served
+    // the schema-3 model: it would score its 25 features with a forest of 31.
+    for path in ["/api/model/version?schema=2", "/api/model?schema=2"] {
+        let r = c.get(path);
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains("feature schema 3, not 2") && detail.contains("keeps its own model"), "{detail}");
     }
     c.stop();
 }

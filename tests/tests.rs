@@ -34,6 +34,6 @@ mod openapi;
 mod packages;
 mod pg_migrate;
 mod respond_firewall;
-mod schema2;
+mod schemas;
 mod shutdown;
 mod units;

@@ -182,7 +182,7 @@ mod tests {
         let session = out.iter().find(|r| r.kind == RecordKind::Session).expect("a session");
         let wire = session.to_wire(Some("host"));
         assert_eq!(wire.fingerprint, session.fingerprint());
-        // The model scored the schema-2 vector the detectors assess: rebuild
+        // The model scored the agent-schema vector the detectors assess: rebuild
         // it with a fresh detector fed the same lines up to the session.
         let mut detector = Detector::new(DetectConfig::default());
         let mut analyzer = Analyzer::new(AnalyzerConfig::default());

@@ -1,17 +1,21 @@
-//! The model the agent scores with: the feature-schema-2 forest built into
+//! The model the agent scores with: the feature-schema-3 forest built into
 //! the binary (`models/artifacts/bfp-edge-model.postcard`: the session's
-//! fingerprint, its novelty against the user's baseline and what the device
-//! holds against its address), or an artifact from a file.
+//! fingerprint, its novelty against the user's baseline, what the device
+//! holds against its address, and the privilege escalation in its
+//! commands), or an artifact from a file.
 //!
-//! A schema-1 artifact (the collector's `/api/predict` model, or a site model
-//! retrained from analyst labels) is a documented fallback: it loads, with a
-//! note, and scores the seven seed features only; the detectors' rules still
-//! carry novelty and campaigns. Any other schema is refused.
+//! A schema-2 artifact (an agents' model from before the escalation
+//! features) still scores: schema 3 extends schema 2 at its end, so it
+//! scores the first 25 features of the vector. A schema-1 artifact (the
+//! collector's `/api/predict` model, or a site model retrained from analyst
+//! labels) is a documented fallback: it loads, with a note, and scores the
+//! seven seed features only; the detectors' rules still carry novelty and
+//! campaigns. Any other schema is refused.
 
 use std::path::{Path, PathBuf};
 
 use bfp_common::artifacts::EMBEDDED_AGENT_MODEL;
-use bfp_common::schema::AGENT_SCHEMA;
+use bfp_common::schema::{AGENT_SCHEMA, AGENT_SCHEMA_V2, PREDICT_SCHEMA};
 use bfp_common::{CompactModel, Fingerprint};
 use bfp_detect::detector::{Assessment, SessionRules};
 use bfp_detect::engine::Scored;
@@ -40,18 +44,18 @@ impl Scorer {
     }
 
     /// Checks and loads artifact bytes; `origin` names them in errors.
-    /// Schema 2 is the agent's; schema 1 loads as a fallback (see the module
-    /// documentation).
+    /// Schema 3 is the agent's; schema 2 scores the prefix of its vector,
+    /// schema 1 loads as a fallback (see the module documentation).
     pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Scorer> {
         let model =
             CompactModel::from_bytes(bytes).map_err(|source| Error::Model { path: PathBuf::from(origin), source })?;
-        // from_bytes knows only schemas 1 and 2 today; a later schema needs a
+        // from_bytes knows schemas 1 to 3 today; a later schema needs a
         // later agent, so say so rather than score it wrongly.
-        if model.schema_version != AGENT_SCHEMA && model.schema_version != bfp_common::schema::PREDICT_SCHEMA {
+        if ![AGENT_SCHEMA, AGENT_SCHEMA_V2, PREDICT_SCHEMA].contains(&model.schema_version) {
             return Err(Error::Model {
                 path: PathBuf::from(origin),
                 source: bfp_common::Error::Model(format!(
-                    "feature schema {} is not one the agent scores (2, or 1 as a fallback)",
+                    "feature schema {} is not one the agent scores (3 or 2, or 1 as a fallback)",
                     model.schema_version
                 )),
             });
@@ -59,19 +63,19 @@ impl Scorer {
         Ok(Scorer { model })
     }
 
-    /// The feature schema of the loaded model (2, or 1 for the fallback).
+    /// The feature schema of the loaded model (3 or 2, or 1 for the fallback).
     pub fn schema(&self) -> u16 {
         self.model.schema_version
     }
 
     /// The session rules that go on top of this model: only the
-    /// account-churn rule for a schema-2 model (it sees the rest as
+    /// account-churn rule for an agents' model (it sees the rest as
     /// features), all of them for a schema-1 model (see docs/detection.md).
     pub fn session_rules(&self) -> SessionRules {
-        if self.model.schema_version == AGENT_SCHEMA {
-            SessionRules::AccountChurn
-        } else {
+        if self.model.schema_version == PREDICT_SCHEMA {
             SessionRules::All
+        } else {
+            SessionRules::AccountChurn
         }
     }
 
@@ -84,13 +88,15 @@ impl Scorer {
     /// assessment of it ([`bfp_detect::detector::Detector::assess`]), and
     /// explains the verdict.
     pub fn score(&self, fp: &Fingerprint, assessment: &Assessment) -> Scored {
-        if self.model.schema_version == AGENT_SCHEMA {
-            // The calibrated probability decides (see `score_calibrated`).
-            let verdict = self.model.score_calibrated(&assessment.features);
+        if self.model.schema_version != PREDICT_SCHEMA {
+            // The calibrated probability decides (see `score_calibrated`). A
+            // schema-2 model scores the schema-2 prefix of the vector.
+            let verdict = self.model.score_calibrated(&assessment.features[..self.model.feature_count()]);
             let reasons = bfp_detect::reasons::reasons(
                 fp,
                 assessment.novelty.as_ref(),
                 &assessment.context,
+                &assessment.escalation,
                 assessment.window,
                 &verdict,
                 MAX_REASONS,
@@ -109,12 +115,13 @@ mod tests {
 
     fn assessment(fp: &Fingerprint) -> Assessment {
         let context = bfp_detect::features::SourceContext::default();
-        let features = bfp_detect::features::vector(fp, None, &context);
-        Assessment { novelty: None, context, features, window: false, learning: false, newcomer: false }
+        let escalation = bfp_detect::privilege::Escalation::default();
+        let features = bfp_detect::features::vector(fp, None, &context, &escalation);
+        Assessment { novelty: None, context, escalation, features, window: false, learning: false, newcomer: false }
     }
 
     #[test]
-    fn the_embedded_model_is_schema_two_and_scores() {
+    fn the_embedded_model_is_schema_three_and_scores() {
         let scorer = Scorer::load(None).unwrap();
         assert!(!scorer.version().is_empty());
         assert_eq!(scorer.schema(), AGENT_SCHEMA);
@@ -130,6 +137,30 @@ mod tests {
         let scored = scorer.score(&fp, &assessment(&fp));
         assert!((0.5..=1.0).contains(&scored.verdict.confidence));
         assert!(!scored.reasons.is_empty());
+    }
+
+    #[test]
+    fn a_schema_two_artifact_still_scores_the_schema_two_prefix_of_the_vector() {
+        // The agents' model as committed before the escalation features (bfp-edge-forest-2.1.0).
+        let path =
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/testdata/bfp-edge-model-schema2.postcard"));
+        let scorer = Scorer::load(Some(path)).unwrap();
+        assert_eq!((scorer.schema(), scorer.version()), (AGENT_SCHEMA_V2, "bfp-edge-forest-2.1.0"));
+        assert_eq!(scorer.session_rules(), SessionRules::AccountChurn);
+        let fp = Fingerprint {
+            login_hour: 3,
+            session_duration_min: 5.0,
+            commands: 3,
+            failed_logins: 4,
+            protocol: bfp_common::Protocol::Tor,
+            typing_speed_wpm: Some(120.0),
+            risky_commands: Some(0),
+        };
+        let a = assessment(&fp);
+        let scored = scorer.score(&fp, &a);
+        assert_eq!(scored.verdict.contributions().len(), bfp_common::schema::AGENT_V2_FEATURE_COUNT);
+        let model = CompactModel::from_bytes(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(scored.verdict, model.score_calibrated(&a.features[..bfp_common::schema::AGENT_V2_FEATURE_COUNT]));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use bfp_testkit::{alice_history, sshd_session};
 /// The lines through the agent's pipeline with its embedded model.
 fn run(lines: &[String]) -> Vec<Record> {
     let scorer = Scorer::load(None).unwrap();
-    assert_eq!(scorer.schema(), 2, "the agent's embedded model is schema 2");
+    assert_eq!(scorer.schema(), bfp_common::schema::AGENT_SCHEMA, "the agent's embedded model is schema 3");
     let config = AnalyzerConfig { reference_time: Some(1_796_083_200), ..AnalyzerConfig::default() };
     let mut pipeline = Pipeline::new("behaviours", Some(LogFormat::Syslog), config);
     let mut out = Vec::new();

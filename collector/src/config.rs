@@ -353,8 +353,8 @@ pub struct ServeArgs {
     /// Default: the model embedded at build time.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
-    /// Model artifact served to agents (`GET /api/model?schema=2`; feature
-    /// schema 2, e.g. a newer `bfp-models train` output); agents fetch it
+    /// Model artifact served to agents (`GET /api/model?schema=3`; feature
+    /// schema 3, e.g. a newer `bfp-models train` output); agents fetch it
     /// when its version differs from theirs. Default: the agents' model
     /// embedded at build time (`models/artifacts/bfp-edge-model.postcard`).
     #[arg(long, value_name = "PATH")]

@@ -126,7 +126,8 @@ pub fn load_model(path: Option<&Path>) -> Result<CompactModel> {
 }
 
 /// Loads the model served to agents from `path`, or the embedded one. It
-/// must be of the agents' feature schema (2): an agent refuses any other.
+/// must be of the agents' feature schema (3): agents ask for it by number,
+/// and the collector serves no other to them.
 pub fn load_agent_model(path: Option<&Path>) -> Result<CompactModel> {
     let schema = bfp_common::schema::AGENT_SCHEMA;
     let bytes = match path {
@@ -139,7 +140,8 @@ pub fn load_agent_model(path: Option<&Path>) -> Result<CompactModel> {
 }
 
 /// How the served agents' model is named in a schema error.
-const FOR_AGENTS: &str = "--agent-model (agents score schema-2 features: sessions, novelty, source context)";
+const FOR_AGENTS: &str =
+    "--agent-model (agents score schema-3 features: sessions, novelty, source context, privilege escalation)";
 
 /// How the collector names itself in a model's schema error.
 const COLLECTOR: &str = "the collector (/api/predict and CSV score the six seed features)";

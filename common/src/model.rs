@@ -56,8 +56,9 @@ pub struct CompactModel {
     /// Container format, [`FORMAT_VERSION`].
     pub format_version: u16,
     /// Feature schema the model was trained on: 1 (the seed six plus risky
-    /// commands, [`crate::schema::PREDICT_SCHEMA`]) or 2 (log-derived,
-    /// [`crate::schema::AGENT_SCHEMA`]).
+    /// commands, [`crate::schema::PREDICT_SCHEMA`]), 2 (log-derived,
+    /// [`crate::schema::AGENT_SCHEMA_V2`]) or 3 (log-derived with the
+    /// escalation features, [`crate::schema::AGENT_SCHEMA`]).
     pub schema_version: u16,
     /// Human-readable model version, e.g. `forest-2026.11.25`.
     pub model_version: String,
@@ -259,7 +260,7 @@ impl CompactModel {
     }
 
     /// As [`CompactModel::from_bytes`], and the artifact must be of feature
-    /// schema `schema` (the collector's `/api/predict` needs 1, the agent 2).
+    /// schema `schema` (the collector's `/api/predict` needs 1, the agent 3).
     /// `who` names the reader in the error.
     pub fn from_bytes_of_schema(bytes: &[u8], schema: u16, who: &str) -> Result<CompactModel> {
         let model = CompactModel::from_bytes(bytes)?;
@@ -499,7 +500,7 @@ mod tests {
         let mut m = stump();
         m.schema_version = schema::AGENT_SCHEMA;
         m.feature_names = schema::AGENT_FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
-        // Split on a schema-2-only feature: new network for the user.
+        // Split on an agent-schema-only feature: new network for the user.
         m.nodes[0].feature = 9;
         m.nodes[0].threshold = 0.5;
         m
@@ -512,9 +513,32 @@ mod tests {
         assert_eq!(CompactModel::from_bytes(&two).unwrap().feature_count(), schema::AGENT_FEATURE_COUNT);
         CompactModel::from_bytes_of_schema(&one, 1, "the collector").unwrap();
         let err = CompactModel::from_bytes_of_schema(&two, 1, "the collector").unwrap_err().to_string();
-        assert!(err.contains("feature-schema 2") && err.contains("the collector needs a schema-1 model"), "{err}");
-        let err = CompactModel::from_bytes_of_schema(&one, 2, "the agent").unwrap_err().to_string();
-        assert!(err.contains("feature-schema 1") && err.contains("the agent needs a schema-2 model"), "{err}");
+        assert!(err.contains("feature-schema 3") && err.contains("the collector needs a schema-1 model"), "{err}");
+        let err = CompactModel::from_bytes_of_schema(&one, 3, "the agent").unwrap_err().to_string();
+        assert!(err.contains("feature-schema 1") && err.contains("the agent needs a schema-3 model"), "{err}");
+    }
+
+    #[test]
+    fn a_schema_two_artifact_stays_readable_beside_schema_three() {
+        let mut old = stump();
+        old.schema_version = schema::AGENT_SCHEMA_V2;
+        old.feature_names = schema::AGENT_V2_FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
+        old.nodes[0].feature = 9;
+        old.nodes[0].threshold = 0.5;
+        let old = CompactModel::from_bytes(&old.to_bytes().unwrap()).unwrap();
+        assert_eq!((old.schema_version, old.feature_count()), (2, schema::AGENT_V2_FEATURE_COUNT));
+        // It scores the prefix of a schema-3 vector: schema 3 extends it at the end.
+        let mut x = [0f32; schema::AGENT_FEATURE_COUNT];
+        x[9] = 1.0;
+        assert!(old.score(&x[..old.feature_count()]).suspicious);
+        // A schema-2 artifact with schema 3's names (or the reverse) is refused.
+        let mut mixed = old.clone();
+        mixed.feature_names = schema::AGENT_FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
+        assert!(CompactModel::from_bytes(&mixed.to_bytes().unwrap()).unwrap_err().to_string().contains("names"));
+        let err = CompactModel::from_bytes_of_schema(&old.to_bytes().unwrap(), schema::AGENT_SCHEMA, "the agent")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("feature-schema 2") && err.contains("needs a schema-3 model"), "{err}");
     }
 
     #[test]

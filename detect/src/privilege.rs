@@ -43,8 +43,12 @@ const QUOTED: usize = 2;
 /// What a session's commands show of privilege escalation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Escalation {
-    /// Commands sudo refused.
+    /// Commands sudo or su refused.
     pub refused: u32,
+    /// Of them, refused by sudo.
+    pub refused_by_sudo: u32,
+    /// Of them, user switches su refused.
+    pub refused_by_su: u32,
     /// Refused commands that would have given root, changed accounts or
     /// were risky (a download, `chmod +x` in /tmp, ...).
     pub refused_dangerous: u32,
@@ -61,6 +65,8 @@ pub struct Escalation {
     /// An account was created or changed, or given a privileged group, or
     /// root's password changed (through sudo or the account tools' lines).
     pub account_change: bool,
+    /// How many such account-changing lines ran.
+    pub account_changes: u32,
 }
 
 impl Escalation {
@@ -70,6 +76,10 @@ impl Escalation {
         for line in commands {
             if let Some((tool, why, command)) = refusal(line) {
                 e.refused += 1;
+                match tool {
+                    "su" => e.refused_by_su += 1,
+                    _ => e.refused_by_sudo += 1,
+                }
                 if is_dangerous(&command) {
                     e.refused_dangerous += 1;
                 }
@@ -85,7 +95,10 @@ impl Escalation {
                 continue;
             }
             e.root_shell |= is_root_shell(line);
-            e.account_change |= is_account_change(line);
+            if is_account_change(line) {
+                e.account_change = true;
+                e.account_changes += 1;
+            }
         }
         e
     }
@@ -199,6 +212,7 @@ mod tests {
     fn a_refused_su_is_a_refused_root_shell() {
         let e = Escalation::of(&cmds(&["su(denied) root", "sudo(denied: user NOT in sudoers) /usr/bin/su -"]));
         assert_eq!((e.refused, e.refused_dangerous), (2, 2));
+        assert_eq!((e.refused_by_sudo, e.refused_by_su), (1, 1));
         assert!(e.is_evidence());
         assert_eq!(e.reasons(), vec!["su/sudo refused 2 times (authentication failure), tried `su root`, `su -`"]);
         assert!(is_refused("su(denied) root") && is_refused("sudo(denied) /bin/ls") && !is_refused("su root"));
@@ -245,5 +259,8 @@ mod tests {
         assert!(!is_account_change("/usr/bin/passwd"));
         let e = Escalation::of(&cmds(&["/bin/bash", "/usr/sbin/useradd -m x", "/usr/bin/ls"]));
         assert!(e.root_shell && e.account_change && e.refused == 0 && !e.is_evidence());
+        let e =
+            Escalation::of(&cmds(&["/usr/sbin/useradd -m x", "useradd: new user: name=x, UID=1001", "/usr/bin/ls"]));
+        assert_eq!(e.account_changes, 2);
     }
 }

@@ -1,17 +1,19 @@
 //! Reasons for a verdict on an agent-schema vector, in words an operator can
 //! act on: the seed features as [`bfp_common::explain`] words them, and the
-//! novelty and source-context features ("from a network new to this user",
-//! "this address tried 4 user names").
+//! novelty, source-context and escalation features ("from a network new to
+//! this user", "this address tried 4 user names", "sudo refused 2 commands").
 
 use bfp_common::explain::{describe as describe_seed, number, MACHINE_TYPING_WPM};
-use bfp_common::schema::{CONTEXT_START, NOVELTY_START};
+use bfp_common::schema::{CONTEXT_START, ESCALATION_START, NOVELTY_START};
 use bfp_common::{Fingerprint, Protocol, Verdict};
 
 use crate::baseline::Novelty;
 use crate::features::SourceContext;
+use crate::privilege::Escalation;
 
-/// Up to `max` reasons for a schema-2 `verdict` (see [`crate::features`]):
-/// as [`reasons`], with the novelty and source-context features in words.
+/// Up to `max` reasons for an agent-schema `verdict` (see [`crate::features`]):
+/// the seed features as [`bfp_common::explain`] words them, with the
+/// novelty, source-context and escalation features in words.
 /// Novelty features of an observation without a user (a source or device
 /// window, where they are all 0) say nothing and are skipped.
 ///
@@ -24,6 +26,7 @@ pub fn reasons(
     fp: &Fingerprint,
     novelty: Option<&Novelty>,
     context: &SourceContext,
+    escalation: &Escalation,
     window: bool,
     verdict: &Verdict,
     max: usize,
@@ -31,8 +34,8 @@ pub fn reasons(
     let mut ranked: Vec<(bool, String)> = verdict
         .top_features(verdict.contributions().len())
         .filter_map(|(feature, _)| {
-            let words = describe(fp, novelty, context, window, feature)?;
-            Some((verdict.suspicious && !shows_something(fp, novelty, context, feature), words))
+            let words = describe(fp, novelty, context, escalation, window, feature)?;
+            Some((verdict.suspicious && !shows_something(fp, novelty, context, escalation, feature), words))
         })
         .collect();
     // Stable: within each group, strongest first.
@@ -44,13 +47,14 @@ pub fn reasons(
     out
 }
 
-/// One schema-2 feature in words; `None` for a novelty feature of an
-/// observation without a user. For a source or device `window` the seed
-/// features speak of the window, not of a session.
+/// One agent-schema feature in words; `None` for a novelty or escalation
+/// feature of an observation without a user. For a source or device
+/// `window` the seed features speak of the window, not of a session.
 pub fn describe(
     fp: &Fingerprint,
     novelty: Option<&Novelty>,
     c: &SourceContext,
+    e: &Escalation,
     window: bool,
     feature: usize,
 ) -> Option<String> {
@@ -114,6 +118,29 @@ pub fn describe(
     }
     let count =
         |k: u32, one: &str, many: &str| Some(if k == 1 { one.to_string() } else { many.replace('#', &k.to_string()) });
+    if feature >= ESCALATION_START {
+        let n = novelty?;
+        return match feature - ESCALATION_START {
+            0 => count(e.refused_by_sudo, "sudo refused 1 command", "sudo refused # commands"),
+            1 => count(e.refused_by_su, "su refused 1 switch of user", "su refused # switches of user"),
+            2 => count(
+                e.refused_dangerous,
+                "1 refused command would have given root, changed accounts or was risky",
+                "# refused commands would have given root, changed accounts or were risky",
+            ),
+            3 => count(e.account_changes, "1 account change", "# account changes"),
+            4 => yes_no(
+                n.first_root_shell,
+                "a root shell this user never opened before",
+                "no root shell new to this user",
+            ),
+            _ => yes_no(
+                n.first_account_change,
+                "an account change this user never made before",
+                "no account change new to this user",
+            ),
+        };
+    }
     match feature - CONTEXT_START {
         0 => count(
             c.failures_last_hour,
@@ -147,14 +174,20 @@ pub fn describe(
             Some(1) => "a network 1 known user of this device comes from".to_string(),
             Some(k) => format!("a network {k} known users of this device come from"),
         }),
-        other => Some(format!("feature {} (not in schema 2)", other + CONTEXT_START)),
+        other => Some(format!("feature {} (not in schema 3)", other + CONTEXT_START)),
     }
 }
 
-/// Whether schema-2 `feature` shows something present (a count above zero, a
-/// flag that is set, a known hostile value) rather than an absence or an
-/// unknown. Login hour and session length are always circumstances.
-fn shows_something(fp: &Fingerprint, novelty: Option<&Novelty>, c: &SourceContext, feature: usize) -> bool {
+/// Whether agent-schema `feature` shows something present (a count above
+/// zero, a flag that is set, a known hostile value) rather than an absence
+/// or an unknown. Login hour and session length are always circumstances.
+fn shows_something(
+    fp: &Fingerprint,
+    novelty: Option<&Novelty>,
+    c: &SourceContext,
+    e: &Escalation,
+    feature: usize,
+) -> bool {
     if feature < NOVELTY_START {
         return match feature {
             1 => !(2.0..=240.0).contains(&fp.session_duration_min),
@@ -182,6 +215,16 @@ fn shows_something(fp: &Fingerprint, novelty: Option<&Novelty>, c: &SourceContex
             _ => n.network_churn,
         };
     }
+    if feature >= ESCALATION_START {
+        return match feature - ESCALATION_START {
+            0 => e.refused_by_sudo > 0,
+            1 => e.refused_by_su > 0,
+            2 => e.refused_dangerous > 0,
+            3 => e.account_changes > 0,
+            4 => novelty.is_some_and(|n| n.first_root_shell),
+            _ => novelty.is_some_and(|n| n.first_account_change),
+        };
+    }
     match feature - CONTEXT_START {
         0 => c.failures_last_hour > 0,
         1 => c.failures_last_day > 0,
@@ -207,7 +250,8 @@ mod tests {
     }
 
     #[test]
-    fn schema_two_reasons_speak_of_the_user_and_the_address() {
+    fn agent_schema_reasons_speak_of_the_user_and_the_address() {
+        let none = Escalation::default();
         let mut c = [0f32; AGENT_FEATURE_COUNT];
         c[NOVELTY_START + 2] = 0.4; // new network
         c[CONTEXT_START + 3] = 0.3; // users tried
@@ -216,10 +260,10 @@ mod tests {
         let n = Novelty { new_network_for_user: true, device_has_history: true, ..Novelty::default() };
         let ctx = SourceContext { users_tried: 4, ..SourceContext::default() };
         assert_eq!(
-            reasons(&fp(), Some(&n), &ctx, false, &v, 3),
+            reasons(&fp(), Some(&n), &ctx, &none, false, &v, 3),
             vec!["from a network new to this user", "this address tried 4 user names", "a user this device knows"]
         );
-        assert_eq!(reasons(&fp(), None, &ctx, false, &v, 3), vec!["this address tried 4 user names"]);
+        assert_eq!(reasons(&fp(), None, &ctx, &none, false, &v, 3), vec!["this address tried 4 user names"]);
         // A source window: the forest weighed the missing history and the
         // missing commands most, but the failures are what an operator acts on.
         let mut window = fp();
@@ -231,18 +275,47 @@ mod tests {
         let ctx = SourceContext { failures_last_day: 7, known_users_from_network: None, ..SourceContext::default() };
         let suspicious = Verdict::with_contributions(true, 0.9, &c);
         assert_eq!(
-            reasons(&window, None, &ctx, true, &suspicious, 2),
+            reasons(&window, None, &ctx, &none, true, &suspicious, 2),
             vec!["7 failed logins from this address in the last day", "the device has no history yet"]
         );
         // A Normal verdict keeps the forest's order: absences are its evidence.
         let normal = Verdict::with_contributions(false, 0.9, &c.map(|x| -x));
-        assert_eq!(reasons(&window, None, &ctx, true, &normal, 1), vec!["the device has no history yet"]);
+        assert_eq!(reasons(&window, None, &ctx, &none, true, &normal, 1), vec!["the device has no history yet"]);
         // A window's length and failures are the window's, not a session's.
         window.failed_logins = 12;
-        assert_eq!(describe(&window, None, &ctx, true, 3).unwrap(), "12 failed logins in this window");
-        assert_eq!(describe(&window, None, &ctx, true, 1).unwrap(), "activity over 5 min");
-        assert_eq!(describe(&window, None, &ctx, false, 3).unwrap(), "12 failed logins before this session");
+        assert_eq!(describe(&window, None, &ctx, &none, true, 3).unwrap(), "12 failed logins in this window");
+        assert_eq!(describe(&window, None, &ctx, &none, true, 1).unwrap(), "activity over 5 min");
+        assert_eq!(describe(&window, None, &ctx, &none, false, 3).unwrap(), "12 failed logins before this session");
         let flat = Verdict::flat(false, 0.9, AGENT_FEATURE_COUNT);
-        assert_eq!(reasons(&fp(), None, &ctx, false, &flat, 3), vec!["no single feature stood out"]);
+        assert_eq!(reasons(&fp(), None, &ctx, &none, false, &flat, 3), vec!["no single feature stood out"]);
+    }
+
+    #[test]
+    fn escalation_reasons_say_what_was_refused_and_what_is_a_first() {
+        let lines: Vec<String> =
+            ["sudo(denied) /usr/bin/passwd root", "sudo(denied) /bin/bash", "su(denied) root", "/usr/bin/id"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        let e = Escalation::of(&lines);
+        let n = Novelty { device_has_history: true, ..Novelty::default() };
+        let mut c = [0f32; AGENT_FEATURE_COUNT];
+        c[ESCALATION_START + 2] = 0.5; // dangerous commands refused
+        c[ESCALATION_START] = 0.3; // sudo refusals
+        c[ESCALATION_START + 4] = 0.2; // no first root shell: an absence
+        c[ESCALATION_START + 1] = 0.1; // su refusals
+        let v = Verdict::with_contributions(true, 0.9, &c);
+        let ctx = SourceContext::default();
+        assert_eq!(
+            reasons(&fp(), Some(&n), &ctx, &e, false, &v, 4),
+            vec![
+                "3 refused commands would have given root, changed accounts or were risky",
+                "sudo refused 2 commands",
+                "su refused 1 switch of user",
+                "no root shell new to this user",
+            ]
+        );
+        // A window has no user: its escalation features say nothing.
+        assert_eq!(describe(&fp(), None, &ctx, &e, true, ESCALATION_START), None);
     }
 }

@@ -2,8 +2,8 @@
 //! counting: `valgrind --tool=callgrind` on N = 0 and N = 100000, the
 //! difference divided by N is the cost of one `CompactModel::score`
 //! (independent of machine load). With a second argument `edge`, the
-//! agent's schema-2 artifact scores schema-2 vectors (the same fingerprints
-//! with varied novelty and source context). See docs/benchmarks.md.
+//! agent's schema-3 artifact scores schema-3 vectors (the same fingerprints
+//! with varied novelty, source context and escalation). See docs/benchmarks.md.
 
 use std::hint::black_box;
 
@@ -34,6 +34,8 @@ fn main() {
                 // Novelty flags and counts, then source context, varied.
                 row.extend((0..bfp_common::schema::NOVELTY_FEATURE_COUNT as u32).map(|k| ((i + k) % 3 % 2) as f32));
                 row.extend([i % 7, i * 3 % 40, i % 5, i % 9, i * 11 % 150, i % 2, i % 4].map(|v| v as f32));
+                // Escalation: refusals and account changes now and then.
+                row.extend([i % 4 / 3, i % 11 / 10, i % 6 / 5, i % 9 / 8, i % 13 / 12, i % 17 / 16].map(|v| v as f32));
             }
             row
         })

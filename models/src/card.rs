@@ -48,7 +48,7 @@ fn pct(x: f64) -> String {
 /// writes the artifacts and the card, returns a
 /// one-paragraph summary.
 ///
-/// With `edge_artifact` (and no analyst rows), the schema-2 model of
+/// With `edge_artifact` (and no analyst rows), the schema-3 model of
 /// [`crate::edge`] is trained too, written there, and its section appended
 /// to the card. A site model retrained with analyst rows is schema 1 only.
 ///
@@ -151,12 +151,14 @@ pub fn train_models_and_write_card(
             let mismatches = crate::edge::disagreements(&edge_built.forest, &edge_built.model, &scored)?;
             if mismatches != 0 {
                 return Err(Error::Export(format!(
-                    "compact schema-2 model disagrees with smartcore on {mismatches} held-out rows"
+                    "compact schema-3 model disagrees with smartcore on {mismatches} held-out rows"
                 )));
             }
             step("agent model: ablation, validation and real logs");
             let ablation = crate::edge::ablation(&edge_built, &crate::edge::train_config())?;
             let validation = crate::edge::validation_ablation(&edge_built, &crate::edge::train_config())?;
+            step("agent model: what each rule's verdicts are worth");
+            let rules = crate::edge::rule_record(&edge_built, &crate::edge::train_config())?;
             let real_edge = match crate::real::real_dir() {
                 Some(dir) => crate::edge::real(&dir, &edge_built.model, &built.model)?,
                 None => Vec::new(),
@@ -174,6 +176,7 @@ pub fn train_models_and_write_card(
                 comparison: &comparison,
                 ablation: &ablation,
                 validation: &validation,
+                rules: &rules,
                 real: &real_edge,
             })
         }
@@ -202,8 +205,8 @@ pub fn train_models_and_write_card(
     });
     if !edge_section.is_empty() {
         let note = "Two models: the collector's (feature schema 1, the six seed features of `/api/predict` plus \
-                    risky commands), described from the summary on, and the agent's (feature schema 2), in the \
-                    last section, \"Schema 2\".\n\n";
+                    risky commands), described from the summary on, and the agent's (feature schema 3), in the \
+                    last section, \"Schema 3\".\n\n";
         if let Some(at) = text.find("## Summary") {
             text.insert_str(at, note);
         }

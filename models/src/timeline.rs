@@ -1,4 +1,4 @@
-//! Device timelines for feature schema 2: simulated users and attacks
+//! Device timelines for the agent's feature schema (3): simulated users and attacks
 //! rendered as sshd/sudo syslog lines, in time order, and read back through
 //! common's [`Analyzer`] and [`Detector`] exactly as the agent reads a log.
 //!
@@ -14,9 +14,11 @@
 //! travelling admins, automation, mistyping users), their habits, and the
 //! attacks it suffers (fast, slow and distributed brute force, credential
 //! stuffing that gets in, post-compromise sessions on a stolen account,
-//! bots, insiders whose sudo refuses to make them root), some of it on the
-//! first day of a fresh install; users sometimes keep two sessions open;
-//! every third device writes RHEL's PAM failure lines. Labels are the scenario's: every address belongs to one actor, and
+//! bots, insiders whose sudo or su refuses to make them root), some of it on
+//! the first day of a fresh install; admins open root shells and create
+//! accounts as part of their work; users sometimes keep two sessions open;
+//! every third device writes RHEL's PAM failure lines (the first failure of
+//! a connection, then `PAM N more authentication failures` at its end). Labels are the scenario's: every address belongs to one actor, and
 //! an observation carries its address's class. Evaluation holds out whole
 //! devices ([`TimelineConfig::holdout`]).
 
@@ -27,7 +29,7 @@ use bfp_common::schema::AGENT_FEATURE_COUNT;
 use bfp_common::time::format_utc;
 use bfp_common::{Fingerprint, Verdict};
 use bfp_detect::campaign::ThresholdRule;
-use bfp_detect::detector::{Assessment, DetectConfig, SessionRules};
+use bfp_detect::detector::{Assessment, DetectConfig, Rule, SessionRules};
 use bfp_detect::engine::{Engine, EngineConfig, Judged, Score, Scored};
 use bfp_logs::analyze::{AnalyzerConfig, LogFormat, Observation, RecordKind};
 use bfp_logs::AuthAttempt;
@@ -187,6 +189,13 @@ const ADMIN_COMMANDS: [&str; 20] = [
     "/usr/bin/ip addr",
 ];
 
+/// Root shells as sudo logs them: `sudo -i` and `sudo -s` run the target's
+/// shell, `sudo su -` runs su.
+const ROOT_SHELLS: [&str; 3] = ["/bin/bash", "/usr/bin/su -", "/bin/sh"];
+
+/// Accounts admins create.
+const NEW_ACCOUNTS: [&str; 5] = ["newhire", "contractor1", "svc-monitor", "intern", "grafana"];
+
 /// What automation runs.
 const AUTOMATION_COMMANDS: [&str; 6] = [
     "/usr/bin/apt-get -qq update",
@@ -243,6 +252,7 @@ pub fn device(cfg: &TimelineConfig, index: u32) -> Device {
         pid: 1000,
         office: None,
         rhel: index % 3 == 2,
+        pam_failures: HashMap::new(),
     };
     // The office: one NAT address that several users share on workdays.
     let office_net = network(&mut rng, &BENIGN_FIRSTS);
@@ -338,6 +348,7 @@ pub fn device(cfg: &TimelineConfig, index: u32) -> Device {
         b.insider_escalation(&mut rng, t, insider);
     }
 
+    b.close_pam_connections();
     // Stable sort: lines of one event at the same second keep their order.
     b.events.sort_by_key(|(t, _)| *t);
     let end = b.events.last().map_or(EPOCH, |(t, _)| *t);
@@ -360,6 +371,9 @@ struct Builder {
     office: Option<IpAddr>,
     /// RHEL-style PAM lines (see [`device`]).
     rhel: bool,
+    /// RHEL: per sshd pid still failing, its failures, the last one's time,
+    /// user and address (for PAM's closing `N more` line).
+    pam_failures: HashMap<u32, (u32, i64, String, IpAddr)>,
 }
 
 /// A random address in a /24 drawn from `firsts`.
@@ -386,7 +400,16 @@ impl Builder {
 
     fn failure(&mut self, t: i64, pid: u32, user: &str, ip: IpAddr, invalid: bool) {
         let inv = if invalid { "invalid user " } else { "" };
+        // pam_unix logs a connection's first failure on its own line, the
+        // others only in the `PAM N more` line when the connection ends.
+        let first = self.rhel && !invalid && !self.pam_failures.contains_key(&pid);
         if self.rhel && !invalid {
+            let entry = self.pam_failures.entry(pid).or_insert((0, t, user.to_string(), ip));
+            entry.0 += 1;
+            entry.1 = t;
+            entry.2 = user.to_string();
+        }
+        if first {
             self.events.push((
                 t,
                 format!(
@@ -399,6 +422,25 @@ impl Builder {
             t,
             format!("sshd[{pid}]: Failed password for {inv}{user} from {ip} port {} ssh2", 30000 + pid % 30000),
         ));
+    }
+
+    /// RHEL: PAM's closing line of every connection that failed more than
+    /// once and never got in (a login that got in after typos writes none).
+    fn close_pam_connections(&mut self) {
+        let mut open: Vec<_> = self.pam_failures.drain().collect();
+        open.sort_by_key(|(pid, _)| *pid);
+        for (pid, (n, last, user, ip)) in open {
+            if n > 1 {
+                self.events.push((
+                    last + 1,
+                    format!(
+                        "sshd[{pid}]: PAM {} more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= \
+                         rhost={ip}  user={user}",
+                        n - 1
+                    ),
+                ));
+            }
+        }
     }
 
     /// One login: `typos` failures first, then the session with `commands`
@@ -418,6 +460,7 @@ impl Builder {
         for i in 0..typos {
             self.failure(t - i64::from(typos - i) * 6, pid, user, ip, false);
         }
+        self.pam_failures.remove(&pid);
         let method = if publickey { "publickey" } else { "password" };
         let port = 30000 + pid % 30000;
         self.events.push((t, format!("sshd[{pid}]: Accepted {method} for {user} from {ip} port {port} ssh2")));
@@ -507,6 +550,23 @@ impl Builder {
                     let c = ADMIN_COMMANDS[rng.int(0, ADMIN_COMMANDS.len() as u32 - 1) as usize];
                     cmds.push((rng.int(5, dur.max(6) as u32 - 1) as i64, c.to_string()));
                 }
+                // Admins open root shells and create accounts as part of
+                // their work, most of all while setting up a new device:
+                // a root shell or `useradd` is not an attack by itself.
+                let admin = matches!(class, Class::NightShiftAdmin | Class::TravellingAdmin);
+                let setting_up = day == 0;
+                if admin && rng.chance(if setting_up { 0.5 } else { 0.04 }) {
+                    let shell = ROOT_SHELLS[rng.int(0, ROOT_SHELLS.len() as u32 - 1) as usize];
+                    cmds.push((rng.int(5, dur.max(6) as u32 - 1) as i64, shell.to_string()));
+                }
+                if admin && rng.chance(if setting_up { 0.4 } else { 0.01 }) {
+                    let at = rng.int(5, dur.max(6) as u32 - 1) as i64;
+                    let hire = NEW_ACCOUNTS[rng.int(0, NEW_ACCOUNTS.len() as u32 - 1) as usize];
+                    cmds.push((at, format!("/usr/sbin/useradd -m -s /bin/bash {hire}")));
+                    if rng.chance(0.3) {
+                        cmds.push((at + 20, format!("/usr/sbin/usermod -aG sudo {hire}")));
+                    }
+                }
                 cmds.sort_by_key(|(a, _)| *a);
                 let typos = match class {
                     Class::Mistyper if rng.chance(0.6) => rng.int(1, 4),
@@ -527,6 +587,25 @@ impl Builder {
                     let second = t + i64::from(rng.int(60, (dur / 2) as u32));
                     let c = mine[rng.int(0, mine.len() as u32 - 1) as usize];
                     self.session(second, user, ip, false, 0, &[(30, c.to_string())], dur / 3);
+                }
+                // An admin mistypes sudo's password three times now and then.
+                if admin && rng.chance(0.005) {
+                    let home = format!("/home/{user}");
+                    let c = mine[rng.int(0, mine.len() as u32 - 1) as usize];
+                    self.events.push((
+                        t + 20,
+                        format!(
+                            "sudo: pam_unix(sudo:auth): authentication failure; logname={user} uid=1001 euid=0 \
+                             tty=/dev/pts/0 ruser={user} rhost=  user={user}"
+                        ),
+                    ));
+                    self.events.push((
+                        t + 35,
+                        format!(
+                            "sudo: {user} : 3 incorrect password attempts ; TTY=pts/0 ; PWD={home} ; USER=root ; \
+                             COMMAND={c}"
+                        ),
+                    ));
                 }
                 // A user who is no admin forgets it once in a while.
                 if class == Class::OfficeWorker && rng.chance(0.01) {
@@ -699,12 +778,44 @@ impl Builder {
         }
         for _ in 0..rng.int(1, 3) {
             at += i64::from(rng.int(5, 120));
+            // Before the session closes, with the lines that follow.
+            let when = t + at.min(dur - 20);
+            let roll = rng.uniform(0.0, 1.0);
+            if roll < 0.2 {
+                // su to root with a guessed password (util-linux su).
+                let su = self.next_pid();
+                self.events.push((
+                    when,
+                    format!(
+                        "su[{su}]: pam_unix(su-l:auth): authentication failure; logname={user} uid=1001 euid=0 \
+                         tty=pts/0 ruser={user} rhost=  user=root"
+                    ),
+                ));
+                self.events.push((when + 2, format!("su[{su}]: FAILED SU (to root) {user} on pts/0")));
+                continue;
+            }
             let tried = TRIES[rng.int(0, TRIES.len() as u32 - 1) as usize].replace("{user}", user).replace("{c2}", &c2);
+            if roll < 0.35 {
+                // Guessing a password sudo would accept.
+                self.events.push((
+                    when,
+                    format!(
+                        "sudo: pam_unix(sudo:auth): authentication failure; logname={user} uid=1001 euid=0 \
+                         tty=/dev/pts/0 ruser={user} rhost=  user={user}"
+                    ),
+                ));
+                self.events.push((
+                    when + 15,
+                    format!(
+                        "sudo: {user} : 3 incorrect password attempts ; TTY=pts/0 ; PWD={home} ; USER=root ; \
+                         COMMAND={tried}"
+                    ),
+                ));
+                continue;
+            }
             let why = if rng.chance(0.6) { "user NOT in sudoers" } else { "command not allowed" };
-            self.events.push((
-                t + at.min(dur - 1),
-                format!("sudo: {user} : {why} ; TTY=pts/0 ; PWD={home} ; USER=root ; COMMAND={tried}"),
-            ));
+            self.events
+                .push((when, format!("sudo: {user} : {why} ; TTY=pts/0 ; PWD={home} ; USER=root ; COMMAND={tried}")));
         }
         self.events.push((t + dur, format!("sshd[{pid}]: pam_unix(sshd:session): session closed for user {user}")));
         self.attacks.push((t, t + dur));
@@ -738,7 +849,7 @@ pub struct Row {
     pub obs: Observation,
     /// The fingerprint the analyzer made.
     pub fingerprint: Fingerprint,
-    /// The schema-2 vector at scoring time.
+    /// The agent-schema vector at scoring time.
     pub features: [f32; AGENT_FEATURE_COUNT],
     /// The final verdict of the run (the `decide` verdict, raised by the
     /// rules when they are on).
@@ -746,6 +857,10 @@ pub struct Row {
     /// The fail2ban rule (5 failures in 10 minutes) had banned the address
     /// by the observation's end.
     pub fail2ban: bool,
+    /// The detectors' rules whose condition held (see `Judgement::fired`).
+    pub fired: Vec<Rule>,
+    /// A rule raised the model's Normal to Suspicious.
+    pub escalated: bool,
 }
 
 impl Row {
@@ -866,6 +981,8 @@ impl TruthScorer<'_> {
                 features: j.features,
                 predicted: j.prediction.is_suspicious(),
                 fail2ban,
+                fired: j.judgement.fired,
+                escalated: j.judgement.escalated,
             });
         }
     }
@@ -910,12 +1027,16 @@ mod tests {
         let pam = d.lines.iter().filter(|l| l.contains("pam_unix(sshd:auth): authentication failure")).count();
         let sshd = d.lines.iter().filter(|l| l.contains("Failed password for")).count();
         assert!(pam > 10, "a RHEL-style device writes pam_unix's failure lines");
+        let more = d.lines.iter().filter(|l| l.contains("more authentication failures")).count();
+        assert!(more > 0 && pam < sshd, "pam_unix writes a connection's first failure, then PAM N more");
         let refusals = d
             .lines
             .iter()
             .filter(|l| {
                 l.contains("sudo:") && l.contains(" ; TTY=") && l.contains("NOT in sudoers")
                     || l.contains("command not allowed")
+                    || l.contains("incorrect password attempts")
+                    || l.contains("FAILED SU")
             })
             .count();
         assert!(refusals > 0);
@@ -925,8 +1046,17 @@ mod tests {
         }
         let stats = analyzer.stats();
         assert_eq!(stats.unknown_total(), 0, "{:?}", stats.unknown);
-        // The pam_unix line and sshd's own are one failure.
-        assert_eq!(stats.failed_logins, sshd as u64, "{stats:?}");
+        // The pam_unix line and sshd's own are one failure, and PAM's `N
+        // more` repeats what sshd's lines counted. A refused sudo password
+        // or su is a failure too (of the local account).
+        let local = d.lines.iter().filter(|l| l.contains("(sudo:auth)") || l.contains("FAILED SU")).count();
+        let sudo_tries: u64 = d
+            .lines
+            .iter()
+            .filter(|l| l.contains("incorrect password attempts"))
+            .map(|l| l.split(" : ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse::<u64>().unwrap() - 1)
+            .sum();
+        assert_eq!(stats.failed_logins, (sshd + local) as u64 + sudo_tries, "{stats:?}");
         assert_eq!(stats.privilege_refusals, refusals as u64);
     }
 

@@ -34,3 +34,18 @@ fn the_model_card_describes_the_committed_edge_artifact() {
     assert!(card.contains(&format!("({} bytes,", bfp_common::artifacts::EMBEDDED_AGENT_MODEL.len())), "card is stale");
     assert!(card.contains(edge::EDGE_MODEL_VERSION));
 }
+
+#[test]
+fn the_rules_confidences_in_detect_are_the_ones_training_measures() {
+    use bfp_detect::detector::Rule;
+    let built = edge::build(&TimelineConfig::default(), &edge::train_config()).unwrap();
+    let counts = edge::rule_record(&built, &edge::train_config()).unwrap();
+    assert_eq!(counts.len(), Rule::ALL.len());
+    for (rule, fired, attacks) in counts {
+        assert_eq!(
+            rule.confidence(),
+            edge::rule_confidence(fired, attacks),
+            "Rule::{rule:?}.confidence() is stale: it raised {fired} verdicts over the model, {attacks} attacks"
+        );
+    }
+}

@@ -19,7 +19,7 @@ fn real_log_groups_load_with_their_documented_labels() {
     }
 }
 
-/// The agent's loop (schema-2 model + the account-churn rule) on the real
+/// The agent's loop (schema-3 model + the account-churn rule) on the real
 /// logs, as the card's "Schema 2" real-log table reports it: the known
 /// admins stay (almost all) Normal, most honeypot sessions are caught. Loose
 /// bounds, so a retrained model may move within them, not past them.

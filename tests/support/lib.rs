@@ -70,7 +70,7 @@ pub fn stand_in_model(dir: &Path) -> PathBuf {
     path
 }
 
-/// A one-tree agents' model (feature schema 2, "more than 3 failed logins is
+/// A one-tree agents' model (feature schema 3, "more than 3 failed logins is
 /// Suspicious", version `e2e-agent-stand-in`), written to `dir`, for tests
 /// of model distribution to agents.
 pub fn stand_in_agent_model(dir: &Path) -> PathBuf {
@@ -79,7 +79,7 @@ pub fn stand_in_agent_model(dir: &Path) -> PathBuf {
     model.feature_names = bfp_common::schema::AGENT_FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
     model.model_version = "e2e-agent-stand-in".into();
     CompactModel::from_bytes_of_schema(&model.to_bytes().unwrap(), bfp_common::schema::AGENT_SCHEMA, "test")
-        .expect("a valid schema-2 model");
+        .expect("a valid agents' model");
     let path = dir.join("stand-in-agent-model.postcard");
     std::fs::write(&path, model.to_bytes().expect("encode stand-in agent model")).expect("write stand-in agent model");
     path

@@ -84,7 +84,7 @@ pub struct SharedState {
     pub model: Arc<CompactModel>,
     /// `model.model_version`, shared without copying per row.
     pub model_version: Arc<str>,
-    /// The model served to agents (feature schema 2, `GET /api/model?schema=2`);
+    /// The model served to agents (feature schema 3, `GET /api/model?schema=3`);
     /// the collector never scores with it.
     pub agent_model: Arc<CompactModel>,
     /// Request counters for `/metrics`.

@@ -1,7 +1,9 @@
 //! Model distribution: `GET /api/model` (the artifact's bytes, with its
 //! version and SHA-256 in headers) and `GET /api/model/version`;
-//! `?schema=2` asks for the agents' model, without it (or `schema=1`) the
-//! model `/api/predict` scores with.
+//! `?schema=3` asks for the agents' model, without it (or `schema=1`) the
+//! model `/api/predict` scores with. An agent asks for the schema it
+//! scores: one of an older schema (2) is refused with a 400 naming the
+//! schemas served, never handed a model it would score wrongly.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -28,8 +30,9 @@ pub const MODEL_SHA256_HEADER: &str = "x-bfp-model-sha256";
 #[into_params(parameter_in = Query)]
 pub(super) struct ModelQuery {
     /// 1 (the default, and what older agents get): the model `/api/predict`
-    /// scores with; 2: the agents' model (a device token fetches only this one).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 2)]
+    /// scores with; 3: the agents' model (a device token fetches only this
+    /// one; an older agent asking for 2 is told to keep its own).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 3)]
     schema: Option<String>,
 }
 
@@ -40,6 +43,14 @@ fn served_model<'a>(s: &'a AppState, who: &Identified, q: ModelQuery) -> Result<
     let model = match q.schema.as_deref().map(str::trim) {
         None | Some("1") => &s.model,
         Some(v) if v == agents.to_string() => &s.agent_model,
+        // An agent of an older feature schema: a model of another schema
+        // would score its vectors wrongly, so it keeps its own.
+        Some(v) if v.parse::<u16>().is_ok_and(|n| n != 1 && n < agents) => {
+            return Err(Error::BadInput(format!(
+                "this collector serves the agents' model of feature schema {agents}, not {v}: an agent that scores \
+                 schema {v} keeps its own model until it is upgraded"
+            )))
+        }
         Some(v) => {
             return Err(Error::BadInput(format!(
                 "schema must be 1 (the /api/predict model) or {agents} (the agents' model), got {v:?}"
