@@ -11,13 +11,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bfp_common::Protocol;
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::alerts::AlertTail;
 use super::devices;
 use super::reads::BLOCK_SHIFT;
 use crate::error::{Error, Result};
@@ -26,9 +27,17 @@ use crate::store::{round_confidence, CsvChunk, CsvRow, CsvSummary, NewPrediction
 
 const INSERT_SQL: &str = "INSERT INTO predictions (source, prediction, confidence, login_hour, session_duration,
     commands_count, failed_logins, protocol, typing_speed, risky_commands, commands, model_version, reasons, device,
-    kind, source_ip, user, started_at, ended_at, event_at, evidence)
+    kind, source_ip, user, started_at, ended_at, event_at, evidence, created_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-        COALESCE(?18, datetime('now')), ?20)";
+        COALESCE(?18, ?21), ?20, ?21)";
+
+/// The time a write transaction stamps its rows with (`created_at`, and
+/// the event time of rows without their own): one clock reading per
+/// transaction, which the writer also hands to the alert evaluation with
+/// the rows (see [`super::alerts::AlertTail`]).
+pub(super) fn stamp(tx: &Connection) -> rusqlite::Result<String> {
+    tx.prepare_cached("SELECT datetime('now')")?.query_row([], |r| r.get(0))
+}
 
 // `OR FAIL`: a failing row stops the statement without undoing the rows
 // before it, so SQLite keeps no statement journal for these multi-row
@@ -107,7 +116,13 @@ pub(super) const CHECKPOINT_PAGES: u64 = 1000;
 
 /// The writer thread's loop: runs until [`WriteOp::Shutdown`] or until
 /// every sender is gone.
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize, stats: &WriterStats) {
+pub(super) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<WriteOp>,
+    max_batch: usize,
+    stats: &WriterStats,
+    tail: &Mutex<AlertTail>,
+) {
     // SQLite's auto-checkpoint runs inside COMMIT, so a large transaction
     // (a million-row CSV) would copy its whole WAL back before its reply.
     // The hook replaces it: it only notes the WAL's size, and the writer
@@ -155,13 +170,17 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_bat
                     }
                 }
                 let started = Instant::now();
-                let rows = devices::run_ingests(&mut conn, group);
+                let rows = devices::run_ingests(&mut conn, group, tail);
                 account(stats, started, rows);
             }
             WriteOp::Exclusive(work) => work(&mut conn),
             WriteOp::Csv { chunks, model_version, reply } => {
                 let started = Instant::now();
                 let result = commit_csv(&mut conn, chunks, &model_version);
+                if result.is_ok() {
+                    // Its rows are read back by the evaluation.
+                    tail.lock().unwrap_or_else(|e| e.into_inner()).interrupt();
+                }
                 account(stats, started, result.as_ref().map(|s| s.total).map_err(|_| ()));
                 let _ = reply.send(result);
             }
@@ -183,9 +202,13 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_bat
                 }
                 let started = Instant::now();
                 match insert_batch(&mut conn, &batch) {
-                    Ok(ids) => {
+                    Ok((ids, seen)) => {
                         account(stats, started, Ok(n as u64));
-                        for ((_, reply), ids) in batch.into_iter().zip(ids) {
+                        let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                        for ((rows, reply), ids) in batch.into_iter().zip(ids) {
+                            for (&id, row) in ids.iter().zip(rows) {
+                                tail.feed(id, seen, row);
+                            }
                             let _ = reply.send(Ok(ids));
                         }
                     }
@@ -238,25 +261,30 @@ impl CounterDelta {
 
 type Batch = [(Vec<NewPrediction>, oneshot::Sender<Result<Vec<i64>>>)];
 
-fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Vec<Vec<i64>>> {
+/// Stores a group of requests' rows in one transaction; returns each
+/// request's ids and the rows' time of ingest (seconds since the epoch).
+fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<(Vec<Vec<i64>>, i64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let stamp = stamp(&tx)?;
     let mut delta = CounterDelta::default();
     let mut rollup = RollupDelta::default();
     let mut all = Vec::with_capacity(batch.len());
     for (rows, _) in batch {
-        all.push(insert_rows(&tx, rows, &mut delta, &mut rollup)?);
+        all.push(insert_rows(&tx, rows, &stamp, &mut delta, &mut rollup)?);
     }
     delta.apply(&tx)?;
-    rollup.apply(&tx)?;
+    rollup.apply_at(&tx, &stamp)?;
     tx.commit()?;
-    Ok(all)
+    Ok((all, super::alerts::unix_seconds(&stamp)))
 }
 
-/// Inserts rows inside `tx`, adding their counts to `delta` and `rollup`
-/// (which the caller applies in the same transaction).
+/// Inserts rows inside `tx`, stamped `stamp` (see [`stamp`]), adding their
+/// counts to `delta` and `rollup` (which the caller applies in the same
+/// transaction).
 pub(super) fn insert_rows(
     tx: &Connection,
     rows: &[NewPrediction],
+    stamp: &str,
     delta: &mut CounterDelta,
     rollup: &mut RollupDelta,
 ) -> rusqlite::Result<Vec<i64>> {
@@ -287,6 +315,7 @@ pub(super) fn insert_rows(
             p.agent.started_at,
             p.agent.ended_at,
             p.agent.evidence,
+            stamp,
         ])?;
         let id = tx.last_insert_rowid();
         ids.push(id);
@@ -392,8 +421,7 @@ fn commit_csv(
 
 /// Roll-up increments of one write transaction, filed under the hour of
 /// each row's event time: an agent record's start, else the time of ingest
-/// (a transaction lasts milliseconds, so those rows share SQLite's clock at
-/// commit, as for their `created_at`).
+/// (the transaction's one stamp, as for their `created_at`).
 #[derive(Default)]
 pub(crate) struct RollupDelta {
     // (event hour or None for now, source, protocol, suspicious) -> n: a
@@ -444,14 +472,9 @@ impl RollupDelta {
         }
     }
 
-    /// Writes the increments inside the rows' transaction, filed under the
-    /// hour of SQLite's clock now.
-    pub(super) fn apply(&self, tx: &rusqlite::Connection) -> rusqlite::Result<()> {
-        self.apply_at(tx, "now")
-    }
-
-    /// As [`RollupDelta::apply`], filed under the hour of `at` (a
-    /// `created_at` value the rows were stamped with, or `now`).
+    /// Writes the increments inside the rows' transaction; rows without an
+    /// event time of their own are filed under the hour of `at` (the
+    /// `created_at` value they were stamped with).
     pub(super) fn apply_at(&self, tx: &rusqlite::Connection, at: &str) -> rusqlite::Result<()> {
         let mut stmt = tx.prepare_cached(ROLLUP_SQL)?;
         for (hour, source, protocol, suspicious, n) in &self.counts {
