@@ -1,5 +1,8 @@
 //! The rules and results the alert benchmarks share.
 
+// `is_multiple_of` is newer than the workspace's rust-version (1.85).
+#![allow(clippy::manual_is_multiple_of)]
+
 use std::sync::Arc;
 
 use bfp_collector::alerts::{AlertConfig, CollectorConfig};

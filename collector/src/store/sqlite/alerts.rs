@@ -235,7 +235,7 @@ pub(super) fn evaluate_from_memory(
     tail.limit = (config.max_rows_per_pass as usize).saturating_mul(4);
     let cursor = cursor_of(&tx)?;
     tail.evaluated(cursor);
-    if !tail.from.is_some_and(|from| from <= cursor + 1) {
+    if tail.from.is_none_or(|from| from > cursor + 1) {
         return Ok(None);
     }
     let n = tail.rows.len().min(config.max_rows_per_pass as usize);
@@ -734,6 +734,8 @@ mod tests {
     /// Row `i` of the comparison: three addresses, five users, both kinds,
     /// both verdicts, confidences 0.5..0.95, every seventh with a model's
     /// reason (worded when read) instead of a text one.
+    // `is_multiple_of` is newer than the workspace's rust-version (1.85).
+    #[allow(clippy::manual_is_multiple_of)]
     fn mixed(i: usize) -> NewPrediction {
         let mut p = attempt(["203.0.113.7", "198.51.100.2", "192.0.2.1"][i % 3], i % 4 != 0);
         p.agent.user = Some(format!("u{}", i % 5));
