@@ -16,9 +16,10 @@
 //! ```
 //!
 //! Rules are evaluated after the results are committed, by a background task
-//! that reads the results stored since its last pass (a cursor kept in the
+//! that takes the results stored since its last pass (a cursor kept in the
 //! database), so ingest never waits for them and a restart re-evaluates
-//! nothing twice.
+//! nothing twice. On SQLite the writer hands the rows it committed to the
+//! task in memory ([`AlertRow`]); what it does not hold is read back.
 
 use std::path::Path;
 use std::sync::Arc;
