@@ -17,10 +17,12 @@ every=${EVERY:-5000 1000}
 if [ -z "${BIN:-}" ]; then
     cargo bench -p bfp-collector --bench alerts_ir --no-run >&2
     BIN=$(ls -t "$target"/release/deps/alerts_ir-* | grep -v '\.d$' | head -1)
+    echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
+else
+    echo "commit: not known (BIN was given; its build names its own)"
 fi
 out=$(mktemp -d)
 echo "harness: $BIN"
-echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 instructions() { # variant rows every
