@@ -21,67 +21,12 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use bfp_collector::alerts::{AlertConfig, CollectorConfig};
 use bfp_collector::store::sqlite::{SqliteConfig, SqliteStore};
-use bfp_collector::store::{AgentContext, Alerts, NewPrediction, Predictions, Reason, Source, Store, StoredPrediction};
-use bfp_common::{Fingerprint, Protocol};
+use bfp_collector::store::{Alerts, NewPrediction, Predictions, Store, StoredPrediction};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-/// 20 rules of the shapes operators write: brute force per source, per
-/// user, campaign-wide, per device, by reason, with and without kinds.
-fn rules() -> String {
-    let mut text = String::from(
-        "[alert]\nmax_rows_per_pass = 5000\n\
-         [[destinations]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n\
-         [[destinations]]\nname = \"siem\"\ntype = \"syslog\"\naddress = \"127.0.0.1:9\"\n",
-    );
-    let group = ["source_ip", "user", "rule", "device"];
-    let kinds = ["[]", "[\"session\"]", "[\"source\"]", "[\"session\", \"source\"]"];
-    let reasons = ["failed logins?", "new source", "unusual hour|odd time", "risky command", "campaign"];
-    for i in 0..20 {
-        text.push_str(&format!(
-            "[[alert.rule]]\nname = \"rule-{i}\"\nmin_confidence = {}\nkinds = {}\ngroup_by = \"{}\"\n{}",
-            0.5 + (i % 5) as f64 * 0.1,
-            kinds[i % 4],
-            group[i % 4],
-            if i % 2 == 0 { format!("reason = \"{}\"\n", reasons[i % 5]) } else { String::new() },
-        ));
-    }
-    text
-}
-
-fn config() -> Arc<AlertConfig> {
-    Arc::new(CollectorConfig::parse(&rules()).expect("bench rules parse").alert)
-}
-
-/// Result `i`: a third suspicious, addresses and users from small pools (a
-/// brute force's shape), kinds alternating.
-fn result(i: usize) -> NewPrediction {
-    NewPrediction {
-        source: Source::Agent,
-        fingerprint: Fingerprint {
-            login_hour: (i % 24) as u8,
-            session_duration_min: 0.0,
-            commands: 0,
-            failed_logins: (i % 7) as u32,
-            protocol: Protocol::Ssh,
-            typing_speed_wpm: None,
-            risky_commands: None,
-        },
-        suspicious: i % 3 == 0,
-        confidence: 0.5 + (i % 50) as f32 / 100.0,
-        commands: None,
-        model_version: Arc::from("bench"),
-        reasons: vec![Reason::Text(format!("{} failed logins from this address", i % 7))],
-        device: Some(format!("pi-{}", i % 8)),
-        agent: AgentContext {
-            kind: Some(if i % 2 == 0 { "session" } else { "source" }.into()),
-            source_ip: Some(format!("203.0.113.{}", i % 200)),
-            user: Some(format!("user{}", i % 30)),
-            ..AgentContext::default()
-        },
-    }
-}
+mod support;
+use support::{config, result};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")

@@ -16,9 +16,10 @@
 //! ```
 //!
 //! Rules are evaluated after the results are committed, by a background task
-//! that reads the results stored since its last pass (a cursor kept in the
+//! that takes the results stored since its last pass (a cursor kept in the
 //! database), so ingest never waits for them and a restart re-evaluates
-//! nothing twice.
+//! nothing twice. On SQLite the writer hands the rows it committed to the
+//! task in memory ([`AlertRow`]); what it does not hold is read back.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -198,13 +199,70 @@ impl GroupBy {
     /// [`GroupBy::key_of`], borrowed from the result (no allocation per
     /// match in an evaluation pass).
     pub fn key_ref(self, p: &StoredPrediction) -> &str {
+        self.pick(p.agent.source_ip.as_deref(), p.agent.user.as_deref(), p.device.as_deref())
+    }
+
+    /// [`GroupBy::key_ref`] of an [`AlertRow`].
+    pub fn key_in(self, row: &AlertRow) -> &str {
+        self.pick(row.source_ip.as_deref(), row.user.as_deref(), row.device.as_deref())
+    }
+
+    fn pick<'a>(self, source_ip: Option<&'a str>, user: Option<&'a str>, device: Option<&'a str>) -> &'a str {
         let value = match self {
-            GroupBy::SourceIp => p.agent.source_ip.as_deref(),
-            GroupBy::User => p.agent.user.as_deref(),
-            GroupBy::Device => p.device.as_deref(),
+            GroupBy::SourceIp => source_ip,
+            GroupBy::User => user,
+            GroupBy::Device => device,
             GroupBy::Rule => Some("*"),
         };
         value.filter(|v| !v.is_empty()).unwrap_or("-")
+    }
+}
+
+/// What rules look at in one stored result, and no more: what an
+/// evaluation pass keeps of a row, whether the writer handed it over after
+/// its commit or the pass read it back from the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRow {
+    /// The stored row's id.
+    pub id: i64,
+    /// When it was stored (ingest time), seconds since the epoch.
+    pub seen: i64,
+    /// Its verdict.
+    pub suspicious: bool,
+    /// Its confidence as stored (rounded to 4 places).
+    pub confidence: f64,
+    /// Result kind (`session`, `source`, ...).
+    pub kind: Option<String>,
+    /// Reporting device.
+    pub device: Option<String>,
+    /// Remote address.
+    pub source_ip: Option<String>,
+    /// User name.
+    pub user: Option<String>,
+    /// Its reasons as stored (worded only when a rule's regex reads them);
+    /// empty when no rule has a `reason`.
+    pub reasons: Vec<crate::store::Reason>,
+    /// The fingerprint the reasons explain.
+    pub fingerprint: bfp_common::Fingerprint,
+}
+
+impl AlertRow {
+    /// What rules need of `p`, stored as row `id` at `seen`; moves its
+    /// strings rather than copying them. Reasons are kept only if
+    /// `reasons` (some rule reads them).
+    pub fn from_new(id: i64, seen: i64, p: crate::store::NewPrediction, reasons: bool) -> AlertRow {
+        AlertRow {
+            id,
+            seen,
+            suspicious: p.suspicious,
+            confidence: crate::store::round_confidence(p.confidence),
+            kind: p.agent.kind,
+            device: p.device,
+            source_ip: p.agent.source_ip,
+            user: p.agent.user,
+            reasons: if reasons { p.reasons } else { Vec::new() },
+            fingerprint: p.fingerprint,
+        }
     }
 }
 
@@ -264,17 +322,54 @@ fn default_window() -> u64 {
 impl Rule {
     /// Whether the stored result `p` matches every condition.
     pub fn matches(&self, p: &StoredPrediction) -> bool {
+        self.matches_fields(
+            p.suspicious,
+            p.confidence,
+            p.agent.kind.as_deref(),
+            p.device.as_deref(),
+            p.agent.user.as_deref(),
+        ) && self.reason.as_ref().is_none_or(|re| p.reasons.iter().any(|r| re.is_match(r)))
+    }
+
+    /// [`Rule::matches`] for an [`AlertRow`]: the same conditions, on the
+    /// reasons as stored (a model's reason is worded only when this rule's
+    /// regex must read it).
+    pub fn matches_row(&self, row: &AlertRow) -> bool {
+        use crate::store::Reason;
+        self.matches_fields(
+            row.suspicious,
+            row.confidence,
+            row.kind.as_deref(),
+            row.device.as_deref(),
+            row.user.as_deref(),
+        ) && self.reason.as_ref().is_none_or(|re| {
+            row.reasons.iter().any(|r| match r {
+                Reason::Text(t) => re.is_match(t),
+                Reason::Feature(_) => {
+                    Reason::words(std::slice::from_ref(r), &row.fingerprint).iter().any(|w| re.is_match(w))
+                }
+            })
+        })
+    }
+
+    fn matches_fields(
+        &self,
+        suspicious: bool,
+        confidence: f64,
+        kind: Option<&str>,
+        device: Option<&str>,
+        user: Option<&str>,
+    ) -> bool {
         let verdict = match self.verdict {
-            VerdictMatch::Suspicious => p.suspicious,
-            VerdictMatch::Normal => !p.suspicious,
+            VerdictMatch::Suspicious => suspicious,
+            VerdictMatch::Normal => !suspicious,
             VerdictMatch::Any => true,
         };
         verdict
-            && p.confidence >= self.min_confidence
-            && listed(&self.kinds, p.agent.kind.as_deref())
-            && listed(&self.devices, p.device.as_deref())
-            && listed(&self.users, p.agent.user.as_deref())
-            && self.reason.as_ref().is_none_or(|re| p.reasons.iter().any(|r| re.is_match(r)))
+            && confidence >= self.min_confidence
+            && listed(&self.kinds, kind)
+            && listed(&self.devices, device)
+            && listed(&self.users, user)
     }
 }
 

@@ -101,4 +101,9 @@ pub struct EvaluationPass {
     /// Outbox rows written (one per destination and raised or escalated
     /// alert).
     pub notifications: u64,
+    /// Of `results`, those read back from the database (catching up after a
+    /// start, a CSV upload or another process's writes; on PostgreSQL,
+    /// where several collectors write, every one); the rest the writer
+    /// handed over in memory after its commit.
+    pub caught_up: u64,
 }

@@ -640,6 +640,7 @@ pub(super) async fn evaluate_alerts(c: &mut ClientWrapper, config: &AlertConfig)
     let mut touched: HashMap<i64, Touched> = HashMap::new();
     for result in &page {
         pass.results += 1;
+        pass.caught_up += 1;
         let seen = unix_seconds(&result.created_at);
         for (i, rule) in config.rules.iter().enumerate() {
             if !rule.matches(result) {

@@ -1,8 +1,11 @@
 //! Alerts in SQLite: the `alerts` table and the evaluation cursor. A pass
-//! runs on the writer's connection between group commits, reads the results
+//! runs on the writer's connection between group commits, takes the results
 //! stored after the cursor (at most `max_rows_per_pass`), and writes the
 //! alerts and the new cursor in one transaction, so a crash re-evaluates a
-//! pass whole or not at all.
+//! pass whole or not at all. The results come from the writer itself, in
+//! memory, as it committed them ([`AlertTail`]); only what it does not hold
+//! (after a start, a CSV upload, another process's writes) is read back
+//! from the database.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -57,9 +60,9 @@ impl AlertCache {
         *self = AlertCache::default();
     }
 
-    /// Makes it fit `config` and the database as `conn` sees it now.
-    fn validate(&mut self, conn: &Connection, config: &AlertConfig) -> Result<()> {
-        let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+    /// Makes it fit `config` and the database at `version` (its `PRAGMA
+    /// data_version` now).
+    fn validate(&mut self, version: i64, config: &AlertConfig) {
         let same_rules =
             self.rules.len() == config.rules.len() && self.rules.iter().zip(&config.rules).all(|(a, b)| *a == b.name);
         if version != self.data_version || !same_rules || self.len > CACHE_GROUPS {
@@ -70,83 +73,128 @@ impl AlertCache {
                 len: 0,
             };
         }
-        Ok(())
     }
 }
 
-/// The results a pass evaluates: those stored after the cursor (at most
-/// `max_rows_per_pass`), read on a read connection so the writer does not
-/// spend its time decoding them.
+/// The rows the writer committed, handed to the evaluation in memory after
+/// each commit, so a pass need not read back what was just written. It
+/// holds every row this process committed from `from` on (less those
+/// evaluated), in id order; the database read stays for what it does not
+/// hold: rows from before it began (a start, a restart), CSV uploads
+/// (which do not feed it), rows past its size limit, and anything another
+/// process wrote or changed (seen as a new `PRAGMA data_version`, which
+/// empties it). Only the writer thread touches it: it feeds it after its
+/// commits and evaluates from it in [`evaluate_from_memory`].
+#[derive(Default)]
+pub(super) struct AlertTail {
+    /// Fed at all: the first pass with rules turns it on (without rules
+    /// nothing is kept).
+    enabled: bool,
+    /// Reasons are kept (some rule reads them).
+    reasons: bool,
+    /// Most rows held; past it the tail starts over and passes read the
+    /// gap back from the database.
+    limit: usize,
+    /// `PRAGMA data_version` when last checked.
+    data_version: i64,
+    /// The id from which on every committed row is held or evaluated;
+    /// `None` until the first commit after it (re)started.
+    from: Option<i64>,
+    /// The rows, ids contiguous and ascending.
+    rows: Vec<crate::alerts::AlertRow>,
+    /// The last id fed.
+    last: i64,
+}
+
+impl AlertTail {
+    /// Hands over row `id`, committed at `seen` (seconds since the epoch).
+    /// A row that does not follow the last one (another process wrote in
+    /// between) starts the tail over from it.
+    pub(super) fn feed(&mut self, id: i64, seen: i64, p: crate::store::NewPrediction) {
+        if !self.enabled {
+            return;
+        }
+        if self.from.is_none() || id != self.last + 1 || self.rows.len() >= self.limit {
+            self.rows.clear();
+            self.from = Some(id);
+        }
+        self.rows.push(crate::alerts::AlertRow::from_new(id, seen, p, self.reasons));
+        self.last = id;
+    }
+
+    /// Rows were committed that the tail does not hold (a CSV upload): it
+    /// starts over at the next commit.
+    pub(super) fn interrupt(&mut self) {
+        self.rows = Vec::new();
+        self.from = None;
+    }
+
+    /// Drops the rows up to `cursor` (evaluated).
+    fn evaluated(&mut self, cursor: i64) {
+        let n = self.rows.partition_point(|r| r.id <= cursor);
+        self.rows.drain(..n);
+    }
+}
+
+/// The results a pass reads back from the database: those stored after the
+/// cursor (at most `max_rows_per_pass`), read on a read connection so the
+/// writer does not spend its time decoding them.
 pub(super) struct Page {
     /// The cursor the page was read after.
     cursor: i64,
     /// The results, in id order.
-    results: Vec<crate::store::StoredPrediction>,
+    rows: Vec<crate::alerts::AlertRow>,
 }
 
-/// The columns rules look at (no commands, model, times or labels).
-const PAGE_SQL: &str = "SELECT id, created_at, source, prediction, confidence, login_hour, session_duration,
-    commands_count, failed_logins, protocol, typing_speed, risky_commands, reasons, device, kind, source_ip, user,
-    event_at FROM predictions WHERE id > ?1 ORDER BY id LIMIT ?2";
+/// The columns rules look at (no commands, model, event time or labels).
+const PAGE_SQL: &str = "SELECT id, created_at, prediction, confidence, login_hour, session_duration,
+    commands_count, failed_logins, protocol, typing_speed, risky_commands, reasons, device, kind, source_ip, user
+    FROM predictions WHERE id > ?1 ORDER BY id LIMIT ?2";
 
 pub(super) fn read_page(c: &Connection, config: &AlertConfig) -> Result<Page> {
     if config.rules.is_empty() {
-        return Ok(Page { cursor: 0, results: Vec::new() });
+        return Ok(Page { cursor: 0, rows: Vec::new() });
     }
     let tx = c.unchecked_transaction()?;
     let cursor = cursor_of(&tx)?;
     let reasons = config.reads_reasons();
     let mut stmt = tx.prepare_cached(PAGE_SQL)?;
     let rows = stmt.query_map(params![cursor, config.max_rows_per_pass], |r| page_row(r, reasons))?;
-    let results = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     drop(stmt);
     tx.finish()?;
-    Ok(Page { cursor, results })
+    Ok(Page { cursor, rows })
 }
 
-/// One row of [`PAGE_SQL`]; its reasons are decoded and worded only if
-/// `reasons` (some rule matches on them).
-fn page_row(r: &rusqlite::Row<'_>, reasons: bool) -> rusqlite::Result<crate::store::StoredPrediction> {
-    use crate::store::{AgentContext, Reason, Source, StoredPrediction};
+/// One row of [`PAGE_SQL`]; its reasons are decoded only if `reasons`
+/// (some rule matches on them).
+fn page_row(r: &rusqlite::Row<'_>, reasons: bool) -> rusqlite::Result<crate::alerts::AlertRow> {
+    use crate::store::Reason;
     let bad =
         |i: usize, what: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into());
     let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(rusqlite::Error::from));
     let fingerprint = bfp_common::Fingerprint {
-        login_hour: r.get(5)?,
-        session_duration_min: r.get::<_, f64>(6)? as f32,
-        commands: r.get(7)?,
-        failed_logins: r.get(8)?,
-        protocol: bfp_common::Protocol::parse(text(9)?).map_err(|e| bad(9, e.to_string()))?,
-        typing_speed_wpm: r.get::<_, Option<f64>>(10)?.map(|v| v as f32),
-        risky_commands: r.get(11)?,
+        login_hour: r.get(4)?,
+        session_duration_min: r.get::<_, f64>(5)? as f32,
+        commands: r.get(6)?,
+        failed_logins: r.get(7)?,
+        protocol: bfp_common::Protocol::parse(text(8)?).map_err(|e| bad(8, e.to_string()))?,
+        typing_speed_wpm: r.get::<_, Option<f64>>(9)?.map(|v| v as f32),
+        risky_commands: r.get(10)?,
     };
-    let words = if reasons {
-        let stored: Vec<Reason> = serde_json::from_str(text(12)?).map_err(|e| bad(12, e.to_string()))?;
-        Reason::words(&stored, &fingerprint)
-    } else {
-        Vec::new()
-    };
-    Ok(StoredPrediction {
+    let reasons: Vec<Reason> =
+        if reasons { serde_json::from_str(text(11)?).map_err(|e| bad(11, e.to_string()))? } else { Vec::new() };
+    Ok(crate::alerts::AlertRow {
         id: r.get(0)?,
-        created_at: r.get(1)?,
-        event_at: r.get(17)?,
-        source: Source::parse(text(2)?).map_err(|e| bad(2, e.to_string()))?,
-        suspicious: text(3)? == "Suspicious",
-        confidence: r.get(4)?,
+        seen: unix_seconds(text(1)?),
+        suspicious: text(2)? == "Suspicious",
+        confidence: r.get(3)?,
+        kind: r.get(13)?,
+        device: r.get(12)?,
+        source_ip: r.get(14)?,
+        user: r.get(15)?,
+        reasons,
         fingerprint,
-        commands: None,
-        model_version: String::new(),
-        reasons: words,
-        device: r.get(13)?,
-        agent: AgentContext {
-            kind: r.get(14)?,
-            source_ip: r.get(15)?,
-            user: r.get(16)?,
-            started_at: None,
-            ended_at: None,
-            evidence: None,
-        },
-        analyst: None,
     })
 }
 
@@ -157,35 +205,100 @@ fn cursor_of(c: &Connection) -> Result<i64> {
         .unwrap_or(0))
 }
 
-/// Groups `page` into alerts and moves the cursor, in one transaction on
-/// the writer's connection. A page read after another cursor than the one
-/// stored now (a pass ran in between) is dropped: the next pass reads anew.
-/// `cache` is what the previous passes left (see [`AlertCache`]).
+fn data_version(c: &Connection) -> Result<i64> {
+    Ok(c.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?)
+}
+
+/// A pass over the rows the writer handed over ([`AlertTail`]), if it holds
+/// every row after the cursor; `None` (nothing done) if not, and the pass
+/// must read the rows back ([`read_page`], [`evaluate_page`]).
+pub(super) fn evaluate_from_memory(
+    conn: &mut Connection,
+    config: &AlertConfig,
+    cache: &Mutex<AlertCache>,
+    tail: &Mutex<AlertTail>,
+) -> Result<Option<EvaluationPass>> {
+    if config.rules.is_empty() {
+        return Ok(Some(EvaluationPass::default()));
+    }
+    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version = data_version(&tx)?;
+    if !tail.enabled || tail.data_version != version || tail.reasons != config.reads_reasons() {
+        // From now on the writer hands its rows over; what it committed
+        // before, or what another process changed, is read back.
+        tail.interrupt();
+        tail.enabled = true;
+        tail.reasons = config.reads_reasons();
+        tail.data_version = version;
+    }
+    tail.limit = (config.max_rows_per_pass as usize).saturating_mul(4);
+    let cursor = cursor_of(&tx)?;
+    tail.evaluated(cursor);
+    if tail.from.is_none_or(|from| from > cursor + 1) {
+        return Ok(None);
+    }
+    let n = tail.rows.len().min(config.max_rows_per_pass as usize);
+    if n == 0 {
+        return Ok(Some(EvaluationPass::default()));
+    }
+    let mut known = std::mem::take(&mut *cache.lock().unwrap_or_else(|e| e.into_inner()));
+    known.validate(version, config);
+    let pass = pass_over(&tx, config, &mut known, &tail.rows[..n])?;
+    tx.commit()?;
+    *cache.lock().unwrap_or_else(|e| e.into_inner()) = known;
+    tail.rows.drain(..n);
+    Ok(Some(pass))
+}
+
+/// Groups `page` (read back from the database) into alerts and moves the
+/// cursor, in one transaction on the writer's connection. A page read
+/// after another cursor than the one stored now (a pass ran in between) is
+/// dropped: the next pass reads anew. `cache` is what the previous passes
+/// left (see [`AlertCache`]).
 pub(super) fn evaluate_page(
     conn: &mut Connection,
     config: &AlertConfig,
     page: Page,
     cache: &Mutex<AlertCache>,
 ) -> Result<EvaluationPass> {
-    let mut pass = EvaluationPass::default();
-    let Some(last) = page.results.last().map(|r| r.id) else { return Ok(pass) };
+    if page.rows.is_empty() {
+        return Ok(EvaluationPass::default());
+    }
     if cursor_of(conn)? != page.cursor {
-        return Ok(pass);
+        return Ok(EvaluationPass::default());
     }
     // Taken out while the pass runs: a pass that fails leaves it empty.
     let mut known = std::mem::take(&mut *cache.lock().unwrap_or_else(|e| e.into_inner()));
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    known.validate(&tx, config)?;
+    known.validate(data_version(&tx)?, config);
+    let mut pass = pass_over(&tx, config, &mut known, &page.rows)?;
+    pass.caught_up = pass.results;
+    tx.commit()?;
+    *cache.lock().unwrap_or_else(|e| e.into_inner()) = known;
+    Ok(pass)
+}
+
+/// Groups `rows` (ids ascending, all after the cursor) into alerts, writes
+/// the outbox rows and moves the cursor to the last, inside `tx`.
+fn pass_over(
+    tx: &rusqlite::Transaction<'_>,
+    config: &AlertConfig,
+    known: &mut AlertCache,
+    rows: &[crate::alerts::AlertRow],
+) -> Result<EvaluationPass> {
+    let mut pass = EvaluationPass::default();
+    let Some(last) = rows.last().map(|r| r.id) else { return Ok(pass) };
     // Alerts this pass changed, with what the outbox needs to know of them.
     let mut touched: HashMap<i64, Touched> = HashMap::new();
-    for result in &page.results {
+    for result in rows {
         pass.results += 1;
-        let seen = unix_seconds(&result.created_at);
+        let seen = result.seen;
         for (i, rule) in config.rules.iter().enumerate() {
-            if !rule.matches(result) {
+            if !rule.matches_row(result) {
                 continue;
             }
-            let key = rule.group_by.key_ref(result);
+            let key = rule.group_by.key_in(result);
             let groups = &mut known.groups[i];
             if !groups.contains_key(key) {
                 // Cached statements: a pass runs these once per group it
@@ -225,7 +338,7 @@ pub(super) fn evaluate_page(
                 pass.grouped += 1;
             } else {
                 if let Some(g) = groups.get_mut(key) {
-                    flush(&tx, g, &mut touched)?;
+                    flush(tx, g, &mut touched)?;
                 }
                 tx.prepare_cached(
                     "INSERT INTO alerts (rule, group_key, count, first_result_id, last_result_id,
@@ -237,8 +350,8 @@ pub(super) fn evaluate_page(
                     key,
                     result.id,
                     seen,
-                    result.agent.source_ip,
-                    result.agent.user,
+                    result.source_ip,
+                    result.user,
                     result.device
                 ])?;
                 let id = tx.last_insert_rowid();
@@ -266,13 +379,13 @@ pub(super) fn evaluate_page(
     }
     for groups in &mut known.groups {
         for g in groups.values_mut() {
-            flush(&tx, g, &mut touched)?;
+            flush(tx, g, &mut touched)?;
         }
     }
     let mut told: Vec<(i64, Touched)> = touched.iter().map(|(id, t)| (*id, *t)).collect();
     told.sort_unstable();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    pass.notifications = super::outbox::enqueue(&tx, &told, &config.notify, now)?;
+    pass.notifications = super::outbox::enqueue(tx, &told, &config.notify, now)?;
     // Remember what the outbox now holds as told.
     for groups in &mut known.groups {
         for g in groups.values_mut() {
@@ -286,8 +399,6 @@ pub(super) fn evaluate_page(
          ON CONFLICT (id) DO UPDATE SET last_result_id = excluded.last_result_id",
     )?
     .execute([last])?;
-    tx.commit()?;
-    *cache.lock().unwrap_or_else(|e| e.into_inner()) = known;
     Ok(pass)
 }
 
@@ -327,7 +438,7 @@ fn flush(tx: &Connection, g: &mut Group, touched: &mut HashMap<i64, Touched>) ->
 
 /// Seconds since the epoch of a stored `YYYY-MM-DD HH:MM:SS` (UTC); 0 if it
 /// does not parse (then every match of the pass shares one time).
-fn unix_seconds(text: &str) -> i64 {
+pub(super) fn unix_seconds(text: &str) -> i64 {
     let num = |range: std::ops::Range<usize>| text.get(range).and_then(|s| s.parse::<i64>().ok());
     let (Some(y), Some(m), Some(d), Some(hh), Some(mm), Some(ss)) =
         (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16), num(17..19))
@@ -475,6 +586,7 @@ mod tests {
             total.results += pass.results;
             total.opened += pass.opened;
             total.grouped += pass.grouped;
+            total.caught_up += pass.caught_up;
             if pass.results == 0 {
                 return total;
             }
@@ -513,7 +625,14 @@ mod tests {
             store.insert(vec![attempt("203.0.113.7", true)]).await.unwrap();
             assert_eq!(
                 drain(&*store, &config).await,
-                EvaluationPass { results: 1, opened: 0, grouped: 1, notifications: 0 },
+                EvaluationPass {
+                    results: 1,
+                    opened: 0,
+                    grouped: 1,
+                    notifications: 0,
+                    // Handed over by SQLite's writer; read back on PostgreSQL.
+                    caught_up: u64::from(name != "sqlite"),
+                },
                 "{name}"
             );
             let counts = store.alert_counts().await.unwrap();
@@ -600,6 +719,135 @@ mod tests {
         let summary: Vec<_> = all.iter().map(|a| (a.count, a.state)).collect();
         assert_eq!(summary, [(1, AlertState::Open), (1, AlertState::Resolved)]);
         store.shutdown().await;
+    }
+
+    /// Rules of every shape a pass evaluates: by reason (worded model
+    /// reasons too), by kind and user, campaign-wide (CSV rows included),
+    /// by device; one destination, so escalations are compared too.
+    const SAME_RULES: &str = "[alert]\n\
+        [[alert.rule]]\nname = \"brute\"\nreason = \"failed logins\"\n\
+        [[alert.rule]]\nname = \"per-user\"\nverdict = \"any\"\nkinds = [\"session\"]\ngroup_by = \"user\"\nmin_confidence = 0.6\n\
+        [[alert.rule]]\nname = \"campaign\"\ngroup_by = \"rule\"\n\
+        [[alert.rule]]\nname = \"by-device\"\nverdict = \"any\"\nreason = \"(?i)fail\"\ngroup_by = \"device\"\n\
+        [[destinations]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n";
+
+    /// Row `i` of the comparison: three addresses, five users, both kinds,
+    /// both verdicts, confidences 0.5..0.95, every seventh with a model's
+    /// reason (worded when read) instead of a text one.
+    // `is_multiple_of` is newer than the workspace's rust-version (1.85).
+    #[allow(clippy::manual_is_multiple_of)]
+    fn mixed(i: usize) -> NewPrediction {
+        let mut p = attempt(["203.0.113.7", "198.51.100.2", "192.0.2.1"][i % 3], i % 4 != 0);
+        p.agent.user = Some(format!("u{}", i % 5));
+        p.agent.kind = Some(if i % 2 == 0 { "session" } else { "source" }.into());
+        p.confidence = 0.5 + (i % 10) as f32 * 0.05;
+        if i % 7 == 0 {
+            p.reasons = vec![Reason::Feature(3)];
+        }
+        p
+    }
+
+    type Outcome = (Vec<(String, String, AlertState, u64, i64, i64, Option<String>)>, Vec<String>, u64);
+
+    /// One scenario of inserts, an agent's batch, a CSV upload, a restart
+    /// and passes between them. With `catch_up`, another connection writes
+    /// before every pass, so no pass may trust the writer's memory: every
+    /// pass reads its rows back. Returns the alerts, the outbox's message
+    /// ids and the results evaluated.
+    async fn same_scenario(fresh: &crate::store::backends::Fresh, catch_up: bool) -> Outcome {
+        let name = fresh.name;
+        let config = Arc::new(CollectorConfig::parse(SAME_RULES).unwrap().alert);
+        let mut store = fresh.store.clone();
+        let mut next = 0usize;
+        let mut rows = |n: usize| {
+            next += n;
+            (next - n..next).map(mixed).collect::<Vec<_>>()
+        };
+        // Each pass evaluates everything pending (both runs cut the same
+        // passes); `memory` says whether the writer's memory must have
+        // served it (SQLite only: PostgreSQL always reads back).
+        let mut total = 0;
+        let pass = |store: Arc<dyn Store>, memory: bool| {
+            let config = config.clone();
+            async move {
+                if catch_up {
+                    fresh
+                        .execute("CREATE TABLE IF NOT EXISTS scratch (n INTEGER); INSERT INTO scratch VALUES (1);")
+                        .await;
+                }
+                let pass = store.evaluate_alerts(config).await.unwrap();
+                let from_memory = name == "sqlite" && memory && !catch_up;
+                let expected = if from_memory { 0 } else { pass.results };
+                assert_eq!(pass.caught_up, expected, "{name} catch_up={catch_up}: {pass:?}");
+                pass.results
+            }
+        };
+        total += pass(store.clone(), false).await;
+        store.insert(rows(50)).await.unwrap();
+        total += pass(store.clone(), true).await;
+
+        let token = store.add_device("pi-9".into()).await.unwrap();
+        let device = store.authenticate(token).await.unwrap().unwrap();
+        let mut records: Vec<_> =
+            (0..20).map(|i| crate::store::devices::tests::session_record(&format!("u{i}"))).collect();
+        for (i, r) in records.iter_mut().enumerate() {
+            r.suspicious = i % 3 != 0;
+            r.fingerprint.failed_logins = 6;
+            r.reasons = vec![format!("{i} failed logins")];
+        }
+        let batch = bfp_common::wire::Batch { seq: 1, heartbeat: Default::default(), records };
+        assert_eq!(store.ingest(device, batch).await.unwrap().stored, 20, "{name}");
+        total += pass(store.clone(), true).await;
+
+        // A CSV upload between two inserts: its rows are read back.
+        store.insert(rows(30)).await.unwrap();
+        let csv = (0..40)
+            .map(|i| {
+                let fp = crate::store::backends::fingerprint(i % 2 == 0);
+                crate::store::CsvRow::new(&fp, i % 2 == 0, 0.9, &[Reason::Feature(3)])
+            })
+            .collect();
+        crate::store::backends::commit_csv_rows(&*store, csv).await.unwrap();
+        store.insert(rows(10)).await.unwrap();
+        total += pass(store.clone(), false).await;
+        store.insert(rows(25)).await.unwrap();
+        total += pass(store.clone(), true).await;
+
+        // A restart with rows not yet evaluated, then more before the first
+        // pass after it: all read back; what follows is handed over.
+        store.insert(rows(15)).await.unwrap();
+        store.shutdown().await;
+        drop(store);
+        store = fresh.reopen().await;
+        store.insert(rows(15)).await.unwrap();
+        total += pass(store.clone(), false).await;
+        store.insert(rows(20)).await.unwrap();
+        total += pass(store.clone(), true).await;
+        assert_eq!(pass(store.clone(), true).await, 0, "{name}");
+
+        let alerts = store.alerts(AlertQuery { limit: 1000, ..AlertQuery::default() }).await.unwrap();
+        let alerts = alerts
+            .into_iter()
+            .map(|a| (a.rule, a.group_key, a.state, a.count, a.first_result_id, a.last_result_id, a.source_ip))
+            .collect();
+        let outbox = crate::store::Outbox::outbox_head(&*store, "hook".into(), 1000, 20).await.unwrap();
+        store.shutdown().await;
+        (alerts, outbox.into_iter().map(|m| m.notification.id).collect(), total)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_handed_over_in_memory_raise_the_same_alerts_as_rows_read_back() {
+        for (memory, read_back) in
+            crate::store::backends::each().await.into_iter().zip(crate::store::backends::each().await)
+        {
+            let name = memory.name;
+            let handed = same_scenario(&memory, false).await;
+            let caught = same_scenario(&read_back, true).await;
+            assert_eq!(handed.2, 225, "{name}: every stored result evaluated once");
+            assert!(handed.0.len() >= 10, "{name}: {:?}", handed.0);
+            assert!(handed.1.iter().any(|id| id.contains("escalated")), "{name}: {:?}", handed.1);
+            assert_eq!(handed, caught, "{name}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use bfp_common::wire::{Batch, Heartbeat};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::writer::{insert_rows, stamp, CounterDelta, RollupDelta};
+use super::writer::{insert_rows, CounterDelta, RollupDelta};
 use crate::error::{Error, Result};
 use crate::store::devices::{check_name, new_token, token_hash, DeviceId, DeviceInfo, IngestOutcome};
 
@@ -94,15 +94,25 @@ impl IngestOp {
 /// Runs a group of ingests in one transaction (on the writer thread), each
 /// in its own savepoint so one refused batch does not undo the others;
 /// returns the rows stored, or `Err` if the transaction failed.
-pub(super) fn run_ingests(conn: &mut Connection, ops: Vec<IngestOp>) -> std::result::Result<u64, ()> {
+pub(super) fn run_ingests(
+    conn: &mut Connection,
+    ops: Vec<IngestOp>,
+    tail: &std::sync::Mutex<super::alerts::AlertTail>,
+) -> std::result::Result<u64, ()> {
     let mut answers = Vec::with_capacity(ops.len());
+    // The stored rows, handed to the alert evaluation once committed.
+    let mut stored: Vec<(Vec<i64>, Vec<crate::store::NewPrediction>)> = Vec::new();
+    let mut stamp = String::new();
     let committed = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        stamp = super::writer::stamp(&tx)?;
         for IngestOp { device, batch, reply } in ops {
             let mut sp = tx.savepoint()?;
-            let result = ingest_in(&mut sp, &device, batch);
+            let mut rows = None;
+            let result = ingest_in(&mut sp, &device, batch, &stamp, &mut rows);
             if result.is_ok() {
                 sp.commit()?;
+                stored.extend(rows);
             } else {
                 sp.rollback()?;
                 sp.finish()?;
@@ -113,6 +123,15 @@ pub(super) fn run_ingests(conn: &mut Connection, ops: Vec<IngestOp>) -> std::res
     })();
     match committed {
         Ok(()) => {
+            if !stored.is_empty() {
+                let seen = super::alerts::unix_seconds(&stamp);
+                let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                for (ids, rows) in stored {
+                    for (id, row) in ids.into_iter().zip(rows) {
+                        tail.feed(id, seen, row);
+                    }
+                }
+            }
             let mut rows = 0;
             for (reply, result) in answers {
                 rows += result.as_ref().map_or(0, |o| o.stored);
@@ -149,7 +168,15 @@ fn update_heartbeat(tx: &rusqlite::Connection, id: i64, hb: &Heartbeat) -> rusql
     Ok(())
 }
 
-fn ingest_in(tx: &mut rusqlite::Savepoint<'_>, device: &DeviceId, batch: Batch) -> Result<IngestOutcome> {
+/// Stores one batch inside `tx`, its rows stamped `stamp`; the rows it
+/// stored and their ids are left in `stored`.
+fn ingest_in(
+    tx: &mut rusqlite::Savepoint<'_>,
+    device: &DeviceId,
+    batch: Batch,
+    stamp: &str,
+    stored: &mut Option<(Vec<i64>, Vec<crate::store::NewPrediction>)>,
+) -> Result<IngestOutcome> {
     // Checked again inside the transaction: a revocation between the
     // request's authentication and now wins.
     let row: Option<(i64, Option<String>)> = tx
@@ -173,16 +200,16 @@ fn ingest_in(tx: &mut rusqlite::Savepoint<'_>, device: &DeviceId, batch: Batch) 
         return Ok(IngestOutcome { duplicate: false, stored: 0, last_seq });
     }
     let rows = crate::store::devices::batch_predictions(device, batch);
-    let stored = rows.len() as u64;
+    let count = rows.len() as u64;
     let mut delta = CounterDelta::default();
     let mut rollup = RollupDelta::default();
-    let now = stamp(tx)?;
-    insert_rows(tx, &rows, &now, &mut delta, &mut rollup)?;
+    let ids = insert_rows(tx, &rows, stamp, &mut delta, &mut rollup)?;
     delta.apply(tx)?;
-    rollup.apply_at(tx, &now)?;
+    rollup.apply_at(tx, stamp)?;
     tx.prepare_cached("UPDATE devices SET last_seq = ?2, batches = batches + 1, records = records + ?3 WHERE id = ?1")?
-        .execute(params![device.id, seq.min(i64::MAX as u64) as i64, stored as i64])?;
-    Ok(IngestOutcome { duplicate: false, stored, last_seq: seq })
+        .execute(params![device.id, seq.min(i64::MAX as u64) as i64, count as i64])?;
+    *stored = Some((ids, rows));
+    Ok(IngestOutcome { duplicate: false, stored: count, last_seq: seq })
 }
 
 #[cfg(test)]

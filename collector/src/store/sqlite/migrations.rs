@@ -41,6 +41,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 11, what: "the notification outbox and destinations' status", apply: outbox },
     Migration { version: 12, what: "event time of predictions and the console's filter indexes", apply: event_time },
     Migration { version: 13, what: "the evidence agents send with each record", apply: evidence },
+    Migration { version: 14, what: "predictions' source check without a temporary table per row", apply: source_check },
 ];
 
 /// The schema version this collector writes (the last step of the ladder).
@@ -434,9 +435,76 @@ fn evidence(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Step 1's check on `predictions.source`, and the same check as SQLite
+/// runs it cheaply.
+const SOURCE_CHECK_IN: &str = "CHECK (source IN ('single', 'csv', 'agent'))";
+const SOURCE_CHECK_OR: &str = "CHECK (source = 'single' OR source = 'csv' OR source = 'agent')";
+
+/// SQLite codes a CHECK's `IN` list of three values as a temporary b-tree
+/// it builds for every row inserted (a fresh page, zeroed, and its
+/// teardown: about a sixth of an insert's instructions); the same check as
+/// comparisons costs a few. A check's text changes nothing stored and every
+/// row satisfies both forms, so the step rewrites the table's definition in
+/// place (SQLite's documented procedure for changing a CHECK constraint,
+/// "ALTER TABLE", section 7) rather than copying the table. A definition
+/// that does not hold step 1's exact text is left as it is.
+fn source_check(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let sql: String =
+        tx.query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'predictions'", [], |r| r.get(0))?;
+    if !sql.contains(SOURCE_CHECK_IN) {
+        return Ok(());
+    }
+    let version: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    tx.execute_batch("PRAGMA writable_schema = ON")?;
+    let rewritten = tx.execute(
+        "UPDATE sqlite_master SET sql = ?1 WHERE type = 'table' AND name = 'predictions'",
+        [sql.replace(SOURCE_CHECK_IN, SOURCE_CHECK_OR)],
+    );
+    // Bumped so every other connection reads the definition anew; `RESET`
+    // (off, and the schema reloaded) makes this one do so too.
+    let bumped = tx.execute_batch(&format!("PRAGMA schema_version = {}", version + 1));
+    tx.execute_batch("PRAGMA writable_schema = RESET")?;
+    rewritten?;
+    bumped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inserting_a_prediction_builds_no_temporary_table_and_a_bad_source_is_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn).unwrap();
+        let insert = "INSERT INTO predictions (source, prediction, confidence, login_hour, session_duration,
+            commands_count, failed_logins, protocol, model_version, reasons) VALUES (?1, 'Normal', 0.5, 1, 1.0, 0, 0,
+            'ssh', 'm', '[]')";
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN {insert}"))
+            .unwrap()
+            .query_map(["agent"], |r| r.get(1))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(plan.iter().any(|op| op == "Insert"), "{plan:?}");
+        assert!(!plan.iter().any(|op| op == "OpenEphemeral"), "{plan:?}");
+        for source in ["single", "csv", "agent"] {
+            conn.execute(insert, [source]).unwrap();
+        }
+        let err = conn.execute(insert, ["bogus"]).unwrap_err().to_string();
+        assert!(err.contains("CHECK constraint failed"), "{err}");
+        // The file stays sound and another connection reads the new definition.
+        drop(conn);
+        let other = Connection::open(&path).unwrap();
+        let check: String = other.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok");
+        let sql: String =
+            other.query_row("SELECT sql FROM sqlite_master WHERE name = 'predictions'", [], |r| r.get(0)).unwrap();
+        assert!(sql.contains(SOURCE_CHECK_OR) && !sql.contains(SOURCE_CHECK_IN), "{sql}");
+        assert!(other.execute(insert, ["bogus"]).is_err());
+    }
 
     #[test]
     fn the_ladder_is_numbered_one_by_one() {

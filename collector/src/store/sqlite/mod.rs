@@ -89,6 +89,8 @@ pub struct SqliteStore {
     dir: PathBuf,
     /// The alert groups the writer remembers between evaluation passes.
     alert_cache: Arc<Mutex<alerts::AlertCache>>,
+    /// The rows the writer hands to the evaluation after its commits.
+    alert_tail: Arc<Mutex<alerts::AlertTail>>,
 }
 
 impl SqliteStore {
@@ -134,9 +136,11 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let max_batch = config.max_batch.max(1);
         let writer_stats = stats.clone();
+        let alert_tail = Arc::new(Mutex::new(alerts::AlertTail::default()));
+        let writer_tail = alert_tail.clone();
         let writer = std::thread::Builder::new()
             .name("bfp-writer".into())
-            .spawn(move || writer::run(conn, rx, max_batch, &writer_stats))?;
+            .spawn(move || writer::run(conn, rx, max_batch, &writer_stats, &writer_tail))?;
         let reads = Arc::new(ReadPool {
             path: config.path.clone(),
             idle: Mutex::new(Vec::new()),
@@ -152,6 +156,7 @@ impl SqliteStore {
             stats,
             dir,
             alert_cache: Arc::new(Mutex::new(alerts::AlertCache::default())),
+            alert_tail,
         })
     }
 
@@ -258,8 +263,14 @@ impl AnalystFeedback for SqliteStore {
 #[async_trait]
 impl super::Alerts for SqliteStore {
     async fn evaluate_alerts(&self, config: Arc<crate::alerts::AlertConfig>) -> Result<super::alerts::EvaluationPass> {
-        // Read (and decode) the page off the writer; only the grouping and
-        // its writes take the writer's time.
+        // The rows the writer handed over after its commits, if they are
+        // all the pass needs.
+        let (cache, tail, cfg) = (self.alert_cache.clone(), self.alert_tail.clone(), config.clone());
+        if let Some(pass) = self.exclusive(move |conn| alerts::evaluate_from_memory(conn, &cfg, &cache, &tail)).await? {
+            return Ok(pass);
+        }
+        // Catching up: read (and decode) the page off the writer; only the
+        // grouping and its writes take the writer's time.
         let reading = config.clone();
         let page = self.reads.run(move |c| alerts::read_page(c, &reading)).await?;
         let cache = self.alert_cache.clone();

@@ -11,13 +11,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bfp_common::Protocol;
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::alerts::AlertTail;
 use super::devices;
 use super::reads::BLOCK_SHIFT;
 use crate::error::{Error, Result};
@@ -32,6 +33,14 @@ const INSERT_SQL: &str = "INSERT INTO predictions (source, prediction, confidenc
     kind, source_ip, user, started_at, ended_at, event_at, evidence, created_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
         COALESCE(?18, ?21), ?20, ?21)";
+
+/// The time a write transaction stamps its rows with (`created_at`, and
+/// the event time of rows without their own): one clock reading per
+/// transaction, which the writer also hands to the alert evaluation with
+/// the rows (see [`super::alerts::AlertTail`]).
+pub(super) fn stamp(tx: &Connection) -> rusqlite::Result<String> {
+    tx.prepare_cached("SELECT datetime('now')")?.query_row([], |r| r.get(0))
+}
 
 // `OR FAIL`: a failing row stops the statement without undoing the rows
 // before it, so SQLite keeps no statement journal for these multi-row
@@ -110,7 +119,13 @@ pub(super) const CHECKPOINT_PAGES: u64 = 1000;
 
 /// The writer thread's loop: runs until [`WriteOp::Shutdown`] or until
 /// every sender is gone.
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_batch: usize, stats: &WriterStats) {
+pub(super) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<WriteOp>,
+    max_batch: usize,
+    stats: &WriterStats,
+    tail: &Mutex<AlertTail>,
+) {
     // SQLite's auto-checkpoint runs inside COMMIT, so a large transaction
     // (a million-row CSV) would copy its whole WAL back before its reply.
     // The hook replaces it: it only notes the WAL's size, and the writer
@@ -158,13 +173,17 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_bat
                     }
                 }
                 let started = Instant::now();
-                let rows = devices::run_ingests(&mut conn, group);
+                let rows = devices::run_ingests(&mut conn, group, tail);
                 account(stats, started, rows);
             }
             WriteOp::Exclusive(work) => work(&mut conn),
             WriteOp::Csv { chunks, model_version, reply } => {
                 let started = Instant::now();
                 let result = commit_csv(&mut conn, chunks, &model_version);
+                if result.is_ok() {
+                    // Its rows are read back by the evaluation.
+                    tail.lock().unwrap_or_else(|e| e.into_inner()).interrupt();
+                }
                 account(stats, started, result.as_ref().map(|s| s.total).map_err(|_| ()));
                 let _ = reply.send(result);
             }
@@ -186,9 +205,13 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, max_bat
                 }
                 let started = Instant::now();
                 match insert_batch(&mut conn, &batch) {
-                    Ok(ids) => {
+                    Ok((ids, seen)) => {
                         account(stats, started, Ok(n as u64));
-                        for ((_, reply), ids) in batch.into_iter().zip(ids) {
+                        let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                        for ((rows, reply), ids) in batch.into_iter().zip(ids) {
+                            for (&id, row) in ids.iter().zip(rows) {
+                                tail.feed(id, seen, row);
+                            }
                             let _ = reply.send(Ok(ids));
                         }
                     }
@@ -241,33 +264,30 @@ impl CounterDelta {
 
 type Batch = [(Vec<NewPrediction>, oneshot::Sender<Result<Vec<i64>>>)];
 
-fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Vec<Vec<i64>>> {
+/// Stores a group of requests' rows in one transaction; returns each
+/// request's ids and the rows' time of ingest (seconds since the epoch).
+fn insert_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<(Vec<Vec<i64>>, i64)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let stamp = stamp(&tx)?;
     let mut delta = CounterDelta::default();
     let mut rollup = RollupDelta::default();
     let mut all = Vec::with_capacity(batch.len());
-    let now = stamp(&tx)?;
     for (rows, _) in batch {
-        all.push(insert_rows(&tx, rows, &now, &mut delta, &mut rollup)?);
+        all.push(insert_rows(&tx, rows, &stamp, &mut delta, &mut rollup)?);
     }
     delta.apply(&tx)?;
-    rollup.apply_at(&tx, &now)?;
+    rollup.apply_at(&tx, &stamp)?;
     tx.commit()?;
-    Ok(all)
+    Ok((all, super::alerts::unix_seconds(&stamp)))
 }
 
-/// SQLite's clock now, `YYYY-MM-DD HH:MM:SS`: a transaction's time.
-pub(super) fn stamp(tx: &Connection) -> rusqlite::Result<String> {
-    tx.query_row("SELECT datetime('now')", [], |r| r.get(0))
-}
-
-/// Inserts rows inside `tx` stored at `now` (see [`stamp`]), adding their
+/// Inserts rows inside `tx`, stamped `stamp` (see [`stamp`]), adding their
 /// counts to `delta` and `rollup` (which the caller applies in the same
-/// transaction, filed at `now`).
+/// transaction).
 pub(super) fn insert_rows(
     tx: &Connection,
     rows: &[NewPrediction],
-    now: &str,
+    stamp: &str,
     delta: &mut CounterDelta,
     rollup: &mut RollupDelta,
 ) -> rusqlite::Result<Vec<i64>> {
@@ -298,7 +318,7 @@ pub(super) fn insert_rows(
             p.agent.started_at,
             p.agent.ended_at,
             p.agent.evidence,
-            now,
+            stamp,
         ])?;
         let id = tx.last_insert_rowid();
         ids.push(id);
