@@ -6,6 +6,7 @@
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
 /// `days_from_civil`; exact for every year an i32 holds).
+#[inline]
 pub fn days_from_civil(year: i32, month: u8, day: u8) -> i64 {
     let y = i64::from(year) - i64::from(month <= 2);
     let era = y.div_euclid(400);
@@ -17,6 +18,7 @@ pub fn days_from_civil(year: i32, month: u8, day: u8) -> i64 {
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (inverse of [`days_from_civil`]).
+#[inline]
 pub fn civil_from_days(days: i64) -> (i32, u8, u8) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -440,6 +440,9 @@ pub struct Analyzer {
     /// The last syslog line, for syslogd's "last message repeated N times"
     /// (reused: no allocation per line once it has grown).
     last_syslog: String,
+    /// The last syslog date and its day count: consecutive lines share
+    /// their date, and counting its days is most of a line's time arithmetic.
+    last_day: Option<((i32, u8, u8), i64)>,
     /// The terminal the latest su process named (`+ /dev/pts/0 a:b`), by its key:
     /// su's PAM session line, the command, follows it and names none.
     su_tty: Option<(Key, String)>,
@@ -468,6 +471,7 @@ impl Analyzer {
             pidless: 0,
             attempts: None,
             last_syslog: String::new(),
+            last_day: None,
             su_tty: None,
             zone: ZoneCache::new(config.local_zone()),
             config,
@@ -679,11 +683,21 @@ impl Analyzer {
         };
         // A line with its own offset is read with it; one without, in the
         // device's zone at that wall-clock time.
+        let date = (year, h.time.month, h.time.day);
+        let days = match self.last_day {
+            Some((last, days)) if last == date => days,
+            _ => {
+                let days = bfp_common::time::days_from_civil(year, h.time.month, h.time.day);
+                self.last_day = Some((date, days));
+                days
+            }
+        };
+        let wall_ms = h.time.wall_clock_ms_on(days);
         let offset_secs = match h.time.offset_secs {
             Some(own) => own,
-            None => self.zone.offset_of_local(h.time.to_unix_ms(year, 0)),
+            None => self.zone.offset_of_local(wall_ms),
         };
-        let ts_ms = h.time.to_unix_ms(year, offset_secs);
+        let ts_ms = wall_ms - i64::from(offset_secs) * 1000;
         self.dispatch(h.program, h.pid, h.message, ts_ms, offset_secs);
     }
 

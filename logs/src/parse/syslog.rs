@@ -43,10 +43,22 @@ impl CivilTime {
     /// Unix milliseconds of this wall-clock time in `year`, read at `offset_secs`
     /// from UTC (the line's own offset wins when it has one).
     pub fn to_unix_ms(&self, year: i32, default_offset_secs: i32) -> i64 {
-        let days = days_from_civil(year, self.month, self.day);
-        let secs = days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second);
         let offset = self.offset_secs.unwrap_or(default_offset_secs);
-        (secs - i64::from(offset)) * 1000 + i64::from(self.millis)
+        self.wall_clock_ms(year) - i64::from(offset) * 1000
+    }
+
+    /// Milliseconds of this wall-clock time in `year` counted as if it were
+    /// UTC: the local time a zone's offset is looked up by, and, less that
+    /// offset, the unix time.
+    pub fn wall_clock_ms(&self, year: i32) -> i64 {
+        self.wall_clock_ms_on(days_from_civil(year, self.month, self.day))
+    }
+
+    /// As [`CivilTime::wall_clock_ms`], `days` being the date's day count
+    /// since 1970-01-01 (for readers that keep the last one).
+    pub fn wall_clock_ms_on(&self, days: i64) -> i64 {
+        let secs = days * 86_400 + i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second);
+        secs * 1000 + i64::from(self.millis)
     }
 }
 
