@@ -147,6 +147,7 @@ fn devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum_on
     let version = c.get("/api/model/version").json();
     let admin = format!("Bearer {}", c.admin_token());
     let mut r = ureq::get(&c.url("/api/model")).header("Authorization", &admin).call().unwrap();
+    check_binary(&c.url("/api/model"), &r);
     let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     assert_eq!(header("x-bfp-model-version").as_deref(), version["model_version"].as_str());
     assert_eq!(header("x-bfp-model-sha256").as_deref(), version["sha256"].as_str());
@@ -164,6 +165,7 @@ fn devices_are_created_over_the_api_and_the_model_is_served_with_its_checksum_on
     let embedded = CompactModel::from_bytes(bfp_common::artifacts::EMBEDDED_AGENT_MODEL).unwrap();
     assert_eq!(agents["model_version"].as_str(), Some(embedded.model_version.as_str()));
     let mut r = ureq::get(&c.url("/api/model?schema=3")).header("Authorization", &admin).call().unwrap();
+    check_binary(&c.url("/api/model?schema=3"), &r);
     let sha = r.headers().get("x-bfp-model-sha256").and_then(|v| v.to_str().ok()).map(str::to_string);
     assert_eq!(sha.as_deref(), agents["sha256"].as_str());
     assert_eq!(r.body_mut().read_to_vec().unwrap(), bfp_common::artifacts::EMBEDDED_AGENT_MODEL);
@@ -216,4 +218,12 @@ fn device_commands_refuse_a_database_that_does_not_exist_unless_told() {
     assert!(!typo.exists(), "nothing created");
     assert!(device_add(&typo, "pi-new").starts_with("bfp_"));
     assert!(typo.exists());
+}
+
+/// The model download's status and content type against the OpenAPI
+/// document (its bytes are not text, so it is read outside the helpers).
+fn check_binary(url: &str, r: &ureq::http::Response<ureq::Body>) {
+    let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let reply = bfp_e2e::Reply { status: r.status().as_u16(), content_type, headers: Vec::new(), body: String::new() };
+    bfp_e2e::openapi::check("GET", url, &reply);
 }
