@@ -45,6 +45,9 @@ pub(super) async fn begin(
         match &result {
             Ok(summary) => {
                 stats.committed(started, summary.total);
+                if summary.total >= ANALYZE_AFTER_ROWS {
+                    tokio::spawn(analyze(pool));
+                }
             }
             Err(_) => stats.failed(),
         }
@@ -53,6 +56,24 @@ pub(super) async fn begin(
     let committed: CsvCommit =
         Box::pin(async move { task.await.map_err(|e| Error::Internal(format!("CSV upload task: {e}")))? });
     Ok((sender, committed))
+}
+
+/// Uploads of at least this many rows refresh the planner's statistics.
+const ANALYZE_AFTER_ROWS: u64 = 10_000;
+
+/// `ANALYZE predictions`, off the upload's reply. A bulk `COPY` leaves the
+/// planner's row estimates behind until autovacuum's next analyze (a minute
+/// or more); meanwhile a page filtered by label, estimated at a few hundred
+/// rows, was planned as a sort of its whole id range instead of a walk of
+/// the primary key: seconds at a few million rows.
+async fn analyze(pool: Pool) {
+    let result = match super::store::conn(&pool).await {
+        Ok(c) => c.batch_execute("ANALYZE predictions").await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, "ANALYZE after a CSV upload failed; autovacuum will do it later");
+    }
 }
 
 const COPY_SQL: &str = "COPY predictions (id, model_version, source, prediction, confidence, login_hour,
