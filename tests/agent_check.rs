@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use bfp_e2e::agent::{agent, temp_dir};
+use bfp_e2e::agent::{agent, temp_dir, write_script};
 use bfp_e2e::forward::device_add;
 use bfp_e2e::{free_port, repo_root, Collector};
 
@@ -24,10 +24,7 @@ fn check(config: &Path) -> Output {
 /// asks the real one for).
 fn fake_journalctl(dir: &Path) -> PathBuf {
     let path = dir.join("journalctl");
-    fs::write(&path, "#!/bin/sh\necho '{\"MESSAGE\":\"x\",\"__REALTIME_TIMESTAMP\":\"1\"}'\n").unwrap();
-    let mut perms = fs::metadata(&path).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    fs::set_permissions(&path, perms).unwrap();
+    write_script(&path, "#!/bin/sh\necho '{\"MESSAGE\":\"x\",\"__REALTIME_TIMESTAMP\":\"1\"}'\n");
     path
 }
 

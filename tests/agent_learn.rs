@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bfp_e2e::agent::{agent, real_log, temp_dir, wait_until, RunningAgent};
+use bfp_e2e::agent::{agent, real_log, temp_dir, wait_until, write_script, RunningAgent};
 use serde_json::Value;
 
 fn checkpoint(state: &Path) -> Value {
@@ -191,10 +191,7 @@ fn the_journals_past_is_learnt_up_to_the_current_boot() {
     fs::write(&journal, entries.join("\n") + "\n").unwrap();
     let fake = dir.path().join("journalctl");
     let calls = dir.path().join("calls.log");
-    fs::write(&fake, format!("#!/bin/sh\necho \"$@\" >> {calls:?}\ncat {journal:?}\n")).unwrap();
-    let mut perms = fs::metadata(&fake).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    fs::set_permissions(&fake, perms).unwrap();
+    write_script(&fake, &format!("#!/bin/sh\necho \"$@\" >> {calls:?}\ncat {journal:?}\n"));
     let state = dir.path().join("state");
     let config = dir.path().join("agent.toml");
     fs::write(
@@ -522,10 +519,7 @@ fn for_the_journal_wtmp_gives_the_logins_before_the_days_read() {
     )
     .unwrap();
     let fake = dir.path().join("journalctl");
-    fs::write(&fake, format!("#!/bin/sh\ncat {journal:?}\n")).unwrap();
-    let mut perms = fs::metadata(&fake).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    fs::set_permissions(&fake, perms).unwrap();
+    write_script(&fake, &format!("#!/bin/sh\ncat {journal:?}\n"));
     // wtmp: alice ten days ago (before the 7 days read: learnt), pi three days ago (the
     // journal's own session: not learnt twice).
     let wtmp = dir.path().join("wtmp");

@@ -8,7 +8,8 @@ use std::fs::{self, OpenOptions};
 use std::time::Duration;
 
 use bfp_e2e::agent::{
-    agent, append, consumed, feed_with_random_kills, json_lines, real_log, temp_dir, wait_until, KillPlan, RunningAgent,
+    agent, append, consumed, feed_with_random_kills, json_lines, real_log, temp_dir, wait_until, write_script,
+    KillPlan, RunningAgent,
 };
 use serde_json::Value;
 
@@ -212,10 +213,7 @@ exec tail -n +$((N + 1)) -f JOURNAL
     let script = script
         .replace("JOURNAL", journal.to_str().unwrap())
         .replace("ARGS", dir.path().join("journalctl-args.log").to_str().unwrap());
-    fs::write(&fake, script).unwrap();
-    let mut perms = fs::metadata(&fake).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    fs::set_permissions(&fake, perms).unwrap();
+    write_script(&fake, &script);
 
     // Real sshd/sudo/pam lines, as journald JSON entries.
     let source = real_log("elastic/auth.log");

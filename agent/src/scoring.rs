@@ -120,12 +120,9 @@ mod tests {
         Assessment { novelty: None, context, escalation, features, window: false, learning: false, newcomer: false }
     }
 
-    #[test]
-    fn the_embedded_model_is_schema_three_and_scores() {
-        let scorer = Scorer::load(None).unwrap();
-        assert!(!scorer.version().is_empty());
-        assert_eq!(scorer.schema(), AGENT_SCHEMA);
-        let fp = Fingerprint {
+    /// The original README's `/api/predict` example, as a fingerprint.
+    fn readme_example() -> Fingerprint {
+        Fingerprint {
             login_hour: 3,
             session_duration_min: 5.0,
             commands: 3,
@@ -133,7 +130,15 @@ mod tests {
             protocol: bfp_common::Protocol::Tor,
             typing_speed_wpm: Some(120.0),
             risky_commands: Some(0),
-        };
+        }
+    }
+
+    #[test]
+    fn the_embedded_model_is_schema_three_and_scores() {
+        let scorer = Scorer::load(None).unwrap();
+        assert!(!scorer.version().is_empty());
+        assert_eq!(scorer.schema(), AGENT_SCHEMA);
+        let fp = readme_example();
         let scored = scorer.score(&fp, &assessment(&fp));
         assert!((0.5..=1.0).contains(&scored.verdict.confidence));
         assert!(!scored.reasons.is_empty());
@@ -147,15 +152,7 @@ mod tests {
         let scorer = Scorer::load(Some(path)).unwrap();
         assert_eq!((scorer.schema(), scorer.version()), (AGENT_SCHEMA_V2, "bfp-edge-forest-2.1.0"));
         assert_eq!(scorer.session_rules(), SessionRules::AccountChurn);
-        let fp = Fingerprint {
-            login_hour: 3,
-            session_duration_min: 5.0,
-            commands: 3,
-            failed_logins: 4,
-            protocol: bfp_common::Protocol::Tor,
-            typing_speed_wpm: Some(120.0),
-            risky_commands: Some(0),
-        };
+        let fp = readme_example();
         let a = assessment(&fp);
         let scored = scorer.score(&fp, &a);
         assert_eq!(scored.verdict.contributions().len(), bfp_common::schema::AGENT_V2_FEATURE_COUNT);

@@ -24,6 +24,15 @@ pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("bfp-e2e-agent-").tempdir().expect("create temp dir")
 }
 
+/// Writes `text` to `path` as an executable script (a stand-in for a
+/// system tool such as `journalctl`).
+pub fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write script");
+    let mut perms = std::fs::metadata(path).expect("script metadata").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(path, perms).expect("make script executable");
+}
+
 /// Runs `bfp-agent ARGS` to completion.
 pub fn agent(args: &[&str]) -> Output {
     Command::new(binary("bfp-agent")).args(args).output().expect("start bfp-agent")
