@@ -181,7 +181,8 @@ fn is_ranged(q: &ResultsQuery) -> bool {
 pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<ResultsPage> {
     let tx = snapshot(c).await?;
     let (filter, fargs) = filter_sql(q, 3);
-    let (count, lo, hi) = if is_ranged(q) || q.labelled.is_some() {
+    let ranged = is_ranged(q) || q.labelled.is_some();
+    let (range_total, lo, hi) = if ranged {
         match resolve_range(&tx, q).await? {
             Some((lo, hi)) => match q.hourly_split() {
                 Some(split) => (hourly_count(&tx, &split).await?, lo, hi),
@@ -190,29 +191,48 @@ pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<R
             None => (0, 1, 0),
         }
     } else {
-        (totals_in(&tx, q).await?.total(), 0, i64::MAX)
+        (0, 0, i64::MAX)
     };
+    // Unranged, the total comes from the counters: asked for beside the
+    // page's first query (pipelined on the connection, one round trip).
+    let total = async { Ok::<u64, Error>(if ranged { range_total } else { totals_in(&tx, q).await?.total() }) };
     if q.order == Order::Newest {
-        let mut results = newest_page(&tx, q, lo, hi, &filter, &fargs).await?;
+        let (count, mut results) = tokio::try_join!(total, newest_page(&tx, q, lo, hi, &filter, &fargs))?;
         attach(&tx, &mut results).await?;
         tx.commit().await?;
         return Ok(ResultsPage { count, results });
     }
     let after = q.after_id.unwrap_or(0).max(lo - 1);
     let offset = q.offset.min(i64::MAX as u64) as i64;
-    let (from, skip) = match BlockFilter::of(q) {
-        Some(blocks) => seek(&tx, after.saturating_add(1), hi, offset, blocks, &filter, &fargs).await?,
-        None => (after.saturating_add(1), offset),
+    let start = async {
+        match BlockFilter::of(q) {
+            Some(blocks) => seek(&tx, after.saturating_add(1), hi, offset, blocks, &filter, &fargs).await,
+            None => Ok((after.saturating_add(1), offset)),
+        }
     };
+    let (count, (from, skip)) = tokio::try_join!(total, start)?;
     let n = 3 + fargs.len();
-    let sql = format!(
-        "SELECT {} FROM predictions WHERE id >= $1 AND id <= $2 {filter} ORDER BY id LIMIT ${n} OFFSET ${}",
-        select_columns(),
-        n + 1
-    );
     let mut args: Args = with(vec![Box::new(from), Box::new(hi)], &fargs);
     args.push(Box::new(i64::from(q.limit)));
-    args.push(Box::new(skip));
+    // Rows skipped inside a block are stepped over by id alone (an index
+    // walk, no columns read or formatted): `OFFSET` on the page itself
+    // would build every skipped row (4.8 ms for 3,500 at 10 M rows, 1.4 ms
+    // so).
+    let sql = if skip == 0 {
+        format!(
+            "SELECT {} FROM predictions WHERE id >= $1 AND id <= $2 {filter} ORDER BY id LIMIT ${n}",
+            select_columns()
+        )
+    } else {
+        args.push(Box::new(skip));
+        format!(
+            "SELECT {} FROM predictions
+             WHERE id >= (SELECT id FROM predictions WHERE id >= $1 AND id <= $2 {filter} ORDER BY id LIMIT 1 OFFSET ${})
+               AND id <= $2 {filter} ORDER BY id LIMIT ${n}",
+            select_columns(),
+            n + 1
+        )
+    };
     let stmt = tx.prepare_cached(&sql).await?;
     let rows = tx.query(&stmt, &refs(&args)).await?;
     let mut results = rows.iter().map(row_to_stored).collect::<Result<Vec<_>>>()?;
@@ -293,16 +313,38 @@ async fn seek(
         return Ok((from, 0));
     }
     let block_size = 1i64 << BLOCK_SHIFT;
-    let mut start = from;
+    // Ids start at 1 (the sequence's first, as SQLite's rowids copied by
+    // `migrate-store`): from 1 is from the start of block 0, no partial
+    // block to count.
+    let mut start = if from <= 1 { 0 } else { from };
     let mut remaining = offset;
-    if offset > 0 && start % block_size != 0 {
-        // The partial block at `from`: count its matching rows.
-        let block_end = (start | (block_size - 1)).min(hi);
+    let count_rows = |lo: i64, hi: i64| {
         let sql = format!("SELECT COUNT(*) FROM predictions WHERE id >= $1 AND id <= $2 {filter}");
-        let args = with(vec![Box::new(start), Box::new(block_end)], fargs);
-        let n: i64 = tx.query_one(&tx.prepare_cached(&sql).await?, &refs(&args)).await?.get(0);
+        let args = with(vec![Box::new(lo), Box::new(hi)], fargs);
+        async move { Ok::<i64, Error>(tx.query_one(&tx.prepare_cached(&sql).await?, &refs(&args)).await?.get(0)) }
+    };
+    if offset > 0 && start % block_size != 0 {
+        // The partial block at `from`: its matching rows, counted on the
+        // shorter side of `from` (the block's count less the rows before
+        // it when those are fewer, as for the first page's `from` = 1).
+        let block_start = start & !(block_size - 1);
+        let block_end = (start | (block_size - 1)).min(hi);
+        let whole_block = block_end == start | (block_size - 1);
+        let n = if whole_block && start - block_start < block_end - start {
+            let r = tx
+                .query_one(&tx.prepare_cached(BLOCK_ROWS_SQL).await?, &[&(start >> BLOCK_SHIFT), &source, &prediction])
+                .await?;
+            r.get::<_, i64>(0) - count_rows(block_start, start - 1).await?
+        } else {
+            count_rows(start, block_end).await?
+        };
         if n > remaining {
-            return Ok((start, remaining));
+            // Unfiltered rows as many as the ids: the page starts by arithmetic.
+            return Ok(if !filtered && n == block_end - start + 1 {
+                (start + remaining, 0)
+            } else {
+                (start, remaining)
+            });
         }
         remaining -= n;
         start = block_end.saturating_add(1);
@@ -318,9 +360,9 @@ async fn seek(
         let r = tx
             .query_one(&tx.prepare_cached(SEEK_SQL).await?, &[&first, &last_whole, &source, &prediction, &remaining])
             .await?;
-        let (lo, hi_block, before, total): (Option<i64>, Option<i64>, Option<i64>, i64) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
-        if let (Some(lo), Some(hi_block), Some(before)) = (lo, hi_block, before) {
+        let (lo, hi_block, before, total, unit_rows): (Option<i64>, Option<i64>, Option<i64>, i64, Option<i64>) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        if let (Some(lo), Some(hi_block), Some(before), Some(mut rows)) = (lo, hi_block, before, unit_rows) {
             let mut remaining = remaining - before;
             let mut block = lo;
             if hi_block > lo {
@@ -333,8 +375,17 @@ async fn seek(
                     .ok_or_else(|| Error::Internal(format!("id chunk of block {lo} disagrees with its blocks")))?;
                 block = inside.get(0);
                 remaining -= inside.get::<_, i64>(1);
+                rows = inside.get(2);
             }
-            return Ok(((block << BLOCK_SHIFT).max(start), remaining));
+            let block_start = block << BLOCK_SHIFT;
+            // A block of unfiltered rows holding every id it can (block 0
+            // has no id 0): the page starts by arithmetic, no row stepped
+            // over.
+            let first_id = block_start.max(1);
+            if !filtered && rows == block_start + block_size - first_id && block_start >= start {
+                return Ok((first_id + remaining, 0));
+            }
+            return Ok((block_start.max(start), remaining));
         }
         // Every whole block was skipped: what is left lies in the partial
         // block at `hi` (or nowhere).
@@ -347,8 +398,9 @@ async fn seek(
 /// Blocks `$1..=$2` (whole ones) as units of [`seek`]: those of `$1`'s
 /// chunk, then whole chunks (`id_chunks`), then the blocks of the last
 /// chunk, each with its rows of source `$3` and label `$4`. Returns the first
-/// unit whose running total passes `$5` (its first and last block and the
-/// rows before it; all `NULL` when none does) and the units' total.
+/// unit whose running total passes `$5` (its first and last block, the
+/// rows before it and its own; all `NULL` when none does) and the units'
+/// total.
 const SEEK_SQL: &str = "WITH units AS (
         SELECT block AS lo, block AS hi, SUM(n)::int8 AS n FROM id_blocks
         WHERE block >= $1 AND block <= LEAST($2, $1 | 63::int8)
@@ -367,13 +419,18 @@ const SEEK_SQL: &str = "WITH units AS (
     ), running AS (
         SELECT lo, hi, n, SUM(n) OVER (ORDER BY lo) AS cum FROM units
     )
-    SELECT f.lo, f.hi, f.before, (SELECT COALESCE(SUM(n), 0)::int8 FROM units)
+    SELECT f.lo, f.hi, f.before, (SELECT COALESCE(SUM(n), 0)::int8 FROM units), f.n
     FROM (SELECT 1) one
-    LEFT JOIN (SELECT lo, hi, (cum - n)::int8 AS before FROM running WHERE cum > $5::int8 ORDER BY lo LIMIT 1) f ON true";
+    LEFT JOIN (SELECT lo, hi, (cum - n)::int8 AS before, n FROM running WHERE cum > $5::int8 ORDER BY lo LIMIT 1) f
+        ON true";
+
+/// The rows of block `$1` of source `$2` and label `$3`.
+const BLOCK_ROWS_SQL: &str = "SELECT COALESCE(SUM(n), 0)::int8 FROM id_blocks
+    WHERE block = $1 AND ($2::text IS NULL OR source = $2) AND ($3::text IS NULL OR prediction = $3)";
 
 /// The block of chunk `$1..=$2` (blocks) whose running total of rows of
-/// source `$3` and label `$4` passes `$5`, with the rows before it.
-const BLOCK_IN_CHUNK_SQL: &str = "SELECT block, (cum - n)::int8 FROM (
+/// source `$3` and label `$4` passes `$5`, with the rows before it and its own.
+const BLOCK_IN_CHUNK_SQL: &str = "SELECT block, (cum - n)::int8, n FROM (
         SELECT block, SUM(n)::int8 AS n, SUM(SUM(n)) OVER (ORDER BY block) AS cum
         FROM id_blocks WHERE block >= $1 AND block <= $2
           AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)
