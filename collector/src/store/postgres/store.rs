@@ -458,6 +458,36 @@ mod tests {
         client.query(&sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
     }
 
+    /// A group's insert, count upserts and `COMMIT` go to the server
+    /// together: a row the server refuses must still leave nothing of its
+    /// group (no row, no count), and the connection must go back to the
+    /// pool idle, not inside the aborted transaction.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_the_server_refuses_leaves_no_row_and_no_count_and_its_connection_works() {
+        let cluster = PgCluster::start();
+        let config = PgConfig { pool_size: 2, ..PgConfig::new(cluster.url()) };
+        let store = PgStore::open(&config).await.unwrap();
+        store.insert(vec![prediction(Source::Single, true, None)]).await.unwrap();
+        let counts = "SELECT (SELECT count(*) FROM predictions) || ' ' || (SELECT sum(n) FROM counters) || ' '
+            || (SELECT sum(n) FROM id_blocks) || ' ' || (SELECT sum(n) FROM rollup_hourly)";
+        assert_eq!(cluster.psql(counts), "1 1 1 1");
+        for _ in 0..3 {
+            // PostgreSQL's text holds no NUL byte: the insert fails on the server.
+            let mut refused = prediction(Source::Single, false, None);
+            refused.model_version = Arc::from("m\0");
+            store.insert(vec![prediction(Source::Single, false, None), refused]).await.unwrap_err();
+            assert_eq!(cluster.psql(counts), "1 1 1 1");
+        }
+        // Every pooled connection has been through a refused group: each
+        // still takes a new one.
+        for _ in 0..4 {
+            store.insert(vec![prediction(Source::Single, false, None)]).await.unwrap();
+        }
+        assert_eq!(cluster.psql(counts), "5 5 5 5");
+        assert_eq!(store.totals().await.unwrap().total(), 5);
+        store.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn offset_pages_found_by_block_counts_equal_walking_the_rows_with_gaps_in_the_ids() {
         let cluster = PgCluster::start();

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::store::Pool;
+use super::store::{Conn, Pool};
 use crate::error::{Error, Result};
 use crate::store::model::label;
 use crate::store::{round_confidence, DeviceId, IngestOutcome, NewPrediction, WriterStats};
@@ -143,18 +143,21 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
                     let _ = op.reply.send(answer);
                 }
             }
-            Err(e) => {
-                stats.failed();
-                tracing::error!(error = %e, rows = n, "write group rolled back");
-                let text = e.to_string();
-                for (_, reply) in inserts {
-                    let _ = reply.send(Err(Error::Store(text.clone())));
-                }
-                for op in ingests {
-                    let _ = op.reply.send(Err(Error::Store(text.clone())));
-                }
-            }
+            Err(e) => fail(&stats, e, n, inserts, ingests),
         }
+    }
+}
+
+/// Answers every request of a group that was not stored with `e`.
+fn fail(stats: &WriterStats, e: Error, rows: usize, inserts: Vec<InsertOp>, ingests: Vec<IngestOp>) {
+    stats.failed();
+    tracing::error!(error = %e, rows, "write group rolled back");
+    let text = e.to_string();
+    for (_, reply) in inserts {
+        let _ = reply.send(Err(Error::Store(text.clone())));
+    }
+    for op in ingests {
+        let _ = op.reply.send(Err(Error::Store(text.clone())));
     }
 }
 
@@ -179,10 +182,26 @@ struct Stored {
 /// An insert request: its rows and where its ids go.
 type InsertOp = (Vec<NewPrediction>, oneshot::Sender<Result<Vec<i64>>>);
 
-/// One group in one transaction: predictions and agents' batches.
+/// One group in one transaction, committed: predictions and agents'
+/// batches. On an error the transaction is rolled back before the
+/// connection goes back to the pool.
 async fn store_group(pool: &Pool, inserts: &[InsertOp], ingests: &[IngestOp]) -> Result<Stored> {
-    let mut client = super::store::conn(pool).await?;
-    let tx = client.transaction().await?;
+    let client = super::store::conn(pool).await?;
+    let stored = if ingests.is_empty() {
+        store_inserts(&client, inserts).await
+    } else {
+        store_batches(&client, inserts, ingests).await
+    };
+    if stored.is_err() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    stored
+}
+
+/// A group with agents' batches: their devices are locked and their
+/// sequence numbers decided before their rows are inserted.
+async fn store_batches(tx: &Conn, inserts: &[InsertOp], ingests: &[IngestOp]) -> Result<Stored> {
+    tx.batch_execute("BEGIN").await?;
     // Devices first, locked in id order: a device's batches are decided one
     // transaction at a time, whichever collector received them.
     let mut state: BTreeMap<i64, (i64, bool)> = BTreeMap::new();
@@ -213,7 +232,7 @@ async fn store_group(pool: &Pool, inserts: &[InsertOp], ingests: &[IngestOp]) ->
             ingested.push(Err(Error::Unauthorized("the device was revoked".into())));
             continue;
         }
-        update_heartbeat(&tx, op.device.id, &op.batch.heartbeat).await?;
+        update_heartbeat(tx, op.device.id, &op.batch.heartbeat).await?;
         let seq = op.batch.seq.min(i64::MAX as u64) as i64;
         // A batch without records is a heartbeat: it never takes a sequence
         // number, so it cannot make a later record batch look like a retry.
@@ -247,91 +266,169 @@ async fn store_group(pool: &Pool, inserts: &[InsertOp], ingests: &[IngestOp]) ->
         agent_rows.push(records);
     }
     rows.extend(agent_rows.iter().flatten());
-    let ids = insert_rows(&tx, &rows).await?;
-    tx.commit().await?;
+    let ids = insert_rows(tx, &rows).await?;
+    tx.batch_execute("COMMIT").await?;
+    Ok(Stored { ids: ids_per_request(inserts, &ids), ingested, rows: rows.len() as u64 })
+}
+
+/// `ids` (of the group's rows, in order) split among its insert requests.
+fn ids_per_request(inserts: &[InsertOp], ids: &[i64]) -> Vec<Vec<i64>> {
     let mut at = 0;
-    let ids: Vec<Vec<i64>> = inserts
+    inserts
         .iter()
         .map(|(r, _)| {
             let these = ids[at..at + r.len()].to_vec();
             at += r.len();
             these
         })
-        .collect();
-    Ok(Stored { ids, ingested, rows: rows.len() as u64 })
+        .collect()
 }
+
+/// A group of predictions alone (no agent batch, so nothing to decide from
+/// what the database holds) in two round trips instead of five: `BEGIN`
+/// with the id reservation, then the insert, the four count upserts and
+/// `COMMIT` sent together. Each round trip is two context switches, and
+/// with the clients on the same cores those waits set how long a group
+/// takes, so how long its requests wait.
+///
+/// tokio-postgres sends requests in the order their futures are first
+/// polled (`try_join!` polls them in order), and every statement is
+/// prepared before, so nothing else is sent between them. A statement that
+/// fails aborts the transaction, and the `COMMIT` behind it then ends it as
+/// a rollback.
+async fn store_inserts(client: &Conn, inserts: &[InsertOp]) -> Result<Stored> {
+    let rows: Vec<&NewPrediction> = inserts.iter().flat_map(|(r, _)| r.iter()).collect();
+    let (reserve, insert) = tokio::try_join!(client.prepare_cached(RESERVE_SQL), client.prepare_cached(INSERT_SQL))?;
+    let delta_statements = DeltaStatements::prepare(client).await?;
+    let n = rows.len() as i64;
+    let reserve_args: [&(dyn ToSql + Sync); 2] = [&WRITE_BARRIER, &n];
+    let (_, reserved) = tokio::try_join!(client.batch_execute("BEGIN"), client.query_one(&reserve, &reserve_args))?;
+    let first: i64 = reserved.get(1);
+    let ids: Vec<i64> = (first..first + n).collect();
+    let columns = Columns::new(&ids, &rows);
+    let mut delta = Delta::default();
+    for (id, p) in ids.iter().zip(&rows) {
+        delta.add(*id, p);
+    }
+    let c: &tokio_postgres::Client = client;
+    tokio::try_join!(
+        async { Ok::<_, Error>(c.execute(&insert, &columns.params()).await?) },
+        delta.run(c, &delta_statements),
+        async { Ok::<_, Error>(c.batch_execute("COMMIT").await?) },
+    )?;
+    Ok(Stored { ids: ids_per_request(inserts, &ids), ingested: Vec::new(), rows: n as u64 })
+}
+
+const RESERVE_SQL: &str = "SELECT pg_advisory_xact_lock_shared($1), bfp_reserve_ids($2)";
 
 /// Takes one contiguous range of `n` ids (under the shared
 /// [`WRITE_BARRIER`], held until `tx` ends); returns its first.
 pub(super) async fn reserve_ids(tx: &Transaction<'_>, n: i64) -> Result<i64> {
-    let stmt = tx.prepare_cached("SELECT pg_advisory_xact_lock_shared($1), bfp_reserve_ids($2)").await?;
+    let stmt = tx.prepare_cached(RESERVE_SQL).await?;
     Ok(tx.query_one(&stmt, &[&WRITE_BARRIER, &n]).await?.get(1))
 }
 
-/// Inserts `rows` (one statement) with their counts, in `tx`; returns their ids.
-pub(super) async fn insert_rows(tx: &Transaction<'_>, rows: &[&NewPrediction]) -> Result<Vec<i64>> {
+/// Inserts `rows` (one statement) with their counts, in the transaction
+/// open on `c`; returns their ids.
+async fn insert_rows(c: &Conn, rows: &[&NewPrediction]) -> Result<Vec<i64>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let first = reserve_ids(tx, rows.len() as i64).await?;
-    let ids: Vec<i64> = (first..first + rows.len() as i64).collect();
-    let col =
-        |f: &dyn Fn(&NewPrediction) -> Option<String>| -> Vec<Option<String>> { rows.iter().map(|p| f(p)).collect() };
-    let source: Vec<&str> = rows.iter().map(|p| p.source.as_str()).collect();
-    let prediction: Vec<&str> = rows.iter().map(|p| label(p.suspicious)).collect();
-    let confidence: Vec<f64> = rows.iter().map(|p| round_confidence(p.confidence)).collect();
-    let login_hour: Vec<i32> = rows.iter().map(|p| i32::from(p.fingerprint.login_hour)).collect();
-    let duration: Vec<f64> = rows.iter().map(|p| f64::from(p.fingerprint.session_duration_min)).collect();
-    let commands_count: Vec<i64> = rows.iter().map(|p| i64::from(p.fingerprint.commands)).collect();
-    let failed: Vec<i64> = rows.iter().map(|p| i64::from(p.fingerprint.failed_logins)).collect();
-    let protocol: Vec<&str> = rows.iter().map(|p| p.fingerprint.protocol.as_str()).collect();
-    let typing: Vec<Option<f64>> = rows.iter().map(|p| p.fingerprint.typing_speed_wpm.map(f64::from)).collect();
-    let risky: Vec<Option<i64>> = rows.iter().map(|p| p.fingerprint.risky_commands.map(i64::from)).collect();
-    let commands = col(&|p| p.commands.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default()));
-    let model: Vec<&str> = rows.iter().map(|p| &*p.model_version).collect();
-    let reasons: Vec<String> =
-        rows.iter().map(|p| serde_json::to_string(&p.reasons).unwrap_or_else(|_| "[]".into())).collect();
-    let device = col(&|p| p.device.clone());
-    let kind = col(&|p| p.agent.kind.clone());
-    let source_ip = col(&|p| p.agent.source_ip.clone());
-    let user = col(&|p| p.agent.user.clone());
-    let started = col(&|p| p.agent.started_at.clone());
-    let ended = col(&|p| p.agent.ended_at.clone());
-    let evidence = col(&|p| p.agent.evidence.clone());
-    let stmt = tx.prepare_cached(INSERT_SQL).await?;
-    tx.execute(
-        &stmt,
-        &[
-            &ids,
-            &source,
-            &prediction,
-            &confidence,
-            &login_hour,
-            &duration,
-            &commands_count,
-            &failed,
-            &protocol,
-            &typing,
-            &risky,
-            &commands,
-            &model,
-            &reasons,
-            &device,
-            &kind,
-            &source_ip,
-            &user,
-            &started,
-            &ended,
-            &evidence,
-        ],
-    )
-    .await?;
+    let n = rows.len() as i64;
+    let reserve = c.prepare_cached(RESERVE_SQL).await?;
+    let first: i64 = c.query_one(&reserve, &[&WRITE_BARRIER, &n]).await?.get(1);
+    let ids: Vec<i64> = (first..first + n).collect();
+    let stmt = c.prepare_cached(INSERT_SQL).await?;
+    c.execute(&stmt, &Columns::new(&ids, rows).params()).await?;
     let mut delta = Delta::default();
     for (id, p) in ids.iter().zip(rows) {
         delta.add(*id, p);
     }
-    delta.apply(tx).await?;
+    let statements = DeltaStatements::prepare(c).await?;
+    delta.run(&***c, &statements).await?;
     Ok(ids)
+}
+
+/// Rows as the columns of [`INSERT_SQL`], one array each.
+struct Columns<'a> {
+    ids: &'a [i64],
+    source: Vec<&'a str>,
+    prediction: Vec<&'static str>,
+    confidence: Vec<f64>,
+    login_hour: Vec<i32>,
+    duration: Vec<f64>,
+    commands_count: Vec<i64>,
+    failed: Vec<i64>,
+    protocol: Vec<&'a str>,
+    typing: Vec<Option<f64>>,
+    risky: Vec<Option<i64>>,
+    commands: Vec<Option<String>>,
+    model: Vec<&'a str>,
+    reasons: Vec<String>,
+    device: Vec<Option<String>>,
+    kind: Vec<Option<String>>,
+    source_ip: Vec<Option<String>>,
+    user: Vec<Option<String>>,
+    started: Vec<Option<String>>,
+    ended: Vec<Option<String>>,
+    evidence: Vec<Option<String>>,
+}
+
+impl<'a> Columns<'a> {
+    fn new(ids: &'a [i64], rows: &[&'a NewPrediction]) -> Columns<'a> {
+        let col = |f: &dyn Fn(&NewPrediction) -> Option<String>| -> Vec<Option<String>> {
+            rows.iter().map(|p| f(p)).collect()
+        };
+        Columns {
+            ids,
+            source: rows.iter().map(|p| p.source.as_str()).collect(),
+            prediction: rows.iter().map(|p| label(p.suspicious)).collect(),
+            confidence: rows.iter().map(|p| round_confidence(p.confidence)).collect(),
+            login_hour: rows.iter().map(|p| i32::from(p.fingerprint.login_hour)).collect(),
+            duration: rows.iter().map(|p| f64::from(p.fingerprint.session_duration_min)).collect(),
+            commands_count: rows.iter().map(|p| i64::from(p.fingerprint.commands)).collect(),
+            failed: rows.iter().map(|p| i64::from(p.fingerprint.failed_logins)).collect(),
+            protocol: rows.iter().map(|p| p.fingerprint.protocol.as_str()).collect(),
+            typing: rows.iter().map(|p| p.fingerprint.typing_speed_wpm.map(f64::from)).collect(),
+            risky: rows.iter().map(|p| p.fingerprint.risky_commands.map(i64::from)).collect(),
+            commands: col(&|p| p.commands.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default())),
+            model: rows.iter().map(|p| &*p.model_version).collect(),
+            reasons: rows.iter().map(|p| serde_json::to_string(&p.reasons).unwrap_or_else(|_| "[]".into())).collect(),
+            device: col(&|p| p.device.clone()),
+            kind: col(&|p| p.agent.kind.clone()),
+            source_ip: col(&|p| p.agent.source_ip.clone()),
+            user: col(&|p| p.agent.user.clone()),
+            started: col(&|p| p.agent.started_at.clone()),
+            ended: col(&|p| p.agent.ended_at.clone()),
+            evidence: col(&|p| p.agent.evidence.clone()),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 21] {
+        [
+            &self.ids,
+            &self.source,
+            &self.prediction,
+            &self.confidence,
+            &self.login_hour,
+            &self.duration,
+            &self.commands_count,
+            &self.failed,
+            &self.protocol,
+            &self.typing,
+            &self.risky,
+            &self.commands,
+            &self.model,
+            &self.reasons,
+            &self.device,
+            &self.kind,
+            &self.source_ip,
+            &self.user,
+            &self.started,
+            &self.ended,
+            &self.evidence,
+        ]
+    }
 }
 
 /// The counts one transaction adds, keyed and sorted as the tables are (so
@@ -375,18 +472,16 @@ impl Delta {
     }
 
     /// Writes the increments in `tx`: counters, roll-ups, source addresses,
-    /// id blocks, in that order (every writer does, CSV uploads too). The
-    /// four statements are prepared once per connection and sent together
-    /// (pipelined): the server still runs them in this order, but a commit
-    /// waits for one round trip instead of eight (a parse and an execute
-    /// each).
+    /// id blocks, in that order (every writer does, CSV uploads too).
     pub(super) async fn apply(&self, tx: &Transaction<'_>) -> Result<()> {
-        let (counters, rollups, ips, blocks) = tokio::try_join!(
-            tx.prepare_cached(COUNTERS_SQL),
-            tx.prepare_cached(ROLLUPS_SQL),
-            tx.prepare_cached(IPS_SQL),
-            tx.prepare_cached(BLOCKS_SQL),
-        )?;
+        let statements = DeltaStatements::prepare(tx).await?;
+        self.run(&**tx, &statements).await
+    }
+
+    /// The four upserts, sent together (pipelined): the server still runs
+    /// them in this order, but a commit waits for one round trip instead of
+    /// eight (a parse and an execute each).
+    async fn run<C: tokio_postgres::GenericClient>(&self, c: &C, statements: &DeltaStatements) -> Result<()> {
         let (cs, cd, cl, cn): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) =
             unzip4(self.counters.iter().map(|((s, d, l), n)| (*s, d.as_str(), *l, *n)));
         let hours: Vec<&str> = self.rollup.keys().map(|k| k.0.as_str()).collect();
@@ -401,13 +496,35 @@ impl Delta {
         let rollup_args: [&(dyn ToSql + Sync); 5] = [&hours, &rs, &rp, &rl, &rn];
         let ip_args: [&(dyn ToSql + Sync); 3] = [&ip, &sus, &total];
         let block_args: [&(dyn ToSql + Sync); 4] = [&b, &bs, &bl, &bn];
+        let DeltaStatements { counters, rollups, ips, blocks } = statements;
         tokio::try_join!(
-            tx.execute(&counters, &counter_args),
-            tx.execute(&rollups, &rollup_args),
-            tx.execute(&ips, &ip_args),
-            tx.execute(&blocks, &block_args),
+            c.execute(counters, &counter_args),
+            c.execute(rollups, &rollup_args),
+            c.execute(ips, &ip_args),
+            c.execute(blocks, &block_args),
         )?;
         Ok(())
+    }
+}
+
+/// [`Delta`]'s four upserts, prepared (once per connection: the pool's
+/// statement cache).
+pub(super) struct DeltaStatements {
+    counters: tokio_postgres::Statement,
+    rollups: tokio_postgres::Statement,
+    ips: tokio_postgres::Statement,
+    blocks: tokio_postgres::Statement,
+}
+
+impl DeltaStatements {
+    async fn prepare(c: &impl deadpool_postgres::GenericClient) -> Result<DeltaStatements> {
+        let (counters, rollups, ips, blocks) = tokio::try_join!(
+            c.prepare_cached(COUNTERS_SQL),
+            c.prepare_cached(ROLLUPS_SQL),
+            c.prepare_cached(IPS_SQL),
+            c.prepare_cached(BLOCKS_SQL),
+        )?;
+        Ok(DeltaStatements { counters, rollups, ips, blocks })
     }
 }
 
@@ -446,7 +563,7 @@ fn unzip4<A, B, C, D>(it: impl Iterator<Item = (A, B, C, D)>) -> (Vec<A>, Vec<B>
     (a, b, c, d)
 }
 
-async fn update_heartbeat(tx: &Transaction<'_>, id: i64, hb: &Heartbeat) -> Result<()> {
+async fn update_heartbeat(tx: &Conn, id: i64, hb: &Heartbeat) -> Result<()> {
     let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
     tx.execute(
         "UPDATE devices SET last_seen = now(), agent_version = $2, model_version = $3, spool_depth = $4,
@@ -468,7 +585,7 @@ async fn update_heartbeat(tx: &Transaction<'_>, id: i64, hb: &Heartbeat) -> Resu
 
 /// Replaces what `device` reported of its response with `report`: the
 /// heartbeat is the device's whole state (as in SQLite).
-async fn record_response(tx: &Transaction<'_>, device: i64, report: Option<&ResponseReport>, now: i64) -> Result<()> {
+async fn record_response(tx: &Conn, device: i64, report: Option<&ResponseReport>, now: i64) -> Result<()> {
     tx.execute("DELETE FROM device_blocks WHERE device_id = $1", &[&device]).await?;
     tx.execute("DELETE FROM device_refusals WHERE device_id = $1", &[&device]).await?;
     let Some(report) = report else {
