@@ -256,12 +256,19 @@ fn every_bad_csv_is_rejected_whole_on(backend: Backend) {
     assert_bad(&upload(&url, "file", big.as_bytes()), 413, "");
     assert_eq!(total(&c), 0, "no partial CSV stored");
 
-    // The collector still works after all of that, and no refused upload
-    // kept an id.
+    // The collector still works after all of that. SQLite gave a refused
+    // upload's rows no id; PostgreSQL leaves the range a refused upload
+    // reserved as a gap (given back after its rollback, a cursor reader
+    // could have been told it was settled).
     let r = upload(&c.url("/api/predict-csv?ids=1"), "file", csv_rows(10).as_bytes());
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["total_records"], 10);
-    assert_eq!((r.json()["first_id"].as_i64(), r.json()["last_id"].as_i64()), (Some(1), Some(10)), "{}", r.body);
+    let (first, last) = (r.json()["first_id"].as_i64().unwrap(), r.json()["last_id"].as_i64().unwrap());
+    assert_eq!(last - first, 9, "{}", r.body);
+    match backend {
+        Backend::Sqlite => assert_eq!(first, 1, "{}", r.body),
+        Backend::Postgres => assert!(first > 3000, "{}", r.body),
+    }
     assert_eq!(total(&c), 10);
 }
 

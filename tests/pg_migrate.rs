@@ -21,7 +21,7 @@ fn migrate_builds_a_postgres_schema_once_and_then_changes_nothing() {
     let first = stdout(&migrate(&cluster.url()));
     assert!(
         first.starts_with(
-            "PostgreSQL schema version 15 (was 0; steps applied now: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15])"
+            "PostgreSQL schema version 16 (was 0; steps applied now: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])"
         ),
         "{first}"
     );
@@ -35,7 +35,7 @@ fn migrate_builds_a_postgres_schema_once_and_then_changes_nothing() {
          schema_migrations,sessions,source_ips,users"
     );
     let again = stdout(&migrate(&cluster.url()));
-    assert_eq!(again, "PostgreSQL schema version 15 (was 15; steps applied now: [])");
+    assert_eq!(again, "PostgreSQL schema version 16 (was 16; steps applied now: [])");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! upper bound of its rows), the rows stream by binary `COPY` straight into
 //! `predictions` while the parser produces them, and their counts, roll-ups
 //! and id blocks are added up in Rust on the way and upserted before the
-//! commit. Whatever the range had beyond the rows is handed back when no
-//! other writer took ids since. Anything else than `CsvChunk::Done` (a bad
+//! commit. Whatever the range had beyond the rows is handed back, in the
+//! upload's transaction, when no other writer took ids since. Anything else than `CsvChunk::Done` (a bad
 //! row, a dropped sender) rolls the whole upload back.
 
 use std::sync::Arc;
@@ -124,19 +124,11 @@ async fn commit(
                 last_id: Some(first + n - 1),
             })
         }
-        Err(e) => {
-            // Nothing is kept (an abandoned COPY leaves the transaction
-            // unusable: it is rolled back first); the range goes back if it
-            // is still the last one taken. A released id cannot be behind
-            // the alert cursor: that stops at the last row it read.
-            drop(tx);
-            if let Some(sql) = release_sql(first, reserved, 0) {
-                if let Err(release) = client.batch_execute(&sql).await {
-                    tracing::debug!(error = %release, "the failed upload's ids stay unused");
-                }
-            }
-            Err(e)
-        }
+        // Nothing is kept, and the range stays a gap: given back after the
+        // rollback, when its range is no longer open, a cursor reader could
+        // meanwhile have been told those ids were settled, and a writer
+        // taking them again would commit below what it was handed.
+        Err(e) => Err(e),
     }
 }
 

@@ -378,6 +378,45 @@ CREATE TRIGGER id_blocks_chunks AFTER INSERT OR UPDATE OR DELETE ON id_blocks
         // (docs/benchmarks.md).
         sql: "DROP INDEX IF EXISTS predictions_csv_id;",
     },
+    Migration {
+        version: 16,
+        what: "cursor pages stop below ids still being written",
+        sql: "-- A range stays open from its reservation to its transaction's end:
+-- each writer holds an advisory lock keyed by minus its first id (taken
+-- while the reservation lock is held, so a range is never seen taken but
+-- not open). Ranges commit in any order (several collectors, an upload
+-- beside predictions); a reader following `after_id` must not be handed
+-- an id above one that commits later, or it steps past it for good.
+CREATE OR REPLACE FUNCTION bfp_reserve_ids(n BIGINT) RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    first BIGINT;
+BEGIN
+    PERFORM pg_advisory_lock(7100270443937212787);
+    first := nextval(pg_get_serial_sequence('predictions', 'id'));
+    IF n > 1 THEN
+        PERFORM setval(pg_get_serial_sequence('predictions', 'id'), first + n - 1);
+    END IF;
+    PERFORM pg_advisory_xact_lock(-first);
+    PERFORM pg_advisory_unlock(7100270443937212787);
+    RETURN first;
+END $$;
+-- The highest id below which every id is committed or never will be: read
+-- under the reservation lock (nothing taken or given back meanwhile) before
+-- the reader's snapshot. An id at or below it whose range is not yet
+-- committed would have been taken before, so its range would be open now.
+CREATE OR REPLACE FUNCTION bfp_ids_settled() RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    taken BIGINT;
+    open_key BIGINT;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7100270443937212787);
+    taken := COALESCE(pg_sequence_last_value(pg_get_serial_sequence('predictions', 'id')::regclass), 0);
+    SELECT max((l.classid::int8 << 32) | l.objid::int8) INTO open_key FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.classid::int8 >= 2147483648
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database());
+    RETURN LEAST(taken, -open_key - 1);
+END $$;",
+    },
 ];
 
 /// The schema version this collector writes.

@@ -21,7 +21,9 @@
 //! one contiguous range, so a CSV upload's rows are contiguous and ids grow
 //! in the order ranges are taken (an upload takes its range as it starts,
 //! one id per line of its file, and gives back what it did not use when no
-//! other writer took ids since). An agent's `(device, seq)` is the primary
+//! other writer took ids since). Ranges commit in any order, so a cursor
+//! page (`after_id`) stops below the lowest range still open
+//! (`bfp_ids_settled`, schema step 16). An agent's `(device, seq)` is the primary
 //! key of `ingested_batches` and the device's row is locked in the ingest's
 //! transaction, so a batch re-sent to another collector is stored once.
 

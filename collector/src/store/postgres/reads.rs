@@ -179,6 +179,17 @@ fn is_ranged(q: &ResultsQuery) -> bool {
 
 /// One page of `q` with its filtered total, from one snapshot.
 pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<ResultsPage> {
+    // A cursor page stops below ids still being written (an upload, another
+    // collector's group): ranges commit in any order, and a client handed
+    // an id above one committed later would step past that one for good.
+    // Read before the snapshot (see `bfp_ids_settled`).
+    let settled = match (q.after_id, q.order) {
+        (Some(_), Order::Id) => {
+            let stmt = c.prepare_cached("SELECT bfp_ids_settled()").await?;
+            Some(c.query_one(&stmt, &[]).await?.get::<_, i64>(0))
+        }
+        _ => None,
+    };
     let tx = snapshot(c).await?;
     let (filter, fargs) = filter_sql(q, 3);
     let ranged = is_ranged(q) || q.labelled.is_some();
@@ -202,6 +213,7 @@ pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<R
         tx.commit().await?;
         return Ok(ResultsPage { count, results });
     }
+    let hi = settled.map_or(hi, |settled| hi.min(settled));
     let after = q.after_id.unwrap_or(0).max(lo - 1);
     let offset = q.offset.min(i64::MAX as u64) as i64;
     let start = async {

@@ -713,6 +713,54 @@ mod tests {
         result
     }
 
+    /// Ranges commit in any order: an upload takes its ids as it starts and
+    /// commits seconds later, while predictions take higher ids and commit
+    /// at once. A client following `after_id` must not be handed those
+    /// higher ids before the upload's: it would step past the upload's rows
+    /// for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cursor_page_stops_below_an_upload_still_being_written() {
+        let cluster = PgCluster::start();
+        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
+        let single = || vec![prediction(Source::Single, false, None)];
+        for _ in 0..3 {
+            store.insert(single()).await.unwrap();
+        }
+        let (sender, committed) = store.begin_csv(Arc::from("m1"), 10).await.unwrap();
+        let committed = tokio::spawn(committed);
+        let rows: Vec<CsvRow> = (0..5).map(|_| CsvRow::new(&fingerprint(false), false, 0.9, &[])).collect();
+        sender.send(CsvChunk::Rows(rows)).unwrap();
+        while cluster.psql("SELECT coalesce(pg_sequence_last_value('predictions_id_seq'), 0)") != "13" {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Committed after the upload took 4..=13.
+        assert_eq!(store.insert(single()).await.unwrap(), vec![14]);
+        let ids = |after: i64| {
+            let store = &store;
+            async move {
+                let q = ResultsQuery { limit: 100, after_id: Some(after), ..ResultsQuery::default() };
+                store.results(q).await.unwrap().results.iter().map(|r| r.id).collect::<Vec<i64>>()
+            }
+        };
+        assert_eq!(ids(0).await, vec![1, 2, 3], "14 is held back while 4..=13 may still commit");
+        // An offset page is not a cursor: it shows what is committed.
+        let q = ResultsQuery { limit: 100, ..ResultsQuery::default() };
+        let all: Vec<i64> = store.results(q).await.unwrap().results.iter().map(|r| r.id).collect();
+        assert_eq!(all, vec![1, 2, 3, 14]);
+
+        sender.send(CsvChunk::Done).unwrap();
+        let summary = committed.await.unwrap().unwrap();
+        assert_eq!((summary.first_id, summary.last_id), (Some(4), Some(8)));
+        assert_eq!(ids(3).await, vec![4, 5, 6, 7, 8, 14]);
+        // An abandoned upload's range closes with its rollback.
+        let (sender, committed) = store.begin_csv(Arc::from("m1"), 10).await.unwrap();
+        drop(sender);
+        assert!(committed.await.is_err());
+        assert_eq!(store.insert(single()).await.unwrap(), vec![25]);
+        assert_eq!(ids(14).await, vec![25]);
+        store.shutdown().await;
+    }
+
     #[test]
     fn uploads_are_staged_on_disk_by_default() {
         let config = PgConfig::new("postgres://bfp@db/bfp");
@@ -732,27 +780,29 @@ mod tests {
         let single = || vec![prediction(Source::Single, false, None)];
         let rows = "SELECT count(*) FROM predictions";
 
-        // A bad row (the parser stops): nothing stored, the ids go back.
+        // A bad row (the parser stops): nothing stored; its range stays a
+        // gap (given back after the rollback, a cursor reader could have
+        // been told it was settled).
         let abandoned = upload_announcing(&store, &cluster, csv(300), 1_000, false, None).await;
         assert!(matches!(abandoned, Err(Error::BadInput(_))), "{abandoned:?}");
         assert_eq!(cluster.psql(rows), "0");
         // The file announced a header line and a blank one more than its rows.
         let first = upload_announcing(&store, &cluster, csv(100), 102, true, None).await.unwrap();
-        assert_eq!((first.first_id, first.last_id, first.suspicious), (Some(1), Some(100), 25));
-        assert_eq!(store.insert(single()).await.unwrap(), vec![101], "the two unused ids were given back");
+        assert_eq!((first.first_id, first.last_id, first.suspicious), (Some(1_001), Some(1_100), 25));
+        assert_eq!(store.insert(single()).await.unwrap(), vec![1_101], "the two unused ids were given back");
 
         // More rows than announced: refused whole, counts untouched.
         let over = upload_announcing(&store, &cluster, csv(50), 40, true, None).await;
         assert!(matches!(over, Err(Error::Internal(_))), "{over:?}");
         assert_eq!(cluster.psql(rows), "101");
-        assert_eq!(store.insert(single()).await.unwrap(), vec![102]);
+        assert_eq!(store.insert(single()).await.unwrap(), vec![1_102 + 40]);
 
         // Another writer took ids after the upload's: its unused ids stay a
         // gap, its rows stay contiguous, and every count follows the rows.
         let gapped =
             upload_announcing(&store, &cluster, csv(60), 64, true, Some("SELECT bfp_reserve_ids(5)")).await.unwrap();
-        assert_eq!((gapped.first_id, gapped.last_id), (Some(103), Some(162)));
-        assert_eq!(store.insert(single()).await.unwrap(), vec![103 + 64 + 5]);
+        assert_eq!((gapped.first_id, gapped.last_id), (Some(1_143), Some(1_202)));
+        assert_eq!(store.insert(single()).await.unwrap(), vec![1_143 + 64 + 5]);
         let total = 100 + 2 + 60 + 1;
         assert_eq!(cluster.psql(rows), total.to_string());
         assert_eq!(store.totals().await.unwrap().total(), total);

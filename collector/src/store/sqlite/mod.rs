@@ -697,10 +697,21 @@ mod tests {
             });
             let summary = committed.await.unwrap();
             feeder.join().unwrap();
+            // The abandoned upload's ids: none kept in SQLite (its rows were
+            // never given ids); in PostgreSQL its reserved range stays a gap
+            // (given back after the rollback, a cursor reader could have been
+            // told it was settled).
+            let first_id = if name == "postgres" { 101 } else { 1 };
             assert_eq!(
                 summary,
-                CsvSummary { total: 1000, normal: 800, suspicious: 200, first_id: Some(1), last_id: Some(1000) },
-                "{name}: the abandoned upload took no ids"
+                CsvSummary {
+                    total: 1000,
+                    normal: 800,
+                    suspicious: 200,
+                    first_id: Some(first_id),
+                    last_id: Some(first_id + 999)
+                },
+                "{name}: the abandoned upload's ids"
             );
             store.shutdown().await;
             drop(store);
@@ -713,24 +724,25 @@ mod tests {
             let page = store
                 .results(ResultsQuery {
                     limit: 10,
-                    after_id: Some(995),
+                    after_id: Some(first_id + 994),
                     suspicious: Some(false),
                     ..ResultsQuery::default()
                 })
                 .await
                 .unwrap();
             assert_eq!(page.count, 800, "{name}");
-            assert_eq!(page.results.iter().map(|r| r.id).collect::<Vec<_>>(), vec![997, 998, 999, 1000], "{name}");
+            let ids: Vec<i64> = (first_id + 996..=first_id + 999).collect();
+            assert_eq!(page.results.iter().map(|r| r.id).collect::<Vec<_>>(), ids, "{name}");
             assert!(page.results.iter().all(|r| r.source == Source::Csv && r.commands.is_none()), "{name}");
             assert_eq!(page.results[0].reasons, vec!["no failed logins before this session"], "{name}");
             assert_eq!(page.results[0].model_version, "m1", "{name}");
             // One upload, one time stamp (taken as its transaction began).
             let first = store.results(ResultsQuery { limit: 1, ..ResultsQuery::default() }).await.unwrap();
-            assert_eq!(first.results[0].id, 1, "{name}");
+            assert_eq!(first.results[0].id, first_id, "{name}");
             assert_eq!(first.results[0].created_at, page.results[3].created_at, "{name}");
             assert_eq!(
                 store.insert(vec![prediction(Source::Single, false, None)]).await.unwrap(),
-                vec![1001],
+                vec![first_id + 1000],
                 "{name}"
             );
             store.shutdown().await;
