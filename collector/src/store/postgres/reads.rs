@@ -490,17 +490,44 @@ async fn range_count(
     let Some(f) = by_blocks.filter(|_| first_block <= last_block) else {
         return count_rows(lo, hi).await;
     };
-    let whole: i64 = tx
-        .query_one(
-            "SELECT COALESCE(SUM(n), 0)::int8 FROM id_blocks WHERE block BETWEEN $1 AND $2
-                AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)",
-            &[&first_block, &last_block, &f.source.map(Source::as_str), &f.suspicious.map(label)],
-        )
-        .await?
-        .get(0);
-    let head = count_rows(lo, (first_block << BLOCK_SHIFT) - 1).await?;
-    let tail = count_rows((last_block + 1) << BLOCK_SHIFT, hi).await?;
-    Ok(whole.max(0) as u64 + head + tail)
+    let (source, prediction) = (f.source.map(Source::as_str), f.suspicious.map(label));
+    let whole = async {
+        let stmt = tx
+            .prepare_cached(
+                "SELECT COALESCE(SUM(n), 0)::int8 FROM id_blocks WHERE block BETWEEN $1 AND $2
+                    AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)",
+            )
+            .await?;
+        let n: i64 = tx.query_one(&stmt, &[&first_block, &last_block, &source, &prediction]).await?.get(0);
+        Ok::<u64, Error>(n.max(0) as u64)
+    };
+    // The rows of `a..=b` inside one block, counted on the shorter side:
+    // directly, or as the block's count less the rows of the rest of it
+    // (from 1 that is the block's count less nothing: ids start at 1).
+    let partial = |a: i64, b: i64| {
+        let count_rows = &count_rows;
+        async move {
+            if a > b {
+                return Ok::<u64, Error>(0);
+            }
+            let block = a >> BLOCK_SHIFT;
+            let (start, end) = (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + (1 << BLOCK_SHIFT) - 1);
+            if (a - start) + (end - b) >= b - a + 1 {
+                return count_rows(a, b).await;
+            }
+            let stmt = tx.prepare_cached(BLOCK_ROWS_SQL).await?;
+            let total: i64 = tx.query_one(&stmt, &[&block, &source, &prediction]).await?.get(0);
+            let before = if a > start.max(1) { count_rows(start, a - 1).await? } else { 0 };
+            let after = if b < end { count_rows(b + 1, end).await? } else { 0 };
+            Ok((total.max(0) as u64).saturating_sub(before + after))
+        }
+    };
+    let (whole, head, tail) = tokio::try_join!(
+        whole,
+        partial(lo.max(0), (first_block << BLOCK_SHIFT) - 1),
+        partial((last_block + 1) << BLOCK_SHIFT, hi)
+    )?;
+    Ok(whole + head + tail)
 }
 
 /// The rows of an event-time range (see [`ResultsQuery::hourly_split`]):

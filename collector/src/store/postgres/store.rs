@@ -531,9 +531,12 @@ mod tests {
             // (with max_id 13,000 no chunk is whole; without, chunk 2 is.)
             for source in [None, Some(Source::Csv), Some(Source::Single), Some(Source::Agent)] {
                 for suspicious in [None, Some(true), Some(false)] {
-                    for (after_id, min_id, max_id) in
-                        [(None, None, None), (Some(4_000), None, None), (None, Some(3), Some(13_000))]
-                    {
+                    for (after_id, min_id, max_id) in [
+                        (None, None, None),
+                        (Some(4_000), None, None),
+                        (None, Some(3), Some(13_000)),
+                        (None, Some(4_000), Some(618_000)),
+                    ] {
                         let q = ResultsQuery {
                             limit: 7,
                             offset,
@@ -547,12 +550,20 @@ mod tests {
                         let page = store.results(q.clone()).await.unwrap();
                         let got: Vec<i64> = page.results.iter().map(|r| r.id).collect();
                         assert_eq!(got, walked(&cluster, &q).await, "{q:?}");
+                        // The filtered total: of the id range, whatever the cursor.
+                        let (filter, _) = reads::filter_sql(&q, 3);
+                        let counted = cluster.psql(&format!(
+                            "SELECT count(*) FROM predictions WHERE id >= {} AND id <= {} {filter}",
+                            q.min_id.unwrap_or(0),
+                            q.max_id.unwrap_or(i64::MAX)
+                        ));
+                        assert_eq!(page.count.to_string(), counted, "count of {q:?}");
                         pages += 1;
                     }
                 }
             }
         }
-        assert_eq!(pages, 16 * 4 * 3 * 3);
+        assert_eq!(pages, 16 * 4 * 3 * 4);
         for offset in [0, 150, 466, 467, 1_000] {
             let q = ResultsQuery { limit: 5, offset, device: Some("pi-1".into()), ..ResultsQuery::default() };
             let got: Vec<i64> = store.results(q.clone()).await.unwrap().results.iter().map(|r| r.id).collect();
@@ -758,6 +769,35 @@ mod tests {
         assert!(committed.await.is_err());
         assert_eq!(store.insert(single()).await.unwrap(), vec![25]);
         assert_eq!(ids(14).await, vec![25]);
+        store.shutdown().await;
+    }
+
+    /// A large upload is followed by a quick analyze of the columns the
+    /// page plans depend on: the planner's row count and label shares are
+    /// current without waiting for autovacuum (off here, to tell them apart).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_upload_refreshes_the_planner_estimates_of_sources_and_labels() {
+        let cluster = PgCluster::start();
+        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
+        cluster.psql("ALTER TABLE predictions SET (autovacuum_enabled = false)");
+        let stats = "SELECT (SELECT reltuples::int8 FROM pg_class WHERE relname = 'predictions') || ' '
+            || (SELECT count(*) FROM pg_stats WHERE tablename = 'predictions' AND attname IN ('source', 'prediction'))
+            || ' ' || (SELECT count(*) FROM pg_stats WHERE tablename = 'predictions' AND attname = 'event_at')";
+        assert_eq!(cluster.psql(stats), "-1 0 0", "never analyzed");
+        upload(&store, (0..9_000).map(|i| CsvRow::new(&fingerprint(i % 3 == 0), i % 3 == 0, 0.9, &[])).collect()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(cluster.psql(stats), "-1 0 0", "a small upload leaves it to autovacuum");
+        upload(&store, (0..12_000).map(|i| CsvRow::new(&fingerprint(i % 3 == 0), i % 3 == 0, 0.9, &[])).collect())
+            .await;
+        let mut waited = 0;
+        while cluster.psql(stats) != "21000 2 0" {
+            assert!(waited < 100, "no analyze after the upload: {}", cluster.psql(stats));
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            waited += 1;
+        }
+        let shares =
+            "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'predictions' AND attname = 'prediction'";
+        assert_eq!(cluster.psql(shares), "{Normal,Suspicious}");
         store.shutdown().await;
     }
 
