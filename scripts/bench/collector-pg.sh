@@ -13,7 +13,9 @@
 #   # the harness itself in seconds (a debug build; no figures):
 #   PROFILE=debug DURATION=2s PAGE_DURATION=1s ROWS_TOTAL=30000 CSV_ROWS=10000 MIGRATE_ROWS=10000 scripts/bench/collector-pg.sh
 #
-# Env: as collector.sh; PG_SHARED_BUFFERS (default 256MB); MIGRATE_ROWS
+# Env: as collector.sh; PG_SHARED_BUFFERS (default 256MB); PG_SETTINGS (more
+# server settings, as `-c name=value ...`, e.g. the bulk-load ones the README
+# suggests: "-c wal_buffers=64MB -c max_wal_size=8GB"); MIGRATE_ROWS
 # (default 1000000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,10 +37,10 @@ stop_pg() {
 trap stop_pg EXIT
 "${as_owner[@]}" "$BIN/initdb" -D "$PGWORK/data" -U bfp -A trust -E UTF8 --no-locale >/dev/null
 "${as_owner[@]}" "$BIN/pg_ctl" -D "$PGWORK/data" -l "$PGWORK/server.log" -w -t 60 \
-  -o "-h 127.0.0.1 -p $PGPORT -k $PGWORK -c shared_buffers=${PG_SHARED_BUFFERS:-256MB} -c max_connections=100" \
+  -o "-h 127.0.0.1 -p $PGPORT -k $PGWORK -c shared_buffers=${PG_SHARED_BUFFERS:-256MB} -c max_connections=100 ${PG_SETTINGS:-}" \
   start >/dev/null
 "${as_owner[@]}" "$BIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U bfp bfp
-echo "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PGPORT (fsync on, synchronous_commit on)"
+echo "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PGPORT (fsync on, synchronous_commit on; shared_buffers=${PG_SHARED_BUFFERS:-256MB} ${PG_SETTINGS:-})"
 DB_URL="postgres://bfp@127.0.0.1:$PGPORT/bfp" scripts/bench/collector.sh
 
 MIGRATE_ROWS=${MIGRATE_ROWS:-1000000}
