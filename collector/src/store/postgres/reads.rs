@@ -330,26 +330,11 @@ async fn seek(
     // block to count.
     let mut start = if from <= 1 { 0 } else { from };
     let mut remaining = offset;
-    let count_rows = |lo: i64, hi: i64| {
-        let sql = format!("SELECT COUNT(*) FROM predictions WHERE id >= $1 AND id <= $2 {filter}");
-        let args = with(vec![Box::new(lo), Box::new(hi)], fargs);
-        async move { Ok::<i64, Error>(tx.query_one(&tx.prepare_cached(&sql).await?, &refs(&args)).await?.get(0)) }
-    };
     if offset > 0 && start % block_size != 0 {
-        // The partial block at `from`: its matching rows, counted on the
-        // shorter side of `from` (the block's count less the rows before
-        // it when those are fewer, as for the first page's `from` = 1).
-        let block_start = start & !(block_size - 1);
+        // The partial block at `from`: its matching rows.
         let block_end = (start | (block_size - 1)).min(hi);
-        let whole_block = block_end == start | (block_size - 1);
-        let n = if whole_block && start - block_start < block_end - start {
-            let r = tx
-                .query_one(&tx.prepare_cached(BLOCK_ROWS_SQL).await?, &[&(start >> BLOCK_SHIFT), &source, &prediction])
-                .await?;
-            r.get::<_, i64>(0) - count_rows(block_start, start - 1).await?
-        } else {
-            count_rows(start, block_end).await?
-        };
+        let counted = BlockCount { tx, filter, fargs, source, prediction };
+        let n = counted.rows_in_block(start, block_end).await? as i64;
         if n > remaining {
             // Unfiltered rows as many as the ids: the page starts by arithmetic.
             return Ok(if !filtered && n == block_end - start + 1 {
@@ -477,18 +462,10 @@ async fn range_count(
     fargs: &[String],
     by_blocks: Option<BlockFilter>,
 ) -> Result<u64> {
-    let count_rows = |lo: i64, hi: i64| {
-        let sql = format!("SELECT COUNT(*) FROM predictions WHERE id >= $1 AND id <= $2 {filter}");
-        let args = with(vec![Box::new(lo), Box::new(hi)], fargs);
-        async move {
-            let n: i64 = tx.query_one(&tx.prepare_cached(&sql).await?, &refs(&args)).await?.get(0);
-            Ok::<u64, Error>(n.max(0) as u64)
-        }
-    };
     let first_block = (lo.max(0) + (1 << BLOCK_SHIFT) - 1) >> BLOCK_SHIFT;
     let last_block = (hi.saturating_add(1) >> BLOCK_SHIFT) - 1;
     let Some(f) = by_blocks.filter(|_| first_block <= last_block) else {
-        return count_rows(lo, hi).await;
+        return count_rows(tx, lo, hi, filter, fargs).await;
     };
     let (source, prediction) = (f.source.map(Source::as_str), f.suspicious.map(label));
     let whole = async {
@@ -501,33 +478,54 @@ async fn range_count(
         let n: i64 = tx.query_one(&stmt, &[&first_block, &last_block, &source, &prediction]).await?.get(0);
         Ok::<u64, Error>(n.max(0) as u64)
     };
-    // The rows of `a..=b` inside one block, counted on the shorter side:
-    // directly, or as the block's count less the rows of the rest of it
-    // (from 1 that is the block's count less nothing: ids start at 1).
-    let partial = |a: i64, b: i64| {
-        let count_rows = &count_rows;
-        async move {
-            if a > b {
-                return Ok::<u64, Error>(0);
-            }
-            let block = a >> BLOCK_SHIFT;
-            let (start, end) = (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + (1 << BLOCK_SHIFT) - 1);
-            if (a - start) + (end - b) >= b - a + 1 {
-                return count_rows(a, b).await;
-            }
-            let stmt = tx.prepare_cached(BLOCK_ROWS_SQL).await?;
-            let total: i64 = tx.query_one(&stmt, &[&block, &source, &prediction]).await?.get(0);
-            let before = if a > start.max(1) { count_rows(start, a - 1).await? } else { 0 };
-            let after = if b < end { count_rows(b + 1, end).await? } else { 0 };
-            Ok((total.max(0) as u64).saturating_sub(before + after))
-        }
-    };
+    let counted = BlockCount { tx, filter, fargs, source, prediction };
     let (whole, head, tail) = tokio::try_join!(
         whole,
-        partial(lo.max(0), (first_block << BLOCK_SHIFT) - 1),
-        partial((last_block + 1) << BLOCK_SHIFT, hi)
+        counted.rows_in_block(lo.max(0), (first_block << BLOCK_SHIFT) - 1),
+        counted.rows_in_block((last_block + 1) << BLOCK_SHIFT, hi)
     )?;
     Ok(whole + head + tail)
+}
+
+/// Rows with `lo <= id <= hi` passing `filter`, counted row by row.
+async fn count_rows(tx: &Transaction<'_>, lo: i64, hi: i64, filter: &str, fargs: &[String]) -> Result<u64> {
+    let sql = format!("SELECT COUNT(*) FROM predictions WHERE id >= $1 AND id <= $2 {filter}");
+    let args = with(vec![Box::new(lo), Box::new(hi)], fargs);
+    let n: i64 = tx.query_one(&tx.prepare_cached(&sql).await?, &refs(&args)).await?.get(0);
+    Ok(n.max(0) as u64)
+}
+
+/// Counts inside one id block for a filter `id_blocks` answers (`filter`
+/// is its SQL, `source` and `prediction` its values).
+struct BlockCount<'a> {
+    tx: &'a Transaction<'a>,
+    filter: &'a str,
+    fargs: &'a [String],
+    source: Option<&'static str>,
+    prediction: Option<&'static str>,
+}
+
+impl BlockCount<'_> {
+    /// The matching rows of `a..=b` (inside one block), counted on the
+    /// shorter side: directly, or as the block's count less the rows of the
+    /// rest of it (from 1 that is the block's count less nothing: ids start
+    /// at 1).
+    async fn rows_in_block(&self, a: i64, b: i64) -> Result<u64> {
+        let BlockCount { tx, filter, fargs, source, prediction } = *self;
+        if a > b {
+            return Ok(0);
+        }
+        let block = a >> BLOCK_SHIFT;
+        let (start, end) = (block << BLOCK_SHIFT, (block << BLOCK_SHIFT) + (1 << BLOCK_SHIFT) - 1);
+        if (a - start) + (end - b) > b - a {
+            return count_rows(tx, a, b, filter, fargs).await;
+        }
+        let stmt = tx.prepare_cached(BLOCK_ROWS_SQL).await?;
+        let total: i64 = tx.query_one(&stmt, &[&block, &source, &prediction]).await?.get(0);
+        let before = if a > start.max(1) { count_rows(tx, start, a - 1, filter, fargs).await? } else { 0 };
+        let after = if b < end { count_rows(tx, b + 1, end, filter, fargs).await? } else { 0 };
+        Ok((total.max(0) as u64).saturating_sub(before + after))
+    }
 }
 
 /// The rows of an event-time range (see [`ResultsQuery::hourly_split`]):
