@@ -298,25 +298,39 @@ fn ids_per_request(inserts: &[InsertOp], ids: &[i64]) -> Vec<Vec<i64>> {
 /// a rollback.
 async fn store_inserts(client: &Conn, inserts: &[InsertOp]) -> Result<Stored> {
     let rows: Vec<&NewPrediction> = inserts.iter().flat_map(|(r, _)| r.iter()).collect();
-    let (reserve, insert) = tokio::try_join!(client.prepare_cached(RESERVE_SQL), client.prepare_cached(INSERT_SQL))?;
-    let delta_statements = DeltaStatements::prepare(client).await?;
+    let reserve = client.prepare_cached(RESERVE_SQL).await?;
     let n = rows.len() as i64;
     let reserve_args: [&(dyn ToSql + Sync); 2] = [&WRITE_BARRIER, &n];
     let (_, reserved) = tokio::try_join!(client.batch_execute("BEGIN"), client.query_one(&reserve, &reserve_args))?;
-    let first: i64 = reserved.get(1);
-    let ids: Vec<i64> = (first..first + n).collect();
-    let columns = Columns::new(&ids, &rows);
+    let ids = write_rows(client, &rows, reserved.get(1), true).await?;
+    Ok(Stored { ids: ids_per_request(inserts, &ids), ingested: Vec::new(), rows: n as u64 })
+}
+
+/// Inserts `rows` under the ids from `first` with their counts, in the
+/// transaction open on `c`: the insert and the four count upserts sent
+/// together, and `COMMIT` with them when `commit`. Returns the rows' ids.
+async fn write_rows(c: &Conn, rows: &[&NewPrediction], first: i64, commit: bool) -> Result<Vec<i64>> {
+    // Prepared before anything is sent, so nothing comes between them.
+    let insert = c.prepare_cached(INSERT_SQL).await?;
+    let delta_statements = DeltaStatements::prepare(c).await?;
+    let ids: Vec<i64> = (first..first + rows.len() as i64).collect();
+    let columns = Columns::new(&ids, rows);
     let mut delta = Delta::default();
-    for (id, p) in ids.iter().zip(&rows) {
+    for (id, p) in ids.iter().zip(rows) {
         delta.add(*id, p);
     }
-    let c: &tokio_postgres::Client = client;
+    let client: &tokio_postgres::Client = c;
     tokio::try_join!(
-        async { Ok::<_, Error>(c.execute(&insert, &columns.params()).await?) },
-        delta.run(c, &delta_statements),
-        async { Ok::<_, Error>(c.batch_execute("COMMIT").await?) },
+        async { Ok::<_, Error>(client.execute(&insert, &columns.params()).await?) },
+        delta.run(client, &delta_statements),
+        async {
+            if commit {
+                client.batch_execute("COMMIT").await?;
+            }
+            Ok::<_, Error>(())
+        },
     )?;
-    Ok(Stored { ids: ids_per_request(inserts, &ids), ingested: Vec::new(), rows: n as u64 })
+    Ok(ids)
 }
 
 const RESERVE_SQL: &str = "SELECT pg_advisory_xact_lock_shared($1), bfp_reserve_ids($2)";
@@ -337,16 +351,7 @@ async fn insert_rows(c: &Conn, rows: &[&NewPrediction]) -> Result<Vec<i64>> {
     let n = rows.len() as i64;
     let reserve = c.prepare_cached(RESERVE_SQL).await?;
     let first: i64 = c.query_one(&reserve, &[&WRITE_BARRIER, &n]).await?.get(1);
-    let ids: Vec<i64> = (first..first + n).collect();
-    let stmt = c.prepare_cached(INSERT_SQL).await?;
-    c.execute(&stmt, &Columns::new(&ids, rows).params()).await?;
-    let mut delta = Delta::default();
-    for (id, p) in ids.iter().zip(rows) {
-        delta.add(*id, p);
-    }
-    let statements = DeltaStatements::prepare(c).await?;
-    delta.run(&***c, &statements).await?;
-    Ok(ids)
+    write_rows(c, rows, first, false).await
 }
 
 /// Rows as the columns of [`INSERT_SQL`], one array each.
