@@ -143,21 +143,18 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<WriteOp>, max_batch: 
                     let _ = op.reply.send(answer);
                 }
             }
-            Err(e) => fail(&stats, e, n, inserts, ingests),
+            Err(e) => {
+                stats.failed();
+                tracing::error!(error = %e, rows = n, "write group rolled back");
+                let text = e.to_string();
+                for (_, reply) in inserts {
+                    let _ = reply.send(Err(Error::Store(text.clone())));
+                }
+                for op in ingests {
+                    let _ = op.reply.send(Err(Error::Store(text.clone())));
+                }
+            }
         }
-    }
-}
-
-/// Answers every request of a group that was not stored with `e`.
-fn fail(stats: &WriterStats, e: Error, rows: usize, inserts: Vec<InsertOp>, ingests: Vec<IngestOp>) {
-    stats.failed();
-    tracing::error!(error = %e, rows, "write group rolled back");
-    let text = e.to_string();
-    for (_, reply) in inserts {
-        let _ = reply.send(Err(Error::Store(text.clone())));
-    }
-    for op in ingests {
-        let _ = op.reply.send(Err(Error::Store(text.clone())));
     }
 }
 
