@@ -41,7 +41,16 @@ fn a_sqlite_store_is_copied_interrupted_once_resumed_and_verified() {
         c.post_json(&format!("/api/results/{first}/feedback"), &json!({"label": "false_positive", "note": "n"}));
     assert_eq!(label.status, 200, "{}", label.body);
     let total = ROWS + 1 + 5;
-    let pages = ["/api/results?limit=100", "/api/results?limit=50&offset=60000", "/api/results?labelled=true"];
+    // Newest first too: the copied upload's rows are placed in event time
+    // by an upload the copy finds in them.
+    let pages = [
+        "/api/results?limit=100",
+        "/api/results?limit=50&offset=60000",
+        "/api/results?labelled=true",
+        "/api/results?order=newest&limit=100",
+        "/api/results?order=newest&limit=20&offset=99990",
+        "/api/results?order=newest&limit=20&before_id=50000",
+    ];
     let before: Vec<String> = pages.iter().map(|p| c.get(p).body).collect();
     let analytics = c.get("/api/analytics").json();
     assert_eq!(analytics["total_predictions"], total as u64);
@@ -101,6 +110,7 @@ fn a_sqlite_store_is_copied_interrupted_once_resumed_and_verified() {
         EXCEPT SELECT chunk, source, prediction, n FROM id_chunks) d";
     assert_eq!(cluster.psql(chunks_differ), "0");
     assert_eq!(cluster.psql("SELECT sum(n) FROM id_chunks"), total.to_string());
+    assert_eq!(cluster.psql("SELECT first_id || '-' || last_id FROM csv_uploads"), format!("2-{}", ROWS + 1));
     assert!(line("outbox").contains(" 2 rows  sha256 "), "{text}");
     assert!(line("destination_status").contains(" 1 rows  sha256 "), "{text}");
 

@@ -21,7 +21,7 @@ fn migrate_builds_a_postgres_schema_once_and_then_changes_nothing() {
     let first = stdout(&migrate(&cluster.url()));
     assert!(
         first.starts_with(
-            "PostgreSQL schema version 16 (was 0; steps applied now: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])"
+            "PostgreSQL schema version 17 (was 0; steps applied now: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17])"
         ),
         "{first}"
     );
@@ -29,13 +29,13 @@ fn migrate_builds_a_postgres_schema_once_and_then_changes_nothing() {
         cluster.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'");
     assert_eq!(
         tables,
-        "alert_cursor,alerts,api_tokens,audit_log,counters,decisions,destination_status,device_blocks,device_refusals,\
+        "alert_cursor,alerts,api_tokens,audit_log,counters,csv_uploads,decisions,destination_status,device_blocks,device_refusals,\
          device_responses,devices,feedback,id_blocks,id_chunks,ingested_batches,login_lockouts,outbox,predictions,\
          rollup_hourly,\
          schema_migrations,sessions,source_ips,users"
     );
     let again = stdout(&migrate(&cluster.url()));
-    assert_eq!(again, "PostgreSQL schema version 16 (was 16; steps applied now: [])");
+    assert_eq!(again, "PostgreSQL schema version 17 (was 17; steps applied now: [])");
 }
 
 #[test]

@@ -299,13 +299,9 @@ impl ResultsQuery {
         }
     }
 
-    /// How the count of an event-time range can come from the hourly
-    /// roll-ups: when `from`/`to` are read on the event time and the only
-    /// other filters are a source and a label (what `rollup_hourly` keeps,
-    /// by event hour), whole hours are summed from the roll-ups and only the
-    /// rows of the two edge hours are counted. `None`: the rows are counted.
-    pub fn hourly_split(&self) -> Option<HourlySplit> {
-        let (from, to) = self.event_range()?;
+    /// `from`/`to` read on the event time when the only other filters are a
+    /// source and a label (what the roll-ups and block counts keep).
+    pub fn event_range_alone(&self) -> Option<(Option<&str>, Option<&str>)> {
         let other_filters = self.min_id.is_some()
             || self.max_id.is_some()
             || self.device.is_some()
@@ -315,9 +311,16 @@ impl ResultsQuery {
             || self.kind.is_some()
             || self.reason.is_some()
             || self.min_confidence.is_some();
-        if other_filters {
-            return None;
-        }
+        self.event_range().filter(|_| !other_filters)
+    }
+
+    /// How the count of an event-time range can come from the hourly
+    /// roll-ups: when `from`/`to` are read on the event time and the only
+    /// other filters are a source and a label (what `rollup_hourly` keeps,
+    /// by event hour), whole hours are summed from the roll-ups and only the
+    /// rows of the two edge hours are counted. `None`: the rows are counted.
+    pub fn hourly_split(&self) -> Option<HourlySplit> {
+        let (from, to) = self.event_range_alone()?;
         // Hours are cut from the `YYYY-MM-DD HH:MM:SS` form (the API's);
         // years whose next hour would leave four digits keep the walk.
         let usable = |t: &str| {

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
+use super::migrations::csv_uploads_of_rows;
 use crate::error::{Error, Result};
 
 /// How a column is moved.
@@ -445,6 +446,11 @@ pub async fn migrate_store(from: &Path, to: &str, chunk: usize, progress: Progre
                 &[],
             )
             .await?;
+        }
+        if t.name == "predictions" {
+            // The copied uploads' rows in event-time order (CSV rows have no
+            // entry in `predictions_event`): found in the rows, once all are in.
+            pg.batch_execute(concat!("BEGIN; DELETE FROM csv_uploads; ", csv_uploads_of_rows!(), "; COMMIT")).await?;
         }
         pg.execute("UPDATE migrate_store_progress SET done = true WHERE table_name = $1", &[&t.name]).await?;
         pg.execute(

@@ -3,9 +3,11 @@
 //! upper bound of its rows), the rows stream by binary `COPY` straight into
 //! `predictions` while the parser produces them, and their counts, roll-ups
 //! and id blocks are added up in Rust on the way and upserted before the
-//! commit. Whatever the range had beyond the rows is handed back, in the
-//! upload's transaction, when no other writer took ids since. Anything else than `CsvChunk::Done` (a bad
-//! row, a dropped sender) rolls the whole upload back.
+//! commit, with the upload's row of `csv_uploads` (its rows' place in
+//! event-time order). Whatever the range had beyond the rows is handed
+//! back, in the upload's transaction, when no other writer took ids since.
+//! Anything else than `CsvChunk::Done` (a bad row, a dropped sender) rolls
+//! the whole upload back.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -118,7 +120,15 @@ async fn commit(
     let first = reserve_ids(&tx, reserved).await?;
     match copy_rows(&tx, &mut rx, model_version, first, reserved).await {
         Ok((n, suspicious, delta)) => {
-            delta.apply(&tx).await?;
+            // The upload's rows in event-time order: they have no entry in
+            // `predictions_event`; this row stands for them (its time is
+            // theirs, the transaction's start).
+            let last = first + n - 1;
+            let upload = async {
+                let sql = "INSERT INTO csv_uploads (first_id, last_id, uploaded_at) VALUES ($1, $2, now())";
+                Ok::<u64, Error>(tx.execute(sql, &[&first, &last]).await?)
+            };
+            tokio::try_join!(upload, delta.apply(&tx))?;
             if let Some(sql) = release_sql(first, reserved, n) {
                 tx.batch_execute(&sql).await?;
             }

@@ -25,6 +25,22 @@ struct Migration {
 /// Any constant shared by every collector; names the migration lock.
 const MIGRATION_LOCK: i64 = 0x6266_705f_6d69_6772; // "bfp_migr"
 
+/// `csv_uploads` from the stored rows: each run of CSV rows with one event
+/// time and no other row between them (in id order) is one upload. Used by
+/// the step that made the table and by `migrate-store` after its copy.
+macro_rules! csv_uploads_of_rows {
+    () => {
+        "INSERT INTO csv_uploads (first_id, last_id, uploaded_at)
+SELECT MIN(id), MAX(id), event_at FROM (
+    SELECT id, source, event_at,
+           ROW_NUMBER() OVER (ORDER BY id) - ROW_NUMBER() OVER (PARTITION BY source, event_at ORDER BY id) AS run
+    FROM predictions) r
+WHERE source = 'csv'
+GROUP BY event_at, run"
+    };
+}
+pub(super) use csv_uploads_of_rows;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -416,6 +432,28 @@ BEGIN
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database());
     RETURN LEAST(taken, -open_key - 1);
 END $$;",
+    },
+    Migration {
+        version: 17,
+        what: "CSV rows out of the event-time index, each upload one row of csv_uploads",
+        sql: concat!(
+            "-- An upload's rows are one id range with one event time (its
+-- transaction's): one row here stands for all of them in event-time order,
+-- where an entry per row in predictions_event cost about a third of an
+-- upload's time (docs/benchmarks.md). Every id of a range is a CSV row with
+-- that time or no row at all.
+CREATE TABLE csv_uploads (
+    first_id    BIGINT PRIMARY KEY,
+    last_id     BIGINT NOT NULL,
+    uploaded_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX csv_uploads_time ON csv_uploads (uploaded_at, first_id);
+",
+            csv_uploads_of_rows!(),
+            ";
+DROP INDEX predictions_event;
+CREATE INDEX predictions_event ON predictions (event_at, id) WHERE source <> 'csv';"
+        ),
     },
 ];
 

@@ -9,7 +9,9 @@
 //!   (`n = n + excluded.n`) in the rows' transaction, so several collectors
 //!   writing at once add up exactly;
 //! - `csv`: an upload as one transaction, streamed by binary `COPY`
-//!   straight into `predictions` (each row written once);
+//!   straight into `predictions` (each row written once), recorded as one
+//!   row of `csv_uploads`, which places its rows in event-time order (they
+//!   share their transaction's time and are not in `predictions_event`);
 //! - `reads`: counters, pages at any offset (walking `id_blocks`) or cursor,
 //!   the roll-ups and the export;
 //! - `resources`: devices, feedback, users, the console, decisions, alerts;

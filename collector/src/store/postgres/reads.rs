@@ -96,10 +96,30 @@ fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect()
 }
 
+/// The rows a filter is written for. `predictions_event` holds every row but
+/// those of CSV uploads, whose place in event-time order is their upload's
+/// row in `csv_uploads`: an event-time range is read on the index for the
+/// others and on the uploads' id ranges for CSV rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// Any row.
+    All,
+    /// Rows of no upload (the statement says `source <> 'csv'`).
+    NotCsv,
+    /// The rows of the upload `u` (a `csv_uploads` row the statement joins).
+    OfUpload,
+}
+
 /// `AND ...` conditions for `q`'s filters, with their values (numbered from
 /// `$first`). Source and label are literals (one of a few constants) so the
 /// planner can use the partial indexes of their ids.
 pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<String>) {
+    filter_sql_of(q, first, Rows::All)
+}
+
+/// [`filter_sql`] for the rows of `rows`; the values are the same whatever
+/// `rows`, in the same order.
+fn filter_sql_of(q: &ResultsQuery, first: usize, rows: Rows) -> (String, Vec<String>) {
     let mut sql = String::new();
     let mut args = Vec::new();
     if let Some(s) = q.source {
@@ -137,18 +157,42 @@ pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<String>
         text(&mut sql, p, " AND reasons ILIKE # ESCAPE '\\'");
     }
     if let Some((from, to)) = q.event_range() {
+        let mut within = String::new();
         if let Some(f) = from {
-            text(&mut sql, f.to_string(), " AND event_at >= (#::text::timestamp AT TIME ZONE 'UTC')");
+            text(&mut within, f.to_string(), " AND event_at >= (#::text::timestamp AT TIME ZONE 'UTC')");
         }
         if let Some(t) = to {
-            text(&mut sql, t.to_string(), " AND event_at <= (#::text::timestamp AT TIME ZONE 'UTC')");
+            text(&mut within, t.to_string(), " AND event_at <= (#::text::timestamp AT TIME ZONE 'UTC')");
         }
+        // Only an agent's or single rows: the index alone.
+        let rows = if q.source.is_some() && rows == Rows::All { Rows::NotCsv } else { rows };
+        sql.push_str(&event_time_sql(&within, rows));
     }
     if let Some(c) = q.min_confidence {
         // A literal: the filter's values are all text parameters.
         sql.push_str(&format!(" AND confidence >= {c:?}"));
     }
     (sql, args)
+}
+
+/// `within` (`AND` conditions on `event_at`) for `rows`. For any row, as two
+/// arms the planner can each read by an index: rows of no upload through
+/// `predictions_event`, CSV rows through the primary key between the first
+/// and last ids of the uploads of that time (every CSV row of that time is
+/// in one of them; the conditions still hold row by row).
+fn event_time_sql(within: &str, rows: Rows) -> String {
+    let of_uploads = within.replace("event_at", "uploaded_at");
+    match rows {
+        Rows::NotCsv => format!(" AND source <> 'csv'{within}"),
+        // A condition on the upload alone: the planner skips an upload
+        // outside the range without reading its rows.
+        Rows::OfUpload => within.replace("event_at", "u.uploaded_at"),
+        Rows::All => format!(
+            " AND ((source <> 'csv'{within}) OR (source = 'csv'{within}
+                AND id >= COALESCE((SELECT MIN(first_id) FROM csv_uploads WHERE true{of_uploads}), 1)
+                AND id <= COALESCE((SELECT MAX(last_id) FROM csv_uploads WHERE true{of_uploads}), 0)))"
+        ),
+    }
 }
 
 fn with(mut front: Args, filter_args: &[String]) -> Args {
@@ -195,9 +239,14 @@ pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<R
     let ranged = is_ranged(q) || q.labelled.is_some();
     let (range_total, lo, hi) = if ranged {
         match resolve_range(&tx, q).await? {
-            Some((lo, hi)) => match q.hourly_split() {
-                Some(split) => (hourly_count(&tx, &split).await?, lo, hi),
-                None => (range_count(&tx, lo, hi, &filter, &fargs, BlockFilter::of(q)).await?, lo, hi),
+            Some((lo, hi)) => match (q.hourly_split(), q.event_range_alone()) {
+                (Some(split), _) => (hourly_count(&tx, &split).await?, lo, hi),
+                // Less than an hour's range (or times the split does not take).
+                (None, Some((from, to))) => {
+                    let counted = EventCount { source: q.source, suspicious: q.suspicious };
+                    (counted.between(&tx, from, to, "<=").await?, lo, hi)
+                }
+                (None, None) => (range_count(&tx, lo, hi, &filter, &fargs, BlockFilter::of(q)).await?, lo, hi),
             },
             None => (0, 1, 0),
         }
@@ -208,7 +257,7 @@ pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<R
     // page's first query (pipelined on the connection, one round trip).
     let total = async { Ok::<u64, Error>(if ranged { range_total } else { totals_in(&tx, q).await?.total() }) };
     if q.order == Order::Newest {
-        let (count, mut results) = tokio::try_join!(total, newest_page(&tx, q, lo, hi, &filter, &fargs))?;
+        let (count, mut results) = tokio::try_join!(total, newest_page(&tx, q, lo, hi, &fargs))?;
         attach(&tx, &mut results).await?;
         tx.commit().await?;
         return Ok(ResultsPage { count, results });
@@ -254,37 +303,71 @@ pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<R
 }
 
 /// A page of `q` newest first (event time, then id, descending) among ids
-/// `lo..=hi` passing `filter` (its values from `$3`), as SQLite's: a cursor
-/// (`before_id`) is one look-up and a seek into `predictions_event`, an
-/// offset walks the rows it skips.
+/// `lo..=hi` passing its filters (their values `fargs`, from `$3`), as
+/// SQLite's: a cursor (`before_id`) is one look-up and a seek, an offset
+/// walks the rows it skips. Two ordered streams merged: the rows of no
+/// upload walked backwards in `predictions_event`, and the uploads newest
+/// first, each one's rows walked backwards by id (an upload's rows share
+/// its time). Each gives at most the page's end; the merge sorts those.
 async fn newest_page(
     tx: &Transaction<'_>,
     q: &ResultsQuery,
     lo: i64,
     hi: i64,
-    filter: &str,
     fargs: &[String],
 ) -> Result<Vec<StoredPrediction>> {
     let mut args: Args = with(vec![Box::new(lo), Box::new(hi)], fargs);
     let ids = if lo <= 0 && hi == i64::MAX { "$1::int8 <= $2::int8" } else { "id >= $1 AND id <= $2" };
-    let mut cursor = String::new();
+    let (mut cursor, mut upload_cursor, mut upload_below) = (String::new(), String::new(), "u.last_id".to_string());
     if let Some(before) = q.before_id {
         let row = tx.query_opt("SELECT event_at FROM predictions WHERE id = $1", &[&before]).await?;
-        if row.is_none() {
+        let Some(row) = row else {
             return Err(Error::BadInput(format!("before_id {before} is not a stored result")));
-        }
+        };
+        args.push(Box::new(row.get::<_, std::time::SystemTime>(0)));
         args.push(Box::new(before));
-        let n = args.len();
-        cursor = format!(" AND (event_at, id) < ((SELECT event_at FROM predictions WHERE id = ${n}), ${n})");
+        let (at, id) = (format!("${}::timestamptz", args.len() - 1), format!("${}::int8", args.len()));
+        cursor = format!(" AND (event_at, id) < ({at}, {id})");
+        // An upload of the cursor's very time: only its ids below the cursor's.
+        upload_cursor = format!(" AND u.uploaded_at <= {at}");
+        upload_below = format!("CASE WHEN u.uploaded_at < {at} THEN u.last_id ELSE {id} - 1 END");
     }
     args.push(Box::new(i64::from(q.limit)));
     args.push(Box::new(q.offset.min(i64::MAX as u64) as i64));
-    let n = args.len();
+    let (limit, offset) = (args.len() - 1, args.len());
+    let cols = select_columns();
+    let mut streams = Vec::new();
+    if q.source != Some(Source::Csv) {
+        let (filter, _) = filter_sql_of(q, 3, Rows::NotCsv);
+        streams.push(format!(
+            "(SELECT {cols}, event_at AS sort_at, id AS sort_id FROM predictions
+              WHERE source <> 'csv' AND {ids} {filter}{cursor}
+              ORDER BY event_at DESC, id DESC LIMIT ${limit}::int8 + ${offset}::int8)"
+        ));
+    }
+    // CSV rows have no device, user, address or kind.
+    let csv_rows_match = matches!(q.source, None | Some(Source::Csv))
+        && q.device.is_none()
+        && q.user.is_none()
+        && q.source_ip.is_none()
+        && q.kind.is_none();
+    if csv_rows_match {
+        let (filter, _) = filter_sql_of(q, 3, Rows::OfUpload);
+        streams.push(format!(
+            "(SELECT p.* FROM csv_uploads u CROSS JOIN LATERAL (
+                  SELECT {cols}, event_at AS sort_at, id AS sort_id FROM predictions
+                  WHERE id >= u.first_id AND id <= {upload_below} AND {ids} {filter}
+                  ORDER BY id DESC LIMIT ${limit}::int8 + ${offset}::int8) p
+              WHERE u.last_id >= $1 AND u.first_id <= $2{upload_cursor}
+              ORDER BY u.uploaded_at DESC, u.first_id DESC, p.sort_id DESC LIMIT ${limit}::int8 + ${offset}::int8)"
+        ));
+    }
+    if streams.is_empty() {
+        return Ok(Vec::new());
+    }
     let sql = format!(
-        "SELECT {} FROM predictions WHERE {ids} {filter}{cursor}
-         ORDER BY event_at DESC, id DESC LIMIT ${} OFFSET ${n}",
-        select_columns(),
-        n - 1
+        "SELECT * FROM ({}) page ORDER BY sort_at DESC, sort_id DESC LIMIT ${limit} OFFSET ${offset}",
+        streams.join(" UNION ALL ")
     );
     let rows = tx.query(&tx.prepare_cached(&sql).await?, &refs(&args)).await?;
     rows.iter().map(row_to_stored).collect()
@@ -531,7 +614,7 @@ impl BlockCount<'_> {
 /// The rows of an event-time range (see [`ResultsQuery::hourly_split`]):
 /// its whole hours summed from `rollup_hourly`, which the writers keep by
 /// event hour in the rows' transactions, and only the rows of its two edge
-/// hours counted, through `predictions_event`.
+/// hours counted, through `predictions_event` and `csv_uploads`.
 async fn hourly_count(tx: &Transaction<'_>, split: &HourlySplit) -> Result<u64> {
     let source = split.source.map(Source::as_str);
     let prediction = split.suspicious.map(label);
@@ -548,18 +631,72 @@ async fn hourly_count(tx: &Transaction<'_>, split: &HourlySplit) -> Result<u64> 
         .await?
         .get(0);
     let mut edges = 0;
+    let counted = EventCount { source: split.source, suspicious: split.suspicious };
     for (range, upper) in [(&split.head, "<"), (&split.tail, "<=")] {
-        let Some((lo, hi)) = range else { continue };
-        let sql = format!(
-            "SELECT COUNT(*) FROM predictions
-             WHERE event_at >= ($1::text::timestamp AT TIME ZONE 'UTC')
-               AND event_at {upper} ($2::text::timestamp AT TIME ZONE 'UTC')
-               AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4)"
-        );
-        let n: i64 = tx.query_one(&tx.prepare_cached(&sql).await?, &[lo, hi, &source, &prediction]).await?.get(0);
-        edges += n.max(0) as u64;
+        if let Some((lo, hi)) = range {
+            edges += counted.between(tx, Some(lo), Some(hi), upper).await?;
+        }
     }
     Ok(whole.max(0) as u64 + edges)
+}
+
+/// Rows of an event-time range of one source and label (each optional).
+struct EventCount {
+    source: Option<Source>,
+    suspicious: Option<bool>,
+}
+
+impl EventCount {
+    /// The rows with `from <= event_at` and `event_at {upper} to` (`<` or
+    /// `<=`; an open end is no bound): those of no upload counted through
+    /// `predictions_event`, CSV rows by their uploads of that time, each
+    /// one's whole id blocks from `id_blocks` and only the rows of its two
+    /// edge blocks walked (an index count of a few million CSV rows took
+    /// seconds; these cost the same for any upload).
+    async fn between(&self, tx: &Transaction<'_>, from: Option<&str>, to: Option<&str>, upper: &str) -> Result<u64> {
+        let (source, prediction) = (self.source.map(Source::as_str), self.suspicious.map(label));
+        // Open ends as the infinite times: bounds the index can always take.
+        let (from, to) = (from.unwrap_or("-infinity"), to.unwrap_or("infinity"));
+        let within = format!(
+            " AND event_at >= ($1::text::timestamp AT TIME ZONE 'UTC')
+              AND event_at {upper} ($2::text::timestamp AT TIME ZONE 'UTC')"
+        );
+        let others = async {
+            if source == Some("csv") {
+                return Ok::<i64, Error>(0);
+            }
+            let sql = format!(
+                "SELECT COUNT(*) FROM predictions WHERE source <> 'csv'
+                   AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4){within}"
+            );
+            Ok(tx.query_one(&tx.prepare_cached(&sql).await?, &[&from, &to, &source, &prediction]).await?.get(0))
+        };
+        let uploads = async {
+            if source.is_some_and(|s| s != "csv") {
+                return Ok::<i64, Error>(0);
+            }
+            let (shift, of_uploads) = (BLOCK_SHIFT, within.replace("event_at", "uploaded_at"));
+            let sql = format!(
+                "WITH u AS (
+                     SELECT first_id, last_id, ((first_id + (1 << {shift}) - 1) >> {shift}) << {shift} AS whole_from,
+                            ((last_id + 1) >> {shift}) << {shift} AS whole_to
+                     FROM csv_uploads WHERE true{of_uploads})
+                 SELECT (SELECT COALESCE(SUM(b.n), 0)::int8 FROM u JOIN id_blocks b ON b.source = 'csv'
+                             AND b.block >= u.whole_from >> {shift} AND b.block < u.whole_to >> {shift}
+                             AND ($3::text IS NULL OR b.prediction = $3))
+                      + (SELECT COALESCE(SUM(
+                             (SELECT COUNT(*) FROM predictions p
+                              WHERE p.id >= u.first_id AND p.id <= LEAST(u.last_id, u.whole_from - 1)
+                                AND ($3::text IS NULL OR p.prediction = $3))
+                           + (SELECT COUNT(*) FROM predictions p
+                              WHERE p.id >= GREATEST(u.first_id, u.whole_from, u.whole_to) AND p.id <= u.last_id
+                                AND ($3::text IS NULL OR p.prediction = $3))), 0)::int8 FROM u)"
+            );
+            Ok(tx.query_one(&tx.prepare_cached(&sql).await?, &[&from, &to, &prediction]).await?.get(0))
+        };
+        let (others, uploads) = tokio::try_join!(others, uploads)?;
+        Ok((others.max(0) + uploads.max(0)) as u64)
+    }
 }
 
 /// The id range of the rows stored between `from` and `to` (inclusive,

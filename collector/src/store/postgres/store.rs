@@ -121,6 +121,11 @@ impl PgStore {
 #[async_trait]
 impl Predictions for PgStore {
     async fn insert(&self, rows: Vec<NewPrediction>) -> Result<Vec<i64>> {
+        // A CSV row is placed in event-time order by its upload's row of
+        // `csv_uploads`, which only `begin_csv` writes.
+        if rows.iter().any(|p| p.source == crate::store::Source::Csv) {
+            return Err(Error::Internal("CSV rows are stored by an upload, not one by one".into()));
+        }
         self.send(|reply| WriteOp::Insert { rows, reply }).await
     }
 
@@ -410,6 +415,126 @@ mod tests {
         (SELECT chunk, source, prediction, n FROM id_chunks WHERE n <> 0
          EXCEPT SELECT block >> 6, source, prediction, SUM(n)::int8 FROM id_blocks GROUP BY 1, 2, 3)) d";
 
+    /// CSV rows outside an upload's range of `csv_uploads` (or of another
+    /// time than its), other rows inside one, and ranges that overlap.
+    const UPLOADS_DIFFER: &str = "SELECT
+        (SELECT count(*) FROM predictions p WHERE source = 'csv' AND NOT EXISTS (SELECT 1 FROM csv_uploads u
+            WHERE p.id BETWEEN u.first_id AND u.last_id AND u.uploaded_at = p.event_at))
+        + (SELECT count(*) FROM predictions p JOIN csv_uploads u ON p.id BETWEEN u.first_id AND u.last_id
+            WHERE p.source <> 'csv')
+        + (SELECT count(*) FROM csv_uploads a JOIN csv_uploads b ON a.first_id < b.first_id AND b.first_id <= a.last_id)";
+
+    /// Event-time counts take CSV rows from their uploads' block counts and
+    /// edge blocks: they must equal counting the rows, for uploads that
+    /// start and end inside blocks and span whole ones, around other rows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn event_time_counts_equal_counting_the_rows() {
+        let cluster = PgCluster::start();
+        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
+        let rows = |n: usize, every: usize| {
+            (0..n).map(|i| CsvRow::new(&fingerprint(i % every == 0), i % every == 0, 0.9, &[])).collect()
+        };
+        let mut old = prediction(Source::Agent, true, Some("pi-1"));
+        old.agent.started_at = Some("2026-03-27 13:08:00".into());
+        store.insert(vec![old.clone(), prediction(Source::Agent, false, Some("pi-1"))]).await.unwrap();
+        upload(&store, rows(5_000, 3)).await;
+        store.insert((0..40).map(|i| prediction(Source::Single, i % 2 == 0, None)).collect()).await.unwrap();
+        upload(&store, rows(9_000, 4)).await;
+        store.insert(vec![old, prediction(Source::Agent, true, Some("pi-1"))]).await.unwrap();
+        upload(&store, rows(300, 2)).await;
+        let second = |id: i64| {
+            cluster.psql(&format!(
+                "SELECT to_char(event_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM predictions WHERE id = {id}"
+            ))
+        };
+        let (first, last) = (second(3), second(14_000));
+        let hour = format!("{}:00:00", &first[..13]);
+        let ranges: Vec<(Option<String>, Option<String>)> = vec![
+            (Some(first.clone()), None),
+            (None, Some(first.clone())),
+            (Some(first.clone()), Some(last.clone())),
+            (Some(last.clone()), None),
+            (Some("2026-03-27 13:08:00".into()), Some(first.clone())),
+            (Some("2020-01-01 00:00:00".into()), Some("2035-06-01 10:30:00".into())),
+            (Some(hour.clone()), None),
+            (None, Some(hour)),
+        ];
+        let mut asked = 0;
+        for (from, to) in &ranges {
+            // (A range of single or CSV rows alone is read on ids.)
+            for source in [None, Some(Source::Agent)] {
+                for suspicious in [None, Some(true), Some(false)] {
+                    let q = ResultsQuery {
+                        limit: 1,
+                        from: from.clone(),
+                        to: to.clone(),
+                        source,
+                        suspicious,
+                        ..ResultsQuery::default()
+                    };
+                    let mut sql = String::from("SELECT count(*) FROM predictions WHERE true");
+                    if let Some(f) = from {
+                        sql += &format!(" AND event_at >= (timestamp '{f}' AT TIME ZONE 'UTC')");
+                    }
+                    if let Some(t) = to {
+                        sql += &format!(" AND event_at <= (timestamp '{t}' AT TIME ZONE 'UTC')");
+                    }
+                    if let Some(s) = source {
+                        sql += &format!(" AND source = '{}'", s.as_str());
+                    }
+                    if let Some(s) = suspicious {
+                        sql += &format!(" AND prediction = '{}'", crate::store::model::label(s));
+                    }
+                    assert_eq!(store.results(q.clone()).await.unwrap().count.to_string(), cluster.psql(&sql), "{q:?}");
+                    asked += 1;
+                }
+            }
+        }
+        assert_eq!(asked, ranges.len() * 6);
+        store.shutdown().await;
+    }
+
+    /// A store of schema 16 gets `csv_uploads` found in its rows (one per
+    /// upload, whatever lies between them), and CSV rows leave the
+    /// event-time index; uploads after keep the table whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn csv_uploads_are_found_in_the_rows_of_an_older_store_and_kept_after() {
+        let cluster = PgCluster::start();
+        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
+        let rows = |n: usize| (0..n).map(|i| CsvRow::new(&fingerprint(i % 4 == 0), i % 4 == 0, 0.9, &[])).collect();
+        upload(&store, rows(30)).await;
+        upload(&store, rows(20)).await; // right after the first: one range each all the same
+        store.insert((0..5).map(|i| prediction(Source::Single, i % 2 == 0, None)).collect()).await.unwrap();
+        cluster.psql("SELECT bfp_reserve_ids(100)"); // a gap
+        upload(&store, rows(7)).await;
+        store.insert(vec![prediction(Source::Agent, true, Some("pi-1"))]).await.unwrap();
+        upload(&store, rows(1)).await;
+        let uploads = "SELECT string_agg(first_id || '-' || last_id, ' ' ORDER BY first_id) FROM csv_uploads";
+        let made = cluster.psql(uploads);
+        assert_eq!(made, "1-30 31-50 156-162 164-164");
+        assert_eq!(cluster.psql(UPLOADS_DIFFER), "0");
+        store.shutdown().await;
+        // Back to schema 16, as an older collector left it.
+        cluster.psql(
+            "DROP TABLE csv_uploads; DROP INDEX predictions_event;
+             CREATE INDEX predictions_event ON predictions (event_at, id);
+             DELETE FROM schema_migrations WHERE version >= 17",
+        );
+        let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();
+        assert_eq!(cluster.psql(uploads), made);
+        assert_eq!(cluster.psql(UPLOADS_DIFFER), "0");
+        let index = cluster.psql("SELECT indexdef FROM pg_indexes WHERE indexname = 'predictions_event'");
+        assert!(index.ends_with("WHERE (source <> 'csv'::text)"), "{index}");
+        upload(&store, rows(3)).await;
+        store.insert(vec![prediction(Source::Single, true, None)]).await.unwrap();
+        assert_eq!(cluster.psql("SELECT count(*) FROM csv_uploads"), "5");
+        assert_eq!(cluster.psql(UPLOADS_DIFFER), "0");
+        // A CSV row one by one would have no upload: refused.
+        let err = store.insert(vec![prediction(Source::Csv, true, None)]).await.unwrap_err();
+        assert!(matches!(err, Error::Internal(_)), "{err}");
+        store.shutdown().await;
+    }
+
     /// A store of schema 13 gets `id_chunks` summed from its blocks (and
     /// loses the CSV rows' id index), and the trigger keeps them after:
     /// inserts, an upload, a block's count changed, moved and deleted.
@@ -425,6 +550,8 @@ mod tests {
         cluster.psql(
             "DROP TRIGGER id_blocks_chunks ON id_blocks; DROP FUNCTION id_chunks_follow(); DROP TABLE id_chunks;
              CREATE INDEX predictions_csv_id ON predictions (id) WHERE source = 'csv';
+             DROP TABLE csv_uploads; DROP INDEX predictions_event;
+             CREATE INDEX predictions_event ON predictions (event_at, id);
              DELETE FROM schema_migrations WHERE version >= 14",
         );
         let store = PgStore::open(&PgConfig::new(cluster.url())).await.unwrap();

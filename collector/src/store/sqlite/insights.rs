@@ -700,6 +700,157 @@ mod tests {
         }
     }
 
+    /// Seconds since the epoch of a `YYYY-MM-DD HH:MM:SS` time.
+    fn epoch(t: &str) -> i64 {
+        let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+        let days = bfp_common::time::days_from_civil(n(0..4) as i32, n(5..7) as u8, n(8..10) as u8);
+        days * 86_400 + n(11..13) * 3_600 + n(14..16) * 60 + n(17..19)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uploads_take_their_place_in_event_time_among_the_other_rows() {
+        use crate::store::{backends::commit_csv_rows, Order, StoredPrediction};
+        for fresh in crate::store::backends::each().await {
+            let (name, store) = (fresh.name, &fresh.store);
+            let csv = |n: usize, salt: usize| -> Vec<CsvRow> {
+                (0..n)
+                    .map(|i| {
+                        let s = (i + salt) % 3 == 0;
+                        let fp = row(Source::Csv, Protocol::Https, s, None, None).fingerprint;
+                        CsvRow::new(&fp, s, if s { 0.9 } else { 0.6 }, &[])
+                    })
+                    .collect()
+            };
+            let singles =
+                |n: usize| (0..n).map(|i| row(Source::Single, Protocol::Tor, i % 2 == 0, None, None)).collect();
+            // An agent's events from long before and from a clock ahead,
+            // around two uploads with single predictions between them, and
+            // an event one second after the first upload (the second upload
+            // waits for the clock to pass it).
+            store
+                .insert(vec![
+                    event("2026-03-27 13:08:00", "ubuntu", "203.0.113.5", "session", true, "8 failed logins before"),
+                    event("2030-01-01 00:00:00", "root", "198.51.100.7", "source", false, "clock ahead"),
+                ])
+                .await
+                .unwrap();
+            let first = commit_csv_rows(&**store, csv(20, 0)).await.unwrap();
+            store.insert(singles(3)).await.unwrap();
+            let by_id = |limit| ResultsQuery { limit, ..ResultsQuery::default() };
+            let stored = store.results(by_id(1000)).await.unwrap().results;
+            let first_at = stored.iter().find(|r| Some(r.id) == first.first_id).unwrap().event_at.clone();
+            let next = bfp_common::time::format_utc(epoch(&first_at) + 1);
+            store.insert(vec![event(&next, "admin", "192.0.2.9", "session", true, "8 failed logins")]).await.unwrap();
+            loop {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+                if bfp_common::time::format_utc(now.as_secs() as i64) > next {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            commit_csv_rows(&**store, csv(15, 1)).await.unwrap();
+            store.insert(singles(2)).await.unwrap();
+
+            let all: Vec<StoredPrediction> = store.results(by_id(1000)).await.unwrap().results;
+            assert_eq!(all.len(), 2 + 20 + 3 + 1 + 15 + 2, "{name}");
+            // What each query must give: the rows passing `keep`, newest first.
+            let expect = |keep: &dyn Fn(&StoredPrediction) -> bool| -> Vec<i64> {
+                let mut rows: Vec<&StoredPrediction> = all.iter().filter(|r| keep(r)).collect();
+                rows.sort_by(|a, b| (&b.event_at, b.id).cmp(&(&a.event_at, a.id)));
+                rows.iter().map(|r| r.id).collect()
+            };
+            let newest = |q: &ResultsQuery| ResultsQuery { order: Order::Newest, ..q.clone() };
+            let everything = expect(&|_| true);
+            assert_eq!(ids(&store.results(newest(&by_id(1000))).await.unwrap()), everything, "{name}");
+
+            type Keep = Box<dyn Fn(&StoredPrediction) -> bool>;
+            let filters: Vec<(ResultsQuery, Keep)> = vec![
+                (by_id(1000), Box::new(|_| true)),
+                (ResultsQuery { suspicious: Some(true), ..by_id(1000) }, Box::new(|r| r.suspicious)),
+                (ResultsQuery { suspicious: Some(false), ..by_id(1000) }, Box::new(|r| !r.suspicious)),
+                (ResultsQuery { source: Some(Source::Csv), ..by_id(1000) }, Box::new(|r| r.source == Source::Csv)),
+                (
+                    ResultsQuery { source: Some(Source::Single), ..by_id(1000) },
+                    Box::new(|r| r.source == Source::Single),
+                ),
+                (ResultsQuery { source: Some(Source::Agent), ..by_id(1000) }, Box::new(|r| r.source == Source::Agent)),
+                (ResultsQuery { min_confidence: Some(0.8), ..by_id(1000) }, Box::new(|r| r.confidence >= 0.8)),
+                // Event-time ranges over every source: lower bounds at whole
+                // seconds compare alike on stored text and on finer times.
+                (
+                    ResultsQuery { from: Some(next.clone()), ..by_id(1000) },
+                    Box::new({
+                        let next = next.clone();
+                        move |r| r.event_at >= next
+                    }),
+                ),
+                (
+                    ResultsQuery {
+                        from: Some(first_at.clone()),
+                        to: Some("2029-12-31 23:59:59".into()),
+                        ..by_id(1000)
+                    },
+                    Box::new({
+                        let first_at = first_at.clone();
+                        move |r| r.event_at >= first_at && r.event_at.as_str() < "2030"
+                    }),
+                ),
+                (
+                    ResultsQuery {
+                        from: Some("2026-03-27 13:08:00".into()),
+                        to: Some("2029-12-31 23:59:59".into()),
+                        ..by_id(1000)
+                    },
+                    Box::new(|r| r.event_at.as_str() >= "2026-03-27 13:08:00" && r.event_at.as_str() < "2030"),
+                ),
+                (
+                    ResultsQuery { from: Some(first_at.clone()), suspicious: Some(true), ..by_id(1000) },
+                    Box::new({
+                        let first_at = first_at.clone();
+                        move |r| r.event_at >= first_at && r.suspicious
+                    }),
+                ),
+                (
+                    ResultsQuery { from: Some(first_at.clone()), min_confidence: Some(0.8), ..by_id(1000) },
+                    Box::new({
+                        let first_at = first_at.clone();
+                        move |r| r.event_at >= first_at && r.confidence >= 0.8
+                    }),
+                ),
+            ];
+            for (q, keep) in &filters {
+                let want = expect(keep);
+                assert!(!want.is_empty(), "{name}: {q:?} keeps some rows");
+                let page = store.results(newest(q)).await.unwrap();
+                assert_eq!((page.count, ids(&page)), (want.len() as u64, want.clone()), "{name}: newest {q:?}");
+                let mut sorted = want.clone();
+                sorted.sort();
+                let page = store.results(q.clone()).await.unwrap();
+                assert_eq!((page.count, ids(&page)), (want.len() as u64, sorted), "{name}: by id {q:?}");
+                // Cursor pages small enough to end inside an upload.
+                let mut paged = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let page = store.results(ResultsQuery { limit: 4, before_id: cursor, ..newest(q) }).await;
+                    let page = page.unwrap();
+                    paged.extend(ids(&page));
+                    assert!(paged.len() <= want.len(), "{name}: cursor pages of {q:?} repeat rows: {paged:?}");
+                    match page.results.last() {
+                        Some(last) if page.results.len() == 4 => cursor = Some(last.id),
+                        _ => break,
+                    }
+                }
+                assert_eq!(paged, want, "{name}: cursor pages of {q:?}");
+                for offset in (0..=want.len()).step_by(3) {
+                    let page = store.results(ResultsQuery { limit: 5, offset: offset as u64, ..newest(q) }).await;
+                    let end = (offset + 5).min(want.len());
+                    assert_eq!(ids(&page.unwrap()), want[offset..end], "{name}: offset {offset} of {q:?}");
+                }
+            }
+            store.shutdown().await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn export_writes_every_matching_row_as_scored_csv() {
         for fresh in crate::store::backends::each().await {
