@@ -715,7 +715,7 @@ mod tests {
             let csv = |n: usize, salt: usize| -> Vec<CsvRow> {
                 (0..n)
                     .map(|i| {
-                        let s = (i + salt) % 3 == 0;
+                        let s = (i + salt).is_multiple_of(3);
                         let fp = row(Source::Csv, Protocol::Https, s, None, None).fingerprint;
                         CsvRow::new(&fp, s, if s { 0.9 } else { 0.6 }, &[])
                     })
