@@ -330,7 +330,7 @@ async fn newest_page(
         cursor = format!(" AND (event_at, id) < ({at}, {id})");
         // An upload of the cursor's very time: only its ids below the cursor's.
         upload_cursor = format!(" AND u.uploaded_at <= {at}");
-        upload_below = format!("CASE WHEN u.uploaded_at < {at} THEN u.last_id ELSE {id} - 1 END");
+        upload_below = format!("CASE WHEN u.uploaded_at < {at} THEN u.last_id ELSE LEAST(u.last_id, {id} - 1) END");
     }
     args.push(Box::new(i64::from(q.limit)));
     args.push(Box::new(q.offset.min(i64::MAX as u64) as i64));

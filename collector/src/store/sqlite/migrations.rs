@@ -42,6 +42,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 12, what: "event time of predictions and the console's filter indexes", apply: event_time },
     Migration { version: 13, what: "the evidence agents send with each record", apply: evidence },
     Migration { version: 14, what: "predictions' source check without a temporary table per row", apply: source_check },
+    Migration { version: 15, what: "CSV rows out of the event-time index, each upload one row", apply: csv_uploads },
 ];
 
 /// The schema version this collector writes (the last step of the ladder).
@@ -435,6 +436,34 @@ fn evidence(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// An upload's rows share one event time (its stamp) and one id range, so
+/// one row of `csv_uploads` stands for all of them in event-time order,
+/// and `predictions_event` leaves them out: an entry per row cost about a
+/// sixth of an upload's time (docs/benchmarks.md). Every id of a range is a
+/// CSV row with that time or no row at all. Uploads already stored are
+/// found in the rows: each run of CSV rows with one event time and no other
+/// row between them (in id order).
+fn csv_uploads(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS csv_uploads (
+    first_id    INTEGER PRIMARY KEY,
+    last_id     INTEGER NOT NULL,
+    uploaded_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS csv_uploads_time ON csv_uploads (uploaded_at, first_id);
+DELETE FROM csv_uploads;
+INSERT INTO csv_uploads (first_id, last_id, uploaded_at)
+SELECT MIN(id), MAX(id), event_at FROM (
+    SELECT id, source, event_at,
+           ROW_NUMBER() OVER (ORDER BY id) - ROW_NUMBER() OVER (PARTITION BY source, event_at ORDER BY id) AS run
+    FROM predictions) r
+WHERE source = 'csv'
+GROUP BY event_at, run;
+DROP INDEX IF EXISTS predictions_event;
+CREATE INDEX predictions_event ON predictions (event_at, id) WHERE source <> 'csv';",
+    )
+}
+
 /// Step 1's check on `predictions.source`, and the same check as SQLite
 /// runs it cheaply.
 const SOURCE_CHECK_IN: &str = "CHECK (source IN ('single', 'csv', 'agent'))";
@@ -571,7 +600,7 @@ mod tests {
         assert_eq!(times, ["2026-01-02 03:04:05", "2026-01-03 04:05:06"]);
         let plan: String = conn
             .query_row(
-                "EXPLAIN QUERY PLAN SELECT id FROM predictions ORDER BY event_at DESC, id DESC LIMIT 5",
+                "EXPLAIN QUERY PLAN SELECT id FROM predictions WHERE source <> 'csv' ORDER BY event_at DESC, id DESC LIMIT 5",
                 [],
                 |r| r.get(3),
             )

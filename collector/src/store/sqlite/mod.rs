@@ -186,6 +186,11 @@ impl SqliteStore {
 #[async_trait]
 impl Predictions for SqliteStore {
     async fn insert(&self, rows: Vec<NewPrediction>) -> Result<Vec<i64>> {
+        // A CSV row is placed in event-time order by its upload's row of
+        // `csv_uploads`, which only `begin_csv` writes.
+        if rows.iter().any(|p| p.source == crate::store::Source::Csv) {
+            return Err(Error::Internal("CSV rows are stored by an upload, not one by one".into()));
+        }
         self.send(|reply| WriteOp::Insert { rows, reply }).await
     }
 
@@ -583,6 +588,74 @@ mod tests {
             device: device.map(str::to_string),
             agent: AgentContext { kind: device.map(|_| "session".to_string()), ..AgentContext::default() },
         }
+    }
+
+    /// A store of schema 14 gets `csv_uploads` found in its rows (one per
+    /// upload, whatever lies between them), and CSV rows leave the
+    /// event-time index; uploads after keep the table whole.
+    #[tokio::test]
+    async fn csv_uploads_are_found_in_the_rows_of_an_older_store_and_kept_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let rows = |n: usize| -> Vec<CsvRow> {
+            (0..n).map(|i| CsvRow::new(&fp(if i % 4 == 0 { 8 } else { 0 }), i % 4 == 0, 0.9, &[])).collect()
+        };
+        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
+        store.commit_csv_rows(rows(30)).await.unwrap();
+        store.commit_csv_rows(rows(20)).await.unwrap();
+        store.insert((0..5).map(|i| prediction(Source::Single, i % 2 == 0, None)).collect()).await.unwrap();
+        store.commit_csv_rows(rows(7)).await.unwrap();
+        store.insert(vec![prediction(Source::Agent, true, Some("pi-1"))]).await.unwrap();
+        store.commit_csv_rows(rows(1)).await.unwrap();
+        store.shutdown().await;
+        let uploads = |c: &Connection| -> Vec<(i64, i64, String)> {
+            let mut stmt =
+                c.prepare("SELECT first_id, last_id, uploaded_at FROM csv_uploads ORDER BY first_id").unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(|r| r.unwrap()).collect()
+        };
+        let made = uploads(&Connection::open(&path).unwrap());
+        assert_eq!(made.len(), 4, "{made:?}");
+        assert_eq!((made[3].0, made[3].1), (64, 64));
+        // Back to schema 14, as an older collector left it.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "DROP TABLE csv_uploads; DROP INDEX predictions_event;
+                 CREATE INDEX predictions_event ON predictions (event_at, id); PRAGMA user_version = 14;",
+            )
+            .unwrap();
+        let store = SqliteStore::open(&SqliteConfig::new(&path)).unwrap();
+        let c = Connection::open(&path).unwrap();
+        // Adjacent uploads of one stamp (within a second) are one run of
+        // rows in a store: found as one.
+        let joined = made.iter().fold(Vec::<(i64, i64, String)>::new(), |mut v, (a, b, at)| {
+            match v.last_mut() {
+                Some(last) if last.1 + 1 == *a && last.2 == *at => last.1 = *b,
+                _ => v.push((*a, *b, at.clone())),
+            }
+            v
+        });
+        assert_eq!(uploads(&c), joined);
+        // Every CSV row in one upload of its time, no other row in one.
+        let differ: i64 = c
+            .query_row(
+                "SELECT (SELECT count(*) FROM predictions p WHERE source = 'csv' AND NOT EXISTS (SELECT 1
+                    FROM csv_uploads u WHERE p.id BETWEEN u.first_id AND u.last_id AND u.uploaded_at = p.event_at))
+                  + (SELECT count(*) FROM predictions p JOIN csv_uploads u ON p.id BETWEEN u.first_id AND u.last_id
+                     WHERE p.source <> 'csv')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(differ, 0);
+        let index: String =
+            c.query_row("SELECT sql FROM sqlite_master WHERE name = 'predictions_event'", [], |r| r.get(0)).unwrap();
+        assert!(index.ends_with("WHERE source <> 'csv'"), "{index}");
+        store.commit_csv_rows(rows(3)).await.unwrap();
+        assert_eq!(uploads(&c).last().map(|u| (u.0, u.1)), Some((65, 67)));
+        let err = store.insert(vec![prediction(Source::Csv, true, None)]).await.unwrap_err();
+        assert!(matches!(err, Error::Internal(_)), "{err}");
+        store.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,9 +113,11 @@ pub(super) fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
     let (count, lo, hi) = if is_ranged(q) || q.labelled.is_some() {
         // An id or time range: the counters cannot say, count in the range.
         match resolve_range(&tx, q)? {
-            Some((lo, hi)) => match q.hourly_split() {
-                Some(split) => (hourly_count(&tx, &split)?, lo, hi),
-                None => (range_count(&tx, lo, hi, &filter, &args, BlockFilter::of(q))?, lo, hi),
+            Some((lo, hi)) => match (q.hourly_split(), q.event_range_alone()) {
+                (Some(split), _) => (hourly_count(&tx, &split)?, lo, hi),
+                // Less than an hour's range (or times the split does not take).
+                (None, Some((from, to))) => (event_count(&tx, from, to, "<=", q.source, q.suspicious)?, lo, hi),
+                (None, None) => (range_count(&tx, lo, hi, &filter, &args, BlockFilter::of(q))?, lo, hi),
             },
             None => (0, 1, 0),
         }
@@ -124,7 +126,7 @@ pub(super) fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
         (totals(&tx, &f)?.total(), 0, i64::MAX)
     };
     if q.order == Order::Newest {
-        let mut results = newest_page(&tx, q, lo, hi, &filter, args)?;
+        let mut results = newest_page(&tx, q, lo, hi, args)?;
         feedback::attach(&tx, &mut results)?;
         tx.finish()?;
         return Ok(ResultsPage { count, results });
@@ -159,19 +161,20 @@ pub(super) fn results(c: &Connection, q: &ResultsQuery) -> Result<ResultsPage> {
 }
 
 /// A page of `q` newest first (event time, then id, descending) among ids
-/// `lo..=hi` passing `filter` (its values in `args`, numbered from `?3`).
+/// `lo..=hi` passing its filters (their values in `args`, numbered from
+/// `?3`).
 ///
-/// `predictions_event (event_at, id)` is walked backwards from the cursor
-/// (`before_id`: one look-up of its event time, then a seek), or from the
-/// newest row skipping `offset` rows: a cursor costs the same at any depth,
-/// an offset walks the rows it skips. A user or address filter walks that
-/// value's own index in the same order.
+/// Two streams merged in that order: the rows of no upload, walking
+/// `predictions_event (event_at, id)` backwards, and the uploads newest
+/// first (`csv_uploads_time`), each one's rows backwards by id (an upload's
+/// rows share its time). A cursor (`before_id`: one look-up of its event
+/// time) is a seek in both; an offset walks the rows it skips. A user or
+/// address filter walks that value's own index in the same order.
 fn newest_page(
     c: &Connection,
     q: &ResultsQuery,
     lo: i64,
     hi: i64,
-    filter: &str,
     mut args: Vec<rusqlite::types::Value>,
 ) -> Result<Vec<StoredPrediction>> {
     let mut bind: Vec<rusqlite::types::Value> = vec![lo.into(), hi.into()];
@@ -179,7 +182,7 @@ fn newest_page(
     // Without an id range the ids are not named at all: a range on the
     // rowid would tempt the planner away from the event-time index.
     let ids = if lo <= 0 && hi == i64::MAX { "?1 <= ?2" } else { "id >= ?1 AND id <= ?2" };
-    let mut cursor = String::new();
+    let mut cursor = None;
     if let Some(before) = q.before_id {
         let at: Option<String> = c
             .prepare_cached("SELECT event_at FROM predictions WHERE id = ?1")?
@@ -190,22 +193,78 @@ fn newest_page(
         };
         bind.push(at.into());
         bind.push(before.into());
-        cursor = format!(" AND (event_at, id) < (?{}, ?{})", bind.len() - 1, bind.len());
+        cursor = Some(bind.len() - 1);
     }
     bind.push(i64::from(q.limit).into());
     bind.push((q.offset.min(i64::MAX as u64) as i64).into());
-    let sql = newest_sql(ids, filter, &cursor, bind.len() - 1);
+    let streams = NewestStreams::of(q);
+    let sql = newest_sql(q, ids, streams, cursor, bind.len() - 1);
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(bind), row_to_stored)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// The statement of [`newest_page`]: limit and offset at `?limit_at` and the
-/// one after it.
-fn newest_sql(ids: &str, filter: &str, cursor: &str, limit_at: usize) -> String {
+/// Which streams of [`newest_page`] can hold rows of `q`.
+#[derive(Debug, Clone, Copy)]
+struct NewestStreams {
+    others: bool,
+    uploads: bool,
+}
+
+impl NewestStreams {
+    fn of(q: &ResultsQuery) -> NewestStreams {
+        NewestStreams {
+            others: q.source != Some(Source::Csv),
+            // CSV rows have no device, user, address or kind.
+            uploads: matches!(q.source, None | Some(Source::Csv))
+                && q.device.is_none()
+                && q.user.is_none()
+                && q.source_ip.is_none()
+                && q.kind.is_none(),
+        }
+    }
+}
+
+/// The statement of [`newest_page`]: the cursor's time and id at
+/// `?cursor` and the one after it, limit and offset at `?limit_at` and the
+/// one after it. Both streams give `(time, upload, id)` after the columns,
+/// in which order SQLite merges them: a row of no upload gives its id as
+/// its upload (it lies in no upload's range, so it sorts among uploads of
+/// its time as its id does).
+fn newest_sql(q: &ResultsQuery, ids: &str, streams: NewestStreams, cursor: Option<usize>, limit_at: usize) -> String {
+    let mut arms = Vec::new();
+    if streams.others {
+        let (filter, _) = filter_sql_of(q, 3, Rows::NotCsv);
+        let cursor = cursor.map(|at| format!(" AND (event_at, id) < (?{at}, ?{})", at + 1)).unwrap_or_default();
+        arms.push(format!(
+            "SELECT {SELECT_COLUMNS}, event_at AS sort_at, id AS sort_upload, id AS sort_id FROM predictions
+             WHERE source <> 'csv' AND {ids} {filter}{cursor}"
+        ));
+    }
+    if streams.uploads {
+        let (filter, _) = filter_sql_of(q, 3, Rows::OfUpload);
+        // An upload of the cursor's very time: only its ids below the cursor's.
+        let (after, below) = match cursor {
+            Some(at) => (
+                format!(" AND u.uploaded_at <= ?{at}"),
+                format!("CASE WHEN u.uploaded_at < ?{at} THEN u.last_id ELSE MIN(u.last_id, ?{} - 1) END", at + 1),
+            ),
+            None => (String::new(), "u.last_id".to_string()),
+        };
+        arms.push(format!(
+            "SELECT {SELECT_COLUMNS}, u.uploaded_at AS sort_at, u.first_id AS sort_upload, id AS sort_id FROM csv_uploads u
+             JOIN predictions ON id >= u.first_id AND id <= {below}
+             WHERE u.last_id >= ?1 AND u.first_id <= ?2{after} AND {ids} {filter}"
+        ));
+    }
+    if arms.is_empty() {
+        arms.push(format!(
+            "SELECT {SELECT_COLUMNS}, NULL AS sort_at, NULL AS sort_upload, NULL AS sort_id FROM predictions WHERE 0"
+        ));
+    }
     format!(
-        "SELECT {SELECT_COLUMNS} FROM predictions WHERE {ids} {filter}{cursor}
-         ORDER BY event_at DESC, id DESC LIMIT ?{limit_at} OFFSET ?{}",
+        "{} ORDER BY sort_at DESC, sort_upload DESC, sort_id DESC LIMIT ?{limit_at} OFFSET ?{}",
+        arms.join(" UNION ALL "),
         limit_at + 1
     )
 }
@@ -439,7 +498,7 @@ pub(super) fn range_count(
 /// The rows of an event-time range (see [`ResultsQuery::hourly_split`]):
 /// its whole hours summed from `rollup_hourly`, which the writer keeps by
 /// event hour in the rows' transactions, and only the rows of its two edge
-/// hours counted, through `predictions_event`.
+/// hours counted, through `predictions_event` and `csv_uploads`.
 pub(super) fn hourly_count(c: &Connection, split: &HourlySplit) -> Result<u64> {
     let whole: i64 = c
         .prepare_cached(
@@ -452,22 +511,72 @@ pub(super) fn hourly_count(c: &Connection, split: &HourlySplit) -> Result<u64> {
         )?;
     let edge = |range: &Option<(String, String)>, upper: &str| -> Result<u64> {
         let Some((lo, hi)) = range else { return Ok(0) };
-        let n: i64 = c
-            .prepare_cached(&edge_count_sql(upper))?
-            .query_row(params![lo, hi, split.source.map(Source::as_str), split.suspicious.map(label)], |r| r.get(0))?;
-        Ok(n as u64)
+        event_count(c, Some(lo), Some(hi), upper, split.source, split.suspicious)
     };
     Ok(whole as u64 + edge(&split.head, "<")? + edge(&split.tail, "<=")?)
 }
 
-/// Counts the rows with `?1 <= event_at` and `event_at {upper} ?2` of
-/// source `?3` and label `?4` (each optional). `+source`, `+prediction`:
-/// not the source's or the label's partial id index (every row of that
-/// source), the event-time index (an hour's rows).
+/// The rows with `from <= event_at` and `event_at {upper} to` (`<` or
+/// `<=`; an open end is no bound) of `source` and label (each optional):
+/// those of no upload counted through `predictions_event`, CSV rows by
+/// their uploads of that time, each one's whole id blocks from `id_blocks`
+/// and only the rows of its two edge blocks walked.
+fn event_count(
+    c: &Connection,
+    from: Option<&str>,
+    to: Option<&str>,
+    upper: &str,
+    source: Option<Source>,
+    suspicious: Option<bool>,
+) -> Result<u64> {
+    // Open ends as times every stored one sorts after or before.
+    let (from, to) = (from.unwrap_or(""), to.unwrap_or("~"));
+    let (source, prediction) = (source.map(Source::as_str), suspicious.map(label));
+    let others: i64 = if source == Some("csv") {
+        0
+    } else {
+        c.prepare_cached(&edge_count_sql(upper))?.query_row(params![from, to, source, prediction], |r| r.get(0))?
+    };
+    let uploads: i64 = if source.is_some_and(|s| s != "csv") {
+        0
+    } else {
+        c.prepare_cached(&upload_count_sql(upper))?.query_row(params![from, to, prediction], |r| r.get(0))?
+    };
+    Ok((others + uploads) as u64)
+}
+
+/// Counts the rows of no upload with `?1 <= event_at` and `event_at {upper}
+/// ?2` of source `?3` and label `?4` (each optional). `+source`,
+/// `+prediction`: not the source's or the label's partial id index (every
+/// row of that source), the event-time index (an hour's rows).
 fn edge_count_sql(upper: &str) -> String {
     format!(
-        "SELECT COUNT(*) FROM predictions WHERE event_at >= ?1 AND event_at {upper} ?2
+        "SELECT COUNT(*) FROM predictions WHERE source <> 'csv' AND event_at >= ?1 AND event_at {upper} ?2
             AND (?3 IS NULL OR +source = ?3) AND (?4 IS NULL OR +prediction = ?4)"
+    )
+}
+
+/// Counts the CSV rows of label `?3` (optional) uploaded with `?1 <=
+/// uploaded_at` and `uploaded_at {upper} ?2`: each upload's whole id blocks
+/// from `id_blocks` (every id of them is the upload's), the rows of its
+/// partial blocks at both ends walked by id.
+fn upload_count_sql(upper: &str) -> String {
+    let shift = BLOCK_SHIFT;
+    format!(
+        "WITH u AS (
+             SELECT first_id, last_id, ((first_id + (1 << {shift}) - 1) >> {shift}) << {shift} AS whole_from,
+                    ((last_id + 1) >> {shift}) << {shift} AS whole_to
+             FROM csv_uploads WHERE uploaded_at >= ?1 AND uploaded_at {upper} ?2)
+         SELECT (SELECT COALESCE(SUM(b.n), 0) FROM u JOIN id_blocks b ON b.source = 'csv'
+                     AND b.block >= u.whole_from >> {shift} AND b.block < u.whole_to >> {shift}
+                     AND (?3 IS NULL OR b.prediction = ?3))
+              + (SELECT COALESCE(SUM(
+                     (SELECT COUNT(*) FROM predictions p
+                      WHERE p.id >= u.first_id AND p.id <= MIN(u.last_id, u.whole_from - 1)
+                        AND (?3 IS NULL OR p.prediction = ?3))
+                   + (SELECT COUNT(*) FROM predictions p
+                      WHERE p.id >= MAX(u.first_id, u.whole_from, u.whole_to) AND p.id <= u.last_id
+                        AND (?3 IS NULL OR p.prediction = ?3))), 0) FROM u)"
     )
 }
 
@@ -524,6 +633,45 @@ impl BlockFilter {
 /// `AND ...` conditions for `q`'s source/device/prediction filters, with
 /// their values, numbering parameters from `?first`.
 pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<rusqlite::types::Value>) {
+    filter_sql_of(q, first, Rows::All)
+}
+
+/// The rows a filter is written for. `predictions_event` holds every row but
+/// those of CSV uploads, whose place in event-time order is their upload's
+/// row in `csv_uploads`: an event-time range is read on the index for the
+/// others and on the uploads' id ranges for CSV rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// Any row.
+    All,
+    /// Rows of no upload (the statement says `source <> 'csv'`).
+    NotCsv,
+    /// The rows of the upload `u` (a `csv_uploads` row the statement joins).
+    OfUpload,
+}
+
+/// `within` (`AND` conditions on `event_at`) for `rows`. For any row, as two
+/// arms SQLite can each read by an index: rows of no upload through
+/// `predictions_event`, CSV rows through the rowid between the first and
+/// last ids of the uploads of that time (every CSV row of that time is in
+/// one of them; the conditions still hold row by row).
+fn event_time_sql(within: &str, rows: Rows) -> String {
+    let of_uploads = within.replace("event_at", "uploaded_at");
+    match rows {
+        Rows::NotCsv => format!(" AND source <> 'csv'{within}"),
+        // A condition on the upload alone: checked once per upload.
+        Rows::OfUpload => within.replace("event_at", "u.uploaded_at"),
+        Rows::All => format!(
+            " AND ((source <> 'csv'{within}) OR (source = 'csv'{within}
+                AND id >= COALESCE((SELECT MIN(first_id) FROM csv_uploads WHERE 1{of_uploads}), 1)
+                AND id <= COALESCE((SELECT MAX(last_id) FROM csv_uploads WHERE 1{of_uploads}), 0)))"
+        ),
+    }
+}
+
+/// [`filter_sql`] for the rows of `rows`; the values are the same whatever
+/// `rows`, in the same order.
+fn filter_sql_of(q: &ResultsQuery, first: usize, rows: Rows) -> (String, Vec<rusqlite::types::Value>) {
     let mut sql = String::new();
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(s) = q.source {
@@ -560,12 +708,16 @@ pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<rusqlit
         text(&mut sql, &p, " AND reasons LIKE # ESCAPE '\\'");
     }
     if let Some((from, to)) = q.event_range() {
+        let mut within = String::new();
         if let Some(f) = from {
-            text(&mut sql, f, " AND event_at >= #");
+            text(&mut within, f, " AND event_at >= #");
         }
         if let Some(t) = to {
-            text(&mut sql, t, " AND event_at <= #");
+            text(&mut within, t, " AND event_at <= #");
         }
+        // Only an agent's or single rows: the index alone.
+        let rows = if q.source.is_some() && rows == Rows::All { Rows::NotCsv } else { rows };
+        sql.push_str(&event_time_sql(&within, rows));
     }
     if let Some(c) = q.min_confidence {
         args.push(c.into());
@@ -707,15 +859,16 @@ mod tests {
             (ResultsQuery { source_ip: Some("192.0.2.1".into()), ..ResultsQuery::default() }, "predictions_ip_event"),
         ];
         for (q, index) in cases {
-            let (filter, args) = filter_sql(&q, 3);
+            let (_, args) = filter_sql(&q, 3);
+            let streams = NewestStreams::of(&q);
             for cursor in [false, true] {
                 let at = 3 + args.len();
-                let cursor_sql =
-                    if cursor { format!(" AND (event_at, id) < (?{at}, ?{})", at + 1) } else { String::new() };
                 let limit_at = at + if cursor { 2 } else { 0 };
-                let plan = plan_of(&newest_sql("?1 <= ?2", &filter, &cursor_sql, limit_at));
+                let plan = plan_of(&newest_sql(&q, "?1 <= ?2", streams, cursor.then_some(at), limit_at));
                 assert!(plan.contains(index), "{q:?} cursor {cursor}: {plan}");
                 assert!(!plan.contains("TEMP B-TREE"), "{q:?} cursor {cursor}: sorts: {plan}");
+                // The uploads newest first, each one's rows by id.
+                assert_eq!(plan.contains("csv_uploads_time"), streams.uploads, "{q:?} cursor {cursor}: {plan}");
             }
         }
         // Their counts use the same indexes (an event-time range too).
@@ -739,6 +892,11 @@ mod tests {
         for upper in ["<", "<="] {
             let plan = plan_of(&edge_count_sql(upper));
             assert!(plan.contains("predictions_event"), "edge {upper}: {plan}");
+            // Uploads by their time, their rows by id: no row walked in order
+            // of anything else.
+            let plan = plan_of(&upload_count_sql(upper));
+            assert!(plan.contains("csv_uploads_time"), "uploads {upper}: {plan}");
+            assert!(!plan.contains("SCAN p"), "uploads {upper}: {plan}");
         }
     }
 

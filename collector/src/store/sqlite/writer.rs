@@ -418,6 +418,10 @@ fn commit_csv(
     rollup.apply_at(&tx, &stamp)?;
     let last_id = (totals.total() > 0).then(|| tx.last_insert_rowid());
     let first_id = last_id.map(|last| last - totals.total() as i64 + 1);
+    // The upload's rows in event-time order: they have no entry in
+    // `predictions_event`; this row (their stamp) stands for them.
+    tx.prepare_cached("INSERT INTO csv_uploads (first_id, last_id, uploaded_at) VALUES (?1, ?2, ?3)")?
+        .execute(rusqlite::params![first_id, last_id, stamp])?;
     tx.commit()?;
     Ok(CsvSummary { total: totals.total(), normal: totals.normal, suspicious: totals.suspicious, first_id, last_id })
 }
