@@ -376,6 +376,40 @@ impl ResultsQuery {
     }
 }
 
+/// The rows an event-time filter is written for. `predictions_event` holds
+/// every row but those of CSV uploads, whose place in event-time order is
+/// their upload's row in `csv_uploads`: an event-time range is read on the
+/// index for the others and on the uploads' id ranges for CSV rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventRows {
+    /// Any row.
+    All,
+    /// Rows of no upload (the statement says `source <> 'csv'`).
+    NotCsv,
+    /// The rows of the upload `u` (a `csv_uploads` row the statement joins).
+    OfUpload,
+}
+
+/// `within` (`AND` conditions on `event_at`, with their placeholders) for
+/// `rows`, as SQL both backends take. For any row, as two arms the planner
+/// can each read by an index: rows of no upload through `predictions_event`,
+/// CSV rows by id between the first and last ids of the uploads of that time
+/// (every CSV row of that time is in one of them; the conditions still hold
+/// row by row). For an upload's rows, a condition on the upload alone: the
+/// planner skips an upload outside the range without reading its rows.
+pub(crate) fn event_time_sql(within: &str, rows: EventRows) -> String {
+    let of_uploads = within.replace("event_at", "uploaded_at");
+    match rows {
+        EventRows::NotCsv => format!(" AND source <> 'csv'{within}"),
+        EventRows::OfUpload => within.replace("event_at", "u.uploaded_at"),
+        EventRows::All => format!(
+            " AND ((source <> 'csv'{within}) OR (source = 'csv'{within}
+                AND id >= COALESCE((SELECT MIN(first_id) FROM csv_uploads WHERE true{of_uploads}), 1)
+                AND id <= COALESCE((SELECT MAX(last_id) FROM csv_uploads WHERE true{of_uploads}), 0)))"
+        ),
+    }
+}
+
 /// The lowest hour an open `from` stands for (a time both backends take).
 const OPEN_START: &str = "0001-01-01 00:00:00";
 

@@ -21,7 +21,7 @@ use crate::store::feedback::AnalystLabel;
 use crate::store::insights::{
     commands_cell, spreadsheet_safe, Bucket, Insights, Split, DAYS_SHOWN, EXPORT_HEADER, HOURS_SHOWN, TOP_N,
 };
-use crate::store::model::label;
+use crate::store::model::{event_time_sql, label, EventRows};
 use crate::store::{
     AgentContext, HourlySplit, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals,
 };
@@ -96,30 +96,16 @@ fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect()
 }
 
-/// The rows a filter is written for. `predictions_event` holds every row but
-/// those of CSV uploads, whose place in event-time order is their upload's
-/// row in `csv_uploads`: an event-time range is read on the index for the
-/// others and on the uploads' id ranges for CSV rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rows {
-    /// Any row.
-    All,
-    /// Rows of no upload (the statement says `source <> 'csv'`).
-    NotCsv,
-    /// The rows of the upload `u` (a `csv_uploads` row the statement joins).
-    OfUpload,
-}
-
 /// `AND ...` conditions for `q`'s filters, with their values (numbered from
 /// `$first`). Source and label are literals (one of a few constants) so the
 /// planner can use the partial indexes of their ids.
 pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<String>) {
-    filter_sql_of(q, first, Rows::All)
+    filter_sql_of(q, first, EventRows::All)
 }
 
 /// [`filter_sql`] for the rows of `rows`; the values are the same whatever
 /// `rows`, in the same order.
-fn filter_sql_of(q: &ResultsQuery, first: usize, rows: Rows) -> (String, Vec<String>) {
+fn filter_sql_of(q: &ResultsQuery, first: usize, rows: EventRows) -> (String, Vec<String>) {
     let mut sql = String::new();
     let mut args = Vec::new();
     if let Some(s) = q.source {
@@ -165,7 +151,7 @@ fn filter_sql_of(q: &ResultsQuery, first: usize, rows: Rows) -> (String, Vec<Str
             text(&mut within, t.to_string(), " AND event_at <= (#::text::timestamp AT TIME ZONE 'UTC')");
         }
         // Only an agent's or single rows: the index alone.
-        let rows = if q.source.is_some() && rows == Rows::All { Rows::NotCsv } else { rows };
+        let rows = if q.source.is_some() && rows == EventRows::All { EventRows::NotCsv } else { rows };
         sql.push_str(&event_time_sql(&within, rows));
     }
     if let Some(c) = q.min_confidence {
@@ -173,26 +159,6 @@ fn filter_sql_of(q: &ResultsQuery, first: usize, rows: Rows) -> (String, Vec<Str
         sql.push_str(&format!(" AND confidence >= {c:?}"));
     }
     (sql, args)
-}
-
-/// `within` (`AND` conditions on `event_at`) for `rows`. For any row, as two
-/// arms the planner can each read by an index: rows of no upload through
-/// `predictions_event`, CSV rows through the primary key between the first
-/// and last ids of the uploads of that time (every CSV row of that time is
-/// in one of them; the conditions still hold row by row).
-fn event_time_sql(within: &str, rows: Rows) -> String {
-    let of_uploads = within.replace("event_at", "uploaded_at");
-    match rows {
-        Rows::NotCsv => format!(" AND source <> 'csv'{within}"),
-        // A condition on the upload alone: the planner skips an upload
-        // outside the range without reading its rows.
-        Rows::OfUpload => within.replace("event_at", "u.uploaded_at"),
-        Rows::All => format!(
-            " AND ((source <> 'csv'{within}) OR (source = 'csv'{within}
-                AND id >= COALESCE((SELECT MIN(first_id) FROM csv_uploads WHERE true{of_uploads}), 1)
-                AND id <= COALESCE((SELECT MAX(last_id) FROM csv_uploads WHERE true{of_uploads}), 0)))"
-        ),
-    }
 }
 
 fn with(mut front: Args, filter_args: &[String]) -> Args {
@@ -338,7 +304,7 @@ async fn newest_page(
     let cols = select_columns();
     let mut streams = Vec::new();
     if q.source != Some(Source::Csv) {
-        let (filter, _) = filter_sql_of(q, 3, Rows::NotCsv);
+        let (filter, _) = filter_sql_of(q, 3, EventRows::NotCsv);
         streams.push(format!(
             "(SELECT {cols}, event_at AS sort_at, id AS sort_id FROM predictions
               WHERE source <> 'csv' AND {ids} {filter}{cursor}
@@ -352,7 +318,7 @@ async fn newest_page(
         && q.source_ip.is_none()
         && q.kind.is_none();
     if csv_rows_match {
-        let (filter, _) = filter_sql_of(q, 3, Rows::OfUpload);
+        let (filter, _) = filter_sql_of(q, 3, EventRows::OfUpload);
         streams.push(format!(
             "(SELECT p.* FROM csv_uploads u CROSS JOIN LATERAL (
                   SELECT {cols}, event_at AS sort_at, id AS sort_id FROM predictions

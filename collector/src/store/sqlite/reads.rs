@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::feedback;
 use crate::error::{Error, Result};
-use crate::store::model::label;
+use crate::store::model::{event_time_sql, label, EventRows};
 use crate::store::{
     AgentContext, HourlySplit, Order, Reason, ResultsPage, ResultsQuery, Source, StoredPrediction, Totals,
 };
@@ -234,7 +234,7 @@ impl NewestStreams {
 fn newest_sql(q: &ResultsQuery, ids: &str, streams: NewestStreams, cursor: Option<usize>, limit_at: usize) -> String {
     let mut arms = Vec::new();
     if streams.others {
-        let (filter, _) = filter_sql_of(q, 3, Rows::NotCsv);
+        let (filter, _) = filter_sql_of(q, 3, EventRows::NotCsv);
         let cursor = cursor.map(|at| format!(" AND (event_at, id) < (?{at}, ?{})", at + 1)).unwrap_or_default();
         arms.push(format!(
             "SELECT {SELECT_COLUMNS}, event_at AS sort_at, id AS sort_upload, id AS sort_id FROM predictions
@@ -242,7 +242,7 @@ fn newest_sql(q: &ResultsQuery, ids: &str, streams: NewestStreams, cursor: Optio
         ));
     }
     if streams.uploads {
-        let (filter, _) = filter_sql_of(q, 3, Rows::OfUpload);
+        let (filter, _) = filter_sql_of(q, 3, EventRows::OfUpload);
         // An upload of the cursor's very time: only its ids below the cursor's.
         let (after, below) = match cursor {
             Some(at) => (
@@ -633,45 +633,12 @@ impl BlockFilter {
 /// `AND ...` conditions for `q`'s source/device/prediction filters, with
 /// their values, numbering parameters from `?first`.
 pub(super) fn filter_sql(q: &ResultsQuery, first: usize) -> (String, Vec<rusqlite::types::Value>) {
-    filter_sql_of(q, first, Rows::All)
-}
-
-/// The rows a filter is written for. `predictions_event` holds every row but
-/// those of CSV uploads, whose place in event-time order is their upload's
-/// row in `csv_uploads`: an event-time range is read on the index for the
-/// others and on the uploads' id ranges for CSV rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rows {
-    /// Any row.
-    All,
-    /// Rows of no upload (the statement says `source <> 'csv'`).
-    NotCsv,
-    /// The rows of the upload `u` (a `csv_uploads` row the statement joins).
-    OfUpload,
-}
-
-/// `within` (`AND` conditions on `event_at`) for `rows`. For any row, as two
-/// arms SQLite can each read by an index: rows of no upload through
-/// `predictions_event`, CSV rows through the rowid between the first and
-/// last ids of the uploads of that time (every CSV row of that time is in
-/// one of them; the conditions still hold row by row).
-fn event_time_sql(within: &str, rows: Rows) -> String {
-    let of_uploads = within.replace("event_at", "uploaded_at");
-    match rows {
-        Rows::NotCsv => format!(" AND source <> 'csv'{within}"),
-        // A condition on the upload alone: checked once per upload.
-        Rows::OfUpload => within.replace("event_at", "u.uploaded_at"),
-        Rows::All => format!(
-            " AND ((source <> 'csv'{within}) OR (source = 'csv'{within}
-                AND id >= COALESCE((SELECT MIN(first_id) FROM csv_uploads WHERE 1{of_uploads}), 1)
-                AND id <= COALESCE((SELECT MAX(last_id) FROM csv_uploads WHERE 1{of_uploads}), 0)))"
-        ),
-    }
+    filter_sql_of(q, first, EventRows::All)
 }
 
 /// [`filter_sql`] for the rows of `rows`; the values are the same whatever
 /// `rows`, in the same order.
-fn filter_sql_of(q: &ResultsQuery, first: usize, rows: Rows) -> (String, Vec<rusqlite::types::Value>) {
+fn filter_sql_of(q: &ResultsQuery, first: usize, rows: EventRows) -> (String, Vec<rusqlite::types::Value>) {
     let mut sql = String::new();
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(s) = q.source {
@@ -716,7 +683,7 @@ fn filter_sql_of(q: &ResultsQuery, first: usize, rows: Rows) -> (String, Vec<rus
             text(&mut within, t, " AND event_at <= #");
         }
         // Only an agent's or single rows: the index alone.
-        let rows = if q.source.is_some() && rows == Rows::All { Rows::NotCsv } else { rows };
+        let rows = if q.source.is_some() && rows == EventRows::All { EventRows::NotCsv } else { rows };
         sql.push_str(&event_time_sql(&within, rows));
     }
     if let Some(c) = q.min_confidence {
