@@ -12,7 +12,6 @@
 
 use std::collections::BTreeSet;
 
-use bfp_e2e::agent::temp_dir;
 use bfp_e2e::forward::{device_add, sample_batch};
 use bfp_e2e::{
     collector_cli, multipart, operator_token, password_of, post_json, send, Backend, Collector, Reply, TestDb,
@@ -269,11 +268,23 @@ fn every_route_answers_every_caller_as_documented_on(backend: Backend) {
 /// through a non-loopback address (10.77.0.1 on the namespace's own `lo`),
 /// from the same client. Only the loopback connection gets the original
 /// routes without a credential; the other needs a token, which then works.
+/// On PostgreSQL the collector in the namespace reaches the test's cluster
+/// through its Unix socket (the namespace's 127.0.0.1 is its own).
 #[test]
 fn the_original_routes_need_a_token_on_a_connection_to_a_non_loopback_address() {
-    let dir = temp_dir();
-    let db = dir.path().join("app.db");
-    let viewer = operator_token(&db, "vera", "viewer");
+    for backend in Backend::ALL {
+        the_original_routes_need_a_token_on_a_connection_to_a_non_loopback_address_on(backend);
+    }
+}
+
+fn the_original_routes_need_a_token_on_a_connection_to_a_non_loopback_address_on(backend: Backend) {
+    eprintln!("backend: {backend:?}");
+    let store = backend.fresh();
+    let viewer = operator_token(store.db(), "vera", "viewer");
+    let db: std::ffi::OsString = match store.cluster() {
+        Some(cluster) => cluster.socket_url().into(),
+        None => store.db().to_os_string(),
+    };
     let script = r#"
 set -u
 ip link set lo up && ip addr add 10.77.0.1/32 dev lo || exit 90
@@ -302,7 +313,7 @@ wait "$pid"
         .args(["--net", "sh", "-c", script])
         .env("BIN", bfp_e2e::binary("bfp-collector"))
         .env("DB", &db)
-        .env("DIR", dir.path())
+        .env("DIR", store.path())
         .env("TOKEN", &viewer)
         .env("PREDICT", PREDICT)
         .output()
@@ -332,5 +343,6 @@ wait "$pid"
     .into_iter()
     .map(str::to_string)
     .collect();
-    assert_eq!(got, want, "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let log = std::fs::read_to_string(store.path().join("err.log")).unwrap_or_default();
+    assert_eq!(got, want, "{backend:?}: stderr: {}; collector: {log}", String::from_utf8_lossy(&out.stderr));
 }

@@ -89,6 +89,14 @@ impl PgCluster {
         self.url_of("bfp")
     }
 
+    /// `bfp`'s URL through the cluster's Unix socket (in its folder): what a
+    /// process in another network namespace, where 127.0.0.1 is its own,
+    /// can still reach.
+    pub fn socket_url(&self) -> String {
+        let folder = path(&self.dir).replace('%', "%25").replace('/', "%2F");
+        format!("postgres://bfp@{folder}:{}/bfp", self.port)
+    }
+
     /// The URL of another database of this cluster (see [`Self::create_database`]).
     pub fn url_of(&self, database: &str) -> String {
         format!("postgres://bfp@127.0.0.1:{}/{database}", self.port)
