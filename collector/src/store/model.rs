@@ -299,6 +299,16 @@ impl ResultsQuery {
         }
     }
 
+    /// Whether CSV rows can pass the filters: they have no device, user,
+    /// address or kind.
+    pub fn csv_rows_can_match(&self) -> bool {
+        matches!(self.source, None | Some(Source::Csv))
+            && self.device.is_none()
+            && self.user.is_none()
+            && self.source_ip.is_none()
+            && self.kind.is_none()
+    }
+
     /// `from`/`to` read on the event time when the only other filters are a
     /// source and a label (what the roll-ups and block counts keep).
     pub fn event_range_alone(&self) -> Option<(Option<&str>, Option<&str>)> {
@@ -374,6 +384,16 @@ impl ResultsQuery {
             p
         })
     }
+}
+
+/// Refuses CSV rows stored one by one: a CSV row is placed in event-time
+/// order by its upload's row of `csv_uploads`, which only an upload
+/// (`begin_csv`) writes.
+pub(crate) fn refuse_csv_rows(rows: &[NewPrediction]) -> Result<()> {
+    if rows.iter().any(|p| p.source == Source::Csv) {
+        return Err(Error::Internal("CSV rows are stored by an upload, not one by one".into()));
+    }
+    Ok(())
 }
 
 /// The rows an event-time filter is written for. `predictions_event` holds

@@ -208,10 +208,7 @@ pub(super) async fn results(c: &mut ClientWrapper, q: &ResultsQuery) -> Result<R
             Some((lo, hi)) => match (q.hourly_split(), q.event_range_alone()) {
                 (Some(split), _) => (hourly_count(&tx, &split).await?, lo, hi),
                 // Less than an hour's range (or times the split does not take).
-                (None, Some((from, to))) => {
-                    let counted = EventCount { source: q.source, suspicious: q.suspicious };
-                    (counted.between(&tx, from, to, "<=").await?, lo, hi)
-                }
+                (None, Some((from, to))) => (event_count(&tx, from, to, "<=", q.source, q.suspicious).await?, lo, hi),
                 (None, None) => (range_count(&tx, lo, hi, &filter, &fargs, BlockFilter::of(q)).await?, lo, hi),
             },
             None => (0, 1, 0),
@@ -311,13 +308,7 @@ async fn newest_page(
               ORDER BY event_at DESC, id DESC LIMIT ${limit}::int8 + ${offset}::int8)"
         ));
     }
-    // CSV rows have no device, user, address or kind.
-    let csv_rows_match = matches!(q.source, None | Some(Source::Csv))
-        && q.device.is_none()
-        && q.user.is_none()
-        && q.source_ip.is_none()
-        && q.kind.is_none();
-    if csv_rows_match {
+    if q.csv_rows_can_match() {
         let (filter, _) = filter_sql_of(q, 3, EventRows::OfUpload);
         streams.push(format!(
             "(SELECT p.* FROM csv_uploads u CROSS JOIN LATERAL (
@@ -597,53 +588,53 @@ async fn hourly_count(tx: &Transaction<'_>, split: &HourlySplit) -> Result<u64> 
         .await?
         .get(0);
     let mut edges = 0;
-    let counted = EventCount { source: split.source, suspicious: split.suspicious };
     for (range, upper) in [(&split.head, "<"), (&split.tail, "<=")] {
         if let Some((lo, hi)) = range {
-            edges += counted.between(tx, Some(lo), Some(hi), upper).await?;
+            edges += event_count(tx, Some(lo), Some(hi), upper, split.source, split.suspicious).await?;
         }
     }
     Ok(whole.max(0) as u64 + edges)
 }
 
-/// Rows of an event-time range of one source and label (each optional).
-struct EventCount {
+/// The rows with `from <= event_at` and `event_at {upper} to` (`<` or
+/// `<=`; an open end is no bound) of `source` and label (each optional):
+/// those of no upload counted through `predictions_event`, CSV rows by
+/// their uploads of that time, each one's whole id blocks from `id_blocks`
+/// and only the rows of its two edge blocks walked (an index count of a
+/// few million CSV rows took seconds; these cost the same for any upload).
+async fn event_count(
+    tx: &Transaction<'_>,
+    from: Option<&str>,
+    to: Option<&str>,
+    upper: &str,
     source: Option<Source>,
     suspicious: Option<bool>,
-}
-
-impl EventCount {
-    /// The rows with `from <= event_at` and `event_at {upper} to` (`<` or
-    /// `<=`; an open end is no bound): those of no upload counted through
-    /// `predictions_event`, CSV rows by their uploads of that time, each
-    /// one's whole id blocks from `id_blocks` and only the rows of its two
-    /// edge blocks walked (an index count of a few million CSV rows took
-    /// seconds; these cost the same for any upload).
-    async fn between(&self, tx: &Transaction<'_>, from: Option<&str>, to: Option<&str>, upper: &str) -> Result<u64> {
-        let (source, prediction) = (self.source.map(Source::as_str), self.suspicious.map(label));
-        // Open ends as the infinite times: bounds the index can always take.
-        let (from, to) = (from.unwrap_or("-infinity"), to.unwrap_or("infinity"));
-        let within = format!(
-            " AND event_at >= ($1::text::timestamp AT TIME ZONE 'UTC')
+) -> Result<u64> {
+    let (others_too, uploads_too) = (source != Some(Source::Csv), matches!(source, None | Some(Source::Csv)));
+    let (source, prediction) = (source.map(Source::as_str), suspicious.map(label));
+    // Open ends as the infinite times: bounds the index can always take.
+    let (from, to) = (from.unwrap_or("-infinity"), to.unwrap_or("infinity"));
+    let within = format!(
+        " AND event_at >= ($1::text::timestamp AT TIME ZONE 'UTC')
               AND event_at {upper} ($2::text::timestamp AT TIME ZONE 'UTC')"
-        );
-        let others = async {
-            if source == Some("csv") {
-                return Ok::<i64, Error>(0);
-            }
-            let sql = format!(
-                "SELECT COUNT(*) FROM predictions WHERE source <> 'csv'
+    );
+    let others = async {
+        if !others_too {
+            return Ok::<i64, Error>(0);
+        }
+        let sql = format!(
+            "SELECT COUNT(*) FROM predictions WHERE source <> 'csv'
                    AND ($3::text IS NULL OR source = $3) AND ($4::text IS NULL OR prediction = $4){within}"
-            );
-            Ok(tx.query_one(&tx.prepare_cached(&sql).await?, &[&from, &to, &source, &prediction]).await?.get(0))
-        };
-        let uploads = async {
-            if source.is_some_and(|s| s != "csv") {
-                return Ok::<i64, Error>(0);
-            }
-            let (shift, of_uploads) = (BLOCK_SHIFT, within.replace("event_at", "uploaded_at"));
-            let sql = format!(
-                "WITH u AS (
+        );
+        Ok(tx.query_one(&tx.prepare_cached(&sql).await?, &[&from, &to, &source, &prediction]).await?.get(0))
+    };
+    let uploads = async {
+        if !uploads_too {
+            return Ok::<i64, Error>(0);
+        }
+        let (shift, of_uploads) = (BLOCK_SHIFT, within.replace("event_at", "uploaded_at"));
+        let sql = format!(
+            "WITH u AS (
                      SELECT first_id, last_id, ((first_id + (1 << {shift}) - 1) >> {shift}) << {shift} AS whole_from,
                             ((last_id + 1) >> {shift}) << {shift} AS whole_to
                      FROM csv_uploads WHERE true{of_uploads})
@@ -657,12 +648,11 @@ impl EventCount {
                            + (SELECT COUNT(*) FROM predictions p
                               WHERE p.id >= GREATEST(u.first_id, u.whole_from, u.whole_to) AND p.id <= u.last_id
                                 AND ($3::text IS NULL OR p.prediction = $3))), 0)::int8 FROM u)"
-            );
-            Ok(tx.query_one(&tx.prepare_cached(&sql).await?, &[&from, &to, &prediction]).await?.get(0))
-        };
-        let (others, uploads) = tokio::try_join!(others, uploads)?;
-        Ok((others.max(0) + uploads.max(0)) as u64)
-    }
+        );
+        Ok(tx.query_one(&tx.prepare_cached(&sql).await?, &[&from, &to, &prediction]).await?.get(0))
+    };
+    let (others, uploads) = tokio::try_join!(others, uploads)?;
+    Ok((others.max(0) + uploads.max(0)) as u64)
 }
 
 /// The id range of the rows stored between `from` and `to` (inclusive,

@@ -186,11 +186,7 @@ impl SqliteStore {
 #[async_trait]
 impl Predictions for SqliteStore {
     async fn insert(&self, rows: Vec<NewPrediction>) -> Result<Vec<i64>> {
-        // A CSV row is placed in event-time order by its upload's row of
-        // `csv_uploads`, which only `begin_csv` writes.
-        if rows.iter().any(|p| p.source == crate::store::Source::Csv) {
-            return Err(Error::Internal("CSV rows are stored by an upload, not one by one".into()));
-        }
+        crate::store::model::refuse_csv_rows(&rows)?;
         self.send(|reply| WriteOp::Insert { rows, reply }).await
     }
 

@@ -213,15 +213,7 @@ struct NewestStreams {
 
 impl NewestStreams {
     fn of(q: &ResultsQuery) -> NewestStreams {
-        NewestStreams {
-            others: q.source != Some(Source::Csv),
-            // CSV rows have no device, user, address or kind.
-            uploads: matches!(q.source, None | Some(Source::Csv))
-                && q.device.is_none()
-                && q.user.is_none()
-                && q.source_ip.is_none()
-                && q.kind.is_none(),
-        }
+        NewestStreams { others: q.source != Some(Source::Csv), uploads: q.csv_rows_can_match() }
     }
 }
 
